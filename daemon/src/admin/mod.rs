@@ -1,0 +1,192 @@
+//! The admin RPC: JSON-RPC 2.0 over HTTP, on a Unix socket in the data dir (mode 0600) or on a
+//! loopback TCP port guarded by a cookie file. The method table below is the whole interface.
+
+mod client;
+pub mod error;
+mod getinfo;
+mod params;
+mod wallet_balance;
+mod wallet_newaddress;
+mod wallet_send;
+mod wallet_transactions;
+mod wallet_utxos;
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+
+pub use client::{AdminClient, ClientError};
+use error::{rpc_code, AdminError};
+use params::Params;
+
+use crate::state::AppState;
+
+/// Every admin method, as `sendero-cli` names it.
+pub const METHODS: &[&str] =
+    &["getinfo", "wallet.balance", "wallet.newaddress", "wallet.send", "wallet.utxos", "wallet.transactions"];
+
+/// Socket file name inside the data dir.
+pub const SOCKET_FILE: &str = "admin.sock";
+/// Cookie file name inside the data dir (TCP mode).
+pub const COOKIE_FILE: &str = "admin.cookie";
+
+async fn dispatch(ctx: &AppState, method: &str, params: Params) -> Result<Value, AdminError> {
+    match method {
+        "getinfo" => getinfo::handle(ctx, params).await,
+        "wallet.balance" => wallet_balance::handle(ctx, params).await,
+        "wallet.newaddress" => wallet_newaddress::handle(ctx, params).await,
+        "wallet.send" => wallet_send::handle(ctx, params).await,
+        "wallet.utxos" => wallet_utxos::handle(ctx, params).await,
+        "wallet.transactions" => wallet_transactions::handle(ctx, params).await,
+        other => Err(AdminError::new(rpc_code::METHOD_NOT_FOUND, "method_not_found", format!("no method {other:?}"))
+            .with("methods", METHODS)),
+    }
+}
+
+/// A bound admin listener.
+pub enum AdminListener {
+    /// `<datadir>/admin.sock`.
+    Unix(UnixListener, PathBuf),
+    /// Loopback TCP, with the cookie clients must present.
+    Tcp(TcpListener, String),
+}
+
+impl AdminListener {
+    /// Binds the socket (replacing a stale one) or the TCP port (writing a fresh cookie file).
+    pub async fn bind(datadir: &Path, tcp: Option<SocketAddr>) -> io::Result<AdminListener> {
+        match tcp {
+            None => {
+                let path = datadir.join(SOCKET_FILE);
+                if path.exists() {
+                    std::fs::remove_file(&path)?;
+                }
+                let listener = UnixListener::bind(&path)?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                Ok(AdminListener::Unix(listener, path))
+            }
+            Some(addr) => {
+                let listener = TcpListener::bind(addr).await?;
+                let cookie = crate::secret::random_hex(32);
+                crate::secret::write_private(&datadir.join(COOKIE_FILE), &format!("{cookie}\n"))?;
+                Ok(AdminListener::Tcp(listener, cookie))
+            }
+        }
+    }
+
+    /// Where clients reach it.
+    pub fn describe(&self) -> String {
+        match self {
+            AdminListener::Unix(_, path) => path.display().to_string(),
+            AdminListener::Tcp(l, _) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        }
+    }
+
+    /// Serves until `cancel`, then removes the socket or cookie file.
+    pub async fn serve(self, ctx: AppState, cancel: CancellationToken) -> io::Result<()> {
+        let datadir = ctx.config.datadir.clone();
+        match self {
+            AdminListener::Unix(listener, path) => {
+                let app = router(ctx, None);
+                let result = axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await;
+                let _ = std::fs::remove_file(path);
+                result
+            }
+            AdminListener::Tcp(listener, cookie) => {
+                let app = router(ctx, Some(cookie.into()));
+                let result = axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await;
+                let _ = std::fs::remove_file(datadir.join(COOKIE_FILE));
+                result
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AdminState {
+    app: AppState,
+    cookie: Option<Arc<str>>,
+}
+
+fn router(app: AppState, cookie: Option<Arc<str>>) -> Router {
+    let limit = app.config.api.body_limit_bytes;
+    Router::new()
+        .route("/", post(rpc))
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .with_state(AdminState { app, cookie })
+}
+
+async fn rpc(State(state): State<AdminState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(cookie) = &state.cookie {
+        let presented =
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if !presented.is_some_and(|p| crate::secret::equal(p.as_bytes(), cookie.as_bytes())) {
+            return (StatusCode::UNAUTHORIZED, "admin cookie required\n").into_response();
+        }
+    }
+    let (id, outcome) = match parse_request(&body) {
+        Ok((id, method, params)) => {
+            let outcome = dispatch(&state.app, &method, params).await;
+            match &outcome {
+                Ok(_) => tracing::debug!(%method, "admin call"),
+                Err(e) => tracing::info!(%method, code = e.code, message = %e.message, "admin call refused"),
+            }
+            (id, outcome)
+        }
+        Err((id, e)) => (id, Err(e)),
+    };
+    let body = match outcome {
+        Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+        Err(e) => json!({ "jsonrpc": "2.0", "id": id, "error": e.to_json() }),
+    };
+    Json(body).into_response()
+}
+
+type BadRequest = (Value, AdminError);
+
+fn parse_request(body: &[u8]) -> Result<(Value, String, Params), BadRequest> {
+    let request: Value = serde_json::from_slice(body).map_err(|e| {
+        (Value::Null, AdminError::new(rpc_code::PARSE_ERROR, "parse_error", format!("malformed JSON: {e}")))
+    })?;
+    let invalid =
+        |id: Value, why: &str| (id, AdminError::new(rpc_code::INVALID_REQUEST, "invalid_request", why.to_owned()));
+    let Value::Object(mut obj) = request else {
+        return Err(invalid(Value::Null, "a request is one JSON-RPC 2.0 object (batches are not supported)"));
+    };
+    let id = obj.remove("id").unwrap_or(Value::Null);
+    if obj.get("jsonrpc") != Some(&Value::from("2.0")) {
+        return Err(invalid(id, "\"jsonrpc\" must be \"2.0\""));
+    }
+    let Some(Value::String(method)) = obj.remove("method") else {
+        return Err(invalid(id, "\"method\" must be a string"));
+    };
+    let params = Params::from_value(obj.remove("params")).map_err(|e| (id.clone(), e))?;
+    Ok((id, method, params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_are_checked_before_dispatch() {
+        let code = |body: &str| parse_request(body.as_bytes()).err().map(|(_, e)| e.code);
+        assert_eq!(code("{not json"), Some("parse_error"));
+        assert_eq!(code("[1,2]"), Some("invalid_request"));
+        assert_eq!(code(r#"{"id":1,"method":"getinfo"}"#), Some("invalid_request"));
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":7}"#), Some("invalid_request"));
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"getinfo","params":[1]}"#), Some("invalid_params"));
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"getinfo"}"#), None);
+    }
+}

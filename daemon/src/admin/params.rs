@@ -1,0 +1,85 @@
+//! Reading JSON-RPC `params`: an object with known keys only, typed getters whose errors name the
+//! key and carry the right stable code.
+
+use serde_json::{Map, Value};
+
+use super::error::AdminError;
+
+/// A method's parameters (an object; absent or `null` is an empty one).
+#[derive(Debug, Default)]
+pub struct Params(Map<String, Value>);
+
+impl Params {
+    /// Accepts an object, `null` or nothing.
+    pub fn from_value(value: Option<Value>) -> Result<Params, AdminError> {
+        match value {
+            None | Some(Value::Null) => Ok(Params::default()),
+            Some(Value::Object(map)) => Ok(Params(map)),
+            Some(_) => Err(AdminError::invalid_params("params must be an object of named parameters")),
+        }
+    }
+
+    /// Refuses any key not in `known`.
+    pub fn only(self, known: &[&str]) -> Result<Params, AdminError> {
+        match self.0.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(k) => {
+                Err(AdminError::invalid_params(format!("unknown parameter {k:?}; accepted: {}", known.join(", "))))
+            }
+            None => Ok(self),
+        }
+    }
+
+    /// A required string.
+    pub fn string(&self, key: &str) -> Result<String, AdminError> {
+        match self.0.get(key) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(AdminError::invalid_params(format!("{key} must be a string"))),
+            None => Err(AdminError::invalid_params(format!("missing parameter {key}"))),
+        }
+    }
+
+    /// A required whole number ≥ 1; anything else is an error with `code`.
+    pub fn positive_integer(&self, key: &str, code: &'static str) -> Result<u64, AdminError> {
+        self.optional_positive_integer(key, code)?
+            .ok_or_else(|| AdminError::invalid_params(format!("missing parameter {key}")))
+    }
+
+    /// An optional whole number ≥ 1; anything else is an error with `code`.
+    pub fn optional_positive_integer(&self, key: &str, code: &'static str) -> Result<Option<u64>, AdminError> {
+        let refuse = |why: &str| AdminError::new(super::error::rpc_code::INVALID_PARAMS, code, format!("{key} {why}"));
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match (n.as_u64(), n.as_i64()) {
+                (Some(0), _) => Err(refuse("must be at least 1")),
+                (Some(v), _) => Ok(Some(v)),
+                (None, Some(_)) => Err(refuse("must not be negative")),
+                (None, None) => Err(refuse("must be a whole number")),
+            },
+            Some(_) => Err(refuse("must be a JSON integer")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn integers_are_checked_with_the_callers_code() {
+        let p = Params::from_value(Some(json!({"a": 5, "z": 0, "n": -3, "f": 1.5, "s": "7"}))).unwrap();
+        assert_eq!(p.positive_integer("a", "invalid_amount").unwrap(), 5);
+        for key in ["z", "n", "f", "s"] {
+            assert_eq!(p.positive_integer(key, "invalid_amount").unwrap_err().code, "invalid_amount", "{key}");
+        }
+        assert_eq!(p.positive_integer("missing", "invalid_amount").unwrap_err().code, "invalid_params");
+        assert_eq!(p.optional_positive_integer("missing", "x").unwrap(), None);
+    }
+
+    #[test]
+    fn shape_errors_are_invalid_params() {
+        assert_eq!(Params::from_value(Some(json!([1]))).unwrap_err().code, "invalid_params");
+        let err = Params::from_value(Some(json!({"adress": "x"}))).unwrap().only(&["address"]).unwrap_err();
+        assert!(err.message.contains("adress"));
+    }
+}

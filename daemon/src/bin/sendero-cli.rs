@@ -1,0 +1,161 @@
+//! `sendero-cli`: the operator's client for senderod's admin RPC.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sendero::admin::{AdminClient, ClientError};
+use serde_json::{json, Value};
+
+/// Talk to a running senderod through its admin RPC.
+#[derive(Parser, Debug)]
+#[command(name = "sendero-cli", version)]
+struct Cli {
+    /// senderod's data directory (its admin socket or cookie is found there).
+    #[arg(long, global = true, env = "SENDERO_DATADIR")]
+    datadir: Option<PathBuf>,
+    /// Use the admin RPC on this loopback TCP address (with <datadir>/admin.cookie) instead of the
+    /// Unix socket.
+    #[arg(long, global = true)]
+    admin_addr: Option<SocketAddr>,
+    /// Print the raw JSON result (or error) instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Network, chain height, wallet balances and sync state.
+    #[command(name = "getinfo")]
+    Getinfo,
+    /// Treasury balances in sats.
+    #[command(name = "wallet.balance")]
+    WalletBalance,
+    /// A fresh receive address.
+    #[command(name = "wallet.newaddress")]
+    WalletNewaddress,
+    /// Pay an address from the treasury.
+    #[command(name = "wallet.send")]
+    WalletSend {
+        /// Destination address (of the daemon's network).
+        #[arg(long)]
+        address: String,
+        /// Amount in sats.
+        #[arg(long, allow_negative_numbers = true)]
+        amount_sat: i64,
+        /// Feerate in sat/vB (default: bitcoind's estimate for the configured target).
+        #[arg(long, allow_negative_numbers = true)]
+        feerate_sat_vb: Option<i64>,
+    },
+    /// Unspent outputs of the treasury.
+    #[command(name = "wallet.utxos")]
+    WalletUtxos,
+    /// Treasury transactions, newest first.
+    #[command(name = "wallet.transactions")]
+    WalletTransactions,
+    /// Call any admin method with JSON parameters, e.g. `call wallet.send '{"address":…}'`.
+    Call {
+        /// Method name.
+        method: String,
+        /// Parameters as a JSON object.
+        params: Option<String>,
+    },
+}
+
+impl Command {
+    fn request(&self) -> Result<(String, Value), String> {
+        let plain = |m: &str| Ok((m.to_owned(), json!({})));
+        match self {
+            Command::Getinfo => plain("getinfo"),
+            Command::WalletBalance => plain("wallet.balance"),
+            Command::WalletNewaddress => plain("wallet.newaddress"),
+            Command::WalletUtxos => plain("wallet.utxos"),
+            Command::WalletTransactions => plain("wallet.transactions"),
+            Command::WalletSend { address, amount_sat, feerate_sat_vb } => {
+                let mut params = json!({ "address": address, "amount_sat": amount_sat });
+                if let Some(rate) = feerate_sat_vb {
+                    params["feerate_sat_vb"] = json!(rate);
+                }
+                Ok(("wallet.send".into(), params))
+            }
+            Command::Call { method, params } => {
+                let params = match params {
+                    Some(text) => serde_json::from_str(text).map_err(|e| format!("params are not JSON: {e}"))?,
+                    None => json!({}),
+                };
+                Ok((method.clone(), params))
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (method, params) = match cli.command.request() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sendero-cli: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let datadir =
+        cli.datadir.unwrap_or_else(|| std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".sendero"));
+    let client = AdminClient::new(&datadir, cli.admin_addr);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sendero-cli: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(client.call(&method, params)) {
+        Ok(result) if cli.json => {
+            println!("{result}");
+            ExitCode::SUCCESS
+        }
+        Ok(result) => {
+            print_human(&result, "");
+            ExitCode::SUCCESS
+        }
+        Err(e) => report(&e, cli.json),
+    }
+}
+
+fn report(e: &ClientError, json: bool) -> ExitCode {
+    match e {
+        ClientError::Rpc { rpc_code, code, message, data } if json => {
+            println!(
+                "{}",
+                json!({ "error": { "code": code, "rpc_code": rpc_code, "message": message, "data": data } })
+            );
+        }
+        _ => eprintln!("sendero-cli: {e}"),
+    }
+    match e {
+        ClientError::Rpc { .. } => ExitCode::FAILURE,
+        _ => ExitCode::from(3),
+    }
+}
+
+/// Prints a JSON value as `key: value` lines, nested keys joined with dots.
+fn print_human(value: &Value, prefix: &str) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                print_human(v, &key);
+            }
+        }
+        Value::Array(items) if items.iter().all(Value::is_object) && !items.is_empty() => {
+            for (i, item) in items.iter().enumerate() {
+                print_human(item, &format!("{prefix}[{i}]"));
+            }
+        }
+        Value::String(s) => println!("{prefix}: {s}"),
+        Value::Null => println!("{prefix}: -"),
+        other => println!("{prefix}: {other}"),
+    }
+}

@@ -1,0 +1,59 @@
+//! `senderod`: the Sendero payment gateway daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use sendero::config::{Config, Overrides};
+
+/// Sendero payment gateway daemon: an on-chain treasury and (soon) a Lightning node beside your
+/// bitcoind, behind a local HTTP API and an admin RPC.
+#[derive(Parser, Debug)]
+#[command(name = "senderod", version)]
+struct Args {
+    /// TOML configuration file (see config.example.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (default ~/.sendero, or ~/.sendero-dev with --dev).
+    #[arg(long)]
+    datadir: Option<PathBuf>,
+    /// bitcoin | testnet | testnet4 | signet | regtest.
+    #[arg(long)]
+    network: Option<String>,
+    /// Address of the public HTTP API (default 127.0.0.1:8380).
+    #[arg(long)]
+    api_listen: Option<String>,
+    /// Dev mode: start a private regtest bitcoind (building it if needed), mine 101 blocks to the
+    /// wallet, and serve.
+    #[arg(long)]
+    dev: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let overrides =
+        Overrides { datadir: args.datadir, network: args.network, api_listen: args.api_listen, dev: args.dev };
+    let config = match Config::load(args.config.as_deref(), std::env::vars(), &overrides) {
+        Ok(config) => config,
+        Err(e) => return fail(&e),
+    };
+    if let Err(e) = sendero::logging::init(&config.log) {
+        return fail(&e);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e),
+    };
+    match runtime.block_on(sendero::daemon::run(config, args.dev)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "senderod failed");
+            fail(&e)
+        }
+    }
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("senderod: {e}");
+    ExitCode::FAILURE
+}

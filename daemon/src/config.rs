@@ -1,0 +1,490 @@
+//! Configuration: a TOML file, then `SENDERO_*` environment variables, then command-line flags,
+//! merged into one checked [`Config`]. Unknown keys are errors that name the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use sendero_wallet::bitcoin::Network;
+use sendero_wallet::BitcoindAuth;
+use serde::{Deserialize, Serialize};
+
+/// Environment variables that start with `SENDERO_` but are not configuration keys.
+const NON_CONFIG_ENV: &[&str] = &["SENDERO_CACHE"];
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has an unknown key, or a value of the wrong type.
+    #[error("config {origin}: {message}")]
+    Parse {
+        /// The file or the environment.
+        origin: String,
+        /// TOML's own message (it names the key).
+        message: String,
+    },
+    /// A value parses but cannot be used.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration. Every field has a default; see `config.example.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `bitcoin`, `testnet`, `testnet4`, `signet` or `regtest`.
+    pub network: String,
+    /// Where Sendero keeps its store, wallet, mnemonic and admin socket.
+    pub datadir: PathBuf,
+    /// Public HTTP API.
+    pub api: ApiConfig,
+    /// Admin JSON-RPC.
+    pub admin: AdminConfig,
+    /// The bitcoind Sendero runs beside.
+    pub bitcoind: BitcoindConfig,
+    /// The on-chain treasury wallet.
+    pub wallet: WalletConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Dev mode (`senderod --dev`).
+    pub dev: DevConfig,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address the public HTTP API listens on.
+    pub listen: String,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// A request taking longer is answered 408.
+    pub request_timeout_secs: u64,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Empty: a Unix socket `<datadir>/admin.sock` (mode 0600). An address such as
+    /// `127.0.0.1:8381`: TCP on loopback, authenticated with the cookie in `<datadir>/admin.cookie`.
+    pub listen: String,
+}
+
+/// `[bitcoind]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BitcoindConfig {
+    /// RPC URL; empty means the network's default port on 127.0.0.1.
+    pub rpc_url: String,
+    /// Path of bitcoind's `.cookie`; empty means `~/.bitcoin/<network dir>/.cookie` unless
+    /// `rpc_user` is set.
+    pub rpc_cookie: String,
+    /// `rpcuser` (with `rpc_password`) instead of the cookie.
+    pub rpc_user: String,
+    /// `rpcpassword`.
+    pub rpc_password: String,
+    /// How often to look for new blocks and mempool transactions, in milliseconds.
+    pub poll_interval_ms: u64,
+}
+
+/// `[wallet]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalletConfig {
+    /// Height to start scanning from when the wallet is new. A mnemonic Sendero creates itself
+    /// starts at the chain tip of its first start instead.
+    pub birthday_height: u32,
+    /// Confirmation target (blocks) for sends that name no feerate.
+    pub default_target_blocks: u16,
+    /// Feerate (sat/vB) used when bitcoind has no estimate, as on regtest or a fresh node.
+    pub fallback_feerate_sat_vb: u64,
+    /// Sends asking for more than this many sat/vB are refused as absurd.
+    pub max_feerate_sat_vb: u64,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` or `json`.
+    pub format: String,
+    /// A `tracing` filter such as `info` or `sendero=debug,info`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+/// `[dev]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevConfig {
+    /// bitcoind binary for dev mode; empty: `BITCOIND_EXE`, then the cached build, then build it.
+    pub bitcoind_exe: String,
+    /// Blocks mined to the wallet when dev mode starts a new chain.
+    pub mine_blocks: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            network: "bitcoin".into(),
+            datadir: default_home().join(".sendero"),
+            api: ApiConfig::default(),
+            admin: AdminConfig::default(),
+            bitcoind: BitcoindConfig::default(),
+            wallet: WalletConfig::default(),
+            log: LogConfig::default(),
+            dev: DevConfig::default(),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { listen: "127.0.0.1:8380".into(), body_limit_bytes: 64 * 1024, request_timeout_secs: 30 }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { listen: String::new() }
+    }
+}
+
+impl Default for BitcoindConfig {
+    fn default() -> Self {
+        BitcoindConfig {
+            rpc_url: String::new(),
+            rpc_cookie: String::new(),
+            rpc_user: String::new(),
+            rpc_password: String::new(),
+            poll_interval_ms: 1_000,
+        }
+    }
+}
+
+impl Default for WalletConfig {
+    fn default() -> Self {
+        WalletConfig {
+            birthday_height: 0,
+            default_target_blocks: 6,
+            fallback_feerate_sat_vb: 2,
+            max_feerate_sat_vb: 1_000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: "human".into(), level: "info".into() }
+    }
+}
+
+impl Default for DevConfig {
+    fn default() -> Self {
+        DevConfig { bitcoind_exe: String::new(), mine_blocks: 101 }
+    }
+}
+
+/// Values given on the command line; `None` leaves the file / environment value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--datadir`.
+    pub datadir: Option<PathBuf>,
+    /// `--network`.
+    pub network: Option<String>,
+    /// `--api-listen`.
+    pub api_listen: Option<String>,
+    /// `--dev`.
+    pub dev: bool,
+}
+
+impl Config {
+    /// Reads `file` (if given), applies `env` (the `SENDERO_*` variables), then `flags`, and checks
+    /// the result.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut tree = match file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                parse_tree(&text, &path.display().to_string())?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut tree, env)?;
+        let mut config: Config = toml::Value::Table(tree).try_into().map_err(|e: toml::de::Error| {
+            ConfigError::Parse { origin: "settings".into(), message: e.message().to_owned() }
+        })?;
+        config.apply_flags(flags);
+        config.check()?;
+        Ok(config)
+    }
+
+    fn apply_flags(&mut self, flags: &Overrides) {
+        if flags.dev {
+            self.network = "regtest".into();
+            if flags.datadir.is_none() && self.datadir == Config::default().datadir {
+                self.datadir = default_home().join(".sendero-dev");
+            }
+        }
+        if let Some(d) = &flags.datadir {
+            self.datadir = d.clone();
+        }
+        if let Some(n) = &flags.network {
+            self.network = n.clone();
+        }
+        if let Some(l) = &flags.api_listen {
+            self.api.listen = l.clone();
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        self.bitcoin_network()?;
+        self.api_listen()?;
+        self.admin_listen()?;
+        if !matches!(self.log.format.as_str(), "human" | "json") {
+            return Err(ConfigError::Invalid(format!(
+                "log.format must be \"human\" or \"json\", not {:?}",
+                self.log.format
+            )));
+        }
+        let w = &self.wallet;
+        if w.fallback_feerate_sat_vb == 0 || w.fallback_feerate_sat_vb > w.max_feerate_sat_vb {
+            return Err(ConfigError::Invalid(
+                "wallet.fallback_feerate_sat_vb must be between 1 and wallet.max_feerate_sat_vb".into(),
+            ));
+        }
+        if w.default_target_blocks == 0 || w.default_target_blocks > 1008 {
+            return Err(ConfigError::Invalid("wallet.default_target_blocks must be between 1 and 1008".into()));
+        }
+        if self.bitcoind.rpc_user.is_empty() != self.bitcoind.rpc_password.is_empty() {
+            return Err(ConfigError::Invalid("bitcoind.rpc_user and bitcoind.rpc_password go together".into()));
+        }
+        Ok(())
+    }
+
+    /// The checked network.
+    pub fn bitcoin_network(&self) -> Result<Network, ConfigError> {
+        match self.network.as_str() {
+            "mainnet" => Ok(Network::Bitcoin),
+            name => Network::from_str(name).map_err(|_| {
+                ConfigError::Invalid(format!("network {name:?}: use bitcoin, testnet, testnet4, signet or regtest"))
+            }),
+        }
+    }
+
+    /// The public API's listening address.
+    pub fn api_listen(&self) -> Result<SocketAddr, ConfigError> {
+        self.api
+            .listen
+            .parse()
+            .map_err(|_| ConfigError::Invalid(format!("api.listen {:?} is not an address", self.api.listen)))
+    }
+
+    /// The admin RPC's TCP address, or `None` for the Unix socket.
+    pub fn admin_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.admin.listen.is_empty() {
+            return Ok(None);
+        }
+        let addr: SocketAddr = self
+            .admin
+            .listen
+            .parse()
+            .map_err(|_| ConfigError::Invalid(format!("admin.listen {:?} is not an address", self.admin.listen)))?;
+        if !addr.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!("admin.listen {addr} must be a loopback address")));
+        }
+        Ok(Some(addr))
+    }
+}
+
+impl Config {
+    /// bitcoind's RPC URL and credentials, with the network's defaults filled in.
+    pub fn bitcoind_rpc(&self) -> Result<(String, BitcoindAuth), ConfigError> {
+        let network = self.bitcoin_network()?;
+        let (port, subdir) = match network {
+            Network::Bitcoin => (8332, ""),
+            Network::Testnet => (18332, "testnet3"),
+            Network::Testnet4 => (48332, "testnet4"),
+            Network::Signet => (38332, "signet"),
+            Network::Regtest => (18443, "regtest"),
+        };
+        let b = &self.bitcoind;
+        let url = if b.rpc_url.is_empty() { format!("http://127.0.0.1:{port}") } else { b.rpc_url.clone() };
+        let auth = if !b.rpc_user.is_empty() {
+            BitcoindAuth::UserPass(b.rpc_user.clone(), b.rpc_password.clone())
+        } else if !b.rpc_cookie.is_empty() {
+            BitcoindAuth::Cookie(PathBuf::from(&b.rpc_cookie))
+        } else {
+            BitcoindAuth::Cookie(default_home().join(".bitcoin").join(subdir).join(".cookie"))
+        };
+        Ok((url, auth))
+    }
+}
+
+/// `$HOME`, or `/` when unset.
+fn default_home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
+}
+
+fn parse_tree(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
+    let tree: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Parse { origin: origin.to_owned(), message: e.to_string() })?;
+    // Type-check the file on its own so that an unknown key is reported against the file.
+    toml::Value::Table(tree.clone())
+        .try_into::<Config>()
+        .map_err(|e| ConfigError::Parse { origin: origin.to_owned(), message: e.message().to_owned() })?;
+    Ok(tree)
+}
+
+/// Every configuration key as `(section, key)` (section empty for top-level keys), with its
+/// environment variable name: `SENDERO_<SECTION>_<KEY>` in upper case.
+pub fn env_keys() -> BTreeMap<String, (String, String)> {
+    let mut keys = BTreeMap::new();
+    let Ok(toml::Value::Table(defaults)) = toml::Value::try_from(Config::default()) else {
+        return keys;
+    };
+    for (name, value) in defaults {
+        match value {
+            toml::Value::Table(section) => {
+                for key in section.keys() {
+                    keys.insert(format!("SENDERO_{}_{}", name, key).to_uppercase(), (name.clone(), key.clone()));
+                }
+            }
+            _ => {
+                keys.insert(format!("SENDERO_{name}").to_uppercase(), (String::new(), name));
+            }
+        }
+    }
+    keys
+}
+
+fn apply_env(tree: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    let keys = env_keys();
+    let defaults = toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    for (var, raw) in env {
+        if !var.starts_with("SENDERO_") || NON_CONFIG_ENV.contains(&var.as_str()) {
+            continue;
+        }
+        let Some((section, key)) = keys.get(&var) else {
+            return Err(ConfigError::Parse {
+                origin: "environment".into(),
+                message: format!("unknown variable {var}"),
+            });
+        };
+        let default =
+            if section.is_empty() { defaults.get(key) } else { defaults.get(section).and_then(|s| s.get(key)) };
+        let value = match default {
+            Some(toml::Value::Integer(_)) => {
+                raw.trim().parse::<i64>().map(toml::Value::Integer).map_err(|_| ConfigError::Parse {
+                    origin: "environment".into(),
+                    message: format!("{var} must be an integer, not {raw:?}"),
+                })?
+            }
+            Some(toml::Value::Boolean(_)) => {
+                raw.trim().parse::<bool>().map(toml::Value::Boolean).map_err(|_| ConfigError::Parse {
+                    origin: "environment".into(),
+                    message: format!("{var} must be true or false, not {raw:?}"),
+                })?
+            }
+            _ => toml::Value::String(raw),
+        };
+        let table = if section.is_empty() {
+            &mut *tree
+        } else {
+            match tree.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new())) {
+                toml::Value::Table(t) => t,
+                _ => return Err(ConfigError::Invalid(format!("[{section}] must be a table"))),
+            }
+        };
+        table.insert(key.clone(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)], flags: &Overrides) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::load(Some(&path), env, flags)
+    }
+
+    #[test]
+    fn example_config_parses_and_documents_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = Config::load(Some(&path), [], &Overrides::default()).unwrap();
+        assert_eq!(config.network, "bitcoin");
+        for (section, key) in env_keys().values() {
+            let line = format!("{key} =");
+            assert!(text.contains(&line), "config.example.toml does not document {section}.{key}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = load("[api]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n", &[], &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("listen_port"), "{err}");
+        let err = load("", &[("SENDERO_API_LISTN", "x")], &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("SENDERO_API_LISTN"), "{err}");
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        let text = "network = \"signet\"\n[api]\nlisten = \"127.0.0.1:1000\"\n[wallet]\nmax_feerate_sat_vb = 500\n";
+        let c = load(
+            text,
+            &[("SENDERO_API_LISTEN", "127.0.0.1:2000"), ("SENDERO_WALLET_MAX_FEERATE_SAT_VB", "700")],
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.network.as_str(), c.api.listen.as_str(), c.wallet.max_feerate_sat_vb),
+            ("signet", "127.0.0.1:2000", 700)
+        );
+        let flags = Overrides {
+            api_listen: Some("127.0.0.1:3000".into()),
+            network: Some("regtest".into()),
+            ..Default::default()
+        };
+        let c = load(text, &[("SENDERO_API_LISTEN", "127.0.0.1:2000")], &flags).unwrap();
+        assert_eq!((c.network.as_str(), c.api.listen.as_str()), ("regtest", "127.0.0.1:3000"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let none = Overrides::default();
+        assert!(load("network = \"moon\"", &[], &none).is_err());
+        assert!(load("[admin]\nlisten = \"0.0.0.0:9\"", &[], &none).unwrap_err().to_string().contains("loopback"));
+        assert!(load("[wallet]\nmax_feerate_sat_vb = \"x\"", &[], &none).is_err());
+        assert!(load("", &[("SENDERO_WALLET_MAX_FEERATE_SAT_VB", "lots")], &none)
+            .unwrap_err()
+            .to_string()
+            .contains("integer"));
+    }
+
+    #[test]
+    fn dev_mode_is_regtest_with_its_own_datadir() {
+        let c = load("", &[], &Overrides { dev: true, ..Default::default() }).unwrap();
+        assert_eq!(c.bitcoin_network().unwrap(), Network::Regtest);
+        assert!(c.datadir.ends_with(".sendero-dev"));
+    }
+}

@@ -1,0 +1,300 @@
+//! senderod's lifecycle: data dir, store, (dev chain), wallet, chain follower, listeners; then one
+//! `select!` over the servers and SIGTERM/SIGINT, and an orderly shutdown.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sendero_wallet::bitcoin::Network;
+use sendero_wallet::{keys, ChainSource, Treasury, WalletError};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::AdminListener;
+use crate::config::{Config, ConfigError};
+use crate::devchain::{self, Bitcoind, DevChainError};
+use crate::follower::{self, ChainStatus};
+use crate::state::AppState;
+use crate::store::{Store, StoreError};
+
+/// Why senderod could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A file, directory or socket could not be used.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// Another senderod holds the data dir.
+    #[error("another senderod is running on {0}")]
+    Locked(PathBuf),
+    /// The data dir belongs to another network.
+    #[error("data dir {datadir} holds a {found} gateway, but senderod is configured for {configured}")]
+    NetworkMismatch {
+        /// The data dir.
+        datadir: PathBuf,
+        /// Its recorded network.
+        found: String,
+        /// The configured one.
+        configured: Network,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The wallet failed to open.
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    /// Dev mode's bitcoind failed.
+    #[error(transparent)]
+    DevChain(#[from] DevChainError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
+    let what = what.into();
+    move |source| DaemonError::Io { what, source }
+}
+
+/// Runs senderod until SIGTERM/SIGINT.
+pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
+    let network = config.bitcoin_network()?;
+    let datadir = config.datadir.clone();
+    prepare_datadir(&datadir)?;
+    let _lock = lock_datadir(&datadir)?;
+    let store = Arc::new(Store::open(&datadir.join("sendero.sqlite"))?);
+    check_network(&store, &datadir, network)?;
+
+    let mut dev_chain = if dev { Some(start_dev_chain(&config)?) } else { None };
+    let chain = Arc::new(match &dev_chain {
+        Some(node) => node.chain_source(),
+        None => {
+            let (url, auth) = config.bitcoind_rpc()?;
+            ChainSource::new(url, auth)
+        }
+    });
+
+    let (mnemonic, created) = keys::load_or_create_mnemonic(&datadir.join("mnemonic"))?;
+    if created {
+        tracing::warn!(path = %datadir.join("mnemonic").display(), "created a new wallet mnemonic: back this file up");
+    }
+    let treasury = Treasury::open(&datadir.join("wallet.sqlite"), &mnemonic, network)?;
+    let start_height = wallet_birthday(&store, &chain, created, config.wallet.birthday_height).await?;
+
+    let cancel = CancellationToken::new();
+    let (status_tx, status_rx) = watch::channel(ChainStatus::default());
+    let state = AppState {
+        config: Arc::new(config),
+        network,
+        treasury: Arc::clone(&treasury),
+        chain: Arc::clone(&chain),
+        store,
+        status: status_rx,
+    };
+    let interval = Duration::from_millis(state.config.bitcoind.poll_interval_ms.max(50));
+    let follower_task =
+        tokio::spawn(follower::run(chain, treasury, network, start_height, interval, status_tx, cancel.clone()));
+
+    if dev {
+        dev_bootstrap(&state).await?;
+    }
+    let result = serve(&state, &cancel).await;
+
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    tracing::info!("senderod stopping");
+    cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(20), follower_task).await;
+    if let Some(node) = dev_chain.as_mut() {
+        tokio::task::block_in_place(|| node.stop());
+    }
+    tracing::info!("senderod stopped");
+    result
+}
+
+/// Binds both listeners, says READY, and waits for a signal or a server failure.
+async fn serve(state: &AppState, cancel: &CancellationToken) -> Result<(), DaemonError> {
+    let api_addr = state.config.api_listen()?;
+    let api_listener = tokio::net::TcpListener::bind(api_addr).await.map_err(io(format!("bind API on {api_addr}")))?;
+    let admin =
+        AdminListener::bind(&state.config.datadir, state.config.admin_listen()?).await.map_err(io("bind admin RPC"))?;
+    let api_at = api_listener.local_addr().map_err(io("API address"))?;
+    let admin_at = admin.describe();
+    let mut api = tokio::spawn(crate::api::serve(api_listener, state.clone(), cancel.clone()));
+    let mut admin = tokio::spawn(admin.serve(state.clone(), cancel.clone()));
+    let mut sigterm = signal(SignalKind::terminate()).map_err(io("install SIGTERM handler"))?;
+
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    tracing::info!(api = %api_at, admin = %admin_at, network = %state.network, "senderod ready");
+
+    let outcome = tokio::select! {
+        _ = sigterm.recv() => { tracing::info!("SIGTERM received"); Ok(()) }
+        _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT received"); Ok(()) }
+        r = &mut api => server_ended("API", r),
+        r = &mut admin => server_ended("admin RPC", r),
+    };
+    cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let _ = (&mut api).await;
+        let _ = (&mut admin).await;
+    })
+    .await;
+    outcome
+}
+
+fn server_ended(name: &str, r: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), DaemonError> {
+    let source = match r {
+        Ok(Ok(())) => std::io::Error::other("stopped unexpectedly"),
+        Ok(Err(e)) => e,
+        Err(e) => std::io::Error::other(e.to_string()),
+    };
+    Err(DaemonError::Io { what: format!("{name} server"), source })
+}
+
+fn prepare_datadir(datadir: &Path) -> Result<(), DaemonError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(datadir)
+        .map_err(io(format!("create data dir {}", datadir.display())))?;
+    let mode = std::fs::metadata(datadir).map_err(io(format!("data dir {}", datadir.display())))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(datadir = %datadir.display(), mode = format!("{:o}", mode & 0o777), "data dir is readable by others; chmod 700 it");
+    }
+    Ok(())
+}
+
+/// Holds an exclusive `flock` on `<datadir>/senderod.lock` for the daemon's lifetime.
+fn lock_datadir(datadir: &Path) -> Result<File, DaemonError> {
+    let path = datadir.join("senderod.lock");
+    let file = File::create(&path).map_err(io(format!("create {}", path.display())))?;
+    // SAFETY: flock on a descriptor we own; the lock is released when `file` is closed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(DaemonError::Locked(datadir.to_path_buf()));
+    }
+    Ok(file)
+}
+
+fn check_network(store: &Store, datadir: &Path, network: Network) -> Result<(), DaemonError> {
+    match store.meta("network")? {
+        Some(found) if found != network.to_string() => {
+            Err(DaemonError::NetworkMismatch { datadir: datadir.to_path_buf(), found, configured: network })
+        }
+        Some(_) => Ok(()),
+        None => Ok(store.set_meta("network", &network.to_string())?),
+    }
+}
+
+/// Where a new wallet starts scanning: a mnemonic made now has no history before today's tip.
+async fn wallet_birthday(
+    store: &Store,
+    chain: &Arc<ChainSource>,
+    created: bool,
+    configured: u32,
+) -> Result<u32, DaemonError> {
+    if let Some(height) = store.meta("wallet_birthday")?.and_then(|h| h.parse().ok()) {
+        return Ok(height);
+    }
+    let mut height = configured;
+    if created {
+        let chain = Arc::clone(chain);
+        if let Ok(Ok(info)) = tokio::task::spawn_blocking(move || chain.info()).await {
+            height = info.blocks;
+        }
+    }
+    store.set_meta("wallet_birthday", &height.to_string())?;
+    Ok(height)
+}
+
+fn start_dev_chain(config: &Config) -> Result<Bitcoind, DaemonError> {
+    let exe = tokio::task::block_in_place(|| devchain::resolve_bitcoind(&config.dev.bitcoind_exe))?;
+    tracing::info!(exe = %exe.display(), "dev mode: starting a private regtest bitcoind");
+    Ok(tokio::task::block_in_place(|| Bitcoind::start(&exe, &config.datadir.join("bitcoind")))?)
+}
+
+/// Dev mode on a new chain: mine blocks to the wallet and wait until it has seen them.
+async fn dev_bootstrap(state: &AppState) -> Result<(), DaemonError> {
+    let mut status = state.status.clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let height = loop {
+        if let Some(h) = status.borrow().chain_height.filter(|_| status.borrow().reachable) {
+            break h;
+        }
+        if Instant::now() > deadline {
+            return Err(WalletError::Chain("dev bitcoind did not become reachable".into()).into());
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(500), status.changed()).await;
+    };
+    let blocks = state.config.dev.mine_blocks;
+    if height == 0 && blocks > 0 {
+        let address = state.treasury.new_address()?.to_string();
+        tracing::info!(blocks, %address, "dev mode: mining blocks to the treasury");
+        let chain = Arc::clone(&state.chain);
+        let to = address.clone();
+        crate::treasury::blocking(move || chain.generate_to_address(blocks, &to)).await?;
+        while state.treasury.synced_height() < blocks {
+            if Instant::now() > deadline {
+                return Err(WalletError::Chain("wallet did not sync the dev chain in time".into()).into());
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(500), status.changed()).await;
+        }
+    }
+    let b = state.treasury.balances();
+    tracing::info!(
+        height = state.treasury.synced_height(),
+        confirmed_sat = b.confirmed_sat,
+        immature_sat = b.immature_sat,
+        "dev mode: treasury ready (try: sendero-cli --datadir {} getinfo)",
+        state.config.datadir.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_unit_is_notify_after_bitcoind_and_hardened() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/senderod.service");
+        let unit = std::fs::read_to_string(path).unwrap();
+        let has = |line: &str| unit.lines().any(|l| l.trim() == line);
+        assert!(has("Type=notify"));
+        assert!(unit.lines().any(|l| l.starts_with("After=") && l.contains("bitcoind.service")));
+        for line in
+            ["ProtectSystem=strict", "NoNewPrivileges=true", "PrivateTmp=true", "ProtectHome=read-only", "UMask=0077"]
+        {
+            assert!(has(line), "missing {line}");
+        }
+        assert!(unit.lines().any(|l| l.starts_with("ExecStart=") && l.contains("senderod --config")));
+    }
+
+    #[test]
+    fn a_second_daemon_cannot_take_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_datadir(dir.path()).unwrap();
+        assert!(matches!(lock_datadir(dir.path()), Err(DaemonError::Locked(_))));
+        drop(held);
+        assert!(lock_datadir(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn a_data_dir_keeps_its_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        check_network(&store, dir.path(), Network::Regtest).unwrap();
+        check_network(&store, dir.path(), Network::Regtest).unwrap();
+        assert!(matches!(
+            check_network(&store, dir.path(), Network::Bitcoin),
+            Err(DaemonError::NetworkMismatch { .. })
+        ));
+    }
+}

@@ -1,0 +1,145 @@
+//! The chain follower: one background task that watches bitcoind (reachable? right chain? still
+//! syncing?) and keeps the treasury wallet in step with it, backing off while bitcoind is down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sendero_wallet::bitcoin::Network;
+use sendero_wallet::{ChainInfo, ChainSource, Follower, Treasury, WalletError};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Longest wait between two attempts while bitcoind is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// What the daemon knows about bitcoind and the wallet's sync, as of the last poll.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ChainStatus {
+    /// bitcoind answered the last poll and is on the configured chain.
+    pub reachable: bool,
+    /// bitcoind's chain name, once known.
+    pub chain: Option<String>,
+    /// bitcoind's block height, once known.
+    pub chain_height: Option<u32>,
+    /// bitcoind's best header height, once known.
+    pub headers: Option<u32>,
+    /// bitcoind is still in initial block download.
+    pub initial_block_download: bool,
+    /// Height the wallet has applied.
+    pub wallet_synced_height: u32,
+    /// Why the last poll failed, if it did.
+    pub last_error: Option<String>,
+}
+
+impl ChainStatus {
+    /// The wallet has applied every block bitcoind has.
+    pub fn wallet_synced(&self) -> bool {
+        self.reachable && self.chain_height == Some(self.wallet_synced_height)
+    }
+}
+
+/// Runs until `cancel` fires: polls bitcoind every `interval`, syncs the wallet, publishes status.
+pub async fn run(
+    chain: Arc<ChainSource>,
+    treasury: Arc<Treasury>,
+    network: Network,
+    start_height: u32,
+    interval: Duration,
+    status: watch::Sender<ChainStatus>,
+    cancel: CancellationToken,
+) {
+    let mut follower = None;
+    let mut backoff = interval;
+    let mut was_reachable = None;
+    loop {
+        let outcome = poll_once(&chain, &treasury, network, start_height, &mut follower).await;
+        let reachable = outcome.is_ok();
+        status.send_modify(|s| apply(s, &outcome, treasury.synced_height()));
+        match (&outcome, was_reachable) {
+            (Ok(info), Some(false) | None) => {
+                tracing::info!(chain = %info.chain, height = info.blocks, "bitcoind reachable");
+            }
+            (Err(e), Some(true) | None) => {
+                tracing::warn!(error = %e, url = chain.url(), "bitcoind unreachable; retrying with backoff");
+            }
+            (Err(e), Some(false)) => {
+                tracing::debug!(error = %e, retry_in_ms = backoff.as_millis() as u64, "bitcoind still unreachable")
+            }
+            _ => {}
+        }
+        if let Ok(info) = &outcome {
+            if info.initial_block_download {
+                tracing::info!(blocks = info.blocks, headers = info.headers, "bitcoind is still syncing the chain");
+            }
+        }
+        was_reachable = Some(reachable);
+        backoff = if reachable { interval } else { (backoff * 2).min(MAX_BACKOFF).max(interval) };
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+    }
+    tracing::debug!("chain follower stopped");
+}
+
+fn apply(s: &mut ChainStatus, outcome: &Result<ChainInfo, WalletError>, wallet_height: u32) {
+    s.wallet_synced_height = wallet_height;
+    match outcome {
+        Ok(info) => {
+            s.reachable = true;
+            s.chain = Some(info.chain.clone());
+            s.chain_height = Some(info.blocks);
+            s.headers = Some(info.headers);
+            s.initial_block_download = info.initial_block_download;
+            s.last_error = None;
+        }
+        Err(e) => {
+            s.reachable = false;
+            s.last_error = Some(e.to_string());
+        }
+    }
+}
+
+/// One poll: chain info, then (on the right chain) a wallet sync. Blocking RPC runs off the
+/// async threads; the follower is moved into the blocking task and back.
+async fn poll_once(
+    chain: &Arc<ChainSource>,
+    treasury: &Arc<Treasury>,
+    network: Network,
+    start_height: u32,
+    slot: &mut Option<Follower>,
+) -> Result<ChainInfo, WalletError> {
+    // A follower lost to a panicked sync is rebuilt from the wallet's own checkpoint.
+    let mut follower = slot.take().unwrap_or_else(|| Follower::new(treasury, Arc::clone(chain), start_height));
+    let (chain, treasury) = (Arc::clone(chain), Arc::clone(treasury));
+    let joined = tokio::task::spawn_blocking(move || {
+        let result = sync_step(&chain, &treasury, network, &mut follower);
+        (follower, result)
+    })
+    .await;
+    match joined {
+        Ok((follower, result)) => {
+            *slot = Some(follower);
+            result
+        }
+        Err(e) => Err(WalletError::Chain(format!("sync task failed: {e}"))),
+    }
+}
+
+fn sync_step(
+    chain: &ChainSource,
+    treasury: &Treasury,
+    network: Network,
+    follower: &mut Follower,
+) -> Result<ChainInfo, WalletError> {
+    let info = chain.info()?;
+    if !info.is_network(network) {
+        return Err(WalletError::Chain(format!(
+            "bitcoind is on chain {:?}, but senderod is configured for {network}",
+            info.chain
+        )));
+    }
+    follower.sync(treasury)?;
+    Ok(info)
+}

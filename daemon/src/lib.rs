@@ -1,0 +1,15 @@
+//! `sendero`: the Sendero payment gateway daemon (`senderod`) and its admin client
+//! (`sendero-cli`). The daemon composes the treasury wallet (`sendero-wallet`) and, later, the
+//! Lightning node (`sendero-lightning`), and serves the public HTTP API and the admin RPC.
+
+pub mod admin;
+pub mod api;
+pub mod config;
+pub mod daemon;
+pub mod devchain;
+pub mod follower;
+pub mod logging;
+pub mod secret;
+pub mod state;
+pub mod store;
+pub mod treasury;

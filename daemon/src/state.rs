@@ -1,0 +1,29 @@
+//! What every API and admin handler can reach: the config, the wallet, bitcoind, the store and
+//! the follower's latest status.
+
+use std::sync::Arc;
+
+use sendero_wallet::bitcoin::Network;
+use sendero_wallet::{ChainSource, Treasury};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::follower::ChainStatus;
+use crate::store::Store;
+
+/// Shared, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The checked configuration.
+    pub config: Arc<Config>,
+    /// The chain this gateway runs on.
+    pub network: Network,
+    /// The on-chain treasury wallet.
+    pub treasury: Arc<Treasury>,
+    /// bitcoind.
+    pub chain: Arc<ChainSource>,
+    /// Sendero's own store.
+    pub store: Arc<Store>,
+    /// Latest bitcoind / wallet-sync status.
+    pub status: watch::Receiver<ChainStatus>,
+}

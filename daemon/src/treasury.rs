@@ -1,0 +1,90 @@
+//! On-chain sends from the treasury: feerate policy (estimate or check the one asked for), the
+//! payout itself, and its record in the store. Knows nothing of HTTP or JSON-RPC.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sendero_wallet::{FeeEstimate, FeeSource, Payee, Payout, WalletError};
+
+use crate::state::AppState;
+use crate::store::{SendRecord, StoreError};
+
+/// A send request, already parsed from the edge.
+#[derive(Debug, Clone)]
+pub struct SendRequest {
+    /// Destination address text.
+    pub address: String,
+    /// Amount in sats.
+    pub amount_sat: u64,
+    /// Feerate in sat/vB; `None` asks bitcoind for the default confirmation target.
+    pub feerate_sat_vb: Option<u64>,
+}
+
+/// Why a send failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The wallet refused or bitcoind failed.
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    /// The payout went out but could not be recorded.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A completed send.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The broadcast payout.
+    pub payout: Payout,
+    /// Where its feerate came from.
+    pub feerate_source: FeeSource,
+}
+
+/// Sends `req.amount_sat` to `req.address` from the treasury. Every check happens before anything
+/// is built; a refused send changes nothing.
+pub async fn send(ctx: &AppState, req: SendRequest) -> Result<Sent, SendError> {
+    let address = ctx.treasury.parse_address(&req.address)?;
+    if req.amount_sat == 0 {
+        return Err(WalletError::InvalidAmount("amount_sat must be at least 1".into()).into());
+    }
+    let max = ctx.config.wallet.max_feerate_sat_vb;
+    let fee = match req.feerate_sat_vb {
+        Some(rate) if rate == 0 || rate > max => {
+            return Err(WalletError::InvalidFeerate(format!("{rate} sat/vB is outside 1..={max}")).into())
+        }
+        Some(rate) => FeeEstimate { sat_per_vb: rate, target_blocks: 0, source: FeeSource::Requested },
+        None => estimate(ctx, ctx.config.wallet.default_target_blocks).await?,
+    };
+    let payee = Payee { address, amount_sat: req.amount_sat };
+    let (treasury, chain) = (Arc::clone(&ctx.treasury), Arc::clone(&ctx.chain));
+    let payout = blocking(move || treasury.pay(&chain, &[payee], fee.sat_per_vb)).await?;
+    let record = SendRecord {
+        txid: payout.txid.to_string(),
+        address: req.address.trim().to_owned(),
+        amount_sat: req.amount_sat,
+        fee_sat: payout.fee_sat,
+        feerate_sat_vb: payout.feerate_sat_vb,
+    };
+    ctx.store.record_send(&record, unix_now())?;
+    Ok(Sent { payout, feerate_source: fee.source })
+}
+
+/// The feerate for `target_blocks`, capped at the configured maximum.
+pub async fn estimate(ctx: &AppState, target_blocks: u16) -> Result<FeeEstimate, WalletError> {
+    let chain = Arc::clone(&ctx.chain);
+    let (fallback, max) = (ctx.config.wallet.fallback_feerate_sat_vb, ctx.config.wallet.max_feerate_sat_vb);
+    let mut fee = blocking(move || chain.estimate_feerate(target_blocks, fallback)).await?;
+    fee.sat_per_vb = fee.sat_per_vb.clamp(1, max);
+    Ok(fee)
+}
+
+/// Runs blocking wallet / RPC work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, WalletError> + Send + 'static,
+) -> Result<T, WalletError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| WalletError::Build(format!("wallet task failed: {e}")))?
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}

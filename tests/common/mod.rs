@@ -1,0 +1,234 @@
+//! The end-to-end harness: a real regtest bitcoind per test and real `senderod` processes started
+//! from their binary with a generated config, plus `wait_for` and plain-HTTP helpers.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sendero::admin::{AdminClient, ClientError};
+use sendero::devchain::{free_port, resolve_bitcoind, Bitcoind};
+use sendero_wallet::bitcoin::key::{CompressedPublicKey, Secp256k1};
+use sendero_wallet::bitcoin::secp256k1::SecretKey;
+use sendero_wallet::bitcoin::{Address, Network};
+use sendero_wallet::ChainSource;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+pub const SENDEROD: &str = env!("CARGO_BIN_EXE_senderod");
+pub const SENDERO_CLI: &str = env!("CARGO_BIN_EXE_sendero-cli");
+
+/// Polls `cond` every 100 ms until it holds; panics with `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The bitcoind the tests run: `BITCOIND_EXE`, or the cached build (built if missing).
+pub fn bitcoind_exe() -> PathBuf {
+    resolve_bitcoind("").unwrap_or_else(|e| panic!("no bitcoind for the tests: {e}"))
+}
+
+/// A regtest chain of its own in a temporary directory.
+pub struct Chain {
+    pub node: Bitcoind,
+    pub dir: TempDir,
+}
+
+impl Chain {
+    pub fn start() -> Chain {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = Bitcoind::start(&bitcoind_exe(), &dir.path().join("bitcoind")).expect("start bitcoind");
+        Chain { node, dir }
+    }
+
+    pub fn rpc(&self) -> ChainSource {
+        self.node.chain_source()
+    }
+
+    /// Mines `blocks` paying `address`.
+    pub fn mine_to(&self, blocks: u32, address: &str) {
+        self.rpc().generate_to_address(blocks, address).expect("generatetoaddress");
+    }
+
+    /// Mines `blocks` to an address nobody in the test owns.
+    pub fn mine(&self, blocks: u32) {
+        self.mine_to(blocks, &outside_address(99).to_string());
+    }
+
+    pub fn height(&self) -> u32 {
+        self.rpc().info().expect("getblockchaininfo").blocks
+    }
+
+    /// `getrawtransaction txid true` (the node runs with txindex).
+    pub fn raw_tx(&self, txid: &str) -> Value {
+        call_bitcoind(&self.rpc(), "getrawtransaction", &[json!(txid), json!(true)])
+    }
+
+    pub fn mempool(&self) -> Vec<String> {
+        serde_json::from_value(call_bitcoind(&self.rpc(), "getrawmempool", &[])).expect("mempool list")
+    }
+}
+
+fn call_bitcoind(rpc: &ChainSource, method: &str, args: &[Value]) -> Value {
+    use bdk_bitcoind_rpc::bitcoincore_rpc::RpcApi;
+    rpc.call(method, args).unwrap_or_else(|e| panic!("bitcoind {method}: {e}"))
+}
+
+/// A regtest address whose key is `seed` repeated: outside every Sendero wallet.
+pub fn outside_address(seed: u8) -> Address {
+    let secp = Secp256k1::new();
+    let sk = SecretKey::from_slice(&[seed.max(1); 32]).expect("valid key");
+    let pk = CompressedPublicKey(sk.public_key(&secp));
+    Address::p2wpkh(&pk, Network::Regtest)
+}
+
+/// How a gateway's admin RPC is reached.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum AdminMode {
+    Socket,
+    Tcp,
+}
+
+/// A real `senderod` process on a chain.
+pub struct Gateway {
+    pub datadir: PathBuf,
+    pub api_port: u16,
+    pub admin_port: Option<u16>,
+    child: Option<Child>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Gateway {
+    /// Writes a config for `chain` under `datadir` and starts senderod; returns once it answers.
+    pub fn start(chain: &Chain, datadir: &Path, admin: AdminMode) -> Gateway {
+        std::fs::create_dir_all(datadir).expect("datadir");
+        let api_port = free_port().expect("port");
+        let admin_port = (admin == AdminMode::Tcp).then(|| free_port().expect("port"));
+        let config = format!(
+            "network = \"regtest\"\ndatadir = {datadir:?}\n\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n\n\
+             [admin]\nlisten = \"{admin}\"\n\n[bitcoind]\nrpc_url = \"{url}\"\nrpc_cookie = {cookie:?}\npoll_interval_ms = 200\n\n\
+             [log]\nlevel = \"info,sendero=debug\"\n",
+            datadir = datadir.display().to_string(),
+            admin = admin_port.map(|p| format!("127.0.0.1:{p}")).unwrap_or_default(),
+            url = chain.node.rpc_url(),
+            cookie = chain.node.cookie_path().display().to_string(),
+        );
+        std::fs::write(datadir.join("senderod.toml"), config).expect("write config");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let mut gw = Gateway { datadir: datadir.to_path_buf(), api_port, admin_port, child: None, runtime };
+        gw.spawn();
+        gw
+    }
+
+    fn spawn(&mut self) {
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.datadir.join("senderod.log")).expect("log");
+        let mut cmd = Command::new(SENDEROD);
+        cmd.arg("--config").arg(self.datadir.join("senderod.toml"));
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("SENDERO_") && k != "SENDERO_CACHE") {
+            cmd.env_remove(key);
+        }
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().expect("spawn senderod");
+        self.child = Some(child);
+        wait_for("senderod to serve its admin RPC", Duration::from_secs(60), || {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("senderod exited with {status}:\n{}", self.log());
+            }
+            self.try_call("getinfo", json!({})).is_ok()
+        });
+    }
+
+    /// senderod's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.datadir.join("senderod.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn client(&self) -> AdminClient {
+        AdminClient::new(&self.datadir, self.admin_port.map(|p| ([127, 0, 0, 1], p).into()))
+    }
+
+    pub fn try_call(&self, method: &str, params: Value) -> Result<Value, ClientError> {
+        self.runtime.block_on(self.client().call(method, params))
+    }
+
+    /// Calls an admin method that must succeed.
+    pub fn call(&self, method: &str, params: Value) -> Value {
+        self.try_call(method, params).unwrap_or_else(|e| panic!("{method} failed: {e}\n{}", self.log()))
+    }
+
+    /// Calls an admin method that must fail, and returns its stable error code.
+    pub fn error_code(&self, method: &str, params: Value) -> String {
+        match self.try_call(method, params.clone()) {
+            Err(ClientError::Rpc { code, .. }) => code,
+            other => panic!("{method} {params} should have been refused, got {other:?}"),
+        }
+    }
+
+    /// Sends `body` to the admin RPC as it is; returns the whole JSON-RPC response.
+    pub fn call_raw(&self, body: &[u8]) -> Value {
+        self.runtime.block_on(self.client().call_raw(body.to_vec())).expect("raw admin call")
+    }
+
+    /// `GET path` on the public API: (status, JSON body).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        http_get(self.api_port, path)
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait().expect("wait senderod");
+        assert!(status.success(), "senderod exited with {status} on SIGTERM:\n{}", self.log());
+    }
+
+    /// SIGTERM, then start again on the same data dir and config.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Wallet balances as the admin RPC reports them.
+    pub fn balance(&self) -> Value {
+        self.call("wallet.balance", json!({}))
+    }
+
+    pub fn synced_height(&self) -> u64 {
+        self.balance()["synced_height"].as_u64().expect("synced_height")
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET on 127.0.0.1:`port`; (status, JSON body or Null).
+pub fn http_get(port: u16, path: &str) -> (u16, Value) {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return (0, Value::Null) };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return (0, Value::Null);
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}

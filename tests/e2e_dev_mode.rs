@@ -1,0 +1,77 @@
+//! `senderod --dev`: the README's run command. A private regtest bitcoind, a funded wallet, the API
+//! and admin RPC up within a minute; READY=1 and STOPPING=1 told to systemd; SIGTERM stops both
+//! processes.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{http_get, wait_for, SENDEROD, SENDERO_CLI};
+use serde_json::Value;
+
+#[test]
+fn dev_mode_serves_a_funded_gateway_and_stops_cleanly() {
+    let home = tempfile::tempdir().unwrap();
+    let datadir = home.path().join("dev");
+    let notify_path = home.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+    let port = sendero::devchain::free_port().unwrap();
+
+    let started = Instant::now();
+    let mut child = Command::new(SENDEROD)
+        .args(["--dev", "--datadir", datadir.to_str().unwrap(), "--api-listen", &format!("127.0.0.1:{port}")])
+        .env("BITCOIND_EXE", common::bitcoind_exe())
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(home.path().join("senderod.log")).unwrap())
+        .spawn()
+        .unwrap();
+
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("READY=1 from senderod");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+    let ready_after = started.elapsed();
+    assert!(ready_after < Duration::from_secs(60), "dev mode took {ready_after:?}");
+
+    let (status, health) = http_get(port, "/v1/health");
+    assert_eq!(status, 200, "{health}");
+    let out =
+        Command::new(SENDERO_CLI).args(["--datadir", datadir.to_str().unwrap(), "getinfo", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["network"], "regtest");
+    assert_eq!(info["chain_height"], 101);
+    assert_eq!(info["wallet"]["synced_height"], 101);
+    assert_eq!(info["wallet"]["synced"], true);
+    assert_eq!(info["wallet"]["confirmed_sat"], 100 * 100_000_000u64);
+    assert_eq!(info["wallet"]["immature_sat"], 99 * 50 * 100_000_000u64);
+
+    // Secrets and the admin socket are private.
+    for file in ["mnemonic", "admin.sock"] {
+        let mode = std::fs::metadata(datadir.join(file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
+    let pid_file = datadir.join("bitcoind/regtest/bitcoind.pid");
+    let bitcoind_pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let alive = |pid: i32| unsafe { libc::kill(pid, 0) } == 0;
+    assert!(alive(bitcoind_pid));
+
+    // SIGTERM: STOPPING=1, a clean exit, and the dev bitcoind gone with it.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let n = notify.recv(&mut buf).expect("STOPPING=1 from senderod");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+    let status = child.wait().unwrap();
+    assert!(status.success(), "senderod exit {status}");
+    wait_for("dev bitcoind to exit", Duration::from_secs(10), || !alive(bitcoind_pid) || is_zombie(bitcoind_pid));
+    assert!(!datadir.join("admin.sock").exists());
+    assert_eq!(http_get(port, "/v1/health").0, 0, "API still answering after stop");
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z ")).unwrap_or(true)
+}

@@ -1,0 +1,135 @@
+//! The treasury end to end: a real regtest bitcoind and the real senderod binary. Fund the wallet by
+//! mining to an address from the admin RPC, send to an outside address, confirm, restart senderod
+//! and find the same balance and history.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{outside_address, wait_for, AdminMode, Chain, Gateway, SENDERO_CLI};
+use serde_json::{json, Value};
+
+const COIN: u64 = 100_000_000;
+const SUBSIDY: u64 = 50 * COIN;
+
+fn tx<'a>(txs: &'a Value, txid: &str) -> &'a Value {
+    txs["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["txid"] == txid)
+        .unwrap_or_else(|| panic!("{txid} not in {txs}"))
+}
+
+#[test]
+fn fund_send_confirm_and_restart() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Socket);
+
+    // Fund: 101 blocks to a fresh address of the treasury.
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    assert!(address.starts_with("bcrt1q"), "{address}");
+    chain.mine_to(101, &address);
+    wait_for("the wallet to sync 101 blocks", Duration::from_secs(30), || gw.synced_height() == 101);
+    let funded = gw.balance();
+    // Coinbases at heights 1 and 2 are 100 deep at tip 101 (as bitcoind counts it); 99 are not.
+    assert_eq!(funded["confirmed_sat"], 2 * SUBSIDY, "{funded}");
+    assert_eq!(funded["immature_sat"], 99 * SUBSIDY, "{funded}");
+    assert_eq!(funded["trusted_pending_sat"], 0);
+
+    // The health endpoint and the CLI agree.
+    let (status, health) = gw.get("/v1/health");
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["bitcoind"]["chain_height"], 101);
+    assert_eq!(health["wallet"]["synced_height"], 101);
+    let out = std::process::Command::new(SENDERO_CLI)
+        .args(["--datadir", gw.datadir.to_str().unwrap(), "getinfo", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["network"], "regtest");
+    assert_eq!(info["chain_height"], 101);
+    assert_eq!(info["wallet"]["synced_height"], 101);
+    assert_eq!(info["wallet"]["confirmed_sat"], 2 * SUBSIDY);
+    assert_eq!(info["wallet"]["immature_sat"], 99 * SUBSIDY);
+    assert_eq!(info["wallet"]["untrusted_pending_sat"], 0);
+
+    // Send to an address outside the wallet at 5 sat/vB.
+    let payee = outside_address(7).to_string();
+    let amount: u64 = 1_234_567;
+    let sent = gw.call("wallet.send", json!({"address": payee, "amount_sat": amount, "feerate_sat_vb": 5}));
+    let txid = sent["txid"].as_str().unwrap().to_owned();
+    let (fee, vsize) = (sent["fee_sat"].as_u64().unwrap(), sent["vsize"].as_u64().unwrap());
+    // BDK prices the signature at its largest size; the real one may be a byte or two shorter.
+    assert!(fee.abs_diff(5 * vsize) <= 10, "fee {fee} for {vsize} vB at 5 sat/vB");
+    assert_eq!(chain.mempool(), vec![txid.clone()]);
+    let raw = chain.raw_tx(&txid);
+    let paid = raw["vout"].as_array().unwrap().iter().find(|o| o["scriptPubKey"]["address"] == payee.as_str()).unwrap();
+    assert_eq!(paid["value"].to_string(), "0.01234567");
+
+    let pending = gw.balance();
+    assert_eq!(
+        pending["confirmed_sat"].as_u64().unwrap() + pending["trusted_pending_sat"].as_u64().unwrap(),
+        2 * SUBSIDY - amount - fee
+    );
+    let txs = gw.call("wallet.transactions", json!({}));
+    assert_eq!(tx(&txs, &txid)["confirmation_height"], Value::Null);
+    assert_eq!(tx(&txs, &txid)["fee_sat"], fee);
+
+    // One block confirms it (and matures the coinbase of height 3).
+    chain.mine(1);
+    wait_for("the send to confirm", Duration::from_secs(30), || {
+        tx(&gw.call("wallet.transactions", json!({})), &txid)["confirmation_height"] == 102
+    });
+    let confirmed = gw.balance();
+    assert_eq!(confirmed["confirmed_sat"], 3 * SUBSIDY - amount - fee, "{confirmed}");
+    assert_eq!(confirmed["trusted_pending_sat"], 0);
+    assert_eq!(confirmed["immature_sat"], 98 * SUBSIDY);
+    let history = gw.call("wallet.transactions", json!({}));
+    let utxos = gw.call("wallet.utxos", json!({}));
+    let sent_tx = tx(&history, &txid);
+    assert_eq!(sent_tx["sent_sat"].as_u64().unwrap() - sent_tx["received_sat"].as_u64().unwrap(), amount + fee);
+
+    // Restart: the same balance, history and coins, without waiting for a resync.
+    gw.restart();
+    assert_eq!(gw.balance(), confirmed);
+    assert_eq!(gw.call("wallet.transactions", json!({})), history);
+    assert_eq!(gw.call("wallet.utxos", json!({})), utxos);
+    assert_eq!(history["transactions"].as_array().unwrap().len(), 102, "101 coinbases and the send");
+}
+
+#[test]
+fn bitcoind_down_is_reported_and_survived() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Socket);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(101, &address);
+    wait_for("sync", Duration::from_secs(30), || gw.synced_height() == 101);
+
+    // bitcoind goes away: health turns 503, getinfo says so, the daemon stays up.
+    let (rpc_port, p2p_port) =
+        (chain.node.rpc_url().rsplit(':').next().unwrap().parse().unwrap(), chain.node.p2p_port());
+    let datadir = chain.node.datadir().to_path_buf();
+    let Chain { mut node, dir } = chain;
+    node.stop();
+    wait_for("health to report bitcoind down", Duration::from_secs(30), || gw.get("/v1/health").0 == 503);
+    let (_, health) = gw.get("/v1/health");
+    assert_eq!(health["status"], "unavailable");
+    assert_eq!(health["bitcoind"]["reachable"], false);
+    assert!(health["bitcoind"]["error"].as_str().is_some_and(|e| !e.is_empty()), "{health}");
+    assert_eq!(gw.call("getinfo", json!({}))["bitcoind"]["reachable"], false);
+    let code = gw.error_code("wallet.send", json!({"address": outside_address(3).to_string(), "amount_sat": 10_000}));
+    assert_eq!(code, "bitcoind_unavailable");
+
+    // It comes back (with a new cookie): the daemon reconnects and follows new blocks.
+    let node = sendero::devchain::Bitcoind::start_on(&common::bitcoind_exe(), &datadir, rpc_port, p2p_port).unwrap();
+    let chain = Chain { node, dir };
+    wait_for("health to recover", Duration::from_secs(30), || gw.get("/v1/health").0 == 200);
+    chain.mine(2);
+    wait_for("sync after recovery", Duration::from_secs(30), || gw.synced_height() == 103);
+    assert_eq!(gw.balance()["confirmed_sat"], 4 * SUBSIDY);
+    gw.stop();
+}

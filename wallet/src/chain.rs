@@ -1,0 +1,220 @@
+//! The bitcoind RPC connection the wallet is synced from and broadcasts through, with fee
+//! estimation. It re-reads the cookie and reconnects by itself after bitcoind restarts.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bdk_bitcoind_rpc::bitcoincore_rpc::{self, jsonrpc, Auth, Client, RpcApi};
+use bdk_wallet::bitcoin::{Amount, Denomination, Network, Transaction, Txid};
+use serde_json::Value;
+
+use crate::WalletError;
+
+/// How to authenticate to bitcoind's RPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BitcoindAuth {
+    /// bitcoind's `.cookie` file, re-read on every reconnect.
+    Cookie(PathBuf),
+    /// `rpcuser` / `rpcpassword`.
+    UserPass(String, String),
+}
+
+/// What `getblockchaininfo` says about the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainInfo {
+    /// bitcoind's chain name: `main`, `test`, `testnet4`, `signet` or `regtest`.
+    pub chain: String,
+    /// Height of the best validated block.
+    pub blocks: u32,
+    /// Height of the best known header.
+    pub headers: u32,
+    /// Whether bitcoind is still in initial block download.
+    pub initial_block_download: bool,
+}
+
+impl ChainInfo {
+    /// Whether bitcoind's chain is `network`.
+    pub fn is_network(&self, network: Network) -> bool {
+        match network {
+            Network::Bitcoin => self.chain == "main",
+            Network::Testnet => self.chain == "test",
+            Network::Testnet4 => self.chain == "testnet4",
+            Network::Signet => self.chain == "signet",
+            Network::Regtest => self.chain == "regtest",
+        }
+    }
+}
+
+/// Where a fee estimate came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeeSource {
+    /// bitcoind's `estimatesmartfee`.
+    Bitcoind,
+    /// bitcoind had no estimate (as on regtest or a fresh node): the configured fallback.
+    Fallback,
+    /// The caller named the feerate.
+    Requested,
+}
+
+/// A feerate for a confirmation target, in whole sat/vB (rounded up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct FeeEstimate {
+    /// Feerate in sat/vB.
+    pub sat_per_vb: u64,
+    /// The confirmation target asked for, in blocks.
+    pub target_blocks: u16,
+    /// Where it came from.
+    pub source: FeeSource,
+}
+
+/// A bitcoind RPC endpoint.
+pub struct ChainSource {
+    url: String,
+    auth: BitcoindAuth,
+    client: Mutex<Option<Arc<Client>>>,
+}
+
+impl ChainSource {
+    /// A source for `url` (e.g. `http://127.0.0.1:18443`); nothing is contacted yet.
+    pub fn new(url: impl Into<String>, auth: BitcoindAuth) -> Self {
+        ChainSource { url: url.into(), auth, client: Mutex::new(None) }
+    }
+
+    /// The RPC URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn client(&self) -> bitcoincore_rpc::Result<Arc<Client>> {
+        let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = slot.as_ref() {
+            return Ok(Arc::clone(client));
+        }
+        let auth = match &self.auth {
+            BitcoindAuth::Cookie(path) => Auth::CookieFile(path.clone()),
+            BitcoindAuth::UserPass(u, p) => Auth::UserPass(u.clone(), p.clone()),
+        };
+        let client = Arc::new(Client::new(&self.url, auth)?);
+        *slot = Some(Arc::clone(&client));
+        Ok(client)
+    }
+
+    fn forget_client(&self) {
+        *self.client.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// `getblockchaininfo`.
+    pub fn info(&self) -> Result<ChainInfo, WalletError> {
+        let v: Value = self.call("getblockchaininfo", &[])?;
+        let num = |k: &str| v.get(k).and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok());
+        Ok(ChainInfo {
+            chain: v.get("chain").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            blocks: num("blocks").ok_or_else(|| WalletError::Chain("getblockchaininfo: no blocks".into()))?,
+            headers: num("headers").unwrap_or_default(),
+            initial_block_download: v.get("initialblockdownload").and_then(Value::as_bool).unwrap_or(false),
+        })
+    }
+
+    /// The feerate for confirmation within `target_blocks`, from `estimatesmartfee`, or
+    /// `fallback_sat_vb` when bitcoind has no estimate.
+    pub fn estimate_feerate(&self, target_blocks: u16, fallback_sat_vb: u64) -> Result<FeeEstimate, WalletError> {
+        let v: Value = self.call("estimatesmartfee", &[Value::from(target_blocks)])?;
+        let estimated = v.get("feerate").and_then(btc_per_kvb_to_sat_per_vb);
+        Ok(match estimated {
+            Some(sat_per_vb) => FeeEstimate { sat_per_vb, target_blocks, source: FeeSource::Bitcoind },
+            None => FeeEstimate { sat_per_vb: fallback_sat_vb, target_blocks, source: FeeSource::Fallback },
+        })
+    }
+
+    /// `sendrawtransaction`.
+    pub fn broadcast(&self, tx: &Transaction) -> Result<Txid, WalletError> {
+        self.send_raw_transaction(tx).map_err(|e| WalletError::Broadcast(e.to_string()))
+    }
+
+    /// `stop`: asks bitcoind to shut down.
+    pub fn request_stop(&self) -> Result<(), WalletError> {
+        let _: Value = self.call("stop", &[])?;
+        Ok(())
+    }
+
+    /// `generatetoaddress` (regtest only; used by dev mode and tests).
+    pub fn generate_to_address(&self, blocks: u32, address: &str) -> Result<(), WalletError> {
+        let _: Value = self.call("generatetoaddress", &[Value::from(blocks), Value::from(address)])?;
+        Ok(())
+    }
+}
+
+/// A BTC/kvB figure as bitcoind prints it (8 decimals), turned into whole sat/vB, rounded up.
+/// The JSON number is read through its decimal text, never through float arithmetic.
+fn btc_per_kvb_to_sat_per_vb(v: &Value) -> Option<u64> {
+    let text = v.as_number()?.to_string();
+    let sat_per_kvb = Amount::from_str_in(&text, Denomination::Bitcoin).ok()?.to_sat();
+    (sat_per_kvb > 0).then(|| sat_per_kvb.div_ceil(1000))
+}
+
+impl RpcApi for ChainSource {
+    fn call<T: for<'a> serde::de::Deserialize<'a>>(&self, cmd: &str, args: &[Value]) -> bitcoincore_rpc::Result<T> {
+        let first = self.client()?.call(cmd, args);
+        match first {
+            Err(e) if is_connection_error(&e) => {
+                // bitcoind may have restarted with a new cookie: reconnect once.
+                self.forget_client();
+                self.client()?.call(cmd, args)
+            }
+            other => other,
+        }
+    }
+}
+
+fn is_connection_error(e: &bitcoincore_rpc::Error) -> bool {
+    matches!(
+        e,
+        bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Transport(_))
+            | bitcoincore_rpc::Error::InvalidCookieFile
+            | bitcoincore_rpc::Error::Io(_)
+    )
+}
+
+impl FromStr for BitcoindAuth {
+    type Err = WalletError;
+
+    /// `cookie:/path` or `user:password`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            Some(("cookie", path)) => Ok(BitcoindAuth::Cookie(PathBuf::from(path))),
+            Some((user, pass)) => Ok(BitcoindAuth::UserPass(user.into(), pass.into())),
+            None => Err(WalletError::Chain("bitcoind auth must be cookie:PATH or USER:PASSWORD".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitcoind_feerates_convert_exactly_and_round_up() {
+        let rate = |s: &str| btc_per_kvb_to_sat_per_vb(&serde_json::from_str(s).unwrap());
+        assert_eq!(rate("0.00001000"), Some(1));
+        assert_eq!(rate("0.00001001"), Some(2));
+        assert_eq!(rate("0.00012345"), Some(13));
+        assert_eq!(rate("0.001"), Some(100));
+        assert_eq!(rate("0"), None);
+        assert_eq!(rate("\"x\""), None);
+    }
+
+    #[test]
+    fn chain_names_match_networks() {
+        let info = ChainInfo { chain: "regtest".into(), blocks: 0, headers: 0, initial_block_download: false };
+        assert!(info.is_network(Network::Regtest));
+        assert!(!info.is_network(Network::Bitcoin));
+    }
+
+    #[test]
+    fn unreachable_bitcoind_is_a_chain_error() {
+        let src = ChainSource::new("http://127.0.0.1:1", BitcoindAuth::UserPass("u".into(), "p".into()));
+        assert!(matches!(src.info(), Err(WalletError::Chain(_))));
+    }
+}

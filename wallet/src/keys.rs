@@ -1,0 +1,105 @@
+//! The gateway's BIP39 mnemonic: created once, kept in a file only its owner can read, and turned
+//! into the treasury's BIP84 descriptors.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::str::FromStr;
+
+use bdk_wallet::bitcoin::bip32::Xpriv;
+use bdk_wallet::bitcoin::Network;
+use bdk_wallet::template::{Bip84, DescriptorTemplate};
+use bdk_wallet::KeychainKind;
+pub use bip39::Mnemonic;
+
+use crate::WalletError;
+
+/// Loads the mnemonic at `path`, or creates a new 24-word one there (mode 0600) when the file does
+/// not exist. Returns the mnemonic and whether it was created now.
+pub fn load_or_create_mnemonic(path: &Path) -> Result<(Mnemonic, bool), WalletError> {
+    if path.exists() {
+        return load_mnemonic(path).map(|m| (m, false));
+    }
+    let mnemonic = Mnemonic::generate(24).map_err(|e| WalletError::Keys(e.to_string()))?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| WalletError::Keys(format!("create {}: {e}", path.display())))?;
+    writeln!(file, "{mnemonic}")
+        .and_then(|_| file.sync_all())
+        .map_err(|e| WalletError::Keys(format!("write {}: {e}", path.display())))?;
+    Ok((mnemonic, true))
+}
+
+/// Reads a mnemonic file, refusing one that others can read.
+pub fn load_mnemonic(path: &Path) -> Result<Mnemonic, WalletError> {
+    let meta = fs::metadata(path).map_err(|e| WalletError::Keys(format!("{}: {e}", path.display())))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(WalletError::Keys(format!(
+            "{} is readable by others (mode {:o}); chmod 600 it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        )));
+    }
+    let text = fs::read_to_string(path).map_err(|e| WalletError::Keys(format!("{}: {e}", path.display())))?;
+    Mnemonic::from_str(text.trim()).map_err(|e| WalletError::Keys(format!("{}: {e}", path.display())))
+}
+
+/// The treasury's external and internal (change) descriptors: BIP84 account 0 of the mnemonic's
+/// seed (empty passphrase).
+pub fn treasury_descriptors(mnemonic: &Mnemonic, network: Network) -> Result<(String, String), WalletError> {
+    let xprv = Xpriv::new_master(network, &mnemonic.to_seed("")).map_err(|e| WalletError::Keys(e.to_string()))?;
+    let render = |keychain| -> Result<String, WalletError> {
+        let (desc, keymap, _) = Bip84(xprv, keychain).build(network).map_err(|e| WalletError::Keys(e.to_string()))?;
+        Ok(desc.to_string_with_secret(&keymap))
+    };
+    Ok((render(KeychainKind::External)?, render(KeychainKind::Internal)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ABANDON: &str =
+        "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+
+    #[test]
+    fn created_mnemonic_is_private_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mnemonic");
+        let (m, created) = load_or_create_mnemonic(&path).unwrap();
+        assert!(created);
+        assert_eq!(m.word_count(), 24);
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let (again, created) = load_or_create_mnemonic(&path).unwrap();
+        assert!(!created);
+        assert_eq!(again, m);
+    }
+
+    #[test]
+    fn world_readable_mnemonic_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mnemonic");
+        fs::write(&path, ABANDON).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_mnemonic(&path).unwrap_err();
+        assert!(err.to_string().contains("readable by others"), "{err}");
+    }
+
+    #[test]
+    fn bip84_descriptors_follow_the_standard_test_vector() {
+        // BIP84's test vector: the first receive address of "abandon … about" on mainnet.
+        let m = Mnemonic::from_str(ABANDON).unwrap();
+        let (ext, int) = treasury_descriptors(&m, Network::Bitcoin).unwrap();
+        assert!(ext.starts_with("wpkh(xprv") && ext.contains("/84'/0'/0'/0/*"), "{ext}");
+
+        assert!(int.contains("/84'/0'/0'/1/*"), "{int}");
+        let mut db = bdk_wallet::rusqlite::Connection::open_in_memory().unwrap();
+        let mut w = bdk_wallet::Wallet::create(ext, int).network(Network::Bitcoin).create_wallet(&mut db).unwrap();
+        let first = w.reveal_next_address(KeychainKind::External).address;
+        assert_eq!(first.to_string(), "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu");
+    }
+}

@@ -1,0 +1,18 @@
+//! Sendero's on-chain treasury: a BDK wallet whose keys come from the gateway's BIP39 mnemonic,
+//! persisted in SQLite and kept in step with bitcoind over RPC.
+//!
+//! The crate knows nothing of the daemon: it offers [`Treasury`] (addresses, balances, UTXOs,
+//! history, payouts), [`ChainSource`] (a bitcoind RPC client with fee estimation and broadcast),
+//! [`Follower`] (block + mempool sync) and the mnemonic helpers in [`keys`].
+
+mod chain;
+mod error;
+pub mod keys;
+mod sync;
+mod treasury;
+
+pub use bdk_wallet::bitcoin;
+pub use chain::{BitcoindAuth, ChainInfo, ChainSource, FeeEstimate, FeeSource};
+pub use error::WalletError;
+pub use sync::{Follower, SyncReport};
+pub use treasury::{Balances, Payee, Payout, Treasury, TxRecord, Utxo};

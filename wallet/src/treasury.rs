@@ -1,0 +1,388 @@
+//! The treasury wallet: BIP84 keys from the gateway's mnemonic, BDK state in SQLite.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bdk_bitcoind_rpc::{BlockEvent, MempoolEvent};
+use bdk_wallet::bitcoin::address::NetworkUnchecked;
+use bdk_wallet::bitcoin::{Address, Amount, Block, FeeRate, Network, Transaction, Txid};
+use bdk_wallet::chain::{ChainPosition, CheckPoint};
+use bdk_wallet::coin_selection::InsufficientFunds;
+use bdk_wallet::error::CreateTxError;
+use bdk_wallet::rusqlite::Connection;
+use bdk_wallet::{KeychainKind, PersistedWallet, SignOptions, Wallet};
+use bip39::Mnemonic;
+use serde::Serialize;
+
+use crate::keys::treasury_descriptors;
+use crate::{ChainSource, WalletError};
+
+/// The wallet's balance, split as BDK sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Balances {
+    /// Confirmed and spendable.
+    pub confirmed_sat: u64,
+    /// Unconfirmed, from the wallet's own transactions (change).
+    pub trusted_pending_sat: u64,
+    /// Unconfirmed, received from others.
+    pub untrusted_pending_sat: u64,
+    /// Coinbase outputs not yet 100 blocks deep.
+    pub immature_sat: u64,
+}
+
+/// One unspent output of the wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Utxo {
+    /// `txid:vout`.
+    pub outpoint: String,
+    /// Value in sats.
+    pub amount_sat: u64,
+    /// The address it pays.
+    pub address: String,
+    /// `receive` or `change`.
+    pub keychain: &'static str,
+    /// Height of the confirming block, if confirmed.
+    pub confirmation_height: Option<u32>,
+}
+
+/// One transaction that touches the wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TxRecord {
+    /// Transaction id.
+    pub txid: String,
+    /// Sats paid to the wallet's own outputs.
+    pub received_sat: u64,
+    /// Sats taken from the wallet's own outputs.
+    pub sent_sat: u64,
+    /// Fee, when all inputs are known.
+    pub fee_sat: Option<u64>,
+    /// Height of the confirming block, if confirmed.
+    pub confirmation_height: Option<u32>,
+    /// Time of the confirming block, if confirmed (unix seconds).
+    pub confirmation_time: Option<u64>,
+    /// When the wallet first saw it unconfirmed (unix seconds).
+    pub first_seen: Option<u64>,
+}
+
+/// One output of a payout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payee {
+    /// Destination, already checked for the wallet's network.
+    pub address: Address,
+    /// Amount in sats.
+    pub amount_sat: u64,
+}
+
+/// A broadcast payout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Payout {
+    /// Transaction id.
+    pub txid: Txid,
+    /// Fee paid, in sats.
+    pub fee_sat: u64,
+    /// Virtual size in vbytes.
+    pub vsize: u64,
+    /// Feerate asked for, in sat/vB.
+    pub feerate_sat_vb: u64,
+}
+
+struct Inner {
+    wallet: PersistedWallet<Connection>,
+    db: Connection,
+}
+
+/// The gateway's on-chain wallet. Cheap to share behind an `Arc`; every call locks briefly.
+pub struct Treasury {
+    inner: Mutex<Inner>,
+    network: Network,
+}
+
+impl Treasury {
+    /// Opens the wallet database at `db_path`, creating the wallet on first use.
+    pub fn open(db_path: &Path, mnemonic: &Mnemonic, network: Network) -> Result<Arc<Self>, WalletError> {
+        let (external, internal) = treasury_descriptors(mnemonic, network)?;
+        let mut db = Connection::open(db_path)?;
+        let loaded = Wallet::load()
+            .descriptor(KeychainKind::External, Some(external.clone()))
+            .descriptor(KeychainKind::Internal, Some(internal.clone()))
+            .extract_keys()
+            .check_network(network)
+            .load_wallet(&mut db)
+            .map_err(|e| WalletError::Storage(format!("load wallet: {e}")))?;
+        let wallet = match loaded {
+            Some(wallet) => wallet,
+            None => Wallet::create(external, internal)
+                .network(network)
+                .create_wallet(&mut db)
+                .map_err(|e| WalletError::Storage(format!("create wallet: {e}")))?,
+        };
+        Ok(Arc::new(Treasury { inner: Mutex::new(Inner { wallet, db }), network }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The wallet's network.
+    pub fn network(&self) -> Network {
+        self.network
+    }
+
+    /// Reveals, persists and returns the next receive address.
+    pub fn new_address(&self) -> Result<Address, WalletError> {
+        let mut inner = self.lock();
+        let address = inner.wallet.reveal_next_address(KeychainKind::External).address;
+        inner.persist()?;
+        Ok(address)
+    }
+
+    /// Current balances.
+    pub fn balances(&self) -> Balances {
+        let b = self.lock().wallet.balance();
+        Balances {
+            confirmed_sat: b.confirmed.to_sat(),
+            trusted_pending_sat: b.trusted_pending.to_sat(),
+            untrusted_pending_sat: b.untrusted_pending.to_sat(),
+            immature_sat: b.immature.to_sat(),
+        }
+    }
+
+    /// Height of the last block the wallet has applied.
+    pub fn synced_height(&self) -> u32 {
+        self.lock().wallet.latest_checkpoint().height()
+    }
+
+    /// Unspent outputs, largest first.
+    pub fn utxos(&self) -> Vec<Utxo> {
+        let inner = self.lock();
+        let mut utxos: Vec<Utxo> = inner
+            .wallet
+            .list_unspent()
+            .map(|u| Utxo {
+                outpoint: u.outpoint.to_string(),
+                amount_sat: u.txout.value.to_sat(),
+                address: Address::from_script(&u.txout.script_pubkey, self.network)
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+                keychain: match u.keychain {
+                    KeychainKind::External => "receive",
+                    KeychainKind::Internal => "change",
+                },
+                confirmation_height: match u.chain_position {
+                    ChainPosition::Confirmed { anchor, .. } => Some(anchor.block_id.height),
+                    ChainPosition::Unconfirmed { .. } => None,
+                },
+            })
+            .collect();
+        utxos.sort_by(|a, b| b.amount_sat.cmp(&a.amount_sat).then_with(|| a.outpoint.cmp(&b.outpoint)));
+        utxos
+    }
+
+    /// Wallet transactions, newest first (unconfirmed ones on top).
+    pub fn transactions(&self) -> Vec<TxRecord> {
+        let inner = self.lock();
+        let mut txs: Vec<TxRecord> = inner
+            .wallet
+            .transactions()
+            .map(|wtx| {
+                let (sent, received) = inner.wallet.sent_and_received(&wtx.tx_node.tx);
+                let fee = inner.wallet.calculate_fee(&wtx.tx_node.tx).ok().map(Amount::to_sat);
+                let (height, time, first_seen) = match wtx.chain_position {
+                    ChainPosition::Confirmed { anchor, .. } => {
+                        (Some(anchor.block_id.height), Some(anchor.confirmation_time), None)
+                    }
+                    ChainPosition::Unconfirmed { first_seen, .. } => (None, None, first_seen),
+                };
+                TxRecord {
+                    txid: wtx.tx_node.txid.to_string(),
+                    received_sat: received.to_sat(),
+                    sent_sat: sent.to_sat(),
+                    fee_sat: fee,
+                    confirmation_height: height,
+                    confirmation_time: time,
+                    first_seen,
+                }
+            })
+            .collect();
+        txs.sort_by(|a, b| {
+            let key = |t: &TxRecord| t.confirmation_height.unwrap_or(u32::MAX);
+            key(b).cmp(&key(a)).then_with(|| a.txid.cmp(&b.txid))
+        });
+        txs
+    }
+
+    /// Parses `text` as an address of the wallet's network.
+    pub fn parse_address(&self, text: &str) -> Result<Address, WalletError> {
+        let unchecked = Address::<NetworkUnchecked>::from_str(text.trim())
+            .map_err(|e| WalletError::InvalidAddress(format!("{text:?}: {e}")))?;
+        unchecked.require_network(self.network).map_err(|_| WalletError::WrongNetwork { expected: self.network })
+    }
+
+    /// Builds, signs and broadcasts one transaction paying every payee at `feerate_sat_vb`, then
+    /// records it in the wallet. Nothing is recorded when building or broadcasting fails.
+    pub fn pay(&self, chain: &ChainSource, payees: &[Payee], feerate_sat_vb: u64) -> Result<Payout, WalletError> {
+        let mut inner = self.lock();
+        let (tx, fee_sat) = inner.build_signed(payees, feerate_sat_vb)?;
+        if let Err(e) = chain.broadcast(&tx) {
+            inner.wallet.cancel_tx(&tx);
+            return Err(e);
+        }
+        let txid = tx.compute_txid();
+        let vsize = tx.vsize() as u64;
+        inner.wallet.apply_unconfirmed_txs([(tx, unix_now())]);
+        inner.persist()?;
+        tracing::info!(%txid, fee_sat, vsize, outputs = payees.len(), "payout broadcast");
+        Ok(Payout { txid, fee_sat, vsize, feerate_sat_vb })
+    }
+
+    /// The virtual size (vbytes) the payout to `payees` would have if sent now at
+    /// `feerate_sat_vb`: its inputs chosen by coin selection, its outputs and change. Nothing is
+    /// broadcast or kept.
+    pub fn estimate_payout_vsize(&self, payees: &[Payee], feerate_sat_vb: u64) -> Result<u64, WalletError> {
+        let mut inner = self.lock();
+        let (tx, _) = inner.build_signed(payees, feerate_sat_vb)?;
+        inner.wallet.cancel_tx(&tx);
+        Ok(tx.vsize() as u64)
+    }
+
+    /// Where a block-by-block sync should start: the wallet's tip and its unconfirmed txs.
+    pub(crate) fn sync_start(&self) -> (CheckPoint, Vec<Arc<Transaction>>) {
+        let inner = self.lock();
+        let unconfirmed = inner
+            .wallet
+            .transactions()
+            .filter(|tx| tx.chain_position.is_unconfirmed())
+            .map(|tx| Arc::clone(&tx.tx_node.tx))
+            .collect();
+        (inner.wallet.latest_checkpoint(), unconfirmed)
+    }
+
+    pub(crate) fn apply_block(&self, event: &BlockEvent<Block>) -> Result<(), WalletError> {
+        let mut inner = self.lock();
+        inner
+            .wallet
+            .apply_block_connected_to(&event.block, event.block_height(), event.connected_to())
+            .map_err(|e| WalletError::Chain(format!("block {} does not connect: {e}", event.block_height())))
+    }
+
+    pub(crate) fn apply_mempool(&self, event: MempoolEvent) -> Result<(), WalletError> {
+        let mut inner = self.lock();
+        inner.wallet.apply_evicted_txs(event.evicted);
+        inner.wallet.apply_unconfirmed_txs(event.update);
+        inner.persist()
+    }
+
+    pub(crate) fn persist(&self) -> Result<(), WalletError> {
+        self.lock().persist()
+    }
+}
+
+impl Inner {
+    fn persist(&mut self) -> Result<(), WalletError> {
+        self.wallet.persist(&mut self.db)?;
+        Ok(())
+    }
+
+    fn build_signed(&mut self, payees: &[Payee], feerate_sat_vb: u64) -> Result<(Transaction, u64), WalletError> {
+        if payees.is_empty() {
+            return Err(WalletError::InvalidAmount("a payout needs at least one output".into()));
+        }
+        if let Some(p) = payees.iter().find(|p| p.amount_sat == 0 || Amount::from_sat(p.amount_sat) > Amount::MAX_MONEY)
+        {
+            return Err(WalletError::InvalidAmount(format!("{} sat is not a payable amount", p.amount_sat)));
+        }
+        let feerate = FeeRate::from_sat_per_vb(feerate_sat_vb)
+            .filter(|_| feerate_sat_vb >= 1)
+            .ok_or_else(|| WalletError::InvalidFeerate(format!("{feerate_sat_vb} sat/vB")))?;
+        let mut builder = self.wallet.build_tx();
+        for p in payees {
+            builder.add_recipient(p.address.script_pubkey(), Amount::from_sat(p.amount_sat));
+        }
+        builder.fee_rate(feerate);
+        let mut psbt = builder.finish().map_err(create_tx_error)?;
+        let finalized = self
+            .wallet
+            .sign(&mut psbt, SignOptions::default())
+            .map_err(|e| WalletError::Build(format!("sign: {e}")))?;
+        let fee = psbt.fee().map(Amount::to_sat);
+        let tx = psbt.extract_tx_unchecked_fee_rate();
+        match (finalized, fee) {
+            (true, Ok(fee)) => Ok((tx, fee)),
+            _ => {
+                self.wallet.cancel_tx(&tx);
+                Err(WalletError::Build("transaction could not be fully signed".into()))
+            }
+        }
+    }
+}
+
+fn create_tx_error(e: CreateTxError) -> WalletError {
+    match e {
+        CreateTxError::CoinSelection(InsufficientFunds { needed, available }) => {
+            WalletError::InsufficientFunds { needed_sat: needed.to_sat(), available_sat: available.to_sat() }
+        }
+        CreateTxError::OutputBelowDustLimit(i) => {
+            WalletError::InvalidAmount(format!("output {i} is below the dust limit"))
+        }
+        CreateTxError::NoUtxosSelected => WalletError::InsufficientFunds { needed_sat: 0, available_sat: 0 },
+        CreateTxError::FeeRateTooLow { required } => {
+            WalletError::InvalidFeerate(format!("below the minimum {required}"))
+        }
+        other => WalletError::Build(other.to_string()),
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn treasury(dir: &Path) -> Arc<Treasury> {
+        let m = Mnemonic::from_str(
+            "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about",
+        )
+        .unwrap();
+        Treasury::open(&dir.join("wallet.sqlite"), &m, Network::Regtest).unwrap()
+    }
+
+    #[test]
+    fn addresses_survive_reopen_and_never_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = treasury(dir.path()).new_address().unwrap();
+        let t = treasury(dir.path());
+        let second = t.new_address().unwrap();
+        assert_ne!(first, second);
+        assert!(first.to_string().starts_with("bcrt1q"));
+    }
+
+    #[test]
+    fn address_checks_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = treasury(dir.path());
+        assert!(matches!(t.parse_address("not-an-address"), Err(WalletError::InvalidAddress(_))));
+        assert!(matches!(
+            t.parse_address("bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu"),
+            Err(WalletError::WrongNetwork { expected: Network::Regtest })
+        ));
+        let own = t.new_address().unwrap().to_string();
+        assert_eq!(t.parse_address(&format!(" {own} ")).unwrap().to_string(), own);
+    }
+
+    #[test]
+    fn an_empty_wallet_refuses_to_pay_and_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = treasury(dir.path());
+        let to = Payee { address: t.new_address().unwrap(), amount_sat: 10_000 };
+        let err = t.estimate_payout_vsize(&[to.clone()], 2).unwrap_err();
+        assert!(matches!(err, WalletError::InsufficientFunds { available_sat: 0, .. }), "{err}");
+        let zero = Payee { amount_sat: 0, ..to };
+        assert!(matches!(t.estimate_payout_vsize(&[zero], 2), Err(WalletError::InvalidAmount(_))));
+        assert!(t.transactions().is_empty());
+        assert_eq!(t.balances(), Balances::default());
+    }
+}
