@@ -72,7 +72,7 @@ pub struct ApiConfig {
 }
 
 /// `[admin]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Empty: a Unix socket `<datadir>/admin.sock` (mode 0600). An address such as
@@ -150,12 +150,6 @@ impl Default for Config {
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig { listen: "127.0.0.1:8380".into(), body_limit_bytes: 64 * 1024, request_timeout_secs: 30 }
-    }
-}
-
-impl Default for AdminConfig {
-    fn default() -> Self {
-        AdminConfig { listen: String::new() }
     }
 }
 
