@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 fn bad_admin_input_is_refused_and_changes_nothing() {
     let chain = Chain::start();
     let home = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Tcp);
+    let gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Tcp, "json");
     let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
     chain.mine_to(101, &address);
     wait_for("sync", Duration::from_secs(30), || gw.synced_height() == 101);
@@ -100,4 +100,11 @@ fn bad_admin_input_is_refused_and_changes_nothing() {
     let sent = gw.call("wallet.send", json!({"address": good, "amount_sat": 10_000}));
     assert_eq!(chain.mempool(), vec![sent["txid"].as_str().unwrap().to_owned()]);
     assert_eq!(sent["feerate_source"], "fallback", "regtest has no fee estimate");
+
+    // JSON logs: one object per line, refusals logged with their code.
+    let log = gw.log();
+    let lines: Vec<Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "senderod ready"), "{log}");
+    assert!(lines.iter().any(|l| l["fields"]["code"] == "wrong_network" && l["level"] == "INFO"), "{log}");
 }

@@ -107,13 +107,18 @@ pub struct Gateway {
 impl Gateway {
     /// Writes a config for `chain` under `datadir` and starts senderod; returns once it answers.
     pub fn start(chain: &Chain, datadir: &Path, admin: AdminMode) -> Gateway {
+        Self::start_with(chain, datadir, admin, "human")
+    }
+
+    /// Like [`Gateway::start`], with `log.format` set to `log_format`.
+    pub fn start_with(chain: &Chain, datadir: &Path, admin: AdminMode, log_format: &str) -> Gateway {
         std::fs::create_dir_all(datadir).expect("datadir");
         let api_port = free_port().expect("port");
         let admin_port = (admin == AdminMode::Tcp).then(|| free_port().expect("port"));
         let config = format!(
             "network = \"regtest\"\ndatadir = {datadir:?}\n\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n\n\
              [admin]\nlisten = \"{admin}\"\n\n[bitcoind]\nrpc_url = \"{url}\"\nrpc_cookie = {cookie:?}\npoll_interval_ms = 200\n\n\
-             [log]\nlevel = \"info,sendero=debug\"\n",
+             [log]\nlevel = \"info,sendero=debug\"\nformat = \"{log_format}\"\n",
             datadir = datadir.display().to_string(),
             admin = admin_port.map(|p| format!("127.0.0.1:{p}")).unwrap_or_default(),
             url = chain.node.rpc_url(),

@@ -5,9 +5,6 @@ use serde_json::{json, Map, Value};
 
 use sendero_wallet::WalletError;
 
-use crate::store::StoreError;
-use crate::treasury::SendError;
-
 /// JSON-RPC 2.0 reserved codes, and the application range Sendero uses.
 pub mod rpc_code {
     /// Invalid JSON.
@@ -85,22 +82,6 @@ impl From<WalletError> for AdminError {
             WalletError::Keys(_) | WalletError::Storage(_) | WalletError::Build(_) => {
                 Self::new(INTERNAL, "internal", msg)
             }
-        }
-    }
-}
-
-impl From<StoreError> for AdminError {
-    fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store failure in admin call");
-        Self::new(rpc_code::INTERNAL, "internal", e.to_string())
-    }
-}
-
-impl From<SendError> for AdminError {
-    fn from(e: SendError) -> Self {
-        match e {
-            SendError::Wallet(e) => e.into(),
-            SendError::Store(e) => e.into(),
         }
     }
 }

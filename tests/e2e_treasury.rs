@@ -1,0 +1,78 @@
+//! `sendero-wallet` used directly against a real regtest bitcoind: sync by following blocks and
+//! the mempool, payouts with several outputs, the vsize estimate routing will rely on, and fee
+//! estimation with its fallback.
+
+mod common;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use common::{outside_address, Chain};
+use sendero_wallet::bitcoin::{Amount, Denomination};
+use sendero_wallet::keys::Mnemonic;
+use sendero_wallet::{FeeSource, Follower, Payee, Treasury, WalletError};
+
+const WORDS: &str = "legal winner thank year wave sausage worth useful legal winner thank yellow";
+
+#[test]
+fn multi_output_payout_matches_its_vsize_estimate() {
+    let chain = Chain::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mnemonic = Mnemonic::from_str(WORDS).unwrap();
+    let db = dir.path().join("wallet.sqlite");
+    let treasury = Treasury::open(&db, &mnemonic, sendero_wallet::bitcoin::Network::Regtest).unwrap();
+    let rpc = Arc::new(chain.rpc());
+    let mut follower = Follower::new(&treasury, Arc::clone(&rpc), 0);
+
+    chain.mine_to(101, &treasury.new_address().unwrap().to_string());
+    let report = follower.sync(&treasury).unwrap();
+    assert_eq!((report.blocks_applied, report.synced_height), (101, 101));
+    assert_eq!(treasury.balances().confirmed_sat, 100 * 100_000_000);
+
+    // Regtest has no fee history: the fallback is used and said to be.
+    let fee = rpc.estimate_feerate(6, 3).unwrap();
+    assert_eq!((fee.sat_per_vb, fee.source), (3, FeeSource::Fallback));
+
+    let payees: Vec<Payee> =
+        (1..=3u8).map(|i| Payee { address: outside_address(i), amount_sat: 10_000 * u64::from(i) }).collect();
+    let estimate = treasury.estimate_payout_vsize(&payees, 4).unwrap();
+    let utxos_before = treasury.utxos();
+    let payout = treasury.pay(&rpc, &payees, 4).unwrap();
+    // The estimate prices signatures at their largest; the real ones may be a byte shorter each.
+    assert!(estimate >= payout.vsize && estimate - payout.vsize <= 2, "estimate {estimate} vs {}", payout.vsize);
+    assert_eq!(treasury.utxos().len(), utxos_before.len(), "one coin spent, one change coin back");
+
+    let raw = chain.raw_tx(&payout.txid.to_string());
+    for p in &payees {
+        let out =
+            raw["vout"].as_array().unwrap().iter().find(|o| o["scriptPubKey"]["address"] == p.address.to_string());
+        // bitcoind prints BTC with 8 decimals; read that text exactly, never through a float.
+        let sats = out.map(|o| Amount::from_str_in(&o["value"].to_string(), Denomination::Bitcoin).unwrap().to_sat());
+        assert_eq!(sats, Some(p.amount_sat), "output to {}", p.address);
+    }
+    assert_eq!(raw["vout"].as_array().unwrap().len(), 4, "three payees and change");
+
+    // The mempool pass sees it; a block confirms it; a reopened wallet remembers all of it.
+    chain.mine(1);
+    follower.sync(&treasury).unwrap();
+    let txid = payout.txid.to_string();
+    let confirmed = treasury.transactions().into_iter().find(|t| t.txid == txid).unwrap();
+    assert_eq!(confirmed.confirmation_height, Some(102));
+    assert_eq!(confirmed.sent_sat - confirmed.received_sat, 60_000 + payout.fee_sat);
+    let balances = treasury.balances();
+    drop((follower, treasury));
+    let reopened = Treasury::open(&db, &mnemonic, sendero_wallet::bitcoin::Network::Regtest).unwrap();
+    assert_eq!(reopened.balances(), balances);
+    assert_eq!(reopened.synced_height(), 102);
+
+    // A payout that cannot be broadcast is not kept: its coins stay spendable, history unchanged.
+    let mut chain = chain;
+    chain.node.stop();
+    let to = Payee { address: outside_address(9), amount_sat: 50_000 };
+    assert!(matches!(reopened.pay(&rpc, &[to.clone()], 2), Err(WalletError::Broadcast(_))));
+    assert_eq!(reopened.transactions().len(), 102, "101 coinbases and the payout");
+    assert_eq!(reopened.balances(), balances);
+    assert!(reopened.estimate_payout_vsize(&[to], 2).is_ok(), "coins were released");
+    let too_much = Payee { address: outside_address(9), amount_sat: 21_000_000 * 100_000_000 };
+    assert!(matches!(reopened.estimate_payout_vsize(&[too_much], 2), Err(WalletError::InsufficientFunds { .. })));
+}
