@@ -26,6 +26,18 @@ if [ -x "$out/bitcoind" ] && [ -x "$out/bitcoin-cli" ]; then
   exit 0
 fi
 
+# One build at a time: a second caller waits, then finds the cache filled.
+mkdir -p "$cache_root"
+exec 9>"$cache_root/bitcoind-build.lock"
+if ! flock -n 9; then
+  log "another build of bitcoind is running; waiting for it"
+  flock 9
+fi
+if [ -x "$out/bitcoind" ] && [ -x "$out/bitcoin-cli" ]; then
+  printf '%s\n' "$out/bitcoind"
+  exit 0
+fi
+
 for tool in cmake c++ pkg-config; do
   command -v "$tool" >/dev/null || { log "missing '$tool' (Debian: apt-get install cmake g++ pkg-config libboost-dev libevent-dev)"; exit 1; }
 done

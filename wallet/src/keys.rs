@@ -59,6 +59,34 @@ pub fn treasury_descriptors(mnemonic: &Mnemonic, network: Network) -> Result<(St
     Ok((render(KeychainKind::External)?, render(KeychainKind::Internal)?))
 }
 
+/// BIP85 purpose and the HEX application number.
+const BIP85_PURPOSE: u32 = 83_696_968;
+const BIP85_HEX: u32 = 128_169;
+
+/// 64 bytes of BIP85 HEX entropy at `m/83696968'/128169'/64'/index'` of `master`: a child secret
+/// that any BIP85 tool can re-derive from the mnemonic, and that shares no key with the
+/// treasury's BIP84 account.
+pub fn bip85_hex64(master: &Xpriv, index: u32) -> Result<[u8; 64], WalletError> {
+    use bdk_wallet::bitcoin::bip32::ChildNumber;
+    use bdk_wallet::bitcoin::hashes::{hmac, sha512, Hash, HashEngine};
+    use bdk_wallet::bitcoin::secp256k1::Secp256k1;
+
+    let hardened = |i| ChildNumber::from_hardened_idx(i).map_err(|e| WalletError::Keys(e.to_string()));
+    let path = [hardened(BIP85_PURPOSE)?, hardened(BIP85_HEX)?, hardened(64)?, hardened(index)?];
+    let child = master.derive_priv(&Secp256k1::new(), &path).map_err(|e| WalletError::Keys(e.to_string()))?;
+    let mut engine = hmac::HmacEngine::<sha512::Hash>::new(b"bip-entropy-from-k");
+    engine.input(&child.private_key.secret_bytes());
+    Ok(hmac::Hmac::<sha512::Hash>::from_engine(engine).to_byte_array())
+}
+
+/// The seed the embedded Lightning node is built from: BIP85 HEX64 index 0 of the mnemonic.
+/// `ldk-node` makes its own on-chain wallet as BIP84 account 0 of whatever seed it gets; giving
+/// it this derived seed (never the mnemonic's own) keeps its keys apart from the treasury's.
+pub fn lightning_seed(mnemonic: &Mnemonic, network: Network) -> Result<[u8; 64], WalletError> {
+    let master = Xpriv::new_master(network, &mnemonic.to_seed("")).map_err(|e| WalletError::Keys(e.to_string()))?;
+    bip85_hex64(&master, 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +115,30 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = load_mnemonic(&path).unwrap_err();
         assert!(err.to_string().contains("readable by others"), "{err}");
+    }
+
+    #[test]
+    fn bip85_hex64_follows_the_standard_test_vector() {
+        let master = Xpriv::from_str("xprv9s21ZrQH143K2LBWUUQRFXhucrQqBpKdRRxNVq2zBqsx8HVqFk2uYo8kmbaLLHRdqtQpUm98uKfu3vca1LqdGhUtyoFnCNkfmXRyPXLjbKb").unwrap();
+        let hex = |b: [u8; 64]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(hex(bip85_hex64(&master, 0).unwrap()), "492db4698cf3b73a5a24998aa3e9d7fa96275d85724a91e71aa2d645442f878555d078fd1f1f67e368976f04137b1f7a0d19232136ca50c44614af72b5582a5c");
+        assert_eq!(hex(bip85_hex64(&master, 1234).unwrap()), "61d3c182f7388268463ef327c454a10bc01b3992fa9d2ee1b3891a6b487a5248793e61271066be53660d24e8cb76ff0cfdd0e84e478845d797324c195df9ab8e");
+    }
+
+    #[test]
+    fn lightning_seed_is_stable_and_not_the_treasury_seed() {
+        let m = Mnemonic::from_str(ABANDON).unwrap();
+        let seed = lightning_seed(&m, Network::Regtest).unwrap();
+        assert_eq!(seed, lightning_seed(&m, Network::Regtest).unwrap());
+        assert_ne!(seed, m.to_seed(""));
+        // ldk-node's own wallet would be BIP84 account 0 of `seed`: not the treasury's first address.
+        let node_master = Xpriv::new_master(Network::Regtest, &seed).unwrap();
+        let (node_ext, _) = {
+            let (d, k, _) = Bip84(node_master, KeychainKind::External).build(Network::Regtest).unwrap();
+            (d.to_string_with_secret(&k), ())
+        };
+        let (treasury_ext, _) = treasury_descriptors(&m, Network::Regtest).unwrap();
+        assert_ne!(node_ext, treasury_ext);
     }
 
     #[test]

@@ -9,7 +9,8 @@ use crate::state::AppState;
 pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
     let status = ctx.status.borrow().clone();
-    let balances = ctx.treasury.balances();
+    let mut wallet = super::wallet_balance::balances(ctx);
+    wallet["synced"] = Value::from(status.wallet_synced());
     Ok(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "network": ctx.network.to_string(),
@@ -23,13 +24,6 @@ pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, Admi
             "initial_block_download": status.initial_block_download,
             "last_error": status.last_error,
         },
-        "wallet": {
-            "synced_height": ctx.treasury.synced_height(),
-            "synced": status.wallet_synced(),
-            "confirmed_sat": balances.confirmed_sat,
-            "trusted_pending_sat": balances.trusted_pending_sat,
-            "untrusted_pending_sat": balances.untrusted_pending_sat,
-            "immature_sat": balances.immature_sat,
-        },
+        "wallet": wallet,
     }))
 }

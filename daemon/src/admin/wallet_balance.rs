@@ -8,13 +8,18 @@ use crate::state::AppState;
 
 pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
+    Ok(balances(ctx))
+}
+
+/// The balances object `wallet.balance` answers and `getinfo` embeds.
+pub(crate) fn balances(ctx: &AppState) -> Value {
     let b = ctx.treasury.balances();
-    Ok(json!({
+    json!({
         "confirmed_sat": b.confirmed_sat,
         "trusted_pending_sat": b.trusted_pending_sat,
         "untrusted_pending_sat": b.untrusted_pending_sat,
         "immature_sat": b.immature_sat,
         "total_sat": b.confirmed_sat + b.trusted_pending_sat + b.untrusted_pending_sat + b.immature_sat,
         "synced_height": ctx.treasury.synced_height(),
-    }))
+    })
 }
