@@ -69,7 +69,7 @@ fn multi_output_payout_matches_its_vsize_estimate() {
     let mut chain = chain;
     chain.node.stop();
     let to = Payee { address: outside_address(9), amount_sat: 50_000 };
-    assert!(matches!(reopened.pay(&rpc, &[to.clone()], 2), Err(WalletError::Broadcast(_))));
+    assert!(matches!(reopened.pay(&rpc, std::slice::from_ref(&to), 2), Err(WalletError::Broadcast(_))));
     assert_eq!(reopened.transactions().len(), 102, "101 coinbases and the payout");
     assert_eq!(reopened.balances(), balances);
     assert!(reopened.estimate_payout_vsize(&[to], 2).is_ok(), "coins were released");

@@ -53,6 +53,8 @@ pub struct Config {
     pub bitcoind: BitcoindConfig,
     /// The on-chain treasury wallet.
     pub wallet: WalletConfig,
+    /// The embedded Lightning node.
+    pub lightning: LightningConfig,
     /// Logging.
     pub log: LogConfig,
     /// Dev mode (`senderod --dev`).
@@ -112,6 +114,32 @@ pub struct WalletConfig {
     pub max_feerate_sat_vb: u64,
 }
 
+/// `[lightning]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LightningConfig {
+    /// Run the embedded Lightning node.
+    pub enabled: bool,
+    /// P2P address the node listens on.
+    pub listen: String,
+    /// Public alias (up to 32 bytes); needed to open announced channels.
+    pub alias: String,
+    /// Extra sats sent to the node's wallet, above channel amount and anchor reserve, when
+    /// `ln.open_channel` funds it from the treasury (pays the funding transaction's fee).
+    pub funding_fee_headroom_sat: u64,
+}
+
+impl Default for LightningConfig {
+    fn default() -> Self {
+        LightningConfig {
+            enabled: true,
+            listen: "127.0.0.1:9735".into(),
+            alias: String::new(),
+            funding_fee_headroom_sat: 10_000,
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -141,6 +169,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             bitcoind: BitcoindConfig::default(),
             wallet: WalletConfig::default(),
+            lightning: LightningConfig::default(),
             log: LogConfig::default(),
             dev: DevConfig::default(),
         }
@@ -262,6 +291,12 @@ impl Config {
         }
         if w.default_target_blocks == 0 || w.default_target_blocks > 1008 {
             return Err(ConfigError::Invalid("wallet.default_target_blocks must be between 1 and 1008".into()));
+        }
+        if self.lightning.listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!("lightning.listen {:?} is not host:port", self.lightning.listen)));
+        }
+        if self.lightning.alias.len() > 32 {
+            return Err(ConfigError::Invalid("lightning.alias is longer than 32 bytes".into()));
         }
         if self.bitcoind.rpc_user.is_empty() != self.bitcoind.rpc_password.is_empty() {
             return Err(ConfigError::Invalid("bitcoind.rpc_user and bitcoind.rpc_password go together".into()));

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sendero_wallet::bitcoin::Network;
-use sendero_wallet::{keys, ChainSource, Treasury, WalletError};
+use sendero_wallet::{keys, BitcoindAuth, ChainSource, Treasury, WalletError};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -74,19 +74,18 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     check_network(&store, &datadir, network)?;
 
     let mut dev_chain = if dev { Some(start_dev_chain(&config)?) } else { None };
-    let chain = Arc::new(match &dev_chain {
-        Some(node) => node.chain_source(),
-        None => {
-            let (url, auth) = config.bitcoind_rpc()?;
-            ChainSource::new(url, auth)
-        }
-    });
+    let (rpc_url, rpc_auth) = match &dev_chain {
+        Some(node) => (node.rpc_url(), BitcoindAuth::Cookie(node.cookie_path())),
+        None => config.bitcoind_rpc()?,
+    };
+    let chain = Arc::new(ChainSource::new(rpc_url.clone(), rpc_auth.clone()));
 
     let (mnemonic, created) = keys::load_or_create_mnemonic(&datadir.join("mnemonic"))?;
     if created {
         tracing::warn!(path = %datadir.join("mnemonic").display(), "created a new wallet mnemonic: back this file up");
     }
     let treasury = Treasury::open(&datadir.join("wallet.sqlite"), &mnemonic, network)?;
+    let ln_seed = keys::lightning_seed(&mnemonic, network)?;
     let start_height = wallet_birthday(&store, &chain, created, config.wallet.birthday_height).await?;
 
     let cancel = CancellationToken::new();
@@ -98,10 +97,16 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
         chain: Arc::clone(&chain),
         store,
         status: status_rx,
+        lightning: Default::default(),
     };
     let interval = Duration::from_millis(state.config.bitcoind.poll_interval_ms.max(50));
     let follower_task =
         tokio::spawn(follower::run(chain, treasury, network, start_height, interval, status_tx, cancel.clone()));
+    let ln_task = state
+        .config
+        .lightning
+        .enabled
+        .then(|| tokio::spawn(crate::ln::run(state.clone(), (rpc_url, rpc_auth), ln_seed, cancel.clone())));
 
     if dev {
         dev_bootstrap(&state).await?;
@@ -112,6 +117,9 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     tracing::info!("senderod stopping");
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(20), follower_task).await;
+    if let Some(task) = ln_task {
+        let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+    }
     if let Some(node) = dev_chain.as_mut() {
         tokio::task::block_in_place(|| node.stop());
     }

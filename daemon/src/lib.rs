@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod devchain;
 pub mod follower;
+pub mod ln;
 pub mod logging;
 pub mod secret;
 pub mod state;

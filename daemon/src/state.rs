@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::follower::ChainStatus;
+use crate::ln::LnSlot;
 use crate::store::Store;
 
 /// Shared, cheap to clone.
@@ -26,4 +27,6 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Latest bitcoind / wallet-sync status.
     pub status: watch::Receiver<ChainStatus>,
+    /// The Lightning node, once it runs.
+    pub lightning: LnSlot,
 }

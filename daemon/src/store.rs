@@ -18,6 +18,36 @@ const MIGRATIONS: &[&str] = &[
          feerate_sat_vb INTEGER NOT NULL,
          created_at INTEGER NOT NULL
      ) STRICT;",
+    // 2: what the Lightning node's events told us, and channel opens waiting for their funding.
+    "CREATE TABLE ln_payments (
+         payment_id TEXT PRIMARY KEY,
+         direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+         status TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+         amount_msat INTEGER,
+         fee_paid_msat INTEGER,
+         payment_hash TEXT,
+         updated_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE ln_channels (
+         channel_id TEXT PRIMARY KEY,
+         counterparty_node_id TEXT NOT NULL,
+         state TEXT NOT NULL,
+         funding_txo TEXT,
+         updated_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE ln_pending_opens (
+         id INTEGER PRIMARY KEY,
+         node_id TEXT NOT NULL,
+         address TEXT NOT NULL,
+         amount_sat INTEGER NOT NULL CHECK (amount_sat > 0),
+         push_msat INTEGER,
+         announce INTEGER NOT NULL,
+         funding_txid TEXT NOT NULL,
+         state TEXT NOT NULL DEFAULT 'awaiting_funding',
+         user_channel_id TEXT,
+         error TEXT,
+         created_at INTEGER NOT NULL
+     ) STRICT;",
 ];
 
 /// A store failure.
@@ -122,6 +152,180 @@ impl Store {
             )
             .optional()?;
         Ok(row)
+    }
+}
+
+/// A Lightning payment as the node's events reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LnPaymentRow {
+    /// Payment id, hex.
+    pub payment_id: String,
+    /// `inbound` or `outbound`.
+    pub direction: &'static str,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: &'static str,
+    /// Amount.
+    pub amount_msat: Option<u64>,
+    /// Routing fee paid.
+    pub fee_paid_msat: Option<u64>,
+    /// Payment hash, hex.
+    pub payment_hash: Option<String>,
+}
+
+/// A channel open waiting for the treasury's transfer to the node to confirm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingOpen {
+    /// Row id.
+    pub id: i64,
+    /// Peer node id.
+    pub node_id: String,
+    /// Peer address.
+    pub address: String,
+    /// Channel amount.
+    pub amount_sat: u64,
+    /// Pushed to the peer at open.
+    pub push_msat: Option<u64>,
+    /// Announced channel.
+    pub announce: bool,
+    /// The treasury's transfer to the node.
+    pub funding_txid: String,
+}
+
+impl Store {
+    /// Records (or updates) a Lightning payment.
+    pub fn record_ln_payment(&self, row: &LnPaymentRow, now: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO ln_payments (payment_id, direction, status, amount_msat, fee_paid_msat, payment_hash, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (payment_id) DO UPDATE SET status = excluded.status,
+                 amount_msat = COALESCE(excluded.amount_msat, amount_msat),
+                 fee_paid_msat = COALESCE(excluded.fee_paid_msat, fee_paid_msat),
+                 payment_hash = COALESCE(excluded.payment_hash, payment_hash),
+                 updated_at = excluded.updated_at",
+            params![
+                row.payment_id,
+                row.direction,
+                row.status,
+                row.amount_msat.map(|v| v as i64),
+                row.fee_paid_msat.map(|v| v as i64),
+                row.payment_hash,
+                now as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The recorded payment with this id.
+    pub fn ln_payment(&self, payment_id: &str) -> Result<Option<LnPaymentRow>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT payment_id, direction, status, amount_msat, fee_paid_msat, payment_hash FROM ln_payments WHERE payment_id = ?1",
+                [payment_id],
+                |r| {
+                    let direction: String = r.get(1)?;
+                    let status: String = r.get(2)?;
+                    Ok(LnPaymentRow {
+                        payment_id: r.get(0)?,
+                        direction: if direction == "inbound" { "inbound" } else { "outbound" },
+                        status: match status.as_str() {
+                            "succeeded" => "succeeded",
+                            "failed" => "failed",
+                            _ => "pending",
+                        },
+                        amount_msat: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+                        fee_paid_msat: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+                        payment_hash: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    /// Records a channel's state (`pending`, `ready`, `splice_pending`, `closed`, …).
+    pub fn record_ln_channel(
+        &self,
+        channel_id: &str,
+        counterparty: &str,
+        state: &str,
+        funding_txo: Option<&str>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO ln_channels (channel_id, counterparty_node_id, state, funding_txo, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (channel_id) DO UPDATE SET state = excluded.state,
+                 counterparty_node_id = CASE WHEN excluded.counterparty_node_id = '' THEN counterparty_node_id
+                                             ELSE excluded.counterparty_node_id END,
+                 funding_txo = COALESCE(excluded.funding_txo, funding_txo),
+                 updated_at = excluded.updated_at",
+            params![channel_id, counterparty, state, funding_txo, now as i64],
+        )?;
+        Ok(())
+    }
+
+    /// A channel's recorded state.
+    pub fn ln_channel_state(&self, channel_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT state FROM ln_channels WHERE channel_id = ?1", [channel_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Queues a channel open until its funding confirms; returns its id.
+    pub fn add_pending_open(&self, open: &PendingOpen, now: u64) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO ln_pending_opens (node_id, address, amount_sat, push_msat, announce, funding_txid, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                open.node_id,
+                open.address,
+                open.amount_sat as i64,
+                open.push_msat.map(|v| v as i64),
+                open.announce,
+                open.funding_txid,
+                now as i64
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Opens still waiting for funds, oldest first.
+    pub fn pending_opens(&self) -> Result<Vec<PendingOpen>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, node_id, address, amount_sat, push_msat, announce, funding_txid FROM ln_pending_opens
+             WHERE state = 'awaiting_funding' ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(PendingOpen {
+                id: r.get(0)?,
+                node_id: r.get(1)?,
+                address: r.get(2)?,
+                amount_sat: r.get::<_, i64>(3)? as u64,
+                push_msat: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+                announce: r.get(5)?,
+                funding_txid: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Marks a pending open done (`opened` with its user channel id) or `failed` with a reason.
+    pub fn finish_pending_open(
+        &self,
+        id: i64,
+        user_channel_id: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let state = if error.is_some() { "failed" } else { "opened" };
+        self.conn().execute(
+            "UPDATE ln_pending_opens SET state = ?2, user_channel_id = ?3, error = ?4 WHERE id = ?1",
+            params![id, state, user_channel_id, error],
+        )?;
+        Ok(())
     }
 }
 

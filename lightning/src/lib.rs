@@ -1,8 +1,16 @@
-//! Sendero's embedded Lightning node. It wraps `ldk-node`; the Lightning issue fills it in.
-//! For now it pins the `ldk-node` version into the dependency graph so that the workspace is
-//! proven to resolve to one `rusqlite`/`libsqlite3-sys` and one `bitcoin`.
+//! Sendero's embedded Lightning node: an `ldk-node` built from the gateway's config and seed, with
+//! a narrow, typed surface for the daemon — channels, invoices and offers, payments, splices,
+//! liquidity figures, and the event stream. It knows nothing of the daemon or the treasury.
 
+mod error;
+mod node;
+mod types;
+
+pub use error::LightningError;
 pub use ldk_node;
+pub use ldk_node::Event;
+pub use node::{LightningConfig, LightningNode};
+pub use types::{Channel, Invoice, LnBalance, NodeInfo, Payment, Peer};
 
 /// The `ldk-node` release this crate is written against.
 pub const LDK_NODE_VERSION: &str = "0.7.1";

@@ -99,6 +99,7 @@ pub enum AdminMode {
 pub struct Gateway {
     pub datadir: PathBuf,
     pub api_port: u16,
+    pub ln_port: u16,
     pub admin_port: Option<u16>,
     child: Option<Child>,
     runtime: tokio::runtime::Runtime,
@@ -115,18 +116,20 @@ impl Gateway {
         std::fs::create_dir_all(datadir).expect("datadir");
         let api_port = free_port().expect("port");
         let admin_port = (admin == AdminMode::Tcp).then(|| free_port().expect("port"));
+        let ln_port = free_port().expect("port");
         let config = format!(
             "network = \"regtest\"\ndatadir = {datadir:?}\n\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n\n\
              [admin]\nlisten = \"{admin}\"\n\n[bitcoind]\nrpc_url = \"{url}\"\nrpc_cookie = {cookie:?}\npoll_interval_ms = 200\n\n\
-             [log]\nlevel = \"info,sendero=debug\"\nformat = \"{log_format}\"\n",
+             [lightning]\nlisten = \"127.0.0.1:{ln_port}\"\nalias = \"{alias}\"\n\n[log]\nlevel = \"info,sendero=debug\"\nformat = \"{log_format}\"\n",
             datadir = datadir.display().to_string(),
             admin = admin_port.map(|p| format!("127.0.0.1:{p}")).unwrap_or_default(),
             url = chain.node.rpc_url(),
+            alias = datadir.file_name().and_then(|n| n.to_str()).unwrap_or("sendero"),
             cookie = chain.node.cookie_path().display().to_string(),
         );
         std::fs::write(datadir.join("senderod.toml"), config).expect("write config");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let mut gw = Gateway { datadir: datadir.to_path_buf(), api_port, admin_port, child: None, runtime };
+        let mut gw = Gateway { datadir: datadir.to_path_buf(), api_port, ln_port, admin_port, child: None, runtime };
         gw.spawn();
         gw
     }

@@ -85,3 +85,40 @@ impl From<WalletError> for AdminError {
         }
     }
 }
+
+impl From<sendero_lightning::LightningError> for AdminError {
+    fn from(e: sendero_lightning::LightningError) -> Self {
+        use rpc_code::*;
+        use sendero_lightning::LightningError as L;
+        let rpc = match &e {
+            L::Invalid { .. } | L::WrongNetwork(_) => INVALID_PARAMS,
+            L::ConnectionFailed => UNAVAILABLE,
+            L::Setup(_) => INTERNAL,
+            _ => REFUSED,
+        };
+        let err = Self::new(rpc, e.code(), e.to_string());
+        match e {
+            L::InsufficientLiquidity { needed_msat, available_msat } => {
+                err.with("needed_msat", needed_msat).with("available_msat", available_msat)
+            }
+            _ => err,
+        }
+    }
+}
+
+impl From<crate::ln::LnError> for AdminError {
+    fn from(e: crate::ln::LnError) -> Self {
+        use crate::ln::LnError;
+        match e {
+            LnError::Disabled | LnError::NotReady => {
+                Self::new(rpc_code::UNAVAILABLE, "lightning_unavailable", e.to_string())
+            }
+            LnError::Node(e) => e.into(),
+            LnError::Wallet(e) => e.into(),
+            LnError::Store(e) => {
+                tracing::error!(error = %e, "store failure in a lightning call");
+                Self::new(rpc_code::INTERNAL, "internal", e.to_string())
+            }
+        }
+    }
+}

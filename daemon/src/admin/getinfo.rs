@@ -25,5 +25,6 @@ pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, Admi
             "last_error": status.last_error,
         },
         "wallet": wallet,
+        "lightning": crate::ln::summary(ctx),
     }))
 }

@@ -4,6 +4,9 @@
 mod client;
 pub mod error;
 mod getinfo;
+mod ln_channels;
+mod ln_node;
+mod ln_payments;
 mod params;
 mod wallet_balance;
 mod wallet_newaddress;
@@ -50,6 +53,21 @@ async fn dispatch(ctx: &AppState, method: &str, params: Params) -> Result<Value,
         "wallet.send" => wallet_send::handle(ctx, params).await,
         "wallet.utxos" => wallet_utxos::handle(ctx, params).await,
         "wallet.transactions" => wallet_transactions::handle(ctx, params).await,
+        "ln.info" => ln_node::info(ctx, params).await,
+        "ln.connect" => ln_node::connect(ctx, params).await,
+        "ln.peers" => ln_node::peers(ctx, params).await,
+        "ln.balance" => ln_node::balance(ctx, params).await,
+        "ln.fund" => ln_channels::fund(ctx, params).await,
+        "ln.open_channel" => ln_channels::open_channel(ctx, params).await,
+        "ln.close_channel" => ln_channels::close_channel(ctx, params).await,
+        "ln.channels" => ln_channels::channels(ctx, params).await,
+        "ln.splice_in" => ln_channels::splice_in(ctx, params).await,
+        "ln.splice_out" => ln_channels::splice_out(ctx, params).await,
+        "ln.invoice" => ln_payments::invoice(ctx, params).await,
+        "ln.offer" => ln_payments::offer(ctx, params).await,
+        "ln.pay" => ln_payments::pay(ctx, params).await,
+        "ln.keysend" => ln_payments::keysend(ctx, params).await,
+        "ln.payments" => ln_payments::payments(ctx, params).await,
         other => Err(AdminError::new(rpc_code::METHOD_NOT_FOUND, "method_not_found", format!("no method {other:?}"))
             .with("methods", METHODS)),
     }

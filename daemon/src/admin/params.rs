@@ -38,6 +38,24 @@ impl Params {
         }
     }
 
+    /// An optional string.
+    pub fn optional_string(&self, key: &str) -> Result<Option<String>, AdminError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(AdminError::invalid_params(format!("{key} must be a string"))),
+        }
+    }
+
+    /// An optional boolean.
+    pub fn optional_bool(&self, key: &str) -> Result<Option<bool>, AdminError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(AdminError::invalid_params(format!("{key} must be true or false"))),
+        }
+    }
+
     /// A required whole number ≥ 1; anything else is an error with `code`.
     pub fn positive_integer(&self, key: &str, code: &'static str) -> Result<u64, AdminError> {
         self.optional_positive_integer(key, code)?

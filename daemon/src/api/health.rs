@@ -26,6 +26,7 @@ pub(crate) async fn handle(State(ctx): State<AppState>) -> Response {
             "synced_height": ctx.treasury.synced_height(),
             "synced": status.wallet_synced(),
         },
+        "lightning": crate::ln::summary(&ctx),
     });
     (code, Json(body)).into_response()
 }

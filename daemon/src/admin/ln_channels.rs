@@ -1,0 +1,82 @@
+//! `ln.fund`, `ln.open_channel`, `ln.close_channel`, `ln.channels`, `ln.splice_in`,
+//! `ln.splice_out`: channels and the money that moves between them and the treasury.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::error::AdminError;
+use super::params::Params;
+use crate::ln::{self, blocking_ln, OpenRequest, Opened};
+use crate::state::AppState;
+use crate::treasury::blocking;
+
+/// `ln.fund {amount_sat}`: treasury → the node's on-chain wallet.
+pub(crate) async fn fund(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
+    let params = params.only(&["amount_sat"])?;
+    let amount_sat = params.positive_integer("amount_sat", "invalid_amount")?;
+    Ok(json!({ "txid": ln::fund(ctx, amount_sat).await? }))
+}
+
+/// `ln.open_channel {node_id, addr, amount_sat, push_msat?, announce?}`.
+pub(crate) async fn open_channel(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
+    let params = params.only(&["node_id", "addr", "amount_sat", "push_msat", "announce"])?;
+    let req = OpenRequest {
+        node_id: params.string("node_id")?,
+        address: params.string("addr")?,
+        amount_sat: params.positive_integer("amount_sat", "invalid_amount")?,
+        push_msat: params.optional_positive_integer("push_msat", "invalid_amount")?,
+        announce: params.optional_bool("announce")?.unwrap_or(false),
+    };
+    Ok(match ln::open_channel(ctx, req).await? {
+        Opened::Opening { user_channel_id } => json!({ "status": "opening", "user_channel_id": user_channel_id }),
+        Opened::AwaitingFunding { pending_id, funding_txid } => {
+            json!({ "status": "awaiting_funding", "pending_open_id": pending_id, "funding_txid": funding_txid })
+        }
+    })
+}
+
+/// `ln.close_channel {channel_id, force?}`.
+pub(crate) async fn close_channel(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
+    let params = params.only(&["channel_id", "force"])?;
+    let channel_id = params.string("channel_id")?;
+    let force = params.optional_bool("force")?.unwrap_or(false);
+    let node = ln::node(ctx)?;
+    blocking_ln(move || node.close_channel(&channel_id, force)).await?;
+    Ok(json!({ "closing": true, "force": force }))
+}
+
+/// `ln.channels`: capacity, outbound / inbound msat, ready, usable.
+pub(crate) async fn channels(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
+    params.only(&[])?;
+    Ok(json!({ "channels": ln::node(ctx)?.channels() }))
+}
+
+/// `ln.splice_in {channel_id, amount_sat}`: from the node's on-chain wallet into the channel.
+pub(crate) async fn splice_in(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
+    let params = params.only(&["channel_id", "amount_sat"])?;
+    let channel_id = params.string("channel_id")?;
+    let amount_sat = params.positive_integer("amount_sat", "invalid_amount")?;
+    let node = ln::node(ctx)?;
+    blocking_ln(move || node.splice_in(&channel_id, amount_sat)).await?;
+    Ok(json!({ "splicing": true }))
+}
+
+/// `ln.splice_out {channel_id, amount_sat, address?}`: out of the channel, to `address` or by
+/// default to a fresh treasury address.
+pub(crate) async fn splice_out(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
+    let params = params.only(&["channel_id", "amount_sat", "address"])?;
+    let channel_id = params.string("channel_id")?;
+    let amount_sat = params.positive_integer("amount_sat", "invalid_amount")?;
+    let address = match params.optional_string("address")? {
+        Some(text) => ctx.treasury.parse_address(&text)?,
+        None => {
+            let treasury = Arc::clone(&ctx.treasury);
+            blocking(move || treasury.new_address()).await?
+        }
+    };
+    let node = ln::node(ctx)?;
+    let to = address.to_string();
+    blocking_ln(move || node.splice_out(&channel_id, amount_sat, &address)).await?;
+    Ok(json!({ "splicing": true, "address": to }))
+}

@@ -1,0 +1,57 @@
+//! `ln.invoice`, `ln.offer`, `ln.pay`, `ln.keysend`, `ln.payments`: receiving and sending.
+
+use serde_json::{json, Value};
+
+use super::error::AdminError;
+use super::params::Params;
+use crate::ln::{self, blocking_ln};
+use crate::state::AppState;
+
+/// `ln.invoice {amount_msat?, description, expiry_secs}`: a BOLT11 invoice.
+pub(crate) async fn invoice(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
+    let params = params.only(&["amount_msat", "description", "expiry_secs"])?;
+    let amount = params.optional_positive_integer("amount_msat", "invalid_amount")?;
+    let description = params.optional_string("description")?.unwrap_or_default();
+    let expiry = params.optional_positive_integer("expiry_secs", "invalid_params")?.unwrap_or(3600);
+    let expiry = u32::try_from(expiry).map_err(|_| AdminError::invalid_params("expiry_secs is too large"))?;
+    let node = ln::node(ctx)?;
+    Ok(json!(blocking_ln(move || node.invoice(amount, &description, expiry)).await?))
+}
+
+/// `ln.offer {amount_msat?, description}`: a BOLT12 offer.
+pub(crate) async fn offer(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
+    let params = params.only(&["amount_msat", "description"])?;
+    let amount = params.optional_positive_integer("amount_msat", "invalid_amount")?;
+    let description = params.optional_string("description")?.unwrap_or_default();
+    let node = ln::node(ctx)?;
+    Ok(json!({ "offer": blocking_ln(move || node.offer(amount, &description)).await? }))
+}
+
+/// `ln.pay {invoice | offer, amount_msat?}`.
+pub(crate) async fn pay(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
+    let params = params.only(&["invoice", "offer", "amount_msat"])?;
+    let destination = match (params.optional_string("invoice")?, params.optional_string("offer")?) {
+        (Some(d), None) | (None, Some(d)) => d,
+        _ => return Err(AdminError::invalid_params("give exactly one of invoice or offer")),
+    };
+    let amount = params.optional_positive_integer("amount_msat", "invalid_amount")?;
+    let node = ln::node(ctx)?;
+    let payment_id = blocking_ln(move || node.pay(&destination, amount)).await?;
+    Ok(json!({ "payment_id": payment_id, "status": "pending" }))
+}
+
+/// `ln.keysend {node_id, amount_msat}`.
+pub(crate) async fn keysend(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
+    let params = params.only(&["node_id", "amount_msat"])?;
+    let node_id = params.string("node_id")?;
+    let amount = params.positive_integer("amount_msat", "invalid_amount")?;
+    let node = ln::node(ctx)?;
+    let payment_id = blocking_ln(move || node.keysend(&node_id, amount)).await?;
+    Ok(json!({ "payment_id": payment_id, "status": "pending" }))
+}
+
+/// `ln.payments`: every payment the node knows, newest first.
+pub(crate) async fn payments(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
+    params.only(&[])?;
+    Ok(json!({ "payments": ln::node(ctx)?.payments() }))
+}

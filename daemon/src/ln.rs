@@ -1,0 +1,341 @@
+//! The Lightning node inside senderod: started once bitcoind answers (retrying with backoff),
+//! funded from the treasury, its events recorded in the store and always acknowledged, and channel
+//! opens that wait for their funding carried out when it confirms.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sendero_lightning::{Event, LightningConfig, LightningError, LightningNode};
+use sendero_wallet::{BitcoindAuth, Payee, WalletError};
+use tokio_util::sync::CancellationToken;
+
+use crate::state::AppState;
+use crate::store::{LnPaymentRow, PendingOpen, Store, StoreError};
+use crate::treasury::blocking;
+
+/// On-chain sats ldk-node keeps back per anchor channel (its default).
+pub const ANCHOR_RESERVE_SAT: u64 = 25_000;
+
+/// Where the running node is published for handlers; empty until it has started.
+pub type LnSlot = Arc<OnceLock<Arc<LightningNode>>>;
+
+/// Why a Lightning operation could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum LnError {
+    /// `[lightning] enabled = false`.
+    #[error("the Lightning node is disabled in the config")]
+    Disabled,
+    /// Not started yet (waiting for bitcoind, or starting).
+    #[error("the Lightning node is not running yet")]
+    NotReady,
+    /// The node refused.
+    #[error(transparent)]
+    Node(#[from] LightningError),
+    /// The treasury refused (funding).
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The running node, or why there is none.
+pub fn node(ctx: &AppState) -> Result<Arc<LightningNode>, LnError> {
+    if !ctx.config.lightning.enabled {
+        return Err(LnError::Disabled);
+    }
+    ctx.lightning.get().cloned().ok_or(LnError::NotReady)
+}
+
+/// The node's state for `getinfo` and `/v1/health`: `disabled`, `starting`, or `running` with
+/// node id, peers, channels and liquidity.
+pub fn summary(ctx: &AppState) -> serde_json::Value {
+    match node(ctx) {
+        Ok(n) => {
+            let mut v = serde_json::json!(n.info());
+            v["state"] = "running".into();
+            v
+        }
+        Err(LnError::Disabled) => serde_json::json!({ "state": "disabled" }),
+        Err(_) => serde_json::json!({ "state": "starting" }),
+    }
+}
+
+/// Runs the node until `cancel`: start (once bitcoind answers), then events and pending opens.
+pub async fn run(ctx: AppState, rpc: (String, BitcoindAuth), seed: [u8; 64], cancel: CancellationToken) {
+    let Some(node) = start_when_possible(&ctx, rpc, seed, &cancel).await else { return };
+    let _ = ctx.lightning.set(Arc::clone(&node));
+    let tick = Duration::from_millis(ctx.config.bitcoind.poll_interval_ms.max(100));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            event = node.next_event() => handle_event(&ctx.store, &node, event),
+            _ = tokio::time::sleep(tick) => process_pending_opens(&ctx, &node).await,
+        }
+    }
+    let stopping = Arc::clone(&node);
+    let _ = tokio::task::spawn_blocking(move || stopping.stop()).await;
+}
+
+async fn start_when_possible(
+    ctx: &AppState,
+    rpc: (String, BitcoindAuth),
+    seed: [u8; 64],
+    cancel: &CancellationToken,
+) -> Option<Arc<LightningNode>> {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        if ctx.status.borrow().reachable {
+            match node_config(ctx, &rpc, seed) {
+                Ok(config) => match tokio::task::spawn_blocking(move || LightningNode::start(config)).await {
+                    Ok(Ok(node)) => return Some(Arc::new(node)),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "lightning node did not start")
+                    }
+                    Err(e) => tracing::error!(error = %e, "lightning node start panicked"),
+                },
+                Err(e) => tracing::warn!(error = %e, "lightning node config"),
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+fn node_config(ctx: &AppState, rpc: &(String, BitcoindAuth), seed: [u8; 64]) -> Result<LightningConfig, String> {
+    let (url, auth) = rpc;
+    let hostport = url.trim_start_matches("http://").trim_end_matches('/');
+    let (host, port) = hostport.rsplit_once(':').ok_or_else(|| format!("bitcoind rpc_url {url:?} has no port"))?;
+    let port = port.parse().map_err(|_| format!("bitcoind rpc_url {url:?}: bad port"))?;
+    let (user, password) = match auth {
+        BitcoindAuth::UserPass(u, p) => (u.clone(), p.clone()),
+        BitcoindAuth::Cookie(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cookie {}: {e}", path.display()))?;
+            let (u, p) = text.trim().split_once(':').ok_or("malformed bitcoind cookie")?;
+            (u.to_owned(), p.to_owned())
+        }
+    };
+    let ln = &ctx.config.lightning;
+    Ok(LightningConfig {
+        network: ctx.network,
+        storage_dir: ctx.config.datadir.join("lightning"),
+        rpc_host: host.to_owned(),
+        rpc_port: port,
+        rpc_user: user,
+        rpc_password: password,
+        listen: vec![ln.listen.clone()],
+        alias: (!ln.alias.is_empty()).then(|| ln.alias.clone()),
+        seed,
+    })
+}
+
+/// Records what matters of `event`, then acknowledges it — on every path: a recording failure is
+/// logged, never allowed to stall the node.
+pub fn handle_event(store: &Store, node: &LightningNode, event: Event) {
+    if let Err(e) = record_event(store, node, &event) {
+        tracing::error!(error = %e, ?event, "lightning event not recorded; acknowledging it anyway");
+    }
+    if let Err(e) = node.event_handled() {
+        tracing::error!(error = %e, "lightning event_handled failed");
+    }
+}
+
+fn record_event(store: &Store, node: &LightningNode, event: &Event) -> Result<(), StoreError> {
+    let now = unix_now();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    match event {
+        Event::PaymentSuccessful { payment_id, payment_hash, fee_paid_msat, .. } => {
+            let id = payment_id.map(|p| hex(&p.0)).unwrap_or_else(|| hex(&payment_hash.0));
+            let amount = node.payment(&id).and_then(|p| p.amount_msat);
+            tracing::info!(payment_id = %id, amount_msat = ?amount, fee_paid_msat = ?fee_paid_msat, "lightning payment sent");
+            let row = payment_row(id, "outbound", "succeeded", amount, *fee_paid_msat, Some(hex(&payment_hash.0)));
+            store.record_ln_payment(&row, now)
+        }
+        Event::PaymentFailed { payment_id, payment_hash, reason } => {
+            let id = payment_id.map(|p| hex(&p.0)).or_else(|| payment_hash.map(|h| hex(&h.0))).unwrap_or_default();
+            tracing::warn!(payment_id = %id, ?reason, "lightning payment failed");
+            let amount = node.payment(&id).and_then(|p| p.amount_msat);
+            store.record_ln_payment(
+                &payment_row(id, "outbound", "failed", amount, None, payment_hash.map(|h| hex(&h.0))),
+                now,
+            )
+        }
+        Event::PaymentReceived { payment_id, payment_hash, amount_msat, .. } => {
+            let id = payment_id.map(|p| hex(&p.0)).unwrap_or_else(|| hex(&payment_hash.0));
+            tracing::info!(payment_id = %id, amount_msat, "lightning payment received");
+            let row = payment_row(id, "inbound", "succeeded", Some(*amount_msat), None, Some(hex(&payment_hash.0)));
+            store.record_ln_payment(&row, now)
+        }
+        Event::ChannelPending { channel_id, counterparty_node_id, funding_txo, .. } => {
+            tracing::info!(%channel_id, peer = %counterparty_node_id, %funding_txo, "channel pending");
+            let txo = funding_txo.to_string();
+            store.record_ln_channel(
+                &channel_id.to_string(),
+                &counterparty_node_id.to_string(),
+                "pending",
+                Some(&txo),
+                now,
+            )
+        }
+        Event::ChannelReady { channel_id, counterparty_node_id, funding_txo, .. } => {
+            tracing::info!(%channel_id, "channel ready");
+            let peer = counterparty_node_id.map(|p| p.to_string()).unwrap_or_default();
+            let txo = funding_txo.map(|o| o.to_string());
+            store.record_ln_channel(&channel_id.to_string(), &peer, "ready", txo.as_deref(), now)
+        }
+        Event::ChannelClosed { channel_id, counterparty_node_id, reason, .. } => {
+            tracing::info!(%channel_id, ?reason, "channel closed");
+            let peer = counterparty_node_id.map(|p| p.to_string()).unwrap_or_default();
+            store.record_ln_channel(&channel_id.to_string(), &peer, "closed", None, now)
+        }
+        Event::SplicePending { channel_id, counterparty_node_id, new_funding_txo, .. } => {
+            tracing::info!(%channel_id, %new_funding_txo, "splice pending");
+            let txo = new_funding_txo.to_string();
+            store.record_ln_channel(
+                &channel_id.to_string(),
+                &counterparty_node_id.to_string(),
+                "splice_pending",
+                Some(&txo),
+                now,
+            )
+        }
+        Event::SpliceFailed { channel_id, counterparty_node_id, .. } => {
+            tracing::warn!(%channel_id, "splice failed");
+            store.record_ln_channel(&channel_id.to_string(), &counterparty_node_id.to_string(), "ready", None, now)
+        }
+        other => {
+            tracing::debug!(event = ?other, "lightning event");
+            Ok(())
+        }
+    }
+}
+
+fn payment_row(
+    payment_id: String,
+    direction: &'static str,
+    status: &'static str,
+    amount_msat: Option<u64>,
+    fee_paid_msat: Option<u64>,
+    payment_hash: Option<String>,
+) -> LnPaymentRow {
+    LnPaymentRow { payment_id, direction, status, amount_msat, fee_paid_msat, payment_hash }
+}
+
+/// Moves `amount_sat` from the treasury to the node's on-chain wallet; returns the txid.
+pub async fn fund(ctx: &AppState, amount_sat: u64) -> Result<String, LnError> {
+    let node = node(ctx)?;
+    let address = blocking_ln(move || node.new_onchain_address()).await?;
+    let fee = crate::treasury::estimate(ctx, ctx.config.wallet.default_target_blocks).await?;
+    let (treasury, chain) = (Arc::clone(&ctx.treasury), Arc::clone(&ctx.chain));
+    let payee = Payee { address, amount_sat };
+    let payout = blocking(move || treasury.pay(&chain, &[payee], fee.sat_per_vb)).await?;
+    tracing::info!(txid = %payout.txid, amount_sat, "treasury funded the lightning wallet");
+    Ok(payout.txid.to_string())
+}
+
+/// A channel open request.
+#[derive(Debug, Clone)]
+pub struct OpenRequest {
+    /// Peer node id.
+    pub node_id: String,
+    /// Peer `host:port`.
+    pub address: String,
+    /// Channel amount.
+    pub amount_sat: u64,
+    /// Pushed to the peer.
+    pub push_msat: Option<u64>,
+    /// Announce the channel.
+    pub announce: bool,
+}
+
+/// How an open went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// Negotiation started; `ChannelPending` follows.
+    Opening {
+        /// ldk-node's user channel id.
+        user_channel_id: String,
+    },
+    /// The treasury is funding the node first; the open happens once that confirms.
+    AwaitingFunding {
+        /// Pending open id.
+        pending_id: i64,
+        /// The treasury's transfer.
+        funding_txid: String,
+    },
+}
+
+/// Opens a channel, funding the node from the treasury first when its own wallet is short.
+pub async fn open_channel(ctx: &AppState, req: OpenRequest) -> Result<Opened, LnError> {
+    let node = node(ctx)?;
+    let spendable = node.balance().onchain_spendable_sat;
+    let needed = req.amount_sat + ANCHOR_RESERVE_SAT;
+    if spendable >= needed {
+        let n = Arc::clone(&node);
+        let r = req.clone();
+        let ucid =
+            blocking_ln(move || n.open_channel(&r.node_id, &r.address, r.amount_sat, r.push_msat, r.announce)).await?;
+        return Ok(Opened::Opening { user_channel_id: ucid });
+    }
+    // Check the peer's id and address before any money moves.
+    node.check_peer(&req.node_id, &req.address)?;
+    let shortfall = needed - spendable + ctx.config.lightning.funding_fee_headroom_sat;
+    let funding_txid = fund(ctx, shortfall).await?;
+    let open = PendingOpen {
+        id: 0,
+        node_id: req.node_id,
+        address: req.address,
+        amount_sat: req.amount_sat,
+        push_msat: req.push_msat,
+        announce: req.announce,
+        funding_txid: funding_txid.clone(),
+    };
+    let pending_id = ctx.store.add_pending_open(&open, unix_now())?;
+    tracing::info!(pending_id, %funding_txid, shortfall, "channel open waits for the treasury's funding to confirm");
+    Ok(Opened::AwaitingFunding { pending_id, funding_txid })
+}
+
+async fn process_pending_opens(ctx: &AppState, node: &Arc<LightningNode>) {
+    let pending = match ctx.store.pending_opens() {
+        Ok(p) => p,
+        Err(e) => return tracing::error!(error = %e, "reading pending channel opens"),
+    };
+    for open in pending {
+        if node.balance().onchain_spendable_sat < open.amount_sat + ANCHOR_RESERVE_SAT {
+            continue;
+        }
+        let (n, o) = (Arc::clone(node), open.clone());
+        let result =
+            blocking_ln(move || n.open_channel(&o.node_id, &o.address, o.amount_sat, o.push_msat, o.announce)).await;
+        let recorded = match &result {
+            Ok(ucid) => {
+                tracing::info!(pending_id = open.id, user_channel_id = %ucid, "funded channel open started");
+                ctx.store.finish_pending_open(open.id, Some(ucid), None)
+            }
+            Err(LightningError::InsufficientFunds) => Ok(()),
+            Err(e) => {
+                tracing::warn!(pending_id = open.id, error = %e, "funded channel open failed");
+                ctx.store.finish_pending_open(open.id, None, Some(&e.to_string()))
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, pending_id = open.id, "recording a pending open's outcome");
+        }
+    }
+}
+
+/// Runs a blocking node call off the async threads.
+pub async fn blocking_ln<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LightningError> + Send + 'static,
+) -> Result<T, LightningError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| LightningError::Failed { operation: "lightning task", reason: e.to_string() })?
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}

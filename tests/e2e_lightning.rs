@@ -1,0 +1,192 @@
+//! Two real senderod processes on one regtest bitcoind, each with its embedded ldk-node: A opens a
+//! channel to B funded from its treasury, B invoices and A pays, B pays back by keysend, both
+//! daemons restart and keep their channels, payments and balances; refusals change nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{wait_for, AdminMode, Chain, Gateway};
+use serde_json::{json, Value};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn ln_info(gw: &Gateway) -> Value {
+    gw.call("ln.info", json!({}))
+}
+
+fn channel(gw: &Gateway) -> Option<Value> {
+    gw.call("ln.channels", json!({}))["channels"].as_array().and_then(|c| c.first().cloned())
+}
+
+fn payment(gw: &Gateway, id: &str) -> Option<Value> {
+    gw.call("ln.payments", json!({}))["payments"].as_array()?.iter().find(|p| p["payment_id"] == id).cloned()
+}
+
+fn payment_by_hash(gw: &Gateway, hash: &str) -> Option<Value> {
+    gw.call("ln.payments", json!({}))["payments"].as_array()?.iter().find(|p| p["payment_hash"] == hash).cloned()
+}
+
+/// What the daemon's own store recorded from the node's events.
+fn stored_payment(gw: &Gateway, id: &str) -> Option<(String, String, i64, Option<String>)> {
+    let conn = rusqlite::Connection::open(gw.datadir.join("sendero.sqlite")).unwrap();
+    conn.query_row(
+        "SELECT direction, status, amount_msat, payment_hash FROM ln_payments WHERE payment_id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
+    .ok()
+}
+
+fn wait_ln_running(gw: &Gateway) {
+    wait_for("the lightning node to run", MINUTE, || gw.try_call("ln.info", json!({})).is_ok());
+}
+
+#[test]
+fn channel_payments_and_restarts_between_two_gateways() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut a = Gateway::start(&chain, &home.path().join("alice"), AdminMode::Socket);
+    let mut b = Gateway::start(&chain, &home.path().join("bob"), AdminMode::Socket);
+    wait_ln_running(&a);
+    wait_ln_running(&b);
+    let (a_id, b_id) =
+        (ln_info(&a)["node_id"].as_str().unwrap().to_owned(), ln_info(&b)["node_id"].as_str().unwrap().to_owned());
+
+    // Treasuries: A mines, and pays B a share so B can fund its node's anchor reserve.
+    let a_addr = a.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(101, &a_addr);
+    wait_for("A's wallet sync", MINUTE, || a.synced_height() == 101);
+    let b_addr = b.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    a.call("wallet.send", json!({"address": b_addr, "amount_sat": 100_000_000}));
+    chain.mine(1);
+    wait_for("B's treasury funded", MINUTE, || b.balance()["confirmed_sat"] == 100_000_000);
+
+    // Refused before any money moves: a channel larger than A's treasury.
+    let treasury_before = a.balance();
+    let peer = format!("127.0.0.1:{}", b.ln_port);
+    let code = a.error_code("ln.open_channel", json!({"node_id": b_id, "addr": peer, "amount_sat": 50_000_000_000u64}));
+    assert_eq!(code, "insufficient_funds");
+    assert_eq!(
+        a.error_code("ln.open_channel", json!({"node_id": "02abc", "addr": peer, "amount_sat": 100_000})),
+        "invalid_node_id"
+    );
+    assert_eq!(a.balance(), treasury_before);
+
+    // A opens 1,000,000 sat to B; its node has no coins, so the treasury funds it first.
+    let opened = a.call("ln.open_channel", json!({"node_id": b_id, "addr": peer, "amount_sat": 1_000_000}));
+    assert_eq!(opened["status"], "awaiting_funding", "{opened}");
+    let funding_txid = opened["funding_txid"].as_str().unwrap().to_owned();
+    let b_fund = b.call("ln.fund", json!({"amount_sat": 100_000}))["txid"].as_str().unwrap().to_owned();
+    let mempool = chain.mempool();
+    assert!(mempool.contains(&funding_txid) && mempool.contains(&b_fund), "{mempool:?}");
+    chain.mine(1);
+    wait_for("A's channel open to start once its funding confirmed", MINUTE, || channel(&a).is_some());
+    wait_for("the channel funding tx in the mempool", MINUTE, || chain.mempool().len() == 1);
+    chain.mine(6);
+    wait_for("the channel to be usable on both sides", MINUTE, || {
+        channel(&a).is_some_and(|c| c["usable"] == true) && channel(&b).is_some_and(|c| c["usable"] == true)
+    });
+    let ch = channel(&a).unwrap();
+    assert_eq!(ch["capacity_sat"], 1_000_000);
+    assert_eq!(ch["counterparty_node_id"], b_id.as_str());
+    assert_eq!(ch["ready"], true);
+    assert!(ch["outbound_msat"].as_u64().unwrap() > 900_000_000, "{ch}");
+    assert_eq!(channel(&b).unwrap()["channel_id"], ch["channel_id"]);
+    assert!(ln_info(&a)["outbound_msat"].as_u64().unwrap() > 900_000_000);
+
+    // B invoices 50,000 sat; A pays; both record it settled with the same amount and hash.
+    let inv = b.call("ln.invoice", json!({"amount_msat": 50_000_000, "description": "order 1", "expiry_secs": 600}));
+    let (bolt11, hash) = (inv["bolt11"].as_str().unwrap().to_owned(), inv["payment_hash"].as_str().unwrap().to_owned());
+    assert!(bolt11.starts_with("lnbcrt500u"), "{bolt11}");
+    let paid = a.call("ln.pay", json!({"invoice": bolt11}));
+    let pay_id = paid["payment_id"].as_str().unwrap().to_owned();
+    wait_for("A's payment to succeed", MINUTE, || payment(&a, &pay_id).is_some_and(|p| p["status"] == "succeeded"));
+    wait_for("B to receive", MINUTE, || payment_by_hash(&b, &hash).is_some_and(|p| p["status"] == "succeeded"));
+    let (sent, received) = (payment(&a, &pay_id).unwrap(), payment_by_hash(&b, &hash).unwrap());
+    assert_eq!(
+        (sent["amount_msat"].clone(), sent["payment_hash"].clone(), sent["direction"].clone()),
+        (json!(50_000_000), json!(hash), json!("outbound"))
+    );
+    assert_eq!((received["amount_msat"].clone(), received["direction"].clone()), (json!(50_000_000), json!("inbound")));
+    assert_eq!(sent["fee_paid_msat"], 0, "a direct channel pays no routing fee");
+    wait_for("both stores to record it", MINUTE, || {
+        stored_payment(&a, &pay_id).is_some_and(|p| p.1 == "succeeded")
+            && stored_payment(&b, received["payment_id"].as_str().unwrap()).is_some()
+    });
+    assert_eq!(
+        stored_payment(&a, &pay_id).unwrap(),
+        ("outbound".into(), "succeeded".into(), 50_000_000, Some(hash.clone()))
+    );
+    let b_row = stored_payment(&b, received["payment_id"].as_str().unwrap()).unwrap();
+    assert_eq!(b_row, ("inbound".into(), "succeeded".into(), 50_000_000, Some(hash.clone())));
+
+    // Refusals that change nothing.
+    let outbound_before = channel(&a).unwrap()["outbound_msat"].clone();
+    assert_eq!(a.error_code("ln.pay", json!({"invoice": bolt11})), "duplicate_payment");
+    let big =
+        b.call("ln.invoice", json!({"amount_msat": 2_000_000_000u64, "description": "too big", "expiry_secs": 600}));
+    assert_eq!(a.error_code("ln.pay", json!({"invoice": big["bolt11"]})), "insufficient_liquidity");
+    let short = b.call("ln.invoice", json!({"amount_msat": 1_000, "description": "short", "expiry_secs": 1}));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(a.error_code("ln.pay", json!({"invoice": short["bolt11"]})), "invoice_expired");
+    assert_eq!(a.error_code("ln.pay", json!({"invoice": "lnbcrt1notaninvoice"})), "invalid_invoice");
+    assert_eq!(a.error_code("ln.pay", json!({"offer": "lno1notanoffer"})), "invalid_offer");
+    assert_eq!(a.error_code("ln.pay", json!({"invoice": mainnet_invoice()})), "wrong_network");
+    assert_eq!(a.error_code("ln.keysend", json!({"node_id": b_id, "amount_msat": 0})), "invalid_amount");
+    assert_eq!(channel(&a).unwrap()["outbound_msat"], outbound_before);
+
+    // Restart both: channel, payments and balances are all still there.
+    let (a_payments, b_payments) = (a.call("ln.payments", json!({})), b.call("ln.payments", json!({})));
+    let a_ln_balance = a.call("ln.balance", json!({}))["lightning_sat"].clone();
+    a.restart();
+    b.restart();
+    wait_ln_running(&a);
+    wait_ln_running(&b);
+    wait_for("the channel to be usable again after restarts", MINUTE, || {
+        channel(&a).is_some_and(|c| c["usable"] == true) && channel(&b).is_some_and(|c| c["usable"] == true)
+    });
+    assert_eq!(a.call("ln.payments", json!({})), a_payments);
+    assert_eq!(b.call("ln.payments", json!({})), b_payments);
+    assert_eq!(a.call("ln.balance", json!({}))["lightning_sat"], a_ln_balance);
+
+    // B pays A back by keysend.
+    let ks = b.call("ln.keysend", json!({"node_id": a_id, "amount_msat": 10_000_000}));
+    let ks_id = ks["payment_id"].as_str().unwrap().to_owned();
+    wait_for("the keysend to succeed", MINUTE, || payment(&b, &ks_id).is_some_and(|p| p["status"] == "succeeded"));
+    let ks_hash = payment(&b, &ks_id).unwrap()["payment_hash"].as_str().unwrap().to_owned();
+    wait_for("A to receive the keysend", MINUTE, || {
+        payment_by_hash(&a, &ks_hash).is_some_and(|p| p["status"] == "succeeded")
+    });
+    assert_eq!(payment_by_hash(&a, &ks_hash).unwrap()["amount_msat"], 10_000_000);
+    assert_eq!(payment_by_hash(&a, &ks_hash).unwrap()["kind"], "spontaneous");
+
+    // getinfo and health carry the Lightning figures.
+    let info = a.call("getinfo", json!({}));
+    assert_eq!(info["lightning"]["state"], "running");
+    assert_eq!(info["lightning"]["usable_channels"], 1);
+    let (status, health) = a.get("/v1/health");
+    assert_eq!(status, 200);
+    assert_eq!(health["lightning"]["node_id"], a_id.as_str());
+    a.stop();
+    b.stop();
+}
+
+/// A well-formed, signed BOLT11 invoice for mainnet.
+fn mainnet_invoice() -> String {
+    use sendero_lightning::ldk_node::bitcoin::hashes::{sha256, Hash};
+    use sendero_lightning::ldk_node::bitcoin::secp256k1::{Secp256k1, SecretKey};
+    use sendero_lightning::ldk_node::lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
+    let secp = Secp256k1::new();
+    let key = SecretKey::from_slice(&[0x42; 32]).unwrap();
+    InvoiceBuilder::new(Currency::Bitcoin)
+        .description("mainnet".into())
+        .payment_hash(sha256::Hash::hash(b"preimage"))
+        .payment_secret(PaymentSecret([7; 32]))
+        .amount_milli_satoshis(1_000)
+        .current_timestamp()
+        .min_final_cltv_expiry_delta(144)
+        .build_signed(|m| secp.sign_ecdsa_recoverable(m, &key))
+        .unwrap()
+        .to_string()
+}
