@@ -161,6 +161,52 @@ fn channel_payments_and_restarts_between_two_gateways() {
     assert_eq!(payment_by_hash(&a, &ks_hash).unwrap()["amount_msat"], 10_000_000);
     assert_eq!(payment_by_hash(&a, &ks_hash).unwrap()["kind"], "spontaneous");
 
+    // B pays A back over BOLT12 too.
+    let offer = a.call("ln.offer", json!({"amount_msat": 5_000_000, "description": "tip jar"}))["offer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(offer.starts_with("lno1"), "{offer}");
+    let via_offer = b.call("ln.pay", json!({"offer": offer}));
+    let offer_id = via_offer["payment_id"].as_str().unwrap().to_owned();
+    wait_for("the BOLT12 payment to succeed", MINUTE, || {
+        payment(&b, &offer_id).is_some_and(|p| p["status"] == "succeeded")
+    });
+    let offer_paid = payment(&b, &offer_id).unwrap();
+    assert_eq!(
+        (offer_paid["kind"].clone(), offer_paid["amount_msat"].clone()),
+        (json!("bolt12_offer"), json!(5_000_000))
+    );
+    let offer_hash = offer_paid["payment_hash"].as_str().unwrap().to_owned();
+    wait_for("A to receive over BOLT12", MINUTE, || {
+        payment_by_hash(&a, &offer_hash).is_some_and(|p| p["status"] == "succeeded")
+    });
+
+    // An event whose recording fails is still acknowledged: with B's store locked by another
+    // writer, B's node keeps going; the next payment after the lock is released is recorded.
+    let lock = rusqlite::Connection::open(b.datadir.join("sendero.sqlite")).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let first =
+        b.call("ln.invoice", json!({"amount_msat": 2_000_000, "description": "while locked", "expiry_secs": 600}));
+    let first_id = a.call("ln.pay", json!({"invoice": first["bolt11"]}))["payment_id"].as_str().unwrap().to_owned();
+    let first_hash = first["payment_hash"].as_str().unwrap().to_owned();
+    wait_for("B's node to take the payment", MINUTE, || {
+        payment_by_hash(&b, &first_hash).is_some_and(|p| p["status"] == "succeeded")
+    });
+    wait_for("B to give up recording it", MINUTE, || b.log().contains("acknowledging it anyway"));
+    lock.execute_batch("ROLLBACK").unwrap();
+    let second = b.call("ln.invoice", json!({"amount_msat": 3_000_000, "description": "after", "expiry_secs": 600}));
+    a.call("ln.pay", json!({"invoice": second["bolt11"]}));
+    let second_hash = second["payment_hash"].as_str().unwrap().to_owned();
+    wait_for("B to record the next payment", MINUTE, || {
+        payment_by_hash(&b, &second_hash).and_then(|p| stored_payment(&b, p["payment_id"].as_str().unwrap())).is_some()
+    });
+    let first_b_id = payment_by_hash(&b, &first_hash).unwrap()["payment_id"].as_str().unwrap().to_owned();
+    assert_eq!(stored_payment(&b, &first_b_id), None, "the locked-out event was not recorded");
+    wait_for("A's side of the locked-out payment", MINUTE, || {
+        payment(&a, &first_id).is_some_and(|p| p["status"] == "succeeded")
+    });
+
     // getinfo and health carry the Lightning figures.
     let info = a.call("getinfo", json!({}));
     assert_eq!(info["lightning"]["state"], "running");

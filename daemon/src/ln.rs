@@ -10,7 +10,7 @@ use sendero_wallet::{BitcoindAuth, Payee, WalletError};
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
-use crate::store::{LnPaymentRow, PendingOpen, Store, StoreError};
+use crate::store::{LnPaymentRow, PendingAction, PendingKind, Store, StoreError};
 use crate::treasury::blocking;
 
 /// On-chain sats ldk-node keeps back per anchor channel (its default).
@@ -70,7 +70,7 @@ pub async fn run(ctx: AppState, rpc: (String, BitcoindAuth), seed: [u8; 64], can
         tokio::select! {
             _ = cancel.cancelled() => break,
             event = node.next_event() => handle_event(&ctx.store, &node, event),
-            _ = tokio::time::sleep(tick) => process_pending_opens(&ctx, &node).await,
+            _ = tokio::time::sleep(tick) => process_pending(&ctx, &node).await,
         }
     }
     let stopping = Arc::clone(&node);
@@ -254,12 +254,12 @@ pub struct OpenRequest {
 /// How an open went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Opened {
-    /// Negotiation started; `ChannelPending` follows.
+    /// Started now (`ChannelPending` / `SplicePending` follows).
     Opening {
-        /// ldk-node's user channel id.
+        /// ldk-node's user channel id (opens) or the channel id (splices).
         user_channel_id: String,
     },
-    /// The treasury is funding the node first; the open happens once that confirms.
+    /// The treasury is funding the node first; the action happens once that confirms.
     AwaitingFunding {
         /// Pending open id.
         pending_id: i64,
@@ -283,46 +283,84 @@ pub async fn open_channel(ctx: &AppState, req: OpenRequest) -> Result<Opened, Ln
     // Check the peer's id and address before any money moves.
     node.check_peer(&req.node_id, &req.address)?;
     let shortfall = needed - spendable + ctx.config.lightning.funding_fee_headroom_sat;
-    let funding_txid = fund(ctx, shortfall).await?;
-    let open = PendingOpen {
-        id: 0,
+    let kind = PendingKind::Open {
         node_id: req.node_id,
         address: req.address,
-        amount_sat: req.amount_sat,
         push_msat: req.push_msat,
         announce: req.announce,
-        funding_txid: funding_txid.clone(),
     };
-    let pending_id = ctx.store.add_pending_open(&open, unix_now())?;
-    tracing::info!(pending_id, %funding_txid, shortfall, "channel open waits for the treasury's funding to confirm");
+    let (pending_id, funding_txid) = fund_then(ctx, kind, req.amount_sat, shortfall).await?;
     Ok(Opened::AwaitingFunding { pending_id, funding_txid })
 }
 
-async fn process_pending_opens(ctx: &AppState, node: &Arc<LightningNode>) {
-    let pending = match ctx.store.pending_opens() {
+/// Splices `amount_sat` into a channel, funding the node from the treasury first when its own
+/// wallet is short (the splice then happens once that transfer confirms).
+pub async fn splice_in(ctx: &AppState, channel_id: String, amount_sat: u64) -> Result<Opened, LnError> {
+    let node = node(ctx)?;
+    node.check_channel(&channel_id)?;
+    let headroom = ctx.config.lightning.funding_fee_headroom_sat;
+    let spendable = node.balance().onchain_spendable_sat;
+    if spendable >= amount_sat + headroom {
+        let id = channel_id.clone();
+        blocking_ln(move || node.splice_in(&id, amount_sat)).await?;
+        return Ok(Opened::Opening { user_channel_id: channel_id });
+    }
+    let shortfall = amount_sat + headroom - spendable;
+    let (pending_id, funding_txid) =
+        fund_then(ctx, PendingKind::SpliceIn { channel_id }, amount_sat, shortfall).await?;
+    Ok(Opened::AwaitingFunding { pending_id, funding_txid })
+}
+
+/// Sends `shortfall` from the treasury to the node and queues `kind` until it confirms.
+async fn fund_then(
+    ctx: &AppState,
+    kind: PendingKind,
+    amount_sat: u64,
+    shortfall: u64,
+) -> Result<(i64, String), LnError> {
+    let funding_txid = fund(ctx, shortfall).await?;
+    let action = PendingAction { id: 0, kind, amount_sat, funding_txid: funding_txid.clone() };
+    let pending_id = ctx.store.add_pending_action(&action, unix_now())?;
+    tracing::info!(pending_id, %funding_txid, shortfall, "lightning action waits for the treasury's funding to confirm");
+    Ok((pending_id, funding_txid))
+}
+
+/// Carries out every queued action whose funding has arrived in the node's wallet.
+async fn process_pending(ctx: &AppState, node: &Arc<LightningNode>) {
+    let pending = match ctx.store.pending_actions() {
         Ok(p) => p,
-        Err(e) => return tracing::error!(error = %e, "reading pending channel opens"),
+        Err(e) => return tracing::error!(error = %e, "reading pending lightning actions"),
     };
-    for open in pending {
-        if node.balance().onchain_spendable_sat < open.amount_sat + ANCHOR_RESERVE_SAT {
+    let headroom = ctx.config.lightning.funding_fee_headroom_sat;
+    for action in pending {
+        let required = match action.kind {
+            PendingKind::Open { .. } => action.amount_sat + ANCHOR_RESERVE_SAT,
+            PendingKind::SpliceIn { .. } => action.amount_sat + headroom,
+        };
+        if node.balance().onchain_spendable_sat < required {
             continue;
         }
-        let (n, o) = (Arc::clone(node), open.clone());
-        let result =
-            blocking_ln(move || n.open_channel(&o.node_id, &o.address, o.amount_sat, o.push_msat, o.announce)).await;
+        let (n, a) = (Arc::clone(node), action.clone());
+        let result = blocking_ln(move || match &a.kind {
+            PendingKind::Open { node_id, address, push_msat, announce } => {
+                n.open_channel(node_id, address, a.amount_sat, *push_msat, *announce)
+            }
+            PendingKind::SpliceIn { channel_id } => n.splice_in(channel_id, a.amount_sat).map(|()| channel_id.clone()),
+        })
+        .await;
         let recorded = match &result {
-            Ok(ucid) => {
-                tracing::info!(pending_id = open.id, user_channel_id = %ucid, "funded channel open started");
-                ctx.store.finish_pending_open(open.id, Some(ucid), None)
+            Ok(outcome) => {
+                tracing::info!(pending_id = action.id, %outcome, "funded lightning action started");
+                ctx.store.finish_pending_action(action.id, Some(outcome), None)
             }
             Err(LightningError::InsufficientFunds) => Ok(()),
             Err(e) => {
-                tracing::warn!(pending_id = open.id, error = %e, "funded channel open failed");
-                ctx.store.finish_pending_open(open.id, None, Some(&e.to_string()))
+                tracing::warn!(pending_id = action.id, error = %e, "funded lightning action failed");
+                ctx.store.finish_pending_action(action.id, None, Some(&e.to_string()))
             }
         };
         if let Err(e) = recorded {
-            tracing::error!(error = %e, pending_id = open.id, "recording a pending open's outcome");
+            tracing::error!(error = %e, pending_id = action.id, "recording a pending action's outcome");
         }
     }
 }

@@ -18,7 +18,8 @@ const MIGRATIONS: &[&str] = &[
          feerate_sat_vb INTEGER NOT NULL,
          created_at INTEGER NOT NULL
      ) STRICT;",
-    // 2: what the Lightning node's events told us, and channel opens waiting for their funding.
+    // 2: what the Lightning node's events told us, and channel opens / splice-ins waiting for the
+    //    treasury's transfer to the node to confirm.
     "CREATE TABLE ln_payments (
          payment_id TEXT PRIMARY KEY,
          direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
@@ -35,16 +36,18 @@ const MIGRATIONS: &[&str] = &[
          funding_txo TEXT,
          updated_at INTEGER NOT NULL
      ) STRICT;
-     CREATE TABLE ln_pending_opens (
+     CREATE TABLE ln_pending_actions (
          id INTEGER PRIMARY KEY,
-         node_id TEXT NOT NULL,
-         address TEXT NOT NULL,
+         kind TEXT NOT NULL CHECK (kind IN ('open', 'splice_in')),
+         node_id TEXT NOT NULL DEFAULT '',
+         address TEXT NOT NULL DEFAULT '',
+         channel_id TEXT NOT NULL DEFAULT '',
          amount_sat INTEGER NOT NULL CHECK (amount_sat > 0),
          push_msat INTEGER,
-         announce INTEGER NOT NULL,
+         announce INTEGER NOT NULL DEFAULT 0,
          funding_txid TEXT NOT NULL,
          state TEXT NOT NULL DEFAULT 'awaiting_funding',
-         user_channel_id TEXT,
+         result TEXT,
          error TEXT,
          created_at INTEGER NOT NULL
      ) STRICT;",
@@ -172,21 +175,36 @@ pub struct LnPaymentRow {
     pub payment_hash: Option<String>,
 }
 
-/// A channel open waiting for the treasury's transfer to the node to confirm.
+/// What a pending action does once its funding has confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingOpen {
+pub enum PendingKind {
+    /// Open a channel to `node_id` at `address`.
+    Open {
+        /// Peer node id.
+        node_id: String,
+        /// Peer address.
+        address: String,
+        /// Pushed to the peer at open.
+        push_msat: Option<u64>,
+        /// Announced channel.
+        announce: bool,
+    },
+    /// Splice into `channel_id`.
+    SpliceIn {
+        /// Channel id, hex.
+        channel_id: String,
+    },
+}
+
+/// A Lightning action waiting for the treasury's transfer to the node to confirm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAction {
     /// Row id.
     pub id: i64,
-    /// Peer node id.
-    pub node_id: String,
-    /// Peer address.
-    pub address: String,
-    /// Channel amount.
+    /// What to do.
+    pub kind: PendingKind,
+    /// Channel amount, or amount spliced in.
     pub amount_sat: u64,
-    /// Pushed to the peer at open.
-    pub push_msat: Option<u64>,
-    /// Announced channel.
-    pub announce: bool,
     /// The treasury's transfer to the node.
     pub funding_txid: String,
 }
@@ -273,57 +291,64 @@ impl Store {
             .optional()?)
     }
 
-    /// Queues a channel open until its funding confirms; returns its id.
-    pub fn add_pending_open(&self, open: &PendingOpen, now: u64) -> Result<i64, StoreError> {
+    /// Queues an action until its funding confirms; returns its id.
+    pub fn add_pending_action(&self, action: &PendingAction, now: u64) -> Result<i64, StoreError> {
+        let (kind, node_id, address, channel_id, push_msat, announce) = match &action.kind {
+            PendingKind::Open { node_id, address, push_msat, announce } => {
+                ("open", node_id.as_str(), address.as_str(), "", *push_msat, *announce)
+            }
+            PendingKind::SpliceIn { channel_id } => ("splice_in", "", "", channel_id.as_str(), None, false),
+        };
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO ln_pending_opens (node_id, address, amount_sat, push_msat, announce, funding_txid, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO ln_pending_actions
+                 (kind, node_id, address, channel_id, amount_sat, push_msat, announce, funding_txid, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
-                open.node_id,
-                open.address,
-                open.amount_sat as i64,
-                open.push_msat.map(|v| v as i64),
-                open.announce,
-                open.funding_txid,
+                kind,
+                node_id,
+                address,
+                channel_id,
+                action.amount_sat as i64,
+                push_msat.map(|v| v as i64),
+                announce,
+                action.funding_txid,
                 now as i64
             ],
         )?;
         Ok(conn.last_insert_rowid())
     }
 
-    /// Opens still waiting for funds, oldest first.
-    pub fn pending_opens(&self) -> Result<Vec<PendingOpen>, StoreError> {
+    /// Actions still waiting for funds, oldest first.
+    pub fn pending_actions(&self) -> Result<Vec<PendingAction>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id, node_id, address, amount_sat, push_msat, announce, funding_txid FROM ln_pending_opens
-             WHERE state = 'awaiting_funding' ORDER BY id",
+            "SELECT id, kind, node_id, address, channel_id, amount_sat, push_msat, announce, funding_txid
+             FROM ln_pending_actions WHERE state = 'awaiting_funding' ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok(PendingOpen {
-                id: r.get(0)?,
-                node_id: r.get(1)?,
-                address: r.get(2)?,
-                amount_sat: r.get::<_, i64>(3)? as u64,
-                push_msat: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
-                announce: r.get(5)?,
-                funding_txid: r.get(6)?,
-            })
+            let kind: String = r.get(1)?;
+            let kind = if kind == "splice_in" {
+                PendingKind::SpliceIn { channel_id: r.get(4)? }
+            } else {
+                PendingKind::Open {
+                    node_id: r.get(2)?,
+                    address: r.get(3)?,
+                    push_msat: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+                    announce: r.get(7)?,
+                }
+            };
+            Ok(PendingAction { id: r.get(0)?, kind, amount_sat: r.get::<_, i64>(5)? as u64, funding_txid: r.get(8)? })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Marks a pending open done (`opened` with its user channel id) or `failed` with a reason.
-    pub fn finish_pending_open(
-        &self,
-        id: i64,
-        user_channel_id: Option<&str>,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let state = if error.is_some() { "failed" } else { "opened" };
+    /// Marks a pending action done (`done` with its result, e.g. the user channel id) or `failed`.
+    pub fn finish_pending_action(&self, id: i64, result: Option<&str>, error: Option<&str>) -> Result<(), StoreError> {
+        let state = if error.is_some() { "failed" } else { "done" };
         self.conn().execute(
-            "UPDATE ln_pending_opens SET state = ?2, user_channel_id = ?3, error = ?4 WHERE id = ?1",
-            params![id, state, user_channel_id, error],
+            "UPDATE ln_pending_actions SET state = ?2, result = ?3, error = ?4 WHERE id = ?1",
+            params![id, state, result, error],
         )?;
         Ok(())
     }

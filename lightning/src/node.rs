@@ -207,6 +207,11 @@ impl LightningNode {
         self.node.splice_out(&ucid, peer, address, amount_sat).map_err(|e| LightningError::from_node("splice out", e))
     }
 
+    /// Checks that a channel with this id exists.
+    pub fn check_channel(&self, channel_id: &str) -> Result<(), LightningError> {
+        self.find_channel(channel_id).map(|_| ())
+    }
+
     fn find_channel(&self, channel_id: &str) -> Result<(UserChannelId, PublicKey), LightningError> {
         let wanted = channel_id.trim().to_ascii_lowercase();
         self.node

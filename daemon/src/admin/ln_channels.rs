@@ -52,14 +52,18 @@ pub(crate) async fn channels(ctx: &AppState, params: Params) -> Result<Value, Ad
     Ok(json!({ "channels": ln::node(ctx)?.channels() }))
 }
 
-/// `ln.splice_in {channel_id, amount_sat}`: from the node's on-chain wallet into the channel.
+/// `ln.splice_in {channel_id, amount_sat}`: from the treasury (through the node's on-chain wallet)
+/// into the channel.
 pub(crate) async fn splice_in(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     let params = params.only(&["channel_id", "amount_sat"])?;
     let channel_id = params.string("channel_id")?;
     let amount_sat = params.positive_integer("amount_sat", "invalid_amount")?;
-    let node = ln::node(ctx)?;
-    blocking_ln(move || node.splice_in(&channel_id, amount_sat)).await?;
-    Ok(json!({ "splicing": true }))
+    Ok(match ln::splice_in(ctx, channel_id, amount_sat).await? {
+        Opened::Opening { .. } => json!({ "status": "splicing" }),
+        Opened::AwaitingFunding { pending_id, funding_txid } => {
+            json!({ "status": "awaiting_funding", "pending_id": pending_id, "funding_txid": funding_txid })
+        }
+    })
 }
 
 /// `ln.splice_out {channel_id, amount_sat, address?}`: out of the channel, to `address` or by

@@ -56,6 +56,132 @@ enum Command {
     /// Treasury transactions, newest first.
     #[command(name = "wallet.transactions")]
     WalletTransactions,
+    /// The Lightning node: id, addresses, peers, channels, liquidity.
+    #[command(name = "ln.info")]
+    LnInfo,
+    /// Connect to a Lightning peer.
+    #[command(name = "ln.connect")]
+    LnConnect {
+        /// Peer node id (hex).
+        #[arg(long)]
+        node_id: String,
+        /// Peer address, host:port.
+        #[arg(long)]
+        addr: String,
+    },
+    /// Lightning peers.
+    #[command(name = "ln.peers")]
+    LnPeers,
+    /// Lightning balances (the node's on-chain wallet, channels, sweeps).
+    #[command(name = "ln.balance")]
+    LnBalance,
+    /// Move sats from the treasury to the Lightning node's on-chain wallet.
+    #[command(name = "ln.fund")]
+    LnFund {
+        /// Amount in sats.
+        #[arg(long, allow_negative_numbers = true)]
+        amount_sat: i64,
+    },
+    /// Open a channel (funding the node from the treasury when needed).
+    #[command(name = "ln.open_channel")]
+    LnOpenChannel {
+        /// Peer node id (hex).
+        #[arg(long)]
+        node_id: String,
+        /// Peer address, host:port.
+        #[arg(long)]
+        addr: String,
+        /// Channel size in sats.
+        #[arg(long, allow_negative_numbers = true)]
+        amount_sat: i64,
+        /// Give the peer this much at open, in msat.
+        #[arg(long)]
+        push_msat: Option<u64>,
+        /// Announce the channel to the network.
+        #[arg(long)]
+        announce: bool,
+    },
+    /// Close a channel (cooperatively, or --force).
+    #[command(name = "ln.close_channel")]
+    LnCloseChannel {
+        /// Channel id (hex, from ln.channels).
+        #[arg(long)]
+        channel_id: String,
+        /// Force-close unilaterally.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Channels: capacity, outbound / inbound msat, ready, usable.
+    #[command(name = "ln.channels")]
+    LnChannels,
+    /// Add sats from the treasury to a channel.
+    #[command(name = "ln.splice_in")]
+    LnSpliceIn {
+        /// Channel id (hex).
+        #[arg(long)]
+        channel_id: String,
+        /// Amount in sats.
+        #[arg(long, allow_negative_numbers = true)]
+        amount_sat: i64,
+    },
+    /// Take sats out of a channel, to an address or the treasury.
+    #[command(name = "ln.splice_out")]
+    LnSpliceOut {
+        /// Channel id (hex).
+        #[arg(long)]
+        channel_id: String,
+        /// Amount in sats.
+        #[arg(long, allow_negative_numbers = true)]
+        amount_sat: i64,
+        /// Destination (default: a new treasury address).
+        #[arg(long)]
+        address: Option<String>,
+    },
+    /// Issue a BOLT11 invoice.
+    #[command(name = "ln.invoice")]
+    LnInvoice {
+        /// Amount in msat (omit for any amount).
+        #[arg(long)]
+        amount_msat: Option<u64>,
+        /// Description shown to the payer.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Seconds until it expires.
+        #[arg(long, default_value_t = 3600)]
+        expiry_secs: u64,
+    },
+    /// Issue a BOLT12 offer.
+    #[command(name = "ln.offer")]
+    LnOffer {
+        /// Amount in msat (omit for any amount).
+        #[arg(long)]
+        amount_msat: Option<u64>,
+        /// Description shown to the payer.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Pay a BOLT11 invoice or a BOLT12 offer.
+    #[command(name = "ln.pay")]
+    LnPay {
+        /// The invoice (lnbc…) or offer (lno…).
+        destination: String,
+        /// Amount in msat, for invoices and offers that name none.
+        #[arg(long)]
+        amount_msat: Option<u64>,
+    },
+    /// Send to a node without an invoice.
+    #[command(name = "ln.keysend")]
+    LnKeysend {
+        /// Destination node id (hex).
+        #[arg(long)]
+        node_id: String,
+        /// Amount in msat.
+        #[arg(long)]
+        amount_msat: u64,
+    },
+    /// Lightning payments, newest first.
+    #[command(name = "ln.payments")]
+    LnPayments,
     /// Call any admin method with JSON parameters, e.g. `call wallet.send '{"address":…}'`.
     Call {
         /// Method name.
@@ -80,6 +206,43 @@ impl Command {
                     params["feerate_sat_vb"] = json!(rate);
                 }
                 Ok(("wallet.send".into(), params))
+            }
+            Command::LnInfo => plain("ln.info"),
+            Command::LnPeers => plain("ln.peers"),
+            Command::LnBalance => plain("ln.balance"),
+            Command::LnChannels => plain("ln.channels"),
+            Command::LnPayments => plain("ln.payments"),
+            Command::LnConnect { node_id, addr } => {
+                Ok(("ln.connect".into(), json!({ "node_id": node_id, "addr": addr })))
+            }
+            Command::LnFund { amount_sat } => Ok(("ln.fund".into(), json!({ "amount_sat": amount_sat }))),
+            Command::LnOpenChannel { node_id, addr, amount_sat, push_msat, announce } => Ok((
+                "ln.open_channel".into(),
+                json!({ "node_id": node_id, "addr": addr, "amount_sat": amount_sat, "push_msat": push_msat, "announce": announce }),
+            )),
+            Command::LnCloseChannel { channel_id, force } => {
+                Ok(("ln.close_channel".into(), json!({ "channel_id": channel_id, "force": force })))
+            }
+            Command::LnSpliceIn { channel_id, amount_sat } => {
+                Ok(("ln.splice_in".into(), json!({ "channel_id": channel_id, "amount_sat": amount_sat })))
+            }
+            Command::LnSpliceOut { channel_id, amount_sat, address } => Ok((
+                "ln.splice_out".into(),
+                json!({ "channel_id": channel_id, "amount_sat": amount_sat, "address": address }),
+            )),
+            Command::LnInvoice { amount_msat, description, expiry_secs } => Ok((
+                "ln.invoice".into(),
+                json!({ "amount_msat": amount_msat, "description": description, "expiry_secs": expiry_secs }),
+            )),
+            Command::LnOffer { amount_msat, description } => {
+                Ok(("ln.offer".into(), json!({ "amount_msat": amount_msat, "description": description })))
+            }
+            Command::LnPay { destination, amount_msat } => {
+                let key = if destination.trim().to_ascii_lowercase().starts_with("lno") { "offer" } else { "invoice" };
+                Ok(("ln.pay".into(), json!({ key: destination, "amount_msat": amount_msat })))
+            }
+            Command::LnKeysend { node_id, amount_msat } => {
+                Ok(("ln.keysend".into(), json!({ "node_id": node_id, "amount_msat": amount_msat })))
             }
             Command::Call { method, params } => {
                 let params = match params {
