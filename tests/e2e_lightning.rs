@@ -42,18 +42,25 @@ fn wait_ln_running(gw: &Gateway) {
     wait_for("the lightning node to run", MINUTE, || gw.try_call("ln.info", json!({})).is_ok());
 }
 
-#[test]
-fn channel_payments_and_restarts_between_two_gateways() {
+/// A chain and two gateways whose treasuries are funded: A mined 101 blocks, B got 1 BTC from A.
+struct Pair {
+    chain: Chain,
+    a: Gateway,
+    b: Gateway,
+    a_id: String,
+    b_id: String,
+    _home: tempfile::TempDir,
+}
+
+fn pair() -> Pair {
     let chain = Chain::start();
     let home = tempfile::tempdir().unwrap();
-    let mut a = Gateway::start(&chain, &home.path().join("alice"), AdminMode::Socket);
-    let mut b = Gateway::start(&chain, &home.path().join("bob"), AdminMode::Socket);
+    let a = Gateway::start(&chain, &home.path().join("alice"), AdminMode::Socket);
+    let b = Gateway::start(&chain, &home.path().join("bob"), AdminMode::Socket);
     wait_ln_running(&a);
     wait_ln_running(&b);
-    let (a_id, b_id) =
-        (ln_info(&a)["node_id"].as_str().unwrap().to_owned(), ln_info(&b)["node_id"].as_str().unwrap().to_owned());
-
-    // Treasuries: A mines, and pays B a share so B can fund its node's anchor reserve.
+    let a_id = ln_info(&a)["node_id"].as_str().unwrap().to_owned();
+    let b_id = ln_info(&b)["node_id"].as_str().unwrap().to_owned();
     let a_addr = a.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
     chain.mine_to(101, &a_addr);
     wait_for("A's wallet sync", MINUTE, || a.synced_height() == 101);
@@ -61,11 +68,51 @@ fn channel_payments_and_restarts_between_two_gateways() {
     a.call("wallet.send", json!({"address": b_addr, "amount_sat": 100_000_000}));
     chain.mine(1);
     wait_for("B's treasury funded", MINUTE, || b.balance()["confirmed_sat"] == 100_000_000);
+    Pair { chain, a, b, a_id, b_id, _home: home }
+}
 
-    // Refused before any money moves: a channel larger than A's treasury.
+/// A opens `amount_sat` to B from its treasury (its node starts empty, so the open waits for the
+/// treasury's transfer to confirm); B funds its node's anchor reserve. Returns the channel id.
+fn open_channel(p: &Pair, amount_sat: u64) -> String {
+    let (a, b, chain) = (&p.a, &p.b, &p.chain);
+    let peer = format!("127.0.0.1:{}", b.ln_port);
+    let opened = a.call("ln.open_channel", json!({"node_id": p.b_id, "addr": peer, "amount_sat": amount_sat}));
+    assert_eq!(opened["status"], "awaiting_funding", "{opened}");
+    let funding_txid = opened["funding_txid"].as_str().unwrap().to_owned();
+    let b_fund = b.call("ln.fund", json!({"amount_sat": 100_000}))["txid"].as_str().unwrap().to_owned();
+    let mempool = chain.mempool();
+    assert!(mempool.contains(&funding_txid) && mempool.contains(&b_fund), "{mempool:?}");
+    chain.mine(1);
+    wait_for("A's channel open to start once its funding confirmed", MINUTE, || channel(a).is_some());
+    wait_for("the channel funding tx in the mempool", MINUTE, || chain.mempool().len() == 1);
+    chain.mine(6);
+    wait_for("the channel to be usable on both sides", MINUTE, || {
+        channel(a).is_some_and(|c| c["usable"] == true) && channel(b).is_some_and(|c| c["usable"] == true)
+    });
+    channel(a).unwrap()["channel_id"].as_str().unwrap().to_owned()
+}
+
+/// B invoices `amount_msat`, A pays; returns once both see it settled.
+fn pay_b(p: &Pair, amount_msat: u64) {
+    let inv = p.b.call("ln.invoice", json!({"amount_msat": amount_msat, "description": "x", "expiry_secs": 600}));
+    let id = p.a.call("ln.pay", json!({"invoice": inv["bolt11"]}))["payment_id"].as_str().unwrap().to_owned();
+    let hash = inv["payment_hash"].as_str().unwrap();
+    wait_for("the payment to settle", MINUTE, || {
+        payment(&p.a, &id).is_some_and(|x| x["status"] == "succeeded")
+            && payment_by_hash(&p.b, hash).is_some_and(|x| x["status"] == "succeeded")
+    });
+}
+
+#[test]
+fn channel_payments_and_restarts_between_two_gateways() {
+    let p = pair();
+    let (a, b) = (&p.a, &p.b);
+
+    // Refused before any money moves: a channel larger than A's treasury, a bad node id.
     let treasury_before = a.balance();
     let peer = format!("127.0.0.1:{}", b.ln_port);
-    let code = a.error_code("ln.open_channel", json!({"node_id": b_id, "addr": peer, "amount_sat": 50_000_000_000u64}));
+    let code =
+        a.error_code("ln.open_channel", json!({"node_id": p.b_id, "addr": peer, "amount_sat": 50_000_000_000u64}));
     assert_eq!(code, "insufficient_funds");
     assert_eq!(
         a.error_code("ln.open_channel", json!({"node_id": "02abc", "addr": peer, "amount_sat": 100_000})),
@@ -73,23 +120,12 @@ fn channel_payments_and_restarts_between_two_gateways() {
     );
     assert_eq!(a.balance(), treasury_before);
 
-    // A opens 1,000,000 sat to B; its node has no coins, so the treasury funds it first.
-    let opened = a.call("ln.open_channel", json!({"node_id": b_id, "addr": peer, "amount_sat": 1_000_000}));
-    assert_eq!(opened["status"], "awaiting_funding", "{opened}");
-    let funding_txid = opened["funding_txid"].as_str().unwrap().to_owned();
-    let b_fund = b.call("ln.fund", json!({"amount_sat": 100_000}))["txid"].as_str().unwrap().to_owned();
-    let mempool = chain.mempool();
-    assert!(mempool.contains(&funding_txid) && mempool.contains(&b_fund), "{mempool:?}");
-    chain.mine(1);
-    wait_for("A's channel open to start once its funding confirmed", MINUTE, || channel(&a).is_some());
-    wait_for("the channel funding tx in the mempool", MINUTE, || chain.mempool().len() == 1);
-    chain.mine(6);
-    wait_for("the channel to be usable on both sides", MINUTE, || {
-        channel(&a).is_some_and(|c| c["usable"] == true) && channel(&b).is_some_and(|c| c["usable"] == true)
-    });
+    let channel_id = open_channel(&p, 1_000_000);
+    let Pair { chain: _chain, mut a, mut b, a_id, b_id, _home } = p;
     let ch = channel(&a).unwrap();
     assert_eq!(ch["capacity_sat"], 1_000_000);
     assert_eq!(ch["counterparty_node_id"], b_id.as_str());
+    assert_eq!(ch["channel_id"], channel_id.as_str());
     assert_eq!(ch["ready"], true);
     assert!(ch["outbound_msat"].as_u64().unwrap() > 900_000_000, "{ch}");
     assert_eq!(channel(&b).unwrap()["channel_id"], ch["channel_id"]);
@@ -235,4 +271,114 @@ fn mainnet_invoice() -> String {
         .build_signed(|m| secp.sign_ecdsa_recoverable(m, &key))
         .unwrap()
         .to_string()
+}
+
+fn ln_balance(gw: &Gateway) -> Value {
+    gw.call("ln.balance", json!({}))
+}
+
+fn capacity(gw: &Gateway) -> u64 {
+    channel(gw).map(|c| c["capacity_sat"].as_u64().unwrap()).unwrap_or_default()
+}
+
+#[test]
+fn splices_and_a_cooperative_close_move_funds_between_channel_and_chain() {
+    let p = pair();
+    let (a, b, chain) = (&p.a, &p.b, &p.chain);
+    let channel_id = open_channel(&p, 1_000_000);
+    pay_b(&p, 40_000_000);
+
+    // Splice in 300,000 sat from A's treasury: funded to the node first, spliced once confirmed.
+    let spliced = a.call("ln.splice_in", json!({"channel_id": channel_id, "amount_sat": 300_000}));
+    assert_eq!(spliced["status"], "awaiting_funding", "{spliced}");
+    chain.mine(1);
+    wait_for("the splice-in tx", MINUTE, || chain.mempool().len() == 1);
+    chain.mine(6);
+    wait_for("capacity 1,300,000 on both sides", MINUTE, || capacity(a) == 1_300_000 && capacity(b) == 1_300_000);
+    wait_for("the channel usable after the splice", MINUTE, || channel(a).is_some_and(|c| c["usable"] == true));
+    let funding = spliced["funding_txid"].as_str().unwrap();
+    let txs = a.call("wallet.transactions", json!({}));
+    let tx = txs["transactions"].as_array().unwrap().iter().find(|t| t["txid"] == funding).unwrap();
+    let moved = tx["sent_sat"].as_u64().unwrap() - tx["received_sat"].as_u64().unwrap();
+    assert!(moved > 300_000 && moved < 300_000 + 20_000, "the treasury paid {moved} for a 300,000 sat splice-in");
+
+    // Splice out 200,000 sat to A's treasury: the treasury receives exactly that.
+    let out = a.call("ln.splice_out", json!({"channel_id": channel_id, "amount_sat": 200_000}));
+    let to = out["address"].as_str().unwrap().to_owned();
+    wait_for("the splice-out tx", MINUTE, || chain.mempool().len() == 1);
+    chain.mine(6);
+    wait_for("capacity to drop by about 200,000", MINUTE, || {
+        let c = capacity(a);
+        (1_095_000..=1_100_000).contains(&c) && capacity(b) == c
+    });
+    wait_for("the treasury to see the splice-out", MINUTE, || {
+        a.call("wallet.transactions", json!({}))["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["received_sat"] == 200_000 && t["confirmation_height"].is_u64())
+    });
+    assert!(a.call("wallet.utxos", json!({}))["utxos"].as_array().unwrap().iter().any(|u| u["address"] == to.as_str()));
+    wait_for("the channel usable after the splice-out", MINUTE, || channel(a).is_some_and(|c| c["usable"] == true));
+
+    // Cooperative close: both nodes get their channel balances back on-chain.
+    let (a_out, b_out) = (
+        channel(a).unwrap()["outbound_msat"].as_u64().unwrap() / 1000,
+        channel(b).unwrap()["outbound_msat"].as_u64().unwrap() / 1000,
+    );
+    let (a_chain, b_chain) =
+        (ln_balance(a)["onchain_total_sat"].as_u64().unwrap(), ln_balance(b)["onchain_total_sat"].as_u64().unwrap());
+    a.call("ln.close_channel", json!({"channel_id": channel_id}));
+    wait_for("the closing tx", MINUTE, || chain.mempool().len() == 1);
+    chain.mine(1);
+    wait_for("the channel gone on both sides", MINUTE, || channel(a).is_none() && channel(b).is_none());
+    wait_for("the closing outputs in both node wallets", MINUTE, || {
+        ln_balance(a)["onchain_total_sat"].as_u64().unwrap() > a_chain + a_out - 5_000
+            && ln_balance(b)["onchain_total_sat"].as_u64().unwrap() >= b_chain + b_out
+    });
+    let state = |gw: &Gateway| -> String {
+        let conn = rusqlite::Connection::open(gw.datadir.join("sendero.sqlite")).unwrap();
+        conn.query_row("SELECT state FROM ln_channels WHERE channel_id = ?1", [&channel_id], |r| r.get(0)).unwrap()
+    };
+    wait_for("both stores to record the close", MINUTE, || state(a) == "closed" && state(b) == "closed");
+}
+
+#[test]
+fn a_force_close_is_swept_after_the_delay() {
+    let p = pair();
+    let (a, b, chain) = (&p.a, &p.b, &p.chain);
+    let channel_id = open_channel(&p, 500_000);
+    pay_b(&p, 40_000_000);
+    let (a_chain, b_chain) =
+        (ln_balance(a)["onchain_total_sat"].as_u64().unwrap(), ln_balance(b)["onchain_total_sat"].as_u64().unwrap());
+    assert_eq!(a.error_code("ln.close_channel", json!({"channel_id": "00".repeat(32)})), "unknown_channel");
+
+    a.call("ln.close_channel", json!({"channel_id": channel_id, "force": true}));
+    wait_for("the commitment tx", MINUTE, || !chain.mempool().is_empty());
+    chain.mine(1);
+    wait_for("the channel gone", MINUTE, || channel(a).is_none() && channel(b).is_none());
+    // A's own output waits out the to_self_delay; mine until every sweep has confirmed.
+    let mut mined = 1;
+    while mined < 400 {
+        let bal = ln_balance(a);
+        let done = bal["lightning_sat"] == 0
+            && bal["pending_sweep_sat"] == 0
+            && bal["onchain_total_sat"].as_u64().unwrap() > a_chain + 450_000;
+        if done {
+            break;
+        }
+        chain.mine(6);
+        mined += 6;
+        std::thread::sleep(Duration::from_millis(2_500));
+    }
+    let a_after = ln_balance(a)["onchain_total_sat"].as_u64().unwrap();
+    assert!(
+        a_after > a_chain + 450_000 && a_after < a_chain + 460_000,
+        "A swept {} after {mined} blocks",
+        a_after - a_chain
+    );
+    wait_for("B's side swept too", MINUTE, || {
+        let bal = ln_balance(b);
+        bal["pending_sweep_sat"] == 0 && bal["onchain_total_sat"].as_u64().unwrap() > b_chain + 35_000
+    });
 }
