@@ -51,6 +51,29 @@ fn dev_mode_serves_a_funded_gateway_and_stops_cleanly() {
     assert_eq!(info["wallet"]["confirmed_sat"], 100 * 100_000_000u64);
     assert_eq!(info["wallet"]["immature_sat"], 99 * 50 * 100_000_000u64);
 
+    // The Lightning node runs beside the wallet; `sendero-cli ln.channels` answers (no channel yet).
+    let cli = |args: &[&str]| -> Value {
+        let out = Command::new(SENDERO_CLI)
+            .args(["--datadir", datadir.to_str().unwrap()])
+            .args(args)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    wait_for("the lightning node", Duration::from_secs(30), || {
+        Command::new(SENDERO_CLI)
+            .args(["--datadir", datadir.to_str().unwrap(), "ln.info"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    });
+    assert_eq!(cli(&["ln.channels"]), serde_json::json!({"channels": []}));
+    assert_eq!(cli(&["ln.info"])["best_block_height"], 101);
+    assert_eq!(cli(&["getinfo"])["lightning"]["state"], "running");
+
     // Secrets and the admin socket are private.
     for file in ["mnemonic", "admin.sock"] {
         let mode = std::fs::metadata(datadir.join(file)).unwrap().permissions().mode() & 0o777;

@@ -243,6 +243,19 @@ fn channel_payments_and_restarts_between_two_gateways() {
         payment(&a, &first_id).is_some_and(|p| p["status"] == "succeeded")
     });
 
+    // The operator's view: `sendero-cli ln.channels` shows the channel's figures.
+    let out = std::process::Command::new(common::SENDERO_CLI)
+        .args(["--datadir", a.datadir.to_str().unwrap(), "ln.channels", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &listed["channels"][0];
+    for field in ["channel_id", "capacity_sat", "outbound_msat", "inbound_msat", "ready", "usable"] {
+        assert!(!c[field].is_null(), "ln.channels lacks {field}: {listed}");
+    }
+    assert_eq!(c["capacity_sat"], 1_000_000);
+
     // getinfo and health carry the Lightning figures.
     let info = a.call("getinfo", json!({}));
     assert_eq!(info["lightning"]["state"], "running");
