@@ -14,3 +14,8 @@ pub mod secret;
 pub mod state;
 pub mod store;
 pub mod treasury;
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}

@@ -3,7 +3,7 @@
 //! opens that wait for their funding carried out when it confirms.
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sendero_lightning::{Event, LightningConfig, LightningError, LightningNode};
 use sendero_wallet::{BitcoindAuth, Payee, WalletError};
@@ -144,7 +144,7 @@ pub fn handle_event(store: &Store, node: &LightningNode, event: Event) {
 }
 
 fn record_event(store: &Store, node: &LightningNode, event: &Event) -> Result<(), StoreError> {
-    let now = unix_now();
+    let now = crate::unix_now();
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     match event {
         Event::PaymentSuccessful { payment_id, payment_hash, fee_paid_msat, .. } => {
@@ -320,7 +320,7 @@ async fn fund_then(
 ) -> Result<(i64, String), LnError> {
     let funding_txid = fund(ctx, shortfall).await?;
     let action = PendingAction { id: 0, kind, amount_sat, funding_txid: funding_txid.clone() };
-    let pending_id = ctx.store.add_pending_action(&action, unix_now())?;
+    let pending_id = ctx.store.add_pending_action(&action, crate::unix_now())?;
     tracing::info!(pending_id, %funding_txid, shortfall, "lightning action waits for the treasury's funding to confirm");
     Ok((pending_id, funding_txid))
 }
@@ -372,8 +372,4 @@ pub async fn blocking_ln<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| LightningError::Failed { operation: "lightning task", reason: e.to_string() })?
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }

@@ -2,7 +2,6 @@
 //! payout itself, and its record in the store. Knows nothing of HTTP or JSON-RPC.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sendero_wallet::{FeeEstimate, FeeSource, Payee, Payout, WalletError};
 
@@ -55,7 +54,7 @@ pub async fn send(ctx: &AppState, req: SendRequest) -> Result<Sent, WalletError>
         fee_sat: payout.fee_sat,
         feerate_sat_vb: payout.feerate_sat_vb,
     };
-    if let Err(e) = ctx.store.record_send(&record, unix_now()) {
+    if let Err(e) = ctx.store.record_send(&record, crate::unix_now()) {
         // The money has moved and the wallet knows it; failing the call now would invite a retry.
         tracing::error!(txid = %record.txid, error = %e, "send broadcast but not recorded in the store");
     }
@@ -76,8 +75,4 @@ pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, WalletError> + Send + 'static,
 ) -> Result<T, WalletError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| WalletError::Build(format!("wallet task failed: {e}")))?
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
