@@ -109,6 +109,10 @@ fn bitcoind_down_is_reported_and_survived() {
     chain.mine_to(101, &address);
     wait_for("sync", Duration::from_secs(30), || gw.synced_height() == 101);
 
+    wait_for("the lightning node on the first bitcoind", Duration::from_secs(60), || {
+        gw.try_call("ln.info", json!({})).is_ok_and(|i| i["best_block_height"] == 101)
+    });
+
     // bitcoind goes away: health turns 503, getinfo says so, the daemon stays up.
     let (rpc_port, p2p_port) =
         (chain.node.rpc_url().rsplit(':').next().unwrap().parse().unwrap(), chain.node.p2p_port());
@@ -131,5 +135,10 @@ fn bitcoind_down_is_reported_and_survived() {
     chain.mine(2);
     wait_for("sync after recovery", Duration::from_secs(30), || gw.synced_height() == 103);
     assert_eq!(gw.balance()["confirmed_sat"], 4 * SUBSIDY);
+    // The Lightning node is rebuilt with bitcoind's new cookie and follows the chain too.
+    wait_for("the lightning node to follow the restarted bitcoind", Duration::from_secs(60), || {
+        gw.try_call("ln.info", json!({})).is_ok_and(|i| i["best_block_height"] == 103)
+    });
+    assert!(gw.log().contains("restarting the lightning node"));
     gw.stop();
 }

@@ -1,5 +1,5 @@
 //! `sendero`: the Sendero payment gateway daemon (`senderod`) and its admin client
-//! (`sendero-cli`). The daemon composes the treasury wallet (`sendero-wallet`) and, later, the
+//! (`sendero-cli`). The daemon composes the treasury wallet (`sendero-wallet`) and the
 //! Lightning node (`sendero-lightning`), and serves the public HTTP API and the admin RPC.
 
 pub mod admin;

@@ -2,7 +2,7 @@
 //! funded from the treasury, its events recorded in the store and always acknowledged, and channel
 //! opens that wait for their funding carried out when it confirms.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use sendero_lightning::{Event, LightningConfig, LightningError, LightningNode};
@@ -16,8 +16,9 @@ use crate::treasury::blocking;
 /// On-chain sats ldk-node keeps back per anchor channel (its default).
 pub const ANCHOR_RESERVE_SAT: u64 = 25_000;
 
-/// Where the running node is published for handlers; empty until it has started.
-pub type LnSlot = Arc<OnceLock<Arc<LightningNode>>>;
+/// Where the running node is published for handlers; empty until it has started (and while it
+/// restarts).
+pub type LnSlot = Arc<RwLock<Option<Arc<LightningNode>>>>;
 
 /// Why a Lightning operation could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +45,7 @@ pub fn node(ctx: &AppState) -> Result<Arc<LightningNode>, LnError> {
     if !ctx.config.lightning.enabled {
         return Err(LnError::Disabled);
     }
-    ctx.lightning.get().cloned().ok_or(LnError::NotReady)
+    ctx.lightning.read().unwrap_or_else(PoisonError::into_inner).clone().ok_or(LnError::NotReady)
 }
 
 /// The node's state for `getinfo` and `/v1/health`: `disabled`, `starting`, or `running` with
@@ -61,39 +62,73 @@ pub fn summary(ctx: &AppState) -> serde_json::Value {
     }
 }
 
-/// Runs the node until `cancel`: start (once bitcoind answers), then events and pending opens.
+/// Runs the node until `cancel`: start (once bitcoind answers), then events and pending actions.
+/// ldk-node takes bitcoind's credentials once, so when bitcoind's cookie changes (bitcoind
+/// restarted) the node is stopped and built again with the new one.
 pub async fn run(ctx: AppState, rpc: (String, BitcoindAuth), seed: [u8; 64], cancel: CancellationToken) {
-    let Some(node) = start_when_possible(&ctx, rpc, seed, &cancel).await else { return };
-    let _ = ctx.lightning.set(Arc::clone(&node));
+    loop {
+        let Some((node, creds)) = start_when_possible(&ctx, &rpc, seed, &cancel).await else { return };
+        *ctx.lightning.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&node));
+        let restart = serve_node(&ctx, &node, &rpc.1, &creds, &cancel).await;
+        *ctx.lightning.write().unwrap_or_else(PoisonError::into_inner) = None;
+        let stopping = Arc::clone(&node);
+        let _ = tokio::task::spawn_blocking(move || stopping.stop()).await;
+        if !restart {
+            return;
+        }
+        tracing::warn!("bitcoind's RPC cookie changed (bitcoind restarted): restarting the lightning node");
+    }
+}
+
+/// Events and pending actions until `cancel` (returns false) or new bitcoind credentials (true).
+async fn serve_node(
+    ctx: &AppState,
+    node: &Arc<LightningNode>,
+    auth: &BitcoindAuth,
+    creds: &(String, String),
+    cancel: &CancellationToken,
+) -> bool {
     let tick = Duration::from_millis(ctx.config.bitcoind.poll_interval_ms.max(100));
     loop {
         tokio::select! {
-            _ = cancel.cancelled() => break,
-            event = node.next_event() => handle_event(&ctx.store, &node, event),
-            _ = tokio::time::sleep(tick) => process_pending(&ctx, &node).await,
+            _ = cancel.cancelled() => return false,
+            event = node.next_event() => {
+                // Recording may wait on SQLite; keep it off the async threads.
+                let (store, n) = (Arc::clone(&ctx.store), Arc::clone(node));
+                if let Err(e) = tokio::task::spawn_blocking(move || handle_event(&store, &n, event)).await {
+                    tracing::error!(error = %e, "lightning event task failed");
+                }
+            }
+            _ = tokio::time::sleep(tick) => {
+                process_pending(ctx, node).await;
+                if read_credentials(auth).is_ok_and(|now| &now != creds) {
+                    return true;
+                }
+            }
         }
     }
-    let stopping = Arc::clone(&node);
-    let _ = tokio::task::spawn_blocking(move || stopping.stop()).await;
 }
 
 async fn start_when_possible(
     ctx: &AppState,
-    rpc: (String, BitcoindAuth),
+    rpc: &(String, BitcoindAuth),
     seed: [u8; 64],
     cancel: &CancellationToken,
-) -> Option<Arc<LightningNode>> {
+) -> Option<(Arc<LightningNode>, (String, String))> {
     let mut backoff = Duration::from_secs(1);
     loop {
         if ctx.status.borrow().reachable {
-            match node_config(ctx, &rpc, seed) {
-                Ok(config) => match tokio::task::spawn_blocking(move || LightningNode::start(config)).await {
-                    Ok(Ok(node)) => return Some(Arc::new(node)),
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "lightning node did not start")
+            match node_config(ctx, rpc, seed) {
+                Ok(config) => {
+                    let creds = (config.rpc_user.clone(), config.rpc_password.clone());
+                    match tokio::task::spawn_blocking(move || LightningNode::start(config)).await {
+                        Ok(Ok(node)) => return Some((Arc::new(node), creds)),
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "lightning node did not start")
+                        }
+                        Err(e) => tracing::error!(error = %e, "lightning node start panicked"),
                     }
-                    Err(e) => tracing::error!(error = %e, "lightning node start panicked"),
-                },
+                }
                 Err(e) => tracing::warn!(error = %e, "lightning node config"),
             }
         }
@@ -110,14 +145,7 @@ fn node_config(ctx: &AppState, rpc: &(String, BitcoindAuth), seed: [u8; 64]) -> 
     let hostport = url.trim_start_matches("http://").trim_end_matches('/');
     let (host, port) = hostport.rsplit_once(':').ok_or_else(|| format!("bitcoind rpc_url {url:?} has no port"))?;
     let port = port.parse().map_err(|_| format!("bitcoind rpc_url {url:?}: bad port"))?;
-    let (user, password) = match auth {
-        BitcoindAuth::UserPass(u, p) => (u.clone(), p.clone()),
-        BitcoindAuth::Cookie(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cookie {}: {e}", path.display()))?;
-            let (u, p) = text.trim().split_once(':').ok_or("malformed bitcoind cookie")?;
-            (u.to_owned(), p.to_owned())
-        }
-    };
+    let (user, password) = read_credentials(auth)?;
     let ln = &ctx.config.lightning;
     Ok(LightningConfig {
         network: ctx.network,
@@ -130,6 +158,18 @@ fn node_config(ctx: &AppState, rpc: &(String, BitcoindAuth), seed: [u8; 64]) -> 
         alias: (!ln.alias.is_empty()).then(|| ln.alias.clone()),
         seed,
     })
+}
+
+/// bitcoind's RPC user and password: as configured, or read from its cookie file now.
+fn read_credentials(auth: &BitcoindAuth) -> Result<(String, String), String> {
+    match auth {
+        BitcoindAuth::UserPass(u, p) => Ok((u.clone(), p.clone())),
+        BitcoindAuth::Cookie(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cookie {}: {e}", path.display()))?;
+            let (u, p) = text.trim().split_once(':').ok_or("malformed bitcoind cookie")?;
+            Ok((u.to_owned(), p.to_owned()))
+        }
+    }
 }
 
 /// Records what matters of `event`, then acknowledges it — on every path: a recording failure is

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use sendero::config::{Config, Overrides};
 
-/// Sendero payment gateway daemon: an on-chain treasury and (soon) a Lightning node beside your
+/// Sendero payment gateway daemon: an on-chain treasury and a Lightning node beside your
 /// bitcoind, behind a local HTTP API and an admin RPC.
 #[derive(Parser, Debug)]
 #[command(name = "senderod", version)]
