@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 fn bad_admin_input_is_refused_and_changes_nothing() {
     let chain = Chain::start();
     let home = tempfile::tempdir().unwrap();
-    let gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Tcp, "json");
+    let gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Tcp, "json", "");
     let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
     chain.mine_to(101, &address);
     wait_for("sync", Duration::from_secs(30), || gw.synced_height() == 101);

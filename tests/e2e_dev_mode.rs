@@ -74,8 +74,19 @@ fn dev_mode_serves_a_funded_gateway_and_stops_cleanly() {
     assert_eq!(cli(&["ln.info"])["best_block_height"], 101);
     assert_eq!(cli(&["getinfo"])["lightning"]["state"], "running");
 
+    // Quotes work offline from the static table, with the ready key dev mode made.
+    let dev_key = std::fs::read_to_string(datadir.join("dev-api-key")).unwrap();
+    let (status, quote) = common::http_get_with_key(
+        port,
+        "/v1/fx/quote?base=EUR&quote=BTC&side=buy&amount_minor=100000",
+        Some(dev_key.trim()),
+    );
+    assert_eq!(status, 200, "{quote}");
+    assert_eq!(quote["pair"], "EUR/BTC");
+    assert!(quote["amount_sat"].as_u64().unwrap() > 1_000_000);
+
     // Secrets and the admin socket are private.
-    for file in ["mnemonic", "admin.sock"] {
+    for file in ["mnemonic", "admin.sock", "dev-api-key"] {
         let mode = std::fs::metadata(datadir.join(file)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{file}");
     }

@@ -68,6 +68,7 @@ fn pair() -> Pair {
     a.call("wallet.send", json!({"address": b_addr, "amount_sat": 100_000_000}));
     chain.mine(1);
     wait_for("B's treasury funded", MINUTE, || b.balance()["confirmed_sat"] == 100_000_000);
+    wait_for("A's wallet at the same height", MINUTE, || a.synced_height() == 102);
     Pair { chain, a, b, a_id, b_id, _home: home }
 }
 

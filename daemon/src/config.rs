@@ -55,6 +55,8 @@ pub struct Config {
     pub wallet: WalletConfig,
     /// The embedded Lightning node.
     pub lightning: LightningConfig,
+    /// Exchange rates and quotes.
+    pub fx: FxConfig,
     /// Logging.
     pub log: LogConfig,
     /// Dev mode (`senderod --dev`).
@@ -140,6 +142,75 @@ impl Default for LightningConfig {
     }
 }
 
+/// `[fx]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FxConfig {
+    /// Pairs quoted, `BASE/QUOTE` with bitcoin on one side (either direction is quoted).
+    pub pairs: Vec<String>,
+    /// Fixed mid-rates (QUOTE per BASE, decimal text) per pair, for tests and dev mode, where
+    /// regtest coins have no market. Dev mode fills BTC/EUR and BTC/USD when empty.
+    pub static_rates: BTreeMap<String, String>,
+    /// A rate older than this is not used.
+    pub rate_ttl_secs: u64,
+    /// How long a quote stands.
+    pub quote_ttl_secs: u64,
+    /// Markup moved against the client, in basis points.
+    pub markup_bps: u32,
+}
+
+impl Default for FxConfig {
+    fn default() -> Self {
+        FxConfig {
+            pairs: vec!["BTC/EUR".into(), "BTC/USD".into()],
+            static_rates: BTreeMap::new(),
+            rate_ttl_secs: 120,
+            quote_ttl_secs: 30,
+            markup_bps: 50,
+        }
+    }
+}
+
+impl FxConfig {
+    /// The static table, parsed and checked against `pairs`.
+    pub fn static_table(&self) -> Result<Vec<(String, rust_decimal::Decimal)>, ConfigError> {
+        self.static_rates
+            .iter()
+            .map(|(pair, text)| {
+                if !self.pairs.contains(pair) {
+                    return Err(ConfigError::Invalid(format!("fx.static_rates has {pair}, which is not in fx.pairs")));
+                }
+                match rust_decimal::Decimal::from_str(text.trim()) {
+                    Ok(rate) if rate > rust_decimal::Decimal::ZERO => Ok((pair.clone(), rate)),
+                    _ => Err(ConfigError::Invalid(format!(
+                        "fx.static_rates.{pair} = {text:?} is not a positive decimal"
+                    ))),
+                }
+            })
+            .collect()
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        for pair in &self.pairs {
+            let known = pair.split_once('/').is_some_and(|(b, q)| {
+                crate::fx::money::exponent(b).is_some()
+                    && crate::fx::money::exponent(q).is_some()
+                    && b != q
+                    && (b == "BTC" || q == "BTC")
+            });
+            if !known {
+                return Err(ConfigError::Invalid(format!(
+                    "fx.pairs: {pair:?} is not BASE/QUOTE of known currencies with BTC on one side"
+                )));
+            }
+        }
+        if self.quote_ttl_secs == 0 || self.rate_ttl_secs == 0 || self.markup_bps >= 10_000 {
+            return Err(ConfigError::Invalid("fx: TTLs must be at least 1 s and markup_bps below 10000".into()));
+        }
+        self.static_table().map(|_| ())
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -170,6 +241,7 @@ impl Default for Config {
             bitcoind: BitcoindConfig::default(),
             wallet: WalletConfig::default(),
             lightning: LightningConfig::default(),
+            fx: FxConfig::default(),
             log: LogConfig::default(),
             dev: DevConfig::default(),
         }
@@ -258,6 +330,14 @@ impl Config {
     fn apply_flags(&mut self, flags: &Overrides) {
         if flags.dev {
             self.network = "regtest".into();
+            if self.fx.static_rates.is_empty() {
+                // Regtest coins have no market: dev mode quotes from a fixed table, offline.
+                self.fx.static_rates = [("BTC/EUR", "85000"), ("BTC/USD", "98000")]
+                    .into_iter()
+                    .filter(|(p, _)| self.fx.pairs.iter().any(|c| c == p))
+                    .map(|(p, r)| (p.to_owned(), r.to_owned()))
+                    .collect();
+            }
             if flags.datadir.is_none() && self.datadir == Config::default().datadir {
                 self.datadir = default_home().join(".sendero-dev");
             }
@@ -292,6 +372,7 @@ impl Config {
         if w.default_target_blocks == 0 || w.default_target_blocks > 1008 {
             return Err(ConfigError::Invalid("wallet.default_target_blocks must be between 1 and 1008".into()));
         }
+        self.fx.check()?;
         if self.lightning.listen.parse::<SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!("lightning.listen {:?} is not host:port", self.lightning.listen)));
         }
@@ -423,6 +504,13 @@ fn apply_env(tree: &mut toml::Table, env: impl IntoIterator<Item = (String, Stri
                     message: format!("{var} must be an integer, not {raw:?}"),
                 })?
             }
+            Some(toml::Value::Array(_)) => toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| toml::Value::String(v.to_owned()))
+                    .collect(),
+            ),
             Some(toml::Value::Boolean(_)) => {
                 raw.trim().parse::<bool>().map(toml::Value::Boolean).map_err(|_| ConfigError::Parse {
                     origin: "environment".into(),

@@ -88,6 +88,8 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     let ln_seed = keys::lightning_seed(&mnemonic, network)?;
     let start_height = wallet_birthday(&store, &chain, created, config.wallet.birthday_height).await?;
 
+    let config_fx_ttl = config.fx.rate_ttl_secs;
+    let static_rates = config.fx.static_table()?;
     let cancel = CancellationToken::new();
     let (status_tx, status_rx) = watch::channel(ChainStatus::default());
     let state = AppState {
@@ -98,6 +100,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
         store,
         status: status_rx,
         lightning: Default::default(),
+        fx: Arc::new(crate::fx::RateCache::new(config_fx_ttl)),
     };
     let interval = Duration::from_millis(state.config.bitcoind.poll_interval_ms.max(50));
     let follower_task =
@@ -108,6 +111,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
         .enabled
         .then(|| tokio::spawn(crate::ln::run(state.clone(), (rpc_url, rpc_auth), ln_seed, cancel.clone())));
 
+    let fx_task = tokio::spawn(crate::fx::run_static_source(Arc::clone(&state.fx), static_rates, cancel.clone()));
     if dev {
         dev_bootstrap(&state).await?;
     }
@@ -117,6 +121,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     tracing::info!("senderod stopping");
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(20), follower_task).await;
+    let _ = fx_task.await;
     if let Some(task) = ln_task {
         let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
     }
@@ -255,6 +260,7 @@ async fn dev_bootstrap(state: &AppState) -> Result<(), DaemonError> {
             let _ = tokio::time::timeout(Duration::from_millis(500), status.changed()).await;
         }
     }
+    print_dev_api_key(state)?;
     let b = state.treasury.balances();
     tracing::info!(
         height = state.treasury.synced_height(),
@@ -262,6 +268,29 @@ async fn dev_bootstrap(state: &AppState) -> Result<(), DaemonError> {
         immature_sat = b.immature_sat,
         "dev mode: treasury ready (try: sendero-cli --datadir {} getinfo)",
         state.config.datadir.display()
+    );
+    Ok(())
+}
+
+/// Dev mode's ready API key with every scope: created once, kept in `<datadir>/dev-api-key`
+/// (0600), printed on stderr at every start (never into the structured log).
+fn print_dev_api_key(state: &AppState) -> Result<(), DaemonError> {
+    let path = state.config.datadir.join("dev-api-key");
+    let key = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().to_owned(),
+        Err(_) => {
+            let (_, secret) =
+                crate::apikey::create(&state.store, "dev", &crate::apikey::Scope::ALL, crate::unix_now())?;
+            crate::secret::write_private(&path, &format!("{secret}\n"))
+                .map_err(io(format!("write {}", path.display())))?;
+            secret
+        }
+    };
+    eprintln!(
+        "\nsenderod dev mode: API key with every scope (also in {}):\n  {key}\n  curl -H 'Authorization: Bearer {key}' \
+         'http://{}/v1/fx/quote?base=EUR&quote=BTC&side=buy&amount_minor=100000'\n",
+        path.display(),
+        state.config.api.listen
     );
     Ok(())
 }

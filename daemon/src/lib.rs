@@ -4,10 +4,12 @@
 
 pub mod admin;
 pub mod api;
+pub mod apikey;
 pub mod config;
 pub mod daemon;
 pub mod devchain;
 pub mod follower;
+pub mod fx;
 pub mod ln;
 pub mod logging;
 pub mod secret;

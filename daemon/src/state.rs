@@ -29,4 +29,6 @@ pub struct AppState {
     pub status: watch::Receiver<ChainStatus>,
     /// The Lightning node, once it runs.
     pub lightning: LnSlot,
+    /// Hot FX rates.
+    pub fx: Arc<crate::fx::RateCache>,
 }

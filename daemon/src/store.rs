@@ -51,6 +51,28 @@ const MIGRATIONS: &[&str] = &[
          error TEXT,
          created_at INTEGER NOT NULL
      ) STRICT;",
+    // 3: API keys (secrets stored as SHA-256 only) and FX quotes.
+    "CREATE TABLE api_keys (
+         id TEXT PRIMARY KEY,
+         label TEXT NOT NULL,
+         scopes TEXT NOT NULL,
+         secret_sha256 TEXT NOT NULL UNIQUE,
+         created_at INTEGER NOT NULL,
+         revoked_at INTEGER
+     ) STRICT;
+     CREATE TABLE fx_quotes (
+         quote_id TEXT PRIMARY KEY,
+         api_key_id TEXT NOT NULL REFERENCES api_keys (id),
+         pair TEXT NOT NULL,
+         side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+         rate TEXT NOT NULL,
+         markup_bps INTEGER NOT NULL,
+         amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+         quote_amount_minor INTEGER NOT NULL,
+         amount_sat INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL,
+         created_at INTEGER NOT NULL
+     ) STRICT;",
 ];
 
 /// A store failure.
@@ -352,6 +374,121 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// An API key as stored (the secret itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    /// `ak_…`.
+    pub id: String,
+    /// Operator's label.
+    pub label: String,
+    /// Comma-separated scopes.
+    pub scopes: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds, if revoked.
+    pub revoked_at: Option<u64>,
+}
+
+/// A quote as persisted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuoteRow {
+    /// `q_…`.
+    pub quote_id: String,
+    /// The key that asked.
+    pub api_key_id: String,
+    /// `BASE/QUOTE`.
+    pub pair: String,
+    /// `buy` / `sell`.
+    pub side: &'static str,
+    /// Marked-up rate at full precision.
+    pub rate: String,
+    /// Markup.
+    pub markup_bps: u32,
+    /// BASE minor units.
+    pub amount_minor: u64,
+    /// QUOTE minor units.
+    pub quote_amount_minor: u64,
+    /// The bitcoin leg.
+    pub amount_sat: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+impl Store {
+    /// Stores a new API key.
+    pub fn insert_api_key(&self, row: &ApiKeyRow, secret_sha256: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO api_keys (id, label, scopes, secret_sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![row.id, row.label, row.scopes, secret_sha256, row.created_at as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The key whose secret hashes to `secret_sha256`.
+    pub fn api_key_by_hash(&self, secret_sha256: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT id, label, scopes, created_at, revoked_at FROM api_keys WHERE secret_sha256 = ?1",
+                [secret_sha256],
+                api_key_row,
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    /// Every key, oldest first.
+    pub fn api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT id, label, scopes, created_at, revoked_at FROM api_keys ORDER BY created_at, id")?;
+        let rows = stmt.query_map([], api_key_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Revokes a key; false when there is no such active key.
+    pub fn revoke_api_key(&self, id: &str, now: u64) -> Result<bool, StoreError> {
+        let changed = self.conn().execute(
+            "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, now as i64],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// Records a quote.
+    pub fn record_quote(&self, q: &QuoteRow, now: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO fx_quotes (quote_id, api_key_id, pair, side, rate, markup_bps, amount_minor,
+                                    quote_amount_minor, amount_sat, expires_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                q.quote_id,
+                q.api_key_id,
+                q.pair,
+                q.side,
+                q.rate,
+                q.markup_bps,
+                q.amount_minor as i64,
+                q.quote_amount_minor as i64,
+                q.amount_sat as i64,
+                q.expires_at as i64,
+                now as i64
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
+    Ok(ApiKeyRow {
+        id: r.get(0)?,
+        label: r.get(1)?,
+        scopes: r.get(2)?,
+        created_at: r.get::<_, i64>(3)? as u64,
+        revoked_at: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+    })
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -108,11 +108,12 @@ pub struct Gateway {
 impl Gateway {
     /// Writes a config for `chain` under `datadir` and starts senderod; returns once it answers.
     pub fn start(chain: &Chain, datadir: &Path, admin: AdminMode) -> Gateway {
-        Self::start_with(chain, datadir, admin, "human")
+        Self::start_with(chain, datadir, admin, "human", "")
     }
 
-    /// Like [`Gateway::start`], with `log.format` set to `log_format`.
-    pub fn start_with(chain: &Chain, datadir: &Path, admin: AdminMode, log_format: &str) -> Gateway {
+    /// Like [`Gateway::start`], with `log.format` set to `log_format` and `extra` appended to the
+    /// generated config (whole sections, e.g. `[fx]`).
+    pub fn start_with(chain: &Chain, datadir: &Path, admin: AdminMode, log_format: &str, extra: &str) -> Gateway {
         std::fs::create_dir_all(datadir).expect("datadir");
         let api_port = free_port().expect("port");
         let admin_port = (admin == AdminMode::Tcp).then(|| free_port().expect("port"));
@@ -127,7 +128,7 @@ impl Gateway {
             alias = datadir.file_name().and_then(|n| n.to_str()).unwrap_or("sendero"),
             cookie = chain.node.cookie_path().display().to_string(),
         );
-        std::fs::write(datadir.join("senderod.toml"), config).expect("write config");
+        std::fs::write(datadir.join("senderod.toml"), format!("{config}\n{extra}\n")).expect("write config");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let mut gw = Gateway { datadir: datadir.to_path_buf(), api_port, ln_port, admin_port, child: None, runtime };
         gw.spawn();
@@ -228,9 +229,15 @@ impl Drop for Gateway {
 
 /// A plain HTTP/1.1 GET on 127.0.0.1:`port`; (status, JSON body or Null).
 pub fn http_get(port: u16, path: &str) -> (u16, Value) {
+    http_get_with_key(port, path, None)
+}
+
+/// `http_get` with `Authorization: Bearer <key>`.
+pub fn http_get_with_key(port: u16, path: &str, key: Option<&str>) -> (u16, Value) {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return (0, Value::Null) };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
         return (0, Value::Null);
     }

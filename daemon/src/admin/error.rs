@@ -115,10 +115,14 @@ impl From<crate::ln::LnError> for AdminError {
             }
             LnError::Node(e) => e.into(),
             LnError::Wallet(e) => e.into(),
-            LnError::Store(e) => {
-                tracing::error!(error = %e, "store failure in a lightning call");
-                Self::new(rpc_code::INTERNAL, "internal", e.to_string())
-            }
+            LnError::Store(e) => e.into(),
         }
+    }
+}
+
+impl From<crate::store::StoreError> for AdminError {
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "store failure in an admin call");
+        Self::new(rpc_code::INTERNAL, "internal", e.to_string())
     }
 }

@@ -1,6 +1,7 @@
 //! The admin RPC: JSON-RPC 2.0 over HTTP, on a Unix socket in the data dir (mode 0600) or on a
 //! loopback TCP port guarded by a cookie file. The method table below is the whole interface.
 
+mod apikey;
 mod client;
 pub mod error;
 mod getinfo;
@@ -68,6 +69,9 @@ async fn dispatch(ctx: &AppState, method: &str, params: Params) -> Result<Value,
         "ln.pay" => ln_payments::pay(ctx, params).await,
         "ln.keysend" => ln_payments::keysend(ctx, params).await,
         "ln.payments" => ln_payments::payments(ctx, params).await,
+        "apikey.create" => apikey::create(ctx, params).await,
+        "apikey.list" => apikey::list(ctx, params).await,
+        "apikey.revoke" => apikey::revoke(ctx, params).await,
         other => Err(AdminError::new(rpc_code::METHOD_NOT_FOUND, "method_not_found", format!("no method {other:?}"))
             .with("methods", METHODS)),
     }

@@ -38,6 +38,17 @@ impl Params {
         }
     }
 
+    /// A required list of strings: a JSON array, or one comma-separated string.
+    pub fn string_list(&self, key: &str) -> Result<Vec<String>, AdminError> {
+        let bad = || AdminError::invalid_params(format!("{key} must be a list of strings or a comma-separated string"));
+        match self.0.get(key) {
+            Some(Value::String(s)) => Ok(s.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect()),
+            Some(Value::Array(items)) => items.iter().map(|v| v.as_str().map(str::to_owned).ok_or_else(bad)).collect(),
+            Some(_) => Err(bad()),
+            None => Err(AdminError::invalid_params(format!("missing parameter {key}"))),
+        }
+    }
+
     /// An optional string.
     pub fn optional_string(&self, key: &str) -> Result<Option<String>, AdminError> {
         match self.0.get(key) {

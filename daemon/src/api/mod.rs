@@ -1,7 +1,9 @@
 //! The public HTTP API (`/v1`): a flat route table over thin handlers, with body limits, timeouts
 //! and a tracing span per request.
 
+mod auth;
 mod error;
+mod fx_quote;
 mod health;
 
 use std::time::Duration;
@@ -25,6 +27,7 @@ pub fn router(state: AppState) -> Router {
     let (limit, timeout) = (api.body_limit_bytes, Duration::from_secs(api.request_timeout_secs));
     Router::new()
         .route("/v1/health", get(health::handle))
+        .route("/v1/fx/quote", get(fx_quote::handle))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))

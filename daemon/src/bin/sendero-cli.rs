@@ -182,6 +182,26 @@ enum Command {
     /// Lightning payments, newest first.
     #[command(name = "ln.payments")]
     LnPayments,
+    /// Create an API key for the public API (its secret is printed once).
+    #[command(name = "apikey.create")]
+    ApikeyCreate {
+        /// A label for the operator.
+        #[arg(long)]
+        label: String,
+        /// Comma-separated scopes: read, quote, invoice, pay.
+        #[arg(long)]
+        scopes: String,
+    },
+    /// API keys (ids, labels, scopes; never secrets).
+    #[command(name = "apikey.list")]
+    ApikeyList,
+    /// Revoke an API key.
+    #[command(name = "apikey.revoke")]
+    ApikeyRevoke {
+        /// The key's id (ak_…).
+        #[arg(long)]
+        id: String,
+    },
     /// Call any admin method with JSON parameters, e.g. `call wallet.send '{"address":…}'`.
     Call {
         /// Method name.
@@ -244,6 +264,11 @@ impl Command {
             Command::LnKeysend { node_id, amount_msat } => {
                 Ok(("ln.keysend".into(), json!({ "node_id": node_id, "amount_msat": amount_msat })))
             }
+            Command::ApikeyCreate { label, scopes } => {
+                Ok(("apikey.create".into(), json!({ "label": label, "scopes": scopes })))
+            }
+            Command::ApikeyList => plain("apikey.list"),
+            Command::ApikeyRevoke { id } => Ok(("apikey.revoke".into(), json!({ "id": id }))),
             Command::Call { method, params } => {
                 let params = match params {
                     Some(text) => serde_json::from_str(text).map_err(|e| format!("params are not JSON: {e}"))?,

@@ -1,0 +1,30 @@
+//! The gate every `/v1` route but `/v1/health` goes through: `Authorization: Bearer <key>`, a
+//! known, unrevoked key (else 401), carrying the route's scope (else 403).
+
+use axum::http::{header, HeaderMap, StatusCode};
+
+use super::ApiError;
+use crate::apikey::{self, ApiKey, Scope};
+use crate::state::AppState;
+
+/// The caller's key, if it may use a route that needs `scope`.
+pub(crate) fn authorize(ctx: &AppState, headers: &HeaderMap, scope: Scope) -> Result<ApiKey, ApiError> {
+    let unauthorized = |why: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why);
+    let secret = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| unauthorized("send an API key as Authorization: Bearer <key>"))?;
+    let key = apikey::authenticate(&ctx.store, secret)
+        .map_err(|e| {
+            tracing::error!(error = %e, "API key lookup failed");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "key lookup failed")
+        })?
+        .ok_or_else(|| unauthorized("unknown or revoked API key"))?;
+    if !key.allows(scope) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this API key lacks the {scope} scope")));
+    }
+    Ok(key)
+}

@@ -1,0 +1,9 @@
+//! FX: rates from sources into a hot in-memory cache, and quotes priced from it with markup and
+//! expiry. The quote path never touches the network; without a fresh rate it refuses.
+
+pub mod money;
+mod quote;
+mod rates;
+
+pub use quote::{quote, FxError, Quote, QuoteRequest};
+pub use rates::{run_static_source, Rate, RateCache};

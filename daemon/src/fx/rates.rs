@@ -1,0 +1,77 @@
+//! The rate cache: the latest normalised mid-rate per pair with its `as_of`, served only while
+//! fresh. Sources write into it in the background; this step has the static table from config.
+
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use tokio_util::sync::CancellationToken;
+
+/// A normalised mid-rate: QUOTE per one BASE of `pair` (`BASE/QUOTE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rate {
+    /// Mid-rate.
+    pub mid: Decimal,
+    /// When the source reported it, unix seconds.
+    pub as_of: u64,
+    /// Which source (`static`, …).
+    pub source: &'static str,
+}
+
+/// Hot rates by pair, with a freshness limit.
+pub struct RateCache {
+    rates: RwLock<HashMap<String, Rate>>,
+    ttl_secs: u64,
+}
+
+impl RateCache {
+    /// An empty cache whose rates are fresh for `ttl_secs`.
+    pub fn new(ttl_secs: u64) -> Self {
+        RateCache { rates: RwLock::new(HashMap::new()), ttl_secs }
+    }
+
+    /// Stores the latest rate of `pair`.
+    pub fn put(&self, pair: &str, rate: Rate) {
+        self.rates.write().unwrap_or_else(PoisonError::into_inner).insert(pair.to_owned(), rate);
+    }
+
+    /// The rate of `pair` if it is no older than the TTL at `now`.
+    pub fn fresh(&self, pair: &str, now: u64) -> Option<Rate> {
+        let rates = self.rates.read().unwrap_or_else(PoisonError::into_inner);
+        rates.get(pair).filter(|r| now.saturating_sub(r.as_of) <= self.ttl_secs).cloned()
+    }
+}
+
+/// Publishes the configured static rates into `cache`, refreshed every half TTL, until `cancel`.
+pub async fn run_static_source(
+    cache: std::sync::Arc<RateCache>,
+    table: Vec<(String, Decimal)>,
+    cancel: CancellationToken,
+) {
+    let every = Duration::from_secs((cache.ttl_secs / 2).max(1));
+    loop {
+        let now = crate::unix_now();
+        for (pair, mid) in &table {
+            cache.put(pair, Rate { mid: *mid, as_of: now, source: "static" });
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_rates_are_not_served() {
+        let cache = RateCache::new(60);
+        cache.put("BTC/EUR", Rate { mid: Decimal::from(85_000), as_of: 1_000, source: "static" });
+        assert!(cache.fresh("BTC/EUR", 1_060).is_some());
+        assert!(cache.fresh("BTC/EUR", 1_061).is_none());
+        assert!(cache.fresh("BTC/USD", 1_000).is_none());
+    }
+}
