@@ -148,6 +148,16 @@ impl Default for LightningConfig {
 pub struct FxConfig {
     /// Pairs quoted, `BASE/QUOTE` with bitcoin on one side (either direction is quoted).
     pub pairs: Vec<String>,
+    /// Where rates come from: `static`, `kraken`, `bitstamp`, `coinbase`.
+    pub sources: Vec<String>,
+    /// Base URLs of the exchanges' public APIs (tests point them at a local server).
+    pub source_urls: BTreeMap<String, String>,
+    /// With three or more fresh sources, those further than this from the median are dropped.
+    pub max_deviation_bps: u32,
+    /// A source slower than this is ignored for that round.
+    pub source_timeout_ms: u64,
+    /// How often sources are polled.
+    pub refresh_secs: u64,
     /// Fixed mid-rates (QUOTE per BASE, decimal text) per pair, for tests and dev mode, where
     /// regtest coins have no market. Dev mode fills BTC/EUR and BTC/USD when empty.
     pub static_rates: BTreeMap<String, String>,
@@ -163,6 +173,18 @@ impl Default for FxConfig {
     fn default() -> Self {
         FxConfig {
             pairs: vec!["BTC/EUR".into(), "BTC/USD".into()],
+            sources: vec!["static".into()],
+            source_urls: [
+                ("kraken", "https://api.kraken.com"),
+                ("bitstamp", "https://www.bitstamp.net"),
+                ("coinbase", "https://api.exchange.coinbase.com"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+            max_deviation_bps: 100,
+            source_timeout_ms: 3_000,
+            refresh_secs: 10,
             static_rates: BTreeMap::new(),
             rate_ttl_secs: 120,
             quote_ttl_secs: 30,
@@ -190,6 +212,36 @@ impl FxConfig {
             .collect()
     }
 
+    /// The sources to poll, checked.
+    pub fn source_set(&self) -> Result<crate::fx::sources::SourceSet, ConfigError> {
+        use crate::fx::sources::{Exchange, SourceSet};
+        let mut exchanges = Vec::new();
+        for name in &self.sources {
+            if name == "static" {
+                continue;
+            }
+            let exchange = Exchange::parse(name).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "fx.sources: unknown source {name:?}; use static, kraken, bitstamp, coinbase"
+                ))
+            })?;
+            let url = self
+                .source_urls
+                .get(name)
+                .ok_or_else(|| ConfigError::Invalid(format!("fx.source_urls has no {name}")))?;
+            exchanges.push((exchange, url.clone()));
+        }
+        let statics = if self.sources.iter().any(|s| s == "static") { self.static_table()? } else { Vec::new() };
+        Ok(SourceSet {
+            exchanges,
+            statics,
+            pairs: self.pairs.clone(),
+            max_deviation_bps: self.max_deviation_bps,
+            timeout: std::time::Duration::from_millis(self.source_timeout_ms.max(1)),
+            every: std::time::Duration::from_secs(self.refresh_secs.max(1)),
+        })
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
         for pair in &self.pairs {
             let known = pair.split_once('/').is_some_and(|(b, q)| {
@@ -204,7 +256,8 @@ impl FxConfig {
                 )));
             }
         }
-        if self.quote_ttl_secs == 0 || self.rate_ttl_secs == 0 || self.markup_bps >= 10_000 {
+        self.source_set()?;
+        if self.quote_ttl_secs == 0 || self.rate_ttl_secs == 0 || self.refresh_secs == 0 || self.markup_bps >= 10_000 {
             return Err(ConfigError::Invalid("fx: TTLs must be at least 1 s and markup_bps below 10000".into()));
         }
         self.static_table().map(|_| ())
@@ -330,6 +383,9 @@ impl Config {
     fn apply_flags(&mut self, flags: &Overrides) {
         if flags.dev {
             self.network = "regtest".into();
+            if !self.fx.sources.iter().any(|s| s == "static") {
+                self.fx.sources.push("static".into());
+            }
             if self.fx.static_rates.is_empty() {
                 // Regtest coins have no market: dev mode quotes from a fixed table, offline.
                 self.fx.static_rates = [("BTC/EUR", "85000"), ("BTC/USD", "98000")]

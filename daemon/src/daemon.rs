@@ -89,7 +89,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     let start_height = wallet_birthday(&store, &chain, created, config.wallet.birthday_height).await?;
 
     let config_fx_ttl = config.fx.rate_ttl_secs;
-    let static_rates = config.fx.static_table()?;
+    let fx_sources = config.fx.source_set()?;
     let cancel = CancellationToken::new();
     let (status_tx, status_rx) = watch::channel(ChainStatus::default());
     let state = AppState {
@@ -111,7 +111,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
         .enabled
         .then(|| tokio::spawn(crate::ln::run(state.clone(), (rpc_url, rpc_auth), ln_seed, cancel.clone())));
 
-    let fx_task = tokio::spawn(crate::fx::run_static_source(Arc::clone(&state.fx), static_rates, cancel.clone()));
+    let fx_task = tokio::spawn(crate::fx::sources::run(Arc::clone(&state.fx), fx_sources, cancel.clone()));
     if dev {
         dev_bootstrap(&state).await?;
     }

@@ -2,6 +2,8 @@
 //! from their binary with a generated config, plus `wait_for` and plain-HTTP helpers.
 #![allow(dead_code)]
 
+pub mod exchange;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 pub mod money;
 mod quote;
 mod rates;
+pub mod sources;
 
 pub use quote::{quote, FxError, Quote, QuoteRequest};
-pub use rates::{run_static_source, Rate, RateCache};
+pub use rates::{Rate, RateCache};

@@ -1,12 +1,10 @@
 //! The rate cache: the latest normalised mid-rate per pair with its `as_of`, served only while
-//! fresh. Sources write into it in the background; this step has the static table from config.
+//! fresh. The source poller (`sources.rs`) writes into it in the background.
 
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
-use std::time::Duration;
 
 use rust_decimal::Decimal;
-use tokio_util::sync::CancellationToken;
 
 /// A normalised mid-rate: QUOTE per one BASE of `pair` (`BASE/QUOTE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,25 +38,6 @@ impl RateCache {
     pub fn fresh(&self, pair: &str, now: u64) -> Option<Rate> {
         let rates = self.rates.read().unwrap_or_else(PoisonError::into_inner);
         rates.get(pair).filter(|r| now.saturating_sub(r.as_of) <= self.ttl_secs).cloned()
-    }
-}
-
-/// Publishes the configured static rates into `cache`, refreshed every half TTL, until `cancel`.
-pub async fn run_static_source(
-    cache: std::sync::Arc<RateCache>,
-    table: Vec<(String, Decimal)>,
-    cancel: CancellationToken,
-) {
-    let every = Duration::from_secs((cache.ttl_secs / 2).max(1));
-    loop {
-        let now = crate::unix_now();
-        for (pair, mid) in &table {
-            cache.put(pair, Rate { mid: *mid, as_of: now, source: "static" });
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
     }
 }
 
