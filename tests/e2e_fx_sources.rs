@@ -83,3 +83,140 @@ fn exchange_rates_are_combined_and_bad_sources_ignored() {
     }
     expect("503 once every rate is stale", "503 \"rate_unavailable\"");
 }
+
+#[test]
+fn execution_fills_once_within_drift_and_refuses_otherwise() {
+    let ex = ExchangeServer::start();
+    let set_all = |price: i64| {
+        for name in ["kraken", "bitstamp", "coinbase"] {
+            ex.set(name, Behaviour::Price(price));
+        }
+    };
+    set_all(85_000);
+    let url = ex.url();
+    let fx = format!(
+        "[fx]\npairs = [\"BTC/EUR\"]\nsources = [\"kraken\", \"bitstamp\", \"coinbase\"]\n\
+         source_urls = {{ kraken = \"{url}\", bitstamp = \"{url}\", coinbase = \"{url}\" }}\n\
+         markup_bps = 50\nrefresh_secs = 1\nrate_ttl_secs = 10\nquote_ttl_secs = 6\n\
+         allowed_drift_bps = 100\nmax_conversion_cost_bps = 120\n"
+    );
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", &fx);
+    let mk_key = |scopes: &str| {
+        let out = Command::new(SENDERO_CLI)
+            .args([
+                "--datadir",
+                gw.datadir.to_str().unwrap(),
+                "apikey.create",
+                "--label",
+                scopes,
+                "--scopes",
+                scopes,
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"].as_str().unwrap().to_owned()
+    };
+    let (key, invoice_only) = (mk_key("quote,pay"), mk_key("invoice,quote"));
+    let port = gw.api_port;
+    let quote = |key: &str| -> Value {
+        let mut q = Value::Null;
+        wait_for("a quote", Duration::from_secs(20), || {
+            let (status, body) =
+                http_get_with_key(port, "/v1/fx/quote?base=EUR&quote=BTC&side=buy&amount_minor=100000", Some(key));
+            q = body;
+            status == 200
+        });
+        q
+    };
+    let body_of = |q: &Value| {
+        format!(r#"{{"quote_id":"{}","amount_minor":100000,"pair":"EUR/BTC"}}"#, q["quote_id"].as_str().unwrap())
+    };
+    let exec = |idem: Option<&str>, body: &str, key: &str| common::http_post(port, "/v1/fx/execute", key, idem, body);
+    let code = |raw: &str| {
+        serde_json::from_str::<Value>(raw).unwrap()["error"]["code"].as_str().unwrap_or_default().to_owned()
+    };
+    let fills = |quote_id: &str| -> i64 {
+        let conn = rusqlite::Connection::open(home.path().join("gw/sendero.sqlite")).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM fx_fills WHERE quote_id = ?1", [quote_id], |r| r.get(0)).unwrap()
+    };
+
+    // Within drift: filled at the locked rate; the same key and body replay the same bytes, even
+    // after a restart.
+    let a = quote(&key);
+    let (status, first) = exec(Some("k-a"), &body_of(&a), &key);
+    assert_eq!(status, 200, "{first}");
+    let filled: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!((filled["status"].as_str(), filled["avg_rate"].as_str()), (Some("filled"), a["rate"].as_str()));
+    assert!(filled["fx_entry_id"].as_str().unwrap().starts_with("fx_"));
+    assert_eq!(exec(Some("k-a"), &body_of(&a), &key), (200, first.clone()));
+    gw.restart();
+    assert_eq!(exec(Some("k-a"), &body_of(&a), &key), (200, first.clone()), "replayed byte for byte after a restart");
+    assert_eq!(fills(a["quote_id"].as_str().unwrap()), 1);
+
+    // Refusals.
+    let other_body = body_of(&a).replace("100000", "100001");
+    let (status, raw) = exec(Some("k-a"), &other_body, &key);
+    assert_eq!((status, code(&raw)), (422, "idempotency_mismatch".into()));
+    let (status, raw) = exec(None, &body_of(&a), &key);
+    assert_eq!((status, code(&raw)), (400, "idempotency_key_required".into()));
+    let (status, raw) = exec(Some("k-x"), &body_of(&a), &invoice_only);
+    assert_eq!((status, code(&raw)), (403, "forbidden".into()));
+    let (status, raw) = exec(Some("k-other"), &body_of(&a), &key);
+    assert_eq!((status, code(&raw)), (409, "quote_already_filled".into()));
+
+    // 50 concurrent executes with one key: exactly one fill, every answer that fill or "in flight".
+    let b = quote(&key);
+    let body_b = body_of(&b);
+    let answers: Vec<(u16, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50).map(|_| s.spawn(|| exec(Some("k-b"), &body_b, &key))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(fills(b["quote_id"].as_str().unwrap()), 1);
+    let ok: Vec<&String> = answers.iter().filter(|(s, _)| *s == 200).map(|(_, b)| b).collect();
+    assert!(!ok.is_empty() && ok.iter().all(|b| *b == ok[0]), "every 200 is the same fill");
+    assert!(answers.iter().all(|(s, b)| *s == 200 || (*s == 409 && code(b) == "idempotency_in_flight")), "{answers:?}");
+
+    // The market moves 1.8 %: beyond the drift, a fresh quote comes back with the refusal.
+    let c = quote(&key);
+    set_all(86_500);
+    wait_for("the new rate", Duration::from_secs(20), || quote(&key)["rate"] != c["rate"]);
+    let (status, raw) = exec(Some("k-c"), &body_of(&c), &key);
+    assert_eq!((status, code(&raw)), (409, "requote_required".into()), "{raw}");
+    let fresh = &serde_json::from_str::<Value>(&raw).unwrap()["error"]["quote"];
+    assert_ne!(fresh["quote_id"], c["quote_id"]);
+    assert_eq!(fresh["pair"], "EUR/BTC");
+
+    // Within the drift but over the conversion-cost budget: 85,000 → 85,765 (+0.9 %) makes the
+    // locked EUR/BTC rate 141 bps worse than the market for the client (budget 120).
+    set_all(85_000);
+    wait_for("the rate back", Duration::from_secs(20), || quote(&key)["rate"] == a["rate"]);
+    let d = quote(&key);
+    set_all(85_765);
+    wait_for("the moved rate", Duration::from_secs(20), || quote(&key)["rate"] != d["rate"]);
+    let (status, raw) = exec(Some("k-d"), &body_of(&d), &key);
+    assert_eq!((status, code(&raw)), (422, "fx_budget_exceeded".into()), "{raw}");
+
+    // After expiry: gone.
+    let e = quote(&key);
+    std::thread::sleep(Duration::from_secs(7));
+    let (status, raw) = exec(Some("k-e"), &body_of(&e), &key);
+    assert_eq!((status, code(&raw)), (410, "quote_expired".into()));
+    assert_eq!(fills(e["quote_id"].as_str().unwrap()), 0);
+
+    // The operator's report.
+    let out = Command::new(SENDERO_CLI)
+        .args(["--datadir", gw.datadir.to_str().unwrap(), "fx.report", "--json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let line = &report["pairs"][0];
+    assert_eq!(
+        (line["pair"].as_str(), line["fills"].as_u64(), line["requotes"].as_u64()),
+        (Some("EUR/BTC"), Some(2), Some(1)),
+        "{report}"
+    );
+    assert!(line["expired_quotes"].as_u64().unwrap() >= 1 && line["spread_minor"].as_i64().unwrap() > 0, "{report}");
+}

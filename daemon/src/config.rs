@@ -71,6 +71,8 @@ pub struct ApiConfig {
     pub listen: String,
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
+    /// How long idempotency keys (and their stored responses) are kept.
+    pub idempotency_retention_secs: u64,
     /// A request taking longer is answered 408.
     pub request_timeout_secs: u64,
 }
@@ -167,6 +169,14 @@ pub struct FxConfig {
     pub quote_ttl_secs: u64,
     /// Markup moved against the client, in basis points.
     pub markup_bps: u32,
+    /// At execution, the locked rate applies while the market is within this many bps of it;
+    /// beyond, the client must accept a new quote.
+    pub allowed_drift_bps: u32,
+    /// Per-transaction conversion-cost budget: a fill whose rate is further than this from the mid
+    /// at execution (against the client) is refused.
+    pub max_conversion_cost_bps: u32,
+    /// How long past its TTL a rate may still be used to finish an execution already started.
+    pub grace_secs: u64,
 }
 
 impl Default for FxConfig {
@@ -189,6 +199,9 @@ impl Default for FxConfig {
             rate_ttl_secs: 120,
             quote_ttl_secs: 30,
             markup_bps: 50,
+            allowed_drift_bps: 20,
+            max_conversion_cost_bps: 200,
+            grace_secs: 30,
         }
     }
 }
@@ -303,7 +316,12 @@ impl Default for Config {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { listen: "127.0.0.1:8380".into(), body_limit_bytes: 64 * 1024, request_timeout_secs: 30 }
+        ApiConfig {
+            listen: "127.0.0.1:8380".into(),
+            body_limit_bytes: 64 * 1024,
+            request_timeout_secs: 30,
+            idempotency_retention_secs: 86_400,
+        }
     }
 }
 

@@ -112,6 +112,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
         .then(|| tokio::spawn(crate::ln::run(state.clone(), (rpc_url, rpc_auth), ln_seed, cancel.clone())));
 
     let fx_task = tokio::spawn(crate::fx::sources::run(Arc::clone(&state.fx), fx_sources, cancel.clone()));
+    let prune_task = tokio::spawn(prune_idempotency(state.clone(), cancel.clone()));
     if dev {
         dev_bootstrap(&state).await?;
     }
@@ -122,6 +123,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(20), follower_task).await;
     let _ = fx_task.await;
+    let _ = prune_task.await;
     if let Some(task) = ln_task {
         let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
     }
@@ -270,6 +272,26 @@ async fn dev_bootstrap(state: &AppState) -> Result<(), DaemonError> {
         state.config.datadir.display()
     );
     Ok(())
+}
+
+/// Drops idempotency records past their retention, hourly; at start also every in-flight record,
+/// since a request that died with the last process committed nothing.
+async fn prune_idempotency(state: AppState, cancel: CancellationToken) {
+    let retention = state.config.api.idempotency_retention_secs;
+    let mut stale_before = crate::unix_now() + 1;
+    loop {
+        let now = crate::unix_now();
+        match state.store.idempotency_prune(now.saturating_sub(retention), stale_before) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "idempotency keys pruned"),
+            Err(e) => tracing::warn!(error = %e, "pruning idempotency keys"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3_600)) => {}
+        }
+        stale_before = crate::unix_now().saturating_sub(3_600);
+    }
 }
 
 /// Dev mode's ready API key with every scope: created once, kept in `<datadir>/dev-api-key`

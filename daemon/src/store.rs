@@ -71,7 +71,32 @@ const MIGRATIONS: &[&str] = &[
          quote_amount_minor INTEGER NOT NULL,
          amount_sat INTEGER NOT NULL,
          expires_at INTEGER NOT NULL,
+         origin TEXT NOT NULL DEFAULT 'api' CHECK (origin IN ('api', 'requote')),
          created_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE fx_fills (
+         fx_entry_id TEXT PRIMARY KEY,
+         quote_id TEXT NOT NULL UNIQUE REFERENCES fx_quotes (quote_id),
+         api_key_id TEXT NOT NULL,
+         pair TEXT NOT NULL,
+         side TEXT NOT NULL,
+         rate TEXT NOT NULL,
+         mid_at_fill TEXT NOT NULL,
+         amount_minor INTEGER NOT NULL,
+         quote_amount_minor INTEGER NOT NULL,
+         amount_sat INTEGER NOT NULL,
+         spread_minor INTEGER NOT NULL,
+         created_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE idempotency_keys (
+         api_key_id TEXT NOT NULL,
+         idem_key TEXT NOT NULL,
+         fingerprint TEXT NOT NULL,
+         state TEXT NOT NULL CHECK (state IN ('in_flight', 'done')),
+         status INTEGER,
+         body BLOB,
+         created_at INTEGER NOT NULL,
+         PRIMARY KEY (api_key_id, idem_key)
      ) STRICT;",
 ];
 
@@ -414,6 +439,8 @@ pub struct QuoteRow {
     pub amount_sat: u64,
     /// Unix seconds.
     pub expires_at: u64,
+    /// `api` or `requote`.
+    pub origin: &'static str,
 }
 
 impl Store {
@@ -461,8 +488,8 @@ impl Store {
     pub fn record_quote(&self, q: &QuoteRow, now: u64) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT INTO fx_quotes (quote_id, api_key_id, pair, side, rate, markup_bps, amount_minor,
-                                    quote_amount_minor, amount_sat, expires_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                    quote_amount_minor, amount_sat, expires_at, created_at, origin)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 q.quote_id,
                 q.api_key_id,
@@ -474,11 +501,241 @@ impl Store {
                 q.quote_amount_minor as i64,
                 q.amount_sat as i64,
                 q.expires_at as i64,
-                now as i64
+                now as i64,
+                q.origin
             ],
         )?;
         Ok(())
     }
+
+    /// The quote `quote_id`, if any.
+    pub fn quote(&self, quote_id: &str) -> Result<Option<QuoteRow>, StoreError> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT quote_id, api_key_id, pair, side, rate, markup_bps, amount_minor, quote_amount_minor,
+                        amount_sat, expires_at, origin FROM fx_quotes WHERE quote_id = ?1",
+                [quote_id],
+                |r| {
+                    let side: String = r.get(3)?;
+                    let origin: String = r.get(10)?;
+                    Ok(QuoteRow {
+                        quote_id: r.get(0)?,
+                        api_key_id: r.get(1)?,
+                        pair: r.get(2)?,
+                        side: if side == "sell" { "sell" } else { "buy" },
+                        rate: r.get(4)?,
+                        markup_bps: r.get(5)?,
+                        amount_minor: r.get::<_, i64>(6)? as u64,
+                        quote_amount_minor: r.get::<_, i64>(7)? as u64,
+                        amount_sat: r.get::<_, i64>(8)? as u64,
+                        expires_at: r.get::<_, i64>(9)? as u64,
+                        origin: if origin == "requote" { "requote" } else { "api" },
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    /// Claims `(api_key_id, idem_key)` for a request with `fingerprint`, or reports what holds it.
+    pub fn idempotency_begin(
+        &self,
+        api_key_id: &str,
+        idem_key: &str,
+        fingerprint: &str,
+        now: u64,
+    ) -> Result<IdemBegin, StoreError> {
+        let conn = self.conn();
+        let inserted = conn.execute(
+            "INSERT INTO idempotency_keys (api_key_id, idem_key, fingerprint, state, created_at)
+             VALUES (?1, ?2, ?3, 'in_flight', ?4) ON CONFLICT DO NOTHING",
+            params![api_key_id, idem_key, fingerprint, now as i64],
+        )?;
+        if inserted == 1 {
+            return Ok(IdemBegin::Fresh);
+        }
+        let (stored_fp, state, status, body): (String, String, Option<i64>, Option<Vec<u8>>) = conn.query_row(
+            "SELECT fingerprint, state, status, body FROM idempotency_keys WHERE api_key_id = ?1 AND idem_key = ?2",
+            params![api_key_id, idem_key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        Ok(if stored_fp != fingerprint {
+            IdemBegin::Mismatch
+        } else if state == "in_flight" {
+            IdemBegin::InFlight
+        } else {
+            IdemBegin::Replay { status: status.unwrap_or(200) as u16, body: body.unwrap_or_default() }
+        })
+    }
+
+    /// Stores the response of a finished request (it is replayed for the same key and body).
+    pub fn idempotency_finish(
+        &self,
+        api_key_id: &str,
+        idem_key: &str,
+        status: u16,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE idempotency_keys SET state = 'done', status = ?3, body = ?4 WHERE api_key_id = ?1 AND idem_key = ?2",
+            params![api_key_id, idem_key, status as i64, body],
+        )?;
+        Ok(())
+    }
+
+    /// Releases a key whose request failed on the server's side, so that a retry can run.
+    pub fn idempotency_abandon(&self, api_key_id: &str, idem_key: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "DELETE FROM idempotency_keys WHERE api_key_id = ?1 AND idem_key = ?2 AND state = 'in_flight'",
+            params![api_key_id, idem_key],
+        )?;
+        Ok(())
+    }
+
+    /// Records a fill and the request's response in one transaction: either both or neither.
+    pub fn record_fill(
+        &self,
+        fill: &FillRow,
+        idem: (&str, &str),
+        status: u16,
+        body: &[u8],
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO fx_fills (fx_entry_id, quote_id, api_key_id, pair, side, rate, mid_at_fill, amount_minor,
+                                   quote_amount_minor, amount_sat, spread_minor, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                fill.fx_entry_id,
+                fill.quote_id,
+                fill.api_key_id,
+                fill.pair,
+                fill.side,
+                fill.rate,
+                fill.mid_at_fill,
+                fill.amount_minor as i64,
+                fill.quote_amount_minor as i64,
+                fill.amount_sat as i64,
+                fill.spread_minor,
+                now as i64
+            ],
+        )?;
+        tx.execute(
+            "UPDATE idempotency_keys SET state = 'done', status = ?3, body = ?4 WHERE api_key_id = ?1 AND idem_key = ?2",
+            params![idem.0, idem.1, status as i64, body],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Whether the quote has been filled.
+    pub fn quote_filled(&self, quote_id: &str) -> Result<bool, StoreError> {
+        let n: i64 =
+            self.conn().query_row("SELECT COUNT(*) FROM fx_fills WHERE quote_id = ?1", [quote_id], |r| r.get(0))?;
+        Ok(n > 0)
+    }
+
+    /// Drops finished idempotency records older than `before`, and in-flight ones left by a
+    /// request that died before committing anything (`stale_before`). Returns how many.
+    pub fn idempotency_prune(&self, before: u64, stale_before: u64) -> Result<usize, StoreError> {
+        Ok(self.conn().execute(
+            "DELETE FROM idempotency_keys WHERE (state = 'done' AND created_at < ?1) OR (state = 'in_flight' AND created_at < ?2)",
+            params![before as i64, stale_before as i64],
+        )?)
+    }
+
+    /// Fills, spread, requotes and expired quotes per pair between `from` and `to` (unix seconds).
+    pub fn fx_report(&self, from: u64, to: u64) -> Result<Vec<FxReportRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT q.pair,
+                    COUNT(f.fx_entry_id),
+                    COALESCE(SUM(f.amount_sat), 0),
+                    COALESCE(SUM(f.spread_minor), 0),
+                    SUM(CASE WHEN q.origin = 'requote' THEN 1 ELSE 0 END),
+                    SUM(CASE WHEN f.fx_entry_id IS NULL AND q.expires_at < ?3 THEN 1 ELSE 0 END)
+             FROM fx_quotes q LEFT JOIN fx_fills f ON f.quote_id = q.quote_id
+             WHERE q.created_at >= ?1 AND q.created_at < ?2
+             GROUP BY q.pair ORDER BY q.pair",
+        )?;
+        let rows = stmt.query_map(params![from as i64, to as i64, crate::unix_now() as i64], |r| {
+            Ok(FxReportRow {
+                pair: r.get(0)?,
+                fills: r.get::<_, i64>(1)? as u64,
+                filled_sat: r.get::<_, i64>(2)? as u64,
+                spread_minor: r.get(3)?,
+                requotes: r.get::<_, i64>(4)? as u64,
+                expired: r.get::<_, i64>(5)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// Where an idempotent request stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdemBegin {
+    /// First time: go ahead.
+    Fresh,
+    /// Done before with the same body: send this again.
+    Replay {
+        /// HTTP status.
+        status: u16,
+        /// Exact response bytes.
+        body: Vec<u8>,
+    },
+    /// Same key, different body.
+    Mismatch,
+    /// Same key and body, still being processed.
+    InFlight,
+}
+
+/// A fill as persisted (the ledger books it later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FillRow {
+    /// `fx_…`.
+    pub fx_entry_id: String,
+    /// The quote filled.
+    pub quote_id: String,
+    /// Who.
+    pub api_key_id: String,
+    /// `BASE/QUOTE`.
+    pub pair: String,
+    /// `buy` / `sell`.
+    pub side: &'static str,
+    /// Locked rate applied.
+    pub rate: String,
+    /// Mid-rate at fill.
+    pub mid_at_fill: String,
+    /// BASE minor units.
+    pub amount_minor: u64,
+    /// QUOTE minor units.
+    pub quote_amount_minor: u64,
+    /// The bitcoin leg.
+    pub amount_sat: u64,
+    /// Spread earned against the mid at fill, in QUOTE minor units (negative if the market moved
+    /// in the client's favour within the drift).
+    pub spread_minor: i64,
+}
+
+/// One line of `fx.report`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FxReportRow {
+    /// `BASE/QUOTE`.
+    pub pair: String,
+    /// Fills.
+    pub fills: u64,
+    /// Sats converted.
+    pub filled_sat: u64,
+    /// Spread earned, QUOTE minor units.
+    pub spread_minor: i64,
+    /// Quotes issued as requotes.
+    pub requotes: u64,
+    /// Quotes that expired unfilled.
+    pub expired: u64,
 }
 
 fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {

@@ -249,3 +249,23 @@ pub fn http_get_with_key(port: u16, path: &str, key: Option<&str>) -> (u16, Valu
     let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
+
+/// A plain HTTP/1.1 POST of a JSON body with an API key and an optional idempotency key;
+/// (status, raw body text).
+pub fn http_post(port: u16, path: &str, key: &str, idem: Option<&str>, body: &str) -> (u16, String) {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new()) };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let idem = idem.map(|k| format!("X-Idempotency-Key: {k}\r\n")).unwrap_or_default();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n{idem}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned())
+}

@@ -4,6 +4,7 @@
 mod apikey;
 mod client;
 pub mod error;
+mod fx_report;
 mod getinfo;
 mod ln_channels;
 mod ln_node;
@@ -72,6 +73,7 @@ async fn dispatch(ctx: &AppState, method: &str, params: Params) -> Result<Value,
         "apikey.create" => apikey::create(ctx, params).await,
         "apikey.list" => apikey::list(ctx, params).await,
         "apikey.revoke" => apikey::revoke(ctx, params).await,
+        "fx.report" => fx_report::handle(ctx, params).await,
         other => Err(AdminError::new(rpc_code::METHOD_NOT_FOUND, "method_not_found", format!("no method {other:?}"))
             .with("methods", METHODS)),
     }

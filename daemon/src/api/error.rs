@@ -3,11 +3,10 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 /// An API error.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
@@ -15,17 +14,39 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human message.
     pub message: String,
+    /// Extra fields of the error object (e.g. the fresh `quote` of `requote_required`).
+    pub extra: Map<String, Value>,
 }
 
 impl ApiError {
     /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), extra: Map::new() }
+    }
+
+    /// Adds a field to the error object.
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.to_owned(), value);
+        self
+    }
+
+    /// The status and the exact body bytes (what idempotent routes store and replay).
+    pub fn render(&self) -> (StatusCode, Vec<u8>) {
+        let mut error = self.extra.clone();
+        error.insert("code".into(), Value::from(self.code));
+        error.insert("message".into(), Value::from(self.message.clone()));
+        (self.status, json!({ "error": error }).to_string().into_bytes())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": { "code": self.code, "message": self.message } }))).into_response()
+        let (status, body) = self.render();
+        json_bytes(status, body)
     }
+}
+
+/// A JSON response made of exactly these bytes.
+pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }

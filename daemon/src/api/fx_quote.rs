@@ -38,11 +38,17 @@ pub(crate) async fn handle(
             .and_then(|a| a.parse::<u64>().ok())
             .ok_or_else(|| bad("invalid_amount", "amount_minor must be a whole number of minor units".into()))?,
     };
-    let quote = fx::quote(&ctx.config.fx, &ctx.fx, &ctx.store, &key.id, &req, crate::unix_now()).map_err(map_error)?;
+    let quote =
+        fx::quote(&ctx.config.fx, &ctx.fx, &ctx.store, &key.id, &req, crate::unix_now(), "api").map_err(map_error)?;
+    Ok(Json(quote_json(&quote)))
+}
+
+/// A quote as the API shows it (also inside a `requote_required` error).
+pub(crate) fn quote_json(quote: &fx::Quote) -> Value {
     let expires_at = chrono::DateTime::from_timestamp(quote.expires_at as i64, 0)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default();
-    Ok(Json(json!({
+    json!({
         "pair": quote.pair,
         "rate": quote.rate.to_string(),
         "markup_bps": quote.markup_bps,
@@ -51,10 +57,10 @@ pub(crate) async fn handle(
         "amount_minor": quote.amount_minor,
         "quote_amount_minor": quote.quote_amount_minor,
         "amount_sat": quote.amount_sat,
-    })))
+    })
 }
 
-fn map_error(e: FxError) -> ApiError {
+pub(crate) fn map_error(e: FxError) -> ApiError {
     let msg = e.to_string();
     match e {
         FxError::UnsupportedCurrency(_) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported_currency", msg),

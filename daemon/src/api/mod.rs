@@ -3,13 +3,15 @@
 
 mod auth;
 mod error;
+mod fx_execute;
 mod fx_quote;
 mod health;
+mod idempotency;
 
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +30,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/health", get(health::handle))
         .route("/v1/fx/quote", get(fx_quote::handle))
+        .route("/v1/fx/execute", post(fx_execute::handle))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))

@@ -202,6 +202,16 @@ enum Command {
         #[arg(long)]
         id: String,
     },
+    /// FX fills, spread earned, requotes and expired quotes per pair.
+    #[command(name = "fx.report")]
+    FxReport {
+        /// From (unix seconds; default 24 h before --to).
+        #[arg(long)]
+        from: Option<u64>,
+        /// To (unix seconds; default now).
+        #[arg(long)]
+        to: Option<u64>,
+    },
     /// Call any admin method with JSON parameters, e.g. `call wallet.send '{"address":…}'`.
     Call {
         /// Method name.
@@ -268,6 +278,7 @@ impl Command {
                 Ok(("apikey.create".into(), json!({ "label": label, "scopes": scopes })))
             }
             Command::ApikeyList => plain("apikey.list"),
+            Command::FxReport { from, to } => Ok(("fx.report".into(), json!({ "from": from, "to": to }))),
             Command::ApikeyRevoke { id } => Ok(("apikey.revoke".into(), json!({ "id": id }))),
             Command::Call { method, params } => {
                 let params = match params {

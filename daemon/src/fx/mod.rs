@@ -1,10 +1,12 @@
 //! FX: rates from sources into a hot in-memory cache, and quotes priced from it with markup and
 //! expiry. The quote path never touches the network; without a fresh rate it refuses.
 
+mod execute;
 pub mod money;
 mod quote;
 mod rates;
 pub mod sources;
 
+pub use execute::{execute, ExecuteError, ExecuteRequest};
 pub use quote::{quote, FxError, Quote, QuoteRequest};
 pub use rates::{Rate, RateCache};

@@ -70,6 +70,7 @@ pub fn quote(
     key_id: &str,
     req: &QuoteRequest,
     now: u64,
+    origin: &'static str,
 ) -> Result<Quote, FxError> {
     let base_exp = money::exponent(&req.base).ok_or_else(|| FxError::UnsupportedCurrency(req.base.clone()))?;
     let quote_exp = money::exponent(&req.quote).ok_or_else(|| FxError::UnsupportedCurrency(req.quote.clone()))?;
@@ -109,15 +110,26 @@ pub fn quote(
             quote_amount_minor,
             amount_sat,
             expires_at: quote.expires_at,
+            origin,
         },
         now,
     )?;
     Ok(quote)
 }
 
+/// The mid-rate of `base/quote` (QUOTE per BASE) from the configured pair's cached rate.
+pub(crate) fn mid_for(config: &FxConfig, rate_mid: Decimal, base: &str, quote: &str) -> Option<Decimal> {
+    let (_, inverted) = configured_pair(config, base, quote)?;
+    if inverted {
+        Decimal::ONE.checked_div(rate_mid)
+    } else {
+        Some(rate_mid)
+    }
+}
+
 /// The configured pair that covers `base`/`quote` and whether the request is its inverse. Only
 /// pairs with bitcoin on one side are quoted.
-fn configured_pair(config: &FxConfig, base: &str, quote: &str) -> Option<(String, bool)> {
+pub(crate) fn configured_pair(config: &FxConfig, base: &str, quote: &str) -> Option<(String, bool)> {
     if base != "BTC" && quote != "BTC" {
         return None;
     }

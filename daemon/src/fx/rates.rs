@@ -34,6 +34,13 @@ impl RateCache {
         self.rates.write().unwrap_or_else(PoisonError::into_inner).insert(pair.to_owned(), rate);
     }
 
+    /// The rate of `pair` if it is no older than the TTL plus `grace_secs` at `now`: a slightly
+    /// stale rate may still finish an intent already started, never start a new one.
+    pub fn within_grace(&self, pair: &str, now: u64, grace_secs: u64) -> Option<Rate> {
+        let rates = self.rates.read().unwrap_or_else(PoisonError::into_inner);
+        rates.get(pair).filter(|r| now.saturating_sub(r.as_of) <= self.ttl_secs + grace_secs).cloned()
+    }
+
     /// The rate of `pair` if it is no older than the TTL at `now`.
     pub fn fresh(&self, pair: &str, now: u64) -> Option<Rate> {
         let rates = self.rates.read().unwrap_or_else(PoisonError::into_inner);
@@ -52,5 +59,7 @@ mod tests {
         assert!(cache.fresh("BTC/EUR", 1_060).is_some());
         assert!(cache.fresh("BTC/EUR", 1_061).is_none());
         assert!(cache.fresh("BTC/USD", 1_000).is_none());
+        assert!(cache.within_grace("BTC/EUR", 1_090, 30).is_some());
+        assert!(cache.within_grace("BTC/EUR", 1_091, 30).is_none());
     }
 }

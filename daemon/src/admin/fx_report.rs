@@ -1,0 +1,34 @@
+//! `fx.report {from?, to?}` (unix seconds; default the last 24 h): per pair, fills and sats
+//! converted, spread earned (QUOTE minor units), requotes and quotes that expired unfilled.
+
+use serde_json::{json, Value};
+
+use super::error::AdminError;
+use super::params::Params;
+use crate::state::AppState;
+
+pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
+    let params = params.only(&["from", "to"])?;
+    let now = crate::unix_now();
+    let to = params.optional_positive_integer("to", "invalid_params")?.unwrap_or(now + 1);
+    let from = params.optional_positive_integer("from", "invalid_params")?.unwrap_or(to.saturating_sub(86_400));
+    if from >= to {
+        return Err(AdminError::invalid_params("from must be before to"));
+    }
+    let pairs: Vec<Value> = ctx
+        .store
+        .fx_report(from, to)?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "pair": r.pair,
+                "fills": r.fills,
+                "filled_sat": r.filled_sat,
+                "spread_minor": r.spread_minor,
+                "requotes": r.requotes,
+                "expired_quotes": r.expired,
+            })
+        })
+        .collect();
+    Ok(json!({ "from": from, "to": to, "pairs": pairs }))
+}

@@ -1,0 +1,155 @@
+//! Execution: a quote is filled at its locked rate while the market stays within the allowed
+//! drift of it, and within the conversion-cost budget; beyond the drift the client gets a fresh
+//! quote to accept; after expiry, nothing. One fill per quote.
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+
+use super::money::{self, Side};
+use super::quote::{mid_for, quote, FxError, Quote, QuoteRequest};
+use super::rates::RateCache;
+use crate::config::FxConfig;
+use crate::store::{FillRow, Store};
+
+/// An execution request.
+#[derive(Debug, Clone)]
+pub struct ExecuteRequest {
+    /// The quote to fill.
+    pub quote_id: String,
+    /// Must be the quote's amount.
+    pub amount_minor: u64,
+    /// Must be the quote's pair.
+    pub pair: String,
+}
+
+/// Why no fill.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    /// No such quote for this key.
+    #[error("no quote {0} for this API key")]
+    UnknownQuote(String),
+    /// Pair or amount differ from the quote's.
+    #[error("{0}")]
+    Mismatch(String),
+    /// Past `expires_at`.
+    #[error("quote {0} has expired")]
+    Expired(String),
+    /// The quote was filled already (under another idempotency key).
+    #[error("quote {0} is already filled")]
+    AlreadyFilled(String),
+    /// The market moved beyond the allowed drift: here is a fresh quote.
+    #[error("the market moved {drift_bps} bps from the quote; accept the new quote")]
+    Requote {
+        /// How far it moved.
+        drift_bps: u64,
+        /// The fresh quote.
+        quote: Box<Quote>,
+    },
+    /// The fill would cost more than the per-transaction budget.
+    #[error("conversion would cost {cost_bps} bps, over the {max_bps} bps budget")]
+    OverBudget {
+        /// Cost against the mid.
+        cost_bps: u64,
+        /// Budget.
+        max_bps: u32,
+    },
+    /// Quote lookup or requote failed.
+    #[error(transparent)]
+    Fx(#[from] FxError),
+}
+
+/// Checks `req` against its quote and the market; returns the fill to record.
+pub fn execute(
+    config: &FxConfig,
+    cache: &RateCache,
+    store: &Store,
+    key_id: &str,
+    req: &ExecuteRequest,
+    now: u64,
+) -> Result<FillRow, ExecuteError> {
+    let q = store
+        .quote(&req.quote_id)
+        .map_err(FxError::Store)?
+        .filter(|q| q.api_key_id == key_id)
+        .ok_or_else(|| ExecuteError::UnknownQuote(req.quote_id.clone()))?;
+    if q.pair != req.pair {
+        return Err(ExecuteError::Mismatch(format!("quote {} is for {}, not {}", q.quote_id, q.pair, req.pair)));
+    }
+    if q.amount_minor != req.amount_minor {
+        return Err(ExecuteError::Mismatch(format!(
+            "quote {} is for {} minor units, not {}",
+            q.quote_id, q.amount_minor, req.amount_minor
+        )));
+    }
+    if now > q.expires_at {
+        return Err(ExecuteError::Expired(q.quote_id));
+    }
+    if store.quote_filled(&q.quote_id).map_err(FxError::Store)? {
+        return Err(ExecuteError::AlreadyFilled(q.quote_id));
+    }
+    let (base, quote_ccy) = q.pair.split_once('/').ok_or_else(|| FxError::UnsupportedPair(q.pair.clone()))?;
+    let (configured, _) = super::quote::configured_pair(config, base, quote_ccy)
+        .ok_or_else(|| FxError::UnsupportedPair(q.pair.clone()))?;
+    let rate = cache
+        .within_grace(&configured, now, config.grace_secs)
+        .ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
+    let side = if q.side == "sell" { Side::Sell } else { Side::Buy };
+    let mid = mid_for(config, rate.mid, base, quote_ccy).ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
+    let locked: Decimal =
+        q.rate.parse().map_err(|_| FxError::RateUnavailable(format!("quote {} has no rate", q.quote_id)))?;
+    let current =
+        money::marked_up(mid, q.markup_bps, side).ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
+    let drift_bps = bps((current - locked).abs(), locked);
+    if drift_bps > u64::from(config.allowed_drift_bps) {
+        let fresh = quote(
+            config,
+            cache,
+            store,
+            key_id,
+            &QuoteRequest { base: base.to_owned(), quote: quote_ccy.to_owned(), side, amount_minor: q.amount_minor },
+            now,
+            "requote",
+        )?;
+        return Err(ExecuteError::Requote { drift_bps, quote: Box::new(fresh) });
+    }
+    // What the client gives up against the mid, in bps: positive when the locked rate is worse
+    // for them than the market.
+    let against_client = match side {
+        Side::Buy => locked - mid,
+        Side::Sell => mid - locked,
+    };
+    let cost_bps = if against_client > Decimal::ZERO { bps(against_client, mid) } else { 0 };
+    if cost_bps > u64::from(config.max_conversion_cost_bps) {
+        return Err(ExecuteError::OverBudget { cost_bps, max_bps: config.max_conversion_cost_bps });
+    }
+    let quote_exp = money::exponent(quote_ccy).unwrap_or(0);
+    let base_exp = money::exponent(base).unwrap_or(0);
+    // Spread earned against the mid, in QUOTE minor units (truncated toward zero).
+    let at_mid =
+        Decimal::from(q.amount_minor) / Decimal::from(10u64.pow(base_exp)) * mid * Decimal::from(10u64.pow(quote_exp));
+    let spread = match side {
+        Side::Buy => Decimal::from(q.quote_amount_minor) - at_mid,
+        Side::Sell => at_mid - Decimal::from(q.quote_amount_minor),
+    };
+    Ok(FillRow {
+        fx_entry_id: format!("fx_{}", crate::secret::random_hex(12)),
+        quote_id: q.quote_id,
+        api_key_id: key_id.to_owned(),
+        pair: q.pair,
+        side: side.as_str(),
+        rate: q.rate,
+        mid_at_fill: mid.normalize().to_string(),
+        amount_minor: q.amount_minor,
+        quote_amount_minor: q.quote_amount_minor,
+        amount_sat: q.amount_sat,
+        spread_minor: spread.trunc().to_i64().unwrap_or(0),
+    })
+}
+
+/// `part / whole` in basis points, rounded up.
+fn bps(part: Decimal, whole: Decimal) -> u64 {
+    if whole <= Decimal::ZERO {
+        return u64::MAX;
+    }
+    (part * Decimal::from(10_000) / whole).ceil().to_u64().unwrap_or(u64::MAX)
+}
