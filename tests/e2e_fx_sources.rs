@@ -220,3 +220,69 @@ fn execution_fills_once_within_drift_and_refuses_otherwise() {
     );
     assert!(line["expired_quotes"].as_u64().unwrap() >= 1 && line["spread_minor"].as_i64().unwrap() > 0, "{report}");
 }
+
+#[test]
+fn a_stale_rate_finishes_an_execution_within_grace_and_is_refused_after() {
+    let ex = ExchangeServer::start();
+    for name in ["kraken", "bitstamp", "coinbase"] {
+        ex.set(name, Behaviour::Price(85_000));
+    }
+    let url = ex.url();
+    let fx = format!(
+        "[fx]\npairs = [\"BTC/EUR\"]\nsources = [\"kraken\", \"bitstamp\", \"coinbase\"]\n\
+         source_urls = {{ kraken = \"{url}\", bitstamp = \"{url}\", coinbase = \"{url}\" }}\n\
+         refresh_secs = 1\nrate_ttl_secs = 2\ngrace_secs = 6\nquote_ttl_secs = 30\n"
+    );
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", &fx);
+    let out = Command::new(SENDERO_CLI)
+        .args([
+            "--datadir",
+            gw.datadir.to_str().unwrap(),
+            "apikey.create",
+            "--label",
+            "t",
+            "--scopes",
+            "quote,pay",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"].as_str().unwrap().to_owned();
+    let path = "/v1/fx/quote?base=EUR&quote=BTC&side=buy&amount_minor=100000";
+    let mut quotes = Vec::new();
+    wait_for("two quotes", Duration::from_secs(20), || {
+        let (status, q) = http_get_with_key(gw.api_port, path, Some(&key));
+        if status == 200 {
+            quotes.push(q);
+        }
+        quotes.len() == 2
+    });
+    let body = |q: &Value| {
+        format!(r#"{{"quote_id":"{}","amount_minor":100000,"pair":"EUR/BTC"}}"#, q["quote_id"].as_str().unwrap())
+    };
+
+    // Every source goes down: the rate goes stale, new quotes are refused at once…
+    for name in ["kraken", "bitstamp", "coinbase"] {
+        ex.set(name, Behaviour::Status(502));
+    }
+    wait_for("quotes refused once the rate is stale", Duration::from_secs(10), || {
+        http_get_with_key(gw.api_port, path, Some(&key)).0 == 503
+    });
+    // …but an execution already started still finishes inside the grace window…
+    let (status, raw) = common::http_post(gw.api_port, "/v1/fx/execute", &key, Some("g-1"), &body(&quotes[0]));
+    assert_eq!(status, 200, "{raw}");
+    // …and not after it.
+    std::thread::sleep(Duration::from_secs(7));
+    let (status, raw) = common::http_post(gw.api_port, "/v1/fx/execute", &key, Some("g-2"), &body(&quotes[1]));
+    assert_eq!(status, 503, "{raw}");
+    assert!(raw.contains("rate_unavailable"));
+    // A 503 is not stored: the same key runs again once rates are back.
+    for name in ["kraken", "bitstamp", "coinbase"] {
+        ex.set(name, Behaviour::Price(85_000));
+    }
+    wait_for("the retry to fill", Duration::from_secs(20), || {
+        common::http_post(gw.api_port, "/v1/fx/execute", &key, Some("g-2"), &body(&quotes[1])).0 == 200
+    });
+}
