@@ -167,8 +167,14 @@ pub struct FxConfig {
     pub rate_ttl_secs: u64,
     /// How long a quote stands.
     pub quote_ttl_secs: u64,
-    /// Markup moved against the client, in basis points.
+    /// Markup moved against the client, in basis points (pairs not in `markups`).
     pub markup_bps: u32,
+    /// Markup per pair and side, e.g. `"BTC/EUR" = { buy = 40, sell = 60 }`.
+    pub markups: BTreeMap<String, SideMarkup>,
+    /// Rate TTL per volatility class, e.g. `g10 = 120, em = 20`.
+    pub ttl_classes: BTreeMap<String, u64>,
+    /// Each pair's volatility class (pairs not listed use `rate_ttl_secs`).
+    pub pair_classes: BTreeMap<String, String>,
     /// At execution, the locked rate applies while the market is within this many bps of it;
     /// beyond, the client must accept a new quote.
     pub allowed_drift_bps: u32,
@@ -199,6 +205,9 @@ impl Default for FxConfig {
             rate_ttl_secs: 120,
             quote_ttl_secs: 30,
             markup_bps: 50,
+            markups: BTreeMap::new(),
+            ttl_classes: [("g10", 120), ("em", 20)].into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            pair_classes: BTreeMap::new(),
             allowed_drift_bps: 20,
             max_conversion_cost_bps: 200,
             grace_secs: 30,
@@ -206,7 +215,31 @@ impl Default for FxConfig {
     }
 }
 
+/// Markup for each side of a pair, in basis points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SideMarkup {
+    /// The client buys BASE.
+    pub buy: u32,
+    /// The client sells BASE.
+    pub sell: u32,
+}
+
 impl FxConfig {
+    /// The markup for `pair` (as configured, `BASE/QUOTE`) and the client's side.
+    pub fn markup_for(&self, pair: &str, side: crate::fx::money::Side) -> u32 {
+        match (self.markups.get(pair), side) {
+            (Some(m), crate::fx::money::Side::Buy) => m.buy,
+            (Some(m), crate::fx::money::Side::Sell) => m.sell,
+            (None, _) => self.markup_bps,
+        }
+    }
+
+    /// The rate TTL of `pair`, from its volatility class.
+    pub fn ttl_for(&self, pair: &str) -> u64 {
+        self.pair_classes.get(pair).and_then(|c| self.ttl_classes.get(c)).copied().unwrap_or(self.rate_ttl_secs)
+    }
+
     /// The static table, parsed and checked against `pairs`.
     pub fn static_table(&self) -> Result<Vec<(String, rust_decimal::Decimal)>, ConfigError> {
         self.static_rates
@@ -270,6 +303,23 @@ impl FxConfig {
             }
         }
         self.source_set()?;
+        for (pair, class) in &self.pair_classes {
+            if !self.pairs.contains(pair) || !self.ttl_classes.contains_key(class) {
+                return Err(ConfigError::Invalid(format!(
+                    "fx.pair_classes: {pair} = {class:?} needs a pair in fx.pairs and a class in fx.ttl_classes"
+                )));
+            }
+        }
+        if let Some((pair, m)) =
+            self.markups.iter().find(|(p, m)| !self.pairs.contains(p) || m.buy >= 10_000 || m.sell >= 10_000)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "fx.markups: {pair} = {m:?} needs a pair in fx.pairs and bps below 10000"
+            )));
+        }
+        if self.ttl_classes.values().any(|t| *t == 0) {
+            return Err(ConfigError::Invalid("fx.ttl_classes: a TTL must be at least 1 s".into()));
+        }
         if self.quote_ttl_secs == 0 || self.rate_ttl_secs == 0 || self.refresh_secs == 0 || self.markup_bps >= 10_000 {
             return Err(ConfigError::Invalid("fx: TTLs must be at least 1 s and markup_bps below 10000".into()));
         }
@@ -670,6 +720,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("integer"));
+    }
+
+    #[test]
+    fn fx_markup_and_ttl_follow_pair_side_and_class() {
+        use crate::fx::money::Side;
+        let text = "[fx]\npairs = [\"BTC/EUR\", \"BTC/ARS\"]\nmarkup_bps = 50\n\
+                    markups = { \"BTC/EUR\" = { buy = 40, sell = 60 } }\n\
+                    pair_classes = { \"BTC/ARS\" = \"em\" }\n";
+        let c = load(text, &[], &Overrides::default()).unwrap();
+        assert_eq!((c.fx.markup_for("BTC/EUR", Side::Buy), c.fx.markup_for("BTC/EUR", Side::Sell)), (40, 60));
+        assert_eq!(c.fx.markup_for("BTC/ARS", Side::Buy), 50);
+        assert_eq!((c.fx.ttl_for("BTC/ARS"), c.fx.ttl_for("BTC/EUR")), (20, 120));
+        assert!(load("[fx]\npair_classes = { \"BTC/EUR\" = \"nope\" }\n", &[], &Overrides::default()).is_err());
     }
 
     #[test]

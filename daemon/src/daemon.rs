@@ -88,7 +88,10 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     let ln_seed = keys::lightning_seed(&mnemonic, network)?;
     let start_height = wallet_birthday(&store, &chain, created, config.wallet.birthday_height).await?;
 
-    let config_fx_ttl = config.fx.rate_ttl_secs;
+    let fx_cache = crate::fx::RateCache::with_ttls(
+        config.fx.rate_ttl_secs,
+        config.fx.pairs.iter().map(|p| (p.clone(), config.fx.ttl_for(p))).collect(),
+    );
     let fx_sources = config.fx.source_set()?;
     let cancel = CancellationToken::new();
     let (status_tx, status_rx) = watch::channel(ChainStatus::default());
@@ -100,7 +103,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
         store,
         status: status_rx,
         lightning: Default::default(),
-        fx: Arc::new(crate::fx::RateCache::new(config_fx_ttl)),
+        fx: Arc::new(fx_cache),
     };
     let interval = Duration::from_millis(state.config.bitcoind.poll_interval_ms.max(50));
     let follower_task =

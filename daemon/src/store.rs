@@ -484,9 +484,13 @@ impl Store {
         Ok(changed == 1)
     }
 
-    /// Records a quote.
+    /// Records a quote. A quote moves no money, so its commit skips the fsync (WAL,
+    /// `synchronous = NORMAL`): a power cut may lose the last quotes, never a fill; the next
+    /// FULL commit makes it durable anyway.
     pub fn record_quote(&self, q: &QuoteRow, now: u64) -> Result<(), StoreError> {
-        self.conn().execute(
+        let conn = self.conn();
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let inserted = conn.execute(
             "INSERT INTO fx_quotes (quote_id, api_key_id, pair, side, rate, markup_bps, amount_minor,
                                     quote_amount_minor, amount_sat, expires_at, created_at, origin)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -504,7 +508,9 @@ impl Store {
                 now as i64,
                 q.origin
             ],
-        )?;
+        );
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        inserted?;
         Ok(())
     }
 

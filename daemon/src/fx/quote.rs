@@ -83,7 +83,7 @@ pub fn quote(
     let rate = cache.fresh(&configured, now).ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
     let mid = if inverted { Decimal::ONE.checked_div(rate.mid) } else { Some(rate.mid) };
     let marked = mid
-        .and_then(|m| money::marked_up(m, config.markup_bps, req.side))
+        .and_then(|m| money::marked_up(m, config.markup_for(&configured, req.side), req.side))
         .ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
     let quote_amount_minor = money::convert(req.amount_minor, base_exp, quote_exp, marked, req.side)
         .ok_or_else(|| FxError::InvalidAmount(format!("{} is too large to price", req.amount_minor)))?;
@@ -92,7 +92,7 @@ pub fn quote(
         quote_id: format!("q_{}", crate::secret::random_hex(12)),
         pair,
         rate: money::display_rate(marked, req.side),
-        markup_bps: config.markup_bps,
+        markup_bps: config.markup_for(&configured, req.side),
         expires_at: now + config.quote_ttl_secs,
         amount_minor: req.amount_minor,
         quote_amount_minor,

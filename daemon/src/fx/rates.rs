@@ -21,12 +21,22 @@ pub struct Rate {
 pub struct RateCache {
     rates: RwLock<HashMap<String, Rate>>,
     ttl_secs: u64,
+    ttl_by_pair: HashMap<String, u64>,
 }
 
 impl RateCache {
     /// An empty cache whose rates are fresh for `ttl_secs`.
     pub fn new(ttl_secs: u64) -> Self {
-        RateCache { rates: RwLock::new(HashMap::new()), ttl_secs }
+        Self::with_ttls(ttl_secs, HashMap::new())
+    }
+
+    /// A cache with a TTL per pair (its volatility class's), `ttl_secs` for the others.
+    pub fn with_ttls(ttl_secs: u64, ttl_by_pair: HashMap<String, u64>) -> Self {
+        RateCache { rates: RwLock::new(HashMap::new()), ttl_secs, ttl_by_pair }
+    }
+
+    fn ttl(&self, pair: &str) -> u64 {
+        self.ttl_by_pair.get(pair).copied().unwrap_or(self.ttl_secs)
     }
 
     /// Stores the latest rate of `pair`.
@@ -38,13 +48,13 @@ impl RateCache {
     /// stale rate may still finish an intent already started, never start a new one.
     pub fn within_grace(&self, pair: &str, now: u64, grace_secs: u64) -> Option<Rate> {
         let rates = self.rates.read().unwrap_or_else(PoisonError::into_inner);
-        rates.get(pair).filter(|r| now.saturating_sub(r.as_of) <= self.ttl_secs + grace_secs).cloned()
+        rates.get(pair).filter(|r| now.saturating_sub(r.as_of) <= self.ttl(pair) + grace_secs).cloned()
     }
 
     /// The rate of `pair` if it is no older than the TTL at `now`.
     pub fn fresh(&self, pair: &str, now: u64) -> Option<Rate> {
         let rates = self.rates.read().unwrap_or_else(PoisonError::into_inner);
-        rates.get(pair).filter(|r| now.saturating_sub(r.as_of) <= self.ttl_secs).cloned()
+        rates.get(pair).filter(|r| now.saturating_sub(r.as_of) <= self.ttl(pair)).cloned()
     }
 }
 
@@ -61,5 +71,8 @@ mod tests {
         assert!(cache.fresh("BTC/USD", 1_000).is_none());
         assert!(cache.within_grace("BTC/EUR", 1_090, 30).is_some());
         assert!(cache.within_grace("BTC/EUR", 1_091, 30).is_none());
+        let classed = RateCache::with_ttls(60, [("BTC/ARS".to_owned(), 20)].into_iter().collect());
+        classed.put("BTC/ARS", Rate { mid: Decimal::from(90_000_000), as_of: 1_000, source: "static" });
+        assert!(classed.fresh("BTC/ARS", 1_020).is_some() && classed.fresh("BTC/ARS", 1_021).is_none());
     }
 }
