@@ -64,11 +64,14 @@ fn quotes_are_priced_against_the_client_for_keys_with_the_scope() {
     let quote_id = q["quote_id"].as_str().unwrap().to_owned();
     assert!(quote_id.starts_with("q_"));
     let conn = rusqlite::Connection::open(gw.datadir.join("sendero.sqlite")).unwrap();
-    let (owner, stored_sat): (String, i64) = conn
-        .query_row("SELECT api_key_id, amount_sat FROM fx_quotes WHERE quote_id = ?1", [&quote_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+    // Quotes are written in batches a few milliseconds after they are served.
+    let stored = || {
+        conn.query_row("SELECT api_key_id, amount_sat FROM fx_quotes WHERE quote_id = ?1", [&quote_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
         })
-        .unwrap();
+    };
+    common::wait_for("the quote to be stored", std::time::Duration::from_secs(5), || stored().is_ok());
+    let (owner, stored_sat) = stored().unwrap();
     assert_eq!((owner, stored_sat as u128), (key_id.clone(), sats));
 
     // The other direction: the client sells 1,000,000 sat for EUR at 85,000 × 0.995.
@@ -97,6 +100,7 @@ fn quotes_are_priced_against_the_client_for_keys_with_the_scope() {
     assert_eq!(refused("/v1/fx/quote?base=EUR&quote=BTC&side=buy&amount_minor=-5"), (400, "invalid_amount".into()));
     assert_eq!(refused("/v1/fx/quote?base=EUR&quote=BTC&side=buy&amount_minor=0"), (400, "invalid_amount".into()));
     assert_eq!(refused("/v1/fx/quote?quote=BTC&side=buy&amount_minor=100"), (400, "invalid_request".into()));
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let count: i64 = conn.query_row("SELECT COUNT(*) FROM fx_quotes", [], |r| r.get(0)).unwrap();
     assert_eq!(count, 3, "refused requests record no quote");
 

@@ -138,6 +138,15 @@ async fn start_gateway_api(dir: &std::path::Path) -> Result<(SocketAddr, String)
         lightning: Default::default(),
         fx,
     };
+    // As in senderod: buffered quotes are written every 20 ms.
+    let store = Arc::clone(&state.store);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let s = Arc::clone(&store);
+            let _ = tokio::task::spawn_blocking(move || s.flush_quotes()).await;
+        }
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, sendero::api::router(state)).await });

@@ -116,6 +116,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
 
     let fx_task = tokio::spawn(crate::fx::sources::run(Arc::clone(&state.fx), fx_sources, cancel.clone()));
     let prune_task = tokio::spawn(prune_idempotency(state.clone(), cancel.clone()));
+    let quote_writer = tokio::spawn(write_quotes(Arc::clone(&state.store), cancel.clone()));
     if dev {
         dev_bootstrap(&state).await?;
     }
@@ -127,6 +128,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     let _ = tokio::time::timeout(Duration::from_secs(20), follower_task).await;
     let _ = fx_task.await;
     let _ = prune_task.await;
+    let _ = quote_writer.await;
     if let Some(task) = ln_task {
         let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
     }
@@ -275,6 +277,25 @@ async fn dev_bootstrap(state: &AppState) -> Result<(), DaemonError> {
         state.config.datadir.display()
     );
     Ok(())
+}
+
+/// Writes buffered quotes every 20 ms (and once more at shutdown), off the async threads.
+async fn write_quotes(store: Arc<Store>, cancel: CancellationToken) {
+    loop {
+        let stopping = tokio::select! {
+            _ = cancel.cancelled() => true,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => false,
+        };
+        let s = Arc::clone(&store);
+        match tokio::task::spawn_blocking(move || s.flush_quotes()).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "writing quotes"),
+            Err(e) => tracing::error!(error = %e, "quote writer task"),
+            Ok(Ok(_)) => {}
+        }
+        if stopping {
+            return;
+        }
+    }
 }
 
 /// Drops idempotency records past their retention, hourly; at start also every in-flight record,

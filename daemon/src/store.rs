@@ -131,9 +131,13 @@ pub struct SendRecord {
     pub feerate_sat_vb: u64,
 }
 
-/// The store. Writes are serialised through one connection.
+/// The store. Writes are serialised through one connection. Two hot-path helpers sit in front of
+/// it: API keys are cached after their first lookup (cleared on any revocation), and quotes are
+/// buffered and written in batches ([`Store::flush_quotes`]; every read of quotes flushes first).
 pub struct Store {
     conn: Mutex<Connection>,
+    keys: std::sync::RwLock<std::collections::HashMap<String, ApiKeyRow>>,
+    pending_quotes: Mutex<Vec<(QuoteRow, u64)>>,
 }
 
 impl Store {
@@ -145,7 +149,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
-        Ok(Store { conn: Mutex::new(conn) })
+        Ok(Store { conn: Mutex::new(conn), keys: Default::default(), pending_quotes: Mutex::new(Vec::new()) })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -453,16 +457,22 @@ impl Store {
         Ok(())
     }
 
-    /// The key whose secret hashes to `secret_sha256`.
+    /// The key whose secret hashes to `secret_sha256` (cached after the first lookup).
     pub fn api_key_by_hash(&self, secret_sha256: &str) -> Result<Option<ApiKeyRow>, StoreError> {
-        let conn = self.conn();
-        let row = conn
+        if let Some(row) = self.keys.read().unwrap_or_else(PoisonError::into_inner).get(secret_sha256) {
+            return Ok(Some(row.clone()));
+        }
+        let row = self
+            .conn()
             .query_row(
                 "SELECT id, label, scopes, created_at, revoked_at FROM api_keys WHERE secret_sha256 = ?1",
                 [secret_sha256],
                 api_key_row,
             )
             .optional()?;
+        if let Some(row) = &row {
+            self.keys.write().unwrap_or_else(PoisonError::into_inner).insert(secret_sha256.to_owned(), row.clone());
+        }
         Ok(row)
     }
 
@@ -481,41 +491,55 @@ impl Store {
             "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
             params![id, now as i64],
         )?;
+        self.keys.write().unwrap_or_else(PoisonError::into_inner).clear();
         Ok(changed == 1)
     }
 
-    /// Records a quote. A quote moves no money, so its commit skips the fsync (WAL,
-    /// `synchronous = NORMAL`): a power cut may lose the last quotes, never a fill; the next
-    /// FULL commit makes it durable anyway.
+    /// Buffers a quote; it reaches the database at the next [`Store::flush_quotes`] (a quote moves
+    /// no money: a crash may lose the last few milliseconds of quotes, never a fill).
     pub fn record_quote(&self, q: &QuoteRow, now: u64) -> Result<(), StoreError> {
-        let conn = self.conn();
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let inserted = conn.execute(
-            "INSERT INTO fx_quotes (quote_id, api_key_id, pair, side, rate, markup_bps, amount_minor,
-                                    quote_amount_minor, amount_sat, expires_at, created_at, origin)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                q.quote_id,
-                q.api_key_id,
-                q.pair,
-                q.side,
-                q.rate,
-                q.markup_bps,
-                q.amount_minor as i64,
-                q.quote_amount_minor as i64,
-                q.amount_sat as i64,
-                q.expires_at as i64,
-                now as i64,
-                q.origin
-            ],
-        );
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        inserted?;
+        self.pending_quotes.lock().unwrap_or_else(PoisonError::into_inner).push((q.clone(), now));
         Ok(())
+    }
+
+    /// Writes every buffered quote in one transaction; returns how many.
+    pub fn flush_quotes(&self) -> Result<usize, StoreError> {
+        let batch = std::mem::take(&mut *self.pending_quotes.lock().unwrap_or_else(PoisonError::into_inner));
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO fx_quotes (quote_id, api_key_id, pair, side, rate, markup_bps, amount_minor,
+                                        quote_amount_minor, amount_sat, expires_at, created_at, origin)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            for (q, now) in &batch {
+                stmt.execute(params![
+                    q.quote_id,
+                    q.api_key_id,
+                    q.pair,
+                    q.side,
+                    q.rate,
+                    q.markup_bps,
+                    q.amount_minor as i64,
+                    q.quote_amount_minor as i64,
+                    q.amount_sat as i64,
+                    q.expires_at as i64,
+                    *now as i64,
+                    q.origin
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(batch.len())
     }
 
     /// The quote `quote_id`, if any.
     pub fn quote(&self, quote_id: &str) -> Result<Option<QuoteRow>, StoreError> {
+        self.flush_quotes()?;
         let conn = self.conn();
         let row = conn
             .query_row(
@@ -655,6 +679,7 @@ impl Store {
 
     /// Fills, spread, requotes and expired quotes per pair between `from` and `to` (unix seconds).
     pub fn fx_report(&self, from: u64, to: u64) -> Result<Vec<FxReportRow>, StoreError> {
+        self.flush_quotes()?;
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT q.pair,
