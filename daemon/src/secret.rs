@@ -6,11 +6,16 @@ use std::path::Path;
 
 use rand::RngCore;
 
-/// `bytes` random bytes from the OS generator, as lowercase hex.
+/// `bytes` random bytes as lowercase hex, from the thread's CSPRNG (ChaCha, seeded and
+/// periodically reseeded from the OS): no system call per id on hot paths.
 pub fn random_hex(bytes: usize) -> String {
+    use std::fmt::Write;
     let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    rand::thread_rng().fill_bytes(&mut buf);
+    buf.iter().fold(String::with_capacity(bytes * 2), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 /// Writes `contents` to `path` readable by its owner only (mode 0600), replacing any old file.
