@@ -52,16 +52,7 @@ fn dev_mode_serves_a_funded_gateway_and_stops_cleanly() {
     assert_eq!(info["wallet"]["immature_sat"], 99 * 50 * 100_000_000u64);
 
     // The Lightning node runs beside the wallet; `sendero-cli ln.channels` answers (no channel yet).
-    let cli = |args: &[&str]| -> Value {
-        let out = Command::new(SENDERO_CLI)
-            .args(["--datadir", datadir.to_str().unwrap()])
-            .args(args)
-            .arg("--json")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let cli = |args: &[&str]| common::cli_json(&datadir, args);
     wait_for("the lightning node", Duration::from_secs(30), || {
         Command::new(SENDERO_CLI)
             .args(["--datadir", datadir.to_str().unwrap(), "ln.info"])

@@ -4,10 +4,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{http_get_with_key, AdminMode, Chain, Gateway, SENDERO_CLI};
-use serde_json::Value;
+use common::{http_get_with_key, AdminMode, Chain, Gateway};
 
 const FX: &str = r#"[fx]
 pairs = ["BTC/EUR", "BTC/USD", "BTC/GBP"]
@@ -16,17 +13,6 @@ markup_bps = 50
 quote_ttl_secs = 30
 "#;
 
-fn cli(gw: &Gateway, args: &[&str]) -> Value {
-    let out = Command::new(SENDERO_CLI)
-        .args(["--datadir", gw.datadir.to_str().unwrap()])
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn quotes_are_priced_against_the_client_for_keys_with_the_scope() {
     let chain = Chain::start();
@@ -34,11 +20,11 @@ fn quotes_are_priced_against_the_client_for_keys_with_the_scope() {
     let gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", FX);
     let get = |path: &str, key: Option<&str>| http_get_with_key(gw.api_port, path, key);
 
-    let created = cli(&gw, &["apikey.create", "--label", "shop", "--scopes", "quote,pay"]);
+    let created = gw.cli(&["apikey.create", "--label", "shop", "--scopes", "quote,pay"]);
     assert_eq!(created["scopes"], serde_json::json!(["quote", "pay"]));
     let (key_id, key) = (created["id"].as_str().unwrap().to_owned(), created["key"].as_str().unwrap().to_owned());
     let invoice_only =
-        cli(&gw, &["apikey.create", "--label", "pos", "--scopes", "invoice"])["key"].as_str().unwrap().to_owned();
+        gw.cli(&["apikey.create", "--label", "pos", "--scopes", "invoice"])["key"].as_str().unwrap().to_owned();
 
     let eur = "/v1/fx/quote?base=EUR&quote=BTC&side=buy&amount_minor=100000";
     assert_eq!(get(eur, None).0, 401);
@@ -105,12 +91,12 @@ fn quotes_are_priced_against_the_client_for_keys_with_the_scope() {
     assert_eq!(count, 3, "refused requests record no quote");
 
     // Keys are listed without secrets; a revoked key is refused from then on.
-    let listed = cli(&gw, &["apikey.list"]);
+    let listed = gw.cli(&["apikey.list"]);
     assert_eq!(listed["api_keys"].as_array().unwrap().len(), 2);
     assert!(!listed.to_string().contains(&key));
-    cli(&gw, &["apikey.revoke", "--id", &key_id]);
+    gw.cli(&["apikey.revoke", "--id", &key_id]);
     assert_eq!(get(eur, Some(&key)).0, 401);
-    let listed = cli(&gw, &["apikey.list"]);
+    let listed = gw.cli(&["apikey.list"]);
     let revoked: Vec<(&str, bool)> = listed["api_keys"]
         .as_array()
         .unwrap()

@@ -4,12 +4,31 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::exchange::{Behaviour, ExchangeServer};
-use common::{http_get_with_key, wait_for, AdminMode, Chain, Gateway, SENDERO_CLI};
+use common::{http_get_with_key, wait_for, AdminMode, Chain, Gateway};
 use serde_json::Value;
+
+/// A chain and a gateway whose only rate sources are the three exchanges served by `ex`, with
+/// `settings` added to its `[fx]` section.
+fn exchange_gateway(ex: &ExchangeServer, settings: &str) -> (Chain, tempfile::TempDir, Gateway) {
+    let url = ex.url();
+    let fx = format!(
+        "[fx]\npairs = [\"BTC/EUR\"]\nsources = [\"kraken\", \"bitstamp\", \"coinbase\"]\n\
+         source_urls = {{ kraken = \"{url}\", bitstamp = \"{url}\", coinbase = \"{url}\" }}\n{settings}"
+    );
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", &fx);
+    (chain, home, gw)
+}
+
+fn set_all(ex: &ExchangeServer, behaviour: Behaviour) {
+    for name in ["kraken", "bitstamp", "coinbase"] {
+        ex.set(name, behaviour.clone());
+    }
+}
 
 #[test]
 fn exchange_rates_are_combined_and_bad_sources_ignored() {
@@ -17,29 +36,11 @@ fn exchange_rates_are_combined_and_bad_sources_ignored() {
     for (name, price) in [("kraken", 85_000), ("bitstamp", 85_010), ("coinbase", 84_990)] {
         ex.set(name, Behaviour::Price(price));
     }
-    let url = ex.url();
-    let fx = format!(
-        "[fx]\npairs = [\"BTC/EUR\"]\nsources = [\"kraken\", \"bitstamp\", \"coinbase\"]\n\
-         source_urls = {{ kraken = \"{url}\", bitstamp = \"{url}\", coinbase = \"{url}\" }}\n\
-         markup_bps = 0\nrefresh_secs = 1\nrate_ttl_secs = 3\nsource_timeout_ms = 500\nmax_deviation_bps = 100\n"
+    let (_chain, _home, gw) = exchange_gateway(
+        &ex,
+        "markup_bps = 0\nrefresh_secs = 1\nrate_ttl_secs = 3\nsource_timeout_ms = 500\nmax_deviation_bps = 100\n",
     );
-    let chain = Chain::start();
-    let home = tempfile::tempdir().unwrap();
-    let gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", &fx);
-    let out = Command::new(SENDERO_CLI)
-        .args([
-            "--datadir",
-            gw.datadir.to_str().unwrap(),
-            "apikey.create",
-            "--label",
-            "t",
-            "--scopes",
-            "quote",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"].as_str().unwrap().to_owned();
+    let key = gw.api_key("quote");
     // With no markup, the quoted BTC/EUR rate is the combined mid.
     let mid = || {
         let (status, body) = http_get_with_key(
@@ -78,48 +79,18 @@ fn exchange_rates_are_combined_and_bad_sources_ignored() {
     assert!(gw.log().contains("fx source ignored"), "ignored sources are logged");
 
     // Every source down: once the last rate is older than rate_ttl_secs, no quote.
-    for name in ["kraken", "bitstamp", "coinbase"] {
-        ex.set(name, Behaviour::Status(503));
-    }
+    set_all(&ex, Behaviour::Status(503));
     expect("503 once every rate is stale", "503 \"rate_unavailable\"");
 }
 
 #[test]
 fn execution_fills_once_within_drift_and_refuses_otherwise() {
     let ex = ExchangeServer::start();
-    let set_all = |price: i64| {
-        for name in ["kraken", "bitstamp", "coinbase"] {
-            ex.set(name, Behaviour::Price(price));
-        }
-    };
-    set_all(85_000);
-    let url = ex.url();
-    let fx = format!(
-        "[fx]\npairs = [\"BTC/EUR\"]\nsources = [\"kraken\", \"bitstamp\", \"coinbase\"]\n\
-         source_urls = {{ kraken = \"{url}\", bitstamp = \"{url}\", coinbase = \"{url}\" }}\n\
-         markup_bps = 50\nrefresh_secs = 1\nrate_ttl_secs = 10\nquote_ttl_secs = 6\n\
-         allowed_drift_bps = 100\nmax_conversion_cost_bps = 120\n"
-    );
-    let chain = Chain::start();
-    let home = tempfile::tempdir().unwrap();
-    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", &fx);
-    let mk_key = |scopes: &str| {
-        let out = Command::new(SENDERO_CLI)
-            .args([
-                "--datadir",
-                gw.datadir.to_str().unwrap(),
-                "apikey.create",
-                "--label",
-                scopes,
-                "--scopes",
-                scopes,
-                "--json",
-            ])
-            .output()
-            .unwrap();
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"].as_str().unwrap().to_owned()
-    };
-    let (key, invoice_only) = (mk_key("quote,pay"), mk_key("invoice,quote"));
+    set_all(&ex, Behaviour::Price(85_000));
+    let settings = "markup_bps = 50\nrefresh_secs = 1\nrate_ttl_secs = 10\nquote_ttl_secs = 6\n\
+                    allowed_drift_bps = 100\nmax_conversion_cost_bps = 120\n";
+    let (_chain, _home, mut gw) = exchange_gateway(&ex, settings);
+    let (key, invoice_only) = (gw.api_key("quote,pay"), gw.api_key("invoice,quote"));
     let port = gw.api_port;
     let quote = |key: &str| -> Value {
         let mut q = Value::Null;
@@ -138,8 +109,9 @@ fn execution_fills_once_within_drift_and_refuses_otherwise() {
     let code = |raw: &str| {
         serde_json::from_str::<Value>(raw).unwrap()["error"]["code"].as_str().unwrap_or_default().to_owned()
     };
+    let db = gw.datadir.join("sendero.sqlite");
     let fills = |quote_id: &str| -> i64 {
-        let conn = rusqlite::Connection::open(home.path().join("gw/sendero.sqlite")).unwrap();
+        let conn = rusqlite::Connection::open(&db).unwrap();
         conn.query_row("SELECT COUNT(*) FROM fx_fills WHERE quote_id = ?1", [quote_id], |r| r.get(0)).unwrap()
     };
 
@@ -181,7 +153,7 @@ fn execution_fills_once_within_drift_and_refuses_otherwise() {
 
     // The market moves 1.8 %: beyond the drift, a fresh quote comes back with the refusal.
     let c = quote(&key);
-    set_all(86_500);
+    set_all(&ex, Behaviour::Price(86_500));
     wait_for("the new rate", Duration::from_secs(20), || quote(&key)["rate"] != c["rate"]);
     let (status, raw) = exec(Some("k-c"), &body_of(&c), &key);
     assert_eq!((status, code(&raw)), (409, "requote_required".into()), "{raw}");
@@ -191,10 +163,10 @@ fn execution_fills_once_within_drift_and_refuses_otherwise() {
 
     // Within the drift but over the conversion-cost budget: 85,000 → 85,765 (+0.9 %) makes the
     // locked EUR/BTC rate 141 bps worse than the market for the client (budget 120).
-    set_all(85_000);
+    set_all(&ex, Behaviour::Price(85_000));
     wait_for("the rate back", Duration::from_secs(20), || quote(&key)["rate"] == a["rate"]);
     let d = quote(&key);
-    set_all(85_765);
+    set_all(&ex, Behaviour::Price(85_765));
     wait_for("the moved rate", Duration::from_secs(20), || quote(&key)["rate"] != d["rate"]);
     let (status, raw) = exec(Some("k-d"), &body_of(&d), &key);
     assert_eq!((status, code(&raw)), (422, "fx_budget_exceeded".into()), "{raw}");
@@ -207,11 +179,7 @@ fn execution_fills_once_within_drift_and_refuses_otherwise() {
     assert_eq!(fills(e["quote_id"].as_str().unwrap()), 0);
 
     // The operator's report.
-    let out = Command::new(SENDERO_CLI)
-        .args(["--datadir", gw.datadir.to_str().unwrap(), "fx.report", "--json"])
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = gw.cli(&["fx.report"]);
     let line = &report["pairs"][0];
     assert_eq!(
         (line["pair"].as_str(), line["fills"].as_u64(), line["requotes"].as_u64()),
@@ -224,32 +192,10 @@ fn execution_fills_once_within_drift_and_refuses_otherwise() {
 #[test]
 fn a_stale_rate_finishes_an_execution_within_grace_and_is_refused_after() {
     let ex = ExchangeServer::start();
-    for name in ["kraken", "bitstamp", "coinbase"] {
-        ex.set(name, Behaviour::Price(85_000));
-    }
-    let url = ex.url();
-    let fx = format!(
-        "[fx]\npairs = [\"BTC/EUR\"]\nsources = [\"kraken\", \"bitstamp\", \"coinbase\"]\n\
-         source_urls = {{ kraken = \"{url}\", bitstamp = \"{url}\", coinbase = \"{url}\" }}\n\
-         refresh_secs = 1\nrate_ttl_secs = 2\ngrace_secs = 6\nquote_ttl_secs = 30\n"
-    );
-    let chain = Chain::start();
-    let home = tempfile::tempdir().unwrap();
-    let gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", &fx);
-    let out = Command::new(SENDERO_CLI)
-        .args([
-            "--datadir",
-            gw.datadir.to_str().unwrap(),
-            "apikey.create",
-            "--label",
-            "t",
-            "--scopes",
-            "quote,pay",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"].as_str().unwrap().to_owned();
+    set_all(&ex, Behaviour::Price(85_000));
+    let (_chain, _home, gw) =
+        exchange_gateway(&ex, "refresh_secs = 1\nrate_ttl_secs = 2\ngrace_secs = 6\nquote_ttl_secs = 30\n");
+    let key = gw.api_key("quote,pay");
     let path = "/v1/fx/quote?base=EUR&quote=BTC&side=buy&amount_minor=100000";
     let mut quotes = Vec::new();
     wait_for("two quotes", Duration::from_secs(20), || {
@@ -264,9 +210,7 @@ fn a_stale_rate_finishes_an_execution_within_grace_and_is_refused_after() {
     };
 
     // Every source goes down: the rate goes stale, new quotes are refused at once…
-    for name in ["kraken", "bitstamp", "coinbase"] {
-        ex.set(name, Behaviour::Status(502));
-    }
+    set_all(&ex, Behaviour::Status(502));
     wait_for("quotes refused once the rate is stale", Duration::from_secs(10), || {
         http_get_with_key(gw.api_port, path, Some(&key)).0 == 503
     });
@@ -279,9 +223,7 @@ fn a_stale_rate_finishes_an_execution_within_grace_and_is_refused_after() {
     assert_eq!(status, 503, "{raw}");
     assert!(raw.contains("rate_unavailable"));
     // A 503 is not stored: the same key runs again once rates are back.
-    for name in ["kraken", "bitstamp", "coinbase"] {
-        ex.set(name, Behaviour::Price(85_000));
-    }
+    set_all(&ex, Behaviour::Price(85_000));
     wait_for("the retry to fill", Duration::from_secs(20), || {
         common::http_post(gw.api_port, "/v1/fx/execute", &key, Some("g-2"), &body(&quotes[1])).0 == 200
     });

@@ -215,6 +215,17 @@ impl Gateway {
         self.call("wallet.balance", json!({}))
     }
 
+    /// `sendero-cli` against this gateway (JSON output).
+    pub fn cli(&self, args: &[&str]) -> Value {
+        cli_json(&self.datadir, args)
+    }
+
+    /// A new API key with these comma-separated scopes (made with `sendero-cli apikey.create`).
+    pub fn api_key(&self, scopes: &str) -> String {
+        let created = self.cli(&["apikey.create", "--label", scopes, "--scopes", scopes]);
+        created["key"].as_str().expect("key").to_owned()
+    }
+
     pub fn synced_height(&self) -> u64 {
         self.balance()["synced_height"].as_u64().expect("synced_height")
     }
@@ -227,6 +238,19 @@ impl Drop for Gateway {
             let _ = child.wait();
         }
     }
+}
+
+/// `sendero-cli --datadir <datadir> <args> --json`, which must succeed; its JSON output.
+pub fn cli_json(datadir: &Path, args: &[&str]) -> Value {
+    let out = Command::new(SENDERO_CLI)
+        .arg("--datadir")
+        .arg(datadir)
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run sendero-cli");
+    assert!(out.status.success(), "sendero-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("sendero-cli prints JSON")
 }
 
 /// A plain HTTP/1.1 GET on 127.0.0.1:`port`; (status, JSON body or Null).
