@@ -33,7 +33,11 @@ fn dev_mode_serves_a_funded_gateway_and_stops_cleanly() {
         .unwrap();
 
     let mut buf = [0u8; 256];
-    let n = notify.recv(&mut buf).expect("READY=1 from senderod");
+    let log = || std::fs::read_to_string(home.path().join("senderod.log")).unwrap_or_default();
+    let n = match notify.recv(&mut buf) {
+        Ok(n) => n,
+        Err(e) => panic!("no READY=1 from senderod ({e}; exit status {:?}):\n{}", child.try_wait(), log()),
+    };
     assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
     let ready_after = started.elapsed();
     assert!(ready_after < Duration::from_secs(60), "dev mode took {ready_after:?}");
