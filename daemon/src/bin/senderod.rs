@@ -40,7 +40,10 @@ fn main() -> ExitCode {
     if let Err(e) = sendero::logging::init(&config.log) {
         return fail(&e);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // ldk-node runs its background work on this runtime too; a floor of 4 workers keeps the API,
+    // the admin RPC and the chain follower responsive on 2-core machines.
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(4);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&e),
     };
