@@ -284,34 +284,6 @@ impl Store {
         Ok(())
     }
 
-    /// The recorded payment with this id.
-    pub fn ln_payment(&self, payment_id: &str) -> Result<Option<LnPaymentRow>, StoreError> {
-        let row = self
-            .conn()
-            .query_row(
-                "SELECT payment_id, direction, status, amount_msat, fee_paid_msat, payment_hash FROM ln_payments WHERE payment_id = ?1",
-                [payment_id],
-                |r| {
-                    let direction: String = r.get(1)?;
-                    let status: String = r.get(2)?;
-                    Ok(LnPaymentRow {
-                        payment_id: r.get(0)?,
-                        direction: if direction == "inbound" { "inbound" } else { "outbound" },
-                        status: match status.as_str() {
-                            "succeeded" => "succeeded",
-                            "failed" => "failed",
-                            _ => "pending",
-                        },
-                        amount_msat: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
-                        fee_paid_msat: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
-                        payment_hash: r.get(5)?,
-                    })
-                },
-            )
-            .optional()?;
-        Ok(row)
-    }
-
     /// Records a channel's state (`pending`, `ready`, `splice_pending`, `closed`, …).
     pub fn record_ln_channel(
         &self,
@@ -332,14 +304,6 @@ impl Store {
             params![channel_id, counterparty, state, funding_txo, now as i64],
         )?;
         Ok(())
-    }
-
-    /// A channel's recorded state.
-    pub fn ln_channel_state(&self, channel_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row("SELECT state FROM ln_channels WHERE channel_id = ?1", [channel_id], |r| r.get(0))
-            .optional()?)
     }
 
     /// Queues an action until its funding confirms; returns its id.

@@ -11,6 +11,3 @@ pub use ldk_node;
 pub use ldk_node::Event;
 pub use node::{LightningConfig, LightningNode};
 pub use types::{Channel, Invoice, LnBalance, NodeInfo, Payment, Peer};
-
-/// The `ldk-node` release this crate is written against.
-pub const LDK_NODE_VERSION: &str = "0.7.1";

@@ -161,11 +161,6 @@ impl LightningNode {
         self.node.onchain_payment().new_address().map_err(|e| LightningError::from_node("new address", e))
     }
 
-    /// Re-syncs the node's wallets with bitcoind now.
-    pub fn sync(&self) -> Result<(), LightningError> {
-        self.node.sync_wallets().map_err(|e| LightningError::from_node("sync", e))
-    }
-
     /// Opens a channel; returns its user channel id.
     pub fn open_channel(
         &self,
