@@ -18,7 +18,7 @@ use crate::admin::AdminListener;
 use crate::config::{Config, ConfigError};
 use crate::devchain::{self, Bitcoind, DevChainError};
 use crate::follower::{self, ChainStatus};
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::store::{Store, StoreError};
 
 /// Why senderod could not start or had to stop.
@@ -95,7 +95,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     let fx_sources = config.fx.source_set()?;
     let cancel = CancellationToken::new();
     let (status_tx, status_rx) = watch::channel(ChainStatus::default());
-    let state = AppState {
+    let state = AppState::new(Shared {
         config: Arc::new(config),
         network,
         treasury: Arc::clone(&treasury),
@@ -104,7 +104,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
         status: status_rx,
         lightning: Default::default(),
         fx: Arc::new(fx_cache),
-    };
+    });
     let interval = Duration::from_millis(state.config.bitcoind.poll_interval_ms.max(50));
     let follower_task =
         tokio::spawn(follower::run(chain, treasury, network, start_height, interval, status_tx, cancel.clone()));

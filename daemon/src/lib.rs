@@ -21,3 +21,10 @@ pub mod treasury;
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
+
+/// `unix` seconds as RFC 3339 UTC (`2026-11-26T12:00:30Z`); empty if out of range.
+pub(crate) fn rfc3339(unix: u64) -> String {
+    chrono::DateTime::from_timestamp(unix as i64, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}

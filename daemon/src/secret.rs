@@ -18,6 +18,21 @@ pub fn random_hex(bytes: usize) -> String {
     })
 }
 
+/// `prefix` + a sortable id: the time in milliseconds (12 hex digits) followed by 8 random bytes
+/// (16 hex digits). Ids made later sort later, so tables keyed by them grow at their end (cheap
+/// B-tree inserts) and list in creation order; the random part keeps them unguessable.
+pub fn sortable_id(prefix: &str) -> String {
+    use std::fmt::Write;
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let mut out = String::with_capacity(prefix.len() + 28);
+    out.push_str(prefix);
+    let _ = write!(out, "{:012x}{:016x}", millis & 0xffff_ffff_ffff, rand::thread_rng().next_u64());
+    out
+}
+
 /// Writes `contents` to `path` readable by its owner only (mode 0600), replacing any old file.
 pub fn write_private(path: &Path, contents: &str) -> io::Result<()> {
     let _ = std::fs::remove_file(path);
@@ -47,6 +62,10 @@ mod tests {
         write_private(&path, &b).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), b);
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let (first, second) = (sortable_id("q_"), sortable_id("q_"));
+        assert!(first.starts_with("q_") && first.len() == 30 && first != second);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(sortable_id("q_") > second, "later ids sort later");
         assert!(equal(b"abc", b"abc") && !equal(b"abc", b"abd") && !equal(b"abc", b"ab"));
     }
 }

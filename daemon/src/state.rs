@@ -12,9 +12,27 @@ use crate::follower::ChainStatus;
 use crate::ln::LnSlot;
 use crate::store::Store;
 
-/// Shared, cheap to clone.
+/// What every handler shares; one pointer, so cloning it per request costs one atomic increment.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Shares `shared`.
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     /// The checked configuration.
     pub config: Arc<Config>,
     /// The chain this gateway runs on.

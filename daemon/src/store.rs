@@ -461,8 +461,8 @@ impl Store {
 
     /// Buffers a quote; it reaches the database at the next [`Store::flush_quotes`] (a quote moves
     /// no money: a crash may lose the last few milliseconds of quotes, never a fill).
-    pub fn record_quote(&self, q: &QuoteRow, now: u64) -> Result<(), StoreError> {
-        self.pending_quotes.lock().unwrap_or_else(PoisonError::into_inner).push((q.clone(), now));
+    pub fn record_quote(&self, q: QuoteRow, now: u64) -> Result<(), StoreError> {
+        self.pending_quotes.lock().unwrap_or_else(PoisonError::into_inner).push((q, now));
         Ok(())
     }
 

@@ -8,11 +8,15 @@ mod fx_quote;
 mod health;
 mod idempotency;
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -23,22 +27,62 @@ pub use error::ApiError;
 
 use crate::state::AppState;
 
-/// The route table.
+/// The route table. Routes that read a body or wait on I/O get the body limit and the timeout;
+/// routes answered from memory (health, quotes) skip both, which keeps the quote path close to
+/// a bare hyper handler (see `benches/quote.rs`).
 pub fn router(state: AppState) -> Router {
     let api = &state.config.api;
     let (limit, timeout) = (api.body_limit_bytes, Duration::from_secs(api.request_timeout_secs));
+    let bounded = |route: MethodRouter<AppState>| -> MethodRouter<AppState> {
+        route
+            .layer::<_, Infallible>(RequestBodyLimitLayer::new(limit))
+            .layer::<_, Infallible>(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+    };
     Router::new()
         .route("/v1/health", get(health::handle))
         .route("/v1/fx/quote", get(fx_quote::handle))
-        .route("/v1/fx/execute", post(fx_execute::handle))
+        .route("/v1/fx/execute", bounded(post(fx_execute::handle)))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
-        .layer(RequestBodyLimitLayer::new(limit))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `cancel`.
+/// Serves the API on `listener` until `cancel` over HTTP/1.1 (keep-alive, no upgrades), then lets
+/// requests in progress finish.
 pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(cancel.cancelled_owned()).await
+    let app = router(state);
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "API: accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = cancel.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        // A child token per connection: waiting on it does not contend with the other connections.
+        let stop = cancel.child_token();
+        connections.spawn(async move {
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                biased;
+                _ = conn.as_mut() => {}
+                () = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
+    Ok(())
 }

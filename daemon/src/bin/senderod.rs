@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use sendero::config::{Config, Overrides};
 
+/// senderod allocates through mimalloc: small, short-lived allocations dominate request handling,
+/// and glibc's allocator contends on them across worker threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sendero payment gateway daemon: an on-chain treasury and a Lightning node beside your
 /// bitcoind, behind a local HTTP API and an admin RPC.
 #[derive(Parser, Debug)]

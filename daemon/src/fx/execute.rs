@@ -132,7 +132,7 @@ pub fn execute(
         Side::Sell => at_mid - Decimal::from(q.quote_amount_minor),
     };
     Ok(FillRow {
-        fx_entry_id: format!("fx_{}", crate::secret::random_hex(12)),
+        fx_entry_id: crate::secret::sortable_id("fx_"),
         quote_id: q.quote_id,
         api_key_id: key_id.to_owned(),
         pair: q.pair,

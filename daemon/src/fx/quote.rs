@@ -89,7 +89,7 @@ pub fn quote(
         .ok_or_else(|| FxError::InvalidAmount(format!("{} is too large to price", req.amount_minor)))?;
     let amount_sat = if req.base == "BTC" { req.amount_minor } else { quote_amount_minor };
     let quote = Quote {
-        quote_id: format!("q_{}", crate::secret::random_hex(12)),
+        quote_id: crate::secret::sortable_id("q_"),
         pair,
         rate: money::display_rate(marked, req.side),
         markup_bps: config.markup_for(&configured, req.side),
@@ -99,7 +99,7 @@ pub fn quote(
         amount_sat,
     };
     store.record_quote(
-        &QuoteRow {
+        QuoteRow {
             quote_id: quote.quote_id.clone(),
             api_key_id: key_id.to_owned(),
             pair: quote.pair.clone(),
@@ -133,15 +133,9 @@ pub(crate) fn configured_pair(config: &FxConfig, base: &str, quote: &str) -> Opt
     if base != "BTC" && quote != "BTC" {
         return None;
     }
-    let direct = format!("{base}/{quote}");
-    let inverse = format!("{quote}/{base}");
-    config.pairs.iter().find_map(|p| {
-        if *p == direct {
-            Some((p.clone(), false))
-        } else if *p == inverse {
-            Some((p.clone(), true))
-        } else {
-            None
-        }
+    config.pairs.iter().find_map(|p| match p.split_once('/') {
+        Some((b, q)) if b == base && q == quote => Some((p.clone(), false)),
+        Some((b, q)) if b == quote && q == base => Some((p.clone(), true)),
+        _ => None,
     })
 }
