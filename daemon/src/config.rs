@@ -57,6 +57,8 @@ pub struct Config {
     pub lightning: LightningConfig,
     /// Exchange rates and quotes.
     pub fx: FxConfig,
+    /// Payout route selection.
+    pub routing: RoutingConfig,
     /// Logging.
     pub log: LogConfig,
     /// Dev mode (`senderod --dev`).
@@ -141,6 +143,53 @@ impl Default for LightningConfig {
             alias: String::new(),
             funding_fee_headroom_sat: 10_000,
         }
+    }
+}
+
+/// `[routing]`: how payouts pick a rail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// How long a route (and the costs it shows) may be submitted, seconds.
+    pub route_ttl_secs: u64,
+    /// Confirmation target of an on-chain payout with priority `high`, blocks.
+    pub high_target_blocks: u16,
+    /// … with priority `normal`.
+    pub normal_target_blocks: u16,
+    /// … with priority `low`.
+    pub low_target_blocks: u16,
+    /// Longest ETA a rail may have to be recommended for priority `high`, seconds.
+    pub high_max_eta_secs: u64,
+    /// … for priority `normal`.
+    pub normal_max_eta_secs: u64,
+    /// … for priority `low`.
+    pub low_max_eta_secs: u64,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            route_ttl_secs: 120,
+            high_target_blocks: 2,
+            normal_target_blocks: 6,
+            low_target_blocks: 24,
+            high_max_eta_secs: 1_800,
+            normal_max_eta_secs: 7_200,
+            low_max_eta_secs: 86_400,
+        }
+    }
+}
+
+impl RoutingConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        let targets = [self.high_target_blocks, self.normal_target_blocks, self.low_target_blocks];
+        if targets.iter().any(|&t| t == 0 || t > 1008) {
+            return Err(ConfigError::Invalid("routing.*_target_blocks must be between 1 and 1008".into()));
+        }
+        if self.route_ttl_secs == 0 {
+            return Err(ConfigError::Invalid("routing.route_ttl_secs must be at least 1".into()));
+        }
+        Ok(())
     }
 }
 
@@ -357,6 +406,7 @@ impl Default for Config {
             bitcoind: BitcoindConfig::default(),
             wallet: WalletConfig::default(),
             lightning: LightningConfig::default(),
+            routing: RoutingConfig::default(),
             fx: FxConfig::default(),
             log: LogConfig::default(),
             dev: DevConfig::default(),
@@ -497,6 +547,7 @@ impl Config {
             return Err(ConfigError::Invalid("wallet.default_target_blocks must be between 1 and 1008".into()));
         }
         self.fx.check()?;
+        self.routing.check()?;
         if self.lightning.listen.parse::<SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!("lightning.listen {:?} is not host:port", self.lightning.listen)));
         }

@@ -12,6 +12,8 @@ pub mod follower;
 pub mod fx;
 pub mod ln;
 pub mod logging;
+pub mod payment;
+pub mod route;
 pub mod secret;
 pub mod state;
 pub mod store;

@@ -98,6 +98,23 @@ const MIGRATIONS: &[&str] = &[
          created_at INTEGER NOT NULL,
          PRIMARY KEY (api_key_id, idem_key)
      ) STRICT;",
+    // 4: payout routes: the priced candidates a client may submit until expires_at.
+    "CREATE TABLE routes (
+         route_id TEXT PRIMARY KEY,
+         api_key_id TEXT NOT NULL REFERENCES api_keys (id),
+         destination TEXT NOT NULL,
+         kind TEXT NOT NULL,
+         currency TEXT NOT NULL,
+         amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+         amount_sat INTEGER NOT NULL CHECK (amount_sat > 0),
+         amount_msat INTEGER NOT NULL,
+         fx_quote_id TEXT REFERENCES fx_quotes (quote_id),
+         priority TEXT NOT NULL CHECK (priority IN ('high', 'normal', 'low')),
+         candidates TEXT NOT NULL,
+         recommend TEXT,
+         created_at INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL
+     ) STRICT;",
 ];
 
 /// A store failure.
@@ -152,7 +169,7 @@ impl Store {
         Ok(Store { conn: Mutex::new(conn), keys: Default::default(), pending_quotes: Mutex::new(Vec::new()) })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

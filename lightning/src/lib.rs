@@ -4,10 +4,12 @@
 
 mod error;
 mod node;
+pub mod route;
 mod types;
 
 pub use error::LightningError;
 pub use ldk_node;
 pub use ldk_node::Event;
-pub use node::{LightningConfig, LightningNode};
+pub use node::{read_bolt11, read_offer, Bolt11Info, LightningConfig, LightningNode, OfferInfo};
+pub use route::RouteFee;
 pub use types::{Channel, Invoice, LnBalance, NodeInfo, Payment, Peer};

@@ -13,6 +13,7 @@ use ldk_node::lightning::offers::offer::{Amount as OfferAmount, Offer};
 use ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
 use ldk_node::{Builder, ChannelDetails, Event, Node, UserChannelId};
 
+use crate::route::{self, Edge, FirstHop, RouteFee};
 use crate::types::{Channel, Invoice, LnBalance, NodeInfo, Payment, Peer};
 use crate::LightningError;
 
@@ -323,6 +324,50 @@ impl LightningNode {
         self.payments().into_iter().find(|p| p.payment_id == payment_id)
     }
 
+    /// This node's id as a key.
+    pub fn public_key(&self) -> PublicKey {
+        self.node.node_id()
+    }
+
+    /// What our usable channels can send now, msat.
+    pub fn usable_outbound_msat(&self) -> u64 {
+        self.node.list_channels().iter().filter(|c| c.is_usable).map(|c| c.next_outbound_htlc_limit_msat).sum()
+    }
+
+    /// The cheapest routing fee to deliver `amount_msat` to `payee`, from our usable channels,
+    /// the destination's route hints and the network graph; `None` when no path can carry it.
+    pub fn route_fee(&self, payee: &PublicKey, amount_msat: u64, hints: &[Edge]) -> Option<RouteFee> {
+        let first_hops: Vec<FirstHop> = self
+            .node
+            .list_channels()
+            .iter()
+            .filter(|c| c.is_usable)
+            .map(|c| FirstHop {
+                peer: route::node_id(&c.counterparty_node_id),
+                outbound_msat: c.next_outbound_htlc_limit_msat,
+            })
+            .collect();
+        let graph = self.node.network_graph();
+        let mut edges = hints.to_vec();
+        for scid in graph.list_channels() {
+            let Some(info) = graph.channel(scid) else { continue };
+            for (from, to, policy) in
+                [(info.node_one, info.node_two, &info.one_to_two), (info.node_two, info.node_one, &info.two_to_one)]
+            {
+                if let Some(p) = policy.as_ref().filter(|p| p.enabled && p.htlc_maximum_msat >= amount_msat) {
+                    edges.push(Edge {
+                        from,
+                        to,
+                        base_msat: p.fees.base_msat,
+                        ppm: p.fees.proportional_millionths,
+                        hint: false,
+                    });
+                }
+            }
+        }
+        route::cheapest(route::node_id(payee), amount_msat, &first_hops, &edges)
+    }
+
     fn check_liquidity(&self, amount_msat: u64) -> Result<(), LightningError> {
         let available: u64 =
             self.node.list_channels().iter().filter(|c| c.is_usable).map(|c| c.next_outbound_htlc_limit_msat).sum();
@@ -337,6 +382,85 @@ impl Drop for LightningNode {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A BOLT11 invoice, read and checked (network, expiry) without paying it.
+#[derive(Debug, Clone)]
+pub struct Bolt11Info {
+    /// Who gets paid.
+    pub payee: PublicKey,
+    /// Fixed amount, if any.
+    pub amount_msat: Option<u64>,
+    /// Payment hash, hex.
+    pub payment_hash: String,
+    /// Expiry, unix seconds.
+    pub expires_at: u64,
+    /// The route hints as directed channels into the payee.
+    pub hints: Vec<Edge>,
+}
+
+/// Reads a BOLT11 invoice for `network`: `invalid_invoice`, `wrong_network` or `invoice_expired`
+/// when it cannot be paid.
+pub fn read_bolt11(text: &str, network: Network) -> Result<Bolt11Info, LightningError> {
+    let invoice = Bolt11Invoice::from_str(text.trim())
+        .map_err(|e| LightningError::invalid("invalid_invoice", format!("not a BOLT11 invoice: {e}")))?;
+    if invoice.network() != network {
+        return Err(LightningError::WrongNetwork("the invoice"));
+    }
+    if invoice.is_expired() {
+        return Err(LightningError::InvoiceExpired);
+    }
+    let payee = invoice.get_payee_pub_key();
+    let mut hints = Vec::new();
+    for hint in invoice.route_hints() {
+        let hops = &hint.0;
+        for (i, hop) in hops.iter().enumerate() {
+            let to = hops.get(i + 1).map(|next| next.src_node_id).unwrap_or(payee);
+            hints.push(Edge {
+                from: route::node_id(&hop.src_node_id),
+                to: route::node_id(&to),
+                base_msat: hop.fees.base_msat,
+                ppm: hop.fees.proportional_millionths,
+                hint: true,
+            });
+        }
+    }
+    Ok(Bolt11Info {
+        payee,
+        amount_msat: invoice.amount_milli_satoshis(),
+        payment_hash: invoice.payment_hash().to_string(),
+        expires_at: invoice.expires_at().map(|d| d.as_secs()).unwrap_or_default(),
+        hints,
+    })
+}
+
+/// A BOLT12 offer, read and checked.
+#[derive(Debug, Clone)]
+pub struct OfferInfo {
+    /// Fixed amount, if any.
+    pub amount_msat: Option<u64>,
+    /// The key the issuer signs with, when the offer names one (often the node's id).
+    pub issuer: Option<PublicKey>,
+}
+
+/// Reads a BOLT12 offer for `network`.
+pub fn read_offer(text: &str, network: Network) -> Result<OfferInfo, LightningError> {
+    let offer = Offer::from_str(text.trim())
+        .map_err(|e| LightningError::invalid("invalid_offer", format!("not a BOLT12 offer: {e:?}")))?;
+    if !offer.supports_chain(ChainHash::using_genesis_block(network)) {
+        return Err(LightningError::WrongNetwork("the offer"));
+    }
+    if offer.is_expired() {
+        return Err(LightningError::invalid("offer_expired", "the offer has expired"));
+    }
+    let amount_msat = match offer.amount() {
+        None => None,
+        Some(OfferAmount::Bitcoin { amount_msats }) => Some(amount_msats),
+        Some(OfferAmount::Currency { .. }) => {
+            return Err(LightningError::invalid("invalid_offer", "offers priced in fiat are not supported"))
+        }
+    };
+    Ok(OfferInfo { amount_msat, issuer: offer.issuer_signing_pubkey() })
 }
 
 fn settle_amount(fixed: Option<u64>, given: Option<u64>) -> Result<u64, LightningError> {

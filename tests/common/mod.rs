@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod exchange;
+pub mod ln;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -7,6 +7,7 @@ mod fx_execute;
 mod fx_quote;
 mod health;
 mod idempotency;
+mod payments_route;
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/health", get(health::handle))
         .route("/v1/fx/quote", get(fx_quote::handle))
         .route("/v1/fx/execute", bounded(post(fx_execute::handle)))
+        .route("/v1/payments/route", bounded(post(payments_route::handle)))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -1,0 +1,87 @@
+//! `POST /v1/payments/route` (scope `pay`) `{amount:{minor_units, currency}, destination,
+//! direction:"payout", priority}` → `{route_id, expires_at, candidates:[…], recommend, unavailable}`.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::auth::authorize;
+use super::fx_quote::map_error;
+use super::ApiError;
+use crate::apikey::Scope;
+use crate::route::{self, Priority, Route, RouteError, RouteRequest};
+use crate::state::AppState;
+
+pub(crate) async fn handle(State(ctx): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let key = authorize(&ctx, &headers, Scope::Pay)?;
+    let req = parse(&body)?;
+    let route = route::select(&ctx, &key.id, req, crate::unix_now()).await.map_err(map_route_error)?;
+    Ok(Json(route_json(&route)).into_response())
+}
+
+fn route_json(route: &Route) -> Value {
+    json!({
+        "route_id": route.route_id,
+        "expires_at": crate::rfc3339(route.expires_at),
+        "destination_kind": route.kind,
+        "amount": {"minor_units": route.amount_minor, "currency": route.currency},
+        "amount_sat": route.amount_sat,
+        "amount_msat": route.amount_msat,
+        "fx_quote_id": route.fx_quote_id,
+        "priority": route.priority,
+        "eta_bound_sec": route.eta_bound_sec,
+        "candidates": route.candidates,
+        "recommend": route.recommend,
+        "unavailable": route.unavailable,
+    })
+}
+
+fn parse(body: &[u8]) -> Result<RouteRequest, ApiError> {
+    let bad = |code: &'static str, msg: String| ApiError::new(StatusCode::BAD_REQUEST, code, msg);
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| bad("invalid_request", format!("body is not JSON: {e}")))?;
+    let amount = v.get("amount").ok_or_else(|| bad("invalid_request", "amount is required".into()))?;
+    let amount_minor = amount.get("minor_units").and_then(Value::as_u64).ok_or_else(|| {
+        bad("invalid_amount", "amount.minor_units must be a whole number of the currency's minor units".into())
+    })?;
+    let currency = amount
+        .get("currency")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("invalid_request", "amount.currency must be a string (BTC, SAT, EUR, …)".into()))?;
+    let destination = v
+        .get("destination")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("invalid_destination", "destination must be a string".into()))?;
+    match v.get("direction").and_then(Value::as_str) {
+        None | Some("payout") => {}
+        Some(other) => return Err(bad("invalid_request", format!("direction {other:?} is not supported (payout)"))),
+    }
+    let priority = match v.get("priority") {
+        None => Priority::Normal,
+        Some(p) => p
+            .as_str()
+            .and_then(Priority::parse)
+            .ok_or_else(|| bad("invalid_priority", format!("priority must be high, normal or low, not {p}")))?,
+    };
+    Ok(RouteRequest { amount_minor, currency: currency.to_owned(), destination: destination.to_owned(), priority })
+}
+
+fn map_route_error(e: RouteError) -> ApiError {
+    let msg = e.to_string();
+    match e {
+        RouteError::Destination(d) => ApiError::new(StatusCode::BAD_REQUEST, d.code(), msg),
+        RouteError::InvalidAmount(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_amount", msg),
+        RouteError::Fx(e) => map_error(e),
+        RouteError::NoRail(unavailable) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, RouteError::no_rail_code(&unavailable), msg)
+                .with("unavailable", serde_json::to_value(&unavailable).unwrap_or_default())
+        }
+        RouteError::Store(e) => {
+            tracing::error!(error = %e, "recording a route");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "could not record the route")
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Where a payout goes: a BOLT11 invoice, a BOLT12 offer, an on-chain address, or a BIP21 URI
+//! (`bitcoin:<address>?amount=<BTC>&lightning=<BOLT11>` or `&lno=<offer>`). Everything is checked
+//! here — network, expiry, amounts that disagree — before any rail is priced.
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use sendero_lightning::{read_bolt11, read_offer, Bolt11Info, LightningError, OfferInfo};
+use sendero_wallet::bitcoin::address::NetworkUnchecked;
+use sendero_wallet::bitcoin::{Address, Network};
+
+/// Why a destination cannot be paid. Each maps to a stable API code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DestinationError {
+    /// Not something Sendero can pay.
+    #[error("{0}")]
+    Invalid(String),
+    /// For another chain.
+    #[error("{0} is for another network than this gateway's ({1})")]
+    WrongNetwork(&'static str, Network),
+    /// An invoice or offer past its expiry.
+    #[error("the {0} has expired")]
+    Expired(&'static str),
+    /// Two amounts that should agree do not.
+    #[error("{0}")]
+    AmountMismatch(String),
+}
+
+impl DestinationError {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DestinationError::Invalid(_) => "invalid_destination",
+            DestinationError::WrongNetwork(..) => "wrong_network",
+            DestinationError::Expired(_) => "invoice_expired",
+            DestinationError::AmountMismatch(_) => "amount_mismatch",
+        }
+    }
+}
+
+/// A Lightning destination.
+#[derive(Debug, Clone)]
+pub enum LnDestination {
+    /// A BOLT11 invoice (its text and what it says).
+    Bolt11(String, Bolt11Info),
+    /// A BOLT12 offer.
+    Bolt12(String, OfferInfo),
+}
+
+impl LnDestination {
+    /// The amount the invoice or offer fixes, msat.
+    pub fn amount_msat(&self) -> Option<u64> {
+        match self {
+            LnDestination::Bolt11(_, info) => info.amount_msat,
+            LnDestination::Bolt12(_, info) => info.amount_msat,
+        }
+    }
+
+    /// The invoice or offer text.
+    pub fn text(&self) -> &str {
+        match self {
+            LnDestination::Bolt11(text, _) | LnDestination::Bolt12(text, _) => text,
+        }
+    }
+}
+
+/// A parsed destination: an address, a Lightning destination, or both (BIP21).
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// `address`, `bolt11`, `bolt12` or `bip21`.
+    pub kind: &'static str,
+    /// On-chain address, if any.
+    pub address: Option<Address>,
+    /// Lightning invoice or offer, if any.
+    pub lightning: Option<LnDestination>,
+    /// The amount the destination itself fixes, msat (BIP21 `amount` or the invoice's).
+    pub amount_msat: Option<u64>,
+}
+
+/// Parses `text` as a destination on `network`.
+pub fn parse(text: &str, network: Network) -> Result<Destination, DestinationError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(DestinationError::Invalid("destination is empty".into()));
+    }
+    if text.len() > 8_192 {
+        return Err(DestinationError::Invalid("destination is longer than 8192 bytes".into()));
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("bitcoin:") {
+        return parse_bip21(&text["bitcoin:".len()..], network);
+    }
+    if lower.starts_with("lightning:") {
+        return parse(&text["lightning:".len()..], network);
+    }
+    if lower.starts_with("ln") {
+        let ln = parse_lightning(text, network)?;
+        let kind = if matches!(ln, LnDestination::Bolt11(..)) { "bolt11" } else { "bolt12" };
+        return Ok(Destination { kind, amount_msat: ln.amount_msat(), address: None, lightning: Some(ln) });
+    }
+    let address = parse_address(text, network)?;
+    Ok(Destination { kind: "address", address: Some(address), lightning: None, amount_msat: None })
+}
+
+fn parse_address(text: &str, network: Network) -> Result<Address, DestinationError> {
+    let unchecked = Address::<NetworkUnchecked>::from_str(text).map_err(|e| {
+        DestinationError::Invalid(format!("not an address, BOLT11 invoice, BOLT12 offer or BIP21 URI: {e}"))
+    })?;
+    unchecked.require_network(network).map_err(|_| DestinationError::WrongNetwork("the address", network))
+}
+
+fn parse_lightning(text: &str, network: Network) -> Result<LnDestination, DestinationError> {
+    let map = |e: LightningError| match e {
+        LightningError::WrongNetwork(what) => DestinationError::WrongNetwork(what, network),
+        LightningError::InvoiceExpired => DestinationError::Expired("invoice"),
+        e if e.code() == "offer_expired" => DestinationError::Expired("offer"),
+        e => DestinationError::Invalid(e.to_string()),
+    };
+    if text.to_ascii_lowercase().starts_with("lno") {
+        read_offer(text, network).map(|info| LnDestination::Bolt12(text.to_owned(), info)).map_err(map)
+    } else {
+        read_bolt11(text, network).map(|info| LnDestination::Bolt11(text.to_owned(), info)).map_err(map)
+    }
+}
+
+/// `<address>?amount=…&lightning=…&lno=…&label=…`; unknown `req-` parameters are refused, as
+/// BIP21 requires.
+fn parse_bip21(rest: &str, network: Network) -> Result<Destination, DestinationError> {
+    let (addr_text, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let address = if addr_text.is_empty() { None } else { Some(parse_address(addr_text, network)?) };
+    let (mut amount_msat, mut lightning) = (None, None);
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.to_ascii_lowercase().as_str() {
+            "amount" => amount_msat = Some(btc_to_msat(&value)?),
+            "lightning" | "lno" if lightning.is_none() => lightning = Some(parse_lightning(value.trim(), network)?),
+            k if k.starts_with("req-") => {
+                return Err(DestinationError::Invalid(format!("BIP21 parameter {k} is required but not supported")))
+            }
+            _ => {}
+        }
+    }
+    if address.is_none() && lightning.is_none() {
+        return Err(DestinationError::Invalid("the BIP21 URI names neither an address nor a lightning invoice".into()));
+    }
+    if let (Some(uri), Some(inv)) = (amount_msat, lightning.as_ref().and_then(LnDestination::amount_msat)) {
+        if uri != inv {
+            return Err(DestinationError::AmountMismatch(format!(
+                "the URI asks for {uri} msat but its lightning invoice for {inv} msat"
+            )));
+        }
+    }
+    let amount_msat = amount_msat.or_else(|| lightning.as_ref().and_then(LnDestination::amount_msat));
+    Ok(Destination { kind: "bip21", address, lightning, amount_msat })
+}
+
+/// A BIP21 `amount` (decimal BTC, at most 8 decimals) in msat.
+fn btc_to_msat(text: &str) -> Result<u64, DestinationError> {
+    let bad = || DestinationError::Invalid(format!("BIP21 amount {text:?} is not a positive BTC amount"));
+    let btc = Decimal::from_str_exact(text.trim()).map_err(|_| bad())?;
+    if btc <= Decimal::ZERO || btc.scale() > 8 {
+        return Err(bad());
+    }
+    let sats = btc.checked_mul(Decimal::from(100_000_000u64)).ok_or_else(bad)?;
+    let sats: u64 = sats.trunc().try_into().map_err(|_| bad())?;
+    if sats > 21_000_000 * 100_000_000 {
+        return Err(bad());
+    }
+    Ok(sats * 1_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGTEST_ADDR: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+    const MAINNET_ADDR: &str = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4";
+
+    #[test]
+    fn addresses_and_uris_are_checked() {
+        let d = parse(REGTEST_ADDR, Network::Regtest).unwrap();
+        assert_eq!((d.kind, d.amount_msat, d.lightning.is_none()), ("address", None, true));
+        assert_eq!(parse(MAINNET_ADDR, Network::Regtest).unwrap_err().code(), "wrong_network");
+        assert_eq!(parse("hello", Network::Regtest).unwrap_err().code(), "invalid_destination");
+        assert_eq!(parse("  ", Network::Regtest).unwrap_err().code(), "invalid_destination");
+        let uri = parse(&format!("bitcoin:{REGTEST_ADDR}?amount=0.00012345&label=x"), Network::Regtest).unwrap();
+        assert_eq!((uri.kind, uri.amount_msat), ("bip21", Some(12_345_000)));
+        assert!(uri.address.is_some() && uri.lightning.is_none());
+        for bad in ["amount=0", "amount=-1", "amount=1.000000001", "amount=abc", "req-pop=1", "amount=21000001"] {
+            let err = parse(&format!("BITCOIN:{REGTEST_ADDR}?{bad}"), Network::Regtest).unwrap_err();
+            assert_eq!(err.code(), "invalid_destination", "{bad}");
+        }
+        assert_eq!(parse("bitcoin:?amount=1", Network::Regtest).unwrap_err().code(), "invalid_destination");
+        assert_eq!(parse(&format!("bitcoin:{MAINNET_ADDR}"), Network::Regtest).unwrap_err().code(), "wrong_network");
+        assert_eq!(parse("lnbcrt1garbage", Network::Regtest).unwrap_err().code(), "invalid_destination");
+        assert_eq!(parse("lno1garbage", Network::Regtest).unwrap_err().code(), "invalid_destination");
+    }
+
+    #[test]
+    fn btc_amounts_convert_exactly() {
+        assert_eq!(btc_to_msat("1").unwrap(), 100_000_000_000);
+        assert_eq!(btc_to_msat("0.00000001").unwrap(), 1_000);
+        assert_eq!(btc_to_msat("21000000").unwrap(), 2_100_000_000_000_000_000);
+        assert!(btc_to_msat("1e3").is_err());
+    }
+}

@@ -1,0 +1,451 @@
+//! Route selection for payouts: price every rail that can reach the destination — `onchain`
+//! (feerate for the priority's confirmation target × the payout's own vsize), `lightning` (the
+//! routing fee of the cheapest path our channels, the invoice's hints and the network graph
+//! allow), `on_us` (our own invoice: free, instant) — say why the others cannot, recommend the
+//! lowest expected cost per success within the priority's ETA bound, and persist the route so that
+//! it can be submitted until it expires. Knows nothing of HTTP.
+
+pub mod learn;
+mod record;
+
+use std::sync::Arc;
+
+use sendero_wallet::{FeeSource, Payee, WalletError};
+use serde::Serialize;
+
+use crate::config::RoutingConfig;
+use crate::fx::money::Side;
+use crate::fx::{self, FxError, QuoteRequest};
+use crate::payment::destination::{self, Destination, DestinationError, LnDestination};
+use crate::state::AppState;
+use crate::store::StoreError;
+
+pub use record::RouteRow;
+
+/// How urgent a payout is: picks the on-chain confirmation target and the ETA bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// Next blocks.
+    High,
+    /// Within hours.
+    Normal,
+    /// Whenever it is cheap.
+    Low,
+}
+
+impl Priority {
+    /// `high`, `normal`, `low`.
+    pub fn parse(text: &str) -> Option<Priority> {
+        match text {
+            "high" => Some(Priority::High),
+            "normal" => Some(Priority::Normal),
+            "low" => Some(Priority::Low),
+            _ => None,
+        }
+    }
+
+    /// The name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+
+    fn target_blocks(self, c: &RoutingConfig) -> u16 {
+        match self {
+            Priority::High => c.high_target_blocks,
+            Priority::Normal => c.normal_target_blocks,
+            Priority::Low => c.low_target_blocks,
+        }
+    }
+
+    fn max_eta_secs(self, c: &RoutingConfig) -> u64 {
+        match self {
+            Priority::High => c.high_max_eta_secs,
+            Priority::Normal => c.normal_max_eta_secs,
+            Priority::Low => c.low_max_eta_secs,
+        }
+    }
+}
+
+/// A route request, parsed at the edge.
+#[derive(Debug, Clone)]
+pub struct RouteRequest {
+    /// Amount in `currency`'s minor units (sats for `BTC` and `SAT`).
+    pub amount_minor: u64,
+    /// `BTC`, `SAT` or a fiat currency the gateway quotes.
+    pub currency: String,
+    /// Invoice, offer, address or BIP21 URI.
+    pub destination: String,
+    /// Urgency.
+    pub priority: Priority,
+}
+
+/// One priced rail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    /// `onchain`, `lightning` or `on_us`.
+    pub rail: &'static str,
+    /// Estimated cost, sats.
+    pub cost_sat: u64,
+    /// The same in the request's currency's minor units (rounded up).
+    pub cost_minor: u64,
+    /// Estimated seconds to settlement.
+    pub eta_sec: u64,
+    /// Learned probability of success.
+    pub success_rate: f64,
+    /// On-chain: the feerate used, sat/vB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee_rate_sat_vb: Option<u64>,
+    /// On-chain: the payout's estimated virtual size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vsize: Option<u64>,
+    /// On-chain: the confirmation target, blocks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_blocks: Option<u16>,
+    /// Lightning: the channels on the cheapest path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hops: Option<usize>,
+    /// Where the cost came from: `estimatesmartfee` / `fallback_feerate` (on-chain),
+    /// `direct_channel` / `route_hint` / `network_graph` (Lightning), `own_invoice` (on_us).
+    pub cost_source: &'static str,
+}
+
+/// A rail that cannot take this payout, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unavailable {
+    /// The rail.
+    pub rail: &'static str,
+    /// Stable code (`insufficient_funds`, `insufficient_liquidity`, `no_route`, …).
+    pub code: &'static str,
+    /// Human message.
+    pub message: String,
+    /// What the rail could spend, sats, when funds are the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_sat: Option<u64>,
+}
+
+/// A priced, persisted route.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Route {
+    /// `rt_…`.
+    pub route_id: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// What the destination is.
+    pub kind: &'static str,
+    /// The request's currency.
+    pub currency: String,
+    /// The request's amount, minor units.
+    pub amount_minor: u64,
+    /// What the payee receives, sats (rounded up from msat).
+    pub amount_sat: u64,
+    /// What the payee receives, msat.
+    pub amount_msat: u64,
+    /// The FX quote that priced a fiat amount.
+    pub fx_quote_id: Option<String>,
+    /// Urgency.
+    pub priority: &'static str,
+    /// Longest ETA recommended for this priority, seconds.
+    pub eta_bound_sec: u64,
+    /// Feasible rails.
+    pub candidates: Vec<Candidate>,
+    /// The rail to use.
+    pub recommend: Option<&'static str>,
+    /// Rails that cannot take it.
+    pub unavailable: Vec<Unavailable>,
+}
+
+/// Why no route.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// Bad destination.
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    /// Zero, or too large.
+    #[error("invalid amount: {0}")]
+    InvalidAmount(String),
+    /// Converting a fiat amount failed.
+    #[error(transparent)]
+    Fx(#[from] FxError),
+    /// No rail can take the payout.
+    #[error("no rail can pay this: {}", .0.iter().map(|u| format!("{}: {}", u.rail, u.message)).collect::<Vec<_>>().join("; "))]
+    NoRail(Vec<Unavailable>),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl RouteError {
+    /// `insufficient_funds` when every rail lacks funds, else `no_route`.
+    pub fn no_rail_code(unavailable: &[Unavailable]) -> &'static str {
+        let funds = |u: &Unavailable| matches!(u.code, "insufficient_funds" | "insufficient_liquidity");
+        if !unavailable.is_empty() && unavailable.iter().all(funds) {
+            "insufficient_funds"
+        } else {
+            "no_route"
+        }
+    }
+}
+
+/// Prices `req` for API key `key_id` and records the route.
+pub async fn select(ctx: &AppState, key_id: &str, req: RouteRequest, now: u64) -> Result<Route, RouteError> {
+    let dest = destination::parse(&req.destination, ctx.network)?;
+    let currency = req.currency.trim().to_ascii_uppercase();
+    if req.amount_minor == 0 {
+        return Err(RouteError::InvalidAmount("amount.minor_units must be at least 1".into()));
+    }
+    let (amount_msat, fx_quote_id) = amount(ctx, key_id, &req, &currency, &dest, now)?;
+    let amount_sat = amount_msat.div_ceil(1_000);
+    let (mut candidates, mut unavailable) = (Vec::new(), Vec::new());
+    if let Some(ln) = &dest.lightning {
+        match lightning(ctx, ln, amount_msat) {
+            Ok(c) => candidates.push(c),
+            Err(u) => unavailable.push(u),
+        }
+    }
+    if let Some(address) = &dest.address {
+        match onchain(ctx, address.clone(), amount_sat, req.priority).await {
+            Ok(c) => candidates.push(c),
+            Err(u) => unavailable.push(u),
+        }
+    }
+    if candidates.is_empty() {
+        return Err(RouteError::NoRail(unavailable));
+    }
+    for c in &mut candidates {
+        c.cost_minor = if fx_quote_id.is_some() {
+            let cost = u128::from(c.cost_sat) * u128::from(req.amount_minor);
+            u64::try_from(cost.div_ceil(u128::from(amount_sat.max(1)))).unwrap_or(u64::MAX)
+        } else {
+            c.cost_sat
+        };
+    }
+    let bound = req.priority.max_eta_secs(&ctx.config.routing);
+    let recommend = recommend(&candidates, bound);
+    let route = Route {
+        route_id: crate::secret::sortable_id("rt_"),
+        expires_at: now + ctx.config.routing.route_ttl_secs,
+        kind: dest.kind,
+        currency,
+        amount_minor: req.amount_minor,
+        amount_sat,
+        amount_msat,
+        fx_quote_id,
+        priority: req.priority.as_str(),
+        eta_bound_sec: bound,
+        candidates,
+        recommend,
+        unavailable,
+    };
+    ctx.store.insert_route(&route, key_id, req.destination.trim(), now)?;
+    tracing::info!(route_id = %route.route_id, kind = route.kind, amount_sat, recommend = ?route.recommend, "route priced");
+    Ok(route)
+}
+
+/// The best candidate within `bound` seconds, or the best overall when none is that fast.
+fn recommend(candidates: &[Candidate], bound: u64) -> Option<&'static str> {
+    let best = |within: bool| {
+        candidates
+            .iter()
+            .filter(|c| !within || c.eta_sec <= bound)
+            .reduce(|a, b| {
+                if learn::prefer((b.cost_sat, b.success_rate, b.eta_sec), (a.cost_sat, a.success_rate, a.eta_sec)) {
+                    b
+                } else {
+                    a
+                }
+            })
+            .map(|c| c.rail)
+    };
+    best(true).or_else(|| best(false))
+}
+
+/// What the payee gets, msat, and the FX quote that priced a fiat amount. A destination that
+/// fixes its own amount must agree with the request: exactly for bitcoin amounts, within the FX
+/// allowed drift for fiat ones (the destination's amount is then what is paid).
+fn amount(
+    ctx: &AppState,
+    key_id: &str,
+    req: &RouteRequest,
+    currency: &str,
+    dest: &Destination,
+    now: u64,
+) -> Result<(u64, Option<String>), RouteError> {
+    let too_large = || RouteError::InvalidAmount(format!("{} {currency} is too large", req.amount_minor));
+    let (requested_sat, quote_id) = match currency {
+        "BTC" | "SAT" => (req.amount_minor, None),
+        fiat => {
+            let quote_req = QuoteRequest {
+                base: fiat.to_owned(),
+                quote: "BTC".into(),
+                side: Side::Buy,
+                amount_minor: req.amount_minor,
+            };
+            let q = fx::quote(&ctx.config.fx, &ctx.fx, &ctx.store, key_id, &quote_req, now, "api")?;
+            (q.amount_sat, Some(q.quote_id))
+        }
+    };
+    if requested_sat > 21_000_000 * 100_000_000 {
+        return Err(too_large());
+    }
+    let requested_msat = requested_sat.checked_mul(1_000).ok_or_else(too_large)?;
+    let Some(fixed) = dest.amount_msat else { return Ok((requested_msat, quote_id)) };
+    let fixed_sat = fixed.div_ceil(1_000);
+    let agrees = match quote_id {
+        None => fixed_sat == requested_sat,
+        Some(_) => {
+            let drift = u128::from(fixed_sat.abs_diff(requested_sat)) * 10_000;
+            drift <= u128::from(ctx.config.fx.allowed_drift_bps) * u128::from(requested_sat)
+        }
+    };
+    if !agrees {
+        return Err(RouteError::Destination(DestinationError::AmountMismatch(format!(
+            "the destination asks for {fixed} msat ({fixed_sat} sat) but the request is for {requested_sat} sat"
+        ))));
+    }
+    Ok((fixed, quote_id))
+}
+
+fn unavailable(rail: &'static str, code: &'static str, message: String, available_sat: Option<u64>) -> Unavailable {
+    Unavailable { rail, code, message, available_sat }
+}
+
+/// `on_us` for our own invoice or offer, else `lightning` priced by the cheapest path.
+fn lightning(ctx: &AppState, ln: &LnDestination, amount_msat: u64) -> Result<Candidate, Unavailable> {
+    let node =
+        crate::ln::node(ctx).map_err(|e| unavailable("lightning", "lightning_unavailable", e.to_string(), None))?;
+    let own = node.public_key();
+    let payee = match ln {
+        LnDestination::Bolt11(_, info) => Some(info.payee),
+        LnDestination::Bolt12(_, info) => info.issuer,
+    };
+    if payee == Some(own) {
+        let est = learn::prior("on_us");
+        return Ok(Candidate {
+            rail: "on_us",
+            cost_sat: 0,
+            cost_minor: 0,
+            eta_sec: 0,
+            success_rate: est.success_rate,
+            fee_rate_sat_vb: None,
+            vsize: None,
+            target_blocks: None,
+            hops: None,
+            cost_source: "own_invoice",
+        });
+    }
+    let Some(payee) = payee else {
+        return Err(unavailable("lightning", "no_route", "the offer names no node to price a route to".into(), None));
+    };
+    let hints = match ln {
+        LnDestination::Bolt11(_, info) => info.hints.as_slice(),
+        LnDestination::Bolt12(..) => &[],
+    };
+    let outbound = node.usable_outbound_msat();
+    let Some(fee) = node.route_fee(&payee, amount_msat, hints) else {
+        let (code, message) = if outbound < amount_msat {
+            ("insufficient_liquidity", format!("channels can send {outbound} msat, {amount_msat} msat needed"))
+        } else {
+            ("no_route", "no path from our channels reaches the payee".to_owned())
+        };
+        return Err(unavailable("lightning", code, message, Some(outbound / 1_000)));
+    };
+    let est = learn::prior("lightning");
+    Ok(Candidate {
+        rail: "lightning",
+        cost_sat: fee.fee_msat.div_ceil(1_000),
+        cost_minor: 0,
+        eta_sec: est.latency_secs.map(|s| s.ceil() as u64).unwrap_or(5),
+        success_rate: est.success_rate,
+        fee_rate_sat_vb: None,
+        vsize: None,
+        target_blocks: None,
+        hops: Some(fee.hops),
+        cost_source: fee.source,
+    })
+}
+
+/// `onchain`: the feerate for the priority's target times the vsize of this payout's own
+/// transaction, as coin selection would build it now.
+async fn onchain(
+    ctx: &AppState,
+    address: sendero_wallet::bitcoin::Address,
+    amount_sat: u64,
+    priority: Priority,
+) -> Result<Candidate, Unavailable> {
+    let target = priority.target_blocks(&ctx.config.routing);
+    let wallet_error = |e: WalletError| match e {
+        WalletError::InsufficientFunds { available_sat, .. } => {
+            unavailable("onchain", "insufficient_funds", e.to_string(), Some(available_sat))
+        }
+        WalletError::InvalidAmount(_) => unavailable("onchain", "invalid_amount", e.to_string(), None),
+        WalletError::Chain(_) => unavailable("onchain", "bitcoind_unavailable", e.to_string(), None),
+        e => unavailable("onchain", "onchain_unavailable", e.to_string(), None),
+    };
+    let fee = crate::treasury::estimate(ctx, target).await.map_err(wallet_error)?;
+    let treasury = Arc::clone(&ctx.treasury);
+    let payee = Payee { address, amount_sat };
+    let rate = fee.sat_per_vb;
+    let vsize = crate::treasury::blocking(move || treasury.estimate_payout_vsize(&[payee], rate))
+        .await
+        .map_err(wallet_error)?;
+    let est = learn::prior("onchain");
+    Ok(Candidate {
+        rail: "onchain",
+        cost_sat: rate.saturating_mul(vsize),
+        cost_minor: 0,
+        eta_sec: u64::from(target) * 600,
+        success_rate: est.success_rate,
+        fee_rate_sat_vb: Some(rate),
+        vsize: Some(vsize),
+        target_blocks: Some(target),
+        hops: None,
+        cost_source: if fee.source == FeeSource::Bitcoind { "estimatesmartfee" } else { "fallback_feerate" },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(rail: &'static str, cost_sat: u64, success_rate: f64, eta_sec: u64) -> Candidate {
+        Candidate {
+            rail,
+            cost_sat,
+            cost_minor: cost_sat,
+            eta_sec,
+            success_rate,
+            fee_rate_sat_vb: None,
+            vsize: None,
+            target_blocks: None,
+            hops: None,
+            cost_source: "test",
+        }
+    }
+
+    #[test]
+    fn recommends_cheapest_per_success_within_the_eta_bound() {
+        let both = [candidate("onchain", 1_410, 0.99, 1_200), candidate("lightning", 3, 0.9, 5)];
+        assert_eq!(recommend(&both, 1_800), Some("lightning"));
+        // A Lightning route dearer than on-chain loses.
+        let dear = [candidate("onchain", 1_410, 0.99, 1_200), candidate("lightning", 5_000, 0.9, 5)];
+        assert_eq!(recommend(&dear, 1_800), Some("onchain"));
+        // … unless on-chain is too slow for the priority.
+        assert_eq!(recommend(&dear, 60), Some("lightning"));
+        // Nothing fast enough: the best there is.
+        assert_eq!(recommend(&[candidate("onchain", 1, 0.99, 14_400)], 60), Some("onchain"));
+        assert_eq!(recommend(&[], 60), None);
+    }
+
+    #[test]
+    fn no_rail_is_insufficient_funds_only_when_funds_are_the_reason() {
+        let funds = unavailable("onchain", "insufficient_funds", String::new(), Some(1));
+        let liq = unavailable("lightning", "insufficient_liquidity", String::new(), Some(0));
+        let route = unavailable("lightning", "no_route", String::new(), None);
+        assert_eq!(RouteError::no_rail_code(&[funds.clone(), liq]), "insufficient_funds");
+        assert_eq!(RouteError::no_rail_code(&[funds, route]), "no_route");
+    }
+}
