@@ -59,6 +59,7 @@ fn routes_price_every_rail_and_recommend_the_cheapest() {
     // a signature a byte or two smaller).
     let sent = a.call("wallet.send", json!({"address": addr, "amount_sat": 50_000, "feerate_sat_vb": rate}));
     let fee = sent["fee_sat"].as_u64().unwrap();
+    eprintln!("on-chain route: {onchain}; real payout fee {fee} sat");
     assert!(fee <= cost && cost - fee <= 2 * rate, "estimated {cost} sat, paid {fee} sat");
     p.chain.mine(1);
 
@@ -82,6 +83,7 @@ fn routes_price_every_rail_and_recommend_the_cheapest() {
     let (ln, onchain) = (candidate(&r, "lightning").unwrap(), candidate(&r, "onchain").unwrap());
     assert!(ln["cost_sat"].as_u64().unwrap() < onchain["cost_sat"].as_u64().unwrap(), "{r}");
     assert_eq!(r["recommend"], "lightning");
+    eprintln!("BIP21 route candidates: {}", r["candidates"]);
 
     // A's own invoice: on_us, free and instant.
     let own = a.call("ln.invoice", json!({"amount_msat": 5_000_000, "description": "self", "expiry_secs": 600}));
