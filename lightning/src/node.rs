@@ -262,15 +262,7 @@ impl LightningNode {
         if text.to_ascii_lowercase().starts_with("lno") {
             return self.pay_offer(text, amount_msat);
         }
-        let invoice = Bolt11Invoice::from_str(text).map_err(|e| {
-            LightningError::invalid("invalid_invoice", format!("not a BOLT11 invoice or BOLT12 offer: {e}"))
-        })?;
-        if invoice.network() != self.network {
-            return Err(LightningError::WrongNetwork("the invoice"));
-        }
-        if invoice.is_expired() {
-            return Err(LightningError::InvoiceExpired);
-        }
+        let invoice = payable_bolt11(text, self.network)?;
         let fixed = invoice.amount_milli_satoshis();
         let amount = settle_amount(fixed, amount_msat)?;
         self.check_liquidity(amount)?;
@@ -283,18 +275,7 @@ impl LightningNode {
     }
 
     fn pay_offer(&self, text: &str, amount_msat: Option<u64>) -> Result<String, LightningError> {
-        let offer = Offer::from_str(text)
-            .map_err(|e| LightningError::invalid("invalid_offer", format!("not a BOLT12 offer: {e:?}")))?;
-        if !offer.supports_chain(ChainHash::using_genesis_block(self.network)) {
-            return Err(LightningError::WrongNetwork("the offer"));
-        }
-        let fixed = match offer.amount() {
-            None => None,
-            Some(OfferAmount::Bitcoin { amount_msats }) => Some(amount_msats),
-            Some(OfferAmount::Currency { .. }) => {
-                return Err(LightningError::invalid("invalid_offer", "offers priced in fiat are not supported"))
-            }
-        };
+        let (offer, fixed) = payable_offer(text, self.network)?;
         let amount = settle_amount(fixed, amount_msat)?;
         self.check_liquidity(amount)?;
         let bolt12 = self.node.bolt12_payment();
@@ -384,6 +365,37 @@ impl Drop for LightningNode {
     }
 }
 
+/// A BOLT11 invoice for `network` that has not expired.
+fn payable_bolt11(text: &str, network: Network) -> Result<Bolt11Invoice, LightningError> {
+    let invoice = Bolt11Invoice::from_str(text).map_err(|e| {
+        LightningError::invalid("invalid_invoice", format!("not a BOLT11 invoice or BOLT12 offer: {e}"))
+    })?;
+    if invoice.network() != network {
+        return Err(LightningError::WrongNetwork("the invoice"));
+    }
+    if invoice.is_expired() {
+        return Err(LightningError::InvoiceExpired);
+    }
+    Ok(invoice)
+}
+
+/// A BOLT12 offer for `network`, priced in bitcoin or unpriced, with its fixed amount.
+fn payable_offer(text: &str, network: Network) -> Result<(Offer, Option<u64>), LightningError> {
+    let offer = Offer::from_str(text)
+        .map_err(|e| LightningError::invalid("invalid_offer", format!("not a BOLT12 offer: {e:?}")))?;
+    if !offer.supports_chain(ChainHash::using_genesis_block(network)) {
+        return Err(LightningError::WrongNetwork("the offer"));
+    }
+    let fixed = match offer.amount() {
+        None => None,
+        Some(OfferAmount::Bitcoin { amount_msats }) => Some(amount_msats),
+        Some(OfferAmount::Currency { .. }) => {
+            return Err(LightningError::invalid("invalid_offer", "offers priced in fiat are not supported"))
+        }
+    };
+    Ok((offer, fixed))
+}
+
 /// A BOLT11 invoice, read and checked (network, expiry) without paying it.
 #[derive(Debug, Clone)]
 pub struct Bolt11Info {
@@ -402,14 +414,7 @@ pub struct Bolt11Info {
 /// Reads a BOLT11 invoice for `network`: `invalid_invoice`, `wrong_network` or `invoice_expired`
 /// when it cannot be paid.
 pub fn read_bolt11(text: &str, network: Network) -> Result<Bolt11Info, LightningError> {
-    let invoice = Bolt11Invoice::from_str(text.trim())
-        .map_err(|e| LightningError::invalid("invalid_invoice", format!("not a BOLT11 invoice: {e}")))?;
-    if invoice.network() != network {
-        return Err(LightningError::WrongNetwork("the invoice"));
-    }
-    if invoice.is_expired() {
-        return Err(LightningError::InvoiceExpired);
-    }
+    let invoice = payable_bolt11(text.trim(), network)?;
     let payee = invoice.get_payee_pub_key();
     let mut hints = Vec::new();
     for hint in invoice.route_hints() {
@@ -445,21 +450,10 @@ pub struct OfferInfo {
 
 /// Reads a BOLT12 offer for `network`.
 pub fn read_offer(text: &str, network: Network) -> Result<OfferInfo, LightningError> {
-    let offer = Offer::from_str(text.trim())
-        .map_err(|e| LightningError::invalid("invalid_offer", format!("not a BOLT12 offer: {e:?}")))?;
-    if !offer.supports_chain(ChainHash::using_genesis_block(network)) {
-        return Err(LightningError::WrongNetwork("the offer"));
-    }
+    let (offer, amount_msat) = payable_offer(text.trim(), network)?;
     if offer.is_expired() {
         return Err(LightningError::invalid("offer_expired", "the offer has expired"));
     }
-    let amount_msat = match offer.amount() {
-        None => None,
-        Some(OfferAmount::Bitcoin { amount_msats }) => Some(amount_msats),
-        Some(OfferAmount::Currency { .. }) => {
-            return Err(LightningError::invalid("invalid_offer", "offers priced in fiat are not supported"))
-        }
-    };
     Ok(OfferInfo { amount_msat, issuer: offer.issuer_signing_pubkey() })
 }
 

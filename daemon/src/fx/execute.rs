@@ -6,7 +6,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use super::money::{self, Side};
-use super::quote::{mid_for, quote, FxError, Quote, QuoteRequest};
+use super::quote::{oriented, quote, FxError, Quote, QuoteRequest};
 use super::rates::RateCache;
 use crate::config::FxConfig;
 use crate::store::{FillRow, Store};
@@ -88,13 +88,13 @@ pub fn execute(
         return Err(ExecuteError::AlreadyFilled(q.quote_id));
     }
     let (base, quote_ccy) = q.pair.split_once('/').ok_or_else(|| FxError::UnsupportedPair(q.pair.clone()))?;
-    let (configured, _) = super::quote::configured_pair(config, base, quote_ccy)
+    let (configured, inverted) = super::quote::configured_pair(config, base, quote_ccy)
         .ok_or_else(|| FxError::UnsupportedPair(q.pair.clone()))?;
     let rate = cache
         .within_grace(&configured, now, config.grace_secs)
         .ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
     let side = if q.side == "sell" { Side::Sell } else { Side::Buy };
-    let mid = mid_for(config, rate.mid, base, quote_ccy).ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
+    let mid = oriented(rate.mid, inverted).ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
     let locked: Decimal =
         q.rate.parse().map_err(|_| FxError::RateUnavailable(format!("quote {} has no rate", q.quote_id)))?;
     let current =

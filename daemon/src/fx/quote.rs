@@ -81,7 +81,7 @@ pub fn quote(
         return Err(FxError::InvalidAmount("amount_minor must be at least 1".into()));
     }
     let rate = cache.fresh(&configured, now).ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
-    let mid = if inverted { Decimal::ONE.checked_div(rate.mid) } else { Some(rate.mid) };
+    let mid = oriented(rate.mid, inverted);
     let marked = mid
         .and_then(|m| money::marked_up(m, config.markup_for(&configured, req.side), req.side))
         .ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
@@ -117,9 +117,9 @@ pub fn quote(
     Ok(quote)
 }
 
-/// The mid-rate of `base/quote` (QUOTE per BASE) from the configured pair's cached rate.
-pub(crate) fn mid_for(config: &FxConfig, rate_mid: Decimal, base: &str, quote: &str) -> Option<Decimal> {
-    let (_, inverted) = configured_pair(config, base, quote)?;
+/// The configured pair's mid-rate seen from the request's side: inverted when the request is
+/// the pair's inverse.
+pub(crate) fn oriented(rate_mid: Decimal, inverted: bool) -> Option<Decimal> {
     if inverted {
         Decimal::ONE.checked_div(rate_mid)
     } else {

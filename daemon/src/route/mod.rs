@@ -20,8 +20,6 @@ use crate::payment::destination::{self, Destination, DestinationError, LnDestina
 use crate::state::AppState;
 use crate::store::StoreError;
 
-pub use record::RouteRow;
-
 /// How urgent a payout is: picks the on-chain confirmation target and the ETA bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
@@ -111,6 +109,25 @@ pub struct Candidate {
     /// Where the cost came from: `estimatesmartfee` / `fallback_feerate` (on-chain),
     /// `direct_channel` / `route_hint` / `network_graph` (Lightning), `own_invoice` (on_us).
     pub cost_source: &'static str,
+}
+
+impl Candidate {
+    /// A candidate on `rail` costing `cost_sat`, with the learned success rate; rail-specific
+    /// details are filled in by the caller.
+    fn new(rail: &'static str, cost_sat: u64, eta_sec: u64, cost_source: &'static str) -> Self {
+        Candidate {
+            rail,
+            cost_sat,
+            cost_minor: cost_sat,
+            eta_sec,
+            success_rate: learn::prior(rail).success_rate,
+            fee_rate_sat_vb: None,
+            vsize: None,
+            target_blocks: None,
+            hops: None,
+            cost_source,
+        }
+    }
 }
 
 /// A rail that cannot take this payout, and why.
@@ -323,19 +340,7 @@ fn lightning(ctx: &AppState, ln: &LnDestination, amount_msat: u64) -> Result<Can
         LnDestination::Bolt12(_, info) => info.issuer,
     };
     if payee == Some(own) {
-        let est = learn::prior("on_us");
-        return Ok(Candidate {
-            rail: "on_us",
-            cost_sat: 0,
-            cost_minor: 0,
-            eta_sec: 0,
-            success_rate: est.success_rate,
-            fee_rate_sat_vb: None,
-            vsize: None,
-            target_blocks: None,
-            hops: None,
-            cost_source: "own_invoice",
-        });
+        return Ok(Candidate::new("on_us", 0, 0, "own_invoice"));
     }
     let Some(payee) = payee else {
         return Err(unavailable("lightning", "no_route", "the offer names no node to price a route to".into(), None));
@@ -353,18 +358,10 @@ fn lightning(ctx: &AppState, ln: &LnDestination, amount_msat: u64) -> Result<Can
         };
         return Err(unavailable("lightning", code, message, Some(outbound / 1_000)));
     };
-    let est = learn::prior("lightning");
+    let eta_sec = learn::prior("lightning").latency_secs.map(|s| s.ceil() as u64).unwrap_or(5);
     Ok(Candidate {
-        rail: "lightning",
-        cost_sat: fee.fee_msat.div_ceil(1_000),
-        cost_minor: 0,
-        eta_sec: est.latency_secs.map(|s| s.ceil() as u64).unwrap_or(5),
-        success_rate: est.success_rate,
-        fee_rate_sat_vb: None,
-        vsize: None,
-        target_blocks: None,
         hops: Some(fee.hops),
-        cost_source: fee.source,
+        ..Candidate::new("lightning", fee.fee_msat.div_ceil(1_000), eta_sec, fee.source)
     })
 }
 
@@ -392,18 +389,12 @@ async fn onchain(
     let vsize = crate::treasury::blocking(move || treasury.estimate_payout_vsize(&[payee], rate))
         .await
         .map_err(wallet_error)?;
-    let est = learn::prior("onchain");
+    let source = if fee.source == FeeSource::Bitcoind { "estimatesmartfee" } else { "fallback_feerate" };
     Ok(Candidate {
-        rail: "onchain",
-        cost_sat: rate.saturating_mul(vsize),
-        cost_minor: 0,
-        eta_sec: u64::from(target) * 600,
-        success_rate: est.success_rate,
         fee_rate_sat_vb: Some(rate),
         vsize: Some(vsize),
         target_blocks: Some(target),
-        hops: None,
-        cost_source: if fee.source == FeeSource::Bitcoind { "estimatesmartfee" } else { "fallback_feerate" },
+        ..Candidate::new("onchain", rate.saturating_mul(vsize), u64::from(target) * 600, source)
     })
 }
 
@@ -412,18 +403,7 @@ mod tests {
     use super::*;
 
     fn candidate(rail: &'static str, cost_sat: u64, success_rate: f64, eta_sec: u64) -> Candidate {
-        Candidate {
-            rail,
-            cost_sat,
-            cost_minor: cost_sat,
-            eta_sec,
-            success_rate,
-            fee_rate_sat_vb: None,
-            vsize: None,
-            target_blocks: None,
-            hops: None,
-            cost_source: "test",
-        }
+        Candidate { success_rate, ..Candidate::new(rail, cost_sat, eta_sec, "test") }
     }
 
     #[test]
