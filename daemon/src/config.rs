@@ -146,7 +146,7 @@ impl Default for LightningConfig {
     }
 }
 
-/// `[routing]`: how payouts pick a rail.
+/// `[routing]`: how payouts pick a rail, and how they are carried out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoutingConfig {
@@ -164,6 +164,13 @@ pub struct RoutingConfig {
     pub normal_max_eta_secs: u64,
     /// … for priority `low`.
     pub low_max_eta_secs: u64,
+    /// Confirmations after which an on-chain payout is settled.
+    pub onchain_confirmations: u32,
+    /// How often the payment saga looks at open payments, milliseconds.
+    pub saga_interval_ms: u64,
+    /// How long a Lightning payout waits for usable outbound liquidity (channels reconnecting
+    /// after a restart, a peer briefly offline) before it fails, seconds.
+    pub lightning_wait_secs: u64,
 }
 
 impl Default for RoutingConfig {
@@ -176,6 +183,9 @@ impl Default for RoutingConfig {
             high_max_eta_secs: 1_800,
             normal_max_eta_secs: 7_200,
             low_max_eta_secs: 86_400,
+            onchain_confirmations: 1,
+            saga_interval_ms: 500,
+            lightning_wait_secs: 60,
         }
     }
 }
@@ -188,6 +198,12 @@ impl RoutingConfig {
         }
         if self.route_ttl_secs == 0 {
             return Err(ConfigError::Invalid("routing.route_ttl_secs must be at least 1".into()));
+        }
+        if self.onchain_confirmations == 0 || self.onchain_confirmations > 100 {
+            return Err(ConfigError::Invalid("routing.onchain_confirmations must be between 1 and 100".into()));
+        }
+        if !(50..=60_000).contains(&self.saga_interval_ms) {
+            return Err(ConfigError::Invalid("routing.saga_interval_ms must be between 50 and 60000".into()));
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod devchain;
 pub mod follower;
 pub mod fx;
+pub mod ledger;
 pub mod ln;
 pub mod logging;
 pub mod payment;

@@ -49,4 +49,6 @@ pub struct Shared {
     pub lightning: LnSlot,
     /// Hot FX rates.
     pub fx: Arc<crate::fx::RateCache>,
+    /// Wakes the payment saga (a payment was submitted).
+    pub payments_wake: Arc<tokio::sync::Notify>,
 }

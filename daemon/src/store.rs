@@ -115,6 +115,62 @@ const MIGRATIONS: &[&str] = &[
          created_at INTEGER NOT NULL,
          expires_at INTEGER NOT NULL
      ) STRICT;",
+    // 5: payouts (one saga per row), the double-entry ledger and the outbox of payment events.
+    "CREATE TABLE payments (
+         payment_id TEXT PRIMARY KEY,
+         api_key_id TEXT NOT NULL REFERENCES api_keys (id),
+         idem_key TEXT NOT NULL,
+         route_id TEXT NOT NULL UNIQUE REFERENCES routes (route_id),
+         rail TEXT NOT NULL CHECK (rail IN ('onchain', 'lightning', 'on_us')),
+         destination TEXT NOT NULL,
+         amount_msat INTEGER NOT NULL CHECK (amount_msat > 0),
+         currency TEXT NOT NULL,
+         amount_minor INTEGER NOT NULL,
+         fx_quote_id TEXT REFERENCES fx_quotes (quote_id),
+         fee_reserve_msat INTEGER NOT NULL CHECK (fee_reserve_msat >= 0),
+         fee_rate_sat_vb INTEGER,
+         state TEXT NOT NULL CHECK (state IN ('submitted', 'debited', 'sending', 'sent', 'settled', 'failed')),
+         rail_ref TEXT,
+         raw_tx BLOB,
+         fee_paid_msat INTEGER,
+         failure_code TEXT,
+         failure_message TEXT,
+         attempts INTEGER NOT NULL DEFAULT 0,
+         next_attempt_at INTEGER NOT NULL DEFAULT 0,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL,
+         final_at INTEGER,
+         UNIQUE (api_key_id, idem_key)
+     ) STRICT;
+     CREATE INDEX payments_open ON payments (next_attempt_at) WHERE state NOT IN ('settled', 'failed');
+     CREATE INDEX payments_by_key ON payments (api_key_id, payment_id);
+     CREATE UNIQUE INDEX payments_rail_ref ON payments (rail, rail_ref) WHERE rail_ref IS NOT NULL AND state != 'failed';
+     CREATE UNIQUE INDEX payments_quote ON payments (fx_quote_id) WHERE fx_quote_id IS NOT NULL AND state != 'failed';
+     CREATE TABLE ledger_entries (
+         id INTEGER PRIMARY KEY,
+         kind TEXT NOT NULL,
+         payment_id TEXT REFERENCES payments (payment_id),
+         reference TEXT NOT NULL UNIQUE,
+         memo TEXT NOT NULL DEFAULT '',
+         created_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE ledger_postings (
+         id INTEGER PRIMARY KEY,
+         entry_id INTEGER NOT NULL REFERENCES ledger_entries (id),
+         account TEXT NOT NULL,
+         currency TEXT NOT NULL,
+         amount INTEGER NOT NULL CHECK (amount != 0)
+     ) STRICT;
+     CREATE INDEX ledger_postings_account ON ledger_postings (account, currency);
+     CREATE TABLE outbox (
+         id INTEGER PRIMARY KEY,
+         event_id TEXT NOT NULL UNIQUE,
+         event_type TEXT NOT NULL,
+         payment_id TEXT NOT NULL REFERENCES payments (payment_id),
+         api_key_id TEXT NOT NULL,
+         payload TEXT NOT NULL,
+         created_at INTEGER NOT NULL
+     ) STRICT;",
 ];
 
 /// A store failure.

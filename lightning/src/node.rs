@@ -258,9 +258,22 @@ impl LightningNode {
     /// Pays a BOLT11 invoice or a BOLT12 offer; returns the payment id (hex). `amount_msat` is
     /// required when the invoice or offer names no amount, and must match when it does.
     pub fn pay(&self, destination: &str, amount_msat: Option<u64>) -> Result<String, LightningError> {
+        self.pay_once(destination, amount_msat, None)
+    }
+
+    /// Pays like [`LightningNode::pay`], at most once per `key`: an invoice is paid under its
+    /// payment hash (ldk-node refuses to pay it again while a payment of it is pending or has
+    /// succeeded), and an offer payment carries `key` as its payer note, so that
+    /// [`LightningNode::payment_for`] finds it after a restart.
+    pub fn pay_once(
+        &self,
+        destination: &str,
+        amount_msat: Option<u64>,
+        key: Option<&str>,
+    ) -> Result<String, LightningError> {
         let text = destination.trim();
-        if text.to_ascii_lowercase().starts_with("lno") {
-            return self.pay_offer(text, amount_msat);
+        if is_offer(text) {
+            return self.pay_offer(text, amount_msat, key.map(str::to_owned));
         }
         let invoice = payable_bolt11(text, self.network)?;
         let fixed = invoice.amount_milli_satoshis();
@@ -274,14 +287,14 @@ impl LightningNode {
         sent.map(|id| hex(&id.0)).map_err(|e| LightningError::from_node("pay invoice", e))
     }
 
-    fn pay_offer(&self, text: &str, amount_msat: Option<u64>) -> Result<String, LightningError> {
+    fn pay_offer(&self, text: &str, amount_msat: Option<u64>, note: Option<String>) -> Result<String, LightningError> {
         let (offer, fixed) = payable_offer(text, self.network)?;
         let amount = settle_amount(fixed, amount_msat)?;
         self.check_liquidity(amount)?;
         let bolt12 = self.node.bolt12_payment();
         let sent = match fixed {
-            Some(_) => bolt12.send(&offer, None, None, None),
-            None => bolt12.send_using_amount(&offer, amount, None, None, None),
+            Some(_) => bolt12.send(&offer, None, note, None),
+            None => bolt12.send_using_amount(&offer, amount, None, note, None),
         };
         sent.map(|id| hex(&id.0)).map_err(|e| LightningError::from_node("pay offer", e))
     }
@@ -298,6 +311,20 @@ impl LightningNode {
             .send(amount_msat, pk, None)
             .map(|id| hex(&id.0))
             .map_err(|e| LightningError::from_node("keysend", e))
+    }
+
+    /// The payment [`LightningNode::pay_once`] made to `destination` for `key`, if the node has
+    /// one: by the invoice's payment hash, or by the payer note of an offer payment.
+    pub fn payment_for(&self, destination: &str, key: &str) -> Option<Payment> {
+        let text = destination.trim();
+        if is_offer(text) {
+            let details = self.node.list_payments_with_filter(|p| {
+                matches!(&p.kind, ldk_node::payment::PaymentKind::Bolt12Offer { payer_note: Some(n), .. } if n.0 == key)
+            });
+            return details.first().map(Payment::from);
+        }
+        let invoice = Bolt11Invoice::from_str(text).ok()?;
+        self.payment(&hex(invoice.payment_hash().as_ref()))
     }
 
     /// One payment by id (hex).
@@ -507,4 +534,8 @@ mod tests {
         assert_eq!(parse_socket("no-port").unwrap_err().code(), "invalid_peer_address");
         assert!(parse_socket("127.0.0.1:9735").is_ok());
     }
+}
+
+fn is_offer(text: &str) -> bool {
+    text.to_ascii_lowercase().starts_with("lno")
 }

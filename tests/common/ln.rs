@@ -42,10 +42,15 @@ pub struct Pair {
 }
 
 pub fn pair() -> Pair {
+    pair_with("")
+}
+
+/// [`pair`] with `extra` appended to both gateways' configs (whole sections).
+pub fn pair_with(extra: &str) -> Pair {
     let chain = Chain::start();
     let home = tempfile::tempdir().unwrap();
-    let a = Gateway::start(&chain, &home.path().join("alice"), AdminMode::Socket);
-    let b = Gateway::start(&chain, &home.path().join("bob"), AdminMode::Socket);
+    let a = Gateway::start_with(&chain, &home.path().join("alice"), AdminMode::Socket, "human", extra);
+    let b = Gateway::start_with(&chain, &home.path().join("bob"), AdminMode::Socket, "human", extra);
     wait_ln_running(&a);
     wait_ln_running(&b);
     let a_id = ln_info(&a)["node_id"].as_str().unwrap().to_owned();
@@ -91,4 +96,47 @@ pub fn pay_b(p: &Pair, amount_msat: u64) {
         payment(&p.a, &id).is_some_and(|x| x["status"] == "succeeded")
             && payment_by_hash(&p.b, hash).is_some_and(|x| x["status"] == "succeeded")
     });
+}
+
+/// A BOLT11 invoice for `amount_msat` from a node nobody knows, with a route hint through `via`
+/// over a channel that does not exist: routing prices it (our channel to `via`, then the hint),
+/// and `via` fails the payment back when it cannot forward it.
+pub fn unreachable_invoice(via: &str, amount_msat: u64) -> String {
+    use sendero_lightning::ldk_node::bitcoin::hashes::{sha256, Hash};
+    use sendero_lightning::ldk_node::bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+    use sendero_lightning::ldk_node::lightning_invoice::{
+        Currency, InvoiceBuilder, PaymentSecret, RouteHint, RouteHintHop, RoutingFees,
+    };
+    use std::str::FromStr;
+    let secp = Secp256k1::new();
+    let key = SecretKey::from_slice(&[0x42; 32]).unwrap();
+    let hint = RouteHintHop {
+        src_node_id: PublicKey::from_str(via).unwrap(),
+        short_channel_id: (700_000 << 40) | (1 << 16) | 1,
+        fees: RoutingFees { base_msat: 0, proportional_millionths: 0 },
+        cltv_expiry_delta: 40,
+        htlc_minimum_msat: None,
+        htlc_maximum_msat: None,
+    };
+    let preimage: [u8; 32] = rand_bytes();
+    InvoiceBuilder::new(Currency::Regtest)
+        .description("nobody".into())
+        .payment_hash(sha256::Hash::hash(&preimage))
+        .payment_secret(PaymentSecret(rand_bytes()))
+        .current_timestamp()
+        .min_final_cltv_expiry_delta(144)
+        .amount_milli_satoshis(amount_msat)
+        .private_route(RouteHint(vec![hint]))
+        .build_signed(|hash| secp.sign_ecdsa_recoverable(hash, &key))
+        .unwrap()
+        .to_string()
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = (nanos >> (i % 16 * 8)) as u8 ^ (i as u8).wrapping_mul(31);
+    }
+    b
 }

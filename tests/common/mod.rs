@@ -205,6 +205,18 @@ impl Gateway {
         assert!(status.success(), "senderod exited with {status} on SIGTERM:\n{}", self.log());
     }
 
+    /// SIGKILL: the process dies wherever it is, as in a power cut.
+    pub fn kill(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts senderod again on the same data dir and config (after `kill` or `stop`).
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
     /// SIGTERM, then start again on the same data dir and config.
     pub fn restart(&mut self) {
         self.stop();

@@ -128,9 +128,22 @@ impl ChainSource {
         })
     }
 
-    /// `sendrawtransaction`.
+    /// `sendrawtransaction`. bitcoind's refusal is [`WalletError::Broadcast`]; not reaching it is
+    /// [`WalletError::Chain`] (the transaction may or may not have been relayed).
     pub fn broadcast(&self, tx: &Transaction) -> Result<Txid, WalletError> {
-        self.send_raw_transaction(tx).map_err(|e| WalletError::Broadcast(e.to_string()))
+        self.send_raw_transaction(tx).map_err(|e| match e {
+            bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Rpc(rpc)) => WalletError::Broadcast(rpc.message),
+            other => WalletError::Chain(other.to_string()),
+        })
+    }
+
+    /// Broadcasts `tx`, again if need be: a transaction bitcoind already has in its mempool or
+    /// chain counts as broadcast.
+    pub fn rebroadcast(&self, tx: &Transaction) -> Result<Txid, WalletError> {
+        match self.broadcast(tx) {
+            Err(WalletError::Broadcast(reason)) if already_known(&reason) => Ok(tx.compute_txid()),
+            other => other,
+        }
     }
 
     /// `stop`: asks bitcoind to shut down.
@@ -166,6 +179,12 @@ impl RpcApi for ChainSource {
             other => other,
         }
     }
+}
+
+/// bitcoind's answers for a transaction it already has (`txn-already-in-mempool`,
+/// `txn-already-known`, "Transaction outputs already in utxo set").
+fn already_known(reason: &str) -> bool {
+    reason.contains("already-in-mempool") || reason.contains("already-known") || reason.contains("already in utxo set")
 }
 
 fn is_connection_error(e: &bitcoincore_rpc::Error) -> bool {

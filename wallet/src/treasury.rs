@@ -183,34 +183,20 @@ impl Treasury {
     /// Wallet transactions, newest first (unconfirmed ones on top).
     pub fn transactions(&self) -> Vec<TxRecord> {
         let inner = self.lock();
-        let mut txs: Vec<TxRecord> = inner
-            .wallet
-            .transactions()
-            .map(|wtx| {
-                let (sent, received) = inner.wallet.sent_and_received(&wtx.tx_node.tx);
-                let fee = inner.wallet.calculate_fee(&wtx.tx_node.tx).ok().map(Amount::to_sat);
-                let (height, time, first_seen) = match wtx.chain_position {
-                    ChainPosition::Confirmed { anchor, .. } => {
-                        (Some(anchor.block_id.height), Some(anchor.confirmation_time), None)
-                    }
-                    ChainPosition::Unconfirmed { first_seen, .. } => (None, None, first_seen),
-                };
-                TxRecord {
-                    txid: wtx.tx_node.txid.to_string(),
-                    received_sat: received.to_sat(),
-                    sent_sat: sent.to_sat(),
-                    fee_sat: fee,
-                    confirmation_height: height,
-                    confirmation_time: time,
-                    first_seen,
-                }
-            })
-            .collect();
+        let mut txs: Vec<TxRecord> = inner.wallet.transactions().map(|wtx| inner.record(&wtx)).collect();
         txs.sort_by(|a, b| {
             let key = |t: &TxRecord| t.confirmation_height.unwrap_or(u32::MAX);
             key(b).cmp(&key(a)).then_with(|| a.txid.cmp(&b.txid))
         });
         txs
+    }
+
+    /// One wallet transaction by id.
+    pub fn transaction(&self, txid: &str) -> Option<TxRecord> {
+        let txid = Txid::from_str(txid).ok()?;
+        let inner = self.lock();
+        let wtx = inner.wallet.get_tx(txid)?;
+        Some(inner.record(&wtx))
     }
 
     /// Parses `text` as an address of the wallet's network.
@@ -235,6 +221,34 @@ impl Treasury {
         inner.persist()?;
         tracing::info!(%txid, fee_sat, vsize, outputs = payees.len(), "payout broadcast");
         Ok(Payout { txid, fee_sat, vsize, feerate_sat_vb })
+    }
+
+    /// Builds and signs one transaction paying every payee at `feerate_sat_vb`; nothing is
+    /// broadcast or recorded, so the caller can keep it before [`Treasury::publish`] (a payout
+    /// resumed after a crash then publishes the same transaction, never a second one).
+    pub fn prepare(&self, payees: &[Payee], feerate_sat_vb: u64) -> Result<(Transaction, Payout), WalletError> {
+        let mut inner = self.lock();
+        let (tx, fee_sat) = inner.build_signed(payees, feerate_sat_vb)?;
+        let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate_sat_vb };
+        Ok((tx, payout))
+    }
+
+    /// Broadcasts a prepared transaction (again, if bitcoind already has it) and records it in
+    /// the wallet. When bitcoind refuses it, the wallet forgets it.
+    pub fn publish(&self, chain: &ChainSource, tx: &Transaction) -> Result<(), WalletError> {
+        let mut inner = self.lock();
+        match chain.rebroadcast(tx) {
+            Ok(_) => {}
+            Err(e @ WalletError::Broadcast(_)) => {
+                inner.wallet.cancel_tx(tx);
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+        inner.wallet.apply_unconfirmed_txs([(tx.clone(), unix_now())]);
+        inner.persist()?;
+        tracing::info!(txid = %tx.compute_txid(), outputs = tx.output.len(), "payout broadcast");
+        Ok(())
     }
 
     /// The virtual size (vbytes) the payout to `payees` would have if sent now at
@@ -280,6 +294,26 @@ impl Treasury {
 }
 
 impl Inner {
+    fn record(&self, wtx: &bdk_wallet::WalletTx<'_>) -> TxRecord {
+        let (sent, received) = self.wallet.sent_and_received(&wtx.tx_node.tx);
+        let fee = self.wallet.calculate_fee(&wtx.tx_node.tx).ok().map(Amount::to_sat);
+        let (height, time, first_seen) = match wtx.chain_position {
+            ChainPosition::Confirmed { anchor, .. } => {
+                (Some(anchor.block_id.height), Some(anchor.confirmation_time), None)
+            }
+            ChainPosition::Unconfirmed { first_seen, .. } => (None, None, first_seen),
+        };
+        TxRecord {
+            txid: wtx.tx_node.txid.to_string(),
+            received_sat: received.to_sat(),
+            sent_sat: sent.to_sat(),
+            fee_sat: fee,
+            confirmation_height: height,
+            confirmation_time: time,
+            first_seen,
+        }
+    }
+
     fn persist(&mut self) -> Result<(), WalletError> {
         self.wallet.persist(&mut self.db)?;
         Ok(())

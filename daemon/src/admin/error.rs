@@ -126,3 +126,17 @@ impl From<crate::store::StoreError> for AdminError {
         Self::new(rpc_code::INTERNAL, "internal", e.to_string())
     }
 }
+
+impl From<crate::ledger::LedgerError> for AdminError {
+    fn from(e: crate::ledger::LedgerError) -> Self {
+        tracing::error!(error = %e, "ledger failure in an admin call");
+        Self::new(rpc_code::INTERNAL, "internal", e.to_string())
+    }
+}
+
+impl AdminError {
+    /// A failure on our side.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(rpc_code::INTERNAL, "internal", message)
+    }
+}

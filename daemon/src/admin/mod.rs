@@ -6,6 +6,7 @@ mod client;
 pub mod error;
 mod fx_report;
 mod getinfo;
+mod ledger;
 mod ln_channels;
 mod ln_node;
 mod ln_payments;
@@ -74,6 +75,9 @@ async fn dispatch(ctx: &AppState, method: &str, params: Params) -> Result<Value,
         "apikey.list" => apikey::list(ctx, params).await,
         "apikey.revoke" => apikey::revoke(ctx, params).await,
         "fx.report" => fx_report::handle(ctx, params).await,
+        "ledger.balances" => ledger::balances(ctx, params).await,
+        "ledger.verify" => ledger::verify(ctx, params).await,
+        "payment.get" => ledger::payment(ctx, params).await,
         other => Err(AdminError::new(rpc_code::METHOD_NOT_FOUND, "method_not_found", format!("no method {other:?}"))
             .with("methods", METHODS)),
     }

@@ -9,6 +9,11 @@ use crate::state::AppState;
 
 /// The caller's key, if it may use a route that needs `scope`.
 pub(crate) fn authorize(ctx: &AppState, headers: &HeaderMap, scope: Scope) -> Result<ApiKey, ApiError> {
+    authorize_any(ctx, headers, &[scope])
+}
+
+/// The caller's key, if it carries any of `scopes`.
+pub(crate) fn authorize_any(ctx: &AppState, headers: &HeaderMap, scopes: &[Scope]) -> Result<ApiKey, ApiError> {
     let unauthorized = |why: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why);
     let secret = headers
         .get(header::AUTHORIZATION)
@@ -23,8 +28,9 @@ pub(crate) fn authorize(ctx: &AppState, headers: &HeaderMap, scope: Scope) -> Re
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "key lookup failed")
         })?
         .ok_or_else(|| unauthorized("unknown or revoked API key"))?;
-    if !key.allows(scope) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this API key lacks the {scope} scope")));
+    if !scopes.iter().any(|s| key.allows(*s)) {
+        let names = scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ");
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this API key lacks the {names} scope")));
     }
     Ok(key)
 }

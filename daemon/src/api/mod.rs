@@ -7,6 +7,7 @@ mod fx_execute;
 mod fx_quote;
 mod health;
 mod idempotency;
+mod payments;
 mod payments_route;
 
 use std::convert::Infallible;
@@ -44,6 +45,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/fx/quote", get(fx_quote::handle))
         .route("/v1/fx/execute", bounded(post(fx_execute::handle)))
         .route("/v1/payments/route", bounded(post(payments_route::handle)))
+        .route("/v1/payments/submit", bounded(post(payments::submit)))
+        .route("/v1/payments", bounded(get(payments::list)))
+        .route("/v1/payments/{id}", bounded(get(payments::get)))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -212,6 +212,18 @@ enum Command {
         #[arg(long)]
         to: Option<u64>,
     },
+    /// Every ledger account's balance (BTC in msat, fiat in minor units).
+    #[command(name = "ledger.balances")]
+    LedgerBalances,
+    /// Check the ledger balances and agrees with the wallet and the Lightning node.
+    #[command(name = "ledger.verify")]
+    LedgerVerify,
+    /// One payment of any API key, with its events.
+    #[command(name = "payment.get")]
+    PaymentGet {
+        /// `pay_…`.
+        payment_id: String,
+    },
     /// Call any admin method with JSON parameters, e.g. `call wallet.send '{"address":…}'`.
     Call {
         /// Method name.
@@ -279,6 +291,9 @@ impl Command {
             }
             Command::ApikeyList => plain("apikey.list"),
             Command::FxReport { from, to } => Ok(("fx.report".into(), json!({ "from": from, "to": to }))),
+            Command::LedgerBalances => plain("ledger.balances"),
+            Command::LedgerVerify => plain("ledger.verify"),
+            Command::PaymentGet { payment_id } => Ok(("payment.get".into(), json!({ "payment_id": payment_id }))),
             Command::ApikeyRevoke { id } => Ok(("apikey.revoke".into(), json!({ "id": id }))),
             Command::Call { method, params } => {
                 let params = match params {

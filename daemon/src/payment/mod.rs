@@ -1,3 +1,210 @@
-//! Payouts: where they go (destinations); submission, sagas and the ledger build on this.
+//! Payouts: where they go (destinations), how a priced route is submitted (exactly once, with
+//! the treasury guard), and the saga that carries each payment to its rail and to a final state.
+//!
+//! A payment's saga states, each persisted before the next step runs:
+//! `submitted` (accepted, FX quote locked) → `debited` (ledger: rail → in flight) → `sending`
+//! (the rail call may have happened; for on-chain the signed transaction is stored first) →
+//! `sent` (the rail has it) → `settled` | `failed` (ledger: in flight → payouts and fees, or
+//! credited back; the quote released). Every change writes an outbox event in the same
+//! transaction.
 
 pub mod destination;
+pub mod reconcile;
+mod record;
+pub mod saga;
+pub mod submit;
+
+use serde_json::{json, Value};
+
+pub use record::{Change, InsertError};
+
+/// The rail a payment travels on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rail {
+    /// A transaction from the treasury.
+    Onchain,
+    /// A payment from the embedded node.
+    Lightning,
+    /// Our own invoice: settled inside the gateway.
+    OnUs,
+}
+
+impl Rail {
+    /// `onchain`, `lightning`, `on_us`.
+    pub fn parse(text: &str) -> Option<Rail> {
+        match text {
+            "onchain" => Some(Rail::Onchain),
+            "lightning" => Some(Rail::Lightning),
+            "on_us" => Some(Rail::OnUs),
+            _ => None,
+        }
+    }
+
+    /// The name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rail::Onchain => "onchain",
+            Rail::Lightning => "lightning",
+            Rail::OnUs => "on_us",
+        }
+    }
+}
+
+/// Where a payment's saga stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Accepted; the FX quote (if any) is locked to it.
+    Submitted,
+    /// The ledger moved the amount and the fee reserve from the rail to in-flight.
+    Debited,
+    /// The rail call may have happened (resumes look at the rail's own record first).
+    Sending,
+    /// The rail has it; waiting for the outcome.
+    Sent,
+    /// Final: the payee was paid.
+    Settled,
+    /// Final: nothing was paid; the ledger credited back what it debited.
+    Failed,
+}
+
+impl State {
+    /// The name as stored.
+    pub fn parse(text: &str) -> Option<State> {
+        Some(match text {
+            "submitted" => State::Submitted,
+            "debited" => State::Debited,
+            "sending" => State::Sending,
+            "sent" => State::Sent,
+            "settled" => State::Settled,
+            "failed" => State::Failed,
+            _ => return None,
+        })
+    }
+
+    /// The name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Submitted => "submitted",
+            State::Debited => "debited",
+            State::Sending => "sending",
+            State::Sent => "sent",
+            State::Settled => "settled",
+            State::Failed => "failed",
+        }
+    }
+
+    /// What clients see: `SUBMITTED`, `PENDING`, `SETTLED`, `FAILED`.
+    pub fn status(self) -> &'static str {
+        match self {
+            State::Submitted | State::Debited => "SUBMITTED",
+            State::Sending | State::Sent => "PENDING",
+            State::Settled => "SETTLED",
+            State::Failed => "FAILED",
+        }
+    }
+
+    /// The saga states behind a client status (`None` for an unknown one).
+    pub fn for_status(status: &str) -> Option<&'static [State]> {
+        Some(match status.to_ascii_uppercase().as_str() {
+            "SUBMITTED" => &[State::Submitted, State::Debited],
+            "PENDING" => &[State::Sending, State::Sent],
+            "SETTLED" => &[State::Settled],
+            "FAILED" => &[State::Failed],
+            _ => return None,
+        })
+    }
+
+    /// Settled or failed.
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Settled | State::Failed)
+    }
+}
+
+/// One payout and its saga.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    /// `pay_…`.
+    pub payment_id: String,
+    /// The key that submitted it.
+    pub api_key_id: String,
+    /// Its idempotency key.
+    pub idem_key: String,
+    /// The route it was priced by.
+    pub route_id: String,
+    /// The chosen rail.
+    pub rail: Rail,
+    /// What the rail pays: an address, or an invoice / offer.
+    pub destination: String,
+    /// What the payee receives, msat.
+    pub amount_msat: u64,
+    /// The request's currency.
+    pub currency: String,
+    /// The request's amount, minor units.
+    pub amount_minor: u64,
+    /// The FX quote locked by this payment.
+    pub fx_quote_id: Option<String>,
+    /// Fee the ledger holds back until the rail says what it charged, msat.
+    pub fee_reserve_msat: u64,
+    /// On-chain: the feerate, sat/vB.
+    pub fee_rate_sat_vb: Option<u64>,
+    /// Saga state.
+    pub state: State,
+    /// The rail's id: txid, or the node's payment id (the payment hash for BOLT11).
+    pub rail_ref: Option<String>,
+    /// On-chain: the signed transaction, kept before it is broadcast.
+    pub raw_tx: Option<Vec<u8>>,
+    /// What the rail charged, msat.
+    pub fee_paid_msat: Option<u64>,
+    /// Why it failed (stable code).
+    pub failure_code: Option<String>,
+    /// Why it failed (human).
+    pub failure_message: Option<String>,
+    /// Retries of a step that failed for a passing reason.
+    pub attempts: u32,
+    /// Unix seconds before which the saga does not look at it again.
+    pub next_attempt_at: u64,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub updated_at: u64,
+    /// When it became final.
+    pub final_at: Option<u64>,
+}
+
+impl Payment {
+    /// The payment as clients see it (API responses and webhook payloads).
+    pub fn view(&self) -> Value {
+        let mut v = json!({
+            "payment_id": self.payment_id,
+            "status": self.state.status(),
+            "state": self.state.as_str(),
+            "rail": self.rail.as_str(),
+            "route_id": self.route_id,
+            "destination": self.destination,
+            "amount": {"minor_units": self.amount_minor, "currency": self.currency},
+            "amount_msat": self.amount_msat,
+            "amount_sat": self.amount_msat.div_ceil(1_000),
+            "fx_quote_id": self.fx_quote_id,
+            "fee_paid_msat": self.fee_paid_msat,
+            "fee_paid_sat": self.fee_paid_msat.map(|f| f.div_ceil(1_000)),
+            "created_at": crate::rfc3339(self.created_at),
+            "updated_at": crate::rfc3339(self.updated_at),
+            "final_at": self.final_at.map(crate::rfc3339),
+        });
+        match self.rail {
+            Rail::Onchain => {
+                v["txid"] = json!(self.rail_ref);
+                v["fee_rate_sat_vb"] = json!(self.fee_rate_sat_vb);
+            }
+            // A BOLT11 payment is known by its payment hash; a BOLT12 one by the node's id.
+            Rail::Lightning | Rail::OnUs if self.destination.to_ascii_lowercase().starts_with("lno") => {
+                v["ln_payment_id"] = json!(self.rail_ref)
+            }
+            Rail::Lightning | Rail::OnUs => v["payment_hash"] = json!(self.rail_ref),
+        }
+        if let Some(code) = &self.failure_code {
+            v["failure"] = json!({"code": code, "message": self.failure_message});
+        }
+        v
+    }
+}

@@ -8,6 +8,8 @@
 pub mod learn;
 mod record;
 
+pub use record::StoredRoute;
+
 use std::sync::Arc;
 
 use sendero_wallet::{FeeSource, Payee, WalletError};

@@ -1,9 +1,32 @@
-//! Routes in the store, written when priced.
+//! Routes in the store, written when priced and read back when submitted.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::Route;
 use crate::store::{Store, StoreError};
+
+/// A stored route, as submission needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRoute {
+    /// `rt_…`.
+    pub route_id: String,
+    /// The key that priced it.
+    pub api_key_id: String,
+    /// The destination text as given.
+    pub destination: String,
+    /// The request's currency.
+    pub currency: String,
+    /// The request's amount, minor units.
+    pub amount_minor: u64,
+    /// What the payee receives, msat.
+    pub amount_msat: u64,
+    /// The FX quote that priced a fiat amount.
+    pub fx_quote_id: Option<String>,
+    /// The priced candidates: `(rail, cost_sat, fee_rate_sat_vb)`.
+    pub candidates: Vec<(String, u64, Option<u64>)>,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
 
 impl Store {
     /// Records a priced route.
@@ -32,4 +55,43 @@ impl Store {
         )?;
         Ok(())
     }
+
+    /// A route by id.
+    pub fn route(&self, route_id: &str) -> Result<Option<StoredRoute>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT route_id, api_key_id, destination, currency, amount_minor, amount_msat, fx_quote_id,
+                        candidates, expires_at FROM routes WHERE route_id = ?1",
+                [route_id],
+                |r| {
+                    let candidates: String = r.get(7)?;
+                    Ok(StoredRoute {
+                        route_id: r.get(0)?,
+                        api_key_id: r.get(1)?,
+                        destination: r.get(2)?,
+                        currency: r.get(3)?,
+                        amount_minor: r.get::<_, i64>(4)? as u64,
+                        amount_msat: r.get::<_, i64>(5)? as u64,
+                        fx_quote_id: r.get(6)?,
+                        candidates: parse_candidates(&candidates),
+                        expires_at: r.get::<_, i64>(8)? as u64,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row)
+    }
+}
+
+fn parse_candidates(json: &str) -> Vec<(String, u64, Option<u64>)> {
+    let values: Vec<serde_json::Value> = serde_json::from_str(json).unwrap_or_default();
+    values
+        .iter()
+        .filter_map(|c| {
+            let rail = c.get("rail")?.as_str()?.to_owned();
+            let cost = c.get("cost_sat")?.as_u64()?;
+            Some((rail, cost, c.get("fee_rate_sat_vb").and_then(serde_json::Value::as_u64)))
+        })
+        .collect()
 }

@@ -1,0 +1,206 @@
+//! Reconciliation: the ledger against the wallet's and the node's own records. Every payout is
+//! classified `match` (the rail agrees), `timing` (not final yet), `missing` (the ledger says it
+//! went out, the rail has no trace) or `amount_mismatch` (both have it, with other amounts — or
+//! the rail paid what the ledger says failed). The treasury's balance is compared as a whole:
+//! wallet transactions Sendero did not make (deposits, mined coins, admin sends) are imported as
+//! `external:onchain` entries once confirmed, so that `treasury:onchain` plus what open payouts
+//! hold must equal the wallet's balance to the msat.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::{Payment, Rail, State};
+use crate::ledger::{LedgerError, Posting, BTC};
+use crate::state::AppState;
+use crate::store::StoreError;
+
+/// Payouts of one rail, classified.
+#[derive(Debug, Default, Serialize)]
+pub struct Classified {
+    /// The rail agrees.
+    pub r#match: u64,
+    /// Not final yet.
+    pub timing: u64,
+    /// The ledger has it, the rail does not.
+    pub missing: Vec<Value>,
+    /// Both have it, differently.
+    pub amount_mismatch: Vec<Value>,
+}
+
+impl Classified {
+    fn clean(&self) -> bool {
+        self.missing.is_empty() && self.amount_mismatch.is_empty()
+    }
+}
+
+/// Imports the wallet's confirmed transactions that no payment made; returns how many.
+pub fn import_wallet(ctx: &AppState) -> Result<usize, LedgerError> {
+    let ours = payout_txids(ctx)?;
+    let mut imported = 0;
+    for tx in ctx.treasury.transactions() {
+        if tx.confirmation_height.is_none() || ours.contains(&tx.txid) {
+            continue;
+        }
+        let net = (i64::try_from(tx.received_sat).unwrap_or(i64::MAX) - i64::try_from(tx.sent_sat).unwrap_or(i64::MAX))
+            .saturating_mul(1_000);
+        if net == 0 {
+            continue;
+        }
+        let postings = [Posting::btc("treasury:onchain", net), Posting::btc("external:onchain", -net)];
+        if ctx.store.ledger_post("external", &format!("wallet:{}", tx.txid), &postings, crate::unix_now())? {
+            imported += 1;
+        }
+    }
+    if imported > 0 {
+        tracing::info!(imported, "wallet transactions imported into the ledger");
+    }
+    Ok(imported)
+}
+
+fn payout_txids(ctx: &AppState) -> Result<HashSet<String>, StoreError> {
+    Ok(all_payments(ctx)?.into_iter().filter(|p| p.rail == Rail::Onchain).filter_map(|p| p.rail_ref).collect())
+}
+
+fn all_payments(ctx: &AppState) -> Result<Vec<Payment>, StoreError> {
+    ctx.store.payments(None, &[], None, usize::MAX >> 1)
+}
+
+/// `ledger.verify`: the ledger's own integrity, then the wallet and the node.
+pub fn verify(ctx: &AppState) -> Result<Value, LedgerError> {
+    import_wallet(ctx)?;
+    let (unbalanced, totals) = ctx.store.ledger_integrity()?;
+    let payments = all_payments(ctx)?;
+    let onchain = onchain(ctx, &payments)?;
+    let lightning = lightning(ctx, &payments);
+    let ok = unbalanced.is_empty()
+        && totals.values().all(|t| *t == 0)
+        && onchain.get("ok").and_then(Value::as_bool) == Some(true)
+        && lightning.get("ok").and_then(Value::as_bool) == Some(true);
+    Ok(json!({
+        "ok": ok,
+        "unbalanced_entries": unbalanced,
+        "totals": totals,
+        "onchain": onchain,
+        "lightning": lightning,
+    }))
+}
+
+fn onchain(ctx: &AppState, payments: &[Payment]) -> Result<Value, LedgerError> {
+    let mut c = Classified::default();
+    let mut in_flight: i128 = 0;
+    let ours: HashSet<&str> =
+        payments.iter().filter(|p| p.rail == Rail::Onchain).filter_map(|p| p.rail_ref.as_deref()).collect();
+    for p in payments.iter().filter(|p| p.rail == Rail::Onchain) {
+        let tx = p.rail_ref.as_deref().and_then(|t| ctx.treasury.transaction(t));
+        let held = i128::from(p.amount_msat + p.fee_reserve_msat);
+        let out = |t: &sendero_wallet::TxRecord| (i128::from(t.sent_sat) - i128::from(t.received_sat)) * 1_000;
+        match p.state {
+            State::Settled => match &tx {
+                Some(t)
+                    if t.confirmation_height.is_some()
+                        && out(t)
+                            == i128::from(p.amount_msat.div_ceil(1_000) * 1_000 + p.fee_paid_msat.unwrap_or(0)) =>
+                {
+                    c.r#match += 1
+                }
+                Some(t) => c.amount_mismatch.push(json!({"payment_id": p.payment_id, "ledger_out_msat":
+                    p.amount_msat + p.fee_paid_msat.unwrap_or(0), "wallet_out_msat": out(t)})),
+                None => c.missing.push(json!({"payment_id": p.payment_id, "txid": p.rail_ref})),
+            },
+            State::Failed => match tx {
+                None => c.r#match += 1,
+                Some(t) => c.amount_mismatch.push(json!({"payment_id": p.payment_id, "ledger": "failed",
+                    "wallet_out_msat": out(&t)})),
+            },
+            State::Submitted => c.timing += 1,
+            State::Debited | State::Sending | State::Sent => {
+                c.timing += 1;
+                // What the ledger holds for it beyond what the wallet already spent on it.
+                in_flight += match &tx {
+                    Some(t) => held - out(t),
+                    None => held,
+                };
+            }
+        }
+    }
+    let unconfirmed_external: i128 = ctx
+        .treasury
+        .transactions()
+        .iter()
+        .filter(|t| t.confirmation_height.is_none() && !ours.contains(t.txid.as_str()))
+        .map(|t| (i128::from(t.received_sat) - i128::from(t.sent_sat)) * 1_000)
+        .sum();
+    let b = ctx.treasury.balances();
+    let wallet = i128::from(b.confirmed_sat + b.trusted_pending_sat + b.untrusted_pending_sat + b.immature_sat) * 1_000;
+    let ledger = i128::from(ctx.store.ledger_balance("treasury:onchain", BTC)?);
+    let difference = wallet - (ledger + in_flight + unconfirmed_external);
+    Ok(json!({
+        "ok": c.clean() && difference == 0,
+        "wallet_msat": wallet as i64,
+        "ledger_treasury_msat": ledger as i64,
+        "in_flight_msat": in_flight as i64,
+        "unconfirmed_external_msat": unconfirmed_external as i64,
+        "difference_msat": difference as i64,
+        "payouts": c,
+    }))
+}
+
+fn lightning(ctx: &AppState, payments: &[Payment]) -> Value {
+    let node = match crate::ln::node(ctx) {
+        Ok(n) => n,
+        Err(e) => {
+            let open = payments.iter().any(|p| p.rail == Rail::Lightning);
+            return json!({ "ok": !open, "node": e.to_string() });
+        }
+    };
+    let mut c = Classified::default();
+    let (mut ledger_out, mut node_out) = (0_u64, 0_u64);
+    let mut tracked = HashSet::new();
+    for p in payments.iter().filter(|p| p.rail == Rail::Lightning) {
+        let ln = p.rail_ref.as_deref().and_then(|r| node.payment(r));
+        if let Some(ln) = &ln {
+            tracked.insert(ln.payment_id.clone());
+        }
+        match p.state {
+            State::Settled => {
+                ledger_out += p.amount_msat + p.fee_paid_msat.unwrap_or(0);
+                match ln {
+                    Some(ln)
+                        if ln.status == "succeeded"
+                            && ln.amount_msat == Some(p.amount_msat)
+                            && ln.fee_paid_msat.unwrap_or(0) == p.fee_paid_msat.unwrap_or(0) =>
+                    {
+                        node_out += p.amount_msat + p.fee_paid_msat.unwrap_or(0);
+                        c.r#match += 1
+                    }
+                    Some(ln) => c.amount_mismatch.push(json!({"payment_id": p.payment_id, "node": ln})),
+                    None => c.missing.push(json!({"payment_id": p.payment_id, "ln_payment_id": p.rail_ref})),
+                }
+            }
+            State::Failed => match ln {
+                Some(ln) if ln.status == "succeeded" => {
+                    c.amount_mismatch.push(json!({"payment_id": p.payment_id, "ledger": "failed", "node": ln}))
+                }
+                _ => c.r#match += 1,
+            },
+            _ => c.timing += 1,
+        }
+    }
+    let untracked = node
+        .payments()
+        .into_iter()
+        .filter(|p| p.direction == "outbound" && p.kind != "onchain" && p.status == "succeeded")
+        .filter(|p| !tracked.contains(&p.payment_id))
+        .count();
+    let balance = node.balance();
+    json!({
+        "ok": c.clean() && ledger_out == node_out,
+        "ledger_out_msat": ledger_out,
+        "node_out_msat": node_out,
+        "untracked_node_payments": untracked,
+        "node_lightning_sat": balance.lightning_sat,
+        "payouts": c,
+    })
+}

@@ -1,0 +1,381 @@
+//! The saga runner: one task that carries every open payment forward, one persisted step at a
+//! time, and after a restart resumes each from its last state. The rail call is keyed by the
+//! payment: an on-chain payout's signed transaction is stored before it is broadcast (a resumed
+//! saga broadcasts the same one), a BOLT11 invoice is paid under its payment hash and a BOLT12
+//! offer under the payment id as payer note (a resumed saga finds the node's payment first). Only
+//! passing failures (bitcoind or the node unreachable) are retried, with backoff; when an outcome
+//! is unclear, the rail's own record — the wallet's transaction, the node's payment — decides.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sendero_lightning::LightningError;
+use sendero_wallet::bitcoin::consensus::{deserialize, serialize};
+use sendero_wallet::bitcoin::Transaction;
+use sendero_wallet::{Payee, WalletError};
+use tokio_util::sync::CancellationToken;
+
+use super::{Change, Payment, Rail, State};
+use crate::ledger::Posting;
+use crate::state::AppState;
+
+/// Longest wait between two retries of a step, seconds.
+const MAX_BACKOFF_SECS: u64 = 60;
+
+/// Runs until `cancel`: every tick (and whenever a payment is submitted) advances the payments
+/// that are due.
+pub async fn run(ctx: AppState, cancel: CancellationToken) {
+    let tick = Duration::from_millis(ctx.config.routing.saga_interval_ms.max(50));
+    let mut resumed = false;
+    loop {
+        let due = {
+            let store = Arc::clone(&ctx.store);
+            tokio::task::spawn_blocking(move || store.due_payments(crate::unix_now(), 256)).await
+        };
+        match due {
+            Ok(Ok(due)) => {
+                if !resumed {
+                    resumed = true;
+                    if !due.is_empty() {
+                        tracing::info!(open = due.len(), "resuming open payments");
+                    }
+                }
+                for payment in due {
+                    if cancel.is_cancelled() {
+                        return;
+                    }
+                    advance(&ctx, payment).await;
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "reading open payments"),
+            Err(e) => tracing::error!(error = %e, "payment task failed"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ctx.payments_wake.notified() => {}
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+}
+
+/// What one step decided.
+enum Step {
+    /// Persist this change and continue with the next step.
+    Next(Box<Change>),
+    /// Nothing to do until the rail moves (look again next tick).
+    Wait,
+    /// A passing failure: try this step again later.
+    Retry(String),
+}
+
+impl Step {
+    fn next(change: Change) -> Step {
+        Step::Next(Box::new(change))
+    }
+}
+
+/// Moves `p` forward until it waits, retries or is final.
+async fn advance(ctx: &AppState, mut p: Payment) {
+    loop {
+        let step = match p.state {
+            State::Submitted => Step::next(debit(&p)),
+            State::Debited => start(ctx, &p).await,
+            State::Sending => resume(ctx, &p).await,
+            State::Sent => outcome(ctx, &p).await,
+            State::Settled | State::Failed => return,
+        };
+        let now = crate::unix_now();
+        match step {
+            Step::Next(mut change) => {
+                if let Some(next) = change.next.as_mut().filter(|n| n.state != p.state) {
+                    // A new step starts with a clean retry count.
+                    (next.attempts, next.next_attempt_at) = (0, 0);
+                }
+                let next = change.next.clone().unwrap_or_else(|| p.clone());
+                let store = Arc::clone(&ctx.store);
+                let from = p.clone();
+                match tokio::task::spawn_blocking(move || store.change_payment(&from, *change, now)).await {
+                    Ok(Ok(true)) => {
+                        log_step(&p, &next);
+                        p = next;
+                    }
+                    Ok(Ok(false)) => return,
+                    Ok(Err(e)) => {
+                        return tracing::error!(payment_id = %p.payment_id, error = %e, "payment step not recorded")
+                    }
+                    Err(e) => return tracing::error!(payment_id = %p.payment_id, error = %e, "payment task failed"),
+                }
+            }
+            Step::Wait => return,
+            Step::Retry(reason) => {
+                let attempts = p.attempts + 1;
+                let delay = (1_u64 << attempts.min(6)).min(MAX_BACKOFF_SECS);
+                tracing::warn!(payment_id = %p.payment_id, state = p.state.as_str(), attempts, retry_in_s = delay, %reason,
+                    "payment step will be retried");
+                let next = Payment { attempts, next_attempt_at: now + delay, ..p.clone() };
+                let change = Change { next: Some(next), ..Change::default() };
+                if let Err(e) = ctx.store.change_payment(&p, change, now) {
+                    tracing::error!(payment_id = %p.payment_id, error = %e, "payment retry not recorded");
+                }
+                return;
+            }
+        }
+    }
+}
+
+fn log_step(from: &Payment, to: &Payment) {
+    let (id, rail) = (&from.payment_id, to.rail.as_str());
+    match to.state {
+        State::Settled => {
+            tracing::info!(payment_id = %id, rail, fee_paid_msat = ?to.fee_paid_msat, rail_ref = ?to.rail_ref, "payment settled")
+        }
+        State::Failed => tracing::warn!(payment_id = %id, rail, code = ?to.failure_code, reason = ?to.failure_message,
+            "payment failed"),
+        s => tracing::info!(payment_id = %id, rail, state = s.as_str(), rail_ref = ?to.rail_ref, "payment step"),
+    }
+}
+
+fn msat(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// `submitted → debited`: the amount and the fee reserve leave the rail for in-flight.
+fn debit(p: &Payment) -> Change {
+    let rail = p.rail.as_str();
+    let held = msat(p.amount_msat + p.fee_reserve_msat);
+    let postings = match p.rail {
+        Rail::OnUs => vec![Posting::btc("in_flight:on_us", held), Posting::btc("receipts:on_us", -held)],
+        _ => vec![Posting::btc(format!("in_flight:{rail}"), held), Posting::btc(format!("treasury:{rail}"), -held)],
+    };
+    Change {
+        next: Some(Payment { state: State::Debited, attempts: 0, ..p.clone() }),
+        ledger: Some(("debit", postings)),
+        event: None,
+    }
+}
+
+/// `→ settled`: in-flight becomes the payout and the fee; what the reserve did not need goes
+/// back to the rail. A fiat-priced payout also records its fiat value against FX.
+fn settle(p: &Payment, fee_paid_msat: u64, rail_ref: Option<String>) -> Change {
+    let rail = p.rail.as_str();
+    let held = msat(p.amount_msat + p.fee_reserve_msat);
+    let mut postings = vec![
+        Posting::btc(format!("in_flight:{rail}"), -held),
+        Posting::btc(format!("payouts:{rail}"), msat(p.amount_msat)),
+        Posting::btc(format!("fees:{rail}"), msat(fee_paid_msat)),
+    ];
+    let back = msat(p.fee_reserve_msat) - msat(fee_paid_msat);
+    match p.rail {
+        Rail::OnUs => postings.push(Posting::btc("receipts:on_us", back)),
+        _ => postings.push(Posting::btc(format!("treasury:{rail}"), back)),
+    }
+    if p.fx_quote_id.is_some() {
+        let minor = msat(p.amount_minor);
+        postings.push(Posting::in_currency(format!("payouts:{}", p.currency), &p.currency, minor));
+        postings.push(Posting::in_currency(format!("fx:{}", p.currency), &p.currency, -minor));
+    }
+    let now = crate::unix_now();
+    let next = Payment {
+        state: State::Settled,
+        fee_paid_msat: Some(fee_paid_msat),
+        rail_ref: rail_ref.or_else(|| p.rail_ref.clone()),
+        raw_tx: None,
+        final_at: Some(now),
+        updated_at: now,
+        ..p.clone()
+    };
+    let event = ("payment.settled", next.view().to_string());
+    Change { next: Some(next), ledger: Some(("settle", postings)), event: Some(event) }
+}
+
+/// `→ failed`: nothing was paid; what was debited is credited back and the FX quote released
+/// (a failed payment no longer holds it).
+fn fail(p: &Payment, code: &str, message: String) -> Change {
+    let debited = !matches!(p.state, State::Submitted);
+    let ledger = debited.then(|| {
+        let rail = p.rail.as_str();
+        let held = msat(p.amount_msat + p.fee_reserve_msat);
+        let back = match p.rail {
+            Rail::OnUs => "receipts:on_us".to_owned(),
+            _ => format!("treasury:{rail}"),
+        };
+        ("compensate", vec![Posting::btc(format!("in_flight:{rail}"), -held), Posting::btc(back, held)])
+    });
+    let now = crate::unix_now();
+    let next = Payment {
+        state: State::Failed,
+        failure_code: Some(code.to_owned()),
+        failure_message: Some(message),
+        raw_tx: None,
+        final_at: Some(now),
+        updated_at: now,
+        ..p.clone()
+    };
+    let event = ("payment.failed", next.view().to_string());
+    Change { next: Some(next), ledger, event: Some(event) }
+}
+
+/// `debited →`: hand the payment to its rail.
+async fn start(ctx: &AppState, p: &Payment) -> Step {
+    match p.rail {
+        Rail::OnUs => Step::next(settle(p, 0, None)),
+        Rail::Onchain => prepare_onchain(ctx, p).await,
+        Rail::Lightning => {
+            Step::next(Change { next: Some(Payment { state: State::Sending, ..p.clone() }), ..Change::default() })
+        }
+    }
+}
+
+/// `sending`: the rail call, or its resumption.
+async fn resume(ctx: &AppState, p: &Payment) -> Step {
+    match p.rail {
+        Rail::Onchain => publish_onchain(ctx, p).await,
+        Rail::Lightning => send_lightning(ctx, p).await,
+        Rail::OnUs => Step::next(settle(p, 0, None)),
+    }
+}
+
+/// Builds and signs the payout, and stores it (`sending`) before anything is broadcast.
+async fn prepare_onchain(ctx: &AppState, p: &Payment) -> Step {
+    let address = match ctx.treasury.parse_address(&p.destination) {
+        Ok(a) => a,
+        Err(e) => return Step::next(fail(p, "invalid_destination", e.to_string())),
+    };
+    let payee = Payee { address, amount_sat: p.amount_msat.div_ceil(1_000) };
+    let rate = match p.fee_rate_sat_vb {
+        Some(rate) => rate,
+        None => match crate::treasury::estimate(ctx, ctx.config.wallet.default_target_blocks).await {
+            Ok(f) => f.sat_per_vb,
+            Err(e) => return Step::Retry(e.to_string()),
+        },
+    };
+    let treasury = Arc::clone(&ctx.treasury);
+    match crate::treasury::blocking(move || treasury.prepare(&[payee], rate)).await {
+        Ok((tx, payout)) => Step::next(Change {
+            next: Some(Payment {
+                state: State::Sending,
+                rail_ref: Some(payout.txid.to_string()),
+                raw_tx: Some(serialize(&tx)),
+                ..p.clone()
+            }),
+            ..Change::default()
+        }),
+        Err(e @ (WalletError::Chain(_) | WalletError::Storage(_))) => Step::Retry(e.to_string()),
+        Err(e @ WalletError::InsufficientFunds { .. }) => Step::next(fail(p, "insufficient_funds", e.to_string())),
+        Err(e) => Step::next(fail(p, "onchain_failed", e.to_string())),
+    }
+}
+
+/// Broadcasts the stored transaction (again, after a restart) and records it in the wallet.
+async fn publish_onchain(ctx: &AppState, p: &Payment) -> Step {
+    let Some(tx) = p.raw_tx.as_deref().and_then(|raw| deserialize::<Transaction>(raw).ok()) else {
+        return Step::next(fail(p, "internal", "the stored transaction is missing or unreadable".into()));
+    };
+    let (treasury, chain) = (Arc::clone(&ctx.treasury), Arc::clone(&ctx.chain));
+    match crate::treasury::blocking(move || treasury.publish(&chain, &tx)).await {
+        Ok(()) => Step::next(Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() }),
+        // Refused for good: unless the wallet already has it (a conflict with itself), it never
+        // left, and nothing was paid.
+        Err(WalletError::Broadcast(reason)) => match p.rail_ref.as_deref().and_then(|t| ctx.treasury.transaction(t)) {
+            Some(_) => {
+                Step::next(Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() })
+            }
+            None => Step::next(fail(p, "broadcast_rejected", reason)),
+        },
+        Err(e) => Step::Retry(e.to_string()),
+    }
+}
+
+/// Pays the invoice or offer once: a resumed saga first asks the node for the payment it may
+/// already have made for this payment id.
+async fn send_lightning(ctx: &AppState, p: &Payment) -> Step {
+    let node = match crate::ln::node(ctx) {
+        Ok(n) => n,
+        Err(e) => return Step::Retry(e.to_string()),
+    };
+    // A payment the node made for this one (an earlier attempt, before a crash) decides; a
+    // failed payment of the same invoice from before this payment existed does not.
+    if let Some(existing) = node.payment_for(&p.destination, &p.payment_id) {
+        if existing.status != "failed" || existing.updated_at >= p.created_at {
+            let next = Payment { state: State::Sent, rail_ref: Some(existing.payment_id), ..p.clone() };
+            return Step::next(Change { next: Some(next), ..Change::default() });
+        }
+    }
+    // Channels are not usable for a while after a restart (the peer reconnects): wait for them
+    // rather than fail the payment, for a bounded number of attempts.
+    let outbound = node.usable_outbound_msat();
+    if outbound < p.amount_msat {
+        let why = format!("channels can send {outbound} msat, {} msat needed", p.amount_msat);
+        return retry_or_fail(ctx, p, "insufficient_liquidity", why);
+    }
+    let (n, dest, id, amount) = (Arc::clone(&node), p.destination.clone(), p.payment_id.clone(), p.amount_msat);
+    let sent = crate::ln::blocking_ln(move || n.pay_once(&dest, Some(amount), Some(&id))).await;
+    match sent {
+        Ok(ln_id) => Step::next(Change {
+            next: Some(Payment { state: State::Sent, rail_ref: Some(ln_id), ..p.clone() }),
+            ..Change::default()
+        }),
+        Err(LightningError::DuplicatePayment) => match node.payment_for(&p.destination, &p.payment_id) {
+            Some(existing) => Step::next(Change {
+                next: Some(Payment { state: State::Sent, rail_ref: Some(existing.payment_id), ..p.clone() }),
+                ..Change::default()
+            }),
+            None => Step::next(fail(p, "duplicate_payment", "the node already paid this invoice".into())),
+        },
+        Err(LightningError::Failed { reason, .. }) if reason.contains("not running") => Step::Retry(reason),
+        Err(e @ (LightningError::InsufficientLiquidity { .. } | LightningError::ConnectionFailed)) => {
+            retry_or_fail(ctx, p, e.code(), e.to_string())
+        }
+        Err(e) => Step::next(fail(p, e.code(), e.to_string())),
+    }
+}
+
+/// `sent`: what the rail says now.
+async fn outcome(ctx: &AppState, p: &Payment) -> Step {
+    let Some(rail_ref) = p.rail_ref.clone() else {
+        return Step::next(fail(p, "internal", "a sent payment without a rail reference".into()));
+    };
+    match p.rail {
+        Rail::Onchain => {
+            let Some(tx) = ctx.treasury.transaction(&rail_ref) else {
+                // Evicted from the mempool (or bitcoind restarted without it): broadcast again.
+                return publish_onchain(ctx, p).await;
+            };
+            let needed = ctx.config.routing.onchain_confirmations.max(1);
+            let tip = ctx.treasury.synced_height();
+            match tx.confirmation_height {
+                Some(h) if tip + 1 >= h + needed => {
+                    let fee_msat = tx.fee_sat.unwrap_or_default() * 1_000;
+                    Step::next(settle(p, fee_msat, None))
+                }
+                _ => Step::Wait,
+            }
+        }
+        Rail::Lightning => {
+            let node = match crate::ln::node(ctx) {
+                Ok(n) => n,
+                Err(_) => return Step::Wait,
+            };
+            match node.payment(&rail_ref) {
+                Some(ln) if ln.status == "succeeded" => {
+                    Step::next(settle(p, ln.fee_paid_msat.unwrap_or_default(), None))
+                }
+                Some(ln) if ln.status == "failed" => {
+                    Step::next(fail(p, "lightning_payment_failed", "the node could not deliver the payment".into()))
+                }
+                _ => Step::Wait,
+            }
+        }
+        Rail::OnUs => Step::next(settle(p, 0, None)),
+    }
+}
+
+/// Retries a step whose failure may pass, until the payment is `routing.lightning_wait_secs`
+/// old; then fails it.
+fn retry_or_fail(ctx: &AppState, p: &Payment, code: &str, why: String) -> Step {
+    if crate::unix_now() < p.created_at + ctx.config.routing.lightning_wait_secs {
+        Step::Retry(why)
+    } else {
+        Step::next(fail(p, code, why))
+    }
+}

@@ -1,0 +1,225 @@
+//! Accepting a payout: a priced, unexpired route of the same key, one of its feasible rails, its
+//! FX quote still valid, and the treasury guard — the rail must be able to fund it beside what
+//! open payments already reserve. The payment, its `payment.submitted` event and the idempotent
+//! answer are written in one transaction; the saga takes it from there.
+
+use sendero_wallet::bitcoin::Network;
+
+use super::destination::{self, DestinationError, LnDestination};
+use super::{InsertError, Payment, Rail, State};
+use crate::route::StoredRoute;
+use crate::state::AppState;
+use crate::store::StoreError;
+
+/// A submission, parsed at the edge.
+#[derive(Debug, Clone)]
+pub struct SubmitRequest {
+    /// The priced route.
+    pub route_id: String,
+    /// One of its candidates' rails.
+    pub rail: String,
+    /// Must be the route's quote when given.
+    pub fx_quote_id: Option<String>,
+}
+
+/// What one rail could fund now, for `insufficient_funds`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Available {
+    /// The rail.
+    pub rail: &'static str,
+    /// Spendable now minus what open payments reserve, sats.
+    pub available_sat: u64,
+}
+
+/// Why a submission was refused. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// No route with this id for this key.
+    #[error("no route {0}")]
+    UnknownRoute(String),
+    /// Past its expiry.
+    #[error("route {0} has expired; price the payout again")]
+    RouteExpired(String),
+    /// Not a rail name.
+    #[error("rail must be onchain, lightning or on_us, not {0:?}")]
+    InvalidRail(String),
+    /// The route has no such candidate.
+    #[error("route {route_id} offers {offered}, not {rail}")]
+    RailNotOffered {
+        /// The route.
+        route_id: String,
+        /// Asked for.
+        rail: String,
+        /// What it offers.
+        offered: String,
+    },
+    /// `fx_quote_id` is not the route's quote.
+    #[error("fx_quote_id {0} is not the quote this route was priced with")]
+    QuoteMismatch(String),
+    /// The route's FX quote has expired.
+    #[error("FX quote {0} has expired; price the payout again")]
+    QuoteExpired(String),
+    /// The destination stopped being payable (an invoice expired since routing).
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    /// The treasury guard: the rail cannot fund it.
+    #[error("{message}")]
+    InsufficientFunds {
+        /// Why.
+        message: String,
+        /// Per rail.
+        available: Vec<Available>,
+    },
+    /// Already submitted, locked, or being paid.
+    #[error(transparent)]
+    Conflict(InsertError),
+    /// The Lightning node is not running.
+    #[error("the Lightning node is not running: {0}")]
+    LightningUnavailable(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The `202` body: `{payment_id, status:"SUBMITTED"}`.
+pub fn answer(payment_id: &str) -> Vec<u8> {
+    serde_json::json!({ "payment_id": payment_id, "status": "SUBMITTED" }).to_string().into_bytes()
+}
+
+/// Accepts `req` for key `key_id` under idempotency key `idem`, storing [`answer`] as the
+/// key's response in the same transaction.
+pub fn accept(ctx: &AppState, key_id: &str, idem: &str, req: &SubmitRequest, now: u64) -> Result<Payment, SubmitError> {
+    let route = ctx
+        .store
+        .route(&req.route_id)?
+        .filter(|r| r.api_key_id == key_id)
+        .ok_or_else(|| SubmitError::UnknownRoute(req.route_id.clone()))?;
+    if route.expires_at <= now {
+        return Err(SubmitError::RouteExpired(route.route_id));
+    }
+    let rail = Rail::parse(req.rail.trim()).ok_or_else(|| SubmitError::InvalidRail(req.rail.clone()))?;
+    let Some(&(_, cost_sat, fee_rate)) = route.candidates.iter().find(|c| c.0 == rail.as_str()) else {
+        let offered = route.candidates.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(", ");
+        return Err(SubmitError::RailNotOffered { route_id: route.route_id, rail: req.rail.clone(), offered });
+    };
+    if let Some(asked) = &req.fx_quote_id {
+        if route.fx_quote_id.as_deref() != Some(asked.as_str()) {
+            return Err(SubmitError::QuoteMismatch(asked.clone()));
+        }
+    }
+    if let Some(quote_id) = &route.fx_quote_id {
+        let quote = ctx.store.quote(quote_id)?;
+        if quote.is_none_or(|q| q.expires_at <= now) {
+            return Err(SubmitError::QuoteExpired(quote_id.clone()));
+        }
+    }
+    let (destination, rail_ref) = rail_destination(&route, rail, ctx.network)?;
+    if let (Rail::Lightning, Some(hash)) = (rail, &rail_ref) {
+        // Paid (or being paid) outside the API, e.g. with `ln.pay`: not again.
+        let node = crate::ln::node(ctx).map_err(|e| SubmitError::LightningUnavailable(e.to_string()))?;
+        if node.payment(hash).is_some_and(|p| p.status != "failed") {
+            return Err(SubmitError::Conflict(InsertError::AlreadyPaying));
+        }
+    }
+    let fee_reserve_msat = match rail {
+        Rail::Onchain => cost_sat * 1_000,
+        // What LDK allows a route to cost at most (1 % + 50 sat), so the actual fee always fits.
+        Rail::Lightning => (route.amount_msat / 100 + 50_000).max(cost_sat * 1_000),
+        Rail::OnUs => 0,
+    };
+    let payment_id = crate::secret::sortable_id("pay_");
+    let payment = Payment {
+        payment_id: payment_id.clone(),
+        api_key_id: key_id.to_owned(),
+        idem_key: idem.to_owned(),
+        route_id: route.route_id.clone(),
+        rail,
+        destination,
+        amount_msat: route.amount_msat,
+        currency: route.currency.clone(),
+        amount_minor: route.amount_minor,
+        fx_quote_id: route.fx_quote_id.clone(),
+        fee_reserve_msat,
+        fee_rate_sat_vb: fee_rate.filter(|_| rail == Rail::Onchain),
+        state: State::Submitted,
+        rail_ref,
+        raw_tx: None,
+        fee_paid_msat: None,
+        failure_code: None,
+        failure_message: None,
+        attempts: 0,
+        next_attempt_at: 0,
+        created_at: now,
+        updated_at: now,
+        final_at: None,
+    };
+    let spendable = spendable_msat(ctx, rail)?;
+    let need = route.amount_msat + cost_sat * 1_000;
+    let mut shortfall = None;
+    let guard = |reserved: u64| {
+        let available = spendable.map(|s| s.saturating_sub(reserved));
+        match available {
+            Some(a) if a < need => {
+                shortfall = Some(a);
+                Err(format!("{} can fund {} sat now; this payout needs {} sat", rail.as_str(), a / 1_000, need / 1_000))
+            }
+            _ => Ok(()),
+        }
+    };
+    let event = ("payment.submitted", payment.view().to_string());
+    match ctx.store.insert_payment(&payment, guard, event, (202, &answer(&payment_id))) {
+        Ok(()) => {}
+        Err(InsertError::Guard(message)) => {
+            let mut available =
+                vec![Available { rail: rail.as_str(), available_sat: shortfall.unwrap_or_default() / 1_000 }];
+            for other in [Rail::Onchain, Rail::Lightning].into_iter().filter(|r| *r != rail) {
+                if let Ok(Some(msat)) = spendable_msat(ctx, other) {
+                    available.push(Available { rail: other.as_str(), available_sat: msat / 1_000 });
+                }
+            }
+            return Err(SubmitError::InsufficientFunds { message, available });
+        }
+        Err(InsertError::Store(e)) => return Err(SubmitError::Store(e)),
+        Err(e) => return Err(SubmitError::Conflict(e)),
+    }
+    tracing::info!(payment_id = %payment.payment_id, route_id = %payment.route_id, rail = rail.as_str(),
+        amount_msat = payment.amount_msat, "payment submitted");
+    ctx.payments_wake.notify_one();
+    Ok(payment)
+}
+
+/// What `rail` pays for this route, and the rail's id when it is known up front (an invoice's
+/// payment hash, so that two payments of one invoice cannot both be accepted).
+fn rail_destination(
+    route: &StoredRoute,
+    rail: Rail,
+    network: Network,
+) -> Result<(String, Option<String>), SubmitError> {
+    let dest = destination::parse(&route.destination, network)?;
+    match rail {
+        Rail::Onchain => {
+            let address = dest.address.ok_or_else(|| DestinationError::Invalid("no on-chain address".into()))?;
+            Ok((address.to_string(), None))
+        }
+        Rail::Lightning | Rail::OnUs => match dest.lightning {
+            Some(LnDestination::Bolt11(text, info)) => Ok((text, Some(info.payment_hash))),
+            Some(LnDestination::Bolt12(text, _)) => Ok((text, None)),
+            None => Err(DestinationError::Invalid("no Lightning invoice or offer".into()).into()),
+        },
+    }
+}
+
+/// What `rail` can spend now, msat (`None`: no limit, for `on_us`).
+fn spendable_msat(ctx: &AppState, rail: Rail) -> Result<Option<u64>, SubmitError> {
+    Ok(match rail {
+        Rail::Onchain => {
+            let b = ctx.treasury.balances();
+            Some((b.confirmed_sat + b.trusted_pending_sat) * 1_000)
+        }
+        Rail::Lightning => {
+            let node = crate::ln::node(ctx).map_err(|e| SubmitError::LightningUnavailable(e.to_string()))?;
+            Some(node.usable_outbound_msat())
+        }
+        Rail::OnUs => None,
+    })
+}

@@ -1,0 +1,312 @@
+//! `POST /v1/payments/submit` between two real gateways (A pays, B is the payee, a 1,000,000 sat
+//! channel from A to B) on a real regtest bitcoind: every rail end to end (on-chain to an
+//! outside address, Lightning to B's invoice, `on_us` to A's own invoice), idempotency (replay,
+//! body mismatch, concurrent duplicates), the treasury guard, a Lightning payout that fails and is
+//! credited back, SIGKILL in the middle of payouts on both rails with exactly one payment on the
+//! rail afterwards, and a ledger that balances and agrees with the wallet and the node.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::ln::{channel, open_channel, pair_with, payment_by_hash, unreachable_invoice, MINUTE};
+use common::{http_get_with_key, http_post, outside_address, wait_for, Gateway};
+use serde_json::{json, Value};
+
+fn post(gw: &Gateway, path: &str, key: &str, idem: Option<&str>, body: &Value) -> (u16, Value) {
+    let (status, text) = http_post(gw.api_port, path, key, idem, &body.to_string());
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn route(gw: &Gateway, key: &str, sat: u64, destination: &str) -> Value {
+    let body = json!({"amount": {"minor_units": sat, "currency": "SAT"}, "destination": destination,
+                      "direction": "payout", "priority": "high"});
+    let (status, r) = post(gw, "/v1/payments/route", key, None, &body);
+    assert_eq!(status, 200, "{r}");
+    r
+}
+
+fn submit(gw: &Gateway, key: &str, idem: &str, route_id: &str, rail: &str) -> (u16, Value) {
+    post(gw, "/v1/payments/submit", key, Some(idem), &json!({"route_id": route_id, "rail": rail}))
+}
+
+fn payment(gw: &Gateway, key: &str, id: &str) -> Value {
+    let (status, p) = http_get_with_key(gw.api_port, &format!("/v1/payments/{id}"), Some(key));
+    assert_eq!(status, 200, "{p}");
+    p
+}
+
+fn wait_status(gw: &Gateway, key: &str, id: &str, status: &str) -> Value {
+    let mut last = Value::Null;
+    wait_for(&format!("payment {id} to be {status}"), 2 * MINUTE, || {
+        last = payment(gw, key, id);
+        last["status"] == status
+    });
+    last
+}
+
+fn events(gw: &Gateway, id: &str) -> Vec<String> {
+    let p = gw.call("payment.get", json!({"payment_id": id}));
+    p["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect()
+}
+
+fn account(gw: &Gateway, name: &str) -> i64 {
+    let b = gw.call("ledger.balances", json!({}));
+    b["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["account"] == name)
+        .map_or(0, |a| a["balance"].as_i64().unwrap())
+}
+
+fn verify_clean(gw: &Gateway) -> Value {
+    let v = gw.call("ledger.verify", json!({}));
+    assert_eq!(v["ok"], true, "ledger.verify: {v:#}");
+    v
+}
+
+/// Wallet transactions paying `address`, as bitcoind's mempool and the wallet see them.
+fn wallet_txs(gw: &Gateway) -> usize {
+    gw.call("wallet.transactions", json!({}))["transactions"].as_array().unwrap().len()
+}
+
+#[test]
+fn payouts_settle_on_every_rail_exactly_once() {
+    let p = pair_with("[routing]\nlightning_wait_secs = 20\nsaga_interval_ms = 200\n");
+    open_channel(&p, 1_000_000);
+    let (chain, b) = (&p.chain, &p.b);
+    let mut a = p.a;
+    let key = a.api_key("pay,read");
+    let before_txs = wallet_txs(&a);
+
+    // On-chain: 202 SUBMITTED, then PENDING with its txid in the mempool, then SETTLED after a
+    // block, with the fee the transaction actually paid.
+    let addr = outside_address(21).to_string();
+    let r = route(&a, &key, 60_000, &addr);
+    let (status, accepted) = submit(&a, &key, "onchain-1", r["route_id"].as_str().unwrap(), "onchain");
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["status"], "SUBMITTED");
+    let id = accepted["payment_id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("pay_"));
+    // Replay: the same answer, byte for byte; another body under the same key: 422.
+    assert_eq!(submit(&a, &key, "onchain-1", r["route_id"].as_str().unwrap(), "onchain"), (202, accepted.clone()));
+    let (status, e) = submit(&a, &key, "onchain-1", r["route_id"].as_str().unwrap(), "lightning");
+    assert_eq!((status, e["error"]["code"].as_str()), (422, Some("idempotency_mismatch")), "{e}");
+    let pending = wait_status(&a, &key, &id, "PENDING");
+    let txid = pending["txid"].as_str().unwrap().to_owned();
+    wait_for("the payout in the mempool", MINUTE, || chain.mempool().contains(&txid));
+    chain.mine(1);
+    let settled = wait_status(&a, &key, &id, "SETTLED");
+    let fee = settled["fee_paid_sat"].as_u64().unwrap();
+    let wallet_tx = a.call("wallet.transactions", json!({}))["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["txid"] == txid.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(wallet_tx["fee_sat"].as_u64(), Some(fee), "{wallet_tx}");
+    assert_eq!(settled["rail"], "onchain");
+    assert_eq!(settled["amount_sat"], 60_000);
+    eprintln!("on-chain payout settled: {settled}");
+    assert_eq!(events(&a, &id), ["payment.submitted", "payment.settled"]);
+    assert_eq!(account(&a, "payouts:onchain"), 60_000_000);
+    assert_eq!(account(&a, "fees:onchain"), fee as i64 * 1_000);
+    assert_eq!(account(&a, "in_flight:onchain"), 0);
+    verify_clean(&a);
+
+    // Lightning to B's invoice: settled once A's node has the preimage, B received it.
+    let inv = b.call("ln.invoice", json!({"amount_msat": 25_000_000, "description": "payout", "expiry_secs": 600}));
+    let r = route(&a, &key, 25_000, inv["bolt11"].as_str().unwrap());
+    assert_eq!(r["recommend"], "lightning");
+    let (status, accepted) = submit(&a, &key, "ln-1", r["route_id"].as_str().unwrap(), "lightning");
+    assert_eq!(status, 202, "{accepted}");
+    let ln_id = accepted["payment_id"].as_str().unwrap().to_owned();
+    let settled = wait_status(&a, &key, &ln_id, "SETTLED");
+    assert_eq!(
+        (settled["payment_hash"].as_str(), settled["fee_paid_msat"].as_u64()),
+        (inv["payment_hash"].as_str(), Some(0))
+    );
+    let received = payment_by_hash(b, inv["payment_hash"].as_str().unwrap()).unwrap();
+    assert_eq!((received["status"].as_str(), received["amount_msat"].as_u64()), (Some("succeeded"), Some(25_000_000)));
+    // The same invoice again: refused before anything moves.
+    let again = post(
+        &a,
+        "/v1/payments/route",
+        &key,
+        None,
+        &json!({"amount": {"minor_units": 25_000, "currency": "SAT"},
+        "destination": inv["bolt11"], "priority": "high"}),
+    );
+    if again.0 == 200 {
+        let (status, e) = submit(&a, &key, "ln-again", again.1["route_id"].as_str().unwrap(), "lightning");
+        assert_eq!((status, e["error"]["code"].as_str()), (409, Some("duplicate_payment")), "{e}");
+    }
+
+    // on_us: A's own invoice settles inside the gateway at once, at no cost.
+    let own = a.call("ln.invoice", json!({"amount_msat": 7_000_000, "description": "own", "expiry_secs": 600}));
+    let r = route(&a, &key, 7_000, own["bolt11"].as_str().unwrap());
+    let (status, accepted) = submit(&a, &key, "on-us-1", r["route_id"].as_str().unwrap(), "on_us");
+    assert_eq!(status, 202, "{accepted}");
+    let settled = wait_status(&a, &key, accepted["payment_id"].as_str().unwrap(), "SETTLED");
+    assert_eq!((settled["rail"].as_str(), settled["fee_paid_msat"].as_u64()), (Some("on_us"), Some(0)));
+    assert_eq!(account(&a, "payouts:on_us"), 7_000_000);
+    assert_eq!(account(&a, "receipts:on_us"), -7_000_000);
+
+    // Refusals with stable codes; nothing is recorded.
+    let r = route(&a, &key, 10_000, &outside_address(22).to_string());
+    let rid = r["route_id"].as_str().unwrap();
+    let refused = |idem: &str, body: Value| post(&a, "/v1/payments/submit", &key, Some(idem), &body);
+    let code = |(s, v): (u16, Value)| (s, v["error"]["code"].as_str().unwrap_or_default().to_owned());
+    assert_eq!(code(refused("e1", json!({"route_id": "rt_nope", "rail": "onchain"}))), (404, "route_not_found".into()));
+    assert_eq!(code(refused("e2", json!({"route_id": rid, "rail": "carrier_pigeon"}))), (400, "invalid_rail".into()));
+    assert_eq!(code(refused("e3", json!({"route_id": rid, "rail": "lightning"}))), (422, "rail_not_offered".into()));
+    assert_eq!(
+        code(refused("e4", json!({"route_id": rid, "rail": "onchain", "fx_quote_id": "q_x"}))),
+        (400, "quote_mismatch".into())
+    );
+    assert_eq!(code(refused("e5", json!({"rail": "onchain"}))), (400, "invalid_request".into()));
+    let (status, text) = http_post(
+        a.api_port,
+        "/v1/payments/submit",
+        &key,
+        None,
+        &json!({"route_id": rid, "rail": "onchain"}).to_string(),
+    );
+    assert_eq!(status, 400, "{text}");
+    let read_only = a.api_key("read");
+    assert_eq!(
+        code(post(&a, "/v1/payments/submit", &read_only, Some("e6"), &json!({"route_id": rid, "rail": "onchain"}))).0,
+        403
+    );
+    let (status, _) = http_get_with_key(a.api_port, &format!("/v1/payments/{id}"), Some(&a.api_key("pay")));
+    assert_eq!(status, 404, "another key does not see this key's payments");
+
+    // Concurrent duplicates: eight clients with one idempotency key, four with their own keys on
+    // one route — one payment.
+    let (gw, k) = (&a, key.as_str());
+    let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let same: Vec<_> = (0..8).map(|_| s.spawn(move || submit(gw, k, "dup-1", rid, "onchain"))).collect();
+        let other: Vec<_> =
+            (0..4).map(|i| s.spawn(move || submit(gw, k, &format!("dup-other-{i}"), rid, "onchain"))).collect();
+        same.into_iter().chain(other).map(|h| h.join().unwrap()).collect()
+    });
+    let ids: HashSet<&str> =
+        answers.iter().filter(|(s, _)| *s == 202).filter_map(|(_, v)| v["payment_id"].as_str()).collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    for (s, v) in &answers {
+        assert!(
+            *s == 202
+                || (*s == 409
+                    && ["idempotency_in_flight", "route_already_submitted"]
+                        .contains(&v["error"]["code"].as_str().unwrap())),
+            "{s} {v}"
+        );
+    }
+    let dup_id = ids.into_iter().next().unwrap().to_owned();
+    let dup_txid = wait_status(&a, &key, &dup_id, "PENDING")["txid"].as_str().unwrap().to_owned();
+
+    // Treasury guard: a payout the channel cannot fund beside what is already reserved (an HTLC
+    // may carry at most 10 % of the channel: 100,000 sat).
+    let big = b.call("ln.invoice", json!({"amount_msat": 60_000_000, "description": "big", "expiry_secs": 600}));
+    let big2 = b.call("ln.invoice", json!({"amount_msat": 60_000_000, "description": "big2", "expiry_secs": 600}));
+    let r1 = route(&a, &key, 60_000, big["bolt11"].as_str().unwrap());
+    let r2 = route(&a, &key, 60_000, big2["bolt11"].as_str().unwrap());
+    let (status, first) = submit(&a, &key, "big-1", r1["route_id"].as_str().unwrap(), "lightning");
+    assert_eq!(status, 202, "{first}");
+    let (status, e) = submit(&a, &key, "big-2", r2["route_id"].as_str().unwrap(), "lightning");
+    assert_eq!((status, e["error"]["code"].as_str()), (422, Some("insufficient_funds")), "{e}");
+    let available = e["error"]["available"].as_array().unwrap();
+    assert!(
+        available.iter().any(|x| x["rail"] == "lightning") && available.iter().any(|x| x["rail"] == "onchain"),
+        "{e}"
+    );
+    wait_status(&a, &key, first["payment_id"].as_str().unwrap(), "SETTLED");
+
+    // SIGKILL right after submitting on both rails; after the restart each payout completes,
+    // exactly once on its rail.
+    let kill_addr = outside_address(23).to_string();
+    let r_on = route(&a, &key, 40_000, &kill_addr);
+    let kill_inv = b.call("ln.invoice", json!({"amount_msat": 30_000_000, "description": "kill", "expiry_secs": 600}));
+    let r_ln = route(&a, &key, 30_000, kill_inv["bolt11"].as_str().unwrap());
+    let (s1, on) = submit(&a, &key, "kill-on", r_on["route_id"].as_str().unwrap(), "onchain");
+    let (s2, ln) = submit(&a, &key, "kill-ln", r_ln["route_id"].as_str().unwrap(), "lightning");
+    assert_eq!((s1, s2), (202, 202), "{on} {ln}");
+    a.kill();
+    a.start_again();
+    // The same request after the restart is answered from the store.
+    assert_eq!(submit(&a, &key, "kill-on", r_on["route_id"].as_str().unwrap(), "onchain"), (202, on.clone()));
+    let on_id = on["payment_id"].as_str().unwrap();
+    let on_txid = wait_status(&a, &key, on_id, "PENDING")["txid"].as_str().unwrap().to_owned();
+    wait_for("both pending payouts in the mempool", MINUTE, || {
+        let m = chain.mempool();
+        m.contains(&on_txid) && m.contains(&dup_txid)
+    });
+    chain.mine(1);
+    wait_status(&a, &key, on_id, "SETTLED");
+    wait_status(&a, &key, &dup_id, "SETTLED");
+    let ln_settled = wait_status(&a, &key, ln["payment_id"].as_str().unwrap(), "SETTLED");
+    assert_eq!(ln_settled["payment_hash"], kill_inv["payment_hash"]);
+    let paid_to_b = b.call("ln.payments", json!({}))["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["payment_hash"] == kill_inv["payment_hash"] && x["status"] == "succeeded")
+        .count();
+    assert_eq!(paid_to_b, 1);
+    // Three on-chain payouts, three wallet transactions.
+    assert_eq!(wallet_txs(&a), before_txs + 3);
+
+    // A Lightning payout the network fails (B cannot forward it): failed, and the ledger credits
+    // back what it held.
+    let treasury_ln = account(&a, "treasury:lightning");
+    let nowhere = unreachable_invoice(&p.b_id, 8_000_000);
+    let r_fail = route(&a, &key, 8_000, &nowhere);
+    assert_eq!(r_fail["recommend"], "lightning", "{r_fail}");
+    let (status, accepted) = submit(&a, &key, "fail-1", r_fail["route_id"].as_str().unwrap(), "lightning");
+    assert_eq!(status, 202, "{accepted}");
+    let fail_id = accepted["payment_id"].as_str().unwrap();
+    let failed = wait_status(&a, &key, fail_id, "FAILED");
+    eprintln!("failed payout: {failed}");
+    assert_eq!(failed["failure"]["code"], "lightning_payment_failed", "{failed}");
+    assert_eq!(events(&a, fail_id), ["payment.submitted", "payment.failed"]);
+    assert_eq!(account(&a, "treasury:lightning"), treasury_ln, "credited back");
+    assert_eq!(account(&a, "in_flight:lightning"), 0);
+
+    // The payee offline: the channel cannot carry anything, so the payout is refused up front.
+    let off = b.call("ln.invoice", json!({"amount_msat": 5_000_000, "description": "off", "expiry_secs": 600}));
+    let r_off = route(&a, &key, 5_000, off["bolt11"].as_str().unwrap());
+    let mut b = p.b;
+    b.stop();
+    wait_for("A to see the channel unusable", MINUTE, || channel(&a).is_some_and(|c| c["usable"] == false));
+    let (status, e) = submit(&a, &key, "off-1", r_off["route_id"].as_str().unwrap(), "lightning");
+    assert_eq!((status, e["error"]["code"].as_str()), (422, Some("insufficient_funds")), "{e}");
+    b.start_again();
+
+    // The listing pages through them, newest first, filtered by status.
+    let (status, page) = http_get_with_key(a.api_port, "/v1/payments?status=SETTLED&limit=2", Some(&key));
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["payments"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = http_get_with_key(a.api_port, &format!("/v1/payments?status=SETTLED&cursor={cursor}"), Some(&key));
+    let all: Vec<&str> = page["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["payments"].as_array().unwrap())
+        .map(|x| x["payment_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(all.len(), 7, "{all:?}");
+    assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first: {all:?}");
+    let (status, e) = http_get_with_key(a.api_port, "/v1/payments?status=LOST", Some(&key));
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid_status")));
+
+    // The ledger sums to zero and agrees with the wallet and the node.
+    let v = verify_clean(&a);
+    eprintln!("ledger.verify: {v}");
+    assert_eq!(v["onchain"]["payouts"]["match"], 3);
+    assert_eq!(v["lightning"]["payouts"]["match"], 4, "three settled, one failed with the node's record");
+    assert_eq!(v["onchain"]["difference_msat"], 0);
+    assert!(v["totals"].as_object().unwrap().values().all(|t| t == 0), "{v}");
+}
