@@ -514,6 +514,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.to_lower_hex_string()
 }
 
+fn is_offer(text: &str) -> bool {
+    text.to_ascii_lowercase().starts_with("lno")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,8 +538,4 @@ mod tests {
         assert_eq!(parse_socket("no-port").unwrap_err().code(), "invalid_peer_address");
         assert!(parse_socket("127.0.0.1:9735").is_ok());
     }
-}
-
-fn is_offer(text: &str) -> bool {
-    text.to_ascii_lowercase().starts_with("lno")
 }
