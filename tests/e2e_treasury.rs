@@ -65,11 +65,12 @@ fn multi_output_payout_matches_its_vsize_estimate() {
     assert_eq!(reopened.balances(), balances);
     assert_eq!(reopened.synced_height(), 102);
 
-    // A payout that cannot be broadcast is not kept: its coins stay spendable, history unchanged.
+    // A payout that cannot be broadcast (bitcoind is down: a chain error, not a rejection) is not
+    // kept: its coins stay spendable, history unchanged.
     let mut chain = chain;
     chain.node.stop();
     let to = Payee { address: outside_address(9), amount_sat: 50_000 };
-    assert!(matches!(reopened.pay(&rpc, std::slice::from_ref(&to), 2), Err(WalletError::Broadcast(_))));
+    assert!(matches!(reopened.pay(&rpc, std::slice::from_ref(&to), 2), Err(WalletError::Chain(_))));
     assert_eq!(reopened.transactions().len(), 102, "101 coinbases and the payout");
     assert_eq!(reopened.balances(), balances);
     assert!(reopened.estimate_payout_vsize(&[to], 2).is_ok(), "coins were released");

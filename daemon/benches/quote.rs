@@ -160,6 +160,7 @@ async fn start_gateway_api(dir: &std::path::Path) -> Result<(SocketAddr, String)
         lightning: Default::default(),
         fx,
         payments_wake: Default::default(),
+        webhooks_wake: Default::default(),
     });
     // As in senderod: buffered quotes are written every 20 ms.
     let store = Arc::clone(&state.store);

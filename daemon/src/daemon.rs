@@ -105,6 +105,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
         lightning: Default::default(),
         fx: Arc::new(fx_cache),
         payments_wake: Default::default(),
+        webhooks_wake: Default::default(),
     });
     let interval = Duration::from_millis(state.config.bitcoind.poll_interval_ms.max(50));
     let follower_task =
@@ -119,6 +120,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     let prune_task = tokio::spawn(prune_idempotency(state.clone(), cancel.clone()));
     let quote_writer = tokio::spawn(write_quotes(Arc::clone(&state.store), cancel.clone()));
     let saga_task = tokio::spawn(crate::payment::saga::run(state.clone(), cancel.clone()));
+    let webhook_task = tokio::spawn(crate::webhook::run(state.clone(), cancel.clone()));
     if dev {
         dev_bootstrap(&state).await?;
     }
@@ -132,6 +134,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     let _ = prune_task.await;
     let _ = quote_writer.await;
     let _ = tokio::time::timeout(Duration::from_secs(30), saga_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(15), webhook_task).await;
     if let Some(task) = ln_task {
         let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
     }

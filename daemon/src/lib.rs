@@ -19,6 +19,7 @@ pub mod secret;
 pub mod state;
 pub mod store;
 pub mod treasury;
+pub mod webhook;
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub(crate) fn unix_now() -> u64 {

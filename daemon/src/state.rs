@@ -51,4 +51,6 @@ pub struct Shared {
     pub fx: Arc<crate::fx::RateCache>,
     /// Wakes the payment saga (a payment was submitted).
     pub payments_wake: Arc<tokio::sync::Notify>,
+    /// Wakes the webhook sender (an outbox event was written).
+    pub webhooks_wake: Arc<tokio::sync::Notify>,
 }

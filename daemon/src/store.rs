@@ -171,6 +171,40 @@ const MIGRATIONS: &[&str] = &[
          payload TEXT NOT NULL,
          created_at INTEGER NOT NULL
      ) STRICT;",
+    // 6: webhook endpoints per API key, one delivery per (endpoint, outbox event), every attempt.
+    "CREATE TABLE webhook_endpoints (
+         endpoint_id TEXT PRIMARY KEY,
+         api_key_id TEXT NOT NULL REFERENCES api_keys (id),
+         url TEXT NOT NULL,
+         secret TEXT NOT NULL,
+         events TEXT NOT NULL,
+         state TEXT NOT NULL CHECK (state IN ('enabled', 'disabled')),
+         disabled_reason TEXT,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE webhook_deliveries (
+         delivery_id INTEGER PRIMARY KEY,
+         endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints (endpoint_id),
+         outbox_id INTEGER NOT NULL REFERENCES outbox (id),
+         state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+         attempts INTEGER NOT NULL DEFAULT 0,
+         next_attempt_at INTEGER NOT NULL,
+         last_status INTEGER,
+         last_error TEXT,
+         created_at INTEGER NOT NULL,
+         delivered_at INTEGER,
+         UNIQUE (endpoint_id, outbox_id)
+     ) STRICT;
+     CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+     CREATE TABLE webhook_attempts (
+         id INTEGER PRIMARY KEY,
+         delivery_id INTEGER NOT NULL REFERENCES webhook_deliveries (delivery_id),
+         at INTEGER NOT NULL,
+         status INTEGER,
+         error TEXT,
+         duration_ms INTEGER NOT NULL
+     ) STRICT;",
 ];
 
 /// A store failure.

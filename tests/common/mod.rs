@@ -306,3 +306,24 @@ pub fn http_post(port: u16, path: &str, key: &str, idem: Option<&str>, body: &st
     let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned())
 }
+
+/// A plain HTTP/1.1 DELETE with an API key; (status, JSON body or Null).
+pub fn http_delete(port: u16, path: &str, key: &str) -> (u16, Value) {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return (0, Value::Null) };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!(
+        "DELETE {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return (0, Value::Null);
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap_or_default()).unwrap_or(Value::Null))
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}

@@ -16,6 +16,7 @@ mod wallet_newaddress;
 mod wallet_send;
 mod wallet_transactions;
 mod wallet_utxos;
+mod webhooks;
 
 use std::io;
 use std::net::SocketAddr;
@@ -78,6 +79,9 @@ async fn dispatch(ctx: &AppState, method: &str, params: Params) -> Result<Value,
         "ledger.balances" => ledger::balances(ctx, params).await,
         "ledger.verify" => ledger::verify(ctx, params).await,
         "payment.get" => ledger::payment(ctx, params).await,
+        "webhook.endpoints" => webhooks::endpoints(ctx, params).await,
+        "webhook.deliveries" => webhooks::deliveries(ctx, params).await,
+        "webhook.redeliver" => webhooks::redeliver(ctx, params).await,
         other => Err(AdminError::new(rpc_code::METHOD_NOT_FOUND, "method_not_found", format!("no method {other:?}"))
             .with("methods", METHODS)),
     }

@@ -9,6 +9,7 @@ mod health;
 mod idempotency;
 mod payments;
 mod payments_route;
+mod webhooks;
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -48,6 +49,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/payments/submit", bounded(post(payments::submit)))
         .route("/v1/payments", bounded(get(payments::list)))
         .route("/v1/payments/{id}", bounded(get(payments::get)))
+        .route("/v1/webhooks", bounded(post(webhooks::create).get(webhooks::list)))
+        .route("/v1/webhooks/{id}", bounded(axum::routing::delete(webhooks::delete)))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -224,6 +224,28 @@ enum Command {
         /// `pay_…`.
         payment_id: String,
     },
+    /// Every API key's webhook endpoints.
+    #[command(name = "webhook.endpoints")]
+    WebhookEndpoints,
+    /// The webhook delivery log, newest first.
+    #[command(name = "webhook.deliveries")]
+    WebhookDeliveries {
+        /// Only this endpoint's.
+        #[arg(long)]
+        endpoint_id: Option<String>,
+        /// Only this event's.
+        #[arg(long)]
+        event_id: Option<String>,
+        /// pending, delivered or failed.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Deliver a webhook again now.
+    #[command(name = "webhook.redeliver")]
+    WebhookRedeliver {
+        /// From webhook.deliveries.
+        delivery_id: u64,
+    },
     /// Call any admin method with JSON parameters, e.g. `call wallet.send '{"address":…}'`.
     Call {
         /// Method name.
@@ -291,6 +313,14 @@ impl Command {
             }
             Command::ApikeyList => plain("apikey.list"),
             Command::FxReport { from, to } => Ok(("fx.report".into(), json!({ "from": from, "to": to }))),
+            Command::WebhookEndpoints => plain("webhook.endpoints"),
+            Command::WebhookDeliveries { endpoint_id, event_id, state } => Ok((
+                "webhook.deliveries".into(),
+                json!({ "endpoint_id": endpoint_id, "event_id": event_id, "state": state }),
+            )),
+            Command::WebhookRedeliver { delivery_id } => {
+                Ok(("webhook.redeliver".into(), json!({ "delivery_id": delivery_id })))
+            }
             Command::LedgerBalances => plain("ledger.balances"),
             Command::LedgerVerify => plain("ledger.verify"),
             Command::PaymentGet { payment_id } => Ok(("payment.get".into(), json!({ "payment_id": payment_id }))),

@@ -96,6 +96,9 @@ async fn advance(ctx: &AppState, mut p: Payment) {
                 let from = p.clone();
                 match tokio::task::spawn_blocking(move || store.change_payment(&from, *change, now)).await {
                     Ok(Ok(true)) => {
+                        if next.state != p.state && next.state.is_final() {
+                            ctx.webhooks_wake.notify_one();
+                        }
                         log_step(&p, &next);
                         p = next;
                     }

@@ -185,6 +185,7 @@ pub fn accept(ctx: &AppState, key_id: &str, idem: &str, req: &SubmitRequest, now
     tracing::info!(payment_id = %payment.payment_id, route_id = %payment.route_id, rail = rail.as_str(),
         amount_msat = payment.amount_msat, "payment submitted");
     ctx.payments_wake.notify_one();
+    ctx.webhooks_wake.notify_one();
     Ok(payment)
 }
 
