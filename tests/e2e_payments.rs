@@ -310,3 +310,101 @@ fn payouts_settle_on_every_rail_exactly_once() {
     assert_eq!(v["onchain"]["difference_msat"], 0);
     assert!(v["totals"].as_object().unwrap().values().all(|t| t == 0), "{v}");
 }
+
+/// Waits until A's node runs again and its channel is usable (after a restart).
+fn wait_usable(a: &Gateway) {
+    wait_for("the channel usable again after the restart", MINUTE, || {
+        a.try_call("ln.channels", json!({})).is_ok_and(|c| c["channels"][0]["usable"] == true)
+    });
+}
+
+/// Routes a BIP21 URI with B's address and a fresh invoice of B: both rails are feasible and
+/// Lightning is far cheaper; returns the route.
+fn bip21_route(a: &Gateway, b: &Gateway, key: &str) -> Value {
+    let inv = b.call("ln.invoice", json!({"amount_msat": 10_000_000, "description": "bip21", "expiry_secs": 600}));
+    let addr = b.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    route(a, key, 10_000, &format!("bitcoin:{addr}?amount=0.0001&lightning={}", inv["bolt11"].as_str().unwrap()))
+}
+
+#[test]
+fn a_degrading_rail_loses_the_recommendation_and_wins_it_back() {
+    let p = pair_with("[routing]\nsaga_interval_ms = 100\nbreaker_cooldown_secs = 30\n");
+    open_channel(&p, 1_000_000);
+    let (b, key) = (&p.b, p.a.api_key("pay,read"));
+    let mut a = p.a;
+    let r = bip21_route(&a, b, &key);
+    assert_eq!(r["recommend"], "lightning", "{r}");
+
+    // Payments beyond the peer start failing: after a bounded number of outcomes Lightning is no
+    // longer recommended.
+    let mut lost_after = None;
+    for i in 1..=5_u32 {
+        let dead = route(&a, &key, 5_000, &unreachable_invoice(&p.b_id, 5_000_000));
+        let (status, s) = submit(&a, &key, &format!("dead-{i}"), dead["route_id"].as_str().unwrap(), "lightning");
+        assert_eq!(status, 202, "{s}");
+        wait_status(&a, &key, s["payment_id"].as_str().unwrap(), "FAILED");
+        let r = bip21_route(&a, b, &key);
+        let ln = r["candidates"].as_array().unwrap().iter().find(|c| c["rail"] == "lightning").unwrap().clone();
+        eprintln!("after {i} failure(s): recommend {} (lightning success_rate {})", r["recommend"], ln["success_rate"]);
+        if r["recommend"] == "onchain" {
+            lost_after = Some(i);
+            break;
+        }
+    }
+    assert!(lost_after.is_some_and(|n| n <= 3), "lost after {lost_after:?} failures");
+    let stats = a.call("routing.stats", json!({}));
+    let ln = stats["rails"].as_array().unwrap().iter().find(|r| r["rail"] == "lightning").unwrap().clone();
+    assert_eq!(ln["consecutive_failures"], u64::from(lost_after.unwrap()), "{stats}");
+    assert_eq!(ln["failures"]["lightning_payment_failed"], u64::from(lost_after.unwrap()));
+
+    // The statistics survive a restart.
+    a.restart();
+    let again = a.call("routing.stats", json!({}));
+    let ln_again = again["rails"].as_array().unwrap().iter().find(|r| r["rail"] == "lightning").unwrap().clone();
+    for field in ["success_rate", "outcomes", "consecutive_failures", "failures"] {
+        assert_eq!(ln_again[field], ln[field], "{field} after the restart");
+    }
+    wait_usable(&a);
+
+    // The peer recovers: clients that still choose Lightning succeed, and it wins back.
+    let mut won_after = None;
+    for i in 1..=6_u32 {
+        let inv = b.call("ln.invoice", json!({"amount_msat": 2_000_000, "description": "ok", "expiry_secs": 600}));
+        let ok = route(&a, &key, 2_000, inv["bolt11"].as_str().unwrap());
+        let (status, s) = submit(&a, &key, &format!("ok-{i}"), ok["route_id"].as_str().unwrap(), "lightning");
+        assert_eq!(status, 202, "{s}");
+        wait_status(&a, &key, s["payment_id"].as_str().unwrap(), "SETTLED");
+        if bip21_route(&a, b, &key)["recommend"] == "lightning" {
+            won_after = Some(i);
+            break;
+        }
+    }
+    eprintln!("lost after {lost_after:?} failures, won back after {won_after:?} successes");
+    assert!(won_after.is_some_and(|n| n <= 4), "won back after {won_after:?} successes");
+
+    // The operator's rules, each in the audit log.
+    a.call("routing.disable", json!({"rail": "lightning"}));
+    let r = bip21_route(&a, b, &key);
+    assert_eq!(r["candidates"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(
+        (r["recommend"].as_str(), r["unavailable"][0]["code"].as_str()),
+        (Some("onchain"), Some("rail_disabled"))
+    );
+    assert_eq!(a.error_code("routing.pin", json!({"rail": "lightning"})), "rail_disabled");
+    assert_eq!(a.error_code("routing.pin", json!({"rail": "carrier_pigeon"})), "invalid_rail");
+    a.call("routing.enable", json!({"rail": "lightning"}));
+    a.call("routing.pin", json!({"rail": "onchain"}));
+    assert_eq!(bip21_route(&a, b, &key)["recommend"], "onchain", "pinned");
+    a.restart();
+    wait_usable(&a);
+    assert_eq!(bip21_route(&a, b, &key)["recommend"], "onchain", "the pin survives a restart");
+    a.call("routing.unpin", json!({}));
+    assert_eq!(bip21_route(&a, b, &key)["recommend"], "lightning");
+    let audit = a.call("audit.list", json!({}));
+    let actions: Vec<&str> =
+        audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["routing.disable", "routing.enable", "routing.pin", "routing.unpin"]);
+    let verified = a.call("audit.verify", json!({}));
+    assert_eq!((verified["ok"].as_bool(), verified["entries"].as_u64()), (Some(true), Some(4)), "{verified}");
+    assert_eq!(verified["head"], audit["entries"][3]["hash"]);
+}

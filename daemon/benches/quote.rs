@@ -161,6 +161,7 @@ async fn start_gateway_api(dir: &std::path::Path) -> Result<(SocketAddr, String)
         fx,
         payments_wake: Default::default(),
         webhooks_wake: Default::default(),
+        learner: Default::default(),
     });
     // As in senderod: buffered quotes are written every 20 ms.
     let store = Arc::clone(&state.store);

@@ -173,6 +173,14 @@ pub struct RoutingConfig {
     /// How long a Lightning payout waits for usable outbound liquidity (channels reconnecting
     /// after a restart, a peer briefly offline) before it fails, seconds.
     pub lightning_wait_secs: u64,
+    /// What a failed attempt costs, sats, when rails are compared (a retry, a late payout).
+    pub failure_penalty_sat: u64,
+    /// Failures in a row after which a rail is not recommended for a while.
+    pub breaker_failures: u32,
+    /// How long, seconds.
+    pub breaker_cooldown_secs: u64,
+    /// Exploration weight of rails with few recent outcomes (UCB), thousandths.
+    pub explore_permille: u32,
 }
 
 impl Default for RoutingConfig {
@@ -188,12 +196,31 @@ impl Default for RoutingConfig {
             onchain_confirmations: 1,
             saga_interval_ms: 500,
             lightning_wait_secs: 60,
+            failure_penalty_sat: 500,
+            breaker_failures: 3,
+            breaker_cooldown_secs: 300,
+            explore_permille: 50,
         }
     }
 }
 
 impl RoutingConfig {
+    /// The learner's tuning.
+    pub fn tuning(&self) -> crate::route::learn::Tuning {
+        crate::route::learn::Tuning {
+            failure_penalty_sat: self.failure_penalty_sat,
+            breaker_failures: self.breaker_failures,
+            breaker_cooldown_secs: self.breaker_cooldown_secs,
+            explore_permille: self.explore_permille,
+        }
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
+        if self.breaker_failures == 0 || self.explore_permille > 10_000 {
+            return Err(ConfigError::Invalid(
+                "routing.breaker_failures must be at least 1 and routing.explore_permille at most 10000".into(),
+            ));
+        }
         let targets = [self.high_target_blocks, self.normal_target_blocks, self.low_target_blocks];
         if targets.iter().any(|&t| t == 0 || t > 1008) {
             return Err(ConfigError::Invalid("routing.*_target_blocks must be between 1 and 1008".into()));

@@ -106,7 +106,12 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
         fx: Arc::new(fx_cache),
         payments_wake: Default::default(),
         webhooks_wake: Default::default(),
+        learner: Default::default(),
     });
+    let learned = state.store.load_learner(&state.config.routing.tuning())?;
+    tracing::info!(outcomes = learned.total_outcomes(), pinned = ?learned.pinned, disabled = ?learned.disabled,
+        "routing statistics loaded");
+    *state.learner() = learned;
     let interval = Duration::from_millis(state.config.bitcoind.poll_interval_ms.max(50));
     let follower_task =
         tokio::spawn(follower::run(chain, treasury, network, start_height, interval, status_tx, cancel.clone()));

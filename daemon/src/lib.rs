@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod api;
 pub mod apikey;
+pub mod audit;
 pub mod config;
 pub mod daemon;
 pub mod devchain;

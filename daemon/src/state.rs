@@ -53,4 +53,13 @@ pub struct Shared {
     pub payments_wake: Arc<tokio::sync::Notify>,
     /// Wakes the webhook sender (an outbox event was written).
     pub webhooks_wake: Arc<tokio::sync::Notify>,
+    /// What the router has learned of each rail, and the operator's rail rules.
+    pub learner: Arc<std::sync::Mutex<crate::route::learn::Learner>>,
+}
+
+impl Shared {
+    /// The learner, locked (a panic elsewhere does not poison it for good).
+    pub fn learner(&self) -> std::sync::MutexGuard<'_, crate::route::learn::Learner> {
+        self.learner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }

@@ -205,6 +205,30 @@ const MIGRATIONS: &[&str] = &[
          error TEXT,
          duration_ms INTEGER NOT NULL
      ) STRICT;",
+    // 7: what the router learns from (one outcome per final payment) and the audit log, which
+    //    refuses changes.
+    "CREATE TABLE rail_outcomes (
+         id INTEGER PRIMARY KEY,
+         payment_id TEXT NOT NULL UNIQUE REFERENCES payments (payment_id),
+         rail TEXT NOT NULL,
+         success INTEGER NOT NULL CHECK (success IN (0, 1)),
+         code TEXT,
+         latency_secs INTEGER NOT NULL,
+         at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE audit_log (
+         seq INTEGER PRIMARY KEY,
+         at INTEGER NOT NULL,
+         actor TEXT NOT NULL,
+         action TEXT NOT NULL,
+         details TEXT NOT NULL,
+         prev_hash TEXT NOT NULL,
+         hash TEXT NOT NULL
+     ) STRICT;
+     CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+     CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
 ];
 
 /// A store failure.

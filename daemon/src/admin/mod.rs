@@ -11,6 +11,7 @@ mod ln_channels;
 mod ln_node;
 mod ln_payments;
 mod params;
+mod routing;
 mod wallet_balance;
 mod wallet_newaddress;
 mod wallet_send;
@@ -79,6 +80,13 @@ async fn dispatch(ctx: &AppState, method: &str, params: Params) -> Result<Value,
         "ledger.balances" => ledger::balances(ctx, params).await,
         "ledger.verify" => ledger::verify(ctx, params).await,
         "payment.get" => ledger::payment(ctx, params).await,
+        "routing.stats" => routing::stats(ctx, params).await,
+        "routing.pin" => routing::pin(ctx, params).await,
+        "routing.unpin" => routing::unpin(ctx, params).await,
+        "routing.disable" => routing::disable(ctx, params).await,
+        "routing.enable" => routing::enable(ctx, params).await,
+        "audit.list" => routing::audit_list(ctx, params).await,
+        "audit.verify" => routing::audit_verify(ctx, params).await,
         "webhook.endpoints" => webhooks::endpoints(ctx, params).await,
         "webhook.deliveries" => webhooks::deliveries(ctx, params).await,
         "webhook.redeliver" => webhooks::redeliver(ctx, params).await,

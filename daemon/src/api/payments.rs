@@ -120,6 +120,7 @@ fn map_submit_error(e: SubmitError) -> ApiError {
         SubmitError::RouteExpired(_) => err(StatusCode::GONE, "route_expired"),
         SubmitError::InvalidRail(_) => err(StatusCode::BAD_REQUEST, "invalid_rail"),
         SubmitError::RailNotOffered { .. } => err(StatusCode::UNPROCESSABLE_ENTITY, "rail_not_offered"),
+        SubmitError::RailDisabled(_) => err(StatusCode::UNPROCESSABLE_ENTITY, "rail_disabled"),
         SubmitError::QuoteMismatch(_) => err(StatusCode::BAD_REQUEST, "quote_mismatch"),
         SubmitError::QuoteExpired(_) => err(StatusCode::GONE, "quote_expired"),
         SubmitError::Destination(d) => err(StatusCode::BAD_REQUEST, d.code()),

@@ -224,6 +224,40 @@ enum Command {
         /// `pay_…`.
         payment_id: String,
     },
+    /// What routing has learned of each rail, and the rules in force.
+    #[command(name = "routing.stats")]
+    RoutingStats,
+    /// Recommend this rail whenever it can pay (audited).
+    #[command(name = "routing.pin")]
+    RoutingPin {
+        /// onchain, lightning or on_us.
+        rail: String,
+    },
+    /// Remove the pin (audited).
+    #[command(name = "routing.unpin")]
+    RoutingUnpin,
+    /// Never offer this rail (audited).
+    #[command(name = "routing.disable")]
+    RoutingDisable {
+        /// onchain, lightning or on_us.
+        rail: String,
+    },
+    /// Offer this rail again (audited).
+    #[command(name = "routing.enable")]
+    RoutingEnable {
+        /// onchain, lightning or on_us.
+        rail: String,
+    },
+    /// The audit log, oldest first.
+    #[command(name = "audit.list")]
+    AuditList {
+        /// Entries after this sequence number.
+        #[arg(long)]
+        after: Option<u64>,
+    },
+    /// Recompute the audit log's hash chain.
+    #[command(name = "audit.verify")]
+    AuditVerify,
     /// Every API key's webhook endpoints.
     #[command(name = "webhook.endpoints")]
     WebhookEndpoints,
@@ -313,6 +347,13 @@ impl Command {
             }
             Command::ApikeyList => plain("apikey.list"),
             Command::FxReport { from, to } => Ok(("fx.report".into(), json!({ "from": from, "to": to }))),
+            Command::RoutingStats => plain("routing.stats"),
+            Command::RoutingPin { rail } => Ok(("routing.pin".into(), json!({ "rail": rail }))),
+            Command::RoutingUnpin => plain("routing.unpin"),
+            Command::RoutingDisable { rail } => Ok(("routing.disable".into(), json!({ "rail": rail }))),
+            Command::RoutingEnable { rail } => Ok(("routing.enable".into(), json!({ "rail": rail }))),
+            Command::AuditList { after } => Ok(("audit.list".into(), json!({ "after": after }))),
+            Command::AuditVerify => plain("audit.verify"),
             Command::WebhookEndpoints => plain("webhook.endpoints"),
             Command::WebhookDeliveries { endpoint_id, event_id, state } => Ok((
                 "webhook.deliveries".into(),

@@ -5,6 +5,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::{Payment, Rail, State};
 use crate::ledger::{self, LedgerError, Posting};
+use crate::route::learn::Outcome;
 use crate::store::{Store, StoreError};
 
 /// One state change, written atomically: the new state and what it learned, the ledger entry
@@ -17,6 +18,8 @@ pub struct Change {
     pub ledger: Option<(&'static str, Vec<Posting>)>,
     /// Outbox event type and payload.
     pub event: Option<(&'static str, String)>,
+    /// What the router learns from a final state.
+    pub outcome: Option<Outcome>,
 }
 
 /// Why a payment could not be accepted.
@@ -192,6 +195,13 @@ impl Store {
         }
         if let Some(event) = change.event {
             outbox(&tx, &from.payment_id, &from.api_key_id, event, now)?;
+        }
+        if let Some(o) = &change.outcome {
+            tx.execute(
+                "INSERT INTO rail_outcomes (payment_id, rail, success, code, latency_secs, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                params![from.payment_id, o.rail, o.success as i64, o.code, o.latency_secs as i64, o.at as i64],
+            )?;
         }
         tx.commit()?;
         Ok(true)

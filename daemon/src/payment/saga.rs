@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Change, Payment, Rail, State};
 use crate::ledger::Posting;
+use crate::route::learn::Outcome;
 use crate::state::AppState;
 
 /// Longest wait between two retries of a step, seconds.
@@ -92,10 +93,14 @@ async fn advance(ctx: &AppState, mut p: Payment) {
                     (next.attempts, next.next_attempt_at) = (0, 0);
                 }
                 let next = change.next.clone().unwrap_or_else(|| p.clone());
+                let outcome = change.outcome.clone();
                 let store = Arc::clone(&ctx.store);
                 let from = p.clone();
                 match tokio::task::spawn_blocking(move || store.change_payment(&from, *change, now)).await {
                     Ok(Ok(true)) => {
+                        if let Some(o) = &outcome {
+                            ctx.learner().record(o, &ctx.config.routing.tuning());
+                        }
                         if next.state != p.state && next.state.is_final() {
                             ctx.webhooks_wake.notify_one();
                         }
@@ -153,7 +158,7 @@ fn debit(p: &Payment) -> Change {
     Change {
         next: Some(Payment { state: State::Debited, attempts: 0, ..p.clone() }),
         ledger: Some(("debit", postings)),
-        event: None,
+        ..Change::default()
     }
 }
 
@@ -188,7 +193,8 @@ fn settle(p: &Payment, fee_paid_msat: u64, rail_ref: Option<String>) -> Change {
         ..p.clone()
     };
     let event = ("payment.settled", next.view().to_string());
-    Change { next: Some(next), ledger: Some(("settle", postings)), event: Some(event) }
+    let outcome = learned(p, true, None, now);
+    Change { next: Some(next), ledger: Some(("settle", postings)), event: Some(event), outcome }
 }
 
 /// `→ failed`: nothing was paid; what was debited is credited back and the FX quote released
@@ -215,7 +221,26 @@ fn fail(p: &Payment, code: &str, message: String) -> Change {
         ..p.clone()
     };
     let event = ("payment.failed", next.view().to_string());
-    Change { next: Some(next), ledger, event: Some(event) }
+    let outcome = learned(p, false, Some(code), now);
+    Change { next: Some(next), ledger, event: Some(event), outcome }
+}
+
+/// What the router learns from a final state: the rail's own successes and failures; not
+/// `on_us` (it cannot fail), nor refusals that say nothing of the rail (a bad or already paid
+/// destination, an expired invoice, the treasury short of funds).
+fn learned(p: &Payment, success: bool, code: Option<&str>, now: u64) -> Option<Outcome> {
+    let not_the_rail =
+        ["invalid_destination", "duplicate_payment", "invoice_expired", "insufficient_funds", "internal"];
+    if p.rail == Rail::OnUs || code.is_some_and(|c| not_the_rail.contains(&c) || c.starts_with("invalid_")) {
+        return None;
+    }
+    Some(Outcome {
+        rail: p.rail.as_str().to_owned(),
+        success,
+        code: code.map(str::to_owned),
+        latency_secs: now.saturating_sub(p.created_at),
+        at: now,
+    })
 }
 
 /// `debited →`: hand the payment to its rail.

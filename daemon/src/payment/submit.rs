@@ -53,6 +53,9 @@ pub enum SubmitError {
         /// What it offers.
         offered: String,
     },
+    /// The operator disabled the rail since the route was priced.
+    #[error("the {0} rail is disabled by the operator")]
+    RailDisabled(&'static str),
     /// `fx_quote_id` is not the route's quote.
     #[error("fx_quote_id {0} is not the quote this route was priced with")]
     QuoteMismatch(String),
@@ -102,6 +105,9 @@ pub fn accept(ctx: &AppState, key_id: &str, idem: &str, req: &SubmitRequest, now
         let offered = route.candidates.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(", ");
         return Err(SubmitError::RailNotOffered { route_id: route.route_id, rail: req.rail.clone(), offered });
     };
+    if ctx.learner().is_disabled(rail.as_str()) {
+        return Err(SubmitError::RailDisabled(rail.as_str()));
+    }
     if let Some(asked) = &req.fx_quote_id {
         if route.fx_quote_id.as_deref() != Some(asked.as_str()) {
             return Err(SubmitError::QuoteMismatch(asked.clone()));

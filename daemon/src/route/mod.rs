@@ -96,6 +96,8 @@ pub struct Candidate {
     pub eta_sec: u64,
     /// Learned probability of success.
     pub success_rate: f64,
+    /// What one success costs on average on this rail, fee and failures included, sats.
+    pub expected_cost_sat: u64,
     /// On-chain: the feerate used, sat/vB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fee_rate_sat_vb: Option<u64>,
@@ -123,6 +125,7 @@ impl Candidate {
             cost_minor: cost_sat,
             eta_sec,
             success_rate: learn::prior(rail).success_rate,
+            expected_cost_sat: cost_sat,
             fee_rate_sat_vb: None,
             vsize: None,
             target_blocks: None,
@@ -231,6 +234,29 @@ pub async fn select(ctx: &AppState, key_id: &str, req: RouteRequest, now: u64) -
             Err(u) => unavailable.push(u),
         }
     }
+    let tuning = ctx.config.routing.tuning();
+    let bound = req.priority.max_eta_secs(&ctx.config.routing);
+    let recommend = {
+        let learner = ctx.learner();
+        let (offered, disabled): (Vec<Candidate>, Vec<Candidate>) =
+            candidates.into_iter().partition(|c| !learner.is_disabled(c.rail));
+        candidates = offered;
+        for c in disabled {
+            unavailable.push(self::unavailable(c.rail, "rail_disabled", "disabled by the operator".into(), None));
+        }
+        let total = learner.total_outcomes();
+        for c in &mut candidates {
+            let stats = learner.stats(c.rail);
+            c.success_rate = stats.success_rate();
+            if c.rail == "lightning" {
+                c.eta_sec = stats.latency_secs.map_or(c.eta_sec, |s| s.ceil() as u64);
+            }
+            c.expected_cost_sat = learner.expected_cost(c.rail, c.cost_sat, total, &tuning);
+        }
+        let priced: Vec<(&'static str, u64, u64)> =
+            candidates.iter().map(|c| (c.rail, c.cost_sat, c.eta_sec)).collect();
+        learner.recommend(&priced, bound, now, &tuning)
+    };
     if candidates.is_empty() {
         return Err(RouteError::NoRail(unavailable));
     }
@@ -242,8 +268,6 @@ pub async fn select(ctx: &AppState, key_id: &str, req: RouteRequest, now: u64) -
             c.cost_sat
         };
     }
-    let bound = req.priority.max_eta_secs(&ctx.config.routing);
-    let recommend = recommend(&candidates, bound);
     let route = Route {
         route_id: crate::secret::sortable_id("rt_"),
         expires_at: now + ctx.config.routing.route_ttl_secs,
@@ -262,24 +286,6 @@ pub async fn select(ctx: &AppState, key_id: &str, req: RouteRequest, now: u64) -
     ctx.store.insert_route(&route, key_id, req.destination.trim(), now)?;
     tracing::info!(route_id = %route.route_id, kind = route.kind, amount_sat, recommend = ?route.recommend, "route priced");
     Ok(route)
-}
-
-/// The best candidate within `bound` seconds, or the best overall when none is that fast.
-fn recommend(candidates: &[Candidate], bound: u64) -> Option<&'static str> {
-    let best = |within: bool| {
-        candidates
-            .iter()
-            .filter(|c| !within || c.eta_sec <= bound)
-            .reduce(|a, b| {
-                if learn::prefer((b.cost_sat, b.success_rate, b.eta_sec), (a.cost_sat, a.success_rate, a.eta_sec)) {
-                    b
-                } else {
-                    a
-                }
-            })
-            .map(|c| c.rail)
-    };
-    best(true).or_else(|| best(false))
 }
 
 /// What the payee gets, msat, and the FX quote that priced a fiat amount. A destination that
@@ -360,7 +366,7 @@ fn lightning(ctx: &AppState, ln: &LnDestination, amount_msat: u64) -> Result<Can
         };
         return Err(unavailable("lightning", code, message, Some(outbound / 1_000)));
     };
-    let eta_sec = learn::prior("lightning").latency_secs.map(|s| s.ceil() as u64).unwrap_or(5);
+    let eta_sec = learn::prior("lightning").latency_secs.map_or(5, |s| s.ceil() as u64);
     Ok(Candidate {
         hops: Some(fee.hops),
         ..Candidate::new("lightning", fee.fee_msat.div_ceil(1_000), eta_sec, fee.source)
@@ -403,24 +409,6 @@ async fn onchain(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn candidate(rail: &'static str, cost_sat: u64, success_rate: f64, eta_sec: u64) -> Candidate {
-        Candidate { success_rate, ..Candidate::new(rail, cost_sat, eta_sec, "test") }
-    }
-
-    #[test]
-    fn recommends_cheapest_per_success_within_the_eta_bound() {
-        let both = [candidate("onchain", 1_410, 0.99, 1_200), candidate("lightning", 3, 0.9, 5)];
-        assert_eq!(recommend(&both, 1_800), Some("lightning"));
-        // A Lightning route dearer than on-chain loses.
-        let dear = [candidate("onchain", 1_410, 0.99, 1_200), candidate("lightning", 5_000, 0.9, 5)];
-        assert_eq!(recommend(&dear, 1_800), Some("onchain"));
-        // … unless on-chain is too slow for the priority.
-        assert_eq!(recommend(&dear, 60), Some("lightning"));
-        // Nothing fast enough: the best there is.
-        assert_eq!(recommend(&[candidate("onchain", 1, 0.99, 14_400)], 60), Some("onchain"));
-        assert_eq!(recommend(&[], 60), None);
-    }
 
     #[test]
     fn no_rail_is_insufficient_funds_only_when_funds_are_the_reason() {

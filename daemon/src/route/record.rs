@@ -2,8 +2,15 @@
 
 use rusqlite::{params, OptionalExtension};
 
+use super::learn::{Learner, Outcome, Tuning};
 use super::Route;
 use crate::store::{Store, StoreError};
+
+/// Meta keys of the operator's rail rules.
+const PINNED: &str = "routing.pinned";
+const DISABLED: &str = "routing.disabled";
+/// Outcomes replayed into the learner at start (older ones have decayed away).
+const REPLAY: i64 = 2_000;
 
 /// A stored route, as submission needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +88,41 @@ impl Store {
             )
             .optional()?;
         Ok(row)
+    }
+
+    /// The learner as the store remembers it: the operator's rules, and the latest outcomes
+    /// replayed in order.
+    pub fn load_learner(&self, tuning: &Tuning) -> Result<Learner, StoreError> {
+        let disabled = self.meta(DISABLED)?.unwrap_or_default();
+        let mut learner = Learner {
+            pinned: self.meta(PINNED)?.filter(|p| !p.is_empty()),
+            disabled: disabled.split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect(),
+            ..Learner::default()
+        };
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT rail, success, code, latency_secs, at FROM
+               (SELECT * FROM rail_outcomes ORDER BY id DESC LIMIT ?1) ORDER BY id",
+        )?;
+        let rows = stmt.query_map([REPLAY], |r| {
+            Ok(Outcome {
+                rail: r.get(0)?,
+                success: r.get::<_, i64>(1)? == 1,
+                code: r.get(2)?,
+                latency_secs: r.get::<_, i64>(3)? as u64,
+                at: r.get::<_, i64>(4)? as u64,
+            })
+        })?;
+        for o in rows {
+            learner.record(&o?, tuning);
+        }
+        Ok(learner)
+    }
+
+    /// Stores the operator's rail rules.
+    pub fn set_rail_rules(&self, pinned: Option<&str>, disabled: &[String]) -> Result<(), StoreError> {
+        self.set_meta(PINNED, pinned.unwrap_or(""))?;
+        self.set_meta(DISABLED, &disabled.join(","))
     }
 }
 
