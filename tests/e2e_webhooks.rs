@@ -6,107 +6,15 @@
 
 mod common;
 
-use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use common::webhook::{signature_valid, Hook, Receiver};
 use common::{http_get_with_key, http_post, outside_address, wait_for, AdminMode, Chain, Gateway};
-use sendero_wallet::bitcoin::hashes::{hmac, sha256, Hash, HashEngine};
 use serde_json::{json, Value};
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-#[derive(Debug, Clone)]
-struct Hook {
-    headers: HashMap<String, String>,
-    body: String,
-    answered: u16,
-}
-
-/// A webhook receiver on 127.0.0.1: records every request and answers the queued statuses
-/// (then `fallback`).
-#[derive(Clone)]
-struct Receiver {
-    port: u16,
-    hooks: Arc<Mutex<Vec<Hook>>>,
-    answers: Arc<Mutex<VecDeque<u16>>>,
-    fallback: Arc<Mutex<u16>>,
-}
-
-impl Receiver {
-    fn start(fallback: u16) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let r = Receiver {
-            port: listener.local_addr().unwrap().port(),
-            hooks: Default::default(),
-            answers: Default::default(),
-            fallback: Arc::new(Mutex::new(fallback)),
-        };
-        let me = r.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let mut reader = BufReader::new(stream);
-                let mut headers = HashMap::new();
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    continue;
-                }
-                loop {
-                    line.clear();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some((k, v)) = line.trim_end().split_once(':') {
-                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-                    }
-                }
-                let len = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-                let mut body = vec![0; len];
-                let _ = reader.read_exact(&mut body);
-                let status = me.answers.lock().unwrap().pop_front().unwrap_or(*me.fallback.lock().unwrap());
-                let body = String::from_utf8_lossy(&body).into_owned();
-                me.hooks.lock().unwrap().push(Hook { headers, body, answered: status });
-                let mut stream = reader.into_inner();
-                let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            }
-        });
-        r
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hooks", self.port)
-    }
-
-    fn hooks(&self) -> Vec<Hook> {
-        self.hooks.lock().unwrap().clone()
-    }
-
-    /// Hooks answered 2xx for `event_type` about `payment_id`.
-    fn delivered(&self, event_type: &str, payment_id: &str) -> Vec<Hook> {
-        self.hooks()
-            .into_iter()
-            .filter(|h| h.answered < 300)
-            .filter(|h| {
-                let v: Value = serde_json::from_str(&h.body).unwrap();
-                v["type"] == event_type && v["data"]["payment_id"] == payment_id
-            })
-            .collect()
-    }
-}
-
-/// Checks a hook's Standard Webhooks signature with `secret`, as a receiver would.
-fn signature_valid(secret: &str, hook: &Hook) -> bool {
-    let key = B64.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
-    let mut engine = hmac::HmacEngine::<sha256::Hash>::new(&key);
-    let signed = format!("{}.{}.{}", hook.headers["webhook-id"], hook.headers["webhook-timestamp"], hook.body);
-    engine.input(signed.as_bytes());
-    let expected = format!("v1,{}", B64.encode(hmac::Hmac::<sha256::Hash>::from_engine(engine).to_byte_array()));
-    hook.headers["webhook-signature"].split(' ').any(|s| s == expected)
-}
 
 fn post(gw: &Gateway, path: &str, key: &str, idem: Option<&str>, body: &Value) -> (u16, Value) {
     let (status, text) = http_post(gw.api_port, path, key, idem, &body.to_string());

@@ -122,6 +122,8 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
         .then(|| tokio::spawn(crate::ln::run(state.clone(), (rpc_url, rpc_auth), ln_seed, cancel.clone())));
 
     let fx_task = tokio::spawn(crate::fx::sources::run(Arc::clone(&state.fx), fx_sources, cancel.clone()));
+    // Every in-flight key belongs to a request of an earlier process (none is served yet).
+    prune_idempotency_now(&state, crate::unix_now() + 1);
     let prune_task = tokio::spawn(prune_idempotency(state.clone(), cancel.clone()));
     let quote_writer = tokio::spawn(write_quotes(Arc::clone(&state.store), cancel.clone()));
     let saga_task = tokio::spawn(crate::payment::saga::run(state.clone(), cancel.clone()));
@@ -309,23 +311,25 @@ async fn write_quotes(store: Arc<Store>, cancel: CancellationToken) {
     }
 }
 
-/// Drops idempotency records past their retention, hourly; at start also every in-flight record,
-/// since a request that died with the last process committed nothing.
+/// Drops idempotency records past their retention, and in-flight ones older than `stale_before`
+/// (a request that died with an earlier process committed nothing).
+fn prune_idempotency_now(state: &AppState, stale_before: u64) {
+    let now = crate::unix_now();
+    match state.store.idempotency_prune(now.saturating_sub(state.config.api.idempotency_retention_secs), stale_before) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(pruned = n, "idempotency keys pruned"),
+        Err(e) => tracing::warn!(error = %e, "pruning idempotency keys"),
+    }
+}
+
+/// [`prune_idempotency_now`] hourly (the start-up pass runs before the API serves).
 async fn prune_idempotency(state: AppState, cancel: CancellationToken) {
-    let retention = state.config.api.idempotency_retention_secs;
-    let mut stale_before = crate::unix_now() + 1;
     loop {
-        let now = crate::unix_now();
-        match state.store.idempotency_prune(now.saturating_sub(retention), stale_before) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(pruned = n, "idempotency keys pruned"),
-            Err(e) => tracing::warn!(error = %e, "pruning idempotency keys"),
-        }
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(3_600)) => {}
         }
-        stale_before = crate::unix_now().saturating_sub(3_600);
+        prune_idempotency_now(&state, crate::unix_now().saturating_sub(3_600));
     }
 }
 

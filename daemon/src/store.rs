@@ -269,6 +269,8 @@ pub struct Store {
     conn: Mutex<Connection>,
     keys: std::sync::RwLock<std::collections::HashMap<String, ApiKeyRow>>,
     pending_quotes: Mutex<Vec<(QuoteRow, u64)>>,
+    /// Idempotency keys of requests in flight: `(key id, idempotency key)` → (fingerprint, since).
+    claims: Mutex<std::collections::HashMap<(String, String), (String, u64)>>,
 }
 
 impl Store {
@@ -280,7 +282,12 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
-        Ok(Store { conn: Mutex::new(conn), keys: Default::default(), pending_quotes: Mutex::new(Vec::new()) })
+        Ok(Store {
+            conn: Mutex::new(conn),
+            keys: Default::default(),
+            pending_quotes: Mutex::new(Vec::new()),
+            claims: Default::default(),
+        })
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -664,6 +671,9 @@ impl Store {
     }
 
     /// Claims `(api_key_id, idem_key)` for a request with `fingerprint`, or reports what holds it.
+    /// A claim lives in memory only — a request in flight dies with its process, so nothing needs
+    /// to survive it — and a finished request's answer is written with its effects, in their
+    /// transaction: one durable commit per request.
     pub fn idempotency_begin(
         &self,
         api_key_id: &str,
@@ -671,27 +681,57 @@ impl Store {
         fingerprint: &str,
         now: u64,
     ) -> Result<IdemBegin, StoreError> {
-        let conn = self.conn();
-        let inserted = conn.execute(
-            "INSERT INTO idempotency_keys (api_key_id, idem_key, fingerprint, state, created_at)
-             VALUES (?1, ?2, ?3, 'in_flight', ?4) ON CONFLICT DO NOTHING",
-            params![api_key_id, idem_key, fingerprint, now as i64],
-        )?;
-        if inserted == 1 {
-            return Ok(IdemBegin::Fresh);
+        let id = (api_key_id.to_owned(), idem_key.to_owned());
+        {
+            let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((held, _)) = claims.get(&id) {
+                return Ok(if held == fingerprint { IdemBegin::InFlight } else { IdemBegin::Mismatch });
+            }
+            claims.insert(id.clone(), (fingerprint.to_owned(), now));
         }
-        let (stored_fp, state, status, body): (String, String, Option<i64>, Option<Vec<u8>>) = conn.query_row(
-            "SELECT fingerprint, state, status, body FROM idempotency_keys WHERE api_key_id = ?1 AND idem_key = ?2",
-            params![api_key_id, idem_key],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )?;
+        let done: Option<(String, Option<i64>, Option<Vec<u8>>)> = self
+            .conn()
+            .query_row(
+                "SELECT fingerprint, status, body FROM idempotency_keys
+                 WHERE api_key_id = ?1 AND idem_key = ?2 AND state = 'done'",
+                params![api_key_id, idem_key],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((stored_fp, status, body)) = done else { return Ok(IdemBegin::Fresh) };
+        self.idempotency_release(api_key_id, idem_key);
         Ok(if stored_fp != fingerprint {
             IdemBegin::Mismatch
-        } else if state == "in_flight" {
-            IdemBegin::InFlight
         } else {
             IdemBegin::Replay { status: status.unwrap_or(200) as u16, body: body.unwrap_or_default() }
         })
+    }
+
+    /// Writes a claimed request's answer inside `tx`, with the request's effects; after the
+    /// commit the caller releases the claim ([`Store::idempotency_release`]).
+    pub(crate) fn idempotency_answer(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        (api_key_id, idem_key): (&str, &str),
+        status: u16,
+        body: &[u8],
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let fingerprint = self
+            .claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(api_key_id.to_owned(), idem_key.to_owned()))
+            .map(|(fp, _)| fp.clone())
+            .unwrap_or_default();
+        tx.execute(
+            "INSERT INTO idempotency_keys (api_key_id, idem_key, fingerprint, state, status, body, created_at)
+             VALUES (?1, ?2, ?3, 'done', ?4, ?5, ?6)
+             ON CONFLICT (api_key_id, idem_key) DO UPDATE SET
+                 fingerprint = excluded.fingerprint, state = 'done', status = excluded.status, body = excluded.body",
+            params![api_key_id, idem_key, fingerprint, status as i64, body, now as i64],
+        )?;
+        Ok(())
     }
 
     /// Stores the response of a finished request (it is replayed for the same key and body).
@@ -702,20 +742,30 @@ impl Store {
         status: u16,
         body: &[u8],
     ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE idempotency_keys SET state = 'done', status = ?3, body = ?4 WHERE api_key_id = ?1 AND idem_key = ?2",
-            params![api_key_id, idem_key, status as i64, body],
-        )?;
+        let written = (|| {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            self.idempotency_answer(&tx, (api_key_id, idem_key), status, body, crate::unix_now())?;
+            tx.commit()?;
+            Ok(())
+        })();
+        self.idempotency_release(api_key_id, idem_key);
+        written
+    }
+
+    /// Releases a key's claim: its request finished (answer written) or failed on the server's
+    /// side, so that a retry can run.
+    pub fn idempotency_abandon(&self, api_key_id: &str, idem_key: &str) -> Result<(), StoreError> {
+        self.idempotency_release(api_key_id, idem_key);
         Ok(())
     }
 
-    /// Releases a key whose request failed on the server's side, so that a retry can run.
-    pub fn idempotency_abandon(&self, api_key_id: &str, idem_key: &str) -> Result<(), StoreError> {
-        self.conn().execute(
-            "DELETE FROM idempotency_keys WHERE api_key_id = ?1 AND idem_key = ?2 AND state = 'in_flight'",
-            params![api_key_id, idem_key],
-        )?;
-        Ok(())
+    /// Drops a claim.
+    pub(crate) fn idempotency_release(&self, api_key_id: &str, idem_key: &str) {
+        self.claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(api_key_id.to_owned(), idem_key.to_owned()));
     }
 
     /// Records a fill and the request's response in one transaction: either both or neither.
@@ -748,11 +798,9 @@ impl Store {
                 now as i64
             ],
         )?;
-        tx.execute(
-            "UPDATE idempotency_keys SET state = 'done', status = ?3, body = ?4 WHERE api_key_id = ?1 AND idem_key = ?2",
-            params![idem.0, idem.1, status as i64, body],
-        )?;
+        self.idempotency_answer(&tx, idem, status, body, now)?;
         tx.commit()?;
+        self.idempotency_release(idem.0, idem.1);
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 
 pub mod exchange;
 pub mod ln;
+pub mod webhook;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

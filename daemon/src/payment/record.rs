@@ -25,6 +25,9 @@ pub struct Change {
 /// Why a payment could not be accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum InsertError {
+    /// This idempotency key already has a payment (its first request's answer was lost).
+    #[error("this idempotency key already has a payment")]
+    IdemTaken,
     /// This route already has a payment.
     #[error("route {0} was already submitted")]
     RouteTaken(String),
@@ -100,6 +103,16 @@ impl Store {
     ) -> Result<(), InsertError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let taken = tx
+            .query_row(
+                "SELECT 1 FROM payments WHERE api_key_id = ?1 AND idem_key = ?2",
+                [&p.api_key_id, &p.idem_key],
+                |_| Ok(()),
+            )
+            .optional()?;
+        if taken.is_some() {
+            return Err(InsertError::IdemTaken);
+        }
         let reserved: i64 = tx.query_row(
             "SELECT COALESCE(SUM(amount_msat + fee_reserve_msat), 0) FROM payments
              WHERE rail = ?1 AND state IN ('submitted', 'debited', 'sending')",
@@ -153,11 +166,9 @@ impl Store {
         }
         inserted?;
         outbox(&tx, &p.payment_id, &p.api_key_id, event, p.created_at)?;
-        tx.execute(
-            "UPDATE idempotency_keys SET state = 'done', status = ?3, body = ?4 WHERE api_key_id = ?1 AND idem_key = ?2",
-            params![p.api_key_id, p.idem_key, answer.0 as i64, answer.1],
-        )?;
+        self.idempotency_answer(&tx, (&p.api_key_id, &p.idem_key), answer.0, answer.1, p.created_at)?;
         tx.commit()?;
+        self.idempotency_release(&p.api_key_id, &p.idem_key);
         Ok(())
     }
 

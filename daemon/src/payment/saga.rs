@@ -22,6 +22,8 @@ use crate::state::AppState;
 
 /// Longest wait between two retries of a step, seconds.
 const MAX_BACKOFF_SECS: u64 = 60;
+/// Wait before looking again at a step that waits for something transient, seconds.
+const SOON_SECS: u64 = 1;
 
 /// Runs until `cancel`: every tick (and whenever a payment is submitted) advances the payments
 /// that are due.
@@ -65,8 +67,11 @@ enum Step {
     Next(Box<Change>),
     /// Nothing to do until the rail moves (look again next tick).
     Wait,
-    /// A passing failure: try this step again later.
+    /// A passing failure: try this step again later, waiting longer each time.
     Retry(String),
+    /// Something that clears by itself within seconds (the node starting, channels
+    /// reconnecting): look again shortly, without backing off.
+    RetrySoon(String),
 }
 
 impl Step {
@@ -115,9 +120,13 @@ async fn advance(ctx: &AppState, mut p: Payment) {
                 }
             }
             Step::Wait => return,
-            Step::Retry(reason) => {
+            Step::Retry(_) | Step::RetrySoon(_) => {
                 let attempts = p.attempts + 1;
-                let delay = (1_u64 << attempts.min(6)).min(MAX_BACKOFF_SECS);
+                let (delay, reason) = match step {
+                    Step::RetrySoon(reason) => (SOON_SECS, reason),
+                    Step::Retry(reason) => ((1_u64 << attempts.min(6)).min(MAX_BACKOFF_SECS), reason),
+                    _ => return,
+                };
                 tracing::warn!(payment_id = %p.payment_id, state = p.state.as_str(), attempts, retry_in_s = delay, %reason,
                     "payment step will be retried");
                 let next = Payment { attempts, next_attempt_at: now + delay, ..p.clone() };
@@ -319,7 +328,7 @@ async fn publish_onchain(ctx: &AppState, p: &Payment) -> Step {
 async fn send_lightning(ctx: &AppState, p: &Payment) -> Step {
     let node = match crate::ln::node(ctx) {
         Ok(n) => n,
-        Err(e) => return Step::Retry(e.to_string()),
+        Err(e) => return Step::RetrySoon(e.to_string()),
     };
     // A payment the node made for this one (an earlier attempt, before a crash) decides; a
     // failed payment of the same invoice from before this payment existed does not.
@@ -350,7 +359,7 @@ async fn send_lightning(ctx: &AppState, p: &Payment) -> Step {
             }),
             None => Step::next(fail(p, "duplicate_payment", "the node already paid this invoice".into())),
         },
-        Err(LightningError::Failed { reason, .. }) if reason.contains("not running") => Step::Retry(reason),
+        Err(LightningError::Failed { reason, .. }) if reason.contains("not running") => Step::RetrySoon(reason),
         Err(e @ (LightningError::InsufficientLiquidity { .. } | LightningError::ConnectionFailed)) => {
             retry_or_fail(ctx, p, e.code(), e.to_string())
         }
@@ -402,7 +411,7 @@ async fn outcome(ctx: &AppState, p: &Payment) -> Step {
 /// old; then fails it.
 fn retry_or_fail(ctx: &AppState, p: &Payment, code: &str, why: String) -> Step {
     if crate::unix_now() < p.created_at + ctx.config.routing.lightning_wait_secs {
-        Step::Retry(why)
+        Step::RetrySoon(why)
     } else {
         Step::next(fail(p, code, why))
     }

@@ -185,6 +185,16 @@ pub fn accept(ctx: &AppState, key_id: &str, idem: &str, req: &SubmitRequest, now
             }
             return Err(SubmitError::InsufficientFunds { message, available });
         }
+        Err(InsertError::IdemTaken) => {
+            // The payment exists but its answer was never stored (the request's key was released
+            // when the process died): answer as the first request would have.
+            let existing = ctx
+                .store
+                .payment_by_idem(key_id, idem)?
+                .ok_or_else(|| SubmitError::Store(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows)))?;
+            ctx.store.idempotency_finish(key_id, idem, 202, &answer(&existing.payment_id))?;
+            return Ok(existing);
+        }
         Err(InsertError::Store(e)) => return Err(SubmitError::Store(e)),
         Err(e) => return Err(SubmitError::Conflict(e)),
     }

@@ -1,0 +1,275 @@
+//! Crash safety. A client sends 200 payouts across the rails (on-chain to outside addresses,
+//! BIP21 URIs with the peer gateway's address and invoice paid on the recommended rail, `on_us`
+//! to the gateway's own invoices) while the
+//! gateway is SIGKILLed at random moments — at least 10 times — and restarted each time, and a
+//! miner keeps confirming. The client retries each request with its idempotency key until it
+//! gets an answer, as a real client would. Afterwards:
+//! - every idempotency key that was accepted maps to exactly one payment (a replay returns it);
+//! - every payment reached exactly one final state, and exactly once on its rail: the wallet has
+//!   one transaction per settled on-chain payout and no other, the node one succeeded payment per
+//!   settled Lightning payout, and the peer received each invoice once;
+//! - the ledger sums to zero and agrees with the wallet and the node (`ledger.verify`);
+//! - every final state produced at least one webhook delivery.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::ln::{open_channel, pair_with, MINUTE};
+use common::webhook::Receiver;
+use common::{http_get_with_key, http_post, outside_address, wait_for};
+use rand::Rng;
+use serde_json::{json, Value};
+
+const PAYOUTS: usize = 200;
+const MIN_KILLS: u32 = 10;
+
+fn post(port: u16, path: &str, key: &str, idem: Option<&str>, body: &Value) -> (u16, Value) {
+    let (status, text) = http_post(port, path, key, idem, &body.to_string());
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// What the client got for one payout.
+#[derive(Debug, Clone)]
+struct Sent {
+    idem: String,
+    body: Value,
+    payment_id: String,
+}
+
+/// Routes and submits `destination` on `rail` until accepted, through kills: a lost answer is
+/// asked again with the same idempotency key and body; a refusal (the rail briefly unable after
+/// a restart) starts over with a new key, since a refused key keeps its refusal.
+fn pay(port: u16, key: &str, i: usize, rail: &'static str, destination: &str, sat: u64, deadline: Instant) -> Sent {
+    for round in 0.. {
+        assert!(Instant::now() < deadline, "payout {i} ({rail}) not accepted in time");
+        let route =
+            json!({"amount": {"minor_units": sat, "currency": "SAT"}, "destination": destination, "priority": "high"});
+        let (status, r) = post(port, "/v1/payments/route", key, None, &route);
+        // A wallet pays on the recommended rail when it has a choice.
+        let rail = if rail == "recommend" { r["recommend"].as_str().unwrap_or_default() } else { rail };
+        let offered = r["candidates"].as_array().is_some_and(|c| c.iter().any(|c| c["rail"] == rail));
+        if status != 200 || !offered {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        let idem = format!("crash-{i}-{round}");
+        let body = json!({"route_id": r["route_id"], "rail": rail});
+        loop {
+            assert!(Instant::now() < deadline, "payout {i} ({rail}) not accepted in time");
+            let (status, v) = post(port, "/v1/payments/submit", key, Some(&idem), &body);
+            match status {
+                202 => {
+                    let payment_id = v["payment_id"].as_str().unwrap().to_owned();
+                    return Sent { idem, body, payment_id };
+                }
+                // No answer (killed), in flight, or not ready yet: ask again.
+                0 | 409 | 500 | 503 if v["error"]["code"] != "route_already_submitted" => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                _ => break,
+            }
+        }
+    }
+    unreachable!()
+}
+
+fn payments(port: u16, key: &str) -> Vec<Value> {
+    let (mut all, mut cursor) = (Vec::new(), String::new());
+    loop {
+        let path = format!("/v1/payments?limit=100{cursor}");
+        let (status, page) = http_get_with_key(port, &path, Some(key));
+        assert_eq!(status, 200, "{page}");
+        all.extend(page["payments"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return all,
+        }
+    }
+}
+
+#[test]
+fn payouts_survive_sigkill_exactly_once() {
+    let p = pair_with(
+        "[routing]\nsaga_interval_ms = 100\nlightning_wait_secs = 30\n\n\
+         [webhooks]\nbackoff_base_secs = 1\nbackoff_max_secs = 2\nmax_attempts = 100\n",
+    );
+    open_channel(&p, 1_000_000);
+    let (b, chain) = (&p.b, &p.chain);
+    let mut a = p.a;
+    let key = a.api_key("pay,read");
+    let receiver = Receiver::start(200);
+    let (status, hook) = post(a.api_port, "/v1/webhooks", &key, None, &json!({"url": receiver.url()}));
+    assert_eq!(status, 201, "{hook}");
+    let wallet_txs =
+        |gw: &common::Gateway| gw.call("wallet.transactions", json!({}))["transactions"].as_array().unwrap().len();
+    let txs_before = wallet_txs(&a);
+
+    // The plan: half on-chain, four tenths Lightning, a tenth on_us.
+    let plan: Vec<(&'static str, String, u64)> = (0..PAYOUTS)
+        .map(|i| match i % 10 {
+            k @ 0..=4 => ("onchain", outside_address((50 + i / 10 * 5 + k) as u8).to_string(), 10_000 + i as u64),
+            5..=8 => {
+                let inv = b.call(
+                    "ln.invoice",
+                    json!({"amount_msat": 2_000_000, "description": format!("c{i}"), "expiry_secs": 3600}),
+                );
+                let addr = b.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+                let uri = format!("bitcoin:{addr}?amount=0.00002&lightning={}", inv["bolt11"].as_str().unwrap());
+                ("recommend", uri, 2_000)
+            }
+            _ => {
+                let inv = a.call(
+                    "ln.invoice",
+                    json!({"amount_msat": 1_000_000, "description": format!("u{i}"), "expiry_secs": 3600}),
+                );
+                ("on_us", inv["bolt11"].as_str().unwrap().to_owned(), 1_000)
+            }
+        })
+        .collect();
+    let addresses: HashSet<&str> = plan.iter().filter(|p| p.0 == "onchain").map(|p| p.1.as_str()).collect();
+    let lightning_settled_before = a.call("ln.payments", json!({}))["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["direction"] == "outbound" && x["kind"] == "bolt11" && x["status"] == "succeeded")
+        .count();
+    assert_eq!(addresses.len(), PAYOUTS / 2, "one address per on-chain payout");
+
+    let started = Instant::now();
+    let deadline = started + 10 * MINUTE;
+    let (port, done) = (a.api_port, AtomicBool::new(false));
+    let mut kills = 0_u32;
+    let sent: Vec<Sent> = std::thread::scope(|s| {
+        let client = s.spawn(|| {
+            let sent: Vec<Sent> = plan
+                .iter()
+                .enumerate()
+                .map(|(i, (rail, dest, sat))| pay(port, &key, i, rail, dest, *sat, deadline))
+                .collect();
+            done.store(true, Ordering::SeqCst);
+            sent
+        });
+        s.spawn(|| {
+            while !done.load(Ordering::SeqCst) {
+                chain.mine(1);
+                std::thread::sleep(Duration::from_millis(700));
+            }
+        });
+        let mut rng = rand::thread_rng();
+        while (!done.load(Ordering::SeqCst) || kills < MIN_KILLS) && Instant::now() < deadline {
+            // Long enough apart that the node reconnects its channel between some of the kills.
+            std::thread::sleep(Duration::from_millis(rng.gen_range(1_000..4_000)));
+            a.kill();
+            kills += 1;
+            a.start_again();
+        }
+        client.join().unwrap()
+    });
+    eprintln!("{PAYOUTS} payouts accepted in {:.1} s with {kills} SIGKILLs", started.elapsed().as_secs_f64());
+    assert!(kills >= MIN_KILLS);
+
+    // Everything reaches a final state.
+    let mut all = Vec::new();
+    wait_for("every payment final", 5 * MINUTE, || {
+        chain.mine(1);
+        std::thread::sleep(Duration::from_millis(300));
+        all = payments(port, &key);
+        all.iter().all(|p| p["status"] == "SETTLED" || p["status"] == "FAILED")
+    });
+    let mut by_state: HashMap<(String, String), usize> = HashMap::new();
+    for p in &all {
+        let status = match p["failure"]["code"].as_str() {
+            Some(code) => format!("FAILED {code}"),
+            None => p["status"].as_str().unwrap().into(),
+        };
+        *by_state.entry((p["rail"].as_str().unwrap().into(), status)).or_default() += 1;
+    }
+    eprintln!("payments by rail and status: {by_state:?}");
+
+    // One payment per accepted key, and the key answers with it again.
+    assert_eq!(all.len(), PAYOUTS, "exactly one payment per payout");
+    let ids: HashSet<&str> = sent.iter().map(|s| s.payment_id.as_str()).collect();
+    assert_eq!(ids.len(), PAYOUTS);
+    assert_eq!(ids, all.iter().map(|p| p["payment_id"].as_str().unwrap()).collect::<HashSet<_>>());
+    for s in &sent {
+        let (status, v) = post(port, "/v1/payments/submit", &key, Some(&s.idem), &s.body);
+        assert_eq!((status, v["payment_id"].as_str()), (202, Some(s.payment_id.as_str())), "replay of {}", s.idem);
+    }
+    let db = rusqlite::Connection::open(a.datadir.join("sendero.sqlite")).unwrap();
+    let per_key: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM (SELECT idem_key FROM payments GROUP BY api_key_id, idem_key HAVING COUNT(*) > 1)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(per_key, 0);
+
+    // Exactly one final event per payment.
+    let finals: Vec<(String, i64)> = db
+        .prepare("SELECT payment_id, COUNT(*) FROM outbox WHERE event_type IN ('payment.settled', 'payment.failed') GROUP BY payment_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(finals.len(), PAYOUTS);
+    assert!(finals.iter().all(|(_, n)| *n == 1), "{finals:?}");
+
+    // Exactly once on each rail.
+    let settled = |rail: &str| all.iter().filter(|p| p["rail"] == rail && p["status"] == "SETTLED").collect::<Vec<_>>();
+    let onchain = settled("onchain");
+    let txids: HashSet<&str> = onchain.iter().map(|p| p["txid"].as_str().unwrap()).collect();
+    assert_eq!(txids.len(), onchain.len());
+    let wallet: Vec<Value> = a.call("wallet.transactions", json!({}))["transactions"].as_array().unwrap().clone();
+    let in_wallet: HashSet<&str> = wallet.iter().map(|t| t["txid"].as_str().unwrap()).collect();
+    assert!(txids.iter().all(|t| in_wallet.contains(t)));
+    assert_eq!(
+        wallet_txs(&a) - txs_before,
+        onchain.len(),
+        "one wallet transaction per settled on-chain payout, no other"
+    );
+    let lightning = settled("lightning");
+    common::ln::wait_ln_running(&a);
+    let node: Vec<Value> = a.call("ln.payments", json!({}))["payments"].as_array().unwrap().clone();
+    let node_sent = node
+        .iter()
+        .filter(|x| x["direction"] == "outbound" && x["kind"] == "bolt11" && x["status"] == "succeeded")
+        .count();
+    assert_eq!(node_sent - lightning_settled_before, lightning.len(), "one node payment per settled Lightning payout");
+    let b_received: Vec<Value> = b.call("ln.payments", json!({}))["payments"].as_array().unwrap().clone();
+    for p in &lightning {
+        let n =
+            b_received.iter().filter(|x| x["payment_hash"] == p["payment_hash"] && x["status"] == "succeeded").count();
+        assert_eq!(n, 1, "B received {} once", p["payment_hash"]);
+    }
+
+    // The ledger balances and agrees with the wallet and the node.
+    let v = a.call("ledger.verify", json!({}));
+    eprintln!("ledger.verify: {v}");
+    assert_eq!(v["ok"], true, "{v:#}");
+
+    // Every final state was delivered at least once.
+    wait_for("a delivered final event for every payment", 2 * MINUTE, || {
+        let delivered: HashSet<String> = receiver
+            .hooks()
+            .iter()
+            .filter(|h| h.answered < 300)
+            .filter_map(|h| serde_json::from_str::<Value>(&h.body).ok())
+            .filter(|v| v["type"] == "payment.settled" || v["type"] == "payment.failed")
+            .filter_map(|v| v["data"]["payment_id"].as_str().map(str::to_owned))
+            .collect();
+        ids.iter().all(|id| delivered.contains(*id))
+    });
+    let hooks = receiver.hooks();
+    let distinct: HashSet<&str> = hooks.iter().map(|h| h.headers["webhook-id"].as_str()).collect();
+    eprintln!(
+        "webhooks: {} requests for {} distinct events; {:.1} s in all",
+        hooks.len(),
+        distinct.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
