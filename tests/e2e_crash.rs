@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::ln::{open_channel, pair_with, MINUTE};
-use common::webhook::Receiver;
+use common::webhook::{signature_valid, Receiver};
 use common::{http_get_with_key, http_post, outside_address, wait_for};
 use rand::Rng;
 use serde_json::{json, Value};
@@ -265,6 +265,8 @@ fn payouts_survive_sigkill_exactly_once() {
         ids.iter().all(|id| delivered.contains(*id))
     });
     let hooks = receiver.hooks();
+    let secret = hook["secret"].as_str().unwrap();
+    assert!(hooks.iter().all(|h| signature_valid(secret, h)), "every delivery is signed with the endpoint's secret");
     let distinct: HashSet<&str> = hooks.iter().map(|h| h.headers["webhook-id"].as_str()).collect();
     eprintln!(
         "webhooks: {} requests for {} distinct events; {:.1} s in all",

@@ -229,6 +229,9 @@ const MIGRATIONS: &[&str] = &[
          BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
      CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
          BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+    // 8: what open payments reserve on a rail, read at every submit without a table scan.
+    "CREATE INDEX payments_reserving ON payments (rail, amount_msat, fee_reserve_msat)
+         WHERE state IN ('submitted', 'debited', 'sending');",
 ];
 
 /// A store failure.
@@ -271,6 +274,8 @@ pub struct Store {
     pending_quotes: Mutex<Vec<(QuoteRow, u64)>>,
     /// Idempotency keys of requests in flight: `(key id, idempotency key)` → (fingerprint, since).
     claims: Mutex<std::collections::HashMap<(String, String), (String, u64)>>,
+    /// Payments waiting for a group commit (see `Store::insert_payment`).
+    submits: Mutex<Vec<crate::payment::record::Waiting>>,
 }
 
 impl Store {
@@ -287,7 +292,12 @@ impl Store {
             keys: Default::default(),
             pending_quotes: Mutex::new(Vec::new()),
             claims: Default::default(),
+            submits: Default::default(),
         })
+    }
+
+    pub(crate) fn submits(&self) -> MutexGuard<'_, Vec<crate::payment::record::Waiting>> {
+        self.submits.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -711,7 +721,7 @@ impl Store {
     /// commit the caller releases the claim ([`Store::idempotency_release`]).
     pub(crate) fn idempotency_answer(
         &self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &Connection,
         (api_key_id, idem_key): (&str, &str),
         status: u16,
         body: &[u8],

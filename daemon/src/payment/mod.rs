@@ -10,13 +10,13 @@
 
 pub mod destination;
 pub mod reconcile;
-mod record;
+pub(crate) mod record;
 pub mod saga;
 pub mod submit;
 
 use serde_json::{json, Value};
 
-pub use record::{Change, InsertError};
+pub use record::{Change, InsertError, NewPayment};
 
 /// The rail a payment travels on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,8 @@
 //! Payments in the store: accepted with their idempotency answer in one transaction, moved from
 //! state to state together with their ledger entry and their outbox event, listed by key.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::{Payment, Rail, State};
@@ -8,14 +10,35 @@ use crate::ledger::{self, LedgerError, Posting};
 use crate::route::learn::Outcome;
 use crate::store::{Store, StoreError};
 
+/// A payment to accept, with what the treasury guard needs.
+#[derive(Debug)]
+pub struct NewPayment {
+    /// The payment, in state `submitted`.
+    pub payment: Payment,
+    /// What its rail can spend now, msat (`None`: no limit, `on_us`).
+    pub spendable_msat: Option<u64>,
+    /// What it needs: amount plus estimated fee, msat.
+    pub need_msat: u64,
+    /// Its `payment.submitted` event.
+    pub event: (&'static str, String),
+    /// The `202` body stored as the idempotency key's answer.
+    pub answer: Vec<u8>,
+}
+
+pub(crate) type Waiting = (NewPayment, Arc<Mutex<Option<Result<(), InsertError>>>>);
+
+fn take(slot: &Mutex<Option<Result<(), InsertError>>>) -> Option<Result<(), InsertError>> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+}
+
 /// One state change, written atomically: the new state and what it learned, the ledger entry
 /// it posts and the event it emits.
 #[derive(Debug, Default)]
 pub struct Change {
     /// What the payment looks like afterwards.
     pub next: Option<Payment>,
-    /// `(kind, postings)`; posted under the reference `pay:<id>:<kind>`.
-    pub ledger: Option<(&'static str, Vec<Posting>)>,
+    /// Ledger entries `(kind, postings)`, each posted under the reference `pay:<id>:<kind>`.
+    pub ledger: Vec<(&'static str, Vec<Posting>)>,
     /// Outbox event type and payload.
     pub event: Option<(&'static str, String)>,
     /// What the router learns from a final state.
@@ -37,9 +60,17 @@ pub enum InsertError {
     /// The same destination is already being paid (or was paid) on this rail.
     #[error("this destination is already being paid or was paid")]
     AlreadyPaying,
-    /// The treasury guard refused (the caller's check, given what open payments reserve).
-    #[error("{0}")]
-    Guard(String),
+    /// The treasury guard: the rail cannot fund it beside what open payments reserve.
+    #[error("the rail can fund {} sat now; this payout needs {} sat", available_msat / 1_000, need_msat.div_ceil(1_000))]
+    Guard {
+        /// Spendable minus reserved, msat.
+        available_msat: u64,
+        /// Amount plus estimated fee, msat.
+        need_msat: u64,
+    },
+    /// The transaction could not be committed.
+    #[error("committing the payment failed: {0}")]
+    Commit(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -90,20 +121,56 @@ fn payment_row(r: &Row<'_>) -> rusqlite::Result<Payment> {
 }
 
 impl Store {
-    /// Accepts a payment: checks `guard` against what open payments on its rail still reserve
-    /// (amount + fee reserve, msat, of those not yet handed to the rail), inserts it, writes its
-    /// `payment.submitted` event and marks the idempotency key done with `answer` — all in one
-    /// transaction, so a crash leaves either all of it or none.
-    pub fn insert_payment(
-        &self,
-        p: &Payment,
-        guard: impl FnOnce(u64) -> Result<(), String>,
-        event: (&'static str, String),
-        answer: (u16, &[u8]),
-    ) -> Result<(), InsertError> {
+    /// Accepts a payment: checks the treasury guard against what open payments on its rail still
+    /// reserve (amount + fee reserve of those not yet handed to the rail), inserts it, writes its
+    /// `payment.submitted` event and the idempotency key's answer — all in one transaction, so a
+    /// crash leaves either all of it or none.
+    ///
+    /// Group commit: a request queues its payment, then takes the store; whoever holds it commits
+    /// every payment queued meanwhile in one transaction (each in its own savepoint, so one refusal
+    /// does not undo the others), and a request whose payment a previous holder committed just
+    /// collects its result. Concurrent submits share one durable commit.
+    pub fn insert_payment(&self, new: NewPayment) -> Result<(), InsertError> {
+        let slot: Arc<Mutex<Option<Result<(), InsertError>>>> = Arc::default();
+        self.submits().push((new, Arc::clone(&slot)));
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let taken = tx
+        if let Some(done) = take(&slot) {
+            return done;
+        }
+        let batch = std::mem::take(&mut *self.submits());
+        let mut results = Vec::with_capacity(batch.len());
+        let committed = (|| -> rusqlite::Result<()> {
+            let mut tx = conn.transaction()?;
+            for (new, _) in &batch {
+                let sp = tx.savepoint()?;
+                let result = self.insert_one(&sp, new);
+                if result.is_ok() {
+                    sp.commit()?;
+                }
+                results.push(result);
+            }
+            tx.commit()
+        })();
+        // Results are handed out before the store is let go: whoever takes it next finds its own.
+        for ((new, waiting), result) in
+            batch.into_iter().zip(results.into_iter().chain(std::iter::repeat_with(|| Ok(()))))
+        {
+            let result = match (&committed, result) {
+                (Err(e), _) => Err(InsertError::Commit(e.to_string())),
+                (Ok(()), r) => r,
+            };
+            if result.is_ok() {
+                self.idempotency_release(&new.payment.api_key_id, &new.payment.idem_key);
+            }
+            *waiting.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+        }
+        drop(conn);
+        take(&slot).unwrap_or_else(|| Err(InsertError::Commit("the payment was not committed".into())))
+    }
+
+    fn insert_one(&self, conn: &rusqlite::Connection, new: &NewPayment) -> Result<(), InsertError> {
+        let p = &new.payment;
+        let taken = conn
             .query_row(
                 "SELECT 1 FROM payments WHERE api_key_id = ?1 AND idem_key = ?2",
                 [&p.api_key_id, &p.idem_key],
@@ -113,19 +180,24 @@ impl Store {
         if taken.is_some() {
             return Err(InsertError::IdemTaken);
         }
-        let reserved: i64 = tx.query_row(
-            "SELECT COALESCE(SUM(amount_msat + fee_reserve_msat), 0) FROM payments
-             WHERE rail = ?1 AND state IN ('submitted', 'debited', 'sending')",
-            [p.rail.as_str()],
-            |r| r.get(0),
-        )?;
-        guard(reserved as u64).map_err(InsertError::Guard)?;
-        let inserted = tx.execute(
-            &format!(
+        if let Some(spendable) = new.spendable_msat {
+            let reserved: i64 = conn.query_row(
+                "SELECT COALESCE(SUM(amount_msat + fee_reserve_msat), 0) FROM payments
+                 WHERE rail = ?1 AND state IN ('submitted', 'debited', 'sending')",
+                [p.rail.as_str()],
+                |r| r.get(0),
+            )?;
+            let available = spendable.saturating_sub(reserved as u64);
+            if available < new.need_msat {
+                return Err(InsertError::Guard { available_msat: available, need_msat: new.need_msat });
+            }
+        }
+        let inserted = conn
+            .prepare_cached(&format!(
                 "INSERT INTO payments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
-                     ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
-            ),
-            params![
+                 ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+            ))?
+            .execute(params![
                 p.payment_id,
                 p.api_key_id,
                 p.idem_key,
@@ -149,8 +221,7 @@ impl Store {
                 p.created_at as i64,
                 p.updated_at as i64,
                 p.final_at.map(|v| v as i64),
-            ],
-        );
+            ]);
         if let Err(rusqlite::Error::SqliteFailure(f, Some(msg))) = &inserted {
             if f.code == rusqlite::ErrorCode::ConstraintViolation {
                 return Err(if msg.contains("route_id") {
@@ -165,57 +236,28 @@ impl Store {
             }
         }
         inserted?;
-        outbox(&tx, &p.payment_id, &p.api_key_id, event, p.created_at)?;
-        self.idempotency_answer(&tx, (&p.api_key_id, &p.idem_key), answer.0, answer.1, p.created_at)?;
-        tx.commit()?;
-        self.idempotency_release(&p.api_key_id, &p.idem_key);
+        outbox(conn, &p.payment_id, &p.api_key_id, (new.event.0, new.event.1.clone()), p.created_at)?;
+        self.idempotency_answer(conn, (&p.api_key_id, &p.idem_key), 202, &new.answer, p.created_at)?;
         Ok(())
     }
 
     /// Applies `change` to payment `from` if it is still in `from.state` (returns false when
     /// another step got there first).
-    pub fn change_payment(&self, from: &Payment, change: Change, now: u64) -> Result<bool, LedgerError> {
+    pub fn change_payment(&self, from: &Payment, change: &Change, now: u64) -> Result<bool, LedgerError> {
+        Ok(self.change_payments(&[(from, change)], now)?.first().copied().unwrap_or(false))
+    }
+
+    /// Applies several changes in one transaction (one durable commit for a batch of sagas);
+    /// says for each whether it applied.
+    pub fn change_payments(&self, changes: &[(&Payment, &Change)], now: u64) -> Result<Vec<bool>, LedgerError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let next = change.next.as_ref().unwrap_or(from);
-        let updated = tx.execute(
-            "UPDATE payments SET state = ?3, rail_ref = ?4, raw_tx = ?5, fee_paid_msat = ?6, failure_code = ?7,
-                 failure_message = ?8, attempts = ?9, next_attempt_at = ?10, updated_at = ?11, final_at = ?12
-             WHERE payment_id = ?1 AND state = ?2",
-            params![
-                from.payment_id,
-                from.state.as_str(),
-                next.state.as_str(),
-                next.rail_ref,
-                next.raw_tx,
-                next.fee_paid_msat.map(|v| v as i64),
-                next.failure_code,
-                next.failure_message,
-                next.attempts,
-                next.next_attempt_at as i64,
-                now as i64,
-                next.final_at.map(|v| v as i64),
-            ],
-        )?;
-        if updated == 0 {
-            return Ok(false);
-        }
-        if let Some((kind, postings)) = &change.ledger {
-            let reference = format!("pay:{}:{kind}", from.payment_id);
-            ledger::post(&tx, kind, Some(&from.payment_id), &reference, postings, now)?;
-        }
-        if let Some(event) = change.event {
-            outbox(&tx, &from.payment_id, &from.api_key_id, event, now)?;
-        }
-        if let Some(o) = &change.outcome {
-            tx.execute(
-                "INSERT INTO rail_outcomes (payment_id, rail, success, code, latency_secs, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-                params![from.payment_id, o.rail, o.success as i64, o.code, o.latency_secs as i64, o.at as i64],
-            )?;
+        let mut applied = Vec::with_capacity(changes.len());
+        for (from, change) in changes {
+            applied.push(apply(&tx, from, change, now)?);
         }
         tx.commit()?;
-        Ok(true)
+        Ok(applied)
     }
 
     /// One payment.
@@ -276,7 +318,7 @@ impl Store {
 }
 
 fn outbox(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     payment_id: &str,
     api_key_id: &str,
     (event_type, payload): (&'static str, String),
@@ -287,4 +329,53 @@ fn outbox(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![crate::secret::sortable_id("evt_"), event_type, payment_id, api_key_id, payload, now as i64],
     )
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, from: &Payment, change: &Change, now: u64) -> Result<bool, LedgerError> {
+    let next = change.next.as_ref().unwrap_or(from);
+    let updated = tx
+        .prepare_cached(
+            "UPDATE payments SET state = ?3, rail_ref = ?4, raw_tx = ?5, fee_paid_msat = ?6, failure_code = ?7,
+             failure_message = ?8, attempts = ?9, next_attempt_at = ?10, updated_at = ?11, final_at = ?12
+         WHERE payment_id = ?1 AND state = ?2",
+        )?
+        .execute(params![
+            from.payment_id,
+            from.state.as_str(),
+            next.state.as_str(),
+            next.rail_ref,
+            next.raw_tx,
+            next.fee_paid_msat.map(|v| v as i64),
+            next.failure_code,
+            next.failure_message,
+            next.attempts,
+            next.next_attempt_at as i64,
+            now as i64,
+            next.final_at.map(|v| v as i64),
+        ])?;
+    if updated == 0 {
+        return Ok(false);
+    }
+    for (kind, postings) in &change.ledger {
+        let reference = format!("pay:{}:{kind}", from.payment_id);
+        ledger::post(tx, kind, Some(&from.payment_id), &reference, postings, now)?;
+    }
+    if let Some(event) = &change.event {
+        outbox(tx, &from.payment_id, &from.api_key_id, (event.0, event.1.clone()), now)?;
+    }
+    if let Some(o) = &change.outcome {
+        tx.prepare_cached(
+            "INSERT INTO rail_outcomes (payment_id, rail, success, code, latency_secs, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            from.payment_id,
+            o.rail,
+            o.success as i64,
+            o.code,
+            o.latency_secs as i64,
+            o.at as i64
+        ])?;
+    }
+    Ok(true)
 }

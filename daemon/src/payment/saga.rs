@@ -43,7 +43,10 @@ pub async fn run(ctx: AppState, cancel: CancellationToken) {
                         tracing::info!(open = due.len(), "resuming open payments");
                     }
                 }
-                for payment in due {
+                // New payments take their first step together, in one transaction.
+                let (fresh, started): (Vec<Payment>, Vec<Payment>) =
+                    due.into_iter().partition(|p| p.state == State::Submitted);
+                for payment in first_steps(&ctx, fresh).await.into_iter().chain(started) {
                     if cancel.is_cancelled() {
                         return;
                     }
@@ -80,11 +83,74 @@ impl Step {
     }
 }
 
+/// The first step of new payments, for all of them in one transaction: the ledger debit, and
+/// for our own invoices the settlement too (they need no rail). Returns the payments to carry on.
+async fn first_steps(ctx: &AppState, fresh: Vec<Payment>) -> Vec<Payment> {
+    if fresh.is_empty() {
+        return fresh;
+    }
+    let changes: Vec<(Payment, Change)> = fresh
+        .into_iter()
+        .map(|p| {
+            let c = first_step(&p);
+            (p, c)
+        })
+        .collect();
+    let store = Arc::clone(&ctx.store);
+    let now = crate::unix_now();
+    let applied = tokio::task::spawn_blocking(move || {
+        let pairs: Vec<(&Payment, &Change)> = changes.iter().map(|(p, c)| (p, c)).collect();
+        let applied = store.change_payments(&pairs, now);
+        (changes, applied)
+    })
+    .await;
+    let (changes, applied) = match applied {
+        Ok((changes, Ok(applied))) => (changes, applied),
+        Ok((_, Err(e))) => {
+            tracing::error!(error = %e, "first payment steps not recorded");
+            return Vec::new();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "payment task failed");
+            return Vec::new();
+        }
+    };
+    let mut carry_on = Vec::new();
+    for ((from, change), ok) in changes.into_iter().zip(applied) {
+        if let (true, Some(next)) = (ok, change.next) {
+            after_step(ctx, &from, &next, change.outcome.as_ref());
+            carry_on.push(next);
+        }
+    }
+    carry_on
+}
+
+fn first_step(p: &Payment) -> Change {
+    if p.rail != Rail::OnUs {
+        return debit(p);
+    }
+    let mut change = settle(p, 0, None);
+    change.ledger.splice(0..0, debit(p).ledger);
+    change
+}
+
+/// What follows a recorded step: the router learns, webhooks are woken for a final state, the
+/// step is logged.
+fn after_step(ctx: &AppState, from: &Payment, next: &Payment, outcome: Option<&Outcome>) {
+    if let Some(o) = outcome {
+        ctx.learner().record(o, &ctx.config.routing.tuning());
+    }
+    if next.state != from.state && next.state.is_final() {
+        ctx.webhooks_wake.notify_one();
+    }
+    log_step(from, next);
+}
+
 /// Moves `p` forward until it waits, retries or is final.
 async fn advance(ctx: &AppState, mut p: Payment) {
     loop {
         let step = match p.state {
-            State::Submitted => Step::next(debit(&p)),
+            State::Submitted => Step::next(first_step(&p)),
             State::Debited => start(ctx, &p).await,
             State::Sending => resume(ctx, &p).await,
             State::Sent => outcome(ctx, &p).await,
@@ -101,15 +167,9 @@ async fn advance(ctx: &AppState, mut p: Payment) {
                 let outcome = change.outcome.clone();
                 let store = Arc::clone(&ctx.store);
                 let from = p.clone();
-                match tokio::task::spawn_blocking(move || store.change_payment(&from, *change, now)).await {
+                match tokio::task::spawn_blocking(move || store.change_payment(&from, &change, now)).await {
                     Ok(Ok(true)) => {
-                        if let Some(o) = &outcome {
-                            ctx.learner().record(o, &ctx.config.routing.tuning());
-                        }
-                        if next.state != p.state && next.state.is_final() {
-                            ctx.webhooks_wake.notify_one();
-                        }
-                        log_step(&p, &next);
+                        after_step(ctx, &p, &next, outcome.as_ref());
                         p = next;
                     }
                     Ok(Ok(false)) => return,
@@ -131,7 +191,7 @@ async fn advance(ctx: &AppState, mut p: Payment) {
                     "payment step will be retried");
                 let next = Payment { attempts, next_attempt_at: now + delay, ..p.clone() };
                 let change = Change { next: Some(next), ..Change::default() };
-                if let Err(e) = ctx.store.change_payment(&p, change, now) {
+                if let Err(e) = ctx.store.change_payment(&p, &change, now) {
                     tracing::error!(payment_id = %p.payment_id, error = %e, "payment retry not recorded");
                 }
                 return;
@@ -166,7 +226,7 @@ fn debit(p: &Payment) -> Change {
     };
     Change {
         next: Some(Payment { state: State::Debited, attempts: 0, ..p.clone() }),
-        ledger: Some(("debit", postings)),
+        ledger: vec![("debit", postings)],
         ..Change::default()
     }
 }
@@ -203,7 +263,7 @@ fn settle(p: &Payment, fee_paid_msat: u64, rail_ref: Option<String>) -> Change {
     };
     let event = ("payment.settled", next.view().to_string());
     let outcome = learned(p, true, None, now);
-    Change { next: Some(next), ledger: Some(("settle", postings)), event: Some(event), outcome }
+    Change { next: Some(next), ledger: vec![("settle", postings)], event: Some(event), outcome }
 }
 
 /// `→ failed`: nothing was paid; what was debited is credited back and the FX quote released
@@ -231,7 +291,7 @@ fn fail(p: &Payment, code: &str, message: String) -> Change {
     };
     let event = ("payment.failed", next.view().to_string());
     let outcome = learned(p, false, Some(code), now);
-    Change { next: Some(next), ledger, event: Some(event), outcome }
+    Change { next: Some(next), ledger: ledger.into_iter().collect(), event: Some(event), outcome }
 }
 
 /// What the router learns from a final state: the rail's own successes and failures; not
@@ -330,10 +390,13 @@ async fn send_lightning(ctx: &AppState, p: &Payment) -> Step {
         Ok(n) => n,
         Err(e) => return Step::RetrySoon(e.to_string()),
     };
-    // A payment the node made for this one (an earlier attempt, before a crash) decides; a
-    // failed payment of the same invoice from before this payment existed does not.
+    // A payment the node made for this one before a crash decides its outcome. A failed one
+    // does not when it predates this payment (someone else's attempt) or when it is the failed
+    // send of our own previous attempt, which is being retried (nothing moved: sending again is
+    // safe, and ldk-node refuses to pay an invoice twice).
     if let Some(existing) = node.payment_for(&p.destination, &p.payment_id) {
-        if existing.status != "failed" || existing.updated_at >= p.created_at {
+        let resumed_outcome = existing.updated_at >= p.created_at && p.attempts == 0;
+        if existing.status != "failed" || resumed_outcome {
             let next = Payment { state: State::Sent, rail_ref: Some(existing.payment_id), ..p.clone() };
             return Step::next(Change { next: Some(next), ..Change::default() });
         }
@@ -360,6 +423,10 @@ async fn send_lightning(ctx: &AppState, p: &Payment) -> Step {
             None => Step::next(fail(p, "duplicate_payment", "the node already paid this invoice".into())),
         },
         Err(LightningError::Failed { reason, .. }) if reason.contains("not running") => Step::RetrySoon(reason),
+        // No route yet (channels still reconnecting after a restart): nothing left the node.
+        Err(e @ LightningError::Failed { .. }) if e.to_string().contains("Failed to send") => {
+            retry_or_fail(ctx, p, e.code(), e.to_string())
+        }
         Err(e @ (LightningError::InsufficientLiquidity { .. } | LightningError::ConnectionFailed)) => {
             retry_or_fail(ctx, p, e.code(), e.to_string())
         }

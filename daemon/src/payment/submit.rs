@@ -6,7 +6,7 @@
 use sendero_wallet::bitcoin::Network;
 
 use super::destination::{self, DestinationError, LnDestination};
-use super::{InsertError, Payment, Rail, State};
+use super::{InsertError, NewPayment, Payment, Rail, State};
 use crate::route::StoredRoute;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -159,31 +159,23 @@ pub fn accept(ctx: &AppState, key_id: &str, idem: &str, req: &SubmitRequest, now
         updated_at: now,
         final_at: None,
     };
-    let spendable = spendable_msat(ctx, rail)?;
-    let need = route.amount_msat + cost_sat * 1_000;
-    let mut shortfall = None;
-    let guard = |reserved: u64| {
-        let available = spendable.map(|s| s.saturating_sub(reserved));
-        match available {
-            Some(a) if a < need => {
-                shortfall = Some(a);
-                Err(format!("{} can fund {} sat now; this payout needs {} sat", rail.as_str(), a / 1_000, need / 1_000))
-            }
-            _ => Ok(()),
-        }
+    let new = NewPayment {
+        spendable_msat: spendable_msat(ctx, rail)?,
+        need_msat: route.amount_msat + cost_sat * 1_000,
+        event: ("payment.submitted", payment.view().to_string()),
+        answer: answer(&payment_id),
+        payment: payment.clone(),
     };
-    let event = ("payment.submitted", payment.view().to_string());
-    match ctx.store.insert_payment(&payment, guard, event, (202, &answer(&payment_id))) {
+    match ctx.store.insert_payment(new) {
         Ok(()) => {}
-        Err(InsertError::Guard(message)) => {
-            let mut available =
-                vec![Available { rail: rail.as_str(), available_sat: shortfall.unwrap_or_default() / 1_000 }];
+        Err(e @ InsertError::Guard { available_msat, .. }) => {
+            let mut available = vec![Available { rail: rail.as_str(), available_sat: available_msat / 1_000 }];
             for other in [Rail::Onchain, Rail::Lightning].into_iter().filter(|r| *r != rail) {
                 if let Ok(Some(msat)) = spendable_msat(ctx, other) {
                     available.push(Available { rail: other.as_str(), available_sat: msat / 1_000 });
                 }
             }
-            return Err(SubmitError::InsufficientFunds { message, available });
+            return Err(SubmitError::InsufficientFunds { message: format!("{}: {e}", rail.as_str()), available });
         }
         Err(InsertError::IdemTaken) => {
             // The payment exists but its answer was never stored (the request's key was released

@@ -100,11 +100,19 @@ pub async fn run(ctx: AppState, cancel: CancellationToken) {
         Err(e) => return tracing::error!(error = %e, "webhook client could not be built; webhooks are off"),
     };
     let mut in_flight = JoinSet::new();
+    let mut cursor = match ctx.store.fan_out_cursor() {
+        Ok(c) => c,
+        Err(e) => return tracing::error!(error = %e, "reading the webhook cursor; webhooks are off"),
+    };
     loop {
         let store = Arc::clone(&ctx.store);
-        match tokio::task::spawn_blocking(move || store.fan_out(crate::unix_now())).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::debug!(deliveries = n, "webhook deliveries queued"),
+        match tokio::task::spawn_blocking(move || store.fan_out(cursor, crate::unix_now())).await {
+            Ok(Ok((next, made))) => {
+                cursor = next;
+                if made > 0 {
+                    tracing::debug!(deliveries = made, "webhook deliveries queued");
+                }
+            }
             Ok(Err(e)) => tracing::error!(error = %e, "fanning out webhook events"),
             Err(e) => tracing::error!(error = %e, "webhook task failed"),
         }

@@ -131,22 +131,34 @@ impl Store {
         Ok(owned)
     }
 
-    /// Turns outbox events past the cursor into one delivery per subscribed, enabled endpoint
-    /// of the event's key, and moves the cursor — in one transaction. Returns deliveries made.
-    pub fn fan_out(&self, now: u64) -> Result<usize, StoreError> {
+    /// Where fan-out stopped last time (persisted with the deliveries it made).
+    pub fn fan_out_cursor(&self) -> Result<i64, StoreError> {
+        Ok(self.meta(CURSOR)?.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// Turns outbox events past `cursor` into one delivery per subscribed, enabled endpoint of
+    /// the event's key. Returns the new cursor and the deliveries made; the cursor is stored with
+    /// the deliveries, in their transaction, and only then: events nobody subscribed to cost no
+    /// write, and a cursor lost in a crash only makes the next start look at those events again
+    /// (a delivery is made once per endpoint and event whatever happens).
+    pub fn fan_out(&self, cursor: i64, now: u64) -> Result<(i64, usize), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let cursor: i64 = tx
-            .query_row("SELECT value FROM meta WHERE key = ?1", [CURSOR], |r| r.get::<_, String>(0))
-            .optional()?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let last: Option<i64> = tx.query_row(
+        let last: Option<i64> = conn.query_row(
             "SELECT MAX(id) FROM (SELECT id FROM outbox WHERE id > ?1 ORDER BY id LIMIT 1000)",
             [cursor],
             |r| r.get(0),
         )?;
-        let Some(last) = last else { return Ok(0) };
+        let Some(last) = last else { return Ok((cursor, 0)) };
+        let subscribed: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM webhook_endpoints e WHERE e.state = 'enabled'
+             AND e.api_key_id IN (SELECT api_key_id FROM outbox WHERE id > ?1 AND id <= ?2)",
+            params![cursor, last],
+            |r| r.get(0),
+        )?;
+        if subscribed == 0 {
+            return Ok((last, 0));
+        }
+        let tx = conn.transaction()?;
         let made = tx.execute(
             "INSERT INTO webhook_deliveries (endpoint_id, outbox_id, state, next_attempt_at, created_at)
              SELECT e.endpoint_id, o.id, 'pending', ?3, ?3 FROM outbox o
@@ -161,7 +173,7 @@ impl Store {
             params![CURSOR, last.to_string()],
         )?;
         tx.commit()?;
-        Ok(made)
+        Ok((last, made))
     }
 
     /// Pending deliveries whose time has come, to enabled endpoints, oldest first. Each is held
