@@ -73,7 +73,10 @@ fn wallet_txs(gw: &Gateway) -> usize {
 
 #[test]
 fn payouts_settle_on_every_rail_exactly_once() {
-    let p = pair_with("[routing]\nlightning_wait_secs = 20\nsaga_interval_ms = 200\n");
+    let p = pair_with(
+        "[routing]\nlightning_wait_secs = 20\nsaga_interval_ms = 200\n\n\
+         [fx]\npairs = [\"BTC/EUR\"]\nstatic_rates = { \"BTC/EUR\" = \"85000\" }\nquote_ttl_secs = 3\n",
+    );
     open_channel(&p, 1_000_000);
     let (chain, b) = (&p.chain, &p.b);
     let mut a = p.a;
@@ -153,6 +156,39 @@ fn payouts_settle_on_every_rail_exactly_once() {
     assert_eq!((settled["rail"].as_str(), settled["fee_paid_msat"].as_u64()), (Some("on_us"), Some(0)));
     assert_eq!(account(&a, "payouts:on_us"), 7_000_000);
     assert_eq!(account(&a, "receipts:on_us"), -7_000_000);
+
+    // A payout priced in euros: the route's FX quote is locked by the payment, and the ledger
+    // records the euro value against FX beside the bitcoin that left.
+    let body = json!({"amount": {"minor_units": 2_500, "currency": "EUR"}, "destination": outside_address(24).to_string(),
+                      "priority": "high"});
+    let (status, eur) = post(&a, "/v1/payments/route", &key, None, &body);
+    assert_eq!(status, 200, "{eur}");
+    let quote_id = eur["fx_quote_id"].as_str().unwrap().to_owned();
+    let sats = eur["amount_sat"].as_u64().unwrap();
+    assert!(sats > 29_000 && sats < 30_000, "25 EUR at 85,000 EUR/BTC with the markup: {sats} sat");
+    let submit_eur = json!({"route_id": eur["route_id"], "rail": "onchain", "fx_quote_id": quote_id});
+    let (status, accepted) = post(&a, "/v1/payments/submit", &key, Some("eur-1"), &submit_eur);
+    assert_eq!(status, 202, "{accepted}");
+    let eur_id = accepted["payment_id"].as_str().unwrap().to_owned();
+    let pending = wait_status(&a, &key, &eur_id, "PENDING");
+    assert_eq!(
+        (pending["amount"]["currency"].as_str(), pending["fx_quote_id"].as_str()),
+        (Some("EUR"), Some(quote_id.as_str()))
+    );
+    // A quote past its expiry cannot be submitted: price again.
+    let (_, stale) = post(&a, "/v1/payments/route", &key, None, &body);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let (status, e) = post(
+        &a,
+        "/v1/payments/submit",
+        &key,
+        Some("eur-stale"),
+        &json!({"route_id": stale["route_id"], "rail": "onchain"}),
+    );
+    assert_eq!((status, e["error"]["code"].as_str()), (410, Some("quote_expired")), "{e}");
+    chain.mine(1);
+    wait_status(&a, &key, &eur_id, "SETTLED");
+    assert_eq!((account(&a, "payouts:EUR"), account(&a, "fx:EUR")), (2_500, -2_500));
 
     // Refusals with stable codes; nothing is recorded.
     let r = route(&a, &key, 10_000, &outside_address(22).to_string());
@@ -255,8 +291,8 @@ fn payouts_settle_on_every_rail_exactly_once() {
         .filter(|x| x["payment_hash"] == kill_inv["payment_hash"] && x["status"] == "succeeded")
         .count();
     assert_eq!(paid_to_b, 1);
-    // Three on-chain payouts, three wallet transactions.
-    assert_eq!(wallet_txs(&a), before_txs + 3);
+    // Four on-chain payouts, four wallet transactions.
+    assert_eq!(wallet_txs(&a), before_txs + 4);
 
     // A Lightning payout the network fails (B cannot forward it): failed, and the ledger credits
     // back what it held.
@@ -297,7 +333,7 @@ fn payouts_settle_on_every_rail_exactly_once() {
         .chain(rest["payments"].as_array().unwrap())
         .map(|x| x["payment_id"].as_str().unwrap())
         .collect();
-    assert_eq!(all.len(), 7, "{all:?}");
+    assert_eq!(all.len(), 8, "{all:?}");
     assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first: {all:?}");
     let (status, e) = http_get_with_key(a.api_port, "/v1/payments?status=LOST", Some(&key));
     assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid_status")));
@@ -305,7 +341,7 @@ fn payouts_settle_on_every_rail_exactly_once() {
     // The ledger sums to zero and agrees with the wallet and the node.
     let v = verify_clean(&a);
     eprintln!("ledger.verify: {v}");
-    assert_eq!(v["onchain"]["payouts"]["match"], 3);
+    assert_eq!(v["onchain"]["payouts"]["match"], 4);
     assert_eq!(v["lightning"]["payouts"]["match"], 4, "three settled, one failed with the node's record");
     assert_eq!(v["onchain"]["difference_msat"], 0);
     assert!(v["totals"].as_object().unwrap().values().all(|t| t == 0), "{v}");
