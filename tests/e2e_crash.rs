@@ -172,13 +172,27 @@ fn payouts_survive_sigkill_exactly_once() {
     assert!(kills >= MIN_KILLS);
 
     // Everything reaches a final state.
-    let mut all = Vec::new();
-    wait_for("every payment final", 5 * MINUTE, || {
+    let mut all;
+    // A channel force-closed by a kill resolves its in-flight HTLCs on-chain: allow for it.
+    let settle_by = Instant::now() + 8 * MINUTE;
+    loop {
         chain.mine(1);
         std::thread::sleep(Duration::from_millis(300));
         all = payments(port, &key);
-        all.iter().all(|p| p["status"] == "SETTLED" || p["status"] == "FAILED")
-    });
+        let open: Vec<&Value> = all.iter().filter(|p| p["status"] != "SETTLED" && p["status"] != "FAILED").collect();
+        if open.is_empty() {
+            break;
+        }
+        if Instant::now() > settle_by {
+            let log = a.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            panic!(
+                "{} payments never became final: {open:#?}\nlog tail:\n{}",
+                open.len(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+    }
     let mut by_state: HashMap<(String, String), usize> = HashMap::new();
     for p in &all {
         let status = match p["failure"]["code"].as_str() {

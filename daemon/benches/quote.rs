@@ -162,6 +162,7 @@ async fn start_gateway_api(dir: &std::path::Path) -> Result<(SocketAddr, String)
         payments_wake: Default::default(),
         webhooks_wake: Default::default(),
         learner: Default::default(),
+        onchain_spend: Default::default(),
     });
     // As in senderod: buffered quotes are written every 20 ms.
     let store = Arc::clone(&state.store);

@@ -107,6 +107,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
         payments_wake: Default::default(),
         webhooks_wake: Default::default(),
         learner: Default::default(),
+        onchain_spend: Default::default(),
     });
     let learned = state.store.load_learner(&state.config.routing.tuning())?;
     tracing::info!(outcomes = learned.total_outcomes(), pinned = ?learned.pinned, disabled = ?learned.disabled,

@@ -271,7 +271,9 @@ pub async fn fund(ctx: &AppState, amount_sat: u64) -> Result<String, LnError> {
     let fee = crate::treasury::estimate(ctx, ctx.config.wallet.default_target_blocks).await?;
     let (treasury, chain) = (Arc::clone(&ctx.treasury), Arc::clone(&ctx.chain));
     let payee = Payee { address, amount_sat };
+    let spending = ctx.onchain_spend.lock().await;
     let payout = blocking(move || treasury.pay(&chain, &[payee], fee.sat_per_vb)).await?;
+    drop(spending);
     tracing::info!(txid = %payout.txid, amount_sat, "treasury funded the lightning wallet");
     Ok(payout.txid.to_string())
 }

@@ -53,6 +53,10 @@ pub struct Shared {
     pub payments_wake: Arc<tokio::sync::Notify>,
     /// Wakes the webhook sender (an outbox event was written).
     pub webhooks_wake: Arc<tokio::sync::Notify>,
+    /// Held by whoever builds and broadcasts a treasury transaction (a payout from its signing to
+    /// its broadcast, an admin send, a transfer to the Lightning wallet), so that two never pick
+    /// the same coins.
+    pub onchain_spend: tokio::sync::Mutex<()>,
     /// What the router has learned of each rail, and the operator's rail rules.
     pub learner: Arc<std::sync::Mutex<crate::route::learn::Learner>>,
 }

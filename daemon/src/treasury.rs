@@ -46,7 +46,9 @@ pub async fn send(ctx: &AppState, req: SendRequest) -> Result<Sent, WalletError>
     };
     let payee = Payee { address, amount_sat: req.amount_sat };
     let (treasury, chain) = (Arc::clone(&ctx.treasury), Arc::clone(&ctx.chain));
+    let spending = ctx.onchain_spend.lock().await;
     let payout = blocking(move || treasury.pay(&chain, &[payee], fee.sat_per_vb)).await?;
+    drop(spending);
     let record = SendRecord {
         txid: payout.txid.to_string(),
         address: req.address.trim().to_owned(),

@@ -57,7 +57,10 @@ impl Receiver {
                 }
                 let len = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
                 let mut body = vec![0; len];
-                let _ = reader.read_exact(&mut body);
+                // A request cut short (the sender was killed mid-write) is not a delivery.
+                if reader.read_exact(&mut body).is_err() || !headers.contains_key("webhook-id") {
+                    continue;
+                }
                 let status = me.answers.lock().unwrap().pop_front().unwrap_or(*me.fallback.lock().unwrap());
                 let body = String::from_utf8_lossy(&body).into_owned();
                 me.hooks.lock().unwrap().push(Hook { headers, body, answered: status });

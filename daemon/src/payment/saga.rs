@@ -43,10 +43,18 @@ pub async fn run(ctx: AppState, cancel: CancellationToken) {
                         tracing::info!(open = due.len(), "resuming open payments");
                     }
                 }
-                // New payments take their first step together, in one transaction.
+                // Payments already on their way go first (an on-chain payout signed before a crash
+                // is broadcast before any new one picks coins); new ones then take their first
+                // step together, in one transaction.
                 let (fresh, started): (Vec<Payment>, Vec<Payment>) =
                     due.into_iter().partition(|p| p.state == State::Submitted);
-                for payment in first_steps(&ctx, fresh).await.into_iter().chain(started) {
+                for payment in started {
+                    if cancel.is_cancelled() {
+                        return;
+                    }
+                    advance(&ctx, payment).await;
+                }
+                for payment in first_steps(&ctx, fresh).await {
                     if cancel.is_cancelled() {
                         return;
                     }
@@ -148,6 +156,11 @@ fn after_step(ctx: &AppState, from: &Payment, next: &Payment, outcome: Option<&O
 
 /// Moves `p` forward until it waits, retries or is final.
 async fn advance(ctx: &AppState, mut p: Payment) {
+    // An on-chain payout holds the treasury from signing its transaction to broadcasting it.
+    let _spending = match (p.rail, p.state) {
+        (Rail::Onchain, State::Debited | State::Sending) => Some(ctx.onchain_spend.lock().await),
+        _ => None,
+    };
     loop {
         let step = match p.state {
             State::Submitted => Step::next(first_step(&p)),
