@@ -38,6 +38,10 @@ pub struct StoredRoute {
 impl Store {
     /// Records a priced route.
     pub fn insert_route(&self, route: &Route, key_id: &str, destination: &str, now: u64) -> Result<(), StoreError> {
+        if route.fx_quote_id.is_some() {
+            // The route refers to its quote, which may still sit in the write buffer.
+            self.flush_quotes()?;
+        }
         let candidates = serde_json::to_string(&route.candidates).unwrap_or_else(|_| "[]".into());
         self.conn().execute(
             "INSERT INTO routes (route_id, api_key_id, destination, kind, currency, amount_minor, amount_sat,
