@@ -9,7 +9,7 @@ use bdk_bitcoind_rpc::{BlockEvent, MempoolEvent};
 use bdk_wallet::bitcoin::address::NetworkUnchecked;
 use bdk_wallet::bitcoin::{Address, Amount, Block, FeeRate, Network, Transaction, Txid};
 use bdk_wallet::chain::{ChainPosition, CheckPoint};
-use bdk_wallet::coin_selection::InsufficientFunds;
+use bdk_wallet::coin_selection::{InsufficientFunds, LargestFirstCoinSelection};
 use bdk_wallet::error::CreateTxError;
 use bdk_wallet::rusqlite::Connection;
 use bdk_wallet::{KeychainKind, PersistedWallet, SignOptions, Wallet};
@@ -330,7 +330,10 @@ impl Inner {
         let feerate = FeeRate::from_sat_per_vb(feerate_sat_vb)
             .filter(|_| feerate_sat_vb >= 1)
             .ok_or_else(|| WalletError::InvalidFeerate(format!("{feerate_sat_vb} sat/vB")))?;
-        let mut builder = self.wallet.build_tx();
+        // Largest coins first, deterministically: the vsize a route quotes is the vsize the payout
+        // then has (BDK's default ends in a random draw), and small coins are left for
+        // consolidation when fees are low.
+        let mut builder = self.wallet.build_tx().coin_selection(LargestFirstCoinSelection);
         for p in payees {
             builder.add_recipient(p.address.script_pubkey(), Amount::from_sat(p.amount_sat));
         }
