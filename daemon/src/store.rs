@@ -270,6 +270,9 @@ pub struct SendRecord {
 /// buffered and written in batches ([`Store::flush_quotes`]; every read of quotes flushes first).
 pub struct Store {
     conn: Mutex<Connection>,
+    /// A second, read-only connection for the hot reads (idempotency keys, routes, payments):
+    /// under WAL it reads the last committed state while the writer is busy committing.
+    reader: Mutex<Connection>,
     keys: std::sync::RwLock<std::collections::HashMap<String, ApiKeyRow>>,
     pending_quotes: Mutex<Vec<(QuoteRow, u64)>>,
     /// Idempotency keys of requests in flight: `(key id, idempotency key)` → (fingerprint, since).
@@ -287,8 +290,12 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
+        let reader = Connection::open(path)?;
+        reader.pragma_update(None, "query_only", true)?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(Store {
             conn: Mutex::new(conn),
+            reader: Mutex::new(reader),
             keys: Default::default(),
             pending_quotes: Mutex::new(Vec::new()),
             claims: Default::default(),
@@ -298,6 +305,11 @@ impl Store {
 
     pub(crate) fn submits(&self) -> MutexGuard<'_, Vec<crate::payment::record::Waiting>> {
         self.submits.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The read-only connection (see [`Store`]).
+    pub(crate) fn read(&self) -> MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -700,7 +712,7 @@ impl Store {
             claims.insert(id.clone(), (fingerprint.to_owned(), now));
         }
         let done: Option<(String, Option<i64>, Option<Vec<u8>>)> = self
-            .conn()
+            .read()
             .query_row(
                 "SELECT fingerprint, status, body FROM idempotency_keys
                  WHERE api_key_id = ?1 AND idem_key = ?2 AND state = 'done'",

@@ -263,13 +263,13 @@ impl Store {
     /// One payment.
     pub fn payment(&self, payment_id: &str) -> Result<Option<Payment>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM payments WHERE payment_id = ?1");
-        Ok(self.conn().query_row(&sql, [payment_id], payment_row).optional()?)
+        Ok(self.read().query_row(&sql, [payment_id], payment_row).optional()?)
     }
 
     /// The payment a key made under an idempotency key.
     pub fn payment_by_idem(&self, api_key_id: &str, idem_key: &str) -> Result<Option<Payment>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM payments WHERE api_key_id = ?1 AND idem_key = ?2");
-        Ok(self.conn().query_row(&sql, [api_key_id, idem_key], payment_row).optional()?)
+        Ok(self.read().query_row(&sql, [api_key_id, idem_key], payment_row).optional()?)
     }
 
     /// A key's payments, newest first, older than `before` (a payment id), in the given saga
@@ -287,7 +287,7 @@ impl Store {
              {} ORDER BY payment_id DESC LIMIT ?3",
             if states.is_empty() { String::new() } else { format!("AND state IN ({in_states})") }
         );
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map(params![api_key_id, before, limit as i64], payment_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -301,7 +301,7 @@ impl Store {
              ORDER BY CASE state WHEN 'sending' THEN 0 WHEN 'sent' THEN 1 WHEN 'debited' THEN 2 ELSE 3 END, payment_id
              LIMIT ?2"
         );
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map(params![now as i64, limit as i64], payment_row)?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -70,7 +70,7 @@ impl Store {
     /// A route by id.
     pub fn route(&self, route_id: &str) -> Result<Option<StoredRoute>, StoreError> {
         let row = self
-            .conn()
+            .read()
             .query_row(
                 "SELECT route_id, api_key_id, destination, currency, amount_minor, amount_msat, fx_quote_id,
                         candidates, expires_at FROM routes WHERE route_id = ?1",
