@@ -22,6 +22,8 @@ use crate::state::AppState;
 
 /// Longest wait between two retries of a step, seconds.
 const MAX_BACKOFF_SECS: u64 = 60;
+/// How long a woken saga waits for more submits to batch with.
+const BATCH_WINDOW: Duration = Duration::from_millis(10);
 /// Wait before looking again at a step that waits for something transient, seconds.
 const SOON_SECS: u64 = 1;
 
@@ -66,7 +68,11 @@ pub async fn run(ctx: AppState, cancel: CancellationToken) {
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = ctx.payments_wake.notified() => {}
+            _ = ctx.payments_wake.notified() => {
+                // Let the submits of the next few milliseconds join: their first steps then share
+                // one commit instead of each taking the store from the next submit.
+                tokio::time::sleep(BATCH_WINDOW).await;
+            }
             _ = tokio::time::sleep(tick) => {}
         }
     }
