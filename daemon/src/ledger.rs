@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Transaction};
 use serde::Serialize;
 
 use crate::store::{Store, StoreError};
@@ -164,15 +164,6 @@ impl Store {
         tx.commit().map_err(StoreError::from)?;
         Ok(posted)
     }
-
-    /// Whether an entry with this reference exists.
-    pub fn ledger_has(&self, reference: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .conn()
-            .query_row("SELECT 1 FROM ledger_entries WHERE reference = ?1", [reference], |_| Ok(()))
-            .optional()?
-            .is_some())
-    }
 }
 
 #[cfg(test)]
@@ -204,6 +195,5 @@ mod tests {
         let (unbalanced, totals) = store.ledger_integrity().unwrap();
         assert!(unbalanced.is_empty());
         assert_eq!(totals.values().copied().collect::<Vec<_>>(), [0, 0]);
-        assert!(store.ledger_has("wallet:a").unwrap() && !store.ledger_has("wallet:b").unwrap());
     }
 }

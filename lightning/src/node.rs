@@ -514,7 +514,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.to_lower_hex_string()
 }
 
-fn is_offer(text: &str) -> bool {
+/// Whether `text` is a BOLT12 offer (`lno…`) rather than a BOLT11 invoice.
+pub fn is_offer(text: &str) -> bool {
     text.to_ascii_lowercase().starts_with("lno")
 }
 

@@ -209,18 +209,9 @@ impl Treasury {
     /// Builds, signs and broadcasts one transaction paying every payee at `feerate_sat_vb`, then
     /// records it in the wallet. Nothing is recorded when building or broadcasting fails.
     pub fn pay(&self, chain: &ChainSource, payees: &[Payee], feerate_sat_vb: u64) -> Result<Payout, WalletError> {
-        let mut inner = self.lock();
-        let (tx, fee_sat) = inner.build_signed(payees, feerate_sat_vb)?;
-        if let Err(e) = chain.broadcast(&tx) {
-            inner.wallet.cancel_tx(&tx);
-            return Err(e);
-        }
-        let txid = tx.compute_txid();
-        let vsize = tx.vsize() as u64;
-        inner.wallet.apply_unconfirmed_txs([(tx, unix_now())]);
-        inner.persist()?;
-        tracing::info!(%txid, fee_sat, vsize, outputs = payees.len(), "payout broadcast");
-        Ok(Payout { txid, fee_sat, vsize, feerate_sat_vb })
+        let (tx, payout) = self.prepare(payees, feerate_sat_vb)?;
+        self.publish(chain, &tx)?;
+        Ok(payout)
     }
 
     /// Builds and signs one transaction paying every payee at `feerate_sat_vb`; nothing is

@@ -5,7 +5,7 @@
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
-use sendero_lightning::{read_bolt11, read_offer, Bolt11Info, LightningError, OfferInfo};
+use sendero_lightning::{is_offer, read_bolt11, read_offer, Bolt11Info, LightningError, OfferInfo};
 use sendero_wallet::bitcoin::address::NetworkUnchecked;
 use sendero_wallet::bitcoin::{Address, Network};
 
@@ -116,7 +116,7 @@ fn parse_lightning(text: &str, network: Network) -> Result<LnDestination, Destin
         e if e.code() == "offer_expired" => DestinationError::Expired("offer"),
         e => DestinationError::Invalid(e.to_string()),
     };
-    if text.to_ascii_lowercase().starts_with("lno") {
+    if is_offer(text) {
         read_offer(text, network).map(|info| LnDestination::Bolt12(text.to_owned(), info)).map_err(map)
     } else {
         read_bolt11(text, network).map(|info| LnDestination::Bolt11(text.to_owned(), info)).map_err(map)

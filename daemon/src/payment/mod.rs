@@ -197,7 +197,7 @@ impl Payment {
                 v["fee_rate_sat_vb"] = json!(self.fee_rate_sat_vb);
             }
             // A BOLT11 payment is known by its payment hash; a BOLT12 one by the node's id.
-            Rail::Lightning | Rail::OnUs if self.destination.to_ascii_lowercase().starts_with("lno") => {
+            Rail::Lightning | Rail::OnUs if sendero_lightning::is_offer(&self.destination) => {
                 v["ln_payment_id"] = json!(self.rail_ref)
             }
             Rail::Lightning | Rail::OnUs => v["payment_hash"] = json!(self.rail_ref),

@@ -6,7 +6,9 @@
 //! `external:onchain` entries once confirmed, so that `treasury:onchain` plus what open payouts
 //! hold must equal the wallet's balance to the msat.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use sendero_wallet::TxRecord;
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -37,10 +39,14 @@ impl Classified {
 
 /// Imports the wallet's confirmed transactions that no payment made; returns how many.
 pub fn import_wallet(ctx: &AppState) -> Result<usize, LedgerError> {
-    let ours = payout_txids(ctx)?;
+    import(ctx, &all_payments(ctx)?, &ctx.treasury.transactions())
+}
+
+fn import(ctx: &AppState, payments: &[Payment], txs: &[TxRecord]) -> Result<usize, LedgerError> {
+    let ours = payout_txids(payments);
     let mut imported = 0;
-    for tx in ctx.treasury.transactions() {
-        if tx.confirmation_height.is_none() || ours.contains(&tx.txid) {
+    for tx in txs {
+        if tx.confirmation_height.is_none() || ours.contains(tx.txid.as_str()) {
             continue;
         }
         let net = (i64::try_from(tx.received_sat).unwrap_or(i64::MAX) - i64::try_from(tx.sent_sat).unwrap_or(i64::MAX))
@@ -59,8 +65,9 @@ pub fn import_wallet(ctx: &AppState) -> Result<usize, LedgerError> {
     Ok(imported)
 }
 
-fn payout_txids(ctx: &AppState) -> Result<HashSet<String>, StoreError> {
-    Ok(all_payments(ctx)?.into_iter().filter(|p| p.rail == Rail::Onchain).filter_map(|p| p.rail_ref).collect())
+/// The txids of on-chain payouts.
+fn payout_txids(payments: &[Payment]) -> HashSet<&str> {
+    payments.iter().filter(|p| p.rail == Rail::Onchain).filter_map(|p| p.rail_ref.as_deref()).collect()
 }
 
 fn all_payments(ctx: &AppState) -> Result<Vec<Payment>, StoreError> {
@@ -69,10 +76,10 @@ fn all_payments(ctx: &AppState) -> Result<Vec<Payment>, StoreError> {
 
 /// `ledger.verify`: the ledger's own integrity, then the wallet and the node.
 pub fn verify(ctx: &AppState) -> Result<Value, LedgerError> {
-    import_wallet(ctx)?;
+    let (payments, txs) = (all_payments(ctx)?, ctx.treasury.transactions());
+    import(ctx, &payments, &txs)?;
     let (unbalanced, totals) = ctx.store.ledger_integrity()?;
-    let payments = all_payments(ctx)?;
-    let onchain = onchain(ctx, &payments)?;
+    let onchain = onchain(ctx, &payments, &txs)?;
     let lightning = lightning(ctx, &payments);
     let ok = unbalanced.is_empty()
         && totals.values().all(|t| *t == 0)
@@ -87,15 +94,15 @@ pub fn verify(ctx: &AppState) -> Result<Value, LedgerError> {
     }))
 }
 
-fn onchain(ctx: &AppState, payments: &[Payment]) -> Result<Value, LedgerError> {
+fn onchain(ctx: &AppState, payments: &[Payment], txs: &[TxRecord]) -> Result<Value, LedgerError> {
     let mut c = Classified::default();
     let mut in_flight: i128 = 0;
-    let ours: HashSet<&str> =
-        payments.iter().filter(|p| p.rail == Rail::Onchain).filter_map(|p| p.rail_ref.as_deref()).collect();
+    let ours = payout_txids(payments);
+    let by_txid: HashMap<&str, &TxRecord> = txs.iter().map(|t| (t.txid.as_str(), t)).collect();
     for p in payments.iter().filter(|p| p.rail == Rail::Onchain) {
-        let tx = p.rail_ref.as_deref().and_then(|t| ctx.treasury.transaction(t));
+        let tx = p.rail_ref.as_deref().and_then(|t| by_txid.get(t).copied());
         let held = i128::from(p.amount_msat + p.fee_reserve_msat);
-        let out = |t: &sendero_wallet::TxRecord| (i128::from(t.sent_sat) - i128::from(t.received_sat)) * 1_000;
+        let out = |t: &TxRecord| (i128::from(t.sent_sat) - i128::from(t.received_sat)) * 1_000;
         match p.state {
             State::Settled => match &tx {
                 Some(t)
@@ -112,7 +119,7 @@ fn onchain(ctx: &AppState, payments: &[Payment]) -> Result<Value, LedgerError> {
             State::Failed => match tx {
                 None => c.r#match += 1,
                 Some(t) => c.amount_mismatch.push(json!({"payment_id": p.payment_id, "ledger": "failed",
-                    "wallet_out_msat": out(&t)})),
+                    "wallet_out_msat": out(t)})),
             },
             State::Submitted => c.timing += 1,
             State::Debited | State::Sending | State::Sent => {
@@ -125,9 +132,7 @@ fn onchain(ctx: &AppState, payments: &[Payment]) -> Result<Value, LedgerError> {
             }
         }
     }
-    let unconfirmed_external: i128 = ctx
-        .treasury
-        .transactions()
+    let unconfirmed_external: i128 = txs
         .iter()
         .filter(|t| t.confirmation_height.is_none() && !ours.contains(t.txid.as_str()))
         .map(|t| (i128::from(t.received_sat) - i128::from(t.sent_sat)) * 1_000)

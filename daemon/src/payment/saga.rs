@@ -199,12 +199,12 @@ async fn advance(ctx: &AppState, mut p: Payment) {
                 }
             }
             Step::Wait => return,
-            Step::Retry(_) | Step::RetrySoon(_) => {
+            Step::Retry(ref reason) | Step::RetrySoon(ref reason) => {
                 let attempts = p.attempts + 1;
-                let (delay, reason) = match step {
-                    Step::RetrySoon(reason) => (SOON_SECS, reason),
-                    Step::Retry(reason) => ((1_u64 << attempts.min(6)).min(MAX_BACKOFF_SECS), reason),
-                    _ => return,
+                let delay = if matches!(step, Step::RetrySoon(_)) {
+                    SOON_SECS
+                } else {
+                    (1_u64 << attempts.min(6)).min(MAX_BACKOFF_SECS)
                 };
                 tracing::warn!(payment_id = %p.payment_id, state = p.state.as_str(), attempts, retry_in_s = delay, %reason,
                     "payment step will be retried");
