@@ -77,6 +77,53 @@ pub struct Destination {
     pub amount_msat: Option<u64>,
 }
 
+/// What each rail pays for a destination: fixed when a route is priced and stored with it, so a
+/// submit needs no second parse (checking a BOLT11 signature costs more than the rest of it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PayTo {
+    /// The on-chain address.
+    pub address: Option<String>,
+    /// The BOLT11 invoice or BOLT12 offer.
+    pub lightning: Option<String>,
+    /// The BOLT11 invoice's payment hash, hex.
+    pub payment_hash: Option<String>,
+    /// When the invoice or offer expires, unix seconds (`None`: never).
+    pub pay_by: Option<u64>,
+}
+
+impl PayTo {
+    /// What `rail` pays — an address, or an invoice or offer with the invoice's payment hash —
+    /// as long as the invoice or offer has not expired at `now`.
+    pub fn rail(&self, on_chain: bool, now: u64) -> Result<(String, Option<String>), DestinationError> {
+        if on_chain {
+            let address =
+                self.address.clone().ok_or_else(|| DestinationError::Invalid("no on-chain address".into()))?;
+            return Ok((address, None));
+        }
+        let text =
+            self.lightning.clone().ok_or_else(|| DestinationError::Invalid("no Lightning invoice or offer".into()))?;
+        if self.pay_by.is_some_and(|t| t <= now) {
+            return Err(DestinationError::Expired(if is_offer(&text) { "offer" } else { "invoice" }));
+        }
+        Ok((text, self.payment_hash.clone()))
+    }
+}
+
+impl Destination {
+    /// What each rail pays.
+    pub fn pay_to(&self) -> PayTo {
+        let (lightning, payment_hash, pay_by) = match &self.lightning {
+            Some(LnDestination::Bolt11(text, info)) => {
+                // 0: an expiry too far away to count.
+                (Some(text.clone()), Some(info.payment_hash.clone()), Some(info.expires_at).filter(|t| *t > 0))
+            }
+            Some(LnDestination::Bolt12(text, info)) => (Some(text.clone()), None, info.expires_at),
+            None => (None, None, None),
+        };
+        PayTo { address: self.address.as_ref().map(ToString::to_string), lightning, payment_hash, pay_by }
+    }
+}
+
 /// Parses `text` as a destination on `network`.
 pub fn parse(text: &str, network: Network) -> Result<Destination, DestinationError> {
     let text = text.trim();
