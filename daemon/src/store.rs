@@ -1039,6 +1039,30 @@ mod tests {
     }
 
     #[test]
+    fn the_wal_reaches_the_database_file_without_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let store = Store::open(&path).unwrap();
+        store.set_meta("checkpointed", "yes").unwrap();
+        // The database file alone, WAL ignored: it holds what was checkpointed.
+        let in_file = || {
+            let uri = format!("file:{}?immutable=1", path.display());
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+            let conn = Connection::open_with_flags(&uri, flags).unwrap();
+            // Before the first checkpoint even the tables are only in the WAL.
+            conn.query_row("SELECT value FROM meta WHERE key = 'checkpointed'", [], |r| r.get::<_, String>(0)).ok()
+        };
+        let deadline = std::time::Instant::now() + CHECKPOINT_EVERY * 10;
+        while in_file().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(CHECKPOINT_EVERY / 4);
+        }
+        assert_eq!(in_file().as_deref(), Some("yes"), "the checkpointer copied the commit into the file");
+        // The writer itself only checkpoints far beyond that.
+        let pages: i64 = store.conn().query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
+        assert_eq!(pages, WRITER_CHECKPOINT_PAGES);
+    }
+
+    #[test]
     fn refuses_a_newer_schema() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sqlite");

@@ -243,6 +243,28 @@ mod tests {
     }
 
     #[test]
+    fn each_rail_pays_what_was_priced_until_it_expires() {
+        let bip21 = parse(&format!("bitcoin:{REGTEST_ADDR}?amount=0.0001"), Network::Regtest).unwrap();
+        let pay = bip21.pay_to();
+        assert_eq!(pay.rail(true, 0).unwrap(), (REGTEST_ADDR.to_owned(), None));
+        assert_eq!(pay.rail(false, 0).unwrap_err().code(), "invalid_destination");
+        let invoice = PayTo {
+            address: None,
+            lightning: Some("lnbcrt1invoice".into()),
+            payment_hash: Some("ab".repeat(32)),
+            pay_by: Some(1_000),
+        };
+        assert_eq!(invoice.rail(false, 999).unwrap(), ("lnbcrt1invoice".to_owned(), Some("ab".repeat(32))));
+        let expired = invoice.rail(false, 1_000).unwrap_err();
+        assert_eq!((expired.code(), expired.to_string()), ("invoice_expired", "the invoice has expired".to_owned()));
+        assert_eq!(invoice.rail(true, 0).unwrap_err().code(), "invalid_destination");
+        let offer = PayTo { lightning: Some("lno1offer".into()), pay_by: Some(5), ..PayTo::default() };
+        assert_eq!(offer.rail(false, 9).unwrap_err().to_string(), "the offer has expired");
+        let forever = PayTo { lightning: Some("lno1offer".into()), ..PayTo::default() };
+        assert_eq!(forever.rail(false, u64::MAX).unwrap(), ("lno1offer".to_owned(), None));
+    }
+
+    #[test]
     fn btc_amounts_convert_exactly() {
         assert_eq!(btc_to_msat("1").unwrap(), 100_000_000_000);
         assert_eq!(btc_to_msat("0.00000001").unwrap(), 1_000);
