@@ -22,6 +22,8 @@ use crate::state::AppState;
 
 /// Longest wait between two retries of a step, seconds.
 const MAX_BACKOFF_SECS: u64 = 60;
+/// How long a woken saga waits for more submits to batch with.
+const BATCH_WINDOW: Duration = Duration::from_millis(10);
 /// Wait before looking again at a step that waits for something transient, seconds.
 const SOON_SECS: u64 = 1;
 
@@ -43,9 +45,18 @@ pub async fn run(ctx: AppState, cancel: CancellationToken) {
                         tracing::info!(open = due.len(), "resuming open payments");
                     }
                 }
-                // Ordered by the store: payments already on their way go first (an on-chain payout
-                // signed before a crash is broadcast before a new one picks coins).
-                for payment in due {
+                // Payments already on their way go first (an on-chain payout signed before a crash
+                // is broadcast before any new one picks coins); new ones then take their first
+                // step together, in one transaction.
+                let (fresh, started): (Vec<Payment>, Vec<Payment>) =
+                    due.into_iter().partition(|p| p.state == State::Submitted);
+                for payment in started {
+                    if cancel.is_cancelled() {
+                        return;
+                    }
+                    advance(&ctx, payment).await;
+                }
+                for payment in first_steps(&ctx, fresh).await {
                     if cancel.is_cancelled() {
                         return;
                     }
@@ -57,7 +68,11 @@ pub async fn run(ctx: AppState, cancel: CancellationToken) {
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = ctx.payments_wake.notified() => {}
+            _ = ctx.payments_wake.notified() => {
+                // Let the submits of the next few milliseconds join: their first steps then share
+                // one commit instead of each taking the store from the next submit.
+                tokio::time::sleep(BATCH_WINDOW).await;
+            }
             _ = tokio::time::sleep(tick) => {}
         }
     }
@@ -82,10 +97,49 @@ impl Step {
     }
 }
 
-/// A new payment's first step, taken in the transaction that accepts it (and by the saga for a
-/// payment an older senderod stored as `submitted`): the ledger debit, and for our own invoices
-/// the settlement too (they need no rail).
-pub(crate) fn first_step(p: &Payment) -> Change {
+/// The first step of new payments, for all of them in one transaction: the ledger debit, and
+/// for our own invoices the settlement too (they need no rail). Returns the payments to carry on.
+async fn first_steps(ctx: &AppState, fresh: Vec<Payment>) -> Vec<Payment> {
+    if fresh.is_empty() {
+        return fresh;
+    }
+    let changes: Vec<(Payment, Change)> = fresh
+        .into_iter()
+        .map(|p| {
+            let c = first_step(&p);
+            (p, c)
+        })
+        .collect();
+    let store = Arc::clone(&ctx.store);
+    let now = crate::unix_now();
+    let applied = tokio::task::spawn_blocking(move || {
+        let pairs: Vec<(&Payment, &Change)> = changes.iter().map(|(p, c)| (p, c)).collect();
+        let applied = store.change_payments(&pairs, now);
+        (changes, applied)
+    })
+    .await;
+    let (changes, applied) = match applied {
+        Ok((changes, Ok(applied))) => (changes, applied),
+        Ok((_, Err(e))) => {
+            tracing::error!(error = %e, "first payment steps not recorded");
+            return Vec::new();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "payment task failed");
+            return Vec::new();
+        }
+    };
+    let mut carry_on = Vec::new();
+    for ((from, change), ok) in changes.into_iter().zip(applied) {
+        if let (true, Some(next)) = (ok, change.next) {
+            after_step(ctx, &from, &next, change.outcome.as_ref());
+            carry_on.push(next);
+        }
+    }
+    carry_on
+}
+
+fn first_step(p: &Payment) -> Change {
     if p.rail != Rail::OnUs {
         return debit(p);
     }
@@ -165,7 +219,7 @@ async fn advance(ctx: &AppState, mut p: Payment) {
     }
 }
 
-pub(crate) fn log_step(from: &Payment, to: &Payment) {
+fn log_step(from: &Payment, to: &Payment) {
     let (id, rail) = (&from.payment_id, to.rail.as_str());
     match to.state {
         State::Settled => {
