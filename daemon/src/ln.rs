@@ -11,7 +11,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
 use crate::store::{LnPaymentRow, PendingAction, PendingKind, Store, StoreError};
-use crate::treasury::blocking;
 
 /// On-chain sats ldk-node keeps back per anchor channel (its default).
 pub const ANCHOR_RESERVE_SAT: u64 = 25_000;
@@ -269,11 +268,7 @@ pub async fn fund(ctx: &AppState, amount_sat: u64) -> Result<String, LnError> {
     let node = node(ctx)?;
     let address = blocking_ln(move || node.new_onchain_address()).await?;
     let fee = crate::treasury::estimate(ctx, ctx.config.wallet.default_target_blocks).await?;
-    let (treasury, chain) = (Arc::clone(&ctx.treasury), Arc::clone(&ctx.chain));
-    let payee = Payee { address, amount_sat };
-    let spending = ctx.onchain_spend.lock().await;
-    let payout = blocking(move || treasury.pay(&chain, &[payee], fee.sat_per_vb)).await?;
-    drop(spending);
+    let payout = crate::treasury::pay(ctx, Payee { address, amount_sat }, fee.sat_per_vb).await?;
     tracing::info!(txid = %payout.txid, amount_sat, "treasury funded the lightning wallet");
     Ok(payout.txid.to_string())
 }

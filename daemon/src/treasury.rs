@@ -44,11 +44,7 @@ pub async fn send(ctx: &AppState, req: SendRequest) -> Result<Sent, WalletError>
         Some(rate) => FeeEstimate { sat_per_vb: rate, target_blocks: 0, source: FeeSource::Requested },
         None => estimate(ctx, ctx.config.wallet.default_target_blocks).await?,
     };
-    let payee = Payee { address, amount_sat: req.amount_sat };
-    let (treasury, chain) = (Arc::clone(&ctx.treasury), Arc::clone(&ctx.chain));
-    let spending = ctx.onchain_spend.lock().await;
-    let payout = blocking(move || treasury.pay(&chain, &[payee], fee.sat_per_vb)).await?;
-    drop(spending);
+    let payout = pay(ctx, Payee { address, amount_sat: req.amount_sat }, fee.sat_per_vb).await?;
     let record = SendRecord {
         txid: payout.txid.to_string(),
         address: req.address.trim().to_owned(),
@@ -61,6 +57,14 @@ pub async fn send(ctx: &AppState, req: SendRequest) -> Result<Sent, WalletError>
         tracing::error!(txid = %record.txid, error = %e, "send broadcast but not recorded in the store");
     }
     Ok(Sent { payout, feerate_source: fee.source })
+}
+
+/// Builds, signs and broadcasts one transaction paying `payee`, holding the treasury's spend lock
+/// (see [`crate::state::Shared::onchain_spend`]) from coin selection to broadcast.
+pub async fn pay(ctx: &AppState, payee: Payee, feerate_sat_vb: u64) -> Result<Payout, WalletError> {
+    let (treasury, chain) = (Arc::clone(&ctx.treasury), Arc::clone(&ctx.chain));
+    let _spending = ctx.onchain_spend.lock().await;
+    blocking(move || treasury.pay(&chain, &[payee], feerate_sat_vb)).await
 }
 
 /// The feerate for `target_blocks`, capped at the configured maximum.

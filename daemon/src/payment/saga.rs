@@ -45,18 +45,14 @@ pub async fn run(ctx: AppState, cancel: CancellationToken) {
                         tracing::info!(open = due.len(), "resuming open payments");
                     }
                 }
-                // Payments already on their way go first (an on-chain payout signed before a crash
-                // is broadcast before any new one picks coins); new ones then take their first
-                // step together, in one transaction.
+                // New payments take their first step (a ledger debit, which picks no coins)
+                // together, in one transaction; payments already on their way are advanced first
+                // (an on-chain payout signed before a crash is broadcast before a new one picks
+                // coins).
                 let (fresh, started): (Vec<Payment>, Vec<Payment>) =
                     due.into_iter().partition(|p| p.state == State::Submitted);
-                for payment in started {
-                    if cancel.is_cancelled() {
-                        return;
-                    }
-                    advance(&ctx, payment).await;
-                }
-                for payment in first_steps(&ctx, fresh).await {
+                let fresh = first_steps(&ctx, fresh).await;
+                for payment in started.into_iter().chain(fresh) {
                     if cancel.is_cancelled() {
                         return;
                     }
