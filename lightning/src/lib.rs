@@ -10,6 +10,6 @@ mod types;
 pub use error::LightningError;
 pub use ldk_node;
 pub use ldk_node::Event;
-pub use node::{is_offer, read_bolt11, read_offer, Bolt11Info, LightningConfig, LightningNode, OfferInfo};
+pub use node::{is_offer, read_bolt11, read_offer, Bolt11Info, LightningConfig, LightningNode, OfferInfo, Recovery};
 pub use route::RouteFee;
 pub use types::{Channel, Invoice, LnBalance, NodeInfo, Payment, Peer};

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sendero_lightning::LightningError;
+use sendero_lightning::{LightningError, Recovery};
 use sendero_wallet::bitcoin::consensus::{deserialize, serialize};
 use sendero_wallet::bitcoin::Transaction;
 use sendero_wallet::{Payee, WalletError};
@@ -24,6 +24,9 @@ use crate::state::AppState;
 const MAX_BACKOFF_SECS: u64 = 60;
 /// How long a woken saga waits for more submits to batch with.
 const BATCH_WINDOW: Duration = Duration::from_millis(10);
+/// How long the Lightning node runs before a payment still pending from before it started counts
+/// as lost: past LDK's own retry window for what it resumed at start.
+const RECOVER_AFTER: Duration = Duration::from_secs(30);
 /// Wait before looking again at a step that waits for something transient, seconds.
 const SOON_SECS: u64 = 1;
 
@@ -475,17 +478,39 @@ async fn outcome(ctx: &AppState, p: &Payment) -> Step {
                 Ok(n) => n,
                 Err(_) => return Step::Wait,
             };
-            match node.payment(&rail_ref) {
-                Some(ln) if ln.status == "succeeded" => {
-                    Step::next(settle(p, ln.fee_paid_msat.unwrap_or_default(), None))
-                }
-                Some(ln) if ln.status == "failed" => {
+            // The node's record decides; without one (dropped by a recovery while the node still
+            // knew the payment), what its events said does.
+            let known = match node.payment(&rail_ref) {
+                Some(ln) => Some((ln.status.to_owned(), ln.fee_paid_msat)),
+                None => ctx.store.ln_payment_status(&rail_ref).unwrap_or_else(|e| {
+                    tracing::error!(payment_id = %p.payment_id, error = %e, "reading the node's events");
+                    None
+                }),
+            };
+            match known {
+                Some((status, fee)) if status == "succeeded" => Step::next(settle(p, fee.unwrap_or_default(), None)),
+                Some((status, _)) if status == "failed" => {
                     Step::next(fail(p, "lightning_payment_failed", "the node could not deliver the payment".into()))
                 }
-                _ => Step::Wait,
+                Some(_) => recover_lost(node, p).await,
+                None => Step::Wait,
             }
         }
         Rail::OnUs => Step::next(settle(p, 0, None)),
+    }
+}
+
+/// A pending Lightning payout the node may have lost in a crash: sent again, or failed when it
+/// cannot be (nothing of it left the node). See [`sendero_lightning::LightningNode::recover_lost`].
+async fn recover_lost(node: Arc<sendero_lightning::LightningNode>, p: &Payment) -> Step {
+    let (dest, amount) = (p.destination.clone(), p.amount_msat);
+    match crate::ln::blocking_ln(move || node.recover_lost(&dest, amount, RECOVER_AFTER)).await {
+        Ok(Recovery::Abandoned(why)) => Step::next(fail(p, "lightning_payment_lost", why)),
+        Ok(Recovery::Kept | Recovery::Resent | Recovery::Tracked) => Step::Wait,
+        Err(e) => {
+            tracing::warn!(payment_id = %p.payment_id, error = %e, "looking for a payment lost in a crash");
+            Step::Wait
+        }
     }
 }
 
