@@ -202,6 +202,13 @@ fn payouts_survive_sigkill_exactly_once() {
         *by_state.entry((p["rail"].as_str().unwrap().into(), status)).or_default() += 1;
     }
     eprintln!("payments by rail and status: {by_state:?}");
+    let log = a.log();
+    let lost = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+    eprintln!(
+        "Lightning payouts a kill lost inside the node: {} sent again, {} abandoned",
+        lost("lost in a crash before it left the node"),
+        lost("lost in a crash cannot be sent again")
+    );
 
     // One payment per accepted key, and the key answers with it again.
     assert_eq!(all.len(), PAYOUTS, "exactly one payment per payout");
