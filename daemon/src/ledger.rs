@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, Transaction};
+use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use crate::store::{Store, StoreError};
@@ -72,7 +72,7 @@ impl From<rusqlite::Error> for LedgerError {
 /// Posts an entry inside the caller's transaction. Zero postings are dropped; an entry whose
 /// `reference` is already posted is left as it is (returns false).
 pub fn post(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     kind: &str,
     payment_id: Option<&str>,
     reference: &str,
@@ -86,11 +86,12 @@ pub fn post(
     if let Some((currency, sum)) = sums.into_iter().find(|(_, s)| *s != 0) {
         return Err(LedgerError::Unbalanced { reference: reference.into(), currency: currency.into(), sum });
     }
-    let inserted = tx.execute(
-        "INSERT INTO ledger_entries (kind, payment_id, reference, created_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (reference) DO NOTHING",
-        params![kind, payment_id, reference, now as i64],
-    )?;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO ledger_entries (kind, payment_id, reference, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (reference) DO NOTHING",
+        )?
+        .execute(params![kind, payment_id, reference, now as i64])?;
     if inserted == 0 {
         return Ok(false);
     }

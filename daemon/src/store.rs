@@ -2,7 +2,8 @@
 //! `PRAGMA user_version` with numbered migrations, each applied in one transaction.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -232,7 +233,16 @@ const MIGRATIONS: &[&str] = &[
     // 8: what open payments reserve on a rail, read at every submit without a table scan.
     "CREATE INDEX payments_reserving ON payments (rail, amount_msat, fee_reserve_msat)
          WHERE state IN ('submitted', 'debited', 'sending');",
+    // 9: what each rail of a route pays, fixed when it is priced (a submit then parses nothing).
+    "ALTER TABLE routes ADD COLUMN pay_address TEXT;
+     ALTER TABLE routes ADD COLUMN pay_lightning TEXT;
+     ALTER TABLE routes ADD COLUMN payment_hash TEXT;
+     ALTER TABLE routes ADD COLUMN pay_by INTEGER;",
 ];
+
+/// Prepared statements kept per connection: every statement of the hot paths (submit, saga,
+/// webhooks, quotes) is parsed once.
+const STATEMENT_CACHE: usize = 64;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -248,6 +258,9 @@ pub enum StoreError {
         /// Newest version this build knows.
         known: usize,
     },
+    /// The checkpointer thread could not be started.
+    #[error("store: starting the checkpointer: {0}")]
+    Thread(std::io::Error),
 }
 
 /// One admin send, as recorded.
@@ -279,6 +292,45 @@ pub struct Store {
     claims: Mutex<std::collections::HashMap<(String, String), (String, u64)>>,
     /// Payments waiting for a group commit (see `Store::insert_payment`).
     submits: Mutex<Vec<crate::payment::record::Waiting>>,
+    /// Whether a group committer is running.
+    pub(crate) committing: std::sync::atomic::AtomicBool,
+    /// Tells the checkpointer thread to stop (see [`checkpointer`]).
+    checkpoints: Arc<(Mutex<bool>, Condvar)>,
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// WAL pages after which the writer checkpoints by itself, should the checkpointer fall behind.
+const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
+
+/// Copies the WAL back into the database file every [`CHECKPOINT_EVERY`] on a connection of its
+/// own, so that commits only append to the WAL: a passive checkpoint runs beside the writer and
+/// readers, and the writer starts the WAL over once it has been copied.
+fn checkpointer(path: &Path, stop: Arc<(Mutex<bool>, Condvar)>) -> Result<(), StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            let (stopped, wake) = &*stop;
+            let mut guard = stopped.lock().unwrap_or_else(PoisonError::into_inner);
+            while !*guard {
+                guard = wake.wait_timeout(guard, CHECKPOINT_EVERY).unwrap_or_else(PoisonError::into_inner).0;
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "checkpointing the store's WAL");
+                }
+            }
+        })
+        .map_err(StoreError::Thread)?;
+    Ok(())
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let (stopped, wake) = &*self.checkpoints;
+        *stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        wake.notify_all();
+    }
 }
 
 impl Store {
@@ -289,10 +341,18 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // The copies of pages a savepoint may roll back (one savepoint per payment of a group
+        // commit) stay in memory instead of going through a temporary file.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
         migrate(&mut conn)?;
         let reader = Connection::open(path)?;
         reader.pragma_update(None, "query_only", true)?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let checkpoints = Arc::new((Mutex::new(false), Condvar::new()));
+        checkpointer(path, Arc::clone(&checkpoints))?;
         Ok(Store {
             conn: Mutex::new(conn),
             reader: Mutex::new(reader),
@@ -300,6 +360,8 @@ impl Store {
             pending_quotes: Mutex::new(Vec::new()),
             claims: Default::default(),
             submits: Default::default(),
+            committing: Default::default(),
+            checkpoints,
         })
     }
 
@@ -318,7 +380,9 @@ impl Store {
 
     /// A fact about this data dir.
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.conn().query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?;
+        Ok(stmt.query_row([key], |r| r.get(0)).optional()?)
     }
 
     /// Records a fact about this data dir.
@@ -675,30 +739,30 @@ impl Store {
     /// The quote `quote_id`, if any.
     pub fn quote(&self, quote_id: &str) -> Result<Option<QuoteRow>, StoreError> {
         self.flush_quotes()?;
-        let conn = self.conn();
+        // Flushed and committed: the read-only connection sees it.
+        let conn = self.read();
         let row = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT quote_id, api_key_id, pair, side, rate, markup_bps, amount_minor, quote_amount_minor,
                         amount_sat, expires_at, origin FROM fx_quotes WHERE quote_id = ?1",
-                [quote_id],
-                |r| {
-                    let side: String = r.get(3)?;
-                    let origin: String = r.get(10)?;
-                    Ok(QuoteRow {
-                        quote_id: r.get(0)?,
-                        api_key_id: r.get(1)?,
-                        pair: r.get(2)?,
-                        side: if side == "sell" { "sell" } else { "buy" },
-                        rate: r.get(4)?,
-                        markup_bps: r.get(5)?,
-                        amount_minor: r.get::<_, i64>(6)? as u64,
-                        quote_amount_minor: r.get::<_, i64>(7)? as u64,
-                        amount_sat: r.get::<_, i64>(8)? as u64,
-                        expires_at: r.get::<_, i64>(9)? as u64,
-                        origin: if origin == "requote" { "requote" } else { "api" },
-                    })
-                },
-            )
+            )?
+            .query_row([quote_id], |r| {
+                let side: String = r.get(3)?;
+                let origin: String = r.get(10)?;
+                Ok(QuoteRow {
+                    quote_id: r.get(0)?,
+                    api_key_id: r.get(1)?,
+                    pair: r.get(2)?,
+                    side: if side == "sell" { "sell" } else { "buy" },
+                    rate: r.get(4)?,
+                    markup_bps: r.get(5)?,
+                    amount_minor: r.get::<_, i64>(6)? as u64,
+                    quote_amount_minor: r.get::<_, i64>(7)? as u64,
+                    amount_sat: r.get::<_, i64>(8)? as u64,
+                    expires_at: r.get::<_, i64>(9)? as u64,
+                    origin: if origin == "requote" { "requote" } else { "api" },
+                })
+            })
             .optional()?;
         Ok(row)
     }
@@ -724,12 +788,11 @@ impl Store {
         }
         let done: Option<(String, Option<i64>, Option<Vec<u8>>)> = self
             .read()
-            .query_row(
+            .prepare_cached(
                 "SELECT fingerprint, status, body FROM idempotency_keys
                  WHERE api_key_id = ?1 AND idem_key = ?2 AND state = 'done'",
-                params![api_key_id, idem_key],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            )?
+            .query_row(params![api_key_id, idem_key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         let Some((stored_fp, status, body)) = done else { return Ok(IdemBegin::Fresh) };
         self.idempotency_release(api_key_id, idem_key);
@@ -757,13 +820,13 @@ impl Store {
             .get(&(api_key_id.to_owned(), idem_key.to_owned()))
             .map(|(fp, _)| fp.clone())
             .unwrap_or_default();
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO idempotency_keys (api_key_id, idem_key, fingerprint, state, status, body, created_at)
              VALUES (?1, ?2, ?3, 'done', ?4, ?5, ?6)
              ON CONFLICT (api_key_id, idem_key) DO UPDATE SET
                  fingerprint = excluded.fingerprint, state = 'done', status = excluded.status, body = excluded.body",
-            params![api_key_id, idem_key, fingerprint, status as i64, body, now as i64],
-        )?;
+        )?
+        .execute(params![api_key_id, idem_key, fingerprint, status as i64, body, now as i64])?;
         Ok(())
     }
 
@@ -984,6 +1047,30 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert_eq!(store.meta("network").unwrap().as_deref(), Some("regtest"));
         assert_eq!(store.meta("nothing").unwrap(), None);
+    }
+
+    #[test]
+    fn the_wal_reaches_the_database_file_without_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let store = Store::open(&path).unwrap();
+        store.set_meta("checkpointed", "yes").unwrap();
+        // The database file alone, WAL ignored: it holds what was checkpointed.
+        let in_file = || {
+            let uri = format!("file:{}?immutable=1", path.display());
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+            let conn = Connection::open_with_flags(&uri, flags).unwrap();
+            // Before the first checkpoint even the tables are only in the WAL.
+            conn.query_row("SELECT value FROM meta WHERE key = 'checkpointed'", [], |r| r.get::<_, String>(0)).ok()
+        };
+        let deadline = std::time::Instant::now() + CHECKPOINT_EVERY * 10;
+        while in_file().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(CHECKPOINT_EVERY / 4);
+        }
+        assert_eq!(in_file().as_deref(), Some("yes"), "the checkpointer copied the commit into the file");
+        // The writer itself only checkpoints far beyond that.
+        let pages: i64 = store.conn().query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
+        assert_eq!(pages, WRITER_CHECKPOINT_PAGES);
     }
 
     #[test]

@@ -601,6 +601,8 @@ pub struct OfferInfo {
     pub amount_msat: Option<u64>,
     /// The key the issuer signs with, when the offer names one (often the node's id).
     pub issuer: Option<PublicKey>,
+    /// When the offer expires, unix seconds (`None`: never).
+    pub expires_at: Option<u64>,
 }
 
 /// Reads a BOLT12 offer for `network`.
@@ -609,7 +611,11 @@ pub fn read_offer(text: &str, network: Network) -> Result<OfferInfo, LightningEr
     if offer.is_expired() {
         return Err(LightningError::invalid("offer_expired", "the offer has expired"));
     }
-    Ok(OfferInfo { amount_msat, issuer: offer.issuer_signing_pubkey() })
+    Ok(OfferInfo {
+        amount_msat,
+        issuer: offer.issuer_signing_pubkey(),
+        expires_at: offer.absolute_expiry().map(|d| d.as_secs()),
+    })
 }
 
 fn settle_amount(fixed: Option<u64>, given: Option<u64>) -> Result<u64, LightningError> {

@@ -29,12 +29,10 @@ pub(crate) async fn submit(State(ctx): State<AppState>, headers: HeaderMap, body
         Ok(idem) => idem,
         Err(answer) => return *answer,
     };
-    let accepted = parse(&body).and_then(|req| {
-        // Reads the wallet and the node and writes SQLite: off the async threads.
-        let (ctx, key_id, idem) = (ctx.clone(), key.id.clone(), idem.clone());
-        tokio::task::block_in_place(move || submit::accept(&ctx, &key_id, &idem, &req, crate::unix_now()))
-            .map_err(map_submit_error)
-    });
+    let accepted = match parse(&body) {
+        Ok(req) => submit::accept(&ctx, &key.id, &idem, &req, crate::unix_now()).await.map_err(map_submit_error),
+        Err(e) => Err(e),
+    };
     match accepted {
         Ok(payment) => json_bytes(StatusCode::ACCEPTED, submit::answer(&payment.payment_id)),
         Err(e) => idempotency::finish_error(&ctx, &key.id, &idem, e),

@@ -77,6 +77,53 @@ pub struct Destination {
     pub amount_msat: Option<u64>,
 }
 
+/// What each rail pays for a destination: fixed when a route is priced and stored with it, so a
+/// submit needs no second parse (checking a BOLT11 signature costs more than the rest of it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PayTo {
+    /// The on-chain address.
+    pub address: Option<String>,
+    /// The BOLT11 invoice or BOLT12 offer.
+    pub lightning: Option<String>,
+    /// The BOLT11 invoice's payment hash, hex.
+    pub payment_hash: Option<String>,
+    /// When the invoice or offer expires, unix seconds (`None`: never).
+    pub pay_by: Option<u64>,
+}
+
+impl PayTo {
+    /// What `rail` pays — an address, or an invoice or offer with the invoice's payment hash —
+    /// as long as the invoice or offer has not expired at `now`.
+    pub fn rail(&self, on_chain: bool, now: u64) -> Result<(String, Option<String>), DestinationError> {
+        if on_chain {
+            let address =
+                self.address.clone().ok_or_else(|| DestinationError::Invalid("no on-chain address".into()))?;
+            return Ok((address, None));
+        }
+        let text =
+            self.lightning.clone().ok_or_else(|| DestinationError::Invalid("no Lightning invoice or offer".into()))?;
+        if self.pay_by.is_some_and(|t| t <= now) {
+            return Err(DestinationError::Expired(if is_offer(&text) { "offer" } else { "invoice" }));
+        }
+        Ok((text, self.payment_hash.clone()))
+    }
+}
+
+impl Destination {
+    /// What each rail pays.
+    pub fn pay_to(&self) -> PayTo {
+        let (lightning, payment_hash, pay_by) = match &self.lightning {
+            Some(LnDestination::Bolt11(text, info)) => {
+                // 0: an expiry too far away to count.
+                (Some(text.clone()), Some(info.payment_hash.clone()), Some(info.expires_at).filter(|t| *t > 0))
+            }
+            Some(LnDestination::Bolt12(text, info)) => (Some(text.clone()), None, info.expires_at),
+            None => (None, None, None),
+        };
+        PayTo { address: self.address.as_ref().map(ToString::to_string), lightning, payment_hash, pay_by }
+    }
+}
+
 /// Parses `text` as a destination on `network`.
 pub fn parse(text: &str, network: Network) -> Result<Destination, DestinationError> {
     let text = text.trim();
@@ -193,6 +240,28 @@ mod tests {
         assert_eq!(parse(&format!("bitcoin:{MAINNET_ADDR}"), Network::Regtest).unwrap_err().code(), "wrong_network");
         assert_eq!(parse("lnbcrt1garbage", Network::Regtest).unwrap_err().code(), "invalid_destination");
         assert_eq!(parse("lno1garbage", Network::Regtest).unwrap_err().code(), "invalid_destination");
+    }
+
+    #[test]
+    fn each_rail_pays_what_was_priced_until_it_expires() {
+        let bip21 = parse(&format!("bitcoin:{REGTEST_ADDR}?amount=0.0001"), Network::Regtest).unwrap();
+        let pay = bip21.pay_to();
+        assert_eq!(pay.rail(true, 0).unwrap(), (REGTEST_ADDR.to_owned(), None));
+        assert_eq!(pay.rail(false, 0).unwrap_err().code(), "invalid_destination");
+        let invoice = PayTo {
+            address: None,
+            lightning: Some("lnbcrt1invoice".into()),
+            payment_hash: Some("ab".repeat(32)),
+            pay_by: Some(1_000),
+        };
+        assert_eq!(invoice.rail(false, 999).unwrap(), ("lnbcrt1invoice".to_owned(), Some("ab".repeat(32))));
+        let expired = invoice.rail(false, 1_000).unwrap_err();
+        assert_eq!((expired.code(), expired.to_string()), ("invoice_expired", "the invoice has expired".to_owned()));
+        assert_eq!(invoice.rail(true, 0).unwrap_err().code(), "invalid_destination");
+        let offer = PayTo { lightning: Some("lno1offer".into()), pay_by: Some(5), ..PayTo::default() };
+        assert_eq!(offer.rail(false, 9).unwrap_err().to_string(), "the offer has expired");
+        let forever = PayTo { lightning: Some("lno1offer".into()), ..PayTo::default() };
+        assert_eq!(forever.rail(false, u64::MAX).unwrap(), ("lno1offer".to_owned(), None));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Payments in the store: accepted with their idempotency answer in one transaction, moved from
 //! state to state together with their ledger entry and their outbox event, listed by key.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use rusqlite::{params, OptionalExtension, Row};
+use tokio::sync::oneshot;
 
 use super::{Payment, Rail, State};
 use crate::ledger::{self, LedgerError, Posting};
@@ -15,6 +17,9 @@ use crate::store::{Store, StoreError};
 pub struct NewPayment {
     /// The payment, in state `submitted`.
     pub payment: Payment,
+    /// Its first step, written with it: the ledger debit (and for `on_us` the settlement), so
+    /// that the payment is stored `debited` (or `settled`).
+    pub first: Change,
     /// What its rail can spend now, msat (`None`: no limit, `on_us`).
     pub spendable_msat: Option<u64>,
     /// What it needs: amount plus estimated fee, msat.
@@ -25,11 +30,8 @@ pub struct NewPayment {
     pub answer: Vec<u8>,
 }
 
-pub(crate) type Waiting = (NewPayment, Arc<Mutex<Option<Result<(), InsertError>>>>);
-
-fn take(slot: &Mutex<Option<Result<(), InsertError>>>) -> Option<Result<(), InsertError>> {
-    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
-}
+/// A payment queued for the next group commit, with where its result goes.
+pub(crate) type Waiting = (NewPayment, oneshot::Sender<Result<(), InsertError>>);
 
 /// One state change, written atomically: the new state and what it learned, the ledger entry
 /// it posts and the event it emits.
@@ -126,34 +128,58 @@ impl Store {
     /// `payment.submitted` event and the idempotency key's answer — all in one transaction, so a
     /// crash leaves either all of it or none.
     ///
-    /// Group commit: a request queues its payment, then takes the store; whoever holds it commits
-    /// every payment queued meanwhile in one transaction (each in its own savepoint, so one refusal
-    /// does not undo the others), and a request whose payment a previous holder committed just
-    /// collects its result. Concurrent submits share one durable commit.
-    pub fn insert_payment(&self, new: NewPayment) -> Result<(), InsertError> {
-        let slot: Arc<Mutex<Option<Result<(), InsertError>>>> = Arc::default();
-        self.submits().push((new, Arc::clone(&slot)));
-        let mut conn = self.conn();
-        if let Some(done) = take(&slot) {
-            return done;
+    /// Group commit: the payment joins a queue, and one committer at a time (a blocking task,
+    /// started by whoever finds none running) drains it, committing every payment queued
+    /// meanwhile in one transaction (each in its own savepoint, so one refusal does not undo the
+    /// others). Waiting for the commit holds no thread, so concurrent submits share one durable
+    /// commit however many there are.
+    pub async fn insert_payment(self: &Arc<Self>, new: NewPayment) -> Result<(), InsertError> {
+        let (done, result) = oneshot::channel();
+        self.submits().push((new, done));
+        if !self.committing.swap(true, Ordering::AcqRel) {
+            let store = Arc::clone(self);
+            tokio::task::spawn_blocking(move || store.commit_submits());
         }
-        let batch = std::mem::take(&mut *self.submits());
+        result.await.unwrap_or_else(|_| Err(InsertError::Commit("the committer stopped".into())))
+    }
+
+    /// Commits queued payments, batch after batch, until the queue is empty.
+    fn commit_submits(&self) {
+        loop {
+            let batch = std::mem::take(&mut *self.submits());
+            if !batch.is_empty() {
+                self.commit_batch(batch);
+                continue;
+            }
+            self.committing.store(false, Ordering::Release);
+            // A payment queued between the take and the store saw a committer running: unless
+            // another committer started since, this one carries on with it.
+            if self.submits().is_empty() || self.committing.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
+    }
+
+    fn commit_batch(&self, batch: Vec<Waiting>) {
+        let mut conn = self.conn();
         let mut results = Vec::with_capacity(batch.len());
         let committed = (|| -> rusqlite::Result<()> {
-            let mut tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // One savepoint per payment (prepared once, as every statement here).
+            let step = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([]));
             for (new, _) in &batch {
-                let sp = tx.savepoint()?;
-                let result = self.insert_one(&sp, new);
-                if result.is_ok() {
-                    sp.commit()?;
+                step("SAVEPOINT payment")?;
+                let result = self.insert_one(&tx, new);
+                if result.is_err() {
+                    step("ROLLBACK TO payment")?;
                 }
+                step("RELEASE payment")?;
                 results.push(result);
             }
             tx.commit()
         })();
-        // Results are handed out before the store is let go: whoever takes it next finds its own.
-        for ((new, waiting), result) in
-            batch.into_iter().zip(results.into_iter().chain(std::iter::repeat_with(|| Ok(()))))
+        drop(conn);
+        for ((new, done), result) in batch.into_iter().zip(results.into_iter().chain(std::iter::repeat_with(|| Ok(()))))
         {
             let result = match (&committed, result) {
                 (Err(e), _) => Err(InsertError::Commit(e.to_string())),
@@ -162,36 +188,33 @@ impl Store {
             if result.is_ok() {
                 self.idempotency_release(&new.payment.api_key_id, &new.payment.idem_key);
             }
-            *waiting.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+            // A submitter that went away (its connection closed) still has its payment stored.
+            let _ = done.send(result);
         }
-        drop(conn);
-        take(&slot).unwrap_or_else(|| Err(InsertError::Commit("the payment was not committed".into())))
     }
 
     fn insert_one(&self, conn: &rusqlite::Connection, new: &NewPayment) -> Result<(), InsertError> {
         let p = &new.payment;
         let taken = conn
-            .query_row(
-                "SELECT 1 FROM payments WHERE api_key_id = ?1 AND idem_key = ?2",
-                [&p.api_key_id, &p.idem_key],
-                |_| Ok(()),
-            )
+            .prepare_cached("SELECT 1 FROM payments WHERE api_key_id = ?1 AND idem_key = ?2")?
+            .query_row([&p.api_key_id, &p.idem_key], |_| Ok(()))
             .optional()?;
         if taken.is_some() {
             return Err(InsertError::IdemTaken);
         }
         if let Some(spendable) = new.spendable_msat {
-            let reserved: i64 = conn.query_row(
-                "SELECT COALESCE(SUM(amount_msat + fee_reserve_msat), 0) FROM payments
-                 WHERE rail = ?1 AND state IN ('submitted', 'debited', 'sending')",
-                [p.rail.as_str()],
-                |r| r.get(0),
-            )?;
+            let reserved: i64 = conn
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(amount_msat + fee_reserve_msat), 0) FROM payments
+                     WHERE rail = ?1 AND state IN ('submitted', 'debited', 'sending')",
+                )?
+                .query_row([p.rail.as_str()], |r| r.get(0))?;
             let available = spendable.saturating_sub(reserved as u64);
             if available < new.need_msat {
                 return Err(InsertError::Guard { available_msat: available, need_msat: new.need_msat });
             }
         }
+        let p = new.first.next.as_ref().unwrap_or(&new.payment);
         let inserted = conn
             .prepare_cached(&format!(
                 "INSERT INTO payments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
@@ -237,6 +260,7 @@ impl Store {
         }
         inserted?;
         outbox(conn, &p.payment_id, &p.api_key_id, (new.event.0, new.event.1.clone()), p.created_at)?;
+        record_change(conn, p, &new.first, p.created_at)?;
         self.idempotency_answer(conn, (&p.api_key_id, &p.idem_key), 202, &new.answer, p.created_at)?;
         Ok(())
     }
@@ -244,18 +268,9 @@ impl Store {
     /// Applies `change` to payment `from` if it is still in `from.state` (returns false when
     /// another step got there first).
     pub fn change_payment(&self, from: &Payment, change: &Change, now: u64) -> Result<bool, LedgerError> {
-        Ok(self.change_payments(&[(from, change)], now)?.first().copied().unwrap_or(false))
-    }
-
-    /// Applies several changes in one transaction (one durable commit for a batch of sagas);
-    /// says for each whether it applied.
-    pub fn change_payments(&self, changes: &[(&Payment, &Change)], now: u64) -> Result<Vec<bool>, LedgerError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let mut applied = Vec::with_capacity(changes.len());
-        for (from, change) in changes {
-            applied.push(apply(&tx, from, change, now)?);
-        }
+        let applied = apply(&tx, from, change, now)?;
         tx.commit()?;
         Ok(applied)
     }
@@ -263,13 +278,17 @@ impl Store {
     /// One payment.
     pub fn payment(&self, payment_id: &str) -> Result<Option<Payment>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM payments WHERE payment_id = ?1");
-        Ok(self.read().query_row(&sql, [payment_id], payment_row).optional()?)
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        Ok(stmt.query_row([payment_id], payment_row).optional()?)
     }
 
     /// The payment a key made under an idempotency key.
     pub fn payment_by_idem(&self, api_key_id: &str, idem_key: &str) -> Result<Option<Payment>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM payments WHERE api_key_id = ?1 AND idem_key = ?2");
-        Ok(self.read().query_row(&sql, [api_key_id, idem_key], payment_row).optional()?)
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        Ok(stmt.query_row([api_key_id, idem_key], payment_row).optional()?)
     }
 
     /// A key's payments, newest first, older than `before` (a payment id), in the given saga
@@ -302,7 +321,7 @@ impl Store {
              LIMIT ?2"
         );
         let conn = self.read();
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![now as i64, limit as i64], payment_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -324,11 +343,11 @@ fn outbox(
     (event_type, payload): (&'static str, String),
     now: u64,
 ) -> rusqlite::Result<usize> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO outbox (event_id, event_type, payment_id, api_key_id, payload, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![crate::secret::sortable_id("evt_"), event_type, payment_id, api_key_id, payload, now as i64],
-    )
+    )?
+    .execute(params![crate::secret::sortable_id("evt_"), event_type, payment_id, api_key_id, payload, now as i64])
 }
 
 fn apply(tx: &rusqlite::Transaction<'_>, from: &Payment, change: &Change, now: u64) -> Result<bool, LedgerError> {
@@ -356,12 +375,19 @@ fn apply(tx: &rusqlite::Transaction<'_>, from: &Payment, change: &Change, now: u
     if updated == 0 {
         return Ok(false);
     }
+    record_change(tx, from, change, now)?;
+    Ok(true)
+}
+
+/// What a step writes besides the payment's row: its ledger entries (each under the reference
+/// `pay:<id>:<kind>`), its event and what the router learns.
+fn record_change(tx: &rusqlite::Connection, p: &Payment, change: &Change, now: u64) -> Result<(), LedgerError> {
     for (kind, postings) in &change.ledger {
-        let reference = format!("pay:{}:{kind}", from.payment_id);
-        ledger::post(tx, kind, Some(&from.payment_id), &reference, postings, now)?;
+        let reference = format!("pay:{}:{kind}", p.payment_id);
+        ledger::post(tx, kind, Some(&p.payment_id), &reference, postings, now)?;
     }
     if let Some(event) = &change.event {
-        outbox(tx, &from.payment_id, &from.api_key_id, (event.0, event.1.clone()), now)?;
+        outbox(tx, &p.payment_id, &p.api_key_id, (event.0, event.1.clone()), now)?;
     }
     if let Some(o) = &change.outcome {
         tx.prepare_cached(
@@ -369,7 +395,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, from: &Payment, change: &Change, now: u
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
         )?
         .execute(params![
-            from.payment_id,
+            p.payment_id,
             o.rail,
             o.success as i64,
             o.code,
@@ -377,5 +403,5 @@ fn apply(tx: &rusqlite::Transaction<'_>, from: &Payment, change: &Change, now: u
             o.at as i64
         ])?;
     }
-    Ok(true)
+    Ok(())
 }

@@ -22,8 +22,6 @@ use crate::state::AppState;
 
 /// Longest wait between two retries of a step, seconds.
 const MAX_BACKOFF_SECS: u64 = 60;
-/// How long a woken saga waits for more submits to batch with.
-const BATCH_WINDOW: Duration = Duration::from_millis(10);
 /// How long the Lightning node runs before a payment still pending from before it started counts
 /// as lost: past LDK's own retry window for what it resumed at start.
 const RECOVER_AFTER: Duration = Duration::from_secs(30);
@@ -48,14 +46,9 @@ pub async fn run(ctx: AppState, cancel: CancellationToken) {
                         tracing::info!(open = due.len(), "resuming open payments");
                     }
                 }
-                // New payments take their first step (a ledger debit, which picks no coins)
-                // together, in one transaction; payments already on their way are advanced first
-                // (an on-chain payout signed before a crash is broadcast before a new one picks
-                // coins).
-                let (fresh, started): (Vec<Payment>, Vec<Payment>) =
-                    due.into_iter().partition(|p| p.state == State::Submitted);
-                let fresh = first_steps(&ctx, fresh).await;
-                for payment in started.into_iter().chain(fresh) {
+                // Ordered by the store: payments already on their way go first (an on-chain payout
+                // signed before a crash is broadcast before a new one picks coins).
+                for payment in due {
                     if cancel.is_cancelled() {
                         return;
                     }
@@ -67,11 +60,7 @@ pub async fn run(ctx: AppState, cancel: CancellationToken) {
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = ctx.payments_wake.notified() => {
-                // Let the submits of the next few milliseconds join: their first steps then share
-                // one commit instead of each taking the store from the next submit.
-                tokio::time::sleep(BATCH_WINDOW).await;
-            }
+            _ = ctx.payments_wake.notified() => {}
             _ = tokio::time::sleep(tick) => {}
         }
     }
@@ -96,49 +85,10 @@ impl Step {
     }
 }
 
-/// The first step of new payments, for all of them in one transaction: the ledger debit, and
-/// for our own invoices the settlement too (they need no rail). Returns the payments to carry on.
-async fn first_steps(ctx: &AppState, fresh: Vec<Payment>) -> Vec<Payment> {
-    if fresh.is_empty() {
-        return fresh;
-    }
-    let changes: Vec<(Payment, Change)> = fresh
-        .into_iter()
-        .map(|p| {
-            let c = first_step(&p);
-            (p, c)
-        })
-        .collect();
-    let store = Arc::clone(&ctx.store);
-    let now = crate::unix_now();
-    let applied = tokio::task::spawn_blocking(move || {
-        let pairs: Vec<(&Payment, &Change)> = changes.iter().map(|(p, c)| (p, c)).collect();
-        let applied = store.change_payments(&pairs, now);
-        (changes, applied)
-    })
-    .await;
-    let (changes, applied) = match applied {
-        Ok((changes, Ok(applied))) => (changes, applied),
-        Ok((_, Err(e))) => {
-            tracing::error!(error = %e, "first payment steps not recorded");
-            return Vec::new();
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "payment task failed");
-            return Vec::new();
-        }
-    };
-    let mut carry_on = Vec::new();
-    for ((from, change), ok) in changes.into_iter().zip(applied) {
-        if let (true, Some(next)) = (ok, change.next) {
-            after_step(ctx, &from, &next, change.outcome.as_ref());
-            carry_on.push(next);
-        }
-    }
-    carry_on
-}
-
-fn first_step(p: &Payment) -> Change {
+/// A new payment's first step, taken in the transaction that accepts it (and by the saga for a
+/// payment an older senderod stored as `submitted`): the ledger debit, and for our own invoices
+/// the settlement too (they need no rail).
+pub(crate) fn first_step(p: &Payment) -> Change {
     if p.rail != Rail::OnUs {
         return debit(p);
     }
@@ -218,7 +168,7 @@ async fn advance(ctx: &AppState, mut p: Payment) {
     }
 }
 
-fn log_step(from: &Payment, to: &Payment) {
+pub(crate) fn log_step(from: &Payment, to: &Payment) {
     let (id, rail) = (&from.payment_id, to.rail.as_str());
     match to.state {
         State::Settled => {

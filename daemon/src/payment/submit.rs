@@ -3,11 +3,8 @@
 //! open payments already reserve. The payment, its `payment.submitted` event and the idempotent
 //! answer are written in one transaction; the saga takes it from there.
 
-use sendero_wallet::bitcoin::Network;
-
-use super::destination::{self, DestinationError, LnDestination};
-use super::{InsertError, NewPayment, Payment, Rail, State};
-use crate::route::StoredRoute;
+use super::destination::{self, DestinationError};
+use super::{saga, InsertError, NewPayment, Payment, Rail, State};
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -90,8 +87,16 @@ pub fn answer(payment_id: &str) -> Vec<u8> {
 }
 
 /// Accepts `req` for key `key_id` under idempotency key `idem`, storing [`answer`] as the
-/// key's response in the same transaction.
-pub fn accept(ctx: &AppState, key_id: &str, idem: &str, req: &SubmitRequest, now: u64) -> Result<Payment, SubmitError> {
+/// key's response in the same transaction. The checks read SQLite's read-only connection and
+/// in-memory state (the wallet's balance off the async threads); the write waits for the next
+/// group commit without holding a thread.
+pub async fn accept(
+    ctx: &AppState,
+    key_id: &str,
+    idem: &str,
+    req: &SubmitRequest,
+    now: u64,
+) -> Result<Payment, SubmitError> {
     let route = ctx
         .store
         .route(&req.route_id)?
@@ -119,7 +124,11 @@ pub fn accept(ctx: &AppState, key_id: &str, idem: &str, req: &SubmitRequest, now
             return Err(SubmitError::QuoteExpired(quote_id.clone()));
         }
     }
-    let (destination, rail_ref) = rail_destination(&route, rail, ctx.network)?;
+    let pay_to = match &route.pay_to {
+        Some(pay_to) => pay_to.clone(),
+        None => destination::parse(&route.destination, ctx.network)?.pay_to(),
+    };
+    let (destination, rail_ref) = pay_to.rail(rail == Rail::Onchain, now)?;
     if let (Rail::Lightning, Some(hash)) = (rail, &rail_ref) {
         // Paid (or being paid) outside the API, e.g. with `ln.pay`: not again.
         let node = crate::ln::node(ctx).map_err(|e| SubmitError::LightningUnavailable(e.to_string()))?;
@@ -159,14 +168,17 @@ pub fn accept(ctx: &AppState, key_id: &str, idem: &str, req: &SubmitRequest, now
         updated_at: now,
         final_at: None,
     };
+    let first = saga::first_step(&payment);
+    let stored = first.next.clone().unwrap_or_else(|| payment.clone());
     let new = NewPayment {
         spendable_msat: spendable_msat(ctx, rail)?,
         need_msat: route.amount_msat + cost_sat * 1_000,
         event: ("payment.submitted", payment.view().to_string()),
         answer: answer(&payment_id),
         payment: payment.clone(),
+        first,
     };
-    match ctx.store.insert_payment(new) {
+    match ctx.store.insert_payment(new).await {
         Ok(()) => {}
         Err(e @ InsertError::Guard { available_msat, .. }) => {
             let mut available = vec![Available { rail: rail.as_str(), available_sat: available_msat / 1_000 }];
@@ -192,37 +204,20 @@ pub fn accept(ctx: &AppState, key_id: &str, idem: &str, req: &SubmitRequest, now
     }
     tracing::info!(payment_id = %payment.payment_id, route_id = %payment.route_id, rail = rail.as_str(),
         amount_msat = payment.amount_msat, "payment submitted");
-    ctx.payments_wake.notify_one();
-    ctx.webhooks_wake.notify_one();
-    Ok(payment)
-}
-
-/// What `rail` pays for this route, and the rail's id when it is known up front (an invoice's
-/// payment hash, so that two payments of one invoice cannot both be accepted).
-fn rail_destination(
-    route: &StoredRoute,
-    rail: Rail,
-    network: Network,
-) -> Result<(String, Option<String>), SubmitError> {
-    let dest = destination::parse(&route.destination, network)?;
-    match rail {
-        Rail::Onchain => {
-            let address = dest.address.ok_or_else(|| DestinationError::Invalid("no on-chain address".into()))?;
-            Ok((address.to_string(), None))
-        }
-        Rail::Lightning | Rail::OnUs => match dest.lightning {
-            Some(LnDestination::Bolt11(text, info)) => Ok((text, Some(info.payment_hash))),
-            Some(LnDestination::Bolt12(text, _)) => Ok((text, None)),
-            None => Err(DestinationError::Invalid("no Lightning invoice or offer".into()).into()),
-        },
+    saga::log_step(&payment, &stored);
+    if !stored.state.is_final() {
+        ctx.payments_wake.notify_one();
     }
+    ctx.webhooks_wake.notify_one();
+    Ok(stored)
 }
 
 /// What `rail` can spend now, msat (`None`: no limit, for `on_us`).
 fn spendable_msat(ctx: &AppState, rail: Rail) -> Result<Option<u64>, SubmitError> {
     Ok(match rail {
         Rail::Onchain => {
-            let b = ctx.treasury.balances();
+            // The wallet may be busy syncing: wait for it off the async threads.
+            let b = tokio::task::block_in_place(|| ctx.treasury.balances());
             Some((b.confirmed_sat + b.trusted_pending_sat) * 1_000)
         }
         Rail::Lightning => {

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::config::RoutingConfig;
 use crate::fx::money::Side;
 use crate::fx::{self, FxError, QuoteRequest};
-use crate::payment::destination::{self, Destination, DestinationError, LnDestination};
+use crate::payment::destination::{self, Destination, DestinationError, LnDestination, PayTo};
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -178,6 +178,9 @@ pub struct Route {
     pub recommend: Option<&'static str>,
     /// Rails that cannot take it.
     pub unavailable: Vec<Unavailable>,
+    /// What each rail pays, stored with the route for its submit.
+    #[serde(skip)]
+    pub pay_to: PayTo,
 }
 
 /// Why no route.
@@ -282,6 +285,7 @@ pub async fn select(ctx: &AppState, key_id: &str, req: RouteRequest, now: u64) -
         candidates,
         recommend,
         unavailable,
+        pay_to: dest.pay_to(),
     };
     ctx.store.insert_route(&route, key_id, req.destination.trim(), now)?;
     tracing::info!(route_id = %route.route_id, kind = route.kind, amount_sat, recommend = ?route.recommend, "route priced");

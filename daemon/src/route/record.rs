@@ -4,6 +4,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::learn::{Learner, Outcome, Tuning};
 use super::Route;
+use crate::payment::destination::PayTo;
 use crate::store::{Store, StoreError};
 
 /// Meta keys of the operator's rail rules.
@@ -33,6 +34,8 @@ pub struct StoredRoute {
     pub candidates: Vec<(String, u64, Option<u64>)>,
     /// Unix seconds.
     pub expires_at: u64,
+    /// What each rail pays (`None` for a route priced before this was stored).
+    pub pay_to: Option<PayTo>,
 }
 
 impl Store {
@@ -43,11 +46,15 @@ impl Store {
             self.flush_quotes()?;
         }
         let candidates = serde_json::to_string(&route.candidates).unwrap_or_else(|_| "[]".into());
-        self.conn().execute(
-            "INSERT INTO routes (route_id, api_key_id, destination, kind, currency, amount_minor, amount_sat,
-                                 amount_msat, fx_quote_id, priority, candidates, recommend, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            params![
+        let pay = &route.pay_to;
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO routes (route_id, api_key_id, destination, kind, currency, amount_minor, amount_sat,
+                                 amount_msat, fx_quote_id, priority, candidates, recommend, created_at, expires_at,
+                                 pay_address, pay_lightning, payment_hash, pay_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            )?
+            .execute(params![
                 route.route_id,
                 key_id,
                 destination,
@@ -62,34 +69,44 @@ impl Store {
                 route.recommend,
                 now as i64,
                 route.expires_at as i64,
-            ],
-        )?;
+                pay.address,
+                pay.lightning,
+                pay.payment_hash,
+                pay.pay_by.map(|t| t as i64),
+            ])?;
         Ok(())
     }
 
     /// A route by id.
     pub fn route(&self, route_id: &str) -> Result<Option<StoredRoute>, StoreError> {
-        let row = self
-            .read()
-            .query_row(
+        let conn = self.read();
+        let row = conn
+            .prepare_cached(
                 "SELECT route_id, api_key_id, destination, currency, amount_minor, amount_msat, fx_quote_id,
-                        candidates, expires_at FROM routes WHERE route_id = ?1",
-                [route_id],
-                |r| {
-                    let candidates: String = r.get(7)?;
-                    Ok(StoredRoute {
-                        route_id: r.get(0)?,
-                        api_key_id: r.get(1)?,
-                        destination: r.get(2)?,
-                        currency: r.get(3)?,
-                        amount_minor: r.get::<_, i64>(4)? as u64,
-                        amount_msat: r.get::<_, i64>(5)? as u64,
-                        fx_quote_id: r.get(6)?,
-                        candidates: parse_candidates(&candidates),
-                        expires_at: r.get::<_, i64>(8)? as u64,
-                    })
-                },
-            )
+                        candidates, expires_at, pay_address, pay_lightning, payment_hash, pay_by
+                 FROM routes WHERE route_id = ?1",
+            )?
+            .query_row([route_id], |r| {
+                let candidates: String = r.get(7)?;
+                let pay_to = PayTo {
+                    address: r.get(9)?,
+                    lightning: r.get(10)?,
+                    payment_hash: r.get(11)?,
+                    pay_by: r.get::<_, Option<i64>>(12)?.map(|t| t as u64),
+                };
+                Ok(StoredRoute {
+                    route_id: r.get(0)?,
+                    api_key_id: r.get(1)?,
+                    destination: r.get(2)?,
+                    currency: r.get(3)?,
+                    amount_minor: r.get::<_, i64>(4)? as u64,
+                    amount_msat: r.get::<_, i64>(5)? as u64,
+                    fx_quote_id: r.get(6)?,
+                    candidates: parse_candidates(&candidates),
+                    expires_at: r.get::<_, i64>(8)? as u64,
+                    pay_to: (pay_to.address.is_some() || pay_to.lightning.is_some()).then_some(pay_to),
+                })
+            })
             .optional()?;
         Ok(row)
     }

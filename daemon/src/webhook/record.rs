@@ -142,22 +142,25 @@ impl Store {
     /// write, and a cursor lost in a crash only makes the next start look at those events again
     /// (a delivery is made once per endpoint and event whatever happens).
     pub fn fan_out(&self, cursor: i64, now: u64) -> Result<(i64, usize), StoreError> {
-        let mut conn = self.conn();
-        let last: Option<i64> = conn.query_row(
-            "SELECT MAX(id) FROM (SELECT id FROM outbox WHERE id > ?1 ORDER BY id LIMIT 1000)",
-            [cursor],
-            |r| r.get(0),
-        )?;
-        let Some(last) = last else { return Ok((cursor, 0)) };
-        let subscribed: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM webhook_endpoints e WHERE e.state = 'enabled'
-             AND e.api_key_id IN (SELECT api_key_id FROM outbox WHERE id > ?1 AND id <= ?2)",
-            params![cursor, last],
-            |r| r.get(0),
-        )?;
+        // Looking costs no write: on the reader, which sees every committed event.
+        let (last, subscribed) = {
+            let reader = self.read();
+            let last: Option<i64> = reader
+                .prepare_cached("SELECT MAX(id) FROM (SELECT id FROM outbox WHERE id > ?1 ORDER BY id LIMIT 1000)")?
+                .query_row([cursor], |r| r.get(0))?;
+            let Some(last) = last else { return Ok((cursor, 0)) };
+            let subscribed: i64 = reader
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM webhook_endpoints e WHERE e.state = 'enabled'
+                     AND e.api_key_id IN (SELECT api_key_id FROM outbox WHERE id > ?1 AND id <= ?2)",
+                )?
+                .query_row(params![cursor, last], |r| r.get(0))?;
+            (last, subscribed)
+        };
         if subscribed == 0 {
             return Ok((last, 0));
         }
+        let mut conn = self.conn();
         let tx = conn.transaction()?;
         let made = tx.execute(
             "INSERT INTO webhook_deliveries (endpoint_id, outbox_id, state, next_attempt_at, created_at)
