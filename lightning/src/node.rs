@@ -457,7 +457,9 @@ impl LightningNode {
 
     /// One payment by id (hex).
     pub fn payment(&self, payment_id: &str) -> Option<Payment> {
-        self.payments().into_iter().find(|p| p.payment_id == payment_id)
+        use ldk_node::bitcoin::hex::FromHex;
+        let id = <[u8; 32]>::from_hex(payment_id).ok()?;
+        self.node.payment(&PaymentId(id)).as_ref().map(Payment::from)
     }
 
     /// This node's id as a key.

@@ -81,6 +81,21 @@ pub enum InsertError {
     Ledger(#[from] LedgerError),
 }
 
+impl InsertError {
+    /// Whether the refusal came before the payment wrote anything (a check, or its own insert,
+    /// which SQLite undoes by itself).
+    fn leaves_nothing(&self) -> bool {
+        matches!(
+            self,
+            InsertError::IdemTaken
+                | InsertError::RouteTaken(_)
+                | InsertError::QuoteTaken(_)
+                | InsertError::AlreadyPaying
+                | InsertError::Guard { .. }
+        )
+    }
+}
+
 impl From<rusqlite::Error> for InsertError {
     fn from(e: rusqlite::Error) -> Self {
         InsertError::Store(StoreError::Sqlite(e))
@@ -164,8 +179,24 @@ impl Store {
         let mut conn = self.conn();
         let mut results = Vec::with_capacity(batch.len());
         let committed = (|| -> rusqlite::Result<()> {
+            // Without savepoints first (each would copy every page it touches): a payment refused
+            // before its first write, or by its own insert (which SQLite undoes alone), leaves
+            // nothing behind. Any other failure may have written part of a payment: then the batch
+            // starts over with one savepoint per payment.
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            // One savepoint per payment (prepared once, as every statement here).
+            for (new, _) in &batch {
+                let result = self.insert_one(&tx, new);
+                if result.as_ref().is_err_and(|e| !e.leaves_nothing()) {
+                    results.clear();
+                    break;
+                }
+                results.push(result);
+            }
+            if results.len() == batch.len() {
+                return tx.commit();
+            }
+            tx.rollback()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let step = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([]));
             for (new, _) in &batch {
                 step("SAVEPOINT payment")?;
@@ -404,4 +435,84 @@ fn record_change(tx: &rusqlite::Connection, p: &Payment, change: &Change, now: u
         ])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_payment(n: u32) -> NewPayment {
+        let payment = Payment {
+            payment_id: format!("pay_{n}"),
+            api_key_id: "key".into(),
+            idem_key: format!("idem_{n}"),
+            route_id: format!("rt_{n}"),
+            rail: Rail::Lightning,
+            destination: format!("lnbcrt{n}"),
+            amount_msat: 1_000_000,
+            currency: "SAT".into(),
+            amount_minor: 1_000,
+            fx_quote_id: None,
+            fee_reserve_msat: 0,
+            fee_rate_sat_vb: None,
+            state: State::Submitted,
+            rail_ref: None,
+            raw_tx: None,
+            fee_paid_msat: None,
+            failure_code: None,
+            failure_message: None,
+            attempts: 0,
+            next_attempt_at: 0,
+            created_at: 1,
+            updated_at: 1,
+            final_at: None,
+        };
+        let first = super::super::saga::first_step(&payment);
+        NewPayment {
+            payment,
+            first,
+            spendable_msat: None,
+            need_msat: 1_000_000,
+            event: ("payment.submitted", "{}".into()),
+            answer: b"{}".to_vec(),
+        }
+    }
+
+    /// A batch commits its payments without savepoints; one that fails half-written sends the
+    /// batch round again with a savepoint each, so that it alone is left out, whole.
+    #[test]
+    fn a_payment_failing_half_written_leaves_nothing_and_its_batch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        {
+            let conn = store.conn();
+            // No keys or routes here; and payment 2's event is refused after its row is written.
+            conn.pragma_update(None, "foreign_keys", false).unwrap();
+            conn.execute_batch(
+                "CREATE TRIGGER refuse_event BEFORE INSERT ON outbox WHEN NEW.payment_id = 'pay_2'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        }
+        let (waiting, results): (Vec<Waiting>, Vec<_>) = [1, 2, 3, 1]
+            .into_iter()
+            .map(|n| {
+                let (done, result) = oneshot::channel();
+                ((new_payment(n), done), result)
+            })
+            .unzip();
+        store.commit_batch(waiting);
+        let results: Vec<_> = results.into_iter().map(|mut r| r.try_recv().unwrap()).collect();
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        assert!(matches!(results[1], Err(InsertError::Store(_))), "{results:?}");
+        assert!(matches!(results[3], Err(InsertError::IdemTaken)), "the same key again: {results:?}");
+        let conn = store.conn();
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM payments"), 2);
+        assert_eq!(count("SELECT COUNT(*) FROM payments WHERE payment_id = 'pay_2'"), 0);
+        assert_eq!(count("SELECT COUNT(*) FROM ledger_entries WHERE payment_id = 'pay_2'"), 0);
+        assert_eq!(count("SELECT COUNT(*) FROM outbox"), 2);
+        assert_eq!(count("SELECT COUNT(*) FROM ledger_entries"), 2, "one debit each for 1 and 3");
+        assert_eq!(count("SELECT COUNT(*) FROM idempotency_keys"), 2);
+    }
 }
