@@ -395,8 +395,7 @@ impl LightningNode {
         if !pending_before_start || self.started.elapsed() < settle || !self.due_for_examination(id) {
             return Ok(Recovery::Kept);
         }
-        let channels = self.node.list_channels();
-        if channels.iter().any(|c| !c.is_usable) || self.htlc_on_a_channel(&id.0, amount_msat) {
+        if self.node.list_channels().iter().any(|c| !c.is_usable) || self.htlc_on_a_channel(&id.0, amount_msat) {
             return Ok(Recovery::Kept);
         }
         let hash = hex(&id.0);
@@ -424,13 +423,12 @@ impl LightningNode {
     fn due_for_examination(&self, id: PaymentId) -> bool {
         let mut examined = self.examined.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
-        match examined.get(&id) {
-            Some(at) if now.duration_since(*at) < EXAMINE_EVERY => false,
-            _ => {
-                examined.insert(id, now);
-                true
-            }
+        examined.retain(|_, at| now.duration_since(*at) < EXAMINE_EVERY);
+        if examined.contains_key(&id) {
+            return false;
         }
+        examined.insert(id, now);
+        true
     }
 
     /// Whether a channel (open or closing) carries an outbound HTLC of `payment_hash`. Dust

@@ -145,9 +145,9 @@ impl Store {
     ///
     /// Group commit: the payment joins a queue, and one committer at a time (a blocking task,
     /// started by whoever finds none running) drains it, committing every payment queued
-    /// meanwhile in one transaction (each in its own savepoint, so one refusal does not undo the
-    /// others). Waiting for the commit holds no thread, so concurrent submits share one durable
-    /// commit however many there are.
+    /// meanwhile in one transaction (one refusal does not undo the others). Waiting for the
+    /// commit holds no thread, so concurrent submits share one durable commit however many there
+    /// are.
     pub async fn insert_payment(self: &Arc<Self>, new: NewPayment) -> Result<(), InsertError> {
         let (done, result) = oneshot::channel();
         self.submits().push((new, done));
@@ -177,51 +177,62 @@ impl Store {
 
     fn commit_batch(&self, batch: Vec<Waiting>) {
         let mut conn = self.conn();
-        let mut results = Vec::with_capacity(batch.len());
-        let committed = (|| -> rusqlite::Result<()> {
-            // Without savepoints first (each would copy every page it touches): a payment refused
-            // before its first write, or by its own insert (which SQLite undoes alone), leaves
-            // nothing behind. Any other failure may have written part of a payment: then the batch
-            // starts over with one savepoint per payment.
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for (new, _) in &batch {
-                let result = self.insert_one(&tx, new);
-                if result.as_ref().is_err_and(|e| !e.leaves_nothing()) {
-                    results.clear();
-                    break;
-                }
-                results.push(result);
-            }
-            if results.len() == batch.len() {
-                return tx.commit();
-            }
-            tx.rollback()?;
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let step = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([]));
-            for (new, _) in &batch {
-                step("SAVEPOINT payment")?;
-                let result = self.insert_one(&tx, new);
-                if result.is_err() {
-                    step("ROLLBACK TO payment")?;
-                }
-                step("RELEASE payment")?;
-                results.push(result);
-            }
-            tx.commit()
-        })();
+        // Without savepoints first (each would copy every page it touches); a payment that fails
+        // half-written sends the batch round again with one savepoint per payment.
+        let written = match self.write_batch(&mut conn, &batch, false) {
+            Ok(None) => self.write_batch(&mut conn, &batch, true),
+            written => written,
+        };
         drop(conn);
-        for ((new, done), result) in batch.into_iter().zip(results.into_iter().chain(std::iter::repeat_with(|| Ok(()))))
-        {
-            let result = match (&committed, result) {
-                (Err(e), _) => Err(InsertError::Commit(e.to_string())),
-                (Ok(()), r) => r,
-            };
+        let mut results = match written {
+            Ok(Some(results)) => results,
+            Ok(None) => vec![], // only without savepoints
+            Err(e) => batch.iter().map(|_| Err(InsertError::Commit(e.to_string()))).collect(),
+        }
+        .into_iter();
+        for (new, done) in batch {
+            let result = results.next().unwrap_or_else(|| Err(InsertError::Commit("not written".into())));
             if result.is_ok() {
                 self.idempotency_release(&new.payment.api_key_id, &new.payment.idem_key);
             }
             // A submitter that went away (its connection closed) still has its payment stored.
             let _ = done.send(result);
         }
+    }
+
+    /// Writes and commits `batch` in one transaction; each payment's own result. Without
+    /// `savepoints`, a payment refused before its first write, or by its own insert (which SQLite
+    /// undoes alone), leaves nothing behind; any other failure may have written part of it, and
+    /// then nothing is committed (`None`).
+    fn write_batch(
+        &self,
+        conn: &mut rusqlite::Connection,
+        batch: &[Waiting],
+        savepoints: bool,
+    ) -> rusqlite::Result<Option<Vec<Result<(), InsertError>>>> {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let step = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([]));
+        let mut results = Vec::with_capacity(batch.len());
+        for (new, _) in batch {
+            if savepoints {
+                step("SAVEPOINT payment")?;
+            }
+            let result = self.insert_one(&tx, new);
+            if let Err(e) = &result {
+                if !savepoints && !e.leaves_nothing() {
+                    return Ok(None); // the transaction rolls back as it is dropped
+                }
+                if savepoints {
+                    step("ROLLBACK TO payment")?;
+                }
+            }
+            if savepoints {
+                step("RELEASE payment")?;
+            }
+            results.push(result);
+        }
+        tx.commit()?;
+        Ok(Some(results))
     }
 
     fn insert_one(&self, conn: &rusqlite::Connection, new: &NewPayment) -> Result<(), InsertError> {
