@@ -178,14 +178,49 @@ fn execution_fills_once_within_drift_and_refuses_otherwise() {
     assert_eq!((status, code(&raw)), (410, "quote_expired".into()));
     assert_eq!(fills(e["quote_id"].as_str().unwrap()), 0);
 
+    // The market moves against the gateway beyond the drift: the requote shows what honouring
+    // the old quote would have given away (the client would have paid fewer sats than now).
+    let f = quote(&key);
+    set_all(&ex, Behaviour::Price(83_000));
+    wait_for("the lower rate", Duration::from_secs(20), || quote(&key)["rate"] != f["rate"]);
+    let (status, raw) = exec(Some("k-f"), &body_of(&f), &key);
+    assert_eq!((status, code(&raw)), (409, "requote_required".into()), "{raw}");
+    let fresh_f = serde_json::from_str::<Value>(&raw).unwrap()["error"]["quote"].clone();
+    let loss = fresh_f["quote_amount_minor"].as_i64().unwrap() - f["quote_amount_minor"].as_i64().unwrap();
+    assert!(loss > 0, "{fresh_f} against {f}");
+
     // The operator's report.
     let report = gw.cli(&["fx.report"]);
     let line = &report["pairs"][0];
     assert_eq!(
         (line["pair"].as_str(), line["fills"].as_u64(), line["requotes"].as_u64()),
-        (Some("EUR/BTC"), Some(2), Some(1)),
+        (Some("EUR/BTC"), Some(2), Some(2)),
         "{report}"
     );
+    assert_eq!(line["requote_loss_minor"].as_i64(), Some(loss), "the first requote cost nothing: {report}");
+    // Both fills are booked with both legs: the gateway gave 2 × 1,000.00 EUR and took their sats.
+    let balances = gw.call("ledger.balances", serde_json::json!({}));
+    let account = |name: &str, currency: &str| {
+        balances["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["account"] == name && a["currency"] == currency)
+            .map_or(0, |a| a["balance"].as_i64().unwrap())
+    };
+    assert_eq!((account("fx:EUR", "EUR"), account("fx_clients:EUR", "EUR")), (-200_000, 200_000), "{balances}");
+    assert!(
+        account("fx:BTC", "BTC") > 0 && account("fx:BTC", "BTC") == -account("fx_clients:BTC", "BTC"),
+        "{balances}"
+    );
+    let register = gw.call("fx.register", serde_json::json!({}));
+    let booked = register["quotes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["ledger_reference"].as_str().is_some_and(|l| l.starts_with("fx:fx_")))
+        .count();
+    assert_eq!(booked, 2, "{register}");
     assert!(line["expired_quotes"].as_u64().unwrap() >= 1 && line["spread_minor"].as_i64().unwrap() > 0, "{report}");
 }
 

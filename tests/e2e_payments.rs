@@ -113,7 +113,7 @@ fn payouts_settle_on_every_rail_exactly_once() {
     assert_eq!(settled["rail"], "onchain");
     assert_eq!(settled["amount_sat"], 60_000);
     eprintln!("on-chain payout settled: {settled}");
-    assert_eq!(events(&a, &id), ["payment.submitted", "payment.settled"]);
+    assert_eq!(events(&a, &id), ["payment.submitted", "payment.sending", "payment.sent", "payment.settled"]);
     assert_eq!(account(&a, "payouts:onchain"), 60_000_000);
     assert_eq!(account(&a, "fees:onchain"), fee as i64 * 1_000);
     assert_eq!(account(&a, "in_flight:onchain"), 0);
@@ -306,19 +306,33 @@ fn payouts_settle_on_every_rail_exactly_once() {
     let failed = wait_status(&a, &key, fail_id, "FAILED");
     eprintln!("failed payout: {failed}");
     assert_eq!(failed["failure"]["code"], "lightning_payment_failed", "{failed}");
-    assert_eq!(events(&a, fail_id), ["payment.submitted", "payment.failed"]);
+    assert_eq!(events(&a, fail_id), ["payment.submitted", "payment.sending", "payment.sent", "payment.failed"]);
     assert_eq!(account(&a, "treasury:lightning"), treasury_ln, "credited back");
     assert_eq!(account(&a, "in_flight:lightning"), 0);
 
-    // The payee offline: the channel cannot carry anything, so the payout is refused up front.
+    // The payee offline: the channel cannot carry anything now, but it will once the peer is
+    // back — a 503 with Retry-After on route and submit alike, not a refusal a client gives up on.
     let off = b.call("ln.invoice", json!({"amount_msat": 5_000_000, "description": "off", "expiry_secs": 600}));
     let r_off = route(&a, &key, 5_000, off["bolt11"].as_str().unwrap());
     let mut b = p.b;
     b.stop();
     wait_for("A to see the channel unusable", MINUTE, || channel(&a).is_some_and(|c| c["usable"] == false));
     let (status, e) = submit(&a, &key, "off-1", r_off["route_id"].as_str().unwrap(), "lightning");
-    assert_eq!((status, e["error"]["code"].as_str()), (422, Some("insufficient_funds")), "{e}");
+    assert_eq!(
+        (status, e["error"]["code"].as_str(), e["error"]["retry_after_sec"].as_u64()),
+        (503, Some("channel_not_usable"), Some(5)),
+        "{e}"
+    );
+    let body =
+        json!({"amount": {"minor_units": 5_000, "currency": "SAT"}, "destination": off["bolt11"], "priority": "high"});
+    let (status, e) = post(&a, "/v1/payments/route", &key, None, &body);
+    assert_eq!((status, e["error"]["code"].as_str()), (503, Some("channel_not_usable")), "{e}");
     b.start_again();
+    wait_for("the channel usable again", MINUTE, || channel(&a).is_some_and(|c| c["usable"] == true));
+    // The same submit, retried under the same key once the peer is back, goes through.
+    let (status, e) = submit(&a, &key, "off-1", r_off["route_id"].as_str().unwrap(), "lightning");
+    assert_eq!(status, 202, "{e}");
+    wait_status(&a, &key, e["payment_id"].as_str().unwrap(), "SETTLED");
 
     // The listing pages through them, newest first, filtered by status.
     let (status, page) = http_get_with_key(a.api_port, "/v1/payments?status=SETTLED&limit=2", Some(&key));
@@ -333,7 +347,7 @@ fn payouts_settle_on_every_rail_exactly_once() {
         .chain(rest["payments"].as_array().unwrap())
         .map(|x| x["payment_id"].as_str().unwrap())
         .collect();
-    assert_eq!(all.len(), 8, "{all:?}");
+    assert_eq!(all.len(), 9, "{all:?}");
     assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first: {all:?}");
     let (status, e) = http_get_with_key(a.api_port, "/v1/payments?status=LOST", Some(&key));
     assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid_status")));
@@ -342,7 +356,7 @@ fn payouts_settle_on_every_rail_exactly_once() {
     let v = verify_clean(&a);
     eprintln!("ledger.verify: {v}");
     assert_eq!(v["onchain"]["payouts"]["match"], 4);
-    assert_eq!(v["lightning"]["payouts"]["match"], 4, "three settled, one failed with the node's record");
+    assert_eq!(v["lightning"]["payouts"]["match"], 5, "four settled, one failed with the node's record");
     assert_eq!(v["onchain"]["difference_msat"], 0);
     assert!(v["totals"].as_object().unwrap().values().all(|t| t == 0), "{v}");
 }
@@ -439,8 +453,12 @@ fn a_degrading_rail_loses_the_recommendation_and_wins_it_back() {
     let audit = a.call("audit.list", json!({}));
     let actions: Vec<&str> =
         audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["routing.disable", "routing.enable", "routing.pin", "routing.unpin"]);
+    // The config's policy at the first start, the API key, then the operator's rule changes.
+    assert_eq!(
+        actions,
+        ["config.policy", "apikey.create", "routing.disable", "routing.enable", "routing.pin", "routing.unpin"]
+    );
     let verified = a.call("audit.verify", json!({}));
-    assert_eq!((verified["ok"].as_bool(), verified["entries"].as_u64()), (Some(true), Some(4)), "{verified}");
-    assert_eq!(verified["head"], audit["entries"][3]["hash"]);
+    assert_eq!((verified["ok"].as_bool(), verified["entries"].as_u64()), (Some(true), Some(6)), "{verified}");
+    assert_eq!(verified["head"], audit["entries"][5]["hash"]);
 }

@@ -1,5 +1,6 @@
-//! The audit log: append-only and hash-chained. Every change of a routing rule (and of API keys)
-//! appends an entry whose hash covers the previous entry's hash, so editing or removing any entry
+//! The audit log: append-only and hash-chained. Every change of policy — routing rules, API keys,
+//! and the markups and limits of the config (audited at start when they differ from the last
+//! run's) — goes through [`record`] and appends an entry whose hash covers the previous entry's hash, so editing or removing any entry
 //! breaks every hash after it; SQLite triggers refuse UPDATE and DELETE on the table outright.
 //! `audit.verify` recomputes the chain.
 
@@ -43,6 +44,30 @@ pub struct Verified {
     pub broken_at: Option<i64>,
     /// The last hash (commit to it elsewhere to detect truncation).
     pub head: String,
+}
+
+/// Meta key: the config policy last audited.
+const POLICY: &str = "audit.config_policy";
+
+/// Appends `action` by `actor` with `details` and logs it: the one way a change is audited.
+pub fn record(store: &Store, actor: &str, action: &str, details: &Value) -> Result<Entry, StoreError> {
+    let entry = store.audit(actor, action, details, crate::unix_now())?;
+    tracing::info!(actor, action, %details, audit_seq = entry.seq, "audited change");
+    Ok(entry)
+}
+
+/// Audits the policy the config sets (markups, FX and fee limits, routing bounds) when it
+/// differs from the one the last run started with: `config.policy` with `before` and `after`.
+pub fn config_policy(store: &Store, policy: &Value) -> Result<Option<Entry>, StoreError> {
+    let text = policy.to_string();
+    let before = store.meta(POLICY)?;
+    if before.as_deref() == Some(text.as_str()) {
+        return Ok(None);
+    }
+    let before: Value = before.and_then(|b| serde_json::from_str(&b).ok()).unwrap_or(Value::Null);
+    let entry = record(store, "config", "config.policy", &serde_json::json!({ "before": before, "after": policy }))?;
+    store.set_meta(POLICY, &text)?;
+    Ok(Some(entry))
 }
 
 fn entry_hash(prev: &str, seq: i64, at: u64, actor: &str, action: &str, details: &str) -> String {

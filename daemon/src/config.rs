@@ -319,6 +319,31 @@ pub struct SideMarkup {
     pub sell: u32,
 }
 
+impl Config {
+    /// The policy the audit log follows: markups, FX limits, fee limits and routing bounds.
+    pub fn audited_policy(&self) -> serde_json::Value {
+        let (fx, r, w) = (&self.fx, &self.routing, &self.wallet);
+        serde_json::json!({
+            "fx": {
+                "markup_bps": fx.markup_bps,
+                "markups": fx.markups,
+                "allowed_drift_bps": fx.allowed_drift_bps,
+                "max_conversion_cost_bps": fx.max_conversion_cost_bps,
+                "quote_ttl_secs": fx.quote_ttl_secs,
+                "max_deviation_bps": fx.max_deviation_bps,
+            },
+            "wallet": { "max_feerate_sat_vb": w.max_feerate_sat_vb, "fallback_feerate_sat_vb": w.fallback_feerate_sat_vb },
+            "routing": {
+                "max_eta_secs": [r.high_max_eta_secs, r.normal_max_eta_secs, r.low_max_eta_secs],
+                "target_blocks": [r.high_target_blocks, r.normal_target_blocks, r.low_target_blocks],
+                "failure_penalty_sat": r.failure_penalty_sat,
+                "lightning_wait_secs": r.lightning_wait_secs,
+                "onchain_confirmations": r.onchain_confirmations,
+            },
+        })
+    }
+}
+
 impl FxConfig {
     /// The markup for `pair` (as configured, `BASE/QUOTE`) and the client's side.
     pub fn markup_for(&self, pair: &str, side: crate::fx::money::Side) -> u32 {

@@ -109,6 +109,9 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
         learner: Default::default(),
         onchain_spend: Default::default(),
     });
+    if let Some(entry) = crate::audit::config_policy(&state.store, &state.config.audited_policy())? {
+        tracing::info!(audit_seq = entry.seq, "the config's markups or limits changed since the last start: audited");
+    }
     let learned = state.store.load_learner(&state.config.routing.tuning())?;
     tracing::info!(outcomes = learned.total_outcomes(), pinned = ?learned.pinned, disabled = ?learned.disabled,
         "routing statistics loaded");

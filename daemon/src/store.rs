@@ -238,6 +238,13 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE routes ADD COLUMN pay_lightning TEXT;
      ALTER TABLE routes ADD COLUMN payment_hash TEXT;
      ALTER TABLE routes ADD COLUMN pay_by INTEGER;",
+    // 10: the seed's route fields (method, geo); payout quotes filled when their payment settles
+    //     (linked to it); what a requote cost against the quote it replaced.
+    "ALTER TABLE routes ADD COLUMN method TEXT;
+     ALTER TABLE routes ADD COLUMN geo TEXT;
+     ALTER TABLE fx_fills ADD COLUMN payment_id TEXT REFERENCES payments (payment_id);
+     ALTER TABLE fx_quotes ADD COLUMN requote_of TEXT;
+     ALTER TABLE fx_quotes ADD COLUMN requote_loss_minor INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Prepared statements kept per connection: every statement of the hot paths (submit, saga,
@@ -864,49 +871,6 @@ impl Store {
             .remove(&(api_key_id.to_owned(), idem_key.to_owned()));
     }
 
-    /// Records a fill and the request's response in one transaction: either both or neither.
-    pub fn record_fill(
-        &self,
-        fill: &FillRow,
-        idem: (&str, &str),
-        status: u16,
-        body: &[u8],
-        now: u64,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO fx_fills (fx_entry_id, quote_id, api_key_id, pair, side, rate, mid_at_fill, amount_minor,
-                                   quote_amount_minor, amount_sat, spread_minor, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                fill.fx_entry_id,
-                fill.quote_id,
-                fill.api_key_id,
-                fill.pair,
-                fill.side,
-                fill.rate,
-                fill.mid_at_fill,
-                fill.amount_minor as i64,
-                fill.quote_amount_minor as i64,
-                fill.amount_sat as i64,
-                fill.spread_minor,
-                now as i64
-            ],
-        )?;
-        self.idempotency_answer(&tx, idem, status, body, now)?;
-        tx.commit()?;
-        self.idempotency_release(idem.0, idem.1);
-        Ok(())
-    }
-
-    /// Whether the quote has been filled.
-    pub fn quote_filled(&self, quote_id: &str) -> Result<bool, StoreError> {
-        let n: i64 =
-            self.conn().query_row("SELECT COUNT(*) FROM fx_fills WHERE quote_id = ?1", [quote_id], |r| r.get(0))?;
-        Ok(n > 0)
-    }
-
     /// Drops finished idempotency records older than `before`, and in-flight ones left by a
     /// request that died before committing anything (`stale_before`). Returns how many.
     pub fn idempotency_prune(&self, before: u64, stale_before: u64) -> Result<usize, StoreError> {
@@ -914,34 +878,6 @@ impl Store {
             "DELETE FROM idempotency_keys WHERE (state = 'done' AND created_at < ?1) OR (state = 'in_flight' AND created_at < ?2)",
             params![before as i64, stale_before as i64],
         )?)
-    }
-
-    /// Fills, spread, requotes and expired quotes per pair between `from` and `to` (unix seconds).
-    pub fn fx_report(&self, from: u64, to: u64) -> Result<Vec<FxReportRow>, StoreError> {
-        self.flush_quotes()?;
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT q.pair,
-                    COUNT(f.fx_entry_id),
-                    COALESCE(SUM(f.amount_sat), 0),
-                    COALESCE(SUM(f.spread_minor), 0),
-                    SUM(CASE WHEN q.origin = 'requote' THEN 1 ELSE 0 END),
-                    SUM(CASE WHEN f.fx_entry_id IS NULL AND q.expires_at < ?3 THEN 1 ELSE 0 END)
-             FROM fx_quotes q LEFT JOIN fx_fills f ON f.quote_id = q.quote_id
-             WHERE q.created_at >= ?1 AND q.created_at < ?2
-             GROUP BY q.pair ORDER BY q.pair",
-        )?;
-        let rows = stmt.query_map(params![from as i64, to as i64, crate::unix_now() as i64], |r| {
-            Ok(FxReportRow {
-                pair: r.get(0)?,
-                fills: r.get::<_, i64>(1)? as u64,
-                filled_sat: r.get::<_, i64>(2)? as u64,
-                spread_minor: r.get(3)?,
-                requotes: r.get::<_, i64>(4)? as u64,
-                expired: r.get::<_, i64>(5)? as u64,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
@@ -961,51 +897,6 @@ pub enum IdemBegin {
     Mismatch,
     /// Same key and body, still being processed.
     InFlight,
-}
-
-/// A fill as persisted (the ledger books it later).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FillRow {
-    /// `fx_…`.
-    pub fx_entry_id: String,
-    /// The quote filled.
-    pub quote_id: String,
-    /// Who.
-    pub api_key_id: String,
-    /// `BASE/QUOTE`.
-    pub pair: String,
-    /// `buy` / `sell`.
-    pub side: &'static str,
-    /// Locked rate applied.
-    pub rate: String,
-    /// Mid-rate at fill.
-    pub mid_at_fill: String,
-    /// BASE minor units.
-    pub amount_minor: u64,
-    /// QUOTE minor units.
-    pub quote_amount_minor: u64,
-    /// The bitcoin leg.
-    pub amount_sat: u64,
-    /// Spread earned against the mid at fill, in QUOTE minor units (negative if the market moved
-    /// in the client's favour within the drift).
-    pub spread_minor: i64,
-}
-
-/// One line of `fx.report`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FxReportRow {
-    /// `BASE/QUOTE`.
-    pub pair: String,
-    /// Fills.
-    pub fills: u64,
-    /// Sats converted.
-    pub filled_sat: u64,
-    /// Spread earned, QUOTE minor units.
-    pub spread_minor: i64,
-    /// Quotes issued as requotes.
-    pub requotes: u64,
-    /// Quotes that expired unfilled.
-    pub expired: u64,
 }
 
 fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {

@@ -24,7 +24,8 @@ pub(crate) async fn create(ctx: &AppState, params: Params) -> Result<Value, Admi
         return Err(AdminError::invalid_params("give at least one scope"));
     }
     let (key, secret) = apikey::create(&ctx.store, &label, &scopes, crate::unix_now())?;
-    tracing::info!(id = %key.id, label = %key.label, "API key created");
+    let details = json!({ "id": key.id, "label": key.label, "scopes": names(&key.scopes) });
+    crate::audit::record(&ctx.store, "admin", "apikey.create", &details)?;
     Ok(json!({ "id": key.id, "key": secret, "label": key.label, "scopes": names(&key.scopes) }))
 }
 
@@ -55,7 +56,7 @@ pub(crate) async fn revoke(ctx: &AppState, params: Params) -> Result<Value, Admi
     if !ctx.store.revoke_api_key(&id, crate::unix_now())? {
         return Err(AdminError::new(rpc_code::REFUSED, "unknown_api_key", format!("no active API key {id}")));
     }
-    tracing::info!(%id, "API key revoked");
+    crate::audit::record(&ctx.store, "admin", "apikey.revoke", &json!({ "id": id }))?;
     Ok(json!({ "revoked": id }))
 }
 

@@ -115,8 +115,13 @@ where
     let response = sender.send_request(request).await.map_err(|e| protocol(&e))?;
     let status = response.status();
     let bytes = response.into_body().collect().await.map_err(|e| protocol(&e))?.to_bytes();
-    if !status.is_success() {
-        return Err(ClientError::Protocol(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes).trim())));
+    match serde_json::from_slice::<Value>(&bytes) {
+        // A refusal before any method ran (cookie, body size) still carries a JSON-RPC error.
+        Ok(v) if status.is_success() || v.get("error").is_some() => Ok(v),
+        _ if !status.is_success() => {
+            Err(ClientError::Protocol(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes).trim())))
+        }
+        Err(e) => Err(protocol(&e)),
+        Ok(_) => Err(ClientError::Protocol("no result".into())),
     }
-    serde_json::from_slice(&bytes).map_err(|e| protocol(&e))
 }

@@ -41,58 +41,68 @@ use params::Params;
 
 use crate::state::AppState;
 
-/// Every admin method, as `sendero-cli` names it.
-pub const METHODS: &[&str] =
-    &["getinfo", "wallet.balance", "wallet.newaddress", "wallet.send", "wallet.utxos", "wallet.transactions"];
-
 /// Socket file name inside the data dir.
 pub const SOCKET_FILE: &str = "admin.sock";
 /// Cookie file name inside the data dir (TCP mode).
 pub const COOKIE_FILE: &str = "admin.cookie";
 
-async fn dispatch(ctx: &AppState, method: &str, params: Params) -> Result<Value, AdminError> {
-    match method {
-        "getinfo" => getinfo::handle(ctx, params).await,
-        "wallet.balance" => wallet_balance::handle(ctx, params).await,
-        "wallet.newaddress" => wallet_newaddress::handle(ctx, params).await,
-        "wallet.send" => wallet_send::handle(ctx, params).await,
-        "wallet.utxos" => wallet_utxos::handle(ctx, params).await,
-        "wallet.transactions" => wallet_transactions::handle(ctx, params).await,
-        "ln.info" => ln_node::info(ctx, params).await,
-        "ln.connect" => ln_node::connect(ctx, params).await,
-        "ln.peers" => ln_node::peers(ctx, params).await,
-        "ln.balance" => ln_node::balance(ctx, params).await,
-        "ln.fund" => ln_channels::fund(ctx, params).await,
-        "ln.open_channel" => ln_channels::open_channel(ctx, params).await,
-        "ln.close_channel" => ln_channels::close_channel(ctx, params).await,
-        "ln.channels" => ln_channels::channels(ctx, params).await,
-        "ln.splice_in" => ln_channels::splice_in(ctx, params).await,
-        "ln.splice_out" => ln_channels::splice_out(ctx, params).await,
-        "ln.invoice" => ln_payments::invoice(ctx, params).await,
-        "ln.offer" => ln_payments::offer(ctx, params).await,
-        "ln.pay" => ln_payments::pay(ctx, params).await,
-        "ln.keysend" => ln_payments::keysend(ctx, params).await,
-        "ln.payments" => ln_payments::payments(ctx, params).await,
-        "apikey.create" => apikey::create(ctx, params).await,
-        "apikey.list" => apikey::list(ctx, params).await,
-        "apikey.revoke" => apikey::revoke(ctx, params).await,
-        "fx.report" => fx_report::handle(ctx, params).await,
-        "ledger.balances" => ledger::balances(ctx, params).await,
-        "ledger.verify" => ledger::verify(ctx, params).await,
-        "payment.get" => ledger::payment(ctx, params).await,
-        "routing.stats" => routing::stats(ctx, params).await,
-        "routing.pin" => routing::pin(ctx, params).await,
-        "routing.unpin" => routing::unpin(ctx, params).await,
-        "routing.disable" => routing::disable(ctx, params).await,
-        "routing.enable" => routing::enable(ctx, params).await,
-        "audit.list" => routing::audit_list(ctx, params).await,
-        "audit.verify" => routing::audit_verify(ctx, params).await,
-        "webhook.endpoints" => webhooks::endpoints(ctx, params).await,
-        "webhook.deliveries" => webhooks::deliveries(ctx, params).await,
-        "webhook.redeliver" => webhooks::redeliver(ctx, params).await,
-        other => Err(AdminError::new(rpc_code::METHOD_NOT_FOUND, "method_not_found", format!("no method {other:?}"))
-            .with("methods", METHODS)),
-    }
+/// The method table: each admin method and its handler. `METHODS` (what `method_not_found`
+/// lists) is generated from it, so the two never disagree.
+macro_rules! methods {
+    ($($name:literal => $handler:path),* $(,)?) => {
+        /// Every admin method, as `sendero-cli` names it.
+        pub const METHODS: &[&str] = &[$($name),*];
+
+        async fn dispatch(ctx: &AppState, method: &str, params: Params) -> Result<Value, AdminError> {
+            match method {
+                $($name => $handler(ctx, params).await,)*
+                other => Err(AdminError::new(rpc_code::METHOD_NOT_FOUND, "method_not_found", format!("no method {other:?}"))
+                    .with("methods", METHODS)),
+            }
+        }
+    };
+}
+
+methods! {
+    "getinfo" => getinfo::handle,
+    "wallet.balance" => wallet_balance::handle,
+    "wallet.newaddress" => wallet_newaddress::handle,
+    "wallet.send" => wallet_send::handle,
+    "wallet.utxos" => wallet_utxos::handle,
+    "wallet.transactions" => wallet_transactions::handle,
+    "ln.info" => ln_node::info,
+    "ln.connect" => ln_node::connect,
+    "ln.peers" => ln_node::peers,
+    "ln.balance" => ln_node::balance,
+    "ln.fund" => ln_channels::fund,
+    "ln.open_channel" => ln_channels::open_channel,
+    "ln.close_channel" => ln_channels::close_channel,
+    "ln.channels" => ln_channels::channels,
+    "ln.splice_in" => ln_channels::splice_in,
+    "ln.splice_out" => ln_channels::splice_out,
+    "ln.invoice" => ln_payments::invoice,
+    "ln.offer" => ln_payments::offer,
+    "ln.pay" => ln_payments::pay,
+    "ln.keysend" => ln_payments::keysend,
+    "ln.payments" => ln_payments::payments,
+    "apikey.create" => apikey::create,
+    "apikey.list" => apikey::list,
+    "apikey.revoke" => apikey::revoke,
+    "fx.report" => fx_report::handle,
+    "fx.register" => fx_report::register,
+    "ledger.balances" => ledger::balances,
+    "ledger.verify" => ledger::verify,
+    "payment.get" => ledger::payment,
+    "routing.stats" => routing::stats,
+    "routing.pin" => routing::pin,
+    "routing.unpin" => routing::unpin,
+    "routing.disable" => routing::disable,
+    "routing.enable" => routing::enable,
+    "audit.list" => routing::audit_list,
+    "audit.verify" => routing::audit_verify,
+    "webhook.endpoints" => webhooks::endpoints,
+    "webhook.deliveries" => webhooks::deliveries,
+    "webhook.redeliver" => webhooks::redeliver,
 }
 
 /// A bound admin listener.
@@ -167,14 +177,31 @@ fn router(app: AppState, cookie: Option<Arc<str>>) -> Router {
         .with_state(AdminState { app, cookie })
 }
 
-async fn rpc(State(state): State<AdminState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn rpc(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
     if let Some(cookie) = &state.cookie {
         let presented =
             headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
         if !presented.is_some_and(|p| crate::secret::equal(p.as_bytes(), cookie.as_bytes())) {
-            return (StatusCode::UNAUTHORIZED, "admin cookie required\n").into_response();
+            let e = AdminError::new(rpc_code::INVALID_REQUEST, "unauthorized", "the admin cookie is required");
+            return refused(StatusCode::UNAUTHORIZED, e);
         }
     }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let limit = state.app.config.api.body_limit_bytes;
+            let e = AdminError::new(
+                rpc_code::INVALID_REQUEST,
+                "body_too_large",
+                format!("the request body is over the {limit}-byte limit ({})", rejection.body_text()),
+            );
+            return refused(rejection.status(), e);
+        }
+    };
     let (id, outcome) = match parse_request(&body) {
         Ok((id, method, params)) => {
             let outcome = dispatch(&state.app, &method, params).await;
@@ -191,6 +218,11 @@ async fn rpc(State(state): State<AdminState>, headers: HeaderMap, body: Bytes) -
         Err(e) => json!({ "jsonrpc": "2.0", "id": id, "error": e.to_json() }),
     };
     Json(body).into_response()
+}
+
+/// A JSON-RPC error answered with an HTTP error status (the request never reached a method).
+fn refused(status: StatusCode, e: AdminError) -> Response {
+    (status, Json(json!({ "jsonrpc": "2.0", "id": Value::Null, "error": e.to_json() }))).into_response()
 }
 
 type BadRequest = (Value, AdminError);

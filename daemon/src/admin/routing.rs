@@ -57,9 +57,8 @@ fn change(
     let mut next = learner.clone();
     apply(&mut next);
     ctx.store.set_rail_rules(next.pinned.as_deref(), &next.disabled)?;
-    let entry = ctx.store.audit("admin", action, &details, crate::unix_now())?;
+    let entry = crate::audit::record(&ctx.store, "admin", action, &details)?;
     (learner.pinned, learner.disabled) = (next.pinned.clone(), next.disabled.clone());
-    tracing::info!(action, %details, audit_seq = entry.seq, "routing rule changed");
     Ok(json!({ "pinned": next.pinned, "disabled": next.disabled, "audit_seq": entry.seq }))
 }
 

@@ -14,6 +14,7 @@ use super::fx_quote::{map_error, quote_json};
 use super::{idempotency, ApiError};
 use crate::apikey::Scope;
 use crate::fx::money::{display_rate, Side};
+use crate::fx::record::FillError;
 use crate::fx::{self, ExecuteError, ExecuteRequest};
 use crate::state::AppState;
 use rust_decimal::Decimal;
@@ -45,7 +46,7 @@ pub(crate) async fn handle(State(ctx): State<AppState>, headers: HeaderMap, body
             tracing::info!(fx_entry_id = %fill.fx_entry_id, quote_id = %fill.quote_id, amount_sat = fill.amount_sat, "fx fill");
             json_bytes(StatusCode::OK, answer)
         }
-        Err(e) if e.to_string().contains("UNIQUE") => idempotency::finish_error(
+        Err(FillError::AlreadyFilled) => idempotency::finish_error(
             &ctx,
             &key.id,
             &idem,

@@ -105,7 +105,7 @@ pub(crate) fn map_error(e: FxError) -> ApiError {
         FxError::UnsupportedCurrency(_) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported_currency", msg),
         FxError::UnsupportedPair(_) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported_pair", msg),
         FxError::InvalidAmount(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_amount", msg),
-        FxError::RateUnavailable(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "rate_unavailable", msg),
+        FxError::RateUnavailable(_) => ApiError::retry_later("rate_unavailable", msg, 5),
         FxError::Store(e) => {
             tracing::error!(error = %e, "recording a quote");
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "could not record the quote")

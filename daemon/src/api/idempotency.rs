@@ -76,5 +76,5 @@ pub(crate) fn finish_error(ctx: &AppState, key_id: &str, idem: &str, error: ApiE
     if let Err(e) = stored {
         tracing::error!(error = %e, "idempotency store");
     }
-    json_bytes(status, body)
+    error.into_response()
 }

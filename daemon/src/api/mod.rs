@@ -14,7 +14,10 @@ mod webhooks;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use hyper::server::conn::http1;
@@ -52,8 +55,39 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks", bounded(post(webhooks::create).get(webhooks::list)))
         .route("/v1/webhooks/{id}", bounded(axum::routing::delete(webhooks::delete)))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .layer(axum::middleware::from_fn(move |req, next| edge(req, next, limit)))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// What every request passes: a body that says it is not JSON is refused (415) before any
+/// handler reads it, and an error the framework answers itself (413 from the body limit, 405,
+/// 408) comes back in the API's one error shape.
+async fn edge(req: Request, next: Next, limit: usize) -> Response {
+    let content_type = req.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes().to_ascii_lowercase());
+    if content_type.is_some_and(|t| !t.starts_with(b"application/json")) && req.method() != Method::GET {
+        let msg = "the body must be JSON: send Content-Type: application/json (or none)";
+        return ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", msg).into_response();
+    }
+    let response = next.run(req).await;
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || response.status().is_success() {
+        return response;
+    }
+    let (code, message) = match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", format!("the request body is over the {limit}-byte limit")),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this endpoint does not take that HTTP method".into()),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long; try again".into()),
+        StatusCode::NOT_FOUND => ("not_found", "no such endpoint".into()),
+        _ => return response,
+    };
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut answer = ApiError::new(response.status(), code, message).into_response();
+    if let Some(allow) = allow {
+        answer.headers_mut().insert(header::ALLOW, allow);
+    }
+    answer
 }
 
 /// Serves the API on `listener` until `cancel` over HTTP/1.1 (keep-alive, no upgrades), then lets

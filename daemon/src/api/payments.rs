@@ -1,4 +1,4 @@
-//! `POST /v1/payments/submit` (scope `pay`, `X-Idempotency-Key`) `{route_id, rail, fx_quote_id?}`
+//! `POST /v1/payments/submit` (scope `pay`, `X-Idempotency-Key`) `{route_id, rail | psp, fx_quote_id?}`
 //! → `202 {payment_id, status:"SUBMITTED"}`; `GET /v1/payments/{id}` and
 //! `GET /v1/payments?status=&cursor=&limit=` (scope `read` or `pay`) report a key's payments.
 
@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::auth::{authorize, authorize_any};
 use super::error::json_bytes;
+use super::payments_route::RETRY_AFTER_SECS;
 use super::{idempotency, ApiError};
 use crate::apikey::Scope;
 use crate::payment::submit::{self, SubmitError, SubmitRequest};
@@ -99,9 +100,20 @@ fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
     let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     let route_id = text("route_id").ok_or_else(|| bad("route_id must be a string".into()))?;
-    let rail = text("rail").ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_rail", "rail must be onchain, lightning or on_us")
-    })?;
+    // The seed calls the rail `psp`; either name works, both must agree.
+    let rail = match (text("rail"), text("psp")) {
+        (Some(rail), Some(psp)) if rail != psp => {
+            return Err(bad(format!("rail {rail:?} and psp {psp:?} name the rail twice, differently: send one")))
+        }
+        (Some(rail), _) | (None, Some(rail)) => rail,
+        (None, None) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_rail",
+                "rail (or psp) must be one of the route's candidates: onchain, lightning or on_us",
+            ))
+        }
+    };
     let fx_quote_id = match v.get("fx_quote_id") {
         None | Some(Value::Null) => None,
         Some(Value::String(q)) => Some(q.clone()),
@@ -128,7 +140,8 @@ fn map_submit_error(e: SubmitError) -> ApiError {
         SubmitError::Conflict(InsertError::RouteTaken(_)) => err(StatusCode::CONFLICT, "route_already_submitted"),
         SubmitError::Conflict(InsertError::QuoteTaken(_)) => err(StatusCode::CONFLICT, "quote_already_used"),
         SubmitError::Conflict(InsertError::AlreadyPaying) => err(StatusCode::CONFLICT, "duplicate_payment"),
-        SubmitError::LightningUnavailable(_) => err(StatusCode::SERVICE_UNAVAILABLE, "lightning_unavailable"),
+        SubmitError::LightningUnavailable(_) => ApiError::retry_later("lightning_starting", msg, RETRY_AFTER_SECS),
+        SubmitError::ChannelNotUsable(_) => ApiError::retry_later("channel_not_usable", msg, RETRY_AFTER_SECS),
         SubmitError::Conflict(_) | SubmitError::Store(_) => {
             tracing::error!(error = %msg, "submitting a payment");
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "could not record the payment")

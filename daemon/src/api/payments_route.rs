@@ -12,8 +12,11 @@ use super::auth::authorize;
 use super::fx_quote::map_error;
 use super::ApiError;
 use crate::apikey::Scope;
-use crate::route::{self, Priority, Route, RouteError, RouteRequest};
+use crate::route::{self, Method, Priority, QuoteUseError, Route, RouteError, RouteRequest};
 use crate::state::AppState;
+
+/// How long a client should wait before asking again when a rail is unavailable for now.
+pub(crate) const RETRY_AFTER_SECS: u64 = 5;
 
 pub(crate) async fn handle(State(ctx): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let key = authorize(&ctx, &headers, Scope::Pay)?;
@@ -23,6 +26,16 @@ pub(crate) async fn handle(State(ctx): State<AppState>, headers: HeaderMap, body
 }
 
 fn route_json(route: &Route) -> Value {
+    // The seed's clients read a candidate's rail as `psp`.
+    let candidates: Vec<Value> = route
+        .candidates
+        .iter()
+        .map(|c| {
+            let mut v = serde_json::to_value(c).unwrap_or_default();
+            v["psp"] = c.rail.into();
+            v
+        })
+        .collect();
     json!({
         "route_id": route.route_id,
         "expires_at": crate::rfc3339(route.expires_at),
@@ -33,9 +46,11 @@ fn route_json(route: &Route) -> Value {
         "fx_quote_id": route.fx_quote_id,
         "priority": route.priority,
         "eta_bound_sec": route.eta_bound_sec,
-        "candidates": route.candidates,
+        "candidates": candidates,
         "recommend": route.recommend,
         "unavailable": route.unavailable,
+        "method": route.method,
+        "geo": route.geo,
     })
 }
 
@@ -51,10 +66,35 @@ fn parse(body: &[u8]) -> Result<RouteRequest, ApiError> {
         .get("currency")
         .and_then(Value::as_str)
         .ok_or_else(|| bad("invalid_request", "amount.currency must be a string (BTC, SAT, EUR, …)".into()))?;
-    let destination = v
-        .get("destination")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("invalid_destination", "destination must be a string".into()))?;
+    let destination =
+        match v.get("destination") {
+            Some(Value::String(d)) => d,
+            None | Some(Value::Null) => return Err(bad(
+                "destination_required",
+                "destination is required: the BOLT11 invoice, BOLT12 offer, node id (keysend), address or BIP21 URI \
+                 to pay — a bitcoin payout cannot be routed by method and geo alone"
+                    .into(),
+            )),
+            Some(_) => return Err(bad("invalid_destination", "destination must be a string".into())),
+        };
+    let optional_text = |k: &str| -> Result<Option<String>, ApiError> {
+        match v.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_owned())),
+            Some(other) => Err(bad("invalid_request", format!("{k} must be a non-empty string, not {other}"))),
+        }
+    };
+    let fx_quote_id = optional_text("fx_quote_id")?;
+    let method = optional_text("method")?
+        .map(|m| {
+            Method::parse(&m)
+                .map_err(|msg| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "method_not_supported", msg))
+        })
+        .transpose()?;
+    let geo = optional_text("geo")?.map(|g| g.to_ascii_uppercase());
+    if geo.as_ref().is_some_and(|g| g.len() != 2 || !g.bytes().all(|b| b.is_ascii_uppercase())) {
+        return Err(bad("invalid_geo", "geo must be an ISO 3166 alpha-2 country code such as DE".into()));
+    }
     match v.get("direction").and_then(Value::as_str) {
         None | Some("payout") => {}
         Some(other) => return Err(bad("invalid_request", format!("direction {other:?} is not supported (payout)"))),
@@ -66,7 +106,15 @@ fn parse(body: &[u8]) -> Result<RouteRequest, ApiError> {
             .and_then(Priority::parse)
             .ok_or_else(|| bad("invalid_priority", format!("priority must be high, normal or low, not {p}")))?,
     };
-    Ok(RouteRequest { amount_minor, currency: currency.to_owned(), destination: destination.to_owned(), priority })
+    Ok(RouteRequest {
+        amount_minor,
+        currency: currency.to_owned(),
+        destination: destination.to_owned(),
+        priority,
+        fx_quote_id,
+        method,
+        geo,
+    })
 }
 
 fn map_route_error(e: RouteError) -> ApiError {
@@ -75,9 +123,27 @@ fn map_route_error(e: RouteError) -> ApiError {
         RouteError::Destination(d) => ApiError::new(StatusCode::BAD_REQUEST, d.code(), msg),
         RouteError::InvalidAmount(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_amount", msg),
         RouteError::Fx(e) => map_error(e),
+        RouteError::Quote(e) => {
+            let status = match e {
+                QuoteUseError::NotFound(_) => StatusCode::NOT_FOUND,
+                QuoteUseError::Expired(_) => StatusCode::GONE,
+                QuoteUseError::AlreadyFilled(_) => StatusCode::CONFLICT,
+                QuoteUseError::WrongSide(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                QuoteUseError::Mismatch(_) => StatusCode::BAD_REQUEST,
+                QuoteUseError::Store(ref e) => {
+                    tracing::error!(error = %e, "reading a quote");
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            };
+            ApiError::new(status, e.code(), msg)
+        }
+        RouteError::QuoteNotNeeded(_) => ApiError::new(StatusCode::BAD_REQUEST, "quote_mismatch", msg),
         RouteError::NoRail(unavailable) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, RouteError::no_rail_code(&unavailable), msg)
-                .with("unavailable", serde_json::to_value(&unavailable).unwrap_or_default())
+            let error = match RouteError::passing(&unavailable) {
+                Some(u) => ApiError::retry_later(u.code, msg, RETRY_AFTER_SECS),
+                None => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, RouteError::no_rail_code(&unavailable), msg),
+            };
+            error.with("unavailable", serde_json::to_value(&unavailable).unwrap_or_default())
         }
         RouteError::Store(e) => {
             tracing::error!(error = %e, "recording a route");

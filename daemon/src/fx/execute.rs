@@ -8,8 +8,9 @@ use rust_decimal::Decimal;
 use super::money::{self, Side};
 use super::quote::{oriented, quote, FxError, Quote, QuoteRequest};
 use super::rates::RateCache;
+use super::record::FillRow;
 use crate::config::FxConfig;
-use crate::store::{FillRow, Store};
+use crate::store::{QuoteRow, Store};
 
 /// An execution request.
 #[derive(Debug, Clone)]
@@ -110,6 +111,12 @@ pub fn execute(
             now,
             "requote",
         )?;
+        // What honouring the old quote at today's market would have given away.
+        let given_away = match side {
+            Side::Buy => fresh.quote_amount_minor as i64 - q.quote_amount_minor as i64,
+            Side::Sell => q.quote_amount_minor as i64 - fresh.quote_amount_minor as i64,
+        };
+        store.record_requote(&fresh.quote_id, &q.quote_id, given_away.max(0)).map_err(FxError::Store)?;
         return Err(ExecuteError::Requote { drift_bps, quote: Box::new(fresh) });
     }
     // What the client gives up against the mid, in bps: positive when the locked rate is worse
@@ -122,15 +129,7 @@ pub fn execute(
     if cost_bps > u64::from(config.max_conversion_cost_bps) {
         return Err(ExecuteError::OverBudget { cost_bps, max_bps: config.max_conversion_cost_bps });
     }
-    let quote_exp = money::exponent(quote_ccy).unwrap_or(0);
-    let base_exp = money::exponent(base).unwrap_or(0);
-    // Spread earned against the mid, in QUOTE minor units (truncated toward zero).
-    let at_mid =
-        Decimal::from(q.amount_minor) / Decimal::from(10u64.pow(base_exp)) * mid * Decimal::from(10u64.pow(quote_exp));
-    let spread = match side {
-        Side::Buy => Decimal::from(q.quote_amount_minor) - at_mid,
-        Side::Sell => at_mid - Decimal::from(q.quote_amount_minor),
-    };
+    let spread = spread_minor(&q, mid).unwrap_or_default();
     Ok(FillRow {
         fx_entry_id: crate::secret::sortable_id("fx_"),
         quote_id: q.quote_id,
@@ -142,7 +141,46 @@ pub fn execute(
         amount_minor: q.amount_minor,
         quote_amount_minor: q.quote_amount_minor,
         amount_sat: q.amount_sat,
-        spread_minor: spread.trunc().to_i64().unwrap_or(0),
+        spread_minor: spread,
+    })
+}
+
+/// The spread a quote earns against `mid` (QUOTE per BASE) in QUOTE minor units, truncated
+/// toward zero: what the client pays above the mid on a buy, receives below it on a sell.
+fn spread_minor(q: &QuoteRow, mid: Decimal) -> Option<i64> {
+    let (base, quote_ccy) = q.pair.split_once('/')?;
+    let scale = |cur: &str| money::exponent(cur).map(|e| Decimal::from(10u64.pow(e)));
+    let at_mid =
+        Decimal::from(q.amount_minor).checked_div(scale(base)?)?.checked_mul(mid)?.checked_mul(scale(quote_ccy)?)?;
+    let spread = match q.side {
+        "sell" => at_mid - Decimal::from(q.quote_amount_minor),
+        _ => Decimal::from(q.quote_amount_minor) - at_mid,
+    };
+    spread.trunc().to_i64()
+}
+
+/// The fill of a payout's quote, made when the payout settles: the locked rate applies (the
+/// payout paid exactly the quoted sats) and the spread is counted against the quote's own mid
+/// (its rate without the markup).
+pub fn payout_fill(q: &QuoteRow) -> Option<FillRow> {
+    let locked: Decimal = q.rate.parse().ok()?;
+    let factor = Decimal::from(q.markup_bps).checked_div(Decimal::from(10_000))?;
+    let mid = match q.side {
+        "sell" => locked.checked_div(Decimal::ONE - factor)?,
+        _ => locked.checked_div(Decimal::ONE + factor)?,
+    };
+    Some(FillRow {
+        fx_entry_id: crate::secret::sortable_id("fx_"),
+        quote_id: q.quote_id.clone(),
+        api_key_id: q.api_key_id.clone(),
+        pair: q.pair.clone(),
+        side: q.side,
+        rate: q.rate.clone(),
+        mid_at_fill: mid.normalize().to_string(),
+        amount_minor: q.amount_minor,
+        quote_amount_minor: q.quote_amount_minor,
+        amount_sat: q.amount_sat,
+        spread_minor: spread_minor(q, mid)?,
     })
 }
 

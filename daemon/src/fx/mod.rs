@@ -5,8 +5,9 @@ mod execute;
 pub mod money;
 mod quote;
 mod rates;
+pub mod record;
 pub mod sources;
 
-pub use execute::{execute, ExecuteError, ExecuteRequest};
+pub use execute::{execute, payout_fill, ExecuteError, ExecuteRequest};
 pub use quote::{quote, FxError, Quote, QuoteRequest};
 pub use rates::{Rate, RateCache};

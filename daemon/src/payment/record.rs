@@ -8,6 +8,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
 use super::{Payment, Rail, State};
+use crate::fx::record::{insert_fill, FillRow};
 use crate::ledger::{self, LedgerError, Posting};
 use crate::route::learn::Outcome;
 use crate::store::{Store, StoreError};
@@ -45,6 +46,8 @@ pub struct Change {
     pub event: Option<(&'static str, String)>,
     /// What the router learns from a final state.
     pub outcome: Option<Outcome>,
+    /// The fill of the payout's FX quote, written when a fiat-priced payout settles.
+    pub fill: Option<FillRow>,
 }
 
 /// Why a payment could not be accepted.
@@ -430,6 +433,9 @@ fn record_change(tx: &rusqlite::Connection, p: &Payment, change: &Change, now: u
     }
     if let Some(event) = &change.event {
         outbox(tx, &p.payment_id, &p.api_key_id, (event.0, event.1.clone()), now)?;
+    }
+    if let Some(fill) = &change.fill {
+        insert_fill(tx, fill, Some(&p.payment_id), now)?;
     }
     if let Some(o) = &change.outcome {
         tx.prepare_cached(

@@ -131,6 +131,7 @@ async fn advance(ctx: &AppState, mut p: Payment) {
                     // A new step starts with a clean retry count.
                     (next.attempts, next.next_attempt_at) = (0, 0);
                 }
+                complete(ctx, &p, &mut change);
                 let next = change.next.clone().unwrap_or_else(|| p.clone());
                 let outcome = change.outcome.clone();
                 let store = Arc::clone(&ctx.store);
@@ -165,6 +166,37 @@ async fn advance(ctx: &AppState, mut p: Payment) {
                 return;
             }
         }
+    }
+}
+
+/// What every step writes besides its own change: the outbox event of the state it reaches
+/// (`payment.<state>`: every persisted step is published), and when a fiat-priced payout
+/// settles, the fill of its quote.
+pub(crate) fn complete(ctx: &AppState, p: &Payment, change: &mut Change) {
+    let Some(next) = change.next.as_ref().filter(|n| n.state != p.state) else { return };
+    if change.event.is_none() {
+        change.event = Some((event_name(next.state), next.view().to_string()));
+    }
+    if next.state == State::Settled {
+        if let Some(quote_id) = &p.fx_quote_id {
+            match ctx.store.quote(quote_id) {
+                Ok(Some(q)) => change.fill = crate::fx::payout_fill(&q),
+                Ok(None) => tracing::error!(payment_id = %p.payment_id, %quote_id, "the payout's quote is missing"),
+                Err(e) => tracing::error!(payment_id = %p.payment_id, error = %e, "reading the payout's quote"),
+            }
+        }
+    }
+}
+
+/// The stable outbox event name of reaching `state`.
+pub fn event_name(state: State) -> &'static str {
+    match state {
+        State::Submitted => "payment.submitted",
+        State::Debited => "payment.debited",
+        State::Sending => "payment.sending",
+        State::Sent => "payment.sent",
+        State::Settled => "payment.settled",
+        State::Failed => "payment.failed",
     }
 }
 
@@ -231,7 +263,7 @@ fn settle(p: &Payment, fee_paid_msat: u64, rail_ref: Option<String>) -> Change {
     };
     let event = ("payment.settled", next.view().to_string());
     let outcome = learned(p, true, None, now);
-    Change { next: Some(next), ledger: vec![("settle", postings)], event: Some(event), outcome }
+    Change { next: Some(next), ledger: vec![("settle", postings)], event: Some(event), outcome, fill: None }
 }
 
 /// `→ failed`: nothing was paid; what was debited is credited back and the FX quote released
@@ -259,7 +291,7 @@ fn fail(p: &Payment, code: &str, message: String) -> Change {
     };
     let event = ("payment.failed", next.view().to_string());
     let outcome = learned(p, false, Some(code), now);
-    Change { next: Some(next), ledger: ledger.into_iter().collect(), event: Some(event), outcome }
+    Change { next: Some(next), ledger: ledger.into_iter().collect(), event: Some(event), outcome, fill: None }
 }
 
 /// What the router learns from a final state: the rail's own successes and failures; not

@@ -76,6 +76,9 @@ pub enum SubmitError {
     /// The Lightning node is not running.
     #[error("the Lightning node is not running: {0}")]
     LightningUnavailable(String),
+    /// Channels that could fund it are not usable yet (peer offline or reconnecting): retry.
+    #[error("{0}")]
+    ChannelNotUsable(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -168,18 +171,35 @@ pub async fn accept(
         updated_at: now,
         final_at: None,
     };
-    let first = saga::first_step(&payment);
+    let mut first = saga::first_step(&payment);
     let stored = first.next.clone().unwrap_or_else(|| payment.clone());
+    if stored.state.is_final() {
+        saga::complete(ctx, &payment, &mut first);
+    }
     let new = NewPayment {
         spendable_msat: spendable_msat(ctx, rail)?,
         need_msat: route.amount_msat + cost_sat * 1_000,
-        event: ("payment.submitted", payment.view().to_string()),
+        // Written with the debit, in one transaction: the payload shows the stored state.
+        event: ("payment.submitted", stored.view().to_string()),
         answer: answer(&payment_id),
         payment: payment.clone(),
         first,
     };
     match ctx.store.insert_payment(new).await {
         Ok(()) => {}
+        Err(InsertError::Guard { available_msat, need_msat })
+            if rail == Rail::Lightning && {
+                let waiting = unusable_outbound_msat(ctx);
+                waiting > 0 && available_msat.saturating_add(waiting) >= need_msat
+            } =>
+        {
+            return Err(SubmitError::ChannelNotUsable(format!(
+                "channels that could fund this payout are not usable yet (peer offline or reconnecting): usable now \
+                 {} sat, {} sat needed",
+                available_msat / 1_000,
+                need_msat.div_ceil(1_000)
+            )));
+        }
         Err(e @ InsertError::Guard { available_msat, .. }) => {
             let mut available = vec![Available { rail: rail.as_str(), available_sat: available_msat / 1_000 }];
             for other in [Rail::Onchain, Rail::Lightning].into_iter().filter(|r| *r != rail) {
@@ -210,6 +230,12 @@ pub async fn accept(
     }
     ctx.webhooks_wake.notify_one();
     Ok(stored)
+}
+
+/// What channels that are not usable now (peer offline, reconnecting) could send, msat.
+fn unusable_outbound_msat(ctx: &AppState) -> u64 {
+    let Ok(node) = crate::ln::node(ctx) else { return 0 };
+    node.channels().iter().filter(|c| !c.usable).map(|c| c.outbound_msat).sum()
 }
 
 /// What `rail` can spend now, msat (`None`: no limit, for `on_us`).

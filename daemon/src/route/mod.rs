@@ -5,8 +5,11 @@
 //! lowest expected cost per success within the priority's ETA bound, and persist the route so that
 //! it can be submitted until it expires. Knows nothing of HTTP.
 
+mod fiat;
 pub mod learn;
 mod record;
+
+pub use fiat::QuoteUseError;
 
 pub use record::StoredRoute;
 
@@ -16,8 +19,7 @@ use sendero_wallet::{FeeSource, Payee, WalletError};
 use serde::Serialize;
 
 use crate::config::RoutingConfig;
-use crate::fx::money::Side;
-use crate::fx::{self, FxError, QuoteRequest};
+use crate::fx::FxError;
 use crate::payment::destination::{self, Destination, DestinationError, LnDestination, PayTo};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -81,6 +83,61 @@ pub struct RouteRequest {
     pub destination: String,
     /// Urgency.
     pub priority: Priority,
+    /// The client's own FX quote for a fiat amount (else the route takes a fresh one).
+    pub fx_quote_id: Option<String>,
+    /// The rails the client accepts (`None`: all of them).
+    pub method: Option<Method>,
+    /// Where the payee is, as the client says (ISO 3166 alpha-2); recorded with the route.
+    pub geo: Option<String>,
+}
+
+/// The payout method a client asks for: which rails may carry it. The seed's methods (`card`,
+/// `sepa`, `swift`, `ewallet`) are not rails of a Bitcoin gateway; `crypto` (or `bitcoin`) is
+/// every rail Sendero has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Every rail.
+    Crypto,
+    /// A transaction on chain.
+    Onchain,
+    /// Lightning, our own invoices (`on_us`) included.
+    Lightning,
+    /// Only our own invoices.
+    OnUs,
+}
+
+impl Method {
+    /// The method a client names, or why it is not one.
+    pub fn parse(text: &str) -> Result<Method, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "crypto" | "bitcoin" | "any" => Ok(Method::Crypto),
+            "onchain" => Ok(Method::Onchain),
+            "lightning" => Ok(Method::Lightning),
+            "on_us" => Ok(Method::OnUs),
+            other => Err(format!(
+                "method {other:?} is not a rail of this gateway: it pays over bitcoin only (crypto, onchain, lightning or on_us)"
+            )),
+        }
+    }
+
+    /// The name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Crypto => "crypto",
+            Method::Onchain => "onchain",
+            Method::Lightning => "lightning",
+            Method::OnUs => "on_us",
+        }
+    }
+
+    fn allows(self, rail: &str) -> bool {
+        match self {
+            Method::Crypto => true,
+            Method::Onchain => rail == "onchain",
+            Method::Lightning => matches!(rail, "lightning" | "on_us"),
+            Method::OnUs => rail == "on_us",
+        }
+    }
 }
 
 /// One priced rail.
@@ -147,7 +204,13 @@ pub struct Unavailable {
     /// What the rail could spend, sats, when funds are the reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub available_sat: Option<u64>,
+    /// Whether it clears by itself (the node starting, a peer reconnecting, bitcoind back):
+    /// asking again later may find the rail.
+    pub retryable: bool,
 }
+
+/// Codes of a rail that is unavailable for now only.
+const PASSING: &[&str] = &["lightning_starting", "channel_not_usable", "bitcoind_unavailable"];
 
 /// A priced, persisted route.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -178,6 +241,10 @@ pub struct Route {
     pub recommend: Option<&'static str>,
     /// Rails that cannot take it.
     pub unavailable: Vec<Unavailable>,
+    /// The method asked for.
+    pub method: Option<&'static str>,
+    /// Where the payee is, as the client said.
+    pub geo: Option<String>,
     /// What each rail pays, stored with the route for its submit.
     #[serde(skip)]
     pub pay_to: PayTo,
@@ -195,6 +262,12 @@ pub enum RouteError {
     /// Converting a fiat amount failed.
     #[error(transparent)]
     Fx(#[from] FxError),
+    /// The client's FX quote does not fit this payout.
+    #[error(transparent)]
+    Quote(#[from] QuoteUseError),
+    /// `fx_quote_id` with a bitcoin amount.
+    #[error("fx_quote_id prices a fiat amount; this payout is in {0}")]
+    QuoteNotNeeded(String),
     /// No rail can take the payout.
     #[error("no rail can pay this: {}", .0.iter().map(|u| format!("{}: {}", u.rail, u.message)).collect::<Vec<_>>().join("; "))]
     NoRail(Vec<Unavailable>),
@@ -204,6 +277,11 @@ pub enum RouteError {
 }
 
 impl RouteError {
+    /// The first reason that clears by itself, when one does: waiting may then find a rail.
+    pub fn passing(unavailable: &[Unavailable]) -> Option<&Unavailable> {
+        unavailable.iter().find(|u| u.retryable)
+    }
+
     /// `insufficient_funds` when every rail lacks funds, else `no_route`.
     pub fn no_rail_code(unavailable: &[Unavailable]) -> &'static str {
         let funds = |u: &Unavailable| matches!(u.code, "insufficient_funds" | "insufficient_liquidity");
@@ -235,6 +313,15 @@ pub async fn select(ctx: &AppState, key_id: &str, req: RouteRequest, now: u64) -
         match onchain(ctx, address.clone(), amount_sat, req.priority).await {
             Ok(c) => candidates.push(c),
             Err(u) => unavailable.push(u),
+        }
+    }
+    if let Some(method) = req.method {
+        let (allowed, excluded): (Vec<Candidate>, Vec<Candidate>) =
+            candidates.into_iter().partition(|c| method.allows(c.rail));
+        candidates = allowed;
+        for c in excluded {
+            let why = format!("the request asks for method {}", method.as_str());
+            unavailable.push(self::unavailable(c.rail, "method_excluded", why, None));
         }
     }
     let tuning = ctx.config.routing.tuning();
@@ -285,6 +372,8 @@ pub async fn select(ctx: &AppState, key_id: &str, req: RouteRequest, now: u64) -
         candidates,
         recommend,
         unavailable,
+        method: req.method.map(Method::as_str),
+        geo: req.geo.clone(),
         pay_to: dest.pay_to(),
     };
     ctx.store.insert_route(&route, key_id, req.destination.trim(), now)?;
@@ -305,16 +394,16 @@ fn amount(
 ) -> Result<(u64, Option<String>), RouteError> {
     let too_large = || RouteError::InvalidAmount(format!("{} {currency} is too large", req.amount_minor));
     let (requested_sat, quote_id) = match currency {
+        "BTC" | "SAT" if req.fx_quote_id.is_some() => return Err(RouteError::QuoteNotNeeded(currency.to_owned())),
         "BTC" | "SAT" => (req.amount_minor, None),
         fiat => {
-            let quote_req = QuoteRequest {
-                base: fiat.to_owned(),
-                quote: "BTC".into(),
-                side: Side::Buy,
-                amount_minor: req.amount_minor,
-            };
-            let q = fx::quote(&ctx.config.fx, &ctx.fx, &ctx.store, key_id, &quote_req, now, "api")?;
-            (q.amount_sat, Some(q.quote_id))
+            let fx = (&ctx.config.fx, &*ctx.fx, &*ctx.store);
+            let priced = fiat::price(fx, key_id, fiat, req.amount_minor, req.fx_quote_id.as_deref(), now);
+            let (sat, quote_id) = priced.map_err(|e| match e {
+                fiat::PriceError::Fx(e) => RouteError::Fx(e),
+                fiat::PriceError::Quote(e) => RouteError::Quote(e),
+            })?;
+            (sat, Some(quote_id))
         }
     };
     if requested_sat > 21_000_000 * 100_000_000 {
@@ -339,13 +428,15 @@ fn amount(
 }
 
 fn unavailable(rail: &'static str, code: &'static str, message: String, available_sat: Option<u64>) -> Unavailable {
-    Unavailable { rail, code, message, available_sat }
+    Unavailable { rail, code, message, available_sat, retryable: PASSING.contains(&code) }
 }
 
 /// `on_us` for our own invoice or offer, else `lightning` priced by the cheapest path.
 fn lightning(ctx: &AppState, ln: &LnDestination, amount_msat: u64) -> Result<Candidate, Unavailable> {
-    let node =
-        crate::ln::node(ctx).map_err(|e| unavailable("lightning", "lightning_unavailable", e.to_string(), None))?;
+    let node = crate::ln::node(ctx).map_err(|e| match e {
+        crate::ln::LnError::NotReady => unavailable("lightning", "lightning_starting", e.to_string(), None),
+        e => unavailable("lightning", "lightning_unavailable", e.to_string(), None),
+    })?;
     let own = node.public_key();
     let payee = match ln {
         LnDestination::Bolt11(_, info) => Some(info.payee),
@@ -363,7 +454,12 @@ fn lightning(ctx: &AppState, ln: &LnDestination, amount_msat: u64) -> Result<Can
     };
     let outbound = node.usable_outbound_msat();
     let Some(fee) = node.route_fee(&payee, amount_msat, hints) else {
-        let (code, message) = if outbound < amount_msat {
+        // Channels that would carry it once their peer is back (or their funding is deep enough).
+        let waiting: u64 = node.channels().iter().filter(|c| !c.usable).map(|c| c.outbound_msat).sum();
+        let (code, message) = if outbound < amount_msat && outbound.saturating_add(waiting) >= amount_msat {
+            let why = "channels that could carry it are not usable yet (peer offline or reconnecting, or funding not deep enough)";
+            ("channel_not_usable", format!("{why}: usable now {outbound} msat, {amount_msat} msat needed"))
+        } else if outbound < amount_msat {
             ("insufficient_liquidity", format!("channels can send {outbound} msat, {amount_msat} msat needed"))
         } else {
             ("no_route", "no path from our channels reaches the payee".to_owned())

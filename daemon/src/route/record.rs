@@ -51,8 +51,8 @@ impl Store {
             .prepare_cached(
                 "INSERT INTO routes (route_id, api_key_id, destination, kind, currency, amount_minor, amount_sat,
                                  amount_msat, fx_quote_id, priority, candidates, recommend, created_at, expires_at,
-                                 pay_address, pay_lightning, payment_hash, pay_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                                 pay_address, pay_lightning, payment_hash, pay_by, method, geo)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
             )?
             .execute(params![
                 route.route_id,
@@ -73,6 +73,8 @@ impl Store {
                 pay.lightning,
                 pay.payment_hash,
                 pay.pay_by.map(|t| t as i64),
+                route.method,
+                route.geo,
             ])?;
         Ok(())
     }

@@ -24,8 +24,13 @@ pub use record::{Delivery, Due, Endpoint};
 use crate::state::AppState;
 use crate::store::StoreError;
 
-/// Events an endpoint can subscribe to.
-pub const EVENTS: &[&str] = &["payment.submitted", "payment.settled", "payment.failed"];
+/// Events an endpoint can subscribe to: one per persisted saga state (`payment.submitted` is
+/// written with the ledger debit, in one transaction).
+pub const EVENTS: &[&str] =
+    &["payment.submitted", "payment.sending", "payment.sent", "payment.settled", "payment.failed", "payment.debited"];
+
+/// What an endpoint hears when it names no events: the states a client acts on.
+pub const DEFAULT_EVENTS: &[&str] = &["payment.submitted", "payment.settled", "payment.failed"];
 
 /// Why an endpoint was not registered.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +39,7 @@ pub enum WebhookError {
     #[error("url must be an absolute http:// or https:// URL: {0}")]
     InvalidUrl(String),
     /// Unknown event type.
-    #[error("unknown event {0:?}; events are payment.submitted, payment.settled, payment.failed")]
+    #[error("unknown event {0:?}; events are {events}", events = EVENTS.join(", "))]
     InvalidEvent(String),
     /// The store failed.
     #[error(transparent)]
@@ -67,7 +72,11 @@ pub fn register(ctx: &AppState, api_key_id: &str, url: &str, events: &[String]) 
     let endpoint = Endpoint {
         endpoint_id: crate::secret::sortable_id("we_"),
         url: parsed.to_string(),
-        events: if events.is_empty() { EVENTS.iter().map(|e| (*e).to_owned()).collect() } else { events.to_vec() },
+        events: if events.is_empty() {
+            DEFAULT_EVENTS.iter().map(|e| (*e).to_owned()).collect()
+        } else {
+            events.to_vec()
+        },
         state: "enabled".into(),
         disabled_reason: None,
         created_at: now,
