@@ -408,7 +408,18 @@ fn a_degrading_rail_loses_the_recommendation_and_wins_it_back() {
     assert_eq!(ln["failures"]["lightning_payment_failed"], u64::from(lost_after.unwrap()));
 
     // The statistics survive a restart.
+    let inv = b.call("ln.invoice", json!({"amount_msat": 3_000_000, "description": "early", "expiry_secs": 600}));
     a.restart();
+    // Right after the restart the node is starting or its channel reconnecting: a Lightning-only
+    // route is a 503 to retry (or already priced), never a 422 a client would give up on.
+    let early = json!({"amount": {"minor_units": 3_000, "currency": "SAT"}, "destination": inv["bolt11"]});
+    let (status, e) = post(&a, "/v1/payments/route", &key, None, &early);
+    let code = e["error"]["code"].as_str().unwrap_or_default();
+    assert!(
+        status == 200 || (status == 503 && ["lightning_starting", "channel_not_usable"].contains(&code)),
+        "{status} {e}"
+    );
+    eprintln!("route right after a restart: {status} {code}");
     let again = a.call("routing.stats", json!({}));
     let ln_again = again["rails"].as_array().unwrap().iter().find(|r| r["rail"] == "lightning").unwrap().clone();
     for field in ["success_rate", "outcomes", "consecutive_failures", "failures"] {

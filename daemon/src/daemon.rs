@@ -20,6 +20,7 @@ use crate::devchain::{self, Bitcoind, DevChainError};
 use crate::follower::{self, ChainStatus};
 use crate::state::{AppState, Shared};
 use crate::store::{Store, StoreError};
+use crate::supervise::Tasks;
 
 /// Why senderod could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,9 @@ pub enum DaemonError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A background task ended or panicked while the daemon ran.
+    #[error("{0}")]
+    TaskEnded(String),
     /// The wallet failed to open.
     #[error(transparent)]
     Wallet(#[from] WalletError),
@@ -117,38 +121,30 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
         "routing statistics loaded");
     *state.learner() = learned;
     let interval = Duration::from_millis(state.config.bitcoind.poll_interval_ms.max(50));
-    let follower_task =
-        tokio::spawn(follower::run(chain, treasury, network, start_height, interval, status_tx, cancel.clone()));
-    let ln_task = state
-        .config
-        .lightning
-        .enabled
-        .then(|| tokio::spawn(crate::ln::run(state.clone(), (rpc_url, rpc_auth), ln_seed, cancel.clone())));
-
-    let fx_task = tokio::spawn(crate::fx::sources::run(Arc::clone(&state.fx), fx_sources, cancel.clone()));
+    let mut tasks = Tasks::default();
+    tasks.spawn(
+        "chain follower",
+        follower::run(chain, treasury, network, start_height, interval, status_tx, cancel.clone()),
+    );
+    if state.config.lightning.enabled {
+        tasks.spawn("lightning node", crate::ln::run(state.clone(), (rpc_url, rpc_auth), ln_seed, cancel.clone()));
+    }
+    tasks.spawn("fx sources", crate::fx::sources::run(Arc::clone(&state.fx), fx_sources, cancel.clone()));
     // Every in-flight key belongs to a request of an earlier process (none is served yet).
     prune_idempotency_now(&state, crate::unix_now() + 1);
-    let prune_task = tokio::spawn(prune_idempotency(state.clone(), cancel.clone()));
-    let quote_writer = tokio::spawn(write_quotes(Arc::clone(&state.store), cancel.clone()));
-    let saga_task = tokio::spawn(crate::payment::saga::run(state.clone(), cancel.clone()));
-    let webhook_task = tokio::spawn(crate::webhook::run(state.clone(), cancel.clone()));
+    tasks.spawn("idempotency pruner", prune_idempotency(state.clone(), cancel.clone()));
+    tasks.spawn("quote writer", write_quotes(Arc::clone(&state.store), cancel.clone()));
+    tasks.spawn("payment sagas", crate::payment::saga::run(state.clone(), cancel.clone()));
+    tasks.spawn("webhook sender", crate::webhook::run(state.clone(), cancel.clone()));
     if dev {
         dev_bootstrap(&state).await?;
     }
-    let result = serve(&state, &cancel).await;
+    let result = serve(&state, &mut tasks, &cancel).await;
 
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     tracing::info!("senderod stopping");
     cancel.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(20), follower_task).await;
-    let _ = fx_task.await;
-    let _ = prune_task.await;
-    let _ = quote_writer.await;
-    let _ = tokio::time::timeout(Duration::from_secs(30), saga_task).await;
-    let _ = tokio::time::timeout(Duration::from_secs(15), webhook_task).await;
-    if let Some(task) = ln_task {
-        let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
-    }
+    tasks.shutdown(Duration::from_secs(30)).await;
     if let Some(node) = dev_chain.as_mut() {
         tokio::task::block_in_place(|| node.stop());
     }
@@ -156,8 +152,9 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     result
 }
 
-/// Binds both listeners, says READY, and waits for a signal or a server failure.
-async fn serve(state: &AppState, cancel: &CancellationToken) -> Result<(), DaemonError> {
+/// Binds both listeners, says READY, and waits for a signal, a server failure or a background
+/// task that ends.
+async fn serve(state: &AppState, tasks: &mut Tasks, cancel: &CancellationToken) -> Result<(), DaemonError> {
     let api_addr = state.config.api_listen()?;
     let api_listener = tokio::net::TcpListener::bind(api_addr).await.map_err(io(format!("bind API on {api_addr}")))?;
     let admin =
@@ -176,6 +173,10 @@ async fn serve(state: &AppState, cancel: &CancellationToken) -> Result<(), Daemo
         _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT received"); Ok(()) }
         r = &mut api => server_ended("API", r),
         r = &mut admin => server_ended("admin RPC", r),
+        ended = tasks.ended() => {
+            tracing::error!(task = ended.name, panic = ?ended.panic, "{ended}: stopping senderod");
+            Err(DaemonError::TaskEnded(ended.to_string()))
+        }
     };
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), async {

@@ -19,6 +19,7 @@ pub mod route;
 pub mod secret;
 pub mod state;
 pub mod store;
+pub mod supervise;
 pub mod treasury;
 pub mod webhook;
 

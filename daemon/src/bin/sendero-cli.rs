@@ -15,7 +15,7 @@ struct Cli {
     /// senderod's data directory (its admin socket or cookie is found there).
     #[arg(long, global = true, env = "SENDERO_DATADIR")]
     datadir: Option<PathBuf>,
-    /// Use the admin RPC on this loopback TCP address (with <datadir>/admin.cookie) instead of the
+    /// Use the admin RPC on this loopback TCP address (with `<datadir>/admin.cookie`) instead of the
     /// Unix socket.
     #[arg(long, global = true)]
     admin_addr: Option<SocketAddr>,
