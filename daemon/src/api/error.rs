@@ -1,9 +1,21 @@
 //! The API's one error shape: `{"error": {"code", "message"}}` with a stable `code` and the HTTP
-//! status a client can act on.
+//! status a client can act on — and the one place where each domain error becomes it: 4xx for
+//! what the client can fix, 503 with `Retry-After` for what clears by itself, 500 (logged, no
+//! detail) for the gateway's own failures.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
+
+use crate::fx::{ExecuteError, FxError};
+use crate::payment::submit::SubmitError;
+use crate::payment::InsertError;
+use crate::route::{QuoteUseError, RouteError};
+use crate::store::StoreError;
+use crate::webhook::WebhookError;
+
+/// How long a client should wait before asking again when something clears by itself.
+pub(crate) const RETRY_AFTER_SECS: u64 = 5;
 
 /// An API error.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +36,12 @@ impl ApiError {
     /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError { status, code, message: message.into(), extra: Map::new(), retry_after_secs: None }
+    }
+
+    /// A 500: logged with `what` and the cause, answered without detail.
+    pub fn internal(what: &str, cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "{what}");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("could not {what}"))
     }
 
     /// A 503 for something that clears by itself, with `Retry-After: secs`.
@@ -63,4 +81,116 @@ impl IntoResponse for ApiError {
 /// A JSON response made of exactly these bytes.
 pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
     (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal("read or write the store", &e)
+    }
+}
+
+impl From<FxError> for ApiError {
+    fn from(e: FxError) -> Self {
+        let msg = e.to_string();
+        match e {
+            FxError::UnsupportedCurrency(_) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported_currency", msg),
+            FxError::UnsupportedPair(_) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported_pair", msg),
+            FxError::InvalidAmount(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_amount", msg),
+            FxError::RateUnavailable(_) => ApiError::retry_later("rate_unavailable", msg, RETRY_AFTER_SECS),
+            FxError::Store(e) => ApiError::internal("record the quote", &e),
+        }
+    }
+}
+
+impl From<ExecuteError> for ApiError {
+    fn from(e: ExecuteError) -> Self {
+        let msg = e.to_string();
+        match e {
+            ExecuteError::UnknownQuote(_) => ApiError::new(StatusCode::NOT_FOUND, "quote_not_found", msg),
+            ExecuteError::Mismatch(_) => ApiError::new(StatusCode::BAD_REQUEST, "quote_mismatch", msg),
+            ExecuteError::Expired(_) => ApiError::new(StatusCode::GONE, "quote_expired", msg),
+            ExecuteError::AlreadyFilled(_) => ApiError::new(StatusCode::CONFLICT, "quote_already_filled", msg),
+            ExecuteError::Requote { quote, .. } => ApiError::new(StatusCode::CONFLICT, "requote_required", msg)
+                .with("quote", super::fx_quote::quote_json(&quote)),
+            ExecuteError::OverBudget { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "fx_budget_exceeded", msg)
+            }
+            ExecuteError::Fx(e) => e.into(),
+        }
+    }
+}
+
+impl From<QuoteUseError> for ApiError {
+    fn from(e: QuoteUseError) -> Self {
+        let (status, code, msg) = (StatusCode::BAD_REQUEST, e.code(), e.to_string());
+        match e {
+            QuoteUseError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, code, msg),
+            QuoteUseError::Expired(_) => ApiError::new(StatusCode::GONE, code, msg),
+            QuoteUseError::AlreadyFilled(_) => ApiError::new(StatusCode::CONFLICT, code, msg),
+            QuoteUseError::WrongSide(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, msg),
+            QuoteUseError::Mismatch(_) => ApiError::new(status, code, msg),
+            QuoteUseError::Store(e) => ApiError::internal("read the quote", &e),
+        }
+    }
+}
+
+impl From<RouteError> for ApiError {
+    fn from(e: RouteError) -> Self {
+        let msg = e.to_string();
+        match e {
+            RouteError::Destination(d) => ApiError::new(StatusCode::BAD_REQUEST, d.code(), msg),
+            RouteError::InvalidAmount(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_amount", msg),
+            RouteError::Fx(e) => e.into(),
+            RouteError::Quote(e) => e.into(),
+            RouteError::QuoteNotNeeded(_) => ApiError::new(StatusCode::BAD_REQUEST, "quote_mismatch", msg),
+            RouteError::NoRail(unavailable) => {
+                let error = match RouteError::passing(&unavailable) {
+                    Some(u) => ApiError::retry_later(u.code, msg, RETRY_AFTER_SECS),
+                    None => {
+                        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, RouteError::no_rail_code(&unavailable), msg)
+                    }
+                };
+                error.with("unavailable", serde_json::to_value(&unavailable).unwrap_or_default())
+            }
+            RouteError::Store(e) => ApiError::internal("record the route", &e),
+        }
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        let msg = e.to_string();
+        let err = |status, code| ApiError::new(status, code, msg.clone());
+        match e {
+            SubmitError::UnknownRoute(_) => err(StatusCode::NOT_FOUND, "route_not_found"),
+            SubmitError::RouteExpired(_) => err(StatusCode::GONE, "route_expired"),
+            SubmitError::InvalidRail(_) => err(StatusCode::BAD_REQUEST, "invalid_rail"),
+            SubmitError::RailNotOffered { .. } => err(StatusCode::UNPROCESSABLE_ENTITY, "rail_not_offered"),
+            SubmitError::RailDisabled(_) => err(StatusCode::UNPROCESSABLE_ENTITY, "rail_disabled"),
+            SubmitError::QuoteMismatch(_) => err(StatusCode::BAD_REQUEST, "quote_mismatch"),
+            SubmitError::QuoteExpired(_) => err(StatusCode::GONE, "quote_expired"),
+            SubmitError::Destination(d) => err(StatusCode::BAD_REQUEST, d.code()),
+            SubmitError::InsufficientFunds { available, .. } => {
+                err(StatusCode::UNPROCESSABLE_ENTITY, "insufficient_funds").with("available", json!(available))
+            }
+            SubmitError::Conflict(InsertError::RouteTaken(_)) => err(StatusCode::CONFLICT, "route_already_submitted"),
+            SubmitError::Conflict(InsertError::QuoteTaken(_)) => err(StatusCode::CONFLICT, "quote_already_used"),
+            SubmitError::Conflict(InsertError::AlreadyPaying) => err(StatusCode::CONFLICT, "duplicate_payment"),
+            SubmitError::LightningUnavailable(_) => ApiError::retry_later("lightning_starting", msg, RETRY_AFTER_SECS),
+            SubmitError::ChannelNotUsable(_) => ApiError::retry_later("channel_not_usable", msg, RETRY_AFTER_SECS),
+            SubmitError::Conflict(e) => ApiError::internal("record the payment", &e),
+            SubmitError::Store(e) => ApiError::internal("record the payment", &e),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> Self {
+        let msg = e.to_string();
+        match e {
+            WebhookError::InvalidUrl(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_url", msg),
+            WebhookError::InvalidEvent(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", msg),
+            WebhookError::Store(e) => ApiError::internal("read or write webhooks", &e),
+        }
+    }
 }

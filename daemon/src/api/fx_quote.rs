@@ -12,7 +12,7 @@ use super::auth::authorize;
 use super::ApiError;
 use crate::apikey::Scope;
 use crate::fx::money::Side;
-use crate::fx::{self, FxError, QuoteRequest};
+use crate::fx::{self, QuoteRequest};
 use crate::state::AppState;
 
 /// The query string's fields, every one optional so that a missing one gets our own error.
@@ -89,26 +89,11 @@ pub(crate) async fn handle(State(ctx): State<AppState>, request: Request) -> Res
             .and_then(|a| a.parse::<u64>().ok())
             .ok_or_else(|| bad("invalid_amount", "amount_minor must be a whole number of minor units".into()))?,
     };
-    let quote =
-        fx::quote(&ctx.config.fx, &ctx.fx, &ctx.store, &key.id, &req, crate::unix_now(), "api").map_err(map_error)?;
+    let quote = fx::quote(&ctx.config.fx, &ctx.fx, &ctx.store, &key.id, &req, crate::unix_now(), "api")?;
     Ok(Json(QuoteView::from(&quote)).into_response())
 }
 
 /// A quote as the API shows it (also inside a `requote_required` error).
 pub(crate) fn quote_json(quote: &fx::Quote) -> Value {
     serde_json::to_value(QuoteView::from(quote)).unwrap_or_default()
-}
-
-pub(crate) fn map_error(e: FxError) -> ApiError {
-    let msg = e.to_string();
-    match e {
-        FxError::UnsupportedCurrency(_) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported_currency", msg),
-        FxError::UnsupportedPair(_) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported_pair", msg),
-        FxError::InvalidAmount(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_amount", msg),
-        FxError::RateUnavailable(_) => ApiError::retry_later("rate_unavailable", msg, 5),
-        FxError::Store(e) => {
-            tracing::error!(error = %e, "recording a quote");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "could not record the quote")
-        }
-    }
 }

@@ -7,9 +7,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use super::ApiError;
 use crate::state::AppState;
 
-pub(crate) async fn handle(State(ctx): State<AppState>) -> Response {
+pub(crate) async fn handle(State(ctx): State<AppState>) -> Result<Response, ApiError> {
     let status = ctx.status.borrow().clone();
     let code = if status.reachable { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
@@ -28,5 +29,5 @@ pub(crate) async fn handle(State(ctx): State<AppState>) -> Response {
         },
         "lightning": crate::ln::summary(&ctx),
     });
-    (code, Json(body)).into_response()
+    Ok((code, Json(body)).into_response())
 }

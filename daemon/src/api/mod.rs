@@ -7,9 +7,13 @@ mod fx_execute;
 mod fx_quote;
 mod health;
 mod idempotency;
-mod payments;
+mod payments_get;
+mod payments_list;
 mod payments_route;
-mod webhooks;
+mod payments_submit;
+mod webhooks_create;
+mod webhooks_delete;
+mod webhooks_list;
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -49,11 +53,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/fx/quote", get(fx_quote::handle))
         .route("/v1/fx/execute", bounded(post(fx_execute::handle)))
         .route("/v1/payments/route", bounded(post(payments_route::handle)))
-        .route("/v1/payments/submit", bounded(post(payments::submit)))
-        .route("/v1/payments", bounded(get(payments::list)))
-        .route("/v1/payments/{id}", bounded(get(payments::get)))
-        .route("/v1/webhooks", bounded(post(webhooks::create).get(webhooks::list)))
-        .route("/v1/webhooks/{id}", bounded(axum::routing::delete(webhooks::delete)))
+        .route("/v1/payments/submit", bounded(post(payments_submit::handle)))
+        .route("/v1/payments", bounded(get(payments_list::handle)))
+        .route("/v1/payments/{id}", bounded(get(payments_get::handle)))
+        .route("/v1/webhooks", bounded(post(webhooks_create::handle).get(webhooks_list::handle)))
+        .route("/v1/webhooks/{id}", bounded(axum::routing::delete(webhooks_delete::handle)))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(axum::middleware::from_fn(move |req, next| edge(req, next, limit)))
         .layer(TraceLayer::new_for_http())

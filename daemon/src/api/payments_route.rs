@@ -1,5 +1,6 @@
 //! `POST /v1/payments/route` (scope `pay`) `{amount:{minor_units, currency}, destination,
-//! direction:"payout", priority}` → `{route_id, expires_at, candidates:[…], recommend, unavailable}`.
+//! direction:"payout", priority, fx_quote_id?, method?, geo?}` → `{route_id, expires_at,
+//! candidates:[…], recommend, unavailable, method, geo}`.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -9,19 +10,15 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::auth::authorize;
-use super::fx_quote::map_error;
 use super::ApiError;
 use crate::apikey::Scope;
-use crate::route::{self, Method, Priority, QuoteUseError, Route, RouteError, RouteRequest};
+use crate::route::{self, Method, Priority, Route, RouteRequest};
 use crate::state::AppState;
-
-/// How long a client should wait before asking again when a rail is unavailable for now.
-pub(crate) const RETRY_AFTER_SECS: u64 = 5;
 
 pub(crate) async fn handle(State(ctx): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let key = authorize(&ctx, &headers, Scope::Pay)?;
     let req = parse(&body)?;
-    let route = route::select(&ctx, &key.id, req, crate::unix_now()).await.map_err(map_route_error)?;
+    let route = route::select(&ctx, &key.id, req, crate::unix_now()).await?;
     Ok(Json(route_json(&route)).into_response())
 }
 
@@ -115,39 +112,4 @@ fn parse(body: &[u8]) -> Result<RouteRequest, ApiError> {
         method,
         geo,
     })
-}
-
-fn map_route_error(e: RouteError) -> ApiError {
-    let msg = e.to_string();
-    match e {
-        RouteError::Destination(d) => ApiError::new(StatusCode::BAD_REQUEST, d.code(), msg),
-        RouteError::InvalidAmount(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_amount", msg),
-        RouteError::Fx(e) => map_error(e),
-        RouteError::Quote(e) => {
-            let status = match e {
-                QuoteUseError::NotFound(_) => StatusCode::NOT_FOUND,
-                QuoteUseError::Expired(_) => StatusCode::GONE,
-                QuoteUseError::AlreadyFilled(_) => StatusCode::CONFLICT,
-                QuoteUseError::WrongSide(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                QuoteUseError::Mismatch(_) => StatusCode::BAD_REQUEST,
-                QuoteUseError::Store(ref e) => {
-                    tracing::error!(error = %e, "reading a quote");
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
-            };
-            ApiError::new(status, e.code(), msg)
-        }
-        RouteError::QuoteNotNeeded(_) => ApiError::new(StatusCode::BAD_REQUEST, "quote_mismatch", msg),
-        RouteError::NoRail(unavailable) => {
-            let error = match RouteError::passing(&unavailable) {
-                Some(u) => ApiError::retry_later(u.code, msg, RETRY_AFTER_SECS),
-                None => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, RouteError::no_rail_code(&unavailable), msg),
-            };
-            error.with("unavailable", serde_json::to_value(&unavailable).unwrap_or_default())
-        }
-        RouteError::Store(e) => {
-            tracing::error!(error = %e, "recording a route");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "could not record the route")
-        }
-    }
 }
