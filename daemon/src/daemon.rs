@@ -70,20 +70,47 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
 
 /// Runs senderod until SIGTERM/SIGINT.
 pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
-    let network = config.bitcoin_network()?;
     let datadir = config.datadir.clone();
     prepare_datadir(&datadir)?;
     let _lock = lock_datadir(&datadir)?;
-    let store = Arc::new(Store::open(&datadir.join("sendero.sqlite"))?);
-    check_network(&store, &datadir, network)?;
-
     let mut dev_chain = if dev { Some(start_dev_chain(&config)?) } else { None };
-    let (rpc_url, rpc_auth) = match &dev_chain {
+    let rpc = match &dev_chain {
         Some(node) => (node.rpc_url(), BitcoindAuth::Cookie(node.cookie_path())),
         None => config.bitcoind_rpc()?,
     };
-    let chain = Arc::new(ChainSource::new(rpc_url.clone(), rpc_auth.clone()));
+    let (state, boot) = compose(config, &rpc).await?;
+    let cancel = CancellationToken::new();
+    let mut tasks = spawn_tasks(&state, boot, rpc, &cancel);
+    if dev {
+        dev_bootstrap(&state).await?;
+    }
+    let result = serve(&state, &mut tasks, &cancel).await;
 
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    tracing::info!("senderod stopping");
+    cancel.cancel();
+    tasks.shutdown(Duration::from_secs(30)).await;
+    if let Some(node) = dev_chain.as_mut() {
+        tokio::task::block_in_place(|| node.stop());
+    }
+    tracing::info!("senderod stopped");
+    result
+}
+
+/// What the background tasks take beyond the shared state.
+struct Boot {
+    status_tx: watch::Sender<ChainStatus>,
+    start_height: u32,
+    ln_seed: [u8; 64],
+    fx_sources: crate::fx::sources::SourceSet,
+}
+
+/// Opens the store, the keys and the wallet, and composes the shared state.
+async fn compose(config: Config, rpc: &(String, BitcoindAuth)) -> Result<(AppState, Boot), DaemonError> {
+    let (network, datadir) = (config.bitcoin_network()?, config.datadir.clone());
+    let store = Arc::new(Store::open(&datadir.join("sendero.sqlite"))?);
+    check_network(&store, &datadir, network)?;
+    let chain = Arc::new(ChainSource::new(rpc.0.clone(), rpc.1.clone()));
     let (mnemonic, created) = keys::load_or_create_mnemonic(&datadir.join("mnemonic"))?;
     if created {
         tracing::warn!(path = %datadir.join("mnemonic").display(), "created a new wallet mnemonic: back this file up");
@@ -91,19 +118,17 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     let treasury = Treasury::open(&datadir.join("wallet.sqlite"), &mnemonic, network)?;
     let ln_seed = keys::lightning_seed(&mnemonic, network)?;
     let start_height = wallet_birthday(&store, &chain, created, config.wallet.birthday_height).await?;
-
     let fx_cache = crate::fx::RateCache::with_ttls(
         config.fx.rate_ttl_secs,
         config.fx.pairs.iter().map(|p| (p.clone(), config.fx.ttl_for(p))).collect(),
     );
     let fx_sources = config.fx.source_set()?;
-    let cancel = CancellationToken::new();
     let (status_tx, status_rx) = watch::channel(ChainStatus::default());
     let state = AppState::new(Shared {
         config: Arc::new(config),
         network,
-        treasury: Arc::clone(&treasury),
-        chain: Arc::clone(&chain),
+        treasury,
+        chain,
         store,
         status: status_rx,
         lightning: Default::default(),
@@ -120,36 +145,28 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     tracing::info!(outcomes = learned.total_outcomes(), pinned = ?learned.pinned, disabled = ?learned.disabled,
         "routing statistics loaded");
     *state.learner() = learned;
+    Ok((state, Boot { status_tx, start_height, ln_seed, fx_sources }))
+}
+
+/// Starts the background tasks, supervised.
+fn spawn_tasks(state: &AppState, boot: Boot, rpc: (String, BitcoindAuth), cancel: &CancellationToken) -> Tasks {
     let interval = Duration::from_millis(state.config.bitcoind.poll_interval_ms.max(50));
+    let (chain, treasury) = (Arc::clone(&state.chain), Arc::clone(&state.treasury));
+    let follow =
+        follower::run(chain, treasury, state.network, boot.start_height, interval, boot.status_tx, cancel.clone());
     let mut tasks = Tasks::default();
-    tasks.spawn(
-        "chain follower",
-        follower::run(chain, treasury, network, start_height, interval, status_tx, cancel.clone()),
-    );
+    tasks.spawn("chain follower", follow);
     if state.config.lightning.enabled {
-        tasks.spawn("lightning node", crate::ln::run(state.clone(), (rpc_url, rpc_auth), ln_seed, cancel.clone()));
+        tasks.spawn("lightning node", crate::ln::run(state.clone(), rpc, boot.ln_seed, cancel.clone()));
     }
-    tasks.spawn("fx sources", crate::fx::sources::run(Arc::clone(&state.fx), fx_sources, cancel.clone()));
+    tasks.spawn("fx sources", crate::fx::sources::run(Arc::clone(&state.fx), boot.fx_sources, cancel.clone()));
     // Every in-flight key belongs to a request of an earlier process (none is served yet).
-    prune_idempotency_now(&state, crate::unix_now() + 1);
+    prune_idempotency_now(state, crate::unix_now() + 1);
     tasks.spawn("idempotency pruner", prune_idempotency(state.clone(), cancel.clone()));
     tasks.spawn("quote writer", write_quotes(Arc::clone(&state.store), cancel.clone()));
     tasks.spawn("payment sagas", crate::payment::saga::run(state.clone(), cancel.clone()));
     tasks.spawn("webhook sender", crate::webhook::run(state.clone(), cancel.clone()));
-    if dev {
-        dev_bootstrap(&state).await?;
-    }
-    let result = serve(&state, &mut tasks, &cancel).await;
-
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    tracing::info!("senderod stopping");
-    cancel.cancel();
-    tasks.shutdown(Duration::from_secs(30)).await;
-    if let Some(node) = dev_chain.as_mut() {
-        tokio::task::block_in_place(|| node.stop());
-    }
-    tracing::info!("senderod stopped");
-    result
+    tasks
 }
 
 /// Binds both listeners, says READY, and waits for a signal, a server failure or a background

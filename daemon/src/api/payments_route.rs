@@ -51,47 +51,23 @@ fn route_json(route: &Route) -> Value {
     })
 }
 
+fn bad(code: &'static str, msg: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, msg)
+}
+
 fn parse(body: &[u8]) -> Result<RouteRequest, ApiError> {
-    let bad = |code: &'static str, msg: String| ApiError::new(StatusCode::BAD_REQUEST, code, msg);
     let v: Value =
         serde_json::from_slice(body).map_err(|e| bad("invalid_request", format!("body is not JSON: {e}")))?;
-    let amount = v.get("amount").ok_or_else(|| bad("invalid_request", "amount is required".into()))?;
-    let amount_minor = amount.get("minor_units").and_then(Value::as_u64).ok_or_else(|| {
-        bad("invalid_amount", "amount.minor_units must be a whole number of the currency's minor units".into())
-    })?;
-    let currency = amount
-        .get("currency")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("invalid_request", "amount.currency must be a string (BTC, SAT, EUR, …)".into()))?;
-    let destination =
-        match v.get("destination") {
-            Some(Value::String(d)) => d,
-            None | Some(Value::Null) => return Err(bad(
-                "destination_required",
-                "destination is required: the BOLT11 invoice, BOLT12 offer, node id (keysend), address or BIP21 URI \
-                 to pay — a bitcoin payout cannot be routed by method and geo alone"
-                    .into(),
-            )),
-            Some(_) => return Err(bad("invalid_destination", "destination must be a string".into())),
-        };
-    let optional_text = |k: &str| -> Result<Option<String>, ApiError> {
-        match v.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_owned())),
-            Some(other) => Err(bad("invalid_request", format!("{k} must be a non-empty string, not {other}"))),
+    let (amount_minor, currency) = amount(&v)?;
+    let destination = match v.get("destination") {
+        Some(Value::String(d)) => d.clone(),
+        None | Some(Value::Null) => {
+            let why = "destination is required: the BOLT11 invoice, BOLT12 offer, node id (keysend), address or \
+                       BIP21 URI to pay — a bitcoin payout cannot be routed by method and geo alone";
+            return Err(bad("destination_required", why));
         }
+        Some(_) => return Err(bad("invalid_destination", "destination must be a string")),
     };
-    let fx_quote_id = optional_text("fx_quote_id")?;
-    let method = optional_text("method")?
-        .map(|m| {
-            Method::parse(&m)
-                .map_err(|msg| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "method_not_supported", msg))
-        })
-        .transpose()?;
-    let geo = optional_text("geo")?.map(|g| g.to_ascii_uppercase());
-    if geo.as_ref().is_some_and(|g| g.len() != 2 || !g.bytes().all(|b| b.is_ascii_uppercase())) {
-        return Err(bad("invalid_geo", "geo must be an ISO 3166 alpha-2 country code such as DE".into()));
-    }
     match v.get("direction").and_then(Value::as_str) {
         None | Some("payout") => {}
         Some(other) => return Err(bad("invalid_request", format!("direction {other:?} is not supported (payout)"))),
@@ -103,13 +79,38 @@ fn parse(body: &[u8]) -> Result<RouteRequest, ApiError> {
             .and_then(Priority::parse)
             .ok_or_else(|| bad("invalid_priority", format!("priority must be high, normal or low, not {p}")))?,
     };
-    Ok(RouteRequest {
-        amount_minor,
-        currency: currency.to_owned(),
-        destination: destination.to_owned(),
-        priority,
-        fx_quote_id,
-        method,
-        geo,
-    })
+    let method = text(&v, "method")?
+        .map(|m| {
+            Method::parse(&m)
+                .map_err(|msg| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "method_not_supported", msg))
+        })
+        .transpose()?;
+    let geo = text(&v, "geo")?.map(|g| g.to_ascii_uppercase());
+    if geo.as_ref().is_some_and(|g| g.len() != 2 || !g.bytes().all(|b| b.is_ascii_uppercase())) {
+        return Err(bad("invalid_geo", "geo must be an ISO 3166 alpha-2 country code such as DE"));
+    }
+    let fx_quote_id = text(&v, "fx_quote_id")?;
+    Ok(RouteRequest { amount_minor, currency, destination, priority, fx_quote_id, method, geo })
+}
+
+/// `amount: {minor_units, currency}`.
+fn amount(v: &Value) -> Result<(u64, String), ApiError> {
+    let amount = v.get("amount").ok_or_else(|| bad("invalid_request", "amount is required"))?;
+    let minor = amount.get("minor_units").and_then(Value::as_u64).ok_or_else(|| {
+        bad("invalid_amount", "amount.minor_units must be a whole number of the currency's minor units")
+    })?;
+    let currency = amount
+        .get("currency")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("invalid_request", "amount.currency must be a string (BTC, SAT, EUR, …)"))?;
+    Ok((minor, currency.to_owned()))
+}
+
+/// An optional non-empty string field.
+fn text(v: &Value, key: &str) -> Result<Option<String>, ApiError> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_owned())),
+        Some(other) => Err(bad("invalid_request", format!("{key} must be a non-empty string, not {other}"))),
+    }
 }

@@ -68,6 +68,49 @@ pub fn execute(
     req: &ExecuteRequest,
     now: u64,
 ) -> Result<FillRow, ExecuteError> {
+    let q = fillable(store, key_id, req, now)?;
+    let (base, quote_ccy) = q.pair.split_once('/').ok_or_else(|| FxError::UnsupportedPair(q.pair.clone()))?;
+    let (configured, inverted) = super::quote::configured_pair(config, base, quote_ccy)
+        .ok_or_else(|| FxError::UnsupportedPair(q.pair.clone()))?;
+    let unavailable = || FxError::RateUnavailable(configured.clone());
+    let rate = cache.within_grace(&configured, now, config.grace_secs).ok_or_else(unavailable)?;
+    let side = if q.side == "sell" { Side::Sell } else { Side::Buy };
+    let mid = oriented(rate.mid, inverted).ok_or_else(unavailable)?;
+    let locked: Decimal =
+        q.rate.parse().map_err(|_| FxError::RateUnavailable(format!("quote {} has no rate", q.quote_id)))?;
+    let current = money::marked_up(mid, q.markup_bps, side).ok_or_else(unavailable)?;
+    let drift_bps = bps((current - locked).abs(), locked);
+    if drift_bps > u64::from(config.allowed_drift_bps) {
+        let fresh = requote((config, cache, store), key_id, &q, side, now)?;
+        return Err(ExecuteError::Requote { drift_bps, quote: Box::new(fresh) });
+    }
+    // What the client gives up against the mid, in bps: positive when the locked rate is worse
+    // for them than the market.
+    let against_client = match side {
+        Side::Buy => locked - mid,
+        Side::Sell => mid - locked,
+    };
+    let cost_bps = if against_client > Decimal::ZERO { bps(against_client, mid) } else { 0 };
+    if cost_bps > u64::from(config.max_conversion_cost_bps) {
+        return Err(ExecuteError::OverBudget { cost_bps, max_bps: config.max_conversion_cost_bps });
+    }
+    Ok(FillRow {
+        fx_entry_id: crate::secret::sortable_id("fx_"),
+        api_key_id: key_id.to_owned(),
+        side: side.as_str(),
+        mid_at_fill: mid.normalize().to_string(),
+        spread_minor: spread_minor(&q, mid).unwrap_or_default(),
+        quote_id: q.quote_id,
+        pair: q.pair,
+        rate: q.rate,
+        amount_minor: q.amount_minor,
+        quote_amount_minor: q.quote_amount_minor,
+        amount_sat: q.amount_sat,
+    })
+}
+
+/// The key's quote that `req` names, if it matches the request, is live and unfilled.
+fn fillable(store: &Store, key_id: &str, req: &ExecuteRequest, now: u64) -> Result<QuoteRow, ExecuteError> {
     let q = store
         .quote(&req.quote_id)
         .map_err(FxError::Store)?
@@ -88,61 +131,27 @@ pub fn execute(
     if store.quote_filled(&q.quote_id).map_err(FxError::Store)? {
         return Err(ExecuteError::AlreadyFilled(q.quote_id));
     }
-    let (base, quote_ccy) = q.pair.split_once('/').ok_or_else(|| FxError::UnsupportedPair(q.pair.clone()))?;
-    let (configured, inverted) = super::quote::configured_pair(config, base, quote_ccy)
-        .ok_or_else(|| FxError::UnsupportedPair(q.pair.clone()))?;
-    let rate = cache
-        .within_grace(&configured, now, config.grace_secs)
-        .ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
-    let side = if q.side == "sell" { Side::Sell } else { Side::Buy };
-    let mid = oriented(rate.mid, inverted).ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
-    let locked: Decimal =
-        q.rate.parse().map_err(|_| FxError::RateUnavailable(format!("quote {} has no rate", q.quote_id)))?;
-    let current =
-        money::marked_up(mid, q.markup_bps, side).ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
-    let drift_bps = bps((current - locked).abs(), locked);
-    if drift_bps > u64::from(config.allowed_drift_bps) {
-        let fresh = quote(
-            config,
-            cache,
-            store,
-            key_id,
-            &QuoteRequest { base: base.to_owned(), quote: quote_ccy.to_owned(), side, amount_minor: q.amount_minor },
-            now,
-            "requote",
-        )?;
-        // What honouring the old quote at today's market would have given away.
-        let given_away = match side {
-            Side::Buy => fresh.quote_amount_minor as i64 - q.quote_amount_minor as i64,
-            Side::Sell => q.quote_amount_minor as i64 - fresh.quote_amount_minor as i64,
-        };
-        store.record_requote(&fresh.quote_id, &q.quote_id, given_away.max(0)).map_err(FxError::Store)?;
-        return Err(ExecuteError::Requote { drift_bps, quote: Box::new(fresh) });
-    }
-    // What the client gives up against the mid, in bps: positive when the locked rate is worse
-    // for them than the market.
-    let against_client = match side {
-        Side::Buy => locked - mid,
-        Side::Sell => mid - locked,
+    Ok(q)
+}
+
+/// A fresh quote replacing `old` beyond the drift, recorded with what honouring `old` at today's
+/// market would have given away.
+fn requote(
+    (config, cache, store): (&FxConfig, &RateCache, &Store),
+    key_id: &str,
+    old: &QuoteRow,
+    side: Side,
+    now: u64,
+) -> Result<Quote, ExecuteError> {
+    let (base, quote_ccy) = old.pair.split_once('/').ok_or_else(|| FxError::UnsupportedPair(old.pair.clone()))?;
+    let req = QuoteRequest { base: base.to_owned(), quote: quote_ccy.to_owned(), side, amount_minor: old.amount_minor };
+    let fresh = quote(config, cache, store, key_id, &req, now, "requote")?;
+    let given_away = match side {
+        Side::Buy => fresh.quote_amount_minor as i64 - old.quote_amount_minor as i64,
+        Side::Sell => old.quote_amount_minor as i64 - fresh.quote_amount_minor as i64,
     };
-    let cost_bps = if against_client > Decimal::ZERO { bps(against_client, mid) } else { 0 };
-    if cost_bps > u64::from(config.max_conversion_cost_bps) {
-        return Err(ExecuteError::OverBudget { cost_bps, max_bps: config.max_conversion_cost_bps });
-    }
-    let spread = spread_minor(&q, mid).unwrap_or_default();
-    Ok(FillRow {
-        fx_entry_id: crate::secret::sortable_id("fx_"),
-        quote_id: q.quote_id,
-        api_key_id: key_id.to_owned(),
-        pair: q.pair,
-        side: side.as_str(),
-        rate: q.rate,
-        mid_at_fill: mid.normalize().to_string(),
-        amount_minor: q.amount_minor,
-        quote_amount_minor: q.quote_amount_minor,
-        amount_sat: q.amount_sat,
-        spread_minor: spread,
-    })
+    store.record_requote(&fresh.quote_id, &old.quote_id, given_away.max(0)).map_err(FxError::Store)?;
+    Ok(fresh)
 }
 
 /// The spread a quote earns against `mid` (QUOTE per BASE) in QUOTE minor units, truncated
