@@ -1,0 +1,248 @@
+//! BOLT12 and keysend payouts through the public API, against a plain ldk-node: a real senderod
+//! gateway A with a 1,000,000 sat channel to a bare `ldk_node::Node` B (no Sendero in it), on a
+//! real regtest bitcoind. Through `POST /v1/payments/route` + `/submit`, A pays B's fixed-amount
+//! offer, B's variable-amount offer and a keysend to B's node id — each SETTLED, each received by
+//! B exactly once for exactly its amount — routes A's own offer `on_us`, and survives a SIGKILL
+//! right after submitting a keysend with the payment made exactly once.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::ln::{channel, wait_ln_running, MINUTE};
+use common::{http_get_with_key, http_post, wait_for, AdminMode, Chain, Gateway};
+use sendero::devchain::free_port;
+use sendero_lightning::ldk_node::bitcoin::Network;
+use sendero_lightning::ldk_node::{Builder, Event, Node};
+use serde_json::{json, Value};
+
+/// bitcoind's host, port and cookie credentials.
+fn rpc(chain: &Chain) -> (String, u16, String, String) {
+    let url = chain.node.rpc_url();
+    let (host, port) = url.trim_start_matches("http://").trim_end_matches('/').rsplit_once(':').unwrap();
+    let cookie = std::fs::read_to_string(chain.node.cookie_path()).unwrap();
+    let (user, password) = cookie.trim().split_once(':').unwrap();
+    (host.to_owned(), port.parse().unwrap(), user.to_owned(), password.to_owned())
+}
+
+/// The plain ldk-node payee, with a thread that acknowledges its events and keeps what each
+/// `PaymentReceived` said: (payment hash, msat).
+struct PlainNode {
+    node: Arc<Node>,
+    port: u16,
+    received: Arc<Mutex<Vec<(String, u64)>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl PlainNode {
+    fn start(chain: &Chain, dir: &Path) -> PlainNode {
+        let (host, rpc_port, user, password) = rpc(chain);
+        let port = free_port().unwrap();
+        let mut builder = Builder::new();
+        builder
+            .set_network(Network::Regtest)
+            .set_storage_dir_path(dir.to_string_lossy().into_owned())
+            .set_entropy_seed_bytes([11; 64])
+            .set_chain_source_bitcoind_rpc(host, rpc_port, user, password);
+        builder.set_listening_addresses(vec![format!("127.0.0.1:{port}").parse().unwrap()]).unwrap();
+        let node = Arc::new(builder.build().unwrap());
+        node.start().unwrap();
+        let (received, stop) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)));
+        let (n, r, s) = (Arc::clone(&node), Arc::clone(&received), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match n.next_event() {
+                    Some(event) => {
+                        if let Event::PaymentReceived { payment_hash, amount_msat, .. } = &event {
+                            r.lock().unwrap().push((payment_hash.to_string(), *amount_msat));
+                        }
+                        let _ = n.event_handled();
+                    }
+                    None => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        PlainNode { node, port, received, stop }
+    }
+
+    fn id(&self) -> String {
+        self.node.node_id().to_string()
+    }
+
+    /// What B received for `hash`, one entry per `PaymentReceived`.
+    fn received_for(&self, hash: &str) -> Vec<u64> {
+        self.received.lock().unwrap().iter().filter(|(h, _)| h == hash).map(|(_, msat)| *msat).collect()
+    }
+}
+
+impl Drop for PlainNode {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.node.stop();
+    }
+}
+
+fn post(gw: &Gateway, path: &str, key: &str, idem: Option<&str>, body: &Value) -> (u16, Value) {
+    let (status, text) = http_post(gw.api_port, path, key, idem, &body.to_string());
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn route(gw: &Gateway, key: &str, sat: u64, destination: &str) -> (u16, Value) {
+    let body = json!({"amount": {"minor_units": sat, "currency": "SAT"}, "destination": destination,
+                      "direction": "payout", "priority": "high"});
+    post(gw, "/v1/payments/route", key, None, &body)
+}
+
+fn candidate<'a>(route: &'a Value, rail: &str) -> &'a Value {
+    route["candidates"].as_array().unwrap().iter().find(|c| c["rail"] == rail).unwrap_or_else(|| panic!("{route:#}"))
+}
+
+/// Submits `rail` of `route`; the payment id.
+fn submit(gw: &Gateway, key: &str, route: &Value, rail: &str) -> String {
+    let route_id = route["route_id"].as_str().unwrap();
+    let body = json!({"route_id": route_id, "rail": rail});
+    let (status, accepted) = post(gw, "/v1/payments/submit", key, Some(route_id), &body);
+    assert_eq!(status, 202, "{accepted}");
+    accepted["payment_id"].as_str().unwrap().to_owned()
+}
+
+fn wait_settled(gw: &Gateway, key: &str, id: &str) -> Value {
+    let mut last = Value::Null;
+    wait_for(&format!("payment {id} to settle"), MINUTE, || {
+        let (status, p) = http_get_with_key(gw.api_port, &format!("/v1/payments/{id}"), Some(key));
+        assert!(status == 0 || status == 200, "{p}");
+        assert_ne!(p["status"], "FAILED", "{p:#}\n{}", gw.log());
+        last = p;
+        last["status"] == "SETTLED"
+    });
+    last
+}
+
+/// The payment hash A's node paid a settled payout under.
+fn paid_hash(a: &Gateway, payout: &Value) -> String {
+    if let Some(hash) = payout["payment_hash"].as_str() {
+        return hash.to_owned();
+    }
+    let ln_id = payout["ln_payment_id"].as_str().unwrap_or_else(|| panic!("{payout:#}"));
+    let payments = a.call("ln.payments", json!({}));
+    let p = payments["payments"].as_array().unwrap().iter().find(|p| p["payment_id"] == ln_id).unwrap();
+    p["payment_hash"].as_str().unwrap().to_owned()
+}
+
+/// A's payout reached B exactly once, for exactly `amount_msat`, within the fee reserve.
+fn received_once(a: &Gateway, b: &PlainNode, payout: &Value, amount_msat: u64) {
+    let hash = paid_hash(a, payout);
+    wait_for("B's PaymentReceived", MINUTE, || !b.received_for(&hash).is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(b.received_for(&hash), [amount_msat], "B's receipts for {hash}");
+    let fee = payout["fee_paid_msat"].as_u64().unwrap();
+    assert!(fee <= amount_msat / 100 + 50_000, "the fee {fee} msat is within the reserve");
+}
+
+#[test]
+fn bolt12_and_keysend_payouts_settle_once_through_the_api() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let extra = "[routing]\nlightning_wait_secs = 30\nsaga_interval_ms = 200\n";
+    let mut a = Gateway::start_with(&chain, &home.path().join("alice"), AdminMode::Socket, "human", extra);
+    let b = PlainNode::start(&chain, &home.path().join("bob"));
+    wait_ln_running(&a);
+
+    // Funds: B's node a coinbase (its anchor reserve), A's treasury 101 blocks; A opens a
+    // 1,000,000 sat channel to B, funded from its treasury through its node.
+    chain.mine_to(1, &b.node.onchain_payment().new_address().unwrap().to_string());
+    let a_addr = a.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(101, &a_addr);
+    wait_for("A's wallet sync", MINUTE, || a.synced_height() == 102);
+    let peer = format!("127.0.0.1:{}", b.port);
+    let opened = a.call("ln.open_channel", json!({"node_id": b.id(), "addr": peer, "amount_sat": 1_000_000}));
+    assert_eq!(opened["status"], "awaiting_funding", "{opened}");
+    chain.mine(1);
+    wait_for("A's channel open to start", MINUTE, || channel(&a).is_some());
+    wait_for("the channel funding tx in the mempool", MINUTE, || chain.mempool().len() == 1);
+    chain.mine(6);
+    wait_for("the channel to be usable on both sides", MINUTE, || {
+        channel(&a).is_some_and(|c| c["usable"] == true) && b.node.list_channels().iter().any(|c| c.is_usable)
+    });
+    let key = a.api_key("pay,read");
+
+    // (a) B's fixed-amount offer: its paths start at an introduction node, not at the per-offer
+    // signing key; the route prices the path to it and estimates the blinded hops.
+    let fixed = b.node.bolt12_payment().receive(20_000_000, "fixed", None, None).unwrap().to_string();
+    let info = sendero_lightning::read_offer(&fixed, Network::Regtest).unwrap();
+    eprintln!("B's offer: issuer {:?}, paths {:?}, B is {}", info.issuer, info.paths, b.id());
+    assert!(!info.paths.is_empty() && info.issuer.is_some_and(|k| k.to_string() != b.id()), "{info:?}");
+    let (status, r) = route(&a, &key, 20_000, &fixed);
+    assert_eq!(status, 200, "{r:#}");
+    let ln = candidate(&r, "lightning");
+    eprintln!("fixed offer route: {ln}");
+    assert_eq!((r["destination_kind"].as_str(), ln["cost_source"].as_str()), (Some("bolt12"), Some("blinded_path")));
+    assert!(ln["blinded_fee_msat"].as_u64().is_some(), "{ln}");
+    let id = submit(&a, &key, &r, "lightning");
+    let paid = wait_settled(&a, &key, &id);
+    eprintln!("fixed offer payout: {paid}");
+    received_once(&a, &b, &paid, 20_000_000);
+    let (priced_msat, paid_msat) = (ln["cost_sat"].as_u64().unwrap() * 1_000, paid["fee_paid_msat"].as_u64().unwrap());
+    assert!(
+        paid_msat <= priced_msat,
+        "the route's estimate ({priced_msat} msat) covers the fee paid ({paid_msat} msat)"
+    );
+
+    // (b) B's variable-amount offer: the amount is the request's.
+    let variable = b.node.bolt12_payment().receive_variable_amount("any", None).unwrap().to_string();
+    let (status, r) = route(&a, &key, 15_000, &variable);
+    assert_eq!(status, 200, "{r:#}");
+    let id = submit(&a, &key, &r, "lightning");
+    let paid = wait_settled(&a, &key, &id);
+    received_once(&a, &b, &paid, 15_000_000);
+
+    // (c) A keysend to B's bare node id (and the `keysend:` form prices the same).
+    let (status, r) = route(&a, &key, 12_345, &b.id());
+    assert_eq!(status, 200, "{r:#}");
+    assert_eq!(r["destination_kind"], "keysend");
+    assert_eq!(candidate(&r, "lightning")["cost_source"], "direct_channel");
+    let (status, prefixed) = route(&a, &key, 12_345, &format!("keysend:{}", b.id()));
+    assert_eq!((status, &prefixed["destination_kind"]), (200, &json!("keysend")), "{prefixed:#}");
+    let id = submit(&a, &key, &r, "lightning");
+    let paid = wait_settled(&a, &key, &id);
+    eprintln!("keysend payout: {paid}");
+    assert_eq!(paid["destination"], format!("keysend:{}", b.id()));
+    received_once(&a, &b, &paid, 12_345_000);
+    // A keysend to A itself pays no one: refused.
+    let a_id = a.call("ln.info", json!({}))["node_id"].as_str().unwrap().to_owned();
+    let (status, e) = route(&a, &key, 1_000, &a_id);
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid_destination")), "{e}");
+
+    // (d) A's own offer routes on_us and settles inside the gateway; A's node pays nothing.
+    let own = a.call("ln.offer", json!({"amount_msat": 5_000_000, "description": "own"}));
+    let node_payments = a.call("ln.payments", json!({}))["payments"].as_array().unwrap().len();
+    let (status, r) = route(&a, &key, 5_000, own["offer"].as_str().unwrap());
+    assert_eq!(status, 200, "{r:#}");
+    assert_eq!(
+        (r["recommend"].as_str(), candidate(&r, "on_us")["cost_source"].as_str()),
+        (Some("on_us"), Some("own_offer"))
+    );
+    let id = submit(&a, &key, &r, "on_us");
+    let paid = wait_settled(&a, &key, &id);
+    assert_eq!((paid["rail"].as_str(), paid["fee_paid_msat"].as_u64()), (Some("on_us"), Some(0)));
+    assert_eq!(a.call("ln.payments", json!({}))["payments"].as_array().unwrap().len(), node_payments);
+
+    // (e) SIGKILL right after a keysend is submitted; after the restart it settles, paid once.
+    let (status, r) = route(&a, &key, 7_000, &b.id());
+    assert_eq!(status, 200, "{r:#}");
+    let id = submit(&a, &key, &r, "lightning");
+    a.kill();
+    a.start_again();
+    wait_ln_running(&a);
+    let paid = wait_settled(&a, &key, &id);
+    eprintln!("keysend payout across a SIGKILL: {paid}");
+    received_once(&a, &b, &paid, 7_000_000);
+    // The own offer is still recognised after the restart.
+    let (_, r) = route(&a, &key, 5_000, own["offer"].as_str().unwrap());
+    assert_eq!(r["recommend"], "on_us", "{r:#}");
+    // Nothing else reached B: one receipt per payout.
+    assert_eq!(b.received.lock().unwrap().len(), 4, "{:?}", b.received.lock().unwrap());
+}
