@@ -3,7 +3,9 @@
 //! real regtest bitcoind. Through `POST /v1/payments/route` + `/submit`, A pays B's fixed-amount
 //! offer, B's variable-amount offer and a keysend to B's node id — each SETTLED, each received by
 //! B exactly once for exactly its amount — routes A's own offer `on_us`, and survives a SIGKILL
-//! right after submitting a keysend with the payment made exactly once.
+//! right after submitting a keysend with the payment made exactly once. At the node level, a
+//! keysend for a key is paid once under one payment hash, and one that a crash lost inside the
+//! node (ldk-node's `pending` record, nothing in LDK) is sent again under that same hash.
 
 mod common;
 
@@ -15,8 +17,14 @@ use std::time::Duration;
 use common::ln::{channel, wait_ln_running, MINUTE};
 use common::{http_get_with_key, http_post, wait_for, AdminMode, Chain, Gateway};
 use sendero::devchain::free_port;
+use sendero_lightning::ldk_node::bitcoin::hex::FromHex;
 use sendero_lightning::ldk_node::bitcoin::Network;
+use sendero_lightning::ldk_node::lightning::ln::channelmanager::PaymentId;
+use sendero_lightning::ldk_node::lightning::util::ser::Writeable;
+use sendero_lightning::ldk_node::lightning_types::payment::PaymentHash;
+use sendero_lightning::ldk_node::payment::{PaymentDetails, PaymentDirection, PaymentKind, PaymentStatus};
 use sendero_lightning::ldk_node::{Builder, Event, Node};
+use sendero_lightning::{LightningConfig, LightningError, LightningNode, Recovery};
 use serde_json::{json, Value};
 
 /// bitcoind's host, port and cookie credentials.
@@ -245,4 +253,89 @@ fn bolt12_and_keysend_payouts_settle_once_through_the_api() {
     assert_eq!(r["recommend"], "on_us", "{r:#}");
     // Nothing else reached B: one receipt per payout.
     assert_eq!(b.received.lock().unwrap().len(), 4, "{:?}", b.received.lock().unwrap());
+}
+
+fn a_config(chain: &Chain, dir: &Path, port: u16) -> LightningConfig {
+    let (rpc_host, rpc_port, rpc_user, rpc_password) = rpc(chain);
+    LightningConfig {
+        network: Network::Regtest,
+        storage_dir: dir.to_path_buf(),
+        rpc_host,
+        rpc_port,
+        rpc_user,
+        rpc_password,
+        listen: vec![format!("127.0.0.1:{port}")],
+        alias: None,
+        seed: [7; 64],
+    }
+}
+
+/// What a crash right after ldk-node's keysend `send` leaves in A's store: a `pending` outbound
+/// record under `hash`, written before this run of the node, that LDK never heard of.
+fn write_lost_keysend(storage_dir: &Path, hash: &str, amount_msat: u64) {
+    let hash = <[u8; 32]>::from_hex(hash).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let record = PaymentDetails {
+        id: PaymentId(hash),
+        kind: PaymentKind::Spontaneous { hash: PaymentHash(hash), preimage: None },
+        amount_msat: Some(amount_msat),
+        fee_paid_msat: None,
+        direction: PaymentDirection::Outbound,
+        status: PaymentStatus::Pending,
+        latest_update_timestamp: now - 60,
+    };
+    let db = rusqlite::Connection::open(storage_dir.join("ldk_node_data.sqlite")).unwrap();
+    let key: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    db.execute(
+        "INSERT INTO ldk_node_data (primary_namespace, secondary_namespace, key, value) VALUES ('payments', '', ?1, ?2)",
+        rusqlite::params![key, record.encode()],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_keysend_is_paid_once_per_key_and_one_lost_in_a_crash_is_sent_again_under_its_hash() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let (a_dir, a_port) = (home.path().join("a"), free_port().unwrap());
+    let a = LightningNode::start(a_config(&chain, &a_dir, a_port)).unwrap();
+    let b = PlainNode::start(&chain, &home.path().join("b"));
+    chain.mine_to(1, &b.node.onchain_payment().new_address().unwrap().to_string());
+    chain.mine_to(1, &a.new_onchain_address().unwrap().to_string());
+    chain.mine(100);
+    wait_for("A's on-chain wallet funded", MINUTE, || a.balance().onchain_spendable_sat > 0);
+    a.open_channel(&b.id(), &format!("127.0.0.1:{}", b.port), 1_000_000, None, false).unwrap();
+    wait_for("the channel funding tx in the mempool", MINUTE, || chain.mempool().len() == 1);
+    chain.mine(6);
+    let usable = |a: &LightningNode| a.channels().first().is_some_and(|c| c.usable);
+    wait_for("the channel to be usable", MINUTE, || usable(&a));
+    let dest = format!("keysend:{}", b.id());
+    let status = |a: &LightningNode, key: &str| a.payment_for(&dest, key).map(|p| p.status);
+
+    // One key, one payment hash: paid once, refused the second time.
+    let hash = a.pay_once(&dest, Some(30_000_000), Some("pay_k1")).unwrap();
+    assert_eq!(hash, a.keysend_payment_hash("pay_k1"));
+    wait_for("the keysend to succeed", MINUTE, || status(&a, "pay_k1") == Some("succeeded"));
+    assert_eq!(a.pay_once(&dest, Some(30_000_000), Some("pay_k1")), Err(LightningError::DuplicatePayment));
+    assert_ne!(a.keysend_payment_hash("pay_k2"), hash);
+
+    // Lost in a crash: A's store says `pending`, LDK never had it. After the restart the record
+    // is found under the key's hash and sent again, once.
+    let lost = a.keysend_payment_hash("pay_k2");
+    drop(a);
+    write_lost_keysend(&a_dir, &lost, 20_000_000);
+    let a = LightningNode::start(a_config(&chain, &a_dir, a_port)).unwrap();
+    assert_eq!(status(&a, "pay_k2"), Some("pending"), "the crash's record survives the restart");
+    wait_for("the channel usable after A's restart", MINUTE, || usable(&a));
+    let recovered = a.recover_lost_for(&dest, 20_000_000, Some("pay_k2"), Duration::ZERO).unwrap();
+    assert_eq!(recovered, Recovery::Resent);
+    wait_for("the resent keysend to succeed", MINUTE, || status(&a, "pay_k2") == Some("succeeded"));
+    assert_eq!(a.recover_lost_for(&dest, 20_000_000, Some("pay_k2"), Duration::ZERO).unwrap(), Recovery::Kept);
+
+    // B received each key's payment once, for its amount.
+    wait_for("B's receipts", MINUTE, || b.received.lock().unwrap().len() == 2);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(b.received_for(&hash), [30_000_000]);
+    assert_eq!(b.received_for(&lost), [20_000_000]);
+    assert_eq!(b.received.lock().unwrap().len(), 2);
 }

@@ -332,6 +332,12 @@ impl LightningNode {
         self.send_keysend(&pk, amount_msat, None)
     }
 
+    /// The payment hash (hex) — ldk-node's payment id — of the keysend [`LightningNode::pay_once`]
+    /// makes for `key`.
+    pub fn keysend_payment_hash(&self, key: &str) -> String {
+        hex(&keysend::payment_id_for(&self.keysend_secret, key).0)
+    }
+
     /// A keysend of `amount_msat` to `pk`: with a random preimage, or the one derived from `key`.
     fn send_keysend(&self, pk: &PublicKey, amount_msat: u64, key: Option<&str>) -> Result<String, LightningError> {
         if *pk == self.node.node_id() {

@@ -36,10 +36,11 @@ pub enum Recovery {
 }
 
 impl LightningNode {
-    /// Finishes a BOLT11 or keysend payment that a crash lost half-way. ldk-node stores its `pending` record
+    /// Finishes a BOLT11 payment that a crash lost half-way. ldk-node stores its `pending` record
     /// right after LDK accepted the payment, and LDK persists what it accepted a moment later,
     /// in the background: a crash between the two leaves a record nothing will ever complete,
-    /// for a payment that never left the node.
+    /// for a payment that never left the node. (A keysend is recovered the same way by
+    /// [`LightningNode::recover_lost_for`].)
     ///
     /// The record of `destination` counts as lost only when all of this holds: it is outbound and
     /// `pending`; it was last written before this run of the node started; the node has run for
