@@ -107,7 +107,10 @@ pub fn is_offer(text: &str) -> bool {
 mod tests {
     use super::*;
     use ldk_node::bitcoin::secp256k1::{Secp256k1, SecretKey};
+    use ldk_node::lightning::blinded_path::message::BlindedMessagePath;
+    use ldk_node::lightning::blinded_path::BlindedHop;
     use ldk_node::lightning::offers::offer::OfferBuilder;
+    use ldk_node::lightning::util::ser::{Readable, Writeable};
 
     fn key(n: u8) -> PublicKey {
         PublicKey::from_secret_key(&Secp256k1::new(), &SecretKey::from_slice(&[n; 32]).unwrap())
@@ -126,5 +129,36 @@ mod tests {
         assert_eq!(info.offer_id, offer.id().0.to_lower_hex_string());
         assert_eq!(read_offer(&offer.to_string(), Network::Bitcoin).unwrap_err().code(), "wrong_network");
         assert!(is_offer(&offer.to_string().to_ascii_uppercase()));
+    }
+
+    /// A blinded message path entering at `intro` (a node id, or with `scid` the side of a
+    /// channel: serialized as a direction byte and the short channel id instead of the key).
+    fn path(intro: PublicKey, scid: Option<(u8, u64)>) -> BlindedMessagePath {
+        let hop = |n| BlindedHop { blinded_node_id: key(n), encrypted_payload: vec![n; 8] };
+        let path = BlindedMessagePath::from_blinded_path(intro, key(6), vec![hop(7), hop(8)]);
+        let Some((direction, scid)) = scid else { return path };
+        let bytes = path.encode();
+        let compact = [&[direction][..], &scid.to_be_bytes(), &bytes[33..]].concat();
+        BlindedMessagePath::read(&mut &compact[..]).unwrap()
+    }
+
+    #[test]
+    fn an_offers_paths_name_their_introduction_node_or_channel_side() {
+        let offer = OfferBuilder::new(key(3))
+            .chain(Network::Regtest)
+            .description("x".into())
+            .path(path(key(4), None))
+            .path(path(key(4), Some((1, 42))))
+            .build()
+            .unwrap();
+        let info = read_offer(&offer.to_string(), Network::Regtest).unwrap();
+        assert_eq!(info.amount_msat, None);
+        assert_eq!(
+            info.paths,
+            [
+                OfferPath { intro: Intro::Node(key(4)), blinded_hops: 1 },
+                OfferPath { intro: Intro::Channel { scid: 42, node_one: false }, blinded_hops: 1 },
+            ]
+        );
     }
 }

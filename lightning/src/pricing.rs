@@ -79,8 +79,7 @@ impl LightningNode {
                 (info.node_one, info.node_two)
             }
         };
-        let (one, two) = if a <= b { (a, b) } else { (b, a) };
-        Some(if node_one { one } else { two })
+        Some(channel_side(a, b, node_one))
     }
 
     /// Our usable channels and what each can send now.
@@ -135,5 +134,37 @@ impl LightningNode {
             }
         }
         edges
+    }
+}
+
+/// The side of the channel between `a` and `b` that `node_one` names: BOLT 7's node one is the
+/// lesser node id.
+fn channel_side(a: NodeId, b: NodeId, node_one: bool) -> NodeId {
+    let (one, two) = if a <= b { (a, b) } else { (b, a) };
+    if node_one {
+        one
+    } else {
+        two
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ldk_node::bitcoin::secp256k1::{Secp256k1, SecretKey};
+
+    fn id(n: u8) -> NodeId {
+        let sk = SecretKey::from_slice(&[n; 32]).unwrap();
+        route::node_id(&PublicKey::from_secret_key(&Secp256k1::new(), &sk))
+    }
+
+    #[test]
+    fn a_channel_side_is_told_by_bolt7_order_whichever_way_the_channel_is_seen() {
+        let (x, y) = (id(1), id(2));
+        let (lesser, greater) = if x < y { (x, y) } else { (y, x) };
+        for (a, b) in [(x, y), (y, x)] {
+            assert_eq!(channel_side(a, b, true), lesser);
+            assert_eq!(channel_side(a, b, false), greater);
+        }
     }
 }
