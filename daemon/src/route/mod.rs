@@ -367,11 +367,11 @@ fn refuse_keysend_to_self(ctx: &AppState, dest: &Destination) -> Result<(), Rout
 /// `on_us` for our own invoice or offer, else `lightning` priced by the cheapest path (for an
 /// offer, through its blinded paths).
 fn lightning(ctx: &AppState, ln: &LnDestination, amount_msat: u64) -> Result<Candidate, Unavailable> {
-    let node =
-        crate::ln::node(ctx).map_err(|e| unavailable("lightning", "lightning_unavailable", e.to_string(), None))?;
-    if let Some(source) = own(ctx, &node, ln)? {
+    let node = crate::ln::node(ctx);
+    if let Some(source) = own(ctx, node.as_deref().ok(), ln)? {
         return Ok(Candidate::new("on_us", 0, 0, source));
     }
+    let node = node.map_err(|e| unavailable("lightning", "lightning_unavailable", e.to_string(), None))?;
     let target = match ln {
         LnDestination::Bolt11(_, info) => Target::Node { node: &info.payee, hints: &info.hints },
         LnDestination::Bolt12(_, info) => Target::Offer(info),
@@ -399,17 +399,18 @@ fn lightning(ctx: &AppState, ln: &LnDestination, amount_msat: u64) -> Result<Can
 }
 
 /// Whether `ln` is ours — an invoice of our node, an offer our node signs or that `ln.offer`
-/// recorded — and so settles `on_us`; the candidate's cost source when it is.
-fn own(ctx: &AppState, node: &LightningNode, ln: &LnDestination) -> Result<Option<&'static str>, Unavailable> {
-    let own = node.public_key();
+/// recorded (known from the store even while the node is not running) — and so settles
+/// `on_us`; the candidate's cost source when it is.
+fn own(ctx: &AppState, node: Option<&LightningNode>, ln: &LnDestination) -> Result<Option<&'static str>, Unavailable> {
+    let own = node.map(LightningNode::public_key);
     Ok(match ln {
-        LnDestination::Bolt11(_, info) => (info.payee == own).then_some("own_invoice"),
+        LnDestination::Bolt11(_, info) => (own == Some(info.payee)).then_some("own_invoice"),
         LnDestination::Bolt12(_, info) => {
             let recorded = ctx.store.is_own_offer(&info.offer_id).map_err(|e| {
                 tracing::error!(error = %e, "reading the gateway's own offers");
                 unavailable("lightning", "internal", "could not read the gateway's own offers".into(), None)
             })?;
-            (recorded || info.issuer == Some(own)).then_some("own_offer")
+            (recorded || own.is_some_and(|own| info.issuer == Some(own))).then_some("own_offer")
         }
         LnDestination::Keysend(..) => None,
     })
