@@ -181,8 +181,26 @@ fn bolt12_and_keysend_payouts_settle_once_through_the_api() {
     // signing key; the route prices the path to it and estimates the blinded hops.
     let fixed = b.node.bolt12_payment().receive(20_000_000, "fixed", None, None).unwrap().to_string();
     let info = sendero_lightning::read_offer(&fixed, Network::Regtest).unwrap();
-    eprintln!("B's offer: issuer {:?}, paths {:?}, B is {}", info.issuer, info.paths, b.id());
-    assert!(!info.paths.is_empty() && info.issuer.is_some_and(|k| k.to_string() != b.id()), "{info:?}");
+    let a_id = a.call("ln.info", json!({}))["node_id"].as_str().unwrap().to_owned();
+    let intros: Vec<String> = info
+        .paths
+        .iter()
+        .map(|p| match p.intro {
+            sendero_lightning::Intro::Node(k) => format!("node {k} (+{} blinded)", p.blinded_hops),
+            other => format!("{other:?} (+{} blinded)", p.blinded_hops),
+        })
+        .collect();
+    eprintln!(
+        "B's offer: signing key {:?}, B {}, A {a_id}, paths {intros:?}",
+        info.issuer.map(|k| k.to_string()),
+        b.id()
+    );
+    assert!(info.issuer.is_some_and(|k| k.to_string() != b.id()), "a per-offer signing key: {info:?}");
+    // B is unannounced with one peer: its paths enter through A, so the blinded part starts at A.
+    assert!(!info.paths.is_empty(), "{info:?}");
+    for p in &info.paths {
+        assert!(matches!(p.intro, sendero_lightning::Intro::Node(k) if k.to_string() == a_id), "{info:?}");
+    }
     let (status, r) = route(&a, &key, 20_000, &fixed);
     assert_eq!(status, 200, "{r:#}");
     let ln = candidate(&r, "lightning");
@@ -203,6 +221,7 @@ fn bolt12_and_keysend_payouts_settle_once_through_the_api() {
     let variable = b.node.bolt12_payment().receive_variable_amount("any", None).unwrap().to_string();
     let (status, r) = route(&a, &key, 15_000, &variable);
     assert_eq!(status, 200, "{r:#}");
+    eprintln!("variable offer route: {}", candidate(&r, "lightning"));
     let id = submit(&a, &key, &r, "lightning");
     let paid = wait_settled(&a, &key, &id);
     received_once(&a, &b, &paid, 15_000_000);
@@ -220,7 +239,6 @@ fn bolt12_and_keysend_payouts_settle_once_through_the_api() {
     assert_eq!(paid["destination"], format!("keysend:{}", b.id()));
     received_once(&a, &b, &paid, 12_345_000);
     // A keysend to A itself pays no one: refused.
-    let a_id = a.call("ln.info", json!({}))["node_id"].as_str().unwrap().to_owned();
     let (status, e) = route(&a, &key, 1_000, &a_id);
     assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid_destination")), "{e}");
 
