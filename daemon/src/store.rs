@@ -245,6 +245,11 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE fx_fills ADD COLUMN payment_id TEXT REFERENCES payments (payment_id);
      ALTER TABLE fx_quotes ADD COLUMN requote_of TEXT;
      ALTER TABLE fx_quotes ADD COLUMN requote_loss_minor INTEGER NOT NULL DEFAULT 0;",
+    // 11: the BOLT12 offers this gateway issued (`ln.offer`): a payout to one settles `on_us`.
+    "CREATE TABLE own_offers (
+         offer_id TEXT PRIMARY KEY,
+         created_at INTEGER NOT NULL
+     ) STRICT;",
 ];
 
 /// Prepared statements kept per connection: every statement of the hot paths (submit, saga,
@@ -524,6 +529,25 @@ impl Store {
             })
             .optional()?;
         Ok(row.map(|(status, fee)| (status, fee.map(|f| f as u64))))
+    }
+
+    /// Records a BOLT12 offer this gateway issued, by offer id (hex).
+    pub fn record_own_offer(&self, offer_id: &str, now: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO own_offers (offer_id, created_at) VALUES (?1, ?2) ON CONFLICT (offer_id) DO NOTHING",
+            params![offer_id, now as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Whether this gateway issued the offer with this id (hex).
+    pub fn is_own_offer(&self, offer_id: &str) -> Result<bool, StoreError> {
+        let found = self
+            .read()
+            .prepare_cached("SELECT 1 FROM own_offers WHERE offer_id = ?1")?
+            .query_row([offer_id], |_| Ok(()))
+            .optional()?;
+        Ok(found.is_some())
     }
 
     /// Records a channel's state (`pending`, `ready`, `splice_pending`, `closed`, …).

@@ -1,15 +1,24 @@
 //! Sendero's embedded Lightning node: an `ldk-node` built from the gateway's config and seed, with
 //! a narrow, typed surface for the daemon — channels, invoices and offers, payments, splices,
-//! liquidity figures, and the event stream. It knows nothing of the daemon or the treasury.
+//! liquidity figures, pricing a payment before it is made, keysends paid at most once, and the
+//! event stream. It knows nothing of the daemon or the treasury.
 
 mod error;
+mod keysend;
 mod node;
+mod offer;
+mod pricing;
+mod recovery;
 pub mod route;
 mod types;
 
 pub use error::LightningError;
+pub use keysend::{is_keysend, keysend_destination, read_keysend, KEYSEND_PREFIX};
 pub use ldk_node;
 pub use ldk_node::Event;
-pub use node::{is_offer, read_bolt11, read_offer, Bolt11Info, LightningConfig, LightningNode, OfferInfo, Recovery};
+pub use node::{read_bolt11, Bolt11Info, LightningConfig, LightningNode};
+pub use offer::{is_offer, read_offer, Intro, OfferInfo, OfferPath};
+pub use pricing::Target;
+pub use recovery::Recovery;
 pub use route::RouteFee;
-pub use types::{Channel, Invoice, LnBalance, NodeInfo, Payment, Peer};
+pub use types::{Channel, CreatedOffer, Invoice, LnBalance, NodeInfo, Payment, Peer};

@@ -4,22 +4,20 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use ldk_node::bitcoin::constants::ChainHash;
-use ldk_node::bitcoin::hashes::Hash;
 use ldk_node::bitcoin::secp256k1::PublicKey;
 use ldk_node::bitcoin::{Address, Network};
 use ldk_node::lightning::ln::channelmanager::PaymentId;
 use ldk_node::lightning::ln::msgs::SocketAddress;
-use ldk_node::lightning::offers::offer::{Amount as OfferAmount, Offer};
 use ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
-use ldk_node::payment::{PaymentDirection, PaymentKind, PaymentStatus};
-use ldk_node::{Builder, ChannelDetails, Event, LightningBalance, Node, UserChannelId};
+use ldk_node::{Builder, ChannelDetails, Event, Node, UserChannelId};
 
-use crate::route::{self, Edge, FirstHop, RouteFee};
-use crate::types::{Channel, Invoice, LnBalance, NodeInfo, Payment, Peer};
+use crate::keysend::{self, is_keysend, read_keysend};
+use crate::offer::{is_offer, payable_offer};
+use crate::route::{self, Edge};
+use crate::types::{Channel, CreatedOffer, Invoice, LnBalance, NodeInfo, Payment, Peer};
 use crate::LightningError;
 
 /// Everything needed to build the node.
@@ -47,31 +45,15 @@ pub struct LightningConfig {
 
 /// A running `ldk-node`. Stopped on drop.
 pub struct LightningNode {
-    node: Arc<Node>,
+    pub(crate) node: Arc<Node>,
+    /// What keysend preimages are derived from (see [`crate::keysend`]).
+    pub(crate) keysend_secret: [u8; 32],
     network: Network,
     /// When this run of the node started, for [`LightningNode::recover_lost`].
-    started: Instant,
-    started_unix: u64,
+    pub(crate) started: Instant,
+    pub(crate) started_unix: u64,
     /// When each payment was last examined by [`LightningNode::recover_lost`].
-    examined: Mutex<HashMap<PaymentId, Instant>>,
-}
-
-/// How often [`LightningNode::recover_lost`] examines one payment at most.
-const EXAMINE_EVERY: Duration = Duration::from_secs(5);
-
-/// What [`LightningNode::recover_lost`] found, and did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recovery {
-    /// Nothing to do: the payment is settled, failed, younger than this run of the node, or may
-    /// still be on its way (an HTLC of it is on a channel, a channel is not usable, the node has
-    /// not run long enough to have finished what it resumed at start).
-    Kept,
-    /// The payment was lost in a crash and has been sent again, under the same payment id.
-    Resent,
-    /// The node still knows the payment after all: its outcome comes as an event.
-    Tracked,
-    /// The payment was lost and cannot be sent again (why): nothing of it is on its way.
-    Abandoned(String),
+    pub(crate) examined: Mutex<HashMap<PaymentId, Instant>>,
 }
 
 impl LightningNode {
@@ -102,6 +84,7 @@ impl LightningNode {
         let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         Ok(LightningNode {
             node: Arc::new(node),
+            keysend_secret: keysend::keysend_secret(&config.seed),
             network: config.network,
             started: Instant::now(),
             started_unix,
@@ -279,7 +262,7 @@ impl LightningNode {
     }
 
     /// Issues a BOLT12 offer (`amount_msat` `None`: the payer chooses).
-    pub fn offer(&self, amount_msat: Option<u64>, description: &str) -> Result<String, LightningError> {
+    pub fn offer(&self, amount_msat: Option<u64>, description: &str) -> Result<CreatedOffer, LightningError> {
         let bolt12 = self.node.bolt12_payment();
         let offer = match amount_msat {
             Some(0) => return Err(LightningError::invalid("invalid_amount", "amount_msat must be at least 1")),
@@ -287,7 +270,7 @@ impl LightningNode {
             None => bolt12.receive_variable_amount(description, None),
         }
         .map_err(|e| LightningError::from_node("create offer", e))?;
-        Ok(offer.to_string())
+        Ok(CreatedOffer { offer: offer.to_string(), offer_id: hex(&offer.id().0) })
     }
 
     /// Pays a BOLT11 invoice or a BOLT12 offer; returns the payment id (hex). `amount_msat` is
@@ -298,8 +281,10 @@ impl LightningNode {
 
     /// Pays like [`LightningNode::pay`], at most once per `key`: an invoice is paid under its
     /// payment hash (ldk-node refuses to pay it again while a payment of it is pending or has
-    /// succeeded), and an offer payment carries `key` as its payer note, so that
-    /// [`LightningNode::payment_for`] finds it after a restart.
+    /// succeeded), an offer payment carries `key` as its payer note, and a keysend
+    /// (`keysend:<node id>`, `amount_msat` required) uses a preimage derived from `key`, so that
+    /// its payment hash — ldk-node's id for it — is the same for every attempt. After a restart
+    /// [`LightningNode::payment_for`] finds the payment made for `key`.
     pub fn pay_once(
         &self,
         destination: &str,
@@ -309,6 +294,10 @@ impl LightningNode {
         let text = destination.trim();
         if is_offer(text) {
             return self.pay_offer(text, amount_msat, key.map(str::to_owned));
+        }
+        if is_keysend(text) {
+            let amount = settle_amount(None, amount_msat)?;
+            return self.send_keysend(&read_keysend(text)?, amount, key);
         }
         let invoice = payable_bolt11(text, self.network)?;
         let fixed = invoice.amount_milli_satoshis();
@@ -340,18 +329,40 @@ impl LightningNode {
         if amount_msat == 0 {
             return Err(LightningError::invalid("invalid_amount", "amount_msat must be at least 1"));
         }
+        self.send_keysend(&pk, amount_msat, None)
+    }
+
+    /// The payment hash (hex) — ldk-node's payment id — of the keysend [`LightningNode::pay_once`]
+    /// makes for `key`.
+    pub fn keysend_payment_hash(&self, key: &str) -> String {
+        hex(&keysend::payment_id_for(&self.keysend_secret, key).0)
+    }
+
+    /// A keysend of `amount_msat` to `pk`: with a random preimage, or the one derived from `key`.
+    fn send_keysend(&self, pk: &PublicKey, amount_msat: u64, key: Option<&str>) -> Result<String, LightningError> {
+        if *pk == self.node.node_id() {
+            return Err(LightningError::invalid("invalid_node_id", "a keysend to this node itself pays no one"));
+        }
         self.check_liquidity(amount_msat)?;
-        self.node
-            .spontaneous_payment()
-            .send(amount_msat, pk, None)
-            .map(|id| hex(&id.0))
-            .map_err(|e| LightningError::from_node("keysend", e))
+        let spontaneous = self.node.spontaneous_payment();
+        let sent = match key {
+            Some(key) => {
+                let preimage = keysend::preimage_for(&self.keysend_secret, key);
+                spontaneous.send_with_preimage(amount_msat, *pk, preimage, None)
+            }
+            None => spontaneous.send(amount_msat, *pk, None),
+        };
+        sent.map(|id| hex(&id.0)).map_err(|e| LightningError::from_node("keysend", e))
     }
 
     /// The payment [`LightningNode::pay_once`] made to `destination` for `key`, if the node has
-    /// one: by the invoice's payment hash, or by the payer note of an offer payment.
+    /// one: by the invoice's payment hash, by the payer note of an offer payment, or by the
+    /// payment hash a keysend for `key` has.
     pub fn payment_for(&self, destination: &str, key: &str) -> Option<Payment> {
         let text = destination.trim();
+        if is_keysend(text) {
+            return self.node.payment(&keysend::payment_id_for(&self.keysend_secret, key)).as_ref().map(Payment::from);
+        }
         if is_offer(text) {
             let details = self.node.list_payments_with_filter(|p| {
                 matches!(&p.kind, ldk_node::payment::PaymentKind::Bolt12Offer { payer_note: Some(n), .. } if n.0 == key)
@@ -360,97 +371,6 @@ impl LightningNode {
         }
         let invoice = Bolt11Invoice::from_str(text).ok()?;
         self.payment(&hex(invoice.payment_hash().as_ref()))
-    }
-
-    /// Finishes a BOLT11 payment that a crash lost half-way. ldk-node stores its `pending` record
-    /// right after LDK accepted the payment, and LDK persists what it accepted a moment later,
-    /// in the background: a crash between the two leaves a record nothing will ever complete,
-    /// for a payment that never left the node.
-    ///
-    /// The record of `destination` counts as lost only when all of this holds: it is outbound and
-    /// `pending`; it was last written before this run of the node started; the node has run for
-    /// `settle` (long enough to have retried or failed what it resumed at start); every channel
-    /// is usable (no HTLC waits on a disconnected peer); and no channel carries an HTLC of it,
-    /// dust included. Then the record is dropped and the invoice paid again under the same
-    /// payment id, so that if LDK knew the payment after all it refuses the second one.
-    /// `amount_msat` is what the first attempt paid.
-    ///
-    /// Offers are kept: their payment id is random, so LDK could not refuse a second payment.
-    pub fn recover_lost(
-        &self,
-        destination: &str,
-        amount_msat: u64,
-        settle: Duration,
-    ) -> Result<Recovery, LightningError> {
-        let text = destination.trim();
-        let Some(invoice) = (!is_offer(text)).then(|| Bolt11Invoice::from_str(text).ok()).flatten() else {
-            return Ok(Recovery::Kept);
-        };
-        let id = PaymentId(invoice.payment_hash().to_byte_array());
-        let Some(record) = self.node.payment(&id) else { return Ok(Recovery::Kept) };
-        let pending_before_start = record.status == PaymentStatus::Pending
-            && record.direction == PaymentDirection::Outbound
-            && matches!(record.kind, PaymentKind::Bolt11 { .. })
-            && record.latest_update_timestamp < self.started_unix;
-        if !pending_before_start || self.started.elapsed() < settle || !self.due_for_examination(id) {
-            return Ok(Recovery::Kept);
-        }
-        if self.node.list_channels().iter().any(|c| !c.is_usable) || self.htlc_on_a_channel(&id.0, amount_msat) {
-            return Ok(Recovery::Kept);
-        }
-        let hash = hex(&id.0);
-        if invoice.is_expired() {
-            tracing::warn!(payment_hash = %hash, "a payment lost in a crash cannot be sent again: its invoice expired");
-            self.node.remove_payment(&id).map_err(|e| LightningError::from_node("remove lost payment", e))?;
-            return Ok(Recovery::Abandoned("the invoice expired before the payment could be sent again".into()));
-        }
-        if self.check_liquidity(amount_msat).is_err() {
-            return Ok(Recovery::Kept);
-        }
-        tracing::warn!(payment_hash = %hash, amount_msat, "a payment was lost in a crash before it left the node: sending it again");
-        self.node.remove_payment(&id).map_err(|e| LightningError::from_node("remove lost payment", e))?;
-        match self.pay_once(text, Some(amount_msat), None) {
-            Ok(_) => Ok(Recovery::Resent),
-            Err(LightningError::DuplicatePayment) => {
-                tracing::info!(payment_hash = %hash, "the node still knows this payment: its outcome comes as an event");
-                Ok(Recovery::Tracked)
-            }
-            Err(e) => Ok(Recovery::Abandoned(e.to_string())),
-        }
-    }
-
-    /// Whether [`LightningNode::recover_lost`] may look at `id` now (at most every few seconds).
-    fn due_for_examination(&self, id: PaymentId) -> bool {
-        let mut examined = self.examined.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        examined.retain(|_, at| now.duration_since(*at) < EXAMINE_EVERY);
-        if examined.contains_key(&id) {
-            return false;
-        }
-        examined.insert(id, now);
-        true
-    }
-
-    /// Whether a channel (open or closing) carries an outbound HTLC of `payment_hash`. Dust
-    /// HTLCs are not listed one by one; they count when their total could hold `amount_msat`.
-    fn htlc_on_a_channel(&self, payment_hash: &[u8; 32], amount_msat: u64) -> bool {
-        let mut dust_msat = 0u64;
-        for balance in self.node.list_balances().lightning_balances {
-            match balance {
-                LightningBalance::ClaimableOnChannelClose { outbound_payment_htlc_rounded_msat, .. } => {
-                    dust_msat = dust_msat.saturating_add(outbound_payment_htlc_rounded_msat);
-                }
-                LightningBalance::MaybeTimeoutClaimableHTLC { payment_hash: h, .. }
-                | LightningBalance::MaybePreimageClaimableHTLC { payment_hash: h, .. }
-                | LightningBalance::ContentiousClaimable { payment_hash: h, .. }
-                    if &h.0 == payment_hash =>
-                {
-                    return true;
-                }
-                _ => {}
-            }
-        }
-        dust_msat >= amount_msat
     }
 
     /// One payment by id (hex).
@@ -470,41 +390,7 @@ impl LightningNode {
         self.node.list_channels().iter().filter(|c| c.is_usable).map(|c| c.next_outbound_htlc_limit_msat).sum()
     }
 
-    /// The cheapest routing fee to deliver `amount_msat` to `payee`, from our usable channels,
-    /// the destination's route hints and the network graph; `None` when no path can carry it.
-    pub fn route_fee(&self, payee: &PublicKey, amount_msat: u64, hints: &[Edge]) -> Option<RouteFee> {
-        let first_hops: Vec<FirstHop> = self
-            .node
-            .list_channels()
-            .iter()
-            .filter(|c| c.is_usable)
-            .map(|c| FirstHop {
-                peer: route::node_id(&c.counterparty_node_id),
-                outbound_msat: c.next_outbound_htlc_limit_msat,
-            })
-            .collect();
-        let graph = self.node.network_graph();
-        let mut edges = hints.to_vec();
-        for scid in graph.list_channels() {
-            let Some(info) = graph.channel(scid) else { continue };
-            for (from, to, policy) in
-                [(info.node_one, info.node_two, &info.one_to_two), (info.node_two, info.node_one, &info.two_to_one)]
-            {
-                if let Some(p) = policy.as_ref().filter(|p| p.enabled && p.htlc_maximum_msat >= amount_msat) {
-                    edges.push(Edge {
-                        from,
-                        to,
-                        base_msat: p.fees.base_msat,
-                        ppm: p.fees.proportional_millionths,
-                        hint: false,
-                    });
-                }
-            }
-        }
-        route::cheapest(route::node_id(payee), amount_msat, &first_hops, &edges)
-    }
-
-    fn check_liquidity(&self, amount_msat: u64) -> Result<(), LightningError> {
+    pub(crate) fn check_liquidity(&self, amount_msat: u64) -> Result<(), LightningError> {
         let available: u64 =
             self.node.list_channels().iter().filter(|c| c.is_usable).map(|c| c.next_outbound_htlc_limit_msat).sum();
         if amount_msat > available {
@@ -532,23 +418,6 @@ fn payable_bolt11(text: &str, network: Network) -> Result<Bolt11Invoice, Lightni
         return Err(LightningError::InvoiceExpired);
     }
     Ok(invoice)
-}
-
-/// A BOLT12 offer for `network`, priced in bitcoin or unpriced, with its fixed amount.
-fn payable_offer(text: &str, network: Network) -> Result<(Offer, Option<u64>), LightningError> {
-    let offer = Offer::from_str(text)
-        .map_err(|e| LightningError::invalid("invalid_offer", format!("not a BOLT12 offer: {e:?}")))?;
-    if !offer.supports_chain(ChainHash::using_genesis_block(network)) {
-        return Err(LightningError::WrongNetwork("the offer"));
-    }
-    let fixed = match offer.amount() {
-        None => None,
-        Some(OfferAmount::Bitcoin { amount_msats }) => Some(amount_msats),
-        Some(OfferAmount::Currency { .. }) => {
-            return Err(LightningError::invalid("invalid_offer", "offers priced in fiat are not supported"))
-        }
-    };
-    Ok((offer, fixed))
 }
 
 /// A BOLT11 invoice, read and checked (network, expiry) without paying it.
@@ -594,30 +463,6 @@ pub fn read_bolt11(text: &str, network: Network) -> Result<Bolt11Info, Lightning
     })
 }
 
-/// A BOLT12 offer, read and checked.
-#[derive(Debug, Clone)]
-pub struct OfferInfo {
-    /// Fixed amount, if any.
-    pub amount_msat: Option<u64>,
-    /// The key the issuer signs with, when the offer names one (often the node's id).
-    pub issuer: Option<PublicKey>,
-    /// When the offer expires, unix seconds (`None`: never).
-    pub expires_at: Option<u64>,
-}
-
-/// Reads a BOLT12 offer for `network`.
-pub fn read_offer(text: &str, network: Network) -> Result<OfferInfo, LightningError> {
-    let (offer, amount_msat) = payable_offer(text.trim(), network)?;
-    if offer.is_expired() {
-        return Err(LightningError::invalid("offer_expired", "the offer has expired"));
-    }
-    Ok(OfferInfo {
-        amount_msat,
-        issuer: offer.issuer_signing_pubkey(),
-        expires_at: offer.absolute_expiry().map(|d| d.as_secs()),
-    })
-}
-
 fn settle_amount(fixed: Option<u64>, given: Option<u64>) -> Result<u64, LightningError> {
     match (fixed, given) {
         (_, Some(0)) => Err(LightningError::invalid("invalid_amount", "amount_msat must be at least 1")),
@@ -643,14 +488,9 @@ fn parse_socket(text: &str) -> Result<SocketAddress, LightningError> {
         .map_err(|_| LightningError::invalid("invalid_peer_address", format!("{text:?} is not host:port")))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use ldk_node::bitcoin::hex::DisplayHex;
     bytes.to_lower_hex_string()
-}
-
-/// Whether `text` is a BOLT12 offer (`lno…`) rather than a BOLT11 invoice.
-pub fn is_offer(text: &str) -> bool {
-    text.to_ascii_lowercase().starts_with("lno")
 }
 
 #[cfg(test)]

@@ -66,6 +66,15 @@ pub struct Channel {
     pub confirmations: Option<u32>,
 }
 
+/// An offer this node issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreatedOffer {
+    /// The offer, `lno…`.
+    pub offer: String,
+    /// Its offer id, hex.
+    pub offer_id: String,
+}
+
 /// Lightning-side balances.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LnBalance {

@@ -18,13 +18,16 @@ pub(crate) async fn invoice(ctx: &AppState, params: Params) -> Result<Value, Adm
     Ok(json!(blocking_ln(move || node.invoice(amount, &description, expiry)).await?))
 }
 
-/// `ln.offer {amount_msat?, description}`: a BOLT12 offer.
+/// `ln.offer {amount_msat?, description}`: a BOLT12 offer, recorded as the gateway's own so that
+/// a payout to it settles `on_us`.
 pub(crate) async fn offer(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     let params = params.only(&["amount_msat", "description"])?;
     let amount = params.optional_positive_integer("amount_msat", "invalid_amount")?;
     let description = params.optional_string("description")?.unwrap_or_default();
     let node = ln::node(ctx)?;
-    Ok(json!({ "offer": blocking_ln(move || node.offer(amount, &description)).await? }))
+    let created = blocking_ln(move || node.offer(amount, &description)).await?;
+    ctx.store.record_own_offer(&created.offer_id, crate::unix_now())?;
+    Ok(json!(created))
 }
 
 /// `ln.pay {invoice | offer, amount_msat?}`.

@@ -1,11 +1,16 @@
-//! Where a payout goes: a BOLT11 invoice, a BOLT12 offer, an on-chain address, or a BIP21 URI
+//! Where a payout goes: a BOLT11 invoice, a BOLT12 offer, a node id for a keysend (`keysend:<node
+//! id>` or the bare 66-hex id), an on-chain address, or a BIP21 URI
 //! (`bitcoin:<address>?amount=<BTC>&lightning=<BOLT11>` or `&lno=<offer>`). Everything is checked
 //! here — network, expiry, amounts that disagree — before any rail is priced.
 
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
-use sendero_lightning::{is_offer, read_bolt11, read_offer, Bolt11Info, LightningError, OfferInfo};
+use sendero_lightning::ldk_node::bitcoin::secp256k1::PublicKey;
+use sendero_lightning::{
+    is_keysend, is_offer, keysend_destination, read_bolt11, read_keysend, read_offer, Bolt11Info, LightningError,
+    OfferInfo,
+};
 use sendero_wallet::bitcoin::address::NetworkUnchecked;
 use sendero_wallet::bitcoin::{Address, Network};
 
@@ -45,6 +50,8 @@ pub enum LnDestination {
     Bolt11(String, Bolt11Info),
     /// A BOLT12 offer.
     Bolt12(String, OfferInfo),
+    /// A keysend to a node (its canonical text `keysend:<node id>`): the amount is the request's.
+    Keysend(String, PublicKey),
 }
 
 impl LnDestination {
@@ -53,13 +60,14 @@ impl LnDestination {
         match self {
             LnDestination::Bolt11(_, info) => info.amount_msat,
             LnDestination::Bolt12(_, info) => info.amount_msat,
+            LnDestination::Keysend(..) => None,
         }
     }
 
-    /// The invoice or offer text.
+    /// The invoice or offer text, or `keysend:<node id>`.
     pub fn text(&self) -> &str {
         match self {
-            LnDestination::Bolt11(text, _) | LnDestination::Bolt12(text, _) => text,
+            LnDestination::Bolt11(text, _) | LnDestination::Bolt12(text, _) | LnDestination::Keysend(text, _) => text,
         }
     }
 }
@@ -67,7 +75,7 @@ impl LnDestination {
 /// A parsed destination: an address, a Lightning destination, or both (BIP21).
 #[derive(Debug, Clone)]
 pub struct Destination {
-    /// `address`, `bolt11`, `bolt12` or `bip21`.
+    /// `address`, `bolt11`, `bolt12`, `keysend` or `bip21`.
     pub kind: &'static str,
     /// On-chain address, if any.
     pub address: Option<Address>,
@@ -118,6 +126,7 @@ impl Destination {
                 (Some(text.clone()), Some(info.payment_hash.clone()), Some(info.expires_at).filter(|t| *t > 0))
             }
             Some(LnDestination::Bolt12(text, info)) => (Some(text.clone()), None, info.expires_at),
+            Some(LnDestination::Keysend(text, _)) => (Some(text.clone()), None, None),
             None => (None, None, None),
         };
         PayTo { address: self.address.as_ref().map(ToString::to_string), lightning, payment_hash, pay_by }
@@ -145,13 +154,20 @@ pub fn parse(text: &str, network: Network) -> Result<Destination, DestinationErr
         let kind = if matches!(ln, LnDestination::Bolt11(..)) { "bolt11" } else { "bolt12" };
         return Ok(Destination { kind, amount_msat: ln.amount_msat(), address: None, lightning: Some(ln) });
     }
+    if is_keysend(text) {
+        let node = read_keysend(text).map_err(|e| DestinationError::Invalid(e.to_string()))?;
+        let ln = LnDestination::Keysend(keysend_destination(&node), node);
+        return Ok(Destination { kind: "keysend", amount_msat: None, address: None, lightning: Some(ln) });
+    }
     let address = parse_address(text, network)?;
     Ok(Destination { kind: "address", address: Some(address), lightning: None, amount_msat: None })
 }
 
 fn parse_address(text: &str, network: Network) -> Result<Address, DestinationError> {
     let unchecked = Address::<NetworkUnchecked>::from_str(text).map_err(|e| {
-        DestinationError::Invalid(format!("not an address, BOLT11 invoice, BOLT12 offer or BIP21 URI: {e}"))
+        DestinationError::Invalid(format!(
+            "not an address, BOLT11 invoice, BOLT12 offer, node id (keysend) or BIP21 URI: {e}"
+        ))
     })?;
     unchecked.require_network(network).map_err(|_| DestinationError::WrongNetwork("the address", network))
 }
@@ -262,6 +278,21 @@ mod tests {
         assert_eq!(offer.rail(false, 9).unwrap_err().to_string(), "the offer has expired");
         let forever = PayTo { lightning: Some("lno1offer".into()), ..PayTo::default() };
         assert_eq!(forever.rail(false, u64::MAX).unwrap(), ("lno1offer".to_owned(), None));
+    }
+
+    #[test]
+    fn a_node_id_is_a_keysend_destination_whose_amount_is_the_requests() {
+        const NODE: &str = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+        for text in [NODE.to_owned(), format!("keysend:{NODE}"), format!(" KEYSEND:{NODE} ")] {
+            let d = parse(&text, Network::Regtest).unwrap();
+            assert_eq!((d.kind, d.amount_msat, d.address.is_none()), ("keysend", None, true), "{text}");
+            let pay = d.pay_to();
+            assert_eq!(pay.rail(false, u64::MAX).unwrap(), (format!("keysend:{NODE}"), None));
+            assert_eq!(pay.rail(true, 0).unwrap_err().code(), "invalid_destination");
+        }
+        let bad = parse(&format!("keysend:{}", &NODE[..64]), Network::Regtest).unwrap_err();
+        assert_eq!(bad.code(), "invalid_destination");
+        assert!(bad.to_string().contains("not a node id"), "{bad}");
     }
 
     #[test]

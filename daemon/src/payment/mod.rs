@@ -196,7 +196,8 @@ impl Payment {
                 v["txid"] = json!(self.rail_ref);
                 v["fee_rate_sat_vb"] = json!(self.fee_rate_sat_vb);
             }
-            // A BOLT11 payment is known by its payment hash; a BOLT12 one by the node's id.
+            // A BOLT11 payment and a keysend are known by their payment hash; a BOLT12 one by the
+            // node's id.
             Rail::Lightning | Rail::OnUs if sendero_lightning::is_offer(&self.destination) => {
                 v["ln_payment_id"] = json!(self.rail_ref)
             }

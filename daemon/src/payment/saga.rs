@@ -1,8 +1,9 @@
 //! The saga runner: one task that carries every open payment forward, one persisted step at a
 //! time, and after a restart resumes each from its last state. The rail call is keyed by the
 //! payment: an on-chain payout's signed transaction is stored before it is broadcast (a resumed
-//! saga broadcasts the same one), a BOLT11 invoice is paid under its payment hash and a BOLT12
-//! offer under the payment id as payer note (a resumed saga finds the node's payment first). Only
+//! saga broadcasts the same one), a BOLT11 invoice is paid under its payment hash, a BOLT12
+//! offer under the payment id as payer note, and a keysend with a preimage derived from the
+//! payment id (so under one payment hash); a resumed saga finds the node's payment first. Only
 //! passing failures (bitcoind or the node unreachable) are retried, with backoff; when an outcome
 //! is unclear, the rail's own record — the wallet's transaction, the node's payment — decides.
 
@@ -485,8 +486,8 @@ async fn outcome(ctx: &AppState, p: &Payment) -> Step {
 /// A pending Lightning payout the node may have lost in a crash: sent again, or failed when it
 /// cannot be (nothing of it left the node). See [`sendero_lightning::LightningNode::recover_lost`].
 async fn recover_lost(node: Arc<sendero_lightning::LightningNode>, p: &Payment) -> Step {
-    let (dest, amount) = (p.destination.clone(), p.amount_msat);
-    match crate::ln::blocking_ln(move || node.recover_lost(&dest, amount, RECOVER_AFTER)).await {
+    let (dest, amount, key) = (p.destination.clone(), p.amount_msat, p.payment_id.clone());
+    match crate::ln::blocking_ln(move || node.recover_lost_for(&dest, amount, Some(&key), RECOVER_AFTER)).await {
         Ok(Recovery::Abandoned(why)) => Step::next(fail(p, "lightning_payment_lost", why)),
         Ok(Recovery::Kept | Recovery::Resent | Recovery::Tracked) => Step::Wait,
         Err(e) => {

@@ -141,7 +141,9 @@ pub async fn accept(
     }
     let fee_reserve_msat = match rail {
         Rail::Onchain => cost_sat * 1_000,
-        // What LDK allows a route to cost at most (1 % + 50 sat), so the actual fee always fits.
+        // What LDK allows a route to cost at most (1 % + 50 sat), so the actual fee always fits:
+        // for an invoice, a keysend and an offer alike (an offer's blinded hops, whose fee the
+        // route could only estimate, are part of what LDK caps).
         Rail::Lightning => (route.amount_msat / 100 + 50_000).max(cost_sat * 1_000),
         Rail::OnUs => 0,
     };

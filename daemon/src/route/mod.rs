@@ -1,7 +1,9 @@
 //! Route selection for payouts: price every rail that can reach the destination — `onchain`
 //! (feerate for the priority's confirmation target × the payout's own vsize), `lightning` (the
 //! routing fee of the cheapest path our channels, the invoice's hints and the network graph
-//! allow), `on_us` (our own invoice: free, instant) — say why the others cannot, recommend the
+//! allow; for an offer, to one of its blinded paths' introduction node plus an estimate of the
+//! blinded hops), `on_us` (our own invoice or offer: free, instant) — say why the others cannot,
+//! recommend the
 //! lowest expected cost per success within the priority's ETA bound, and persist the route so that
 //! it can be submitted until it expires. Knows nothing of HTTP.
 
@@ -15,6 +17,7 @@ pub use record::StoredRoute;
 
 use std::sync::Arc;
 
+use sendero_lightning::{LightningNode, Target};
 use sendero_wallet::{FeeSource, Payee, WalletError};
 use serde::Serialize;
 
@@ -79,7 +82,7 @@ pub struct RouteRequest {
     pub amount_minor: u64,
     /// `BTC`, `SAT` or a fiat currency the gateway quotes.
     pub currency: String,
-    /// Invoice, offer, address or BIP21 URI.
+    /// Invoice, offer, node id (keysend), address or BIP21 URI.
     pub destination: String,
     /// Urgency.
     pub priority: Priority,
@@ -167,8 +170,13 @@ pub struct Candidate {
     /// Lightning: the channels on the cheapest path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hops: Option<usize>,
+    /// Lightning to an offer: of the cost, what the blinded hops are estimated to charge, msat
+    /// (their exact fee arrives only with the offer's invoice, once paying).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blinded_fee_msat: Option<u64>,
     /// Where the cost came from: `estimatesmartfee` / `fallback_feerate` (on-chain),
-    /// `direct_channel` / `route_hint` / `network_graph` (Lightning), `own_invoice` (on_us).
+    /// `direct_channel` / `route_hint` / `network_graph` / `blinded_path` (Lightning; the last
+    /// for an offer, whose blinded hops' fee is estimated), `own_invoice` / `own_offer` (on_us).
     pub cost_source: &'static str,
 }
 
@@ -187,6 +195,7 @@ impl Candidate {
             vsize: None,
             target_blocks: None,
             hops: None,
+            blinded_fee_msat: None,
             cost_source,
         }
     }
@@ -296,6 +305,7 @@ impl RouteError {
 /// Prices `req` for API key `key_id` and records the route.
 pub async fn select(ctx: &AppState, key_id: &str, req: RouteRequest, now: u64) -> Result<Route, RouteError> {
     let dest = destination::parse(&req.destination, ctx.network)?;
+    refuse_keysend_to_self(ctx, &dest)?;
     let currency = req.currency.trim().to_ascii_uppercase();
     if req.amount_minor == 0 {
         return Err(RouteError::InvalidAmount("amount.minor_units must be at least 1".into()));
@@ -431,29 +441,36 @@ fn unavailable(rail: &'static str, code: &'static str, message: String, availabl
     Unavailable { rail, code, message, available_sat, retryable: PASSING.contains(&code) }
 }
 
-/// `on_us` for our own invoice or offer, else `lightning` priced by the cheapest path.
+/// A keysend to our own node id pays no one (unlike our own invoice or offer, it names no
+/// receivable the payout could settle): refused as a bad destination.
+fn refuse_keysend_to_self(ctx: &AppState, dest: &Destination) -> Result<(), RouteError> {
+    let Some(LnDestination::Keysend(_, node_id)) = &dest.lightning else { return Ok(()) };
+    if crate::ln::node(ctx).is_ok_and(|n| n.public_key() == *node_id) {
+        return Err(RouteError::Destination(DestinationError::Invalid(
+            "a keysend to this gateway's own node id pays no one: pay one of its invoices or offers (on_us)".into(),
+        )));
+    }
+    Ok(())
+}
+
+/// `on_us` for our own invoice or offer, else `lightning` priced by the cheapest path (for an
+/// offer, through its blinded paths).
 fn lightning(ctx: &AppState, ln: &LnDestination, amount_msat: u64) -> Result<Candidate, Unavailable> {
-    let node = crate::ln::node(ctx).map_err(|e| match e {
+    let node = crate::ln::node(ctx);
+    if let Some(source) = own(ctx, node.as_deref().ok(), ln)? {
+        return Ok(Candidate::new("on_us", 0, 0, source));
+    }
+    let node = node.map_err(|e| match e {
         crate::ln::LnError::NotReady => unavailable("lightning", "lightning_starting", e.to_string(), None),
         e => unavailable("lightning", "lightning_unavailable", e.to_string(), None),
     })?;
-    let own = node.public_key();
-    let payee = match ln {
-        LnDestination::Bolt11(_, info) => Some(info.payee),
-        LnDestination::Bolt12(_, info) => info.issuer,
-    };
-    if payee == Some(own) {
-        return Ok(Candidate::new("on_us", 0, 0, "own_invoice"));
-    }
-    let Some(payee) = payee else {
-        return Err(unavailable("lightning", "no_route", "the offer names no node to price a route to".into(), None));
-    };
-    let hints = match ln {
-        LnDestination::Bolt11(_, info) => info.hints.as_slice(),
-        LnDestination::Bolt12(..) => &[],
+    let target = match ln {
+        LnDestination::Bolt11(_, info) => Target::Node { node: &info.payee, hints: &info.hints },
+        LnDestination::Bolt12(_, info) => Target::Offer(info),
+        LnDestination::Keysend(_, node_id) => Target::Node { node: node_id, hints: &[] },
     };
     let outbound = node.usable_outbound_msat();
-    let Some(fee) = node.route_fee(&payee, amount_msat, hints) else {
+    let Some(fee) = node.price(target, amount_msat) else {
         // Channels that would carry it once their peer is back (or their funding is deep enough).
         let waiting: u64 = node.channels().iter().filter(|c| !c.usable).map(|c| c.outbound_msat).sum();
         let (code, message) = if outbound < amount_msat && outbound.saturating_add(waiting) >= amount_msat {
@@ -461,6 +478,10 @@ fn lightning(ctx: &AppState, ln: &LnDestination, amount_msat: u64) -> Result<Can
             ("channel_not_usable", format!("{why}: usable now {outbound} msat, {amount_msat} msat needed"))
         } else if outbound < amount_msat {
             ("insufficient_liquidity", format!("channels can send {outbound} msat, {amount_msat} msat needed"))
+        } else if matches!(ln, LnDestination::Bolt12(_, info) if info.paths.is_empty() && info.issuer.is_none()) {
+            ("no_route", "the offer names no node and no path to price a route to".to_owned())
+        } else if matches!(ln, LnDestination::Bolt12(_, info) if !info.paths.is_empty()) {
+            ("no_route", "no path from our channels reaches an introduction node of the offer".to_owned())
         } else {
             ("no_route", "no path from our channels reaches the payee".to_owned())
         };
@@ -469,7 +490,26 @@ fn lightning(ctx: &AppState, ln: &LnDestination, amount_msat: u64) -> Result<Can
     let eta_sec = learn::prior("lightning").latency_secs.map_or(5, |s| s.ceil() as u64);
     Ok(Candidate {
         hops: Some(fee.hops),
+        blinded_fee_msat: (fee.source == "blinded_path").then_some(fee.blinded_msat),
         ..Candidate::new("lightning", fee.fee_msat.div_ceil(1_000), eta_sec, fee.source)
+    })
+}
+
+/// Whether `ln` is ours — an invoice of our node, an offer our node signs or that `ln.offer`
+/// recorded (known from the store even while the node is not running) — and so settles
+/// `on_us`; the candidate's cost source when it is.
+fn own(ctx: &AppState, node: Option<&LightningNode>, ln: &LnDestination) -> Result<Option<&'static str>, Unavailable> {
+    let own = node.map(LightningNode::public_key);
+    Ok(match ln {
+        LnDestination::Bolt11(_, info) => (own == Some(info.payee)).then_some("own_invoice"),
+        LnDestination::Bolt12(_, info) => {
+            let recorded = ctx.store.is_own_offer(&info.offer_id).map_err(|e| {
+                tracing::error!(error = %e, "reading the gateway's own offers");
+                unavailable("lightning", "internal", "could not read the gateway's own offers".into(), None)
+            })?;
+            (recorded || own.is_some_and(|own| info.issuer == Some(own))).then_some("own_offer")
+        }
+        LnDestination::Keysend(..) => None,
     })
 }
 
