@@ -1,0 +1,38 @@
+//! `[api]` (the public HTTP API: listen address, body limit, timeout) and `[admin]` (the admin
+//! RPC: Unix socket or loopback TCP).
+
+use serde::{Deserialize, Serialize};
+
+/// `[api]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address the public HTTP API listens on.
+    pub listen: String,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// How long idempotency keys (and their stored responses) are kept.
+    pub idempotency_retention_secs: u64,
+    /// A request taking longer is answered 408.
+    pub request_timeout_secs: u64,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Empty: a Unix socket `<datadir>/admin.sock` (mode 0600). An address such as
+    /// `127.0.0.1:8381`: TCP on loopback, authenticated with the cookie in `<datadir>/admin.cookie`.
+    pub listen: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "127.0.0.1:8380".into(),
+            body_limit_bytes: 64 * 1024,
+            request_timeout_secs: 30,
+            idempotency_retention_secs: 86_400,
+        }
+    }
+}
