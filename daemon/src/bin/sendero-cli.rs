@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use sendero::admin::{AdminClient, ClientError};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// Talk to a running senderod through its admin RPC.
@@ -26,7 +27,10 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Subcommand, Debug)]
+/// One subcommand per admin method, named as the method; its fields serialize to the method's
+/// parameters.
+#[derive(Subcommand, Debug, Serialize)]
+#[serde(untagged)]
 enum Command {
     /// Network, chain height, wallet balances and sync state.
     #[command(name = "getinfo")]
@@ -48,6 +52,7 @@ enum Command {
         amount_sat: i64,
         /// Feerate in sat/vB (default: bitcoind's estimate for the configured target).
         #[arg(long, allow_negative_numbers = true)]
+        #[serde(skip_serializing_if = "Option::is_none")]
         feerate_sat_vb: Option<i64>,
     },
     /// Unspent outputs of the treasury.
@@ -290,82 +295,14 @@ enum Command {
 }
 
 impl Command {
-    fn request(&self) -> Result<(String, Value), String> {
-        let plain = |m: &str| Ok((m.to_owned(), json!({})));
+    /// The admin call: `method` (the subcommand's name, which is the method's) with the
+    /// subcommand's fields as parameters, named as the method takes them.
+    fn request(&self, method: &str) -> Result<(String, Value), String> {
         match self {
-            Command::Getinfo => plain("getinfo"),
-            Command::WalletBalance => plain("wallet.balance"),
-            Command::WalletNewaddress => plain("wallet.newaddress"),
-            Command::WalletUtxos => plain("wallet.utxos"),
-            Command::WalletTransactions => plain("wallet.transactions"),
-            Command::WalletSend { address, amount_sat, feerate_sat_vb } => {
-                let mut params = json!({ "address": address, "amount_sat": amount_sat });
-                if let Some(rate) = feerate_sat_vb {
-                    params["feerate_sat_vb"] = json!(rate);
-                }
-                Ok(("wallet.send".into(), params))
-            }
-            Command::LnInfo => plain("ln.info"),
-            Command::LnPeers => plain("ln.peers"),
-            Command::LnBalance => plain("ln.balance"),
-            Command::LnChannels => plain("ln.channels"),
-            Command::LnPayments => plain("ln.payments"),
-            Command::LnConnect { node_id, addr } => {
-                Ok(("ln.connect".into(), json!({ "node_id": node_id, "addr": addr })))
-            }
-            Command::LnFund { amount_sat } => Ok(("ln.fund".into(), json!({ "amount_sat": amount_sat }))),
-            Command::LnOpenChannel { node_id, addr, amount_sat, push_msat, announce } => Ok((
-                "ln.open_channel".into(),
-                json!({ "node_id": node_id, "addr": addr, "amount_sat": amount_sat, "push_msat": push_msat, "announce": announce }),
-            )),
-            Command::LnCloseChannel { channel_id, force } => {
-                Ok(("ln.close_channel".into(), json!({ "channel_id": channel_id, "force": force })))
-            }
-            Command::LnSpliceIn { channel_id, amount_sat } => {
-                Ok(("ln.splice_in".into(), json!({ "channel_id": channel_id, "amount_sat": amount_sat })))
-            }
-            Command::LnSpliceOut { channel_id, amount_sat, address } => Ok((
-                "ln.splice_out".into(),
-                json!({ "channel_id": channel_id, "amount_sat": amount_sat, "address": address }),
-            )),
-            Command::LnInvoice { amount_msat, description, expiry_secs } => Ok((
-                "ln.invoice".into(),
-                json!({ "amount_msat": amount_msat, "description": description, "expiry_secs": expiry_secs }),
-            )),
-            Command::LnOffer { amount_msat, description } => {
-                Ok(("ln.offer".into(), json!({ "amount_msat": amount_msat, "description": description })))
-            }
             Command::LnPay { destination, amount_msat } => {
                 let key = if destination.trim().to_ascii_lowercase().starts_with("lno") { "offer" } else { "invoice" };
-                Ok(("ln.pay".into(), json!({ key: destination, "amount_msat": amount_msat })))
+                Ok((method.to_owned(), json!({ key: destination, "amount_msat": amount_msat })))
             }
-            Command::LnKeysend { node_id, amount_msat } => {
-                Ok(("ln.keysend".into(), json!({ "node_id": node_id, "amount_msat": amount_msat })))
-            }
-            Command::ApikeyCreate { label, scopes } => {
-                Ok(("apikey.create".into(), json!({ "label": label, "scopes": scopes })))
-            }
-            Command::ApikeyList => plain("apikey.list"),
-            Command::FxReport { from, to } => Ok(("fx.report".into(), json!({ "from": from, "to": to }))),
-            Command::RoutingStats => plain("routing.stats"),
-            Command::RoutingPin { rail } => Ok(("routing.pin".into(), json!({ "rail": rail }))),
-            Command::RoutingUnpin => plain("routing.unpin"),
-            Command::RoutingDisable { rail } => Ok(("routing.disable".into(), json!({ "rail": rail }))),
-            Command::RoutingEnable { rail } => Ok(("routing.enable".into(), json!({ "rail": rail }))),
-            Command::AuditList { after } => Ok(("audit.list".into(), json!({ "after": after }))),
-            Command::AuditVerify => plain("audit.verify"),
-            Command::WebhookEndpoints => plain("webhook.endpoints"),
-            Command::WebhookDeliveries { endpoint_id, event_id, state } => Ok((
-                "webhook.deliveries".into(),
-                json!({ "endpoint_id": endpoint_id, "event_id": event_id, "state": state }),
-            )),
-            Command::WebhookRedeliver { delivery_id } => {
-                Ok(("webhook.redeliver".into(), json!({ "delivery_id": delivery_id })))
-            }
-            Command::LedgerBalances => plain("ledger.balances"),
-            Command::LedgerVerify => plain("ledger.verify"),
-            Command::PaymentGet { payment_id } => Ok(("payment.get".into(), json!({ "payment_id": payment_id }))),
-            Command::ApikeyRevoke { id } => Ok(("apikey.revoke".into(), json!({ "id": id }))),
             Command::Call { method, params } => {
                 let params = match params {
                     Some(text) => serde_json::from_str(text).map_err(|e| format!("params are not JSON: {e}"))?,
@@ -373,13 +310,18 @@ impl Command {
                 };
                 Ok((method.clone(), params))
             }
+            fields => match serde_json::to_value(fields).map_err(|e| e.to_string())? {
+                Value::Null => Ok((method.to_owned(), json!({}))),
+                params => Ok((method.to_owned(), params)),
+            },
         }
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let (method, params) = match cli.command.request() {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let (method, params) = match cli.command.request(matches.subcommand_name().unwrap_or_default()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("sendero-cli: {e}");
@@ -442,5 +384,41 @@ fn print_human(value: &Value, prefix: &str) {
         Value::String(s) => println!("{prefix}: {s}"),
         Value::Null => println!("{prefix}: -"),
         other => println!("{prefix}: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(args: &[&str]) -> (String, Value) {
+        let matches = Cli::command().try_get_matches_from(std::iter::once("sendero-cli").chain(args.iter().copied()));
+        let matches = matches.unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        cli.command.request(matches.subcommand_name().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn each_subcommand_calls_its_method_with_its_fields() {
+        assert_eq!(request(&["getinfo"]), ("getinfo".into(), json!({})));
+        assert_eq!(
+            request(&["wallet.send", "--address", "bcrt1q", "--amount-sat", "5"]),
+            ("wallet.send".into(), json!({"address": "bcrt1q", "amount_sat": 5}))
+        );
+        assert_eq!(
+            request(&["wallet.send", "--address", "a", "--amount-sat", "5", "--feerate-sat-vb", "3"]).1,
+            json!({"address": "a", "amount_sat": 5, "feerate_sat_vb": 3})
+        );
+        assert_eq!(
+            request(&["ln.open_channel", "--node-id", "02ab", "--addr", "h:1", "--amount-sat", "9"]),
+            (
+                "ln.open_channel".into(),
+                json!({"node_id": "02ab", "addr": "h:1", "amount_sat": 9, "push_msat": null, "announce": false})
+            )
+        );
+        assert_eq!(request(&["ln.pay", "lno1x"]).1, json!({"offer": "lno1x", "amount_msat": null}));
+        assert_eq!(request(&["ln.pay", "lnbcrt1x"]).1, json!({"invoice": "lnbcrt1x", "amount_msat": null}));
+        assert_eq!(request(&["routing.pin", "onchain"]), ("routing.pin".into(), json!({"rail": "onchain"})));
+        assert_eq!(request(&["call", "ledger.verify", "{\"x\":1}"]), ("ledger.verify".into(), json!({"x": 1})));
     }
 }
