@@ -2,6 +2,7 @@
 //! loopback TCP port guarded by a cookie file. The method table below is the whole interface.
 
 mod apikey;
+mod audit;
 mod client;
 pub mod error;
 mod fx_report;
@@ -11,6 +12,7 @@ mod ln_channels;
 mod ln_node;
 mod ln_payments;
 mod params;
+mod payment_get;
 mod routing;
 mod wallet_balance;
 mod wallet_newaddress;
@@ -92,14 +94,14 @@ methods! {
     "fx.register" => fx_report::register,
     "ledger.balances" => ledger::balances,
     "ledger.verify" => ledger::verify,
-    "payment.get" => ledger::payment,
+    "payment.get" => payment_get::handle,
     "routing.stats" => routing::stats,
     "routing.pin" => routing::pin,
     "routing.unpin" => routing::unpin,
     "routing.disable" => routing::disable,
     "routing.enable" => routing::enable,
-    "audit.list" => routing::audit_list,
-    "audit.verify" => routing::audit_verify,
+    "audit.list" => audit::list,
+    "audit.verify" => audit::verify,
     "webhook.endpoints" => webhooks::endpoints,
     "webhook.deliveries" => webhooks::deliveries,
     "webhook.redeliver" => webhooks::redeliver,

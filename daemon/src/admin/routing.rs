@@ -1,7 +1,6 @@
 //! The operator's hand on routing: `routing.stats` (what the router has learned of each rail and
 //! the rules in force), `routing.pin {rail}` / `routing.unpin`, `routing.disable {rail}` /
-//! `routing.enable {rail}` — each change written to the audit log — and `audit.list {after?,
-//! limit?}` / `audit.verify`.
+//! `routing.enable {rail}` — each change written to the audit log.
 
 use serde_json::{json, Value};
 
@@ -98,16 +97,4 @@ pub(crate) async fn enable(ctx: &AppState, params: Params) -> Result<Value, Admi
     let params = params.only(&["rail"])?;
     let rail = rail(&params)?;
     change(ctx, "routing.enable", json!({ "rail": rail }), |l| l.disabled.retain(|r| r != rail))
-}
-
-pub(crate) async fn audit_list(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
-    let params = params.only(&["after", "limit"])?;
-    let after = params.optional_positive_integer("after", "invalid_params")?.unwrap_or(0);
-    let limit = params.optional_positive_integer("limit", "invalid_params")?.unwrap_or(100).min(1_000);
-    Ok(json!({ "entries": ctx.store.audit_list(after as i64, limit as usize)? }))
-}
-
-pub(crate) async fn audit_verify(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
-    params.only(&[])?;
-    Ok(json!(ctx.store.audit_verify()?))
 }
