@@ -18,6 +18,7 @@ use ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Descr
 use ldk_node::payment::{PaymentDirection, PaymentKind, PaymentStatus};
 use ldk_node::{Builder, ChannelDetails, Event, LightningBalance, Node, UserChannelId};
 
+use crate::holdings::{Holdings, OnchainTx};
 use crate::route::{self, Edge, FirstHop, RouteFee};
 use crate::types::{Channel, Invoice, LnBalance, NodeInfo, Payment, Peer};
 use crate::LightningError;
@@ -183,6 +184,18 @@ impl LightningNode {
     /// Balances.
     pub fn balance(&self) -> LnBalance {
         LnBalance::from(&self.node.list_balances())
+    }
+
+    /// What the node holds, piece by piece (see [`Holdings`]).
+    pub fn holdings(&self) -> Holdings {
+        // Payments first: a sweep whose transaction the wallet lists is counted in the wallet.
+        let payments = self.node.list_payments();
+        crate::holdings::holdings(&self.node.list_balances(), &self.node.list_channels(), &payments)
+    }
+
+    /// The transactions of the node's own on-chain wallet.
+    pub fn onchain_txs(&self) -> Vec<OnchainTx> {
+        crate::holdings::onchain_txs(&self.node.list_payments())
     }
 
     /// Payments, newest first.

@@ -24,8 +24,11 @@ pub use record::{Delivery, Due, Endpoint};
 use crate::state::AppState;
 use crate::store::StoreError;
 
-/// Events an endpoint can subscribe to.
+/// Events an endpoint can subscribe to, and gets when it names none.
 pub const EVENTS: &[&str] = &["payment.submitted", "payment.settled", "payment.failed"];
+
+/// Operator events (no payment, no API key): an endpoint of any key gets them when it names them.
+pub const OPERATOR_EVENTS: &[&str] = &["channel.closed_unexpectedly"];
 
 /// Why an endpoint was not registered.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +37,10 @@ pub enum WebhookError {
     #[error("url must be an absolute http:// or https:// URL: {0}")]
     InvalidUrl(String),
     /// Unknown event type.
-    #[error("unknown event {0:?}; events are payment.submitted, payment.settled, payment.failed")]
+    #[error(
+        "unknown event {0:?}; events are payment.submitted, payment.settled, payment.failed and the operator's \
+         channel.closed_unexpectedly"
+    )]
     InvalidEvent(String),
     /// The store failed.
     #[error(transparent)]
@@ -57,7 +63,7 @@ pub fn register(ctx: &AppState, api_key_id: &str, url: &str, events: &[String]) 
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(WebhookError::InvalidUrl(url.to_owned()));
     }
-    if let Some(bad) = events.iter().find(|e| !EVENTS.contains(&e.as_str())) {
+    if let Some(bad) = events.iter().find(|e| !EVENTS.contains(&e.as_str()) && !OPERATOR_EVENTS.contains(&e.as_str())) {
         return Err(WebhookError::InvalidEvent(bad.clone()));
     }
     let mut key = [0u8; 32];
