@@ -84,7 +84,7 @@ fn every_movement_between_rails_keeps_the_ledger_exact() {
     settled_exact(b, "B after the open");
     let open_fee = account(a, "fees:lightning_onchain");
     assert!((1..50_000_000).contains(&open_fee), "the open's on-chain cost: {open_fee} msat");
-    assert!(account(a, "fees:onchain") > 0, "the treasury paid the transfer's fee");
+    assert!(account(a, "fees:onchain_transfer") > 0, "the treasury paid the transfer's fee");
 
     // Payments: A's sends and B's receipts, to the msat.
     pay_b(&p, 40_000_123);

@@ -42,7 +42,7 @@ pub struct Holdings {
     pub sweeps: Vec<SweepHolding>,
     /// Transactions of the node's wallet not confirmed yet.
     pub unconfirmed_txids: Vec<String>,
-    /// Lightning payments of the node, either direction, still pending.
+    /// Lightning payments the node is sending, still pending.
     pub pending_payments: usize,
 }
 
@@ -118,7 +118,7 @@ impl Holdings {
     }
 
     /// Nothing on its way: every channel ready, no close or sweep unresolved, no unconfirmed
-    /// wallet transaction, no payment pending.
+    /// wallet transaction, no payment being sent.
     pub fn at_rest(&self) -> bool {
         self.channels.iter().all(|c| c.ready)
             && self.closing.is_empty()
@@ -147,9 +147,11 @@ pub(crate) fn holdings(
             .filter_map(|s| sweep(s, &wallet_txids))
             .collect(),
         unconfirmed_txids: txs.iter().filter(|t| !t.confirmed).map(|t| t.txid.clone()).collect(),
+        // An invoice waiting to be paid is a pending inbound payment: only what we send counts.
         pending_payments: payments
             .iter()
-            .filter(|p| !matches!(p.kind, PaymentKind::Onchain { .. }) && p.status == PaymentStatus::Pending)
+            .filter(|p| !matches!(p.kind, PaymentKind::Onchain { .. }) && p.direction == PaymentDirection::Outbound)
+            .filter(|p| p.status == PaymentStatus::Pending)
             .count(),
     }
 }

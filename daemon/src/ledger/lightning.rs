@@ -39,9 +39,7 @@ pub fn import(
     let Some(node) = node else { return Ok(posted) };
     let node_txs = node.onchain_txs();
     posted += catch_up_funding(store, &node_txs, treasury_txs, now)?;
-    if !payouts.open {
-        posted += book_payments(store, node, &payouts.tracked, now)?;
-    }
+    posted += book_payments(store, node, payouts, now)?;
     if settle(store, &node.holdings(), &node_txs, payouts.open, now)? {
         posted += 1;
     }
@@ -92,13 +90,9 @@ fn catch_up_funding(
     Ok(posted)
 }
 
-/// Payments the node received, and those it sent that no payout tracks (the operator's).
-fn book_payments(
-    store: &Store,
-    node: &LightningNode,
-    tracked: &HashSet<String>,
-    now: u64,
-) -> Result<usize, LedgerError> {
+/// Payments the node received, and those it sent that no payout tracks (the operator's). While a
+/// payout is open its node payment may not be linked to it yet: sends wait until none is.
+fn book_payments(store: &Store, node: &LightningNode, payouts: &Payouts, now: u64) -> Result<usize, LedgerError> {
     let mut posted = 0;
     for p in node.payments().into_iter().filter(|p| p.kind != "onchain" && p.status == "succeeded") {
         let amount = i64::try_from(p.amount_msat.unwrap_or(0)).unwrap_or(i64::MAX);
@@ -106,7 +100,7 @@ fn book_payments(
             let postings =
                 vec![Posting::btc("treasury:lightning", amount), Posting::btc("receipts:lightning", -amount)];
             (format!("ln:recv:{}", p.payment_id), postings)
-        } else if !tracked.contains(&p.payment_id) {
+        } else if !payouts.open && !payouts.tracked.contains(&p.payment_id) {
             let fee = i64::try_from(p.fee_paid_msat.unwrap_or(0)).unwrap_or(i64::MAX);
             let postings = vec![
                 Posting::btc("treasury:lightning", -(amount + fee)),

@@ -10,7 +10,7 @@
 //!   on-chain and what its sweeper is moving back to its wallet. Neither may ever be negative.
 //! - `in_flight:<rail>` — payouts debited from a rail and not yet final.
 //! - `payouts:<rail>` — what payees received; `fees:<rail>` — what the rail charged (routing fee,
-//!   or the payout's mining fee); `fees:onchain` also takes the mining fee of a transfer from the
+//!   or the payout's mining fee); `fees:onchain_transfer` — the mining fee of a transfer from the
 //!   treasury to the node.
 //! - `fees:lightning_onchain` — the node's own on-chain costs: the fees of channel funding,
 //!   splice, close, force-close and sweep transactions, anchor outputs left behind, and the
@@ -27,7 +27,7 @@
 //!
 //! - `ln:transfer:<txid>` — treasury → node (`ln.fund`, and the funding `ln.open_channel` /
 //!   `ln.splice_in` send first): `treasury:onchain` −(amount + fee), `treasury:lightning`
-//!   +amount, `fees:onchain` +fee, posted as the treasury broadcasts; one a crash left unposted is
+//!   +amount, `fees:onchain_transfer` +fee, posted as the treasury broadcasts; one a crash left unposted is
 //!   found again as a transaction both wallets know. Node → treasury (`ln.splice_out` to a
 //!   treasury address): `treasury:lightning` −amount, `treasury:onchain` +amount, once the
 //!   treasury sees the transaction (its txid comes from `SplicePending`). Neither is ever

@@ -52,7 +52,7 @@ impl Store {
         let postings = [
             Posting::btc("treasury:onchain", -msat(amount_sat + fee_sat)),
             Posting::btc("treasury:lightning", msat(amount_sat)),
-            Posting::btc("fees:onchain", msat(fee_sat)),
+            Posting::btc("fees:onchain_transfer", msat(fee_sat)),
         ];
         self.ln_transfer_booked("to_node", txid, amount_sat, &postings, now)
     }
