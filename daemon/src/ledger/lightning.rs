@@ -17,6 +17,9 @@ use crate::store::Store;
 /// but something the ledger missed, and is reported instead.
 pub const SETTLE_BOUND_MSAT: i64 = 100_000_000;
 
+/// How long a splice-out may take to start (`SplicePending`) before it is taken as never started.
+const SPLICE_OUT_EXPIRY_SECS: u64 = 600;
+
 /// What the rail's import needs to know of the payouts.
 #[derive(Debug, Default)]
 pub struct Payouts {
@@ -35,6 +38,9 @@ pub fn import(
     payouts: &Payouts,
     now: u64,
 ) -> Result<usize, LedgerError> {
+    if store.ln_transfers_expire(now, SPLICE_OUT_EXPIRY_SECS)? > 0 {
+        tracing::warn!("a splice-out asked long ago never started: no longer expected");
+    }
     let mut posted = book_withdrawals(store, treasury_txs, now)?;
     let Some(node) = node else { return Ok(posted) };
     let node_txs = node.onchain_txs();

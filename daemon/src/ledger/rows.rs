@@ -167,6 +167,16 @@ impl Store {
         Ok(())
     }
 
+    /// A splice-out asked `older_than` seconds ago that never got a transaction (the process died
+    /// before the node took it, or the node dropped it without `SpliceFailed`) will not happen.
+    pub fn ln_transfers_expire(&self, now: u64, older_than: u64) -> Result<usize, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE ln_transfers SET state = 'failed' WHERE state = 'requested' AND created_at < ?1
+             AND channel_id NOT IN (SELECT channel_id FROM ln_channels WHERE state = 'splice_pending')",
+            [now.saturating_sub(older_than) as i64],
+        )?)
+    }
+
     /// Every transfer, oldest first.
     pub fn ln_transfers(&self) -> Result<Vec<Transfer>, StoreError> {
         let conn = self.conn();
@@ -246,5 +256,49 @@ impl Store {
             .query_row("SELECT id FROM ledger_entries WHERE reference = ?1", [reference], |r| r.get(0))
             .optional()?;
         Ok(found.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::BTC;
+
+    #[test]
+    fn transfers_and_settlements_post_once_and_balance() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let bal = |a: &str| store.ledger_balance(a, BTC).unwrap();
+        store.ln_transfer_to_node("t1", 100_000, 150, 1).unwrap();
+        store.ln_transfer_caught_up("t1", 100_150, 100_000, 2).unwrap();
+        assert_eq!((bal("treasury:onchain"), bal("treasury:lightning")), (-100_150_000, 100_000_000));
+        assert_eq!(bal("fees:onchain_transfer"), 150_000);
+
+        // A splice-out: asked, started (SplicePending), received by the treasury.
+        let id = store.ln_transfer_requested("to_treasury", "c1", 40_000, 3).unwrap();
+        let started = store.ln_transfer_broadcast("c1", "t2").unwrap().unwrap();
+        assert_eq!((started.id, started.state.as_str(), started.txid.as_deref()), (id, "broadcast", Some("t2")));
+        store.ln_transfer_to_treasury("t2", 40_000, 4).unwrap();
+        assert_eq!(bal("treasury:lightning"), 60_000_000);
+        assert_eq!(store.ln_transfers().unwrap()[1].state, "booked");
+
+        // One asked and never started expires; one the node refused is failed at once.
+        store.ln_transfer_requested("to_treasury", "c1", 1_000, 5).unwrap();
+        assert_eq!(store.ln_transfers_expire(100, 600).unwrap(), 0);
+        assert_eq!(store.ln_transfers_expire(700, 600).unwrap(), 1);
+
+        // Movements settle together, the cost once.
+        store.ln_movement("open", "c1", Some("f1"), 6).unwrap();
+        store.ln_movement("open", "c1", Some("f1"), 7).unwrap();
+        store.ln_movement("close", "c1", None, 8).unwrap();
+        let ids: Vec<String> = store.ln_movements().unwrap().into_iter().map(|m| m.id).collect();
+        assert_eq!(ids, ["open:c1", "close:c1"]);
+        store.ln_settle(&ids, 2_500, 9).unwrap();
+        assert_eq!(bal("fees:lightning_onchain"), 2_500);
+        assert_eq!(bal("treasury:lightning"), 60_000_000 - 2_500);
+        assert!(store.ln_movements().unwrap().iter().all(|m| m.state == "settled"));
+        assert!(store.ledger_has("ln:settle:open:c1").unwrap());
+        let (unbalanced, totals) = store.ledger_integrity().unwrap();
+        assert!(unbalanced.is_empty() && totals.values().all(|t| *t == 0));
     }
 }
