@@ -189,6 +189,22 @@ fn settle(
     Ok(cost != 0)
 }
 
+/// What transfers on their way carry: to the node (posted, not confirmed in its wallet yet) and
+/// out of it (asked or started, not posted yet).
+fn in_transit_msat(transfers: &[Transfer], node_txs: &[OnchainTx]) -> (i64, i64) {
+    let confirmed: HashSet<&str> = node_txs.iter().filter(|t| t.confirmed).map(|t| t.txid.as_str()).collect();
+    let msat = |t: &Transfer| i64::try_from(t.amount_sat).unwrap_or(i64::MAX / 1_000).saturating_mul(1_000);
+    let (mut incoming, mut outgoing) = (0, 0);
+    for t in transfers {
+        match (t.direction.as_str(), t.state.as_str()) {
+            ("to_node", "booked") if t.txid.as_deref().is_some_and(|x| !confirmed.contains(x)) => incoming += msat(t),
+            ("to_treasury" | "to_address", "requested" | "broadcast") => outgoing += msat(t),
+            _ => {}
+        }
+    }
+    (incoming, outgoing)
+}
+
 /// `treasury:lightning` + what open payouts hold − what the node holds.
 fn gap_msat(store: &Store, holdings: &Holdings) -> Result<i64, LedgerError> {
     let ledger = store.ledger_balance("treasury:lightning", BTC)? + store.ledger_balance("in_flight:lightning", BTC)?;
@@ -210,17 +226,8 @@ pub fn check(store: &Store, node: &LightningNode, open_payouts: bool) -> Result<
     let ok = if waiting.is_empty() {
         gap.abs() <= tolerance
     } else {
-        // On its way: the gap is what the movements cost so far and the transfers carry.
-        let outgoing: i64 = transfers
-            .iter()
-            .filter(|t| t.direction != "to_node" && matches!(t.state.as_str(), "requested" | "broadcast"))
-            .map(|t| i64::try_from(t.amount_sat).unwrap_or(i64::MAX / 1_000) * 1_000)
-            .sum();
-        let incoming: i64 = transfers
-            .iter()
-            .filter(|t| t.direction == "to_node" && t.state == "booked")
-            .map(|t| i64::try_from(t.amount_sat).unwrap_or(i64::MAX / 1_000) * 1_000)
-            .sum();
+        // On its way: the gap is what the movements cost so far and what transfers carry.
+        let (incoming, outgoing) = in_transit_msat(&transfers, &node_txs);
         let bound = SETTLE_BOUND_MSAT * i64::try_from(pending.len().max(1)).unwrap_or(1);
         (-(incoming + tolerance)..=bound + outgoing).contains(&gap)
     };
