@@ -111,6 +111,13 @@ impl Holdings {
         self.channels.iter().map(|c| c.balance_msat).sum()
     }
 
+    /// Sweeps broadcast but not yet listed among the wallet's transactions: ldk-node's wallet
+    /// balance may already count them (it applies mempool transactions before it lists them), so
+    /// while one is there the total may count it twice.
+    pub fn maybe_twice_msat(&self) -> u64 {
+        self.sweeps.iter().filter(|s| s.state == "awaiting_confirmation").map(|s| s.amount_sat * 1_000).sum()
+    }
+
     /// How far the total may be from the truth by whole-sat rounding: 999 msat per channel whose
     /// balance is not exact.
     pub fn tolerance_msat(&self) -> u64 {
