@@ -114,6 +114,20 @@ enum Command {
     /// Channels: capacity, outbound / inbound msat, ready, usable.
     #[command(name = "ln.channels")]
     LnChannels,
+    /// Alarms: channels closed without the operator asking (open ones; `--all` for past ones too).
+    #[command(name = "ln.alarms")]
+    LnAlarms {
+        /// Acknowledged alarms too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Acknowledge a channel's alarm (health is `ok` again once none is open).
+    #[command(name = "ln.ack_alarm")]
+    LnAckAlarm {
+        /// Channel id (hex).
+        #[arg(long)]
+        channel_id: String,
+    },
     /// Add sats from the treasury to a channel.
     #[command(name = "ln.splice_in")]
     LnSpliceIn {
@@ -309,6 +323,8 @@ impl Command {
             Command::LnPeers => plain("ln.peers"),
             Command::LnBalance => plain("ln.balance"),
             Command::LnChannels => plain("ln.channels"),
+            Command::LnAlarms { all } => Ok(("ln.alarms".into(), json!({ "all": all }))),
+            Command::LnAckAlarm { channel_id } => Ok(("ln.ack_alarm".into(), json!({ "channel_id": channel_id }))),
             Command::LnPayments => plain("ln.payments"),
             Command::LnConnect { node_id, addr } => {
                 Ok(("ln.connect".into(), json!({ "node_id": node_id, "addr": addr })))
