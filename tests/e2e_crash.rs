@@ -9,6 +9,8 @@
 //!   one transaction per settled on-chain payout and no other, the node one succeeded payment per
 //!   settled Lightning payout, and the peer received each invoice once;
 //! - the ledger sums to zero and agrees with the wallet and the node (`ledger.verify`);
+//! - a channel a kill force-closed is reported by health (`degraded`, with the channel and reason)
+//!   and, once swept, booked exactly;
 //! - every final state produced at least one webhook delivery.
 
 mod common;
@@ -272,6 +274,43 @@ fn payouts_survive_sigkill_exactly_once() {
     let v = a.call("ledger.verify", json!({}));
     eprintln!("ledger.verify: {v}");
     assert_eq!(v["ok"], true, "{v:#}");
+
+    // A channel a kill force-closed (ldk-node's stale ChannelManager, rust-lightning #4286) is
+    // never hidden: health is degraded with the channel and its reason, and the ledger follows
+    // the funds until swept, then is exact.
+    let closed: Vec<String> = db
+        .prepare("SELECT channel_id FROM ln_channels WHERE state = 'closed' AND close_requested_at IS NULL")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let (code, health) = a.get("/v1/health");
+    eprintln!("channels closed by the kills: {closed:?}; health {code}: {}", health["alarms"]);
+    assert_eq!(code, 200);
+    if closed.is_empty() {
+        assert_eq!(health["status"], "ok", "{health}");
+    } else {
+        assert_eq!(health["status"], "degraded", "{health}");
+        for c in &closed {
+            let alarm = health["alarms"].as_array().unwrap().iter().find(|x| x["channel_id"] == c.as_str()).cloned();
+            assert!(alarm.is_some_and(|x| x["reason"].as_str().is_some_and(|r| !r.is_empty())), "{c}: {health}");
+        }
+        let mut mined = 0;
+        loop {
+            let v = a.call("ledger.verify", json!({}));
+            assert_eq!(v["ok"], true, "while the closed channel is swept: {v:#}");
+            if v["lightning"]["status"] == "settled" {
+                assert_eq!(v["lightning"]["difference_msat"], 0, "{v:#}");
+                eprintln!("swept after {mined} blocks; ledger.verify: {}", v["lightning"]);
+                break;
+            }
+            assert!(mined < 600, "not swept after {mined} blocks: {v:#}");
+            chain.mine(6);
+            mined += 6;
+            std::thread::sleep(Duration::from_millis(1_500));
+        }
+    }
 
     // Every final state was delivered at least once.
     wait_for("a delivered final event for every payment", 2 * MINUTE, || {

@@ -3,6 +3,7 @@
 //! Lightning node (`sendero-lightning`), and serves the public HTTP API and the admin RPC.
 
 pub mod admin;
+pub mod alarm;
 pub mod api;
 pub mod apikey;
 pub mod audit;

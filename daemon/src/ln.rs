@@ -210,14 +210,9 @@ fn record_event(store: &Store, node: &LightningNode, event: &Event) -> Result<()
         }
         Event::ChannelPending { channel_id, counterparty_node_id, funding_txo, .. } => {
             tracing::info!(%channel_id, peer = %counterparty_node_id, %funding_txo, "channel pending");
-            let txo = funding_txo.to_string();
-            store.record_ln_channel(
-                &channel_id.to_string(),
-                &counterparty_node_id.to_string(),
-                "pending",
-                Some(&txo),
-                now,
-            )
+            let (id, txo) = (channel_id.to_string(), funding_txo.to_string());
+            store.record_ln_channel(&id, &counterparty_node_id.to_string(), "pending", Some(&txo), now)?;
+            store.ln_movement("open", &id, Some(&funding_txo.txid.to_string()), now)
         }
         Event::ChannelReady { channel_id, counterparty_node_id, funding_txo, .. } => {
             tracing::info!(%channel_id, "channel ready");
@@ -227,23 +222,25 @@ fn record_event(store: &Store, node: &LightningNode, event: &Event) -> Result<()
         }
         Event::ChannelClosed { channel_id, counterparty_node_id, reason, .. } => {
             tracing::info!(%channel_id, ?reason, "channel closed");
-            let peer = counterparty_node_id.map(|p| p.to_string()).unwrap_or_default();
-            store.record_ln_channel(&channel_id.to_string(), &peer, "closed", None, now)
+            let (id, peer) = (channel_id.to_string(), counterparty_node_id.map(|p| p.to_string()).unwrap_or_default());
+            let reason = reason.as_ref().map(|r| format!("{r:?}")).unwrap_or_else(|| "unknown".into());
+            crate::alarm::channel_closed(store, &id, &peer, &reason)?;
+            store.record_ln_channel(&id, &peer, "closed", None, now)?;
+            store.ln_movement("close", &id, None, now)
         }
         Event::SplicePending { channel_id, counterparty_node_id, new_funding_txo, .. } => {
             tracing::info!(%channel_id, %new_funding_txo, "splice pending");
-            let txo = new_funding_txo.to_string();
-            store.record_ln_channel(
-                &channel_id.to_string(),
-                &counterparty_node_id.to_string(),
-                "splice_pending",
-                Some(&txo),
-                now,
-            )
+            let (id, txo, txid) =
+                (channel_id.to_string(), new_funding_txo.to_string(), new_funding_txo.txid.to_string());
+            store.record_ln_channel(&id, &counterparty_node_id.to_string(), "splice_pending", Some(&txo), now)?;
+            store.ln_transfer_broadcast(&id, &txid)?;
+            store.ln_movement("splice", &id, Some(&txid), now)
         }
         Event::SpliceFailed { channel_id, counterparty_node_id, .. } => {
             tracing::warn!(%channel_id, "splice failed");
-            store.record_ln_channel(&channel_id.to_string(), &counterparty_node_id.to_string(), "ready", None, now)
+            let id = channel_id.to_string();
+            store.ln_transfer_abandoned(&id)?;
+            store.record_ln_channel(&id, &counterparty_node_id.to_string(), "ready", None, now)
         }
         other => {
             tracing::debug!(event = ?other, "lightning event");
@@ -269,8 +266,14 @@ pub async fn fund(ctx: &AppState, amount_sat: u64) -> Result<String, LnError> {
     let address = blocking_ln(move || node.new_onchain_address()).await?;
     let fee = crate::treasury::estimate(ctx, ctx.config.wallet.default_target_blocks).await?;
     let payout = crate::treasury::pay(ctx, Payee { address, amount_sat }, fee.sat_per_vb).await?;
-    tracing::info!(txid = %payout.txid, amount_sat, "treasury funded the lightning wallet");
-    Ok(payout.txid.to_string())
+    let txid = payout.txid.to_string();
+    tracing::info!(%txid, amount_sat, fee_sat = payout.fee_sat, "treasury funded the lightning wallet");
+    // Posted now; should this fail or the process die first, the next import finds the
+    // transaction in both wallets and posts it then.
+    if let Err(e) = ctx.store.ln_transfer_to_node(&txid, amount_sat, payout.fee_sat, crate::unix_now()) {
+        tracing::error!(error = %e, %txid, "posting the transfer to the lightning node; the next ledger import will");
+    }
+    Ok(txid)
 }
 
 /// A channel open request.

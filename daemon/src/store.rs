@@ -250,6 +250,48 @@ const MIGRATIONS: &[&str] = &[
          offer_id TEXT PRIMARY KEY,
          created_at INTEGER NOT NULL
      ) STRICT;",
+    // 12: money between the treasury and the Lightning node, the node's channel movements until
+    //     the ledger settles them, closes the operator asked for, alarms for the others, and
+    //     operator events (no payment, no API key) in the outbox.
+    "CREATE TABLE ln_transfers (
+         id INTEGER PRIMARY KEY,
+         direction TEXT NOT NULL CHECK (direction IN ('to_node', 'to_treasury', 'to_address')),
+         channel_id TEXT,
+         amount_sat INTEGER NOT NULL CHECK (amount_sat > 0),
+         txid TEXT UNIQUE,
+         state TEXT NOT NULL CHECK (state IN ('requested', 'broadcast', 'booked', 'failed')),
+         created_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE ln_movements (
+         id TEXT PRIMARY KEY,
+         kind TEXT NOT NULL CHECK (kind IN ('open', 'splice', 'close')),
+         channel_id TEXT NOT NULL,
+         txid TEXT,
+         state TEXT NOT NULL CHECK (state IN ('pending', 'settled')),
+         fee_msat INTEGER,
+         created_at INTEGER NOT NULL,
+         settled_at INTEGER
+     ) STRICT;
+     ALTER TABLE ln_channels ADD COLUMN close_requested_at INTEGER;
+     CREATE TABLE ln_alarms (
+         channel_id TEXT PRIMARY KEY,
+         counterparty_node_id TEXT NOT NULL,
+         reason TEXT NOT NULL,
+         raised_at INTEGER NOT NULL,
+         acknowledged_at INTEGER
+     ) STRICT;
+     CREATE TABLE outbox_new (
+         id INTEGER PRIMARY KEY,
+         event_id TEXT NOT NULL UNIQUE,
+         event_type TEXT NOT NULL,
+         payment_id TEXT REFERENCES payments (payment_id),
+         api_key_id TEXT NOT NULL,
+         payload TEXT NOT NULL,
+         created_at INTEGER NOT NULL
+     ) STRICT;
+     INSERT INTO outbox_new SELECT id, event_id, event_type, payment_id, api_key_id, payload, created_at FROM outbox;
+     DROP TABLE outbox;
+     ALTER TABLE outbox_new RENAME TO outbox;",
 ];
 
 /// Prepared statements kept per connection: every statement of the hot paths (submit, saga,
@@ -938,13 +980,23 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if version > MIGRATIONS.len() {
         return Err(StoreError::TooNew { found: version, known: MIGRATIONS.len() });
     }
+    // A migration may rebuild a table others refer to: foreign keys are checked once it is done
+    // (SQLite's own procedure for schema changes), not while the old table is dropped.
+    conn.pragma_update(None, "foreign_keys", false)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        let broken: Option<String> = tx.query_row("PRAGMA foreign_key_check", [], |r| r.get(0)).optional()?;
+        if let Some(table) = broken {
+            let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY);
+            let message = format!("migration {} breaks a foreign key of {table}", i + 1);
+            return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, Some(message))));
+        }
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
         tracing::info!(version = i + 1, "store migrated");
     }
+    conn.pragma_update(None, "foreign_keys", true)?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! event stream. It knows nothing of the daemon or the treasury.
 
 mod error;
+pub mod holdings;
 mod keysend;
 mod node;
 mod offer;
@@ -13,6 +14,7 @@ pub mod route;
 mod types;
 
 pub use error::LightningError;
+pub use holdings::{Holdings, OnchainTx};
 pub use keysend::{is_keysend, keysend_destination, read_keysend, KEYSEND_PREFIX};
 pub use ldk_node;
 pub use ldk_node::Event;

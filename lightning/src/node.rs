@@ -14,6 +14,7 @@ use ldk_node::lightning::ln::msgs::SocketAddress;
 use ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
 use ldk_node::{Builder, ChannelDetails, Event, Node, UserChannelId};
 
+use crate::holdings::{Holdings, OnchainTx};
 use crate::keysend::{self, is_keysend, read_keysend};
 use crate::offer::{is_offer, payable_offer};
 use crate::route::{self, Edge};
@@ -166,6 +167,18 @@ impl LightningNode {
     /// Balances.
     pub fn balance(&self) -> LnBalance {
         LnBalance::from(&self.node.list_balances())
+    }
+
+    /// What the node holds, piece by piece (see [`Holdings`]).
+    pub fn holdings(&self) -> Holdings {
+        // Payments first: a sweep whose transaction the wallet lists is counted in the wallet.
+        let payments = self.node.list_payments();
+        crate::holdings::holdings(&self.node.list_balances(), &self.node.list_channels(), &payments)
+    }
+
+    /// The transactions of the node's own on-chain wallet.
+    pub fn onchain_txs(&self) -> Vec<OnchainTx> {
+        crate::holdings::onchain_txs(&self.node.list_payments())
     }
 
     /// Payments, newest first.

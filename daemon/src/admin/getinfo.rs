@@ -1,4 +1,5 @@
-//! `getinfo`: the gateway at a glance — network, chain, wallet balances and sync.
+//! `getinfo`: the gateway at a glance — `status` (`ok`, or `degraded` with the open alarms),
+//! network, chain, wallet balances and sync, the Lightning node.
 
 use serde_json::{json, Value};
 
@@ -11,7 +12,10 @@ pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, Admi
     let status = ctx.status.borrow().clone();
     let mut wallet = super::wallet_balance::balances(ctx);
     wallet["synced"] = Value::from(status.wallet_synced());
+    let (alarmed, alarms) = crate::alarm::status(&ctx.store);
     Ok(json!({
+        "status": alarmed,
+        "alarms": alarms,
         "version": env!("CARGO_PKG_VERSION"),
         "network": ctx.network.to_string(),
         "datadir": ctx.config.datadir,

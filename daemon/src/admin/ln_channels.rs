@@ -1,5 +1,6 @@
 //! `ln.fund`, `ln.open_channel`, `ln.close_channel`, `ln.channels`, `ln.splice_in`,
-//! `ln.splice_out`: channels and the money that moves between them and the treasury.
+//! `ln.splice_out`, `ln.alarms`, `ln.ack_alarm`: channels, the money that moves between them and
+//! the treasury, and the alarms of channels closed without the operator asking.
 
 use std::sync::Arc;
 
@@ -42,6 +43,9 @@ pub(crate) async fn close_channel(ctx: &AppState, params: Params) -> Result<Valu
     let channel_id = params.string("channel_id")?;
     let force = params.optional_bool("force")?.unwrap_or(false);
     let node = ln::node(ctx)?;
+    node.check_channel(&channel_id)?;
+    // Recorded first: the close's event then finds it was asked for, and raises no alarm.
+    ctx.store.ln_close_requested(&channel_id.trim().to_ascii_lowercase(), crate::unix_now())?;
     blocking_ln(move || node.close_channel(&channel_id, force)).await?;
     Ok(json!({ "closing": true, "force": force }))
 }
@@ -72,15 +76,44 @@ pub(crate) async fn splice_out(ctx: &AppState, params: Params) -> Result<Value, 
     let params = params.only(&["channel_id", "amount_sat", "address"])?;
     let channel_id = params.string("channel_id")?;
     let amount_sat = params.positive_integer("amount_sat", "invalid_amount")?;
-    let address = match params.optional_string("address")? {
-        Some(text) => ctx.treasury.parse_address(&text)?,
+    let (address, direction) = match params.optional_string("address")? {
+        Some(text) => (ctx.treasury.parse_address(&text)?, "to_address"),
         None => {
             let treasury = Arc::clone(&ctx.treasury);
-            blocking(move || treasury.new_address()).await?
+            (blocking(move || treasury.new_address()).await?, "to_treasury")
         }
     };
     let node = ln::node(ctx)?;
+    node.check_channel(&channel_id)?;
     let to = address.to_string();
-    blocking_ln(move || node.splice_out(&channel_id, amount_sat, &address)).await?;
+    // Recorded before the node is asked: its `SplicePending` gives the transaction, which the
+    // ledger then books as a transfer (or a payout to the outside address).
+    let channel = channel_id.trim().to_ascii_lowercase();
+    let transfer = ctx.store.ln_transfer_requested(direction, &channel, amount_sat, crate::unix_now())?;
+    if let Err(e) = blocking_ln(move || node.splice_out(&channel_id, amount_sat, &address)).await {
+        ctx.store.ln_transfer_failed(transfer)?;
+        return Err(e.into());
+    }
     Ok(json!({ "splicing": true, "address": to }))
+}
+
+/// `ln.alarms {all?}`: open alarms (all, acknowledged too, with `all: true`).
+pub(crate) async fn alarms(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
+    let params = params.only(&["all"])?;
+    let all = params.optional_bool("all")?.unwrap_or(false);
+    Ok(json!({ "alarms": ctx.store.alarms(all)? }))
+}
+
+/// `ln.ack_alarm {channel_id}`: the operator has seen it; health is `ok` again once none is open.
+pub(crate) async fn ack_alarm(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
+    let params = params.only(&["channel_id"])?;
+    let channel_id = params.string("channel_id")?.trim().to_ascii_lowercase();
+    if !ctx.store.acknowledge_alarm(&channel_id, crate::unix_now())? {
+        return Err(AdminError::new(
+            super::error::rpc_code::INVALID_PARAMS,
+            "alarm_not_found",
+            format!("no open alarm for channel {channel_id}"),
+        ));
+    }
+    Ok(json!({ "acknowledged": true, "status": crate::alarm::status(&ctx.store).0 }))
 }

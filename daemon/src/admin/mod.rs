@@ -82,6 +82,8 @@ methods! {
     "ln.channels" => ln_channels::channels,
     "ln.splice_in" => ln_channels::splice_in,
     "ln.splice_out" => ln_channels::splice_out,
+    "ln.alarms" => ln_channels::alarms,
+    "ln.ack_alarm" => ln_channels::ack_alarm,
     "ln.invoice" => ln_payments::invoice,
     "ln.offer" => ln_payments::offer,
     "ln.pay" => ln_payments::pay,

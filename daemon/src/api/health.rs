@@ -1,5 +1,7 @@
 //! `GET /v1/health`: 200 while bitcoind is reachable on the right chain, 503 otherwise, with chain
-//! and wallet-sync heights either way. Needs no API key.
+//! and wallet-sync heights either way. `status` is `ok`, `unavailable`, or `degraded` (still 200:
+//! the gateway serves) while an alarm is open — a channel closed without the operator asking —
+//! with the alarms. Needs no API key.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,8 +15,10 @@ use crate::state::AppState;
 pub(crate) async fn handle(State(ctx): State<AppState>) -> Result<Response, ApiError> {
     let status = ctx.status.borrow().clone();
     let code = if status.reachable { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let (alarmed, alarms) = crate::alarm::status(&ctx.store);
     let body = json!({
-        "status": if status.reachable { "ok" } else { "unavailable" },
+        "status": if status.reachable { alarmed } else { "unavailable" },
+        "alarms": alarms,
         "network": ctx.network.to_string(),
         "bitcoind": {
             "reachable": status.reachable,

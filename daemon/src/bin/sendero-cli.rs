@@ -119,6 +119,20 @@ enum Command {
     /// Channels: capacity, outbound / inbound msat, ready, usable.
     #[command(name = "ln.channels")]
     LnChannels,
+    /// Alarms: channels closed without the operator asking (open ones; `--all` for past ones too).
+    #[command(name = "ln.alarms")]
+    LnAlarms {
+        /// Acknowledged alarms too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Acknowledge a channel's alarm (health is `ok` again once none is open).
+    #[command(name = "ln.ack_alarm")]
+    LnAckAlarm {
+        /// Channel id (hex).
+        #[arg(long)]
+        channel_id: String,
+    },
     /// Add sats from the treasury to a channel.
     #[command(name = "ln.splice_in")]
     LnSpliceIn {

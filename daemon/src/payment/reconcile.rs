@@ -4,7 +4,8 @@
 //! the rail paid what the ledger says failed). The treasury's balance is compared as a whole:
 //! wallet transactions Sendero did not make (deposits, mined coins, admin sends) are imported as
 //! `external:onchain` entries once confirmed, so that `treasury:onchain` plus what open payouts
-//! hold must equal the wallet's balance to the msat.
+//! hold must equal the wallet's balance to the msat; transfers to and from the Lightning node are
+//! never outside movements. The Lightning rail is reconciled by [`crate::ledger::lightning`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,7 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{Payment, Rail, State};
-use crate::ledger::{LedgerError, Posting, BTC};
+use crate::ledger::{self, LedgerError, Posting, BTC};
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -37,14 +38,19 @@ impl Classified {
     }
 }
 
-/// Imports the wallet's confirmed transactions that no payment made; returns how many.
+/// Posts what the Lightning node's records show, then imports the wallet's confirmed
+/// transactions that no payment and no transfer to or from the node made; returns how many.
 pub fn import_wallet(ctx: &AppState) -> Result<usize, LedgerError> {
     import(ctx, &all_payments(ctx)?, &ctx.treasury.transactions())
 }
 
 fn import(ctx: &AppState, payments: &[Payment], txs: &[TxRecord]) -> Result<usize, LedgerError> {
-    let ours = payout_txids(payments);
-    let mut imported = 0;
+    let node = crate::ln::node(ctx).ok();
+    let mut imported =
+        ledger::lightning::import(&ctx.store, node.as_deref(), txs, &ln_payouts(payments), crate::unix_now())?;
+    let mut ours = payout_txids(payments);
+    let transfers = transfer_txids(ctx, node.as_deref())?;
+    ours.extend(transfers.iter().map(String::as_str));
     for tx in txs {
         if tx.confirmation_height.is_none() || ours.contains(tx.txid.as_str()) {
             continue;
@@ -65,6 +71,28 @@ fn import(ctx: &AppState, payments: &[Payment], txs: &[TxRecord]) -> Result<usiz
     Ok(imported)
 }
 
+/// What the Lightning rail's import needs of the payouts.
+fn ln_payouts(payments: &[Payment]) -> ledger::lightning::Payouts {
+    let lightning = || payments.iter().filter(|p| p.rail == Rail::Lightning);
+    ledger::lightning::Payouts {
+        tracked: lightning().filter_map(|p| p.rail_ref.clone()).collect(),
+        open: lightning().any(|p| !matches!(p.state, State::Settled | State::Failed)),
+    }
+}
+
+/// Transactions between the treasury and the node: recorded ones, and any the node's wallet
+/// knows (a transfer a crash left unrecorded is never an outside movement).
+fn transfer_txids(
+    ctx: &AppState,
+    node: Option<&sendero_lightning::LightningNode>,
+) -> Result<HashSet<String>, StoreError> {
+    let mut txids: HashSet<String> = ctx.store.ln_transfers()?.into_iter().filter_map(|t| t.txid).collect();
+    if let Some(node) = node {
+        txids.extend(node.onchain_txs().into_iter().map(|t| t.txid));
+    }
+    Ok(txids)
+}
+
 /// The txids of on-chain payouts.
 fn payout_txids(payments: &[Payment]) -> HashSet<&str> {
     payments.iter().filter(|p| p.rail == Rail::Onchain).filter_map(|p| p.rail_ref.as_deref()).collect()
@@ -79,30 +107,70 @@ pub fn verify(ctx: &AppState) -> Result<Value, LedgerError> {
     let (payments, txs) = (all_payments(ctx)?, ctx.treasury.transactions());
     import(ctx, &payments, &txs)?;
     let (unbalanced, totals) = ctx.store.ledger_integrity()?;
-    let onchain = onchain(ctx, &payments, &txs)?;
-    let lightning = lightning(ctx, &payments);
+    let node = crate::ln::node(ctx).ok();
+    let transfers = transfer_txids(ctx, node.as_deref())?;
+    let onchain = onchain(ctx, &payments, &txs, &transfers)?;
+    let lightning = lightning(ctx, &payments)?;
+    let negative: Vec<Value> = ctx
+        .store
+        .ledger_balances()?
+        .into_iter()
+        .filter(|b| b.account.starts_with("treasury:") && b.balance < 0)
+        .map(|b| json!({"account": b.account, "balance": b.balance}))
+        .collect();
     let ok = unbalanced.is_empty()
+        && negative.is_empty()
         && totals.values().all(|t| *t == 0)
         && onchain.get("ok").and_then(Value::as_bool) == Some(true)
         && lightning.get("ok").and_then(Value::as_bool) == Some(true);
     Ok(json!({
         "ok": ok,
         "unbalanced_entries": unbalanced,
+        "negative_treasury_accounts": negative,
         "totals": totals,
         "onchain": onchain,
         "lightning": lightning,
     }))
 }
 
-fn onchain(ctx: &AppState, payments: &[Payment], txs: &[TxRecord]) -> Result<Value, LedgerError> {
+fn onchain(
+    ctx: &AppState,
+    payments: &[Payment],
+    txs: &[TxRecord],
+    transfers: &HashSet<String>,
+) -> Result<Value, LedgerError> {
+    let mut ours = payout_txids(payments);
+    ours.extend(transfers.iter().map(String::as_str));
+    let (c, in_flight) = classify_onchain(payments, txs);
+    let unconfirmed_external: i128 = txs
+        .iter()
+        .filter(|t| t.confirmation_height.is_none() && !ours.contains(t.txid.as_str()))
+        .map(|t| (i128::from(t.received_sat) - i128::from(t.sent_sat)) * 1_000)
+        .sum();
+    let b = ctx.treasury.balances();
+    let wallet = i128::from(b.confirmed_sat + b.trusted_pending_sat + b.untrusted_pending_sat + b.immature_sat) * 1_000;
+    let ledger = i128::from(ctx.store.ledger_balance("treasury:onchain", BTC)?);
+    let difference = wallet - (ledger + in_flight + unconfirmed_external);
+    Ok(json!({
+        "ok": c.clean() && difference == 0,
+        "wallet_msat": wallet as i64,
+        "ledger_treasury_msat": ledger as i64,
+        "in_flight_msat": in_flight as i64,
+        "unconfirmed_external_msat": unconfirmed_external as i64,
+        "difference_msat": difference as i64,
+        "payouts": c,
+    }))
+}
+
+/// Each on-chain payout against the wallet, and what open ones still hold beyond what the
+/// wallet already spent on them, msat.
+fn classify_onchain(payments: &[Payment], txs: &[TxRecord]) -> (Classified, i128) {
     let mut c = Classified::default();
     let mut in_flight: i128 = 0;
-    let ours = payout_txids(payments);
     let by_txid: HashMap<&str, &TxRecord> = txs.iter().map(|t| (t.txid.as_str(), t)).collect();
+    let out = |t: &TxRecord| (i128::from(t.sent_sat) - i128::from(t.received_sat)) * 1_000;
     for p in payments.iter().filter(|p| p.rail == Rail::Onchain) {
         let tx = p.rail_ref.as_deref().and_then(|t| by_txid.get(t).copied());
-        let held = i128::from(p.amount_msat + p.fee_reserve_msat);
-        let out = |t: &TxRecord| (i128::from(t.sent_sat) - i128::from(t.received_sat)) * 1_000;
         match p.state {
             State::Settled => match &tx {
                 Some(t)
@@ -124,40 +192,23 @@ fn onchain(ctx: &AppState, payments: &[Payment], txs: &[TxRecord]) -> Result<Val
             State::Submitted => c.timing += 1,
             State::Debited | State::Sending | State::Sent => {
                 c.timing += 1;
-                // What the ledger holds for it beyond what the wallet already spent on it.
-                in_flight += match &tx {
-                    Some(t) => held - out(t),
-                    None => held,
-                };
+                let held = i128::from(p.amount_msat + p.fee_reserve_msat);
+                in_flight += tx.map_or(held, |t| held - out(t));
             }
         }
     }
-    let unconfirmed_external: i128 = txs
-        .iter()
-        .filter(|t| t.confirmation_height.is_none() && !ours.contains(t.txid.as_str()))
-        .map(|t| (i128::from(t.received_sat) - i128::from(t.sent_sat)) * 1_000)
-        .sum();
-    let b = ctx.treasury.balances();
-    let wallet = i128::from(b.confirmed_sat + b.trusted_pending_sat + b.untrusted_pending_sat + b.immature_sat) * 1_000;
-    let ledger = i128::from(ctx.store.ledger_balance("treasury:onchain", BTC)?);
-    let difference = wallet - (ledger + in_flight + unconfirmed_external);
-    Ok(json!({
-        "ok": c.clean() && difference == 0,
-        "wallet_msat": wallet as i64,
-        "ledger_treasury_msat": ledger as i64,
-        "in_flight_msat": in_flight as i64,
-        "unconfirmed_external_msat": unconfirmed_external as i64,
-        "difference_msat": difference as i64,
-        "payouts": c,
-    }))
+    (c, in_flight)
 }
 
-fn lightning(ctx: &AppState, payments: &[Payment]) -> Value {
+fn lightning(ctx: &AppState, payments: &[Payment]) -> Result<Value, LedgerError> {
     let node = match crate::ln::node(ctx) {
         Ok(n) => n,
         Err(e) => {
             let open = payments.iter().any(|p| p.rail == Rail::Lightning);
-            return json!({ "ok": !open, "node": e.to_string() });
+            let treasury = ctx.store.ledger_balance("treasury:lightning", BTC)?;
+            return Ok(
+                json!({ "ok": !open && treasury == 0, "node": e.to_string(), "ledger_treasury_msat": treasury }),
+            );
         }
     };
     let mut c = Classified::default();
@@ -193,19 +244,11 @@ fn lightning(ctx: &AppState, payments: &[Payment]) -> Value {
             _ => c.timing += 1,
         }
     }
-    let untracked = node
-        .payments()
-        .into_iter()
-        .filter(|p| p.direction == "outbound" && p.kind != "onchain" && p.status == "succeeded")
-        .filter(|p| !tracked.contains(&p.payment_id))
-        .count();
-    let balance = node.balance();
-    json!({
-        "ok": c.clean() && ledger_out == node_out,
-        "ledger_out_msat": ledger_out,
-        "node_out_msat": node_out,
-        "untracked_node_payments": untracked,
-        "node_lightning_sat": balance.lightning_sat,
-        "payouts": c,
-    })
+    let open = payments.iter().any(|p| p.rail == Rail::Lightning && !matches!(p.state, State::Settled | State::Failed));
+    let mut rail = ledger::lightning::check(&ctx.store, &node, open)?;
+    let rail_ok = rail.get("ok").and_then(Value::as_bool) == Some(true);
+    rail["ok"] = Value::from(c.clean() && ledger_out == node_out && rail_ok);
+    rail["payouts_out_msat"] = json!({ "ledger": ledger_out, "node": node_out });
+    rail["payouts"] = json!(c);
+    Ok(rail)
 }

@@ -32,6 +32,9 @@ pub const EVENTS: &[&str] =
 /// What an endpoint hears when it names no events: the states a client acts on.
 pub const DEFAULT_EVENTS: &[&str] = &["payment.submitted", "payment.settled", "payment.failed"];
 
+/// Operator events (no payment, no API key): an endpoint of any key gets them when it names them.
+pub const OPERATOR_EVENTS: &[&str] = &["channel.closed_unexpectedly"];
+
 /// Why an endpoint was not registered.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -39,7 +42,7 @@ pub enum WebhookError {
     #[error("url must be an absolute http:// or https:// URL: {0}")]
     InvalidUrl(String),
     /// Unknown event type.
-    #[error("unknown event {0:?}; events are {events}", events = EVENTS.join(", "))]
+    #[error("unknown event {0:?}; events are {events} and the operator's {operator}", events = EVENTS.join(", "), operator = OPERATOR_EVENTS.join(", "))]
     InvalidEvent(String),
     /// The store failed.
     #[error(transparent)]
@@ -62,7 +65,7 @@ pub fn register(ctx: &AppState, api_key_id: &str, url: &str, events: &[String]) 
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(WebhookError::InvalidUrl(url.to_owned()));
     }
-    if let Some(bad) = events.iter().find(|e| !EVENTS.contains(&e.as_str())) {
+    if let Some(bad) = events.iter().find(|e| !EVENTS.contains(&e.as_str()) && !OPERATOR_EVENTS.contains(&e.as_str())) {
         return Err(WebhookError::InvalidEvent(bad.clone()));
     }
     let mut key = [0u8; 32];

@@ -59,8 +59,8 @@ pub struct Delivery {
     pub event_id: String,
     /// The event type.
     pub event_type: String,
-    /// The payment the event is about.
-    pub payment_id: String,
+    /// The payment the event is about (none for an operator event).
+    pub payment_id: Option<String>,
     /// `pending`, `delivered` or `failed`.
     pub state: String,
     /// Attempts so far.
@@ -152,7 +152,8 @@ impl Store {
             let subscribed: i64 = reader
                 .prepare_cached(
                     "SELECT COUNT(*) FROM webhook_endpoints e WHERE e.state = 'enabled'
-                     AND e.api_key_id IN (SELECT api_key_id FROM outbox WHERE id > ?1 AND id <= ?2)",
+                     AND (e.api_key_id IN (SELECT api_key_id FROM outbox WHERE id > ?1 AND id <= ?2)
+                          OR EXISTS (SELECT 1 FROM outbox WHERE id > ?1 AND id <= ?2 AND api_key_id = ''))",
                 )?
                 .query_row(params![cursor, last], |r| r.get(0))?;
             (last, subscribed)
@@ -165,7 +166,7 @@ impl Store {
         let made = tx.execute(
             "INSERT INTO webhook_deliveries (endpoint_id, outbox_id, state, next_attempt_at, created_at)
              SELECT e.endpoint_id, o.id, 'pending', ?3, ?3 FROM outbox o
-             JOIN webhook_endpoints e ON e.api_key_id = o.api_key_id AND e.state = 'enabled'
+             JOIN webhook_endpoints e ON (e.api_key_id = o.api_key_id OR o.api_key_id = '') AND e.state = 'enabled'
                   AND (',' || e.events || ',') LIKE ('%,' || o.event_type || ',%')
              WHERE o.id > ?1 AND o.id <= ?2
              ON CONFLICT DO NOTHING",

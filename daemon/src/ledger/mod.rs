@@ -3,21 +3,60 @@
 //! in msat, the smallest unit Lightning moves, fiat in its minor units. An entry carries a unique
 //! reference, so a step that is retried after a crash never posts twice.
 //!
-//! Accounts (assets positive):
-//! - `treasury:onchain`, `treasury:lightning` — what each rail can spend;
-//! - `in_flight:<rail>` — payouts debited from a rail and not yet final;
-//! - `payouts:<rail>` — what payees received; `fees:<rail>` — what the rail charged;
+//! # Accounts (assets positive)
+//!
+//! - `treasury:onchain` — the treasury wallet; `treasury:lightning` — everything the Lightning
+//!   node holds: its own on-chain wallet, its channel balances, what closed channels still claim
+//!   on-chain and what its sweeper is moving back to its wallet. Neither may ever be negative.
+//! - `in_flight:<rail>` — payouts debited from a rail and not yet final.
+//! - `payouts:<rail>` — what payees received; `fees:<rail>` — what the rail charged (routing fee,
+//!   or the payout's mining fee); `fees:onchain_transfer` — the mining fee of a transfer from the
+//!   treasury to the node.
+//! - `fees:lightning_onchain` — the node's own on-chain costs: the fees of channel funding,
+//!   splice, close, force-close and sweep transactions, anchor outputs left behind, and the
+//!   sub-sat part of a balance that a close rounds away.
+//! - `payouts:lightning_admin` — what the operator paid with `ln.pay` / `ln.keysend`;
+//!   `payouts:splice_out` — what `ln.splice_out` sent to an address outside the gateway.
+//! - `receipts:lightning` — Lightning payments the node received (it goes negative as money
+//!   comes in); `receipts:on_us` — our own invoices settled internally by an `on_us` payout.
 //! - `external:onchain` — the counterpart of treasury movements Sendero did not make (deposits,
-//!   mined coins, admin sends), imported from the wallet's own history;
-//! - `receipts:on_us` — our own invoices settled internally by an `on_us` payout;
+//!   mined coins, admin sends), imported from the wallet's own history.
 //! - `fx:<CUR>` / `payouts:<CUR>` — the fiat value of payouts priced through an FX quote.
-
+//!
+//! # Movements between rails (module [`lightning`])
+//!
+//! - `ln:transfer:<txid>` — treasury → node (`ln.fund`, and the funding `ln.open_channel` /
+//!   `ln.splice_in` send first): `treasury:onchain` −(amount + fee), `treasury:lightning`
+//!   +amount, `fees:onchain_transfer` +fee, posted as the treasury broadcasts; one a crash left unposted is
+//!   found again as a transaction both wallets know. Node → treasury (`ln.splice_out` to a
+//!   treasury address): `treasury:lightning` −amount, `treasury:onchain` +amount, once the
+//!   treasury sees the transaction (its txid comes from `SplicePending`). Neither is ever
+//!   imported as `external:onchain`.
+//! - `ln:splice_out:<txid>` — `ln.splice_out` to an outside address: `treasury:lightning`
+//!   −amount, `payouts:splice_out` +amount.
+//! - `ln:recv:<payment_id>` — a Lightning payment the node received: `treasury:lightning`
+//!   +amount, `receipts:lightning` −amount. `ln:send:<payment_id>` — one it sent that no payout
+//!   tracks: `treasury:lightning` −(amount + fee), `payouts:lightning_admin` +amount,
+//!   `fees:lightning` +fee. Both from the node's own payment records.
+//! - `ln:settle:<movement>` — a channel open, splice or close (a *movement*, recorded from the
+//!   node's events, which ldk-node delivers again until they are handled) costs on-chain fees
+//!   that no record of ldk-node 0.7.1 attributes: its wallet computes a transaction's fee only
+//!   when it knows every input, and does not say who paid it; a cooperative close's fee and a
+//!   splice-out's come out of the funder's channel balance. So once the movement is over and the
+//!   node is at rest (every channel ready, no close or sweep unresolved, no unconfirmed wallet
+//!   transaction, no payment pending, no transfer on its way), the gap between
+//!   `treasury:lightning` and the node's holdings is that movement's cost: `treasury:lightning`
+//!   −gap, `fees:lightning_onchain` +gap — one entry per settlement. A gap below zero or above
+//!   [`lightning::SETTLE_BOUND_MSAT`] is never posted: `ledger.verify` reports it.
 use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use crate::store::{Store, StoreError};
+
+pub mod lightning;
+mod rows;
 
 /// Bitcoin in the ledger, counted in msat.
 pub const BTC: &str = "BTC";
