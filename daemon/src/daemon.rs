@@ -321,6 +321,9 @@ async fn write_quotes(store: Arc<Store>, cancel: CancellationToken) {
             _ = cancel.cancelled() => true,
             _ = tokio::time::sleep(Duration::from_millis(20)) => false,
         };
+        if !store.has_pending_quotes() && !stopping {
+            continue;
+        }
         let s = Arc::clone(&store);
         match tokio::task::spawn_blocking(move || s.flush_quotes()).await {
             Ok(Err(e)) => tracing::error!(error = %e, "writing quotes"),

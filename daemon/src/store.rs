@@ -774,13 +774,21 @@ impl Store {
         Ok(())
     }
 
+    /// Whether quotes wait in the write buffer.
+    pub fn has_pending_quotes(&self) -> bool {
+        !self.pending_quotes.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+    }
+
     /// Writes every buffered quote in one transaction; returns how many.
     pub fn flush_quotes(&self) -> Result<usize, StoreError> {
+        // The writer first: a flush under way elsewhere (the background writer) has committed
+        // before this one takes the buffer, so a caller that flushes to read a quote it just made
+        // always finds it.
+        let mut conn = self.conn();
         let batch = std::mem::take(&mut *self.pending_quotes.lock().unwrap_or_else(PoisonError::into_inner));
         if batch.is_empty() {
             return Ok(0);
         }
-        let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
