@@ -368,6 +368,17 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// When the earliest open payment waiting to retry a step (its `next_attempt_at` after `now`)
+    /// is due, Unix seconds.
+    pub fn next_retry_at(&self, now: u64) -> Result<Option<u64>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT MIN(next_attempt_at) FROM payments WHERE state NOT IN ('settled', 'failed') AND next_attempt_at > ?1",
+        )?;
+        let at: Option<i64> = stmt.query_row([now as i64], |r| r.get(0))?;
+        Ok(at.map(|a| a as u64))
+    }
+
     /// Outbox events of a payment, oldest first: `(event_id, type, payload)`.
     pub fn payment_events(&self, payment_id: &str) -> Result<Vec<(String, String, String)>, StoreError> {
         let conn = self.conn();
