@@ -5,9 +5,8 @@
 //! `submitted` (accepted, FX quote locked) → `debited` (ledger: rail → in flight) → `sending`
 //! (the rail call may have happened; for on-chain the signed transaction is stored first) →
 //! `sent` (the rail has it) → `settled` | `failed` (ledger: in flight → payouts and fees, or
-//! credited back; the quote released). A Lightning payout goes from `debited` to `sent` in one
-//! step: the node keys its payment by the payout (payment hash, payer note) and is asked first.
-//! Every change writes an outbox event in the same transaction.
+//! credited back; the quote released). Every change writes an outbox event in the same
+//! transaction.
 
 pub mod destination;
 pub mod reconcile;

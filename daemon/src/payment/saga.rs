@@ -300,16 +300,14 @@ fn learned(p: &Payment, success: bool, code: Option<&str>, now: u64) -> Option<O
     })
 }
 
-/// `debited →`: hand the payment to its rail. A Lightning payout is sent at once, without a
-/// `sending` step first: the node keys it by the invoice's payment hash or by the payer note of
-/// the offer payment, and [`send_lightning`] asks the node for it before it pays, so a saga
-/// resumed in `debited` finds a payment the node made before a crash as one resumed in `sending`
-/// does.
+/// `debited →`: hand the payment to its rail.
 async fn start(ctx: &AppState, p: &Payment) -> Step {
     match p.rail {
         Rail::OnUs => Step::next(settle(p, 0, None)),
         Rail::Onchain => prepare_onchain(ctx, p).await,
-        Rail::Lightning => send_lightning(ctx, p).await,
+        Rail::Lightning => {
+            Step::next(Change { next: Some(Payment { state: State::Sending, ..p.clone() }), ..Change::default() })
+        }
     }
 }
 
