@@ -537,4 +537,29 @@ mod tests {
         assert_eq!(count("SELECT COUNT(*) FROM ledger_entries"), 2, "one debit each for 1 and 3");
         assert_eq!(count("SELECT COUNT(*) FROM idempotency_keys"), 2);
     }
+
+    /// The saga sleeps until the earliest retry of an open payment: later ones, past ones (due
+    /// now) and final payments do not count.
+    #[test]
+    fn the_next_retry_is_the_earliest_future_one_of_open_payments() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        store.conn().pragma_update(None, "foreign_keys", false).unwrap();
+        assert_eq!(store.next_retry_at(100).unwrap(), None);
+        for (n, at, state) in
+            [(1, 90, State::Debited), (2, 130, State::Debited), (3, 110, State::Failed), (4, 120, State::Sent)]
+        {
+            let (done, _result) = oneshot::channel();
+            store.commit_batch(vec![(new_payment(n), done)]);
+            let conn = store.conn();
+            conn.execute(
+                "UPDATE payments SET next_attempt_at = ?1, state = ?2 WHERE payment_id = ?3",
+                params![at, state.as_str(), format!("pay_{n}")],
+            )
+            .unwrap();
+        }
+        assert_eq!(store.next_retry_at(100).unwrap(), Some(120));
+        assert_eq!(store.next_retry_at(125).unwrap(), Some(130));
+        assert_eq!(store.next_retry_at(130).unwrap(), None);
+    }
 }
