@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sendero_lightning::{Event, LightningConfig, LightningError, LightningNode};
 use sendero_wallet::{BitcoindAuth, Payee, WalletError};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
@@ -93,8 +94,8 @@ async fn serve_node(
             _ = cancel.cancelled() => return false,
             event = node.next_event() => {
                 // Recording may wait on SQLite; keep it off the async threads.
-                let (store, n) = (Arc::clone(&ctx.store), Arc::clone(node));
-                if let Err(e) = tokio::task::spawn_blocking(move || handle_event(&store, &n, event)).await {
+                let (store, n, wake) = (Arc::clone(&ctx.store), Arc::clone(node), Arc::clone(&ctx.payments_wake));
+                if let Err(e) = tokio::task::spawn_blocking(move || handle_event(&store, &n, &wake, event)).await {
                     tracing::error!(error = %e, "lightning event task failed");
                 }
             }
@@ -171,11 +172,16 @@ fn read_credentials(auth: &BitcoindAuth) -> Result<(String, String), String> {
     }
 }
 
-/// Records what matters of `event`, then acknowledges it — on every path: a recording failure is
-/// logged, never allowed to stall the node.
-pub fn handle_event(store: &Store, node: &LightningNode, event: Event) {
+/// Records what matters of `event`, wakes the payment saga when the event is a payment's outcome
+/// (the payout it belongs to settles or fails now, not on the saga's next tick), then acknowledges
+/// the event — on every path: a recording failure is logged, never allowed to stall the node.
+pub fn handle_event(store: &Store, node: &LightningNode, payments_wake: &Notify, event: Event) {
     if let Err(e) = record_event(store, node, &event) {
         tracing::error!(error = %e, ?event, "lightning event not recorded; acknowledging it anyway");
+    }
+    // The node's own record already holds the outcome, and now ours does too (the saga's fallback).
+    if matches!(event, Event::PaymentSuccessful { .. } | Event::PaymentFailed { .. }) {
+        payments_wake.notify_one();
     }
     if let Err(e) = node.event_handled() {
         tracing::error!(error = %e, "lightning event_handled failed");

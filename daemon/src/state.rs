@@ -49,7 +49,7 @@ pub struct Shared {
     pub lightning: LnSlot,
     /// Hot FX rates.
     pub fx: Arc<crate::fx::RateCache>,
-    /// Wakes the payment saga (a payment was submitted).
+    /// Wakes the payment saga: a payment was submitted, or the Lightning node told a payment's outcome.
     pub payments_wake: Arc<tokio::sync::Notify>,
     /// Wakes the webhook sender (an outbox event was written).
     pub webhooks_wake: Arc<tokio::sync::Notify>,

@@ -25,7 +25,8 @@ pub struct RoutingConfig {
     pub low_max_eta_secs: u64,
     /// Confirmations after which an on-chain payout is settled.
     pub onchain_confirmations: u32,
-    /// How often the payment saga looks at open payments, milliseconds.
+    /// How often the payment saga looks at open payments when nothing wakes it (a submit, a
+    /// Lightning payment event, a retry falling due), milliseconds.
     pub saga_interval_ms: u64,
     /// How long a Lightning payout waits for usable outbound liquidity (channels reconnecting
     /// after a restart, a peer briefly offline) before it fails, seconds.

@@ -371,6 +371,17 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// When the earliest open payment waiting to retry a step (its `next_attempt_at` after `now`)
+    /// is due, Unix seconds.
+    pub fn next_retry_at(&self, now: u64) -> Result<Option<u64>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT MIN(next_attempt_at) FROM payments WHERE state NOT IN ('settled', 'failed') AND next_attempt_at > ?1",
+        )?;
+        let at: Option<i64> = stmt.query_row([now as i64], |r| r.get(0))?;
+        Ok(at.map(|a| a as u64))
+    }
+
     /// Outbox events of a payment, oldest first: `(event_id, type, payload)`.
     pub fn payment_events(&self, payment_id: &str) -> Result<Vec<(String, String, String)>, StoreError> {
         let conn = self.conn();
@@ -531,5 +542,30 @@ mod tests {
         assert_eq!(count("SELECT COUNT(*) FROM outbox"), 2);
         assert_eq!(count("SELECT COUNT(*) FROM ledger_entries"), 2, "one debit each for 1 and 3");
         assert_eq!(count("SELECT COUNT(*) FROM idempotency_keys"), 2);
+    }
+
+    /// The saga sleeps until the earliest retry of an open payment: later ones, past ones (due
+    /// now) and final payments do not count.
+    #[test]
+    fn the_next_retry_is_the_earliest_future_one_of_open_payments() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        store.conn().pragma_update(None, "foreign_keys", false).unwrap();
+        assert_eq!(store.next_retry_at(100).unwrap(), None);
+        for (n, at, state) in
+            [(1, 90, State::Debited), (2, 130, State::Debited), (3, 110, State::Failed), (4, 120, State::Sent)]
+        {
+            let (done, _result) = oneshot::channel();
+            store.commit_batch(vec![(new_payment(n), done)]);
+            let conn = store.conn();
+            conn.execute(
+                "UPDATE payments SET next_attempt_at = ?1, state = ?2 WHERE payment_id = ?3",
+                params![at, state.as_str(), format!("pay_{n}")],
+            )
+            .unwrap();
+        }
+        assert_eq!(store.next_retry_at(100).unwrap(), Some(120));
+        assert_eq!(store.next_retry_at(125).unwrap(), Some(130));
+        assert_eq!(store.next_retry_at(130).unwrap(), None);
     }
 }

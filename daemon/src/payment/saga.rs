@@ -29,8 +29,9 @@ const RECOVER_AFTER: Duration = Duration::from_secs(30);
 /// Wait before looking again at a step that waits for something transient, seconds.
 const SOON_SECS: u64 = 1;
 
-/// Runs until `cancel`: every tick (and whenever a payment is submitted) advances the payments
-/// that are due.
+/// Runs until `cancel`, advancing the payments that are due: at once when something can move
+/// one (a submit, a payment event of the Lightning node), when the earliest step waiting to be
+/// retried is due, and otherwise every `routing.saga_interval_ms`.
 pub async fn run(ctx: AppState, cancel: CancellationToken) {
     let tick = Duration::from_millis(ctx.config.routing.saga_interval_ms.max(50));
     let mut resumed = false;
@@ -59,12 +60,31 @@ pub async fn run(ctx: AppState, cancel: CancellationToken) {
             Ok(Err(e)) => tracing::error!(error = %e, "reading open payments"),
             Err(e) => tracing::error!(error = %e, "payment task failed"),
         }
+        let wait = until_next_retry(&ctx).await.map_or(tick, |w| w.min(tick));
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ctx.payments_wake.notified() => {}
-            _ = tokio::time::sleep(tick) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// How long until the earliest step waiting to be retried is due; `None` when none waits.
+async fn until_next_retry(ctx: &AppState) -> Option<Duration> {
+    let store = Arc::clone(&ctx.store);
+    let at = match tokio::task::spawn_blocking(move || store.next_retry_at(crate::unix_now())).await {
+        Ok(Ok(at)) => at?,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "reading when open payments retry");
+            return None;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "payment task failed");
+            return None;
+        }
+    };
+    let due = std::time::UNIX_EPOCH + Duration::from_secs(at);
+    Some(due.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
 
 /// What one step decided.
