@@ -216,5 +216,22 @@ fn a_payment_lost_in_a_crash_is_sent_again_once_and_an_in_flight_one_is_left_alo
     want.sort();
     assert_eq!(got, want);
     wait_for("A's channel balance to settle", MINUTE, || a.channels()[0].outbound_msat == before - 30_000_000);
+
+    // 3. Lost in a crash that also cost the channel (a kill can force-close it): nothing can send
+    //    it again and nothing of it is on a channel, so it is abandoned rather than kept forever.
+    let orphan = b.bolt11_payment().receive(10_000_000, &description(), 3600).unwrap();
+    let channel_id = a.channels()[0].channel_id.clone();
+    a.close_channel(&channel_id, true).unwrap();
+    wait_for("the channel gone at A", MINUTE, || a.channels().is_empty());
+    drop(a);
+    write_lost_record(&a_dir, &orphan);
+    std::thread::sleep(Duration::from_secs(1));
+    let a = LightningNode::start(a_config(&chain, &a_dir, a_port)).unwrap();
+    match a.recover_lost(&orphan.to_string(), 10_000_000, Duration::ZERO).unwrap() {
+        Recovery::Abandoned(why) => assert!(why.contains("no channel"), "{why}"),
+        other => panic!("a lost payment with no channel left is abandoned, got {other:?}"),
+    }
+    assert_eq!(status(&a, &hash_of(&orphan)), None, "the abandoned record is dropped");
+    assert!(received(&b).iter().all(|(h, _)| *h != hash_of(&orphan)), "B never received it");
     b.stop().unwrap();
 }

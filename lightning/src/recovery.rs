@@ -47,7 +47,8 @@ impl LightningNode {
     /// `settle` (long enough to have retried or failed what it resumed at start); every channel
     /// is usable (no HTLC waits on a disconnected peer); and no channel carries an HTLC of it,
     /// dust included. Then the record is dropped and the invoice paid again under the same
-    /// payment id, so that if LDK knew the payment after all it refuses the second one.
+    /// payment id, so that if LDK knew the payment after all it refuses the second one — or,
+    /// when its invoice has expired or no channel is left (a force close took it), abandoned.
     /// `amount_msat` is what the first attempt paid.
     ///
     /// Offers are kept: their payment id is random, so LDK could not refuse a second payment.
@@ -98,7 +99,14 @@ impl LightningNode {
             return Ok(Recovery::Abandoned("the invoice expired before the payment could be sent again".into()));
         }
         if self.check_liquidity(amount_msat).is_err() {
-            return Ok(Recovery::Kept);
+            if !self.node.list_channels().is_empty() {
+                return Ok(Recovery::Kept); // liquidity may come back (payments in flight resolve)
+            }
+            // No channel left (a force close took it, with nothing of this payment on it): it
+            // cannot be sent again, and nothing of it is on its way.
+            tracing::warn!(payment_hash = %hash, "a payment lost in a crash cannot be sent again: no channel is left");
+            self.node.remove_payment(&id).map_err(|e| LightningError::from_node("remove lost payment", e))?;
+            return Ok(Recovery::Abandoned("no channel is left to send it again".into()));
         }
         tracing::warn!(payment_hash = %hash, amount_msat, "a payment was lost in a crash before it left the node: sending it again");
         self.node.remove_payment(&id).map_err(|e| LightningError::from_node("remove lost payment", e))?;
