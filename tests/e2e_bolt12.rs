@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::ln::{channel, wait_ln_running, MINUTE};
+use common::ln::{channel, node_config, rpc, wait_ln_running, MINUTE};
 use common::{http_get_with_key, http_post, wait_for, AdminMode, Chain, Gateway};
 use sendero::devchain::free_port;
 use sendero_lightning::ldk_node::bitcoin::hex::FromHex;
@@ -24,17 +24,8 @@ use sendero_lightning::ldk_node::lightning::util::ser::Writeable;
 use sendero_lightning::ldk_node::lightning_types::payment::PaymentHash;
 use sendero_lightning::ldk_node::payment::{PaymentDetails, PaymentDirection, PaymentKind, PaymentStatus};
 use sendero_lightning::ldk_node::{Builder, Event, Node};
-use sendero_lightning::{LightningConfig, LightningError, LightningNode, Recovery};
+use sendero_lightning::{LightningError, LightningNode, Recovery};
 use serde_json::{json, Value};
-
-/// bitcoind's host, port and cookie credentials.
-fn rpc(chain: &Chain) -> (String, u16, String, String) {
-    let url = chain.node.rpc_url();
-    let (host, port) = url.trim_start_matches("http://").trim_end_matches('/').rsplit_once(':').unwrap();
-    let cookie = std::fs::read_to_string(chain.node.cookie_path()).unwrap();
-    let (user, password) = cookie.trim().split_once(':').unwrap();
-    (host.to_owned(), port.parse().unwrap(), user.to_owned(), password.to_owned())
-}
 
 /// The plain ldk-node payee, with a thread that acknowledges its events and keeps what each
 /// `PaymentReceived` said: (payment hash, msat).
@@ -273,21 +264,6 @@ fn bolt12_and_keysend_payouts_settle_once_through_the_api() {
     assert_eq!(b.received.lock().unwrap().len(), 4, "{:?}", b.received.lock().unwrap());
 }
 
-fn a_config(chain: &Chain, dir: &Path, port: u16) -> LightningConfig {
-    let (rpc_host, rpc_port, rpc_user, rpc_password) = rpc(chain);
-    LightningConfig {
-        network: Network::Regtest,
-        storage_dir: dir.to_path_buf(),
-        rpc_host,
-        rpc_port,
-        rpc_user,
-        rpc_password,
-        listen: vec![format!("127.0.0.1:{port}")],
-        alias: None,
-        seed: [7; 64],
-    }
-}
-
 /// What a crash right after ldk-node's keysend `send` leaves in A's store: a `pending` outbound
 /// record under `hash`, written before this run of the node, that LDK never heard of.
 fn write_lost_keysend(storage_dir: &Path, hash: &str, amount_msat: u64) {
@@ -316,7 +292,7 @@ fn a_keysend_is_paid_once_per_key_and_one_lost_in_a_crash_is_sent_again_under_it
     let chain = Chain::start();
     let home = tempfile::tempdir().unwrap();
     let (a_dir, a_port) = (home.path().join("a"), free_port().unwrap());
-    let a = LightningNode::start(a_config(&chain, &a_dir, a_port)).unwrap();
+    let a = LightningNode::start(node_config(&chain, &a_dir, a_port, 7)).unwrap();
     let b = PlainNode::start(&chain, &home.path().join("b"));
     chain.mine_to(1, &b.node.onchain_payment().new_address().unwrap().to_string());
     chain.mine_to(1, &a.new_onchain_address().unwrap().to_string());
@@ -342,7 +318,7 @@ fn a_keysend_is_paid_once_per_key_and_one_lost_in_a_crash_is_sent_again_under_it
     let lost = a.keysend_payment_hash("pay_k2");
     drop(a);
     write_lost_keysend(&a_dir, &lost, 20_000_000);
-    let a = LightningNode::start(a_config(&chain, &a_dir, a_port)).unwrap();
+    let a = LightningNode::start(node_config(&chain, &a_dir, a_port, 7)).unwrap();
     assert_eq!(status(&a, "pay_k2"), Some("pending"), "the crash's record survives the restart");
     wait_for("the channel usable after A's restart", MINUTE, || usable(&a));
     let recovered = a.recover_lost_for(&dest, 20_000_000, Some("pay_k2"), Duration::ZERO).unwrap();

@@ -9,6 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::ln::{node_config, rpc};
 use common::{wait_for, Chain};
 use sendero::devchain::free_port;
 use sendero_lightning::ldk_node::bitcoin::hashes::{sha256, Hash};
@@ -19,36 +20,12 @@ use sendero_lightning::ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11Invoic
 use sendero_lightning::ldk_node::lightning_types::payment::{PaymentHash, PaymentPreimage};
 use sendero_lightning::ldk_node::payment::{PaymentDetails, PaymentDirection, PaymentKind, PaymentStatus};
 use sendero_lightning::ldk_node::{Builder, Event, Node};
-use sendero_lightning::{LightningConfig, LightningNode, Recovery};
+use sendero_lightning::{LightningNode, Recovery};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-/// bitcoind's host, port and cookie credentials.
-fn rpc(chain: &Chain) -> (String, u16, String, String) {
-    let url = chain.node.rpc_url();
-    let (host, port) = url.trim_start_matches("http://").trim_end_matches('/').rsplit_once(':').unwrap();
-    let cookie = std::fs::read_to_string(chain.node.cookie_path()).unwrap();
-    let (user, password) = cookie.trim().split_once(':').unwrap();
-    (host.to_owned(), port.parse().unwrap(), user.to_owned(), password.to_owned())
-}
-
-fn a_config(chain: &Chain, dir: &Path, port: u16) -> LightningConfig {
-    let (rpc_host, rpc_port, rpc_user, rpc_password) = rpc(chain);
-    LightningConfig {
-        network: Network::Regtest,
-        storage_dir: dir.to_path_buf(),
-        rpc_host,
-        rpc_port,
-        rpc_user,
-        rpc_password,
-        listen: vec![format!("127.0.0.1:{port}")],
-        alias: None,
-        seed: [7; 64],
-    }
 }
 
 fn start_b(chain: &Chain, dir: &Path, port: u16) -> Node {
@@ -141,7 +118,7 @@ fn a_payment_lost_in_a_crash_is_sent_again_once_and_an_in_flight_one_is_left_alo
     let home = tempfile::tempdir().unwrap();
     let (a_dir, b_dir): (PathBuf, PathBuf) = (home.path().join("a"), home.path().join("b"));
     let (a_port, b_port) = (free_port().unwrap(), free_port().unwrap());
-    let a = LightningNode::start(a_config(&chain, &a_dir, a_port)).unwrap();
+    let a = LightningNode::start(node_config(&chain, &a_dir, a_port, 7)).unwrap();
     let b = start_b(&chain, &b_dir, b_port);
 
     // Both nodes get a mature coinbase (B needs on-chain funds for its anchor reserve), then A
@@ -170,7 +147,7 @@ fn a_payment_lost_in_a_crash_is_sent_again_once_and_an_in_flight_one_is_left_alo
     );
     drop(a);
     std::thread::sleep(Duration::from_secs(1)); // the record now predates the next start
-    let a = LightningNode::start(a_config(&chain, &a_dir, a_port)).unwrap();
+    let a = LightningNode::start(node_config(&chain, &a_dir, a_port, 7)).unwrap();
     wait_for("the channel usable after A's restart", MINUTE, || usable(&a, &b));
     assert_eq!(status(&a, &held_hash.0), Some("pending"));
     assert_eq!(a.recover_lost(&held.to_string(), 50_000_000, Duration::ZERO).unwrap(), Recovery::Kept);
@@ -186,7 +163,7 @@ fn a_payment_lost_in_a_crash_is_sent_again_once_and_an_in_flight_one_is_left_alo
     write_lost_record(&a_dir, &valid);
     write_lost_record(&a_dir, &expiring);
     std::thread::sleep(Duration::from_secs(2)); // `expiring` expires
-    let a = LightningNode::start(a_config(&chain, &a_dir, a_port)).unwrap();
+    let a = LightningNode::start(node_config(&chain, &a_dir, a_port, 7)).unwrap();
     let (valid_hash, expiring_hash) = (hash_of(&valid), hash_of(&expiring));
     assert_eq!(status(&a, &valid_hash), Some("pending"), "the crash's record survives the restart");
     // Not before the node has run for `settle`.
@@ -226,7 +203,7 @@ fn a_payment_lost_in_a_crash_is_sent_again_once_and_an_in_flight_one_is_left_alo
     drop(a);
     write_lost_record(&a_dir, &orphan);
     std::thread::sleep(Duration::from_secs(1));
-    let a = LightningNode::start(a_config(&chain, &a_dir, a_port)).unwrap();
+    let a = LightningNode::start(node_config(&chain, &a_dir, a_port, 7)).unwrap();
     match a.recover_lost(&orphan.to_string(), 10_000_000, Duration::ZERO).unwrap() {
         Recovery::Abandoned(why) => assert!(why.contains("no channel"), "{why}"),
         other => panic!("a lost payment with no channel left is abandoned, got {other:?}"),

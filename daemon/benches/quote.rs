@@ -150,11 +150,12 @@ async fn start_gateway_api(dir: &std::path::Path) -> Result<(SocketAddr, String)
     let (_, key) = sendero::apikey::create(&store, "bench", &[sendero::apikey::Scope::Quote], now())?;
     let (status_tx, status) = tokio::sync::watch::channel(ChainStatus::default());
     std::mem::forget(status_tx);
+    let chain = Arc::new(ChainSource::new("http://127.0.0.1:1", BitcoindAuth::UserPass("u".into(), "p".into())));
+    let onchain = Arc::new(sendero::rails::onchain::Onchain::new(treasury, chain, config.wallet.clone()));
     let state = AppState::new(Shared {
         config: Arc::new(config),
         network: Network::Regtest,
-        treasury,
-        chain: Arc::new(ChainSource::new("http://127.0.0.1:1", BitcoindAuth::UserPass("u".into(), "p".into()))),
+        onchain,
         store,
         status,
         lightning: Default::default(),
@@ -162,7 +163,6 @@ async fn start_gateway_api(dir: &std::path::Path) -> Result<(SocketAddr, String)
         payments_wake: Default::default(),
         webhooks_wake: Default::default(),
         learner: Default::default(),
-        onchain_spend: Default::default(),
     });
     // As in senderod: buffered quotes are written every 20 ms.
     let store = Arc::clone(&state.store);

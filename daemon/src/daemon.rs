@@ -18,6 +18,7 @@ use crate::admin::AdminListener;
 use crate::config::{Config, ConfigError};
 use crate::devchain::{self, Bitcoind, DevChainError};
 use crate::follower::{self, ChainStatus};
+use crate::rails::onchain::{blocking, Onchain};
 use crate::state::{AppState, Shared};
 use crate::store::{Store, StoreError};
 use crate::supervise::Tasks;
@@ -124,11 +125,11 @@ async fn compose(config: Config, rpc: &(String, BitcoindAuth)) -> Result<(AppSta
     );
     let fx_sources = config.fx.source_set()?;
     let (status_tx, status_rx) = watch::channel(ChainStatus::default());
+    let onchain = Arc::new(Onchain::new(treasury, chain, config.wallet.clone()));
     let state = AppState::new(Shared {
         config: Arc::new(config),
         network,
-        treasury,
-        chain,
+        onchain,
         store,
         status: status_rx,
         lightning: Default::default(),
@@ -136,7 +137,6 @@ async fn compose(config: Config, rpc: &(String, BitcoindAuth)) -> Result<(AppSta
         payments_wake: Default::default(),
         webhooks_wake: Default::default(),
         learner: Default::default(),
-        onchain_spend: Default::default(),
     });
     if let Some(entry) = crate::audit::config_policy(&state.store, &state.config.audited_policy())? {
         tracing::info!(audit_seq = entry.seq, "the config's markups or limits changed since the last start: audited");
@@ -151,7 +151,7 @@ async fn compose(config: Config, rpc: &(String, BitcoindAuth)) -> Result<(AppSta
 /// Starts the background tasks, supervised.
 fn spawn_tasks(state: &AppState, boot: Boot, rpc: (String, BitcoindAuth), cancel: &CancellationToken) -> Tasks {
     let interval = Duration::from_millis(state.config.bitcoind.poll_interval_ms.max(50));
-    let (chain, treasury) = (Arc::clone(&state.chain), Arc::clone(&state.treasury));
+    let (chain, treasury) = (Arc::clone(state.onchain.chain()), Arc::clone(state.onchain.treasury()));
     let follow =
         follower::run(chain, treasury, state.network, boot.start_height, interval, boot.status_tx, cancel.clone());
     let mut tasks = Tasks::default();
@@ -290,12 +290,12 @@ async fn dev_bootstrap(state: &AppState) -> Result<(), DaemonError> {
     };
     let blocks = state.config.dev.mine_blocks;
     if height == 0 && blocks > 0 {
-        let address = state.treasury.new_address()?.to_string();
+        let address = state.onchain.treasury().new_address()?.to_string();
         tracing::info!(blocks, %address, "dev mode: mining blocks to the treasury");
-        let chain = Arc::clone(&state.chain);
+        let chain = Arc::clone(state.onchain.chain());
         let to = address.clone();
-        crate::treasury::blocking(move || chain.generate_to_address(blocks, &to)).await?;
-        while state.treasury.synced_height() < blocks {
+        blocking(move || chain.generate_to_address(blocks, &to)).await?;
+        while state.onchain.treasury().synced_height() < blocks {
             if Instant::now() > deadline {
                 return Err(WalletError::Chain("wallet did not sync the dev chain in time".into()).into());
             }
@@ -303,9 +303,9 @@ async fn dev_bootstrap(state: &AppState) -> Result<(), DaemonError> {
         }
     }
     print_dev_api_key(state)?;
-    let b = state.treasury.balances();
+    let b = state.onchain.treasury().balances();
     tracing::info!(
-        height = state.treasury.synced_height(),
+        height = state.onchain.treasury().synced_height(),
         confirmed_sat = b.confirmed_sat,
         immature_sat = b.immature_sat,
         "dev mode: treasury ready (try: sendero-cli --datadir {} getinfo)",

@@ -16,12 +16,12 @@ pub mod ledger;
 pub mod ln;
 pub mod logging;
 pub mod payment;
+pub mod rails;
 pub mod route;
 pub mod secret;
 pub mod state;
 pub mod store;
 pub mod supervise;
-pub mod treasury;
 pub mod webhook;
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

@@ -189,31 +189,48 @@ pub fn handle_event(store: &Store, node: &LightningNode, payments_wake: &Notify,
 }
 
 fn record_event(store: &Store, node: &LightningNode, event: &Event) -> Result<(), StoreError> {
-    let now = crate::unix_now();
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     match event {
+        Event::PaymentSuccessful { .. } | Event::PaymentFailed { .. } | Event::PaymentReceived { .. } => {
+            record_payment(store, node, event)
+        }
+        other => record_channel(store, other),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A payment's outcome (sent, failed, received) in the node's events table.
+fn record_payment(store: &Store, node: &LightningNode, event: &Event) -> Result<(), StoreError> {
+    let now = crate::unix_now();
+    let row = match event {
         Event::PaymentSuccessful { payment_id, payment_hash, fee_paid_msat, .. } => {
             let id = payment_id.map(|p| hex(&p.0)).unwrap_or_else(|| hex(&payment_hash.0));
             let amount = node.payment(&id).and_then(|p| p.amount_msat);
             tracing::info!(payment_id = %id, amount_msat = ?amount, fee_paid_msat = ?fee_paid_msat, "lightning payment sent");
-            let row = payment_row(id, "outbound", "succeeded", amount, *fee_paid_msat, Some(hex(&payment_hash.0)));
-            store.record_ln_payment(&row, now)
+            payment_row(id, "outbound", "succeeded", amount, *fee_paid_msat, Some(hex(&payment_hash.0)))
         }
         Event::PaymentFailed { payment_id, payment_hash, reason } => {
             let id = payment_id.map(|p| hex(&p.0)).or_else(|| payment_hash.map(|h| hex(&h.0))).unwrap_or_default();
             tracing::warn!(payment_id = %id, ?reason, "lightning payment failed");
             let amount = node.payment(&id).and_then(|p| p.amount_msat);
-            store.record_ln_payment(
-                &payment_row(id, "outbound", "failed", amount, None, payment_hash.map(|h| hex(&h.0))),
-                now,
-            )
+            payment_row(id, "outbound", "failed", amount, None, payment_hash.map(|h| hex(&h.0)))
         }
         Event::PaymentReceived { payment_id, payment_hash, amount_msat, .. } => {
             let id = payment_id.map(|p| hex(&p.0)).unwrap_or_else(|| hex(&payment_hash.0));
             tracing::info!(payment_id = %id, amount_msat, "lightning payment received");
-            let row = payment_row(id, "inbound", "succeeded", Some(*amount_msat), None, Some(hex(&payment_hash.0)));
-            store.record_ln_payment(&row, now)
+            payment_row(id, "inbound", "succeeded", Some(*amount_msat), None, Some(hex(&payment_hash.0)))
         }
+        _ => return Ok(()),
+    };
+    store.record_ln_payment(&row, now)
+}
+
+/// A channel's step (pending, ready, closed, spliced) and the ledger movement it starts.
+fn record_channel(store: &Store, event: &Event) -> Result<(), StoreError> {
+    let now = crate::unix_now();
+    match event {
         Event::ChannelPending { channel_id, counterparty_node_id, funding_txo, .. } => {
             tracing::info!(%channel_id, peer = %counterparty_node_id, %funding_txo, "channel pending");
             let (id, txo) = (channel_id.to_string(), funding_txo.to_string());
@@ -270,8 +287,8 @@ fn payment_row(
 pub async fn fund(ctx: &AppState, amount_sat: u64) -> Result<String, LnError> {
     let node = node(ctx)?;
     let address = blocking_ln(move || node.new_onchain_address()).await?;
-    let fee = crate::treasury::estimate(ctx, ctx.config.wallet.default_target_blocks).await?;
-    let payout = crate::treasury::pay(ctx, Payee { address, amount_sat }, fee.sat_per_vb).await?;
+    let fee = ctx.onchain.default_estimate().await?;
+    let payout = ctx.onchain.pay(Payee { address, amount_sat }, fee.sat_per_vb).await?;
     let txid = payout.txid.to_string();
     tracing::info!(%txid, amount_sat, fee_sat = payout.fee_sat, "treasury funded the lightning wallet");
     // Posted now; should this fail or the process die first, the next import finds the

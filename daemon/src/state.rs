@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use sendero_wallet::bitcoin::Network;
-use sendero_wallet::{ChainSource, Treasury};
 use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::follower::ChainStatus;
 use crate::ln::LnSlot;
+use crate::rails::onchain::Onchain;
 use crate::store::Store;
 
 /// What every handler shares; one pointer, so cloning it per request costs one atomic increment.
@@ -37,10 +37,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// The chain this gateway runs on.
     pub network: Network,
-    /// The on-chain treasury wallet.
-    pub treasury: Arc<Treasury>,
-    /// bitcoind.
-    pub chain: Arc<ChainSource>,
+    /// The on-chain rail: the treasury wallet and bitcoind behind one spend lock.
+    pub onchain: Arc<Onchain>,
     /// Sendero's own store.
     pub store: Arc<Store>,
     /// Latest bitcoind / wallet-sync status.
@@ -53,10 +51,6 @@ pub struct Shared {
     pub payments_wake: Arc<tokio::sync::Notify>,
     /// Wakes the webhook sender (an outbox event was written).
     pub webhooks_wake: Arc<tokio::sync::Notify>,
-    /// Held by whoever builds and broadcasts a treasury transaction (a payout from its signing to
-    /// its broadcast, an admin send, a transfer to the Lightning wallet), so that two never pick
-    /// the same coins.
-    pub onchain_spend: tokio::sync::Mutex<()>,
     /// What the router has learned of each rail, and the operator's rail rules.
     pub learner: Arc<std::sync::Mutex<crate::route::learn::Learner>>,
 }

@@ -40,6 +40,13 @@ pub enum LightningError {
     /// The peer could not be reached.
     #[error("could not connect to the peer")]
     ConnectionFailed,
+    /// The node is not running (starting, or stopping).
+    #[error("the Lightning node is not running")]
+    NotRunning,
+    /// The node could not send the payment now (no route yet, channels reconnecting): nothing
+    /// left the node.
+    #[error("the node could not send the payment now: {0}")]
+    SendFailed(String),
     /// The node refused the operation (`ldk-node`'s reason in the message).
     #[error("{operation} failed: {reason}")]
     Failed {
@@ -65,6 +72,8 @@ impl LightningError {
             LightningError::InsufficientFunds => "insufficient_funds",
             LightningError::UnknownChannel(_) => "unknown_channel",
             LightningError::ConnectionFailed => "connection_failed",
+            LightningError::NotRunning => "lightning_failed",
+            LightningError::SendFailed(_) => "lightning_failed",
             LightningError::Failed { .. } => "lightning_failed",
             LightningError::Setup(_) => "internal",
         }
@@ -80,6 +89,8 @@ impl LightningError {
             NodeError::DuplicatePayment => LightningError::DuplicatePayment,
             NodeError::InsufficientFunds => LightningError::InsufficientFunds,
             NodeError::ConnectionFailed => LightningError::ConnectionFailed,
+            NodeError::NotRunning => LightningError::NotRunning,
+            NodeError::PaymentSendingFailed => LightningError::SendFailed(format!("{operation}: {e}")),
             NodeError::InvalidInvoice => Self::invalid("invalid_invoice", "the invoice cannot be paid as given"),
             NodeError::InvalidOffer => Self::invalid("invalid_offer", "the offer cannot be paid as given"),
             NodeError::InvalidAmount => Self::invalid("invalid_amount", "the amount does not fit the invoice or offer"),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ldk_node::bitcoin::secp256k1::PublicKey;
 use ldk_node::bitcoin::{Address, Network};
@@ -174,6 +174,22 @@ impl LightningNode {
         // Payments first: a sweep whose transaction the wallet lists is counted in the wallet.
         let payments = self.node.list_payments();
         crate::holdings::holdings(&self.node.list_balances(), &self.node.list_channels(), &payments)
+    }
+
+    /// [`LightningNode::holdings`] once two reads 200 ms apart agree: for a moment after a
+    /// payment's event, while the HTLC is being removed from the channel, the channel figures
+    /// still move. Up to `tries` pairs; `false` when they never agreed.
+    pub fn steady_holdings(&self, tries: u32) -> (Holdings, bool) {
+        let mut last = self.holdings();
+        for _ in 0..tries {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = self.holdings();
+            if now == last {
+                return (now, true);
+            }
+            last = now;
+        }
+        (last, false)
     }
 
     /// The transactions of the node's own on-chain wallet.

@@ -71,12 +71,18 @@ pub fn pair_with(extra: &str) -> Pair {
 pub fn open_channel(p: &Pair, amount_sat: u64) -> String {
     let (a, b, chain) = (&p.a, &p.b, &p.chain);
     let peer = format!("127.0.0.1:{}", b.ln_port);
+    // B's node holds its anchor reserve before A's open reaches it: without one it would refuse
+    // an anchor channel and the open would fall back to a channel of another type.
+    let b_fund = b.call("ln.fund", json!({"amount_sat": 100_000}))["txid"].as_str().unwrap().to_owned();
+    assert!(chain.mempool().contains(&b_fund));
+    chain.mine(1);
+    wait_for("B's node to see its reserve", MINUTE, || {
+        b.call("ln.balance", json!({}))["onchain_spendable_sat"].as_u64().unwrap_or(0) > 0
+    });
     let opened = a.call("ln.open_channel", json!({"node_id": p.b_id, "addr": peer, "amount_sat": amount_sat}));
     assert_eq!(opened["status"], "awaiting_funding", "{opened}");
     let funding_txid = opened["funding_txid"].as_str().unwrap().to_owned();
-    let b_fund = b.call("ln.fund", json!({"amount_sat": 100_000}))["txid"].as_str().unwrap().to_owned();
-    let mempool = chain.mempool();
-    assert!(mempool.contains(&funding_txid) && mempool.contains(&b_fund), "{mempool:?}");
+    assert!(chain.mempool().contains(&funding_txid));
     chain.mine(1);
     wait_for("A's channel open to start once its funding confirmed", MINUTE, || channel(a).is_some());
     wait_for("the channel funding tx in the mempool", MINUTE, || chain.mempool().len() == 1);
@@ -139,4 +145,30 @@ fn rand_bytes() -> [u8; 32] {
         *x = (nanos >> (i % 16 * 8)) as u8 ^ (i as u8).wrapping_mul(31);
     }
     b
+}
+
+/// bitcoind's host, port and cookie credentials, for a node built outside senderod.
+pub fn rpc(chain: &Chain) -> (String, u16, String, String) {
+    let url = chain.node.rpc_url();
+    let (host, port) = url.trim_start_matches("http://").trim_end_matches('/').rsplit_once(':').unwrap();
+    let cookie = std::fs::read_to_string(chain.node.cookie_path()).unwrap();
+    let (user, password) = cookie.trim().split_once(':').unwrap();
+    (host.to_owned(), port.parse().unwrap(), user.to_owned(), password.to_owned())
+}
+
+/// Sendero's own node (`sendero_lightning::LightningNode`) on `chain`, kept in `dir`, listening
+/// on `port`, from a seed of `seed` bytes.
+pub fn node_config(chain: &Chain, dir: &std::path::Path, port: u16, seed: u8) -> sendero_lightning::LightningConfig {
+    let (rpc_host, rpc_port, rpc_user, rpc_password) = rpc(chain);
+    sendero_lightning::LightningConfig {
+        network: sendero_lightning::ldk_node::bitcoin::Network::Regtest,
+        storage_dir: dir.to_path_buf(),
+        rpc_host,
+        rpc_port,
+        rpc_user,
+        rpc_password,
+        listen: vec![format!("127.0.0.1:{port}")],
+        alias: None,
+        seed: [seed; 64],
+    }
 }

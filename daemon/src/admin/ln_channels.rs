@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use super::error::AdminError;
 use super::params::Params;
 use crate::ln::{self, blocking_ln, OpenRequest, Opened};
+use crate::rails::onchain::blocking;
 use crate::state::AppState;
-use crate::treasury::blocking;
 
 /// `ln.fund {amount_sat}`: treasury → the node's on-chain wallet.
 pub(crate) async fn fund(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
@@ -77,9 +77,9 @@ pub(crate) async fn splice_out(ctx: &AppState, params: Params) -> Result<Value, 
     let channel_id = params.string("channel_id")?;
     let amount_sat = params.positive_integer("amount_sat", "invalid_amount")?;
     let (address, direction) = match params.optional_string("address")? {
-        Some(text) => (ctx.treasury.parse_address(&text)?, "to_address"),
+        Some(text) => (ctx.onchain.treasury().parse_address(&text)?, "to_address"),
         None => {
-            let treasury = Arc::clone(&ctx.treasury);
+            let treasury = Arc::clone(ctx.onchain.treasury());
             (blocking(move || treasury.new_address()).await?, "to_treasury")
         }
     };

@@ -13,13 +13,13 @@ pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, Admi
 
 /// The balances object `wallet.balance` answers and `getinfo` embeds.
 pub(crate) fn balances(ctx: &AppState) -> Value {
-    let b = ctx.treasury.balances();
+    let b = ctx.onchain.treasury().balances();
     json!({
         "confirmed_sat": b.confirmed_sat,
         "trusted_pending_sat": b.trusted_pending_sat,
         "untrusted_pending_sat": b.untrusted_pending_sat,
         "immature_sat": b.immature_sat,
         "total_sat": b.confirmed_sat + b.trusted_pending_sat + b.untrusted_pending_sat + b.immature_sat,
-        "synced_height": ctx.treasury.synced_height(),
+        "synced_height": ctx.onchain.treasury().synced_height(),
     })
 }

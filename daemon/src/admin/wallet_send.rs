@@ -4,8 +4,8 @@ use serde_json::{json, Value};
 
 use super::error::AdminError;
 use super::params::Params;
+use crate::rails::onchain::SendRequest;
 use crate::state::AppState;
-use crate::treasury::{self, SendRequest};
 
 pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     let params = params.only(&["address", "amount_sat", "feerate_sat_vb"])?;
@@ -14,7 +14,7 @@ pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, Admi
         amount_sat: params.positive_integer("amount_sat", "invalid_amount")?,
         feerate_sat_vb: params.optional_positive_integer("feerate_sat_vb", "invalid_feerate")?,
     };
-    let sent = treasury::send(ctx, req).await?;
+    let sent = ctx.onchain.send(&ctx.store, req).await?;
     Ok(json!({
         "txid": sent.payout.txid.to_string(),
         "fee_sat": sent.payout.fee_sat,

@@ -8,5 +8,5 @@ use crate::state::AppState;
 
 pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
-    Ok(json!({ "transactions": ctx.treasury.transactions() }))
+    Ok(json!({ "transactions": ctx.onchain.treasury().transactions() }))
 }

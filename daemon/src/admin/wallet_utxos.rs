@@ -8,5 +8,5 @@ use crate::state::AppState;
 
 pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
-    Ok(json!({ "utxos": ctx.treasury.utxos() }))
+    Ok(json!({ "utxos": ctx.onchain.treasury().utxos() }))
 }

@@ -28,7 +28,7 @@ pub(crate) async fn handle(State(ctx): State<AppState>) -> Result<Response, ApiE
             "error": status.last_error,
         },
         "wallet": {
-            "synced_height": ctx.treasury.synced_height(),
+            "synced_height": ctx.onchain.treasury().synced_height(),
             "synced": status.wallet_synced(),
         },
         "lightning": crate::ln::summary(&ctx),

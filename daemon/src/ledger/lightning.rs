@@ -46,7 +46,8 @@ pub fn import(
     let node_txs = node.onchain_txs();
     posted += catch_up_funding(store, &node_txs, treasury_txs, now)?;
     posted += book_payments(store, node, payouts, now)?;
-    if settle(store, &node.holdings(), &node_txs, payouts.open, now)? {
+    let (holdings, steady) = node.steady_holdings(STEADY_TRIES);
+    if steady && settle(store, &holdings, &node_txs, payouts.open, now)? {
         posted += 1;
     }
     Ok(posted)
@@ -205,6 +206,9 @@ fn in_transit_msat(transfers: &[Transfer], node_txs: &[OnchainTx]) -> (i64, i64)
     (incoming, outgoing)
 }
 
+/// How many pairs of reads [`LightningNode::steady_holdings`] makes at most (2 s).
+const STEADY_TRIES: u32 = 10;
+
 /// `treasury:lightning` + what open payouts hold − what the node holds.
 fn gap_msat(store: &Store, holdings: &Holdings) -> Result<i64, LedgerError> {
     let ledger = store.ledger_balance("treasury:lightning", BTC)? + store.ledger_balance("in_flight:lightning", BTC)?;
@@ -214,9 +218,13 @@ fn gap_msat(store: &Store, holdings: &Holdings) -> Result<i64, LedgerError> {
 /// The rail's reconciliation for `ledger.verify`: the node's holdings against the ledger, the
 /// gap, and whether it is judged exactly (at rest) or as timing (a movement on its way).
 pub fn check(store: &Store, node: &LightningNode, open_payouts: bool) -> Result<Value, LedgerError> {
-    let (holdings, node_txs, transfers) = (node.holdings(), node.onchain_txs(), store.ln_transfers()?);
+    let (holdings, steady) = node.steady_holdings(STEADY_TRIES);
+    let (node_txs, transfers) = (node.onchain_txs(), store.ln_transfers()?);
     let movements = store.ln_movements()?;
     let mut waiting = unrest(&holdings, &node_txs, &transfers, open_payouts);
+    if !steady {
+        waiting.push("channel balances still moving (an HTLC being settled)".into());
+    }
     let pending: Vec<&Movement> = movements.iter().filter(|m| m.state == "pending").collect();
     if !pending.is_empty() {
         waiting.push(format!("{} channel movement(s) not settled", pending.len()));

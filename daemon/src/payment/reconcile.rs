@@ -41,7 +41,7 @@ impl Classified {
 /// Posts what the Lightning node's records show, then imports the wallet's confirmed
 /// transactions that no payment and no transfer to or from the node made; returns how many.
 pub fn import_wallet(ctx: &AppState) -> Result<usize, LedgerError> {
-    import(ctx, &all_payments(ctx)?, &ctx.treasury.transactions())
+    import(ctx, &all_payments(ctx)?, &ctx.onchain.treasury().transactions())
 }
 
 fn import(ctx: &AppState, payments: &[Payment], txs: &[TxRecord]) -> Result<usize, LedgerError> {
@@ -104,7 +104,7 @@ fn all_payments(ctx: &AppState) -> Result<Vec<Payment>, StoreError> {
 
 /// `ledger.verify`: the ledger's own integrity, then the wallet and the node.
 pub fn verify(ctx: &AppState) -> Result<Value, LedgerError> {
-    let (payments, txs) = (all_payments(ctx)?, ctx.treasury.transactions());
+    let (payments, txs) = (all_payments(ctx)?, ctx.onchain.treasury().transactions());
     import(ctx, &payments, &txs)?;
     let (unbalanced, totals) = ctx.store.ledger_integrity()?;
     let node = crate::ln::node(ctx).ok();
@@ -147,7 +147,7 @@ fn onchain(
         .filter(|t| t.confirmation_height.is_none() && !ours.contains(t.txid.as_str()))
         .map(|t| (i128::from(t.received_sat) - i128::from(t.sent_sat)) * 1_000)
         .sum();
-    let b = ctx.treasury.balances();
+    let b = ctx.onchain.treasury().balances();
     let wallet = i128::from(b.confirmed_sat + b.trusted_pending_sat + b.untrusted_pending_sat + b.immature_sat) * 1_000;
     let ledger = i128::from(ctx.store.ledger_balance("treasury:onchain", BTC)?);
     let difference = wallet - (ledger + in_flight + unconfirmed_external);

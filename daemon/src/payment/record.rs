@@ -239,31 +239,12 @@ impl Store {
     }
 
     fn insert_one(&self, conn: &rusqlite::Connection, new: &NewPayment) -> Result<(), InsertError> {
-        let p = &new.payment;
-        let taken = conn
-            .prepare_cached("SELECT 1 FROM payments WHERE api_key_id = ?1 AND idem_key = ?2")?
-            .query_row([&p.api_key_id, &p.idem_key], |_| Ok(()))
-            .optional()?;
-        if taken.is_some() {
-            return Err(InsertError::IdemTaken);
-        }
-        if let Some(spendable) = new.spendable_msat {
-            let reserved: i64 = conn
-                .prepare_cached(
-                    "SELECT COALESCE(SUM(amount_msat + fee_reserve_msat), 0) FROM payments
-                     WHERE rail = ?1 AND state IN ('submitted', 'debited', 'sending')",
-                )?
-                .query_row([p.rail.as_str()], |r| r.get(0))?;
-            let available = spendable.saturating_sub(reserved as u64);
-            if available < new.need_msat {
-                return Err(InsertError::Guard { available_msat: available, need_msat: new.need_msat });
-            }
-        }
+        check_admission(conn, new)?;
         let p = new.first.next.as_ref().unwrap_or(&new.payment);
         let inserted = conn
             .prepare_cached(&format!(
                 "INSERT INTO payments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
-                 ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+                 ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23) ON CONFLICT DO NOTHING"
             ))?
             .execute(params![
                 p.payment_id,
@@ -290,20 +271,9 @@ impl Store {
                 p.updated_at as i64,
                 p.final_at.map(|v| v as i64),
             ]);
-        if let Err(rusqlite::Error::SqliteFailure(f, Some(msg))) = &inserted {
-            if f.code == rusqlite::ErrorCode::ConstraintViolation {
-                return Err(if msg.contains("route_id") {
-                    InsertError::RouteTaken(p.route_id.clone())
-                } else if msg.contains("fx_quote_id") {
-                    InsertError::QuoteTaken(p.fx_quote_id.clone().unwrap_or_default())
-                } else if msg.contains("rail_ref") {
-                    InsertError::AlreadyPaying
-                } else {
-                    InsertError::Store(StoreError::Sqlite(rusqlite::Error::SqliteFailure(*f, Some(msg.clone()))))
-                });
-            }
+        if inserted? == 0 {
+            return Err(conflict(conn, p)?);
         }
-        inserted?;
         outbox(conn, &p.payment_id, &p.api_key_id, (new.event.0, new.event.1.clone()), p.created_at)?;
         record_change(conn, p, &new.first, p.created_at)?;
         self.idempotency_answer(conn, (&p.api_key_id, &p.idem_key), 202, &new.answer, p.created_at)?;
@@ -390,6 +360,55 @@ impl Store {
         let rows = stmt.query_map([payment_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// Which uniqueness a payment that was not inserted ran into (asked only then, off the hot path):
+/// its route already has a payment, its FX quote is locked by another, or its destination is being
+/// (or was) paid on this rail.
+fn conflict(conn: &rusqlite::Connection, p: &Payment) -> Result<InsertError, InsertError> {
+    let exists = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<bool> {
+        Ok(conn.prepare_cached(sql)?.query_row(args, |_| Ok(())).optional()?.is_some())
+    };
+    if exists("SELECT 1 FROM payments WHERE route_id = ?1", &[&p.route_id])? {
+        return Ok(InsertError::RouteTaken(p.route_id.clone()));
+    }
+    if let Some(quote) = &p.fx_quote_id {
+        if exists("SELECT 1 FROM payments WHERE fx_quote_id = ?1 AND state != 'failed'", &[quote])? {
+            return Ok(InsertError::QuoteTaken(quote.clone()));
+        }
+    }
+    let rail = p.rail.as_str();
+    if exists("SELECT 1 FROM payments WHERE rail = ?1 AND rail_ref = ?2 AND state != 'failed'", &[&rail, &p.rail_ref])?
+    {
+        return Ok(InsertError::AlreadyPaying);
+    }
+    Ok(InsertError::Commit(format!("payment {} conflicts with a stored one", p.payment_id)))
+}
+
+/// The checks a payment passes before it writes anything: its idempotency key is free, and the
+/// treasury guard — its rail can fund it beside what open payments on that rail still reserve
+/// (amount + fee reserve of those not yet handed to the rail).
+fn check_admission(conn: &rusqlite::Connection, new: &NewPayment) -> Result<(), InsertError> {
+    let p = &new.payment;
+    let taken = conn
+        .prepare_cached("SELECT 1 FROM payments WHERE api_key_id = ?1 AND idem_key = ?2")?
+        .query_row([&p.api_key_id, &p.idem_key], |_| Ok(()))
+        .optional()?;
+    if taken.is_some() {
+        return Err(InsertError::IdemTaken);
+    }
+    let Some(spendable) = new.spendable_msat else { return Ok(()) };
+    let reserved: i64 = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(amount_msat + fee_reserve_msat), 0) FROM payments
+             WHERE rail = ?1 AND state IN ('submitted', 'debited', 'sending')",
+        )?
+        .query_row([p.rail.as_str()], |r| r.get(0))?;
+    let available = spendable.saturating_sub(reserved as u64);
+    if available < new.need_msat {
+        return Err(InsertError::Guard { available_msat: available, need_msat: new.need_msat });
+    }
+    Ok(())
 }
 
 fn outbox(

@@ -134,7 +134,7 @@ fn after_step(ctx: &AppState, from: &Payment, next: &Payment, outcome: Option<&O
 async fn advance(ctx: &AppState, mut p: Payment) {
     // An on-chain payout holds the treasury from signing its transaction to broadcasting it.
     let _spending = match (p.rail, p.state) {
-        (Rail::Onchain, State::Debited | State::Sending) => Some(ctx.onchain_spend.lock().await),
+        (Rail::Onchain, State::Debited | State::Sending) => Some(ctx.onchain.spending().await),
         _ => None,
     };
     loop {
@@ -355,20 +355,19 @@ async fn resume(ctx: &AppState, p: &Payment) -> Step {
 
 /// Builds and signs the payout, and stores it (`sending`) before anything is broadcast.
 async fn prepare_onchain(ctx: &AppState, p: &Payment) -> Step {
-    let address = match ctx.treasury.parse_address(&p.destination) {
+    let address = match ctx.onchain.treasury().parse_address(&p.destination) {
         Ok(a) => a,
         Err(e) => return Step::next(fail(p, "invalid_destination", e.to_string())),
     };
     let payee = Payee { address, amount_sat: p.amount_msat.div_ceil(1_000) };
     let rate = match p.fee_rate_sat_vb {
         Some(rate) => rate,
-        None => match crate::treasury::estimate(ctx, ctx.config.wallet.default_target_blocks).await {
+        None => match ctx.onchain.default_estimate().await {
             Ok(f) => f.sat_per_vb,
             Err(e) => return Step::Retry(e.to_string()),
         },
     };
-    let treasury = Arc::clone(&ctx.treasury);
-    match crate::treasury::blocking(move || treasury.prepare(&[payee], rate)).await {
+    match ctx.onchain.prepare(vec![payee], rate).await {
         Ok((tx, payout)) => Step::next(Change {
             next: Some(Payment {
                 state: State::Sending,
@@ -389,17 +388,18 @@ async fn publish_onchain(ctx: &AppState, p: &Payment) -> Step {
     let Some(tx) = p.raw_tx.as_deref().and_then(|raw| deserialize::<Transaction>(raw).ok()) else {
         return Step::next(fail(p, "internal", "the stored transaction is missing or unreadable".into()));
     };
-    let (treasury, chain) = (Arc::clone(&ctx.treasury), Arc::clone(&ctx.chain));
-    match crate::treasury::blocking(move || treasury.publish(&chain, &tx)).await {
+    match ctx.onchain.publish(tx).await {
         Ok(()) => Step::next(Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() }),
         // Refused for good: unless the wallet already has it (a conflict with itself), it never
         // left, and nothing was paid.
-        Err(WalletError::Broadcast(reason)) => match p.rail_ref.as_deref().and_then(|t| ctx.treasury.transaction(t)) {
-            Some(_) => {
-                Step::next(Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() })
+        Err(WalletError::Broadcast(reason)) => {
+            match p.rail_ref.as_deref().and_then(|t| ctx.onchain.treasury().transaction(t)) {
+                Some(_) => {
+                    Step::next(Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() })
+                }
+                None => Step::next(fail(p, "broadcast_rejected", reason)),
             }
-            None => Step::next(fail(p, "broadcast_rejected", reason)),
-        },
+        }
         Err(e) => Step::Retry(e.to_string()),
     }
 }
@@ -443,11 +443,9 @@ async fn send_lightning(ctx: &AppState, p: &Payment) -> Step {
             }),
             None => Step::next(fail(p, "duplicate_payment", "the node already paid this invoice".into())),
         },
-        Err(LightningError::Failed { reason, .. }) if reason.contains("not running") => Step::RetrySoon(reason),
+        Err(e @ LightningError::NotRunning) => Step::RetrySoon(e.to_string()),
         // No route yet (channels still reconnecting after a restart): nothing left the node.
-        Err(e @ LightningError::Failed { .. }) if e.to_string().contains("Failed to send") => {
-            retry_or_fail(ctx, p, e.code(), e.to_string())
-        }
+        Err(e @ LightningError::SendFailed(_)) => retry_or_fail(ctx, p, e.code(), e.to_string()),
         Err(e @ (LightningError::InsufficientLiquidity { .. } | LightningError::ConnectionFailed)) => {
             retry_or_fail(ctx, p, e.code(), e.to_string())
         }
@@ -462,12 +460,12 @@ async fn outcome(ctx: &AppState, p: &Payment) -> Step {
     };
     match p.rail {
         Rail::Onchain => {
-            let Some(tx) = ctx.treasury.transaction(&rail_ref) else {
+            let Some(tx) = ctx.onchain.treasury().transaction(&rail_ref) else {
                 // Evicted from the mempool (or bitcoind restarted without it): broadcast again.
                 return publish_onchain(ctx, p).await;
             };
             let needed = ctx.config.routing.onchain_confirmations.max(1);
-            let tip = ctx.treasury.synced_height();
+            let tip = ctx.onchain.treasury().synced_height();
             match tx.confirmation_height {
                 Some(h) if tip + 1 >= h + needed => {
                     let fee_msat = tx.fee_sat.unwrap_or_default() * 1_000;

@@ -5,6 +5,7 @@
 
 use super::destination::{self, DestinationError};
 use super::{saga, InsertError, NewPayment, Payment, Rail, State};
+use crate::route::StoredRoute;
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -100,6 +101,47 @@ pub async fn accept(
     req: &SubmitRequest,
     now: u64,
 ) -> Result<Payment, SubmitError> {
+    let (route, rail, (cost_sat, fee_rate)) = checked_route(ctx, key_id, req, now)?;
+    let payee = payee(ctx, &route, rail, now)?;
+    let payment = new_payment((key_id, idem), &route, rail, (cost_sat, fee_rate), payee, now);
+    let mut first = saga::first_step(&payment);
+    let stored = first.next.clone().unwrap_or_else(|| payment.clone());
+    if stored.state.is_final() {
+        saga::complete(ctx, &payment, &mut first);
+    }
+    let new = NewPayment {
+        spendable_msat: spendable_msat(ctx, rail)?,
+        need_msat: route.amount_msat + cost_sat * 1_000,
+        // Written with the debit, in one transaction: the payload shows the stored state.
+        event: ("payment.submitted", stored.view().to_string()),
+        answer: answer(&payment.payment_id),
+        payment: payment.clone(),
+        first,
+    };
+    if let Err(e) = ctx.store.insert_payment(new).await {
+        return refused(ctx, (key_id, idem), rail, e);
+    }
+    tracing::info!(payment_id = %payment.payment_id, route_id = %payment.route_id, rail = rail.as_str(),
+        amount_msat = payment.amount_msat, "payment submitted");
+    saga::log_step(&payment, &stored);
+    if !stored.state.is_final() {
+        ctx.payments_wake.notify_one();
+    }
+    ctx.webhooks_wake.notify_one();
+    Ok(stored)
+}
+
+/// A rail's priced cost (sats) and feerate (sat/vB, on chain).
+type Priced = (u64, Option<u64>);
+
+/// The key's route, unexpired, with the rail asked for among its candidates and not disabled,
+/// its FX quote (the one asked for, if any) still valid; the rail's priced cost and feerate.
+fn checked_route(
+    ctx: &AppState,
+    key_id: &str,
+    req: &SubmitRequest,
+    now: u64,
+) -> Result<(StoredRoute, Rail, Priced), SubmitError> {
     let route = ctx
         .store
         .route(&req.route_id)?
@@ -127,6 +169,12 @@ pub async fn accept(
             return Err(SubmitError::QuoteExpired(quote_id.clone()));
         }
     }
+    Ok((route, rail, (cost_sat, fee_rate)))
+}
+
+/// What the rail pays (an address, or an invoice / offer / keysend with its payment hash), still
+/// payable and not already paid outside the API.
+fn payee(ctx: &AppState, route: &StoredRoute, rail: Rail, now: u64) -> Result<(String, Option<String>), SubmitError> {
     let pay_to = match &route.pay_to {
         Some(pay_to) => pay_to.clone(),
         None => destination::parse(&route.destination, ctx.network)?.pay_to(),
@@ -139,6 +187,18 @@ pub async fn accept(
             return Err(SubmitError::Conflict(InsertError::AlreadyPaying));
         }
     }
+    Ok((destination, rail_ref))
+}
+
+/// The new payment, `submitted`, holding the fee it may cost.
+fn new_payment(
+    (key_id, idem): (&str, &str),
+    route: &StoredRoute,
+    rail: Rail,
+    (cost_sat, fee_rate): (u64, Option<u64>),
+    (destination, rail_ref): (String, Option<String>),
+    now: u64,
+) -> Payment {
     let fee_reserve_msat = match rail {
         Rail::Onchain => cost_sat * 1_000,
         // What LDK allows a route to cost at most (1 % + 50 sat), so the actual fee always fits:
@@ -147,9 +207,8 @@ pub async fn accept(
         Rail::Lightning => (route.amount_msat / 100 + 50_000).max(cost_sat * 1_000),
         Rail::OnUs => 0,
     };
-    let payment_id = crate::secret::sortable_id("pay_");
-    let payment = Payment {
-        payment_id: payment_id.clone(),
+    Payment {
+        payment_id: crate::secret::sortable_id("pay_"),
         api_key_id: key_id.to_owned(),
         idem_key: idem.to_owned(),
         route_id: route.route_id.clone(),
@@ -172,66 +231,46 @@ pub async fn accept(
         created_at: now,
         updated_at: now,
         final_at: None,
-    };
-    let mut first = saga::first_step(&payment);
-    let stored = first.next.clone().unwrap_or_else(|| payment.clone());
-    if stored.state.is_final() {
-        saga::complete(ctx, &payment, &mut first);
     }
-    let new = NewPayment {
-        spendable_msat: spendable_msat(ctx, rail)?,
-        need_msat: route.amount_msat + cost_sat * 1_000,
-        // Written with the debit, in one transaction: the payload shows the stored state.
-        event: ("payment.submitted", stored.view().to_string()),
-        answer: answer(&payment_id),
-        payment: payment.clone(),
-        first,
-    };
-    match ctx.store.insert_payment(new).await {
-        Ok(()) => {}
-        Err(InsertError::Guard { available_msat, need_msat })
+}
+
+/// A refused insert as the client sees it — or, when the key already has its payment (its first
+/// answer was lost with the process), that payment.
+fn refused(ctx: &AppState, (key_id, idem): (&str, &str), rail: Rail, e: InsertError) -> Result<Payment, SubmitError> {
+    match e {
+        InsertError::Guard { available_msat, need_msat }
             if rail == Rail::Lightning && {
                 let waiting = unusable_outbound_msat(ctx);
                 waiting > 0 && available_msat.saturating_add(waiting) >= need_msat
             } =>
         {
-            return Err(SubmitError::ChannelNotUsable(format!(
+            Err(SubmitError::ChannelNotUsable(format!(
                 "channels that could fund this payout are not usable yet (peer offline or reconnecting): usable now \
                  {} sat, {} sat needed",
                 available_msat / 1_000,
                 need_msat.div_ceil(1_000)
-            )));
+            )))
         }
-        Err(e @ InsertError::Guard { available_msat, .. }) => {
+        e @ InsertError::Guard { available_msat, .. } => {
             let mut available = vec![Available { rail: rail.as_str(), available_sat: available_msat / 1_000 }];
             for other in [Rail::Onchain, Rail::Lightning].into_iter().filter(|r| *r != rail) {
                 if let Ok(Some(msat)) = spendable_msat(ctx, other) {
                     available.push(Available { rail: other.as_str(), available_sat: msat / 1_000 });
                 }
             }
-            return Err(SubmitError::InsufficientFunds { message: format!("{}: {e}", rail.as_str()), available });
+            Err(SubmitError::InsufficientFunds { message: format!("{}: {e}", rail.as_str()), available })
         }
-        Err(InsertError::IdemTaken) => {
-            // The payment exists but its answer was never stored (the request's key was released
-            // when the process died): answer as the first request would have.
+        InsertError::IdemTaken => {
             let existing = ctx
                 .store
                 .payment_by_idem(key_id, idem)?
                 .ok_or_else(|| SubmitError::Store(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows)))?;
             ctx.store.idempotency_finish(key_id, idem, 202, &answer(&existing.payment_id))?;
-            return Ok(existing);
+            Ok(existing)
         }
-        Err(InsertError::Store(e)) => return Err(SubmitError::Store(e)),
-        Err(e) => return Err(SubmitError::Conflict(e)),
+        InsertError::Store(e) => Err(SubmitError::Store(e)),
+        e => Err(SubmitError::Conflict(e)),
     }
-    tracing::info!(payment_id = %payment.payment_id, route_id = %payment.route_id, rail = rail.as_str(),
-        amount_msat = payment.amount_msat, "payment submitted");
-    saga::log_step(&payment, &stored);
-    if !stored.state.is_final() {
-        ctx.payments_wake.notify_one();
-    }
-    ctx.webhooks_wake.notify_one();
-    Ok(stored)
 }
 
 /// What channels that are not usable now (peer offline, reconnecting) could send, msat.
@@ -245,7 +284,7 @@ fn spendable_msat(ctx: &AppState, rail: Rail) -> Result<Option<u64>, SubmitError
     Ok(match rail {
         Rail::Onchain => {
             // The wallet may be busy syncing: wait for it off the async threads.
-            let b = tokio::task::block_in_place(|| ctx.treasury.balances());
+            let b = tokio::task::block_in_place(|| ctx.onchain.treasury().balances());
             Some((b.confirmed_sat + b.trusted_pending_sat) * 1_000)
         }
         Rail::Lightning => {

@@ -15,8 +15,6 @@ pub use fiat::QuoteUseError;
 
 pub use record::StoredRoute;
 
-use std::sync::Arc;
-
 use sendero_lightning::{LightningNode, Target};
 use sendero_wallet::{FeeSource, Payee, WalletError};
 use serde::Serialize;
@@ -312,19 +310,7 @@ pub async fn select(ctx: &AppState, key_id: &str, req: RouteRequest, now: u64) -
     }
     let (amount_msat, fx_quote_id) = amount(ctx, key_id, &req, &currency, &dest, now)?;
     let amount_sat = amount_msat.div_ceil(1_000);
-    let (mut candidates, mut unavailable) = (Vec::new(), Vec::new());
-    if let Some(ln) = &dest.lightning {
-        match lightning(ctx, ln, amount_msat) {
-            Ok(c) => candidates.push(c),
-            Err(u) => unavailable.push(u),
-        }
-    }
-    if let Some(address) = &dest.address {
-        match onchain(ctx, address.clone(), amount_sat, req.priority).await {
-            Ok(c) => candidates.push(c),
-            Err(u) => unavailable.push(u),
-        }
-    }
+    let (mut candidates, mut unavailable) = price_rails(ctx, &dest, amount_msat, req.priority).await;
     if let Some(method) = req.method {
         let (allowed, excluded): (Vec<Candidate>, Vec<Candidate>) =
             candidates.into_iter().partition(|c| method.allows(c.rail));
@@ -334,39 +320,16 @@ pub async fn select(ctx: &AppState, key_id: &str, req: RouteRequest, now: u64) -
             unavailable.push(self::unavailable(c.rail, "method_excluded", why, None));
         }
     }
-    let tuning = ctx.config.routing.tuning();
     let bound = req.priority.max_eta_secs(&ctx.config.routing);
-    let recommend = {
-        let learner = ctx.learner();
-        let (offered, disabled): (Vec<Candidate>, Vec<Candidate>) =
-            candidates.into_iter().partition(|c| !learner.is_disabled(c.rail));
-        candidates = offered;
-        for c in disabled {
-            unavailable.push(self::unavailable(c.rail, "rail_disabled", "disabled by the operator".into(), None));
-        }
-        let total = learner.total_outcomes();
-        for c in &mut candidates {
-            let stats = learner.stats(c.rail);
-            c.success_rate = stats.success_rate();
-            if c.rail == "lightning" {
-                c.eta_sec = stats.latency_secs.map_or(c.eta_sec, |s| s.ceil() as u64);
-            }
-            c.expected_cost_sat = learner.expected_cost(c.rail, c.cost_sat, total, &tuning);
-        }
-        let priced: Vec<(&'static str, u64, u64)> =
-            candidates.iter().map(|c| (c.rail, c.cost_sat, c.eta_sec)).collect();
-        learner.recommend(&priced, bound, now, &tuning)
-    };
+    let recommend = learned(ctx, &mut candidates, &mut unavailable, bound, now);
     if candidates.is_empty() {
         return Err(RouteError::NoRail(unavailable));
     }
-    for c in &mut candidates {
-        c.cost_minor = if fx_quote_id.is_some() {
+    if fx_quote_id.is_some() {
+        for c in &mut candidates {
             let cost = u128::from(c.cost_sat) * u128::from(req.amount_minor);
-            u64::try_from(cost.div_ceil(u128::from(amount_sat.max(1)))).unwrap_or(u64::MAX)
-        } else {
-            c.cost_sat
-        };
+            c.cost_minor = u64::try_from(cost.div_ceil(u128::from(amount_sat.max(1)))).unwrap_or(u64::MAX);
+        }
     }
     let route = Route {
         route_id: crate::secret::sortable_id("rt_"),
@@ -389,6 +352,60 @@ pub async fn select(ctx: &AppState, key_id: &str, req: RouteRequest, now: u64) -
     ctx.store.insert_route(&route, key_id, req.destination.trim(), now)?;
     tracing::info!(route_id = %route.route_id, kind = route.kind, amount_sat, recommend = ?route.recommend, "route priced");
     Ok(route)
+}
+
+/// Every rail that can reach `dest`, priced, and why the others cannot.
+async fn price_rails(
+    ctx: &AppState,
+    dest: &Destination,
+    amount_msat: u64,
+    priority: Priority,
+) -> (Vec<Candidate>, Vec<Unavailable>) {
+    let (mut candidates, mut unavailable) = (Vec::new(), Vec::new());
+    if let Some(ln) = &dest.lightning {
+        match lightning(ctx, ln, amount_msat) {
+            Ok(c) => candidates.push(c),
+            Err(u) => unavailable.push(u),
+        }
+    }
+    if let Some(address) = &dest.address {
+        match onchain(ctx, address.clone(), amount_msat.div_ceil(1_000), priority).await {
+            Ok(c) => candidates.push(c),
+            Err(u) => unavailable.push(u),
+        }
+    }
+    (candidates, unavailable)
+}
+
+/// What the learner says of the candidates: rails the operator disabled move to `unavailable`,
+/// the others get their learned success rate, latency and expected cost; returns the rail to
+/// recommend within the priority's ETA `bound`.
+fn learned(
+    ctx: &AppState,
+    candidates: &mut Vec<Candidate>,
+    unavailable: &mut Vec<Unavailable>,
+    bound: u64,
+    now: u64,
+) -> Option<&'static str> {
+    let tuning = ctx.config.routing.tuning();
+    let learner = ctx.learner();
+    let (offered, disabled): (Vec<Candidate>, Vec<Candidate>) =
+        std::mem::take(candidates).into_iter().partition(|c| !learner.is_disabled(c.rail));
+    *candidates = offered;
+    for c in disabled {
+        unavailable.push(self::unavailable(c.rail, "rail_disabled", "disabled by the operator".into(), None));
+    }
+    let total = learner.total_outcomes();
+    for c in candidates.iter_mut() {
+        let stats = learner.stats(c.rail);
+        c.success_rate = stats.success_rate();
+        if c.rail == "lightning" {
+            c.eta_sec = stats.latency_secs.map_or(c.eta_sec, |s| s.ceil() as u64);
+        }
+        c.expected_cost_sat = learner.expected_cost(c.rail, c.cost_sat, total, &tuning);
+    }
+    let priced: Vec<(&'static str, u64, u64)> = candidates.iter().map(|c| (c.rail, c.cost_sat, c.eta_sec)).collect();
+    learner.recommend(&priced, bound, now, &tuning)
 }
 
 /// What the payee gets, msat, and the FX quote that priced a fiat amount. A destination that
@@ -530,13 +547,9 @@ async fn onchain(
         WalletError::Chain(_) => unavailable("onchain", "bitcoind_unavailable", e.to_string(), None),
         e => unavailable("onchain", "onchain_unavailable", e.to_string(), None),
     };
-    let fee = crate::treasury::estimate(ctx, target).await.map_err(wallet_error)?;
-    let treasury = Arc::clone(&ctx.treasury);
-    let payee = Payee { address, amount_sat };
+    let fee = ctx.onchain.estimate(target).await.map_err(wallet_error)?;
     let rate = fee.sat_per_vb;
-    let vsize = crate::treasury::blocking(move || treasury.estimate_payout_vsize(&[payee], rate))
-        .await
-        .map_err(wallet_error)?;
+    let vsize = ctx.onchain.payout_vsize(vec![Payee { address, amount_sat }], rate).await.map_err(wallet_error)?;
     let source = if fee.source == FeeSource::Bitcoind { "estimatesmartfee" } else { "fallback_feerate" };
     Ok(Candidate {
         fee_rate_sat_vb: Some(rate),

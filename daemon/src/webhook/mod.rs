@@ -181,26 +181,14 @@ async fn deliver(ctx: AppState, client: reqwest::Client, d: Due) {
         Ok(r) => (Some(r.status().as_u16()), None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let outcome = classify(status);
     let c = &ctx.config.webhooks;
     let attempts = d.attempts + 1;
     let retry_in = c.backoff_base_secs.saturating_mul(1 << (attempts - 1).min(20)).min(c.backoff_max_secs);
-    let outcome = match outcome {
+    let outcome = match classify(status) {
         Outcome::Retry if attempts >= c.max_attempts => Outcome::GiveUp,
         o => o,
     };
-    match outcome {
-        Outcome::Delivered => {
-            tracing::info!(delivery_id = d.delivery_id, event_id = %d.event_id, status, ms = elapsed, "webhook delivered")
-        }
-        Outcome::Retry => tracing::warn!(delivery_id = d.delivery_id, event_id = %d.event_id, status, error, attempts,
-            retry_in_s = retry_in, "webhook delivery failed; will retry"),
-        Outcome::Gone => {
-            tracing::warn!(endpoint_id = %d.endpoint_id, url = %d.url, "webhook endpoint answered 410 Gone: disabled")
-        }
-        Outcome::GiveUp => tracing::warn!(delivery_id = d.delivery_id, event_id = %d.event_id, status, error, attempts,
-            "webhook delivery given up"),
-    }
+    log_attempt(&d, outcome, (status, error.as_deref()), elapsed, retry_in);
     let store = Arc::clone(&ctx.store);
     let now = crate::unix_now();
     let recorded = tokio::task::spawn_blocking(move || {
@@ -218,6 +206,21 @@ async fn deliver(ctx: AppState, client: reqwest::Client, d: Due) {
     .await;
     if let Ok(Err(e)) = recorded {
         tracing::error!(error = %e, "recording a webhook attempt");
+    }
+}
+
+fn log_attempt(d: &Due, outcome: Outcome, (status, error): (Option<u16>, Option<&str>), ms: u64, retry_in: u64) {
+    let (id, event_id, attempts) = (d.delivery_id, &d.event_id, d.attempts + 1);
+    match outcome {
+        Outcome::Delivered => tracing::info!(delivery_id = id, %event_id, status, ms, "webhook delivered"),
+        Outcome::Retry => tracing::warn!(delivery_id = id, %event_id, status, error, attempts, retry_in_s = retry_in,
+            "webhook delivery failed; will retry"),
+        Outcome::Gone => {
+            tracing::warn!(endpoint_id = %d.endpoint_id, url = %d.url, "webhook endpoint answered 410 Gone: disabled")
+        }
+        Outcome::GiveUp => {
+            tracing::warn!(delivery_id = id, %event_id, status, error, attempts, "webhook delivery given up")
+        }
     }
 }
 

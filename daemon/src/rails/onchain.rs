@@ -1,0 +1,144 @@
+//! The on-chain rail: the treasury wallet and bitcoind behind one spend lock, with the wallet's
+//! fee policy. Sends (feerate estimated or checked, the payout, its record), payouts prepared and
+//! published in two steps (the saga stores a signed transaction before broadcasting it), fee
+//! estimates. Knows nothing of HTTP or JSON-RPC.
+
+use std::sync::Arc;
+
+use sendero_wallet::bitcoin::Transaction;
+use sendero_wallet::{ChainSource, FeeEstimate, FeeSource, Payee, Payout, Treasury, WalletError};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::config::WalletConfig;
+use crate::store::{SendRecord, Store};
+
+/// A send request, already parsed from the edge.
+#[derive(Debug, Clone)]
+pub struct SendRequest {
+    /// Destination address text.
+    pub address: String,
+    /// Amount in sats.
+    pub amount_sat: u64,
+    /// Feerate in sat/vB; `None` asks bitcoind for the default confirmation target.
+    pub feerate_sat_vb: Option<u64>,
+}
+
+/// A completed send.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The broadcast payout.
+    pub payout: Payout,
+    /// Where its feerate came from.
+    pub feerate_source: FeeSource,
+}
+
+/// The treasury and bitcoind, spent through one lock.
+pub struct Onchain {
+    treasury: Arc<Treasury>,
+    chain: Arc<ChainSource>,
+    /// Held by whoever builds and broadcasts a treasury transaction (a payout from its signing to
+    /// its broadcast, an admin send, a transfer to the Lightning wallet), so that two never pick
+    /// the same coins.
+    spend: Mutex<()>,
+    config: WalletConfig,
+}
+
+impl Onchain {
+    /// The rail over `treasury` and `chain`, with the wallet's fee policy.
+    pub fn new(treasury: Arc<Treasury>, chain: Arc<ChainSource>, config: WalletConfig) -> Self {
+        Onchain { treasury, chain, spend: Mutex::new(()), config }
+    }
+
+    /// The treasury wallet (balances, history, addresses).
+    pub fn treasury(&self) -> &Arc<Treasury> {
+        &self.treasury
+    }
+
+    /// bitcoind.
+    pub fn chain(&self) -> &Arc<ChainSource> {
+        &self.chain
+    }
+
+    /// The spend lock, for a caller that signs and broadcasts in steps of its own (the saga).
+    pub async fn spending(&self) -> MutexGuard<'_, ()> {
+        self.spend.lock().await
+    }
+
+    /// Sends `req.amount_sat` to `req.address` and records it in `store`. Every check happens
+    /// before anything is built; a refused send changes nothing. Once bitcoind has accepted the
+    /// transaction the send is reported as done, whatever happens to its bookkeeping record.
+    pub async fn send(&self, store: &Store, req: SendRequest) -> Result<Sent, WalletError> {
+        let address = self.treasury.parse_address(&req.address)?;
+        if req.amount_sat == 0 {
+            return Err(WalletError::InvalidAmount("amount_sat must be at least 1".into()));
+        }
+        let max = self.config.max_feerate_sat_vb;
+        let fee = match req.feerate_sat_vb {
+            Some(rate) if rate == 0 || rate > max => {
+                return Err(WalletError::InvalidFeerate(format!("{rate} sat/vB is outside 1..={max}")))
+            }
+            Some(rate) => FeeEstimate { sat_per_vb: rate, target_blocks: 0, source: FeeSource::Requested },
+            None => self.estimate(self.config.default_target_blocks).await?,
+        };
+        let payout = self.pay(Payee { address, amount_sat: req.amount_sat }, fee.sat_per_vb).await?;
+        let record = SendRecord {
+            txid: payout.txid.to_string(),
+            address: req.address.trim().to_owned(),
+            amount_sat: req.amount_sat,
+            fee_sat: payout.fee_sat,
+            feerate_sat_vb: payout.feerate_sat_vb,
+        };
+        if let Err(e) = store.record_send(&record, crate::unix_now()) {
+            // The money has moved and the wallet knows it; failing the call now would invite a retry.
+            tracing::error!(txid = %record.txid, error = %e, "send broadcast but not recorded in the store");
+        }
+        Ok(Sent { payout, feerate_source: fee.source })
+    }
+
+    /// Builds, signs and broadcasts one transaction paying `payee`, holding the spend lock from
+    /// coin selection to broadcast.
+    pub async fn pay(&self, payee: Payee, feerate_sat_vb: u64) -> Result<Payout, WalletError> {
+        let (treasury, chain) = (Arc::clone(&self.treasury), Arc::clone(&self.chain));
+        let _spending = self.spend.lock().await;
+        blocking(move || treasury.pay(&chain, &[payee], feerate_sat_vb)).await
+    }
+
+    /// Builds and signs a payout without broadcasting it (the caller holds [`Onchain::spending`]).
+    pub async fn prepare(&self, payees: Vec<Payee>, feerate_sat_vb: u64) -> Result<(Transaction, Payout), WalletError> {
+        let treasury = Arc::clone(&self.treasury);
+        blocking(move || treasury.prepare(&payees, feerate_sat_vb)).await
+    }
+
+    /// Broadcasts a prepared transaction (again, after a restart) and records it in the wallet.
+    pub async fn publish(&self, tx: Transaction) -> Result<(), WalletError> {
+        let (treasury, chain) = (Arc::clone(&self.treasury), Arc::clone(&self.chain));
+        blocking(move || treasury.publish(&chain, &tx)).await
+    }
+
+    /// The vsize a payout to `payees` would have at `feerate_sat_vb`, as coin selection builds it now.
+    pub async fn payout_vsize(&self, payees: Vec<Payee>, feerate_sat_vb: u64) -> Result<u64, WalletError> {
+        let treasury = Arc::clone(&self.treasury);
+        blocking(move || treasury.estimate_payout_vsize(&payees, feerate_sat_vb)).await
+    }
+
+    /// The feerate for `target_blocks`, capped at the configured maximum.
+    pub async fn estimate(&self, target_blocks: u16) -> Result<FeeEstimate, WalletError> {
+        let chain = Arc::clone(&self.chain);
+        let (fallback, max) = (self.config.fallback_feerate_sat_vb, self.config.max_feerate_sat_vb);
+        let mut fee = blocking(move || chain.estimate_feerate(target_blocks, fallback)).await?;
+        fee.sat_per_vb = fee.sat_per_vb.clamp(1, max);
+        Ok(fee)
+    }
+
+    /// The feerate for the wallet's default confirmation target.
+    pub async fn default_estimate(&self) -> Result<FeeEstimate, WalletError> {
+        self.estimate(self.config.default_target_blocks).await
+    }
+}
+
+/// Runs blocking wallet / RPC work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, WalletError> + Send + 'static,
+) -> Result<T, WalletError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| WalletError::Build(format!("wallet task failed: {e}")))?
+}
