@@ -12,8 +12,9 @@ use ldk_node::lightning_invoice::Bolt11Invoice;
 use ldk_node::payment::{PaymentDirection, PaymentKind, PaymentStatus};
 use ldk_node::LightningBalance;
 
+use crate::destination::hex;
 use crate::keysend::{self, is_keysend};
-use crate::node::{hex, LightningNode};
+use crate::node::LightningNode;
 use crate::offer::is_offer;
 use crate::LightningError;
 
