@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::ln::{channel, open_channel, pair, pay_b, Pair, MINUTE};
+use common::ln::{capacity, channel, open_channel, pair, pay_b, splice_in, Pair, MINUTE};
 use common::webhook::{signature_valid, Receiver};
 use common::{http_post, wait_for, Gateway};
 use serde_json::{json, Value};
@@ -49,10 +49,6 @@ fn account(gw: &Gateway, name: &str) -> i64 {
         .iter()
         .find(|a| a["account"] == name && a["currency"] == "BTC")
         .map_or(0, |a| a["balance"].as_i64().unwrap())
-}
-
-fn capacity(gw: &Gateway) -> u64 {
-    channel(gw).map_or(0, |c| c["capacity_sat"].as_u64().unwrap())
 }
 
 /// Mines until `done` says so; `done` also gives what to show if it never does.
@@ -95,12 +91,8 @@ fn every_movement_between_rails_keeps_the_ledger_exact() {
     assert_eq!(account(a, "payouts:lightning_admin"), 41_000_124);
 
     // Splice in from the treasury (through the node's wallet).
-    let spliced = a.call("ln.splice_in", json!({"channel_id": channel_id, "amount_sat": 300_000}));
-    assert_eq!(spliced["status"], "awaiting_funding", "{spliced}");
-    chain.mine(1);
-    wait_for("the splice-in tx", MINUTE, || chain.mempool().len() == 1);
-    chain.mine(6);
-    wait_for("capacity 1,300,000 on both sides", MINUTE, || capacity(a) == 1_300_000 && capacity(b) == 1_300_000);
+    splice_in(&p, &channel_id, 300_000);
+    assert_eq!(capacity(a), 1_300_000);
     settled_exact(a, "A after the splice-in");
 
     // Splice out to the treasury: a transfer, not an outside deposit.

@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::ln::{
-    channel, ln_info, open_channel, pair, pay_b, payment, payment_by_hash, wait_ln_running, Pair, MINUTE,
+    capacity, channel, ln_info, open_channel, pair, pay_b, payment, payment_by_hash, splice_in, wait_ln_running, Pair,
+    MINUTE,
 };
 use common::{wait_for, Gateway};
 use serde_json::{json, Value};
@@ -210,10 +211,6 @@ fn ln_balance(gw: &Gateway) -> Value {
     gw.call("ln.balance", json!({}))
 }
 
-fn capacity(gw: &Gateway) -> u64 {
-    channel(gw).map(|c| c["capacity_sat"].as_u64().unwrap()).unwrap_or_default()
-}
-
 #[test]
 fn splices_and_a_cooperative_close_move_funds_between_channel_and_chain() {
     let p = pair();
@@ -223,12 +220,8 @@ fn splices_and_a_cooperative_close_move_funds_between_channel_and_chain() {
 
     // Splice in 300,000 sat from A's treasury: funded to the node first, spliced once confirmed.
     let node_spendable = ln_balance(a)["onchain_spendable_sat"].as_u64().unwrap();
-    let spliced = a.call("ln.splice_in", json!({"channel_id": channel_id, "amount_sat": 300_000}));
-    assert_eq!(spliced["status"], "awaiting_funding", "{spliced}");
-    chain.mine(1);
-    wait_for("the splice-in tx", MINUTE, || chain.mempool().len() == 1);
-    chain.mine(6);
-    wait_for("capacity 1,300,000 on both sides", MINUTE, || capacity(a) == 1_300_000 && capacity(b) == 1_300_000);
+    let spliced = splice_in(&p, &channel_id, 300_000);
+    assert_eq!(capacity(a), 1_300_000);
     wait_for("the channel usable after the splice", MINUTE, || channel(a).is_some_and(|c| c["usable"] == true));
     let funding = spliced["funding_txid"].as_str().unwrap();
     let txs = a.call("wallet.transactions", json!({}));

@@ -21,9 +21,10 @@
 #[path = "../../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
+mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::str::FromStr;
@@ -37,6 +38,7 @@ use sendero_lightning::ldk_node::bitcoin::Network;
 use sendero_lightning::ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
 use sendero_lightning::ldk_node::{Builder, Event, Node};
 use serde_json::{json, Value};
+use support::{read_message, rss_kb, KeepAlive};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const AMOUNT_SAT: u64 = 1_000;
@@ -55,7 +57,7 @@ fn main() {
     let key = a.api_key("pay,read");
     let hooks = Hooks::start();
     let mut api = KeepAlive::connect(a.api_port);
-    let (status, endpoint) = api.request("POST", "/v1/webhooks", &key, None, &hooks.subscription());
+    let (status, endpoint) = api.request_json("POST", "/v1/webhooks", &key, None, &hooks.subscription());
     assert_eq!(status, 201, "{endpoint}");
 
     let mut bench = Bench { api, key, a: &a, b: &b, b_events, hooks, paid: 0, payouts: Vec::new() };
@@ -135,19 +137,19 @@ impl Bench<'_> {
         let invoice = self.b.bolt11_payment().receive(AMOUNT_SAT * 1_000, &description, 3_600).expect("B invoices");
         let body = json!({"amount": {"minor_units": AMOUNT_SAT, "currency": "SAT"}, "destination": invoice.to_string(),
                           "priority": "high"});
-        let (status, route) = self.api.request("POST", "/v1/payments/route", &self.key, None, &body);
+        let (status, route) = self.api.request_json("POST", "/v1/payments/route", &self.key, None, &body);
         assert_eq!(status, 200, "{route}");
         let body = json!({"route_id": route["route_id"], "rail": "lightning"});
         self.paid += 1;
         let idem = format!("bench-{}", self.paid);
         let (started, wall) = (Instant::now(), SystemTime::now());
-        let (status, accepted) = self.api.request("POST", "/v1/payments/submit", &self.key, Some(&idem), &body);
+        let (status, accepted) = self.api.request_json("POST", "/v1/payments/submit", &self.key, Some(&idem), &body);
         assert_eq!(status, 202, "{accepted}");
         let hash = invoice.payment_hash().to_string();
         self.payouts.push((accepted["payment_id"].as_str().unwrap_or_default().to_owned(), hash, wall));
         let path = format!("/v1/payments/{}", accepted["payment_id"].as_str().unwrap_or_default());
         loop {
-            let (_, payment) = self.api.request("GET", &path, &self.key, None, &Value::Null);
+            let (_, payment) = self.api.request_json("GET", &path, &self.key, None, &Value::Null);
             match payment["status"].as_str() {
                 Some("SETTLED") => break,
                 Some("FAILED") => panic!("the payout failed: {payment}\n{}", self.a.log()),
@@ -338,70 +340,4 @@ fn serve_hooks(stream: TcpStream, tx: &Sender<(String, Instant)>) {
             let _ = tx.send((id.to_owned(), at));
         }
     }
-}
-
-/// One HTTP/1.1 message (a request or a response): its first line and body; `None` at the end
-/// of the connection.
-fn read_message(reader: &mut BufReader<TcpStream>) -> Option<(String, Vec<u8>)> {
-    let (mut first, mut line, mut length) = (String::new(), String::new(), 0);
-    if reader.read_line(&mut first).ok()? == 0 {
-        return None;
-    }
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = l.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some((first, body))
-}
-
-/// One keep-alive HTTP/1.1 connection to the API: requests go one after another on it.
-struct KeepAlive {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl KeepAlive {
-    fn connect(port: u16) -> KeepAlive {
-        let writer = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        writer.set_nodelay(true).expect("nodelay");
-        writer.set_read_timeout(Some(MINUTE)).expect("timeout");
-        KeepAlive { reader: BufReader::new(writer.try_clone().expect("clone")), writer }
-    }
-
-    /// A request with the API key (and an idempotency key); (status, JSON body).
-    fn request(&mut self, method: &str, path: &str, key: &str, idem: Option<&str>, body: &Value) -> (u16, Value) {
-        let body = if body.is_null() { String::new() } else { body.to_string() };
-        let idem = idem.map(|k| format!("X-Idempotency-Key: {k}\r\n")).unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n{idem}\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.writer.write_all(request.as_bytes()).expect("send");
-        let (first, body) = read_message(&mut self.reader).expect("response");
-        let status = first.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-    }
-}
-
-fn rss_kb(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }

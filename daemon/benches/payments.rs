@@ -18,14 +18,14 @@
 #[path = "../../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
+mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::ln::{open_channel, pair};
 use common::{http_post, outside_address};
 use serde_json::{json, Value};
+use support::{rss_kb, KeepAlive};
 
 const ROUTES_PER_KIND: usize = 300;
 const SUBMITS_PER_ROUND: usize = 2_000;
@@ -166,8 +166,13 @@ fn main() {
                         ready.wait();
                         for route_id in chunk {
                             let body = json!({"route_id": route_id, "rail": "on_us"}).to_string();
-                            let (status, text) =
-                                client.post("/v1/payments/submit", key, &format!("bench-{route_id}"), &body);
+                            let (status, text) = client.request(
+                                "POST",
+                                "/v1/payments/submit",
+                                key,
+                                Some(&format!("bench-{route_id}")),
+                                &body,
+                            );
                             if status != 202 {
                                 let log = std::fs::read_to_string(datadir.join("senderod.log")).unwrap_or_default();
                                 let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
@@ -219,50 +224,6 @@ fn main() {
     );
 }
 
-/// One keep-alive HTTP/1.1 connection: requests go one after another on it.
-struct KeepAlive {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl KeepAlive {
-    fn connect(port: u16) -> KeepAlive {
-        let writer = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        writer.set_nodelay(true).expect("nodelay");
-        writer.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-        KeepAlive { reader: BufReader::new(writer.try_clone().expect("clone")), writer }
-    }
-
-    /// POSTs a JSON body with an API key and an idempotency key; (status, body).
-    fn post(&mut self, path: &str, key: &str, idem: &str, body: &str) -> (u16, String) {
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\nX-Idempotency-Key: {idem}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.writer.write_all(request.as_bytes()).expect("send");
-        let (mut status, mut length, mut line) = (0, 0, String::new());
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line).expect("response");
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if l.starts_with("HTTP/1.1 ") {
-                status = l.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-            } else if let Some((name, value)) = l.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        self.reader.read_exact(&mut body).expect("body");
-        (status, String::from_utf8_lossy(&body).into_owned())
-    }
-}
-
 /// utime + stime of a process, in clock ticks (10 ms).
 fn cpu_ticks(pid: &str) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -279,13 +240,4 @@ fn machine_ticks() -> (u64, u64) {
     let all: u64 = cpu.iter().take(8).sum();
     let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
     (all - idle, all)
-}
-
-fn rss_kb(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }

@@ -93,6 +93,26 @@ pub fn open_channel(p: &Pair, amount_sat: u64) -> String {
     channel(a).unwrap()["channel_id"].as_str().unwrap().to_owned()
 }
 
+/// The capacity of `gw`'s first channel, sat (0 without one).
+pub fn capacity(gw: &Gateway) -> u64 {
+    channel(gw).map_or(0, |c| c["capacity_sat"].as_u64().unwrap())
+}
+
+/// A splices `amount_sat` from its treasury into the channel: the treasury funds its node, the
+/// splice goes out once that confirms; returns once both sides see the larger capacity, with
+/// `ln.splice_in`'s answer.
+pub fn splice_in(p: &Pair, channel_id: &str, amount_sat: u64) -> Value {
+    let (a, b, chain) = (&p.a, &p.b, &p.chain);
+    let want = capacity(a) + amount_sat;
+    let spliced = a.call("ln.splice_in", json!({"channel_id": channel_id, "amount_sat": amount_sat}));
+    assert_eq!(spliced["status"], "awaiting_funding", "{spliced}");
+    chain.mine(1);
+    wait_for("the splice-in tx", MINUTE, || chain.mempool().len() == 1);
+    chain.mine(6);
+    wait_for(&format!("capacity {want} on both sides"), MINUTE, || capacity(a) == want && capacity(b) == want);
+    spliced
+}
+
 /// B invoices `amount_msat`, A pays; returns once both see it settled.
 pub fn pay_b(p: &Pair, amount_msat: u64) {
     let inv = p.b.call("ln.invoice", json!({"amount_msat": amount_msat, "description": "x", "expiry_secs": 600}));
