@@ -16,7 +16,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use sendero::config::{Config, Overrides};
 use sendero::follower::ChainStatus;
-use sendero::state::{AppState, Shared};
+use sendero::state::{AppState, Parts};
 use sendero_wallet::bitcoin::Network;
 use sendero_wallet::keys::Mnemonic;
 use sendero_wallet::{BitcoindAuth, ChainSource, Treasury};
@@ -147,30 +147,20 @@ async fn start_gateway_api(dir: &std::path::Path) -> Result<(SocketAddr, String)
     for (pair, mid) in config.fx.static_table()? {
         fx.put(&pair, sendero::fx::Rate { mid, as_of: now(), source: "static" });
     }
-    let (_, key) = sendero::apikey::create(&store, "bench", &[sendero::apikey::Scope::Quote], now())?;
     let (status_tx, status) = tokio::sync::watch::channel(ChainStatus::default());
     std::mem::forget(status_tx);
     let chain = Arc::new(ChainSource::new("http://127.0.0.1:1", BitcoindAuth::UserPass("u".into(), "p".into())));
     let onchain = Arc::new(sendero::rails::onchain::Onchain::new(treasury, chain, config.wallet.clone()));
-    let state = AppState::new(Shared {
-        config: Arc::new(config),
-        network: Network::Regtest,
-        onchain,
-        store,
-        status,
-        lightning: Default::default(),
-        fx,
-        payments_wake: Default::default(),
-        webhooks_wake: Default::default(),
-        learner: Default::default(),
-    });
+    let state =
+        AppState::compose(Parts { config: Arc::new(config), network: Network::Regtest, store, onchain, fx, status });
+    let (_, key) = state.keys.create("bench", &[sendero::apikey::Scope::Quote], now())?;
     // As in senderod: buffered quotes are written every 20 ms.
     let store = Arc::clone(&state.store);
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_millis(20)).await;
             let s = Arc::clone(&store);
-            let _ = tokio::task::spawn_blocking(move || s.flush_quotes()).await;
+            let _ = tokio::task::spawn_blocking(move || s.flush_deferred()).await;
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

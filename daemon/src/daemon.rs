@@ -18,8 +18,9 @@ use crate::admin::AdminListener;
 use crate::config::{Config, ConfigError};
 use crate::devchain::{self, Bitcoind, DevChainError};
 use crate::follower::{self, ChainStatus};
+use crate::rails::lightning::runner::{self, Runner};
 use crate::rails::onchain::{blocking, Onchain};
-use crate::state::{AppState, Shared};
+use crate::state::{AppState, Parts};
 use crate::store::{Store, StoreError};
 use crate::supervise::Tasks;
 
@@ -126,17 +127,13 @@ async fn compose(config: Config, rpc: &(String, BitcoindAuth)) -> Result<(AppSta
     let fx_sources = config.fx.source_set()?;
     let (status_tx, status_rx) = watch::channel(ChainStatus::default());
     let onchain = Arc::new(Onchain::new(treasury, chain, config.wallet.clone()));
-    let state = AppState::new(Shared {
+    let state = AppState::compose(Parts {
         config: Arc::new(config),
         network,
-        onchain,
         store,
-        status: status_rx,
-        lightning: Default::default(),
+        onchain,
         fx: Arc::new(fx_cache),
-        payments_wake: Default::default(),
-        webhooks_wake: Default::default(),
-        learner: Default::default(),
+        status: status_rx,
     });
     if let Some(entry) = crate::audit::config_policy(&state.store, &state.config.audited_policy())? {
         tracing::info!(audit_seq = entry.seq, "the config's markups or limits changed since the last start: audited");
@@ -144,7 +141,7 @@ async fn compose(config: Config, rpc: &(String, BitcoindAuth)) -> Result<(AppSta
     let learned = state.store.load_learner(&state.config.routing.tuning())?;
     tracing::info!(outcomes = learned.total_outcomes(), pinned = ?learned.pinned, disabled = ?learned.disabled,
         "routing statistics loaded");
-    *state.learner() = learned;
+    *state.router.learner.lock() = learned;
     Ok((state, Boot { status_tx, start_height, ln_seed, fx_sources }))
 }
 
@@ -157,15 +154,23 @@ fn spawn_tasks(state: &AppState, boot: Boot, rpc: (String, BitcoindAuth), cancel
     let mut tasks = Tasks::default();
     tasks.spawn("chain follower", follow);
     if state.config.lightning.enabled {
-        tasks.spawn("lightning node", crate::ln::run(state.clone(), rpc, boot.ln_seed, cancel.clone()));
+        let runner = Runner {
+            rail: Arc::clone(&state.lightning),
+            config: Arc::clone(&state.config),
+            network: state.network,
+            store: Arc::clone(&state.store),
+            status: state.status.clone(),
+            payments_wake: Arc::clone(&state.payments.wake),
+        };
+        tasks.spawn("lightning node", runner::run(runner, rpc, boot.ln_seed, cancel.clone()));
     }
     tasks.spawn("fx sources", crate::fx::sources::run(Arc::clone(&state.fx), boot.fx_sources, cancel.clone()));
     // Every in-flight key belongs to a request of an earlier process (none is served yet).
     prune_idempotency_now(state, crate::unix_now() + 1);
     tasks.spawn("idempotency pruner", prune_idempotency(state.clone(), cancel.clone()));
     tasks.spawn("quote writer", write_quotes(Arc::clone(&state.store), cancel.clone()));
-    tasks.spawn("payment sagas", crate::payment::saga::run(state.clone(), cancel.clone()));
-    tasks.spawn("webhook sender", crate::webhook::run(state.clone(), cancel.clone()));
+    tasks.spawn("payment sagas", crate::payment::saga::run(Arc::clone(&state.payments), cancel.clone()));
+    tasks.spawn("webhook sender", crate::webhook::run(Arc::clone(&state.webhooks), cancel.clone()));
     tasks
 }
 
@@ -321,11 +326,11 @@ async fn write_quotes(store: Arc<Store>, cancel: CancellationToken) {
             _ = cancel.cancelled() => true,
             _ = tokio::time::sleep(Duration::from_millis(20)) => false,
         };
-        if !store.has_pending_quotes() && !stopping {
+        if !store.has_deferred() && !stopping {
             continue;
         }
         let s = Arc::clone(&store);
-        match tokio::task::spawn_blocking(move || s.flush_quotes()).await {
+        match tokio::task::spawn_blocking(move || s.flush_deferred()).await {
             Ok(Err(e)) => tracing::error!(error = %e, "writing quotes"),
             Err(e) => tracing::error!(error = %e, "quote writer task"),
             Ok(Ok(_)) => {}
@@ -365,8 +370,7 @@ fn print_dev_api_key(state: &AppState) -> Result<(), DaemonError> {
     let key = match std::fs::read_to_string(&path) {
         Ok(text) => text.trim().to_owned(),
         Err(_) => {
-            let (_, secret) =
-                crate::apikey::create(&state.store, "dev", &crate::apikey::Scope::ALL, crate::unix_now())?;
+            let (_, secret) = state.keys.create("dev", &crate::apikey::Scope::ALL, crate::unix_now())?;
             crate::secret::write_private(&path, &format!("{secret}\n"))
                 .map_err(io(format!("write {}", path.display())))?;
             secret

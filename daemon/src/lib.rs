@@ -13,7 +13,6 @@ pub mod devchain;
 pub mod follower;
 pub mod fx;
 pub mod ledger;
-pub mod ln;
 pub mod logging;
 pub mod payment;
 pub mod rails;

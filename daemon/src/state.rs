@@ -1,27 +1,28 @@
-//! What every API and admin handler can reach: the config, the wallet, bitcoind, the store and
-//! the follower's latest status.
+//! The composition root's product: the objects every API and admin handler reaches, built once
+//! from the config, the store, the rails and the FX cache. Only `api/`, `admin/` and `daemon.rs`
+//! see it; a domain function takes the objects it uses.
 
 use std::sync::Arc;
 
 use sendero_wallet::bitcoin::Network;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
+use crate::apikey::ApiKeys;
 use crate::config::Config;
 use crate::follower::ChainStatus;
-use crate::ln::LnSlot;
+use crate::fx::RateCache;
+use crate::payment::commit::Committer;
+use crate::payment::Payments;
+use crate::rails::lightning::LnRail;
 use crate::rails::onchain::Onchain;
+use crate::route::learn::SharedLearner;
+use crate::route::Router;
 use crate::store::Store;
+use crate::webhook::Webhooks;
 
 /// What every handler shares; one pointer, so cloning it per request costs one atomic increment.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
-
-impl AppState {
-    /// Shares `shared`.
-    pub fn new(shared: Shared) -> Self {
-        AppState(Arc::new(shared))
-    }
-}
 
 impl std::ops::Deref for AppState {
     type Target = Shared;
@@ -31,33 +32,93 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// What the objects are built from.
+pub struct Parts {
+    /// The checked configuration.
+    pub config: Arc<Config>,
+    /// The chain this gateway runs on.
+    pub network: Network,
+    /// Sendero's own store.
+    pub store: Arc<Store>,
+    /// The on-chain rail.
+    pub onchain: Arc<Onchain>,
+    /// Hot FX rates.
+    pub fx: Arc<RateCache>,
+    /// Latest bitcoind / wallet-sync status.
+    pub status: watch::Receiver<ChainStatus>,
+}
+
 /// The parts of [`AppState`].
 pub struct Shared {
     /// The checked configuration.
     pub config: Arc<Config>,
     /// The chain this gateway runs on.
     pub network: Network,
-    /// The on-chain rail: the treasury wallet and bitcoind behind one spend lock.
-    pub onchain: Arc<Onchain>,
     /// Sendero's own store.
     pub store: Arc<Store>,
+    /// The API keys.
+    pub keys: Arc<ApiKeys>,
+    /// The on-chain rail: the treasury wallet and bitcoind behind one spend lock.
+    pub onchain: Arc<Onchain>,
+    /// The Lightning rail: the node, once it runs.
+    pub lightning: Arc<LnRail>,
+    /// Prices payouts on every rail and records routes.
+    pub router: Arc<Router>,
+    /// Submits payouts and carries them to their rails.
+    pub payments: Arc<Payments>,
+    /// Hot FX rates.
+    pub fx: Arc<RateCache>,
+    /// Signs and delivers webhooks.
+    pub webhooks: Arc<Webhooks>,
     /// Latest bitcoind / wallet-sync status.
     pub status: watch::Receiver<ChainStatus>,
-    /// The Lightning node, once it runs.
-    pub lightning: LnSlot,
-    /// Hot FX rates.
-    pub fx: Arc<crate::fx::RateCache>,
-    /// Wakes the payment saga: a payment was submitted, or the Lightning node told a payment's outcome.
-    pub payments_wake: Arc<tokio::sync::Notify>,
-    /// Wakes the webhook sender (an outbox event was written).
-    pub webhooks_wake: Arc<tokio::sync::Notify>,
-    /// What the router has learned of each rail, and the operator's rail rules.
-    pub learner: Arc<std::sync::Mutex<crate::route::learn::Learner>>,
 }
 
-impl Shared {
-    /// The learner, locked (a panic elsewhere does not poison it for good).
-    pub fn learner(&self) -> std::sync::MutexGuard<'_, crate::route::learn::Learner> {
-        self.learner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+impl AppState {
+    /// Builds the objects from `parts`: one Lightning rail, one learner shared by the router and
+    /// the saga, one waker each for the saga and the webhook sender.
+    pub fn compose(parts: Parts) -> AppState {
+        let Parts { config, network, store, onchain, fx, status } = parts;
+        let lightning = Arc::new(LnRail::new(config.lightning.enabled));
+        let learner = SharedLearner::default();
+        let webhooks = Arc::new(Webhooks {
+            config: Arc::clone(&config),
+            store: Arc::clone(&store),
+            wake: Arc::new(Notify::new()),
+        });
+        let router = Arc::new(Router {
+            config: Arc::clone(&config),
+            network,
+            store: Arc::clone(&store),
+            onchain: Arc::clone(&onchain),
+            lightning: Arc::clone(&lightning),
+            fx: Arc::clone(&fx),
+            learner: learner.clone(),
+        });
+        let payments = Arc::new(Payments {
+            config: Arc::clone(&config),
+            network,
+            store: Arc::clone(&store),
+            onchain: Arc::clone(&onchain),
+            lightning: Arc::clone(&lightning),
+            committer: Arc::new(Committer::new(Arc::clone(&store))),
+            learner,
+            wake: Arc::new(Notify::new()),
+            webhooks_wake: Arc::clone(&webhooks.wake),
+        });
+        let keys = Arc::new(ApiKeys::new(Arc::clone(&store)));
+        AppState(Arc::new(Shared {
+            config,
+            network,
+            store,
+            keys,
+            onchain,
+            lightning,
+            router,
+            payments,
+            fx,
+            webhooks,
+            status,
+        }))
     }
 }

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::error::{rpc_code, AdminError};
 use super::params::Params;
-use crate::apikey::{self, Scope};
+use crate::apikey::Scope;
 use crate::state::AppState;
 
 /// `apikey.create`: the secret is in the answer and nowhere else.
@@ -23,7 +23,7 @@ pub(crate) async fn create(ctx: &AppState, params: Params) -> Result<Value, Admi
     if scopes.is_empty() {
         return Err(AdminError::invalid_params("give at least one scope"));
     }
-    let (key, secret) = apikey::create(&ctx.store, &label, &scopes, crate::unix_now())?;
+    let (key, secret) = ctx.keys.create(&label, &scopes, crate::unix_now())?;
     let details = json!({ "id": key.id, "label": key.label, "scopes": names(&key.scopes) });
     crate::audit::record(&ctx.store, "admin", "apikey.create", &details)?;
     Ok(json!({ "id": key.id, "key": secret, "label": key.label, "scopes": names(&key.scopes) }))
@@ -33,8 +33,8 @@ pub(crate) async fn create(ctx: &AppState, params: Params) -> Result<Value, Admi
 pub(crate) async fn list(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
     let keys: Vec<Value> = ctx
-        .store
-        .api_keys()?
+        .keys
+        .list()?
         .into_iter()
         .map(|k| {
             json!({
@@ -53,7 +53,7 @@ pub(crate) async fn list(ctx: &AppState, params: Params) -> Result<Value, AdminE
 pub(crate) async fn revoke(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     let params = params.only(&["id"])?;
     let id = params.string("id")?;
-    if !ctx.store.revoke_api_key(&id, crate::unix_now())? {
+    if !ctx.keys.revoke(&id, crate::unix_now())? {
         return Err(AdminError::new(rpc_code::REFUSED, "unknown_api_key", format!("no active API key {id}")));
     }
     crate::audit::record(&ctx.store, "admin", "apikey.revoke", &json!({ "id": id }))?;

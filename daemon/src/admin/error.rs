@@ -106,9 +106,9 @@ impl From<sendero_lightning::LightningError> for AdminError {
     }
 }
 
-impl From<crate::ln::LnError> for AdminError {
-    fn from(e: crate::ln::LnError) -> Self {
-        use crate::ln::LnError;
+impl From<crate::rails::lightning::LnError> for AdminError {
+    fn from(e: crate::rails::lightning::LnError) -> Self {
+        use crate::rails::lightning::LnError;
         match e {
             LnError::Disabled | LnError::NotReady => {
                 Self::new(rpc_code::UNAVAILABLE, "lightning_unavailable", e.to_string())

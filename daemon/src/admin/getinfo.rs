@@ -29,6 +29,6 @@ pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, Admi
             "last_error": status.last_error,
         },
         "wallet": wallet,
-        "lightning": crate::ln::summary(ctx),
+        "lightning": ctx.lightning.summary(),
     }))
 }

@@ -13,7 +13,7 @@ pub(crate) async fn balances(ctx: &AppState, params: Params) -> Result<Value, Ad
     params.only(&[])?;
     let ctx = ctx.clone();
     tokio::task::spawn_blocking(move || {
-        reconcile::import_wallet(&ctx).map_err(AdminError::from)?;
+        reconcile::import_wallet(&ctx.payments).map_err(AdminError::from)?;
         Ok(json!({ "unit": {"BTC": "msat"}, "accounts": ctx.store.ledger_balances()? }))
     })
     .await
@@ -23,7 +23,7 @@ pub(crate) async fn balances(ctx: &AppState, params: Params) -> Result<Value, Ad
 pub(crate) async fn verify(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
     let ctx = ctx.clone();
-    tokio::task::spawn_blocking(move || reconcile::verify(&ctx).map_err(AdminError::from))
+    tokio::task::spawn_blocking(move || reconcile::verify(&ctx.payments).map_err(AdminError::from))
         .await
         .map_err(|e| AdminError::internal(e.to_string()))?
 }

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 
 use super::error::AdminError;
 use super::params::Params;
-use crate::ln::{self, blocking_ln, OpenRequest, Opened};
+use crate::rails::funding::{self, Funding, OpenRequest, Opened};
+use crate::rails::lightning::blocking_ln;
 use crate::rails::onchain::blocking;
 use crate::state::AppState;
 
@@ -16,7 +17,7 @@ use crate::state::AppState;
 pub(crate) async fn fund(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     let params = params.only(&["amount_sat"])?;
     let amount_sat = params.positive_integer("amount_sat", "invalid_amount")?;
-    Ok(json!({ "txid": ln::fund(ctx, amount_sat).await? }))
+    Ok(json!({ "txid": funding::fund(&funding_of(ctx), amount_sat).await? }))
 }
 
 /// `ln.open_channel {node_id, addr, amount_sat, push_msat?, announce?}`.
@@ -29,7 +30,7 @@ pub(crate) async fn open_channel(ctx: &AppState, params: Params) -> Result<Value
         push_msat: params.optional_positive_integer("push_msat", "invalid_amount")?,
         announce: params.optional_bool("announce")?.unwrap_or(false),
     };
-    Ok(match ln::open_channel(ctx, req).await? {
+    Ok(match funding::open_channel(&funding_of(ctx), req).await? {
         Opened::Opening { user_channel_id } => json!({ "status": "opening", "user_channel_id": user_channel_id }),
         Opened::AwaitingFunding { pending_id, funding_txid } => {
             json!({ "status": "awaiting_funding", "pending_open_id": pending_id, "funding_txid": funding_txid })
@@ -42,7 +43,7 @@ pub(crate) async fn close_channel(ctx: &AppState, params: Params) -> Result<Valu
     let params = params.only(&["channel_id", "force"])?;
     let channel_id = params.string("channel_id")?;
     let force = params.optional_bool("force")?.unwrap_or(false);
-    let node = ln::node(ctx)?;
+    let node = ctx.lightning.node()?;
     node.check_channel(&channel_id)?;
     // Recorded first: the close's event then finds it was asked for, and raises no alarm.
     ctx.store.ln_close_requested(&channel_id.trim().to_ascii_lowercase(), crate::unix_now())?;
@@ -53,7 +54,7 @@ pub(crate) async fn close_channel(ctx: &AppState, params: Params) -> Result<Valu
 /// `ln.channels`: capacity, outbound / inbound msat, ready, usable.
 pub(crate) async fn channels(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
-    Ok(json!({ "channels": ln::node(ctx)?.channels() }))
+    Ok(json!({ "channels": ctx.lightning.node()?.channels() }))
 }
 
 /// `ln.splice_in {channel_id, amount_sat}`: from the treasury (through the node's on-chain wallet)
@@ -62,7 +63,7 @@ pub(crate) async fn splice_in(ctx: &AppState, params: Params) -> Result<Value, A
     let params = params.only(&["channel_id", "amount_sat"])?;
     let channel_id = params.string("channel_id")?;
     let amount_sat = params.positive_integer("amount_sat", "invalid_amount")?;
-    Ok(match ln::splice_in(ctx, channel_id, amount_sat).await? {
+    Ok(match funding::splice_in(&funding_of(ctx), channel_id, amount_sat).await? {
         Opened::Opening { .. } => json!({ "status": "splicing" }),
         Opened::AwaitingFunding { pending_id, funding_txid } => {
             json!({ "status": "awaiting_funding", "pending_id": pending_id, "funding_txid": funding_txid })
@@ -83,7 +84,7 @@ pub(crate) async fn splice_out(ctx: &AppState, params: Params) -> Result<Value, 
             (blocking(move || treasury.new_address()).await?, "to_treasury")
         }
     };
-    let node = ln::node(ctx)?;
+    let node = ctx.lightning.node()?;
     node.check_channel(&channel_id)?;
     let to = address.to_string();
     // Recorded before the node is asked: its `SplicePending` gives the transaction, which the
@@ -116,4 +117,14 @@ pub(crate) async fn ack_alarm(ctx: &AppState, params: Params) -> Result<Value, A
         ));
     }
     Ok(json!({ "acknowledged": true, "status": crate::alarm::status(&ctx.store).0 }))
+}
+
+/// Both rails and the store, as funding the node from the treasury uses them.
+fn funding_of(ctx: &AppState) -> Funding<'_> {
+    Funding {
+        onchain: &ctx.onchain,
+        lightning: &ctx.lightning,
+        store: &ctx.store,
+        headroom_sat: ctx.config.lightning.funding_fee_headroom_sat,
+    }
 }

@@ -4,20 +4,20 @@ use serde_json::{json, Value};
 
 use super::error::AdminError;
 use super::params::Params;
-use crate::ln::{self, blocking_ln};
+use crate::rails::lightning::blocking_ln;
 use crate::state::AppState;
 
 /// `ln.info`: node id, addresses, chain height, peers, channels and liquidity.
 pub(crate) async fn info(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
-    Ok(json!(ln::node(ctx)?.info()))
+    Ok(json!(ctx.lightning.node()?.info()))
 }
 
 /// `ln.connect {node_id, addr}`: connects to a peer and remembers it.
 pub(crate) async fn connect(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     let params = params.only(&["node_id", "addr"])?;
     let (node_id, addr) = (params.string("node_id")?, params.string("addr")?);
-    let node = ln::node(ctx)?;
+    let node = ctx.lightning.node()?;
     blocking_ln(move || node.connect(&node_id, &addr)).await?;
     Ok(json!({ "connected": true }))
 }
@@ -25,11 +25,11 @@ pub(crate) async fn connect(ctx: &AppState, params: Params) -> Result<Value, Adm
 /// `ln.peers`.
 pub(crate) async fn peers(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
-    Ok(json!({ "peers": ln::node(ctx)?.peers() }))
+    Ok(json!({ "peers": ctx.lightning.node()?.peers() }))
 }
 
 /// `ln.balance`: the node's on-chain wallet, channel balances, sweeps in progress.
 pub(crate) async fn balance(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
-    Ok(json!(ln::node(ctx)?.balance()))
+    Ok(json!(ctx.lightning.node()?.balance()))
 }

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::error::AdminError;
 use super::params::Params;
-use crate::ln::{self, blocking_ln};
+use crate::rails::lightning::blocking_ln;
 use crate::state::AppState;
 
 /// `ln.invoice {amount_msat?, description, expiry_secs}`: a BOLT11 invoice.
@@ -14,7 +14,7 @@ pub(crate) async fn invoice(ctx: &AppState, params: Params) -> Result<Value, Adm
     let description = params.optional_string("description")?.unwrap_or_default();
     let expiry = params.optional_positive_integer("expiry_secs", "invalid_params")?.unwrap_or(3600);
     let expiry = u32::try_from(expiry).map_err(|_| AdminError::invalid_params("expiry_secs is too large"))?;
-    let node = ln::node(ctx)?;
+    let node = ctx.lightning.node()?;
     Ok(json!(blocking_ln(move || node.invoice(amount, &description, expiry)).await?))
 }
 
@@ -24,7 +24,7 @@ pub(crate) async fn offer(ctx: &AppState, params: Params) -> Result<Value, Admin
     let params = params.only(&["amount_msat", "description"])?;
     let amount = params.optional_positive_integer("amount_msat", "invalid_amount")?;
     let description = params.optional_string("description")?.unwrap_or_default();
-    let node = ln::node(ctx)?;
+    let node = ctx.lightning.node()?;
     let created = blocking_ln(move || node.offer(amount, &description)).await?;
     ctx.store.record_own_offer(&created.offer_id, crate::unix_now())?;
     Ok(json!(created))
@@ -38,7 +38,7 @@ pub(crate) async fn pay(ctx: &AppState, params: Params) -> Result<Value, AdminEr
         _ => return Err(AdminError::invalid_params("give exactly one of invoice or offer")),
     };
     let amount = params.optional_positive_integer("amount_msat", "invalid_amount")?;
-    let node = ln::node(ctx)?;
+    let node = ctx.lightning.node()?;
     let payment_id = blocking_ln(move || node.pay(&destination, amount)).await?;
     Ok(json!({ "payment_id": payment_id, "status": "pending" }))
 }
@@ -48,7 +48,7 @@ pub(crate) async fn keysend(ctx: &AppState, params: Params) -> Result<Value, Adm
     let params = params.only(&["node_id", "amount_msat"])?;
     let node_id = params.string("node_id")?;
     let amount = params.positive_integer("amount_msat", "invalid_amount")?;
-    let node = ln::node(ctx)?;
+    let node = ctx.lightning.node()?;
     let payment_id = blocking_ln(move || node.keysend(&node_id, amount)).await?;
     Ok(json!({ "payment_id": payment_id, "status": "pending" }))
 }
@@ -56,5 +56,5 @@ pub(crate) async fn keysend(ctx: &AppState, params: Params) -> Result<Value, Adm
 /// `ln.payments`: every payment the node knows, newest first.
 pub(crate) async fn payments(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
-    Ok(json!({ "payments": ln::node(ctx)?.payments() }))
+    Ok(json!({ "payments": ctx.lightning.node()?.payments() }))
 }

@@ -12,7 +12,7 @@ const RAILS: [&str; 3] = ["onchain", "lightning", "on_us"];
 
 pub(crate) async fn stats(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
-    let learner = ctx.learner().clone();
+    let learner = ctx.router.learner.lock().clone();
     let now = crate::unix_now();
     let rails: Vec<Value> = RAILS
         .iter()
@@ -52,7 +52,7 @@ fn change(
     details: Value,
     apply: impl FnOnce(&mut crate::route::learn::Learner),
 ) -> Result<Value, AdminError> {
-    let mut learner = ctx.learner();
+    let mut learner = ctx.router.learner.lock();
     let mut next = learner.clone();
     apply(&mut next);
     ctx.store.set_rail_rules(next.pinned.as_deref(), &next.disabled)?;
@@ -64,7 +64,7 @@ fn change(
 pub(crate) async fn pin(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     let params = params.only(&["rail"])?;
     let rail = rail(&params)?;
-    if ctx.learner().is_disabled(rail) {
+    if ctx.router.learner.lock().is_disabled(rail) {
         return Err(AdminError::new(
             rpc_code::REFUSED,
             "rail_disabled",
@@ -76,7 +76,7 @@ pub(crate) async fn pin(ctx: &AppState, params: Params) -> Result<Value, AdminEr
 
 pub(crate) async fn unpin(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
-    let was = ctx.learner().pinned.clone();
+    let was = ctx.router.learner.lock().pinned.clone();
     change(ctx, "routing.unpin", json!({ "was": was }), |l| l.pinned = None)
 }
 

@@ -40,6 +40,6 @@ pub(crate) async fn redeliver(ctx: &AppState, params: Params) -> Result<Value, A
     if !ctx.store.redeliver(id as i64, crate::unix_now())? {
         return Err(AdminError::new(rpc_code::INVALID_PARAMS, "delivery_not_found", format!("no delivery {id}")));
     }
-    ctx.webhooks_wake.notify_one();
+    ctx.webhooks.wake.notify_one();
     Ok(json!({ "delivery_id": id, "state": "pending" }))
 }

@@ -4,7 +4,7 @@
 use axum::http::{header, HeaderMap, StatusCode};
 
 use super::ApiError;
-use crate::apikey::{self, ApiKey, Scope};
+use crate::apikey::{ApiKey, Scope};
 use crate::state::AppState;
 
 /// The caller's key, if it may use a route that needs `scope`.
@@ -22,7 +22,9 @@ pub(crate) fn authorize_any(ctx: &AppState, headers: &HeaderMap, scopes: &[Scope
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| unauthorized("send an API key as Authorization: Bearer <key>"))?;
-    let key = apikey::authenticate(&ctx.store, secret)
+    let key = ctx
+        .keys
+        .authenticate(secret)
         .map_err(|e| {
             tracing::error!(error = %e, "API key lookup failed");
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "key lookup failed")

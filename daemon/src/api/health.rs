@@ -31,7 +31,7 @@ pub(crate) async fn handle(State(ctx): State<AppState>) -> Result<Response, ApiE
             "synced_height": ctx.onchain.treasury().synced_height(),
             "synced": status.wallet_synced(),
         },
-        "lightning": crate::ln::summary(&ctx),
+        "lightning": ctx.lightning.summary(),
     });
     Ok((code, Json(body)).into_response())
 }

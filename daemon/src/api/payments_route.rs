@@ -18,7 +18,7 @@ use crate::state::AppState;
 pub(crate) async fn handle(State(ctx): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let key = authorize(&ctx, &headers, Scope::Pay)?;
     let req = parse(&body)?;
-    let route = route::select(&ctx, &key.id, req, crate::unix_now()).await?;
+    let route = route::select(&ctx.router, &key.id, req, crate::unix_now()).await?;
     Ok(Json(route_json(&route)).into_response())
 }
 

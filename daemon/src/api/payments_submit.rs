@@ -24,7 +24,7 @@ pub(crate) async fn handle(State(ctx): State<AppState>, headers: HeaderMap, body
         Err(answer) => return Ok(*answer),
     };
     let accepted = match parse(&body) {
-        Ok(req) => submit::accept(&ctx, &key.id, &idem, &req, crate::unix_now()).await.map_err(ApiError::from),
+        Ok(req) => submit::accept(&ctx.payments, &key.id, &idem, &req, crate::unix_now()).await.map_err(ApiError::from),
         Err(e) => Err(e),
     };
     Ok(match accepted {

@@ -18,7 +18,7 @@ use crate::webhook;
 pub(crate) async fn handle(State(ctx): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let key = authorize_any(&ctx, &headers, &Scope::ALL)?;
     let (url, events) = parse(&body)?;
-    let registered = tokio::task::block_in_place(|| webhook::register(&ctx, &key.id, &url, &events))?;
+    let registered = tokio::task::block_in_place(|| webhook::register(&ctx.webhooks, &key.id, &url, &events))?;
     Ok((StatusCode::CREATED, Json(json!(registered))).into_response())
 }
 

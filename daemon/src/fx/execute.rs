@@ -10,7 +10,8 @@ use super::quote::{oriented, quote, FxError, Quote, QuoteRequest};
 use super::rates::RateCache;
 use super::record::FillRow;
 use crate::config::FxConfig;
-use crate::store::{QuoteRow, Store};
+use crate::fx::quotes::QuoteRow;
+use crate::store::Store;
 
 /// An execution request.
 #[derive(Debug, Clone)]

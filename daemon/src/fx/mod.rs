@@ -4,6 +4,7 @@
 mod execute;
 pub mod money;
 mod quote;
+pub mod quotes;
 mod rates;
 pub mod record;
 pub mod sources;

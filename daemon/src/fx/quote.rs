@@ -6,7 +6,8 @@ use rust_decimal::Decimal;
 use super::money::{self, Side};
 use super::rates::RateCache;
 use crate::config::FxConfig;
-use crate::store::{QuoteRow, Store, StoreError};
+use crate::fx::quotes::QuoteRow;
+use crate::store::{Store, StoreError};
 
 /// A quote request, as parsed at the edge.
 #[derive(Debug, Clone)]
@@ -113,7 +114,7 @@ pub fn quote(
             origin,
         },
         now,
-    )?;
+    );
     Ok(quote)
 }
 

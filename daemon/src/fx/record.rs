@@ -165,7 +165,7 @@ impl Store {
 
     /// Records that quote `fresh` replaced `old`, and what the requote saved the gateway.
     pub fn record_requote(&self, fresh: &str, old: &str, loss_minor: i64) -> Result<(), StoreError> {
-        self.flush_quotes()?;
+        self.flush_deferred()?;
         self.conn().execute(
             "UPDATE fx_quotes SET requote_of = ?2, requote_loss_minor = ?3 WHERE quote_id = ?1",
             params![fresh, old, loss_minor],
@@ -175,7 +175,7 @@ impl Store {
 
     /// Fills, spread, requotes and expired quotes per pair between `from` and `to` (unix seconds).
     pub fn fx_report(&self, from: u64, to: u64) -> Result<Vec<FxReportRow>, StoreError> {
-        self.flush_quotes()?;
+        self.flush_deferred()?;
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT q.pair,
@@ -209,7 +209,7 @@ impl Store {
 
     /// `fx.register`: every quote between `from` and `to` with its fill, payout and ledger entry.
     pub fn fx_register(&self, from: u64, to: u64) -> Result<Vec<RegisterRow>, StoreError> {
-        self.flush_quotes()?;
+        self.flush_deferred()?;
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT q.quote_id, q.pair, q.side, q.origin, q.requote_of, f.fx_entry_id,

@@ -8,15 +8,48 @@
 //! credited back; the quote released). Every change writes an outbox event in the same
 //! transaction.
 
-pub mod destination;
+pub mod commit;
 pub mod reconcile;
 pub(crate) mod record;
 pub mod saga;
 pub mod submit;
 
+use std::sync::Arc;
+
+use sendero_wallet::bitcoin::Network;
 use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::rails::lightning::LnRail;
+use crate::rails::onchain::Onchain;
+use crate::route::learn::SharedLearner;
+use crate::store::Store;
 
 pub use record::{Change, InsertError, NewPayment};
+
+/// The payments: what submitting a payout and carrying it to its rail use — both rails, the
+/// store, the learner the saga teaches — and the two wakers the saga and the webhook sender sleep on.
+pub struct Payments {
+    /// The checked configuration (`[routing]`: saga pace, confirmations, waits).
+    pub config: Arc<Config>,
+    /// The chain destinations must belong to.
+    pub network: Network,
+    /// Where payments, the ledger and the outbox are kept.
+    pub store: Arc<Store>,
+    /// The on-chain rail.
+    pub onchain: Arc<Onchain>,
+    /// The Lightning rail.
+    pub lightning: Arc<LnRail>,
+    /// Accepts payments in group commits.
+    pub committer: Arc<commit::Committer>,
+    /// What the rails have done so far (the saga records each outcome).
+    pub learner: SharedLearner,
+    /// Wakes the saga: a payment was submitted, or the node told a payment's outcome.
+    pub wake: Arc<Notify>,
+    /// Wakes the webhook sender: an outbox event was written.
+    pub webhooks_wake: Arc<Notify>,
+}
 
 /// The rail a payment travels on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,9 +14,9 @@ use sendero_wallet::TxRecord;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::Payments;
 use super::{Payment, Rail, State};
 use crate::ledger::{self, LedgerError, Posting, BTC};
-use crate::state::AppState;
 use crate::store::StoreError;
 
 /// Payouts of one rail, classified.
@@ -40,12 +40,12 @@ impl Classified {
 
 /// Posts what the Lightning node's records show, then imports the wallet's confirmed
 /// transactions that no payment and no transfer to or from the node made; returns how many.
-pub fn import_wallet(ctx: &AppState) -> Result<usize, LedgerError> {
+pub fn import_wallet(ctx: &Payments) -> Result<usize, LedgerError> {
     import(ctx, &all_payments(ctx)?, &ctx.onchain.treasury().transactions())
 }
 
-fn import(ctx: &AppState, payments: &[Payment], txs: &[TxRecord]) -> Result<usize, LedgerError> {
-    let node = crate::ln::node(ctx).ok();
+fn import(ctx: &Payments, payments: &[Payment], txs: &[TxRecord]) -> Result<usize, LedgerError> {
+    let node = ctx.lightning.node().ok();
     let mut imported =
         ledger::lightning::import(&ctx.store, node.as_deref(), txs, &ln_payouts(payments), crate::unix_now())?;
     let mut ours = payout_txids(payments);
@@ -83,7 +83,7 @@ fn ln_payouts(payments: &[Payment]) -> ledger::lightning::Payouts {
 /// Transactions between the treasury and the node: recorded ones, and any the node's wallet
 /// knows (a transfer a crash left unrecorded is never an outside movement).
 fn transfer_txids(
-    ctx: &AppState,
+    ctx: &Payments,
     node: Option<&sendero_lightning::LightningNode>,
 ) -> Result<HashSet<String>, StoreError> {
     let mut txids: HashSet<String> = ctx.store.ln_transfers()?.into_iter().filter_map(|t| t.txid).collect();
@@ -98,16 +98,16 @@ fn payout_txids(payments: &[Payment]) -> HashSet<&str> {
     payments.iter().filter(|p| p.rail == Rail::Onchain).filter_map(|p| p.rail_ref.as_deref()).collect()
 }
 
-fn all_payments(ctx: &AppState) -> Result<Vec<Payment>, StoreError> {
+fn all_payments(ctx: &Payments) -> Result<Vec<Payment>, StoreError> {
     ctx.store.payments(None, &[], None, usize::MAX >> 1)
 }
 
 /// `ledger.verify`: the ledger's own integrity, then the wallet and the node.
-pub fn verify(ctx: &AppState) -> Result<Value, LedgerError> {
+pub fn verify(ctx: &Payments) -> Result<Value, LedgerError> {
     let (payments, txs) = (all_payments(ctx)?, ctx.onchain.treasury().transactions());
     import(ctx, &payments, &txs)?;
     let (unbalanced, totals) = ctx.store.ledger_integrity()?;
-    let node = crate::ln::node(ctx).ok();
+    let node = ctx.lightning.node().ok();
     let transfers = transfer_txids(ctx, node.as_deref())?;
     let onchain = onchain(ctx, &payments, &txs, &transfers)?;
     let lightning = lightning(ctx, &payments)?;
@@ -134,7 +134,7 @@ pub fn verify(ctx: &AppState) -> Result<Value, LedgerError> {
 }
 
 fn onchain(
-    ctx: &AppState,
+    ctx: &Payments,
     payments: &[Payment],
     txs: &[TxRecord],
     transfers: &HashSet<String>,
@@ -200,8 +200,8 @@ fn classify_onchain(payments: &[Payment], txs: &[TxRecord]) -> (Classified, i128
     (c, in_flight)
 }
 
-fn lightning(ctx: &AppState, payments: &[Payment]) -> Result<Value, LedgerError> {
-    let node = match crate::ln::node(ctx) {
+fn lightning(ctx: &Payments, payments: &[Payment]) -> Result<Value, LedgerError> {
+    let node = match ctx.lightning.node() {
         Ok(n) => n,
         Err(e) => {
             let open = payments.iter().any(|p| p.rail == Rail::Lightning);

@@ -16,10 +16,10 @@ use sendero_wallet::bitcoin::Transaction;
 use sendero_wallet::{Payee, WalletError};
 use tokio_util::sync::CancellationToken;
 
+use super::Payments;
 use super::{Change, Payment, Rail, State};
 use crate::ledger::Posting;
 use crate::route::learn::Outcome;
-use crate::state::AppState;
 
 /// Longest wait between two retries of a step, seconds.
 const MAX_BACKOFF_SECS: u64 = 60;
@@ -32,7 +32,7 @@ const SOON_SECS: u64 = 1;
 /// Runs until `cancel`, advancing the payments that are due: at once when something can move
 /// one (a submit, a payment event of the Lightning node), when the earliest step waiting to be
 /// retried is due, and otherwise every `routing.saga_interval_ms`.
-pub async fn run(ctx: AppState, cancel: CancellationToken) {
+pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
     let tick = Duration::from_millis(ctx.config.routing.saga_interval_ms.max(50));
     let mut resumed = false;
     loop {
@@ -63,14 +63,14 @@ pub async fn run(ctx: AppState, cancel: CancellationToken) {
         let wait = until_next_retry(&ctx).await.map_or(tick, |w| w.min(tick));
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = ctx.payments_wake.notified() => {}
+            _ = ctx.wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
         }
     }
 }
 
 /// How long until the earliest step waiting to be retried is due; `None` when none waits.
-async fn until_next_retry(ctx: &AppState) -> Option<Duration> {
+async fn until_next_retry(ctx: &Payments) -> Option<Duration> {
     let store = Arc::clone(&ctx.store);
     let at = match tokio::task::spawn_blocking(move || store.next_retry_at(crate::unix_now())).await {
         Ok(Ok(at)) => at?,
@@ -120,9 +120,9 @@ pub(crate) fn first_step(p: &Payment) -> Change {
 
 /// What follows a recorded step: the router learns, webhooks are woken for a final state, the
 /// step is logged.
-fn after_step(ctx: &AppState, from: &Payment, next: &Payment, outcome: Option<&Outcome>) {
+fn after_step(ctx: &Payments, from: &Payment, next: &Payment, outcome: Option<&Outcome>) {
     if let Some(o) = outcome {
-        ctx.learner().record(o, &ctx.config.routing.tuning());
+        ctx.learner.lock().record(o, &ctx.config.routing.tuning());
     }
     if next.state != from.state && next.state.is_final() {
         ctx.webhooks_wake.notify_one();
@@ -131,7 +131,7 @@ fn after_step(ctx: &AppState, from: &Payment, next: &Payment, outcome: Option<&O
 }
 
 /// Moves `p` forward until it waits, retries or is final.
-async fn advance(ctx: &AppState, mut p: Payment) {
+async fn advance(ctx: &Payments, mut p: Payment) {
     // An on-chain payout holds the treasury from signing its transaction to broadcasting it.
     let _spending = match (p.rail, p.state) {
         (Rail::Onchain, State::Debited | State::Sending) => Some(ctx.onchain.spending().await),
@@ -193,7 +193,7 @@ async fn advance(ctx: &AppState, mut p: Payment) {
 /// What every step writes besides its own change: the outbox event of the state it reaches
 /// (`payment.<state>`: every persisted step is published), and when a fiat-priced payout
 /// settles, the fill of its quote.
-pub(crate) fn complete(ctx: &AppState, p: &Payment, change: &mut Change) {
+pub(crate) fn complete(ctx: &Payments, p: &Payment, change: &mut Change) {
     let Some(next) = change.next.as_ref().filter(|n| n.state != p.state) else { return };
     if change.event.is_none() {
         change.event = Some((event_name(next.state), next.view().to_string()));
@@ -334,7 +334,7 @@ fn learned(p: &Payment, success: bool, code: Option<&str>, now: u64) -> Option<O
 }
 
 /// `debited →`: hand the payment to its rail.
-async fn start(ctx: &AppState, p: &Payment) -> Step {
+async fn start(ctx: &Payments, p: &Payment) -> Step {
     match p.rail {
         Rail::OnUs => Step::next(settle(p, 0, None)),
         Rail::Onchain => prepare_onchain(ctx, p).await,
@@ -345,7 +345,7 @@ async fn start(ctx: &AppState, p: &Payment) -> Step {
 }
 
 /// `sending`: the rail call, or its resumption.
-async fn resume(ctx: &AppState, p: &Payment) -> Step {
+async fn resume(ctx: &Payments, p: &Payment) -> Step {
     match p.rail {
         Rail::Onchain => publish_onchain(ctx, p).await,
         Rail::Lightning => send_lightning(ctx, p).await,
@@ -354,7 +354,7 @@ async fn resume(ctx: &AppState, p: &Payment) -> Step {
 }
 
 /// Builds and signs the payout, and stores it (`sending`) before anything is broadcast.
-async fn prepare_onchain(ctx: &AppState, p: &Payment) -> Step {
+async fn prepare_onchain(ctx: &Payments, p: &Payment) -> Step {
     let address = match ctx.onchain.treasury().parse_address(&p.destination) {
         Ok(a) => a,
         Err(e) => return Step::next(fail(p, "invalid_destination", e.to_string())),
@@ -384,7 +384,7 @@ async fn prepare_onchain(ctx: &AppState, p: &Payment) -> Step {
 }
 
 /// Broadcasts the stored transaction (again, after a restart) and records it in the wallet.
-async fn publish_onchain(ctx: &AppState, p: &Payment) -> Step {
+async fn publish_onchain(ctx: &Payments, p: &Payment) -> Step {
     let Some(tx) = p.raw_tx.as_deref().and_then(|raw| deserialize::<Transaction>(raw).ok()) else {
         return Step::next(fail(p, "internal", "the stored transaction is missing or unreadable".into()));
     };
@@ -406,8 +406,8 @@ async fn publish_onchain(ctx: &AppState, p: &Payment) -> Step {
 
 /// Pays the invoice or offer once: a resumed saga first asks the node for the payment it may
 /// already have made for this payment id.
-async fn send_lightning(ctx: &AppState, p: &Payment) -> Step {
-    let node = match crate::ln::node(ctx) {
+async fn send_lightning(ctx: &Payments, p: &Payment) -> Step {
+    let node = match ctx.lightning.node() {
         Ok(n) => n,
         Err(e) => return Step::RetrySoon(e.to_string()),
     };
@@ -430,7 +430,7 @@ async fn send_lightning(ctx: &AppState, p: &Payment) -> Step {
         return retry_or_fail(ctx, p, "insufficient_liquidity", why);
     }
     let (n, dest, id, amount) = (Arc::clone(&node), p.destination.clone(), p.payment_id.clone(), p.amount_msat);
-    let sent = crate::ln::blocking_ln(move || n.pay_once(&dest, Some(amount), Some(&id))).await;
+    let sent = crate::rails::lightning::blocking_ln(move || n.pay_once(&dest, Some(amount), Some(&id))).await;
     match sent {
         Ok(ln_id) => Step::next(Change {
             next: Some(Payment { state: State::Sent, rail_ref: Some(ln_id), ..p.clone() }),
@@ -454,7 +454,7 @@ async fn send_lightning(ctx: &AppState, p: &Payment) -> Step {
 }
 
 /// `sent`: what the rail says now.
-async fn outcome(ctx: &AppState, p: &Payment) -> Step {
+async fn outcome(ctx: &Payments, p: &Payment) -> Step {
     let Some(rail_ref) = p.rail_ref.clone() else {
         return Step::next(fail(p, "internal", "a sent payment without a rail reference".into()));
     };
@@ -475,7 +475,7 @@ async fn outcome(ctx: &AppState, p: &Payment) -> Step {
             }
         }
         Rail::Lightning => {
-            let node = match crate::ln::node(ctx) {
+            let node = match ctx.lightning.node() {
                 Ok(n) => n,
                 Err(_) => return Step::Wait,
             };
@@ -505,7 +505,9 @@ async fn outcome(ctx: &AppState, p: &Payment) -> Step {
 /// cannot be (nothing of it left the node). See [`sendero_lightning::LightningNode::recover_lost`].
 async fn recover_lost(node: Arc<sendero_lightning::LightningNode>, p: &Payment) -> Step {
     let (dest, amount, key) = (p.destination.clone(), p.amount_msat, p.payment_id.clone());
-    match crate::ln::blocking_ln(move || node.recover_lost_for(&dest, amount, Some(&key), RECOVER_AFTER)).await {
+    match crate::rails::lightning::blocking_ln(move || node.recover_lost_for(&dest, amount, Some(&key), RECOVER_AFTER))
+        .await
+    {
         Ok(Recovery::Abandoned(why)) => Step::next(fail(p, "lightning_payment_lost", why)),
         Ok(Recovery::Kept | Recovery::Resent | Recovery::Tracked) => Step::Wait,
         Err(e) => {
@@ -517,7 +519,7 @@ async fn recover_lost(node: Arc<sendero_lightning::LightningNode>, p: &Payment) 
 
 /// Retries a step whose failure may pass, until the payment is `routing.lightning_wait_secs`
 /// old; then fails it.
-fn retry_or_fail(ctx: &AppState, p: &Payment, code: &str, why: String) -> Step {
+fn retry_or_fail(ctx: &Payments, p: &Payment, code: &str, why: String) -> Step {
     if crate::unix_now() < p.created_at + ctx.config.routing.lightning_wait_secs {
         Step::RetrySoon(why)
     } else {

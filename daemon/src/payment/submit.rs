@@ -3,10 +3,10 @@
 //! open payments already reserve. The payment, its `payment.submitted` event and the idempotent
 //! answer are written in one transaction; the saga takes it from there.
 
-use super::destination::{self, DestinationError};
+use super::Payments;
 use super::{saga, InsertError, NewPayment, Payment, Rail, State};
+use crate::route::destination::{self, DestinationError};
 use crate::route::StoredRoute;
-use crate::state::AppState;
 use crate::store::StoreError;
 
 /// A submission, parsed at the edge.
@@ -95,7 +95,7 @@ pub fn answer(payment_id: &str) -> Vec<u8> {
 /// in-memory state (the wallet's balance off the async threads); the write waits for the next
 /// group commit without holding a thread.
 pub async fn accept(
-    ctx: &AppState,
+    ctx: &Payments,
     key_id: &str,
     idem: &str,
     req: &SubmitRequest,
@@ -118,14 +118,14 @@ pub async fn accept(
         payment: payment.clone(),
         first,
     };
-    if let Err(e) = ctx.store.insert_payment(new).await {
+    if let Err(e) = ctx.committer.insert(new).await {
         return refused(ctx, (key_id, idem), rail, e);
     }
     tracing::info!(payment_id = %payment.payment_id, route_id = %payment.route_id, rail = rail.as_str(),
         amount_msat = payment.amount_msat, "payment submitted");
     saga::log_step(&payment, &stored);
     if !stored.state.is_final() {
-        ctx.payments_wake.notify_one();
+        ctx.wake.notify_one();
     }
     ctx.webhooks_wake.notify_one();
     Ok(stored)
@@ -137,7 +137,7 @@ type Priced = (u64, Option<u64>);
 /// The key's route, unexpired, with the rail asked for among its candidates and not disabled,
 /// its FX quote (the one asked for, if any) still valid; the rail's priced cost and feerate.
 fn checked_route(
-    ctx: &AppState,
+    ctx: &Payments,
     key_id: &str,
     req: &SubmitRequest,
     now: u64,
@@ -155,7 +155,7 @@ fn checked_route(
         let offered = route.candidates.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(", ");
         return Err(SubmitError::RailNotOffered { route_id: route.route_id, rail: req.rail.clone(), offered });
     };
-    if ctx.learner().is_disabled(rail.as_str()) {
+    if ctx.learner.lock().is_disabled(rail.as_str()) {
         return Err(SubmitError::RailDisabled(rail.as_str()));
     }
     if let Some(asked) = &req.fx_quote_id {
@@ -174,7 +174,7 @@ fn checked_route(
 
 /// What the rail pays (an address, or an invoice / offer / keysend with its payment hash), still
 /// payable and not already paid outside the API.
-fn payee(ctx: &AppState, route: &StoredRoute, rail: Rail, now: u64) -> Result<(String, Option<String>), SubmitError> {
+fn payee(ctx: &Payments, route: &StoredRoute, rail: Rail, now: u64) -> Result<(String, Option<String>), SubmitError> {
     let pay_to = match &route.pay_to {
         Some(pay_to) => pay_to.clone(),
         None => destination::parse(&route.destination, ctx.network)?.pay_to(),
@@ -182,7 +182,7 @@ fn payee(ctx: &AppState, route: &StoredRoute, rail: Rail, now: u64) -> Result<(S
     let (destination, rail_ref) = pay_to.rail(rail == Rail::Onchain, now)?;
     if let (Rail::Lightning, Some(hash)) = (rail, &rail_ref) {
         // Paid (or being paid) outside the API, e.g. with `ln.pay`: not again.
-        let node = crate::ln::node(ctx).map_err(|e| SubmitError::LightningUnavailable(e.to_string()))?;
+        let node = ctx.lightning.node().map_err(|e| SubmitError::LightningUnavailable(e.to_string()))?;
         if node.payment(hash).is_some_and(|p| p.status != "failed") {
             return Err(SubmitError::Conflict(InsertError::AlreadyPaying));
         }
@@ -236,7 +236,7 @@ fn new_payment(
 
 /// A refused insert as the client sees it — or, when the key already has its payment (its first
 /// answer was lost with the process), that payment.
-fn refused(ctx: &AppState, (key_id, idem): (&str, &str), rail: Rail, e: InsertError) -> Result<Payment, SubmitError> {
+fn refused(ctx: &Payments, (key_id, idem): (&str, &str), rail: Rail, e: InsertError) -> Result<Payment, SubmitError> {
     match e {
         InsertError::Guard { available_msat, need_msat }
             if rail == Rail::Lightning && {
@@ -274,13 +274,13 @@ fn refused(ctx: &AppState, (key_id, idem): (&str, &str), rail: Rail, e: InsertEr
 }
 
 /// What channels that are not usable now (peer offline, reconnecting) could send, msat.
-fn unusable_outbound_msat(ctx: &AppState) -> u64 {
-    let Ok(node) = crate::ln::node(ctx) else { return 0 };
+fn unusable_outbound_msat(ctx: &Payments) -> u64 {
+    let Ok(node) = ctx.lightning.node() else { return 0 };
     node.channels().iter().filter(|c| !c.usable).map(|c| c.outbound_msat).sum()
 }
 
 /// What `rail` can spend now, msat (`None`: no limit, for `on_us`).
-fn spendable_msat(ctx: &AppState, rail: Rail) -> Result<Option<u64>, SubmitError> {
+fn spendable_msat(ctx: &Payments, rail: Rail) -> Result<Option<u64>, SubmitError> {
     Ok(match rail {
         Rail::Onchain => {
             // The wallet may be busy syncing: wait for it off the async threads.
@@ -288,7 +288,7 @@ fn spendable_msat(ctx: &AppState, rail: Rail) -> Result<Option<u64>, SubmitError
             Some((b.confirmed_sat + b.trusted_pending_sat) * 1_000)
         }
         Rail::Lightning => {
-            let node = crate::ln::node(ctx).map_err(|e| SubmitError::LightningUnavailable(e.to_string()))?;
+            let node = ctx.lightning.node().map_err(|e| SubmitError::LightningUnavailable(e.to_string()))?;
             Some(node.usable_outbound_msat())
         }
         Rail::OnUs => None,

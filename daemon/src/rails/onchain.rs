@@ -10,7 +10,9 @@ use sendero_wallet::{ChainSource, FeeEstimate, FeeSource, Payee, Payout, Treasur
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::config::WalletConfig;
-use crate::store::{SendRecord, Store};
+use rusqlite::{params, OptionalExtension};
+
+use crate::store::{Store, StoreError};
 
 /// A send request, already parsed from the edge.
 #[derive(Debug, Clone)]
@@ -141,4 +143,75 @@ pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, WalletError> + Send + 'static,
 ) -> Result<T, WalletError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| WalletError::Build(format!("wallet task failed: {e}")))?
+}
+
+/// One admin send, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRecord {
+    /// Transaction id.
+    pub txid: String,
+    /// Destination.
+    pub address: String,
+    /// Amount.
+    pub amount_sat: u64,
+    /// Fee paid.
+    pub fee_sat: u64,
+    /// Feerate asked for.
+    pub feerate_sat_vb: u64,
+}
+
+impl Store {
+    /// Records an admin send.
+    pub fn record_send(&self, send: &SendRecord, now: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO onchain_sends (txid, address, amount_sat, fee_sat, feerate_sat_vb, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                send.txid,
+                send.address,
+                send.amount_sat as i64,
+                send.fee_sat as i64,
+                send.feerate_sat_vb as i64,
+                now as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The admin send of `txid`, if there was one.
+    pub fn send(&self, txid: &str) -> Result<Option<SendRecord>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT txid, address, amount_sat, fee_sat, feerate_sat_vb FROM onchain_sends WHERE txid = ?1",
+                [txid],
+                |r| {
+                    Ok(SendRecord {
+                        txid: r.get(0)?,
+                        address: r.get(1)?,
+                        amount_sat: r.get::<_, i64>(2)? as u64,
+                        fee_sat: r.get::<_, i64>(3)? as u64,
+                        feerate_sat_vb: r.get::<_, i64>(4)? as u64,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sends_round_trip_and_reject_nonsense() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let send =
+            SendRecord { txid: "ab".into(), address: "bcrt1q".into(), amount_sat: 5, fee_sat: 1, feerate_sat_vb: 2 };
+        store.record_send(&send, 7).unwrap();
+        assert_eq!(store.send("ab").unwrap(), Some(send.clone()));
+        assert!(store.record_send(&SendRecord { txid: "cd".into(), amount_sat: 0, ..send }, 7).is_err());
+    }
 }

@@ -6,8 +6,9 @@
 
 use crate::config::FxConfig;
 use crate::fx::money::Side;
+use crate::fx::quotes::QuoteRow;
 use crate::fx::{self, FxError, QuoteRequest, RateCache};
-use crate::store::{QuoteRow, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Why the client's quote cannot price this payout. Each has a stable code.
 #[derive(Debug, thiserror::Error)]

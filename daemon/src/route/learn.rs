@@ -15,6 +15,7 @@
 //! - **Operators** can pin a rail (recommended whenever feasible) or disable one (never offered).
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::Serialize;
 
@@ -206,6 +207,17 @@ impl Learner {
         best(&|c| c.2 <= bound && !self.tripped(c.0, now))
             .or_else(|| best(&|c| !self.tripped(c.0, now)))
             .or_else(|| best(&|_| true))
+    }
+}
+
+/// The learner shared by the router (which reads it) and the saga (which records outcomes).
+#[derive(Debug, Clone, Default)]
+pub struct SharedLearner(Arc<Mutex<Learner>>);
+
+impl SharedLearner {
+    /// The learner, locked (a panic elsewhere does not poison it for good).
+    pub fn lock(&self) -> MutexGuard<'_, Learner> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -7,23 +7,46 @@
 //! lowest expected cost per success within the priority's ETA bound, and persist the route so that
 //! it can be submitted until it expires. Knows nothing of HTTP.
 
+pub mod destination;
 mod fiat;
 pub mod learn;
+mod price;
 mod record;
 
 pub use fiat::QuoteUseError;
 
 pub use record::StoredRoute;
 
-use sendero_lightning::{LightningNode, Target};
-use sendero_wallet::{FeeSource, Payee, WalletError};
+use std::sync::Arc;
+
+use sendero_wallet::bitcoin::Network;
 use serde::Serialize;
 
-use crate::config::RoutingConfig;
-use crate::fx::FxError;
-use crate::payment::destination::{self, Destination, DestinationError, LnDestination, PayTo};
-use crate::state::AppState;
-use crate::store::StoreError;
+use crate::config::{Config, RoutingConfig};
+use crate::fx::{FxError, RateCache};
+use crate::rails::lightning::LnRail;
+use crate::rails::onchain::Onchain;
+use crate::route::destination::{Destination, DestinationError, PayTo};
+use crate::store::{Store, StoreError};
+
+/// The router: what pricing a payout reads — both rails, the FX rates, the learner — and the
+/// store its routes are kept in.
+pub struct Router {
+    /// The checked configuration (`[routing]`, `[fx]`).
+    pub config: Arc<Config>,
+    /// The chain destinations must belong to.
+    pub network: Network,
+    /// Where routes (and the gateway's own offers) are kept.
+    pub store: Arc<Store>,
+    /// The on-chain rail, for its feerate and the payout's vsize.
+    pub onchain: Arc<Onchain>,
+    /// The Lightning rail, for the cheapest path.
+    pub lightning: Arc<LnRail>,
+    /// Hot FX rates, for fiat amounts.
+    pub fx: Arc<RateCache>,
+    /// What the rails have done so far, and the operator's rail rules.
+    pub learner: learn::SharedLearner,
+}
 
 /// How urgent a payout is: picks the on-chain confirmation target and the ETA bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,16 +324,16 @@ impl RouteError {
 }
 
 /// Prices `req` for API key `key_id` and records the route.
-pub async fn select(ctx: &AppState, key_id: &str, req: RouteRequest, now: u64) -> Result<Route, RouteError> {
+pub async fn select(ctx: &Router, key_id: &str, req: RouteRequest, now: u64) -> Result<Route, RouteError> {
     let dest = destination::parse(&req.destination, ctx.network)?;
-    refuse_keysend_to_self(ctx, &dest)?;
+    price::refuse_keysend_to_self(ctx, &dest)?;
     let currency = req.currency.trim().to_ascii_uppercase();
     if req.amount_minor == 0 {
         return Err(RouteError::InvalidAmount("amount.minor_units must be at least 1".into()));
     }
     let (amount_msat, fx_quote_id) = amount(ctx, key_id, &req, &currency, &dest, now)?;
     let amount_sat = amount_msat.div_ceil(1_000);
-    let (mut candidates, mut unavailable) = price_rails(ctx, &dest, amount_msat, req.priority).await;
+    let (mut candidates, mut unavailable) = price::price_rails(ctx, &dest, amount_msat, req.priority).await;
     if let Some(method) = req.method {
         let (allowed, excluded): (Vec<Candidate>, Vec<Candidate>) =
             candidates.into_iter().partition(|c| method.allows(c.rail));
@@ -354,41 +377,18 @@ pub async fn select(ctx: &AppState, key_id: &str, req: RouteRequest, now: u64) -
     Ok(route)
 }
 
-/// Every rail that can reach `dest`, priced, and why the others cannot.
-async fn price_rails(
-    ctx: &AppState,
-    dest: &Destination,
-    amount_msat: u64,
-    priority: Priority,
-) -> (Vec<Candidate>, Vec<Unavailable>) {
-    let (mut candidates, mut unavailable) = (Vec::new(), Vec::new());
-    if let Some(ln) = &dest.lightning {
-        match lightning(ctx, ln, amount_msat) {
-            Ok(c) => candidates.push(c),
-            Err(u) => unavailable.push(u),
-        }
-    }
-    if let Some(address) = &dest.address {
-        match onchain(ctx, address.clone(), amount_msat.div_ceil(1_000), priority).await {
-            Ok(c) => candidates.push(c),
-            Err(u) => unavailable.push(u),
-        }
-    }
-    (candidates, unavailable)
-}
-
 /// What the learner says of the candidates: rails the operator disabled move to `unavailable`,
 /// the others get their learned success rate, latency and expected cost; returns the rail to
 /// recommend within the priority's ETA `bound`.
 fn learned(
-    ctx: &AppState,
+    ctx: &Router,
     candidates: &mut Vec<Candidate>,
     unavailable: &mut Vec<Unavailable>,
     bound: u64,
     now: u64,
 ) -> Option<&'static str> {
     let tuning = ctx.config.routing.tuning();
-    let learner = ctx.learner();
+    let learner = ctx.learner.lock();
     let (offered, disabled): (Vec<Candidate>, Vec<Candidate>) =
         std::mem::take(candidates).into_iter().partition(|c| !learner.is_disabled(c.rail));
     *candidates = offered;
@@ -412,7 +412,7 @@ fn learned(
 /// fixes its own amount must agree with the request: exactly for bitcoin amounts, within the FX
 /// allowed drift for fiat ones (the destination's amount is then what is paid).
 fn amount(
-    ctx: &AppState,
+    ctx: &Router,
     key_id: &str,
     req: &RouteRequest,
     currency: &str,
@@ -456,107 +456,6 @@ fn amount(
 
 fn unavailable(rail: &'static str, code: &'static str, message: String, available_sat: Option<u64>) -> Unavailable {
     Unavailable { rail, code, message, available_sat, retryable: PASSING.contains(&code) }
-}
-
-/// A keysend to our own node id pays no one (unlike our own invoice or offer, it names no
-/// receivable the payout could settle): refused as a bad destination.
-fn refuse_keysend_to_self(ctx: &AppState, dest: &Destination) -> Result<(), RouteError> {
-    let Some(LnDestination::Keysend(_, node_id)) = &dest.lightning else { return Ok(()) };
-    if crate::ln::node(ctx).is_ok_and(|n| n.public_key() == *node_id) {
-        return Err(RouteError::Destination(DestinationError::Invalid(
-            "a keysend to this gateway's own node id pays no one: pay one of its invoices or offers (on_us)".into(),
-        )));
-    }
-    Ok(())
-}
-
-/// `on_us` for our own invoice or offer, else `lightning` priced by the cheapest path (for an
-/// offer, through its blinded paths).
-fn lightning(ctx: &AppState, ln: &LnDestination, amount_msat: u64) -> Result<Candidate, Unavailable> {
-    let node = crate::ln::node(ctx);
-    if let Some(source) = own(ctx, node.as_deref().ok(), ln)? {
-        return Ok(Candidate::new("on_us", 0, 0, source));
-    }
-    let node = node.map_err(|e| match e {
-        crate::ln::LnError::NotReady => unavailable("lightning", "lightning_starting", e.to_string(), None),
-        e => unavailable("lightning", "lightning_unavailable", e.to_string(), None),
-    })?;
-    let target = match ln {
-        LnDestination::Bolt11(_, info) => Target::Node { node: &info.payee, hints: &info.hints },
-        LnDestination::Bolt12(_, info) => Target::Offer(info),
-        LnDestination::Keysend(_, node_id) => Target::Node { node: node_id, hints: &[] },
-    };
-    let outbound = node.usable_outbound_msat();
-    let Some(fee) = node.price(target, amount_msat) else {
-        // Channels that would carry it once their peer is back (or their funding is deep enough).
-        let waiting: u64 = node.channels().iter().filter(|c| !c.usable).map(|c| c.outbound_msat).sum();
-        let (code, message) = if outbound < amount_msat && outbound.saturating_add(waiting) >= amount_msat {
-            let why = "channels that could carry it are not usable yet (peer offline or reconnecting, or funding not deep enough)";
-            ("channel_not_usable", format!("{why}: usable now {outbound} msat, {amount_msat} msat needed"))
-        } else if outbound < amount_msat {
-            ("insufficient_liquidity", format!("channels can send {outbound} msat, {amount_msat} msat needed"))
-        } else if matches!(ln, LnDestination::Bolt12(_, info) if info.paths.is_empty() && info.issuer.is_none()) {
-            ("no_route", "the offer names no node and no path to price a route to".to_owned())
-        } else if matches!(ln, LnDestination::Bolt12(_, info) if !info.paths.is_empty()) {
-            ("no_route", "no path from our channels reaches an introduction node of the offer".to_owned())
-        } else {
-            ("no_route", "no path from our channels reaches the payee".to_owned())
-        };
-        return Err(unavailable("lightning", code, message, Some(outbound / 1_000)));
-    };
-    let eta_sec = learn::prior("lightning").latency_secs.map_or(5, |s| s.ceil() as u64);
-    Ok(Candidate {
-        hops: Some(fee.hops),
-        blinded_fee_msat: (fee.source == "blinded_path").then_some(fee.blinded_msat),
-        ..Candidate::new("lightning", fee.fee_msat.div_ceil(1_000), eta_sec, fee.source)
-    })
-}
-
-/// Whether `ln` is ours — an invoice of our node, an offer our node signs or that `ln.offer`
-/// recorded (known from the store even while the node is not running) — and so settles
-/// `on_us`; the candidate's cost source when it is.
-fn own(ctx: &AppState, node: Option<&LightningNode>, ln: &LnDestination) -> Result<Option<&'static str>, Unavailable> {
-    let own = node.map(LightningNode::public_key);
-    Ok(match ln {
-        LnDestination::Bolt11(_, info) => (own == Some(info.payee)).then_some("own_invoice"),
-        LnDestination::Bolt12(_, info) => {
-            let recorded = ctx.store.is_own_offer(&info.offer_id).map_err(|e| {
-                tracing::error!(error = %e, "reading the gateway's own offers");
-                unavailable("lightning", "internal", "could not read the gateway's own offers".into(), None)
-            })?;
-            (recorded || own.is_some_and(|own| info.issuer == Some(own))).then_some("own_offer")
-        }
-        LnDestination::Keysend(..) => None,
-    })
-}
-
-/// `onchain`: the feerate for the priority's target times the vsize of this payout's own
-/// transaction, as coin selection would build it now.
-async fn onchain(
-    ctx: &AppState,
-    address: sendero_wallet::bitcoin::Address,
-    amount_sat: u64,
-    priority: Priority,
-) -> Result<Candidate, Unavailable> {
-    let target = priority.target_blocks(&ctx.config.routing);
-    let wallet_error = |e: WalletError| match e {
-        WalletError::InsufficientFunds { available_sat, .. } => {
-            unavailable("onchain", "insufficient_funds", e.to_string(), Some(available_sat))
-        }
-        WalletError::InvalidAmount(_) => unavailable("onchain", "invalid_amount", e.to_string(), None),
-        WalletError::Chain(_) => unavailable("onchain", "bitcoind_unavailable", e.to_string(), None),
-        e => unavailable("onchain", "onchain_unavailable", e.to_string(), None),
-    };
-    let fee = ctx.onchain.estimate(target).await.map_err(wallet_error)?;
-    let rate = fee.sat_per_vb;
-    let vsize = ctx.onchain.payout_vsize(vec![Payee { address, amount_sat }], rate).await.map_err(wallet_error)?;
-    let source = if fee.source == FeeSource::Bitcoind { "estimatesmartfee" } else { "fallback_feerate" };
-    Ok(Candidate {
-        fee_rate_sat_vb: Some(rate),
-        vsize: Some(vsize),
-        target_blocks: Some(target),
-        ..Candidate::new("onchain", rate.saturating_mul(vsize), u64::from(target) * 600, source)
-    })
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 
 use rusqlite::{params, OptionalExtension};
 
+use super::destination::PayTo;
 use super::learn::{Learner, Outcome, Tuning};
 use super::Route;
-use crate::payment::destination::PayTo;
 use crate::store::{Store, StoreError};
 
 /// Meta keys of the operator's rail rules.
@@ -43,7 +43,7 @@ impl Store {
     pub fn insert_route(&self, route: &Route, key_id: &str, destination: &str, now: u64) -> Result<(), StoreError> {
         if route.fx_quote_id.is_some() {
             // The route refers to its quote, which may still sit in the write buffer.
-            self.flush_quotes()?;
+            self.flush_deferred()?;
         }
         let candidates = serde_json::to_string(&route.candidates).unwrap_or_else(|_| "[]".into());
         let pay = &route.pay_to;

@@ -21,8 +21,19 @@ use tokio_util::sync::CancellationToken;
 
 pub use record::{Delivery, Due, Endpoint};
 
-use crate::state::AppState;
-use crate::store::StoreError;
+use crate::config::Config;
+use crate::store::{Store, StoreError};
+
+/// The webhook sender: the store its endpoints, deliveries and the outbox live in, and the waker
+/// it sleeps on between deliveries.
+pub struct Webhooks {
+    /// The checked configuration (`[webhooks]`).
+    pub config: Arc<Config>,
+    /// Where endpoints and deliveries are kept.
+    pub store: Arc<Store>,
+    /// Woken when an outbox event was written or a delivery was asked for again.
+    pub wake: Arc<tokio::sync::Notify>,
+}
 
 /// Events an endpoint can subscribe to: one per persisted saga state (`payment.submitted` is
 /// written with the ledger debit, in one transaction).
@@ -60,7 +71,7 @@ pub struct Registered {
 }
 
 /// Registers `url` for key `api_key_id`, for `events` (all when empty).
-pub fn register(ctx: &AppState, api_key_id: &str, url: &str, events: &[String]) -> Result<Registered, WebhookError> {
+pub fn register(ctx: &Webhooks, api_key_id: &str, url: &str, events: &[String]) -> Result<Registered, WebhookError> {
     let parsed = reqwest::Url::parse(url.trim()).map_err(|e| WebhookError::InvalidUrl(format!("{url:?}: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(WebhookError::InvalidUrl(url.to_owned()));
@@ -102,7 +113,7 @@ pub fn sign(secret: &str, id: &str, timestamp: u64, body: &[u8]) -> Option<Strin
 }
 
 /// Runs until `cancel`: fans new outbox events out to endpoints, then sends what is due.
-pub async fn run(ctx: AppState, cancel: CancellationToken) {
+pub async fn run(ctx: Arc<Webhooks>, cancel: CancellationToken) {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(ctx.config.webhooks.timeout_secs))
         .redirect(reqwest::redirect::Policy::none())
@@ -146,7 +157,7 @@ pub async fn run(ctx: AppState, cancel: CancellationToken) {
         tokio::select! {
             _ = cancel.cancelled() => break,
             Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-            _ = ctx.webhooks_wake.notified() => {}
+            _ = ctx.wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
     }
@@ -155,7 +166,7 @@ pub async fn run(ctx: AppState, cancel: CancellationToken) {
 }
 
 /// One attempt at one delivery, and its record.
-async fn deliver(ctx: AppState, client: reqwest::Client, d: Due) {
+async fn deliver(ctx: Arc<Webhooks>, client: reqwest::Client, d: Due) {
     let timestamp = crate::unix_now();
     let body = serde_json::json!({
         "type": d.event_type,

@@ -1,0 +1,88 @@
+//! The Lightning rail: [`LnRail`] publishes the running node to everything that pays or reads
+//! through it (empty until the node has started, and while it restarts). The node's lifecycle is
+//! run by [`runner`], its events recorded by [`events`].
+
+pub mod events;
+pub mod record;
+pub mod runner;
+
+pub use record::{LnPaymentRow, PendingAction, PendingKind};
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use sendero_lightning::{LightningError, LightningNode};
+use sendero_wallet::WalletError;
+
+use crate::store::StoreError;
+
+/// On-chain sats ldk-node keeps back per anchor channel (its default).
+pub const ANCHOR_RESERVE_SAT: u64 = 25_000;
+
+/// Why a Lightning operation could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum LnError {
+    /// `[lightning] enabled = false`.
+    #[error("the Lightning node is disabled in the config")]
+    Disabled,
+    /// Not started yet (waiting for bitcoind, or starting).
+    #[error("the Lightning node is not running yet")]
+    NotReady,
+    /// The node refused.
+    #[error(transparent)]
+    Node(#[from] LightningError),
+    /// The treasury refused (funding).
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The Lightning rail: whether it is enabled, and the node once it runs.
+pub struct LnRail {
+    enabled: bool,
+    node: RwLock<Option<Arc<LightningNode>>>,
+}
+
+impl LnRail {
+    /// A rail with no node yet; `enabled` is `[lightning] enabled`.
+    pub fn new(enabled: bool) -> LnRail {
+        LnRail { enabled, node: RwLock::new(None) }
+    }
+
+    /// The running node, or why there is none.
+    pub fn node(&self) -> Result<Arc<LightningNode>, LnError> {
+        if !self.enabled {
+            return Err(LnError::Disabled);
+        }
+        self.node.read().unwrap_or_else(PoisonError::into_inner).clone().ok_or(LnError::NotReady)
+    }
+
+    /// Publishes the started node, or withdraws it (`None`) while it stops.
+    pub(crate) fn publish(&self, node: Option<Arc<LightningNode>>) {
+        *self.node.write().unwrap_or_else(PoisonError::into_inner) = node;
+    }
+
+    /// The node's state for `getinfo` and `/v1/health`: `disabled`, `starting`, or `running` with
+    /// node id, peers, channels and liquidity.
+    pub fn summary(&self) -> serde_json::Value {
+        match self.node() {
+            Ok(n) => {
+                let mut v = serde_json::json!(n.info());
+                v["state"] = "running".into();
+                v
+            }
+            Err(LnError::Disabled) => serde_json::json!({ "state": "disabled" }),
+            Err(_) => serde_json::json!({ "state": "starting" }),
+        }
+    }
+}
+
+/// Runs a blocking node call off the async threads.
+pub async fn blocking_ln<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LightningError> + Send + 'static,
+) -> Result<T, LightningError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| LightningError::Failed { operation: "lightning task", reason: e.to_string() })?
+}

@@ -1,0 +1,145 @@
+//! The Lightning node inside senderod: started once bitcoind answers (retrying with backoff),
+//! published on the [`LnRail`], its events recorded and always acknowledged, and the channel opens
+//! that waited for their funding carried out when it confirms.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sendero_lightning::{LightningConfig, LightningNode};
+use sendero_wallet::bitcoin::Network;
+use sendero_wallet::BitcoindAuth;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::events::handle_event;
+use super::LnRail;
+use crate::config::Config;
+use crate::follower::ChainStatus;
+use crate::store::Store;
+
+/// What the runner needs besides the rail it publishes on.
+pub struct Runner {
+    /// The rail the node is published on.
+    pub rail: Arc<LnRail>,
+    /// The checked configuration (`[lightning]`, the data dir, bitcoind's poll interval).
+    pub config: Arc<Config>,
+    /// The chain.
+    pub network: Network,
+    /// Where events and pending actions are recorded.
+    pub store: Arc<Store>,
+    /// Whether bitcoind answers.
+    pub status: watch::Receiver<ChainStatus>,
+    /// Woken when a payment's outcome arrives.
+    pub payments_wake: Arc<Notify>,
+}
+
+/// Runs the node until `cancel`: start (once bitcoind answers), then events and pending actions.
+/// ldk-node takes bitcoind's credentials once, so when bitcoind's cookie changes (bitcoind
+/// restarted) the node is stopped and built again with the new one.
+pub async fn run(ctx: Runner, rpc: (String, BitcoindAuth), seed: [u8; 64], cancel: CancellationToken) {
+    loop {
+        let Some((node, creds)) = start_when_possible(&ctx, &rpc, seed, &cancel).await else { return };
+        ctx.rail.publish(Some(Arc::clone(&node)));
+        let restart = serve_node(&ctx, &node, &rpc.1, &creds, &cancel).await;
+        ctx.rail.publish(None);
+        let stopping = Arc::clone(&node);
+        let _ = tokio::task::spawn_blocking(move || stopping.stop()).await;
+        if !restart {
+            return;
+        }
+        tracing::warn!("bitcoind's RPC cookie changed (bitcoind restarted): restarting the lightning node");
+    }
+}
+
+/// Events and pending actions until `cancel` (returns false) or new bitcoind credentials (true).
+async fn serve_node(
+    ctx: &Runner,
+    node: &Arc<LightningNode>,
+    auth: &BitcoindAuth,
+    creds: &(String, String),
+    cancel: &CancellationToken,
+) -> bool {
+    let tick = Duration::from_millis(ctx.config.bitcoind.poll_interval_ms.max(100));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            event = node.next_event() => {
+                // Recording may wait on SQLite; keep it off the async threads.
+                let (store, n, wake) = (Arc::clone(&ctx.store), Arc::clone(node), Arc::clone(&ctx.payments_wake));
+                if let Err(e) = tokio::task::spawn_blocking(move || handle_event(&store, &n, &wake, event)).await {
+                    tracing::error!(error = %e, "lightning event task failed");
+                }
+            }
+            _ = tokio::time::sleep(tick) => {
+                let funding = (&*ctx.store, ctx.config.lightning.funding_fee_headroom_sat);
+                crate::rails::funding::process_pending(funding, node).await;
+                if read_credentials(auth).is_ok_and(|now| &now != creds) {
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+async fn start_when_possible(
+    ctx: &Runner,
+    rpc: &(String, BitcoindAuth),
+    seed: [u8; 64],
+    cancel: &CancellationToken,
+) -> Option<(Arc<LightningNode>, (String, String))> {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        if ctx.status.borrow().reachable {
+            match node_config(ctx, rpc, seed) {
+                Ok(config) => {
+                    let creds = (config.rpc_user.clone(), config.rpc_password.clone());
+                    match tokio::task::spawn_blocking(move || LightningNode::start(config)).await {
+                        Ok(Ok(node)) => return Some((Arc::new(node), creds)),
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "lightning node did not start")
+                        }
+                        Err(e) => tracing::error!(error = %e, "lightning node start panicked"),
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "lightning node config"),
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+fn node_config(ctx: &Runner, rpc: &(String, BitcoindAuth), seed: [u8; 64]) -> Result<LightningConfig, String> {
+    let (url, auth) = rpc;
+    let hostport = url.trim_start_matches("http://").trim_end_matches('/');
+    let (host, port) = hostport.rsplit_once(':').ok_or_else(|| format!("bitcoind rpc_url {url:?} has no port"))?;
+    let port = port.parse().map_err(|_| format!("bitcoind rpc_url {url:?}: bad port"))?;
+    let (user, password) = read_credentials(auth)?;
+    let ln = &ctx.config.lightning;
+    Ok(LightningConfig {
+        network: ctx.network,
+        storage_dir: ctx.config.datadir.join("lightning"),
+        rpc_host: host.to_owned(),
+        rpc_port: port,
+        rpc_user: user,
+        rpc_password: password,
+        listen: vec![ln.listen.clone()],
+        alias: (!ln.alias.is_empty()).then(|| ln.alias.clone()),
+        seed,
+    })
+}
+
+/// bitcoind's RPC user and password: as configured, or read from its cookie file now.
+fn read_credentials(auth: &BitcoindAuth) -> Result<(String, String), String> {
+    match auth {
+        BitcoindAuth::UserPass(u, p) => Ok((u.clone(), p.clone())),
+        BitcoindAuth::Cookie(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cookie {}: {e}", path.display()))?;
+            let (u, p) = text.trim().split_once(':').ok_or("malformed bitcoind cookie")?;
+            Ok((u.to_owned(), p.to_owned()))
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Pricing each rail for one destination: `lightning` (or `on_us` for our own invoices and
+//! offers) from the node's view of the network, `onchain` from the feerate and the payout's own
+//! transaction as coin selection would build it now.
+
+use sendero_lightning::{LightningNode, Target};
+use sendero_wallet::{FeeSource, Payee, WalletError};
+
+use super::destination::{Destination, DestinationError, LnDestination};
+use super::{learn, unavailable, Candidate, Priority, RouteError, Router, Unavailable};
+use crate::rails::lightning::LnError;
+
+/// Every rail that can reach `dest`, priced, and why the others cannot.
+pub(super) async fn price_rails(
+    ctx: &Router,
+    dest: &Destination,
+    amount_msat: u64,
+    priority: Priority,
+) -> (Vec<Candidate>, Vec<Unavailable>) {
+    let (mut candidates, mut unavailable) = (Vec::new(), Vec::new());
+    if let Some(ln) = &dest.lightning {
+        match lightning(ctx, ln, amount_msat) {
+            Ok(c) => candidates.push(c),
+            Err(u) => unavailable.push(u),
+        }
+    }
+    if let Some(address) = &dest.address {
+        match onchain(ctx, address.clone(), amount_msat.div_ceil(1_000), priority).await {
+            Ok(c) => candidates.push(c),
+            Err(u) => unavailable.push(u),
+        }
+    }
+    (candidates, unavailable)
+}
+
+/// A keysend to our own node id pays no one (unlike our own invoice or offer, it names no
+/// receivable the payout could settle): refused as a bad destination.
+pub(super) fn refuse_keysend_to_self(ctx: &Router, dest: &Destination) -> Result<(), RouteError> {
+    let Some(LnDestination::Keysend(_, node_id)) = &dest.lightning else { return Ok(()) };
+    if ctx.lightning.node().is_ok_and(|n| n.public_key() == *node_id) {
+        return Err(RouteError::Destination(DestinationError::Invalid(
+            "a keysend to this gateway's own node id pays no one: pay one of its invoices or offers (on_us)".into(),
+        )));
+    }
+    Ok(())
+}
+
+/// `on_us` for our own invoice or offer, else `lightning` priced by the cheapest path (for an
+/// offer, through its blinded paths).
+fn lightning(ctx: &Router, ln: &LnDestination, amount_msat: u64) -> Result<Candidate, Unavailable> {
+    let node = ctx.lightning.node();
+    if let Some(source) = own(ctx, node.as_deref().ok(), ln)? {
+        return Ok(Candidate::new("on_us", 0, 0, source));
+    }
+    let node = node.map_err(|e| match e {
+        LnError::NotReady => unavailable("lightning", "lightning_starting", e.to_string(), None),
+        e => unavailable("lightning", "lightning_unavailable", e.to_string(), None),
+    })?;
+    let target = match ln {
+        LnDestination::Bolt11(_, info) => Target::Node { node: &info.payee, hints: &info.hints },
+        LnDestination::Bolt12(_, info) => Target::Offer(info),
+        LnDestination::Keysend(_, node_id) => Target::Node { node: node_id, hints: &[] },
+    };
+    let outbound = node.usable_outbound_msat();
+    let Some(fee) = node.price(target, amount_msat) else {
+        // Channels that would carry it once their peer is back (or their funding is deep enough).
+        let waiting: u64 = node.channels().iter().filter(|c| !c.usable).map(|c| c.outbound_msat).sum();
+        let (code, message) = if outbound < amount_msat && outbound.saturating_add(waiting) >= amount_msat {
+            let why = "channels that could carry it are not usable yet (peer offline or reconnecting, or funding not deep enough)";
+            ("channel_not_usable", format!("{why}: usable now {outbound} msat, {amount_msat} msat needed"))
+        } else if outbound < amount_msat {
+            ("insufficient_liquidity", format!("channels can send {outbound} msat, {amount_msat} msat needed"))
+        } else if matches!(ln, LnDestination::Bolt12(_, info) if info.paths.is_empty() && info.issuer.is_none()) {
+            ("no_route", "the offer names no node and no path to price a route to".to_owned())
+        } else if matches!(ln, LnDestination::Bolt12(_, info) if !info.paths.is_empty()) {
+            ("no_route", "no path from our channels reaches an introduction node of the offer".to_owned())
+        } else {
+            ("no_route", "no path from our channels reaches the payee".to_owned())
+        };
+        return Err(unavailable("lightning", code, message, Some(outbound / 1_000)));
+    };
+    let eta_sec = learn::prior("lightning").latency_secs.map_or(5, |s| s.ceil() as u64);
+    Ok(Candidate {
+        hops: Some(fee.hops),
+        blinded_fee_msat: (fee.source == "blinded_path").then_some(fee.blinded_msat),
+        ..Candidate::new("lightning", fee.fee_msat.div_ceil(1_000), eta_sec, fee.source)
+    })
+}
+
+/// Whether `ln` is ours — an invoice of our node, an offer our node signs or that `ln.offer`
+/// recorded (known from the store even while the node is not running) — and so settles
+/// `on_us`; the candidate's cost source when it is.
+fn own(ctx: &Router, node: Option<&LightningNode>, ln: &LnDestination) -> Result<Option<&'static str>, Unavailable> {
+    let own = node.map(LightningNode::public_key);
+    Ok(match ln {
+        LnDestination::Bolt11(_, info) => (own == Some(info.payee)).then_some("own_invoice"),
+        LnDestination::Bolt12(_, info) => {
+            let recorded = ctx.store.is_own_offer(&info.offer_id).map_err(|e| {
+                tracing::error!(error = %e, "reading the gateway's own offers");
+                unavailable("lightning", "internal", "could not read the gateway's own offers".into(), None)
+            })?;
+            (recorded || own.is_some_and(|own| info.issuer == Some(own))).then_some("own_offer")
+        }
+        LnDestination::Keysend(..) => None,
+    })
+}
+
+/// `onchain`: the feerate for the priority's target times the vsize of this payout's own
+/// transaction, as coin selection would build it now.
+async fn onchain(
+    ctx: &Router,
+    address: sendero_wallet::bitcoin::Address,
+    amount_sat: u64,
+    priority: Priority,
+) -> Result<Candidate, Unavailable> {
+    let target = priority.target_blocks(&ctx.config.routing);
+    let wallet_error = |e: WalletError| match e {
+        WalletError::InsufficientFunds { available_sat, .. } => {
+            unavailable("onchain", "insufficient_funds", e.to_string(), Some(available_sat))
+        }
+        WalletError::InvalidAmount(_) => unavailable("onchain", "invalid_amount", e.to_string(), None),
+        WalletError::Chain(_) => unavailable("onchain", "bitcoind_unavailable", e.to_string(), None),
+        e => unavailable("onchain", "onchain_unavailable", e.to_string(), None),
+    };
+    let fee = ctx.onchain.estimate(target).await.map_err(wallet_error)?;
+    let rate = fee.sat_per_vb;
+    let vsize = ctx.onchain.payout_vsize(vec![Payee { address, amount_sat }], rate).await.map_err(wallet_error)?;
+    let source = if fee.source == FeeSource::Bitcoind { "estimatesmartfee" } else { "fallback_feerate" };
+    Ok(Candidate {
+        fee_rate_sat_vb: Some(rate),
+        vsize: Some(vsize),
+        target_blocks: Some(target),
+        ..Candidate::new("onchain", rate.saturating_mul(vsize), u64::from(target) * 600, source)
+    })
+}

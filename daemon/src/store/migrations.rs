@@ -1,0 +1,319 @@
+//! The schema, as numbered migrations under `PRAGMA user_version`, each applied in one
+//! transaction with its foreign keys checked before it commits.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::StoreError;
+
+/// The migrations, in order; `user_version` counts how many have been applied.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: key/value facts about this data dir, and the record of admin sends.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+     CREATE TABLE onchain_sends (
+         txid TEXT PRIMARY KEY,
+         address TEXT NOT NULL,
+         amount_sat INTEGER NOT NULL CHECK (amount_sat > 0),
+         fee_sat INTEGER NOT NULL CHECK (fee_sat >= 0),
+         feerate_sat_vb INTEGER NOT NULL,
+         created_at INTEGER NOT NULL
+     ) STRICT;",
+    // 2: what the Lightning node's events told us, and channel opens / splice-ins waiting for the
+    //    treasury's transfer to the node to confirm.
+    "CREATE TABLE ln_payments (
+         payment_id TEXT PRIMARY KEY,
+         direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+         status TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+         amount_msat INTEGER,
+         fee_paid_msat INTEGER,
+         payment_hash TEXT,
+         updated_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE ln_channels (
+         channel_id TEXT PRIMARY KEY,
+         counterparty_node_id TEXT NOT NULL,
+         state TEXT NOT NULL,
+         funding_txo TEXT,
+         updated_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE ln_pending_actions (
+         id INTEGER PRIMARY KEY,
+         kind TEXT NOT NULL CHECK (kind IN ('open', 'splice_in')),
+         node_id TEXT NOT NULL DEFAULT '',
+         address TEXT NOT NULL DEFAULT '',
+         channel_id TEXT NOT NULL DEFAULT '',
+         amount_sat INTEGER NOT NULL CHECK (amount_sat > 0),
+         push_msat INTEGER,
+         announce INTEGER NOT NULL DEFAULT 0,
+         funding_txid TEXT NOT NULL,
+         state TEXT NOT NULL DEFAULT 'awaiting_funding',
+         result TEXT,
+         error TEXT,
+         created_at INTEGER NOT NULL
+     ) STRICT;",
+    // 3: API keys (secrets stored as SHA-256 only) and FX quotes.
+    "CREATE TABLE api_keys (
+         id TEXT PRIMARY KEY,
+         label TEXT NOT NULL,
+         scopes TEXT NOT NULL,
+         secret_sha256 TEXT NOT NULL UNIQUE,
+         created_at INTEGER NOT NULL,
+         revoked_at INTEGER
+     ) STRICT;
+     CREATE TABLE fx_quotes (
+         quote_id TEXT PRIMARY KEY,
+         api_key_id TEXT NOT NULL REFERENCES api_keys (id),
+         pair TEXT NOT NULL,
+         side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+         rate TEXT NOT NULL,
+         markup_bps INTEGER NOT NULL,
+         amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+         quote_amount_minor INTEGER NOT NULL,
+         amount_sat INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL,
+         origin TEXT NOT NULL DEFAULT 'api' CHECK (origin IN ('api', 'requote')),
+         created_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE fx_fills (
+         fx_entry_id TEXT PRIMARY KEY,
+         quote_id TEXT NOT NULL UNIQUE REFERENCES fx_quotes (quote_id),
+         api_key_id TEXT NOT NULL,
+         pair TEXT NOT NULL,
+         side TEXT NOT NULL,
+         rate TEXT NOT NULL,
+         mid_at_fill TEXT NOT NULL,
+         amount_minor INTEGER NOT NULL,
+         quote_amount_minor INTEGER NOT NULL,
+         amount_sat INTEGER NOT NULL,
+         spread_minor INTEGER NOT NULL,
+         created_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE idempotency_keys (
+         api_key_id TEXT NOT NULL,
+         idem_key TEXT NOT NULL,
+         fingerprint TEXT NOT NULL,
+         state TEXT NOT NULL CHECK (state IN ('in_flight', 'done')),
+         status INTEGER,
+         body BLOB,
+         created_at INTEGER NOT NULL,
+         PRIMARY KEY (api_key_id, idem_key)
+     ) STRICT;",
+    // 4: payout routes: the priced candidates a client may submit until expires_at.
+    "CREATE TABLE routes (
+         route_id TEXT PRIMARY KEY,
+         api_key_id TEXT NOT NULL REFERENCES api_keys (id),
+         destination TEXT NOT NULL,
+         kind TEXT NOT NULL,
+         currency TEXT NOT NULL,
+         amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+         amount_sat INTEGER NOT NULL CHECK (amount_sat > 0),
+         amount_msat INTEGER NOT NULL,
+         fx_quote_id TEXT REFERENCES fx_quotes (quote_id),
+         priority TEXT NOT NULL CHECK (priority IN ('high', 'normal', 'low')),
+         candidates TEXT NOT NULL,
+         recommend TEXT,
+         created_at INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL
+     ) STRICT;",
+    // 5: payouts (one saga per row), the double-entry ledger and the outbox of payment events.
+    "CREATE TABLE payments (
+         payment_id TEXT PRIMARY KEY,
+         api_key_id TEXT NOT NULL REFERENCES api_keys (id),
+         idem_key TEXT NOT NULL,
+         route_id TEXT NOT NULL UNIQUE REFERENCES routes (route_id),
+         rail TEXT NOT NULL CHECK (rail IN ('onchain', 'lightning', 'on_us')),
+         destination TEXT NOT NULL,
+         amount_msat INTEGER NOT NULL CHECK (amount_msat > 0),
+         currency TEXT NOT NULL,
+         amount_minor INTEGER NOT NULL,
+         fx_quote_id TEXT REFERENCES fx_quotes (quote_id),
+         fee_reserve_msat INTEGER NOT NULL CHECK (fee_reserve_msat >= 0),
+         fee_rate_sat_vb INTEGER,
+         state TEXT NOT NULL CHECK (state IN ('submitted', 'debited', 'sending', 'sent', 'settled', 'failed')),
+         rail_ref TEXT,
+         raw_tx BLOB,
+         fee_paid_msat INTEGER,
+         failure_code TEXT,
+         failure_message TEXT,
+         attempts INTEGER NOT NULL DEFAULT 0,
+         next_attempt_at INTEGER NOT NULL DEFAULT 0,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL,
+         final_at INTEGER,
+         UNIQUE (api_key_id, idem_key)
+     ) STRICT;
+     CREATE INDEX payments_open ON payments (next_attempt_at) WHERE state NOT IN ('settled', 'failed');
+     CREATE INDEX payments_by_key ON payments (api_key_id, payment_id);
+     CREATE UNIQUE INDEX payments_rail_ref ON payments (rail, rail_ref) WHERE rail_ref IS NOT NULL AND state != 'failed';
+     CREATE UNIQUE INDEX payments_quote ON payments (fx_quote_id) WHERE fx_quote_id IS NOT NULL AND state != 'failed';
+     CREATE TABLE ledger_entries (
+         id INTEGER PRIMARY KEY,
+         kind TEXT NOT NULL,
+         payment_id TEXT REFERENCES payments (payment_id),
+         reference TEXT NOT NULL UNIQUE,
+         memo TEXT NOT NULL DEFAULT '',
+         created_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE ledger_postings (
+         id INTEGER PRIMARY KEY,
+         entry_id INTEGER NOT NULL REFERENCES ledger_entries (id),
+         account TEXT NOT NULL,
+         currency TEXT NOT NULL,
+         amount INTEGER NOT NULL CHECK (amount != 0)
+     ) STRICT;
+     CREATE INDEX ledger_postings_account ON ledger_postings (account, currency);
+     CREATE TABLE outbox (
+         id INTEGER PRIMARY KEY,
+         event_id TEXT NOT NULL UNIQUE,
+         event_type TEXT NOT NULL,
+         payment_id TEXT NOT NULL REFERENCES payments (payment_id),
+         api_key_id TEXT NOT NULL,
+         payload TEXT NOT NULL,
+         created_at INTEGER NOT NULL
+     ) STRICT;",
+    // 6: webhook endpoints per API key, one delivery per (endpoint, outbox event), every attempt.
+    "CREATE TABLE webhook_endpoints (
+         endpoint_id TEXT PRIMARY KEY,
+         api_key_id TEXT NOT NULL REFERENCES api_keys (id),
+         url TEXT NOT NULL,
+         secret TEXT NOT NULL,
+         events TEXT NOT NULL,
+         state TEXT NOT NULL CHECK (state IN ('enabled', 'disabled')),
+         disabled_reason TEXT,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE webhook_deliveries (
+         delivery_id INTEGER PRIMARY KEY,
+         endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints (endpoint_id),
+         outbox_id INTEGER NOT NULL REFERENCES outbox (id),
+         state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+         attempts INTEGER NOT NULL DEFAULT 0,
+         next_attempt_at INTEGER NOT NULL,
+         last_status INTEGER,
+         last_error TEXT,
+         created_at INTEGER NOT NULL,
+         delivered_at INTEGER,
+         UNIQUE (endpoint_id, outbox_id)
+     ) STRICT;
+     CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+     CREATE TABLE webhook_attempts (
+         id INTEGER PRIMARY KEY,
+         delivery_id INTEGER NOT NULL REFERENCES webhook_deliveries (delivery_id),
+         at INTEGER NOT NULL,
+         status INTEGER,
+         error TEXT,
+         duration_ms INTEGER NOT NULL
+     ) STRICT;",
+    // 7: what the router learns from (one outcome per final payment) and the audit log, which
+    //    refuses changes.
+    "CREATE TABLE rail_outcomes (
+         id INTEGER PRIMARY KEY,
+         payment_id TEXT NOT NULL UNIQUE REFERENCES payments (payment_id),
+         rail TEXT NOT NULL,
+         success INTEGER NOT NULL CHECK (success IN (0, 1)),
+         code TEXT,
+         latency_secs INTEGER NOT NULL,
+         at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE audit_log (
+         seq INTEGER PRIMARY KEY,
+         at INTEGER NOT NULL,
+         actor TEXT NOT NULL,
+         action TEXT NOT NULL,
+         details TEXT NOT NULL,
+         prev_hash TEXT NOT NULL,
+         hash TEXT NOT NULL
+     ) STRICT;
+     CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+     CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+    // 8: what open payments reserve on a rail, read at every submit without a table scan.
+    "CREATE INDEX payments_reserving ON payments (rail, amount_msat, fee_reserve_msat)
+         WHERE state IN ('submitted', 'debited', 'sending');",
+    // 9: what each rail of a route pays, fixed when it is priced (a submit then parses nothing).
+    "ALTER TABLE routes ADD COLUMN pay_address TEXT;
+     ALTER TABLE routes ADD COLUMN pay_lightning TEXT;
+     ALTER TABLE routes ADD COLUMN payment_hash TEXT;
+     ALTER TABLE routes ADD COLUMN pay_by INTEGER;",
+    // 10: the seed's route fields (method, geo); payout quotes filled when their payment settles
+    //     (linked to it); what a requote cost against the quote it replaced.
+    "ALTER TABLE routes ADD COLUMN method TEXT;
+     ALTER TABLE routes ADD COLUMN geo TEXT;
+     ALTER TABLE fx_fills ADD COLUMN payment_id TEXT REFERENCES payments (payment_id);
+     ALTER TABLE fx_quotes ADD COLUMN requote_of TEXT;
+     ALTER TABLE fx_quotes ADD COLUMN requote_loss_minor INTEGER NOT NULL DEFAULT 0;",
+    // 11: the BOLT12 offers this gateway issued (`ln.offer`): a payout to one settles `on_us`.
+    "CREATE TABLE own_offers (
+         offer_id TEXT PRIMARY KEY,
+         created_at INTEGER NOT NULL
+     ) STRICT;",
+    // 12: money between the treasury and the Lightning node, the node's channel movements until
+    //     the ledger settles them, closes the operator asked for, alarms for the others, and
+    //     operator events (no payment, no API key) in the outbox.
+    "CREATE TABLE ln_transfers (
+         id INTEGER PRIMARY KEY,
+         direction TEXT NOT NULL CHECK (direction IN ('to_node', 'to_treasury', 'to_address')),
+         channel_id TEXT,
+         amount_sat INTEGER NOT NULL CHECK (amount_sat > 0),
+         txid TEXT UNIQUE,
+         state TEXT NOT NULL CHECK (state IN ('requested', 'broadcast', 'booked', 'failed')),
+         created_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE ln_movements (
+         id TEXT PRIMARY KEY,
+         kind TEXT NOT NULL CHECK (kind IN ('open', 'splice', 'close')),
+         channel_id TEXT NOT NULL,
+         txid TEXT,
+         state TEXT NOT NULL CHECK (state IN ('pending', 'settled')),
+         fee_msat INTEGER,
+         created_at INTEGER NOT NULL,
+         settled_at INTEGER
+     ) STRICT;
+     ALTER TABLE ln_channels ADD COLUMN close_requested_at INTEGER;
+     CREATE TABLE ln_alarms (
+         channel_id TEXT PRIMARY KEY,
+         counterparty_node_id TEXT NOT NULL,
+         reason TEXT NOT NULL,
+         raised_at INTEGER NOT NULL,
+         acknowledged_at INTEGER
+     ) STRICT;
+     CREATE TABLE outbox_new (
+         id INTEGER PRIMARY KEY,
+         event_id TEXT NOT NULL UNIQUE,
+         event_type TEXT NOT NULL,
+         payment_id TEXT REFERENCES payments (payment_id),
+         api_key_id TEXT NOT NULL,
+         payload TEXT NOT NULL,
+         created_at INTEGER NOT NULL
+     ) STRICT;
+     INSERT INTO outbox_new SELECT id, event_id, event_type, payment_id, api_key_id, payload, created_at FROM outbox;
+     DROP TABLE outbox;
+     ALTER TABLE outbox_new RENAME TO outbox;",
+];
+
+/// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::TooNew { found: version, known: MIGRATIONS.len() });
+    }
+    // A migration may rebuild a table others refer to: foreign keys are checked once it is done
+    // (SQLite's own procedure for schema changes), not while the old table is dropped.
+    conn.pragma_update(None, "foreign_keys", false)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        let broken: Option<String> = tx.query_row("PRAGMA foreign_key_check", [], |r| r.get(0)).optional()?;
+        if let Some(table) = broken {
+            let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY);
+            let message = format!("migration {} breaks a foreign key of {table}", i + 1);
+            return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, Some(message))));
+        }
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "store migrated");
+    }
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! Sendero's own SQLite store (`sendero.sqlite` in the data dir): the connections (one writer,
+//! one reader, a checkpointer), the schema's migrations ([`migrations`]), idempotency keys
+//! ([`idempotency`]) and a write-behind buffer. Nothing else: each noun keeps its rows and
+//! queries beside its own code, in `impl Store` blocks there.
+
+mod idempotency;
+mod migrations;
+
+pub use idempotency::IdemBegin;
+
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Prepared statements kept per connection: every statement of the hot paths (submit, saga,
+/// webhooks, quotes) is parsed once.
+const STATEMENT_CACHE: usize = 64;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused.
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file was written by a newer Sendero.
+    #[error("store schema version {found} is newer than this senderod knows ({known}); upgrade senderod")]
+    TooNew {
+        /// Version in the file.
+        found: usize,
+        /// Newest version this build knows.
+        known: usize,
+    },
+    /// The checkpointer thread could not be started.
+    #[error("store: starting the checkpointer: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A write that may wait for the next flush (see [`Store::defer`]).
+pub type DeferredWrite = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()> + Send>;
+
+/// The store. Writes are serialised through one connection. Writes that move no money (quotes)
+/// can be buffered and written in batches ([`Store::defer`], [`Store::flush_deferred`]).
+pub struct Store {
+    conn: Mutex<Connection>,
+    /// A second, read-only connection for the hot reads (idempotency keys, routes, payments):
+    /// under WAL it reads the last committed state while the writer is busy committing.
+    reader: Mutex<Connection>,
+    /// Writes waiting for the next flush.
+    deferred: Mutex<Vec<DeferredWrite>>,
+    /// Idempotency keys of requests in flight: `(key id, idempotency key)` → (fingerprint, since).
+    claims: Mutex<std::collections::HashMap<(String, String), (String, u64)>>,
+    /// Tells the checkpointer thread to stop (see [`checkpointer`]).
+    checkpoints: Arc<(Mutex<bool>, Condvar)>,
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// WAL pages after which the writer checkpoints by itself, should the checkpointer fall behind.
+const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
+
+/// Copies the WAL back into the database file every [`CHECKPOINT_EVERY`] on a connection of its
+/// own, so that commits only append to the WAL: a passive checkpoint runs beside the writer and
+/// readers, and the writer starts the WAL over once it has been copied.
+fn checkpointer(path: &Path, stop: Arc<(Mutex<bool>, Condvar)>) -> Result<(), StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            let (stopped, wake) = &*stop;
+            let mut guard = stopped.lock().unwrap_or_else(PoisonError::into_inner);
+            while !*guard {
+                guard = wake.wait_timeout(guard, CHECKPOINT_EVERY).unwrap_or_else(PoisonError::into_inner).0;
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "checkpointing the store's WAL");
+                }
+            }
+        })
+        .map_err(StoreError::Thread)?;
+    Ok(())
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let (stopped, wake) = &*self.checkpoints;
+        *stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        wake.notify_all();
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the store at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // The copies of pages a savepoint may roll back (one savepoint per payment of a group
+        // commit) stay in memory instead of going through a temporary file.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
+        migrations::migrate(&mut conn)?;
+        let reader = Connection::open(path)?;
+        reader.pragma_update(None, "query_only", true)?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let checkpoints = Arc::new((Mutex::new(false), Condvar::new()));
+        checkpointer(path, Arc::clone(&checkpoints))?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            reader: Mutex::new(reader),
+            deferred: Mutex::new(Vec::new()),
+            claims: Default::default(),
+            checkpoints,
+        })
+    }
+
+    /// The read-only connection (see [`Store`]).
+    pub(crate) fn read(&self) -> MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A fact about this data dir.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?;
+        Ok(stmt.query_row([key], |r| r.get(0)).optional()?)
+    }
+
+    /// Records a fact about this data dir.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Buffers `write` until the next [`Store::flush_deferred`] — for writes that move no money
+    /// (a crash may lose the last few milliseconds of them, never a payment or a fill).
+    pub fn defer(&self, write: DeferredWrite) {
+        self.deferred.lock().unwrap_or_else(PoisonError::into_inner).push(write);
+    }
+
+    /// Whether writes wait in the buffer.
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+    }
+
+    /// Writes every buffered write in one transaction; returns how many. Every read of what
+    /// they write flushes first.
+    pub fn flush_deferred(&self) -> Result<usize, StoreError> {
+        // The writer first: a flush under way elsewhere (the background writer) has committed
+        // before this one takes the buffer, so a caller that flushes to read what it just wrote
+        // always finds it.
+        let mut conn = self.conn();
+        let batch = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(PoisonError::into_inner));
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let (count, tx) = (batch.len(), conn.transaction()?);
+        for write in batch {
+            write(&tx)?;
+        }
+        tx.commit()?;
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let store = Store::open(&path).unwrap();
+        store.set_meta("network", "regtest").unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.meta("network").unwrap().as_deref(), Some("regtest"));
+        assert_eq!(store.meta("nothing").unwrap(), None);
+    }
+
+    #[test]
+    fn the_wal_reaches_the_database_file_without_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let store = Store::open(&path).unwrap();
+        store.set_meta("checkpointed", "yes").unwrap();
+        // The database file alone, WAL ignored: it holds what was checkpointed.
+        let in_file = || {
+            let uri = format!("file:{}?immutable=1", path.display());
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+            let conn = Connection::open_with_flags(&uri, flags).unwrap();
+            // Before the first checkpoint even the tables are only in the WAL.
+            conn.query_row("SELECT value FROM meta WHERE key = 'checkpointed'", [], |r| r.get::<_, String>(0)).ok()
+        };
+        let deadline = std::time::Instant::now() + CHECKPOINT_EVERY * 10;
+        while in_file().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(CHECKPOINT_EVERY / 4);
+        }
+        assert_eq!(in_file().as_deref(), Some("yes"), "the checkpointer copied the commit into the file");
+        // The writer itself only checkpoints far beyond that.
+        let pages: i64 = store.conn().query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
+        assert_eq!(pages, WRITER_CHECKPOINT_PAGES);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found: 99, .. })));
+    }
+}
