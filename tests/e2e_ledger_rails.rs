@@ -190,6 +190,8 @@ fn every_movement_between_rails_keeps_the_ledger_exact() {
     assert_eq!(errors(a), 1, "{}", a.log());
     let mut a = p.a;
     a.restart();
+    // Health says `unavailable` until the follower has reached bitcoind once after the start.
+    wait_for("health past unavailable", Duration::from_secs(30), || a.get("/v1/health").1["status"] != "unavailable");
     assert_eq!(a.get("/v1/health").1["status"], "degraded");
     assert_eq!(a.error_code("ln.ack_alarm", json!({"channel_id": "00".repeat(32)})), "alarm_not_found");
     a.call("ln.ack_alarm", json!({"channel_id": second}));

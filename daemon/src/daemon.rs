@@ -110,6 +110,7 @@ struct Boot {
 /// Opens the store, the keys and the wallet, and composes the shared state.
 async fn compose(config: Config, rpc: &(String, BitcoindAuth)) -> Result<(AppState, Boot), DaemonError> {
     let (network, datadir) = (config.bitcoin_network()?, config.datadir.clone());
+    crate::failpoint::arm(network);
     let store = Arc::new(Store::open(&datadir.join("sendero.sqlite"))?);
     check_network(&store, &datadir, network)?;
     let chain = Arc::new(ChainSource::new(rpc.0.clone(), rpc.1.clone()));
@@ -170,6 +171,7 @@ fn spawn_tasks(state: &AppState, boot: Boot, rpc: (String, BitcoindAuth), cancel
     tasks.spawn("idempotency pruner", prune_idempotency(state.clone(), cancel.clone()));
     tasks.spawn("quote writer", write_quotes(Arc::clone(&state.store), cancel.clone()));
     tasks.spawn("payment sagas", crate::payment::saga::run(Arc::clone(&state.payments), cancel.clone()));
+    tasks.spawn("batcher", crate::payment::batcher::run(Arc::clone(&state.payments), cancel.clone()));
     tasks.spawn("webhook sender", crate::webhook::run(Arc::clone(&state.webhooks), cancel.clone()));
     tasks
 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod config;
 pub mod daemon;
 pub mod devchain;
+pub mod failpoint;
 pub mod follower;
 pub mod fx;
 pub mod ledger;

@@ -105,6 +105,7 @@ impl AppState {
             learner,
             wake: Arc::new(Notify::new()),
             webhooks_wake: Arc::clone(&webhooks.wake),
+            batch_wake: Arc::new(Notify::new()),
         });
         let keys = Arc::new(ApiKeys::new(Arc::clone(&store)));
         AppState(Arc::new(Shared {

@@ -79,7 +79,7 @@ impl Chain {
     }
 }
 
-fn call_bitcoind(rpc: &ChainSource, method: &str, args: &[Value]) -> Value {
+pub fn call_bitcoind(rpc: &ChainSource, method: &str, args: &[Value]) -> Value {
     use bdk_bitcoind_rpc::bitcoincore_rpc::RpcApi;
     rpc.call(method, args).unwrap_or_else(|e| panic!("bitcoind {method}: {e}"))
 }
@@ -107,6 +107,8 @@ pub struct Gateway {
     pub admin_port: Option<u16>,
     child: Option<Child>,
     runtime: tokio::runtime::Runtime,
+    /// Environment set on the next starts (e.g. `SENDERO_FAILPOINT`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Gateway {
@@ -134,7 +136,15 @@ impl Gateway {
         );
         std::fs::write(datadir.join("senderod.toml"), format!("{config}\n{extra}\n")).expect("write config");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let mut gw = Gateway { datadir: datadir.to_path_buf(), api_port, ln_port, admin_port, child: None, runtime };
+        let mut gw = Gateway {
+            datadir: datadir.to_path_buf(),
+            api_port,
+            ln_port,
+            admin_port,
+            child: None,
+            runtime,
+            env: vec![],
+        };
         gw.spawn();
         gw
     }
@@ -147,6 +157,7 @@ impl Gateway {
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("SENDERO_") && k != "SENDERO_CACHE") {
             cmd.env_remove(key);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().expect("spawn senderod");
         self.child = Some(child);
         wait_for("senderod to serve its admin RPC", Duration::from_secs(60), || {
@@ -211,6 +222,13 @@ impl Gateway {
         let Some(mut child) = self.child.take() else { return };
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    /// Waits until the process ends by itself (a failpoint aborted it).
+    pub fn wait_exit(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let status = child.wait().expect("wait senderod");
+        assert!(!status.success(), "senderod was expected to abort, exited with {status}");
     }
 
     /// Starts senderod again on the same data dir and config (after `kill` or `stop`).

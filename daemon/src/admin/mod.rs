@@ -3,6 +3,7 @@
 
 mod apikey;
 mod audit;
+mod batch;
 mod client;
 pub mod error;
 mod fx_report;
@@ -97,6 +98,9 @@ methods! {
     "ledger.balances" => ledger::balances,
     "ledger.verify" => ledger::verify,
     "payment.get" => payment_get::handle,
+    "batch.list" => batch::list,
+    "batch.get" => batch::get,
+    "batch.trigger" => batch::trigger,
     "routing.stats" => routing::stats,
     "routing.pin" => routing::pin,
     "routing.unpin" => routing::unpin,

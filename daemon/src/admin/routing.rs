@@ -8,7 +8,7 @@ use super::error::{rpc_code, AdminError};
 use super::params::Params;
 use crate::state::AppState;
 
-const RAILS: [&str; 3] = ["onchain", "lightning", "on_us"];
+const RAILS: [&str; 4] = ["onchain", "onchain_batch", "lightning", "on_us"];
 
 pub(crate) async fn stats(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;

@@ -243,13 +243,29 @@ enum Command {
         /// `pay_…`.
         payment_id: String,
     },
+    /// Batches of the `onchain_batch` rail, newest first, and the payouts waiting in the queue.
+    #[command(name = "batch.list")]
+    BatchList {
+        /// How many (default 50).
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// One batch: its transaction, fee, and every payout's output and fee share.
+    #[command(name = "batch.get")]
+    BatchGet {
+        /// `bt_…`.
+        batch_id: String,
+    },
+    /// Send the queue now, as one batch (audited).
+    #[command(name = "batch.trigger")]
+    BatchTrigger,
     /// What routing has learned of each rail, and the rules in force.
     #[command(name = "routing.stats")]
     RoutingStats,
     /// Recommend this rail whenever it can pay (audited).
     #[command(name = "routing.pin")]
     RoutingPin {
-        /// onchain, lightning or on_us.
+        /// onchain, onchain_batch, lightning or on_us.
         rail: String,
     },
     /// Remove the pin (audited).
@@ -258,13 +274,13 @@ enum Command {
     /// Never offer this rail (audited).
     #[command(name = "routing.disable")]
     RoutingDisable {
-        /// onchain, lightning or on_us.
+        /// onchain, onchain_batch, lightning or on_us.
         rail: String,
     },
     /// Offer this rail again (audited).
     #[command(name = "routing.enable")]
     RoutingEnable {
-        /// onchain, lightning or on_us.
+        /// onchain, onchain_batch, lightning or on_us.
         rail: String,
     },
     /// The audit log, oldest first.

@@ -12,7 +12,7 @@ use rusqlite::{params, OptionalExtension};
 use tokio::sync::oneshot;
 
 use super::record::{outbox, record_change, COLUMNS};
-use super::{InsertError, NewPayment, Payment};
+use super::{InsertError, NewPayment, Payment, Rail};
 use crate::store::Store;
 
 /// A payment queued for the next group commit, with where its result goes.
@@ -194,6 +194,15 @@ fn conflict(conn: &rusqlite::Connection, p: &Payment) -> Result<InsertError, Ins
     Ok(InsertError::Commit(format!("payment {} conflicts with a stored one", p.payment_id)))
 }
 
+/// The rail spending the same funds as `rail`: both on-chain rails spend the one treasury.
+fn sibling(rail: Rail) -> Rail {
+    match rail {
+        Rail::Onchain => Rail::OnchainBatch,
+        Rail::OnchainBatch => Rail::Onchain,
+        other => other,
+    }
+}
+
 /// The checks a payment passes before it writes anything: its idempotency key is free, and the
 /// treasury guard — its rail can fund it beside what open payments on that rail still reserve
 /// (amount + fee reserve of those not yet handed to the rail).
@@ -210,9 +219,9 @@ fn check_admission(conn: &rusqlite::Connection, new: &NewPayment) -> Result<(), 
     let reserved: i64 = conn
         .prepare_cached(
             "SELECT COALESCE(SUM(amount_msat + fee_reserve_msat), 0) FROM payments
-             WHERE rail = ?1 AND state IN ('submitted', 'debited', 'sending')",
+             WHERE rail IN (?1, ?2) AND state IN ('submitted', 'debited', 'sending')",
         )?
-        .query_row([p.rail.as_str()], |r| r.get(0))?;
+        .query_row([p.rail.as_str(), sibling(p.rail).as_str()], |r| r.get(0))?;
     let available = spendable.saturating_sub(reserved as u64);
     if available < new.need_msat {
         return Err(InsertError::Guard { available_msat: available, need_msat: new.need_msat });
@@ -252,7 +261,7 @@ mod tests {
             updated_at: 1,
             final_at: None,
         };
-        let first = super::super::saga::first_step(&payment);
+        let first = super::super::steps::first_step(&payment);
         NewPayment {
             payment,
             first,

@@ -8,10 +8,14 @@
 //! credited back; the quote released). Every change writes an outbox event in the same
 //! transaction.
 
+pub mod batch_policy;
+pub mod batcher;
+pub mod batches;
 pub mod commit;
 pub mod reconcile;
 pub(crate) mod record;
 pub mod saga;
+pub mod steps;
 pub mod submit;
 
 use std::sync::Arc;
@@ -49,6 +53,8 @@ pub struct Payments {
     pub wake: Arc<Notify>,
     /// Wakes the webhook sender: an outbox event was written.
     pub webhooks_wake: Arc<Notify>,
+    /// Wakes the batcher: a payout was queued, or an operator asked for a batch.
+    pub batch_wake: Arc<Notify>,
 }
 
 /// The rail a payment travels on.
@@ -56,6 +62,8 @@ pub struct Payments {
 pub enum Rail {
     /// A transaction from the treasury.
     Onchain,
+    /// An output of the next batch: queued, and sent with other payouts in one transaction.
+    OnchainBatch,
     /// A payment from the embedded node.
     Lightning,
     /// Our own invoice: settled inside the gateway.
@@ -63,10 +71,11 @@ pub enum Rail {
 }
 
 impl Rail {
-    /// `onchain`, `lightning`, `on_us`.
+    /// `onchain`, `onchain_batch`, `lightning`, `on_us`.
     pub fn parse(text: &str) -> Option<Rail> {
         match text {
             "onchain" => Some(Rail::Onchain),
+            "onchain_batch" => Some(Rail::OnchainBatch),
             "lightning" => Some(Rail::Lightning),
             "on_us" => Some(Rail::OnUs),
             _ => None,
@@ -77,8 +86,24 @@ impl Rail {
     pub fn as_str(self) -> &'static str {
         match self {
             Rail::Onchain => "onchain",
+            Rail::OnchainBatch => "onchain_batch",
             Rail::Lightning => "lightning",
             Rail::OnUs => "on_us",
+        }
+    }
+
+    /// Whether it pays from the treasury wallet (`onchain`, `onchain_batch`).
+    pub fn on_chain(self) -> bool {
+        matches!(self, Rail::Onchain | Rail::OnchainBatch)
+    }
+
+    /// The ledger account the rail's money sits in before it leaves: both on-chain rails spend
+    /// the one treasury wallet (`treasury:onchain`).
+    pub fn treasury_account(self) -> &'static str {
+        match self {
+            Rail::Onchain | Rail::OnchainBatch => "treasury:onchain",
+            Rail::Lightning => "treasury:lightning",
+            Rail::OnUs => "receipts:on_us",
         }
     }
 }
@@ -228,6 +253,12 @@ impl Payment {
             Rail::Onchain => {
                 v["txid"] = json!(self.rail_ref);
                 v["fee_rate_sat_vb"] = json!(self.fee_rate_sat_vb);
+            }
+            // `txid:vout`: the payout's own output of the batch's transaction.
+            Rail::OnchainBatch => {
+                let (txid, vout) = self.rail_ref.as_deref().and_then(|r| r.split_once(':')).unzip();
+                v["txid"] = json!(txid);
+                v["vout"] = json!(vout.and_then(|v| v.parse::<u32>().ok()));
             }
             // A BOLT11 payment and a keysend are known by their payment hash; a BOLT12 one by the
             // node's id.

@@ -95,7 +95,12 @@ fn transfer_txids(
 
 /// The txids of on-chain payouts.
 fn payout_txids(payments: &[Payment]) -> HashSet<&str> {
-    payments.iter().filter(|p| p.rail == Rail::Onchain).filter_map(|p| p.rail_ref.as_deref()).collect()
+    payments.iter().filter(|p| p.rail.on_chain()).filter_map(|p| p.rail_ref.as_deref()).map(batch_txid).collect()
+}
+
+/// A payout's transaction id: its `rail_ref` (`txid` on `onchain`, `txid:vout` on `onchain_batch`).
+fn batch_txid(rail_ref: &str) -> &str {
+    rail_ref.split_once(':').map_or(rail_ref, |(txid, _)| txid)
 }
 
 fn all_payments(ctx: &Payments) -> Result<Vec<Payment>, StoreError> {
@@ -141,7 +146,8 @@ fn onchain(
 ) -> Result<Value, LedgerError> {
     let mut ours = payout_txids(payments);
     ours.extend(transfers.iter().map(String::as_str));
-    let (c, in_flight) = classify_onchain(payments, txs);
+    let (mut c, mut in_flight) = classify_onchain(payments, txs);
+    in_flight += classify_batches(payments, txs, &mut c);
     let unconfirmed_external: i128 = txs
         .iter()
         .filter(|t| t.confirmation_height.is_none() && !ours.contains(t.txid.as_str()))
@@ -160,6 +166,40 @@ fn onchain(
         "difference_msat": difference as i64,
         "payouts": c,
     }))
+}
+
+/// Batched payouts against the wallet, one transaction at a time (recorded into `c`): once every
+/// payout of a transaction has settled, it spent exactly their amounts and fee shares; returns
+/// what open ones still hold beyond what the wallet already spent on them, msat.
+fn classify_batches(payments: &[Payment], txs: &[TxRecord], c: &mut Classified) -> i128 {
+    let by_txid: HashMap<&str, &TxRecord> = txs.iter().map(|t| (t.txid.as_str(), t)).collect();
+    let mut groups: HashMap<Option<&str>, Vec<&Payment>> = HashMap::new();
+    for p in payments.iter().filter(|p| p.rail == Rail::OnchainBatch && p.state != State::Failed) {
+        groups.entry(p.rail_ref.as_deref().map(batch_txid)).or_default().push(p);
+    }
+    c.r#match += payments.iter().filter(|p| p.rail == Rail::OnchainBatch && p.state == State::Failed).count() as u64;
+    let mut in_flight = 0;
+    for (txid, group) in groups {
+        let settled = |p: &Payment| p.state == State::Settled;
+        let paid: i128 =
+            group.iter().filter(|p| settled(p)).map(|p| i128::from(p.amount_msat + p.fee_paid_msat.unwrap_or(0))).sum();
+        let held: i128 =
+            group.iter().filter(|p| !settled(p)).map(|p| i128::from(p.amount_msat + p.fee_reserve_msat)).sum();
+        let tx = txid.and_then(|t| by_txid.get(t).copied());
+        let out = tx.map_or(0, |t| (i128::from(t.sent_sat) - i128::from(t.received_sat)) * 1_000);
+        let open = group.iter().filter(|p| !settled(p)).count() as u64;
+        c.timing += open;
+        match (tx, open) {
+            (Some(t), 0) if t.confirmation_height.is_some() && out == paid => c.r#match += group.len() as u64,
+            (Some(_), 0) => {
+                c.amount_mismatch.push(json!({"txid": txid, "ledger_out_msat": paid, "wallet_out_msat": out}))
+            }
+            (None, _) if open < group.len() as u64 => c.missing.push(json!({"txid": txid})),
+            _ => {}
+        }
+        in_flight += held - (out - paid);
+    }
+    in_flight
 }
 
 /// Each on-chain payout against the wallet, and what open ones still hold beyond what the

@@ -102,7 +102,7 @@ pub(super) const COLUMNS: &str = "payment_id, api_key_id, idem_key, route_id, ra
     amount_minor, fx_quote_id, fee_reserve_msat, fee_rate_sat_vb, state, rail_ref, raw_tx, fee_paid_msat,
     failure_code, failure_message, attempts, next_attempt_at, created_at, updated_at, final_at";
 
-fn payment_row(r: &Row<'_>) -> rusqlite::Result<Payment> {
+pub(super) fn payment_row(r: &Row<'_>) -> rusqlite::Result<Payment> {
     let text = |i: usize| r.get::<_, String>(i);
     let int = |i: usize| r.get::<_, i64>(i).map(|v| v as u64);
     let opt = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(|v| v as u64));
@@ -186,6 +186,7 @@ impl Store {
     pub fn due_payments(&self, now: u64, limit: usize) -> Result<Vec<Payment>, StoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM payments WHERE state NOT IN ('settled', 'failed') AND next_attempt_at <= ?1
+             AND NOT (rail = 'onchain_batch' AND state = 'debited')
              ORDER BY CASE state WHEN 'sending' THEN 0 WHEN 'sent' THEN 1 WHEN 'debited' THEN 2 ELSE 3 END, payment_id
              LIMIT ?2"
         );
@@ -200,7 +201,8 @@ impl Store {
     pub fn next_retry_at(&self, now: u64) -> Result<Option<u64>, StoreError> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT MIN(next_attempt_at) FROM payments WHERE state NOT IN ('settled', 'failed') AND next_attempt_at > ?1",
+            "SELECT MIN(next_attempt_at) FROM payments WHERE state NOT IN ('settled', 'failed') AND next_attempt_at > ?1
+             AND NOT (rail = 'onchain_batch' AND state = 'debited')",
         )?;
         let at: Option<i64> = stmt.query_row([now as i64], |r| r.get(0))?;
         Ok(at.map(|a| a as u64))
@@ -230,7 +232,12 @@ pub(super) fn outbox(
     .execute(params![crate::secret::sortable_id("evt_"), event_type, payment_id, api_key_id, payload, now as i64])
 }
 
-fn apply(tx: &rusqlite::Transaction<'_>, from: &Payment, change: &Change, now: u64) -> Result<bool, LedgerError> {
+pub(super) fn apply(
+    tx: &rusqlite::Transaction<'_>,
+    from: &Payment,
+    change: &Change,
+    now: u64,
+) -> Result<bool, LedgerError> {
     let next = change.next.as_ref().unwrap_or(from);
     let updated = tx
         .prepare_cached(

@@ -4,7 +4,7 @@
 //! answer are written in one transaction; the saga takes it from there.
 
 use super::Payments;
-use super::{saga, InsertError, NewPayment, Payment, Rail, State};
+use super::{steps, InsertError, NewPayment, Payment, Rail, State};
 use crate::route::destination::{self, DestinationError};
 use crate::route::StoredRoute;
 use crate::store::StoreError;
@@ -104,10 +104,10 @@ pub async fn accept(
     let (route, rail, (cost_sat, fee_rate)) = checked_route(ctx, key_id, req, now)?;
     let payee = payee(ctx, &route, rail, now)?;
     let payment = new_payment((key_id, idem), &route, rail, (cost_sat, fee_rate), payee, now);
-    let mut first = saga::first_step(&payment);
+    let mut first = steps::first_step(&payment);
     let stored = first.next.clone().unwrap_or_else(|| payment.clone());
     if stored.state.is_final() {
-        saga::complete(ctx, &payment, &mut first);
+        steps::complete(ctx, &payment, &mut first);
     }
     let new = NewPayment {
         spendable_msat: spendable_msat(ctx, rail)?,
@@ -123,9 +123,12 @@ pub async fn accept(
     }
     tracing::info!(payment_id = %payment.payment_id, route_id = %payment.route_id, rail = rail.as_str(),
         amount_msat = payment.amount_msat, "payment submitted");
-    saga::log_step(&payment, &stored);
+    steps::log_step(&payment, &stored);
     if !stored.state.is_final() {
         ctx.wake.notify_one();
+    }
+    if rail == Rail::OnchainBatch {
+        ctx.batch_wake.notify_one();
     }
     ctx.webhooks_wake.notify_one();
     Ok(stored)
@@ -179,7 +182,7 @@ fn payee(ctx: &Payments, route: &StoredRoute, rail: Rail, now: u64) -> Result<(S
         Some(pay_to) => pay_to.clone(),
         None => destination::parse(&route.destination, ctx.network)?.pay_to(),
     };
-    let (destination, rail_ref) = pay_to.rail(rail == Rail::Onchain, now)?;
+    let (destination, rail_ref) = pay_to.rail(rail.on_chain(), now)?;
     if let (Rail::Lightning, Some(hash)) = (rail, &rail_ref) {
         // Paid (or being paid) outside the API, e.g. with `ln.pay`: not again.
         let node = ctx.lightning.node().map_err(|e| SubmitError::LightningUnavailable(e.to_string()))?;
@@ -200,7 +203,7 @@ fn new_payment(
     now: u64,
 ) -> Payment {
     let fee_reserve_msat = match rail {
-        Rail::Onchain => cost_sat * 1_000,
+        Rail::Onchain | Rail::OnchainBatch => cost_sat * 1_000,
         // What LDK allows a route to cost at most (1 % + 50 sat), so the actual fee always fits:
         // for an invoice, a keysend and an offer alike (an offer's blinded hops, whose fee the
         // route could only estimate, are part of what LDK caps).
@@ -219,7 +222,7 @@ fn new_payment(
         amount_minor: route.amount_minor,
         fx_quote_id: route.fx_quote_id.clone(),
         fee_reserve_msat,
-        fee_rate_sat_vb: fee_rate.filter(|_| rail == Rail::Onchain),
+        fee_rate_sat_vb: fee_rate.filter(|_| rail.on_chain()),
         state: State::Submitted,
         rail_ref,
         raw_tx: None,
@@ -282,7 +285,7 @@ fn unusable_outbound_msat(ctx: &Payments) -> u64 {
 /// What `rail` can spend now, msat (`None`: no limit, for `on_us`).
 fn spendable_msat(ctx: &Payments, rail: Rail) -> Result<Option<u64>, SubmitError> {
     Ok(match rail {
-        Rail::Onchain => {
+        Rail::Onchain | Rail::OnchainBatch => {
             // The wallet may be busy syncing: wait for it off the async threads.
             let b = tokio::task::block_in_place(|| ctx.onchain.treasury().balances());
             Some((b.confirmed_sat + b.trusted_pending_sat) * 1_000)

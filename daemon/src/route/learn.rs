@@ -39,7 +39,7 @@ pub struct Prior {
 pub fn prior(rail: &str) -> Prior {
     match rail {
         "on_us" => Prior { success_rate: 1.0, latency_secs: Some(0.0) },
-        "onchain" => Prior { success_rate: 0.99, latency_secs: None },
+        "onchain" | "onchain_batch" => Prior { success_rate: 0.99, latency_secs: None },
         "lightning" => Prior { success_rate: 0.90, latency_secs: Some(5.0) },
         _ => Prior { success_rate: 0.5, latency_secs: None },
     }

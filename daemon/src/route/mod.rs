@@ -79,7 +79,7 @@ impl Priority {
         }
     }
 
-    fn target_blocks(self, c: &RoutingConfig) -> u16 {
+    pub fn target_blocks(self, c: &RoutingConfig) -> u16 {
         match self {
             Priority::High => c.high_target_blocks,
             Priority::Normal => c.normal_target_blocks,
@@ -87,7 +87,7 @@ impl Priority {
         }
     }
 
-    fn max_eta_secs(self, c: &RoutingConfig) -> u64 {
+    pub fn max_eta_secs(self, c: &RoutingConfig) -> u64 {
         match self {
             Priority::High => c.high_max_eta_secs,
             Priority::Normal => c.normal_max_eta_secs,
@@ -157,7 +157,7 @@ impl Method {
     fn allows(self, rail: &str) -> bool {
         match self {
             Method::Crypto => true,
-            Method::Onchain => rail == "onchain",
+            Method::Onchain => matches!(rail, "onchain" | "onchain_batch"),
             Method::Lightning => matches!(rail, "lightning" | "on_us"),
             Method::OnUs => rail == "on_us",
         }

@@ -25,7 +25,13 @@ pub(super) async fn price_rails(
     }
     if let Some(address) = &dest.address {
         match onchain(ctx, address.clone(), amount_msat.div_ceil(1_000), priority).await {
-            Ok(c) => candidates.push(c),
+            Ok(c) => {
+                match batched(ctx, address, &c, priority) {
+                    Ok(b) => candidates.push(b),
+                    Err(u) => unavailable.push(u),
+                }
+                candidates.push(c);
+            }
             Err(u) => unavailable.push(u),
         }
     }
@@ -130,5 +136,44 @@ async fn onchain(
         vsize: Some(vsize),
         target_blocks: Some(target),
         ..Candidate::new("onchain", rate.saturating_mul(vsize), u64::from(target) * 600, source)
+    })
+}
+
+/// Shared by every batch: version, locktime, counts, segwit marker (42 WU), one P2WPKH input
+/// (272 WU) and a P2WPKH change output (124 WU), in weight units.
+const BATCH_SHARED_WU: u64 = 42 + 272 + 124;
+
+/// `onchain_batch`: the same feerate as `onchain` times this payout's own output plus its share
+/// of what every batch carries once (overhead, an input, the change), shared with the payouts
+/// queued now; it leaves at the earliest deadline of the queue and its own (see
+/// `payment::batch_policy`), and confirms within the priority's target after that.
+fn batched(
+    ctx: &Router,
+    address: &sendero_wallet::bitcoin::Address,
+    onchain: &Candidate,
+    priority: Priority,
+) -> Result<Candidate, Unavailable> {
+    let rate = onchain.fee_rate_sat_vb.unwrap_or(1);
+    let (queued, earliest) = ctx.store.batch_queue(&ctx.config.routing).map_err(|e| {
+        tracing::error!(error = %e, "reading the batch queue");
+        unavailable("onchain_batch", "internal", "could not read the batch queue".into(), None)
+    })?;
+    let output_wu = (9 + address.script_pubkey().len() as u64) * 4;
+    let share_wu = BATCH_SHARED_WU.div_ceil(queued + 1);
+    let vsize = (output_wu + share_wu).div_ceil(4);
+    let target = priority.target_blocks(&ctx.config.routing);
+    let now = crate::unix_now();
+    let own = now + priority.max_eta_secs(&ctx.config.routing).saturating_sub(u64::from(target) * 600);
+    let leaves = earliest.map_or(own, |e| e.min(own)).max(now);
+    Ok(Candidate {
+        fee_rate_sat_vb: Some(rate),
+        vsize: Some(vsize),
+        target_blocks: Some(target),
+        ..Candidate::new(
+            "onchain_batch",
+            rate.saturating_mul(vsize),
+            leaves - now + u64::from(target) * 600,
+            onchain.cost_source,
+        )
     })
 }

@@ -4,7 +4,8 @@ use rusqlite::{params, OptionalExtension};
 
 use super::destination::PayTo;
 use super::learn::{Learner, Outcome, Tuning};
-use super::Route;
+use super::{Priority, Route};
+use crate::config::RoutingConfig;
 use crate::store::{Store, StoreError};
 
 /// Meta keys of the operator's rail rules.
@@ -39,6 +40,35 @@ pub struct StoredRoute {
 }
 
 impl Store {
+    /// The batch queue as routing sees it: how many payouts a batch leaving now would carry —
+    /// those waiting, or as many as the last batches carried on average when that is more — and
+    /// the earliest time one of the waiting must leave (its priority's ETA bound minus its
+    /// confirmation target).
+    pub fn batch_queue(&self, routing: &RoutingConfig) -> Result<(u64, Option<u64>), StoreError> {
+        let conn = self.read();
+        let recent: i64 = conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(payouts) / COUNT(*), 0)
+                 FROM (SELECT payouts FROM batches ORDER BY created_at DESC LIMIT 10)",
+            )?
+            .query_row([], |r| r.get::<_, i64>(0))?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT r.priority, COUNT(*), MIN(p.created_at) FROM payments p JOIN routes r ON r.route_id = p.route_id
+             WHERE p.rail = 'onchain_batch' AND p.state = 'debited' GROUP BY r.priority",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+        let (mut count, mut earliest) = (0, None::<u64>);
+        for row in rows {
+            let (priority, n, oldest) = row?;
+            let p = Priority::parse(&priority).unwrap_or(Priority::Normal);
+            let leaves =
+                oldest as u64 + p.max_eta_secs(routing).saturating_sub(u64::from(p.target_blocks(routing)) * 600);
+            count += n as u64;
+            earliest = Some(earliest.map_or(leaves, |e| e.min(leaves)));
+        }
+        Ok((count.max(recent.max(0) as u64), earliest))
+    }
+
     /// Records a priced route.
     pub fn insert_route(&self, route: &Route, key_id: &str, destination: &str, now: u64) -> Result<(), StoreError> {
         if route.fx_quote_id.is_some() {

@@ -290,6 +290,66 @@ pub(super) const MIGRATIONS: &[&str] = &[
      INSERT INTO outbox_new SELECT id, event_id, event_type, payment_id, api_key_id, payload, created_at FROM outbox;
      DROP TABLE outbox;
      ALTER TABLE outbox_new RENAME TO outbox;",
+    // 13: the `onchain_batch` rail: payouts that leave together in one transaction (a batch),
+    // each with its output and its exact share of the fee.
+    "CREATE TABLE payments_new (
+         payment_id TEXT PRIMARY KEY,
+         api_key_id TEXT NOT NULL REFERENCES api_keys (id),
+         idem_key TEXT NOT NULL,
+         route_id TEXT NOT NULL UNIQUE REFERENCES routes (route_id),
+         rail TEXT NOT NULL CHECK (rail IN ('onchain', 'onchain_batch', 'lightning', 'on_us')),
+         destination TEXT NOT NULL,
+         amount_msat INTEGER NOT NULL CHECK (amount_msat > 0),
+         currency TEXT NOT NULL,
+         amount_minor INTEGER NOT NULL,
+         fx_quote_id TEXT REFERENCES fx_quotes (quote_id),
+         fee_reserve_msat INTEGER NOT NULL CHECK (fee_reserve_msat >= 0),
+         fee_rate_sat_vb INTEGER,
+         state TEXT NOT NULL CHECK (state IN ('submitted', 'debited', 'sending', 'sent', 'settled', 'failed')),
+         rail_ref TEXT,
+         raw_tx BLOB,
+         fee_paid_msat INTEGER,
+         failure_code TEXT,
+         failure_message TEXT,
+         attempts INTEGER NOT NULL DEFAULT 0,
+         next_attempt_at INTEGER NOT NULL DEFAULT 0,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL,
+         final_at INTEGER,
+         UNIQUE (api_key_id, idem_key)
+     ) STRICT;
+     INSERT INTO payments_new SELECT * FROM payments;
+     DROP TABLE payments;
+     ALTER TABLE payments_new RENAME TO payments;
+     CREATE INDEX payments_open ON payments (next_attempt_at) WHERE state NOT IN ('settled', 'failed');
+     CREATE INDEX payments_by_key ON payments (api_key_id, payment_id);
+     CREATE UNIQUE INDEX payments_rail_ref ON payments (rail, rail_ref) WHERE rail_ref IS NOT NULL AND state != 'failed';
+     CREATE UNIQUE INDEX payments_quote ON payments (fx_quote_id) WHERE fx_quote_id IS NOT NULL AND state != 'failed';
+     CREATE INDEX payments_reserving ON payments (rail, amount_msat, fee_reserve_msat)
+         WHERE state IN ('submitted', 'debited', 'sending');
+     CREATE INDEX payments_queued ON payments (created_at) WHERE rail = 'onchain_batch' AND state = 'debited';
+     CREATE TABLE batches (
+         batch_id TEXT PRIMARY KEY,
+         txid TEXT NOT NULL UNIQUE,
+         raw_tx BLOB NOT NULL,
+         fee_sat INTEGER NOT NULL CHECK (fee_sat >= 0),
+         feerate_sat_vb INTEGER NOT NULL,
+         vsize INTEGER NOT NULL,
+         payouts INTEGER NOT NULL CHECK (payouts > 0),
+         reason TEXT NOT NULL,
+         state TEXT NOT NULL CHECK (state IN ('signed', 'broadcast', 'confirmed')),
+         created_at INTEGER NOT NULL,
+         broadcast_at INTEGER,
+         confirmed_at INTEGER
+     ) STRICT;
+     CREATE TABLE batch_payouts (
+         payment_id TEXT PRIMARY KEY REFERENCES payments (payment_id),
+         batch_id TEXT NOT NULL REFERENCES batches (batch_id),
+         vout INTEGER NOT NULL,
+         amount_sat INTEGER NOT NULL,
+         fee_share_sat INTEGER NOT NULL CHECK (fee_share_sat >= 0),
+         UNIQUE (batch_id, vout)
+     ) STRICT;",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.

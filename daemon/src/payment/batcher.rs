@@ -1,0 +1,272 @@
+//! The batcher: payouts on the `onchain_batch` rail wait in the queue (debited, as every payout
+//! is at submit) until the departure policy says a batch leaves; then one transaction pays them
+//! all. Under the treasury's spend lock it is built and signed, written with every payout's
+//! output and fee share and each payout's step to `sending` — all before anything is broadcast
+//! — then broadcast once, and every payout steps to `sent`. After a crash the saga finds the
+//! payouts `sending` and broadcasts the stored transaction again, as is; a payout never joins a
+//! second transaction while its first can still confirm.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sendero_wallet::bitcoin::consensus::{deserialize, serialize};
+use sendero_wallet::bitcoin::{ScriptBuf, Transaction};
+use sendero_wallet::{Payee, WalletError};
+use tokio_util::sync::CancellationToken;
+
+use super::batch_policy;
+use super::batches::{BatchPayout, BatchRow, Queued};
+use super::steps::{complete, settle};
+use super::{Change, Payment, Payments, State};
+use crate::ledger::LedgerError;
+use crate::store::StoreError;
+
+/// Why a batch could not leave now.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The queue is empty.
+    #[error("no payout is waiting for a batch")]
+    Empty,
+    /// The treasury refused to build it (funds, bitcoind).
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing the batch failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// A payout of the queue moved meanwhile; the next round takes the queue again.
+    #[error("the queue changed while the batch was built; nothing was sent")]
+    Raced,
+}
+
+/// A batch that left.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Departed {
+    /// The batch as stored.
+    #[serde(flatten)]
+    pub batch: BatchRow,
+    /// Whether bitcoind accepted it now (else the saga broadcasts it again).
+    pub broadcast: bool,
+}
+
+/// Looks at the queue every tick, or when woken (a payout was queued, an operator asked).
+pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
+    let tick = Duration::from_secs(batch_policy::CHECK_EVERY_SECS);
+    loop {
+        if let Some(reason) = due(&ctx, crate::unix_now()) {
+            match depart(&ctx, reason).await {
+                Ok(d) => tracing::info!(batch_id = %d.batch.batch_id, txid = %d.batch.txid, payouts = d.batch.payouts,
+                    fee_sat = d.batch.fee_sat, reason, "batch left"),
+                Err(BatchError::Empty | BatchError::Raced) => {}
+                Err(e) => tracing::warn!(error = %e, reason, "batch could not leave; it is tried again"),
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ctx.batch_wake.notified() => {}
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+}
+
+/// Why the queue should leave now, if it should.
+fn due(ctx: &Payments, now: u64) -> Option<&'static str> {
+    let queued = match ctx.store.queued_payouts(batch_policy::MAX_PAYOUTS) {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::error!(error = %e, "reading the batch queue");
+            return None;
+        }
+    };
+    batch_policy::departure(&ctx.config, &queued, now)
+}
+
+/// Builds, stores and broadcasts one batch of the queue (at most `batching.max_payouts`).
+pub async fn depart(ctx: &Payments, reason: &str) -> Result<Departed, BatchError> {
+    let _spending = ctx.onchain.spending().await;
+    let queued = ctx.store.queued_payouts(batch_policy::MAX_PAYOUTS)?;
+    if queued.is_empty() {
+        return Err(BatchError::Empty);
+    }
+    let payees = queued
+        .iter()
+        .map(|q| {
+            let address = ctx.onchain.treasury().parse_address(&q.payment.destination)?;
+            Ok(Payee { address, amount_sat: q.payment.amount_msat.div_ceil(1_000) })
+        })
+        .collect::<Result<Vec<_>, WalletError>>()?;
+    let rate = feerate(ctx, &queued).await?;
+    let scripts: Vec<ScriptBuf> = payees.iter().map(|p| p.address.script_pubkey()).collect();
+    let (tx, payout) = ctx.onchain.prepare(payees, rate).await?;
+    let now = crate::unix_now();
+    let batch = BatchRow {
+        batch_id: crate::secret::sortable_id("bt_"),
+        txid: payout.txid.to_string(),
+        raw_tx: serialize(&tx),
+        fee_sat: payout.fee_sat,
+        feerate_sat_vb: rate,
+        vsize: payout.vsize,
+        payouts: queued.len() as u64,
+        reason: reason.to_owned(),
+        state: "signed".into(),
+        created_at: now,
+    };
+    let places = places(&tx, &queued, &scripts, payout.fee_sat)?;
+    let steps: Vec<(BatchPayout, &Payment, Change)> = places
+        .into_iter()
+        .zip(&queued)
+        .map(|(place, q)| {
+            let rail_ref = format!("{}:{}", batch.txid, place.vout);
+            let next = Payment { state: State::Sending, rail_ref: Some(rail_ref), ..q.payment.clone() };
+            let mut change = Change { next: Some(next), ..Change::default() };
+            complete(ctx, &q.payment, &mut change);
+            (place, &q.payment, change)
+        })
+        .collect();
+    let store = Arc::clone(&ctx.store);
+    if !tokio::task::block_in_place(|| store.record_batch(&batch, &steps, now))? {
+        return Err(BatchError::Raced);
+    }
+    ctx.webhooks_wake.notify_one();
+    crate::failpoint::hit("batch.signed");
+    let sending: Vec<Payment> = steps.into_iter().filter_map(|(_, _, c)| c.next).collect();
+    let broadcast = broadcast(ctx, &batch, &tx, &sending).await;
+    Ok(Departed { batch, broadcast })
+}
+
+/// The feerate of a batch: the estimate for the most urgent confirmation target among its payouts.
+async fn feerate(ctx: &Payments, queued: &[Queued]) -> Result<u64, WalletError> {
+    let routing = &ctx.config.routing;
+    let target = queued
+        .iter()
+        .map(|q| match q.priority.as_str() {
+            "high" => routing.high_target_blocks,
+            "normal" => routing.normal_target_blocks,
+            _ => routing.low_target_blocks,
+        })
+        .min()
+        .unwrap_or(routing.normal_target_blocks);
+    Ok(ctx.onchain.estimate(target).await?.sat_per_vb)
+}
+
+/// Each payout's output in `tx` (matched by script and amount, each output used once) and its
+/// share of `fee_sat` ([`batch_policy::split_fee`]).
+fn places(
+    tx: &Transaction,
+    queued: &[Queued],
+    scripts: &[ScriptBuf],
+    fee_sat: u64,
+) -> Result<Vec<BatchPayout>, BatchError> {
+    let mut taken = vec![false; tx.output.len()];
+    let mut vouts = Vec::with_capacity(queued.len());
+    for (q, script) in queued.iter().zip(scripts) {
+        let amount = q.payment.amount_msat.div_ceil(1_000);
+        let found = tx
+            .output
+            .iter()
+            .enumerate()
+            .position(|(i, o)| !taken[i] && o.script_pubkey == *script && o.value.to_sat() == amount);
+        let Some(vout) = found else {
+            let why = format!("payout {} has no output in the built transaction", q.payment.payment_id);
+            return Err(BatchError::Wallet(WalletError::Storage(why)));
+        };
+        taken[vout] = true;
+        vouts.push((vout, script.len() as u64, amount));
+    }
+    let script_lens: Vec<u64> = vouts.iter().map(|v| v.1).collect();
+    let shares = batch_policy::split_fee(fee_sat, &script_lens);
+    Ok(queued
+        .iter()
+        .zip(vouts)
+        .zip(shares)
+        .map(|((q, (vout, _, amount_sat)), fee_share_sat)| BatchPayout {
+            payment_id: q.payment.payment_id.clone(),
+            vout: vout as u32,
+            amount_sat,
+            fee_share_sat,
+        })
+        .collect())
+}
+
+/// Broadcasts a stored batch and steps its payouts to `sent`; false when bitcoind did not take
+/// it now (the saga broadcasts it again, as is).
+async fn broadcast(ctx: &Payments, batch: &BatchRow, tx: &Transaction, sending: &[Payment]) -> bool {
+    if let Err(e) = ctx.onchain.publish(tx.clone()).await {
+        tracing::warn!(batch_id = %batch.batch_id, error = %e, "batch not broadcast now; the saga tries again");
+        ctx.wake.notify_one();
+        return false;
+    }
+    crate::failpoint::hit("batch.broadcast");
+    let steps: Vec<(&Payment, Change)> = sending
+        .iter()
+        .map(|p| {
+            let mut change = Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() };
+            complete(ctx, p, &mut change);
+            (p, change)
+        })
+        .collect();
+    let store = Arc::clone(&ctx.store);
+    if let Err(e) = tokio::task::block_in_place(|| store.batch_broadcast(&batch.batch_id, &steps, crate::unix_now())) {
+        tracing::error!(batch_id = %batch.batch_id, error = %e, "batch broadcast but not recorded; the saga records it");
+    }
+    ctx.webhooks_wake.notify_one();
+    ctx.wake.notify_one();
+    true
+}
+
+/// `sending` (the batcher's broadcast did not happen or was not recorded): broadcasts the stored
+/// transaction again, as is; the payout's step to `sent`, or why to retry.
+pub(super) async fn publish_batch(ctx: &Payments, p: &Payment) -> Result<Change, String> {
+    let store = Arc::clone(&ctx.store);
+    let id = p.payment_id.clone();
+    let (batch, _) = match tokio::task::block_in_place(|| store.batch_of(&id)) {
+        Ok(Some(found)) => found,
+        Ok(None) => return Err(format!("payout {id} is sending but belongs to no batch")),
+        Err(e) => return Err(e.to_string()),
+    };
+    let tx: Transaction = deserialize(&batch.raw_tx).map_err(|e| format!("stored batch unreadable: {e}"))?;
+    match ctx.onchain.publish(tx).await {
+        Ok(()) => {}
+        // Refused: fine only when the wallet already has it (it left before).
+        Err(WalletError::Broadcast(reason)) if ctx.onchain.treasury().transaction(&batch.txid).is_none() => {
+            return Err(format!("bitcoind refused batch {}: {reason}", batch.batch_id))
+        }
+        Err(WalletError::Broadcast(_)) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let mut change = Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() };
+    complete(ctx, p, &mut change);
+    Ok(change)
+}
+
+/// `sent`: settled with its fee share once its batch has the confirmations asked for (`None`
+/// while it waits); a batch gone from the wallet (evicted) is broadcast again.
+pub(super) async fn batch_outcome(ctx: &Payments, p: &Payment) -> Result<Option<Change>, String> {
+    let store = Arc::clone(&ctx.store);
+    let id = p.payment_id.clone();
+    let (batch, place) = match tokio::task::block_in_place(|| store.batch_of(&id)) {
+        Ok(Some(found)) => found,
+        Ok(None) => return Err(format!("payout {id} was sent but belongs to no batch")),
+        Err(e) => return Err(e.to_string()),
+    };
+    let Some(tx) = ctx.onchain.treasury().transaction(&batch.txid) else {
+        let tx: Transaction = deserialize(&batch.raw_tx).map_err(|e| format!("stored batch unreadable: {e}"))?;
+        ctx.onchain.publish(tx).await.map_err(|e| e.to_string())?;
+        return Ok(None);
+    };
+    let needed = ctx.config.routing.onchain_confirmations.max(1);
+    let tip = ctx.onchain.treasury().synced_height();
+    match tx.confirmation_height {
+        Some(h) if tip + 1 >= h + needed => {
+            if let Err(e) = ctx.store.batch_confirmed(&batch.batch_id, crate::unix_now()) {
+                tracing::error!(batch_id = %batch.batch_id, error = %e, "recording a batch confirmed");
+            }
+            let mut change = settle(p, place.fee_share_sat * 1_000, None);
+            complete(ctx, p, &mut change);
+            Ok(Some(change))
+        }
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,217 @@
+//! Batches in the store: the payouts queued for the next batch, a batch written with its signed
+//! transaction and every payout's output and fee share before anything is broadcast, and read
+//! back to rebroadcast it as is, to settle each payout with its share, and for operators.
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::record::{apply, payment_row, COLUMNS};
+use super::{Change, Payment};
+use crate::ledger::LedgerError;
+use crate::store::{Store, StoreError};
+
+/// A batch as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchRow {
+    /// `bt_…`.
+    pub batch_id: String,
+    /// Its transaction.
+    pub txid: String,
+    /// The signed transaction, as broadcast (and broadcast again after a restart).
+    #[serde(skip)]
+    pub raw_tx: Vec<u8>,
+    /// The transaction's fee.
+    pub fee_sat: u64,
+    /// The feerate it was built at.
+    pub feerate_sat_vb: u64,
+    /// Its virtual size.
+    pub vsize: u64,
+    /// How many payouts it carries.
+    pub payouts: u64,
+    /// Why it left: `deadline`, `count`, `total`, `cheap`, `interval` or `operator`.
+    pub reason: String,
+    /// `signed`, `broadcast` or `confirmed`.
+    pub state: String,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+/// One payout's place in a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchPayout {
+    /// The payment.
+    pub payment_id: String,
+    /// Its output in the batch's transaction.
+    pub vout: u32,
+    /// What it pays.
+    pub amount_sat: u64,
+    /// Its share of the transaction's fee (the shares sum to the fee).
+    pub fee_share_sat: u64,
+}
+
+/// A payout waiting in the queue, with what the departure policy reads of it.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// The payment (`onchain_batch`, `debited`).
+    pub payment: Payment,
+    /// Its route's priority: `high`, `normal` or `low`.
+    pub priority: String,
+}
+
+const BATCH_COLUMNS: &str =
+    "batch_id, txid, raw_tx, fee_sat, feerate_sat_vb, vsize, payouts, reason, state, created_at";
+
+fn batch_row(r: &Row<'_>) -> rusqlite::Result<BatchRow> {
+    Ok(BatchRow {
+        batch_id: r.get(0)?,
+        txid: r.get(1)?,
+        raw_tx: r.get(2)?,
+        fee_sat: r.get::<_, i64>(3)? as u64,
+        feerate_sat_vb: r.get::<_, i64>(4)? as u64,
+        vsize: r.get::<_, i64>(5)? as u64,
+        payouts: r.get::<_, i64>(6)? as u64,
+        reason: r.get(7)?,
+        state: r.get(8)?,
+        created_at: r.get::<_, i64>(9)? as u64,
+    })
+}
+
+impl Store {
+    /// The payouts waiting for a batch, oldest first, at most `limit`.
+    pub fn queued_payouts(&self, limit: usize) -> Result<Vec<Queued>, StoreError> {
+        let cols = COLUMNS.split(',').map(|c| format!("p.{}", c.trim())).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT {cols}, r.priority FROM payments p JOIN routes r ON r.route_id = p.route_id
+             WHERE p.rail = 'onchain_batch' AND p.state = 'debited' ORDER BY p.created_at, p.payment_id LIMIT ?1"
+        );
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([limit as i64], |r| Ok(Queued { payment: payment_row(r)?, priority: r.get(23)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Writes a signed batch, its payouts' outputs and shares, and each payout's step to
+    /// `sending` (with its ledger entry and event) in one transaction; false when a payout was
+    /// moved meanwhile (nothing is written then).
+    pub fn record_batch(
+        &self,
+        batch: &BatchRow,
+        payouts: &[(BatchPayout, &Payment, Change)],
+        now: u64,
+    ) -> Result<bool, LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.prepare_cached(&format!(
+            "INSERT INTO batches ({BATCH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ))?
+        .execute(params![
+            batch.batch_id,
+            batch.txid,
+            batch.raw_tx,
+            batch.fee_sat as i64,
+            batch.feerate_sat_vb as i64,
+            batch.vsize as i64,
+            batch.payouts as i64,
+            batch.reason,
+            batch.state,
+            batch.created_at as i64
+        ])?;
+        for (b, from, change) in payouts {
+            tx.prepare_cached(
+                "INSERT INTO batch_payouts (payment_id, batch_id, vout, amount_sat, fee_share_sat)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                b.payment_id,
+                batch.batch_id,
+                b.vout,
+                b.amount_sat as i64,
+                b.fee_share_sat as i64
+            ])?;
+            if !apply(&tx, from, change, now)? {
+                return Ok(false); // rolled back as `tx` drops
+            }
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Marks a batch broadcast and applies its payouts' steps to `sent`, in one transaction.
+    pub fn batch_broadcast(&self, batch_id: &str, steps: &[(&Payment, Change)], now: u64) -> Result<(), LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.prepare_cached(
+            "UPDATE batches SET state = 'broadcast', broadcast_at = ?2 WHERE batch_id = ?1 AND state = 'signed'",
+        )?
+        .execute(params![batch_id, now as i64])?;
+        for (from, change) in steps {
+            apply(&tx, from, change, now)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks a batch confirmed (its payouts settle one by one in the saga).
+    pub fn batch_confirmed(&self, batch_id: &str, now: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE batches SET state = 'confirmed', confirmed_at = ?2 WHERE batch_id = ?1 AND state != 'confirmed'",
+            params![batch_id, now as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The batch a payout belongs to, with its place in it.
+    pub fn batch_of(&self, payment_id: &str) -> Result<Option<(BatchRow, BatchPayout)>, StoreError> {
+        let cols = BATCH_COLUMNS.split(',').map(|c| format!("b.{}", c.trim())).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT {cols}, bp.vout, bp.amount_sat, bp.fee_share_sat FROM batch_payouts bp
+             JOIN batches b ON b.batch_id = bp.batch_id WHERE bp.payment_id = ?1"
+        );
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let row = stmt.query_row([payment_id], |r| {
+            let payout = BatchPayout {
+                payment_id: payment_id.to_owned(),
+                vout: r.get(10)?,
+                amount_sat: r.get::<_, i64>(11)? as u64,
+                fee_share_sat: r.get::<_, i64>(12)? as u64,
+            };
+            Ok((batch_row(r)?, payout))
+        });
+        Ok(row.optional()?)
+    }
+
+    /// Batches, newest first, at most `limit`.
+    pub fn batches(&self, limit: usize) -> Result<Vec<BatchRow>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {BATCH_COLUMNS} FROM batches ORDER BY created_at DESC, batch_id DESC LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([limit as i64], batch_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One batch and its payouts (by output).
+    pub fn batch(&self, batch_id: &str) -> Result<Option<(BatchRow, Vec<BatchPayout>)>, StoreError> {
+        let conn = self.read();
+        let batch = conn
+            .prepare_cached(&format!("SELECT {BATCH_COLUMNS} FROM batches WHERE batch_id = ?1"))?
+            .query_row([batch_id], batch_row)
+            .optional()?;
+        let Some(batch) = batch else { return Ok(None) };
+        let mut stmt = conn.prepare_cached(
+            "SELECT payment_id, vout, amount_sat, fee_share_sat FROM batch_payouts WHERE batch_id = ?1 ORDER BY vout",
+        )?;
+        let payouts = stmt
+            .query_map([batch_id], |r| {
+                Ok(BatchPayout {
+                    payment_id: r.get(0)?,
+                    vout: r.get(1)?,
+                    amount_sat: r.get::<_, i64>(2)? as u64,
+                    fee_share_sat: r.get::<_, i64>(3)? as u64,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Some((batch, payouts)))
+    }
+}

@@ -1,0 +1,221 @@
+//! The `onchain_batch` rail through the public API on a real regtest bitcoind: 50 payouts priced
+//! and submitted by a wallet app leave in ONE transaction (50 payee outputs and a change), each
+//! settles with its own output and a fee share, the shares sum exactly to the transaction's fee
+//! (read from the chain itself), each payout's `payment.settled` webhook carries the batch txid,
+//! and the ledger proves every sat. Then SIGKILL-equivalent aborts after a batch is signed and
+//! stored but before its broadcast, and after its broadcast before it is recorded: after the
+//! restart every payout is paid exactly once, on the chain.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::webhook::{signature_valid, Receiver};
+use common::{http_get_with_key, http_post, outside_address, wait_for, AdminMode, Chain, Gateway};
+use sendero_wallet::bitcoin::consensus::encode::deserialize_hex;
+use sendero_wallet::bitcoin::{Address, Transaction};
+use serde_json::{json, Value};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn post(gw: &Gateway, path: &str, key: &str, idem: Option<&str>, body: &Value) -> (u16, Value) {
+    let (status, text) = http_post(gw.api_port, path, key, idem, &body.to_string());
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Routes `sat` to `address` at `priority` and submits it on `onchain_batch`; the payment.
+fn pay_batched(gw: &Gateway, key: &str, address: &str, sat: u64, priority: &str) -> Value {
+    let body = json!({"amount": {"minor_units": sat, "currency": "SAT"}, "destination": address, "priority": priority});
+    let (status, route) = post(gw, "/v1/payments/route", key, None, &body);
+    assert_eq!(status, 200, "{route}");
+    let idem = format!("batch-{address}");
+    let (status, p) = post(
+        gw,
+        "/v1/payments/submit",
+        key,
+        Some(&idem),
+        &json!({"route_id": route["route_id"], "rail": "onchain_batch"}),
+    );
+    assert_eq!(status, 202, "{p}");
+    p
+}
+
+fn payment(gw: &Gateway, key: &str, id: &str) -> Value {
+    let (status, p) = http_get_with_key(gw.api_port, &format!("/v1/payments/{id}"), Some(key));
+    assert_eq!(status, 200, "{p}");
+    p
+}
+
+fn tx(chain: &Chain, txid: &str) -> Transaction {
+    deserialize_hex(chain.raw_tx(txid)["hex"].as_str().expect("hex")).expect("transaction")
+}
+
+/// The fee of `t`, from its inputs' previous outputs on the chain.
+fn fee(chain: &Chain, t: &Transaction) -> u64 {
+    let inputs: u64 = t
+        .input
+        .iter()
+        .map(|i| tx(chain, &i.previous_output.txid.to_string()).output[i.previous_output.vout as usize].value.to_sat())
+        .sum();
+    inputs - t.output.iter().map(|o| o.value.to_sat()).sum::<u64>()
+}
+
+/// How many times each address is paid in the blocks after `from` (exclusive) up to the tip.
+fn paid_on_chain(chain: &Chain, from: u32) -> HashMap<String, usize> {
+    let mut paid = HashMap::new();
+    for height in from + 1..=chain.height() {
+        let hash = common::call_bitcoind(&chain.rpc(), "getblockhash", &[json!(height)]);
+        let block = common::call_bitcoind(&chain.rpc(), "getblock", &[hash, json!(1)]);
+        for txid in block["tx"].as_array().expect("txs") {
+            for out in tx(chain, txid.as_str().expect("txid")).output {
+                if let Ok(a) = Address::from_script(&out.script_pubkey, sendero_wallet::bitcoin::Network::Regtest) {
+                    *paid.entry(a.to_string()).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    paid
+}
+
+fn funded(chain: &Chain, dir: &std::path::Path) -> Gateway {
+    let gw = Gateway::start_with(chain, dir, AdminMode::Socket, "human", "");
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(101, &address);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    gw
+}
+
+#[test]
+fn fifty_payouts_leave_in_one_transaction_and_each_settles_with_its_share() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let gw = funded(&chain, &home.path().join("gw"));
+    let key = gw.api_key("pay,read");
+    let receiver = Receiver::start(200);
+    let (status, hook) = post(&gw, "/v1/webhooks", &key, None, &json!({"url": receiver.url()}));
+    assert_eq!(status, 201, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+
+    // A low-priority payout alone in an empty queue: a batch costs it what a transaction of its
+    // own would (it carries the overhead alone).
+    let priced = |destination: &str| {
+        let body = json!({"amount": {"minor_units": 10_000, "currency": "SAT"}, "destination": destination, "priority": "low"});
+        let (_, route) = post(&gw, "/v1/payments/route", &key, None, &body);
+        let cost = |rail: &str| {
+            let c = route["candidates"].as_array().unwrap().iter().find(|c| c["rail"] == rail).cloned();
+            c.unwrap_or_else(|| panic!("no {rail} in {route:#}"))["cost_sat"].as_u64().unwrap()
+        };
+        (cost("onchain_batch"), cost("onchain"), route["recommend"].clone())
+    };
+    let (batch, single, _) = priced(&outside_address(200).to_string());
+    assert!(batch <= single + 1, "alone: {batch} vs {single}");
+
+    let addresses: Vec<String> = (0..50u8).map(|i| outside_address(100 + i).to_string()).collect();
+    let payments: Vec<Value> =
+        addresses.iter().enumerate().map(|(i, a)| pay_batched(&gw, &key, a, 10_000 + i as u64, "low")).collect();
+    // With 50 waiting, a batched output costs well under half a transaction of its own.
+    let (batch, single, recommend) = priced(&outside_address(201).to_string());
+    assert!(batch * 2 < single, "queued: {batch} vs {single}");
+    assert_eq!(recommend, "onchain_batch");
+    let ids: Vec<String> = payments.iter().map(|p| p["payment_id"].as_str().unwrap().to_owned()).collect();
+    // Queued: debited, nothing broadcast (a low payout may wait for hours).
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(chain.mempool().is_empty(), "nothing leaves before the batch");
+    assert_eq!(gw.call("batch.list", json!({}))["queued"].as_array().unwrap().len(), 50);
+    assert_eq!(payment(&gw, &key, &ids[0])["status"], "SUBMITTED");
+
+    let left = gw.cli(&["batch.trigger"]);
+    assert_eq!(left["payouts"], 50, "{left}");
+    let txid = left["txid"].as_str().unwrap().to_owned();
+    assert_eq!(chain.mempool(), vec![txid.clone()], "one transaction");
+    let t = tx(&chain, &txid);
+    assert_eq!(t.output.len(), 51, "50 payees and a change output");
+    let chain_fee = fee(&chain, &t);
+    assert_eq!(left["fee_sat"], chain_fee);
+
+    let height = chain.height();
+    chain.mine(1);
+    let mut shares = 0;
+    for (i, id) in ids.iter().enumerate() {
+        let mut p = Value::Null;
+        wait_for(&format!("payout {i} settled"), MINUTE, || {
+            p = payment(&gw, &key, id);
+            p["status"] == "SETTLED"
+        });
+        assert_eq!(p["txid"], txid.as_str());
+        let vout = p["vout"].as_u64().unwrap() as usize;
+        assert_eq!(t.output[vout].value.to_sat(), 10_000 + i as u64, "its own output pays its amount");
+        assert_eq!(
+            t.output[vout].script_pubkey,
+            addresses[i].parse::<Address<_>>().unwrap().assume_checked().script_pubkey()
+        );
+        shares += p["fee_paid_sat"].as_u64().unwrap();
+    }
+    assert_eq!(shares, chain_fee, "the fee shares sum to the transaction's fee");
+    let paid = paid_on_chain(&chain, height);
+    assert!(addresses.iter().all(|a| paid.get(a) == Some(&1)), "each payee paid once");
+
+    let batch = gw.call("batch.get", json!({"batch_id": left["batch_id"]}));
+    assert_eq!(batch["state"], "confirmed");
+    assert_eq!(batch["fee_shares_sum_sat"], chain_fee);
+    wait_for("50 settled webhooks", MINUTE, || {
+        ids.iter().all(|id| !receiver.delivered("payment.settled", id).is_empty())
+    });
+    for id in &ids {
+        let hook = &receiver.delivered("payment.settled", id)[0];
+        assert!(signature_valid(&secret, hook));
+        let body: Value = serde_json::from_str(&hook.body).unwrap();
+        assert_eq!(body["data"]["txid"], txid.as_str(), "{body}");
+    }
+    let v = gw.call("ledger.verify", json!({}));
+    assert_eq!(v["ok"], true, "{v:#}");
+    assert_eq!(v["onchain"]["payouts"]["match"], 50, "{v:#}");
+}
+
+/// Aborts at `failpoint` while a batch of 10 leaves, restarts, and checks each payee was paid
+/// exactly once on the chain and the ledger agrees.
+fn crash_at(failpoint: &str, seed: u8) {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut gw = funded(&chain, &home.path().join("gw"));
+    let key = gw.api_key("pay,read");
+    let addresses: Vec<String> = (0..10u8).map(|i| outside_address(seed + i).to_string()).collect();
+    let ids: Vec<String> = addresses
+        .iter()
+        .map(|a| pay_batched(&gw, &key, a, 20_000, "normal")["payment_id"].as_str().unwrap().to_owned())
+        .collect();
+    gw.env = vec![("SENDERO_FAILPOINT".into(), failpoint.into())];
+    gw.restart();
+    assert!(gw.try_call("batch.trigger", json!({})).is_err(), "the process aborts inside the call");
+    gw.wait_exit();
+    assert!(gw.log().contains("failpoint reached: aborting"), "{}", gw.log());
+    // Stored and not sent, or sent and not recorded: the chain tells which.
+    let expected_in_mempool = usize::from(failpoint == "batch.broadcast");
+    assert_eq!(chain.mempool().len(), expected_in_mempool, "{failpoint}");
+    gw.env.clear();
+    gw.start_again();
+    let height = chain.height();
+    wait_for("the stored batch in the mempool", MINUTE, || chain.mempool().len() == 1);
+    chain.mine(1);
+    for id in &ids {
+        wait_for(&format!("{id} settled after the crash"), MINUTE, || payment(&gw, &key, id)["status"] == "SETTLED");
+    }
+    let paid = paid_on_chain(&chain, height);
+    assert!(addresses.iter().all(|a| paid.get(a) == Some(&1)), "{failpoint}: each payee paid exactly once: {paid:?}");
+    assert_eq!(gw.call("batch.list", json!({}))["batches"].as_array().unwrap().len(), 1, "one batch, never a second");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(chain.mempool().is_empty(), "nothing sent again");
+    let v = gw.call("ledger.verify", json!({}));
+    assert_eq!(v["ok"], true, "{failpoint}: {v:#}");
+}
+
+#[test]
+fn a_batch_killed_after_signing_is_broadcast_as_stored_after_the_restart() {
+    crash_at("batch.signed", 1);
+}
+
+#[test]
+fn a_batch_killed_after_its_broadcast_is_recorded_once_after_the_restart() {
+    crash_at("batch.broadcast", 40);
+}
