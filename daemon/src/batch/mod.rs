@@ -12,7 +12,7 @@ pub mod split;
 
 pub use consolidate::{plan_consolidation, Consolidation, NoConsolidation};
 pub use plan::{dust_sat, plan_batch, PlanError, TxPlan, Utxo};
-pub use policy::{bump, departure, held_for_fees, next_departure, triggered};
+pub use policy::{bump, departure, held_for_fees, next_departure, recent_level, triggered};
 pub use policy::{Departure, Feerates, Held, InFlight, Queued, Reason};
 pub use quote::{batch_quote, single_quote, RailQuote};
 pub use size::{InputKind, OutputKind};
@@ -67,6 +67,10 @@ pub struct Class {
     pub max_total_sat: u64,
     /// Feerate at or below which a batch leaves, sat/kvB.
     pub cheap_feerate_sat_kvb: u64,
+    /// Joins batches leaving for other priorities.
+    pub joins: bool,
+    /// Shortest wait of the oldest payout before a cheap batch leaves, seconds.
+    pub cheap_min_wait_secs: u64,
     /// Longest wait of the oldest payout before a batch leaves, seconds (0: none).
     pub interval_secs: u64,
     /// Above this feerate the payouts wait for fees, sat/kvB.
@@ -97,6 +101,12 @@ pub struct Policy {
     pub classes: [Class; 3],
     /// Most payee outputs per transaction.
     pub max_outputs_per_tx: usize,
+    /// Percentile of the recent next-block feerates that also counts as cheap (0: off).
+    pub cheap_percentile: u32,
+    /// How far back it looks, seconds.
+    pub cheap_window_secs: u64,
+    /// Extra percent a bump pays once the ETA bound is two blocks away.
+    pub near_bound_margin_percent: u32,
     /// Consolidate at or below this feerate, sat/kvB.
     pub consolidation_feerate_sat_kvb: u64,
     /// Consolidate down to this many UTXOs.
@@ -117,53 +127,12 @@ impl Policy {
 
     /// The policy of `[routing]`, `[batching]` and `wallet.max_feerate_sat_vb`.
     pub fn new(r: &RoutingConfig, b: &BatchingConfig, wallet_max_feerate_sat_vb: u64) -> Policy {
-        let class = |t: u16, eta, count, total, cheap, interval, max, after, bump| Class {
-            target_blocks: u32::from(t),
-            max_eta_secs: eta,
-            max_count: count,
-            max_total_sat: total,
-            cheap_feerate_sat_kvb: cheap,
-            interval_secs: interval,
-            max_feerate_sat_kvb: max,
-            bump_after_blocks: after,
-            bump_max_feerate_sat_kvb: bump,
-        };
-        let high = class(
-            r.high_target_blocks,
-            r.high_max_eta_secs,
-            b.high_max_count,
-            b.high_max_total_sat,
-            b.high_cheap_feerate_sat_kvb,
-            b.high_interval_secs,
-            b.high_max_feerate_sat_kvb,
-            b.high_bump_after_blocks,
-            b.high_bump_max_feerate_sat_kvb,
-        );
-        let normal = class(
-            r.normal_target_blocks,
-            r.normal_max_eta_secs,
-            b.normal_max_count,
-            b.normal_max_total_sat,
-            b.normal_cheap_feerate_sat_kvb,
-            b.normal_interval_secs,
-            b.normal_max_feerate_sat_kvb,
-            b.normal_bump_after_blocks,
-            b.normal_bump_max_feerate_sat_kvb,
-        );
-        let low = class(
-            r.low_target_blocks,
-            r.low_max_eta_secs,
-            b.low_max_count,
-            b.low_max_total_sat,
-            b.low_cheap_feerate_sat_kvb,
-            b.low_interval_secs,
-            b.low_max_feerate_sat_kvb,
-            b.low_bump_after_blocks,
-            b.low_bump_max_feerate_sat_kvb,
-        );
         Policy {
-            classes: [high, normal, low],
+            classes: Priority::ALL.map(|p| class_of(r, b, p)),
             max_outputs_per_tx: b.max_outputs_per_tx as usize,
+            cheap_percentile: b.cheap_percentile,
+            cheap_window_secs: b.cheap_window_secs,
+            near_bound_margin_percent: b.near_bound_margin_percent,
             consolidation_feerate_sat_kvb: b.consolidation_feerate_sat_kvb,
             target_utxos: b.target_utxos as usize,
             max_consolidation_inputs: b.max_consolidation_inputs as usize,
@@ -175,6 +144,42 @@ impl Policy {
     /// A priority's thresholds.
     pub fn class(&self, p: Priority) -> &Class {
         &self.classes[p.index()]
+    }
+}
+
+/// Priority `p`'s keys of `[routing]` and `[batching]`.
+fn class_of(r: &RoutingConfig, b: &BatchingConfig, p: Priority) -> Class {
+    let (target, eta) = match p {
+        Priority::High => (r.high_target_blocks, r.high_max_eta_secs),
+        Priority::Normal => (r.normal_target_blocks, r.normal_max_eta_secs),
+        Priority::Low => (r.low_target_blocks, r.low_max_eta_secs),
+    };
+    let pick = |high: u64, normal: u64, low: u64| match p {
+        Priority::High => high,
+        Priority::Normal => normal,
+        Priority::Low => low,
+    };
+    let blocks = |high: u32, normal: u32, low: u32| pick(high.into(), normal.into(), low.into()) as u32;
+    Class {
+        target_blocks: u32::from(target),
+        max_eta_secs: eta,
+        max_count: blocks(b.high_max_count, b.normal_max_count, b.low_max_count),
+        max_total_sat: pick(b.high_max_total_sat, b.normal_max_total_sat, b.low_max_total_sat),
+        cheap_feerate_sat_kvb: pick(
+            b.high_cheap_feerate_sat_kvb,
+            b.normal_cheap_feerate_sat_kvb,
+            b.low_cheap_feerate_sat_kvb,
+        ),
+        joins: [b.high_join, b.normal_join, b.low_join][p as usize],
+        cheap_min_wait_secs: pick(b.high_cheap_min_wait_secs, b.normal_cheap_min_wait_secs, b.low_cheap_min_wait_secs),
+        interval_secs: pick(b.high_interval_secs, b.normal_interval_secs, b.low_interval_secs),
+        max_feerate_sat_kvb: pick(b.high_max_feerate_sat_kvb, b.normal_max_feerate_sat_kvb, b.low_max_feerate_sat_kvb),
+        bump_after_blocks: blocks(b.high_bump_after_blocks, b.normal_bump_after_blocks, b.low_bump_after_blocks),
+        bump_max_feerate_sat_kvb: pick(
+            b.high_bump_max_feerate_sat_kvb,
+            b.normal_bump_max_feerate_sat_kvb,
+            b.low_bump_max_feerate_sat_kvb,
+        ),
     }
 }
 

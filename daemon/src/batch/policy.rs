@@ -3,10 +3,13 @@
 //!
 //! A batch leaves at the first of: a payout's deadline (its submission + its priority's ETA
 //! bound − its confirmation target's time, so a queued payout never misses its bound), a
-//! priority's count or total, its feerate at or below its "cheap" level, its interval, or an
-//! operator's trigger. The payouts of the priorities that triggered leave (and those of a priority
-//! one of whose payouts is due), at the highest feerate their targets need; the others wait for
-//! their own trigger (a priority whose feerate is at its cheap level triggers by itself). Above a
+//! priority's count or total, its feerate at or below its "cheap" level (once its oldest payout
+//! has waited the priority's `cheap_min_wait_secs`, so that cheap hours still gather batches), its
+//! interval, or an operator's trigger. The payouts of the priorities that triggered leave (and those of a priority
+//! one of whose payouts is due), at the highest feerate their targets need; payouts of priorities
+//! that join (`*_join`) go too when that feerate meets their target and ceiling; the others wait
+//! for their own trigger. Cheap is a priority's fixed level or, whatever the market's level, the
+//! recent low ([`Feerates::recent_low`], a percentile of the last day's feerates). Above a
 //! priority's ceiling its payouts wait for fees, except those whose deadline has come: they pay
 //! what their target needs, up to the wallet's maximum.
 
@@ -47,12 +50,21 @@ pub struct Feerates {
     pub normal: u64,
     /// For `low`'s target.
     pub low: u64,
+    /// A low level of the recent market: the policy's `cheap_percentile` of the next-block
+    /// feerates of its `cheap_window_secs` ([`recent_level`]); 0 when unknown. At or below it
+    /// the feerate is cheap for every priority, whatever their fixed levels.
+    pub recent_low: u64,
 }
 
 impl Feerates {
     /// The same feerate for every target.
     pub fn flat(sat_kvb: u64) -> Feerates {
-        Feerates { high: sat_kvb, normal: sat_kvb, low: sat_kvb }
+        Feerates { high: sat_kvb, normal: sat_kvb, low: sat_kvb, recent_low: 0 }
+    }
+
+    /// Whether the feerate for `p`'s target is cheap for it.
+    fn cheap(&self, p: Priority, policy: &Policy) -> bool {
+        self.of(p) <= policy.class(p).cheap_feerate_sat_kvb.max(self.recent_low)
     }
 
     /// The estimate for `p`'s target.
@@ -123,6 +135,17 @@ pub fn held_for_fees(q: &Queued, now: u64, feerates: &Feerates, policy: &Policy)
     (now < until && feerates.of(q.priority) > ceiling).then_some(Held { waits_for_sat_kvb: ceiling, until })
 }
 
+/// The `percentile` (0–100) of `samples` (recent next-block feerates, sat/kvB), for
+/// [`Feerates::recent_low`]; 0 for no samples or a percentile of 0.
+pub fn recent_level(samples: &[u64], percentile: u32) -> u64 {
+    if samples.is_empty() || percentile == 0 {
+        return 0;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    sorted[(sorted.len() - 1) * percentile.min(100) as usize / 100]
+}
+
 /// Why priority `p`'s payouts would make a batch leave now (its deadlines aside).
 fn class_reason(queue: &[Queued], p: Priority, now: u64, feerates: &Feerates, policy: &Policy) -> Option<Reason> {
     let c = policy.class(p);
@@ -136,7 +159,7 @@ fn class_reason(queue: &[Queued], p: Priority, now: u64, feerates: &Feerates, po
     [
         (count >= u64::from(c.max_count), Reason::Count),
         (total >= c.max_total_sat, Reason::Total),
-        (rate <= c.cheap_feerate_sat_kvb, Reason::Cheap),
+        (feerates.cheap(p, policy) && now.saturating_sub(oldest) >= c.cheap_min_wait_secs, Reason::Cheap),
         (c.interval_secs > 0 && now.saturating_sub(oldest) >= c.interval_secs, Reason::Interval),
     ]
     .into_iter()
@@ -165,7 +188,13 @@ pub fn departure(queue: &[Queued], now: u64, feerates: &Feerates, policy: &Polic
     let due_classes = queue.iter().filter(|q| due(q)).map(|q| q.priority);
     let rate = leaving.iter().copied().chain(due_classes).map(|p| feerates.of(p)).max()?;
     let rate = rate.min(policy.max_feerate_sat_kvb);
-    let payouts = (0..queue.len()).filter(|&i| due(&queue[i]) || leaving.contains(&queue[i].priority)).collect();
+    let joins = |p: Priority| {
+        let c = policy.class(p);
+        c.joins && feerates.of(p) <= rate && rate <= c.max_feerate_sat_kvb
+    };
+    let payouts = (0..queue.len())
+        .filter(|&i| due(&queue[i]) || leaving.contains(&queue[i].priority) || joins(queue[i].priority))
+        .collect();
     Some(Departure { reason, feerate_sat_kvb: rate, payouts })
 }
 
@@ -203,8 +232,9 @@ pub struct InFlight {
 /// The feerate to replace `tx` with now, if it should be bumped: after its priority's
 /// `bump_after_blocks` (or sooner, once a block has passed, when its ETA bound is two blocks
 /// away), to what the next block needs (`next_block_sat_kvb`) and at least the incremental relay
-/// step above its own, at most the priority's bump ceiling — or the wallet's maximum once the ETA
-/// bound is two blocks away. `None` when the next block's feerate is not above its own.
+/// step above its own, at most the priority's bump ceiling — or, once the ETA bound is two blocks
+/// away, the next block's feerate plus `near_bound_margin_percent`, up to the wallet's maximum.
+/// `None` when the next block's feerate is not above its own.
 pub fn bump(tx: &InFlight, now: u64, next_block_sat_kvb: u64, policy: &Policy) -> Option<u64> {
     let c = policy.class(tx.priority);
     let near = tx.eta_bound.saturating_sub(now) <= 2 * 600;
@@ -215,7 +245,9 @@ pub fn bump(tx: &InFlight, now: u64, next_block_sat_kvb: u64, policy: &Policy) -
     let cap =
         if near { policy.max_feerate_sat_kvb } else { c.bump_max_feerate_sat_kvb.min(policy.max_feerate_sat_kvb) };
     let floor = tx.feerate_sat_kvb.saturating_add(INCREMENTAL_FEERATE_SAT_KVB);
-    let want = next_block_sat_kvb.max(floor).min(cap);
+    let margin = if near { u64::from(policy.near_bound_margin_percent) } else { 0 };
+    let next_block = next_block_sat_kvb.saturating_mul(100 + margin) / 100;
+    let want = next_block.max(floor).min(cap);
     (want >= floor).then_some(want)
 }
 
@@ -238,7 +270,7 @@ mod tests {
     fn a_normal_payout_leaves_at_its_deadline_at_the_feerate_its_target_needs() {
         let p = policy();
         let queue = [q(Priority::Normal, 50_000, T0), q(Priority::Low, 70_000, T0 + 10)];
-        let fees = Feerates { high: 9_000, normal: 5_000, low: 4_000 };
+        let fees = Feerates { high: 9_000, normal: 5_000, low: 4_000, recent_low: 0 };
         assert_eq!(queue[0].deadline(&p), T0 + 3_600, "7200 s bound − 6 blocks × 600 s");
         assert_eq!(departure(&queue, T0 + 3_599, &fees, &p), None);
         let d = departure(&queue, T0 + 3_600, &fees, &p).unwrap();
@@ -249,14 +281,15 @@ mod tests {
     #[test]
     fn count_total_cheap_and_interval_each_make_a_batch_leave() {
         let mut p = policy();
-        let fees = Feerates { high: 9_000, normal: 5_000, low: 4_000 };
+        let fees = Feerates { high: 9_000, normal: 5_000, low: 4_000, recent_low: 0 };
         let many: Vec<Queued> = (0..200).map(|i| q(Priority::Normal, 1_000, T0 + i)).collect();
         assert_eq!(departure(&many, T0 + 300, &fees, &p).unwrap().reason, Reason::Count);
         let big = [q(Priority::Normal, 500_000_000, T0)];
         assert_eq!(departure(&big, T0, &fees, &p).unwrap().reason, Reason::Total);
-        let lows = [q(Priority::Low, 10_000, T0), q(Priority::Normal, 10_000, T0)];
-        let cheap = Feerates { high: 3_000, normal: 2_500, low: 2_000 };
-        let d = departure(&lows, T0 + 60, &cheap, &p).unwrap();
+        let lows = [q(Priority::Low, 10_000, T0), q(Priority::Normal, 10_000, T0 + 1_000)];
+        let cheap = Feerates { high: 3_000, normal: 2_500, low: 2_000, recent_low: 0 };
+        assert_eq!(departure(&lows, T0 + 3_599, &cheap, &p), None, "a cheap batch gathers for an hour");
+        let d = departure(&lows, T0 + 3_600, &cheap, &p).unwrap();
         assert_eq!((d.reason, d.feerate_sat_kvb, d.payouts), (Reason::Cheap, 2_000, vec![0]), "normal waits");
         p.classes[2].interval_secs = 3_600;
         assert_eq!(departure(&lows[..1], T0 + 3_599, &fees, &p), None);
@@ -269,17 +302,32 @@ mod tests {
     fn in_a_fee_spike_low_payouts_wait_until_fees_fall_or_their_deadline() {
         let p = policy();
         let queue: Vec<Queued> = (0..600).map(|i| q(Priority::Low, 10_000, T0 + i)).collect();
-        let spike = Feerates { high: 80_000, normal: 60_000, low: 30_000 };
+        let spike = Feerates { high: 80_000, normal: 60_000, low: 30_000, recent_low: 0 };
         let held = held_for_fees(&queue[0], T0 + 1_000, &spike, &p).unwrap();
         assert_eq!(held, Held { waits_for_sat_kvb: 20_000, until: T0 + 72_000 });
         assert_eq!(departure(&queue, T0 + 1_000, &spike, &p), None, "600 ≥ max count, yet held");
-        let calmer = Feerates { high: 30_000, normal: 25_000, low: 20_000 };
+        let calmer = Feerates { high: 30_000, normal: 25_000, low: 20_000, recent_low: 0 };
         assert_eq!(held_for_fees(&queue[0], T0 + 1_000, &calmer, &p), None);
         assert_eq!(departure(&queue, T0 + 1_000, &calmer, &p).unwrap().reason, Reason::Count);
         let d = departure(&queue, T0 + 72_000, &spike, &p).unwrap();
         assert_eq!((d.reason, d.feerate_sat_kvb, d.payouts), (Reason::Deadline, 30_000, vec![0]), "only the due one");
-        let absurd = Feerates { high: 5_000_000, normal: 5_000_000, low: 5_000_000 };
+        let absurd = Feerates { high: 5_000_000, normal: 5_000_000, low: 5_000_000, recent_low: 0 };
         assert_eq!(departure(&queue, T0 + 72_000, &absurd, &p).unwrap().feerate_sat_kvb, 1_000_000, "wallet max");
+    }
+
+    #[test]
+    fn normal_payouts_join_a_leaving_high_batch_and_a_recent_low_is_cheap() {
+        let p = policy();
+        let queue =
+            [q(Priority::Normal, 10_000, T0), q(Priority::High, 20_000, T0 + 100), q(Priority::Low, 30_000, T0)];
+        let d = departure(&queue, T0 + 700, &Feerates::flat(6_000), &p).unwrap();
+        assert_eq!((d.reason, d.payouts), (Reason::Deadline, vec![0, 1]), "low waits for cheap fees");
+        // A day of 3 to 10 sat/vB: its 20th percentile is 4 sat/vB, cheap for every priority.
+        let day: Vec<u64> = (0..144).map(|i| 3_000 + (i % 8) * 1_000).collect();
+        assert_eq!(recent_level(&day, 20), 4_000);
+        assert_eq!(departure(&queue[2..], T0 + 3_600, &Feerates::flat(4_000), &p), None, "above the fixed 2 sat/vB");
+        let fees = Feerates { recent_low: recent_level(&day, 20), ..Feerates::flat(4_000) };
+        assert_eq!(departure(&queue[2..], T0 + 3_600, &fees, &p).unwrap().reason, Reason::Cheap);
     }
 
     #[test]
@@ -298,6 +346,6 @@ mod tests {
         assert_eq!(bump(&tx, T0, 4_000, &p), None, "already enough for the next block");
         assert_eq!(bump(&tx, T0, 300_000, &p), Some(100_000), "normal's bump ceiling");
         let near = InFlight { blocks_unconfirmed: 1, ..tx };
-        assert_eq!(bump(&near, T0 + 6_000, 300_000, &p), Some(300_000), "ETA bound 2 blocks away: wallet max");
+        assert_eq!(bump(&near, T0 + 6_000, 300_000, &p), Some(375_000), "ETA bound 2 blocks away: +25 %, wallet max");
     }
 }

@@ -33,6 +33,25 @@ pub struct BatchingConfig {
     pub normal_cheap_feerate_sat_kvb: u64,
     /// … `low`.
     pub low_cheap_feerate_sat_kvb: u64,
+    /// The feerate is also cheap at or below this percentile of the last `cheap_window_secs` of
+    /// next-block feerates (0: only the fixed levels count).
+    pub cheap_percentile: u32,
+    /// How far back that percentile looks, seconds.
+    pub cheap_window_secs: u64,
+    /// `high` payouts join a batch leaving for another priority when its feerate meets their
+    /// target and ceiling.
+    pub high_join: bool,
+    /// … `normal`.
+    pub normal_join: bool,
+    /// … `low` (which otherwise waits for cheap fees or its deadline).
+    pub low_join: bool,
+    /// A cheap batch leaves only once its oldest payout of the priority has waited this long,
+    /// seconds, so that payouts arriving while fees are cheap gather (`high`).
+    pub high_cheap_min_wait_secs: u64,
+    /// … `normal`.
+    pub normal_cheap_min_wait_secs: u64,
+    /// … `low`.
+    pub low_cheap_min_wait_secs: u64,
     /// A batch leaves when its oldest payout of the priority has waited this long, seconds;
     /// 0: no interval (`high`).
     pub high_interval_secs: u64,
@@ -59,6 +78,9 @@ pub struct BatchingConfig {
     pub normal_bump_max_feerate_sat_kvb: u64,
     /// … `low`.
     pub low_bump_max_feerate_sat_kvb: u64,
+    /// Once a transaction's ETA bound is two blocks away a bump pays the next block's feerate plus
+    /// this many percent, so that a market still rising does not make it late.
+    pub near_bound_margin_percent: u32,
     /// At or below this feerate small UTXOs are consolidated (inside a batch, or on their own).
     pub consolidation_feerate_sat_kvb: u64,
     /// Consolidation brings the treasury down to this many UTXOs.
@@ -83,6 +105,14 @@ impl Default for BatchingConfig {
             high_cheap_feerate_sat_kvb: 1_000,
             normal_cheap_feerate_sat_kvb: 2_000,
             low_cheap_feerate_sat_kvb: 2_000,
+            cheap_percentile: 20,
+            cheap_window_secs: 86_400,
+            high_join: true,
+            normal_join: true,
+            low_join: false,
+            high_cheap_min_wait_secs: 0,
+            normal_cheap_min_wait_secs: 600,
+            low_cheap_min_wait_secs: 3_600,
             high_interval_secs: 0,
             normal_interval_secs: 0,
             low_interval_secs: 0,
@@ -95,6 +125,7 @@ impl Default for BatchingConfig {
             high_bump_max_feerate_sat_kvb: 200_000,
             normal_bump_max_feerate_sat_kvb: 100_000,
             low_bump_max_feerate_sat_kvb: 50_000,
+            near_bound_margin_percent: 25,
             consolidation_feerate_sat_kvb: 3_000,
             target_utxos: 50,
             max_consolidation_inputs: 200,
@@ -114,6 +145,9 @@ impl BatchingConfig {
         let bumps = [self.high_bump_after_blocks, self.normal_bump_after_blocks, self.low_bump_after_blocks];
         if bumps.contains(&0) {
             return Err(ConfigError::Invalid("batching.*_bump_after_blocks must be at least 1".into()));
+        }
+        if self.cheap_percentile > 100 {
+            return Err(ConfigError::Invalid("batching.cheap_percentile must be between 0 and 100".into()));
         }
         if self.max_consolidation_inputs < 2 || self.reference_feerate_sat_kvb == 0 {
             return Err(ConfigError::Invalid(
