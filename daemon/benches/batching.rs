@@ -30,7 +30,17 @@
 //! cannot carry within 30 min, are sent alone at once), and the **lower bound** (every payout in
 //! the block of its window [submission, ETA bound] with the lowest clearing feerate, paying
 //! exactly that; one transaction per block, one input and change each). A deadline miss is a
-//! payout confirmed after its ETA bound.
+//! payout confirmed after its ETA bound (or never paid).
+//!
+//! The table: payout fees (every fee but consolidation's) and their ratios to the one-by-one,
+//! interval and lower-bound payout fees; Sendero's consolidation fees apart (the baselines never
+//! consolidate: their incoming coins stay, as "utxo debt", what spending every UTXO left at the
+//! end would cost at `batching.reference_feerate_sat_kvb`); fees + debt; misses; transactions;
+//! bumps; the UTXO count at the start, its maximum and at the end; the process's peak RSS.
+//!
+//! The policy is the default configuration, or `SENDERO_*` variables over it
+//! (`SENDERO_BATCHING_CHEAP_PERCENTILE=10 cargo bench …`); `SIM_DEBUG=1` prints every
+//! confirmation, failed plan and miss to stderr.
 
 use rand::{Rng, SeedableRng};
 use sendero::batch::feeseries::{load_csv, FeeSeries, Synthetic};

@@ -79,7 +79,8 @@ pub struct BatchingConfig {
     /// … `low`.
     pub low_bump_max_feerate_sat_kvb: u64,
     /// Once a transaction's ETA bound is two blocks away a bump pays the next block's feerate plus
-    /// this many percent, so that a market still rising does not make it late.
+    /// this many percent, so that a market still rising does not make it late; so does a payout
+    /// with a target of two blocks or fewer leaving at its deadline.
     pub near_bound_margin_percent: u32,
     /// At or below this feerate small UTXOs are consolidated (inside a batch, or on their own).
     pub consolidation_feerate_sat_kvb: u64,
@@ -111,7 +112,7 @@ impl Default for BatchingConfig {
             normal_join: true,
             low_join: false,
             high_cheap_min_wait_secs: 0,
-            normal_cheap_min_wait_secs: 600,
+            normal_cheap_min_wait_secs: 1_800,
             low_cheap_min_wait_secs: 3_600,
             high_interval_secs: 0,
             normal_interval_secs: 0,
