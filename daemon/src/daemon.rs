@@ -171,7 +171,9 @@ fn spawn_tasks(state: &AppState, boot: Boot, rpc: (String, BitcoindAuth), cancel
     tasks.spawn("idempotency pruner", prune_idempotency(state.clone(), cancel.clone()));
     tasks.spawn("quote writer", write_quotes(Arc::clone(&state.store), cancel.clone()));
     tasks.spawn("payment sagas", crate::payment::saga::run(Arc::clone(&state.payments), cancel.clone()));
-    tasks.spawn("batcher", crate::payment::batcher::run(Arc::clone(&state.payments), cancel.clone()));
+    if state.config.batching.enabled {
+        tasks.spawn("batcher", crate::payment::batcher::run(Arc::clone(&state.payments), cancel.clone()));
+    }
     tasks.spawn("webhook sender", crate::webhook::run(Arc::clone(&state.webhooks), cancel.clone()));
     tasks
 }

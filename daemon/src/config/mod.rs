@@ -2,6 +2,7 @@
 //! merged into one checked [`Config`]. Unknown keys are errors that name the key.
 
 mod api;
+mod batching;
 mod chain;
 mod env;
 mod fx;
@@ -11,6 +12,7 @@ mod routing;
 mod webhooks;
 
 pub use api::{AdminConfig, ApiConfig};
+pub use batching::BatchingConfig;
 pub use chain::{BitcoindConfig, WalletConfig};
 pub use env::env_keys;
 use env::{apply_env, default_home, parse_tree};
@@ -73,6 +75,8 @@ pub struct Config {
     pub fx: FxConfig,
     /// Payout route selection.
     pub routing: RoutingConfig,
+    /// On-chain batching, fee policy and consolidation.
+    pub batching: BatchingConfig,
     /// Signed webhooks to API clients.
     pub webhooks: WebhooksConfig,
     /// Logging.
@@ -117,6 +121,7 @@ impl Default for Config {
             wallet: WalletConfig::default(),
             lightning: LightningConfig::default(),
             routing: RoutingConfig::default(),
+            batching: BatchingConfig::default(),
             fx: FxConfig::default(),
             webhooks: WebhooksConfig::default(),
             log: LogConfig::default(),
@@ -213,6 +218,7 @@ impl Config {
         }
         self.fx.check()?;
         self.routing.check()?;
+        self.batching.check()?;
         self.webhooks.check()?;
         if self.lightning.listen.parse::<SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!("lightning.listen {:?} is not host:port", self.lightning.listen)));

@@ -1,68 +1,69 @@
-//! When a batch leaves and how its fee is shared. A batch leaves at the first of: a payout's
-//! deadline (its priority's ETA bound minus its confirmation target, so that a queued payout
-//! never misses its bound), [`MAX_PAYOUTS`] waiting, or an operator's trigger. The fee is
-//! shared in proportion to each payout's own output size, to the sat.
+//! The daemon's side of the batching policy of [`crate::batch`]: the queue as the policy reads it
+//! (priority, output type, amount, submission), the feerates it needs (bitcoind's estimate for
+//! each priority's confirmation target, or the operator's override), and the departure it
+//! decides — or, on `batch.trigger`, the whole queue at the rate its most urgent payout needs.
 
-use super::batches::Queued;
-use crate::config::Config;
+use sendero_wallet::WalletError;
 
-/// How often the batcher looks at the queue, seconds.
-pub const CHECK_EVERY_SECS: u64 = 2;
-/// Most payouts in one batch (one transaction).
-pub const MAX_PAYOUTS: usize = 500;
+use super::batches::Queued as Stored;
+use super::Payments;
+use crate::batch::size::OutputKind;
+use crate::batch::{self, Departure, Feerates, Policy, Priority};
 
-/// The payout's deadline to leave, Unix seconds: its ETA bound minus its confirmation target.
-pub fn deadline(config: &Config, q: &Queued) -> u64 {
-    let r = &config.routing;
-    let (bound, target) = match q.priority.as_str() {
-        "high" => (r.high_max_eta_secs, r.high_target_blocks),
-        "normal" => (r.normal_max_eta_secs, r.normal_target_blocks),
-        _ => (r.low_max_eta_secs, r.low_target_blocks),
+/// The queue as the policy reads it; payouts whose address cannot be read are left out (the
+/// submit checked it: they cannot occur).
+pub fn view(ctx: &Payments, queued: &[Stored]) -> Vec<(usize, batch::Queued)> {
+    queued
+        .iter()
+        .enumerate()
+        .filter_map(|(i, q)| {
+            let address = ctx.onchain.treasury().parse_address(&q.payment.destination).ok()?;
+            let output = OutputKind::of_script(&address.script_pubkey())?;
+            let priority = Priority::parse(&q.priority).unwrap_or(Priority::Normal);
+            let amount_sat = q.payment.amount_msat.div_ceil(1_000);
+            Some((i, batch::Queued { priority, output, amount_sat, submitted_at: q.payment.created_at }))
+        })
+        .collect()
+}
+
+/// The estimate for each priority's target, sat/kvB.
+pub async fn feerates(ctx: &Payments) -> Result<Feerates, WalletError> {
+    let r = &ctx.config.routing;
+    let rate = |target: u16| {
+        let onchain = &ctx.onchain;
+        async move { onchain.estimate(target).await.map(|f| f.sat_per_vb.saturating_mul(1_000)) }
     };
-    q.payment.created_at + bound.saturating_sub(u64::from(target) * 600)
+    Ok(Feerates {
+        high: rate(r.high_target_blocks).await?,
+        normal: rate(r.normal_target_blocks).await?,
+        low: rate(r.low_target_blocks).await?,
+        recent_low: 0,
+    })
 }
 
-/// Why `queued` should leave at `now`, if it should.
-pub fn departure(config: &Config, queued: &[Queued], now: u64) -> Option<&'static str> {
-    if queued.is_empty() {
-        return None;
+/// Which payouts of `queued` leave now and at what feerate: by the policy, or all of them when
+/// an operator asks (`operator`); positions are in `queued`, at most `max_outputs_per_tx`.
+pub async fn decide(
+    ctx: &Payments,
+    queued: &[Stored],
+    now: u64,
+    operator: bool,
+) -> Result<Option<Departure>, WalletError> {
+    let seen = view(ctx, queued);
+    if seen.is_empty() {
+        return Ok(None);
     }
-    if queued.len() >= MAX_PAYOUTS {
-        return Some("count");
-    }
-    queued.iter().any(|q| deadline(config, q) <= now).then_some("deadline")
-}
-
-/// `fee_sat` shared across outputs whose scripts are `script_lens` bytes long: in proportion to
-/// each output's size (8 bytes of amount, 1 of length, the script), rounded down, the sats left
-/// over going one each to the first outputs. The shares sum to `fee_sat` exactly.
-pub fn split_fee(fee_sat: u64, script_lens: &[u64]) -> Vec<u64> {
-    let sizes: Vec<u128> = script_lens.iter().map(|l| u128::from(9 + l)).collect();
-    let total: u128 = sizes.iter().sum::<u128>().max(1);
-    let mut shares: Vec<u64> =
-        sizes.iter().map(|s| u64::try_from(u128::from(fee_sat) * s / total).unwrap_or(u64::MAX)).collect();
-    let mut left = fee_sat - shares.iter().sum::<u64>();
-    for share in shares.iter_mut() {
-        if left == 0 {
-            break;
-        }
-        *share += 1;
-        left -= 1;
-    }
-    shares
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shares_sum_to_the_fee_and_follow_output_size() {
-        assert_eq!(split_fee(1_000, &[22, 22, 34]), vec![296, 295, 409]);
-        for fee in [0, 1, 7, 999, 12_345, 1_000_003] {
-            for lens in [&[22][..], &[22, 34], &[22, 22, 22, 34, 23, 25]] {
-                assert_eq!(split_fee(fee, lens).iter().sum::<u64>(), fee, "{fee} {lens:?}");
-            }
-        }
-    }
+    let policy = Policy::from_config(&ctx.config);
+    let rates = feerates(ctx).await?;
+    let queue: Vec<batch::Queued> = seen.iter().map(|(_, q)| q.clone()).collect();
+    let decided = if operator {
+        batch::triggered(&queue, &rates, &policy)
+    } else {
+        batch::departure(&queue, now, &rates, &policy)
+    };
+    let max = ctx.config.batching.max_outputs_per_tx.max(1) as usize;
+    Ok(decided.map(|mut d| {
+        d.payouts = d.payouts.into_iter().map(|i| seen[i].0).take(max).collect();
+        d
+    }))
 }

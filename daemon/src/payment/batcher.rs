@@ -36,6 +36,9 @@ pub enum BatchError {
     /// Writing the batch failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The policy keeps the queue waiting.
+    #[error("no batch is due")]
+    NotDue,
     /// A payout of the queue moved meanwhile; the next round takes the queue again.
     #[error("the queue changed while the batch was built; nothing was sent")]
     Raced,
@@ -51,45 +54,45 @@ pub struct Departed {
     pub broadcast: bool,
 }
 
-/// Looks at the queue every tick, or when woken (a payout was queued, an operator asked).
+/// How often the batcher looks at the queue and the feerates.
+const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// Most payouts read from the queue at once.
+const QUEUE_READ: usize = 10_000;
+
+/// Looks at the queue every [`CHECK_EVERY`], or when woken (a payout was queued), and sends a
+/// batch when the policy says one leaves (again at once while more are due).
 pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
-    let tick = Duration::from_secs(batch_policy::CHECK_EVERY_SECS);
     loop {
-        if let Some(reason) = due(&ctx, crate::unix_now()) {
-            match depart(&ctx, reason).await {
-                Ok(d) => tracing::info!(batch_id = %d.batch.batch_id, txid = %d.batch.txid, payouts = d.batch.payouts,
-                    fee_sat = d.batch.fee_sat, reason, "batch left"),
-                Err(BatchError::Empty | BatchError::Raced) => {}
-                Err(e) => tracing::warn!(error = %e, reason, "batch could not leave; it is tried again"),
+        match depart(&ctx, false).await {
+            Ok(d) => {
+                tracing::info!(batch_id = %d.batch.batch_id, txid = %d.batch.txid, payouts = d.batch.payouts,
+                    fee_sat = d.batch.fee_sat, feerate_sat_vb = d.batch.feerate_sat_vb, reason = %d.batch.reason, "batch left");
+                continue;
             }
+            Err(BatchError::Empty | BatchError::NotDue | BatchError::Raced) => {}
+            Err(e) => tracing::warn!(error = %e, "batch could not leave; it is tried again"),
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ctx.batch_wake.notified() => {}
-            _ = tokio::time::sleep(tick) => {}
+            _ = tokio::time::sleep(CHECK_EVERY) => {}
         }
     }
 }
 
-/// Why the queue should leave now, if it should.
-fn due(ctx: &Payments, now: u64) -> Option<&'static str> {
-    let queued = match ctx.store.queued_payouts(batch_policy::MAX_PAYOUTS) {
-        Ok(q) => q,
-        Err(e) => {
-            tracing::error!(error = %e, "reading the batch queue");
-            return None;
-        }
-    };
-    batch_policy::departure(&ctx.config, &queued, now)
-}
-
-/// Builds, stores and broadcasts one batch of the queue (at most `batching.max_payouts`).
-pub async fn depart(ctx: &Payments, reason: &str) -> Result<Departed, BatchError> {
+/// Builds, stores and broadcasts one batch when the policy says it leaves — or, for an
+/// `operator`, the whole queue now (at most `batching.max_outputs_per_tx` payouts).
+pub async fn depart(ctx: &Payments, operator: bool) -> Result<Departed, BatchError> {
     let _spending = ctx.onchain.spending().await;
-    let queued = ctx.store.queued_payouts(batch_policy::MAX_PAYOUTS)?;
-    if queued.is_empty() {
+    let store = Arc::clone(&ctx.store);
+    let all = tokio::task::block_in_place(|| store.queued_payouts(QUEUE_READ))?;
+    if all.is_empty() {
         return Err(BatchError::Empty);
     }
+    let Some(departure) = batch_policy::decide(ctx, &all, crate::unix_now(), operator).await? else {
+        return Err(BatchError::NotDue);
+    };
+    let queued: Vec<Queued> = departure.payouts.iter().map(|&i| all[i].clone()).collect();
     let payees = queued
         .iter()
         .map(|q| {
@@ -97,7 +100,7 @@ pub async fn depart(ctx: &Payments, reason: &str) -> Result<Departed, BatchError
             Ok(Payee { address, amount_sat: q.payment.amount_msat.div_ceil(1_000) })
         })
         .collect::<Result<Vec<_>, WalletError>>()?;
-    let rate = feerate(ctx, &queued).await?;
+    let rate = departure.feerate_sat_kvb.div_ceil(1_000).max(1);
     let scripts: Vec<ScriptBuf> = payees.iter().map(|p| p.address.script_pubkey()).collect();
     let (tx, payout) = ctx.onchain.prepare(payees, rate).await?;
     let now = crate::unix_now();
@@ -109,11 +112,11 @@ pub async fn depart(ctx: &Payments, reason: &str) -> Result<Departed, BatchError
         feerate_sat_vb: rate,
         vsize: payout.vsize,
         payouts: queued.len() as u64,
-        reason: reason.to_owned(),
+        reason: departure.reason.as_str().to_owned(),
         state: "signed".into(),
         created_at: now,
     };
-    let places = places(&tx, &queued, &scripts, payout.fee_sat)?;
+    let places = places(&tx, &queued, &scripts, (payout.fee_sat, rate * 1_000))?;
     let steps: Vec<(BatchPayout, &Payment, Change)> = places
         .into_iter()
         .zip(&queued)
@@ -136,28 +139,14 @@ pub async fn depart(ctx: &Payments, reason: &str) -> Result<Departed, BatchError
     Ok(Departed { batch, broadcast })
 }
 
-/// The feerate of a batch: the estimate for the most urgent confirmation target among its payouts.
-async fn feerate(ctx: &Payments, queued: &[Queued]) -> Result<u64, WalletError> {
-    let routing = &ctx.config.routing;
-    let target = queued
-        .iter()
-        .map(|q| match q.priority.as_str() {
-            "high" => routing.high_target_blocks,
-            "normal" => routing.normal_target_blocks,
-            _ => routing.low_target_blocks,
-        })
-        .min()
-        .unwrap_or(routing.normal_target_blocks);
-    Ok(ctx.onchain.estimate(target).await?.sat_per_vb)
-}
-
 /// Each payout's output in `tx` (matched by script and amount, each output used once) and its
-/// share of `fee_sat` ([`batch_policy::split_fee`]).
+/// share of the fee ([`crate::batch::split_fee`]: its own output at the feerate, plus an equal
+/// share of the rest, the sats left over going to the earliest-queued).
 fn places(
     tx: &Transaction,
     queued: &[Queued],
     scripts: &[ScriptBuf],
-    fee_sat: u64,
+    (fee_sat, feerate_sat_kvb): (u64, u64),
 ) -> Result<Vec<BatchPayout>, BatchError> {
     let mut taken = vec![false; tx.output.len()];
     let mut vouts = Vec::with_capacity(queued.len());
@@ -173,10 +162,11 @@ fn places(
             return Err(BatchError::Wallet(WalletError::Storage(why)));
         };
         taken[vout] = true;
-        vouts.push((vout, script.len() as u64, amount));
+        vouts.push((vout, tx.output[vout].weight().to_wu(), amount));
     }
-    let script_lens: Vec<u64> = vouts.iter().map(|v| v.1).collect();
-    let shares = batch_policy::split_fee(fee_sat, &script_lens);
+    let weights: Vec<u64> = vouts.iter().map(|v| v.1).collect();
+    let shares = crate::batch::split_fee(fee_sat, feerate_sat_kvb, &weights)
+        .map_err(|e| BatchError::Wallet(WalletError::Build(e.to_string())))?;
     Ok(queued
         .iter()
         .zip(vouts)

@@ -22,7 +22,8 @@ use std::sync::Arc;
 use sendero_wallet::bitcoin::Network;
 use serde::Serialize;
 
-use crate::config::{Config, RoutingConfig};
+pub use crate::batch::Priority;
+use crate::config::Config;
 use crate::fx::{FxError, RateCache};
 use crate::rails::lightning::LnRail;
 use crate::rails::onchain::Onchain;
@@ -46,54 +47,6 @@ pub struct Router {
     pub fx: Arc<RateCache>,
     /// What the rails have done so far, and the operator's rail rules.
     pub learner: learn::SharedLearner,
-}
-
-/// How urgent a payout is: picks the on-chain confirmation target and the ETA bound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Priority {
-    /// Next blocks.
-    High,
-    /// Within hours.
-    Normal,
-    /// Whenever it is cheap.
-    Low,
-}
-
-impl Priority {
-    /// `high`, `normal`, `low`.
-    pub fn parse(text: &str) -> Option<Priority> {
-        match text {
-            "high" => Some(Priority::High),
-            "normal" => Some(Priority::Normal),
-            "low" => Some(Priority::Low),
-            _ => None,
-        }
-    }
-
-    /// The name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::High => "high",
-            Priority::Normal => "normal",
-            Priority::Low => "low",
-        }
-    }
-
-    pub fn target_blocks(self, c: &RoutingConfig) -> u16 {
-        match self {
-            Priority::High => c.high_target_blocks,
-            Priority::Normal => c.normal_target_blocks,
-            Priority::Low => c.low_target_blocks,
-        }
-    }
-
-    pub fn max_eta_secs(self, c: &RoutingConfig) -> u64 {
-        match self {
-            Priority::High => c.high_max_eta_secs,
-            Priority::Normal => c.normal_max_eta_secs,
-            Priority::Low => c.low_max_eta_secs,
-        }
-    }
 }
 
 /// A route request, parsed at the edge.

@@ -26,9 +26,11 @@ pub(super) async fn price_rails(
     if let Some(address) = &dest.address {
         match onchain(ctx, address.clone(), amount_msat.div_ceil(1_000), priority).await {
             Ok(c) => {
-                match batched(ctx, address, &c, priority) {
-                    Ok(b) => candidates.push(b),
-                    Err(u) => unavailable.push(u),
+                if ctx.config.batching.enabled {
+                    match batched(ctx, address, &c, priority) {
+                        Ok(b) => candidates.push(b),
+                        Err(u) => unavailable.push(u),
+                    }
                 }
                 candidates.push(c);
             }

@@ -1,0 +1,592 @@
+//! `cargo bench -p sendero --bench batching [-- --csv FILE] [--payouts N] [--seed S]`: the on-chain
+//! cost simulator. It replays a week of payouts through the daemon's own batch code — route
+//! quotes (`batch_quote` / `single_quote`), the departure and fee-hold policy, the batch and
+//! consolidation planners, the bump rule — against a simulated chain and wallet, and compares
+//! four strategies in one table.
+//!
+//! The model, all seeded:
+//! - **Feerates**: the synthetic week of `batch::feeseries::Synthetic::week` (daily and weekly
+//!   cycles, AR(1) noise, spikes), or a CSV of `(unix_time, sat/vB)` samples (`--csv`).
+//! - **Chain**: a block every 600 s. Block k's "clearing feerate" is the series at its time; a
+//!   transaction broadcast before a block confirms in the first block whose clearing feerate is at
+//!   or below its own. No block-time variance.
+//! - **Fee estimates** (what bitcoind's `estimatesmartfee` stands for), knowing only the past:
+//!   the last block's clearing feerate for every target (a mempool "next block" estimate); with
+//!   `--estimator trailing-min`, the lowest clearing feerate of the last N blocks for a target of
+//!   N (cheaper, but it lags a rising market, so more transactions wait and are bumped).
+//! - **Wallet**: a UTXO set; payouts and change outputs are exact outputs of exact-weight
+//!   transactions (every vsize from `batch::size`); change is spendable once confirmed; incoming
+//!   customer payments arrive as small confirmed UTXOs (the same for every strategy).
+//! - **Bumping**: every strategy's unconfirmed transactions follow `batch::bump` (RBF; the fee of
+//!   the replacement that confirms is the one paid).
+//! - **Workload**: payouts over 7 days, 10 % `high`, 40 % `normal`, 50 % `low` (the default
+//!   `[routing]` targets 2/6/24 blocks and bounds 30 min/2 h/24 h), amounts log-uniform from
+//!   20,000 to 5,000,000 sat, outputs 60 % P2WPKH, 25 % P2TR, 10 % P2SH, 5 % P2PKH.
+//!
+//! Strategies: **sendero** (route → queue → `departure` → `plan_batch`, standalone
+//! `plan_consolidation` when cheap), **one-by-one** (a transaction per payout at submission, at
+//! its target's feerate), **interval** (BTCPay-style: every hour on the hour one batch of what
+//! waits, at the feerate of the most urgent target in it; `high` payouts, which an hourly batch
+//! cannot carry within 30 min, are sent alone at once), and the **lower bound** (every payout in
+//! the block of its window [submission, ETA bound] with the lowest clearing feerate, paying
+//! exactly that; one transaction per block, one input and change each). A deadline miss is a
+//! payout confirmed after its ETA bound (or never paid).
+//!
+//! The table: payout fees (every fee but consolidation's) and their ratios to the one-by-one,
+//! interval and lower-bound payout fees; Sendero's consolidation fees apart (the baselines never
+//! consolidate: their incoming coins stay, as "utxo debt", what spending every UTXO left at the
+//! end would cost at `batching.reference_feerate_sat_kvb`); fees + debt; misses; transactions;
+//! bumps; the UTXO count at the start, its maximum and at the end; the process's peak RSS.
+//!
+//! The policy is the default configuration, or `SENDERO_*` variables over it
+//! (`SENDERO_BATCHING_CHEAP_PERCENTILE=10 cargo bench …`); `SIM_DEBUG=1` prints every
+//! confirmation, failed plan and miss to stderr.
+
+use rand::{Rng, SeedableRng};
+use sendero::batch::feeseries::{load_csv, FeeSeries, Synthetic};
+use sendero::batch::size::{fee_sat, tx_weight, InputKind, OutputKind};
+use sendero::batch::{
+    batch_quote, bump, departure, plan_batch, plan_consolidation, recent_level, single_quote, Feerates, InFlight,
+    Policy, Priority, Queued, TxPlan, Utxo,
+};
+use sendero::config::{Config, Overrides};
+
+const BLOCK: u64 = 600;
+const TICK: u64 = 30;
+/// Monday 2026-11-30 00:00 UTC.
+const START: u64 = 1_795_996_800;
+const WEEK: u64 = 7 * 86_400;
+
+struct Args {
+    csv: Option<std::path::PathBuf>,
+    trailing_min: bool,
+    payouts: usize,
+    seed: u64,
+}
+
+fn args() -> Args {
+    let mut a = Args { csv: None, trailing_min: false, payouts: 3_000, seed: 12 };
+    let argv: Vec<String> = std::env::args().collect();
+    for (i, arg) in argv.iter().enumerate() {
+        let next = || argv.get(i + 1).cloned().unwrap_or_default();
+        match arg.as_str() {
+            "--csv" => a.csv = Some(next().into()),
+            "--payouts" => a.payouts = next().parse().expect("--payouts N"),
+            "--seed" => a.seed = next().parse().expect("--seed S"),
+            "--estimator" => a.trailing_min = next() == "trailing-min",
+            _ => {}
+        }
+    }
+    a
+}
+
+/// The simulated chain: clearing feerates per block and the estimator.
+struct Chain {
+    series: FeeSeries,
+    start: u64,
+    trailing_min: bool,
+}
+
+impl Chain {
+    /// Clearing feerate of block `k` (mined at `start + k × 600`), sat/kvB.
+    fn clearing(&self, k: u64) -> u64 {
+        self.series.at(self.start + k * BLOCK)
+    }
+
+    /// The estimate for a target of `n` blocks at `now`: the last block's clearing feerate (a
+    /// mempool "next block" estimate), or with `--estimator trailing-min` the lowest clearing
+    /// feerate of the last `n` blocks.
+    fn estimate(&self, now: u64, n: u32) -> u64 {
+        let last = now.saturating_sub(self.start) / BLOCK;
+        let n = if self.trailing_min { n.max(1) } else { 1 };
+        let first = last.saturating_sub(u64::from(n) - 1);
+        (first..=last).map(|k| self.clearing(k)).min().unwrap_or(1_000)
+    }
+
+    /// The estimates for each priority's target, and the recent low: the policy's percentile of
+    /// the clearing feerates of its window.
+    fn feerates(&self, now: u64, policy: &Policy) -> Feerates {
+        let f = |p| self.estimate(now, policy.class(p).target_blocks);
+        let last = now.saturating_sub(self.start) / BLOCK;
+        let first = last.saturating_sub(policy.cheap_window_secs / BLOCK).max(1);
+        let window: Vec<u64> = (first..=last).map(|k| self.clearing(k)).collect();
+        let recent_low = recent_level(&window, policy.cheap_percentile);
+        Feerates { high: f(Priority::High), normal: f(Priority::Normal), low: f(Priority::Low), recent_low }
+    }
+}
+
+struct Workload {
+    payouts: Vec<Queued>,
+    deposits: Vec<(u64, u64)>,
+    initial: Vec<u64>,
+}
+
+fn workload(n: usize, seed: u64) -> Workload {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let log_uniform = |rng: &mut rand::rngs::StdRng, lo: f64, hi: f64| (lo * (hi / lo).powf(rng.gen::<f64>())) as u64;
+    let mut payouts: Vec<Queued> = (0..n)
+        .map(|_| {
+            let priority = match rng.gen_range(0..10) {
+                0 => Priority::High,
+                1..=4 => Priority::Normal,
+                _ => Priority::Low,
+            };
+            let output = match rng.gen_range(0..20) {
+                0..=11 => OutputKind::P2wpkh,
+                12..=16 => OutputKind::P2tr,
+                17 | 18 => OutputKind::P2sh,
+                _ => OutputKind::P2pkh,
+            };
+            let submitted_at = START + rng.gen_range(0..WEEK / TICK) * TICK;
+            Queued { priority, output, amount_sat: log_uniform(&mut rng, 20_000.0, 5_000_000.0), submitted_at }
+        })
+        .collect();
+    payouts.sort_by_key(|q| q.submitted_at);
+    // Customer payments coming in: 150 a day, 10,000 to 500,000 sat.
+    let mut deposits: Vec<(u64, u64)> = (0..150 * 7)
+        .map(|_| (START + rng.gen_range(0..WEEK / TICK) * TICK, log_uniform(&mut rng, 10_000.0, 500_000.0)))
+        .collect();
+    deposits.sort();
+    let total: u64 = payouts.iter().map(|q| q.amount_sat).sum();
+    let initial = vec![100_000_000; (total / 100_000_000) as usize + 10];
+    Workload { payouts, deposits, initial }
+}
+
+struct Coin {
+    value: u64,
+    kind: InputKind,
+    confirmed: bool,
+    spent: bool,
+    gone: bool,
+}
+
+struct Tx {
+    inputs: Vec<usize>,
+    change: Option<usize>,
+    weight: u64,
+    feerate: u64,
+    fee: u64,
+    consolidation_fee: u64,
+    payouts: Vec<usize>,
+    priority: Priority,
+    eta_bound: u64,
+    blocks: u32,
+    bumpable: bool,
+}
+
+#[derive(Default)]
+struct Totals {
+    fees: u64,
+    consolidation_fees: u64,
+    misses: usize,
+    txs: usize,
+    bumps: usize,
+    paid: usize,
+    utxo_start: usize,
+    utxo_max: usize,
+    utxo_end: usize,
+    debt: u64,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Strategy {
+    Sendero,
+    OneByOne,
+    Interval,
+}
+
+/// One strategy's run over the simulated week.
+struct Run<'a> {
+    chain: &'a Chain,
+    policy: &'a Policy,
+    plain: Policy,
+    work: &'a Workload,
+    strategy: Strategy,
+    coins: Vec<Coin>,
+    flight: Vec<Tx>,
+    queue: Vec<usize>,
+    alone: Vec<usize>,
+    t: Totals,
+}
+
+impl<'a> Run<'a> {
+    fn new(chain: &'a Chain, policy: &'a Policy, work: &'a Workload, strategy: Strategy) -> Run<'a> {
+        // The baselines never consolidate.
+        let plain = Policy { consolidation_feerate_sat_kvb: 0, ..policy.clone() };
+        let coin = |value| Coin { value, kind: InputKind::P2wpkh, confirmed: true, spent: false, gone: false };
+        let coins: Vec<Coin> = work.initial.iter().map(|v| coin(*v)).collect();
+        let t = Totals { utxo_start: coins.len(), utxo_max: coins.len(), ..Totals::default() };
+        Run { chain, policy, plain, work, strategy, coins, flight: vec![], queue: vec![], alone: vec![], t }
+    }
+
+    fn live(&self) -> (Vec<Utxo>, Vec<usize>) {
+        // The wallet's view after what is in flight: coins it spends are gone, its change is
+        // there but not spendable until confirmed.
+        let ids: Vec<usize> = (0..self.coins.len()).filter(|&i| !self.coins[i].gone && !self.coins[i].spent).collect();
+        let utxos = ids
+            .iter()
+            .map(|&i| {
+                let c = &self.coins[i];
+                Utxo { value_sat: c.value, kind: c.kind, reserved: c.spent || !c.confirmed }
+            })
+            .collect();
+        (utxos, ids)
+    }
+
+    fn run(mut self) -> Totals {
+        let (mut next_payout, mut next_deposit) = (0, 0);
+        let mut now = START;
+        let busy = |r: &Run, n: usize| {
+            n < r.work.payouts.len() || !(r.flight.is_empty() && r.queue.is_empty() && r.alone.is_empty())
+        };
+        // Four weeks at most: what is still unpaid then counts as missed.
+        while busy(&self, next_payout) && now < START + 4 * WEEK {
+            if now > START && (now - START) % BLOCK == 0 {
+                self.mine(now);
+            }
+            while next_deposit < self.work.deposits.len() && self.work.deposits[next_deposit].0 <= now {
+                let value = self.work.deposits[next_deposit].1;
+                self.coins.push(Coin { value, kind: InputKind::P2wpkh, confirmed: true, spent: false, gone: false });
+                next_deposit += 1;
+            }
+            while next_payout < self.work.payouts.len() && self.work.payouts[next_payout].submitted_at <= now {
+                self.arrive(next_payout, now);
+                next_payout += 1;
+            }
+            self.tick(now);
+            let live = self.coins.iter().filter(|c| !c.gone && !c.spent).count();
+            self.t.utxo_max = self.t.utxo_max.max(live);
+            now += TICK;
+        }
+        self.t.misses += self.work.payouts.len() - self.t.paid;
+        self.t.utxo_end = self.coins.iter().filter(|c| !c.gone).count();
+        let reference = self.policy.reference_feerate_sat_kvb;
+        self.t.debt = self.coins.iter().filter(|c| !c.gone).map(|c| fee_sat(c.kind.weight(), reference)).sum();
+        self.t
+    }
+
+    /// The route: `onchain_batch` when its ETA fits the bound and it costs no more than alone.
+    fn arrive(&mut self, id: usize, now: u64) {
+        let p = &self.work.payouts[id];
+        match self.strategy {
+            Strategy::OneByOne => self.alone.push(id),
+            Strategy::Interval if p.priority == Priority::High => self.alone.push(id),
+            Strategy::Interval => self.queue.push(id),
+            Strategy::Sendero => {
+                let fees = self.chain.feerates(now, self.policy);
+                let queued: Vec<Queued> = self.queue.iter().map(|&i| self.work.payouts[i].clone()).collect();
+                let (w, c) = (InputKind::P2wpkh, OutputKind::P2wpkh);
+                let batch = batch_quote(&queued, p, now, &fees, w, c, self.policy);
+                let class = self.policy.class(p.priority);
+                let single = single_quote(p.output, w, c, fees.of(p.priority), class.target_blocks);
+                if batch.eta_secs <= class.max_eta_secs && batch.fee_sat <= single.fee_sat {
+                    self.queue.push(id);
+                } else {
+                    self.alone.push(id);
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self, now: u64) {
+        let fees = self.chain.feerates(now, self.policy);
+        for id in std::mem::take(&mut self.alone) {
+            let rate = fees.of(self.work.payouts[id].priority).min(self.policy.max_feerate_sat_kvb);
+            if !self.send(&[id], rate, now) {
+                self.alone.push(id);
+            }
+        }
+        match self.strategy {
+            Strategy::Sendero => self.sendero_tick(now, &fees),
+            Strategy::Interval if (now - START) % 3_600 == 0 && !self.queue.is_empty() => {
+                let rate = self.queue.iter().map(|&i| fees.of(self.work.payouts[i].priority)).max().unwrap_or(1_000);
+                let ids = self.queue.clone();
+                if self.send(&ids, rate.min(self.policy.max_feerate_sat_kvb), now) {
+                    self.queue.clear();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn sendero_tick(&mut self, now: u64, fees: &Feerates) {
+        let queued: Vec<Queued> = self.queue.iter().map(|&i| self.work.payouts[i].clone()).collect();
+        if let Some(d) = departure(&queued, now, fees, self.policy) {
+            let ids: Vec<usize> = d.payouts.iter().map(|&i| self.queue[i]).collect();
+            if self.send(&ids, d.feerate_sat_kvb, now) {
+                self.queue.retain(|i| !ids.contains(i));
+            }
+        }
+        if (now - START) % BLOCK == 0 {
+            let (utxos, ids) = self.live();
+            if let Ok(c) = plan_consolidation(&utxos, fees.normal, OutputKind::P2wpkh, self.policy) {
+                if c.saving_sat > 0 {
+                    let inputs: Vec<usize> = c.inputs.iter().map(|&i| ids[i]).collect();
+                    let change = Some(self.new_coin(c.output_sat));
+                    self.broadcast(inputs, change, c.weight, c.feerate_sat_kvb, c.fee_sat, c.fee_sat, vec![], now);
+                }
+            }
+        }
+    }
+
+    /// Plans and broadcasts the payouts `ids` at `rate`; false when the coins cannot pay now.
+    fn send(&mut self, ids: &[usize], rate: u64, now: u64) -> bool {
+        let payouts: Vec<Queued> = ids.iter().map(|&i| self.work.payouts[i].clone()).collect();
+        let (utxos, coin_ids) = self.live();
+        let policy = if self.strategy == Strategy::Sendero { self.policy } else { &self.plain };
+        let plans = match plan_batch(&payouts, &utxos, rate, OutputKind::P2wpkh, policy) {
+            Ok(plans) => plans,
+            Err(e) => {
+                if std::env::var("SIM_DEBUG").is_ok() {
+                    let free: u64 = utxos.iter().filter(|u| !u.reserved).map(|u| u.value_sat).sum();
+                    let nfree = utxos.iter().filter(|u| !u.reserved).count();
+                    eprintln!(
+                        "fail {} {:?} at {} free {} sat in {} of {} coins; {} in flight",
+                        ids.len(),
+                        e,
+                        now - START,
+                        free,
+                        nfree,
+                        utxos.len(),
+                        self.flight.len()
+                    );
+                }
+                return false;
+            }
+        };
+        for TxPlan { payouts: group, shares_sat, inputs, change_sat, weight, fee_sat, consolidation_fee_sat, .. } in
+            plans
+        {
+            assert_eq!(shares_sat.iter().sum::<u64>() + consolidation_fee_sat, fee_sat, "the fee split is exact");
+            let inputs: Vec<usize> = inputs.iter().map(|&i| coin_ids[i]).collect();
+            let change = change_sat.map(|v| self.new_coin(v));
+            let group = group.iter().map(|&i| ids[i]).collect();
+            self.broadcast(inputs, change, weight, rate, fee_sat, consolidation_fee_sat, group, now);
+        }
+        true
+    }
+
+    fn new_coin(&mut self, value: u64) -> usize {
+        self.coins.push(Coin { value, kind: InputKind::P2wpkh, confirmed: false, spent: false, gone: false });
+        self.coins.len() - 1
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn broadcast(
+        &mut self,
+        inputs: Vec<usize>,
+        change: Option<usize>,
+        weight: u64,
+        feerate: u64,
+        fee: u64,
+        consolidation_fee: u64,
+        payouts: Vec<usize>,
+        now: u64,
+    ) {
+        for &i in &inputs {
+            assert!(!self.coins[i].spent && self.coins[i].confirmed, "a coin spent twice or unconfirmed");
+            self.coins[i].spent = true;
+        }
+        let ps = &self.work.payouts;
+        let priority = payouts.iter().map(|&i| ps[i].priority).min().unwrap_or(Priority::Low);
+        let eta_bound = payouts.iter().map(|&i| ps[i].eta_bound(self.policy)).min().unwrap_or(now + WEEK);
+        let bumpable = !payouts.is_empty();
+        self.t.txs += 1;
+        let tx = Tx {
+            inputs,
+            change,
+            weight,
+            feerate,
+            fee,
+            consolidation_fee,
+            payouts,
+            priority,
+            eta_bound,
+            blocks: 0,
+            bumpable,
+        };
+        self.flight.push(tx);
+    }
+
+    /// Block at `now`: confirms what its clearing feerate lets in, then bumps what is left.
+    fn mine(&mut self, now: u64) {
+        let clearing = self.chain.clearing((now - START) / BLOCK);
+        let (done, left): (Vec<Tx>, Vec<Tx>) =
+            std::mem::take(&mut self.flight).into_iter().partition(|tx| tx.feerate >= clearing);
+        for tx in done {
+            self.confirm(tx, now);
+        }
+        self.flight = left;
+        let next_block = self.chain.estimate(now, 1);
+        for n in 0..self.flight.len() {
+            let tx = &mut self.flight[n];
+            tx.blocks += 1;
+            let state = InFlight {
+                priority: tx.priority,
+                feerate_sat_kvb: tx.feerate,
+                blocks_unconfirmed: tx.blocks,
+                eta_bound: tx.eta_bound,
+            };
+            let Some(rate) = bump(&state, now, next_block, self.policy).filter(|_| tx.bumpable) else { continue };
+            let fee = fee_sat(tx.weight, rate);
+            let Some(change) = tx.change.filter(|&c| self.coins[c].value > fee - tx.fee) else { continue };
+            self.coins[change].value -= fee - tx.fee;
+            (tx.feerate, tx.fee, tx.blocks) = (rate, fee, 0);
+            self.t.bumps += 1;
+        }
+    }
+
+    fn confirm(&mut self, tx: Tx, now: u64) {
+        for &i in &tx.inputs {
+            self.coins[i].gone = true;
+        }
+        if let Some(c) = tx.change {
+            self.coins[c].confirmed = true;
+        }
+        self.t.fees += tx.fee;
+        if std::env::var("SIM_DEBUG").is_ok() {
+            eprintln!(
+                "conf {:?} n {} fee {} rate {} cons {} blocks {} at {}",
+                tx.priority,
+                tx.payouts.len(),
+                tx.fee,
+                tx.feerate,
+                tx.consolidation_fee,
+                tx.blocks,
+                now - START
+            );
+        }
+        self.t.consolidation_fees += tx.consolidation_fee;
+        for &id in &tx.payouts {
+            self.t.paid += 1;
+            if now > self.work.payouts[id].eta_bound(self.policy) {
+                self.t.misses += 1;
+                if std::env::var("SIM_DEBUG").is_ok() {
+                    let p = &self.work.payouts[id];
+                    eprintln!(
+                        "miss {:?} sub {} late {} s, tx feerate {} blocks {} n {}",
+                        p.priority,
+                        p.submitted_at - START,
+                        now - p.eta_bound(self.policy),
+                        tx.feerate,
+                        tx.blocks,
+                        tx.inputs.len()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Every payout in the block of its window with the lowest clearing feerate, at exactly that
+/// feerate; one transaction (one P2WPKH input, change) per block and per 500 outputs.
+fn lower_bound(chain: &Chain, policy: &Policy, work: &Workload) -> Totals {
+    let mut blocks: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+    for p in &work.payouts {
+        let first = (p.submitted_at - START) / BLOCK + 1;
+        let last = (p.eta_bound(policy) - START) / BLOCK;
+        let best = (first..=last).min_by_key(|&k| (chain.clearing(k), k)).unwrap_or(first);
+        blocks.entry(best).or_default().push(p.output.weight());
+    }
+    let mut t = Totals { paid: work.payouts.len(), ..Totals::default() };
+    for (k, weights) in blocks {
+        for chunk in weights.chunks(policy.max_outputs_per_tx) {
+            let w = tx_weight(&[InputKind::P2wpkh], chunk.len() as u64 + 1, chunk.iter().sum::<u64>() + 124);
+            t.fees += fee_sat(w, chain.clearing(k));
+            t.txs += 1;
+        }
+    }
+    t
+}
+
+fn peak_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: 0 kB");
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn main() {
+    let a = args();
+    // The defaults, or SENDERO_* variables (SENDERO_BATCHING_LOW_CHEAP_FEERATE_SAT_KVB=1500, …).
+    let config = Config::load(None, std::env::vars(), &Overrides::default()).expect("the configuration");
+    let policy = Policy::from_config(&config);
+    let series = match &a.csv {
+        Some(path) => load_csv(path).expect("the CSV series"),
+        None => Synthetic { duration_secs: 9 * 86_400, ..Synthetic::week(a.seed, START) }.series(),
+    };
+    // A CSV replays from its first sample; the workload's clock is shifted onto it.
+    let chain = Chain { start: START, series: shift(series, START), trailing_min: a.trailing_min };
+    let work = workload(a.payouts, a.seed);
+    let began = std::time::Instant::now();
+    let runs =
+        [Strategy::Sendero, Strategy::OneByOne, Strategy::Interval].map(|s| Run::new(&chain, &policy, &work, s).run());
+    let lb = lower_bound(&chain, &policy, &work);
+    print_table(&a, &chain, &work, &runs, &lb, began.elapsed());
+}
+
+/// The series moved so that it starts at `start`.
+fn shift(series: FeeSeries, start: u64) -> FeeSeries {
+    let first = series.span().0;
+    FeeSeries::new(series.points().iter().map(|&(t, r)| (t - first + start, r)).collect()).expect("non-empty")
+}
+
+fn print_table(a: &Args, chain: &Chain, work: &Workload, runs: &[Totals; 3], lb: &Totals, took: std::time::Duration) {
+    let mut rates: Vec<u64> = (1..=WEEK / BLOCK).map(|k| chain.clearing(k)).collect();
+    rates.sort();
+    let pct = |p: usize| rates[(rates.len() - 1) * p / 100] as f64 / 1_000.0;
+    println!(
+        "\n{} payouts ({} high / {} normal / {} low), {} deposits, seed {}, feerates {} (sat/vB: min {:.1}, median {:.1}, p90 {:.1}, max {:.1})",
+        work.payouts.len(),
+        work.payouts.iter().filter(|q| q.priority == Priority::High).count(),
+        work.payouts.iter().filter(|q| q.priority == Priority::Normal).count(),
+        work.payouts.iter().filter(|q| q.priority == Priority::Low).count(),
+        work.deposits.len(),
+        a.seed,
+        a.csv.as_ref().map_or("synthetic".to_string(), |p| p.display().to_string()),
+        pct(0),
+        pct(50),
+        pct(90),
+        pct(100)
+    );
+    // Ratios compare what the payouts cost: the baselines never consolidate (their small coins
+    // stay, the debt column), so Sendero's consolidation is shown apart.
+    let payout = |t: &Totals| (t.fees - t.consolidation_fees) as f64;
+    let (one, interval, lower) = (payout(&runs[1]), payout(&runs[2]), payout(lb));
+    println!(
+        "{:<12} {:>11} {:>9} {:>7} {:>8} {:>7} {:>11} {:>7} {:>6} {:>6} {:>14} {:>10}",
+        "strategy",
+        "payout fee",
+        "consol.",
+        "/1by1",
+        "/interv.",
+        "/lower",
+        "fee+debt",
+        "misses",
+        "txs",
+        "bumps",
+        "utxos s/max/end",
+        "utxo debt"
+    );
+    let names = ["sendero", "one-by-one", "interval", "lower bound"];
+    for (name, t) in names.iter().zip(runs.iter().chain([lb])) {
+        let utxos =
+            if t.utxo_start == 0 { "-".to_string() } else { format!("{}/{}/{}", t.utxo_start, t.utxo_max, t.utxo_end) };
+        let p = payout(t);
+        println!(
+            "{:<12} {:>11} {:>9} {:>7.3} {:>8.3} {:>7.3} {:>11} {:>7} {:>6} {:>6} {:>14} {:>10}",
+            name,
+            p as u64,
+            t.consolidation_fees,
+            p / one,
+            p / interval,
+            p / lower,
+            t.fees + t.debt,
+            t.misses,
+            t.txs,
+            t.bumps,
+            utxos,
+            t.debt
+        );
+    }
+    println!("simulated in {:.2} s; peak RSS {} kB (VmHWM)", took.as_secs_f64(), peak_rss_kb());
+}

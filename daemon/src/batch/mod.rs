@@ -1,0 +1,218 @@
+//! On-chain cost, the pure core: exact sizes, the fee split, the departure and fee policy of
+//! queued `onchain_batch` payouts, batch and consolidation plans, route prices, and feerate
+//! series for the simulator. No I/O: the daemon and the simulator call it with what they hold.
+
+pub mod consolidate;
+pub mod feeseries;
+pub mod plan;
+pub mod policy;
+pub mod quote;
+pub mod size;
+pub mod split;
+
+pub use consolidate::{plan_consolidation, Consolidation, NoConsolidation};
+pub use plan::{dust_sat, plan_batch, PlanError, TxPlan, Utxo};
+pub use policy::{bump, departure, held_for_fees, next_departure, recent_level, triggered};
+pub use policy::{Departure, Feerates, Held, InFlight, Queued, Reason};
+pub use quote::{batch_quote, single_quote, RailQuote};
+pub use size::{InputKind, OutputKind};
+pub use split::{split_fee, SplitError};
+
+use crate::config::{BatchingConfig, Config, RoutingConfig};
+
+/// How urgent a payout is, named as the route API names it (`high`, `normal`, `low`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Priority {
+    /// Next blocks.
+    High,
+    /// Within hours.
+    Normal,
+    /// Whenever it is cheap.
+    Low,
+}
+
+impl Priority {
+    /// The three, most urgent first.
+    pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
+
+    /// `high`, `normal`, `low`.
+    pub fn parse(text: &str) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| p.as_str() == text)
+    }
+
+    /// The name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Its on-chain confirmation target, blocks (`[routing] *_target_blocks`).
+    pub fn target_blocks(self, c: &RoutingConfig) -> u16 {
+        match self {
+            Priority::High => c.high_target_blocks,
+            Priority::Normal => c.normal_target_blocks,
+            Priority::Low => c.low_target_blocks,
+        }
+    }
+
+    /// Its ETA bound, seconds (`[routing] *_max_eta_secs`).
+    pub fn max_eta_secs(self, c: &RoutingConfig) -> u64 {
+        match self {
+            Priority::High => c.high_max_eta_secs,
+            Priority::Normal => c.normal_max_eta_secs,
+            Priority::Low => c.low_max_eta_secs,
+        }
+    }
+}
+
+/// One priority's thresholds, from `[routing]` (target, ETA bound) and `[batching]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Class {
+    /// Confirmation target, blocks.
+    pub target_blocks: u32,
+    /// Longest time from submission to confirmation, seconds.
+    pub max_eta_secs: u64,
+    /// Payouts waiting that make a batch leave.
+    pub max_count: u32,
+    /// Sats waiting that make a batch leave.
+    pub max_total_sat: u64,
+    /// Feerate at or below which a batch leaves, sat/kvB.
+    pub cheap_feerate_sat_kvb: u64,
+    /// Joins batches leaving for other priorities.
+    pub joins: bool,
+    /// Shortest wait of the oldest payout before a cheap batch leaves, seconds.
+    pub cheap_min_wait_secs: u64,
+    /// Longest wait of the oldest payout before a batch leaves, seconds (0: none).
+    pub interval_secs: u64,
+    /// Above this feerate the payouts wait for fees, sat/kvB.
+    pub max_feerate_sat_kvb: u64,
+    /// Blocks unconfirmed before a bump.
+    pub bump_after_blocks: u32,
+    /// Highest feerate a bump pays before the ETA bound is near, sat/kvB.
+    pub bump_max_feerate_sat_kvb: u64,
+}
+
+impl Class {
+    /// Seconds the confirmation target is expected to take (a block per 600 s).
+    pub fn target_secs(&self) -> u64 {
+        u64::from(self.target_blocks) * 600
+    }
+
+    /// How long a payout may wait in the queue: its ETA bound minus its target's time.
+    pub fn max_wait_secs(&self) -> u64 {
+        self.max_eta_secs.saturating_sub(self.target_secs())
+    }
+}
+
+/// The whole policy: the three classes, the batch limits, consolidation and the wallet's
+/// highest feerate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// `high`, `normal`, `low`.
+    pub classes: [Class; 3],
+    /// Most payee outputs per transaction.
+    pub max_outputs_per_tx: usize,
+    /// Percentile of the recent next-block feerates that also counts as cheap (0: off).
+    pub cheap_percentile: u32,
+    /// How far back it looks, seconds.
+    pub cheap_window_secs: u64,
+    /// Extra percent a bump pays once the ETA bound is two blocks away.
+    pub near_bound_margin_percent: u32,
+    /// Consolidate at or below this feerate, sat/kvB.
+    pub consolidation_feerate_sat_kvb: u64,
+    /// Consolidate down to this many UTXOs.
+    pub target_utxos: usize,
+    /// Most inputs one consolidation spends.
+    pub max_consolidation_inputs: usize,
+    /// Feerate a consolidation's saving is measured against, sat/kvB.
+    pub reference_feerate_sat_kvb: u64,
+    /// `wallet.max_feerate_sat_vb`, sat/kvB: nothing ever pays more.
+    pub max_feerate_sat_kvb: u64,
+}
+
+impl Policy {
+    /// The policy of a loaded configuration.
+    pub fn from_config(config: &Config) -> Policy {
+        Policy::new(&config.routing, &config.batching, config.wallet.max_feerate_sat_vb)
+    }
+
+    /// The policy of `[routing]`, `[batching]` and `wallet.max_feerate_sat_vb`.
+    pub fn new(r: &RoutingConfig, b: &BatchingConfig, wallet_max_feerate_sat_vb: u64) -> Policy {
+        Policy {
+            classes: Priority::ALL.map(|p| class_of(r, b, p)),
+            max_outputs_per_tx: b.max_outputs_per_tx as usize,
+            cheap_percentile: b.cheap_percentile,
+            cheap_window_secs: b.cheap_window_secs,
+            near_bound_margin_percent: b.near_bound_margin_percent,
+            consolidation_feerate_sat_kvb: b.consolidation_feerate_sat_kvb,
+            target_utxos: b.target_utxos as usize,
+            max_consolidation_inputs: b.max_consolidation_inputs as usize,
+            reference_feerate_sat_kvb: b.reference_feerate_sat_kvb,
+            max_feerate_sat_kvb: wallet_max_feerate_sat_vb.saturating_mul(1_000),
+        }
+    }
+
+    /// A priority's thresholds.
+    pub fn class(&self, p: Priority) -> &Class {
+        &self.classes[p.index()]
+    }
+}
+
+/// Priority `p`'s keys of `[routing]` and `[batching]`.
+fn class_of(r: &RoutingConfig, b: &BatchingConfig, p: Priority) -> Class {
+    let (target, eta) = match p {
+        Priority::High => (r.high_target_blocks, r.high_max_eta_secs),
+        Priority::Normal => (r.normal_target_blocks, r.normal_max_eta_secs),
+        Priority::Low => (r.low_target_blocks, r.low_max_eta_secs),
+    };
+    let pick = |high: u64, normal: u64, low: u64| match p {
+        Priority::High => high,
+        Priority::Normal => normal,
+        Priority::Low => low,
+    };
+    let blocks = |high: u32, normal: u32, low: u32| pick(high.into(), normal.into(), low.into()) as u32;
+    Class {
+        target_blocks: u32::from(target),
+        max_eta_secs: eta,
+        max_count: blocks(b.high_max_count, b.normal_max_count, b.low_max_count),
+        max_total_sat: pick(b.high_max_total_sat, b.normal_max_total_sat, b.low_max_total_sat),
+        cheap_feerate_sat_kvb: pick(
+            b.high_cheap_feerate_sat_kvb,
+            b.normal_cheap_feerate_sat_kvb,
+            b.low_cheap_feerate_sat_kvb,
+        ),
+        joins: [b.high_join, b.normal_join, b.low_join][p as usize],
+        cheap_min_wait_secs: pick(b.high_cheap_min_wait_secs, b.normal_cheap_min_wait_secs, b.low_cheap_min_wait_secs),
+        interval_secs: pick(b.high_interval_secs, b.normal_interval_secs, b.low_interval_secs),
+        max_feerate_sat_kvb: pick(b.high_max_feerate_sat_kvb, b.normal_max_feerate_sat_kvb, b.low_max_feerate_sat_kvb),
+        bump_after_blocks: blocks(b.high_bump_after_blocks, b.normal_bump_after_blocks, b.low_bump_after_blocks),
+        bump_max_feerate_sat_kvb: pick(
+            b.high_bump_max_feerate_sat_kvb,
+            b.normal_bump_max_feerate_sat_kvb,
+            b.low_bump_max_feerate_sat_kvb,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_waits_within_each_eta_bound() {
+        let p = Policy::from_config(&Config::default());
+        let waits: Vec<u64> = Priority::ALL.iter().map(|c| p.class(*c).max_wait_secs()).collect();
+        // 1800 − 2 × 600, 7200 − 6 × 600, 86400 − 24 × 600.
+        assert_eq!(waits, [600, 3_600, 72_000]);
+        assert_eq!(p.max_feerate_sat_kvb, 1_000_000);
+        assert_eq!(Priority::parse("normal"), Some(Priority::Normal));
+        assert_eq!(Priority::parse("urgent"), None);
+    }
+}

@@ -1,0 +1,364 @@
+//! When queued `onchain_batch` payouts leave, at what feerate, which wait for fees, and when an
+//! unconfirmed transaction is bumped. Pure functions of the queue, the time and the feerates.
+//!
+//! A batch leaves at the first of: a payout's deadline (its submission + its priority's ETA
+//! bound − its confirmation target's time, so a queued payout never misses its bound), a
+//! priority's count or total, its feerate at or below its "cheap" level (once its oldest payout
+//! has waited the priority's `cheap_min_wait_secs`, so that cheap hours still gather batches), its
+//! interval, or an operator's trigger. The payouts of the priorities that triggered leave (and those of a priority
+//! one of whose payouts is due), at the highest feerate their targets need; payouts of priorities
+//! that join (`*_join`) go too when that feerate meets their target and ceiling; the others wait
+//! for their own trigger. Cheap is a priority's fixed level or, whatever the market's level, the
+//! recent low ([`Feerates::recent_low`], a percentile of the last day's feerates). Above a
+//! priority's ceiling its payouts wait for fees, except those whose deadline has come: they pay
+//! what their target needs (plus the near-bound margin when that target is two blocks or fewer),
+//! up to the wallet's maximum.
+
+use super::size::{OutputKind, INCREMENTAL_FEERATE_SAT_KVB};
+use super::{Policy, Priority};
+
+/// A payout waiting in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    /// Its priority.
+    pub priority: Priority,
+    /// Its output's script type.
+    pub output: OutputKind,
+    /// What it pays, sats.
+    pub amount_sat: u64,
+    /// When it was submitted, Unix seconds.
+    pub submitted_at: u64,
+}
+
+impl Queued {
+    /// The latest it may leave and still confirm within its ETA bound, Unix seconds.
+    pub fn deadline(&self, policy: &Policy) -> u64 {
+        self.submitted_at.saturating_add(policy.class(self.priority).max_wait_secs())
+    }
+
+    /// When its ETA bound runs out, Unix seconds.
+    pub fn eta_bound(&self, policy: &Policy) -> u64 {
+        self.submitted_at.saturating_add(policy.class(self.priority).max_eta_secs)
+    }
+}
+
+/// The feerate estimate for each priority's confirmation target, sat/kvB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Feerates {
+    /// For `high`'s target.
+    pub high: u64,
+    /// For `normal`'s target.
+    pub normal: u64,
+    /// For `low`'s target.
+    pub low: u64,
+    /// A low level of the recent market: the policy's `cheap_percentile` of the next-block
+    /// feerates of its `cheap_window_secs` ([`recent_level`]); 0 when unknown. At or below it
+    /// the feerate is cheap for every priority, whatever their fixed levels.
+    pub recent_low: u64,
+}
+
+impl Feerates {
+    /// The same feerate for every target.
+    pub fn flat(sat_kvb: u64) -> Feerates {
+        Feerates { high: sat_kvb, normal: sat_kvb, low: sat_kvb, recent_low: 0 }
+    }
+
+    /// Whether the feerate for `p`'s target is cheap for it.
+    fn cheap(&self, p: Priority, policy: &Policy) -> bool {
+        self.of(p) <= policy.class(p).cheap_feerate_sat_kvb.max(self.recent_low)
+    }
+
+    /// The estimate for `p`'s target.
+    pub fn of(&self, p: Priority) -> u64 {
+        match p {
+            Priority::High => self.high,
+            Priority::Normal => self.normal,
+            Priority::Low => self.low,
+        }
+    }
+}
+
+/// Why a batch leaves (the first that holds, in this order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    /// A payout's deadline came.
+    Deadline,
+    /// A priority's count was reached.
+    Count,
+    /// A priority's total was reached.
+    Total,
+    /// The feerate fell to a priority's cheap level.
+    Cheap,
+    /// A priority's oldest payout waited its interval.
+    Interval,
+    /// An operator's `batch.trigger`.
+    Operator,
+}
+
+impl Reason {
+    /// `deadline`, `count`, `total`, `cheap`, `interval`, `operator`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Deadline => "deadline",
+            Reason::Count => "count",
+            Reason::Total => "total",
+            Reason::Cheap => "cheap",
+            Reason::Interval => "interval",
+            Reason::Operator => "operator",
+        }
+    }
+}
+
+/// A batch that leaves now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departure {
+    /// Why.
+    pub reason: Reason,
+    /// The feerate it pays, sat/kvB.
+    pub feerate_sat_kvb: u64,
+    /// The payouts that leave: positions in the queue given, in queue order.
+    pub payouts: Vec<usize>,
+}
+
+/// A payout waiting for fees (`waiting_for_fees`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// It leaves once its target's feerate is at or below this, sat/kvB.
+    pub waits_for_sat_kvb: u64,
+    /// … or at this time whatever the feerate (its deadline), Unix seconds.
+    pub until: u64,
+}
+
+/// Whether `q` waits for fees now, and for what.
+pub fn held_for_fees(q: &Queued, now: u64, feerates: &Feerates, policy: &Policy) -> Option<Held> {
+    let ceiling = policy.class(q.priority).max_feerate_sat_kvb;
+    let until = q.deadline(policy);
+    (now < until && feerates.of(q.priority) > ceiling).then_some(Held { waits_for_sat_kvb: ceiling, until })
+}
+
+/// The `percentile` (0–100) of `samples` (recent next-block feerates, sat/kvB), for
+/// [`Feerates::recent_low`]; 0 for no samples or a percentile of 0.
+pub fn recent_level(samples: &[u64], percentile: u32) -> u64 {
+    if samples.is_empty() || percentile == 0 {
+        return 0;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    sorted[(sorted.len() - 1) * percentile.min(100) as usize / 100]
+}
+
+/// Why priority `p`'s payouts would make a batch leave now (its deadlines aside).
+fn class_reason(queue: &[Queued], p: Priority, now: u64, feerates: &Feerates, policy: &Policy) -> Option<Reason> {
+    let c = policy.class(p);
+    let rate = feerates.of(p);
+    let members = queue.iter().filter(|q| q.priority == p);
+    let (count, total, oldest) = members
+        .fold((0u64, 0u64, u64::MAX), |(n, t, o), q| (n + 1, t.saturating_add(q.amount_sat), o.min(q.submitted_at)));
+    if count == 0 || rate > c.max_feerate_sat_kvb {
+        return None;
+    }
+    [
+        (count >= u64::from(c.max_count), Reason::Count),
+        (total >= c.max_total_sat, Reason::Total),
+        (feerates.cheap(p, policy) && now.saturating_sub(oldest) >= c.cheap_min_wait_secs, Reason::Cheap),
+        (c.interval_secs > 0 && now.saturating_sub(oldest) >= c.interval_secs, Reason::Interval),
+    ]
+    .into_iter()
+    .find_map(|(yes, reason)| yes.then_some(reason))
+}
+
+/// The batch that leaves now, if one does.
+pub fn departure(queue: &[Queued], now: u64, feerates: &Feerates, policy: &Policy) -> Option<Departure> {
+    let due = |q: &Queued| q.deadline(policy) <= now;
+    let reasons: Vec<(Priority, Reason)> = Priority::ALL
+        .into_iter()
+        .filter_map(|p| class_reason(queue, p, now, feerates, policy).map(|r| (p, r)))
+        .collect();
+    let any_due = queue.iter().any(due);
+    let reason = if any_due { Reason::Deadline } else { reasons.iter().map(|(_, r)| *r).min()? };
+    // Whole priorities leave when they triggered, or when one of theirs is due and they are not
+    // waiting for fees; of a priority waiting for fees only the due payouts leave.
+    let leaving: Vec<Priority> = Priority::ALL
+        .into_iter()
+        .filter(|p| {
+            reasons.iter().any(|(r, _)| r == p)
+                || (queue.iter().any(|q| q.priority == *p && due(q))
+                    && feerates.of(*p) <= policy.class(*p).max_feerate_sat_kvb)
+        })
+        .collect();
+    // A payout leaving at its deadline has just its target's blocks left; with two or fewer it
+    // pays the near-bound margin, as a bump that close to its bound would.
+    let margin = u64::from(policy.near_bound_margin_percent);
+    let at_deadline = |p: Priority| {
+        let r = feerates.of(p);
+        if policy.class(p).target_blocks <= 2 {
+            r.saturating_mul(100 + margin) / 100
+        } else {
+            r
+        }
+    };
+    let due_rates = queue.iter().filter(|q| due(q)).map(|q| at_deadline(q.priority));
+    let rate = leaving.iter().map(|p| feerates.of(*p)).chain(due_rates).max()?;
+    let rate = rate.min(policy.max_feerate_sat_kvb);
+    let joins = |p: Priority| {
+        let c = policy.class(p);
+        c.joins && feerates.of(p) <= rate && rate <= c.max_feerate_sat_kvb
+    };
+    let payouts = (0..queue.len())
+        .filter(|&i| due(&queue[i]) || leaving.contains(&queue[i].priority) || joins(queue[i].priority))
+        .collect();
+    Some(Departure { reason, feerate_sat_kvb: rate, payouts })
+}
+
+/// An operator's `batch.trigger`: every queued payout leaves now, at the feerate the most urgent
+/// of them needs (up to the wallet's maximum). `None` for an empty queue.
+pub fn triggered(queue: &[Queued], feerates: &Feerates, policy: &Policy) -> Option<Departure> {
+    let rate = queue.iter().map(|q| feerates.of(q.priority)).max()?.min(policy.max_feerate_sat_kvb);
+    Some(Departure { reason: Reason::Operator, feerate_sat_kvb: rate, payouts: (0..queue.len()).collect() })
+}
+
+/// The next time a batch is sure to leave whatever the feerate (a deadline or an interval),
+/// Unix seconds; `None` for an empty queue. A scheduler sleeps until then (or a new feerate).
+pub fn next_departure(queue: &[Queued], policy: &Policy) -> Option<u64> {
+    let deadlines = queue.iter().map(|q| q.deadline(policy));
+    let intervals = queue.iter().filter_map(|q| {
+        let i = policy.class(q.priority).interval_secs;
+        (i > 0).then(|| q.submitted_at.saturating_add(i))
+    });
+    deadlines.chain(intervals).min()
+}
+
+/// A broadcast transaction not yet confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlight {
+    /// The most urgent priority among its payouts.
+    pub priority: Priority,
+    /// The feerate it pays, sat/kvB.
+    pub feerate_sat_kvb: u64,
+    /// Blocks found since it (or its last replacement) was broadcast.
+    pub blocks_unconfirmed: u32,
+    /// The earliest ETA bound among its payouts, Unix seconds.
+    pub eta_bound: u64,
+}
+
+/// The feerate to replace `tx` with now, if it should be bumped: after its priority's
+/// `bump_after_blocks` (or sooner, once a block has passed, when its ETA bound is two blocks
+/// away), to what the next block needs (`next_block_sat_kvb`) and at least the incremental relay
+/// step above its own, at most the priority's bump ceiling — or, once the ETA bound is two blocks
+/// away, the next block's feerate plus `near_bound_margin_percent`, up to the wallet's maximum.
+/// `None` when the next block's feerate is not above its own.
+pub fn bump(tx: &InFlight, now: u64, next_block_sat_kvb: u64, policy: &Policy) -> Option<u64> {
+    let c = policy.class(tx.priority);
+    let near = tx.eta_bound.saturating_sub(now) <= 2 * 600;
+    let waited = tx.blocks_unconfirmed >= c.bump_after_blocks || (near && tx.blocks_unconfirmed >= 1);
+    if !waited || next_block_sat_kvb <= tx.feerate_sat_kvb {
+        return None;
+    }
+    let cap =
+        if near { policy.max_feerate_sat_kvb } else { c.bump_max_feerate_sat_kvb.min(policy.max_feerate_sat_kvb) };
+    let floor = tx.feerate_sat_kvb.saturating_add(INCREMENTAL_FEERATE_SAT_KVB);
+    let margin = if near { u64::from(policy.near_bound_margin_percent) } else { 0 };
+    let next_block = next_block_sat_kvb.saturating_mul(100 + margin) / 100;
+    let want = next_block.max(floor).min(cap);
+    (want >= floor).then_some(want)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const T0: u64 = 1_800_000_000;
+
+    fn q(priority: Priority, amount_sat: u64, submitted_at: u64) -> Queued {
+        Queued { priority, output: OutputKind::P2wpkh, amount_sat, submitted_at }
+    }
+
+    fn policy() -> Policy {
+        Policy::from_config(&Config::default())
+    }
+
+    #[test]
+    fn a_normal_payout_leaves_at_its_deadline_at_the_feerate_its_target_needs() {
+        let p = policy();
+        let queue = [q(Priority::Normal, 50_000, T0), q(Priority::Low, 70_000, T0 + 10)];
+        let fees = Feerates { high: 9_000, normal: 5_000, low: 4_000, recent_low: 0 };
+        assert_eq!(queue[0].deadline(&p), T0 + 3_600, "7200 s bound − 6 blocks × 600 s");
+        assert_eq!(departure(&queue, T0 + 3_599, &fees, &p), None);
+        let d = departure(&queue, T0 + 3_600, &fees, &p).unwrap();
+        assert_eq!(d, Departure { reason: Reason::Deadline, feerate_sat_kvb: 5_000, payouts: vec![0] });
+        assert_eq!(next_departure(&queue, &p), Some(T0 + 3_600));
+    }
+
+    #[test]
+    fn count_total_cheap_and_interval_each_make_a_batch_leave() {
+        let mut p = policy();
+        let fees = Feerates { high: 9_000, normal: 5_000, low: 4_000, recent_low: 0 };
+        let many: Vec<Queued> = (0..200).map(|i| q(Priority::Normal, 1_000, T0 + i)).collect();
+        assert_eq!(departure(&many, T0 + 300, &fees, &p).unwrap().reason, Reason::Count);
+        let big = [q(Priority::Normal, 500_000_000, T0)];
+        assert_eq!(departure(&big, T0, &fees, &p).unwrap().reason, Reason::Total);
+        let lows = [q(Priority::Low, 10_000, T0), q(Priority::Normal, 10_000, T0 + 1_000)];
+        let cheap = Feerates { high: 3_000, normal: 2_500, low: 2_000, recent_low: 0 };
+        assert_eq!(departure(&lows, T0 + 3_599, &cheap, &p), None, "a cheap batch gathers for an hour");
+        let d = departure(&lows, T0 + 3_600, &cheap, &p).unwrap();
+        assert_eq!((d.reason, d.feerate_sat_kvb, d.payouts), (Reason::Cheap, 2_000, vec![0]), "normal waits");
+        p.classes[2].interval_secs = 3_600;
+        assert_eq!(departure(&lows[..1], T0 + 3_599, &fees, &p), None);
+        assert_eq!(departure(&lows[..1], T0 + 3_600, &fees, &p).unwrap().reason, Reason::Interval);
+        let d = triggered(&lows, &fees, &p).unwrap();
+        assert_eq!((d.reason, d.feerate_sat_kvb, d.payouts), (Reason::Operator, 5_000, vec![0, 1]));
+    }
+
+    #[test]
+    fn in_a_fee_spike_low_payouts_wait_until_fees_fall_or_their_deadline() {
+        let p = policy();
+        let queue: Vec<Queued> = (0..600).map(|i| q(Priority::Low, 10_000, T0 + i)).collect();
+        let spike = Feerates { high: 80_000, normal: 60_000, low: 30_000, recent_low: 0 };
+        let held = held_for_fees(&queue[0], T0 + 1_000, &spike, &p).unwrap();
+        assert_eq!(held, Held { waits_for_sat_kvb: 20_000, until: T0 + 72_000 });
+        assert_eq!(departure(&queue, T0 + 1_000, &spike, &p), None, "600 ≥ max count, yet held");
+        let calmer = Feerates { high: 30_000, normal: 25_000, low: 20_000, recent_low: 0 };
+        assert_eq!(held_for_fees(&queue[0], T0 + 1_000, &calmer, &p), None);
+        assert_eq!(departure(&queue, T0 + 1_000, &calmer, &p).unwrap().reason, Reason::Count);
+        let d = departure(&queue, T0 + 72_000, &spike, &p).unwrap();
+        assert_eq!((d.reason, d.feerate_sat_kvb, d.payouts), (Reason::Deadline, 30_000, vec![0]), "only the due one");
+        let absurd = Feerates { high: 5_000_000, normal: 5_000_000, low: 5_000_000, recent_low: 0 };
+        assert_eq!(departure(&queue, T0 + 72_000, &absurd, &p).unwrap().feerate_sat_kvb, 1_000_000, "wallet max");
+    }
+
+    #[test]
+    fn normal_payouts_join_a_leaving_high_batch_and_a_recent_low_is_cheap() {
+        let p = policy();
+        let queue =
+            [q(Priority::Normal, 10_000, T0), q(Priority::High, 20_000, T0 + 100), q(Priority::Low, 30_000, T0)];
+        let d = departure(&queue, T0 + 700, &Feerates::flat(6_000), &p).unwrap();
+        assert_eq!((d.reason, d.payouts), (Reason::Deadline, vec![0, 1]), "low waits for cheap fees");
+        assert_eq!(d.feerate_sat_kvb, 7_500, "high's 2-block target at its deadline: +25 %");
+        // A day of 3 to 10 sat/vB: its 20th percentile is 4 sat/vB, cheap for every priority.
+        let day: Vec<u64> = (0..144).map(|i| 3_000 + (i % 8) * 1_000).collect();
+        assert_eq!(recent_level(&day, 20), 4_000);
+        assert_eq!(departure(&queue[2..], T0 + 3_600, &Feerates::flat(4_000), &p), None, "above the fixed 2 sat/vB");
+        let fees = Feerates { recent_low: recent_level(&day, 20), ..Feerates::flat(4_000) };
+        assert_eq!(departure(&queue[2..], T0 + 3_600, &fees, &p).unwrap().reason, Reason::Cheap);
+    }
+
+    #[test]
+    fn a_stuck_transaction_is_bumped_after_its_blocks_up_to_its_ceiling() {
+        let p = policy();
+        let tx = InFlight {
+            priority: Priority::Normal,
+            feerate_sat_kvb: 5_000,
+            blocks_unconfirmed: 2,
+            eta_bound: T0 + 7_200,
+        };
+        assert_eq!(bump(&tx, T0, 9_000, &p), None, "3 blocks for normal");
+        let tx = InFlight { blocks_unconfirmed: 3, ..tx };
+        assert_eq!(bump(&tx, T0, 9_000, &p), Some(9_000));
+        assert_eq!(bump(&tx, T0, 5_500, &p), Some(6_000), "at least +1 sat/vB");
+        assert_eq!(bump(&tx, T0, 4_000, &p), None, "already enough for the next block");
+        assert_eq!(bump(&tx, T0, 300_000, &p), Some(100_000), "normal's bump ceiling");
+        let near = InFlight { blocks_unconfirmed: 1, ..tx };
+        assert_eq!(bump(&near, T0 + 6_000, 300_000, &p), Some(375_000), "ETA bound 2 blocks away: +25 %, wallet max");
+    }
+}
