@@ -100,7 +100,7 @@ fn the_operator_raises_and_lowers_fees_and_a_schedule_moves_them() {
     chain.mine(1);
 
     // Lowered to 5, with 50 sat/vB for targets up to 2 blocks: normal (6 blocks) pays 5, high (2) 50.
-    let set = gw.call("fees.set", json!({"sat_per_vb": 5, "targets": ["2:50"]}));
+    let set = gw.cli(&["fees.set", "--sat-per-vb", "5", "--targets", "2:50"]);
     assert_eq!(set["override"], json!({"sat_per_vb": 5, "targets": [{"max_target_blocks": 2, "sat_per_vb": 50}]}));
     let by_target: Vec<u64> =
         set["estimates"].as_array().unwrap().iter().map(|e| e["sat_per_vb"].as_u64().unwrap()).collect();

@@ -90,3 +90,23 @@ fn audited(mut answer: Value, seq: i64) -> Result<Value, AdminError> {
     }
     Ok(answer)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rails::fees::Fees;
+    use sendero_wallet::bitcoin::Network;
+
+    #[test]
+    fn mainnet_refusals_and_bad_steps_carry_stable_codes() {
+        let over = FeeOverride::new(40, vec![], 1_000).unwrap();
+        let refused: AdminError = Fees::new(Network::Bitcoin).set(over).unwrap_err().into();
+        assert_eq!((refused.code, refused.rpc_code), ("fees_override_refused", rpc_code::REFUSED));
+        assert_eq!(step(" 6 : 20 ").unwrap(), (6, 20));
+        for bad in ["6", "6:", ":20", "6:2.5", "-1:20", "70000:20", "6:-20"] {
+            assert_eq!(step(bad).unwrap_err().code, "invalid_feerate", "{bad:?}");
+        }
+        let above: AdminError = FeeOverride::new(1_001, vec![], 1_000).unwrap_err().into();
+        assert_eq!((above.code, above.rpc_code), ("invalid_feerate", rpc_code::INVALID_PARAMS));
+    }
+}
