@@ -127,7 +127,7 @@ async fn compose(config: Config, rpc: &(String, BitcoindAuth)) -> Result<(AppSta
     );
     let fx_sources = config.fx.source_set()?;
     let (status_tx, status_rx) = watch::channel(ChainStatus::default());
-    let onchain = Arc::new(Onchain::new(treasury, chain, config.wallet.clone()));
+    let onchain = Arc::new(fee_schedule(Onchain::new(treasury, chain, config.wallet.clone()), &config.wallet)?);
     let state = AppState::compose(Parts {
         config: Arc::new(config),
         network,
@@ -144,6 +144,18 @@ async fn compose(config: Config, rpc: &(String, BitcoindAuth)) -> Result<(AppSta
         "routing statistics loaded");
     *state.router.learner.lock() = learned;
     Ok((state, Boot { status_tx, start_height, ln_seed, fx_sources }))
+}
+
+/// The rail with `wallet.fee_schedule_file`'s feerates in force, when one is set.
+fn fee_schedule(onchain: Onchain, wallet: &crate::config::WalletConfig) -> Result<Onchain, DaemonError> {
+    if wallet.fee_schedule_file.is_empty() {
+        return Ok(onchain);
+    }
+    let invalid = |e: crate::rails::fees::FeesError| ConfigError::Invalid(format!("wallet.fee_schedule_file: {e}"));
+    let schedule = crate::rails::fees::Schedule::load(Path::new(&wallet.fee_schedule_file)).map_err(invalid)?;
+    tracing::warn!(file = %wallet.fee_schedule_file, samples = schedule.len(),
+        "feerates follow the fee schedule instead of bitcoind's estimates");
+    Ok(onchain.with_schedule(schedule).map_err(invalid)?)
 }
 
 /// Starts the background tasks, supervised.

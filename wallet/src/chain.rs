@@ -56,6 +56,12 @@ pub enum FeeSource {
     Fallback,
     /// The caller named the feerate.
     Requested,
+    /// The operator set it for the whole gateway (regtest, signet, a simulator; never mainnet).
+    #[serde(rename = "operator_override")]
+    Override,
+    /// The operator's schedule of feerates over time (never mainnet).
+    #[serde(rename = "fee_schedule")]
+    Schedule,
 }
 
 /// A feerate for a confirmation target, in whole sat/vB (rounded up).

@@ -140,3 +140,14 @@ impl AdminError {
         Self::new(rpc_code::INTERNAL, "internal", message)
     }
 }
+
+impl From<crate::rails::fees::FeesError> for AdminError {
+    fn from(e: crate::rails::fees::FeesError) -> Self {
+        use crate::rails::fees::FeesError;
+        match e {
+            FeesError::Mainnet => Self::new(rpc_code::REFUSED, "fees_override_refused", e.to_string()),
+            FeesError::Invalid(_) => Self::new(rpc_code::INVALID_PARAMS, "invalid_feerate", e.to_string()),
+            FeesError::Read { .. } | FeesError::Parse { .. } => Self::internal(e.to_string()),
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod audit;
 mod batch;
 mod client;
 pub mod error;
+mod fees;
 mod fx_report;
 mod getinfo;
 mod ledger;
@@ -73,6 +74,9 @@ methods! {
     "wallet.send" => wallet_send::handle,
     "wallet.utxos" => wallet_utxos::handle,
     "wallet.transactions" => wallet_transactions::handle,
+    "fees.get" => fees::get,
+    "fees.set" => fees::set,
+    "fees.clear" => fees::clear,
     "ln.info" => ln_node::info,
     "ln.connect" => ln_node::connect,
     "ln.peers" => ln_node::peers,

@@ -49,6 +49,14 @@ impl Params {
         }
     }
 
+    /// An optional list of strings (see [`Params::string_list`]).
+    pub fn optional_string_list(&self, key: &str) -> Result<Option<Vec<String>>, AdminError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => self.string_list(key).map(Some),
+        }
+    }
+
     /// An optional string.
     pub fn optional_string(&self, key: &str) -> Result<Option<String>, AdminError> {
         match self.0.get(key) {

@@ -55,6 +55,24 @@ enum Command {
         #[serde(skip_serializing_if = "Option::is_none")]
         feerate_sat_vb: Option<i64>,
     },
+    /// Where feerates come from now (operator override, fee schedule or bitcoind) and the
+    /// feerate for 1, 3, 6 and 144 blocks.
+    #[command(name = "fees.get")]
+    FeesGet,
+    /// Use this feerate instead of bitcoind's estimates until fees.clear (not on mainnet; audited).
+    #[command(name = "fees.set")]
+    FeesSet {
+        /// Feerate in sat/vB, for every confirmation target no --targets step covers.
+        #[arg(long, allow_negative_numbers = true)]
+        sat_per_vb: i64,
+        /// Steps by confirmation target, `MAX_TARGET_BLOCKS:SAT_PER_VB,…` (e.g. `1:50,6:20`).
+        #[arg(long)]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        targets: Option<String>,
+    },
+    /// Back to bitcoind's estimates (or the fee schedule) (not on mainnet; audited).
+    #[command(name = "fees.clear")]
+    FeesClear,
     /// Unspent outputs of the treasury.
     #[command(name = "wallet.utxos")]
     WalletUtxos,

@@ -33,6 +33,9 @@ pub struct WalletConfig {
     pub fallback_feerate_sat_vb: u64,
     /// Sends asking for more than this many sat/vB are refused as absurd.
     pub max_feerate_sat_vb: u64,
+    /// A CSV of `unix_time,sat_per_vb` feerates over time, used instead of bitcoind's estimates
+    /// (regtest, signet, simulators; refused on mainnet). Empty: none.
+    pub fee_schedule_file: String,
 }
 
 impl Default for BitcoindConfig {
@@ -54,6 +57,7 @@ impl Default for WalletConfig {
             default_target_blocks: 6,
             fallback_feerate_sat_vb: 2,
             max_feerate_sat_vb: 1_000,
+            fee_schedule_file: String::new(),
         }
     }
 }

@@ -216,6 +216,11 @@ impl Config {
         if w.default_target_blocks == 0 || w.default_target_blocks > 1008 {
             return Err(ConfigError::Invalid("wallet.default_target_blocks must be between 1 and 1008".into()));
         }
+        if !w.fee_schedule_file.is_empty() && self.bitcoin_network()? == Network::Bitcoin {
+            return Err(ConfigError::Invalid(
+                "wallet.fee_schedule_file is refused on mainnet: fees come from bitcoind's estimatesmartfee".into(),
+            ));
+        }
         self.fx.check()?;
         self.routing.check()?;
         self.batching.check()?;
@@ -355,6 +360,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("integer"));
+        let schedule = "[wallet]\nfee_schedule_file = \"fees.csv\"\n";
+        let err = load(schedule, &[], &none).unwrap_err().to_string();
+        assert!(err.contains("refused on mainnet"), "{err}");
+        assert!(load(&format!("network = \"mainnet\"\n{schedule}"), &[], &none).is_err());
+        let regtest = load(&format!("network = \"regtest\"\n{schedule}"), &[], &none).unwrap();
+        assert_eq!(regtest.wallet.fee_schedule_file, "fees.csv");
     }
 
     #[test]

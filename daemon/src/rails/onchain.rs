@@ -1,7 +1,8 @@
 //! The on-chain rail: the treasury wallet and bitcoind behind one spend lock, with the wallet's
 //! fee policy. Sends (feerate estimated or checked, the payout, its record), payouts prepared and
 //! published in two steps (the saga stores a signed transaction before broadcasting it), fee
-//! estimates. Knows nothing of HTTP or JSON-RPC.
+//! estimates (bitcoind's, unless the operator steers them off mainnet: [`super::fees`]). Knows
+//! nothing of HTTP or JSON-RPC.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use sendero_wallet::bitcoin::Transaction;
 use sendero_wallet::{ChainSource, FeeEstimate, FeeSource, Payee, Payout, Treasury, WalletError};
 use tokio::sync::{Mutex, MutexGuard};
 
+use super::fees::{Fees, FeesError, Schedule};
 use crate::config::WalletConfig;
 use rusqlite::{params, OptionalExtension};
 
@@ -43,12 +45,29 @@ pub struct Onchain {
     /// the same coins.
     spend: Mutex<()>,
     config: WalletConfig,
+    fees: Fees,
 }
 
 impl Onchain {
     /// The rail over `treasury` and `chain`, with the wallet's fee policy.
     pub fn new(treasury: Arc<Treasury>, chain: Arc<ChainSource>, config: WalletConfig) -> Self {
-        Onchain { treasury, chain, spend: Mutex::new(()), config }
+        let fees = Fees::new(treasury.network());
+        Onchain { treasury, chain, spend: Mutex::new(()), config, fees }
+    }
+
+    /// The rail with `schedule`'s feerates in force instead of bitcoind's (refused on mainnet).
+    pub fn with_schedule(self, schedule: Schedule) -> Result<Self, FeesError> {
+        Ok(Onchain { fees: self.fees.with_schedule(schedule)?, ..self })
+    }
+
+    /// The feerates the operator steers (`fees.set`, `fees.clear`, the schedule).
+    pub fn fees(&self) -> &Fees {
+        &self.fees
+    }
+
+    /// The highest feerate the wallet pays or accepts, in sat/vB.
+    pub fn max_feerate_sat_vb(&self) -> u64 {
+        self.config.max_feerate_sat_vb
     }
 
     /// The treasury wallet (balances, history, addresses).
@@ -123,10 +142,14 @@ impl Onchain {
         blocking(move || treasury.estimate_payout_vsize(&payees, feerate_sat_vb)).await
     }
 
-    /// The feerate for `target_blocks`, capped at the configured maximum.
+    /// The feerate for `target_blocks` — the operator's where one is in force, else bitcoind's —
+    /// capped at the configured maximum.
     pub async fn estimate(&self, target_blocks: u16) -> Result<FeeEstimate, WalletError> {
-        let chain = Arc::clone(&self.chain);
         let (fallback, max) = (self.config.fallback_feerate_sat_vb, self.config.max_feerate_sat_vb);
+        if let Some((rate, source)) = self.fees.operator_rate(target_blocks, crate::unix_now()) {
+            return Ok(FeeEstimate { sat_per_vb: rate.clamp(1, max), target_blocks, source });
+        }
+        let chain = Arc::clone(&self.chain);
         let mut fee = blocking(move || chain.estimate_feerate(target_blocks, fallback)).await?;
         fee.sat_per_vb = fee.sat_per_vb.clamp(1, max);
         Ok(fee)

@@ -132,7 +132,12 @@ async fn onchain(
     let fee = ctx.onchain.estimate(target).await.map_err(wallet_error)?;
     let rate = fee.sat_per_vb;
     let vsize = ctx.onchain.payout_vsize(vec![Payee { address, amount_sat }], rate).await.map_err(wallet_error)?;
-    let source = if fee.source == FeeSource::Bitcoind { "estimatesmartfee" } else { "fallback_feerate" };
+    let source = match fee.source {
+        FeeSource::Bitcoind => "estimatesmartfee",
+        FeeSource::Override => "operator_override",
+        FeeSource::Schedule => "fee_schedule",
+        FeeSource::Fallback | FeeSource::Requested => "fallback_feerate",
+    };
     Ok(Candidate {
         fee_rate_sat_vb: Some(rate),
         vsize: Some(vsize),
