@@ -47,6 +47,19 @@ fn payment(gw: &Gateway, key: &str, id: &str) -> Value {
     p
 }
 
+/// Waits for the payment to settle; its view then (the gateway's log when it does not).
+fn settled(gw: &Gateway, key: &str, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + MINUTE;
+    loop {
+        let p = payment(gw, key, id);
+        if p["status"] == "SETTLED" {
+            return p;
+        }
+        assert!(std::time::Instant::now() < deadline, "{id} not settled: {p}\n{}", gw.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn tx(chain: &Chain, txid: &str) -> Transaction {
     deserialize_hex(chain.raw_tx(txid)["hex"].as_str().expect("hex")).expect("transaction")
 }
@@ -79,7 +92,11 @@ fn paid_on_chain(chain: &Chain, from: u32) -> HashMap<String, usize> {
 }
 
 fn funded(chain: &Chain, dir: &std::path::Path) -> Gateway {
-    let gw = Gateway::start_with(chain, dir, AdminMode::Socket, "human", "");
+    funded_with(chain, dir, "")
+}
+
+fn funded_with(chain: &Chain, dir: &std::path::Path, extra: &str) -> Gateway {
+    let gw = Gateway::start_with(chain, dir, AdminMode::Socket, "human", extra);
     let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
     chain.mine_to(101, &address);
     wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
@@ -218,4 +235,116 @@ fn a_batch_killed_after_signing_is_broadcast_as_stored_after_the_restart() {
 #[test]
 fn a_batch_killed_after_its_broadcast_is_recorded_once_after_the_restart() {
     crash_at("batch.broadcast", 40);
+}
+
+/// Queues `n` normal payouts of 30,000 sat and sends them as one batch; their ids, addresses and
+/// the batch as `batch.trigger` answered.
+fn one_batch(gw: &Gateway, key: &str, n: u8, seed: u8) -> (Vec<String>, Vec<String>, Value) {
+    let addresses: Vec<String> = (0..n).map(|i| outside_address(seed + i).to_string()).collect();
+    let ids = addresses
+        .iter()
+        .map(|a| pay_batched(gw, key, a, 30_000, "normal")["payment_id"].as_str().unwrap().to_owned())
+        .collect();
+    let left = gw.call("batch.trigger", json!({}));
+    (ids, addresses, left)
+}
+
+#[test]
+fn a_stuck_batch_is_replaced_with_every_output_and_the_first_is_recorded_replaced() {
+    stuck(None, 60);
+}
+
+#[test]
+fn a_replacement_killed_before_its_broadcast_is_sent_as_stored_after_the_restart() {
+    stuck(Some("batch.bumped"), 70);
+}
+
+/// A batch miners leave out while fees rise is replaced (with an abort at `failpoint` between
+/// storing the replacement and broadcasting it, then a restart, when given).
+fn stuck(failpoint: Option<&str>, seed: u8) {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut gw = funded_with(&chain, &home.path().join("gw"), "[batching]\nnormal_bump_after_blocks = 2\n");
+    let key = gw.api_key("pay,read");
+    let (ids, addresses, left) = one_batch(&gw, &key, 5, seed);
+    let first = left["txid"].as_str().unwrap().to_owned();
+    let original = tx(&chain, &first);
+    // Miners leave it out (as if its feerate were far below the market's), and fees rise.
+    common::call_bitcoind(&chain.rpc(), "prioritisetransaction", &[json!(first), json!(0), json!(-100_000_000)]);
+    if let Some(failpoint) = failpoint {
+        gw.env = vec![("SENDERO_FAILPOINT".into(), failpoint.into())];
+        gw.restart();
+    }
+    gw.call("fees.set", json!({"sat_per_vb": 20}));
+    let height = chain.height();
+    chain.mine(2);
+    if failpoint.is_some() {
+        gw.wait_exit();
+        assert!(gw.log().contains("failpoint reached: aborting"));
+        assert_eq!(chain.mempool(), vec![first.clone()], "the replacement was stored, not sent");
+        gw.env.clear();
+        gw.start_again();
+        gw.call("fees.set", json!({"sat_per_vb": 20}));
+    }
+    let mut batch = Value::Null;
+    wait_for("the batch replaced", MINUTE, || {
+        batch = gw.call("batch.get", json!({"batch_id": left["batch_id"]}));
+        batch["txid"] != first.as_str()
+    });
+    let second = batch["txid"].as_str().unwrap().to_owned();
+    assert_eq!(batch["replaced"][0]["txid"], first.as_str(), "{batch:#}");
+    assert_eq!(batch["feerate_sat_vb"], 20);
+    wait_for("the replacement in the mempool", MINUTE, || chain.mempool() == vec![second.clone()]);
+    let replacement = tx(&chain, &second);
+    for a in &addresses {
+        let script = a.parse::<Address<_>>().unwrap().assume_checked().script_pubkey();
+        let paid = |t: &Transaction| {
+            t.output.iter().filter(|o| o.script_pubkey == script && o.value.to_sat() == 30_000).count()
+        };
+        assert_eq!((paid(&original), paid(&replacement)), (1, 1), "every output is in the replacement");
+    }
+    let paid_fee = fee(&chain, &replacement);
+    assert!(paid_fee > fee(&chain, &original), "the replacement pays more");
+    chain.mine(1);
+    let mut shares = 0;
+    for id in &ids {
+        let p = settled(&gw, &key, id);
+        assert_eq!(p["txid"], second.as_str());
+        shares += p["fee_paid_sat"].as_u64().unwrap();
+    }
+    assert_eq!(shares, paid_fee, "the ledger ends with the fee of the transaction that confirmed");
+    let paid = paid_on_chain(&chain, height);
+    assert!(addresses.iter().all(|a| paid.get(a) == Some(&1)), "each payee paid once");
+    let v = gw.call("ledger.verify", json!({}));
+    assert_eq!(v["ok"], true, "{v:#}");
+}
+
+#[test]
+fn a_confirmed_batch_reorged_out_goes_back_to_broadcast_not_to_the_queue() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let gw = funded_with(&chain, &home.path().join("gw"), "[routing]\nonchain_confirmations = 2\n");
+    let key = gw.api_key("pay,read");
+    let (ids, addresses, left) = one_batch(&gw, &key, 4, 80);
+    let txid = left["txid"].as_str().unwrap().to_owned();
+    let height = chain.height();
+    chain.mine(1);
+    wait_for("the wallet at the block", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    let tip = common::call_bitcoind(&chain.rpc(), "getbestblockhash", &[]);
+    common::call_bitcoind(&chain.rpc(), "invalidateblock", &[tip]);
+    wait_for("the batch back in the mempool", MINUTE, || chain.mempool() == vec![txid.clone()]);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(ids.iter().all(|id| payment(&gw, &key, id)["status"] == "PENDING"), "still sent, not queued again");
+    assert!(gw.call("batch.list", json!({}))["queued"].as_array().unwrap().is_empty());
+    assert_eq!(chain.mempool(), vec![txid.clone()], "no second transaction");
+    // Another miner's blocks (the invalidated one would be found again, identical, and refused).
+    chain.mine_to(2, &outside_address(250).to_string());
+    for id in &ids {
+        assert_eq!(settled(&gw, &key, id)["txid"], txid.as_str());
+    }
+    let paid = paid_on_chain(&chain, height);
+    assert!(addresses.iter().all(|a| paid.get(a) == Some(&1)), "each payee paid once");
+    assert_eq!(gw.call("batch.list", json!({}))["batches"].as_array().unwrap().len(), 1);
+    let v = gw.call("ledger.verify", json!({}));
+    assert_eq!(v["ok"], true, "{v:#}");
 }

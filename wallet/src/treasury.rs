@@ -224,6 +224,37 @@ impl Treasury {
         Ok((tx, payout))
     }
 
+    /// A replacement (RBF) of the wallet's unconfirmed `txid` paying `feerate_sat_vb`: the same
+    /// outputs, the higher fee taken from its change (BDK's fee bump), signed, not broadcast
+    /// ([`Treasury::publish`] sends it).
+    pub fn bump(&self, txid: &str, feerate_sat_vb: u64) -> Result<(Transaction, Payout), WalletError> {
+        let txid = Txid::from_str(txid).map_err(|e| WalletError::Build(format!("txid {txid}: {e}")))?;
+        let feerate = FeeRate::from_sat_per_vb(feerate_sat_vb)
+            .filter(|_| feerate_sat_vb >= 1)
+            .ok_or_else(|| WalletError::InvalidFeerate(format!("{feerate_sat_vb} sat/vB")))?;
+        let mut inner = self.lock();
+        let mut builder =
+            inner.wallet.build_fee_bump(txid).map_err(|e| WalletError::Build(format!("fee bump: {e}")))?;
+        builder.fee_rate(feerate);
+        let mut psbt = builder.finish().map_err(create_tx_error)?;
+        let finalized = inner
+            .wallet
+            .sign(&mut psbt, SignOptions::default())
+            .map_err(|e| WalletError::Build(format!("sign: {e}")))?;
+        let fee = psbt.fee().map(Amount::to_sat);
+        let tx = psbt.extract_tx_unchecked_fee_rate();
+        match (finalized, fee) {
+            (true, Ok(fee_sat)) => {
+                let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate_sat_vb };
+                Ok((tx, payout))
+            }
+            _ => {
+                inner.wallet.cancel_tx(&tx);
+                Err(WalletError::Build("replacement could not be fully signed".into()))
+            }
+        }
+    }
+
     /// Broadcasts a prepared transaction (again, if bitcoind already has it) and records it in
     /// the wallet. When bitcoind refuses it, the wallet forgets it.
     pub fn publish(&self, chain: &ChainSource, tx: &Transaction) -> Result<(), WalletError> {

@@ -32,6 +32,7 @@ pub(crate) async fn get(ctx: &AppState, params: Params) -> Result<Value, AdminEr
     let mut v = json!(batch);
     v["payouts_detail"] = json!(payouts);
     v["fee_shares_sum_sat"] = json!(payouts.iter().map(|p| p.fee_share_sat).sum::<u64>());
+    v["replaced"] = json!(ctx.store.replaced(&id)?);
     Ok(v)
 }
 

@@ -15,9 +15,12 @@ use sendero_wallet::{Payee, WalletError};
 use tokio_util::sync::CancellationToken;
 
 use super::batch_policy;
+use super::batch_tx::places;
 use super::batches::{BatchPayout, BatchRow, Queued};
+use super::bumper;
 use super::steps::{complete, settle};
 use super::{Change, Payment, Payments, State};
+use crate::batch::Priority;
 use crate::ledger::LedgerError;
 use crate::store::StoreError;
 
@@ -72,6 +75,7 @@ pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
             Err(BatchError::Empty | BatchError::NotDue | BatchError::Raced) => {}
             Err(e) => tracing::warn!(error = %e, "batch could not leave; it is tried again"),
         }
+        bumper::bump_stuck(&ctx).await;
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ctx.batch_wake.notified() => {}
@@ -115,6 +119,8 @@ pub async fn depart(ctx: &Payments, operator: bool) -> Result<Departed, BatchErr
         reason: departure.reason.as_str().to_owned(),
         state: "signed".into(),
         created_at: now,
+        priority: urgent(&queued).as_str().to_owned(),
+        broadcast_height: None,
     };
     let places = places(&tx, &queued, &scripts, (payout.fee_sat, rate * 1_000))?;
     let steps: Vec<(BatchPayout, &Payment, Change)> = places
@@ -139,45 +145,9 @@ pub async fn depart(ctx: &Payments, operator: bool) -> Result<Departed, BatchErr
     Ok(Departed { batch, broadcast })
 }
 
-/// Each payout's output in `tx` (matched by script and amount, each output used once) and its
-/// share of the fee ([`crate::batch::split_fee`]: its own output at the feerate, plus an equal
-/// share of the rest, the sats left over going to the earliest-queued).
-fn places(
-    tx: &Transaction,
-    queued: &[Queued],
-    scripts: &[ScriptBuf],
-    (fee_sat, feerate_sat_kvb): (u64, u64),
-) -> Result<Vec<BatchPayout>, BatchError> {
-    let mut taken = vec![false; tx.output.len()];
-    let mut vouts = Vec::with_capacity(queued.len());
-    for (q, script) in queued.iter().zip(scripts) {
-        let amount = q.payment.amount_msat.div_ceil(1_000);
-        let found = tx
-            .output
-            .iter()
-            .enumerate()
-            .position(|(i, o)| !taken[i] && o.script_pubkey == *script && o.value.to_sat() == amount);
-        let Some(vout) = found else {
-            let why = format!("payout {} has no output in the built transaction", q.payment.payment_id);
-            return Err(BatchError::Wallet(WalletError::Storage(why)));
-        };
-        taken[vout] = true;
-        vouts.push((vout, tx.output[vout].weight().to_wu(), amount));
-    }
-    let weights: Vec<u64> = vouts.iter().map(|v| v.1).collect();
-    let shares = crate::batch::split_fee(fee_sat, feerate_sat_kvb, &weights)
-        .map_err(|e| BatchError::Wallet(WalletError::Build(e.to_string())))?;
-    Ok(queued
-        .iter()
-        .zip(vouts)
-        .zip(shares)
-        .map(|((q, (vout, _, amount_sat)), fee_share_sat)| BatchPayout {
-            payment_id: q.payment.payment_id.clone(),
-            vout: vout as u32,
-            amount_sat,
-            fee_share_sat,
-        })
-        .collect())
+/// The most urgent priority among `queued`.
+fn urgent(queued: &[Queued]) -> Priority {
+    queued.iter().filter_map(|q| Priority::parse(&q.priority)).min().unwrap_or(Priority::Normal)
 }
 
 /// Broadcasts a stored batch and steps its payouts to `sent`; false when bitcoind did not take
@@ -198,7 +168,8 @@ async fn broadcast(ctx: &Payments, batch: &BatchRow, tx: &Transaction, sending: 
         })
         .collect();
     let store = Arc::clone(&ctx.store);
-    if let Err(e) = tokio::task::block_in_place(|| store.batch_broadcast(&batch.batch_id, &steps, crate::unix_now())) {
+    let at = (crate::unix_now(), u64::from(ctx.onchain.treasury().synced_height()));
+    if let Err(e) = tokio::task::block_in_place(|| store.batch_broadcast(&batch.batch_id, &steps, at)) {
         tracing::error!(batch_id = %batch.batch_id, error = %e, "batch broadcast but not recorded; the saga records it");
     }
     ctx.webhooks_wake.notify_one();
@@ -236,11 +207,18 @@ pub(super) async fn publish_batch(ctx: &Payments, p: &Payment) -> Result<Change,
 pub(super) async fn batch_outcome(ctx: &Payments, p: &Payment) -> Result<Option<Change>, String> {
     let store = Arc::clone(&ctx.store);
     let id = p.payment_id.clone();
-    let (batch, place) = match tokio::task::block_in_place(|| store.batch_of(&id)) {
-        Ok(Some(found)) => found,
-        Ok(None) => return Err(format!("payout {id} was sent but belongs to no batch")),
-        Err(e) => return Err(e.to_string()),
+    let read = || match tokio::task::block_in_place(|| store.batch_of(&id)) {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(format!("payout {id} was sent but belongs to no batch")),
+        Err(e) => Err(e.to_string()),
     };
+    let (mut batch, mut place) = read()?;
+    let confirmed =
+        |txid: &str| ctx.onchain.treasury().transaction(txid).is_some_and(|t| t.confirmation_height.is_some());
+    // A transaction a replacement took over may be the one that confirmed.
+    if !confirmed(&batch.txid) && bumper::adopt_confirmed(ctx, &batch).await.map_err(|e| e.to_string())? {
+        (batch, place) = read()?;
+    }
     let Some(tx) = ctx.onchain.treasury().transaction(&batch.txid) else {
         let tx: Transaction = deserialize(&batch.raw_tx).map_err(|e| format!("stored batch unreadable: {e}"))?;
         ctx.onchain.publish(tx).await.map_err(|e| e.to_string())?;
@@ -253,7 +231,8 @@ pub(super) async fn batch_outcome(ctx: &Payments, p: &Payment) -> Result<Option<
             if let Err(e) = ctx.store.batch_confirmed(&batch.batch_id, crate::unix_now()) {
                 tracing::error!(batch_id = %batch.batch_id, error = %e, "recording a batch confirmed");
             }
-            let mut change = settle(p, place.fee_share_sat * 1_000, None);
+            let rail_ref = format!("{}:{}", batch.txid, place.vout);
+            let mut change = settle(p, place.fee_share_sat * 1_000, Some(rail_ref));
             complete(ctx, p, &mut change);
             Ok(Some(change))
         }

@@ -34,6 +34,25 @@ pub struct BatchRow {
     pub state: String,
     /// Unix seconds.
     pub created_at: u64,
+    /// The most urgent priority among its payouts (picks when it is bumped).
+    pub priority: String,
+    /// The chain height when its transaction (or its last replacement) was broadcast.
+    pub broadcast_height: Option<u64>,
+}
+
+/// A transaction of a batch that a replacement took over (kept: if it confirms after all, it is
+/// the one that paid).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replaced {
+    /// Its id.
+    pub txid: String,
+    /// As signed.
+    #[serde(skip)]
+    pub raw_tx: Vec<u8>,
+    /// Its fee.
+    pub fee_sat: u64,
+    /// Its feerate.
+    pub feerate_sat_vb: u64,
 }
 
 /// One payout's place in a batch.
@@ -59,7 +78,10 @@ pub struct Queued {
 }
 
 const BATCH_COLUMNS: &str =
-    "batch_id, txid, raw_tx, fee_sat, feerate_sat_vb, vsize, payouts, reason, state, created_at";
+    "batch_id, txid, raw_tx, fee_sat, feerate_sat_vb, vsize, payouts, reason, state, created_at, priority, broadcast_height";
+
+/// How many columns [`BATCH_COLUMNS`] names.
+const BATCH_FIELDS: usize = 12;
 
 fn batch_row(r: &Row<'_>) -> rusqlite::Result<BatchRow> {
     Ok(BatchRow {
@@ -73,6 +95,8 @@ fn batch_row(r: &Row<'_>) -> rusqlite::Result<BatchRow> {
         reason: r.get(7)?,
         state: r.get(8)?,
         created_at: r.get::<_, i64>(9)? as u64,
+        priority: r.get(10)?,
+        broadcast_height: r.get::<_, Option<i64>>(11)?.map(|h| h as u64),
     })
 }
 
@@ -102,7 +126,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.prepare_cached(&format!(
-            "INSERT INTO batches ({BATCH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            "INSERT INTO batches ({BATCH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL)"
         ))?
         .execute(params![
             batch.batch_id,
@@ -114,7 +138,8 @@ impl Store {
             batch.payouts as i64,
             batch.reason,
             batch.state,
-            batch.created_at as i64
+            batch.created_at as i64,
+            batch.priority
         ])?;
         for (b, from, change) in payouts {
             tx.prepare_cached(
@@ -137,13 +162,19 @@ impl Store {
     }
 
     /// Marks a batch broadcast and applies its payouts' steps to `sent`, in one transaction.
-    pub fn batch_broadcast(&self, batch_id: &str, steps: &[(&Payment, Change)], now: u64) -> Result<(), LedgerError> {
+    pub fn batch_broadcast(
+        &self,
+        batch_id: &str,
+        steps: &[(&Payment, Change)],
+        (now, height): (u64, u64),
+    ) -> Result<(), LedgerError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.prepare_cached(
-            "UPDATE batches SET state = 'broadcast', broadcast_at = ?2 WHERE batch_id = ?1 AND state = 'signed'",
+            "UPDATE batches SET state = 'broadcast', broadcast_at = ?2, broadcast_height = COALESCE(broadcast_height, ?3)
+             WHERE batch_id = ?1 AND state = 'signed'",
         )?
-        .execute(params![batch_id, now as i64])?;
+        .execute(params![batch_id, now as i64, height as i64])?;
         for (from, change) in steps {
             apply(&tx, from, change, now)?;
         }
@@ -172,9 +203,9 @@ impl Store {
         let row = stmt.query_row([payment_id], |r| {
             let payout = BatchPayout {
                 payment_id: payment_id.to_owned(),
-                vout: r.get(10)?,
-                amount_sat: r.get::<_, i64>(11)? as u64,
-                fee_share_sat: r.get::<_, i64>(12)? as u64,
+                vout: r.get(BATCH_FIELDS)?,
+                amount_sat: r.get::<_, i64>(BATCH_FIELDS + 1)? as u64,
+                fee_share_sat: r.get::<_, i64>(BATCH_FIELDS + 2)? as u64,
             };
             Ok((batch_row(r)?, payout))
         });
@@ -213,5 +244,92 @@ impl Store {
             })?
             .collect::<Result<_, _>>()?;
         Ok(Some((batch, payouts)))
+    }
+
+    /// Batches broadcast and not yet confirmed, oldest first.
+    pub fn unconfirmed_batches(&self) -> Result<Vec<BatchRow>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {BATCH_COLUMNS} FROM batches WHERE state = 'broadcast' ORDER BY created_at, batch_id"
+        ))?;
+        let rows = stmt.query_map([], batch_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The transactions of `batch_id` that replacements took over, oldest first.
+    pub fn replaced(&self, batch_id: &str) -> Result<Vec<Replaced>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT txid, raw_tx, fee_sat, feerate_sat_vb FROM batch_replaced WHERE batch_id = ?1 ORDER BY replaced_at, txid",
+        )?;
+        let rows = stmt.query_map([batch_id], |r| {
+            Ok(Replaced {
+                txid: r.get(0)?,
+                raw_tx: r.get(1)?,
+                fee_sat: r.get::<_, i64>(2)? as u64,
+                feerate_sat_vb: r.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Makes `next` the batch's transaction — a replacement, or a replaced one that confirmed after
+    /// all — in one transaction: the current one is kept as replaced (and `next` no longer is),
+    /// every payout's output and fee share, and every payout's `rail_ref` follow.
+    pub fn switch_batch_tx(
+        &self,
+        current: &BatchRow,
+        next: &BatchRow,
+        payouts: &[(BatchPayout, &Payment, Change)],
+        now: u64,
+    ) -> Result<(), LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.prepare_cached(
+            "INSERT INTO batch_replaced (txid, batch_id, raw_tx, fee_sat, feerate_sat_vb, replaced_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (txid) DO NOTHING",
+        )?
+        .execute(params![
+            current.txid,
+            current.batch_id,
+            current.raw_tx,
+            current.fee_sat as i64,
+            current.feerate_sat_vb as i64,
+            now as i64
+        ])?;
+        tx.prepare_cached("DELETE FROM batch_replaced WHERE txid = ?1")?.execute([&next.txid])?;
+        tx.prepare_cached(
+            "UPDATE batches SET txid = ?2, raw_tx = ?3, fee_sat = ?4, feerate_sat_vb = ?5, vsize = ?6,
+             broadcast_height = ?7 WHERE batch_id = ?1",
+        )?
+        .execute(params![
+            current.batch_id,
+            next.txid,
+            next.raw_tx,
+            next.fee_sat as i64,
+            next.feerate_sat_vb as i64,
+            next.vsize as i64,
+            next.broadcast_height.map(|h| h as i64)
+        ])?;
+        // Out of the way first: two payouts may swap outputs.
+        tx.prepare_cached("UPDATE batch_payouts SET vout = -1 - vout WHERE batch_id = ?1")?
+            .execute([&current.batch_id])?;
+        for (b, from, change) in payouts {
+            tx.prepare_cached("UPDATE batch_payouts SET vout = ?2, fee_share_sat = ?3 WHERE payment_id = ?1")?
+                .execute(params![b.payment_id, b.vout, b.fee_share_sat as i64])?;
+            apply(&tx, from, change, now)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_field_count_matches_the_columns() {
+        assert_eq!(BATCH_COLUMNS.split(',').count(), BATCH_FIELDS);
     }
 }

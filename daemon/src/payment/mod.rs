@@ -9,8 +9,10 @@
 //! transaction.
 
 pub mod batch_policy;
+mod batch_tx;
 pub mod batcher;
 pub mod batches;
+pub mod bumper;
 pub mod commit;
 pub mod reconcile;
 pub(crate) mod record;

@@ -130,6 +130,13 @@ impl Onchain {
         blocking(move || treasury.prepare(&payees, feerate_sat_vb)).await
     }
 
+    /// A signed replacement of the unconfirmed `txid` at `feerate_sat_vb` (same outputs, the fee
+    /// from its change); not broadcast. The caller holds [`Onchain::spending`].
+    pub async fn bump(&self, txid: &str, feerate_sat_vb: u64) -> Result<(Transaction, Payout), WalletError> {
+        let (treasury, txid) = (Arc::clone(&self.treasury), txid.to_owned());
+        blocking(move || treasury.bump(&txid, feerate_sat_vb)).await
+    }
+
     /// Broadcasts a prepared transaction (again, after a restart) and records it in the wallet.
     pub async fn publish(&self, tx: Transaction) -> Result<(), WalletError> {
         let (treasury, chain) = (Arc::clone(&self.treasury), Arc::clone(&self.chain));

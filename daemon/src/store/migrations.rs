@@ -340,7 +340,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
          state TEXT NOT NULL CHECK (state IN ('signed', 'broadcast', 'confirmed')),
          created_at INTEGER NOT NULL,
          broadcast_at INTEGER,
-         confirmed_at INTEGER
+         confirmed_at INTEGER,
+         priority TEXT NOT NULL DEFAULT 'normal',
+         broadcast_height INTEGER
+     ) STRICT;
+     CREATE TABLE batch_replaced (
+         txid TEXT PRIMARY KEY,
+         batch_id TEXT NOT NULL REFERENCES batches (batch_id),
+         raw_tx BLOB NOT NULL,
+         fee_sat INTEGER NOT NULL,
+         feerate_sat_vb INTEGER NOT NULL,
+         replaced_at INTEGER NOT NULL
      ) STRICT;
      CREATE TABLE batch_payouts (
          payment_id TEXT PRIMARY KEY REFERENCES payments (payment_id),
