@@ -87,16 +87,25 @@ pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
 /// Builds, stores and broadcasts one batch when the policy says it leaves — or, for an
 /// `operator`, the whole queue now (at most `batching.max_outputs_per_tx` payouts).
 pub async fn depart(ctx: &Payments, operator: bool) -> Result<Departed, BatchError> {
-    let _spending = ctx.onchain.spending().await;
     let store = Arc::clone(&ctx.store);
     let all = tokio::task::block_in_place(|| store.queued_payouts(QUEUE_READ))?;
     if all.is_empty() {
         return Err(BatchError::Empty);
     }
+    // Decided without the treasury's lock (it asks bitcoind for feerates); built under it, from
+    // the payouts still queued then.
     let Some(departure) = batch_policy::decide(ctx, &all, crate::unix_now(), operator).await? else {
         return Err(BatchError::NotDue);
     };
-    let queued: Vec<Queued> = departure.payouts.iter().map(|&i| all[i].clone()).collect();
+    let _spending = ctx.onchain.spending().await;
+    let leaving: std::collections::HashSet<&str> =
+        departure.payouts.iter().map(|&i| all[i].payment.payment_id.as_str()).collect();
+    let now_queued = tokio::task::block_in_place(|| store.queued_payouts(QUEUE_READ))?;
+    let queued: Vec<Queued> =
+        now_queued.into_iter().filter(|q| leaving.contains(q.payment.payment_id.as_str())).collect();
+    if queued.is_empty() {
+        return Err(BatchError::Raced);
+    }
     let payees = queued
         .iter()
         .map(|q| {
