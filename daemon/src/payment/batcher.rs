@@ -106,6 +106,37 @@ pub async fn depart(ctx: &Payments, operator: bool) -> Result<Departed, BatchErr
     if queued.is_empty() {
         return Err(BatchError::Raced);
     }
+    let (tx, batch, places) = build(ctx, &queued, &departure).await?;
+    let now = batch.created_at;
+    let steps: Vec<(BatchPayout, &Payment, Change)> = places
+        .into_iter()
+        .zip(&queued)
+        .map(|(place, q)| {
+            let rail_ref = format!("{}:{}", batch.txid, place.vout);
+            let next = Payment { state: State::Sending, rail_ref: Some(rail_ref), ..q.payment.clone() };
+            let mut change = Change { next: Some(next), ..Change::default() };
+            complete(ctx, &q.payment, &mut change);
+            (place, &q.payment, change)
+        })
+        .collect();
+    let store = Arc::clone(&ctx.store);
+    if !tokio::task::block_in_place(|| store.record_batch(&batch, &steps, now))? {
+        return Err(BatchError::Raced);
+    }
+    ctx.webhooks_wake.notify_one();
+    crate::failpoint::hit("batch.signed");
+    let sending: Vec<Payment> = steps.into_iter().filter_map(|(_, _, c)| c.next).collect();
+    let broadcast = broadcast(ctx, &batch, &tx, &sending).await;
+    Ok(Departed { batch, broadcast })
+}
+
+/// The batch's transaction, built and signed (not stored, not sent), its row and each payout's
+/// output and fee share.
+async fn build(
+    ctx: &Payments,
+    queued: &[Queued],
+    departure: &crate::batch::Departure,
+) -> Result<(Transaction, BatchRow, Vec<BatchPayout>), BatchError> {
     let payees = queued
         .iter()
         .map(|q| {
@@ -128,30 +159,11 @@ pub async fn depart(ctx: &Payments, operator: bool) -> Result<Departed, BatchErr
         reason: departure.reason.as_str().to_owned(),
         state: "signed".into(),
         created_at: now,
-        priority: urgent(&queued).as_str().to_owned(),
+        priority: urgent(queued).as_str().to_owned(),
         broadcast_height: None,
     };
-    let places = places(&tx, &queued, &scripts, (payout.fee_sat, rate * 1_000))?;
-    let steps: Vec<(BatchPayout, &Payment, Change)> = places
-        .into_iter()
-        .zip(&queued)
-        .map(|(place, q)| {
-            let rail_ref = format!("{}:{}", batch.txid, place.vout);
-            let next = Payment { state: State::Sending, rail_ref: Some(rail_ref), ..q.payment.clone() };
-            let mut change = Change { next: Some(next), ..Change::default() };
-            complete(ctx, &q.payment, &mut change);
-            (place, &q.payment, change)
-        })
-        .collect();
-    let store = Arc::clone(&ctx.store);
-    if !tokio::task::block_in_place(|| store.record_batch(&batch, &steps, now))? {
-        return Err(BatchError::Raced);
-    }
-    ctx.webhooks_wake.notify_one();
-    crate::failpoint::hit("batch.signed");
-    let sending: Vec<Payment> = steps.into_iter().filter_map(|(_, _, c)| c.next).collect();
-    let broadcast = broadcast(ctx, &batch, &tx, &sending).await;
-    Ok(Departed { batch, broadcast })
+    let places = places(&tx, queued, &scripts, (payout.fee_sat, rate * 1_000))?;
+    Ok((tx, batch, places))
 }
 
 /// The most urgent priority among `queued`.
