@@ -37,14 +37,23 @@ fn routes_price_every_rail_and_recommend_the_cheapest() {
     let key = a.api_key("pay");
     let port = a.api_port;
 
-    // An address: on-chain only, cost = feerate × the payout's own vsize.
+    // An address: on-chain only, cost = feerate × the payout's own vsize; batched, alone in an
+    // empty queue, it carries a whole transaction's overhead and leaves at its deadline (the
+    // normal ETA bound of 2 h minus its 6-block target), so it costs as much and is slower.
     let addr = outside_address(7).to_string();
     let (status, r) = route(port, &key, sat(50_000, &addr));
     assert_eq!(status, 200, "{r}");
     assert!(r["route_id"].as_str().unwrap().starts_with("rt_"));
     assert_eq!(r["destination_kind"], "address");
     let onchain = candidate(&r, "onchain").expect("onchain candidate");
-    assert_eq!(r["candidates"].as_array().unwrap().len(), 1);
+    let rails: Vec<&str> = r["candidates"].as_array().unwrap().iter().map(|c| c["rail"].as_str().unwrap()).collect();
+    assert_eq!(rails, ["onchain", "onchain_batch"]);
+    let batched = candidate(&r, "onchain_batch").expect("onchain_batch candidate");
+    assert_eq!(
+        (batched["vsize"].as_u64(), batched["eta_sec"].as_u64()),
+        (onchain["vsize"].as_u64(), Some(7_200)),
+        "{r}"
+    );
     assert_eq!(r["recommend"], "onchain");
     let (rate, vsize, cost) = (
         onchain["fee_rate_sat_vb"].as_u64().unwrap(),

@@ -26,13 +26,13 @@ pub(super) async fn price_rails(
     if let Some(address) = &dest.address {
         match onchain(ctx, address.clone(), amount_msat.div_ceil(1_000), priority).await {
             Ok(c) => {
-                if ctx.config.batching.enabled {
-                    match batched(ctx, address, &c, priority) {
-                        Ok(b) => candidates.push(b),
-                        Err(u) => unavailable.push(u),
-                    }
-                }
+                let batch = ctx.config.batching.enabled.then(|| batched(ctx, address, &c, priority));
                 candidates.push(c);
+                match batch {
+                    Some(Ok(b)) => candidates.push(b),
+                    Some(Err(u)) => unavailable.push(u),
+                    None => {}
+                }
             }
             Err(u) => unavailable.push(u),
         }
