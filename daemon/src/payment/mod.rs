@@ -12,6 +12,7 @@ pub mod batch_policy;
 pub mod batcher;
 pub mod batches;
 pub mod commit;
+pub mod consolidate;
 pub mod reconcile;
 pub(crate) mod record;
 pub mod saga;
