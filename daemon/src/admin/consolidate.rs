@@ -37,7 +37,9 @@ pub(crate) async fn run(ctx: &AppState, params: Params) -> Result<Value, AdminEr
 fn max_inputs(params: &Params) -> Result<Option<usize>, AdminError> {
     let max = params.optional_positive_integer("max_inputs", "invalid_max_inputs")?;
     match max {
-        Some(1) => Err(AdminError::new(rpc_code::INVALID_PARAMS, "invalid_max_inputs", "max_inputs must be at least 2")),
+        Some(1) => {
+            Err(AdminError::new(rpc_code::INVALID_PARAMS, "invalid_max_inputs", "max_inputs must be at least 2"))
+        }
         m => Ok(m.map(|m| m.min(10_000) as usize)),
     }
 }

@@ -492,5 +492,11 @@ mod tests {
         assert_eq!(request(&["ln.pay", "lnbcrt1x"]).1, json!({"invoice": "lnbcrt1x", "amount_msat": null}));
         assert_eq!(request(&["routing.pin", "onchain"]), ("routing.pin".into(), json!({"rail": "onchain"})));
         assert_eq!(request(&["call", "ledger.verify", "{\"x\":1}"]), ("ledger.verify".into(), json!({"x": 1})));
+        assert_eq!(request(&["consolidate.preview"]), ("consolidate.preview".into(), json!({})));
+        assert_eq!(
+            request(&["consolidate.preview", "--feerate-sat-vb", "2", "--max-inputs", "20"]).1,
+            json!({"feerate_sat_vb": 2, "max_inputs": 20})
+        );
+        assert_eq!(request(&["consolidate.run", "--force"]), ("consolidate.run".into(), json!({"force": true})));
     }
 }

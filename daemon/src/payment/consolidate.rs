@@ -4,7 +4,7 @@
 //! never a coin an unbroadcast batch or payout has already signed away. `preview` plans it
 //! ([`crate::batch::plan_consolidation`]), `run` builds, records and broadcasts it under the
 //! treasury's spend lock, and [`run_every`] does so on its own when `consolidation_interval_secs`
-//! says so. The ledger books its fee once it confirms ([`super::reconcile`]).
+//! says so. The ledger books its fee once it confirms (`payment/reconcile.rs`).
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -180,9 +180,15 @@ pub async fn run_every(ctx: Arc<Payments>, cancel: CancellationToken) {
         let last = ctx.store.last_consolidation_at().unwrap_or(None).unwrap_or(0);
         if crate::unix_now() >= last.saturating_add(interval) {
             match run(&ctx, Ask::default()).await {
-                Ok(p) => tracing::info!(txid = p.txid.as_deref().unwrap_or_default(), inputs = p.input_count,
-                    fee_sat = p.fee_sat, feerate_sat_kvb = p.feerate_sat_kvb, utxos_after = p.utxos_after,
-                    saving_sat = p.saving_sat, "consolidated the treasury's small coins"),
+                Ok(p) => tracing::info!(
+                    txid = p.txid.as_deref().unwrap_or_default(),
+                    inputs = p.input_count,
+                    fee_sat = p.fee_sat,
+                    feerate_sat_kvb = p.feerate_sat_kvb,
+                    utxos_after = p.utxos_after,
+                    saving_sat = p.saving_sat,
+                    "consolidated the treasury's small coins"
+                ),
                 Err(e @ (ConsolidateError::Nothing(_) | ConsolidateError::FeerateTooHigh(_))) => {
                     tracing::debug!(reason = %e, "no consolidation now")
                 }

@@ -5,7 +5,7 @@
 //! wallet transactions Sendero did not make (deposits, mined coins, admin sends) are imported as
 //! `external:onchain` entries once confirmed, so that `treasury:onchain` plus what open payouts
 //! hold must equal the wallet's balance to the msat; transfers to and from the Lightning node are
-//! never outside movements, and a consolidation ([`super::consolidate`]) moves nothing out but its
+//! never outside movements, and a consolidation (`payment/consolidate.rs`) moves nothing out but its
 //! fee (`fees:consolidation`, once confirmed; unconfirmed, it counts like an outside movement not
 //! yet imported). The Lightning rail is reconciled by [`crate::ledger::lightning`].
 
