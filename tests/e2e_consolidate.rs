@@ -181,6 +181,13 @@ fn small_coins_are_swept_into_one_and_the_ledger_books_only_the_fee() {
     let input_sat: u64 = (0..53u64).map(|i| 30_000 + i * 10).sum();
     assert_eq!(plan["input_sat"], input_sat);
 
+    // Bounded by max_inputs; previewed at a feerate above the threshold: refused.
+    let bounded = gw.cli(&["consolidate.preview", "--max-inputs", "20"]);
+    assert_eq!((bounded["input_count"].as_u64(), bounded["utxos_after"].as_u64()), (Some(20), Some(83)));
+    assert_eq!(gw.error_code("consolidate.preview", json!({"feerate_sat_vb": 4})), "feerate_too_high");
+    assert_eq!(gw.error_code("consolidate.preview", json!({"max_inputs": 1})), "invalid_max_inputs");
+    assert_eq!(gw.call("consolidate.preview", json!({"feerate_sat_vb": 3}))["fee_sat"], 3 * 3_646);
+
     let before: u64 = coins(&gw).iter().map(|c| c.1).sum();
     let ran = gw.cli(&["consolidate.run"]);
     eprintln!("consolidate.run: txid {} fee_sat {} actual_vsize {}", ran["txid"], ran["fee_sat"], ran["actual_vsize"]);
@@ -227,8 +234,11 @@ fn small_coins_are_swept_into_one_and_the_ledger_books_only_the_fee() {
         ("SENDERO_BATCHING_CONSOLIDATION_INTERVAL_SECS".into(), "1".into()),
     ];
     gw.restart();
-    wait_for("an automatic consolidation", MINUTE, || chain.mempool().len() == 1);
-    assert!(gw.log().contains("consolidated the treasury's small coins"), "{}", gw.log());
+    wait_for("an automatic consolidation", MINUTE, || {
+        chain.mempool().len() == 1 && gw.log().contains("consolidated the treasury's small coins")
+    });
+    let log = gw.log();
+    eprintln!("{}", log.lines().find(|l| l.contains("consolidated the treasury's small coins")).unwrap_or_default());
     chain.mine(1);
     synced(&chain, &gw);
     wait_for("10 coins", MINUTE, || coins(&gw).len() == 10);

@@ -469,6 +469,8 @@ mod tests {
         assert!(matches!(err, WalletError::InsufficientFunds { available_sat: 0, .. }), "{err}");
         let zero = Payee { amount_sat: 0, ..to };
         assert!(matches!(t.estimate_payout_vsize(&[zero], 2), Err(WalletError::InvalidAmount(_))));
+        assert!(matches!(t.prepare_sweep(&[], 100), Err(WalletError::InvalidAmount(_))));
+        assert!(t.utxos().is_empty());
         assert!(t.transactions().is_empty());
         assert_eq!(t.balances(), Balances::default());
     }

@@ -74,7 +74,8 @@ pub struct Plan {
     pub utxos_before: usize,
     /// … and after.
     pub utxos_after: usize,
-    /// Coins left alone because a batch or payout in flight has signed them away.
+    /// Coins left alone: a batch or payout in flight has signed them away (or their script is
+    /// not one the plan can size).
     pub reserved: usize,
     /// What spending the same coins later at `reference_feerate_sat_kvb` would cost, sats.
     pub later_cost_sat: u64,
