@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bdk_bitcoind_rpc::{BlockEvent, MempoolEvent};
 use bdk_wallet::bitcoin::address::NetworkUnchecked;
-use bdk_wallet::bitcoin::{Address, Amount, Block, FeeRate, Network, Transaction, Txid};
+use bdk_wallet::bitcoin::{Address, Amount, Block, FeeRate, Network, OutPoint, Transaction, Txid};
 use bdk_wallet::chain::{ChainPosition, CheckPoint};
 use bdk_wallet::coin_selection::{InsufficientFunds, LargestFirstCoinSelection};
 use bdk_wallet::error::CreateTxError;
@@ -45,6 +45,10 @@ pub struct Utxo {
     pub keychain: &'static str,
     /// Height of the confirming block, if confirmed.
     pub confirmation_height: Option<u32>,
+    /// `p2wpkh`, `p2tr`, `p2sh`, `p2pkh` or `other`.
+    pub script_type: &'static str,
+    /// Confirmed, and mature when it is a coinbase output: it can be spent now.
+    pub spendable: bool,
 }
 
 /// One transaction that touches the wallet.
@@ -157,10 +161,13 @@ impl Treasury {
     /// Unspent outputs, largest first.
     pub fn utxos(&self) -> Vec<Utxo> {
         let inner = self.lock();
+        let tip = inner.wallet.latest_checkpoint().height();
         let mut utxos: Vec<Utxo> = inner
             .wallet
             .list_unspent()
             .map(|u| Utxo {
+                script_type: script_type(&u.txout.script_pubkey),
+                spendable: inner.spendable(&u, tip),
                 outpoint: u.outpoint.to_string(),
                 amount_sat: u.txout.value.to_sat(),
                 address: Address::from_script(&u.txout.script_pubkey, self.network)
@@ -236,23 +243,30 @@ impl Treasury {
         let mut builder =
             inner.wallet.build_fee_bump(txid).map_err(|e| WalletError::Build(format!("fee bump: {e}")))?;
         builder.fee_rate(feerate);
-        let mut psbt = builder.finish().map_err(create_tx_error)?;
-        let finalized = inner
-            .wallet
-            .sign(&mut psbt, SignOptions::default())
-            .map_err(|e| WalletError::Build(format!("sign: {e}")))?;
-        let fee = psbt.fee().map(Amount::to_sat);
-        let tx = psbt.extract_tx_unchecked_fee_rate();
-        match (finalized, fee) {
-            (true, Ok(fee_sat)) => {
-                let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate_sat_vb };
-                Ok((tx, payout))
-            }
-            _ => {
-                inner.wallet.cancel_tx(&tx);
-                Err(WalletError::Build("replacement could not be fully signed".into()))
-            }
+        let psbt = builder.finish().map_err(create_tx_error)?;
+        let (tx, fee_sat) = inner.sign(psbt)?;
+        let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate_sat_vb };
+        Ok((tx, payout))
+    }
+
+    /// Builds and signs one transaction spending exactly `outpoints` (coins of the wallet) into one
+    /// new change address, paying `fee_sat`; nothing is broadcast or recorded (a consolidation,
+    /// published like a payout with [`Treasury::publish`]).
+    pub fn prepare_sweep(&self, outpoints: &[OutPoint], fee_sat: u64) -> Result<(Transaction, Payout), WalletError> {
+        if outpoints.len() < 2 {
+            return Err(WalletError::InvalidAmount("a consolidation spends at least two coins".into()));
         }
+        let mut inner = self.lock();
+        let into = inner.wallet.reveal_next_address(KeychainKind::Internal).address;
+        inner.persist()?;
+        let mut builder = inner.wallet.build_tx();
+        builder.add_utxos(outpoints).map_err(|e| WalletError::Build(format!("consolidation input: {e}")))?;
+        builder.manually_selected_only().drain_to(into.script_pubkey()).fee_absolute(Amount::from_sat(fee_sat));
+        let psbt = builder.finish().map_err(create_tx_error)?;
+        let (tx, fee_sat) = inner.sign(psbt)?;
+        let vsize = tx.vsize() as u64;
+        let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize, feerate_sat_vb: fee_sat.div_ceil(vsize.max(1)) };
+        Ok((tx, payout))
     }
 
     /// Broadcasts a prepared transaction (again, if bitcoind already has it) and records it in
@@ -360,7 +374,21 @@ impl Inner {
             builder.add_recipient(p.address.script_pubkey(), Amount::from_sat(p.amount_sat));
         }
         builder.fee_rate(feerate);
-        let mut psbt = builder.finish().map_err(create_tx_error)?;
+        let psbt = builder.finish().map_err(create_tx_error)?;
+        self.sign(psbt)
+    }
+
+    /// Whether `u` can be spent now: confirmed, and 100 blocks deep when it is a coinbase output.
+    fn spendable(&self, u: &bdk_wallet::LocalOutput, tip: u32) -> bool {
+        let ChainPosition::Confirmed { anchor, .. } = u.chain_position else {
+            return false;
+        };
+        let coinbase = self.wallet.get_tx(u.outpoint.txid).is_some_and(|t| t.tx_node.tx.is_coinbase());
+        !coinbase || tip + 1 >= anchor.block_id.height + COINBASE_MATURITY
+    }
+
+    /// Signs `psbt`; the transaction and its fee, or the wallet forgets it.
+    fn sign(&mut self, mut psbt: bdk_wallet::bitcoin::Psbt) -> Result<(Transaction, u64), WalletError> {
         let finalized = self
             .wallet
             .sign(&mut psbt, SignOptions::default())
@@ -390,6 +418,24 @@ fn create_tx_error(e: CreateTxError) -> WalletError {
             WalletError::InvalidFeerate(format!("below the minimum {required}"))
         }
         other => WalletError::Build(other.to_string()),
+    }
+}
+
+/// Blocks before a coinbase output can be spent.
+const COINBASE_MATURITY: u32 = 100;
+
+/// The kind of script a coin is locked with.
+fn script_type(script: &bdk_wallet::bitcoin::Script) -> &'static str {
+    if script.is_p2wpkh() {
+        "p2wpkh"
+    } else if script.is_p2tr() {
+        "p2tr"
+    } else if script.is_p2sh() {
+        "p2sh"
+    } else if script.is_p2pkh() {
+        "p2pkh"
+    } else {
+        "other"
     }
 }
 
@@ -441,6 +487,8 @@ mod tests {
         assert!(matches!(err, WalletError::InsufficientFunds { available_sat: 0, .. }), "{err}");
         let zero = Payee { amount_sat: 0, ..to };
         assert!(matches!(t.estimate_payout_vsize(&[zero], 2), Err(WalletError::InvalidAmount(_))));
+        assert!(matches!(t.prepare_sweep(&[], 100), Err(WalletError::InvalidAmount(_))));
+        assert!(t.utxos().is_empty());
         assert!(t.transactions().is_empty());
         assert_eq!(t.balances(), Balances::default());
     }

@@ -5,6 +5,7 @@ mod apikey;
 mod audit;
 mod batch;
 mod client;
+mod consolidate;
 pub mod error;
 mod fees;
 mod fx_report;
@@ -105,6 +106,8 @@ methods! {
     "batch.list" => batch::list,
     "batch.get" => batch::get,
     "batch.trigger" => batch::trigger,
+    "consolidate.preview" => consolidate::preview,
+    "consolidate.run" => consolidate::run,
     "routing.stats" => routing::stats,
     "routing.pin" => routing::pin,
     "routing.unpin" => routing::unpin,

@@ -277,6 +277,30 @@ enum Command {
     /// Send the queue now, as one batch (audited).
     #[command(name = "batch.trigger")]
     BatchTrigger,
+    /// The consolidation that would run now: the treasury's smallest coins swept into one, what
+    /// it spends and what it saves.
+    #[command(name = "consolidate.preview")]
+    ConsolidatePreview {
+        /// Plan at this feerate, sat/vB (default: the estimate for the low priority's target).
+        #[arg(long, allow_negative_numbers = true)]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        feerate_sat_vb: Option<i64>,
+        /// At most this many inputs (default `[batching] max_consolidation_inputs`).
+        #[arg(long, allow_negative_numbers = true)]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_inputs: Option<i64>,
+    },
+    /// Consolidate now (audited); refused above the threshold feerate unless --force.
+    #[command(name = "consolidate.run")]
+    ConsolidateRun {
+        /// Even above `[batching] consolidation_feerate_sat_kvb`.
+        #[arg(long)]
+        force: bool,
+        /// At most this many inputs.
+        #[arg(long, allow_negative_numbers = true)]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_inputs: Option<i64>,
+    },
     /// What routing has learned of each rail, and the rules in force.
     #[command(name = "routing.stats")]
     RoutingStats,
@@ -468,5 +492,11 @@ mod tests {
         assert_eq!(request(&["ln.pay", "lnbcrt1x"]).1, json!({"invoice": "lnbcrt1x", "amount_msat": null}));
         assert_eq!(request(&["routing.pin", "onchain"]), ("routing.pin".into(), json!({"rail": "onchain"})));
         assert_eq!(request(&["call", "ledger.verify", "{\"x\":1}"]), ("ledger.verify".into(), json!({"x": 1})));
+        assert_eq!(request(&["consolidate.preview"]), ("consolidate.preview".into(), json!({})));
+        assert_eq!(
+            request(&["consolidate.preview", "--feerate-sat-vb", "2", "--max-inputs", "20"]).1,
+            json!({"feerate_sat_vb": 2, "max_inputs": 20})
+        );
+        assert_eq!(request(&["consolidate.run", "--force"]), ("consolidate.run".into(), json!({"force": true})));
     }
 }

@@ -90,6 +90,9 @@ pub struct BatchingConfig {
     pub max_consolidation_inputs: u32,
     /// The "typical" feerate a consolidation's saving is measured against.
     pub reference_feerate_sat_kvb: u64,
+    /// The background check consolidates on its own at most once per this many seconds (when
+    /// the feerate and the UTXO count say so); 0: only `consolidate.run`.
+    pub consolidation_interval_secs: u64,
 }
 
 impl Default for BatchingConfig {
@@ -131,6 +134,7 @@ impl Default for BatchingConfig {
             target_utxos: 50,
             max_consolidation_inputs: 200,
             reference_feerate_sat_kvb: 10_000,
+            consolidation_interval_secs: 0,
         }
     }
 }

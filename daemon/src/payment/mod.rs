@@ -14,6 +14,7 @@ pub mod batcher;
 pub mod batches;
 pub mod bumper;
 pub mod commit;
+pub mod consolidate;
 pub mod reconcile;
 pub(crate) mod record;
 pub mod saga;

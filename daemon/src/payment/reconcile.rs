@@ -5,7 +5,9 @@
 //! wallet transactions Sendero did not make (deposits, mined coins, admin sends) are imported as
 //! `external:onchain` entries once confirmed, so that `treasury:onchain` plus what open payouts
 //! hold must equal the wallet's balance to the msat; transfers to and from the Lightning node are
-//! never outside movements. The Lightning rail is reconciled by [`crate::ledger::lightning`].
+//! never outside movements, and a consolidation (`payment/consolidate.rs`) moves nothing out but its
+//! fee (`fees:consolidation`, once confirmed; unconfirmed, it counts like an outside movement not
+//! yet imported). The Lightning rail is reconciled by [`crate::ledger::lightning`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -51,6 +53,7 @@ fn import(ctx: &Payments, payments: &[Payment], txs: &[TxRecord]) -> Result<usiz
     let mut ours = payout_txids(payments);
     let transfers = transfer_txids(ctx, node.as_deref())?;
     ours.extend(transfers.iter().map(String::as_str));
+    let consolidations = ctx.store.consolidation_txids()?;
     for tx in txs {
         if tx.confirmation_height.is_none() || ours.contains(tx.txid.as_str()) {
             continue;
@@ -60,8 +63,14 @@ fn import(ctx: &Payments, payments: &[Payment], txs: &[TxRecord]) -> Result<usiz
         if net == 0 {
             continue;
         }
-        let postings = [Posting::btc("treasury:onchain", net), Posting::btc("external:onchain", -net)];
-        if ctx.store.ledger_post("external", &format!("wallet:{}", tx.txid), &postings, crate::unix_now())? {
+        // A consolidation moves nothing out but its fee.
+        let (kind, reference, other) = if consolidations.contains(&tx.txid) {
+            ("consolidation", format!("consolidation:{}", tx.txid), "fees:consolidation")
+        } else {
+            ("external", format!("wallet:{}", tx.txid), "external:onchain")
+        };
+        let postings = [Posting::btc("treasury:onchain", net), Posting::btc(other, -net)];
+        if ctx.store.ledger_post(kind, &reference, &postings, crate::unix_now())? {
             imported += 1;
         }
     }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use sendero_wallet::bitcoin::Transaction;
+use sendero_wallet::bitcoin::{OutPoint, Transaction};
 use sendero_wallet::{ChainSource, FeeEstimate, FeeSource, Payee, Payout, Treasury, WalletError};
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -135,6 +135,17 @@ impl Onchain {
     pub async fn bump(&self, txid: &str, feerate_sat_vb: u64) -> Result<(Transaction, Payout), WalletError> {
         let (treasury, txid) = (Arc::clone(&self.treasury), txid.to_owned());
         blocking(move || treasury.bump(&txid, feerate_sat_vb)).await
+    }
+
+    /// Builds and signs a consolidation spending exactly `outpoints` into one new change address
+    /// for `fee_sat`, without broadcasting it (the caller holds [`Onchain::spending`]).
+    pub async fn prepare_sweep(
+        &self,
+        outpoints: Vec<OutPoint>,
+        fee_sat: u64,
+    ) -> Result<(Transaction, Payout), WalletError> {
+        let treasury = Arc::clone(&self.treasury);
+        blocking(move || treasury.prepare_sweep(&outpoints, fee_sat)).await
     }
 
     /// Broadcasts a prepared transaction (again, after a restart) and records it in the wallet.

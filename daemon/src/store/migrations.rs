@@ -360,6 +360,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
          fee_share_sat INTEGER NOT NULL CHECK (fee_share_sat >= 0),
          UNIQUE (batch_id, vout)
      ) STRICT;",
+    // 14: standalone consolidations: the treasury's small coins swept into one of its own
+    // outputs; the ledger books each one's fee (`fees:consolidation`) once it confirms.
+    "CREATE TABLE consolidations (
+         id TEXT PRIMARY KEY,
+         txid TEXT NOT NULL UNIQUE,
+         inputs INTEGER NOT NULL CHECK (inputs >= 2),
+         input_sat INTEGER NOT NULL CHECK (input_sat > 0),
+         fee_sat INTEGER NOT NULL CHECK (fee_sat > 0),
+         feerate_sat_kvb INTEGER NOT NULL CHECK (feerate_sat_kvb > 0),
+         created_at INTEGER NOT NULL
+     ) STRICT;",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.
