@@ -5,6 +5,7 @@ mod apikey;
 mod audit;
 mod batch;
 mod client;
+mod cost_reports;
 pub mod error;
 mod fees;
 mod fx_report;
@@ -105,6 +106,8 @@ methods! {
     "batch.list" => batch::list,
     "batch.get" => batch::get,
     "batch.trigger" => batch::trigger,
+    "batch.preview" => cost_reports::preview,
+    "fees.report" => cost_reports::report,
     "routing.stats" => routing::stats,
     "routing.pin" => routing::pin,
     "routing.unpin" => routing::unpin,

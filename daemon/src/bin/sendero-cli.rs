@@ -277,6 +277,19 @@ enum Command {
     /// Send the queue now, as one batch (audited).
     #[command(name = "batch.trigger")]
     BatchTrigger,
+    /// What the queue would pay now as one batch, against one transaction per payout.
+    #[command(name = "batch.preview")]
+    BatchPreview,
+    /// Per rail, settled payouts' fees against one transaction each, and the saving.
+    #[command(name = "fees.report")]
+    FeesReport {
+        /// From (unix seconds; default 24 h before --to).
+        #[arg(long)]
+        from: Option<u64>,
+        /// To (unix seconds; default now).
+        #[arg(long)]
+        to: Option<u64>,
+    },
     /// What routing has learned of each rail, and the rules in force.
     #[command(name = "routing.stats")]
     RoutingStats,

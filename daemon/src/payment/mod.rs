@@ -12,6 +12,8 @@ pub mod batch_policy;
 pub mod batcher;
 pub mod batches;
 pub mod commit;
+pub mod costs;
+pub mod fee_holds;
 pub mod reconcile;
 pub(crate) mod record;
 pub mod saga;

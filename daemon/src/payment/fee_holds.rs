@@ -1,0 +1,174 @@
+//! Payouts waiting for fees: a queued `onchain_batch` payout whose priority's feerate is above
+//! that priority's ceiling (`[batching] *_max_feerate_sat_kvb`) waits (see
+//! [`crate::batch::held_for_fees`]) until fees fall or its deadline comes. The batcher records
+//! each hold here (table `fee_holds`), writes ONE `payment.delayed` event when a payout starts
+//! waiting, and removes the hold once it no longer waits (fees fell, its deadline came, it left).
+//! `GET /v1/payments/{id}` and `payment.get` show it as `waiting_for_fees`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use rusqlite::{params, OptionalExtension};
+use sendero_wallet::WalletError;
+use serde_json::{json, Value};
+
+use super::batches::Queued as Stored;
+use super::record::outbox;
+use super::{batch_policy, Payment, Payments};
+use crate::batch::{self, Policy};
+use crate::store::{Store, StoreError};
+
+/// The outbox event of a payout that starts waiting for fees.
+pub const DELAYED: &str = "payment.delayed";
+
+/// Most payouts read from the queue at once.
+const QUEUE_READ: usize = 10_000;
+
+/// A payout waiting for fees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeeHold {
+    /// The payout.
+    pub payment_id: String,
+    /// It leaves once its target's feerate is at or below this (its priority's ceiling), sat/kvB.
+    pub waits_for_sat_kvb: u64,
+    /// The feerate its target needed when last seen, sat/kvB.
+    pub feerate_sat_kvb: u64,
+    /// Since when it waits, Unix seconds.
+    pub since: u64,
+    /// Its deadline: it leaves then whatever the feerate, Unix seconds.
+    pub until: u64,
+}
+
+impl FeeHold {
+    /// `waiting_for_fees`: the feerate now, the ceiling it waits for (whole sat/vB rounded up
+    /// and down, and exact in sat/kvB), since and until when.
+    pub fn view(&self) -> Value {
+        json!({
+            "feerate_sat_vb": self.feerate_sat_kvb.div_ceil(1_000),
+            "feerate_sat_kvb": self.feerate_sat_kvb,
+            "ceiling_sat_vb": self.waits_for_sat_kvb / 1_000,
+            "ceiling_sat_kvb": self.waits_for_sat_kvb,
+            "since": crate::rfc3339(self.since),
+            "until": crate::rfc3339(self.until),
+        })
+    }
+}
+
+/// A payment's view with `waiting_for_fees` when it waits for fees.
+pub fn view_with_hold(p: &Payment, hold: Option<&FeeHold>) -> Value {
+    let mut v = p.view();
+    if let Some(h) = hold {
+        v["waiting_for_fees"] = h.view();
+    }
+    v
+}
+
+/// Reads the queue and the feerates, and records which payouts wait for fees now; the number
+/// that started waiting (each got its `payment.delayed` event).
+pub async fn refresh(ctx: &Payments) -> Result<usize, WalletError> {
+    let store = Arc::clone(&ctx.store);
+    let queued = tokio::task::block_in_place(|| store.queued_payouts(QUEUE_READ)).map_err(storage)?;
+    let holds = if queued.is_empty() { Vec::new() } else { holds(ctx, &queued).await? };
+    let store = Arc::clone(&ctx.store);
+    let started = tokio::task::block_in_place(|| store.record_fee_holds(&holds, crate::unix_now())).map_err(storage)?;
+    if started > 0 {
+        ctx.webhooks_wake.notify_one();
+    }
+    Ok(started)
+}
+
+fn storage(e: StoreError) -> WalletError {
+    WalletError::Storage(e.to_string())
+}
+
+/// The payouts of `queued` that wait for fees now, with their holds.
+async fn holds<'a>(ctx: &Payments, queued: &'a [Stored]) -> Result<Vec<(&'a Payment, FeeHold)>, WalletError> {
+    let seen = batch_policy::view(ctx, queued);
+    let rates = batch_policy::feerates(ctx).await?;
+    let policy = Policy::from_config(&ctx.config);
+    let now = crate::unix_now();
+    Ok(seen
+        .iter()
+        .filter_map(|(i, q)| {
+            let held = batch::held_for_fees(q, now, &rates, &policy)?;
+            let p = &queued[*i].payment;
+            let hold = FeeHold {
+                payment_id: p.payment_id.clone(),
+                waits_for_sat_kvb: held.waits_for_sat_kvb,
+                feerate_sat_kvb: rates.of(q.priority),
+                since: now,
+                until: held.until,
+            };
+            Some((p, hold))
+        })
+        .collect())
+}
+
+const HOLD_COLUMNS: &str = "payment_id, waits_for_sat_kvb, feerate_sat_kvb, since, until";
+
+fn hold_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeeHold> {
+    let u = |i: usize| r.get::<_, i64>(i).map(|v| v as u64);
+    Ok(FeeHold { payment_id: r.get(0)?, waits_for_sat_kvb: u(1)?, feerate_sat_kvb: u(2)?, since: u(3)?, until: u(4)? })
+}
+
+impl Store {
+    /// The hold of a payout still queued (`debited`), if it waits for fees.
+    pub fn fee_hold(&self, payment_id: &str) -> Result<Option<FeeHold>, StoreError> {
+        let conn = self.read();
+        let sql = format!(
+            "SELECT {} FROM fee_holds h JOIN payments p ON p.payment_id = h.payment_id
+             WHERE h.payment_id = ?1 AND p.state = 'debited'",
+            HOLD_COLUMNS.split(", ").map(|c| format!("h.{c}")).collect::<Vec<_>>().join(", ")
+        );
+        let hold = conn.prepare_cached(&sql)?.query_row([payment_id], hold_row).optional()?;
+        Ok(hold)
+    }
+
+    /// Every payout waiting for fees now, oldest hold first.
+    pub fn fee_holds(&self) -> Result<Vec<FeeHold>, StoreError> {
+        let conn = self.read();
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {HOLD_COLUMNS} FROM fee_holds ORDER BY since, payment_id"))?;
+        let rows = stmt.query_map([], hold_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Makes `holds` the payouts waiting for fees, in one transaction: a payout that starts
+    /// waiting gets its row and one `payment.delayed` event (its view with `waiting_for_fees`),
+    /// one still waiting its feerate and deadline updated, the others lose their row. Returns
+    /// how many started waiting.
+    pub fn record_fee_holds(&self, holds: &[(&Payment, FeeHold)], now: u64) -> Result<usize, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let before: HashSet<String> = {
+            let mut stmt = tx.prepare_cached("SELECT payment_id FROM fee_holds")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let now_held: HashSet<&str> = holds.iter().map(|(_, h)| h.payment_id.as_str()).collect();
+        for gone in before.iter().filter(|id| !now_held.contains(id.as_str())) {
+            tx.prepare_cached("DELETE FROM fee_holds WHERE payment_id = ?1")?.execute([gone])?;
+        }
+        let mut started = 0;
+        for (p, h) in holds {
+            if before.contains(&h.payment_id) {
+                tx.prepare_cached("UPDATE fee_holds SET feerate_sat_kvb = ?2, until = ?3 WHERE payment_id = ?1")?
+                    .execute(params![h.payment_id, h.feerate_sat_kvb as i64, h.until as i64])?;
+                continue;
+            }
+            tx.prepare_cached(&format!("INSERT INTO fee_holds ({HOLD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"))?
+                .execute(params![
+                    h.payment_id,
+                    h.waits_for_sat_kvb as i64,
+                    h.feerate_sat_kvb as i64,
+                    now as i64,
+                    h.until as i64
+                ])?;
+            let payload = view_with_hold(p, Some(&FeeHold { since: now, ..h.clone() })).to_string();
+            outbox(&tx, &p.payment_id, &p.api_key_id, (DELAYED, payload), now)?;
+            started += 1;
+        }
+        tx.commit()?;
+        Ok(started)
+    }
+}
