@@ -4,7 +4,8 @@
 //! `payment.delayed` webhook per payout, nothing leaves — except a payout whose deadline comes
 //! during the spike: it leaves in time, at what its deadline needs. `batch.preview` shows the queue
 //! as one batch costs less than one transaction each; when fees fall the rest leave as one batch
-//! and settle; `fees.report` then shows the `onchain_batch` rail's count, the fees paid (the
+//! and settle, and so does a `low` single `onchain` payout that waited beside them, at the new
+//! feerate; `fees.report` then shows the `onchain_batch` rail's count, the fees paid (the
 //! payouts' `fee_paid_sat`) and a positive saving.
 
 mod common;
@@ -18,7 +19,7 @@ use serde_json::{json, Value};
 const MINUTE: Duration = Duration::from_secs(60);
 
 /// `low` and `normal` wait above 5 sat/vB; a `normal` payout (1-block target, ETA bound 640 s)
-/// may wait 40 s; `low` leaves as soon as fees are cheap again.
+/// may wait 40 s; `low` leaves as soon as fees are cheap again (batched: `low_cheap_min_wait_secs`).
 const CONFIG: &str = "[batching]\nlow_max_feerate_sat_kvb = 5000\nnormal_max_feerate_sat_kvb = 5000\n\
                       low_cheap_min_wait_secs = 0\n\n[routing]\nnormal_target_blocks = 1\nnormal_max_eta_secs = 640\n";
 const NORMAL_WAIT_SECS: u64 = 40;
@@ -30,10 +31,15 @@ fn post(gw: &Gateway, path: &str, key: &str, idem: Option<&str>, body: &Value) -
 
 /// Routes `sat` to `address` at `priority` and submits it on `onchain_batch`; its id.
 fn pay_batched(gw: &Gateway, key: &str, address: &str, sat: u64, priority: &str) -> String {
+    pay(gw, key, address, sat, priority, "onchain_batch")
+}
+
+/// Routes `sat` to `address` at `priority` and submits it on `rail`; its id.
+fn pay(gw: &Gateway, key: &str, address: &str, sat: u64, priority: &str, rail: &str) -> String {
     let body = json!({"amount": {"minor_units": sat, "currency": "SAT"}, "destination": address, "priority": priority});
     let (status, route) = post(gw, "/v1/payments/route", key, None, &body);
     assert_eq!(status, 200, "{route}");
-    let submit = json!({"route_id": route["route_id"], "rail": "onchain_batch"});
+    let submit = json!({"route_id": route["route_id"], "rail": rail});
     let (status, p) = post(gw, "/v1/payments/submit", key, Some(&format!("fp-{address}")), &submit);
     assert_eq!(status, 202, "{p}");
     p["payment_id"].as_str().unwrap().to_owned()
@@ -79,9 +85,11 @@ fn payouts_wait_above_the_ceiling_leave_when_fees_fall_or_at_their_deadline_and_
     let lows: Vec<String> =
         (0..3u8).map(|i| pay_batched(&gw, &key, &outside_address(60 + i).to_string(), 30_000, "low")).collect();
     let urgent = pay_batched(&gw, &key, &outside_address(70).to_string(), 40_000, "normal");
+    // A low payout in a transaction of its own waits too.
+    let single = pay(&gw, &key, &outside_address(71).to_string(), 50_000, "low", "onchain");
     let submitted = common::unix_now();
 
-    for id in lows.iter().chain([&urgent]) {
+    for id in lows.iter().chain([&urgent, &single]) {
         let mut p = Value::Null;
         wait_for(&format!("{id} waiting for fees"), MINUTE, || {
             p = payment(&gw, &key, id);
@@ -94,12 +102,12 @@ fn payouts_wait_above_the_ceiling_leave_when_fees_fall_or_at_their_deadline_and_
         assert_eq!(admin["waiting_for_fees"]["ceiling_sat_kvb"], 5_000, "{admin:#}");
     }
     wait_for("a payment.delayed webhook per payout", MINUTE, || {
-        lows.iter().chain([&urgent]).all(|id| !receiver.delivered("payment.delayed", id).is_empty())
+        lows.iter().chain([&urgent, &single]).all(|id| !receiver.delivered("payment.delayed", id).is_empty())
     });
     let preview = gw.cli(&["batch.preview"]);
     eprintln!("batch.preview: {preview}");
     std::thread::sleep(Duration::from_secs(4));
-    for id in lows.iter().chain([&urgent]) {
+    for id in lows.iter().chain([&urgent, &single]) {
         let hooks = receiver.delivered("payment.delayed", id);
         assert_eq!(hooks.len(), 1, "one payment.delayed per payout");
         assert!(signature_valid(&secret, &hooks[0]));
@@ -128,16 +136,20 @@ fn payouts_wait_above_the_ceiling_leave_when_fees_fall_or_at_their_deadline_and_
     assert_eq!((first["reason"].as_str(), first["payouts"].as_u64()), (Some("deadline"), Some(1)), "{batches:#}");
     assert_eq!(first["feerate_sat_vb"], 25, "{batches:#}");
     assert!(payment(&gw, &key, &urgent)["waiting_for_fees"].is_null());
-    assert!(lows.iter().all(|id| payment(&gw, &key, id)["waiting_for_fees"]["feerate_sat_vb"] == 20));
+    assert!(lows.iter().chain([&single]).all(|id| payment(&gw, &key, id)["waiting_for_fees"]["feerate_sat_vb"] == 20));
     assert_eq!(batches["queued"].as_array().unwrap().len(), 3, "the low payouts still wait");
     chain.mine(1);
     let urgent_paid = settled(&gw, &key, &urgent);
 
-    // Fees fall: the low payouts leave together at once, and settle.
+    // Fees fall: the batched low payouts leave together at once, the single one in its own
+    // transaction at what its target needs now (1 sat/vB, not the 20 it was priced at).
     gw.cli(&["fees.set", "--sat-per-vb", "1"]);
-    wait_for("the low payouts' batch in the mempool", MINUTE, || chain.mempool().len() == 1);
-    assert!(lows.iter().all(|id| payment(&gw, &key, id)["waiting_for_fees"].is_null()));
+    wait_for("the low payouts' transactions in the mempool", MINUTE, || chain.mempool().len() == 2);
+    assert!(lows.iter().chain([&single]).all(|id| payment(&gw, &key, id)["waiting_for_fees"].is_null()));
     chain.mine(1);
+    let single_paid = settled(&gw, &key, &single);
+    let single_fee = single_paid["fee_paid_sat"].as_u64().unwrap();
+    assert!((141..=200).contains(&single_fee), "about 141 vB at 1 sat/vB: {single_paid:#}");
     let fees_paid: u64 = lows
         .iter()
         .map(|id| settled(&gw, &key, id)["fee_paid_sat"].as_u64().unwrap())
@@ -160,7 +172,9 @@ fn payouts_wait_above_the_ceiling_leave_when_fees_fall_or_at_their_deadline_and_
     assert!(row["saving_sat"].as_i64().unwrap() > 0, "{report:#}");
     assert_eq!(row["saving_sat"].as_i64().unwrap(), 4 * 141 * 20 - fees_paid as i64);
     assert!(row["saving_bps"].as_i64().unwrap() > 0 && row["saving_percent"].is_string(), "{report:#}");
-    assert_eq!(rails.iter().find(|r| r["rail"] == "onchain").unwrap()["count"], 0, "{report:#}");
+    let row = rails.iter().find(|r| r["rail"] == "onchain").unwrap();
+    assert_eq!((row["count"].as_u64(), row["fees_paid_sat"].as_u64()), (Some(1), Some(single_fee)), "{report:#}");
+    assert_eq!(row["saving_sat"].as_i64().unwrap(), 141 * 20 - single_fee as i64, "{report:#}");
     let v = gw.call("ledger.verify", json!({}));
     assert_eq!(v["ok"], true, "{v:#}");
 }

@@ -141,7 +141,11 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let before: HashSet<String> = {
-            let mut stmt = tx.prepare_cached("SELECT payment_id FROM fee_holds")?;
+            // The batcher's: queued payouts (a single `onchain` payout's hold is its saga's).
+            let mut stmt = tx.prepare_cached(
+                "SELECT h.payment_id FROM fee_holds h JOIN payments p ON p.payment_id = h.payment_id
+                 WHERE p.rail = 'onchain_batch' OR p.state != 'debited'",
+            )?;
             let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
             rows.collect::<Result<_, _>>()?
         };
@@ -151,24 +155,107 @@ impl Store {
         }
         let mut started = 0;
         for (p, h) in holds {
-            if before.contains(&h.payment_id) {
-                tx.prepare_cached("UPDATE fee_holds SET feerate_sat_kvb = ?2, until = ?3 WHERE payment_id = ?1")?
-                    .execute(params![h.payment_id, h.feerate_sat_kvb as i64, h.until as i64])?;
-                continue;
-            }
-            tx.prepare_cached(&format!("INSERT INTO fee_holds ({HOLD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"))?
-                .execute(params![
-                    h.payment_id,
-                    h.waits_for_sat_kvb as i64,
-                    h.feerate_sat_kvb as i64,
-                    now as i64,
-                    h.until as i64
-                ])?;
-            let payload = view_with_hold(p, Some(&FeeHold { since: now, ..h.clone() })).to_string();
-            outbox(&tx, &p.payment_id, &p.api_key_id, (DELAYED, payload), now)?;
-            started += 1;
+            started += usize::from(hold(&tx, p, h, before.contains(&h.payment_id), now)?);
         }
         tx.commit()?;
         Ok(started)
     }
+
+    /// Records that a single `onchain` payout waits for fees (its `payment.delayed` event when
+    /// it starts waiting); true when it started now.
+    pub fn hold_single(&self, p: &Payment, h: &FeeHold, now: u64) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let known = tx
+            .prepare_cached("SELECT 1 FROM fee_holds WHERE payment_id = ?1")?
+            .query_row([&h.payment_id], |_| Ok(()))
+            .optional()?
+            .is_some();
+        let started = hold(&tx, p, h, known, now)?;
+        tx.commit()?;
+        Ok(started)
+    }
+
+    /// Removes a payout's hold; whether it had one (it waited for fees).
+    pub fn release_hold(&self, payment_id: &str) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let removed = conn.prepare_cached("DELETE FROM fee_holds WHERE payment_id = ?1")?.execute([payment_id])?;
+        Ok(removed > 0)
+    }
+
+    /// A route's priority (`high`, `normal`, `low`).
+    fn route_priority(&self, route_id: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.read();
+        let priority = conn
+            .prepare_cached("SELECT priority FROM routes WHERE route_id = ?1")?
+            .query_row([route_id], |r| r.get(0))
+            .optional()?;
+        Ok(priority)
+    }
+}
+
+/// Writes `h`: its feerate and deadline when `known`, else its row and its `payment.delayed`
+/// event; true when it started waiting now.
+fn hold(tx: &rusqlite::Transaction<'_>, p: &Payment, h: &FeeHold, known: bool, now: u64) -> Result<bool, StoreError> {
+    if known {
+        tx.prepare_cached("UPDATE fee_holds SET feerate_sat_kvb = ?2, until = ?3 WHERE payment_id = ?1")?
+            .execute(params![h.payment_id, h.feerate_sat_kvb as i64, h.until as i64])?;
+        return Ok(false);
+    }
+    tx.prepare_cached(&format!("INSERT INTO fee_holds ({HOLD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"))?.execute(
+        params![h.payment_id, h.waits_for_sat_kvb as i64, h.feerate_sat_kvb as i64, now as i64, h.until as i64],
+    )?;
+    let payload = view_with_hold(p, Some(&FeeHold { since: now, ..h.clone() })).to_string();
+    outbox(tx, &p.payment_id, &p.api_key_id, (DELAYED, payload), now)?;
+    Ok(true)
+}
+
+/// What a single `onchain` payout does now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SingleFee {
+    /// Its priority's feerate is above its ceiling and its deadline has not come: it waits.
+    Wait,
+    /// It is built at this feerate, sat/vB.
+    Pay(u64),
+}
+
+/// A single `onchain` payout about to be built: above its priority's ceiling it waits (recorded
+/// as for queued payouts, with its `payment.delayed` event) until fees fall — then it pays what
+/// its target needs now — or its deadline comes — then what the deadline needs (the near-bound
+/// margin for a target of two blocks or fewer), up to `wallet.max_feerate_sat_vb`. A payout that
+/// never waited pays the feerate it was priced at.
+pub async fn single_fee(ctx: &Payments, p: &Payment) -> Result<SingleFee, String> {
+    let priority = ctx.store.route_priority(&p.route_id).map_err(|e| e.to_string())?;
+    let priority = priority.as_deref().and_then(batch::Priority::parse).unwrap_or(batch::Priority::Normal);
+    let policy = Policy::from_config(&ctx.config);
+    let target = priority.target_blocks(&ctx.config.routing);
+    let rate = ctx.onchain.estimate(target).await.map_err(|e| e.to_string())?.sat_per_vb.saturating_mul(1_000);
+    let now = crate::unix_now();
+    let q = batch::Queued {
+        priority,
+        output: batch::OutputKind::P2wpkh,
+        amount_sat: p.amount_msat.div_ceil(1_000),
+        submitted_at: p.created_at,
+    };
+    if let Some(held) = batch::held_for_fees(&q, now, &batch::Feerates::flat(rate), &policy) {
+        let h = FeeHold {
+            payment_id: p.payment_id.clone(),
+            waits_for_sat_kvb: held.waits_for_sat_kvb,
+            feerate_sat_kvb: rate,
+            since: now,
+            until: held.until,
+        };
+        if ctx.store.hold_single(p, &h, now).map_err(|e| e.to_string())? {
+            ctx.webhooks_wake.notify_one();
+        }
+        return Ok(SingleFee::Wait);
+    }
+    let waited = ctx.store.release_hold(&p.payment_id).map_err(|e| e.to_string())?;
+    let Some(priced) = p.fee_rate_sat_vb.filter(|_| !waited) else {
+        let due = now >= q.deadline(&policy) && policy.class(priority).target_blocks <= 2;
+        let margin = if due { 100 + u64::from(policy.near_bound_margin_percent) } else { 100 };
+        let pay = (rate.saturating_mul(margin) / 100).min(policy.max_feerate_sat_kvb);
+        return Ok(SingleFee::Pay(pay.div_ceil(1_000).max(1)));
+    };
+    Ok(SingleFee::Pay(priced))
 }
