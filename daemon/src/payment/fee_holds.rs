@@ -259,3 +259,83 @@ pub async fn single_fee(ctx: &Payments, p: &Payment) -> Result<SingleFee, String
     };
     Ok(SingleFee::Pay(priced))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payment::{Rail, State};
+
+    fn payment(n: u32, rail: Rail) -> Payment {
+        Payment {
+            payment_id: format!("pay_{n}"),
+            api_key_id: "key".into(),
+            idem_key: format!("idem_{n}"),
+            route_id: format!("rt_{n}"),
+            rail,
+            destination: format!("bcrt1q{n}"),
+            amount_msat: 30_000_000,
+            currency: "SAT".into(),
+            amount_minor: 30_000,
+            fx_quote_id: None,
+            fee_reserve_msat: 0,
+            fee_rate_sat_vb: Some(20),
+            state: State::Debited,
+            rail_ref: None,
+            raw_tx: None,
+            fee_paid_msat: None,
+            failure_code: None,
+            failure_message: None,
+            attempts: 0,
+            next_attempt_at: 0,
+            created_at: 1,
+            updated_at: 1,
+            final_at: None,
+        }
+    }
+
+    fn held(p: &Payment, feerate_sat_kvb: u64) -> FeeHold {
+        FeeHold { payment_id: p.payment_id.clone(), waits_for_sat_kvb: 5_000, feerate_sat_kvb, since: 0, until: 900 }
+    }
+
+    /// One `payment.delayed` when a payout starts waiting, none while it keeps waiting, its
+    /// hold gone when it no longer waits; a single payout's hold is its saga's, not the batcher's.
+    #[test]
+    fn a_payout_that_starts_waiting_gets_one_delayed_event_and_loses_its_hold_when_it_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let (a, b, single) =
+            (payment(1, Rail::OnchainBatch), payment(2, Rail::OnchainBatch), payment(3, Rail::Onchain));
+        {
+            let conn = store.conn();
+            conn.pragma_update(None, "foreign_keys", false).unwrap();
+            for p in [&a, &b, &single] {
+                conn.execute(
+                    "INSERT INTO payments (payment_id, api_key_id, idem_key, route_id, rail, destination, amount_msat,
+                     currency, amount_minor, fee_reserve_msat, state, created_at, updated_at)
+                     VALUES (?1, 'key', ?1, ?1, ?2, 'x', 1, 'SAT', 1, 0, 'debited', 1, 1)",
+                    params![p.payment_id, p.rail.as_str()],
+                )
+                .unwrap();
+            }
+        }
+        let delayed = |id: &str| store.payment_events(id).unwrap().iter().filter(|e| e.1 == DELAYED).count();
+        assert_eq!(store.record_fee_holds(&[(&a, held(&a, 20_000)), (&b, held(&b, 20_000))], 10).unwrap(), 2);
+        assert_eq!(store.record_fee_holds(&[(&a, held(&a, 30_000)), (&b, held(&b, 30_000))], 12).unwrap(), 0);
+        assert_eq!((delayed("pay_1"), delayed("pay_2")), (1, 1));
+        let hold = store.fee_hold("pay_1").unwrap().unwrap();
+        assert_eq!((hold.feerate_sat_kvb, hold.since, hold.until), (30_000, 10, 900));
+        let (_, _, payload) = &store.payment_events("pay_1").unwrap()[0];
+        let event: Value = serde_json::from_str(payload).unwrap();
+        assert_eq!(event["waiting_for_fees"]["feerate_sat_vb"], 20);
+        assert_eq!(event["waiting_for_fees"]["ceiling_sat_vb"], 5);
+
+        assert!(store.hold_single(&single, &held(&single, 20_000), 13).unwrap());
+        assert!(!store.hold_single(&single, &held(&single, 21_000), 14).unwrap());
+        assert_eq!(store.record_fee_holds(&[(&b, held(&b, 30_000))], 15).unwrap(), 0);
+        assert_eq!(store.fee_hold("pay_1").unwrap(), None, "a left the wait");
+        assert_eq!(store.fee_holds().unwrap().len(), 2, "b's and the single payout's");
+        assert_eq!(delayed("pay_3"), 1);
+        assert!(store.release_hold("pay_3").unwrap());
+        assert!(!store.release_hold("pay_3").unwrap());
+    }
+}
