@@ -481,5 +481,7 @@ mod tests {
         assert_eq!(request(&["ln.pay", "lnbcrt1x"]).1, json!({"invoice": "lnbcrt1x", "amount_msat": null}));
         assert_eq!(request(&["routing.pin", "onchain"]), ("routing.pin".into(), json!({"rail": "onchain"})));
         assert_eq!(request(&["call", "ledger.verify", "{\"x\":1}"]), ("ledger.verify".into(), json!({"x": 1})));
+        assert_eq!(request(&["batch.preview"]), ("batch.preview".into(), json!({})));
+        assert_eq!(request(&["fees.report", "--from", "10"]).1, json!({"from": 10, "to": null}));
     }
 }
