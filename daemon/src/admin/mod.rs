@@ -6,6 +6,7 @@ mod audit;
 mod batch;
 mod client;
 mod consolidate;
+mod cost_reports;
 pub mod error;
 mod fees;
 mod fx_report;
@@ -108,6 +109,8 @@ methods! {
     "batch.trigger" => batch::trigger,
     "consolidate.preview" => consolidate::preview,
     "consolidate.run" => consolidate::run,
+    "batch.preview" => cost_reports::preview,
+    "fees.report" => cost_reports::report,
     "routing.stats" => routing::stats,
     "routing.pin" => routing::pin,
     "routing.unpin" => routing::unpin,

@@ -19,7 +19,8 @@ pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, Admi
         .into_iter()
         .map(|(event_id, kind, _)| json!({ "event_id": event_id, "type": kind }))
         .collect();
-    let mut v = p.view();
+    let hold = ctx.store.fee_hold(&id)?;
+    let mut v = crate::payment::fee_holds::view_with_hold(&p, hold.as_ref());
     v["api_key_id"] = json!(p.api_key_id);
     v["attempts"] = json!(p.attempts);
     v["events"] = json!(events);

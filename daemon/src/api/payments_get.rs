@@ -18,7 +18,10 @@ pub(crate) async fn handle(
 ) -> Result<Response, ApiError> {
     let key = authorize_any(&ctx, &headers, &[Scope::Read, Scope::Pay])?;
     match ctx.store.payment(&id)? {
-        Some(p) if p.api_key_id == key.id => Ok(Json(p.view()).into_response()),
+        Some(p) if p.api_key_id == key.id => {
+            let hold = ctx.store.fee_hold(&id)?;
+            Ok(Json(crate::payment::fee_holds::view_with_hold(&p, hold.as_ref())).into_response())
+        }
         _ => Err(ApiError::new(StatusCode::NOT_FOUND, "payment_not_found", format!("no payment {id}"))),
     }
 }

@@ -301,6 +301,19 @@ enum Command {
         #[serde(skip_serializing_if = "Option::is_none")]
         max_inputs: Option<i64>,
     },
+    /// What the queue would pay now as one batch, against one transaction per payout.
+    #[command(name = "batch.preview")]
+    BatchPreview,
+    /// Per rail, settled payouts' fees against one transaction each, and the saving.
+    #[command(name = "fees.report")]
+    FeesReport {
+        /// From (unix seconds; default 24 h before --to).
+        #[arg(long)]
+        from: Option<u64>,
+        /// To (unix seconds; default now).
+        #[arg(long)]
+        to: Option<u64>,
+    },
     /// What routing has learned of each rail, and the rules in force.
     #[command(name = "routing.stats")]
     RoutingStats,
@@ -498,5 +511,7 @@ mod tests {
             json!({"feerate_sat_vb": 2, "max_inputs": 20})
         );
         assert_eq!(request(&["consolidate.run", "--force"]), ("consolidate.run".into(), json!({"force": true})));
+        assert_eq!(request(&["batch.preview"]), ("batch.preview".into(), json!({})));
+        assert_eq!(request(&["fees.report", "--from", "10"]).1, json!({"from": 10, "to": null}));
     }
 }

@@ -66,6 +66,9 @@ const QUEUE_READ: usize = 10_000;
 /// batch when the policy says one leaves (again at once while more are due).
 pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
     loop {
+        if let Err(e) = super::fee_holds::refresh(&ctx).await {
+            tracing::warn!(error = %e, "payouts waiting for fees not recorded; tried again");
+        }
         match depart(&ctx, false).await {
             Ok(d) => {
                 tracing::info!(batch_id = %d.batch.batch_id, txid = %d.batch.txid, payouts = d.batch.payouts,

@@ -15,6 +15,8 @@ pub mod batches;
 pub mod bumper;
 pub mod commit;
 pub mod consolidate;
+pub mod costs;
+pub mod fee_holds;
 pub mod reconcile;
 pub(crate) mod record;
 pub mod saga;

@@ -212,12 +212,11 @@ async fn prepare_onchain(ctx: &Payments, p: &Payment) -> Step {
         Err(e) => return Step::next(fail(p, "invalid_destination", e.to_string())),
     };
     let payee = Payee { address, amount_sat: p.amount_msat.div_ceil(1_000) };
-    let rate = match p.fee_rate_sat_vb {
-        Some(rate) => rate,
-        None => match ctx.onchain.default_estimate().await {
-            Ok(f) => f.sat_per_vb,
-            Err(e) => return Step::Retry(e.to_string()),
-        },
+    // Above its priority's ceiling it waits for fees (or its deadline).
+    let rate = match super::fee_holds::single_fee(ctx, p).await {
+        Ok(super::fee_holds::SingleFee::Pay(rate)) => rate,
+        Ok(super::fee_holds::SingleFee::Wait) => return Step::Wait,
+        Err(e) => return Step::Retry(e),
     };
     match ctx.onchain.prepare(vec![payee], rate).await {
         Ok((tx, payout)) => Step::next(Change {

@@ -371,6 +371,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
          feerate_sat_kvb INTEGER NOT NULL CHECK (feerate_sat_kvb > 0),
          created_at INTEGER NOT NULL
      ) STRICT;",
+    // 15: payouts waiting for fees: a queued payout whose priority's feerate is above its
+    // ceiling, the ceiling it waits for, the feerate seen last, since when, and until when (its
+    // deadline); the row goes when the payout leaves or fees fall.
+    "CREATE TABLE fee_holds (
+         payment_id TEXT PRIMARY KEY REFERENCES payments (payment_id),
+         waits_for_sat_kvb INTEGER NOT NULL,
+         feerate_sat_kvb INTEGER NOT NULL,
+         since INTEGER NOT NULL,
+         until INTEGER NOT NULL
+     ) STRICT;",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.

@@ -37,8 +37,15 @@ pub struct Webhooks {
 
 /// Events an endpoint can subscribe to: one per persisted saga state (`payment.submitted` is
 /// written with the ledger debit, in one transaction).
-pub const EVENTS: &[&str] =
-    &["payment.submitted", "payment.sending", "payment.sent", "payment.settled", "payment.failed", "payment.debited"];
+pub const EVENTS: &[&str] = &[
+    "payment.submitted",
+    "payment.sending",
+    "payment.sent",
+    "payment.settled",
+    "payment.failed",
+    "payment.debited",
+    "payment.delayed",
+];
 
 /// What an endpoint hears when it names no events: the states a client acts on.
 pub const DEFAULT_EVENTS: &[&str] = &["payment.submitted", "payment.settled", "payment.failed"];

@@ -1,0 +1,41 @@
+//! `batch.preview`: the queue paid now as one batch (as `batch.trigger` would send it) against
+//! one transaction per payout at the same feerate; `fees.report {from?, to?}` (unix seconds;
+//! default the last 24 h): per rail, the payouts settled, the fees they paid and, on chain, what
+//! one transaction each at their submission's feerate would have cost, and the saving.
+
+use serde_json::{json, Value};
+
+use super::error::{rpc_code, AdminError};
+use super::params::Params;
+use crate::payment::costs::{self, CostError};
+use crate::state::AppState;
+
+fn admin_error(e: CostError) -> AdminError {
+    match e {
+        CostError::Wallet(w) => AdminError::from(w),
+        CostError::Plan(p) => AdminError::new(rpc_code::REFUSED, "batch_unplannable", p.to_string()),
+        CostError::Store(s) => AdminError::internal(s.to_string()),
+    }
+}
+
+/// `batch.preview`.
+pub(crate) async fn preview(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
+    params.only(&[])?;
+    match costs::preview(&ctx.payments).await.map_err(admin_error)? {
+        Some(p) => Ok(json!({ "queued": true, "preview": p })),
+        None => Ok(json!({ "queued": false, "preview": null })),
+    }
+}
+
+/// `fees.report {from?, to?}`.
+pub(crate) async fn report(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
+    let params = params.only(&["from", "to"])?;
+    let now = crate::unix_now();
+    let to = params.optional_positive_integer("to", "invalid_params")?.unwrap_or(now + 1);
+    let from = params.optional_positive_integer("from", "invalid_params")?.unwrap_or(to.saturating_sub(86_400));
+    if from >= to {
+        return Err(AdminError::invalid_params("from must be before to"));
+    }
+    let rails = costs::report(&ctx.payments, from, to).map_err(admin_error)?;
+    Ok(json!({ "from": from, "to": to, "rails": rails }))
+}
