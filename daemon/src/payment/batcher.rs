@@ -62,7 +62,7 @@ const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// Most payouts read from the queue at once.
 const QUEUE_READ: usize = 10_000;
 
-/// Looks at the queue every [`CHECK_EVERY`], or when woken (a payout was queued), and sends a
+/// Looks at the queue every 2 s, or when woken (a payout was queued), and sends a
 /// batch when the policy says one leaves (again at once while more are due).
 pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
     loop {

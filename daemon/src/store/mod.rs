@@ -1,6 +1,6 @@
 //! Sendero's own SQLite store (`sendero.sqlite` in the data dir): the connections (one writer,
-//! one reader, a checkpointer), the schema's migrations ([`migrations`]), idempotency keys
-//! ([`idempotency`]) and a write-behind buffer. Nothing else: each noun keeps its rows and
+//! one reader, a checkpointer), the schema's migrations (`migrations`), idempotency keys
+//! (`idempotency`) and a write-behind buffer. Nothing else: each noun keeps its rows and
 //! queries beside its own code, in `impl Store` blocks there.
 
 mod idempotency;
