@@ -348,3 +348,53 @@ fn a_confirmed_batch_reorged_out_goes_back_to_broadcast_not_to_the_queue() {
     let v = gw.call("ledger.verify", json!({}));
     assert_eq!(v["ok"], true, "{v:#}");
 }
+
+#[test]
+fn a_stuck_single_payout_is_replaced_and_settles_with_the_fee_that_confirmed() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let gw = funded_with(&chain, &home.path().join("gw"), "[batching]\nnormal_bump_after_blocks = 2\n");
+    let key = gw.api_key("pay,read");
+    let address = outside_address(90).to_string();
+    let body =
+        json!({"amount": {"minor_units": 40_000, "currency": "SAT"}, "destination": address, "priority": "normal"});
+    let (status, route) = post(&gw, "/v1/payments/route", &key, None, &body);
+    assert_eq!(status, 200, "{route}");
+    let submit = json!({"route_id": route["route_id"], "rail": "onchain"});
+    let (status, p) = post(&gw, "/v1/payments/submit", &key, Some("single-stuck"), &submit);
+    assert_eq!(status, 202, "{p}");
+    let id = p["payment_id"].as_str().unwrap().to_owned();
+    let mut first = String::new();
+    wait_for("the payout broadcast", MINUTE, || {
+        first = payment(&gw, &key, &id)["txid"].as_str().unwrap_or_default().to_owned();
+        !first.is_empty() && chain.mempool() == vec![first.clone()]
+    });
+    let original = tx(&chain, &first);
+    common::call_bitcoind(&chain.rpc(), "prioritisetransaction", &[json!(first), json!(0), json!(-100_000_000)]);
+    gw.call("fees.set", json!({"sat_per_vb": 20}));
+    let height = chain.height();
+    // Blocks one at a time: the saga counts them from the first look after the broadcast.
+    let mut second = String::new();
+    for _ in 0..6 {
+        chain.mine(1);
+        std::thread::sleep(Duration::from_secs(2));
+        second = payment(&gw, &key, &id)["txid"].as_str().unwrap_or_default().to_owned();
+        if second != first {
+            break;
+        }
+    }
+    assert_ne!(second, first, "replaced\n{}", gw.log());
+    wait_for("the replacement in the mempool", MINUTE, || chain.mempool() == vec![second.clone()]);
+    let replacement = tx(&chain, &second);
+    let script = address.parse::<Address<_>>().unwrap().assume_checked().script_pubkey();
+    let pays = |t: &Transaction| t.output.iter().any(|o| o.script_pubkey == script && o.value.to_sat() == 40_000);
+    assert!(pays(&original) && pays(&replacement), "the same payment in both");
+    let paid_fee = fee(&chain, &replacement);
+    assert!(paid_fee > fee(&chain, &original));
+    chain.mine(1);
+    let p = settled(&gw, &key, &id);
+    assert_eq!((p["txid"].as_str(), p["fee_paid_sat"].as_u64()), (Some(second.as_str()), Some(paid_fee)));
+    assert_eq!(paid_on_chain(&chain, height).get(&address), Some(&1), "paid once");
+    let v = gw.call("ledger.verify", json!({}));
+    assert_eq!(v["ok"], true, "{v:#}");
+}
