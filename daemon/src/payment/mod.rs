@@ -20,7 +20,6 @@ pub mod fee_holds;
 pub mod reconcile;
 pub(crate) mod record;
 pub mod saga;
-pub mod single_bump;
 pub mod steps;
 pub mod submit;
 

@@ -17,7 +17,7 @@ use sendero_wallet::{Payee, WalletError};
 use tokio_util::sync::CancellationToken;
 
 use super::steps::{complete, fail, first_step, log_step, settle};
-use super::{batcher, single_bump, Change, Payment, Payments, Rail, State};
+use super::{batcher, Change, Payment, Payments, Rail, State};
 use crate::route::learn::Outcome;
 
 /// Longest wait between two retries of a step, seconds.
@@ -248,54 +248,10 @@ async fn publish_onchain(ctx: &Payments, p: &Payment) -> Step {
                 Some(_) => {
                     Step::next(Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() })
                 }
-                // A transaction of its family the wallet has (a replacement took it over) is
-                // the payout's: it may still confirm, or has.
-                None => match single_bump::family_member(ctx, p, false) {
-                    Ok(Some(member)) => match single_bump::adopt(ctx, p, member).await {
-                        Ok(()) => Step::RetrySoon("back on a replaced transaction".into()),
-                        Err(e) => Step::Retry(e.to_string()),
-                    },
-                    Ok(None) => Step::next(fail(p, "broadcast_rejected", reason)),
-                    Err(e) => Step::Retry(e.to_string()),
-                },
+                None => Step::next(fail(p, "broadcast_rejected", reason)),
             }
         }
         Err(e) => Step::Retry(e.to_string()),
-    }
-}
-
-/// `sent` on chain: settled with the fee of the transaction that confirmed — this one, or one a
-/// replacement took over, which then becomes the payout's again; a stuck one is replaced.
-async fn onchain_outcome(ctx: &Payments, p: &Payment, rail_ref: &str) -> Step {
-    let tx = ctx.onchain.treasury().transaction(rail_ref);
-    if tx.as_ref().is_none_or(|t| t.confirmation_height.is_none()) {
-        match single_bump::family_member(ctx, p, true) {
-            Ok(Some(member)) => {
-                return match single_bump::adopt(ctx, p, member).await {
-                    Ok(()) => Step::RetrySoon("a replaced transaction confirmed".into()),
-                    Err(e) => Step::Retry(e.to_string()),
-                }
-            }
-            Ok(None) => {}
-            Err(e) => return Step::Retry(e.to_string()),
-        }
-    }
-    let Some(tx) = tx else {
-        // Evicted from the mempool (or bitcoind restarted without it): broadcast again.
-        return publish_onchain(ctx, p).await;
-    };
-    let needed = ctx.config.routing.onchain_confirmations.max(1);
-    let tip = ctx.onchain.treasury().synced_height();
-    match tx.confirmation_height {
-        Some(h) if tip + 1 >= h + needed => Step::next(settle(p, tx.fee_sat.unwrap_or_default() * 1_000, None)),
-        Some(_) => Step::Wait,
-        None => match single_bump::bump_if_stuck(ctx, p).await {
-            Ok(_) => Step::Wait,
-            Err(e) => {
-                tracing::warn!(payment_id = %p.payment_id, error = %e, "payout could not be bumped");
-                Step::Wait
-            }
-        },
     }
 }
 
@@ -354,7 +310,21 @@ async fn outcome(ctx: &Payments, p: &Payment) -> Step {
         return Step::next(fail(p, "internal", "a sent payment without a rail reference".into()));
     };
     match p.rail {
-        Rail::Onchain => onchain_outcome(ctx, p, &rail_ref).await,
+        Rail::Onchain => {
+            let Some(tx) = ctx.onchain.treasury().transaction(&rail_ref) else {
+                // Evicted from the mempool (or bitcoind restarted without it): broadcast again.
+                return publish_onchain(ctx, p).await;
+            };
+            let needed = ctx.config.routing.onchain_confirmations.max(1);
+            let tip = ctx.onchain.treasury().synced_height();
+            match tx.confirmation_height {
+                Some(h) if tip + 1 >= h + needed => {
+                    let fee_msat = tx.fee_sat.unwrap_or_default() * 1_000;
+                    Step::next(settle(p, fee_msat, None))
+                }
+                _ => Step::Wait,
+            }
+        }
         Rail::OnchainBatch => match batcher::batch_outcome(ctx, p).await {
             Ok(Some(change)) => Step::next(change),
             Ok(None) => Step::Wait,

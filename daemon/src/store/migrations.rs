@@ -381,19 +381,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
          since INTEGER NOT NULL,
          until INTEGER NOT NULL
      ) STRICT;",
-    // 16: single on-chain payouts' fee bumping: the height a payout's transaction counts its
-    // unconfirmed blocks from, and the transactions replacements took over (one may still be the
-    // one that confirms).
-    "CREATE TABLE payout_broadcasts (
-         payment_id TEXT PRIMARY KEY REFERENCES payments (payment_id),
-         height INTEGER NOT NULL
-     ) STRICT;
-     CREATE TABLE payout_replaced (
-         txid TEXT PRIMARY KEY,
-         payment_id TEXT NOT NULL REFERENCES payments (payment_id),
-         raw_tx BLOB NOT NULL,
-         replaced_at INTEGER NOT NULL
-     ) STRICT;",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.
