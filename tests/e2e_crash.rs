@@ -1,4 +1,5 @@
-//! Crash safety. A client sends 200 payouts across the rails (on-chain to outside addresses,
+//! Crash safety. A client sends 200 payouts across the rails (on-chain to outside addresses, a
+//! tenth of them batched (`onchain_batch`, the queue sent by `batch.trigger` between kills),
 //! BIP21 URIs with the peer gateway's address and invoice paid on the recommended rail, `on_us`
 //! to the gateway's own invoices) while the
 //! gateway is SIGKILLed at random moments — at least 10 times — and restarted each time, and a
@@ -6,7 +7,8 @@
 //! gets an answer, as a real client would. Afterwards:
 //! - every idempotency key that was accepted maps to exactly one payment (a replay returns it);
 //! - every payment reached exactly one final state, and exactly once on its rail: the wallet has
-//!   one transaction per settled on-chain payout and no other, the node one succeeded payment per
+//!   one transaction per settled on-chain payout and per batch and no other, one output per
+//!   batched payout, the node one succeeded payment per
 //!   settled Lightning payout, and the peer received each invoice once;
 //! - the ledger sums to zero and agrees with the wallet and the node (`ledger.verify`);
 //! - a channel a kill force-closed is reported by health (`degraded`, with the channel and reason)
@@ -109,10 +111,12 @@ fn payouts_survive_sigkill_exactly_once() {
         |gw: &common::Gateway| gw.call("wallet.transactions", json!({}))["transactions"].as_array().unwrap().len();
     let txs_before = wallet_txs(&a);
 
-    // The plan: half on-chain, four tenths Lightning, a tenth on_us.
+    // The plan: half on-chain (a tenth of all batched), four tenths Lightning, a tenth on_us.
     let plan: Vec<(&'static str, String, u64)> = (0..PAYOUTS)
         .map(|i| match i % 10 {
-            k @ 0..=4 => ("onchain", outside_address((50 + i / 10 * 5 + k) as u8).to_string(), 10_000 + i as u64),
+            k @ 0..=3 => ("onchain", outside_address((50 + i / 10 * 5 + k) as u8).to_string(), 10_000 + i as u64),
+            // A tenth batched: queued, then sent by `batch.trigger` between the kills.
+            4 => ("onchain_batch", outside_address((54 + i / 10 * 5) as u8).to_string(), 10_000 + i as u64),
             5..=8 => {
                 let inv = b.call(
                     "ln.invoice",
@@ -131,7 +135,7 @@ fn payouts_survive_sigkill_exactly_once() {
             }
         })
         .collect();
-    let addresses: HashSet<&str> = plan.iter().filter(|p| p.0 == "onchain").map(|p| p.1.as_str()).collect();
+    let addresses: HashSet<&str> = plan.iter().filter(|p| p.0.starts_with("onchain")).map(|p| p.1.as_str()).collect();
     let lightning_settled_before = a.call("ln.payments", json!({}))["payments"]
         .as_array()
         .unwrap()
@@ -164,6 +168,11 @@ fn payouts_survive_sigkill_exactly_once() {
         while (!done.load(Ordering::SeqCst) || kills < MIN_KILLS) && Instant::now() < deadline {
             // Long enough apart that the node reconnects its channel between some of the kills.
             std::thread::sleep(Duration::from_millis(rng.gen_range(1_000..4_000)));
+            // The queue leaves now and then, so that kills also land in batches (a failed call:
+            // nothing queued, or the process is just starting).
+            if rng.gen_bool(0.5) {
+                let _ = a.try_call("batch.trigger", json!({}));
+            }
             a.kill();
             kills += 1;
             a.start_again();
@@ -178,6 +187,9 @@ fn payouts_survive_sigkill_exactly_once() {
     // A channel force-closed by a kill resolves its in-flight HTLCs on-chain: allow for it.
     let settle_by = Instant::now() + 8 * MINUTE;
     loop {
+        // Payouts the wallet put on the recommended `onchain_batch` rail leave now, not at their
+        // deadline (a failed call: nothing queued).
+        let _ = a.try_call("batch.trigger", json!({}));
         chain.mine(1);
         std::thread::sleep(Duration::from_millis(300));
         all = payments(port, &key);
@@ -250,10 +262,18 @@ fn payouts_survive_sigkill_exactly_once() {
     let wallet: Vec<Value> = a.call("wallet.transactions", json!({}))["transactions"].as_array().unwrap().clone();
     let in_wallet: HashSet<&str> = wallet.iter().map(|t| t["txid"].as_str().unwrap()).collect();
     assert!(txids.iter().all(|t| in_wallet.contains(t)));
+    // Payouts the wallet put on the recommended `onchain_batch` rail: one output each, in batches
+    // the wallet has.
+    let batched = settled("onchain_batch");
+    let outputs: HashSet<(&str, u64)> =
+        batched.iter().map(|p| (p["txid"].as_str().unwrap(), p["vout"].as_u64().unwrap())).collect();
+    assert_eq!(outputs.len(), batched.len(), "one output per batched payout");
+    let batch_txids: HashSet<&str> = outputs.iter().map(|(txid, _)| *txid).collect();
+    assert!(batch_txids.iter().all(|t| in_wallet.contains(t)));
     assert_eq!(
         wallet_txs(&a) - txs_before,
-        onchain.len(),
-        "one wallet transaction per settled on-chain payout, no other"
+        onchain.len() + batch_txids.len(),
+        "one wallet transaction per settled on-chain payout and per batch, no other"
     );
     let lightning = settled("lightning");
     common::ln::wait_ln_running(&a);
