@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use common::webhook::{signature_valid, Receiver};
 use common::{http_get_with_key, http_post, outside_address, wait_for, AdminMode, Chain, Gateway};
-use sendero_wallet::bitcoin::consensus::encode::deserialize_hex;
 use sendero_wallet::bitcoin::{Address, Transaction};
 use serde_json::{json, Value};
 
@@ -60,20 +59,6 @@ fn settled(gw: &Gateway, key: &str, id: &str) -> Value {
     }
 }
 
-fn tx(chain: &Chain, txid: &str) -> Transaction {
-    deserialize_hex(chain.raw_tx(txid)["hex"].as_str().expect("hex")).expect("transaction")
-}
-
-/// The fee of `t`, from its inputs' previous outputs on the chain.
-fn fee(chain: &Chain, t: &Transaction) -> u64 {
-    let inputs: u64 = t
-        .input
-        .iter()
-        .map(|i| tx(chain, &i.previous_output.txid.to_string()).output[i.previous_output.vout as usize].value.to_sat())
-        .sum();
-    inputs - t.output.iter().map(|o| o.value.to_sat()).sum::<u64>()
-}
-
 /// How many times each address is paid in the blocks after `from` (exclusive) up to the tip.
 fn paid_on_chain(chain: &Chain, from: u32) -> HashMap<String, usize> {
     let mut paid = HashMap::new();
@@ -81,7 +66,7 @@ fn paid_on_chain(chain: &Chain, from: u32) -> HashMap<String, usize> {
         let hash = common::call_bitcoind(&chain.rpc(), "getblockhash", &[json!(height)]);
         let block = common::call_bitcoind(&chain.rpc(), "getblock", &[hash, json!(1)]);
         for txid in block["tx"].as_array().expect("txs") {
-            for out in tx(chain, txid.as_str().expect("txid")).output {
+            for out in chain.tx(txid.as_str().expect("txid")).output {
                 if let Ok(a) = Address::from_script(&out.script_pubkey, sendero_wallet::bitcoin::Network::Regtest) {
                     *paid.entry(a.to_string()).or_insert(0) += 1;
                 }
@@ -146,9 +131,9 @@ fn fifty_payouts_leave_in_one_transaction_and_each_settles_with_its_share() {
     assert_eq!(left["payouts"], 50, "{left}");
     let txid = left["txid"].as_str().unwrap().to_owned();
     assert_eq!(chain.mempool(), vec![txid.clone()], "one transaction");
-    let t = tx(&chain, &txid);
+    let t = chain.tx(&txid);
     assert_eq!(t.output.len(), 51, "50 payees and a change output");
-    let chain_fee = fee(&chain, &t);
+    let chain_fee = chain.fee(&t);
     assert_eq!(left["fee_sat"], chain_fee);
 
     let height = chain.height();
@@ -268,7 +253,7 @@ fn stuck(failpoint: Option<&str>, seed: u8) {
     let key = gw.api_key("pay,read");
     let (ids, addresses, left) = one_batch(&gw, &key, 5, seed);
     let first = left["txid"].as_str().unwrap().to_owned();
-    let original = tx(&chain, &first);
+    let original = chain.tx(&first);
     // Miners leave it out (as if its feerate were far below the market's), and fees rise.
     common::call_bitcoind(&chain.rpc(), "prioritisetransaction", &[json!(first), json!(0), json!(-100_000_000)]);
     if let Some(failpoint) = failpoint {
@@ -295,7 +280,7 @@ fn stuck(failpoint: Option<&str>, seed: u8) {
     assert_eq!(batch["replaced"][0]["txid"], first.as_str(), "{batch:#}");
     assert_eq!(batch["feerate_sat_vb"], 20);
     wait_for("the replacement in the mempool", MINUTE, || chain.mempool() == vec![second.clone()]);
-    let replacement = tx(&chain, &second);
+    let replacement = chain.tx(&second);
     for a in &addresses {
         let script = a.parse::<Address<_>>().unwrap().assume_checked().script_pubkey();
         let paid = |t: &Transaction| {
@@ -303,8 +288,8 @@ fn stuck(failpoint: Option<&str>, seed: u8) {
         };
         assert_eq!((paid(&original), paid(&replacement)), (1, 1), "every output is in the replacement");
     }
-    let paid_fee = fee(&chain, &replacement);
-    assert!(paid_fee > fee(&chain, &original), "the replacement pays more");
+    let paid_fee = chain.fee(&replacement);
+    assert!(paid_fee > chain.fee(&original), "the replacement pays more");
     chain.mine(1);
     let mut shares = 0;
     for id in &ids {

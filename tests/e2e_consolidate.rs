@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{call_bitcoind, http_post, outside_address, wait_for, AdminMode, Chain, Gateway};
-use sendero_wallet::bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
+use sendero_wallet::bitcoin::consensus::encode::serialize_hex;
 use sendero_wallet::bitcoin::ecdsa::Signature;
 use sendero_wallet::bitcoin::hashes::Hash;
 use sendero_wallet::bitcoin::key::{CompressedPublicKey, Secp256k1};
@@ -28,26 +28,12 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// The key of the coinbases the test spends (`outside_address(MINER)`).
 const MINER: u8 = 7;
 
-fn tx(chain: &Chain, txid: &str) -> Transaction {
-    deserialize_hex(chain.raw_tx(txid)["hex"].as_str().expect("hex")).expect("transaction")
-}
-
-/// The fee of `t`, from its inputs' previous outputs on the chain.
-fn fee(chain: &Chain, t: &Transaction) -> u64 {
-    let inputs: u64 = t
-        .input
-        .iter()
-        .map(|i| tx(chain, &i.previous_output.txid.to_string()).output[i.previous_output.vout as usize].value.to_sat())
-        .sum();
-    inputs - t.output.iter().map(|o| o.value.to_sat()).sum::<u64>()
-}
-
 /// Spends the coinbase of block `height` (paid to `outside_address(MINER)`) to `outputs`, the
 /// rest back to the miner less 10 000 sats of fee; its txid.
 fn fund(chain: &Chain, height: u32, outputs: &[(String, u64)]) -> Txid {
     let hash = call_bitcoind(&chain.rpc(), "getblockhash", &[json!(height)]);
     let block = call_bitcoind(&chain.rpc(), "getblock", &[hash, json!(1)]);
-    let coinbase = tx(chain, block["tx"][0].as_str().unwrap());
+    let coinbase = chain.tx(block["tx"][0].as_str().unwrap());
     let miner = outside_address(MINER).script_pubkey();
     let (value, prev) = (coinbase.output[0].value, coinbase.output[0].script_pubkey.clone());
     assert_eq!(prev, miner);
@@ -193,10 +179,10 @@ fn small_coins_are_swept_into_one_and_the_ledger_books_only_the_fee() {
     eprintln!("consolidate.run: txid {} fee_sat {} actual_vsize {}", ran["txid"], ran["fee_sat"], ran["actual_vsize"]);
     let txid = ran["txid"].as_str().unwrap().to_owned();
     assert_eq!(chain.mempool(), vec![txid.clone()], "{ran:#}");
-    let t = tx(&chain, &txid);
+    let t = chain.tx(&txid);
     assert_eq!(t.input.len(), 53);
     assert_eq!(t.output.len(), 1, "one output, the treasury's own");
-    let chain_fee = fee(&chain, &t);
+    let chain_fee = chain.fee(&t);
     assert_eq!(ran["fee_sat"], chain_fee);
     assert_eq!(chain_fee, 3_646, "the planned fee exactly");
     let spent: HashSet<String> = t.input.iter().map(|i| i.previous_output.to_string()).collect();

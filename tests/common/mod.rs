@@ -74,6 +74,24 @@ impl Chain {
         call_bitcoind(&self.rpc(), "getrawtransaction", &[json!(txid), json!(true)])
     }
 
+    /// A transaction of the chain or the mempool, decoded.
+    pub fn tx(&self, txid: &str) -> sendero_wallet::bitcoin::Transaction {
+        let hex = self.raw_tx(txid)["hex"].as_str().expect("hex").to_owned();
+        sendero_wallet::bitcoin::consensus::encode::deserialize_hex(&hex).expect("transaction")
+    }
+
+    /// The fee of `t`, from its inputs' previous outputs on the chain (in sats, exactly).
+    pub fn fee(&self, t: &sendero_wallet::bitcoin::Transaction) -> u64 {
+        let inputs: u64 = t
+            .input
+            .iter()
+            .map(|i| {
+                self.tx(&i.previous_output.txid.to_string()).output[i.previous_output.vout as usize].value.to_sat()
+            })
+            .sum();
+        inputs - t.output.iter().map(|o| o.value.to_sat()).sum::<u64>()
+    }
+
     pub fn mempool(&self) -> Vec<String> {
         serde_json::from_value(call_bitcoind(&self.rpc(), "getrawmempool", &[])).expect("mempool list")
     }

@@ -232,35 +232,11 @@ fn check_admission(conn: &rusqlite::Connection, new: &NewPayment) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::payment::{Payment, Rail, State};
+    use crate::payment::{Rail, State};
     use rusqlite::params;
 
     fn new_payment(n: u32) -> NewPayment {
-        let payment = Payment {
-            payment_id: format!("pay_{n}"),
-            api_key_id: "key".into(),
-            idem_key: format!("idem_{n}"),
-            route_id: format!("rt_{n}"),
-            rail: Rail::Lightning,
-            destination: format!("lnbcrt{n}"),
-            amount_msat: 1_000_000,
-            currency: "SAT".into(),
-            amount_minor: 1_000,
-            fx_quote_id: None,
-            fee_reserve_msat: 0,
-            fee_rate_sat_vb: None,
-            state: State::Submitted,
-            rail_ref: None,
-            raw_tx: None,
-            fee_paid_msat: None,
-            failure_code: None,
-            failure_message: None,
-            attempts: 0,
-            next_attempt_at: 0,
-            created_at: 1,
-            updated_at: 1,
-            final_at: None,
-        };
+        let payment = crate::payment::test_payment(n, Rail::Lightning, format!("lnbcrt{n}"));
         let first = super::super::steps::first_step(&payment);
         NewPayment {
             payment,

@@ -267,29 +267,11 @@ mod tests {
 
     fn payment(n: u32, rail: Rail) -> Payment {
         Payment {
-            payment_id: format!("pay_{n}"),
-            api_key_id: "key".into(),
-            idem_key: format!("idem_{n}"),
-            route_id: format!("rt_{n}"),
-            rail,
-            destination: format!("bcrt1q{n}"),
             amount_msat: 30_000_000,
-            currency: "SAT".into(),
             amount_minor: 30_000,
-            fx_quote_id: None,
-            fee_reserve_msat: 0,
             fee_rate_sat_vb: Some(20),
             state: State::Debited,
-            rail_ref: None,
-            raw_tx: None,
-            fee_paid_msat: None,
-            failure_code: None,
-            failure_message: None,
-            attempts: 0,
-            next_attempt_at: 0,
-            created_at: 1,
-            updated_at: 1,
-            final_at: None,
+            ..crate::payment::test_payment(n, rail, format!("bcrt1q{n}"))
         }
     }
 

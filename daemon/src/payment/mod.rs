@@ -278,3 +278,34 @@ impl Payment {
         v
     }
 }
+
+/// A payment for unit tests: `pay_<n>` of key `key`, 1,000 sat on `rail` to `destination`,
+/// `submitted`, created at 1; tests change what they need.
+#[cfg(test)]
+pub(crate) fn test_payment(n: u32, rail: Rail, destination: String) -> Payment {
+    Payment {
+        payment_id: format!("pay_{n}"),
+        api_key_id: "key".into(),
+        idem_key: format!("idem_{n}"),
+        route_id: format!("rt_{n}"),
+        rail,
+        destination,
+        amount_msat: 1_000_000,
+        currency: "SAT".into(),
+        amount_minor: 1_000,
+        fx_quote_id: None,
+        fee_reserve_msat: 0,
+        fee_rate_sat_vb: None,
+        state: State::Submitted,
+        rail_ref: None,
+        raw_tx: None,
+        fee_paid_msat: None,
+        failure_code: None,
+        failure_message: None,
+        attempts: 0,
+        next_attempt_at: 0,
+        created_at: 1,
+        updated_at: 1,
+        final_at: None,
+    }
+}
