@@ -39,7 +39,7 @@ pub(crate) async fn get(ctx: &AppState, params: Params) -> Result<Value, AdminEr
 /// `batch.trigger`: the queue leaves now, as one batch (audited).
 pub(crate) async fn trigger(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
-    let departed = batcher::depart(&ctx.payments, true).await.map_err(|e| match e {
+    let departed = batcher::depart(&ctx.payments, true, &Default::default()).await.map_err(|e| match e {
         BatchError::Empty => AdminError::new(rpc_code::REFUSED, "batch_queue_empty", e.to_string()),
         BatchError::Raced => AdminError::new(rpc_code::UNAVAILABLE, "batch_raced", e.to_string()),
         BatchError::Wallet(w) => AdminError::from(w),

@@ -29,13 +29,7 @@ pub(crate) async fn preview(ctx: &AppState, params: Params) -> Result<Value, Adm
 
 /// `fees.report {from?, to?}`.
 pub(crate) async fn report(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
-    let params = params.only(&["from", "to"])?;
-    let now = crate::unix_now();
-    let to = params.optional_positive_integer("to", "invalid_params")?.unwrap_or(now + 1);
-    let from = params.optional_positive_integer("from", "invalid_params")?.unwrap_or(to.saturating_sub(86_400));
-    if from >= to {
-        return Err(AdminError::invalid_params("from must be before to"));
-    }
+    let (from, to) = super::fx_report::window(params)?;
     let rails = costs::report(&ctx.payments, from, to).map_err(admin_error)?;
     Ok(json!({ "from": from, "to": to, "rails": rails }))
 }

@@ -38,7 +38,7 @@ pub(crate) async fn register(ctx: &AppState, params: Params) -> Result<Value, Ad
 }
 
 /// `from` / `to` (unix seconds), by default the last 24 h.
-fn window(params: Params) -> Result<(u64, u64), AdminError> {
+pub(super) fn window(params: Params) -> Result<(u64, u64), AdminError> {
     let params = params.only(&["from", "to"])?;
     let now = crate::unix_now();
     let to = params.optional_positive_integer("to", "invalid_params")?.unwrap_or(now + 1);

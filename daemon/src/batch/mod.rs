@@ -62,6 +62,12 @@ impl Priority {
         }
     }
 
+    /// How long a queued payout of this priority may wait and still confirm within its ETA
+    /// bound: the bound minus its confirmation target's time, seconds.
+    pub fn max_wait_secs(self, c: &RoutingConfig) -> u64 {
+        self.max_eta_secs(c).saturating_sub(u64::from(self.target_blocks(c)) * 600)
+    }
+
     /// Its ETA bound, seconds (`[routing] *_max_eta_secs`).
     pub fn max_eta_secs(self, c: &RoutingConfig) -> u64 {
         match self {

@@ -41,20 +41,32 @@ pub async fn feerates(ctx: &Payments) -> Result<Feerates, WalletError> {
     })
 }
 
+/// The feerates of one look at the queue, asked of bitcoind at most once (and only when a payout
+/// waits): the fee holds and the departure read the same figures.
+#[derive(Debug, Default)]
+pub struct RoundRates(tokio::sync::OnceCell<Feerates>);
+
+impl RoundRates {
+    /// The round's feerates.
+    pub async fn get(&self, ctx: &Payments) -> Result<Feerates, WalletError> {
+        self.0.get_or_try_init(|| feerates(ctx)).await.copied()
+    }
+}
+
 /// Which payouts of `queued` leave now and at what feerate: by the policy, or all of them when
 /// an operator asks (`operator`); positions are in `queued`, at most `max_outputs_per_tx`.
 pub async fn decide(
     ctx: &Payments,
     queued: &[Stored],
-    now: u64,
-    operator: bool,
+    (now, operator): (u64, bool),
+    rates: &RoundRates,
 ) -> Result<Option<Departure>, WalletError> {
     let seen = view(ctx, queued);
     if seen.is_empty() {
         return Ok(None);
     }
     let policy = Policy::from_config(&ctx.config);
-    let rates = feerates(ctx).await?;
+    let rates = rates.get(ctx).await?;
     let queue: Vec<batch::Queued> = seen.iter().map(|(_, q)| q.clone()).collect();
     let decided = if operator {
         batch::triggered(&queue, &rates, &policy)

@@ -66,10 +66,11 @@ const QUEUE_READ: usize = 10_000;
 /// batch when the policy says one leaves (again at once while more are due).
 pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
     loop {
-        if let Err(e) = super::fee_holds::refresh(&ctx).await {
+        let rates = batch_policy::RoundRates::default();
+        if let Err(e) = super::fee_holds::refresh(&ctx, &rates).await {
             tracing::warn!(error = %e, "payouts waiting for fees not recorded; tried again");
         }
-        match depart(&ctx, false).await {
+        match depart(&ctx, false, &rates).await {
             Ok(d) => {
                 tracing::info!(batch_id = %d.batch.batch_id, txid = %d.batch.txid, payouts = d.batch.payouts,
                     fee_sat = d.batch.fee_sat, feerate_sat_vb = d.batch.feerate_sat_vb, reason = %d.batch.reason, "batch left");
@@ -89,7 +90,7 @@ pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
 
 /// Builds, stores and broadcasts one batch when the policy says it leaves — or, for an
 /// `operator`, the whole queue now (at most `batching.max_outputs_per_tx` payouts).
-pub async fn depart(ctx: &Payments, operator: bool) -> Result<Departed, BatchError> {
+pub async fn depart(ctx: &Payments, operator: bool, rates: &batch_policy::RoundRates) -> Result<Departed, BatchError> {
     let store = Arc::clone(&ctx.store);
     let all = tokio::task::block_in_place(|| store.queued_payouts(QUEUE_READ))?;
     if all.is_empty() {
@@ -97,7 +98,7 @@ pub async fn depart(ctx: &Payments, operator: bool) -> Result<Departed, BatchErr
     }
     // Decided without the treasury's lock (it asks bitcoind for feerates); built under it, from
     // the payouts still queued then.
-    let Some(departure) = batch_policy::decide(ctx, &all, crate::unix_now(), operator).await? else {
+    let Some(departure) = batch_policy::decide(ctx, &all, (crate::unix_now(), operator), rates).await? else {
         return Err(BatchError::NotDue);
     };
     let _spending = ctx.onchain.spending().await;

@@ -65,10 +65,10 @@ pub fn view_with_hold(p: &Payment, hold: Option<&FeeHold>) -> Value {
 
 /// Reads the queue and the feerates, and records which payouts wait for fees now; the number
 /// that started waiting (each got its `payment.delayed` event).
-pub async fn refresh(ctx: &Payments) -> Result<usize, WalletError> {
+pub async fn refresh(ctx: &Payments, rates: &batch_policy::RoundRates) -> Result<usize, WalletError> {
     let store = Arc::clone(&ctx.store);
     let queued = tokio::task::block_in_place(|| store.queued_payouts(QUEUE_READ)).map_err(storage)?;
-    let holds = if queued.is_empty() { Vec::new() } else { holds(ctx, &queued).await? };
+    let holds = if queued.is_empty() { Vec::new() } else { holds(ctx, &queued, rates).await? };
     let store = Arc::clone(&ctx.store);
     let started = tokio::task::block_in_place(|| store.record_fee_holds(&holds, crate::unix_now())).map_err(storage)?;
     if started > 0 {
@@ -82,9 +82,13 @@ fn storage(e: StoreError) -> WalletError {
 }
 
 /// The payouts of `queued` that wait for fees now, with their holds.
-async fn holds<'a>(ctx: &Payments, queued: &'a [Stored]) -> Result<Vec<(&'a Payment, FeeHold)>, WalletError> {
+async fn holds<'a>(
+    ctx: &Payments,
+    queued: &'a [Stored],
+    rates: &batch_policy::RoundRates,
+) -> Result<Vec<(&'a Payment, FeeHold)>, WalletError> {
     let seen = batch_policy::view(ctx, queued);
-    let rates = batch_policy::feerates(ctx).await?;
+    let rates = rates.get(ctx).await?;
     let policy = Policy::from_config(&ctx.config);
     let now = crate::unix_now();
     Ok(seen

@@ -170,7 +170,7 @@ fn batched(
     let vsize = (output_wu + share_wu).div_ceil(4);
     let target = priority.target_blocks(&ctx.config.routing);
     let now = crate::unix_now();
-    let own = now + priority.max_eta_secs(&ctx.config.routing).saturating_sub(u64::from(target) * 600);
+    let own = now + priority.max_wait_secs(&ctx.config.routing);
     let leaves = earliest.map_or(own, |e| e.min(own)).max(now);
     Ok(Candidate {
         fee_rate_sat_vb: Some(rate),

@@ -61,8 +61,7 @@ impl Store {
         for row in rows {
             let (priority, n, oldest) = row?;
             let p = Priority::parse(&priority).unwrap_or(Priority::Normal);
-            let leaves =
-                oldest as u64 + p.max_eta_secs(routing).saturating_sub(u64::from(p.target_blocks(routing)) * 600);
+            let leaves = oldest as u64 + p.max_wait_secs(routing);
             count += n as u64;
             earliest = Some(earliest.map_or(leaves, |e| e.min(leaves)));
         }
