@@ -217,6 +217,13 @@ fn payouts_survive_sigkill_exactly_once() {
     }
     eprintln!("payments by rail and status: {by_state:?}");
     let log = a.log();
+    for l in log.lines().filter(|l| {
+        ["fee bumped", "pays for a stuck", "family", "broadcast_rejected", "not broadcast now", "given up"]
+            .iter()
+            .any(|w| l.contains(w))
+    }) {
+        eprintln!("  {l}");
+    }
     let lost = |what: &str| log.lines().filter(|l| l.contains(what)).count();
     eprintln!(
         "Lightning payouts a kill lost inside the node: {} sent again, {} abandoned",

@@ -186,6 +186,7 @@ fn spawn_tasks(state: &AppState, boot: Boot, rpc: (String, BitcoindAuth), cancel
     if state.config.batching.enabled {
         tasks.spawn("batcher", crate::payment::batcher::run(Arc::clone(&state.payments), cancel.clone()));
     }
+    tasks.spawn("fee bumper", crate::payment::bumper::run(Arc::clone(&state.payments), cancel.clone()));
     if state.config.batching.consolidation_interval_secs > 0 {
         let payments = Arc::clone(&state.payments);
         tasks.spawn("consolidation", crate::payment::consolidate::run_every(payments, cancel.clone()));

@@ -5,6 +5,7 @@
 //! history, payouts), [`ChainSource`] (a bitcoind RPC client with fee estimation and broadcast),
 //! [`Follower`] (block + mempool sync) and the mnemonic helpers in [`keys`].
 
+mod bump;
 mod chain;
 mod error;
 pub mod keys;
@@ -12,6 +13,7 @@ mod sync;
 mod treasury;
 
 pub use bdk_wallet::bitcoin;
+pub use bump::{Child, Pending, CHILD_VSIZE};
 pub use chain::{BitcoindAuth, ChainInfo, ChainSource, FeeEstimate, FeeSource};
 pub use error::WalletError;
 pub use sync::{Follower, SyncReport};

@@ -92,8 +92,8 @@ pub struct Payout {
     pub feerate_sat_vb: u64,
 }
 
-struct Inner {
-    wallet: PersistedWallet<Connection>,
+pub(crate) struct Inner {
+    pub(crate) wallet: PersistedWallet<Connection>,
     db: Connection,
 }
 
@@ -125,7 +125,7 @@ impl Treasury {
         Ok(Arc::new(Treasury { inner: Mutex::new(Inner { wallet, db }), network }))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -231,24 +231,6 @@ impl Treasury {
         Ok((tx, payout))
     }
 
-    /// A replacement (RBF) of the wallet's unconfirmed `txid` paying `feerate_sat_vb`: the same
-    /// outputs, the higher fee taken from its change (BDK's fee bump), signed, not broadcast
-    /// ([`Treasury::publish`] sends it).
-    pub fn bump(&self, txid: &str, feerate_sat_vb: u64) -> Result<(Transaction, Payout), WalletError> {
-        let txid = Txid::from_str(txid).map_err(|e| WalletError::Build(format!("txid {txid}: {e}")))?;
-        let feerate = FeeRate::from_sat_per_vb(feerate_sat_vb)
-            .filter(|_| feerate_sat_vb >= 1)
-            .ok_or_else(|| WalletError::InvalidFeerate(format!("{feerate_sat_vb} sat/vB")))?;
-        let mut inner = self.lock();
-        let mut builder =
-            inner.wallet.build_fee_bump(txid).map_err(|e| WalletError::Build(format!("fee bump: {e}")))?;
-        builder.fee_rate(feerate);
-        let psbt = builder.finish().map_err(create_tx_error)?;
-        let (tx, fee_sat) = inner.sign(psbt)?;
-        let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate_sat_vb };
-        Ok((tx, payout))
-    }
-
     /// Builds and signs one transaction spending exactly `outpoints` (coins of the wallet) into one
     /// new change address, paying `fee_sat`; nothing is broadcast or recorded (a consolidation,
     /// published like a payout with [`Treasury::publish`]).
@@ -270,13 +252,18 @@ impl Treasury {
     }
 
     /// Broadcasts a prepared transaction (again, if bitcoind already has it) and records it in
-    /// the wallet. When bitcoind refuses it, the wallet forgets it.
+    /// the wallet. When bitcoind refuses it, the wallet forgets it (its change address is free
+    /// again, unless it was a replacement).
     pub fn publish(&self, chain: &ChainSource, tx: &Transaction) -> Result<(), WalletError> {
         let mut inner = self.lock();
         match chain.rebroadcast(tx) {
             Ok(_) => {}
             Err(e @ WalletError::Broadcast(_)) => {
-                inner.wallet.cancel_tx(tx);
+                // A refused replacement shares its change address with the transaction it was to
+                // replace, which still counts: that address stays used.
+                if !crate::bump::replaces(&inner, tx) {
+                    inner.wallet.cancel_tx(tx);
+                }
                 return Err(e);
             }
             Err(e) => return Err(e),
@@ -350,7 +337,7 @@ impl Inner {
         }
     }
 
-    fn persist(&mut self) -> Result<(), WalletError> {
+    pub(crate) fn persist(&mut self) -> Result<(), WalletError> {
         self.wallet.persist(&mut self.db)?;
         Ok(())
     }
@@ -388,7 +375,7 @@ impl Inner {
     }
 
     /// Signs `psbt`; the transaction and its fee, or the wallet forgets it.
-    fn sign(&mut self, mut psbt: bdk_wallet::bitcoin::Psbt) -> Result<(Transaction, u64), WalletError> {
+    pub(crate) fn sign(&mut self, mut psbt: bdk_wallet::bitcoin::Psbt) -> Result<(Transaction, u64), WalletError> {
         let finalized = self
             .wallet
             .sign(&mut psbt, SignOptions::default())
@@ -405,7 +392,7 @@ impl Inner {
     }
 }
 
-fn create_tx_error(e: CreateTxError) -> WalletError {
+pub(crate) fn create_tx_error(e: CreateTxError) -> WalletError {
     match e {
         CreateTxError::CoinSelection(InsufficientFunds { needed, available }) => {
             WalletError::InsufficientFunds { needed_sat: needed.to_sat(), available_sat: available.to_sat() }

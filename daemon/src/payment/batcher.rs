@@ -79,7 +79,6 @@ pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
             Err(BatchError::Empty | BatchError::NotDue | BatchError::Raced) => {}
             Err(e) => tracing::warn!(error = %e, "batch could not leave; it is tried again"),
         }
-        bumper::bump_stuck(&ctx).await;
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ctx.batch_wake.notified() => {}
@@ -243,16 +242,26 @@ pub(super) async fn batch_outcome(ctx: &Payments, p: &Payment) -> Result<Option<
         Err(e) => Err(e.to_string()),
     };
     let (mut batch, mut place) = read()?;
-    let confirmed =
-        |txid: &str| ctx.onchain.treasury().transaction(txid).is_some_and(|t| t.confirmation_height.is_some());
-    // A transaction a replacement took over may be the one that confirmed.
-    if !confirmed(&batch.txid) && bumper::adopt_confirmed(ctx, &batch).await.map_err(|e| e.to_string())? {
+    let held = ctx.onchain.treasury().transaction(&batch.txid);
+    // Another transaction of its family may be the one that confirmed (or the one to keep).
+    if held.as_ref().is_none_or(|t| t.confirmation_height.is_none())
+        && bumper::adopt_paying(ctx, &batch, held.is_some(), false).await.map_err(|e| e.to_string())?
+    {
         (batch, place) = read()?;
     }
     let Some(tx) = ctx.onchain.treasury().transaction(&batch.txid) else {
         let tx: Transaction = deserialize(&batch.raw_tx).map_err(|e| format!("stored batch unreadable: {e}"))?;
-        ctx.onchain.publish(tx).await.map_err(|e| e.to_string())?;
-        return Ok(None);
+        return match ctx.onchain.publish(tx).await {
+            Ok(()) => Ok(None),
+            // A replacement refused while the transaction it replaces still counts: that one is
+            // the batch's again.
+            Err(e @ WalletError::Broadcast(_)) => match bumper::adopt_paying(ctx, &batch, false, true).await {
+                Ok(true) => Ok(None),
+                Ok(false) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
     };
     let needed = ctx.config.routing.onchain_confirmations.max(1);
     let tip = ctx.onchain.treasury().synced_height();

@@ -1,12 +1,18 @@
-//! Fee bumping of batches, and which transaction of a batch's family paid. A batch still
-//! unconfirmed after its priority's `bump_after_blocks` (sooner near its ETA bound) is replaced
-//! (RBF: the same outputs, the higher fee from its change) at what the next block needs, up to
-//! the priority's ceiling ([`crate::batch::bump`]). The replacement, every payout's new output
-//! and fee share, and the replaced transaction are stored before the replacement is broadcast.
+//! Fee bumping: batches and single `onchain` payouts whose transaction is still unconfirmed after
+//! their priority's `bump_after_blocks` (sooner near their ETA bound) are lifted to what the next
+//! block needs, up to the priority's ceiling ([`crate::batch::bump`]), weighing a transaction as a
+//! miner does (its ancestor package, or a descendant paying for it). One that nothing spends yet
+//! is replaced (RBF: the same outputs, the higher fee from its change); one that other
+//! unconfirmed transactions already spend from gets a child paying for the package instead
+//! ([`super::cpfp`]): a replacement would evict them. The oldest are looked at first.
+//!
+//! A batch's replacement, every payout's new output and fee share, and the replaced transaction
+//! are stored before the replacement is broadcast (a single payout's: [`super::payout_bump`]).
 //! The original and its replacements spend a common input, so at most one confirms; whichever
 //! does is adopted, and the ledger settles each payout with its share of *that* fee.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sendero_wallet::bitcoin::consensus::{deserialize, serialize};
 use sendero_wallet::bitcoin::{ScriptBuf, Transaction};
@@ -14,9 +20,10 @@ use sendero_wallet::WalletError;
 
 use super::batch_tx::places;
 use super::batches::{BatchPayout, BatchRow, Queued, Replaced};
-use super::{Change, Payment, Payments};
+use super::{payout_bump, Change, Payment, Payments, Rail, State};
 use crate::batch::{self, InFlight, Policy, Priority};
 use crate::store::StoreError;
+use tokio_util::sync::CancellationToken;
 
 /// Why a bump or an adoption did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -35,45 +42,136 @@ pub enum BumpError {
     Unreadable(String),
 }
 
-/// Replaces every unconfirmed batch the policy says is stuck; logs what it did.
-pub async fn bump_stuck(ctx: &Payments) {
-    let store = Arc::clone(&ctx.store);
-    let batches = match tokio::task::block_in_place(|| store.unconfirmed_batches()) {
-        Ok(b) if b.is_empty() => return,
-        Ok(b) => b,
-        Err(e) => return tracing::error!(error = %e, "reading unconfirmed batches"),
-    };
-    let next_block = match ctx.onchain.estimate(1).await {
-        Ok(f) => f.sat_per_vb.saturating_mul(1_000),
-        Err(e) => return tracing::warn!(error = %e, "no feerate to bump batches with"),
-    };
-    let (policy, tip, now) =
-        (Policy::from_config(&ctx.config), u64::from(ctx.onchain.treasury().synced_height()), crate::unix_now());
-    for b in batches {
-        let Some(height) = b.broadcast_height else { continue };
-        if ctx.onchain.treasury().transaction(&b.txid).is_some_and(|t| t.confirmation_height.is_some()) {
-            continue;
-        }
-        let priority = Priority::parse(&b.priority).unwrap_or(Priority::Normal);
-        let in_flight = InFlight {
-            priority,
-            feerate_sat_kvb: b.feerate_sat_vb.saturating_mul(1_000),
-            blocks_unconfirmed: u32::try_from(tip.saturating_sub(height)).unwrap_or(u32::MAX),
-            eta_bound: b.created_at + policy.class(priority).max_eta_secs,
-        };
-        let Some(rate) = batch::bump(&in_flight, now, next_block, &policy) else { continue };
-        let rate_vb = rate.div_ceil(1_000);
-        match replace(ctx, &b, rate_vb).await {
-            Ok(next) => tracing::info!(batch_id = %b.batch_id, replaced = %b.txid, txid = %next.txid,
-                from_sat_vb = b.feerate_sat_vb, to_sat_vb = rate_vb, fee_sat = next.fee_sat, "batch fee bumped"),
-            Err(e) => tracing::warn!(batch_id = %b.batch_id, error = %e, "batch could not be bumped"),
+/// How often stuck transactions are looked for.
+const CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// Most single payouts looked at per round.
+const SENT_READ: usize = 10_000;
+
+/// Looks for stuck transactions every 2 s until cancelled.
+pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
+    loop {
+        bump_stuck(&ctx).await;
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(CHECK_EVERY) => {}
         }
     }
 }
 
-/// Replaces `b`'s transaction at `rate` sat/vB: stored, then broadcast.
-async fn replace(ctx: &Payments, b: &BatchRow, rate: u64) -> Result<BatchRow, BumpError> {
+/// A transaction that may be stuck, and what it carries.
+enum Stuck {
+    Batch(BatchRow),
+    Payout(Payment),
+}
+
+impl Stuck {
+    fn created_at(&self) -> u64 {
+        match self {
+            Stuck::Batch(b) => b.created_at,
+            Stuck::Payout(p) => p.created_at,
+        }
+    }
+
+    fn txid(&self) -> &str {
+        match self {
+            Stuck::Batch(b) => &b.txid,
+            Stuck::Payout(p) => p.rail_ref.as_deref().unwrap_or_default(),
+        }
+    }
+}
+
+/// Stored children broadcast again, then every unconfirmed batch and single payout the policy
+/// says is stuck sped up; logs what it did.
+pub async fn bump_stuck(ctx: &Payments) {
+    super::cpfp::resend(ctx).await;
+    let policy = Policy::from_config(&ctx.config);
+    let waiting = match waiting(ctx, &policy) {
+        Ok(w) if w.is_empty() => return,
+        Ok(w) => w,
+        Err(e) => return tracing::error!(error = %e, "reading unconfirmed payouts"),
+    };
+    let next_block = match ctx.onchain.estimate(1).await {
+        Ok(f) => f.sat_per_vb.saturating_mul(1_000),
+        Err(e) => return tracing::warn!(error = %e, "no feerate to bump transactions with"),
+    };
+    let now = crate::unix_now();
+    for (stuck, in_flight) in waiting {
+        if let Some(rate) = batch::bump(&in_flight, now, next_block, &policy) {
+            speed_up(ctx, &stuck, in_flight.feerate_sat_kvb, rate.div_ceil(1_000)).await;
+        }
+    }
+}
+
+/// Unconfirmed batches and single payouts that have waited a block or more, as the policy
+/// weighs them.
+fn waiting(ctx: &Payments, policy: &Policy) -> Result<Vec<(Stuck, InFlight)>, StoreError> {
+    let tip = u64::from(ctx.onchain.treasury().synced_height());
+    let mut found = Vec::new();
+    for b in ctx.store.unconfirmed_batches()? {
+        let (Some(height), Some(pending)) = (b.broadcast_height, ctx.onchain.treasury().pending(&b.txid)) else {
+            continue;
+        };
+        let priority = Priority::parse(&b.priority).unwrap_or(Priority::Normal);
+        let in_flight = InFlight {
+            priority,
+            feerate_sat_kvb: pending.effective_sat_kvb,
+            blocks_unconfirmed: u32::try_from(tip.saturating_sub(height)).unwrap_or(u32::MAX),
+            eta_bound: b.created_at + policy.class(priority).max_eta_secs,
+        };
+        found.push((Stuck::Batch(b), in_flight, pending.unconfirmed_ancestors));
+    }
+    for p in ctx.store.payments(None, &[State::Sent], None, SENT_READ)? {
+        if p.rail == Rail::Onchain {
+            if let Some((in_flight, depth)) = payout_bump::in_flight(ctx, &p, policy)? {
+                found.push((Stuck::Payout(p), in_flight, depth));
+            }
+        }
+    }
+    found.retain(|(_, f, _)| f.blocks_unconfirmed >= 1);
+    // A transaction is looked at after those it spends from, so that a child lifting a parent
+    // also counts for the parent's other descendants; then the oldest first.
+    found.sort_by_key(|(s, f, depth)| (*depth, std::cmp::Reverse(f.blocks_unconfirmed), s.created_at()));
+    Ok(found.into_iter().map(|(s, f, _)| (s, f)).collect())
+}
+
+/// Lifts `stuck` to `rate` sat/vB: replaced when nothing spends it yet, otherwise a child pays
+/// for it (a replacement would evict the transactions that spend it).
+async fn speed_up(ctx: &Payments, stuck: &Stuck, from_sat_kvb: u64, rate: u64) {
     let _spending = ctx.onchain.spending().await;
+    let txid = stuck.txid().to_owned();
+    // Weighed again under the lock: a payout may have spent from it meanwhile, or a child lifted
+    // it this round.
+    let Some(pending) = ctx.onchain.treasury().pending(&txid) else { return };
+    if pending.effective_sat_kvb >= rate.saturating_mul(1_000) {
+        return;
+    }
+    let (from_sat_vb, to_sat_vb) = (from_sat_kvb / 1_000, rate);
+    if pending.has_children {
+        match super::cpfp::pay_for(ctx, &txid, rate).await {
+            Ok(c) => tracing::info!(parent = %txid, child = %c.txid, fee_sat = c.fee_sat, from_sat_vb, to_sat_vb,
+                "stuck transaction lifted by a child (it has children: a replacement would evict them)"),
+            Err(e) => tracing::warn!(txid = %txid, error = %e, "no child could pay for a stuck transaction"),
+        }
+        return;
+    }
+    match stuck {
+        Stuck::Batch(b) => match replace(ctx, b, rate).await {
+            Ok(next) => tracing::info!(batch_id = %b.batch_id, replaced = %b.txid, txid = %next.txid,
+                from_sat_vb, to_sat_vb, fee_sat = next.fee_sat, "batch fee bumped"),
+            Err(e) => tracing::warn!(batch_id = %b.batch_id, error = %e, "batch could not be bumped"),
+        },
+        Stuck::Payout(p) => {
+            if let Err(e) = payout_bump::replace(ctx, p, rate).await {
+                tracing::warn!(payment_id = %p.payment_id, error = %e, "payout could not be bumped");
+            }
+        }
+    }
+}
+
+/// Replaces `b`'s transaction at `rate` sat/vB: stored, then broadcast. The caller holds
+/// [`crate::rails::onchain::Onchain::spending`].
+async fn replace(ctx: &Payments, b: &BatchRow, rate: u64) -> Result<BatchRow, BumpError> {
     let (tx, payout) = ctx.onchain.bump(&b.txid, rate).await?;
     let tip = u64::from(ctx.onchain.treasury().synced_height());
     let next = BatchRow {
@@ -123,15 +221,22 @@ fn switch(ctx: &Payments, current: &BatchRow, next: &BatchRow, tx: &Transaction)
     Ok(())
 }
 
-/// When a transaction a replacement took over confirmed after all, makes it the batch's again
-/// (its fee, its outputs); true when it did.
-pub(super) async fn adopt_confirmed(ctx: &Payments, b: &BatchRow) -> Result<bool, BumpError> {
+/// Makes another transaction of the batch's family its own again when that one is paying
+/// instead: it confirmed; or, when the wallet does not hold the batch's own (`ours_held` false),
+/// the wallet holds it and other transactions already spend from it (broadcasting the batch's own
+/// would evict them), or holds it at all when `any_held` (the batch's own was refused). True when
+/// it did.
+pub(super) async fn adopt_paying(ctx: &Payments, b: &BatchRow, ours_held: bool, any_held: bool) -> Result<bool, BumpError> {
     let store = Arc::clone(&ctx.store);
     let replaced: Vec<Replaced> = tokio::task::block_in_place(|| store.replaced(&b.batch_id))?;
-    let confirmed = replaced
-        .into_iter()
-        .find(|r| ctx.onchain.treasury().transaction(&r.txid).is_some_and(|t| t.confirmation_height.is_some()));
-    let Some(r) = confirmed else { return Ok(false) };
+    let treasury = ctx.onchain.treasury();
+    let pays = |r: &Replaced| match treasury.transaction(&r.txid) {
+        Some(t) if t.confirmation_height.is_some() => true,
+        Some(_) if ours_held => false,
+        Some(_) => any_held || treasury.pending(&r.txid).is_some_and(|m| m.has_children),
+        None => false,
+    };
+    let Some(r) = replaced.into_iter().find(pays) else { return Ok(false) };
     let _spending = ctx.onchain.spending().await;
     // Another step may have adopted it meanwhile.
     let id = b.batch_id.clone();
@@ -150,6 +255,6 @@ pub(super) async fn adopt_confirmed(ctx: &Payments, b: &BatchRow) -> Result<bool
     };
     switch(ctx, &current, &next, &tx)?;
     tracing::warn!(batch_id = %b.batch_id, txid = %r.txid, replaced_by = %current.txid,
-        "a replaced batch transaction confirmed: it is the one that paid");
+        "the batch is back on another transaction of its family");
     Ok(true)
 }

@@ -188,7 +188,7 @@ impl Store {
     }
 
     /// A route's priority (`high`, `normal`, `low`).
-    fn route_priority(&self, route_id: &str) -> Result<Option<String>, StoreError> {
+    pub(super) fn route_priority(&self, route_id: &str) -> Result<Option<String>, StoreError> {
         let conn = self.read();
         let priority = conn
             .prepare_cached("SELECT priority FROM routes WHERE route_id = ?1")?

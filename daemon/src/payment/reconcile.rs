@@ -7,7 +7,8 @@
 //! hold must equal the wallet's balance to the msat; transfers to and from the Lightning node are
 //! never outside movements, and a consolidation (`payment/consolidate.rs`) moves nothing out but its
 //! fee (`fees:consolidation`, once confirmed; unconfirmed, it counts like an outside movement not
-//! yet imported). The Lightning rail is reconciled by [`crate::ledger::lightning`].
+//! yet imported), and so does a child paying for a stuck transaction (`payment/cpfp.rs`,
+//! `fees:cpfp`). The Lightning rail is reconciled by [`crate::ledger::lightning`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -54,6 +55,7 @@ fn import(ctx: &Payments, payments: &[Payment], txs: &[TxRecord]) -> Result<usiz
     let transfers = transfer_txids(ctx, node.as_deref())?;
     ours.extend(transfers.iter().map(String::as_str));
     let consolidations = ctx.store.consolidation_txids()?;
+    let children = ctx.store.fee_child_txids()?;
     for tx in txs {
         if tx.confirmation_height.is_none() || ours.contains(tx.txid.as_str()) {
             continue;
@@ -63,9 +65,11 @@ fn import(ctx: &Payments, payments: &[Payment], txs: &[TxRecord]) -> Result<usiz
         if net == 0 {
             continue;
         }
-        // A consolidation moves nothing out but its fee.
+        // A consolidation, or a child paying for a stuck payout, moves nothing out but its fee.
         let (kind, reference, other) = if consolidations.contains(&tx.txid) {
             ("consolidation", format!("consolidation:{}", tx.txid), "fees:consolidation")
+        } else if children.contains(&tx.txid) {
+            ("cpfp", format!("cpfp:{}", tx.txid), "fees:cpfp")
         } else {
             ("external", format!("wallet:{}", tx.txid), "external:onchain")
         };

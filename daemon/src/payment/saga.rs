@@ -17,7 +17,7 @@ use sendero_wallet::{Payee, WalletError};
 use tokio_util::sync::CancellationToken;
 
 use super::steps::{complete, fail, first_step, log_step, settle};
-use super::{batcher, Change, Payment, Payments, Rail, State};
+use super::{batcher, payout_bump, Change, Payment, Payments, Rail, State};
 use crate::route::learn::Outcome;
 
 /// Longest wait between two retries of a step, seconds.
@@ -240,7 +240,10 @@ async fn publish_onchain(ctx: &Payments, p: &Payment) -> Step {
         return Step::next(fail(p, "internal", "the stored transaction is missing or unreadable".into()));
     };
     match ctx.onchain.publish(tx).await {
-        Ok(()) => Step::next(Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() }),
+        Ok(()) => {
+            payout_bump::left(ctx, p);
+            Step::next(Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() })
+        }
         // Refused for good: unless the wallet already has it (a conflict with itself), it never
         // left, and nothing was paid.
         Err(WalletError::Broadcast(reason)) => {
@@ -248,9 +251,47 @@ async fn publish_onchain(ctx: &Payments, p: &Payment) -> Step {
                 Some(_) => {
                     Step::next(Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() })
                 }
-                None => Step::next(fail(p, "broadcast_rejected", reason)),
+                // A replacement refused while another transaction of its family still counts
+                // (the original, or one that confirmed): that one is the payout's.
+                None => match payout_bump::paying_member(ctx, p, false, true) {
+                    Ok(Some(member)) => adopt(ctx, p, member),
+                    Ok(None) => Step::next(fail(p, "broadcast_rejected", reason)),
+                    Err(e) => Step::Retry(e.to_string()),
+                },
             }
         }
+        Err(e) => Step::Retry(e.to_string()),
+    }
+}
+
+/// `sent` on chain: settled once its transaction — or the one of its family (replacements) that
+/// confirmed instead — is deep enough, with that transaction's fee.
+async fn onchain_outcome(ctx: &Payments, p: &Payment, rail_ref: &str) -> Step {
+    let tx = ctx.onchain.treasury().transaction(rail_ref);
+    if tx.as_ref().is_none_or(|t| t.confirmation_height.is_none()) {
+        match payout_bump::paying_member(ctx, p, tx.is_some(), false) {
+            Ok(Some(member)) => return adopt(ctx, p, member),
+            Ok(None) => {}
+            Err(e) => return Step::Retry(e.to_string()),
+        }
+    }
+    let Some(tx) = tx else {
+        // Evicted from the mempool (or bitcoind restarted without it): broadcast again.
+        return publish_onchain(ctx, p).await;
+    };
+    let needed = ctx.config.routing.onchain_confirmations.max(1);
+    let tip = ctx.onchain.treasury().synced_height();
+    match tx.confirmation_height {
+        Some(h) if tip + 1 >= h + needed => Step::next(settle(p, tx.fee_sat.unwrap_or_default() * 1_000, None)),
+        _ => Step::Wait,
+    }
+}
+
+/// The payout goes back to another transaction of its family; the next look starts from the
+/// stored payout (a retry written from `p` would undo the move).
+fn adopt(ctx: &Payments, p: &Payment, member: payout_bump::ReplacedTx) -> Step {
+    match payout_bump::adopt(ctx, p, member) {
+        Ok(()) => Step::Wait,
         Err(e) => Step::Retry(e.to_string()),
     }
 }
@@ -310,21 +351,7 @@ async fn outcome(ctx: &Payments, p: &Payment) -> Step {
         return Step::next(fail(p, "internal", "a sent payment without a rail reference".into()));
     };
     match p.rail {
-        Rail::Onchain => {
-            let Some(tx) = ctx.onchain.treasury().transaction(&rail_ref) else {
-                // Evicted from the mempool (or bitcoind restarted without it): broadcast again.
-                return publish_onchain(ctx, p).await;
-            };
-            let needed = ctx.config.routing.onchain_confirmations.max(1);
-            let tip = ctx.onchain.treasury().synced_height();
-            match tx.confirmation_height {
-                Some(h) if tip + 1 >= h + needed => {
-                    let fee_msat = tx.fee_sat.unwrap_or_default() * 1_000;
-                    Step::next(settle(p, fee_msat, None))
-                }
-                _ => Step::Wait,
-            }
-        }
+        Rail::Onchain => onchain_outcome(ctx, p, &rail_ref).await,
         Rail::OnchainBatch => match batcher::batch_outcome(ctx, p).await {
             Ok(Some(change)) => Step::next(change),
             Ok(None) => Step::Wait,

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use sendero_wallet::bitcoin::{OutPoint, Transaction};
-use sendero_wallet::{ChainSource, FeeEstimate, FeeSource, Payee, Payout, Treasury, WalletError};
+use sendero_wallet::{ChainSource, Child, FeeEstimate, FeeSource, Payee, Payout, Treasury, WalletError};
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::fees::{Fees, FeesError, Schedule};
@@ -135,6 +135,13 @@ impl Onchain {
     pub async fn bump(&self, txid: &str, feerate_sat_vb: u64) -> Result<(Transaction, Payout), WalletError> {
         let (treasury, txid) = (Arc::clone(&self.treasury), txid.to_owned());
         blocking(move || treasury.bump(&txid, feerate_sat_vb)).await
+    }
+
+    /// A signed child (CPFP) lifting the unconfirmed `txid` and its package to `feerate_sat_vb`;
+    /// not broadcast. The caller holds [`Onchain::spending`].
+    pub async fn prepare_child(&self, txid: &str, feerate_sat_vb: u64) -> Result<Child, WalletError> {
+        let (treasury, txid) = (Arc::clone(&self.treasury), txid.to_owned());
+        blocking(move || treasury.prepare_child(&txid, feerate_sat_vb)).await
     }
 
     /// Builds and signs a consolidation spending exactly `outpoints` into one new change address

@@ -381,6 +381,31 @@ pub(super) const MIGRATIONS: &[&str] = &[
          since INTEGER NOT NULL,
          until INTEGER NOT NULL
      ) STRICT;",
+    // 16: speeding up stuck transactions. A single on-chain payout's transaction counts its
+    // unconfirmed blocks from `payout_broadcasts.height`; the transactions a replacement (RBF)
+    // took over are kept in `payout_replaced` (one of them may still be the one that confirms);
+    // a child that pays for a stuck transaction (CPFP) is stored in `fee_children` before its
+    // broadcast, and its fee is the treasury's (`fees:cpfp` in the ledger once it confirms).
+    "CREATE TABLE payout_broadcasts (
+         payment_id TEXT PRIMARY KEY REFERENCES payments (payment_id),
+         height INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE payout_replaced (
+         txid TEXT PRIMARY KEY,
+         payment_id TEXT NOT NULL REFERENCES payments (payment_id),
+         raw_tx BLOB NOT NULL,
+         replaced_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX payout_replaced_by_payment ON payout_replaced (payment_id);
+     CREATE TABLE fee_children (
+         txid TEXT PRIMARY KEY,
+         parent_txid TEXT NOT NULL,
+         raw_tx BLOB NOT NULL,
+         fee_sat INTEGER NOT NULL CHECK (fee_sat > 0),
+         package_sat_kvb INTEGER NOT NULL,
+         created_at INTEGER NOT NULL,
+         abandoned_at INTEGER
+     ) STRICT;",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.

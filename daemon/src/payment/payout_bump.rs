@@ -1,0 +1,198 @@
+//! Fee bumping of single `onchain` payouts, and which transaction of a payout's family paid. A
+//! payout's transaction still unconfirmed after its priority's `bump_after_blocks` (sooner near
+//! its ETA bound) is sped up to what the next block needs, up to the priority's ceiling
+//! ([`crate::batch::bump`]): replaced (RBF) when nothing spends it yet, otherwise given a child
+//! that pays for it ([`super::cpfp`]). A replacement becomes the payout's `rail_ref` and stored
+//! `raw_tx`, and the replaced transaction is kept, in one database transaction, before the
+//! replacement is broadcast. The original and its replacements spend a common input, so at most
+//! one confirms; whichever does is the payout's, and its fee is what the ledger settles.
+//!
+//! A stored replacement is broadcast again after a restart only while the transaction it
+//! replaces has no unconfirmed children (a replacement would evict them, and the payouts they
+//! carry); otherwise the payout goes back to the transaction the wallet holds.
+
+use std::sync::Arc;
+
+use rusqlite::{params, OptionalExtension};
+use sendero_wallet::bitcoin::consensus::serialize;
+use sendero_wallet::WalletError;
+
+use super::{Change, Payment, Payments};
+use crate::batch::{InFlight, Policy, Priority};
+use crate::ledger::LedgerError;
+use crate::store::{Store, StoreError};
+
+/// A transaction of a payout that a replacement took over (or that took over from the one the
+/// payout has now).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplacedTx {
+    /// Its id.
+    pub txid: String,
+    /// As signed.
+    pub raw_tx: Vec<u8>,
+}
+
+impl Store {
+    /// The chain height the payout's current transaction counts its unconfirmed blocks from.
+    fn payout_broadcast_height(&self, payment_id: &str) -> Result<Option<u64>, StoreError> {
+        let conn = self.read();
+        let height = conn
+            .prepare_cached("SELECT height FROM payout_broadcasts WHERE payment_id = ?1")?
+            .query_row([payment_id], |r| r.get::<_, i64>(0))
+            .optional()?;
+        Ok(height.map(|h| h as u64))
+    }
+
+    /// Counts the payout's current transaction's blocks from `height`.
+    fn set_payout_broadcast_height(&self, payment_id: &str, height: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO payout_broadcasts (payment_id, height) VALUES (?1, ?2)
+             ON CONFLICT (payment_id) DO UPDATE SET height = excluded.height",
+            params![payment_id, height as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Counts the payout's transaction's blocks from `height`, unless they already count.
+    fn payout_left(&self, payment_id: &str, height: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO payout_broadcasts (payment_id, height) VALUES (?1, ?2) ON CONFLICT (payment_id) DO NOTHING",
+            params![payment_id, height as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The other transactions of a payout's family.
+    pub fn payout_replaced(&self, payment_id: &str) -> Result<Vec<ReplacedTx>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT txid, raw_tx FROM payout_replaced WHERE payment_id = ?1 ORDER BY replaced_at, txid",
+        )?;
+        let rows = stmt.query_map([payment_id], |r| Ok(ReplacedTx { txid: r.get(0)?, raw_tx: r.get(1)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Keeps the payout's current transaction as one of its family and makes the one `change`
+    /// names its own (`rail_ref`, `raw_tx`), counting blocks from `height` — in one database
+    /// transaction, and only if the payout is still as `from` says.
+    fn switch_payout_tx(&self, from: &Payment, change: &Change, height: u64, now: u64) -> Result<bool, LedgerError> {
+        let (Some(txid), Some(raw)) = (from.rail_ref.as_deref(), from.raw_tx.as_deref()) else { return Ok(false) };
+        let next = change.next.as_ref().and_then(|n| n.rail_ref.clone()).unwrap_or_default();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let current: Option<String> = tx
+            .prepare_cached("SELECT rail_ref FROM payments WHERE payment_id = ?1")?
+            .query_row([&from.payment_id], |r| r.get(0))
+            .optional()?
+            .flatten();
+        if current.as_deref() != Some(txid) || !super::record::apply(&tx, from, change, now)? {
+            return Ok(false);
+        }
+        tx.prepare_cached(
+            "INSERT INTO payout_replaced (txid, payment_id, raw_tx, replaced_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (txid) DO NOTHING",
+        )?
+        .execute(params![txid, from.payment_id, raw, now as i64])?;
+        tx.prepare_cached("DELETE FROM payout_replaced WHERE txid = ?1")?.execute([&next])?;
+        tx.prepare_cached(
+            "INSERT INTO payout_broadcasts (payment_id, height) VALUES (?1, ?2)
+             ON CONFLICT (payment_id) DO UPDATE SET height = excluded.height",
+        )?
+        .execute(params![from.payment_id, height as i64])?;
+        tx.commit()?;
+        Ok(true)
+    }
+}
+
+/// The payout moved onto another transaction of its family (`txid`, `raw_tx`).
+fn moved(p: &Payment, txid: String, raw_tx: Vec<u8>) -> Change {
+    Change { next: Some(Payment { rail_ref: Some(txid), raw_tx: Some(raw_tx), ..p.clone() }), ..Change::default() }
+}
+
+/// The transaction of the payout's family that is the one paying instead of its own: one that
+/// confirmed; or, when the wallet does not hold the payout's own (`ours_held` false), one the
+/// wallet holds that another transaction already spends from (broadcasting the payout's own
+/// would evict that one), or any it holds when `any_held` (the payout's own was refused).
+pub(super) fn paying_member(
+    ctx: &Payments,
+    p: &Payment,
+    ours_held: bool,
+    any_held: bool,
+) -> Result<Option<ReplacedTx>, StoreError> {
+    let store = Arc::clone(&ctx.store);
+    let id = p.payment_id.clone();
+    let family = tokio::task::block_in_place(|| store.payout_replaced(&id))?;
+    let treasury = ctx.onchain.treasury();
+    let pays = |r: &ReplacedTx| match treasury.transaction(&r.txid) {
+        Some(t) if t.confirmation_height.is_some() => true,
+        Some(_) if ours_held => false,
+        Some(_) => any_held || treasury.pending(&r.txid).is_some_and(|m| m.has_children),
+        None => false,
+    };
+    Ok(family.into_iter().find(pays))
+}
+
+/// Makes a transaction of the payout's family its own (the one that paid, or may).
+pub(super) fn adopt(ctx: &Payments, p: &Payment, member: ReplacedTx) -> Result<(), LedgerError> {
+    let change = moved(p, member.txid.clone(), member.raw_tx);
+    let (store, from, height) = (Arc::clone(&ctx.store), p.clone(), u64::from(ctx.onchain.treasury().synced_height()));
+    if tokio::task::block_in_place(|| store.switch_payout_tx(&from, &change, height, crate::unix_now()))? {
+        tracing::warn!(payment_id = %p.payment_id, txid = %member.txid, was = ?p.rail_ref,
+            "the payout is back on another transaction of its family");
+    }
+    Ok(())
+}
+
+/// The payout's transaction was broadcast: its unconfirmed blocks count from the wallet's tip.
+pub(super) fn left(ctx: &Payments, p: &Payment) {
+    let tip = u64::from(ctx.onchain.treasury().synced_height());
+    if let Err(e) = tokio::task::block_in_place(|| ctx.store.payout_left(&p.payment_id, tip)) {
+        tracing::warn!(payment_id = %p.payment_id, error = %e, "broadcast height not recorded; counted from the next look");
+    }
+}
+
+/// A single payout's unconfirmed transaction as the bump policy weighs it (its feerate counts a
+/// child already paying for it). Its blocks count from its broadcast (or, for one sent before
+/// that was recorded, from the first look).
+/// Also how many unconfirmed transactions it spends from.
+pub(super) fn in_flight(ctx: &Payments, p: &Payment, policy: &Policy) -> Result<Option<(InFlight, usize)>, StoreError> {
+    let Some(txid) = p.rail_ref.as_deref() else { return Ok(None) };
+    let Some(pending) = ctx.onchain.treasury().pending(txid) else { return Ok(None) };
+    let tip = u64::from(ctx.onchain.treasury().synced_height());
+    let Some(height) = ctx.store.payout_broadcast_height(&p.payment_id)? else {
+        ctx.store.set_payout_broadcast_height(&p.payment_id, tip)?;
+        return Ok(None);
+    };
+    let priority = ctx.store.route_priority(&p.route_id)?.as_deref().and_then(Priority::parse);
+    let priority = priority.unwrap_or(Priority::Normal);
+    let in_flight = InFlight {
+        priority,
+        feerate_sat_kvb: pending.effective_sat_kvb,
+        blocks_unconfirmed: u32::try_from(tip.saturating_sub(height)).unwrap_or(u32::MAX),
+        eta_bound: p.created_at + policy.class(priority).max_eta_secs,
+    };
+    Ok(Some((in_flight, pending.unconfirmed_ancestors)))
+}
+
+/// Replaces the payout's transaction at `rate` sat/vB: stored, then broadcast. The caller holds
+/// [`crate::rails::onchain::Onchain::spending`]. The new txid, or `None` when the payout moved
+/// meanwhile (nothing is broadcast then).
+pub(super) async fn replace(ctx: &Payments, p: &Payment, rate: u64) -> Result<Option<String>, WalletError> {
+    let storage = |e: LedgerError| WalletError::Storage(e.to_string());
+    let Some(txid) = p.rail_ref.clone() else { return Ok(None) };
+    let (tx, payout) = ctx.onchain.bump(&txid, rate).await?;
+    let change = moved(p, payout.txid.to_string(), serialize(&tx));
+    let (store, from, tip) = (Arc::clone(&ctx.store), p.clone(), u64::from(ctx.onchain.treasury().synced_height()));
+    if !tokio::task::block_in_place(|| store.switch_payout_tx(&from, &change, tip, crate::unix_now()))
+        .map_err(storage)?
+    {
+        return Ok(None);
+    }
+    crate::failpoint::hit("onchain.bumped");
+    tracing::info!(payment_id = %p.payment_id, replaced = %txid, txid = %payout.txid, to_sat_vb = rate,
+        fee_sat = payout.fee_sat, "payout fee bumped");
+    if let Err(e) = ctx.onchain.publish(tx).await {
+        tracing::warn!(payment_id = %p.payment_id, error = %e, "replacement not broadcast now; the saga decides");
+    }
+    Ok(Some(payout.txid.to_string()))
+}

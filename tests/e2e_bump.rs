@@ -1,0 +1,215 @@
+//! Fee bumping of single on-chain payouts on a real regtest bitcoind, through the public API. A
+//! payout whose transaction miners leave out while fees rise is replaced (RBF) with the same
+//! output at the feerate the next block needs, settles with the replacement's fee and is paid
+//! once — also when the gateway is killed between storing the replacement and broadcasting it.
+//! A stuck payout whose change another payout already spends cannot be replaced without
+//! evicting that one: a child pays for both (CPFP), neither payout's transaction changes, the
+//! child's fee is booked as the treasury's (`fees:cpfp`), and after a kill between storing the
+//! child and broadcasting it exactly one child is sent.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{http_get_with_key, http_post, outside_address, wait_for, AdminMode, Chain, Gateway};
+use sendero_wallet::bitcoin::{Address, Transaction};
+use serde_json::{json, Value};
+
+const MINUTE: Duration = Duration::from_secs(60);
+const BUMP_AFTER_TWO: &str = "[batching]\nnormal_bump_after_blocks = 2\n";
+
+/// Routes `sat` to `address` (normal priority) and submits it on the `onchain` rail; its id.
+fn pay(gw: &Gateway, key: &str, address: &str, sat: u64) -> String {
+    let body = json!({"amount": {"minor_units": sat, "currency": "SAT"}, "destination": address, "priority": "normal"});
+    let (status, route) = http_post(gw.api_port, "/v1/payments/route", key, None, &body.to_string());
+    assert_eq!(status, 200, "{route}");
+    let route: Value = serde_json::from_str(&route).unwrap();
+    let submit = json!({"route_id": route["route_id"], "rail": "onchain"}).to_string();
+    let (status, p) = http_post(gw.api_port, "/v1/payments/submit", key, Some(&format!("bump-{address}")), &submit);
+    assert_eq!(status, 202, "{p}");
+    serde_json::from_str::<Value>(&p).unwrap()["payment_id"].as_str().unwrap().to_owned()
+}
+
+fn payment(gw: &Gateway, key: &str, id: &str) -> Value {
+    let (status, p) = http_get_with_key(gw.api_port, &format!("/v1/payments/{id}"), Some(key));
+    assert_eq!(status, 200, "{p}");
+    p
+}
+
+/// Waits for the payment's transaction to be in the mempool; its txid.
+fn broadcast(gw: &Gateway, key: &str, chain: &Chain, id: &str) -> String {
+    let mut txid = String::new();
+    wait_for("the payout broadcast", MINUTE, || {
+        txid = payment(gw, key, id)["txid"].as_str().unwrap_or_default().to_owned();
+        !txid.is_empty() && chain.mempool().contains(&txid)
+    });
+    txid
+}
+
+fn settled(gw: &Gateway, key: &str, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + MINUTE;
+    loop {
+        let p = payment(gw, key, id);
+        if p["status"] == "SETTLED" {
+            return p;
+        }
+        assert!(std::time::Instant::now() < deadline, "{id} not settled: {p}\n{}", gw.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// How many outputs of `t` pay `sat` to `address`.
+fn pays(t: &Transaction, address: &str, sat: u64) -> usize {
+    let script = address.parse::<Address<_>>().unwrap().assume_checked().script_pubkey();
+    t.output.iter().filter(|o| o.script_pubkey == script && o.value.to_sat() == sat).count()
+}
+
+/// Keeps `txid` out of blocks (as if its feerate were far below the market's), or lets it in.
+fn shun(chain: &Chain, txid: &str, out: bool) {
+    let delta = if out { -100_000_000 } else { 100_000_000 };
+    common::call_bitcoind(&chain.rpc(), "prioritisetransaction", &[json!(txid), json!(0), json!(delta)]);
+}
+
+/// Aborts the gateway at `failpoint` from now on (a restart with it armed).
+fn arm(gw: &mut Gateway, failpoint: &str) {
+    gw.env = vec![("SENDERO_FAILPOINT".into(), failpoint.into())];
+    gw.restart();
+}
+
+/// After the abort at the armed failpoint: the gateway started again, fees still high.
+fn after_abort(gw: &mut Gateway) {
+    gw.wait_exit();
+    assert!(gw.log().contains("failpoint reached: aborting"));
+    gw.env.clear();
+    gw.start_again();
+    gw.call("fees.set", json!({"sat_per_vb": 20}));
+}
+
+fn ledger_ok(gw: &Gateway) {
+    let v = gw.call("ledger.verify", json!({}));
+    assert_eq!(v["ok"], true, "{v:#}");
+}
+
+#[test]
+fn a_stuck_single_payout_is_replaced_and_settles_with_the_replacement_fee() {
+    stuck_single(None, 30);
+}
+
+#[test]
+fn a_single_replacement_killed_before_its_broadcast_is_sent_as_stored_after_the_restart() {
+    stuck_single(Some("onchain.bumped"), 31);
+}
+
+fn stuck_single(failpoint: Option<&str>, seed: u8) {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", BUMP_AFTER_TWO);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(101, &address);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    let key = gw.api_key("pay,read");
+    let to = outside_address(seed).to_string();
+    let id = pay(&gw, &key, &to, 40_000);
+    let first = broadcast(&gw, &key, &chain, &id);
+    let original = chain.tx(&first);
+    shun(&chain, &first, true);
+    if let Some(failpoint) = failpoint {
+        arm(&mut gw, failpoint);
+    }
+    gw.call("fees.set", json!({"sat_per_vb": 20}));
+    let height = chain.height();
+    chain.mine(2);
+    if failpoint.is_some() {
+        gw.wait_exit();
+        assert_eq!(chain.mempool(), vec![first.clone()], "the replacement was stored, not sent");
+        after_abort(&mut gw);
+    }
+    let mut second = String::new();
+    wait_for("the payout replaced", MINUTE, || {
+        second = payment(&gw, &key, &id)["txid"].as_str().unwrap().to_owned();
+        second != first && chain.mempool() == vec![second.clone()]
+    });
+    let replacement = chain.tx(&second);
+    assert_eq!((pays(&original, &to, 40_000), pays(&replacement, &to, 40_000)), (1, 1), "the same output");
+    let fee = chain.fee(&replacement);
+    assert!(fee > chain.fee(&original), "the replacement pays more");
+    assert!(fee * 4 >= 20 * replacement.weight().to_wu(), "at what the next block needs: {fee} sat");
+    chain.mine(1);
+    let p = settled(&gw, &key, &id);
+    assert_eq!(p["txid"], second.as_str());
+    assert_eq!(p["fee_paid_sat"], fee, "the ledger ends with the fee of the transaction that confirmed");
+    let paid: usize = (height + 1..=chain.height())
+        .flat_map(|h| {
+            let hash = common::call_bitcoind(&chain.rpc(), "getblockhash", &[json!(h)]);
+            let block = common::call_bitcoind(&chain.rpc(), "getblock", &[hash, json!(1)]);
+            block["tx"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect::<Vec<_>>()
+        })
+        .map(|t| pays(&chain.tx(&t), &to, 40_000))
+        .sum();
+    assert_eq!(paid, 1, "paid once");
+    ledger_ok(&gw);
+}
+
+#[test]
+fn a_stuck_payout_another_payout_spends_from_is_lifted_by_a_child() {
+    lifted_by_a_child(None);
+}
+
+#[test]
+fn a_child_killed_before_its_broadcast_is_sent_once_after_the_restart() {
+    lifted_by_a_child(Some("onchain.child_signed"));
+}
+
+fn lifted_by_a_child(failpoint: Option<&str>) {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", BUMP_AFTER_TWO);
+    // One spendable coin: the second payout has to spend the first one's change.
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(1, &address);
+    chain.mine(100);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    let key = gw.api_key("pay,read");
+    let (to_a, to_b) = (outside_address(41).to_string(), outside_address(42).to_string());
+    let a = pay(&gw, &key, &to_a, 40_000);
+    let ta = broadcast(&gw, &key, &chain, &a);
+    let b = pay(&gw, &key, &to_b, 50_000);
+    let tb = broadcast(&gw, &key, &chain, &b);
+    let parent = chain.tx(&tb).input[0].previous_output.txid.to_string();
+    assert_eq!(parent, ta, "b spends a's change: {:#}\n{:#}", chain.raw_tx(&parent), chain.raw_tx(&ta));
+    shun(&chain, &ta, true);
+    if let Some(failpoint) = failpoint {
+        arm(&mut gw, failpoint);
+    }
+    gw.call("fees.set", json!({"sat_per_vb": 20}));
+    chain.mine(2);
+    if failpoint.is_some() {
+        gw.wait_exit();
+        assert_eq!(chain.mempool().len(), 2, "the child was stored, not sent");
+        after_abort(&mut gw);
+    }
+    let mut mempool = Vec::new();
+    wait_for("a child in the mempool", MINUTE, || {
+        mempool = chain.mempool();
+        mempool.len() == 3
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(chain.mempool().len(), 3, "one child, nothing replaced: {mempool:?}");
+    let child_id = mempool.iter().find(|t| **t != ta && **t != tb).unwrap().clone();
+    let child = chain.tx(&child_id);
+    assert_eq!(child.input.len(), 1);
+    assert_eq!(child.input[0].previous_output.txid.to_string(), tb, "it spends b's change");
+    let family = [chain.tx(&ta), chain.tx(&tb), child.clone()];
+    let (fees, vsize) = family.iter().fold((0, 0), |(f, v), t| (f + chain.fee(t), v + t.vsize() as u64));
+    assert!(fees >= 20 * vsize, "the package pays what the next block needs: {fees} sat for {vsize} vB");
+    assert_eq!((payment(&gw, &key, &a)["txid"].clone(), payment(&gw, &key, &b)["txid"].clone()), (json!(ta), json!(tb)));
+    // A miner takes the package now that the child pays for it.
+    shun(&chain, &ta, false);
+    chain.mine(1);
+    assert_eq!(settled(&gw, &key, &a)["fee_paid_sat"], chain.fee(&family[0]));
+    assert_eq!(settled(&gw, &key, &b)["fee_paid_sat"], chain.fee(&family[1]));
+    let accounts = gw.call("ledger.balances", json!({}))["accounts"].clone();
+    let cpfp = accounts.as_array().unwrap().iter().find(|a| a["account"] == "fees:cpfp").cloned();
+    assert_eq!(cpfp.map(|a| a["balance"].clone()), Some(json!(chain.fee(&child) * 1_000)), "{accounts:#}");
+    ledger_ok(&gw);
+}

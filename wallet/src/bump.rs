@@ -1,0 +1,223 @@
+//! Speeding up the wallet's unconfirmed transactions. A transaction is weighed as a miner weighs
+//! it: the feerate of its ancestor package (it and the unconfirmed transactions it spends from),
+//! or better, that of a descendant that pays for it. One that nothing spends yet is replaced
+//! (RBF: the same outputs, the higher fee from its change); one whose outputs another unconfirmed
+//! transaction already spends is not — a replacement would evict that one — and gets a child that
+//! pays for the whole package instead (CPFP), spending an unspent output of it or of its
+//! descendants back to the wallet.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use bdk_wallet::bitcoin::{Amount, FeeRate, OutPoint, Transaction, Txid};
+use bdk_wallet::KeychainKind;
+
+use crate::treasury::{create_tx_error, Inner, Payout, Treasury};
+use crate::WalletError;
+
+/// The virtual size of a child paying for its parent: one P2WPKH input (a 72-byte signature at
+/// most) and one P2WPKH output. 10.5 vB of overhead + 68 + 31 = 109.5, rounded up.
+pub const CHILD_VSIZE: u64 = 110;
+
+/// An output below this is dust for P2WPKH at the default relay feerate (sats).
+const DUST_SAT: u64 = 294;
+
+/// An unconfirmed transaction of the wallet, as a miner weighs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    /// Its own fee, sats.
+    pub fee_sat: u64,
+    /// Its own virtual size, vbytes.
+    pub vsize: u64,
+    /// The best ancestor-package feerate among it and the wallet's unconfirmed transactions that
+    /// descend from it (a child already paying for it counts), sat/kvB.
+    pub effective_sat_kvb: u64,
+    /// Another unconfirmed transaction of the wallet spends one of its outputs: a replacement
+    /// would evict it, so this one is sped up by a child instead.
+    pub has_children: bool,
+    /// How many unconfirmed transactions of the wallet it spends from, directly or not (those are
+    /// best sped up first).
+    pub unconfirmed_ancestors: usize,
+}
+
+/// A child that pays for its unconfirmed ancestors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Child {
+    /// The signed child, not broadcast.
+    pub tx: Transaction,
+    /// Its fee, sats.
+    pub fee_sat: u64,
+    /// The output it spends (of the sped-up transaction or one of its descendants).
+    pub spends: OutPoint,
+    /// The feerate of the package it completes, sat/kvB.
+    pub package_sat_kvb: u64,
+}
+
+/// One unconfirmed transaction of the wallet's canonical history.
+struct Node {
+    fee: u64,
+    vsize: u64,
+    parents: Vec<Txid>,
+}
+
+/// The wallet's unconfirmed transactions. An unknown fee (a coin from outside) counts as zero:
+/// a package then looks cheaper than it is, never dearer.
+fn unconfirmed(inner: &Inner) -> HashMap<Txid, Node> {
+    let txs: Vec<_> = inner.wallet.transactions().filter(|t| t.chain_position.is_unconfirmed()).collect();
+    let ids: HashSet<Txid> = txs.iter().map(|t| t.tx_node.txid).collect();
+    txs.iter()
+        .map(|t| {
+            let tx = &t.tx_node.tx;
+            let parents = tx
+                .input
+                .iter()
+                .map(|i| i.previous_output.txid)
+                .filter(|p| ids.contains(p))
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            let fee = inner.wallet.calculate_fee(tx).map(Amount::to_sat).unwrap_or(0);
+            (t.tx_node.txid, Node { fee, vsize: tx.vsize() as u64, parents })
+        })
+        .collect()
+}
+
+/// `txid` and every unconfirmed transaction it depends on.
+fn ancestors(pool: &HashMap<Txid, Node>, txid: Txid) -> HashSet<Txid> {
+    let (mut seen, mut todo) = (HashSet::new(), vec![txid]);
+    while let Some(t) = todo.pop() {
+        if seen.insert(t) {
+            todo.extend(pool.get(&t).map(|n| n.parents.clone()).unwrap_or_default());
+        }
+    }
+    seen
+}
+
+/// `txid` and every unconfirmed transaction that spends from it, directly or not.
+fn descendants(pool: &HashMap<Txid, Node>, txid: Txid) -> HashSet<Txid> {
+    let mut seen = HashSet::from([txid]);
+    loop {
+        let more: Vec<Txid> = pool
+            .iter()
+            .filter(|(t, n)| !seen.contains(*t) && n.parents.iter().any(|p| seen.contains(p)))
+            .map(|(t, _)| *t)
+            .collect();
+        if more.is_empty() {
+            return seen;
+        }
+        seen.extend(more);
+    }
+}
+
+/// The fee and size of a set of transactions.
+fn package(pool: &HashMap<Txid, Node>, set: &HashSet<Txid>) -> (u64, u64) {
+    set.iter().filter_map(|t| pool.get(t)).fold((0, 0), |(f, v), n| (f + n.fee, v + n.vsize))
+}
+
+fn rate_sat_kvb((fee, vsize): (u64, u64)) -> u64 {
+    fee.saturating_mul(1_000) / vsize.max(1)
+}
+
+fn parse_txid(txid: &str) -> Result<Txid, WalletError> {
+    Txid::from_str(txid).map_err(|e| WalletError::Build(format!("txid {txid}: {e}")))
+}
+
+impl Treasury {
+    /// The fee `tx` pays when the wallet knows every coin it spends — also a transaction the
+    /// wallet no longer counts (one a replacement took over).
+    pub fn fee_of(&self, tx: &Transaction) -> Option<u64> {
+        self.lock().wallet.calculate_fee(tx).ok().map(Amount::to_sat)
+    }
+
+    /// `txid` as a miner weighs it, when it is an unconfirmed transaction of the wallet whose
+    /// own fee the wallet knows.
+    pub fn pending(&self, txid: &str) -> Option<Pending> {
+        let txid = Txid::from_str(txid).ok()?;
+        let inner = self.lock();
+        let own = inner.wallet.get_tx(txid)?;
+        inner.wallet.calculate_fee(&own.tx_node.tx).ok()?;
+        let pool = unconfirmed(&inner);
+        let node = pool.get(&txid)?;
+        let family = descendants(&pool, txid);
+        let effective = family.iter().map(|d| rate_sat_kvb(package(&pool, &ancestors(&pool, *d)))).max().unwrap_or(0);
+        Some(Pending {
+            fee_sat: node.fee,
+            vsize: node.vsize,
+            effective_sat_kvb: effective,
+            has_children: family.len() > 1,
+            unconfirmed_ancestors: ancestors(&pool, txid).len() - 1,
+        })
+    }
+
+    /// A replacement (RBF) of the wallet's unconfirmed `txid` paying `feerate_sat_vb`: the same
+    /// outputs, the higher fee taken from its change (BDK's fee bump; any extra input is a
+    /// confirmed one), signed, not broadcast ([`Treasury::publish`] sends it). Refused when
+    /// another unconfirmed transaction spends from it (it would be evicted: use
+    /// [`Treasury::prepare_child`]).
+    pub fn bump(&self, txid: &str, feerate_sat_vb: u64) -> Result<(Transaction, Payout), WalletError> {
+        let id = parse_txid(txid)?;
+        let feerate = FeeRate::from_sat_per_vb(feerate_sat_vb)
+            .filter(|_| feerate_sat_vb >= 1)
+            .ok_or_else(|| WalletError::InvalidFeerate(format!("{feerate_sat_vb} sat/vB")))?;
+        let mut inner = self.lock();
+        if descendants(&unconfirmed(&inner), id).len() > 1 {
+            return Err(WalletError::Build(format!("{txid} has unconfirmed children: a replacement would evict them")));
+        }
+        let mut builder =
+            inner.wallet.build_fee_bump(id).map_err(|e| WalletError::Build(format!("fee bump: {e}")))?;
+        builder.fee_rate(feerate);
+        let psbt = builder.finish().map_err(create_tx_error)?;
+        let (tx, fee_sat) = inner.sign(psbt)?;
+        let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate_sat_vb };
+        Ok((tx, payout))
+    }
+
+    /// A child (CPFP) that lifts the unconfirmed `txid` to `feerate_sat_vb`: it spends the largest
+    /// unspent output of `txid` or of its unconfirmed descendants back to a new change address,
+    /// paying what brings that output's ancestor package, itself included, to the feerate.
+    /// Signed, not broadcast ([`Treasury::publish`] sends it).
+    pub fn prepare_child(&self, txid: &str, feerate_sat_vb: u64) -> Result<Child, WalletError> {
+        let id = parse_txid(txid)?;
+        if feerate_sat_vb == 0 {
+            return Err(WalletError::InvalidFeerate("0 sat/vB".into()));
+        }
+        let mut inner = self.lock();
+        let pool = unconfirmed(&inner);
+        if !pool.contains_key(&id) {
+            return Err(WalletError::Build(format!("{txid} is not an unconfirmed transaction of the wallet")));
+        }
+        let family = descendants(&pool, id);
+        let coin = inner
+            .wallet
+            .list_unspent()
+            .filter(|u| family.contains(&u.outpoint.txid))
+            .max_by_key(|u| u.txout.value)
+            .ok_or_else(|| WalletError::Build(format!("no output of {txid} or its children is left to spend")))?;
+        let (pkg_fee, pkg_vsize) = package(&pool, &ancestors(&pool, coin.outpoint.txid));
+        let wanted = feerate_sat_vb.saturating_mul(pkg_vsize + CHILD_VSIZE);
+        let fee = wanted.saturating_sub(pkg_fee).max(CHILD_VSIZE);
+        let value = coin.txout.value.to_sat();
+        if value < fee + DUST_SAT {
+            return Err(WalletError::InsufficientFunds { needed_sat: fee + DUST_SAT, available_sat: value });
+        }
+        let into = inner.wallet.reveal_next_address(KeychainKind::Internal).address;
+        inner.persist()?;
+        let mut builder = inner.wallet.build_tx();
+        builder.add_utxo(coin.outpoint).map_err(|e| WalletError::Build(format!("child input: {e}")))?;
+        builder.manually_selected_only().drain_to(into.script_pubkey()).fee_absolute(Amount::from_sat(fee));
+        let psbt = builder.finish().map_err(create_tx_error)?;
+        let (tx, fee_sat) = inner.sign(psbt)?;
+        let package_sat_kvb = rate_sat_kvb((pkg_fee + fee_sat, pkg_vsize + tx.vsize() as u64));
+        Ok(Child { tx, fee_sat, spends: coin.outpoint, package_sat_kvb })
+    }
+}
+
+/// Whether another transaction the wallet counts spends an input of `tx` (`tx` replaces it).
+pub(crate) fn replaces(inner: &Inner, tx: &Transaction) -> bool {
+    let txid = tx.compute_txid();
+    let spent: HashSet<OutPoint> = tx.input.iter().map(|i| i.previous_output).collect();
+    inner
+        .wallet
+        .transactions()
+        .any(|t| t.tx_node.txid != txid && t.tx_node.tx.input.iter().any(|i| spent.contains(&i.previous_output)))
+}
