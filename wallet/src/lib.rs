@@ -15,4 +15,4 @@ pub use bdk_wallet::bitcoin;
 pub use chain::{BitcoindAuth, ChainInfo, ChainSource, FeeEstimate, FeeSource};
 pub use error::WalletError;
 pub use sync::{Follower, SyncReport};
-pub use treasury::{Balances, Payee, Payout, Treasury, TxRecord, Utxo};
+pub use treasury::{Balances, Payee, Payout, Swept, Treasury, TxRecord, Utxo};
