@@ -550,6 +550,8 @@ mod tests {
         let to = Payee { address: t.new_address().unwrap(), amount_sat: 10_000 };
         let err = t.estimate_payout_vsize(std::slice::from_ref(&to), 2).unwrap_err();
         assert!(matches!(err, WalletError::InsufficientFunds { available_sat: 0, .. }), "{err}");
+        let err = t.prepare_with(std::slice::from_ref(&to), 2, &[]).unwrap_err();
+        assert!(matches!(err, WalletError::InsufficientFunds { available_sat: 0, .. }), "{err}");
         let zero = Payee { amount_sat: 0, ..to };
         assert!(matches!(t.estimate_payout_vsize(&[zero], 2), Err(WalletError::InvalidAmount(_))));
         assert!(matches!(t.prepare_sweep(&[], 100), Err(WalletError::InvalidAmount(_))));
