@@ -42,8 +42,9 @@ pub(super) fn extras(ctx: &Payments, queued: &[Queued], feerate_sat_kvb: u64) ->
 }
 
 /// Each payout's output in `tx` (matched by script and amount, each output used once) and its
-/// share of `fee_sat` (the transaction's fee less what consolidated coins cost) ([`crate::batch::split_fee`]: its own output at the feerate, plus an equal
-/// share of the rest, the sats left over going to the earliest-queued).
+/// share of `fee_sat` — the transaction's fee less what its consolidated coins cost —
+/// ([`crate::batch::split_fee`]: its own output at the feerate, plus an equal share of the rest,
+/// the sats left over going to the earliest-queued).
 pub(super) fn places(
     tx: &Transaction,
     queued: &[Queued],

@@ -176,7 +176,7 @@ async fn build(
         consolidated_inputs: swept.inputs.len() as u64,
         consolidation_fee_sat: swept.fee_sat,
     };
-    let places = places(&tx, queued, &scripts, (payout.fee_sat - swept.fee_sat, rate * 1_000))?;
+    let places = places(&tx, queued, &scripts, (payout.fee_sat.saturating_sub(swept.fee_sat), rate * 1_000))?;
     if !swept.inputs.is_empty() {
         tracing::info!(batch_id = %batch.batch_id, txid = %batch.txid, inputs = swept.inputs.len(),
             input_sat = swept.input_sat, consolidation_fee_sat = swept.fee_sat, fee_sat = batch.fee_sat,
