@@ -2,6 +2,7 @@
 //! from their binary with a generated config, plus `wait_for` and plain-HTTP helpers.
 #![allow(dead_code)]
 
+pub mod coins;
 pub mod exchange;
 pub mod ln;
 pub mod webhook;

@@ -17,4 +17,4 @@ pub use bump::{Child, Pending, CHILD_VSIZE};
 pub use chain::{BitcoindAuth, ChainInfo, ChainSource, FeeEstimate, FeeSource};
 pub use error::WalletError;
 pub use sync::{Follower, SyncReport};
-pub use treasury::{Balances, Payee, Payout, Treasury, TxRecord, Utxo};
+pub use treasury::{Balances, Payee, Payout, Swept, Treasury, TxRecord, Utxo};

@@ -92,6 +92,20 @@ pub struct Payout {
     pub feerate_sat_vb: u64,
 }
 
+/// The extra coins a payout swept in besides the ones coin selection chose for it
+/// ([`Treasury::prepare_with`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// The coins, in the order asked for.
+    pub inputs: Vec<OutPoint>,
+    /// What they held, sats.
+    pub input_sat: u64,
+    /// What they added to the fee, sats: the payout's fee less the fee the same payout pays
+    /// without them (same feerate, the coins coin selection chose, the same outputs and change),
+    /// 0 when that would be negative.
+    pub fee_sat: u64,
+}
+
 pub(crate) struct Inner {
     pub(crate) wallet: PersistedWallet<Connection>,
     db: Connection,
@@ -231,6 +245,42 @@ impl Treasury {
         Ok((tx, payout))
     }
 
+    /// Like [`Treasury::prepare`], and the transaction also spends the coins of `extra` (the
+    /// wallet's, unspent) that coin selection did not choose: consolidation inside a payout.
+    /// Coin selection first picks the coins for the payees alone, exactly as `prepare` does; the
+    /// extra coins are then added to those, their value going to the change. What they add to
+    /// the fee is in [`Swept::fee_sat`].
+    pub fn prepare_with(
+        &self,
+        payees: &[Payee],
+        feerate_sat_vb: u64,
+        extra: &[OutPoint],
+    ) -> Result<(Transaction, Payout, Swept), WalletError> {
+        let mut inner = self.lock();
+        let base = inner.payout_psbt(payees, feerate_sat_vb, &[])?;
+        let chosen: Vec<OutPoint> = base.unsigned_tx.input.iter().map(|i| i.previous_output).collect();
+        let mut inputs: Vec<OutPoint> = Vec::with_capacity(extra.len());
+        for o in extra {
+            if !chosen.contains(o) && !inputs.contains(o) {
+                inputs.push(*o);
+            }
+        }
+        let (psbt, swept) = if inputs.is_empty() {
+            (base, Swept::default())
+        } else {
+            let base_fee = base.fee().map_err(|e| WalletError::Build(format!("fee: {e}")))?.to_sat();
+            inner.wallet.cancel_tx(&base.unsigned_tx);
+            let input_sat =
+                inputs.iter().filter_map(|o| inner.wallet.get_utxo(*o)).map(|u| u.txout.value.to_sat()).sum();
+            let psbt = inner.payout_psbt(payees, feerate_sat_vb, &[chosen, inputs.clone()].concat())?;
+            let fee = psbt.fee().map_err(|e| WalletError::Build(format!("fee: {e}")))?.to_sat();
+            (psbt, Swept { inputs, input_sat, fee_sat: fee.saturating_sub(base_fee) })
+        };
+        let (tx, fee_sat) = inner.sign(psbt)?;
+        let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate_sat_vb };
+        Ok((tx, payout, swept))
+    }
+
     /// Builds and signs one transaction spending exactly `outpoints` (coins of the wallet) into one
     /// new change address, paying `fee_sat`; nothing is broadcast or recorded (a consolidation,
     /// published like a payout with [`Treasury::publish`]).
@@ -343,6 +393,18 @@ impl Inner {
     }
 
     fn build_signed(&mut self, payees: &[Payee], feerate_sat_vb: u64) -> Result<(Transaction, u64), WalletError> {
+        let psbt = self.payout_psbt(payees, feerate_sat_vb, &[])?;
+        self.sign(psbt)
+    }
+
+    /// The unsigned payout to `payees` at `feerate_sat_vb`: from exactly the coins `only` when
+    /// some are given, else from the coins coin selection picks.
+    fn payout_psbt(
+        &mut self,
+        payees: &[Payee],
+        feerate_sat_vb: u64,
+        only: &[OutPoint],
+    ) -> Result<bdk_wallet::bitcoin::Psbt, WalletError> {
         if payees.is_empty() {
             return Err(WalletError::InvalidAmount("a payout needs at least one output".into()));
         }
@@ -357,12 +419,15 @@ impl Inner {
         // then has (BDK's default ends in a random draw), and small coins are left for
         // consolidation when fees are low.
         let mut builder = self.wallet.build_tx().coin_selection(LargestFirstCoinSelection);
+        if !only.is_empty() {
+            builder.add_utxos(only).map_err(|e| WalletError::Build(format!("input: {e}")))?;
+            builder.manually_selected_only();
+        }
         for p in payees {
             builder.add_recipient(p.address.script_pubkey(), Amount::from_sat(p.amount_sat));
         }
         builder.fee_rate(feerate);
-        let psbt = builder.finish().map_err(create_tx_error)?;
-        self.sign(psbt)
+        builder.finish().map_err(create_tx_error)
     }
 
     /// Whether `u` can be spent now: confirmed, and 100 blocks deep when it is a coinbase output.
@@ -471,6 +536,8 @@ mod tests {
         let t = treasury(dir.path());
         let to = Payee { address: t.new_address().unwrap(), amount_sat: 10_000 };
         let err = t.estimate_payout_vsize(std::slice::from_ref(&to), 2).unwrap_err();
+        assert!(matches!(err, WalletError::InsufficientFunds { available_sat: 0, .. }), "{err}");
+        let err = t.prepare_with(std::slice::from_ref(&to), 2, &[]).unwrap_err();
         assert!(matches!(err, WalletError::InsufficientFunds { available_sat: 0, .. }), "{err}");
         let zero = Payee { amount_sat: 0, ..to };
         assert!(matches!(t.estimate_payout_vsize(&[zero], 2), Err(WalletError::InvalidAmount(_))));

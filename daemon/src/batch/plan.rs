@@ -5,7 +5,9 @@
 //! real coins and compares its result with this plan). When the feerate is at or below the
 //! consolidation threshold and the treasury holds more than its target of UTXOs, the last
 //! transaction also spends the smallest spare coins worth spending (consolidation inside the
-//! batch); that part of the fee is the treasury's, not the payouts'.
+//! batch); that part of the fee — the transaction's fee less the fee the same transaction pays
+//! without them — is the treasury's, not the payouts': they share exactly what they would have
+//! paid without the consolidation.
 
 use super::policy::Queued;
 use super::size::{fee_sat, tx_weight, vbytes, weight_fee_floor, InputKind, OutputKind, MAX_STANDARD_TX_WEIGHT};
@@ -241,12 +243,12 @@ fn finish(
     while !extra.is_empty() && shape.weight(&[inputs.clone(), extra.clone()].concat(), true) > MAX_STANDARD_TX_WEIGHT {
         extra.pop();
     }
-    let base_weight = shape.weight(&inputs, true);
+    let base_fee = shape.settle(&inputs).map_or(0, |(_, fee)| fee);
     inputs.extend_from_slice(&extra);
     let (change_sat, fee) = shape.settle(&inputs).ok_or(PlanError::TooHeavy)?;
     let weight = shape.weight(&inputs, change_sat.is_some());
-    let consolidation_fee_sat =
-        if extra.is_empty() { 0 } else { weight_fee_floor(weight.saturating_sub(base_weight), feerate) };
+    // What the extra coins add: the fee less the fee without them (never below zero).
+    let consolidation_fee_sat = if extra.is_empty() { 0 } else { fee.saturating_sub(base_fee) };
     let shares_sat = split_fee(fee - consolidation_fee_sat, feerate, &weights)?;
     Ok(TxPlan {
         payouts: group,

@@ -16,12 +16,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::batch_policy;
 use super::batch_tx::places;
-use super::batches::{BatchPayout, BatchRow, Queued};
+use super::batches::{BatchPayout, BatchRow, Queued, BATCH_CONSOLIDATION};
 use super::bumper;
 use super::steps::{complete, settle};
 use super::{Change, Payment, Payments, State};
 use crate::batch::Priority;
-use crate::ledger::LedgerError;
+use crate::ledger::{LedgerError, Posting};
 use crate::store::StoreError;
 
 /// Why a batch could not leave now.
@@ -73,7 +73,9 @@ pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
         match depart(&ctx, false, &rates).await {
             Ok(d) => {
                 tracing::info!(batch_id = %d.batch.batch_id, txid = %d.batch.txid, payouts = d.batch.payouts,
-                    fee_sat = d.batch.fee_sat, feerate_sat_vb = d.batch.feerate_sat_vb, reason = %d.batch.reason, "batch left");
+                    fee_sat = d.batch.fee_sat, feerate_sat_vb = d.batch.feerate_sat_vb, reason = %d.batch.reason,
+                    consolidated_inputs = d.batch.consolidated_inputs, consolidation_fee_sat = d.batch.consolidation_fee_sat,
+                    "batch left");
                 continue;
             }
             Err(BatchError::Empty | BatchError::NotDue | BatchError::Raced) => {}
@@ -154,7 +156,8 @@ async fn build(
         .collect::<Result<Vec<_>, WalletError>>()?;
     let rate = departure.feerate_sat_kvb.div_ceil(1_000).max(1);
     let scripts: Vec<ScriptBuf> = payees.iter().map(|p| p.address.script_pubkey()).collect();
-    let (tx, payout) = ctx.onchain.prepare(payees, rate).await?;
+    let extra = tokio::task::block_in_place(|| super::batch_tx::extras(ctx, queued, rate * 1_000))?;
+    let (tx, payout, swept) = ctx.onchain.prepare_with(payees, rate, extra).await?;
     let now = crate::unix_now();
     let batch = BatchRow {
         batch_id: crate::secret::sortable_id("bt_"),
@@ -169,8 +172,15 @@ async fn build(
         created_at: now,
         priority: urgent(queued).as_str().to_owned(),
         broadcast_height: None,
+        consolidated_inputs: swept.inputs.len() as u64,
+        consolidation_fee_sat: swept.fee_sat,
     };
-    let places = places(&tx, queued, &scripts, (payout.fee_sat, rate * 1_000))?;
+    let places = places(&tx, queued, &scripts, (payout.fee_sat.saturating_sub(swept.fee_sat), rate * 1_000))?;
+    if !swept.inputs.is_empty() {
+        tracing::info!(batch_id = %batch.batch_id, txid = %batch.txid, inputs = swept.inputs.len(),
+            input_sat = swept.input_sat, consolidation_fee_sat = swept.fee_sat, fee_sat = batch.fee_sat,
+            "the batch consolidates small coins");
+    }
     Ok((tx, batch, places))
 }
 
@@ -270,6 +280,7 @@ pub(super) async fn batch_outcome(ctx: &Payments, p: &Payment) -> Result<Option<
             if let Err(e) = ctx.store.batch_confirmed(&batch.batch_id, crate::unix_now()) {
                 tracing::error!(batch_id = %batch.batch_id, error = %e, "recording a batch confirmed");
             }
+            book_consolidation(ctx, &batch).map_err(|e| e.to_string())?;
             let rail_ref = format!("{}:{}", batch.txid, place.vout);
             let mut change = settle(p, place.fee_share_sat * 1_000, Some(rail_ref));
             complete(ctx, p, &mut change);
@@ -277,4 +288,17 @@ pub(super) async fn batch_outcome(ctx: &Payments, p: &Payment) -> Result<Option<
         }
         _ => Ok(None),
     }
+}
+
+/// Books what a confirmed batch's consolidated coins cost (`fees:consolidation`, as a standalone
+/// consolidation's fee), once per transaction, before its first payout settles.
+fn book_consolidation(ctx: &Payments, batch: &BatchRow) -> Result<(), LedgerError> {
+    if batch.consolidation_fee_sat == 0 {
+        return Ok(());
+    }
+    let msat = i64::try_from(batch.consolidation_fee_sat * 1_000).unwrap_or(i64::MAX);
+    let postings = [Posting::btc("treasury:onchain", -msat), Posting::btc("fees:consolidation", msat)];
+    let reference = format!("consolidation:{}", batch.txid);
+    ctx.store.ledger_post(BATCH_CONSOLIDATION, &reference, &postings, crate::unix_now())?;
+    Ok(())
 }

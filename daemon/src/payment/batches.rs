@@ -2,6 +2,8 @@
 //! transaction and every payout's output and fee share before anything is broadcast, and read
 //! back to rebroadcast it as is, to settle each payout with its share, and for operators.
 
+use std::collections::HashMap;
+
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
@@ -38,6 +40,11 @@ pub struct BatchRow {
     pub priority: String,
     /// The chain height when its transaction (or its last replacement) was broadcast.
     pub broadcast_height: Option<u64>,
+    /// Extra small coins its transaction swept in (consolidation inside the batch).
+    pub consolidated_inputs: u64,
+    /// The part of `fee_sat` those coins cost, sats: the treasury's (`fees:consolidation`), not
+    /// the payouts'; the payouts' shares sum to `fee_sat − consolidation_fee_sat`.
+    pub consolidation_fee_sat: u64,
 }
 
 /// A transaction of a batch that a replacement took over (kept: if it confirms after all, it is
@@ -53,6 +60,8 @@ pub struct Replaced {
     pub fee_sat: u64,
     /// Its feerate.
     pub feerate_sat_vb: u64,
+    /// The part of its fee the consolidated coins cost.
+    pub consolidation_fee_sat: u64,
 }
 
 /// One payout's place in a batch.
@@ -64,7 +73,7 @@ pub struct BatchPayout {
     pub vout: u32,
     /// What it pays.
     pub amount_sat: u64,
-    /// Its share of the transaction's fee (the shares sum to the fee).
+    /// Its share of the transaction's fee (the shares sum to the fee less its consolidation part).
     pub fee_share_sat: u64,
 }
 
@@ -77,11 +86,14 @@ pub struct Queued {
     pub priority: String,
 }
 
-const BATCH_COLUMNS: &str =
-    "batch_id, txid, raw_tx, fee_sat, feerate_sat_vb, vsize, payouts, reason, state, created_at, priority, broadcast_height";
+/// The ledger entry kind of a batch's consolidation fee (`consolidation:<txid>`).
+pub const BATCH_CONSOLIDATION: &str = "batch_consolidation";
+
+const BATCH_COLUMNS: &str = "batch_id, txid, raw_tx, fee_sat, feerate_sat_vb, vsize, payouts, reason, state, \
+     created_at, priority, broadcast_height, consolidated_inputs, consolidation_fee_sat";
 
 /// How many columns [`BATCH_COLUMNS`] names.
-const BATCH_FIELDS: usize = 12;
+const BATCH_FIELDS: usize = 14;
 
 fn batch_row(r: &Row<'_>) -> rusqlite::Result<BatchRow> {
     Ok(BatchRow {
@@ -97,6 +109,8 @@ fn batch_row(r: &Row<'_>) -> rusqlite::Result<BatchRow> {
         created_at: r.get::<_, i64>(9)? as u64,
         priority: r.get(10)?,
         broadcast_height: r.get::<_, Option<i64>>(11)?.map(|h| h as u64),
+        consolidated_inputs: r.get::<_, i64>(12)? as u64,
+        consolidation_fee_sat: r.get::<_, i64>(13)? as u64,
     })
 }
 
@@ -126,7 +140,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.prepare_cached(&format!(
-            "INSERT INTO batches ({BATCH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL)"
+            "INSERT INTO batches ({BATCH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, ?12, ?13)"
         ))?
         .execute(params![
             batch.batch_id,
@@ -139,7 +153,9 @@ impl Store {
             batch.reason,
             batch.state,
             batch.created_at as i64,
-            batch.priority
+            batch.priority,
+            batch.consolidated_inputs as i64,
+            batch.consolidation_fee_sat as i64
         ])?;
         for (b, from, change) in payouts {
             tx.prepare_cached(
@@ -268,11 +284,30 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// What the ledger booked as batches' consolidation fees, msat by the txid booked.
+    pub fn batch_consolidations_booked(&self) -> Result<HashMap<String, i64>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT e.reference, p.amount FROM ledger_entries e JOIN ledger_postings p ON p.entry_id = e.id
+             WHERE e.kind = ?1 AND p.account = 'fees:consolidation'",
+        )?;
+        let rows = stmt.query_map([BATCH_CONSOLIDATION], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut booked = HashMap::new();
+        for row in rows {
+            let (reference, msat) = row?;
+            if let Some(txid) = reference.strip_prefix("consolidation:") {
+                booked.insert(txid.to_owned(), msat);
+            }
+        }
+        Ok(booked)
+    }
+
     /// The transactions of `batch_id` that replacements took over, oldest first.
     pub fn replaced(&self, batch_id: &str) -> Result<Vec<Replaced>, StoreError> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT txid, raw_tx, fee_sat, feerate_sat_vb FROM batch_replaced WHERE batch_id = ?1 ORDER BY replaced_at, txid",
+            "SELECT txid, raw_tx, fee_sat, feerate_sat_vb, consolidation_fee_sat FROM batch_replaced
+             WHERE batch_id = ?1 ORDER BY replaced_at, txid",
         )?;
         let rows = stmt.query_map([batch_id], |r| {
             Ok(Replaced {
@@ -280,6 +315,7 @@ impl Store {
                 raw_tx: r.get(1)?,
                 fee_sat: r.get::<_, i64>(2)? as u64,
                 feerate_sat_vb: r.get::<_, i64>(3)? as u64,
+                consolidation_fee_sat: r.get::<_, i64>(4)? as u64,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -298,8 +334,8 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.prepare_cached(
-            "INSERT INTO batch_replaced (txid, batch_id, raw_tx, fee_sat, feerate_sat_vb, replaced_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (txid) DO NOTHING",
+            "INSERT INTO batch_replaced (txid, batch_id, raw_tx, fee_sat, feerate_sat_vb, replaced_at, consolidation_fee_sat)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (txid) DO NOTHING",
         )?
         .execute(params![
             current.txid,
@@ -307,12 +343,13 @@ impl Store {
             current.raw_tx,
             current.fee_sat as i64,
             current.feerate_sat_vb as i64,
-            now as i64
+            now as i64,
+            current.consolidation_fee_sat as i64
         ])?;
         tx.prepare_cached("DELETE FROM batch_replaced WHERE txid = ?1")?.execute([&next.txid])?;
         tx.prepare_cached(
             "UPDATE batches SET txid = ?2, raw_tx = ?3, fee_sat = ?4, feerate_sat_vb = ?5, vsize = ?6,
-             broadcast_height = ?7 WHERE batch_id = ?1",
+             broadcast_height = ?7, consolidation_fee_sat = ?8 WHERE batch_id = ?1",
         )?
         .execute(params![
             current.batch_id,
@@ -321,7 +358,8 @@ impl Store {
             next.fee_sat as i64,
             next.feerate_sat_vb as i64,
             next.vsize as i64,
-            next.broadcast_height.map(|h| h as i64)
+            next.broadcast_height.map(|h| h as i64),
+            next.consolidation_fee_sat as i64
         ])?;
         // Out of the way first: two payouts may swap outputs.
         tx.prepare_cached("UPDATE batch_payouts SET vout = -1 - vout WHERE batch_id = ?1")?

@@ -9,7 +9,9 @@
 //! A batch's replacement, every payout's new output and fee share, and the replaced transaction
 //! are stored before the replacement is broadcast (a single payout's: [`super::payout_bump`]).
 //! The original and its replacements spend a common input, so at most one confirms; whichever
-//! does is adopted, and the ledger settles each payout with its share of *that* fee.
+//! does is adopted, and the ledger settles each payout with its share of *that* fee. A batch that
+//! consolidated keeps its extra coins in the replacement; their part of the fee is scaled with
+//! the feerate (rounded down), the payouts share the rest.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -181,6 +183,8 @@ async fn replace(ctx: &Payments, b: &BatchRow, rate: u64) -> Result<BatchRow, Bu
         feerate_sat_vb: rate,
         vsize: payout.vsize,
         broadcast_height: Some(tip),
+        // The same coins, at the new feerate.
+        consolidation_fee_sat: b.consolidation_fee_sat * rate / b.feerate_sat_vb.max(1),
         ..b.clone()
     };
     switch(ctx, b, &next, &tx)?;
@@ -208,7 +212,8 @@ fn switch(ctx: &Payments, current: &BatchRow, next: &BatchRow, tx: &Transaction)
         .iter()
         .map(|p| Ok(ctx.onchain.treasury().parse_address(&p.destination)?.script_pubkey()))
         .collect::<Result<Vec<ScriptBuf>, WalletError>>()?;
-    let placed = places(tx, &queued, &scripts, (next.fee_sat, next.feerate_sat_vb * 1_000))?;
+    let payouts_fee = next.fee_sat.saturating_sub(next.consolidation_fee_sat);
+    let placed = places(tx, &queued, &scripts, (payouts_fee, next.feerate_sat_vb * 1_000))?;
     let steps: Vec<(BatchPayout, &Payment, Change)> = placed
         .into_iter()
         .zip(&payments)
@@ -251,6 +256,7 @@ pub(super) async fn adopt_paying(ctx: &Payments, b: &BatchRow, ours_held: bool, 
         fee_sat: r.fee_sat,
         feerate_sat_vb: r.feerate_sat_vb,
         vsize: tx.vsize() as u64,
+        consolidation_fee_sat: r.consolidation_fee_sat,
         ..current.clone()
     };
     switch(ctx, &current, &next, &tx)?;

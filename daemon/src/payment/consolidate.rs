@@ -95,19 +95,7 @@ pub async fn preview(ctx: &Payments, ask: Ask) -> Result<Plan, ConsolidateError>
         Some(rate) => rate,
         None => ctx.onchain.estimate(Priority::Low.target_blocks(&ctx.config.routing)).await?.sat_per_vb * 1_000,
     };
-    let reserved = reserved_outpoints(&ctx.store)?;
-    let coins: Vec<_> = ctx.onchain.treasury().utxos().into_iter().filter(|u| u.spendable).collect();
-    let utxos: Vec<Utxo> = coins
-        .iter()
-        .map(|c| {
-            let kind = input_kind(c.script_type);
-            Utxo {
-                value_sat: c.amount_sat,
-                kind: kind.unwrap_or(InputKind::P2pkh),
-                reserved: kind.is_none() || reserved.contains(&c.outpoint),
-            }
-        })
-        .collect();
+    let (coins, utxos) = treasury_coins(ctx)?;
     let mut policy = Policy::from_config(&ctx.config);
     let threshold_sat_kvb = policy.consolidation_feerate_sat_kvb;
     if let Some(max) = ask.max_inputs {
@@ -201,6 +189,25 @@ pub async fn run_every(ctx: Arc<Payments>, cancel: CancellationToken) {
             _ = tokio::time::sleep(Duration::from_secs(interval.min(60))) => {}
         }
     }
+}
+
+/// The treasury's spendable coins, and the same as the plans read them: a coin is reserved when a
+/// batch or payout in flight has signed it away, or when its script is not one a plan can size.
+pub(super) fn treasury_coins(ctx: &Payments) -> Result<(Vec<sendero_wallet::Utxo>, Vec<Utxo>), StoreError> {
+    let reserved = reserved_outpoints(&ctx.store)?;
+    let coins: Vec<_> = ctx.onchain.treasury().utxos().into_iter().filter(|u| u.spendable).collect();
+    let utxos: Vec<Utxo> = coins
+        .iter()
+        .map(|c| {
+            let kind = input_kind(c.script_type);
+            Utxo {
+                value_sat: c.amount_sat,
+                kind: kind.unwrap_or(InputKind::P2pkh),
+                reserved: kind.is_none() || reserved.contains(&c.outpoint),
+            }
+        })
+        .collect();
+    Ok((coins, utxos))
 }
 
 /// How a coin of this script type is spent, if the wallet can plan it.

@@ -97,13 +97,8 @@ pub async fn preview(ctx: &Payments) -> Result<Option<Preview>, CostError> {
     let Some(departure) = batch::triggered(&seen, &rates, &policy) else { return Ok(None) };
     let leaving: Vec<batch::Queued> =
         departure.payouts.iter().take(policy.max_outputs_per_tx.max(1)).map(|&i| seen[i].clone()).collect();
-    let utxos: Vec<batch::Utxo> = ctx
-        .onchain
-        .treasury()
-        .utxos()
-        .iter()
-        .map(|u| batch::Utxo { value_sat: u.amount_sat, kind: TREASURY.0, reserved: false })
-        .collect();
+    // The coins the batch would see: spendable, the ones in flight reserved.
+    let (_, utxos) = tokio::task::block_in_place(|| super::consolidate::treasury_coins(ctx))?;
     let rate = departure.feerate_sat_kvb;
     let plans: Vec<TxPlan> = batch::plan_batch(&leaving, &utxos, rate, TREASURY.1, &policy)?;
     let consolidation_fee_sat: u64 = plans.iter().map(|p| p.consolidation_fee_sat).sum();

@@ -8,7 +8,9 @@
 //! never outside movements, and a consolidation (`payment/consolidate.rs`) moves nothing out but its
 //! fee (`fees:consolidation`, once confirmed; unconfirmed, it counts like an outside movement not
 //! yet imported), and so does a child paying for a stuck transaction (`payment/cpfp.rs`,
-//! `fees:cpfp`). The Lightning rail is reconciled by [`crate::ledger::lightning`].
+//! `fees:cpfp`); a batch that swept in small coins spent its payouts, their shares and the
+//! consolidation part the batcher booked (`fees:consolidation`) when it confirmed. The Lightning
+//! rail is reconciled by [`crate::ledger::lightning`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -160,7 +162,7 @@ fn onchain(
     let mut ours = payout_txids(payments);
     ours.extend(transfers.iter().map(String::as_str));
     let (mut c, mut in_flight) = classify_onchain(payments, txs);
-    in_flight += classify_batches(payments, txs, &mut c);
+    in_flight += classify_batches(payments, txs, &ctx.store.batch_consolidations_booked()?, &mut c);
     let unconfirmed_external: i128 = txs
         .iter()
         .filter(|t| t.confirmation_height.is_none() && !ours.contains(t.txid.as_str()))
@@ -182,9 +184,10 @@ fn onchain(
 }
 
 /// Batched payouts against the wallet, one transaction at a time (recorded into `c`): once every
-/// payout of a transaction has settled, it spent exactly their amounts and fee shares; returns
-/// what open ones still hold beyond what the wallet already spent on them, msat.
-fn classify_batches(payments: &[Payment], txs: &[TxRecord], c: &mut Classified) -> i128 {
+/// payout of a transaction has settled, it spent exactly their amounts and fee shares and the
+/// consolidation fee `booked` for it (msat by txid); returns what open ones still hold beyond
+/// what the wallet already spent on them, msat.
+fn classify_batches(payments: &[Payment], txs: &[TxRecord], booked: &HashMap<String, i64>, c: &mut Classified) -> i128 {
     let by_txid: HashMap<&str, &TxRecord> = txs.iter().map(|t| (t.txid.as_str(), t)).collect();
     let mut groups: HashMap<Option<&str>, Vec<&Payment>> = HashMap::new();
     for p in payments.iter().filter(|p| p.rail == Rail::OnchainBatch && p.state != State::Failed) {
@@ -194,8 +197,13 @@ fn classify_batches(payments: &[Payment], txs: &[TxRecord], c: &mut Classified) 
     let mut in_flight = 0;
     for (txid, group) in groups {
         let settled = |p: &Payment| p.state == State::Settled;
-        let paid: i128 =
-            group.iter().filter(|p| settled(p)).map(|p| i128::from(p.amount_msat + p.fee_paid_msat.unwrap_or(0))).sum();
+        let consolidation = txid.and_then(|t| booked.get(t)).map_or(0, |m| i128::from(*m));
+        let paid: i128 = consolidation
+            + group
+                .iter()
+                .filter(|p| settled(p))
+                .map(|p| i128::from(p.amount_msat + p.fee_paid_msat.unwrap_or(0)))
+                .sum::<i128>();
         let held: i128 =
             group.iter().filter(|p| !settled(p)).map(|p| i128::from(p.amount_msat + p.fee_reserve_msat)).sum();
         let tx = txid.and_then(|t| by_txid.get(t).copied());

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use sendero_wallet::bitcoin::{OutPoint, Transaction};
-use sendero_wallet::{ChainSource, Child, FeeEstimate, FeeSource, Payee, Payout, Treasury, WalletError};
+use sendero_wallet::{ChainSource, Child, FeeEstimate, FeeSource, Payee, Payout, Swept, Treasury, WalletError};
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::fees::{Fees, FeesError, Schedule};
@@ -128,6 +128,18 @@ impl Onchain {
     pub async fn prepare(&self, payees: Vec<Payee>, feerate_sat_vb: u64) -> Result<(Transaction, Payout), WalletError> {
         let treasury = Arc::clone(&self.treasury);
         blocking(move || treasury.prepare(&payees, feerate_sat_vb)).await
+    }
+
+    /// Like [`Onchain::prepare`], also spending the coins of `extra` coin selection did not choose
+    /// (consolidation inside a batch; the caller holds [`Onchain::spending`]).
+    pub async fn prepare_with(
+        &self,
+        payees: Vec<Payee>,
+        feerate_sat_vb: u64,
+        extra: Vec<OutPoint>,
+    ) -> Result<(Transaction, Payout, Swept), WalletError> {
+        let treasury = Arc::clone(&self.treasury);
+        blocking(move || treasury.prepare_with(&payees, feerate_sat_vb, &extra)).await
     }
 
     /// A signed replacement of the unconfirmed `txid` at `feerate_sat_vb` (same outputs, the fee

@@ -406,6 +406,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
          created_at INTEGER NOT NULL,
          abandoned_at INTEGER
      ) STRICT;",
+    // 17: consolidation inside a batch: how many extra small coins a batch's transaction swept
+    // in, and the part of its fee they cost (the treasury's, not the payouts'), also for each
+    // transaction a replacement took over.
+    "ALTER TABLE batches ADD COLUMN consolidated_inputs INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE batches ADD COLUMN consolidation_fee_sat INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE batch_replaced ADD COLUMN consolidation_fee_sat INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.
