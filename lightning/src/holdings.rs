@@ -118,6 +118,12 @@ impl Holdings {
         self.sweeps.iter().filter(|s| s.state == "awaiting_confirmation").map(|s| s.amount_sat * 1_000).sum()
     }
 
+    /// Our HTLCs on closing channels that we claim back only if they time out: the total counts
+    /// them, but a counterparty holding the preimage (a payout it received) claims them first.
+    pub fn undecided_htlc_msat(&self) -> u64 {
+        self.closing.iter().filter(|c| c.kind == "maybe_timeout_claimable_htlc").map(|c| c.amount_sat * 1_000).sum()
+    }
+
     /// How far the total may be from the truth by whole-sat rounding: 999 msat per channel whose
     /// balance is not exact.
     pub fn tolerance_msat(&self) -> u64 {

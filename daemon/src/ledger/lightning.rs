@@ -234,11 +234,13 @@ pub fn check(store: &Store, node: &LightningNode, open_payouts: bool) -> Result<
     let ok = if waiting.is_empty() {
         gap.abs() <= tolerance
     } else {
-        // On its way: the gap is what the movements cost so far and what transfers carry.
+        // On its way: the gap is what the movements cost so far, what transfers carry, and our
+        // HTLCs on a closing channel that the counterparty may still claim with their preimage.
         let (incoming, outgoing) = in_transit_msat(&transfers, &node_txs);
         let twice = i64::try_from(holdings.maybe_twice_msat()).unwrap_or(i64::MAX / 2);
+        let undecided = i64::try_from(holdings.undecided_htlc_msat()).unwrap_or(i64::MAX / 4);
         let bound = SETTLE_BOUND_MSAT * i64::try_from(pending.len().max(1)).unwrap_or(1);
-        (-(incoming + tolerance + twice)..=bound + outgoing).contains(&gap)
+        (-(incoming + tolerance + twice + undecided)..=bound + outgoing).contains(&gap)
     };
     Ok(json!({
         "ok": ok,
@@ -250,6 +252,7 @@ pub fn check(store: &Store, node: &LightningNode, open_payouts: bool) -> Result<
         "difference_msat": gap,
         "tolerance_msat": tolerance,
         "maybe_counted_twice_msat": holdings.maybe_twice_msat(),
+        "undecided_htlc_msat": holdings.undecided_htlc_msat(),
         "node": {
             "onchain_wallet_msat": holdings.onchain_wallet_sat * 1_000,
             "channels_msat": holdings.channels_msat(),

@@ -134,8 +134,9 @@ pub(super) fn payment_row(r: &Row<'_>) -> rusqlite::Result<Payment> {
 }
 
 impl Store {
-    /// Applies `change` to payment `from` if it is still in `from.state` (returns false when
-    /// another step got there first).
+    /// Applies `change` to payment `from` if it is still in `from.state` on `from.rail_ref`
+    /// (returns false when another step got there first — a fee bump moving the payout to a
+    /// replacement, say).
     pub fn change_payment(&self, from: &Payment, change: &Change, now: u64) -> Result<bool, LedgerError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -243,7 +244,7 @@ pub(super) fn apply(
         .prepare_cached(
             "UPDATE payments SET state = ?3, rail_ref = ?4, raw_tx = ?5, fee_paid_msat = ?6, failure_code = ?7,
              failure_message = ?8, attempts = ?9, next_attempt_at = ?10, updated_at = ?11, final_at = ?12
-         WHERE payment_id = ?1 AND state = ?2",
+         WHERE payment_id = ?1 AND state = ?2 AND rail_ref IS ?13",
         )?
         .execute(params![
             from.payment_id,
@@ -258,6 +259,7 @@ pub(super) fn apply(
             next.next_attempt_at as i64,
             now as i64,
             next.final_at.map(|v| v as i64),
+            from.rail_ref,
         ])?;
     if updated == 0 {
         return Ok(false);
