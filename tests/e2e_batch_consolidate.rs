@@ -209,5 +209,7 @@ fn a_cheap_batch_sweeps_in_small_coins_at_the_treasurys_cost() {
     assert!(coins(&gw).iter().any(|c| c.0 == reserved), "the reserved coin was never touched");
     assert!(!chain.mempool().contains(&refused));
     assert_eq!(account(&gw, "fees:consolidation"), consolidation as i64 * 1_000, "booked once");
+    let report = gw.call("fees.report", json!({}));
+    assert_eq!(report["treasury"]["consolidation_fee_sat"], consolidation, "{report:#}");
     verified(&gw);
 }

@@ -211,5 +211,7 @@ fn lifted_by_a_child(failpoint: Option<&str>) {
     let accounts = gw.call("ledger.balances", json!({}))["accounts"].clone();
     let cpfp = accounts.as_array().unwrap().iter().find(|a| a["account"] == "fees:cpfp").cloned();
     assert_eq!(cpfp.map(|a| a["balance"].clone()), Some(json!(chain.fee(&child) * 1_000)), "{accounts:#}");
+    let report = gw.call("fees.report", json!({}));
+    assert_eq!(report["treasury"]["cpfp_fee_sat"], chain.fee(&child), "{report:#}");
     ledger_ok(&gw);
 }

@@ -1,7 +1,9 @@
 //! `batch.preview`: the queue paid now as one batch (as `batch.trigger` would send it) against
 //! one transaction per payout at the same feerate; `fees.report {from?, to?}` (unix seconds;
 //! default the last 24 h): per rail, the payouts settled, the fees they paid and, on chain, what
-//! one transaction each at their submission's feerate would have cost, and the saving.
+//! one transaction each at their submission's feerate would have cost, and the saving; and
+//! `treasury`: the fees the treasury paid itself (consolidations, children paying for stuck
+//! transactions).
 
 use serde_json::{json, Value};
 
@@ -31,5 +33,6 @@ pub(crate) async fn preview(ctx: &AppState, params: Params) -> Result<Value, Adm
 pub(crate) async fn report(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     let (from, to) = super::fx_report::window(params)?;
     let rails = costs::report(&ctx.payments, from, to).map_err(admin_error)?;
-    Ok(json!({ "from": from, "to": to, "rails": rails }))
+    let treasury = costs::treasury_costs(&ctx.payments, from, to).map_err(admin_error)?;
+    Ok(json!({ "from": from, "to": to, "rails": rails, "treasury": treasury }))
 }

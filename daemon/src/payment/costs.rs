@@ -165,6 +165,36 @@ impl Store {
     }
 }
 
+/// What the treasury itself paid in fees in a period: sweeping small coins together (standalone or
+/// inside a batch) and children paying for stuck transactions (CPFP). Booked when they confirm.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TreasuryCosts {
+    /// Consolidation fees, sats.
+    pub consolidation_fee_sat: u64,
+    /// Fees of children paying for stuck transactions, sats.
+    pub cpfp_fee_sat: u64,
+}
+
+impl Store {
+    /// The fees booked to `account` by entries made in `[from, to)`, msat.
+    fn fees_booked_between(&self, account: &str, from: u64, to: u64) -> Result<u64, StoreError> {
+        let conn = self.read();
+        let msat: i64 = conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(p.amount), 0) FROM ledger_postings p JOIN ledger_entries e ON e.id = p.entry_id
+                 WHERE p.account = ?1 AND e.created_at >= ?2 AND e.created_at < ?3",
+            )?
+            .query_row(params![account, from as i64, to as i64], |r| r.get(0))?;
+        Ok(msat.max(0) as u64)
+    }
+}
+
+/// The treasury's own fees booked in `[from, to)`.
+pub fn treasury_costs(ctx: &Payments, from: u64, to: u64) -> Result<TreasuryCosts, CostError> {
+    let sat = |account: &str| ctx.store.fees_booked_between(account, from, to).map(|m| m.div_ceil(1_000));
+    Ok(TreasuryCosts { consolidation_fee_sat: sat("fees:consolidation")?, cpfp_fee_sat: sat("fees:cpfp")? })
+}
+
 /// Per rail (all four, in this order), the payouts settled in `[from, to)`: how many, the fees
 /// they paid and, on chain, what one transaction each at their submission's feerate would have
 /// cost.
