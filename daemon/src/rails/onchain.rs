@@ -4,7 +4,9 @@
 //! estimates (bitcoind's, unless the operator steers them off mainnet: [`super::fees`]). Knows
 //! nothing of HTTP or JSON-RPC.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 
 use sendero_wallet::bitcoin::{OutPoint, Transaction};
 use sendero_wallet::{ChainSource, Child, FeeEstimate, FeeSource, Payee, Payout, Swept, Treasury, WalletError};
@@ -46,13 +48,19 @@ pub struct Onchain {
     spend: Mutex<()>,
     config: WalletConfig,
     fees: Fees,
+    /// bitcoind's last estimates per confirmation target, and when they were read: they change
+    /// with blocks, not seconds, and the batcher, the fee bumper and every route ask for them.
+    estimates: std::sync::Mutex<HashMap<u16, (Instant, FeeEstimate)>>,
 }
+
+/// How long one of bitcoind's estimates is used before it is asked again.
+const ESTIMATE_TTL: Duration = Duration::from_secs(10);
 
 impl Onchain {
     /// The rail over `treasury` and `chain`, with the wallet's fee policy.
     pub fn new(treasury: Arc<Treasury>, chain: Arc<ChainSource>, config: WalletConfig) -> Self {
         let fees = Fees::new(treasury.network());
-        Onchain { treasury, chain, spend: Mutex::new(()), config, fees }
+        Onchain { treasury, chain, spend: Mutex::new(()), config, fees, estimates: Default::default() }
     }
 
     /// The rail with `schedule`'s feerates in force instead of bitcoind's (refused on mainnet).
@@ -179,16 +187,23 @@ impl Onchain {
         blocking(move || treasury.estimate_payout_vsize(&payees, feerate_sat_vb)).await
     }
 
-    /// The feerate for `target_blocks` — the operator's where one is in force, else bitcoind's —
-    /// capped at the configured maximum.
+    /// The feerate for `target_blocks` — the operator's where one is in force, else bitcoind's
+    /// (read again after 10 s) — capped at the configured maximum.
     pub async fn estimate(&self, target_blocks: u16) -> Result<FeeEstimate, WalletError> {
         let (fallback, max) = (self.config.fallback_feerate_sat_vb, self.config.max_feerate_sat_vb);
         if let Some((rate, source)) = self.fees.operator_rate(target_blocks, crate::unix_now()) {
             return Ok(FeeEstimate { sat_per_vb: rate.clamp(1, max), target_blocks, source });
         }
+        let cached = |m: &HashMap<u16, (Instant, FeeEstimate)>| {
+            m.get(&target_blocks).filter(|(at, _)| at.elapsed() < ESTIMATE_TTL).map(|(_, f)| *f)
+        };
+        if let Some(fee) = cached(&self.estimates.lock().unwrap_or_else(PoisonError::into_inner)) {
+            return Ok(fee);
+        }
         let chain = Arc::clone(&self.chain);
         let mut fee = blocking(move || chain.estimate_feerate(target_blocks, fallback)).await?;
         fee.sat_per_vb = fee.sat_per_vb.clamp(1, max);
+        self.estimates.lock().unwrap_or_else(PoisonError::into_inner).insert(target_blocks, (Instant::now(), fee));
         Ok(fee)
     }
 
