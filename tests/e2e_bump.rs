@@ -202,7 +202,10 @@ fn lifted_by_a_child(failpoint: Option<&str>) {
     let family = [chain.tx(&ta), chain.tx(&tb), child.clone()];
     let (fees, vsize) = family.iter().fold((0, 0), |(f, v), t| (f + chain.fee(t), v + t.vsize() as u64));
     assert!(fees >= 20 * vsize, "the package pays what the next block needs: {fees} sat for {vsize} vB");
-    assert_eq!((payment(&gw, &key, &a)["txid"].clone(), payment(&gw, &key, &b)["txid"].clone()), (json!(ta), json!(tb)));
+    assert_eq!(
+        (payment(&gw, &key, &a)["txid"].clone(), payment(&gw, &key, &b)["txid"].clone()),
+        (json!(ta), json!(tb))
+    );
     // A miner takes the package now that the child pays for it.
     shun(&chain, &ta, false);
     chain.mine(1);

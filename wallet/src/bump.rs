@@ -163,8 +163,7 @@ impl Treasury {
         if descendants(&unconfirmed(&inner), id).len() > 1 {
             return Err(WalletError::Build(format!("{txid} has unconfirmed children: a replacement would evict them")));
         }
-        let mut builder =
-            inner.wallet.build_fee_bump(id).map_err(|e| WalletError::Build(format!("fee bump: {e}")))?;
+        let mut builder = inner.wallet.build_fee_bump(id).map_err(|e| WalletError::Build(format!("fee bump: {e}")))?;
         builder.fee_rate(feerate);
         let psbt = builder.finish().map_err(create_tx_error)?;
         let (tx, fee_sat) = inner.sign(psbt)?;
@@ -220,4 +219,29 @@ pub(crate) fn replaces(inner: &Inner, tx: &Transaction) -> bool {
         .wallet
         .transactions()
         .any(|t| t.tx_node.txid != txid && t.tx_node.tx.input.iter().any(|i| spent.contains(&i.previous_output)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bdk_wallet::bitcoin::Network;
+    use bip39::Mnemonic;
+
+    #[test]
+    fn only_the_wallets_unconfirmed_transactions_can_be_sped_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mnemonic::from_str(
+            "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about",
+        )
+        .unwrap();
+        let t = Treasury::open(&dir.path().join("wallet.sqlite"), &m, Network::Regtest).unwrap();
+        let unknown = "4078d7a47b14b89125c36591b6d788d6af3a6c54a1d3148a8dd951447224b99d";
+        assert_eq!(t.pending(unknown), None);
+        assert_eq!(t.pending("not a txid"), None);
+        assert!(matches!(t.prepare_child(unknown, 0), Err(WalletError::InvalidFeerate(_))));
+        let err = t.prepare_child(unknown, 5).unwrap_err();
+        assert!(matches!(err, WalletError::Build(ref why) if why.contains("not an unconfirmed transaction")), "{err}");
+        assert!(matches!(t.bump("nonsense", 5), Err(WalletError::Build(_))));
+        assert!(t.transactions().is_empty(), "nothing recorded");
+    }
 }

@@ -231,7 +231,12 @@ fn switch(ctx: &Payments, current: &BatchRow, next: &BatchRow, tx: &Transaction)
 /// the wallet holds it and other transactions already spend from it (broadcasting the batch's own
 /// would evict them), or holds it at all when `any_held` (the batch's own was refused). True when
 /// it did.
-pub(super) async fn adopt_paying(ctx: &Payments, b: &BatchRow, ours_held: bool, any_held: bool) -> Result<bool, BumpError> {
+pub(super) async fn adopt_paying(
+    ctx: &Payments,
+    b: &BatchRow,
+    ours_held: bool,
+    any_held: bool,
+) -> Result<bool, BumpError> {
     let store = Arc::clone(&ctx.store);
     let replaced: Vec<Replaced> = tokio::task::block_in_place(|| store.replaced(&b.batch_id))?;
     let treasury = ctx.onchain.treasury();
