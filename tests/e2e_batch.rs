@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::webhook::{signature_valid, Receiver};
-use common::{http_get_with_key, http_post, outside_address, wait_for, AdminMode, Chain, Gateway};
+use common::{http_post, outside_address, payment, settled, wait_for, AdminMode, Chain, Gateway};
 use sendero_wallet::bitcoin::{Address, Transaction};
 use serde_json::{json, Value};
 
@@ -38,25 +38,6 @@ fn pay_batched(gw: &Gateway, key: &str, address: &str, sat: u64, priority: &str)
     );
     assert_eq!(status, 202, "{p}");
     p
-}
-
-fn payment(gw: &Gateway, key: &str, id: &str) -> Value {
-    let (status, p) = http_get_with_key(gw.api_port, &format!("/v1/payments/{id}"), Some(key));
-    assert_eq!(status, 200, "{p}");
-    p
-}
-
-/// Waits for the payment to settle; its view then (the gateway's log when it does not).
-fn settled(gw: &Gateway, key: &str, id: &str) -> Value {
-    let deadline = std::time::Instant::now() + MINUTE;
-    loop {
-        let p = payment(gw, key, id);
-        if p["status"] == "SETTLED" {
-            return p;
-        }
-        assert!(std::time::Instant::now() < deadline, "{id} not settled: {p}\n{}", gw.log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// How many times each address is paid in the blocks after `from` (exclusive) up to the tip.

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{http_get_with_key, http_post, outside_address, wait_for, AdminMode, Chain, Gateway};
+use common::{http_post, outside_address, payment, settled, wait_for, AdminMode, Chain, Gateway};
 use sendero_wallet::bitcoin::{Address, Transaction};
 use serde_json::{json, Value};
 
@@ -30,12 +30,6 @@ fn pay(gw: &Gateway, key: &str, address: &str, sat: u64) -> String {
     serde_json::from_str::<Value>(&p).unwrap()["payment_id"].as_str().unwrap().to_owned()
 }
 
-fn payment(gw: &Gateway, key: &str, id: &str) -> Value {
-    let (status, p) = http_get_with_key(gw.api_port, &format!("/v1/payments/{id}"), Some(key));
-    assert_eq!(status, 200, "{p}");
-    p
-}
-
 /// Waits for the payment's transaction to be in the mempool; its txid.
 fn broadcast(gw: &Gateway, key: &str, chain: &Chain, id: &str) -> String {
     let mut txid = String::new();
@@ -44,18 +38,6 @@ fn broadcast(gw: &Gateway, key: &str, chain: &Chain, id: &str) -> String {
         !txid.is_empty() && chain.mempool().contains(&txid)
     });
     txid
-}
-
-fn settled(gw: &Gateway, key: &str, id: &str) -> Value {
-    let deadline = std::time::Instant::now() + MINUTE;
-    loop {
-        let p = payment(gw, key, id);
-        if p["status"] == "SETTLED" {
-            return p;
-        }
-        assert!(std::time::Instant::now() < deadline, "{id} not settled: {p}\n{}", gw.log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// How many outputs of `t` pay `sat` to `address`.

@@ -13,7 +13,7 @@ mod common;
 use std::time::Duration;
 
 use common::webhook::{signature_valid, Receiver};
-use common::{http_get_with_key, http_post, outside_address, wait_for, AdminMode, Chain, Gateway};
+use common::{http_post, outside_address, payment, settled, wait_for, AdminMode, Chain, Gateway};
 use serde_json::{json, Value};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -45,27 +45,12 @@ fn pay(gw: &Gateway, key: &str, address: &str, sat: u64, priority: &str, rail: &
     p["payment_id"].as_str().unwrap().to_owned()
 }
 
-fn payment(gw: &Gateway, key: &str, id: &str) -> Value {
-    let (status, p) = http_get_with_key(gw.api_port, &format!("/v1/payments/{id}"), Some(key));
-    assert_eq!(status, 200, "{p}");
-    p
-}
-
 fn funded(chain: &Chain, dir: &std::path::Path) -> Gateway {
     let gw = Gateway::start_with(chain, dir, AdminMode::Socket, "human", CONFIG);
     let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
     chain.mine_to(101, &address);
     wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
     gw
-}
-
-fn settled(gw: &Gateway, key: &str, id: &str) -> Value {
-    let mut p = Value::Null;
-    wait_for(&format!("{id} settled"), MINUTE, || {
-        p = payment(gw, key, id);
-        p["status"] == "SETTLED"
-    });
-    p
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod common;
 use std::collections::HashSet;
 
 use common::ln::{channel, open_channel, pair_with, payment_by_hash, unreachable_invoice, MINUTE};
-use common::{http_get_with_key, http_post, outside_address, wait_for, Gateway};
+use common::{http_get_with_key, http_post, outside_address, payment, wait_for, Gateway};
 use serde_json::{json, Value};
 
 fn post(gw: &Gateway, path: &str, key: &str, idem: Option<&str>, body: &Value) -> (u16, Value) {
@@ -28,12 +28,6 @@ fn route(gw: &Gateway, key: &str, sat: u64, destination: &str) -> Value {
 
 fn submit(gw: &Gateway, key: &str, idem: &str, route_id: &str, rail: &str) -> (u16, Value) {
     post(gw, "/v1/payments/submit", key, Some(idem), &json!({"route_id": route_id, "rail": rail}))
-}
-
-fn payment(gw: &Gateway, key: &str, id: &str) -> Value {
-    let (status, p) = http_get_with_key(gw.api_port, &format!("/v1/payments/{id}"), Some(key));
-    assert_eq!(status, 200, "{p}");
-    p
 }
 
 fn wait_status(gw: &Gateway, key: &str, id: &str, status: &str) -> Value {

@@ -365,3 +365,24 @@ pub fn http_delete(port: u16, path: &str, key: &str) -> (u16, Value) {
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
+
+/// `GET /v1/payments/{id}` with `key`: the payment's view.
+pub fn payment(gw: &Gateway, key: &str, id: &str) -> Value {
+    let (status, p) = http_get_with_key(gw.api_port, &format!("/v1/payments/{id}"), Some(key));
+    assert_eq!(status, 200, "{p}");
+    p
+}
+
+/// Waits (a minute at most) for the payment to settle; its view then (the gateway's log when it
+/// does not).
+pub fn settled(gw: &Gateway, key: &str, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = payment(gw, key, id);
+        if p["status"] == "SETTLED" {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "{id} not settled: {p}\n{}", gw.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

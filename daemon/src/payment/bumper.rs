@@ -239,13 +239,7 @@ pub(super) async fn adopt_paying(
 ) -> Result<bool, BumpError> {
     let store = Arc::clone(&ctx.store);
     let replaced: Vec<Replaced> = tokio::task::block_in_place(|| store.replaced(&b.batch_id))?;
-    let treasury = ctx.onchain.treasury();
-    let pays = |r: &Replaced| match treasury.transaction(&r.txid) {
-        Some(t) if t.confirmation_height.is_some() => true,
-        Some(_) if ours_held => false,
-        Some(_) => any_held || treasury.pending(&r.txid).is_some_and(|m| m.has_children),
-        None => false,
-    };
+    let pays = |r: &Replaced| payout_bump::pays_instead(ctx, &r.txid, ours_held, any_held);
     let Some(r) = replaced.into_iter().find(pays) else { return Ok(false) };
     let _spending = ctx.onchain.spending().await;
     // Another step may have adopted it meanwhile.

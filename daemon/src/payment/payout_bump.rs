@@ -122,14 +122,21 @@ pub(super) fn paying_member(
     let store = Arc::clone(&ctx.store);
     let id = p.payment_id.clone();
     let family = tokio::task::block_in_place(|| store.payout_replaced(&id))?;
+    Ok(family.into_iter().find(|r| pays_instead(ctx, &r.txid, ours_held, any_held)))
+}
+
+/// Whether `txid`, another transaction of a family (a payout's or a batch's), is the one paying
+/// instead of the family's current one: it confirmed; or, when the wallet does not hold the
+/// current one (`ours_held` false), the wallet holds it and another transaction spends from it,
+/// or holds it at all when `any_held`.
+pub(super) fn pays_instead(ctx: &Payments, txid: &str, ours_held: bool, any_held: bool) -> bool {
     let treasury = ctx.onchain.treasury();
-    let pays = |r: &ReplacedTx| match treasury.transaction(&r.txid) {
+    match treasury.transaction(txid) {
         Some(t) if t.confirmation_height.is_some() => true,
         Some(_) if ours_held => false,
-        Some(_) => any_held || treasury.pending(&r.txid).is_some_and(|m| m.has_children),
+        Some(_) => any_held || treasury.pending(txid).is_some_and(|m| m.has_children),
         None => false,
-    };
-    Ok(family.into_iter().find(pays))
+    }
 }
 
 /// Makes a transaction of the payout's family its own (the one that paid, or may).
