@@ -10,7 +10,12 @@
 //!   of "back to the band's middle" and the channel's part of the forecast need, plus whatever it
 //!   lacks below its floor (so that one splice covers the next horizon's payouts);
 //! - **splice out** when the share is above the band: back to the middle, but never below the
-//!   floor plus its part of the forecast need (what the next splice-in would put back);
+//!   floor plus its part of the forecast need (what the next splice-in would put back), and never
+//!   more than the whole rail holds beyond every channel's floor plus part (a payout can use any
+//!   channel's outbound, and a splice-out creates no inbound: outbound the rail needs stays);
+//!   one that cannot take the channel at least halfway from the band's top back to its middle
+//!   (62.5 % by default) is not made, so that a channel at the band's edge is not spliced out of
+//!   again and again by small amounts;
 //! - the amount is then capped so that the on-chain treasury keeps `onchain_reserve_sat` after
 //!   what payouts in flight reserve and the fee (`reserve_would_break` when what is left is
 //!   under `min_splice_sat`), and a splice-out leaves the floor after its fee;
@@ -200,9 +205,14 @@ pub fn decide(channels: &[Channel], s: &Situation, p: &TreasuryPolicy) -> Vec<De
     let views: Vec<View> = channels.iter().map(|c| View::of(c, total_capacity, &s.forecast, p)).collect();
     let mut order: Vec<usize> = (0..channels.len()).collect();
     order.sort_by_key(|&i| (views[i].runway_secs.unwrap_or(u64::MAX), views[i].share_bp));
+    // What the rail holds beyond what every channel's floor and next horizon need: all that
+    // splice-outs may take, since a payout can use any channel's outbound (MPP).
+    let outbound: u64 = channels.iter().map(|c| c.outbound_msat).sum();
+    let kept: u64 = views.iter().map(|v| v.floor_msat + v.need_part_msat).sum();
     let mut purse = Purse {
         spent_sat: s.spent_sat,
         treasury_free_sat: s.onchain_sat.saturating_sub(s.onchain_reserved_sat),
+        rail_excess_sat: outbound.saturating_sub(kept) / 1_000,
     };
     let mut actions: Vec<Option<Action>> = vec![None; channels.len()];
     for i in order {
@@ -247,6 +257,7 @@ impl View {
 struct Purse {
     spent_sat: u64,
     treasury_free_sat: u64,
+    rail_excess_sat: u64,
 }
 
 fn nothing(skip: Skip, reason: String) -> Action {
@@ -283,6 +294,9 @@ fn one(c: &Channel, v: &View, s: &Situation, p: &TreasuryPolicy, purse: &mut Pur
 struct Want {
     kind: SpliceKind,
     amount_sat: u64,
+    /// Less than this is not worth it: a splice-out must take the channel at least halfway from
+    /// the band's top back to its middle.
+    least_sat: u64,
     fee_sat: u64,
     why: Why,
     reason: String,
@@ -298,39 +312,45 @@ fn want(c: &Channel, v: &View, p: &TreasuryPolicy) -> Result<Want, Action> {
         let fill = v.floor_msat.saturating_sub(out) + v.need_part_msat;
         let amount_msat = to_middle.max(fill);
         let (why, reason) = if out < v.floor_msat {
-            (Why::BelowFloor, format!("outbound {} sat is below its floor of {} sat", out / 1_000, v.floor_msat / 1_000))
+            (
+                Why::BelowFloor,
+                format!("outbound {} sat is below its floor of {} sat", out / 1_000, v.floor_msat / 1_000),
+            )
         } else {
             (Why::BelowBand, format!("outbound share {share} is below the band's {} %", p.band_low_percent))
         };
         let how = if fill > to_middle { "the forecast's need" } else { "the band's middle" };
         let reason = format!("{reason}: splice in for {how}");
-        return Ok(Want { kind: SpliceKind::In, amount_sat: amount_msat.div_ceil(1_000), fee_sat: 0, why, reason });
+        let amount_sat = amount_msat.div_ceil(1_000);
+        return Ok(Want { kind: SpliceKind::In, amount_sat, least_sat: 0, fee_sat: 0, why, reason });
     }
     if v.share_bp <= u64::from(p.band_high_percent) * 100 {
         return Err(nothing(Skip::InBand, format!("outbound share {share} is inside the band")));
     }
-    // (out − a) / (both − a) = mid  ⇔  a = (out − mid × both) / (1 − mid).
-    let to_middle = scale(out.saturating_sub(scale(both, mid, 10_000)), 10_000, 10_000u64.saturating_sub(mid));
+    // (out − a) / (both − a) = m  ⇔  a = (out − m × both) / (1 − m), to the middle and to halfway.
+    let to = |m: u64| scale(out.saturating_sub(scale(both, m, 10_000)), 10_000, 10_000u64.saturating_sub(m));
+    let (to_middle, least) = (to(mid), to((mid + u64::from(p.band_high_percent) * 100) / 2));
     let keep = v.floor_msat + v.need_part_msat;
     let amount_msat = to_middle.min(out.saturating_sub(keep));
     let reason = format!("outbound share {share} is above the band's {} %", p.band_high_percent);
-    if amount_msat < to_middle && amount_msat / 1_000 < p.min_splice_sat {
+    if amount_msat < least {
         let kept = format!("the forecast needs {} sat of its outbound", keep / 1_000);
         return Err(nothing(Skip::ForecastNeedsIt, format!("{reason}, but {kept}")));
     }
     let reason = format!("{reason}: splice out to the treasury");
-    Ok(Want { kind: SpliceKind::Out, amount_sat: amount_msat / 1_000, fee_sat: 0, why: Why::AboveBand, reason })
+    let amount_sat = amount_msat / 1_000;
+    Ok(Want {
+        kind: SpliceKind::Out,
+        amount_sat,
+        least_sat: least.div_ceil(1_000),
+        fee_sat: 0,
+        why: Why::AboveBand,
+        reason,
+    })
 }
 
 /// The amount capped by the treasury's reserve (in) or the floor after the fee (out).
-fn size(
-    mut w: Want,
-    c: &Channel,
-    v: &View,
-    s: &Situation,
-    p: &TreasuryPolicy,
-    purse: &Purse,
-) -> Result<Want, Action> {
+fn size(mut w: Want, c: &Channel, v: &View, s: &Situation, p: &TreasuryPolicy, purse: &Purse) -> Result<Want, Action> {
     w.fee_sat = splice_fee_sat(w.kind, s.feerate_sat_kvb);
     match w.kind {
         SpliceKind::In => {
@@ -350,7 +370,24 @@ fn size(
         SpliceKind::Out => {
             let keep_sat = (v.floor_msat + v.need_part_msat).div_ceil(1_000);
             let room = (c.outbound_msat / 1_000).saturating_sub(keep_sat).saturating_sub(w.fee_sat);
-            w.amount_sat = w.amount_sat.min(room);
+            let rail = purse.rail_excess_sat.saturating_sub(w.fee_sat);
+            if rail < w.amount_sat.min(room) && rail < p.min_splice_sat.max(w.least_sat) {
+                let why = format!(
+                    "{}, but the Lightning rail holds only {} sat beyond what its channels' floors and the \
+                     forecast need",
+                    w.reason, purse.rail_excess_sat
+                );
+                return Err(nothing(Skip::ForecastNeedsIt, why));
+            }
+            w.amount_sat = w.amount_sat.min(room).min(rail);
+            if w.amount_sat < w.least_sat {
+                let why = format!(
+                    "{}, but only {} sat may leave after what the forecast needs, short of the {} sat that take \
+                     it halfway back to the middle",
+                    w.reason, w.amount_sat, w.least_sat
+                );
+                return Err(nothing(Skip::ForecastNeedsIt, why));
+            }
         }
     }
     if w.amount_sat < p.min_splice_sat {
@@ -401,10 +438,12 @@ fn price(w: Want, v: &View, s: &Situation, p: &TreasuryPolicy, purse: &mut Purse
             purse.treasury_free_sat = purse.treasury_free_sat.saturating_sub(splice.amount_sat + splice.fee_sat);
             Action::SpliceIn(splice)
         }
-        SpliceKind::Out => Action::SpliceOut(splice),
+        SpliceKind::Out => {
+            purse.rail_excess_sat = purse.rail_excess_sat.saturating_sub(splice.amount_sat + splice.fee_sat);
+            Action::SpliceOut(splice)
+        }
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -529,13 +568,43 @@ mod tests {
 
     #[test]
     fn a_splice_out_never_takes_what_the_forecast_needs() {
-        // 90 % outbound, but the forecast needs 450 k sat a day: floor 450 k + one more horizon.
+        // 90 % outbound; the forecast needs 450 k sat a day: it keeps 450 k + one more horizon.
         let a = one_action(&channel("c", 900_000), &with_need(450_000), &policy());
         assert_eq!(skipped(&a), Skip::ForecastNeedsIt, "{}", a.reason());
-        // With 300 k a day it takes what is above 600 k, less the fee.
-        let a = one_action(&channel("c", 900_000), &with_need(300_000), &policy());
+        // 50 k a day: it keeps 100 k, and the rest goes back to the middle (800 k) less the fee.
+        let a = one_action(&channel("c", 900_000), &with_need(50_000), &policy());
         let Action::SpliceOut(s) = a else { panic!("{a:?}") };
-        assert_eq!(s.amount_sat, 300_000 - 362);
+        assert_eq!(s.amount_sat, 800_000 - 362);
+        // 80 k a day: it keeps 160 k; 740 k less the fee still takes it past 62.5 % (733,334).
+        let a = one_action(&channel("c", 900_000), &with_need(80_000), &policy());
+        let Action::SpliceOut(s) = a else { panic!("{a:?}") };
+        assert_eq!(s.amount_sat, 740_000 - 362);
+        // 90 k a day: 720 k does not; it stays.
+        let a = one_action(&channel("c", 900_000), &with_need(90_000), &policy());
+        assert_eq!(skipped(&a), Skip::ForecastNeedsIt);
+        assert!(a.reason().contains("the forecast needs 180000 sat"), "{}", a.reason());
+        // 83.3 k a day: 733,400 would, but not once the fee is paid from it.
+        let a = one_action(&channel("c", 900_000), &with_need(83_300), &policy());
+        assert_eq!(skipped(&a), Skip::ForecastNeedsIt);
+        assert!(a.reason().contains("short of the 733334 sat that take it halfway"), "{}", a.reason());
+    }
+
+    #[test]
+    fn a_splice_out_takes_only_what_the_whole_rail_holds_beyond_its_needs() {
+        // Each channel keeps 100 k (floor 50 k + its part of the need); "full" alone could give
+        // 800 k, but the rail holds 950 k against the 200 k its channels keep: 750 k may leave.
+        let ds = decide(&[channel("full", 900_000), channel("dry", 50_000)], &with_need(100_000), &policy());
+        assert_eq!(ds[1].action.code(), "splice_in");
+        let Action::SpliceOut(s) = &ds[0].action else { panic!("{:?}", ds[0].action) };
+        assert_eq!(s.amount_sat, 750_000 - 362);
+        // With 150 k a day the rail has 650 k beyond its needs, short of halfway: nothing leaves.
+        let ds = decide(&[channel("full", 900_000), channel("dry", 50_000)], &with_need(150_000), &policy());
+        assert_eq!(skipped(&ds[0].action), Skip::ForecastNeedsIt, "{}", ds[0].action.reason());
+        assert!(
+            ds[0].action.reason().contains("the Lightning rail holds only 650000 sat"),
+            "{}",
+            ds[0].action.reason()
+        );
     }
 
     #[test]
