@@ -45,6 +45,16 @@
 //!
 //! The band strategies keep the same on-chain reserve and the same smallest splice as Sendero;
 //! they have no fee ceiling, budget or cap.
+//!
+//! What splicing does to a share band: a splice-out takes capacity, not only balance, and creates
+//! no inbound; a splice-in adds outbound and leaves the inbound as it is. So "above 75 % → 25 %"
+//! cuts a channel at 80 % to 27 % of its capacity, and "below 25 % → 75 %" adds twice the
+//! channel's inbound. After a receipt-heavy stretch the band strategies can cut every channel down
+//! until the amounts they ask for (proportional to the channel) fall under `min_splice_sat`, and
+//! then stay there (seeds 7 and 8). Sendero's splice-outs keep what the rail needs.
+//!
+//! Every run checks its books at the end: the channels, the treasury and the splices in flight
+//! hold what they started with, plus receipts, minus payouts and fees, to the msat.
 
 use rand::{Rng, SeedableRng};
 use sendero::batch::feeseries::{FeeSeries, Synthetic};
@@ -262,6 +272,9 @@ struct Run<'a> {
     /// `(time, msat)` of every payout asked for, for the forecast.
     history: Vec<(u64, u64)>,
     measure_from: u64,
+    /// Receipts in minus payouts out, msat, and every fee paid, sat (the books, checked at the end).
+    net_msat: i128,
+    all_fees_sat: u64,
     t: Totals,
 }
 
@@ -283,11 +296,13 @@ impl<'a> Run<'a> {
             spent: vec![],
             history: vec![],
             measure_from: START + WARMUP_DAYS * DAY,
+            net_msat: 0,
+            all_fees_sat: 0,
             t: Totals::default(),
         }
     }
 
-    fn run(mut self, work: &[Payment], end: u64) -> Totals {
+    fn run(mut self, work: &[Payment], end: u64, a_treasury_sat: u64) -> Totals {
         let mut next = 0;
         let mut now = START;
         while now < end {
@@ -325,12 +340,26 @@ impl<'a> Run<'a> {
             }
             now += TICK;
         }
+        self.check_books(a_treasury_sat);
         self.t
+    }
+
+    /// Every sat is accounted for: the treasury, the channels and the splice-ins in flight hold
+    /// what they started with, plus receipts, minus payouts and fees.
+    fn check_books(&self, initial_treasury_sat: u64) {
+        let initial: i128 = CAPACITIES_SAT.iter().map(|&c| i128::from(c) * 500).sum::<i128>()
+            + i128::from(initial_treasury_sat) * 1_000;
+        let held: i128 = self.chans.iter().map(|c| i128::from(c.ours_msat)).sum::<i128>()
+            + i128::from(self.treasury_sat) * 1_000
+            // A splice's amount is in neither place until it takes effect (its fee is paid).
+            + self.pending.iter().map(|p| i128::from(p.amount_sat) * 1_000).sum::<i128>();
+        assert_eq!(held, initial + self.net_msat - i128::from(self.all_fees_sat) * 1_000, "the books balance");
     }
 
     /// A payment: its peer's channel first, else split over the channels with the most room.
     fn pay(&mut self, p: &Payment) {
         let measured = p.at >= self.measure_from;
+        let before: u64 = self.chans.iter().map(|c| c.ours_msat).sum();
         if p.payout {
             self.history.push((p.at, p.msat));
         }
@@ -362,6 +391,8 @@ impl<'a> Run<'a> {
         } else {
             false
         };
+        let after: u64 = self.chans.iter().map(|c| c.ours_msat).sum();
+        self.net_msat += i128::from(after) - i128::from(before);
         if measured && p.payout {
             self.t.payouts += 1;
             self.t.payout_msat += p.msat;
@@ -426,6 +457,7 @@ impl<'a> Run<'a> {
             }
             self.pending.push(Pending { channel: i, kind, amount_sat, fee_sat, feerate, confirmed_at: None });
             self.spent.push((now, fee_sat));
+            self.all_fees_sat += fee_sat;
             if now >= self.measure_from {
                 self.t.fees_sat += fee_sat;
                 *if kind == SpliceKind::In { &mut self.t.splice_in } else { &mut self.t.splice_out } += 1;
@@ -571,7 +603,7 @@ fn main() {
         let series = Synthetic { duration_secs: span + DAY, ..Synthetic::week(seed, START) }.series();
         let work = workload(seed, span, a.receipts_per_day);
         for s in strategies {
-            let t = Run::new(s, &policy, &series, &a).run(&work, START + span);
+            let t = Run::new(s, &policy, &series, &a).run(&work, START + span, a.treasury_sat);
             print_row(seed, s, &t);
         }
     }
