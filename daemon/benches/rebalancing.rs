@@ -65,6 +65,7 @@ const TICK: u64 = 60;
 const BLOCK: u64 = 600;
 const DAY: u64 = 86_400;
 const WARMUP_DAYS: u64 = 7;
+const MEASURE_FROM: u64 = START + WARMUP_DAYS * DAY;
 /// Blocks after its confirmation before a splice takes effect.
 const SPLICE_DEPTH: u64 = 6;
 /// Monday 2026-11-30 00:00 UTC.
@@ -108,20 +109,23 @@ struct Payment {
     pick: f64,
 }
 
-fn log_uniform(rng: &mut rand::rngs::StdRng, lo: f64, hi: f64) -> u64 {
-    (lo * (hi / lo).powf(rng.gen::<f64>()) * 1_000.0) as u64
-}
-
-/// A Poisson stream of `per_day` on average, its rate × (1 ± `swing` cos(hour − `peak`)).
-fn stream(
-    rng: &mut rand::rngs::StdRng,
-    span: u64,
-    per_day: f64,
-    peak: f64,
+/// Payments of one kind: ours to pay or to receive, log-uniform between `lo` and `hi` sat.
+#[derive(Clone, Copy)]
+struct Kind {
+    payout: bool,
     lo: f64,
     hi: f64,
-    payout: bool,
-) -> Vec<Payment> {
+}
+
+impl Kind {
+    fn draw(self, rng: &mut rand::rngs::StdRng, at: u64) -> Payment {
+        let msat = (self.lo * (self.hi / self.lo).powf(rng.gen::<f64>()) * 1_000.0) as u64;
+        Payment { at, msat, payout: self.payout, pick: rng.gen() }
+    }
+}
+
+/// A Poisson stream of `per_day` on average, its rate × (1 + 0.5 cos(2π (hour − `peak`) / 24)).
+fn stream(rng: &mut rand::rngs::StdRng, span: u64, per_day: f64, peak: f64, kind: Kind) -> Vec<Payment> {
     let mut out = Vec::new();
     let per_tick = per_day * TICK as f64 / DAY as f64;
     for k in 0..span / TICK {
@@ -138,23 +142,20 @@ fn stream(
         }
         for _ in 0..n {
             let at = t + rng.gen_range(0..TICK);
-            out.push(Payment { at, msat: log_uniform(rng, lo, hi), payout, pick: rng.gen() });
+            out.push(kind.draw(rng, at));
         }
     }
     out
 }
 
-/// Bursts: `per_day` on average, each `count` payments of `lo..hi` sat within `secs`.
-#[allow(clippy::too_many_arguments)]
+/// Bursts: `per_day` on average, each of `count` payments within `secs`.
 fn bursts(
     rng: &mut rand::rngs::StdRng,
     span: u64,
     per_day: f64,
     count: (u32, u32),
     secs: (u64, u64),
-    lo: f64,
-    hi: f64,
-    payout: bool,
+    kind: Kind,
 ) -> Vec<Payment> {
     let mut out = Vec::new();
     let per_tick = per_day * TICK as f64 / DAY as f64;
@@ -163,14 +164,9 @@ fn bursts(
             continue;
         }
         let (n, len) = (rng.gen_range(count.0..=count.1), rng.gen_range(secs.0..=secs.1));
-        let t = START + k * TICK;
         for _ in 0..n {
-            out.push(Payment {
-                at: t + rng.gen_range(0..len),
-                msat: log_uniform(rng, lo, hi),
-                payout,
-                pick: rng.gen(),
-            });
+            let at = START + k * TICK + rng.gen_range(0..len);
+            out.push(kind.draw(rng, at));
         }
     }
     out
@@ -178,10 +174,12 @@ fn bursts(
 
 fn workload(seed: u64, span: u64, receipts_per_day: f64) -> Vec<Payment> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut all = stream(&mut rng, span, 400.0, 14.0, 1_000.0, 500_000.0, true);
-    all.extend(bursts(&mut rng, span, 0.7, (50, 300), (900, 3_600), 5_000.0, 200_000.0, true));
-    all.extend(stream(&mut rng, span, receipts_per_day, 19.0, 1_000.0, 200_000.0, false));
-    all.extend(bursts(&mut rng, span, 0.3, (100, 400), (3_600, 3_600), 1_000.0, 200_000.0, false));
+    let payout = |lo, hi| Kind { payout: true, lo, hi };
+    let receipt = |lo, hi| Kind { payout: false, lo, hi };
+    let mut all = stream(&mut rng, span, 400.0, 14.0, payout(1_000.0, 500_000.0));
+    all.extend(bursts(&mut rng, span, 0.7, (50, 300), (900, 3_600), payout(5_000.0, 200_000.0)));
+    all.extend(stream(&mut rng, span, receipts_per_day, 19.0, receipt(1_000.0, 200_000.0)));
+    all.extend(bursts(&mut rng, span, 0.3, (100, 400), (3_600, 3_600), receipt(1_000.0, 200_000.0)));
     all.sort_by_key(|p| p.at);
     all
 }
@@ -189,10 +187,8 @@ fn workload(seed: u64, span: u64, receipts_per_day: f64) -> Vec<Payment> {
 #[derive(Clone, Copy, PartialEq)]
 enum Strategy {
     None,
-    /// Below `low` % splice in to `to_in` %, above `high` % splice out to `to_out` %.
+    /// Below 25 % splice in to `to_in` %, above 75 % splice out to `to_out` %.
     Band {
-        low: u64,
-        high: u64,
         to_in: u64,
         to_out: u64,
     },
@@ -271,7 +267,6 @@ struct Run<'a> {
     spent: Vec<(u64, u64)>,
     /// `(time, msat)` of every payout asked for, for the forecast.
     history: Vec<(u64, u64)>,
-    measure_from: u64,
     /// Receipts in minus payouts out, msat, and every fee paid, sat (the books, checked at the end).
     net_msat: i128,
     all_fees_sat: u64,
@@ -280,22 +275,17 @@ struct Run<'a> {
 
 impl<'a> Run<'a> {
     fn new(strategy: Strategy, policy: &'a TreasuryPolicy, series: &'a FeeSeries, a: &Args) -> Run<'a> {
-        let chans = CAPACITIES_SAT.iter().map(|&c| Chan {
-            capacity_sat: c,
-            ours_msat: c * 500,
-            leaving_msat: 0,
-            in_flight: false,
-        });
+        let chans =
+            CAPACITIES_SAT.map(|c| Chan { capacity_sat: c, ours_msat: c * 500, leaving_msat: 0, in_flight: false });
         Run {
             strategy,
             policy,
             series,
-            chans: chans.collect(),
+            chans: chans.into(),
             treasury_sat: a.treasury_sat,
             pending: vec![],
             spent: vec![],
             history: vec![],
-            measure_from: START + WARMUP_DAYS * DAY,
             net_msat: 0,
             all_fees_sat: 0,
             t: Totals::default(),
@@ -311,30 +301,13 @@ impl<'a> Run<'a> {
                 next += 1;
             }
             if (now - START) % DAY == 0 && std::env::var("SIM_DEBUG").is_ok() {
-                let shares: Vec<String> = self
-                    .chans
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{}M {}%",
-                            c.capacity_sat / 1_000_000,
-                            100 * c.outbound() / (c.outbound() + c.inbound()).max(1)
-                        )
-                    })
-                    .collect();
-                eprintln!(
-                    "{} day {} treasury {} M: {}",
-                    self.strategy.name(),
-                    (now - START) / DAY,
-                    self.treasury_sat / 1_000_000,
-                    shares.join(", ")
-                );
+                self.print_day(now);
             }
             if (now - START) % BLOCK == 0 {
                 self.mine(now);
                 self.rebalance(now);
             }
-            if now >= self.measure_from {
+            if now >= MEASURE_FROM {
                 self.t.outbound_sum += self.chans.iter().map(|c| u128::from(c.outbound())).sum::<u128>();
                 self.t.ticks += 1;
             }
@@ -342,6 +315,15 @@ impl<'a> Run<'a> {
         }
         self.check_books(a_treasury_sat);
         self.t
+    }
+
+    /// `SIM_DEBUG`: each channel's capacity and outbound share, and the treasury.
+    fn print_day(&self, now: u64) {
+        let share = |c: &Chan| 100 * c.outbound() / (c.outbound() + c.inbound()).max(1);
+        let chans: Vec<String> =
+            self.chans.iter().map(|c| format!("{}M {}%", c.capacity_sat / 1_000_000, share(c))).collect();
+        let (name, day, treasury) = (self.strategy.name(), (now - START) / DAY, self.treasury_sat / 1_000_000);
+        eprintln!("{name} day {day} treasury {treasury} M: {}", chans.join(", "));
     }
 
     /// Every sat is accounted for: the treasury, the channels and the splice-ins in flight hold
@@ -358,23 +340,15 @@ impl<'a> Run<'a> {
 
     /// A payment: its peer's channel first, else split over the channels with the most room.
     fn pay(&mut self, p: &Payment) {
-        let measured = p.at >= self.measure_from;
+        let measured = p.at >= MEASURE_FROM;
         let before: u64 = self.chans.iter().map(|c| c.ours_msat).sum();
         if p.payout {
             self.history.push((p.at, p.msat));
         }
         let room = |c: &Chan| if p.payout { c.outbound() } else { c.inbound() };
         let peers = if p.payout { PAYOUT_PEERS } else { RECEIPT_PEERS };
-        let mut pick = (p.pick * peers.iter().sum::<u64>() as f64) as u64;
-        let first = peers
-            .iter()
-            .position(|&w| {
-                pick < w || {
-                    pick -= w;
-                    false
-                }
-            })
-            .unwrap_or(0);
+        let pick = (p.pick * peers.iter().sum::<u64>() as f64) as u64;
+        let first = (0..peers.len()).find(|&i| pick < peers[..=i].iter().sum::<u64>()).unwrap_or(0);
         let ok = if room(&self.chans[first]) >= p.msat {
             self.shift(first, p.msat, p.payout);
             true
@@ -458,17 +432,18 @@ impl<'a> Run<'a> {
             self.pending.push(Pending { channel: i, kind, amount_sat, fee_sat, feerate, confirmed_at: None });
             self.spent.push((now, fee_sat));
             self.all_fees_sat += fee_sat;
-            if now >= self.measure_from {
+            if now >= MEASURE_FROM {
                 self.t.fees_sat += fee_sat;
                 *if kind == SpliceKind::In { &mut self.t.splice_in } else { &mut self.t.splice_out } += 1;
             }
         }
     }
 
-    /// The fixed band: below `low` % in to `to_in` %, above `high` % out to `to_out` %, at any
+    /// The fixed band: below 25 % in to `to_in` %, above 75 % out to `to_out` %, at any
     /// feerate, keeping the on-chain reserve and the smallest splice.
     fn band(&self, feerate: u64) -> Vec<(usize, SpliceKind, u64)> {
-        let Strategy::Band { low, high, to_in, to_out } = self.strategy else { return vec![] };
+        let Strategy::Band { to_in, to_out } = self.strategy else { return vec![] };
+        let (low, high) = (25, 75);
         let mut free = self.treasury_sat.saturating_sub(self.policy.onchain_reserve_sat);
         let mut out = vec![];
         for (i, c) in self.chans.iter().enumerate().filter(|(_, c)| !c.in_flight) {
@@ -561,43 +536,11 @@ fn main() {
     let span = (WARMUP_DAYS + a.days) * DAY;
     let strategies = [
         Strategy::None,
-        Strategy::Band { low: 25, high: 75, to_in: 75, to_out: 25 },
-        Strategy::Band { low: 25, high: 75, to_in: 50, to_out: 50 },
+        Strategy::Band { to_in: 75, to_out: 25 },
+        Strategy::Band { to_in: 50, to_out: 50 },
         Strategy::Sendero,
     ];
-    println!(
-        "\n{} measured days after a {WARMUP_DAYS}-day warm-up; channels {:?} M sat; treasury {} sat; {} receipts a day; policy: band {}–{} %, \
-         forecast {} h at p{} of {} days, ceiling {} sat/kvB, budget {} sat per {} s, cap {} sat / {} ppm",
-        a.days,
-        CAPACITIES_SAT.map(|c| c / 1_000_000),
-        a.treasury_sat,
-        a.receipts_per_day,
-        policy.band_low_percent,
-        policy.band_high_percent,
-        policy.forecast_hours,
-        policy.forecast_percentile,
-        policy.forecast_days,
-        policy.max_feerate_sat_kvb,
-        policy.fee_budget_sat,
-        policy.fee_budget_period_secs,
-        policy.max_fee_sat,
-        policy.max_fee_ppm
-    );
-    println!(
-        "{:>4} {:<12} {:>8} {:>9} {:>8} {:>11} {:>10} {:>9} {:>7} {:>7} {:>10} {:>12}",
-        "seed",
-        "strategy",
-        "payouts",
-        "served %",
-        "unserved",
-        "LN vol sat",
-        "fees sat",
-        "fees %",
-        "ins",
-        "outs",
-        "refused %",
-        "mean out sat"
-    );
+    print_header(&a, &policy);
     let began = std::time::Instant::now();
     for &seed in &a.seeds {
         let series = Synthetic { duration_secs: span + DAY, ..Synthetic::week(seed, START) }.series();
@@ -608,6 +551,32 @@ fn main() {
         }
     }
     println!("simulated in {:.2} s; peak RSS {} kB (VmHWM)", began.elapsed().as_secs_f64(), peak_rss_kb());
+}
+
+fn print_header(a: &Args, p: &TreasuryPolicy) {
+    println!(
+        "\n{} measured days after a {WARMUP_DAYS}-day warm-up; channels {:?} M sat; treasury {} sat; {} receipts \
+         a day; policy: band {}–{} %, forecast {} h at p{} of {} days, ceiling {} sat/kvB, budget {} sat per {} s, \
+         cap {} sat / {} ppm",
+        a.days,
+        CAPACITIES_SAT.map(|c| c / 1_000_000),
+        a.treasury_sat,
+        a.receipts_per_day,
+        p.band_low_percent,
+        p.band_high_percent,
+        p.forecast_hours,
+        p.forecast_percentile,
+        p.forecast_days,
+        p.max_feerate_sat_kvb,
+        p.fee_budget_sat,
+        p.fee_budget_period_secs,
+        p.max_fee_sat,
+        p.max_fee_ppm
+    );
+    println!(
+        "seed strategy      payouts  served % unserved  LN vol sat   fees sat    fees %     ins    outs  refused % \
+         mean out sat"
+    );
 }
 
 fn print_row(seed: u64, s: Strategy, t: &Totals) {
