@@ -72,7 +72,7 @@ impl Default for TreasuryConfig {
             max_feerate_sat_kvb: 20_000,
             fee_wait_secs: 21_600,
             backoff_secs: 600,
-            min_splice_sat: 100_000,
+            min_splice_sat: 1_000_000,
             rebalance_interval_secs: 600,
             dry_run: false,
         }
