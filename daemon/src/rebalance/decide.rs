@@ -7,8 +7,9 @@
 //!   `channel_reserve_sat`; its **runway** is how long its outbound above `channel_reserve_sat`
 //!   lasts at its part of the forecast's rate (need / horizon);
 //! - **splice in** when the share is below the band or the outbound below the floor: the larger
-//!   of "back to the band's middle" and the channel's part of the forecast need, plus whatever it
-//!   lacks below its floor (so that one splice covers the next horizon's payouts);
+//!   of "back to the band's middle" and the forecast's: the channel's part of the forecast need
+//!   plus whatever it lacks below its floor (so that one splice covers the next horizon's
+//!   payouts on top of the floor);
 //! - **splice out** when the share is above the band: back to the middle, but never below the
 //!   floor plus its part of the forecast need (what the next splice-in would put back), and never
 //!   more than the whole rail holds beyond every channel's floor plus part (a payout can use any
@@ -18,7 +19,7 @@
 //!   again and again by small amounts;
 //! - the amount is then capped so that the on-chain treasury keeps `onchain_reserve_sat` after
 //!   what payouts in flight reserve and the fee (`reserve_would_break` when what is left is
-//!   under `min_splice_sat`), and a splice-out leaves the floor after its fee;
+//!   under `min_splice_sat`), and a splice-out leaves the floor plus its part after its fee;
 //! - then the guards, in this order: `feerate_above_ceiling` (above `max_feerate_sat_kvb` a
 //!   splice-out always waits; a splice-in waits unless the channel's runway is shorter than
 //!   `fee_wait_secs`, the time fees are expected to take to fall back — it would run dry first),

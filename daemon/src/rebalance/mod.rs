@@ -108,7 +108,7 @@ impl Default for TreasuryPolicy {
     }
 }
 
-/// `part × numerator / denominator` without overflow (0 when the denominator is).
+/// `value × numerator / denominator`, rounded down, without overflow (0 when the denominator is 0).
 pub(crate) fn scale(value: u64, numerator: u64, denominator: u64) -> u64 {
     if denominator == 0 {
         return 0;
