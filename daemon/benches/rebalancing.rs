@@ -1,7 +1,7 @@
-//! `cargo bench -p sendero --bench rebalancing [-- --seeds 1,2,3] [--days 30]`: the channel
-//! rebalancing simulator. It replays weeks of Lightning payouts and receipts against simulated
-//! channels, a simulated on-chain treasury and a simulated chain, once per strategy, and prints
-//! one table: the share of Lightning payouts that found outbound liquidity, the rebalancing fees
+//! `cargo bench -p sendero --bench rebalancing [-- --seeds 1,2,3] [--days 30] [--treasury-sat N]
+//! [--receipts N]`: the channel rebalancing simulator (seeds 1 to 10 by default). It replays
+//! weeks of Lightning payouts and receipts against simulated channels, a simulated on-chain
+//! treasury and a simulated chain, once per strategy and seed, and prints one table: the share of Lightning payouts that found outbound liquidity, the rebalancing fees
 //! as a share of the Lightning payout volume, and the number of splices.
 //!
 //! The model, all seeded (floats only in the random model; every balance, amount and fee is an
@@ -84,7 +84,7 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { seeds: vec![1, 2, 3, 4, 5], days: 30, treasury_sat: 300_000_000, receipts_per_day: 900.0 };
+    let mut a = Args { seeds: (1..=10).collect(), days: 30, treasury_sat: 300_000_000, receipts_per_day: 900.0 };
     let argv: Vec<String> = std::env::args().collect();
     for (i, arg) in argv.iter().enumerate() {
         let next = || argv.get(i + 1).cloned().unwrap_or_default();
