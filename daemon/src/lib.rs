@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod logging;
 pub mod payment;
 pub mod rails;
+pub mod rebalance;
 pub mod route;
 pub mod secret;
 pub mod state;

@@ -9,6 +9,7 @@ mod fx;
 mod lightning;
 mod log;
 mod routing;
+mod treasury;
 mod webhooks;
 
 pub use api::{AdminConfig, ApiConfig};
@@ -20,6 +21,7 @@ pub use fx::{FxConfig, SideMarkup};
 pub use lightning::LightningConfig;
 pub use log::{DevConfig, LogConfig};
 pub use routing::RoutingConfig;
+pub use treasury::TreasuryConfig;
 pub use webhooks::WebhooksConfig;
 
 use sendero_wallet::bitcoin::Network;
@@ -77,6 +79,8 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// On-chain batching, fee policy and consolidation.
     pub batching: BatchingConfig,
+    /// Reserves per rail and channel rebalancing by splicing.
+    pub treasury: TreasuryConfig,
     /// Signed webhooks to API clients.
     pub webhooks: WebhooksConfig,
     /// Logging.
@@ -122,6 +126,7 @@ impl Default for Config {
             lightning: LightningConfig::default(),
             routing: RoutingConfig::default(),
             batching: BatchingConfig::default(),
+            treasury: TreasuryConfig::default(),
             fx: FxConfig::default(),
             webhooks: WebhooksConfig::default(),
             log: LogConfig::default(),
@@ -224,6 +229,7 @@ impl Config {
         self.fx.check()?;
         self.routing.check()?;
         self.batching.check()?;
+        self.treasury.check()?;
         self.webhooks.check()?;
         if self.lightning.listen.parse::<SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!("lightning.listen {:?} is not host:port", self.lightning.listen)));
