@@ -15,6 +15,7 @@ pub mod failpoint;
 pub mod follower;
 pub mod fx;
 pub mod ledger;
+pub mod liquidity;
 pub mod logging;
 pub mod payment;
 pub mod rails;

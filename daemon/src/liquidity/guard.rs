@@ -1,0 +1,1 @@
+//! The treasury policy in force and what each rail holds against its reserve.
