@@ -152,7 +152,7 @@ async fn start_gateway_api(dir: &std::path::Path) -> Result<(SocketAddr, String)
     let chain = Arc::new(ChainSource::new("http://127.0.0.1:1", BitcoindAuth::UserPass("u".into(), "p".into())));
     let onchain = Arc::new(sendero::rails::onchain::Onchain::new(treasury, chain, config.wallet.clone()));
     let state =
-        AppState::compose(Parts { config: Arc::new(config), network: Network::Regtest, store, onchain, fx, status });
+        AppState::compose(Parts { config: Arc::new(config), network: Network::Regtest, store, onchain, fx, status })?;
     let (_, key) = state.keys.create("bench", &[sendero::apikey::Scope::Quote], now())?;
     // As in senderod: buffered quotes are written every 20 ms.
     let store = Arc::clone(&state.store);

@@ -532,7 +532,18 @@ fn main() {
     let a = args();
     // The defaults, or SENDERO_TREASURY_* variables over them.
     let config = Config::load(None, std::env::vars(), &Overrides::default()).expect("the configuration");
-    let policy = TreasuryPolicy::from_config(&config.treasury);
+    let mut treasury = config.treasury.clone();
+    // The simulated merchant keeps a hot minimum of 0.01 BTC on chain and on Lightning (the
+    // daemon's defaults keep none), unless SENDERO_TREASURY_* says otherwise.
+    for (var, field) in [
+        ("SENDERO_TREASURY_ONCHAIN_RESERVE_SAT", &mut treasury.onchain_reserve_sat),
+        ("SENDERO_TREASURY_LIGHTNING_RESERVE_SAT", &mut treasury.lightning_reserve_sat),
+    ] {
+        if std::env::var_os(var).is_none() {
+            *field = 1_000_000;
+        }
+    }
+    let policy = TreasuryPolicy::from_config(&treasury);
     let span = (WARMUP_DAYS + a.days) * DAY;
     let strategies = [
         Strategy::None,

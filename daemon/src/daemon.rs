@@ -54,6 +54,12 @@ pub enum DaemonError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The operator's webhook endpoint could not be set up.
+    #[error(transparent)]
+    OperatorWebhook(#[from] crate::webhook::operator::OperatorError),
+    /// The treasury policy the store keeps is unreadable.
+    #[error(transparent)]
+    Treasury(#[from] crate::liquidity::guard::GuardError),
     /// A background task ended or panicked while the daemon ran.
     #[error("{0}")]
     TaskEnded(String),
@@ -135,7 +141,12 @@ async fn compose(config: Config, rpc: &(String, BitcoindAuth)) -> Result<(AppSta
         onchain,
         fx: Arc::new(fx_cache),
         status: status_rx,
-    });
+    })?;
+    crate::webhook::operator::ensure(
+        &state.store,
+        &state.config.webhooks.operator_url,
+        &state.config.datadir.join("operator-webhook.secret"),
+    )?;
     if let Some(entry) = crate::audit::config_policy(&state.store, &state.config.audited_policy())? {
         tracing::info!(audit_seq = entry.seq, "the config's markups or limits changed since the last start: audited");
     }
@@ -187,6 +198,7 @@ fn spawn_tasks(state: &AppState, boot: Boot, rpc: (String, BitcoindAuth), cancel
         tasks.spawn("batcher", crate::payment::batcher::run(Arc::clone(&state.payments), cancel.clone()));
     }
     tasks.spawn("fee bumper", crate::payment::bumper::run(Arc::clone(&state.payments), cancel.clone()));
+    tasks.spawn("treasury guard", Arc::clone(&state.guard).run(cancel.clone()));
     if state.config.batching.consolidation_interval_secs > 0 {
         let payments = Arc::clone(&state.payments);
         tasks.spawn("consolidation", crate::payment::consolidate::run_every(payments, cancel.clone()));

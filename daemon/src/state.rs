@@ -11,6 +11,7 @@ use crate::apikey::ApiKeys;
 use crate::config::Config;
 use crate::follower::ChainStatus;
 use crate::fx::RateCache;
+use crate::liquidity::guard::{Guard, GuardError};
 use crate::payment::commit::Committer;
 use crate::payment::Payments;
 use crate::rails::lightning::LnRail;
@@ -70,6 +71,8 @@ pub struct Shared {
     pub fx: Arc<RateCache>,
     /// Signs and delivers webhooks.
     pub webhooks: Arc<Webhooks>,
+    /// The treasury policy in force and the rails' reserves.
+    pub guard: Arc<Guard>,
     /// Latest bitcoind / wallet-sync status.
     pub status: watch::Receiver<ChainStatus>,
 }
@@ -77,7 +80,7 @@ pub struct Shared {
 impl AppState {
     /// Builds the objects from `parts`: one Lightning rail, one learner shared by the router and
     /// the saga, one waker each for the saga and the webhook sender.
-    pub fn compose(parts: Parts) -> AppState {
+    pub fn compose(parts: Parts) -> Result<AppState, GuardError> {
         let Parts { config, network, store, onchain, fx, status } = parts;
         let lightning = Arc::new(LnRail::new(config.lightning.enabled));
         let learner = SharedLearner::default();
@@ -86,6 +89,12 @@ impl AppState {
             store: Arc::clone(&store),
             wake: Arc::new(Notify::new()),
         });
+        let guard = Arc::new(Guard::open(
+            &config.treasury,
+            Arc::clone(&store),
+            (Arc::clone(&onchain), Arc::clone(&lightning)),
+            Arc::clone(&webhooks.wake),
+        )?);
         let router = Arc::new(Router {
             config: Arc::clone(&config),
             network,
@@ -94,6 +103,7 @@ impl AppState {
             lightning: Arc::clone(&lightning),
             fx: Arc::clone(&fx),
             learner: learner.clone(),
+            guard: Arc::clone(&guard),
         });
         let payments = Arc::new(Payments {
             config: Arc::clone(&config),
@@ -106,9 +116,10 @@ impl AppState {
             wake: Arc::new(Notify::new()),
             webhooks_wake: Arc::clone(&webhooks.wake),
             batch_wake: Arc::new(Notify::new()),
+            guard: Arc::clone(&guard),
         });
         let keys = Arc::new(ApiKeys::new(Arc::clone(&store)));
-        AppState(Arc::new(Shared {
+        Ok(AppState(Arc::new(Shared {
             config,
             network,
             store,
@@ -119,7 +130,8 @@ impl AppState {
             payments,
             fx,
             webhooks,
+            guard,
             status,
-        }))
+        })))
     }
 }

@@ -18,6 +18,7 @@ mod ln_payments;
 mod params;
 mod payment_get;
 mod routing;
+mod treasury;
 mod wallet_balance;
 mod wallet_newaddress;
 mod wallet_send;
@@ -111,6 +112,8 @@ methods! {
     "consolidate.run" => consolidate::run,
     "batch.preview" => cost_reports::preview,
     "fees.report" => cost_reports::report,
+    "treasury.status" => treasury::status,
+    "treasury.policy.set" => treasury::policy_set,
     "routing.stats" => routing::stats,
     "routing.pin" => routing::pin,
     "routing.unpin" => routing::unpin,

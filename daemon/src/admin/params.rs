@@ -29,6 +29,11 @@ impl Params {
         }
     }
 
+    /// The parameters as they came (for a method that hands them on whole, checked there).
+    pub fn into_map(self) -> Map<String, Value> {
+        self.0
+    }
+
     /// A required string.
     pub fn string(&self, key: &str) -> Result<String, AdminError> {
         match self.0.get(key) {

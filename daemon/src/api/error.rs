@@ -167,6 +167,7 @@ impl From<SubmitError> for ApiError {
             SubmitError::InvalidRail(_) => err(StatusCode::BAD_REQUEST, "invalid_rail"),
             SubmitError::RailNotOffered { .. } => err(StatusCode::UNPROCESSABLE_ENTITY, "rail_not_offered"),
             SubmitError::RailDisabled(_) => err(StatusCode::UNPROCESSABLE_ENTITY, "rail_disabled"),
+            SubmitError::TreasuryReserve(_) => err(StatusCode::UNPROCESSABLE_ENTITY, "treasury_reserve"),
             SubmitError::QuoteMismatch(_) => err(StatusCode::BAD_REQUEST, "quote_mismatch"),
             SubmitError::QuoteExpired(_) => err(StatusCode::GONE, "quote_expired"),
             SubmitError::Destination(d) => err(StatusCode::BAD_REQUEST, d.code()),

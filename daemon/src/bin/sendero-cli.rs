@@ -314,6 +314,17 @@ enum Command {
         #[arg(long)]
         to: Option<u64>,
     },
+    /// Per rail what the treasury holds, reserves, keeps and forecasts, and whether it takes new
+    /// payouts; the treasury policy in force.
+    #[command(name = "treasury.status")]
+    TreasuryStatus,
+    /// Change the treasury policy at run time (audited; kept across restarts).
+    #[command(name = "treasury.policy.set")]
+    TreasuryPolicySet {
+        /// `KEY=VALUE` of a `[treasury]` setting (repeatable), e.g. `onchain_reserve_sat=500000`.
+        #[arg(long = "set", value_name = "KEY=VALUE", required = true)]
+        settings: Vec<String>,
+    },
     /// What routing has learned of each rail, and the rules in force.
     #[command(name = "routing.stats")]
     RoutingStats,
@@ -387,6 +398,16 @@ impl Command {
             Command::LnPay { destination, amount_msat } => {
                 let key = if destination.trim().to_ascii_lowercase().starts_with("lno") { "offer" } else { "invoice" };
                 Ok((method.to_owned(), json!({ key: destination, "amount_msat": amount_msat })))
+            }
+            Command::TreasuryPolicySet { settings } => {
+                let mut params = serde_json::Map::new();
+                for kv in settings {
+                    let (key, value) = kv.split_once('=').ok_or_else(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
+                    // Numbers and booleans as JSON; anything else as a string.
+                    let value = serde_json::from_str(value.trim()).unwrap_or_else(|_| Value::from(value.trim()));
+                    params.insert(key.trim().to_owned(), value);
+                }
+                Ok((method.to_owned(), Value::Object(params)))
             }
             Command::Call { method, params } => {
                 let params = match params {
@@ -513,5 +534,9 @@ mod tests {
         assert_eq!(request(&["consolidate.run", "--force"]), ("consolidate.run".into(), json!({"force": true})));
         assert_eq!(request(&["batch.preview"]), ("batch.preview".into(), json!({})));
         assert_eq!(request(&["fees.report", "--from", "10"]).1, json!({"from": 10, "to": null}));
+        assert_eq!(
+            request(&["treasury.policy.set", "--set", "onchain_reserve_sat=5000", "--set", "dry_run=true"]),
+            ("treasury.policy.set".to_owned(), json!({"onchain_reserve_sat": 5000, "dry_run": true}))
+        );
     }
 }

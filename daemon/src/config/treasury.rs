@@ -57,8 +57,8 @@ pub struct TreasuryConfig {
 impl Default for TreasuryConfig {
     fn default() -> Self {
         TreasuryConfig {
-            onchain_reserve_sat: 1_000_000,
-            lightning_reserve_sat: 1_000_000,
+            onchain_reserve_sat: 0,
+            lightning_reserve_sat: 0,
             channel_reserve_sat: 100_000,
             band_low_percent: 25,
             band_high_percent: 75,

@@ -18,6 +18,10 @@ pub struct WebhooksConfig {
     pub timeout_secs: u64,
     /// Deliveries in flight at once.
     pub concurrency: usize,
+    /// Where the operator's events go (`channel.closed_unexpectedly`, `treasury.low`,
+    /// `treasury.recovered`), whatever API keys exist; signed with the secret in
+    /// `<datadir>/operator-webhook.secret`. Empty: only to endpoints of API keys that name them.
+    pub operator_url: String,
 }
 
 impl Default for WebhooksConfig {
@@ -28,6 +32,7 @@ impl Default for WebhooksConfig {
             backoff_max_secs: 3_600,
             timeout_secs: 10,
             concurrency: 16,
+            operator_url: String::new(),
         }
     }
 }

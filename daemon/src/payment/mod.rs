@@ -32,6 +32,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::liquidity::guard::Guard;
 use crate::rails::lightning::LnRail;
 use crate::rails::onchain::Onchain;
 use crate::route::learn::SharedLearner;
@@ -62,6 +63,8 @@ pub struct Payments {
     pub webhooks_wake: Arc<Notify>,
     /// Wakes the batcher: a payout was queued, or an operator asked for a batch.
     pub batch_wake: Arc<Notify>,
+    /// The rails' reserves: a rail below its own takes no new payouts.
+    pub guard: Arc<Guard>,
 }
 
 /// The rail a payment travels on.

@@ -54,6 +54,9 @@ pub enum SubmitError {
     /// The operator disabled the rail since the route was priced.
     #[error("the {0} rail is disabled by the operator")]
     RailDisabled(&'static str),
+    /// The rail's treasury fell below its reserve since the route was priced.
+    #[error("{0}")]
+    TreasuryReserve(String),
     /// `fx_quote_id` is not the route's quote.
     #[error("fx_quote_id {0} is not the quote this route was priced with")]
     QuoteMismatch(String),
@@ -160,6 +163,9 @@ fn checked_route(
     };
     if ctx.learner.lock().is_disabled(rail.as_str()) {
         return Err(SubmitError::RailDisabled(rail.as_str()));
+    }
+    if let Some((why, _)) = crate::route::treasury_rail(rail.as_str()).and_then(|r| ctx.guard.refusal(r)) {
+        return Err(SubmitError::TreasuryReserve(why.message));
     }
     if let Some(asked) = &req.fx_quote_id {
         if route.fx_quote_id.as_deref() != Some(asked.as_str()) {

@@ -25,8 +25,10 @@ use serde::Serialize;
 pub use crate::batch::Priority;
 use crate::config::Config;
 use crate::fx::{FxError, RateCache};
+use crate::liquidity::guard::Guard;
 use crate::rails::lightning::LnRail;
 use crate::rails::onchain::Onchain;
+use crate::rebalance::reserve;
 use crate::route::destination::{Destination, DestinationError, PayTo};
 use crate::store::{Store, StoreError};
 
@@ -47,6 +49,8 @@ pub struct Router {
     pub fx: Arc<RateCache>,
     /// What the rails have done so far, and the operator's rail rules.
     pub learner: learn::SharedLearner,
+    /// The rails' reserves: a rail below its own takes no new payouts.
+    pub guard: Arc<Guard>,
 }
 
 /// A route request, parsed at the edge.
@@ -267,7 +271,9 @@ impl RouteError {
 
     /// `insufficient_funds` when every rail lacks funds, else `no_route`.
     pub fn no_rail_code(unavailable: &[Unavailable]) -> &'static str {
-        let funds = |u: &Unavailable| matches!(u.code, "insufficient_funds" | "insufficient_liquidity");
+        let funds = |u: &Unavailable| {
+            matches!(u.code, "insufficient_funds" | "insufficient_liquidity" | reserve::TREASURY_RESERVE)
+        };
         if !unavailable.is_empty() && unavailable.iter().all(funds) {
             "insufficient_funds"
         } else {
@@ -296,6 +302,7 @@ pub async fn select(ctx: &Router, key_id: &str, req: RouteRequest, now: u64) -> 
             unavailable.push(self::unavailable(c.rail, "method_excluded", why, None));
         }
     }
+    reserves(ctx, &mut candidates, &mut unavailable);
     let bound = req.priority.max_eta_secs(&ctx.config.routing);
     let recommend = learned(ctx, &mut candidates, &mut unavailable, bound, now);
     if candidates.is_empty() {
@@ -405,6 +412,25 @@ fn amount(
         ))));
     }
     Ok((fixed, quote_id))
+}
+
+/// The treasury rail a payment rail draws on (`on_us` draws on none).
+pub fn treasury_rail(rail: &str) -> Option<reserve::Rail> {
+    match rail {
+        "onchain" | "onchain_batch" => Some(reserve::Rail::Onchain),
+        "lightning" => Some(reserve::Rail::Lightning),
+        _ => None,
+    }
+}
+
+/// Candidates whose treasury rail is below its reserve move to `unavailable` (`treasury_reserve`,
+/// with what is free on it); the other rails still serve.
+fn reserves(ctx: &Router, candidates: &mut Vec<Candidate>, unavailable: &mut Vec<Unavailable>) {
+    candidates.retain(|c| {
+        let Some((why, free_sat)) = treasury_rail(c.rail).and_then(|r| ctx.guard.refusal(r)) else { return true };
+        unavailable.push(self::unavailable(c.rail, why.code, why.message, Some(free_sat)));
+        false
+    });
 }
 
 fn unavailable(rail: &'static str, code: &'static str, message: String, available_sat: Option<u64>) -> Unavailable {

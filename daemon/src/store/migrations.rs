@@ -412,6 +412,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE batches ADD COLUMN consolidated_inputs INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE batches ADD COLUMN consolidation_fee_sat INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE batch_replaced ADD COLUMN consolidation_fee_sat INTEGER NOT NULL DEFAULT 0;",
+    // 18: the treasury policy an operator set at run time (`treasury.policy.set`; `[treasury]`
+    // until then), and whether each rail took new payouts at the guard's last look (a crossing
+    // of its reserve either way is one operator event).
+    "CREATE TABLE treasury_policy (
+         id INTEGER PRIMARY KEY CHECK (id = 1),
+         config TEXT NOT NULL,
+         updated_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE treasury_rails (
+         rail TEXT PRIMARY KEY,
+         accepting INTEGER NOT NULL,
+         since INTEGER NOT NULL
+     ) STRICT;",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.

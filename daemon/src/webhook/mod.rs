@@ -7,6 +7,7 @@
 //! Deliveries live in the store, so they survive restarts (at least once: a receiver dedupes on
 //! `webhook-id`), every attempt is logged, and an operator can redeliver.
 
+pub mod operator;
 mod record;
 
 use std::sync::Arc;
@@ -51,7 +52,7 @@ pub const EVENTS: &[&str] = &[
 pub const DEFAULT_EVENTS: &[&str] = &["payment.submitted", "payment.settled", "payment.failed"];
 
 /// Operator events (no payment, no API key): an endpoint of any key gets them when it names them.
-pub const OPERATOR_EVENTS: &[&str] = &["channel.closed_unexpectedly"];
+pub const OPERATOR_EVENTS: &[&str] = &["channel.closed_unexpectedly", "treasury.low", "treasury.recovered"];
 
 /// Why an endpoint was not registered.
 #[derive(Debug, thiserror::Error)]
@@ -77,18 +78,29 @@ pub struct Registered {
     pub secret: String,
 }
 
-/// Registers `url` for key `api_key_id`, for `events` (all when empty).
-pub fn register(ctx: &Webhooks, api_key_id: &str, url: &str, events: &[String]) -> Result<Registered, WebhookError> {
+/// `url` as an absolute http(s) URL.
+fn checked_url(url: &str) -> Result<reqwest::Url, WebhookError> {
     let parsed = reqwest::Url::parse(url.trim()).map_err(|e| WebhookError::InvalidUrl(format!("{url:?}: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(WebhookError::InvalidUrl(url.to_owned()));
     }
+    Ok(parsed)
+}
+
+/// A new `whsec_` signing secret.
+fn new_secret() -> String {
+    let mut key = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
+    format!("whsec_{}", B64.encode(key))
+}
+
+/// Registers `url` for key `api_key_id`, for `events` (all when empty).
+pub fn register(ctx: &Webhooks, api_key_id: &str, url: &str, events: &[String]) -> Result<Registered, WebhookError> {
+    let parsed = checked_url(url)?;
     if let Some(bad) = events.iter().find(|e| !EVENTS.contains(&e.as_str()) && !OPERATOR_EVENTS.contains(&e.as_str())) {
         return Err(WebhookError::InvalidEvent(bad.clone()));
     }
-    let mut key = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
-    let secret = format!("whsec_{}", B64.encode(key));
+    let secret = new_secret();
     let now = crate::unix_now();
     let endpoint = Endpoint {
         endpoint_id: crate::secret::sortable_id("we_"),
