@@ -13,7 +13,9 @@
 //! - **Fee estimates** (what bitcoind's `estimatesmartfee` stands for), knowing only the past:
 //!   the last block's clearing feerate for every target (a mempool "next block" estimate); with
 //!   `--estimator trailing-min`, the lowest clearing feerate of the last N blocks for a target of
-//!   N (cheaper, but it lags a rising market, so more transactions wait and are bumped).
+//!   N (cheaper, but it lags a rising market, so more transactions wait and are bumped). The
+//!   recent low of the "cheap" test is the daemon's: `batch::FeeHistory` of the `high` estimate,
+//!   one sample a block, unknown for the first half of `batching.cheap_window_secs`.
 //! - **Wallet**: a UTXO set; payouts and change outputs are exact outputs of exact-weight
 //!   transactions (every vsize from `batch::size`); change is spendable once confirmed; incoming
 //!   customer payments arrive as small confirmed UTXOs (the same for every strategy).
@@ -46,8 +48,8 @@ use rand::{Rng, SeedableRng};
 use sendero::batch::feeseries::{load_csv, FeeSeries, Synthetic};
 use sendero::batch::size::{fee_sat, tx_weight, InputKind, OutputKind};
 use sendero::batch::{
-    batch_quote, bump, departure, plan_batch, plan_consolidation, recent_level, single_quote, Feerates, InFlight,
-    Policy, Priority, Queued, TxPlan, Utxo,
+    batch_quote, bump, departure, plan_batch, plan_consolidation, single_quote, FeeHistory, Feerates, InFlight, Policy,
+    Priority, Queued, TxPlan, Utxo,
 };
 use sendero::config::{Config, Overrides};
 
@@ -103,14 +105,19 @@ impl Chain {
         (first..=last).map(|k| self.clearing(k)).min().unwrap_or(1_000)
     }
 
-    /// The estimates for each priority's target, and the recent low: the policy's percentile of
-    /// the clearing feerates of its window.
+    /// The estimates for each priority's target, and the recent low as the daemon keeps it: the
+    /// policy's percentile of the `high` estimates of its window, one a block
+    /// ([`FeeHistory`]; unknown until they span half the window).
     fn feerates(&self, now: u64, policy: &Policy) -> Feerates {
         let f = |p| self.estimate(now, policy.class(p).target_blocks);
+        let high = policy.class(Priority::High).target_blocks;
         let last = now.saturating_sub(self.start) / BLOCK;
         let first = last.saturating_sub(policy.cheap_window_secs / BLOCK).max(1);
-        let window: Vec<u64> = (first..=last).map(|k| self.clearing(k)).collect();
-        let recent_low = recent_level(&window, policy.cheap_percentile);
+        let mut history = FeeHistory::default();
+        for t in (first..=last).map(|k| self.start + k * BLOCK) {
+            history.record(t, self.estimate(t, high), policy.cheap_window_secs);
+        }
+        let recent_low = history.recent_low(now, policy);
         Feerates { high: f(Priority::High), normal: f(Priority::Normal), low: f(Priority::Low), recent_low }
     }
 }

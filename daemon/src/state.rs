@@ -106,6 +106,7 @@ impl AppState {
             wake: Arc::new(Notify::new()),
             webhooks_wake: Arc::clone(&webhooks.wake),
             batch_wake: Arc::new(Notify::new()),
+            fee_history: Default::default(),
         });
         let keys = Arc::new(ApiKeys::new(Arc::clone(&store)));
         AppState(Arc::new(Shared {

@@ -4,6 +4,7 @@
 
 pub mod consolidate;
 pub mod feeseries;
+pub mod history;
 pub mod plan;
 pub mod policy;
 pub mod quote;
@@ -11,6 +12,7 @@ pub mod size;
 pub mod split;
 
 pub use consolidate::{plan_consolidation, Consolidation, NoConsolidation};
+pub use history::FeeHistory;
 pub use plan::{dust_sat, plan_batch, PlanError, TxPlan, Utxo};
 pub use policy::{bump, departure, held_for_fees, next_departure, recent_level, triggered};
 pub use policy::{Departure, Feerates, Held, InFlight, Queued, Reason};

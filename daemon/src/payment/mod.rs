@@ -60,6 +60,9 @@ pub struct Payments {
     pub webhooks_wake: Arc<Notify>,
     /// Wakes the batcher: a payout was queued, or an operator asked for a batch.
     pub batch_wake: Arc<Notify>,
+    /// The feerates the batcher has seen lately, for the recent low of its "cheap" test (kept in
+    /// memory: after a restart it is unknown again until half of `batching.cheap_window_secs`).
+    pub fee_history: std::sync::Mutex<crate::batch::FeeHistory>,
 }
 
 /// The rail a payment travels on.
