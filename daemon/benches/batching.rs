@@ -13,7 +13,9 @@
 //! - **Fee estimates** (what bitcoind's `estimatesmartfee` stands for), knowing only the past:
 //!   the last block's clearing feerate for every target (a mempool "next block" estimate); with
 //!   `--estimator trailing-min`, the lowest clearing feerate of the last N blocks for a target of
-//!   N (cheaper, but it lags a rising market, so more transactions wait and are bumped).
+//!   N (cheaper, but it lags a rising market, so more transactions wait and are bumped). The
+//!   recent low of the "cheap" test is the daemon's: `batch::FeeHistory` of the `high` estimate,
+//!   one sample a block, unknown for the first half of `batching.cheap_window_secs`.
 //! - **Wallet**: a UTXO set; payouts and change outputs are exact outputs of exact-weight
 //!   transactions (every vsize from `batch::size`); change is spendable once confirmed; incoming
 //!   customer payments arrive as small confirmed UTXOs (the same for every strategy).
@@ -36,7 +38,9 @@
 //! interval and lower-bound payout fees; Sendero's consolidation fees apart (the baselines never
 //! consolidate: their incoming coins stay, as "utxo debt", what spending every UTXO left at the
 //! end would cost at `batching.reference_feerate_sat_kvb`); fees + debt; misses; transactions;
-//! bumps; the UTXO count at the start, its maximum and at the end; the process's peak RSS.
+//! bumps; the UTXO count at the start, its maximum and at the end; then the mean feerate each
+//! strategy's payouts paid, per priority (the lower bound's shows what foresight buys); the
+//! process's peak RSS.
 //!
 //! The policy is the default configuration, or `SENDERO_*` variables over it
 //! (`SENDERO_BATCHING_CHEAP_PERCENTILE=10 cargo bench …`); `SIM_DEBUG=1` prints every
@@ -46,8 +50,8 @@ use rand::{Rng, SeedableRng};
 use sendero::batch::feeseries::{load_csv, FeeSeries, Synthetic};
 use sendero::batch::size::{fee_sat, tx_weight, InputKind, OutputKind};
 use sendero::batch::{
-    batch_quote, bump, departure, plan_batch, plan_consolidation, recent_level, single_quote, Feerates, InFlight,
-    Policy, Priority, Queued, TxPlan, Utxo,
+    batch_quote, bump, departure, plan_batch, plan_consolidation, single_quote, FeeHistory, Feerates, InFlight, Policy,
+    Priority, Queued, TxPlan, Utxo,
 };
 use sendero::config::{Config, Overrides};
 
@@ -103,14 +107,19 @@ impl Chain {
         (first..=last).map(|k| self.clearing(k)).min().unwrap_or(1_000)
     }
 
-    /// The estimates for each priority's target, and the recent low: the policy's percentile of
-    /// the clearing feerates of its window.
+    /// The estimates for each priority's target, and the recent low as the daemon keeps it: the
+    /// policy's percentile of the `high` estimates of its window, one a block
+    /// ([`FeeHistory`]; unknown until they span half the window).
     fn feerates(&self, now: u64, policy: &Policy) -> Feerates {
         let f = |p| self.estimate(now, policy.class(p).target_blocks);
+        let high = policy.class(Priority::High).target_blocks;
         let last = now.saturating_sub(self.start) / BLOCK;
         let first = last.saturating_sub(policy.cheap_window_secs / BLOCK).max(1);
-        let window: Vec<u64> = (first..=last).map(|k| self.clearing(k)).collect();
-        let recent_low = recent_level(&window, policy.cheap_percentile);
+        let mut history = FeeHistory::default();
+        for t in (first..=last).map(|k| self.start + k * BLOCK) {
+            history.record(t, self.estimate(t, high), policy.cheap_window_secs);
+        }
+        let recent_low = history.recent_low(now, policy);
         Feerates { high: f(Priority::High), normal: f(Priority::Normal), low: f(Priority::Low), recent_low }
     }
 }
@@ -186,6 +195,8 @@ struct Totals {
     utxo_max: usize,
     utxo_end: usize,
     debt: u64,
+    /// Per priority: the payouts paid and the sum of the feerates they paid, sat/kvB.
+    rates: [(u64, u64); 3],
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -338,17 +349,12 @@ impl<'a> Run<'a> {
             Ok(plans) => plans,
             Err(e) => {
                 if std::env::var("SIM_DEBUG").is_ok() {
-                    let free: u64 = utxos.iter().filter(|u| !u.reserved).map(|u| u.value_sat).sum();
-                    let nfree = utxos.iter().filter(|u| !u.reserved).count();
+                    let free = utxos.iter().filter(|u| !u.reserved);
+                    let (sat, n, all) = (free.clone().map(|u| u.value_sat).sum::<u64>(), free.count(), utxos.len());
+                    let (t, flying) = (now - START, self.flight.len());
                     eprintln!(
-                        "fail {} {:?} at {} free {} sat in {} of {} coins; {} in flight",
-                        ids.len(),
-                        e,
-                        now - START,
-                        free,
-                        nfree,
-                        utxos.len(),
-                        self.flight.len()
+                        "fail {} {e:?} at {t} free {sat} sat in {n} of {all} coins; {flying} in flight",
+                        ids.len()
                     );
                 }
                 return false;
@@ -445,33 +451,22 @@ impl<'a> Run<'a> {
         }
         self.t.fees += tx.fee;
         if std::env::var("SIM_DEBUG").is_ok() {
-            eprintln!(
-                "conf {:?} n {} fee {} rate {} cons {} blocks {} at {}",
-                tx.priority,
-                tx.payouts.len(),
-                tx.fee,
-                tx.feerate,
-                tx.consolidation_fee,
-                tx.blocks,
-                now - START
-            );
+            let (p, n, fee, rate, cons, blocks, t) =
+                (tx.priority, tx.payouts.len(), tx.fee, tx.feerate, tx.consolidation_fee, tx.blocks, now - START);
+            eprintln!("conf {p:?} n {n} fee {fee} rate {rate} cons {cons} blocks {blocks} at {t}");
         }
         self.t.consolidation_fees += tx.consolidation_fee;
         for &id in &tx.payouts {
+            let r = &mut self.t.rates[self.work.payouts[id].priority as usize];
+            (r.0, r.1) = (r.0 + 1, r.1 + tx.feerate);
             self.t.paid += 1;
             if now > self.work.payouts[id].eta_bound(self.policy) {
                 self.t.misses += 1;
                 if std::env::var("SIM_DEBUG").is_ok() {
                     let p = &self.work.payouts[id];
-                    eprintln!(
-                        "miss {:?} sub {} late {} s, tx feerate {} blocks {} n {}",
-                        p.priority,
-                        p.submitted_at - START,
-                        now - p.eta_bound(self.policy),
-                        tx.feerate,
-                        tx.blocks,
-                        tx.inputs.len()
-                    );
+                    let (sub, late) = (p.submitted_at - START, now - p.eta_bound(self.policy));
+                    let (rate, blocks, n) = (tx.feerate, tx.blocks, tx.inputs.len());
+                    eprintln!("miss {:?} sub {sub} late {late} s, tx feerate {rate} blocks {blocks} n {n}", p.priority);
                 }
             }
         }
@@ -482,13 +477,16 @@ impl<'a> Run<'a> {
 /// feerate; one transaction (one P2WPKH input, change) per block and per 500 outputs.
 fn lower_bound(chain: &Chain, policy: &Policy, work: &Workload) -> Totals {
     let mut blocks: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+    let mut rates = [(0, 0); 3];
     for p in &work.payouts {
         let first = (p.submitted_at - START) / BLOCK + 1;
         let last = (p.eta_bound(policy) - START) / BLOCK;
         let best = (first..=last).min_by_key(|&k| (chain.clearing(k), k)).unwrap_or(first);
         blocks.entry(best).or_default().push(p.output.weight());
+        let r = &mut rates[p.priority as usize];
+        (r.0, r.1) = (r.0 + 1, r.1 + chain.clearing(best));
     }
-    let mut t = Totals { paid: work.payouts.len(), ..Totals::default() };
+    let mut t = Totals { paid: work.payouts.len(), rates, ..Totals::default() };
     for (k, weights) in blocks {
         for chunk in weights.chunks(policy.max_outputs_per_tx) {
             let w = tx_weight(&[InputKind::P2wpkh], chunk.len() as u64 + 1, chunk.iter().sum::<u64>() + 124);
@@ -588,5 +586,9 @@ fn print_table(a: &Args, chain: &Chain, work: &Workload, runs: &[Totals; 3], lb:
             t.debt
         );
     }
+    let mean = |t: &Totals| t.rates.map(|(n, sum)| format!("{:.2}", sum as f64 / n.max(1) as f64 / 1_000.0)).join("/");
+    let means: Vec<String> =
+        names.iter().zip(runs.iter().chain([lb])).map(|(n, t)| format!("{n} {}", mean(t))).collect();
+    println!("mean feerate paid per payout, sat/vB, high/normal/low: {}", means.join(", "));
     println!("simulated in {:.2} s; peak RSS {} kB (VmHWM)", took.as_secs_f64(), peak_rss_kb());
 }

@@ -117,6 +117,7 @@ impl AppState {
             webhooks_wake: Arc::clone(&webhooks.wake),
             batch_wake: Arc::new(Notify::new()),
             guard: Arc::clone(&guard),
+            fee_history: Default::default(),
         });
         let keys = Arc::new(ApiKeys::new(Arc::clone(&store)));
         Ok(AppState(Arc::new(Shared {

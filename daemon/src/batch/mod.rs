@@ -4,6 +4,7 @@
 
 pub mod consolidate;
 pub mod feeseries;
+pub mod history;
 pub mod plan;
 pub mod policy;
 pub mod quote;
@@ -11,6 +12,7 @@ pub mod size;
 pub mod split;
 
 pub use consolidate::{plan_consolidation, Consolidation, NoConsolidation};
+pub use history::FeeHistory;
 pub use plan::{dust_sat, plan_batch, PlanError, TxPlan, Utxo};
 pub use policy::{bump, departure, held_for_fees, next_departure, recent_level, triggered};
 pub use policy::{Departure, Feerates, Held, InFlight, Queued, Reason};
@@ -129,6 +131,8 @@ pub struct Policy {
     pub cheap_percentile: u32,
     /// How far back it looks, seconds.
     pub cheap_window_secs: u64,
+    /// With a due payout go the others of its priority due within this many seconds.
+    pub deadline_join_secs: u64,
     /// Extra percent a bump pays once the ETA bound is two blocks away.
     pub near_bound_margin_percent: u32,
     /// Consolidate at or below this feerate, sat/kvB.
@@ -156,6 +160,7 @@ impl Policy {
             max_outputs_per_tx: b.max_outputs_per_tx as usize,
             cheap_percentile: b.cheap_percentile,
             cheap_window_secs: b.cheap_window_secs,
+            deadline_join_secs: b.deadline_join_secs,
             near_bound_margin_percent: b.near_bound_margin_percent,
             consolidation_feerate_sat_kvb: b.consolidation_feerate_sat_kvb,
             target_utxos: b.target_utxos as usize,

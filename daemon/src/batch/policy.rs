@@ -5,8 +5,9 @@
 //! bound − its confirmation target's time, so a queued payout never misses its bound), a
 //! priority's count or total, its feerate at or below its "cheap" level (once its oldest payout
 //! has waited the priority's `cheap_min_wait_secs`, so that cheap hours still gather batches), its
-//! interval, or an operator's trigger. The payouts of the priorities that triggered leave (and those of a priority
-//! one of whose payouts is due), at the highest feerate their targets need; payouts of priorities
+//! interval, or an operator's trigger. The payouts of the priorities that triggered leave (and with
+//! a due payout those of its priority due within `deadline_join_secs`), at the highest feerate
+//! their targets need; payouts of priorities
 //! that join (`*_join`) go too when that feerate meets their target and ceiling; the others wait
 //! for their own trigger. Cheap is a priority's fixed level or, whatever the market's level, the
 //! recent low ([`Feerates::recent_low`], a percentile of the last day's feerates). Above a
@@ -176,16 +177,16 @@ pub fn departure(queue: &[Queued], now: u64, feerates: &Feerates, policy: &Polic
         .collect();
     let any_due = queue.iter().any(due);
     let reason = if any_due { Reason::Deadline } else { reasons.iter().map(|(_, r)| *r).min()? };
-    // Whole priorities leave when they triggered, or when one of theirs is due and they are not
-    // waiting for fees; of a priority waiting for fees only the due payouts leave.
-    let leaving: Vec<Priority> = Priority::ALL
-        .into_iter()
-        .filter(|p| {
-            reasons.iter().any(|(r, _)| r == p)
-                || (queue.iter().any(|q| q.priority == *p && due(q))
-                    && feerates.of(*p) <= policy.class(*p).max_feerate_sat_kvb)
-        })
-        .collect();
+    // Whole priorities leave when they triggered. With a due payout go the others of its
+    // priority due within `deadline_join_secs` (unless it waits for fees): the rest keep their
+    // chance of a cheaper feerate.
+    let leaving: Vec<Priority> = Priority::ALL.into_iter().filter(|p| reasons.iter().any(|(r, _)| r == p)).collect();
+    let soon = |q: &Queued| {
+        let p = q.priority;
+        q.deadline(policy) <= now.saturating_add(policy.deadline_join_secs)
+            && queue.iter().any(|d| d.priority == p && due(d))
+            && feerates.of(p) <= policy.class(p).max_feerate_sat_kvb
+    };
     // A payout leaving at its deadline has just its target's blocks left; with two or fewer it
     // pays the near-bound margin, as a bump that close to its bound would.
     let margin = u64::from(policy.near_bound_margin_percent);
@@ -198,14 +199,17 @@ pub fn departure(queue: &[Queued], now: u64, feerates: &Feerates, policy: &Polic
         }
     };
     let due_rates = queue.iter().filter(|q| due(q)).map(|q| at_deadline(q.priority));
-    let rate = leaving.iter().map(|p| feerates.of(*p)).chain(due_rates).max()?;
+    let soon_rates = queue.iter().filter(|q| soon(q)).map(|q| feerates.of(q.priority));
+    let rate = leaving.iter().map(|p| feerates.of(*p)).chain(due_rates).chain(soon_rates).max()?;
     let rate = rate.min(policy.max_feerate_sat_kvb);
     let joins = |p: Priority| {
         let c = policy.class(p);
         c.joins && feerates.of(p) <= rate && rate <= c.max_feerate_sat_kvb
     };
     let payouts = (0..queue.len())
-        .filter(|&i| due(&queue[i]) || leaving.contains(&queue[i].priority) || joins(queue[i].priority))
+        .filter(|&i| {
+            due(&queue[i]) || soon(&queue[i]) || leaving.contains(&queue[i].priority) || joins(queue[i].priority)
+        })
         .collect();
     Some(Departure { reason, feerate_sat_kvb: rate, payouts })
 }
@@ -325,6 +329,20 @@ mod tests {
         assert_eq!((d.reason, d.feerate_sat_kvb, d.payouts), (Reason::Deadline, 30_000, vec![0]), "only the due one");
         let absurd = Feerates { high: 5_000_000, normal: 5_000_000, low: 5_000_000, recent_low: 0 };
         assert_eq!(departure(&queue, T0 + 72_000, &absurd, &p).unwrap().feerate_sat_kvb, 1_000_000, "wallet max");
+    }
+
+    #[test]
+    fn at_a_deadline_in_a_spike_only_the_payouts_due_within_the_hour_leave() {
+        let p = policy();
+        assert_eq!(p.deadline_join_secs, 3_600);
+        // Low payouts submitted over the day; the first is due (20 h later) while fees are high.
+        let queue: Vec<Queued> = (0..20).map(|i| q(Priority::Low, 10_000, T0 + i * 1_200)).collect();
+        let spike = Feerates { high: 19_000, normal: 19_000, low: 18_000, recent_low: 3_000 };
+        let d = departure(&queue, T0 + 72_000, &spike, &p).unwrap();
+        assert_eq!((d.reason, d.feerate_sat_kvb), (Reason::Deadline, 18_000));
+        assert_eq!(d.payouts, [0, 1, 2, 3], "due now, and within 3600 s (1200, 2400, 3600)");
+        let d = departure(&queue, T0 + 72_000, &Feerates { recent_low: 18_000, ..spike }, &p).unwrap();
+        assert_eq!(d.payouts.len(), 20, "cheap for all of them: they all go");
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct BatchingConfig {
     pub cheap_percentile: u32,
     /// How far back that percentile looks, seconds.
     pub cheap_window_secs: u64,
+    /// With a payout leaving at its deadline go the payouts of its priority due within this many
+    /// seconds; the others wait for their own trigger.
+    pub deadline_join_secs: u64,
     /// `high` payouts join a batch leaving for another priority when its feerate meets their
     /// target and ceiling.
     pub high_join: bool,
@@ -111,6 +114,7 @@ impl Default for BatchingConfig {
             low_cheap_feerate_sat_kvb: 2_000,
             cheap_percentile: 20,
             cheap_window_secs: 86_400,
+            deadline_join_secs: 3_600,
             high_join: true,
             normal_join: true,
             low_join: false,

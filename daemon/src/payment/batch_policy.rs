@@ -26,19 +26,26 @@ pub fn view(ctx: &Payments, queued: &[Stored]) -> Vec<(usize, batch::Queued)> {
         .collect()
 }
 
-/// The estimate for each priority's target, sat/kvB.
+/// The estimate for each priority's target, sat/kvB, and the recent low: the policy's percentile
+/// of the estimates for `high`'s target (the nearest the next block) seen over its window, each
+/// look recorded in [`Payments::fee_history`] (a sample per block interval at most).
 pub async fn feerates(ctx: &Payments) -> Result<Feerates, WalletError> {
     let r = &ctx.config.routing;
     let rate = |target: u16| {
         let onchain = &ctx.onchain;
         async move { onchain.estimate(target).await.map(|f| f.sat_per_vb.saturating_mul(1_000)) }
     };
-    Ok(Feerates {
-        high: rate(r.high_target_blocks).await?,
-        normal: rate(r.normal_target_blocks).await?,
-        low: rate(r.low_target_blocks).await?,
-        recent_low: 0,
-    })
+    let (high, normal, low) =
+        (rate(r.high_target_blocks).await?, rate(r.normal_target_blocks).await?, rate(r.low_target_blocks).await?);
+    let policy = Policy::from_config(&ctx.config);
+    let now = crate::unix_now();
+    let recent_low = {
+        // A poisoned lock only means a panic elsewhere mid-record: the samples are still usable.
+        let mut history = ctx.fee_history.lock().unwrap_or_else(|e| e.into_inner());
+        history.record(now, high, policy.cheap_window_secs);
+        history.recent_low(now, &policy)
+    };
+    Ok(Feerates { high, normal, low, recent_low })
 }
 
 /// The feerates of one look at the queue, asked of bitcoind at most once (and only when a payout

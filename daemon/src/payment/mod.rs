@@ -65,6 +65,9 @@ pub struct Payments {
     pub batch_wake: Arc<Notify>,
     /// The rails' reserves: a rail below its own takes no new payouts.
     pub guard: Arc<Guard>,
+    /// The feerates the batcher has seen lately, for the recent low of its "cheap" test (kept in
+    /// memory: after a restart it is unknown again until half of `batching.cheap_window_secs`).
+    pub fee_history: std::sync::Mutex<crate::batch::FeeHistory>,
 }
 
 /// The rail a payment travels on.
