@@ -269,7 +269,13 @@ impl Guard {
                 let b = self.onchain.treasury().balances();
                 Some(b.confirmed_sat.saturating_add(b.trusted_pending_sat).saturating_mul(1_000))
             }
-            Rail::Lightning => self.lightning.node().ok().map(|n| n.usable_outbound_msat()),
+            // Ready channels' outbound, usable now or not: a peer reconnecting after a restart
+            // is not the rail running low.
+            Rail::Lightning => self
+                .lightning
+                .node()
+                .ok()
+                .map(|n| n.channels().iter().filter(|c| c.ready).map(|c| c.outbound_msat).sum()),
         }
     }
 
