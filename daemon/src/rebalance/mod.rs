@@ -4,7 +4,7 @@
 //! simulator call it with what they hold.
 //!
 //! The daemon's side (a loop every `treasury.rebalance_interval_secs`, `rebalance.preview`,
-//! `treasury.status`) gathers a [`Situation`] and the [`Channel`]s, calls [`decide`] and carries
+//! `treasury.status`) gathers a [`Situation`] and the [`Channel`]s, calls [`decide()`] and carries
 //! out the splices it returns (none in dry run); routes call [`rail_status`] for each rail.
 
 pub mod decide;
