@@ -46,6 +46,8 @@
 //! (`SENDERO_BATCHING_CHEAP_PERCENTILE=10 cargo bench …`); `SIM_DEBUG=1` prints every
 //! confirmation, failed plan and miss to stderr.
 
+mod support;
+
 use rand::{Rng, SeedableRng};
 use sendero::batch::feeseries::{load_csv, FeeSeries, Synthetic};
 use sendero::batch::size::{fee_sat, tx_weight, InputKind, OutputKind};
@@ -497,12 +499,6 @@ fn lower_bound(chain: &Chain, policy: &Policy, work: &Workload) -> Totals {
     t
 }
 
-fn peak_rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: 0 kB");
-    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
 fn main() {
     let a = args();
     // The defaults, or SENDERO_* variables (SENDERO_BATCHING_LOW_CHEAP_FEERATE_SAT_KVB=1500, …).
@@ -590,5 +586,5 @@ fn print_table(a: &Args, chain: &Chain, work: &Workload, runs: &[Totals; 3], lb:
     let means: Vec<String> =
         names.iter().zip(runs.iter().chain([lb])).map(|(n, t)| format!("{n} {}", mean(t))).collect();
     println!("mean feerate paid per payout, sat/vB, high/normal/low: {}", means.join(", "));
-    println!("simulated in {:.2} s; peak RSS {} kB (VmHWM)", took.as_secs_f64(), peak_rss_kb());
+    println!("simulated in {:.2} s; peak RSS {} kB (VmHWM)", took.as_secs_f64(), support::rss_kb("self"));
 }

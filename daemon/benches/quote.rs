@@ -5,6 +5,8 @@
 //! neighbour on the machine hits both alike; the table sums every round. Prints the table, the
 //! ratio of the sums and of each round (aim ≥ 0.7) and peak RSS.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -68,7 +70,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         round_ratios.join(" "),
         MEASURE.as_secs()
     );
-    println!("peak RSS (VmHWM) of this process: {} kB", peak_rss_kb());
+    println!("peak RSS (VmHWM) of this process: {} kB", support::rss_kb("self"));
     Ok(())
 }
 
@@ -192,13 +194,4 @@ async fn start_bare_hyper() -> Result<SocketAddr, Box<dyn std::error::Error>> {
 
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
-}
-
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or_default()
 }

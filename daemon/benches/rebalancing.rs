@@ -56,6 +56,8 @@
 //! Every run checks its books at the end: the channels, the treasury and the splices in flight
 //! hold what they started with, plus receipts, minus payouts and fees, to the msat.
 
+mod support;
+
 use rand::{Rng, SeedableRng};
 use sendero::batch::feeseries::{FeeSeries, Synthetic};
 use sendero::config::{Config, Overrides};
@@ -522,12 +524,6 @@ impl<'a> Run<'a> {
     }
 }
 
-fn peak_rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: 0 kB");
-    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
 fn main() {
     let a = args();
     // The defaults, or SENDERO_TREASURY_* variables over them.
@@ -561,7 +557,7 @@ fn main() {
             print_row(seed, s, &t);
         }
     }
-    println!("simulated in {:.2} s; peak RSS {} kB (VmHWM)", began.elapsed().as_secs_f64(), peak_rss_kb());
+    println!("simulated in {:.2} s; peak RSS {} kB (VmHWM)", began.elapsed().as_secs_f64(), support::rss_kb("self"));
 }
 
 fn print_header(a: &Args, p: &TreasuryPolicy) {

@@ -19,67 +19,14 @@ pub use reserve::{crossing, rail_status, Crossing, Rail, RailFunds, RailStatus, 
 
 use crate::config::TreasuryConfig;
 
-/// The treasury policy of `[treasury]` (see `config.example.toml` for each key's meaning).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TreasuryPolicy {
-    /// The on-chain treasury's hot minimum, sats.
-    pub onchain_reserve_sat: u64,
-    /// Lightning outbound kept in total, sats.
-    pub lightning_reserve_sat: u64,
-    /// Outbound each channel keeps at least, sats.
-    pub channel_reserve_sat: u64,
-    /// Below this outbound share, percent, a channel is spliced into.
-    pub band_low_percent: u32,
-    /// Above it, spliced out of.
-    pub band_high_percent: u32,
-    /// How far the forecast looks ahead, hours.
-    pub forecast_hours: u32,
-    /// How many recent days it learns from.
-    pub forecast_days: u32,
-    /// The percentile of the per-window totals it takes.
-    pub forecast_percentile: u32,
-    /// Splice fees per budget period, sats.
-    pub fee_budget_sat: u64,
-    /// The budget period, seconds.
-    pub fee_budget_period_secs: u64,
-    /// Most fee one splice pays, sats.
-    pub max_fee_sat: u64,
-    /// … parts per million of its amount.
-    pub max_fee_ppm: u64,
-    /// The feerate ceiling, sat/kvB.
-    pub max_feerate_sat_kvb: u64,
-    /// How long fees are expected to stay above the ceiling, seconds.
-    pub fee_wait_secs: u64,
-    /// The wait after a failure, seconds (doubled per further failure in a row, up to 64×).
-    pub backoff_secs: u64,
-    /// The smallest splice, sats.
-    pub min_splice_sat: u64,
-    /// Decide, never splice.
-    pub dry_run: bool,
-}
+/// The treasury policy: the checked `[treasury]` section (see `config.example.toml` for each
+/// key's meaning), or what `treasury.policy.set` made of it.
+pub type TreasuryPolicy = TreasuryConfig;
 
-impl TreasuryPolicy {
+impl TreasuryConfig {
     /// The policy of a checked `[treasury]` section.
     pub fn from_config(c: &TreasuryConfig) -> TreasuryPolicy {
-        TreasuryPolicy {
-            onchain_reserve_sat: c.onchain_reserve_sat,
-            lightning_reserve_sat: c.lightning_reserve_sat,
-            channel_reserve_sat: c.channel_reserve_sat,
-            band_low_percent: c.band_low_percent,
-            band_high_percent: c.band_high_percent,
-            forecast_hours: c.forecast_hours,
-            forecast_days: c.forecast_days,
-            forecast_percentile: c.forecast_percentile,
-            fee_budget_sat: c.fee_budget_sat,
-            fee_budget_period_secs: c.fee_budget_period_secs,
-            max_fee_sat: c.max_fee_sat,
-            max_fee_ppm: c.max_fee_ppm,
-            max_feerate_sat_kvb: c.max_feerate_sat_kvb,
-            fee_wait_secs: c.fee_wait_secs,
-            backoff_secs: c.backoff_secs,
-            min_splice_sat: c.min_splice_sat,
-            dry_run: c.dry_run,
-        }
+        c.clone()
     }
 
     /// The band's middle, basis points of outbound share (50 % = 5000).
@@ -99,12 +46,6 @@ impl TreasuryPolicy {
             0 => 0,
             n => self.backoff_secs.saturating_mul(1 << (n - 1).min(6)),
         }
-    }
-}
-
-impl Default for TreasuryPolicy {
-    fn default() -> Self {
-        TreasuryPolicy::from_config(&TreasuryConfig::default())
     }
 }
 
