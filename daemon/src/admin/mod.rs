@@ -17,6 +17,7 @@ mod ln_node;
 mod ln_payments;
 mod params;
 mod payment_get;
+mod rebalance;
 mod routing;
 mod wallet_balance;
 mod wallet_newaddress;
@@ -111,6 +112,9 @@ methods! {
     "consolidate.run" => consolidate::run,
     "batch.preview" => cost_reports::preview,
     "fees.report" => cost_reports::report,
+    "rebalance.preview" => rebalance::preview,
+    "rebalance.run" => rebalance::run,
+    "rebalance.history" => rebalance::history,
     "routing.stats" => routing::stats,
     "routing.pin" => routing::pin,
     "routing.unpin" => routing::unpin,
