@@ -10,8 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::ln::{
-    account, capacity, channel, open_channel, pair_each, pay_a, pay_b, settled_exact, wait_ln_running, Pair,
-    MINUTE,
+    account, capacity, channel, open_channel, pair_each, pay_a, pay_b, settled_exact, wait_ln_running, Pair, MINUTE,
 };
 use common::{wait_for, Gateway};
 use serde_json::{json, Value};

@@ -162,7 +162,9 @@ pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
         }
         match cycle(&ctx).await {
             Ok(_) => last_error = None,
-            Err(RebalanceError::Lightning(LnError::NotReady)) => tracing::debug!("rebalance: the node is not running yet"),
+            Err(RebalanceError::Lightning(LnError::NotReady)) => {
+                tracing::debug!("rebalance: the node is not running yet")
+            }
             Err(e) => {
                 let text = e.to_string();
                 if last_error.as_deref() != Some(text.as_str()) {
