@@ -20,7 +20,7 @@ fn policy(interval: u64, budget_sat: u64) -> String {
     format!(
         "[treasury]\nonchain_reserve_sat = 100000\nlightning_reserve_sat = 0\nchannel_reserve_sat = 10000\n\
          min_splice_sat = 50000\nmax_fee_sat = 100000\nmax_fee_ppm = 100000\nfee_budget_sat = {budget_sat}\n\
-         backoff_secs = 1\nrebalance_interval_secs = {interval}\n"
+         backoff_secs = 1\nrebalance_interval_secs = {interval}\ndry_run = false\n"
     )
 }
 
@@ -36,8 +36,10 @@ fn share(gw: &Gateway) -> (u64, u64, u64) {
     (out / 1_000, inb / 1_000, out * 10_000 / (out + inb).max(1))
 }
 
+/// The rebalancer's splices made (dry runs left out).
 fn history(gw: &Gateway) -> Vec<Value> {
-    gw.call("rebalance.history", json!({}))["splices"].as_array().unwrap().clone()
+    let all = gw.call("rebalance.history", json!({}))["splices"].as_array().unwrap().clone();
+    all.into_iter().filter(|s| s["dry_run"] == false).collect()
 }
 
 fn preview_line(gw: &Gateway) -> Value {
@@ -65,12 +67,15 @@ fn drain_below_band(p: &Pair) {
     eprintln!("A drained: {:?}", share(&p.a));
 }
 
-/// Rewrites `from` to `to` in A's config; restarts A; returns once its channel is usable again.
-fn reconfigure(p: &mut Pair, from: &str, to: &str) {
+/// Rewrites each `(from, to)` in A's config; restarts A; returns once its channel is usable again.
+fn reconfigure(p: &mut Pair, changes: &[(&str, &str)]) {
     let config = p.a.datadir.join("senderod.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    assert!(text.contains(from), "{text}");
-    std::fs::write(&config, text.replace(from, to)).unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    for (from, to) in changes {
+        assert!(text.contains(from), "{text}");
+        text = text.replace(from, to);
+    }
+    std::fs::write(&config, text).unwrap();
     p.a.restart();
     wait_ln_running(&p.a);
     wait_for("A's channel usable again", MINUTE, || channel(&p.a).is_some_and(|c| c["usable"] == true));
@@ -90,7 +95,7 @@ fn the_loop_splices_a_drained_channel_in_and_an_overfull_one_out() {
     channel_in_band(&p);
     settled_exact(&p.a, "A after the open");
     // The loop on, every 2 s.
-    reconfigure(&mut p, "rebalance_interval_secs = 0\n", "rebalance_interval_secs = 2\n");
+    reconfigure(&mut p, &[("rebalance_interval_secs = 0\n", "rebalance_interval_secs = 2\n")]);
     let (a, b, chain) = (&p.a, &p.b, &p.chain);
     assert_eq!(preview_line(a)["action"], "in_band");
     std::thread::sleep(Duration::from_secs(3));
@@ -170,11 +175,24 @@ fn budget_and_feerate_stop_it_and_a_kill_mid_splice_leaves_one_splice() {
     assert_eq!(line["action"], "feerate_above_ceiling", "{line}");
     p.a.call("fees.clear", json!({}));
 
-    // Budget restored; the process dies right after asking for the splice.
+    // Budget restored, in dry run: the splice is decided and recorded, nothing moves.
+    reconfigure(
+        &mut p,
+        &[("fee_budget_sat = 1\n", "fee_budget_sat = 1000000\n"), ("dry_run = false", "dry_run = true")],
+    );
+    let ran = p.a.call("rebalance.run", json!({}));
+    assert_eq!((ran["dry_run"].as_bool(), ran["channels"][0]["action"].as_str()), (Some(true), Some("splice_in")));
+    let dry = p.a.call("rebalance.history", json!({}))["splices"].as_array().unwrap().clone();
+    assert_eq!((dry.len(), dry[0]["dry_run"].as_bool(), dry[0]["state"].as_str()), (1, Some(true), Some("planned")));
+    assert_eq!(preview_line(&p.a)["action"], "splice_in", "a dry run is never in flight");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(p.chain.mempool().is_empty(), "a dry run moves nothing");
+
+    // For real; the process dies right after asking for the splice.
     let before = capacity(&p.a);
     let txs_before = p.a.call("wallet.transactions", json!({}))["transactions"].as_array().unwrap().len();
     p.a.env = vec![("SENDERO_FAILPOINT".into(), "rebalance.splice_started".into())];
-    reconfigure(&mut p, "fee_budget_sat = 1\n", "fee_budget_sat = 1000000\n");
+    reconfigure(&mut p, &[("dry_run = true", "dry_run = false")]);
     assert!(p.a.try_call("rebalance.run", json!({})).is_err(), "the process died mid-call");
     p.a.wait_exit();
     assert!(p.a.log().contains("failpoint reached: aborting"));
