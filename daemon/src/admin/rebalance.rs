@@ -9,7 +9,7 @@ use super::params::Params;
 use crate::liquidity::rebalancer::{self, RebalanceError};
 use crate::state::AppState;
 
-/// `rebalance.preview`: per ready channel, what a cycle would do now (code, reason, amount, fee).
+/// `rebalance.preview`: per usable channel, what a cycle would do now (code, reason, amount, fee).
 pub(crate) async fn preview(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
     Ok(json!(rebalancer::preview(&ctx.payments).await.map_err(refused)?))

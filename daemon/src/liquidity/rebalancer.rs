@@ -4,7 +4,7 @@
 //! ledger up to date with what the node did (so that a finished splice's fee is booked as
 //! `fees:lightning_onchain`, the treasury's cost), resolves the splices in flight
 //! ([`Store::resolve_splices`](crate::store::Store::resolve_splices)), then gathers the node's
-//! ready channels and the [`Situation`] (the treasury's balance less what on-chain payouts in
+//! usable channels and the [`Situation`] (the treasury's balance less what on-chain payouts in
 //! flight reserve, the feerate, the splice fees of the budget period, the Lightning payouts'
 //! forecast), asks [`rebalance::decide`] and carries out the splices it returns — none in dry run.
 //! A splice is persisted `planned` before the node is asked, through the same calls as the admin
@@ -111,7 +111,7 @@ pub struct Plan {
     pub forecast_need_sat: u64,
     /// Their mean rate, sats per hour.
     pub forecast_rate_sat_per_hour: u64,
-    /// Per ready channel.
+    /// Per usable channel (ready, peer connected).
     pub channels: Vec<Line>,
 }
 
@@ -176,7 +176,7 @@ pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
     }
 }
 
-/// The ledger brought up to date, the splices in flight resolved, the ready channels and the
+/// The ledger brought up to date, the splices in flight resolved, the usable channels and the
 /// situation.
 async fn gather(
     ctx: &Arc<Payments>,
@@ -196,11 +196,14 @@ async fn gather(
         .map(|c| NodeChannel { channel_id: c.channel_id.clone(), funding_txid: funding_txid(c), ready: c.ready })
         .collect();
     for s in ctx.store.resolve_splices(&seen, now)? {
-        tracing::info!(splice_id = s.id, channel_id = %s.channel_id, kind = %s.kind, amount_sat = s.amount_sat, "rebalance: splice ended (see rebalance.history)");
+        let (id, channel_id, kind, amount_sat, state) = (s.id, &s.channel_id, &s.kind, s.amount_sat, &s.state);
+        let txid = s.txid.as_deref().unwrap_or_default();
+        tracing::info!(splice_id = id, %channel_id, %kind, amount_sat, %state, %txid, error = ?s.error, "rebalance: splice ended");
     }
     let in_flight = ctx.store.splices_in_flight()?;
     let mut channels = Vec::new();
-    for c in listed.iter().filter(|c| c.ready) {
+    // A channel whose peer is offline cannot be spliced now: left out until it is usable.
+    for c in listed.iter().filter(|c| c.usable) {
         let (failures, last_failure_at) = ctx.store.splice_failures(&c.channel_id)?;
         let busy = in_flight.iter().any(|s| s.channel_id == c.channel_id) || ctx.store.channel_busy(&c.channel_id)?;
         channels.push(Channel {

@@ -241,41 +241,48 @@ impl Store {
     }
 
     /// Resolves the splices in flight from what the node shows (see the module doc); returns the
-    /// ones that ended now.
+    /// ones that ended now, in their new state.
     pub fn resolve_splices(&self, channels: &[NodeChannel], now: u64) -> Result<Vec<SpliceRow>, StoreError> {
         let mut ended = Vec::new();
-        for s in self.splices_in_flight()? {
-            let Some(channel) = channels.iter().find(|c| c.channel_id == s.channel_id) else {
-                self.splice_state(s.id, "failed", Some("the channel is gone"), now)?;
-                ended.push(s);
-                continue;
-            };
-            let txid = match &s.txid {
-                Some(t) => Some(t.clone()),
-                None => self.splice_txid_seen(&s)?,
-            };
-            if let Some(t) = &txid {
-                if s.txid.is_none() {
-                    self.conn().execute(
-                        "UPDATE rebalance_splices SET txid = ?2, state = 'started', updated_at = ?3 WHERE id = ?1",
-                        params![s.id, t, now as i64],
-                    )?;
-                }
-                if channel.ready && channel.funding_txid.as_deref() == Some(t.as_str()) {
-                    self.splice_state(s.id, "confirmed", None, now)?;
-                    ended.push(s);
-                }
-                continue;
-            }
-            if let Some(end) = self.funding_failed(&s)? {
-                self.splice_state(s.id, "failed", Some(&end), now)?;
-                ended.push(s);
-            } else if !self.channel_busy(&s.channel_id)? && now.saturating_sub(s.updated_at) > ABANDON_AFTER_SECS {
-                self.splice_state(s.id, "abandoned", Some("the node never started it"), now)?;
+        for mut s in self.splices_in_flight()? {
+            if let Some((state, error)) = self.resolve_one(&mut s, channels, now)? {
+                self.splice_state(s.id, state, error.as_deref(), now)?;
+                s.state = state.to_owned();
+                s.error = error.or(s.error);
                 ended.push(s);
             }
         }
         Ok(ended)
+    }
+
+    /// How one splice in flight ended, if it did (its transaction recorded once seen).
+    fn resolve_one(
+        &self,
+        s: &mut SpliceRow,
+        channels: &[NodeChannel],
+        now: u64,
+    ) -> Result<Option<(&'static str, Option<String>)>, StoreError> {
+        let Some(channel) = channels.iter().find(|c| c.channel_id == s.channel_id) else {
+            return Ok(Some(("failed", Some("the channel is gone".into()))));
+        };
+        if s.txid.is_none() {
+            if let Some(t) = self.splice_txid_seen(s)? {
+                self.conn().execute(
+                    "UPDATE rebalance_splices SET txid = ?2, state = 'started', updated_at = ?3 WHERE id = ?1",
+                    params![s.id, t, now as i64],
+                )?;
+                s.txid = Some(t);
+            }
+        }
+        if let Some(t) = &s.txid {
+            let confirmed = channel.ready && channel.funding_txid.as_deref() == Some(t.as_str());
+            return Ok(confirmed.then_some(("confirmed", None)));
+        }
+        if let Some(why) = self.funding_failed(s)? {
+            return Ok(Some(("failed", Some(why))));
+        }
+        let quiet = !self.channel_busy(&s.channel_id)? && now.saturating_sub(s.updated_at) > ABANDON_AFTER_SECS;
+        Ok(quiet.then(|| ("abandoned", Some("the node never started it".to_owned()))))
     }
 
     /// The transaction of the splice the node started for `s`'s channel since `s` was planned.
