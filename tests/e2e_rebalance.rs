@@ -2,7 +2,8 @@
 //! A's channel drained by payouts to B below the band is spliced into from A's treasury by the
 //! loop, and once B has paid a lot back (A's outbound above the band) spliced out to A's
 //! treasury, each within a cycle of its confirmation, with the ledger exact; a spent budget and
-//! a feerate above the ceiling stop it, and `rebalance.preview` says why; a SIGKILL right after
+//! a feerate above the ceiling stop it unless the forecast says the channel runs dry first, and
+//! `rebalance.preview` says why; a dry run records and moves nothing; a SIGKILL right after
 //! the node was asked for a splice leaves exactly one splice on the chain after the restart.
 
 mod common;
@@ -12,15 +13,17 @@ use std::time::Duration;
 use common::ln::{
     account, capacity, channel, open_channel, pair_each, pay_a, pay_b, settled_exact, wait_ln_running, Pair, MINUTE,
 };
-use common::{wait_for, Gateway};
+use common::{http_post, wait_for, Gateway};
 use serde_json::{json, Value};
 
-/// A's policy: small reserves, generous fee caps, the loop every `interval` seconds.
+/// A's policy: small reserves, generous fee caps, the loop every `interval` seconds; the forecast
+/// is the largest hour of Lightning payouts of the last day.
 fn policy(interval: u64, budget_sat: u64) -> String {
     format!(
         "[treasury]\nonchain_reserve_sat = 100000\nlightning_reserve_sat = 0\nchannel_reserve_sat = 10000\n\
          min_splice_sat = 50000\nmax_fee_sat = 100000\nmax_fee_ppm = 100000\nfee_budget_sat = {budget_sat}\n\
-         backoff_secs = 1\nrebalance_interval_secs = {interval}\ndry_run = false\n"
+         backoff_secs = 1\nrebalance_interval_secs = {interval}\ndry_run = false\n\
+         forecast_hours = 1\nforecast_days = 1\nforecast_percentile = 100\n"
     )
 }
 
@@ -65,6 +68,19 @@ fn drain_below_band(p: &Pair) {
         pay_b(p, CHUNK_MSAT);
     }
     eprintln!("A drained: {:?}", share(&p.a));
+}
+
+/// Prices a BOLT11 invoice for its amount and submits it on Lightning; returns the payment id.
+fn submit_lightning(gw: &Gateway, key: &str, idem: &str, invoice: &str) -> String {
+    let body = json!({"amount": {"minor_units": CHUNK_MSAT / 1_000, "currency": "SAT"}, "destination": invoice,
+                      "direction": "payout", "priority": "high"});
+    let (status, text) = http_post(gw.api_port, "/v1/payments/route", key, None, &body.to_string());
+    assert_eq!(status, 200, "{text}");
+    let route: Value = serde_json::from_str(&text).unwrap();
+    let body = json!({"route_id": route["route_id"], "rail": "lightning"}).to_string();
+    let (status, text) = http_post(gw.api_port, "/v1/payments/submit", key, Some(idem), &body);
+    assert_eq!(status, 202, "{text}");
+    serde_json::from_str::<Value>(&text).unwrap()["payment_id"].as_str().unwrap().to_owned()
 }
 
 /// Rewrites each `(from, to)` in A's config; restarts A; returns once its channel is usable again.
@@ -173,6 +189,21 @@ fn budget_and_feerate_stop_it_and_a_kill_mid_splice_leaves_one_splice() {
     p.a.call("fees.set", json!({"sat_per_vb": 50}));
     let line = preview_line(&p.a);
     assert_eq!(line["action"], "feerate_above_ceiling", "{line}");
+
+    // Unless the channel would run dry first: 60,000 sat of Lightning payouts in the last hour
+    // (API payouts, from the payments table) forecast as much for the next; the outbound above
+    // its reserve lasts less than the 6 h fees are expected to take. Then the budget stops it.
+    let key = p.a.api_key("pay,read");
+    for i in 0..3 {
+        let inv = p.b.call("ln.invoice", json!({"amount_msat": CHUNK_MSAT, "description": "x", "expiry_secs": 600}));
+        let id = submit_lightning(&p.a, &key, &format!("payout-{i}"), inv["bolt11"].as_str().unwrap());
+        common::settled(&p.a, &key, &id);
+    }
+    let plan = p.a.call("rebalance.preview", json!({}));
+    assert_eq!(plan["forecast_need_sat"], 60_000, "{plan}");
+    let line = &plan["channels"][0];
+    assert!(line["runway_secs"].as_u64().unwrap() < 6 * 3_600, "{line}");
+    assert_eq!(line["action"], "budget_spent", "past the feerate ceiling: {line}");
     p.a.call("fees.clear", json!({}));
 
     // Budget restored, in dry run: the splice is decided and recorded, nothing moves.
