@@ -74,11 +74,6 @@ pub fn pair_each(extra_a: &str, extra_b: &str) -> Pair {
 /// A opens `amount_sat` to B from its treasury (its node starts empty, so the open waits for the
 /// treasury's transfer to confirm); B funds its node's anchor reserve. Returns the channel id.
 pub fn open_channel(p: &Pair, amount_sat: u64) -> String {
-    open_channel_pushing(p, amount_sat, None)
-}
-
-/// [`open_channel`], pushing `push_msat` to B at the open (B's side of the channel).
-pub fn open_channel_pushing(p: &Pair, amount_sat: u64, push_msat: Option<u64>) -> String {
     let (a, b, chain) = (&p.a, &p.b, &p.chain);
     let peer = format!("127.0.0.1:{}", b.ln_port);
     // B's node holds its anchor reserve before A's open reaches it: without one it would refuse
@@ -89,11 +84,7 @@ pub fn open_channel_pushing(p: &Pair, amount_sat: u64, push_msat: Option<u64>) -
     wait_for("B's node to see its reserve", MINUTE, || {
         b.call("ln.balance", json!({}))["onchain_spendable_sat"].as_u64().unwrap_or(0) > 0
     });
-    let mut open = json!({"node_id": p.b_id, "addr": peer, "amount_sat": amount_sat});
-    if let Some(push) = push_msat {
-        open["push_msat"] = push.into();
-    }
-    let opened = a.call("ln.open_channel", open);
+    let opened = a.call("ln.open_channel", json!({"node_id": p.b_id, "addr": peer, "amount_sat": amount_sat}));
     assert_eq!(opened["status"], "awaiting_funding", "{opened}");
     let funding_txid = opened["funding_txid"].as_str().unwrap().to_owned();
     assert!(chain.mempool().contains(&funding_txid));
