@@ -10,46 +10,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::ln::{capacity, channel, open_channel, pair, pay_b, splice_in, Pair, MINUTE};
+use common::ln::{account, capacity, channel, open_channel, pair, pay_b, settled_exact, splice_in, Pair, MINUTE};
 use common::webhook::{signature_valid, Receiver};
 use common::{http_post, wait_for, Gateway};
 use serde_json::{json, Value};
-
-/// Waits until `gw`'s ledger is settled and exact on both rails; returns the verify answer.
-fn settled_exact(gw: &Gateway, what: &str) -> Value {
-    let mut last = Value::Null;
-    let exact = |v: &Value| {
-        v["ok"] == true
-            && v["lightning"]["status"] == "settled"
-            && v["lightning"]["difference_msat"] == 0
-            && v["onchain"]["difference_msat"] == 0
-            && v["negative_treasury_accounts"].as_array().is_some_and(|n| n.is_empty())
-    };
-    let deadline = std::time::Instant::now() + 2 * MINUTE;
-    while std::time::Instant::now() < deadline {
-        last = gw.call("ledger.verify", json!({}));
-        if exact(&last) {
-            eprintln!(
-                "{what}: settled; lightning ledger {} msat = node {} msat, onchain difference {}",
-                last["lightning"]["ledger_treasury_msat"],
-                last["lightning"]["node_msat"],
-                last["onchain"]["difference_msat"]
-            );
-            return last;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    panic!("{what}: ledger.verify never settled exact: {last:#}");
-}
-
-fn account(gw: &Gateway, name: &str) -> i64 {
-    gw.call("ledger.balances", json!({}))["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["account"] == name && a["currency"] == "BTC")
-        .map_or(0, |a| a["balance"].as_i64().unwrap())
-}
 
 /// Mines until `done` says so; `done` also gives what to show if it never does.
 fn mine_until(p: &Pair, what: &str, mut done: impl FnMut() -> (bool, Value)) {

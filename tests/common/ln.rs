@@ -47,10 +47,15 @@ pub fn pair() -> Pair {
 
 /// [`pair`] with `extra` appended to both gateways' configs (whole sections).
 pub fn pair_with(extra: &str) -> Pair {
+    pair_each(extra, extra)
+}
+
+/// [`pair`] with `extra_a` appended to A's config and `extra_b` to B's.
+pub fn pair_each(extra_a: &str, extra_b: &str) -> Pair {
     let chain = Chain::start();
     let home = tempfile::tempdir().unwrap();
-    let a = Gateway::start_with(&chain, &home.path().join("alice"), AdminMode::Socket, "human", extra);
-    let b = Gateway::start_with(&chain, &home.path().join("bob"), AdminMode::Socket, "human", extra);
+    let a = Gateway::start_with(&chain, &home.path().join("alice"), AdminMode::Socket, "human", extra_a);
+    let b = Gateway::start_with(&chain, &home.path().join("bob"), AdminMode::Socket, "human", extra_b);
     wait_ln_running(&a);
     wait_ln_running(&b);
     let a_id = ln_info(&a)["node_id"].as_str().unwrap().to_owned();
@@ -122,6 +127,54 @@ pub fn pay_b(p: &Pair, amount_msat: u64) {
         payment(&p.a, &id).is_some_and(|x| x["status"] == "succeeded")
             && payment_by_hash(&p.b, hash).is_some_and(|x| x["status"] == "succeeded")
     });
+}
+
+/// A invoices `amount_msat`, B pays; returns once both see it settled.
+pub fn pay_a(p: &Pair, amount_msat: u64) {
+    let inv = p.a.call("ln.invoice", json!({"amount_msat": amount_msat, "description": "x", "expiry_secs": 600}));
+    let id = p.b.call("ln.pay", json!({"invoice": inv["bolt11"]}))["payment_id"].as_str().unwrap().to_owned();
+    let hash = inv["payment_hash"].as_str().unwrap();
+    wait_for("the payment to settle", MINUTE, || {
+        payment(&p.b, &id).is_some_and(|x| x["status"] == "succeeded")
+            && payment_by_hash(&p.a, hash).is_some_and(|x| x["status"] == "succeeded")
+    });
+}
+
+/// Waits until `gw`'s ledger is settled and exact on both rails; returns the verify answer.
+pub fn settled_exact(gw: &Gateway, what: &str) -> Value {
+    let mut last = Value::Null;
+    let exact = |v: &Value| {
+        v["ok"] == true
+            && v["lightning"]["status"] == "settled"
+            && v["lightning"]["difference_msat"] == 0
+            && v["onchain"]["difference_msat"] == 0
+            && v["negative_treasury_accounts"].as_array().is_some_and(|n| n.is_empty())
+    };
+    let deadline = std::time::Instant::now() + 2 * MINUTE;
+    while std::time::Instant::now() < deadline {
+        last = gw.call("ledger.verify", json!({}));
+        if exact(&last) {
+            eprintln!(
+                "{what}: settled; lightning ledger {} msat = node {} msat, onchain difference {}",
+                last["lightning"]["ledger_treasury_msat"],
+                last["lightning"]["node_msat"],
+                last["onchain"]["difference_msat"]
+            );
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("{what}: ledger.verify never settled exact: {last:#}");
+}
+
+/// The balance of a ledger account, msat.
+pub fn account(gw: &Gateway, name: &str) -> i64 {
+    gw.call("ledger.balances", json!({}))["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["account"] == name && a["currency"] == "BTC")
+        .map_or(0, |a| a["balance"].as_i64().unwrap())
 }
 
 /// A BOLT11 invoice for `amount_msat` from a node nobody knows, with a route hint through `via`

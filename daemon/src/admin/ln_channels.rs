@@ -84,17 +84,8 @@ pub(crate) async fn splice_out(ctx: &AppState, params: Params) -> Result<Value, 
             (blocking(move || treasury.new_address()).await?, "to_treasury")
         }
     };
-    let node = ctx.lightning.node()?;
-    node.check_channel(&channel_id)?;
     let to = address.to_string();
-    // Recorded before the node is asked: its `SplicePending` gives the transaction, which the
-    // ledger then books as a transfer (or a payout to the outside address).
-    let channel = channel_id.trim().to_ascii_lowercase();
-    let transfer = ctx.store.ln_transfer_requested(direction, &channel, amount_sat, crate::unix_now())?;
-    if let Err(e) = blocking_ln(move || node.splice_out(&channel_id, amount_sat, &address)).await {
-        ctx.store.ln_transfer_failed(transfer)?;
-        return Err(e.into());
-    }
+    funding::splice_out(&funding_of(ctx), channel_id, amount_sat, address, direction).await?;
     Ok(json!({ "splicing": true, "address": to }))
 }
 

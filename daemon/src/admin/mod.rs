@@ -17,6 +17,7 @@ mod ln_node;
 mod ln_payments;
 mod params;
 mod payment_get;
+mod rebalance;
 mod routing;
 mod treasury;
 mod wallet_balance;
@@ -114,6 +115,9 @@ methods! {
     "fees.report" => cost_reports::report,
     "treasury.status" => treasury::status,
     "treasury.policy.set" => treasury::policy_set,
+    "rebalance.preview" => rebalance::preview,
+    "rebalance.run" => rebalance::run,
+    "rebalance.history" => rebalance::history,
     "routing.stats" => routing::stats,
     "routing.pin" => routing::pin,
     "routing.unpin" => routing::unpin,

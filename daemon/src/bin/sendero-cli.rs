@@ -325,6 +325,25 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE", required = true)]
         settings: Vec<String>,
     },
+    /// Per channel, what the rebalancer would do now and why (code, reason, amount, fee).
+    #[command(name = "rebalance.preview")]
+    RebalancePreview,
+    /// One rebalancing cycle now: splices in or out of the treasury as decided (audited; none in
+    /// `[treasury] dry_run`).
+    #[command(name = "rebalance.run")]
+    RebalanceRun,
+    /// The rebalancer's splices: what moved, what it cost, why, and their state.
+    #[command(name = "rebalance.history")]
+    RebalanceHistory {
+        /// From (unix seconds; default: the first).
+        #[arg(long)]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<u64>,
+        /// To (unix seconds; default now).
+        #[arg(long)]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<u64>,
+    },
     /// What routing has learned of each rail, and the rules in force.
     #[command(name = "routing.stats")]
     RoutingStats,
@@ -533,6 +552,10 @@ mod tests {
         );
         assert_eq!(request(&["consolidate.run", "--force"]), ("consolidate.run".into(), json!({"force": true})));
         assert_eq!(request(&["batch.preview"]), ("batch.preview".into(), json!({})));
+        assert_eq!(request(&["rebalance.preview"]), ("rebalance.preview".into(), json!({})));
+        assert_eq!(request(&["rebalance.run"]), ("rebalance.run".into(), json!({})));
+        assert_eq!(request(&["rebalance.history"]), ("rebalance.history".into(), json!({})));
+        assert_eq!(request(&["rebalance.history", "--from", "5"]).1, json!({"from": 5}));
         assert_eq!(request(&["fees.report", "--from", "10"]).1, json!({"from": 10, "to": null}));
         assert_eq!(
             request(&["treasury.policy.set", "--set", "onchain_reserve_sat=5000", "--set", "dry_run=true"]),

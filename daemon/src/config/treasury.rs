@@ -73,7 +73,7 @@ impl Default for TreasuryConfig {
             fee_wait_secs: 21_600,
             backoff_secs: 600,
             min_splice_sat: 1_000_000,
-            rebalance_interval_secs: 600,
+            rebalance_interval_secs: 0,
             dry_run: false,
         }
     }

@@ -163,6 +163,12 @@ fn over(m: &Movement, holdings: &Holdings) -> bool {
     }
 }
 
+/// Whether a splice is over because a later splice of its channel is (back-to-back splices:
+/// the channel's funding moved past this one's transaction before the ledger looked).
+fn superseded(m: &Movement, later: &[Movement], holdings: &Holdings) -> bool {
+    m.kind == "splice" && later.iter().any(|n| n.kind == "splice" && n.channel_id == m.channel_id && over(n, holdings))
+}
+
 /// Settles the pending movements that are over when the node is at rest; true if it posted.
 fn settle(
     store: &Store,
@@ -175,7 +181,12 @@ fn settle(
     if pending.is_empty() || !unrest(holdings, node_txs, &store.ln_transfers()?, open_payouts).is_empty() {
         return Ok(false);
     }
-    let ids: Vec<String> = pending.iter().filter(|m| over(m, holdings)).map(|m| m.id.clone()).collect();
+    let ids: Vec<String> = pending
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| over(m, holdings) || superseded(m, &pending[i + 1..], holdings))
+        .map(|(_, m)| m.id.clone())
+        .collect();
     if ids.is_empty() {
         return Ok(false);
     }

@@ -115,6 +115,28 @@ pub async fn splice_in(ctx: &Funding<'_>, channel_id: String, amount_sat: u64) -
     Ok(Opened::AwaitingFunding { pending_id, funding_txid })
 }
 
+/// Splices `amount_sat` out of a channel to `address` — `direction` `to_treasury` (a treasury
+/// address) or `to_address` (anyone's). The transfer is recorded before the node is asked: its
+/// `SplicePending` gives the transaction, which the ledger then books as a transfer (or a payout
+/// to the outside address); a refusal marks it failed.
+pub async fn splice_out(
+    ctx: &Funding<'_>,
+    channel_id: String,
+    amount_sat: u64,
+    address: sendero_wallet::bitcoin::Address,
+    direction: &str,
+) -> Result<(), LnError> {
+    let node = ctx.lightning.node()?;
+    node.check_channel(&channel_id)?;
+    let channel = channel_id.trim().to_ascii_lowercase();
+    let transfer = ctx.store.ln_transfer_requested(direction, &channel, amount_sat, crate::unix_now())?;
+    if let Err(e) = blocking_ln(move || node.splice_out(&channel_id, amount_sat, &address)).await {
+        ctx.store.ln_transfer_failed(transfer)?;
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 /// Sends `shortfall` from the treasury to the node and queues `kind` until it confirms.
 async fn fund_then(
     ctx: &Funding<'_>,

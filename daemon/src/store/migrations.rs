@@ -425,6 +425,29 @@ pub(super) const MIGRATIONS: &[&str] = &[
          accepting INTEGER NOT NULL,
          since INTEGER NOT NULL
      ) STRICT;",
+    // 19: the rebalancer's splices, written before the node is asked: `planned` (decided, the
+    // node maybe asked), `started` (the node took it, or it waits for the treasury's funding),
+    // then `confirmed`, `failed` or `abandoned`. At most one in flight per channel. Dry runs are
+    // kept too (`dry_run` = 1, never in flight).
+    "CREATE TABLE rebalance_splices (
+         id INTEGER PRIMARY KEY,
+         channel_id TEXT NOT NULL,
+         kind TEXT NOT NULL CHECK (kind IN ('in', 'out')),
+         amount_sat INTEGER NOT NULL CHECK (amount_sat > 0),
+         fee_sat INTEGER NOT NULL CHECK (fee_sat >= 0),
+         code TEXT NOT NULL,
+         reason TEXT NOT NULL,
+         state TEXT NOT NULL CHECK (state IN ('planned', 'started', 'confirmed', 'failed', 'abandoned')),
+         funding_txid_before TEXT,
+         txid TEXT,
+         error TEXT,
+         dry_run INTEGER NOT NULL DEFAULT 0,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX rebalance_splices_by_time ON rebalance_splices (created_at);
+     CREATE UNIQUE INDEX rebalance_splices_one_in_flight ON rebalance_splices (channel_id)
+         WHERE dry_run = 0 AND state IN ('planned', 'started');",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.

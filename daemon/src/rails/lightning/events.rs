@@ -98,6 +98,7 @@ fn record_channel(store: &Store, event: &Event) -> Result<(), StoreError> {
             tracing::warn!(%channel_id, "splice failed");
             let id = channel_id.to_string();
             store.ln_transfer_abandoned(&id)?;
+            store.rebalance_splice_failed(&id, now)?;
             store.record_ln_channel(&id, &counterparty_node_id.to_string(), "ready", None, now)
         }
         other => {
