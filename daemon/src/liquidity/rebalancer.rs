@@ -6,7 +6,7 @@
 //! ([`Store::resolve_splices`](crate::store::Store::resolve_splices)), then gathers the node's
 //! usable channels and the [`Situation`] (the treasury's balance less what on-chain payouts in
 //! flight reserve, the feerate, the splice fees of the budget period, the Lightning payouts'
-//! forecast), asks [`rebalance::decide`] and carries out the splices it returns — none in dry run.
+//! forecast), asks [`rebalance::decide()`] and carries out the splices it returns — none in dry run.
 //! A splice is persisted `planned` before the node is asked, through the same calls as the admin
 //! RPCs (`funding::splice_in`, `funding::splice_out` to a treasury address), so the ledger books
 //! it exactly as theirs. One cycle runs at a time. Each splice made is one INFO line; a channel
