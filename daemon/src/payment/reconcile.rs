@@ -51,8 +51,12 @@ pub fn import_wallet(ctx: &Payments) -> Result<usize, LedgerError> {
 
 fn import(ctx: &Payments, payments: &[Payment], txs: &[TxRecord]) -> Result<usize, LedgerError> {
     let node = ctx.lightning.node().ok();
-    let mut imported =
-        ledger::lightning::import(&ctx.store, node.as_deref(), txs, &ln_payouts(payments), crate::unix_now())?;
+    let mut ln = ln_payouts(payments);
+    if let Some(node) = node.as_deref() {
+        count_invoice_payments(ctx, node);
+        ln.invoiced = ctx.store.invoice_payment_hashes()?.into_iter().collect();
+    }
+    let mut imported = ledger::lightning::import(&ctx.store, node.as_deref(), txs, &ln, crate::unix_now())?;
     let mut ours = payout_txids(payments);
     let transfers = transfer_txids(ctx, node.as_deref())?;
     ours.extend(transfers.iter().map(String::as_str));
@@ -86,12 +90,25 @@ fn import(ctx: &Payments, payments: &[Payment], txs: &[TxRecord]) -> Result<usiz
     Ok(imported)
 }
 
+/// Counts against their invoices the payments the node received that its events did not (a
+/// crash between the node's claim and the event's record); each is counted once.
+fn count_invoice_payments(ctx: &Payments, node: &sendero_lightning::LightningNode) {
+    let now = crate::unix_now();
+    for p in node.payments().into_iter().filter(|p| p.direction == "inbound" && p.status == "succeeded") {
+        let (Some(hash), Some(msat)) = (p.payment_hash.as_deref(), p.amount_msat) else { continue };
+        if let Err(e) = crate::invoice::lightning_received(&ctx.store, hash, &p.payment_id, msat, now) {
+            tracing::error!(error = %e, payment_id = %p.payment_id, "a received payment not counted against its invoice");
+        }
+    }
+}
+
 /// What the Lightning rail's import needs of the payouts.
 fn ln_payouts(payments: &[Payment]) -> ledger::lightning::Payouts {
     let lightning = || payments.iter().filter(|p| p.rail == Rail::Lightning);
     ledger::lightning::Payouts {
         tracked: lightning().filter_map(|p| p.rail_ref.clone()).collect(),
         open: lightning().any(|p| !matches!(p.state, State::Settled | State::Failed)),
+        invoiced: HashSet::new(),
     }
 }
 

@@ -25,9 +25,20 @@ pub fn handle_event(store: &Store, node: &LightningNode, payments_wake: &Notify,
 
 fn record_event(store: &Store, node: &LightningNode, event: &Event) -> Result<(), StoreError> {
     match event {
-        Event::PaymentSuccessful { .. } | Event::PaymentFailed { .. } | Event::PaymentReceived { .. } => {
-            record_payment(store, node, event)
+        Event::PaymentReceived { payment_id, payment_hash, amount_msat, .. } => {
+            record_payment(store, node, event)?;
+            let id = payment_id.map(|p| hex(&p.0)).unwrap_or_else(|| hex(&payment_hash.0));
+            let now = crate::unix_now();
+            match crate::invoice::lightning_received(store, &hex(&payment_hash.0), &id, *amount_msat, now) {
+                Ok(_) => Ok(()),
+                Err(crate::invoice::InvoiceError::Store(e)) => Err(e),
+                Err(e) => {
+                    tracing::error!(error = %e, payment_id = %id, "a received payment not counted against its invoice");
+                    Ok(())
+                }
+            }
         }
+        Event::PaymentSuccessful { .. } | Event::PaymentFailed { .. } => record_payment(store, node, event),
         other => record_channel(store, other),
     }
 }
