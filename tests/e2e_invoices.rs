@@ -158,3 +158,76 @@ fn a_euro_invoice_paid_over_lightning_is_paid_booked_and_told_once() {
     assert_eq!(account(merchant, &format!("receivable:{key_id}")), -((want_sat * 1_000) as i64));
     assert_eq!(account(merchant, "receipts:lightning"), 0, "the payment is not imported a second time");
 }
+
+/// The hooks of `event_type` about invoice `id`.
+fn told(hooks: &Receiver, event_type: &str, id: &str) -> Vec<common::webhook::Hook> {
+    hooks
+        .hooks()
+        .into_iter()
+        .filter(|h| {
+            let v: Value = serde_json::from_str(&h.body).unwrap();
+            h.answered < 300 && v["type"] == event_type && v["data"]["invoice_id"] == id
+        })
+        .collect()
+}
+
+#[test]
+fn an_invoice_paid_on_chain_is_processing_in_the_mempool_paid_once_confirmed_and_unpaid_ones_expire() {
+    let p = pair_with(FX);
+    let (merchant, customer, chain) = (&p.a, &p.b, &p.chain);
+    let created = merchant.cli(&["apikey.create", "--label", "shop", "--scopes", "invoice"]);
+    let (key_id, key) = (created["id"].as_str().unwrap().to_owned(), created["key"].as_str().unwrap().to_owned());
+    let hooks = Receiver::start(200);
+    let events = ["invoice.processing", "invoice.paid", "invoice.expired"];
+    let body = json!({"url": hooks.url(), "events": events}).to_string();
+    let (status, text) = http_post(merchant.api_port, "/v1/webhooks", &key, None, &body);
+    assert_eq!(status, 201, "{text}");
+    let secret = serde_json::from_str::<Value>(&text).unwrap()["secret"].as_str().unwrap().to_owned();
+
+    let late =
+        json!({"amount": {"minor_units": 5_000, "currency": "SAT"}, "description": "never paid", "expiry_secs": 10});
+    let (status, late) = create(merchant, &key, Some("late"), &late);
+    assert_eq!(status, 201, "{late}");
+    let order =
+        json!({"amount": {"minor_units": 2_500, "currency": "EUR"}, "description": "order 7", "speed": "medium"});
+    let (status, inv) = create(merchant, &key, Some("order-7"), &order);
+    assert_eq!(status, 201, "{inv}");
+    let (id, amount_sat) = (inv["invoice_id"].as_str().unwrap().to_owned(), inv["amount_sat"].as_u64().unwrap());
+    let external_before = account(merchant, "external:onchain");
+
+    // The customer pays the address from its own treasury: seen in the mempool → processing.
+    let sent = customer.call("wallet.send", json!({"address": inv["address"], "amount_sat": amount_sat}));
+    let txid = sent["txid"].as_str().unwrap().to_owned();
+    let get = || http_get_with_key(merchant.api_port, &format!("/v1/invoices/{id}"), Some(&key)).1;
+    wait_for("the invoice to be processing", Duration::from_secs(20), || get()["status"] == "processing");
+    assert_eq!(get()["received_msat"], 0, "a medium-speed invoice counts nothing unconfirmed");
+    assert!(chain.mempool().contains(&txid));
+
+    // One confirmation: paid, booked once against the key's receivable, not as an outside deposit.
+    chain.mine(1);
+    wait_for("the invoice to be paid", Duration::from_secs(30), || get()["status"] == "paid");
+    let paid = get();
+    assert_eq!(
+        (paid["received_msat"].as_u64(), paid["paid_via"].as_str()),
+        (Some(amount_sat * 1_000), Some("onchain"))
+    );
+    assert_eq!(paid["received_minor_units"], 2_500);
+    settled_exact(merchant, "after the on-chain invoice payment confirmed");
+    assert_eq!(account(merchant, &format!("receivable:{key_id}")), -((amount_sat * 1_000) as i64));
+    assert_eq!(account(merchant, "external:onchain"), external_before, "not imported as an outside deposit");
+
+    // The unpaid invoice expired; each event was told once, signed.
+    let late_id = late["invoice_id"].as_str().unwrap().to_owned();
+    let get_late = || http_get_with_key(merchant.api_port, &format!("/v1/invoices/{late_id}"), Some(&key)).1;
+    wait_for("the unpaid invoice to expire", Duration::from_secs(30), || get_late()["status"] == "expired");
+    wait_for("the webhooks", Duration::from_secs(15), || {
+        told(&hooks, "invoice.paid", &id).len() == 1 && told(&hooks, "invoice.expired", &late_id).len() == 1
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    for (event, about) in [("invoice.processing", &id), ("invoice.paid", &id), ("invoice.expired", &late_id)] {
+        let got = told(&hooks, event, about);
+        assert_eq!(got.len(), 1, "{event} told once: {got:?}");
+        assert!(signature_valid(&secret, &got[0]), "{event}: the signature checks out");
+    }
+    assert!(told(&hooks, "invoice.paid", &late_id).is_empty() && told(&hooks, "invoice.expired", &id).is_empty());
+}

@@ -83,9 +83,15 @@ fn parse(body: &[u8]) -> Result<NewInvoice, ApiError> {
     };
     let expiry_secs = match v.get("expiry_secs") {
         None | Some(Value::Null) => invoice::DEFAULT_EXPIRY_SECS,
-        Some(e) => e.as_u64().filter(|s| (60..=invoice::MAX_EXPIRY_SECS).contains(s)).ok_or_else(|| {
-            bad("invalid_expiry", format!("expiry_secs must be 60 to {} seconds", invoice::MAX_EXPIRY_SECS))
-        })?,
+        Some(e) => e
+            .as_u64()
+            .filter(|s| (invoice::MIN_EXPIRY_SECS..=invoice::MAX_EXPIRY_SECS).contains(s))
+            .ok_or_else(|| {
+                bad(
+                    "invalid_expiry",
+                    format!("expiry_secs must be {} to {} seconds", invoice::MIN_EXPIRY_SECS, invoice::MAX_EXPIRY_SECS),
+                )
+            })?,
     };
     let metadata = match v.get("metadata") {
         None | Some(Value::Null) => None,

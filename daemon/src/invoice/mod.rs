@@ -3,6 +3,7 @@
 //! node — and what was received against it. Knows nothing of HTTP; takes the store and the FX
 //! objects it uses.
 
+pub mod onchain;
 pub mod record;
 
 use rust_decimal::Decimal;
@@ -16,6 +17,8 @@ use crate::store::{Store, StoreError};
 
 /// The longest life an invoice may ask for (30 days).
 pub const MAX_EXPIRY_SECS: u64 = 30 * 24 * 3600;
+/// The shortest life an invoice may ask for.
+pub const MIN_EXPIRY_SECS: u64 = 10;
 /// An invoice's life when the request names none.
 pub const DEFAULT_EXPIRY_SECS: u64 = 3600;
 /// How far the amount received may miss the amount asked, in basis points of it, and still be
@@ -167,6 +170,20 @@ pub fn outcome(amount_sat: u64, received_msat: u64) -> (&'static str, Option<&'s
     }
 }
 
+/// The state an invoice moves to once `received_msat` counts in all. An invoice that expired
+/// keeps its status (what it received is still recorded and booked, never lost).
+pub fn next_state(
+    inv: &record::Invoice,
+    received_msat: u64,
+) -> (&'static str, Option<&'static str>, Vec<&'static str>) {
+    let (status, exception, events) = outcome(inv.amount_sat, received_msat);
+    match inv.status.as_str() {
+        "expired" => ("expired", exception, vec![]),
+        "paid" => ("paid", exception, if exception == Some("overpaid") { vec!["invoice.overpaid"] } else { vec![] }),
+        _ => (status, exception, events),
+    }
+}
+
 /// Records a Lightning payment the node received, if it pays one of the invoices: the invoice's
 /// amount and state, its ledger entry (`ln:recv:<payment_id>`, the reference the rail's import
 /// would use: never booked twice) and its events, in one transaction. Returns whether it paid
@@ -179,7 +196,7 @@ pub fn lightning_received(
     now: u64,
 ) -> Result<bool, InvoiceError> {
     let Some(inv) = store.invoice_by_hash(payment_hash)? else { return Ok(false) };
-    let paid = store.invoice_receive_lightning(&inv, payment_id, amount_msat, now)?;
+    let paid = store.invoice_receive_lightning(&inv.invoice_id, payment_id, amount_msat, now)?;
     if paid {
         tracing::info!(invoice_id = %inv.invoice_id, amount_msat, "invoice paid over lightning");
     }

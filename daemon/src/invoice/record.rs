@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{outcome, InvoiceError, NewInvoice, Priced};
+use super::{next_state, InvoiceError, NewInvoice, Priced};
 use crate::ledger::{self, Posting};
 use crate::store::{Store, StoreError};
 
@@ -110,6 +110,41 @@ pub fn new_row(
     }
 }
 
+/// The invoice `invoice_id` as the transaction `tx` sees it.
+pub(super) fn load(tx: &Connection, invoice_id: &str) -> rusqlite::Result<Option<Invoice>> {
+    let sql = format!("SELECT {COLUMNS} FROM invoices WHERE invoice_id = ?1");
+    tx.prepare_cached(&sql)?.query_row([invoice_id], invoice_row).optional()
+}
+
+/// Sets the invoice's status, exception and amount received, and queues `events` with the
+/// invoice as it is now; returns it.
+pub(super) fn apply(
+    tx: &Connection,
+    inv: &Invoice,
+    (status, exception, received_msat, via): (&str, Option<&str>, u64, Option<&str>),
+    events: &[&str],
+    now: u64,
+) -> rusqlite::Result<Invoice> {
+    let via = via.map(str::to_owned).or_else(|| inv.paid_via.clone());
+    tx.execute(
+        "UPDATE invoices SET status = ?2, exception = ?3, received_msat = ?4, paid_via = ?5,
+             paid_at = CASE WHEN ?2 = 'paid' THEN COALESCE(paid_at, ?6) ELSE paid_at END, updated_at = ?6
+         WHERE invoice_id = ?1",
+        params![inv.invoice_id, status, exception, received_msat as i64, via, now as i64],
+    )?;
+    let after = Invoice {
+        status: status.into(),
+        exception: exception.map(str::to_owned),
+        received_msat,
+        paid_via: via,
+        ..inv.clone()
+    };
+    for event in events {
+        outbox(tx, &after, event, now)?;
+    }
+    Ok(after)
+}
+
 fn outbox(tx: &Connection, inv: &Invoice, event_type: &str, now: u64) -> rusqlite::Result<usize> {
     tx.prepare_cached(
         "INSERT INTO outbox (event_id, event_type, payment_id, api_key_id, payload, created_at)
@@ -208,17 +243,18 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Counts a Lightning payment against `inv`: its amount and state, the ledger entry
+    /// Counts a Lightning payment against `invoice_id`: its amount and state, the ledger entry
     /// (`treasury:lightning` ↔ `receivable:<key>`) and the events, once per node payment.
     pub fn invoice_receive_lightning(
         &self,
-        inv: &Invoice,
+        invoice_id: &str,
         payment_id: &str,
         amount_msat: u64,
         now: u64,
     ) -> Result<bool, InvoiceError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let Some(inv) = load(&tx, invoice_id)? else { return Ok(false) };
         let msat = i64::try_from(amount_msat).unwrap_or(i64::MAX);
         let account = format!("receivable:{}", inv.api_key_id);
         let postings = [Posting::btc("treasury:lightning", msat), Posting::btc(account, -msat)];
@@ -226,22 +262,8 @@ impl Store {
             return Ok(false);
         }
         let received = inv.received_msat.saturating_add(amount_msat);
-        let (status, exception, events) = outcome(inv.amount_sat, received);
-        tx.execute(
-            "UPDATE invoices SET status = ?2, exception = ?3, received_msat = ?4, paid_via = 'lightning',
-                 paid_at = ?5, updated_at = ?5 WHERE invoice_id = ?1",
-            params![inv.invoice_id, status, exception, received as i64, now as i64],
-        )?;
-        let after = Invoice {
-            status: status.into(),
-            exception: exception.map(str::to_owned),
-            received_msat: received,
-            paid_via: Some("lightning".into()),
-            ..inv.clone()
-        };
-        for event in events {
-            outbox(&tx, &after, event, now)?;
-        }
+        let (status, exception, events) = next_state(&inv, received);
+        apply(&tx, &inv, (status, exception, received, Some("lightning")), &events, now)?;
         tx.commit()?;
         Ok(true)
     }

@@ -62,11 +62,14 @@ fn import(ctx: &Payments, payments: &[Payment], txs: &[TxRecord]) -> Result<usiz
     ours.extend(transfers.iter().map(String::as_str));
     let consolidations = ctx.store.consolidation_txids()?;
     let children = ctx.store.fee_child_txids()?;
+    let invoiced = invoice_receipts(ctx)?;
     for tx in txs {
         if tx.confirmation_height.is_none() || ours.contains(tx.txid.as_str()) {
             continue;
         }
-        let net = (i64::try_from(tx.received_sat).unwrap_or(i64::MAX) - i64::try_from(tx.sent_sat).unwrap_or(i64::MAX))
+        // What paid invoices is booked against them, not as an outside movement.
+        let received = tx.received_sat.saturating_sub(invoiced.get(&tx.txid).copied().unwrap_or(0));
+        let net = (i64::try_from(received).unwrap_or(i64::MAX) - i64::try_from(tx.sent_sat).unwrap_or(i64::MAX))
             .saturating_mul(1_000);
         if net == 0 {
             continue;
@@ -88,6 +91,17 @@ fn import(ctx: &Payments, payments: &[Payment], txs: &[TxRecord]) -> Result<usiz
         tracing::info!(imported, "wallet transactions imported into the ledger");
     }
     Ok(imported)
+}
+
+/// Moves the invoices paid on chain on (booking what confirmed), then what their receipts
+/// booked, sats by transaction.
+fn invoice_receipts(ctx: &Payments) -> Result<HashMap<String, u64>, StoreError> {
+    let treasury = ctx.onchain.treasury();
+    let (received, tip) = (treasury.received(), treasury.synced_height());
+    if let Err(e) = crate::invoice::onchain::watch(&ctx.store, &received, tip, crate::unix_now()) {
+        tracing::error!(error = %e, "watching invoices' on-chain payments failed");
+    }
+    ctx.store.invoice_booked_by_txid()
 }
 
 /// Counts against their invoices the payments the node received that its events did not (a

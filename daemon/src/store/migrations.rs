@@ -474,7 +474,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
      ) STRICT;
      CREATE INDEX invoices_by_key ON invoices (api_key_id, invoice_id);
      CREATE UNIQUE INDEX invoices_by_hash ON invoices (payment_hash) WHERE payment_hash IS NOT NULL;
-     CREATE INDEX invoices_by_address ON invoices (address);",
+     CREATE INDEX invoices_by_address ON invoices (address);
+     CREATE TABLE invoice_receipts (
+         outpoint TEXT PRIMARY KEY,
+         invoice_id TEXT NOT NULL REFERENCES invoices (invoice_id),
+         txid TEXT NOT NULL,
+         amount_sat INTEGER NOT NULL,
+         confirmation_height INTEGER,
+         signals_rbf INTEGER NOT NULL DEFAULT 0,
+         booked INTEGER NOT NULL DEFAULT 0,
+         counted INTEGER NOT NULL DEFAULT 0,
+         seen_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX invoice_receipts_by_txid ON invoice_receipts (txid);",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.
