@@ -193,19 +193,46 @@ fn an_invoice_paid_on_chain_is_processing_in_the_mempool_paid_once_confirmed_and
     let (status, inv) = create(merchant, &key, Some("order-7"), &order);
     assert_eq!(status, 201, "{inv}");
     let (id, amount_sat) = (inv["invoice_id"].as_str().unwrap().to_owned(), inv["amount_sat"].as_u64().unwrap());
+    let by_speed = |speed: &str, sat: u64| {
+        let body = json!({"amount": {"minor_units": sat, "currency": "SAT"}, "description": speed, "speed": speed});
+        let (status, inv) = create(merchant, &key, Some(speed), &body);
+        assert_eq!(status, 201, "{inv}");
+        inv
+    };
+    let (fast, slow) = (by_speed("high", 30_000), by_speed("low", 40_000));
     let external_before = account(merchant, "external:onchain");
 
-    // The customer pays the address from its own treasury: seen in the mempool → processing.
+    // The customer pays the addresses from its own treasury: seen in the mempool → processing.
     let sent = customer.call("wallet.send", json!({"address": inv["address"], "amount_sat": amount_sat}));
     let txid = sent["txid"].as_str().unwrap().to_owned();
-    let get = || http_get_with_key(merchant.api_port, &format!("/v1/invoices/{id}"), Some(&key)).1;
-    wait_for("the invoice to be processing", Duration::from_secs(20), || get()["status"] == "processing");
+    customer.call("wallet.send", json!({"address": fast["address"], "amount_sat": 30_000}));
+    customer.call("wallet.send", json!({"address": slow["address"], "amount_sat": 40_000}));
+    let status_of = |id: &Value| {
+        http_get_with_key(merchant.api_port, &format!("/v1/invoices/{}", id.as_str().unwrap()), Some(&key)).1
+    };
+    let get = || status_of(&json!(id));
+    wait_for("the invoices to be processing", Duration::from_secs(20), || {
+        [get(), status_of(&fast["invoice_id"]), status_of(&slow["invoice_id"])]
+            .iter()
+            .all(|i| i["status"] == "processing")
+    });
     assert_eq!(get()["received_msat"], 0, "a medium-speed invoice counts nothing unconfirmed");
     assert!(chain.mempool().contains(&txid));
+    // The treasury's sends signal RBF: even a high-speed invoice waits for a confirmation.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(status_of(&fast["invoice_id"])["status"], "processing", "an RBF-signalling payment is not final");
 
     // One confirmation: paid, booked once against the key's receivable, not as an outside deposit.
     chain.mine(1);
     wait_for("the invoice to be paid", Duration::from_secs(30), || get()["status"] == "paid");
+    wait_for("the high-speed one too", Duration::from_secs(30), || status_of(&fast["invoice_id"])["status"] == "paid");
+    // A low-speed invoice waits for six; what it received is booked as soon as it confirmed.
+    let booked = settled_exact(merchant, "one confirmation");
+    assert_eq!(status_of(&slow["invoice_id"])["status"], "processing", "{booked}");
+    chain.mine(5);
+    wait_for("the low-speed one after six", Duration::from_secs(30), || {
+        status_of(&slow["invoice_id"])["status"] == "paid"
+    });
     let paid = get();
     assert_eq!(
         (paid["received_msat"].as_u64(), paid["paid_via"].as_str()),
@@ -213,7 +240,8 @@ fn an_invoice_paid_on_chain_is_processing_in_the_mempool_paid_once_confirmed_and
     );
     assert_eq!(paid["received_minor_units"], 2_500);
     settled_exact(merchant, "after the on-chain invoice payment confirmed");
-    assert_eq!(account(merchant, &format!("receivable:{key_id}")), -((amount_sat * 1_000) as i64));
+    let all = (amount_sat + 30_000 + 40_000) * 1_000;
+    assert_eq!(account(merchant, &format!("receivable:{key_id}")), -(all as i64));
     assert_eq!(account(merchant, "external:onchain"), external_before, "not imported as an outside deposit");
 
     // The unpaid invoice expired; each event was told once, signed.
