@@ -259,3 +259,35 @@ fn an_invoice_paid_on_chain_is_processing_in_the_mempool_paid_once_confirmed_and
     }
     assert!(told(&hooks, "invoice.paid", &late_id).is_empty() && told(&hooks, "invoice.expired", &id).is_empty());
 }
+
+#[test]
+fn a_payment_that_arrives_while_senderod_is_down_is_counted_once_after_the_restart() {
+    let mut p = pair_with(FX);
+    let created = p.a.cli(&["apikey.create", "--label", "shop", "--scopes", "invoice"]);
+    let (key_id, key) = (created["id"].as_str().unwrap().to_owned(), created["key"].as_str().unwrap().to_owned());
+    let order = json!({"amount": {"minor_units": 1_500, "currency": "EUR"}, "description": "order 9"});
+    let (status, inv) = create(&p.a, &key, Some("order-9"), &order);
+    assert_eq!(status, 201, "{inv}");
+    let (id, amount_sat) = (inv["invoice_id"].as_str().unwrap().to_owned(), inv["amount_sat"].as_u64().unwrap());
+
+    p.a.kill();
+    p.b.call("wallet.send", json!({"address": inv["address"], "amount_sat": amount_sat}));
+    p.chain.mine(1);
+    p.a.start_again();
+    let get = || http_get_with_key(p.a.api_port, &format!("/v1/invoices/{id}"), Some(&key)).1;
+    wait_for("the invoice to be paid after the restart", Duration::from_secs(60), || get()["status"] == "paid");
+    assert_eq!(get()["received_msat"].as_u64(), Some(amount_sat * 1_000));
+    settled_exact(&p.a, "after the restart");
+    p.a.restart();
+    settled_exact(&p.a, "after another restart");
+    assert_eq!(account(&p.a, &format!("receivable:{key_id}")), -((amount_sat * 1_000) as i64), "counted once");
+    let conn = rusqlite::Connection::open(p.a.datadir.join("sendero.sqlite")).unwrap();
+    let events: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM outbox WHERE event_type = 'invoice.paid' AND payload LIKE ?1",
+            [format!("%{id}%")],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(events, 1, "one invoice.paid");
+}
