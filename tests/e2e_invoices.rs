@@ -291,3 +291,69 @@ fn a_payment_that_arrives_while_senderod_is_down_is_counted_once_after_the_resta
         .unwrap();
     assert_eq!(events, 1, "one invoice.paid");
 }
+
+#[test]
+fn underpaid_and_overpaid_invoices_are_marked_and_partial_payments_add_up() {
+    let p = pair_with(FX);
+    let (merchant, customer, chain) = (&p.a, &p.b, &p.chain);
+    let created = merchant.cli(&["apikey.create", "--label", "shop", "--scopes", "invoice"]);
+    let (key_id, key) = (created["id"].as_str().unwrap().to_owned(), created["key"].as_str().unwrap().to_owned());
+    let hooks = Receiver::start(200);
+    let events = ["invoice.paid", "invoice.underpaid", "invoice.overpaid"];
+    let (status, text) = http_post(
+        merchant.api_port,
+        "/v1/webhooks",
+        &key,
+        None,
+        &json!({"url": hooks.url(), "events": events}).to_string(),
+    );
+    assert_eq!(status, 201, "{text}");
+    let make = |idem: &str| {
+        let body =
+            json!({"amount": {"minor_units": 50_000, "currency": "SAT"}, "description": idem, "speed": "medium"});
+        let (status, inv) = create(merchant, &key, Some(idem), &body);
+        assert_eq!(status, 201, "{inv}");
+        inv
+    };
+    let (short, over) = (make("short"), make("over"));
+    let pay =
+        |inv: &Value, sat: u64| customer.call("wallet.send", json!({"address": inv["address"], "amount_sat": sat}));
+    pay(&short, 20_000);
+    pay(&over, 80_000);
+    chain.mine(1);
+    let get = |inv: &Value| {
+        http_get_with_key(
+            merchant.api_port,
+            &format!("/v1/invoices/{}", inv["invoice_id"].as_str().unwrap()),
+            Some(&key),
+        )
+        .1
+    };
+    wait_for("both counted", Duration::from_secs(30), || {
+        get(&short)["status"] == "underpaid" && get(&over)["status"] == "paid"
+    });
+    assert_eq!(
+        (get(&short)["exception"].as_str(), get(&short)["received_msat"].as_u64()),
+        (Some("underpaid"), Some(20_000_000))
+    );
+    assert_eq!(
+        (get(&over)["exception"].as_str(), get(&over)["received_msat"].as_u64()),
+        (Some("overpaid"), Some(80_000_000))
+    );
+
+    // The rest of the short one, in a second payment: the two add up to paid.
+    pay(&short, 30_000);
+    chain.mine(1);
+    wait_for("the short one paid in two parts", Duration::from_secs(30), || get(&short)["status"] == "paid");
+    let paid = get(&short);
+    assert_eq!((paid["exception"].clone(), paid["received_msat"].as_u64()), (Value::Null, Some(50_000_000)), "{paid}");
+    settled_exact(merchant, "after partial and over payments");
+    assert_eq!(account(merchant, &format!("receivable:{key_id}")), -130_000_000, "every sat received is booked");
+    let id = |inv: &Value| inv["invoice_id"].as_str().unwrap().to_owned();
+    wait_for("the webhooks", Duration::from_secs(15), || {
+        told(&hooks, "invoice.paid", &id(&short)).len() == 1
+            && told(&hooks, "invoice.underpaid", &id(&short)).len() == 1
+            && told(&hooks, "invoice.overpaid", &id(&over)).len() == 1
+            && told(&hooks, "invoice.paid", &id(&over)).len() == 1
+    });
+}
