@@ -21,9 +21,6 @@ pub const MAX_EXPIRY_SECS: u64 = 30 * 24 * 3600;
 pub const MIN_EXPIRY_SECS: u64 = 10;
 /// An invoice's life when the request names none.
 pub const DEFAULT_EXPIRY_SECS: u64 = 3600;
-/// How far the amount received may miss the amount asked, in basis points of it, and still be
-/// `paid` without `underpaid`/`overpaid`.
-pub const TOLERANCE_BPS: u64 = 10;
 
 /// How many confirmations an on-chain payment needs (BTCPay's speed policy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,10 +144,10 @@ pub enum Judgement {
     Overpaid,
 }
 
-/// Judges `received_msat` against `amount_sat` with [`TOLERANCE_BPS`].
-pub fn judge(amount_sat: u64, received_msat: u64) -> Judgement {
+/// Judges `received_msat` against `amount_sat`, `tolerance_bps` either way (`[invoices]`).
+pub fn judge(amount_sat: u64, received_msat: u64, tolerance_bps: u32) -> Judgement {
     let asked = u128::from(amount_sat) * 1_000;
-    let slack = asked * u128::from(TOLERANCE_BPS) / 10_000;
+    let slack = asked * u128::from(tolerance_bps) / 10_000;
     let got = u128::from(received_msat);
     if got + slack < asked {
         Judgement::Underpaid
@@ -162,8 +159,12 @@ pub fn judge(amount_sat: u64, received_msat: u64) -> Judgement {
 }
 
 /// The invoice's status, exception and events once `received_msat` arrived in all.
-pub fn outcome(amount_sat: u64, received_msat: u64) -> (&'static str, Option<&'static str>, Vec<&'static str>) {
-    match judge(amount_sat, received_msat) {
+pub fn outcome(
+    amount_sat: u64,
+    received_msat: u64,
+    tolerance_bps: u32,
+) -> (&'static str, Option<&'static str>, Vec<&'static str>) {
+    match judge(amount_sat, received_msat, tolerance_bps) {
         Judgement::Exact => ("paid", None, vec!["invoice.paid"]),
         Judgement::Overpaid => ("paid", Some("overpaid"), vec!["invoice.paid", "invoice.overpaid"]),
         Judgement::Underpaid => ("underpaid", Some("underpaid"), vec!["invoice.underpaid"]),
@@ -175,8 +176,9 @@ pub fn outcome(amount_sat: u64, received_msat: u64) -> (&'static str, Option<&'s
 pub fn next_state(
     inv: &record::Invoice,
     received_msat: u64,
+    tolerance_bps: u32,
 ) -> (&'static str, Option<&'static str>, Vec<&'static str>) {
-    let (status, exception, events) = outcome(inv.amount_sat, received_msat);
+    let (status, exception, events) = outcome(inv.amount_sat, received_msat, tolerance_bps);
     match inv.status.as_str() {
         "expired" => ("expired", exception, vec![]),
         "paid" => ("paid", exception, if exception == Some("overpaid") { vec!["invoice.overpaid"] } else { vec![] }),
@@ -189,14 +191,14 @@ pub fn next_state(
 /// would use: never booked twice) and its events, in one transaction. Returns whether it paid
 /// an invoice now (false for a payment that is no invoice's, or already counted).
 pub fn lightning_received(
-    store: &Store,
+    (store, tolerance_bps): (&Store, u32),
     payment_hash: &str,
     payment_id: &str,
     amount_msat: u64,
     now: u64,
 ) -> Result<bool, InvoiceError> {
     let Some(inv) = store.invoice_by_hash(payment_hash)? else { return Ok(false) };
-    let paid = store.invoice_receive_lightning(&inv.invoice_id, payment_id, amount_msat, now)?;
+    let paid = store.invoice_receive_lightning(&inv.invoice_id, payment_id, (amount_msat, tolerance_bps), now)?;
     if paid {
         tracing::info!(invoice_id = %inv.invoice_id, amount_msat, "invoice paid over lightning");
     }
@@ -245,12 +247,13 @@ mod tests {
 
     #[test]
     fn amounts_are_judged_against_the_tolerance() {
-        assert_eq!(judge(100_000, 100_000_000), Judgement::Exact);
-        assert_eq!(judge(100_000, 99_900_000), Judgement::Exact, "10 bps short is within");
-        assert_eq!(judge(100_000, 99_899_999), Judgement::Underpaid);
-        assert_eq!(judge(100_000, 100_100_001), Judgement::Overpaid);
-        assert_eq!(outcome(100_000, 150_000_000).1, Some("overpaid"));
-        assert_eq!(outcome(100_000, 1_000).0, "underpaid");
+        assert_eq!(judge(100_000, 100_000_000, 10), Judgement::Exact);
+        assert_eq!(judge(100_000, 99_900_000, 10), Judgement::Exact, "10 bps short is within");
+        assert_eq!(judge(100_000, 99_899_999, 10), Judgement::Underpaid);
+        assert_eq!(judge(100_000, 100_100_001, 10), Judgement::Overpaid);
+        assert_eq!(judge(100_000, 99_999_999, 0), Judgement::Underpaid, "no tolerance: one msat short");
+        assert_eq!(outcome(100_000, 150_000_000, 10).1, Some("overpaid"));
+        assert_eq!(outcome(100_000, 1_000, 10).0, "underpaid");
         assert_eq!(fiat_value(1_000, 11_823, 11_823_000), 1_000);
         assert_eq!(fiat_value(1_000, 11_823, 5_911_500), 500);
     }

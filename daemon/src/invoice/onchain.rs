@@ -33,18 +33,24 @@ struct Seen<'a> {
     output: &'a Received,
     confirmations: u32,
     counts: bool,
+    tolerance_bps: u32,
 }
 
 /// Matches `received` (the treasury's receive outputs, at wallet height `tip`) to the invoices'
 /// addresses and moves each invoice on; then expires the unpaid ones. Returns how many changes.
-pub fn watch(store: &Store, received: &[Received], tip: u32, now: u64) -> Result<usize, InvoiceError> {
+pub fn watch(
+    (store, tolerance_bps): (&Store, u32),
+    received: &[Received],
+    tip: u32,
+    now: u64,
+) -> Result<usize, InvoiceError> {
     let addresses = store.invoice_addresses()?;
     let mut changed = 0;
     for output in received {
         let Some((invoice_id, speed)) = addresses.get(&output.address) else { continue };
         let confirmations = output.confirmation_height.map_or(0, |h| tip.saturating_sub(h) + 1);
         let counts = confirmations >= required_confirmations(*speed, output.signals_rbf);
-        if store.invoice_observe(invoice_id, &Seen { output, confirmations, counts }, now)? {
+        if store.invoice_observe(invoice_id, &Seen { output, confirmations, counts, tolerance_bps }, now)? {
             changed += 1;
         }
     }
@@ -53,11 +59,16 @@ pub fn watch(store: &Store, received: &[Received], tip: u32, now: u64) -> Result
 }
 
 /// Watches every `interval` until `cancel`.
-pub async fn run(store: Arc<Store>, treasury: Arc<Treasury>, interval: Duration, cancel: CancellationToken) {
+pub async fn run(
+    (store, treasury, tolerance_bps): (Arc<Store>, Arc<Treasury>, u32),
+    interval: Duration,
+    cancel: CancellationToken,
+) {
     loop {
         let (s, t) = (Arc::clone(&store), Arc::clone(&treasury));
-        let watched =
-            tokio::task::spawn_blocking(move || watch(&s, &t.received(), t.synced_height(), crate::unix_now()));
+        let watched = tokio::task::spawn_blocking(move || {
+            watch((&s, tolerance_bps), &t.received(), t.synced_height(), crate::unix_now())
+        });
         match watched.await {
             Ok(Ok(n)) if n > 0 => tracing::debug!(changes = n, "invoices watched"),
             Ok(Ok(_)) => {}
@@ -123,7 +134,7 @@ impl Store {
         }
         if count {
             let received = inv.received_msat.saturating_add(o.amount_sat.saturating_mul(1_000));
-            let (status, exception, events) = next_state(&inv, received);
+            let (status, exception, events) = next_state(&inv, received, seen.tolerance_bps);
             apply(&tx, &inv, (status, exception, received, Some("onchain")), &events, now)?;
         } else if fresh && inv.status == "new" {
             apply(&tx, &inv, ("processing", None, inv.received_msat, None), &["invoice.processing"], now)?;

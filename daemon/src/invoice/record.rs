@@ -249,7 +249,7 @@ impl Store {
         &self,
         invoice_id: &str,
         payment_id: &str,
-        amount_msat: u64,
+        (amount_msat, tolerance_bps): (u64, u32),
         now: u64,
     ) -> Result<bool, InvoiceError> {
         let mut conn = self.conn();
@@ -262,7 +262,7 @@ impl Store {
             return Ok(false);
         }
         let received = inv.received_msat.saturating_add(amount_msat);
-        let (status, exception, events) = next_state(&inv, received);
+        let (status, exception, events) = next_state(&inv, received, tolerance_bps);
         apply(&tx, &inv, (status, exception, received, Some("lightning")), &events, now)?;
         tx.commit()?;
         Ok(true)

@@ -98,7 +98,8 @@ fn import(ctx: &Payments, payments: &[Payment], txs: &[TxRecord]) -> Result<usiz
 fn invoice_receipts(ctx: &Payments) -> Result<HashMap<String, u64>, StoreError> {
     let treasury = ctx.onchain.treasury();
     let (received, tip) = (treasury.received(), treasury.synced_height());
-    if let Err(e) = crate::invoice::onchain::watch(&ctx.store, &received, tip, crate::unix_now()) {
+    let tolerance = ctx.config.invoices.tolerance_bps;
+    if let Err(e) = crate::invoice::onchain::watch((&ctx.store, tolerance), &received, tip, crate::unix_now()) {
         tracing::error!(error = %e, "watching invoices' on-chain payments failed");
     }
     ctx.store.invoice_booked_by_txid()
@@ -110,7 +111,8 @@ fn count_invoice_payments(ctx: &Payments, node: &sendero_lightning::LightningNod
     let now = crate::unix_now();
     for p in node.payments().into_iter().filter(|p| p.direction == "inbound" && p.status == "succeeded") {
         let (Some(hash), Some(msat)) = (p.payment_hash.as_deref(), p.amount_msat) else { continue };
-        if let Err(e) = crate::invoice::lightning_received(&ctx.store, hash, &p.payment_id, msat, now) {
+        let tolerance = ctx.config.invoices.tolerance_bps;
+        if let Err(e) = crate::invoice::lightning_received((&ctx.store, tolerance), hash, &p.payment_id, msat, now) {
             tracing::error!(error = %e, payment_id = %p.payment_id, "a received payment not counted against its invoice");
         }
     }
