@@ -14,6 +14,7 @@ pub mod devchain;
 pub mod failpoint;
 pub mod follower;
 pub mod fx;
+pub mod invoice;
 pub mod ledger;
 pub mod liquidity;
 pub mod logging;

@@ -9,6 +9,7 @@ mod bump;
 mod chain;
 mod error;
 pub mod keys;
+mod receive;
 mod sync;
 mod treasury;
 
@@ -16,5 +17,6 @@ pub use bdk_wallet::bitcoin;
 pub use bump::{Child, Pending, CHILD_VSIZE};
 pub use chain::{BitcoindAuth, ChainInfo, ChainSource, FeeEstimate, FeeSource};
 pub use error::WalletError;
+pub use receive::Received;
 pub use sync::{Follower, SyncReport};
 pub use treasury::{Balances, Payee, Payout, Swept, Treasury, TxRecord, Utxo};

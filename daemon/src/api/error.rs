@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use crate::fx::{ExecuteError, FxError};
+use crate::invoice::InvoiceError;
 use crate::payment::submit::SubmitError;
 use crate::payment::InsertError;
 use crate::route::{QuoteUseError, RouteError};
@@ -98,6 +99,16 @@ impl From<FxError> for ApiError {
             FxError::InvalidAmount(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_amount", msg),
             FxError::RateUnavailable(_) => ApiError::retry_later("rate_unavailable", msg, RETRY_AFTER_SECS),
             FxError::Store(e) => ApiError::internal("record the quote", &e),
+        }
+    }
+}
+
+impl From<InvoiceError> for ApiError {
+    fn from(e: InvoiceError) -> Self {
+        match e {
+            InvoiceError::Fx(e) => e.into(),
+            InvoiceError::Store(e) => e.into(),
+            InvoiceError::Ledger(e) => ApiError::internal("book the invoice", &e),
         }
     }
 }

@@ -6,6 +6,7 @@ mod batching;
 mod chain;
 mod env;
 mod fx;
+mod invoices;
 mod lightning;
 mod log;
 mod routing;
@@ -18,6 +19,7 @@ pub use chain::{BitcoindConfig, WalletConfig};
 pub use env::env_keys;
 use env::{apply_env, default_home, parse_tree};
 pub use fx::{FxConfig, SideMarkup};
+pub use invoices::InvoicesConfig;
 pub use lightning::LightningConfig;
 pub use log::{DevConfig, LogConfig};
 pub use routing::RoutingConfig;
@@ -83,6 +85,8 @@ pub struct Config {
     pub treasury: TreasuryConfig,
     /// Signed webhooks to API clients.
     pub webhooks: WebhooksConfig,
+    /// What invoices accept.
+    pub invoices: InvoicesConfig,
     /// Logging.
     pub log: LogConfig,
     /// Dev mode (`senderod --dev`).
@@ -129,6 +133,7 @@ impl Default for Config {
             treasury: TreasuryConfig::default(),
             fx: FxConfig::default(),
             webhooks: WebhooksConfig::default(),
+            invoices: InvoicesConfig::default(),
             log: LogConfig::default(),
             dev: DevConfig::default(),
         }
@@ -231,6 +236,7 @@ impl Config {
         self.batching.check()?;
         self.treasury.check()?;
         self.webhooks.check()?;
+        self.invoices.check()?;
         if self.lightning.listen.parse::<SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!("lightning.listen {:?} is not host:port", self.lightning.listen)));
         }

@@ -27,6 +27,8 @@ pub struct Payouts {
     pub tracked: HashSet<String>,
     /// A Lightning payout is not final yet.
     pub open: bool,
+    /// Payment hashes of the gateway's invoices: what they receive is booked against them.
+    pub invoiced: HashSet<String>,
 }
 
 /// Posts what is missing (see the module doc), then settles finished movements; returns how many
@@ -103,7 +105,10 @@ fn book_payments(store: &Store, node: &LightningNode, payouts: &Payouts, now: u6
     let mut posted = 0;
     for p in node.payments().into_iter().filter(|p| p.kind != "onchain" && p.status == "succeeded") {
         let amount = i64::try_from(p.amount_msat.unwrap_or(0)).unwrap_or(i64::MAX);
-        let (reference, postings) = if p.direction == "inbound" {
+        let invoiced = p.payment_hash.as_ref().is_some_and(|h| payouts.invoiced.contains(h));
+        let (reference, postings) = if p.direction == "inbound" && invoiced {
+            continue;
+        } else if p.direction == "inbound" {
             let postings =
                 vec![Posting::btc("treasury:lightning", amount), Posting::btc("receipts:lightning", -amount)];
             (format!("ln:recv:{}", p.payment_id), postings)

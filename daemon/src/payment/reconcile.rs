@@ -51,18 +51,25 @@ pub fn import_wallet(ctx: &Payments) -> Result<usize, LedgerError> {
 
 fn import(ctx: &Payments, payments: &[Payment], txs: &[TxRecord]) -> Result<usize, LedgerError> {
     let node = ctx.lightning.node().ok();
-    let mut imported =
-        ledger::lightning::import(&ctx.store, node.as_deref(), txs, &ln_payouts(payments), crate::unix_now())?;
+    let mut ln = ln_payouts(payments);
+    if let Some(node) = node.as_deref() {
+        count_invoice_payments(ctx, node);
+        ln.invoiced = ctx.store.invoice_payment_hashes()?.into_iter().collect();
+    }
+    let mut imported = ledger::lightning::import(&ctx.store, node.as_deref(), txs, &ln, crate::unix_now())?;
     let mut ours = payout_txids(payments);
     let transfers = transfer_txids(ctx, node.as_deref())?;
     ours.extend(transfers.iter().map(String::as_str));
     let consolidations = ctx.store.consolidation_txids()?;
     let children = ctx.store.fee_child_txids()?;
+    let invoiced = invoice_receipts(ctx)?;
     for tx in txs {
         if tx.confirmation_height.is_none() || ours.contains(tx.txid.as_str()) {
             continue;
         }
-        let net = (i64::try_from(tx.received_sat).unwrap_or(i64::MAX) - i64::try_from(tx.sent_sat).unwrap_or(i64::MAX))
+        // What paid invoices is booked against them, not as an outside movement.
+        let received = tx.received_sat.saturating_sub(invoiced.get(&tx.txid).copied().unwrap_or(0));
+        let net = (i64::try_from(received).unwrap_or(i64::MAX) - i64::try_from(tx.sent_sat).unwrap_or(i64::MAX))
             .saturating_mul(1_000);
         if net == 0 {
             continue;
@@ -86,12 +93,38 @@ fn import(ctx: &Payments, payments: &[Payment], txs: &[TxRecord]) -> Result<usiz
     Ok(imported)
 }
 
+/// Moves the invoices paid on chain on (booking what confirmed), then what their receipts
+/// booked, sats by transaction.
+fn invoice_receipts(ctx: &Payments) -> Result<HashMap<String, u64>, StoreError> {
+    let treasury = ctx.onchain.treasury();
+    let (received, tip) = (treasury.received(), treasury.synced_height());
+    let tolerance = ctx.config.invoices.tolerance_bps;
+    if let Err(e) = crate::invoice::onchain::watch((&ctx.store, tolerance), &received, tip, crate::unix_now()) {
+        tracing::error!(error = %e, "watching invoices' on-chain payments failed");
+    }
+    ctx.store.invoice_booked_by_txid()
+}
+
+/// Counts against their invoices the payments the node received that its events did not (a
+/// crash between the node's claim and the event's record); each is counted once.
+fn count_invoice_payments(ctx: &Payments, node: &sendero_lightning::LightningNode) {
+    let now = crate::unix_now();
+    for p in node.payments().into_iter().filter(|p| p.direction == "inbound" && p.status == "succeeded") {
+        let (Some(hash), Some(msat)) = (p.payment_hash.as_deref(), p.amount_msat) else { continue };
+        let tolerance = ctx.config.invoices.tolerance_bps;
+        if let Err(e) = crate::invoice::lightning_received((&ctx.store, tolerance), hash, &p.payment_id, msat, now) {
+            tracing::error!(error = %e, payment_id = %p.payment_id, "a received payment not counted against its invoice");
+        }
+    }
+}
+
 /// What the Lightning rail's import needs of the payouts.
 fn ln_payouts(payments: &[Payment]) -> ledger::lightning::Payouts {
     let lightning = || payments.iter().filter(|p| p.rail == Rail::Lightning);
     ledger::lightning::Payouts {
         tracked: lightning().filter_map(|p| p.rail_ref.clone()).collect(),
         open: lightning().any(|p| !matches!(p.state, State::Settled | State::Failed)),
+        invoiced: HashSet::new(),
     }
 }
 

@@ -448,6 +448,46 @@ pub(super) const MIGRATIONS: &[&str] = &[
      CREATE INDEX rebalance_splices_by_time ON rebalance_splices (created_at);
      CREATE UNIQUE INDEX rebalance_splices_one_in_flight ON rebalance_splices (channel_id)
          WHERE dry_run = 0 AND state IN ('planned', 'started');",
+    // 20: invoices (receiving): one row per invoice, what was received against it.
+    "CREATE TABLE invoices (
+         invoice_id TEXT PRIMARY KEY,
+         api_key_id TEXT NOT NULL,
+         status TEXT NOT NULL CHECK (status IN ('new', 'processing', 'paid', 'underpaid', 'expired')),
+         exception TEXT CHECK (exception IN ('underpaid', 'overpaid')),
+         currency TEXT NOT NULL,
+         amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+         amount_sat INTEGER NOT NULL CHECK (amount_sat > 0),
+         fx_quote_id TEXT,
+         rate TEXT,
+         description TEXT NOT NULL,
+         metadata TEXT,
+         speed TEXT NOT NULL CHECK (speed IN ('high', 'medium', 'low')),
+         address TEXT NOT NULL,
+         bolt11 TEXT,
+         payment_hash TEXT,
+         received_msat INTEGER NOT NULL DEFAULT 0,
+         paid_via TEXT,
+         paid_at INTEGER,
+         expires_at INTEGER NOT NULL,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX invoices_by_key ON invoices (api_key_id, invoice_id);
+     CREATE UNIQUE INDEX invoices_by_hash ON invoices (payment_hash) WHERE payment_hash IS NOT NULL;
+     CREATE INDEX invoices_by_address ON invoices (address);
+     CREATE TABLE invoice_receipts (
+         outpoint TEXT PRIMARY KEY,
+         invoice_id TEXT NOT NULL REFERENCES invoices (invoice_id),
+         txid TEXT NOT NULL,
+         amount_sat INTEGER NOT NULL,
+         confirmation_height INTEGER,
+         signals_rbf INTEGER NOT NULL DEFAULT 0,
+         booked INTEGER NOT NULL DEFAULT 0,
+         counted INTEGER NOT NULL DEFAULT 0,
+         seen_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX invoice_receipts_by_txid ON invoice_receipts (txid);",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.

@@ -46,6 +46,11 @@ pub const EVENTS: &[&str] = &[
     "payment.failed",
     "payment.debited",
     "payment.delayed",
+    "invoice.processing",
+    "invoice.paid",
+    "invoice.underpaid",
+    "invoice.overpaid",
+    "invoice.expired",
 ];
 
 /// What an endpoint hears when it names no events: the states a client acts on.

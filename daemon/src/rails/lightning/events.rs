@@ -10,8 +10,8 @@ use crate::store::{Store, StoreError};
 /// Records what matters of `event`, wakes the payment saga when the event is a payment's outcome
 /// (the payout it belongs to settles or fails now, not on the saga's next tick), then acknowledges
 /// the event — on every path: a recording failure is logged, never allowed to stall the node.
-pub fn handle_event(store: &Store, node: &LightningNode, payments_wake: &Notify, event: Event) {
-    if let Err(e) = record_event(store, node, &event) {
+pub fn handle_event((store, tolerance_bps): (&Store, u32), node: &LightningNode, payments_wake: &Notify, event: Event) {
+    if let Err(e) = record_event((store, tolerance_bps), node, &event) {
         tracing::error!(error = %e, ?event, "lightning event not recorded; acknowledging it anyway");
     }
     // The node's own record already holds the outcome, and now ours does too (the saga's fallback).
@@ -23,11 +23,28 @@ pub fn handle_event(store: &Store, node: &LightningNode, payments_wake: &Notify,
     }
 }
 
-fn record_event(store: &Store, node: &LightningNode, event: &Event) -> Result<(), StoreError> {
+fn record_event((store, tolerance_bps): (&Store, u32), node: &LightningNode, event: &Event) -> Result<(), StoreError> {
     match event {
-        Event::PaymentSuccessful { .. } | Event::PaymentFailed { .. } | Event::PaymentReceived { .. } => {
-            record_payment(store, node, event)
+        Event::PaymentReceived { payment_id, payment_hash, amount_msat, .. } => {
+            record_payment(store, node, event)?;
+            let id = payment_id.map(|p| hex(&p.0)).unwrap_or_else(|| hex(&payment_hash.0));
+            let now = crate::unix_now();
+            match crate::invoice::lightning_received(
+                (store, tolerance_bps),
+                &hex(&payment_hash.0),
+                &id,
+                *amount_msat,
+                now,
+            ) {
+                Ok(_) => Ok(()),
+                Err(crate::invoice::InvoiceError::Store(e)) => Err(e),
+                Err(e) => {
+                    tracing::error!(error = %e, payment_id = %id, "a received payment not counted against its invoice");
+                    Ok(())
+                }
+            }
         }
+        Event::PaymentSuccessful { .. } | Event::PaymentFailed { .. } => record_payment(store, node, event),
         other => record_channel(store, other),
     }
 }

@@ -66,7 +66,8 @@ async fn serve_node(
             event = node.next_event() => {
                 // Recording may wait on SQLite; keep it off the async threads.
                 let (store, n, wake) = (Arc::clone(&ctx.store), Arc::clone(node), Arc::clone(&ctx.payments_wake));
-                if let Err(e) = tokio::task::spawn_blocking(move || handle_event(&store, &n, &wake, event)).await {
+                let tolerance = ctx.config.invoices.tolerance_bps;
+                if let Err(e) = tokio::task::spawn_blocking(move || handle_event((&store, tolerance), &n, &wake, event)).await {
                     tracing::error!(error = %e, "lightning event task failed");
                 }
             }

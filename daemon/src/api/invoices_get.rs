@@ -1,0 +1,24 @@
+//! `GET /v1/invoices/{id}` (scope `invoice` or `read`): one of the key's invoices — status, what
+//! was received, how to pay it.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::auth::authorize_any;
+use super::ApiError;
+use crate::apikey::Scope;
+use crate::state::AppState;
+
+pub(crate) async fn handle(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let key = authorize_any(&ctx, &headers, &[Scope::Invoice, Scope::Read])?;
+    match ctx.store.invoice(&id)? {
+        Some(inv) if inv.api_key_id == key.id => Ok(Json(crate::invoice::view(&inv)).into_response()),
+        _ => Err(ApiError::new(StatusCode::NOT_FOUND, "invoice_not_found", format!("no invoice {id}"))),
+    }
+}
