@@ -73,7 +73,7 @@ fn a_euro_invoice_paid_over_lightning_is_paid_booked_and_told_once() {
     let p = pair_with(FX);
     open_channel(&p, 1_000_000);
     let (customer, merchant) = (&p.a, &p.b);
-    let created = merchant.cli(&["apikey.create", "--label", "shop", "--scopes", "invoice"]);
+    let created = merchant.cli(&["apikey.create", "--label", "shop", "--scopes", "invoice,pay"]);
     let (key_id, key) = (created["id"].as_str().unwrap().to_owned(), created["key"].as_str().unwrap().to_owned());
     let other = merchant.api_key("invoice,read");
     let hooks = Receiver::start(200);
@@ -100,6 +100,14 @@ fn a_euro_invoice_paid_over_lightning_is_paid_booked_and_told_once() {
     let btc = format!("0.{want_sat:08}").trim_end_matches('0').to_owned();
     assert_eq!(inv["bip21"], format!("bitcoin:{address}?amount={btc}&lightning={bolt11}"));
     let id = inv["invoice_id"].as_str().unwrap().to_owned();
+    // The quote that locks the amount is the invoice's, not a trade the key can execute.
+    let execute = json!({"quote_id": inv["fx_quote_id"], "amount_minor": 1_000, "pair": "BTC/EUR"}).to_string();
+    let (status, text) = http_post(merchant.api_port, "/v1/fx/execute", &key, Some("steal-quote"), &execute);
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&text).unwrap()["error"]["code"].clone()),
+        (409, json!("quote_reserved")),
+        "{text}"
+    );
 
     // The same request again: the same invoice, byte for byte; another key: no such invoice.
     let (replayed, again) = http_post(merchant.api_port, "/v1/invoices", &key, Some("order-42"), &order.to_string());

@@ -34,6 +34,15 @@ pub(crate) async fn handle(State(ctx): State<AppState>, headers: HeaderMap, body
 /// and the answer together; returns the answer.
 fn fill(ctx: &AppState, key_id: &str, idem: &str, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let req = parse(body)?;
+    // A quote that locks an invoice's amount prices what the customer owes; it is not a trade.
+    match ctx.store.invoice_of_quote(&req.quote_id) {
+        Ok(Some(invoice_id)) => {
+            let msg = format!("quote {} locks the amount of invoice {invoice_id}; it cannot be executed", req.quote_id);
+            return Err(ApiError::new(StatusCode::CONFLICT, "quote_reserved", msg));
+        }
+        Ok(None) => {}
+        Err(e) => return Err(ApiError::internal("read the quote's invoice", &e)),
+    }
     let fill = fx::execute(&ctx.config.fx, &ctx.fx, &ctx.store, key_id, &req, crate::unix_now())?;
     // The rate as the quote showed it (the store keeps full precision).
     let side = if fill.side == "sell" { Side::Sell } else { Side::Buy };

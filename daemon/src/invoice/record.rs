@@ -160,6 +160,16 @@ fn outbox(tx: &Connection, inv: &Invoice, event_type: &str, now: u64) -> rusqlit
 }
 
 impl Store {
+    /// The invoice whose amount quote `quote_id` locks, if any (such a quote is never executed).
+    pub fn invoice_of_quote(&self, quote_id: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.read();
+        let invoice = conn
+            .prepare_cached("SELECT invoice_id FROM invoices WHERE fx_quote_id = ?1")?
+            .query_row([quote_id], |r| r.get(0))
+            .optional()?;
+        Ok(invoice)
+    }
+
     /// Writes a new invoice and the idempotent answer of the request that made it, together.
     pub fn record_invoice(&self, inv: &Invoice, idem: (&str, &str), answer: &[u8], now: u64) -> Result<(), StoreError> {
         let written = (|| {
