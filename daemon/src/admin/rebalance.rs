@@ -61,5 +61,6 @@ fn refused(e: RebalanceError) -> AdminError {
         RebalanceError::Lightning(l) => AdminError::from(l),
         RebalanceError::Wallet(w) => AdminError::from(w),
         RebalanceError::Store(s) => AdminError::from(s),
+        RebalanceError::Guard(g) => AdminError::internal(g.to_string()),
     }
 }

@@ -3,6 +3,8 @@
 //! `treasury.policy.set {<[treasury] keys>}`: changes the policy at run time (audited, kept
 //! across restarts); a refused change (`invalid_policy`) changes nothing.
 
+use std::time::Duration;
+
 use serde_json::{json, Map, Value};
 
 use super::error::{rpc_code, AdminError};
@@ -19,7 +21,7 @@ fn guard_error(e: GuardError) -> AdminError {
 
 pub(crate) async fn status(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
-    let rails = ctx.guard.look().await.map_err(guard_error)?;
+    let rails = ctx.guard.look(Duration::ZERO).await.map_err(guard_error)?;
     Ok(json!({ "rails": rails, "policy": ctx.guard.treasury_config() }))
 }
 
@@ -34,6 +36,6 @@ pub(crate) async fn policy_set(ctx: &AppState, params: Params) -> Result<Value, 
         changes.keys().map(|k| (k.clone(), json!({"from": was[k], "to": now[k]}))).collect();
     let entry = crate::audit::record(&ctx.store, "admin", "treasury.policy.set", &json!({ "changed": changed }))?;
     ctx.guard.put(after.clone()).map_err(guard_error)?;
-    let rails = ctx.guard.look().await.map_err(guard_error)?;
+    let rails = ctx.guard.look(Duration::ZERO).await.map_err(guard_error)?;
     Ok(json!({ "policy": after, "changed": changed, "rails": rails, "audit_seq": entry.seq }))
 }

@@ -10,6 +10,7 @@ mod idempotency;
 mod invoices_create;
 mod invoices_get;
 mod invoices_list;
+mod page;
 mod payments_get;
 mod payments_list;
 mod payments_route;

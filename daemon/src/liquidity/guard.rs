@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
@@ -27,6 +27,8 @@ use crate::store::{Store, StoreError};
 
 /// How often the rails are looked at.
 const LOOK_EVERY: Duration = Duration::from_secs(3);
+/// How long the periodic look reuses a rail's forecast (it is made of hourly buckets).
+const FORECAST_AGE: Duration = Duration::from_secs(60);
 
 /// Why the policy was not changed, or a look failed.
 #[derive(Debug, thiserror::Error)]
@@ -113,10 +115,10 @@ impl Store {
     }
 
     /// What payouts in flight on `rail` took and have not spent yet (debited, queued, or signed
-    /// and not broadcast), msat.
-    fn reserved_msat(&self, rail: Rail) -> Result<u64, StoreError> {
+    /// and not broadcast: their amounts and fee reserves), msat.
+    pub(super) fn reserved_msat(&self, rail: Rail) -> Result<u64, StoreError> {
         let sql = format!(
-            "SELECT COALESCE(SUM(amount_msat), 0) FROM payments
+            "SELECT COALESCE(SUM(amount_msat + fee_reserve_msat), 0) FROM payments
              WHERE rail IN ({}) AND state IN ('submitted', 'debited', 'sending')",
             payment_rails(rail)
         );
@@ -125,7 +127,7 @@ impl Store {
     }
 
     /// The payouts on `rail` since `from` that did not fail: `(created_at, amount_msat)`.
-    fn payouts_since(&self, rail: Rail, from: u64) -> Result<Vec<(u64, u64)>, StoreError> {
+    pub(super) fn payouts_since(&self, rail: Rail, from: u64) -> Result<Vec<(u64, u64)>, StoreError> {
         let sql = format!(
             "SELECT created_at, amount_msat FROM payments
              WHERE rail IN ({}) AND state != 'failed' AND created_at >= ?1",
@@ -173,6 +175,9 @@ pub struct Guard {
     lightning: Arc<LnRail>,
     config: RwLock<TreasuryConfig>,
     looks: RwLock<HashMap<Rail, RailStatus>>,
+    /// Each rail's forecast and when it was made: it reads a week of payouts, which the look
+    /// every few seconds does not need afresh.
+    forecasts: RwLock<HashMap<Rail, (Instant, Forecast)>>,
     webhooks_wake: Arc<Notify>,
 }
 
@@ -195,7 +200,8 @@ impl Guard {
             None => base.clone(),
         };
         let looks = RwLock::new(HashMap::new());
-        Ok(Guard { store, onchain, lightning, config: RwLock::new(config), looks, webhooks_wake })
+        let forecasts = RwLock::new(HashMap::new());
+        Ok(Guard { store, onchain, lightning, config: RwLock::new(config), looks, forecasts, webhooks_wake })
     }
 
     /// The policy in force.
@@ -242,24 +248,45 @@ impl Guard {
     }
 
     /// Looks at every rail that can be looked at now (Lightning only while the node runs),
-    /// records crossings, and returns what it saw.
-    pub async fn look(&self) -> Result<Vec<RailView>, GuardError> {
+    /// records crossings, and returns what it saw. A forecast younger than `forecast_age` is
+    /// reused.
+    pub async fn look(&self, forecast_age: Duration) -> Result<Vec<RailView>, GuardError> {
         let p = self.policy();
         let now = crate::unix_now();
         let mut seen = Vec::new();
         for rail in [Rail::Onchain, Rail::Lightning] {
-            let Some(held_msat) = self.held_msat(rail) else { continue };
-            let (store, start) = (Arc::clone(&self.store), rebalance::history_start(now, &p));
-            let (reserved_msat, records) = tokio::task::block_in_place(|| {
-                Ok::<_, StoreError>((store.reserved_msat(rail)?, store.payouts_since(rail, start)?))
-            })?;
-            let forecast: Forecast = rebalance::forecast(&records, now, &p);
-            let status = rebalance::rail_status(rail, RailFunds { held_msat, reserved_msat }, &forecast, &p);
+            let Some(funds) = self.funds(rail)? else { continue };
+            let forecast = self.forecast(rail, &p, forecast_age)?;
+            let status = rebalance::rail_status(rail, funds, &forecast, &p);
             self.crossed(&status, now)?;
             seen.push(RailView::of(&status));
             self.looks.write().unwrap_or_else(PoisonError::into_inner).insert(rail, status);
         }
         Ok(seen)
+    }
+
+    /// What `rail` holds and what payouts in flight took from it; `None` when it cannot be seen
+    /// (no Lightning node running).
+    pub fn funds(&self, rail: Rail) -> Result<Option<RailFunds>, GuardError> {
+        let Some(held_msat) = self.held_msat(rail) else { return Ok(None) };
+        let store = Arc::clone(&self.store);
+        let reserved_msat = tokio::task::block_in_place(|| store.reserved_msat(rail))?;
+        Ok(Some(RailFunds { held_msat, reserved_msat }))
+    }
+
+    /// `rail`'s payout forecast under `p`, reused when younger than `max_age`.
+    pub fn forecast(&self, rail: Rail, p: &TreasuryPolicy, max_age: Duration) -> Result<Forecast, GuardError> {
+        if let Some((at, f)) = self.forecasts.read().unwrap_or_else(PoisonError::into_inner).get(&rail) {
+            if at.elapsed() < max_age {
+                return Ok(*f);
+            }
+        }
+        let now = crate::unix_now();
+        let (store, start) = (Arc::clone(&self.store), rebalance::history_start(now, p));
+        let records = tokio::task::block_in_place(|| store.payouts_since(rail, start))?;
+        let forecast = rebalance::forecast(&records, now, p);
+        self.forecasts.write().unwrap_or_else(PoisonError::into_inner).insert(rail, (Instant::now(), forecast));
+        Ok(forecast)
     }
 
     /// What `rail` holds now, msat; `None` when it cannot be seen (no Lightning node running).
@@ -312,7 +339,7 @@ impl Guard {
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let mut failing = false;
         loop {
-            match self.look().await {
+            match self.look(FORECAST_AGE).await {
                 Ok(_) => failing = false,
                 // Once per outage, not every look.
                 Err(e) if !failing => {

@@ -39,6 +39,9 @@ pub enum RebalanceError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The treasury guard could not weigh the treasury.
+    #[error(transparent)]
+    Guard(#[from] super::guard::GuardError),
 }
 
 /// One channel in a plan: the decision, and what was made of it.
@@ -223,17 +226,16 @@ async fn gather(
 
 /// The treasury, the feerate, the budget spent and the forecast at `now`.
 async fn situation(ctx: &Payments, p: &TreasuryPolicy, now: u64) -> Result<Situation, RebalanceError> {
-    let treasury = Arc::clone(ctx.onchain.treasury());
-    let balances = blocking(move || Ok(treasury.balances())).await?;
+    // The treasury as its guard weighs it; the forecast made afresh (a cycle is minutes apart).
+    let funds = ctx.guard.funds(rebalance::Rail::Onchain)?.unwrap_or_default();
     let feerate = ctx.onchain.default_estimate().await?;
-    let records = ctx.store.lightning_payout_records(rebalance::history_start(now, p))?;
     Ok(Situation {
         now,
-        onchain_sat: balances.confirmed_sat + balances.trusted_pending_sat,
-        onchain_reserved_sat: ctx.store.onchain_reserved_msat()?.div_ceil(1_000),
+        onchain_sat: funds.held_msat / 1_000,
+        onchain_reserved_sat: funds.reserved_msat.div_ceil(1_000),
         feerate_sat_kvb: feerate.sat_per_vb.saturating_mul(1_000),
         spent_sat: ctx.store.splice_fees_since(now.saturating_sub(p.fee_budget_period_secs))?,
-        forecast: rebalance::forecast(&records, now, p),
+        forecast: ctx.guard.forecast(rebalance::Rail::Lightning, p, Duration::ZERO)?,
     })
 }
 

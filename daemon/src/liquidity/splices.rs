@@ -217,29 +217,6 @@ impl Store {
         Ok(busy > 0)
     }
 
-    /// What on-chain payouts not yet handed to the chain reserve of the treasury, msat (amount
-    /// and fee reserve, as the treasury guard counts them).
-    pub fn onchain_reserved_msat(&self) -> Result<u64, StoreError> {
-        let reserved: i64 = self.conn().query_row(
-            "SELECT COALESCE(SUM(amount_msat + fee_reserve_msat), 0) FROM payments
-             WHERE rail IN ('onchain', 'onchain_batch') AND state IN ('submitted', 'debited', 'sending')",
-            [],
-            |r| r.get(0),
-        )?;
-        Ok(reserved as u64)
-    }
-
-    /// `(created_at, amount_msat)` of the Lightning payouts after `since` that did not fail: what
-    /// the forecast learns from.
-    pub fn lightning_payout_records(&self, since: u64) -> Result<Vec<(u64, u64)>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT created_at, amount_msat FROM payments WHERE rail = 'lightning' AND state != 'failed' AND created_at > ?1",
-        )?;
-        let rows = stmt.query_map([since as i64], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// Resolves the splices in flight from what the node shows (see the module doc); returns the
     /// ones that ended now, in their new state.
     pub fn resolve_splices(&self, channels: &[NodeChannel], now: u64) -> Result<Vec<SpliceRow>, StoreError> {
