@@ -1,6 +1,6 @@
 //! `senderod --dev`: the README's run command. A private regtest bitcoind, a funded wallet, the API
 //! and admin RPC up within a minute; READY=1 and STOPPING=1 told to systemd; SIGTERM stops both
-//! processes.
+//! processes; left idle for a minute it logs no ERROR or WARN.
 
 mod common;
 
@@ -85,6 +85,14 @@ fn dev_mode_serves_a_funded_gateway_and_stops_cleanly() {
         let mode = std::fs::metadata(datadir.join(file)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{file}");
     }
+    // Left idle for a minute, a healthy dev gateway logs no ERROR or WARN (bitcoind with no fee
+    // estimate on regtest is routine, not news).
+    let idle_from = log().len();
+    std::thread::sleep(Duration::from_secs(60));
+    let idle = log()[idle_from..].to_owned();
+    let loud: Vec<&str> = idle.lines().filter(|l| l.contains(" ERROR ") || l.contains(" WARN ")).collect();
+    assert!(loud.is_empty(), "{} ERROR or WARN lines in an idle minute:\n{}", loud.len(), loud.join("\n"));
+
     let pid_file = datadir.join("bitcoind/regtest/bitcoind.pid");
     let bitcoind_pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
     let alive = |pid: i32| unsafe { libc::kill(pid, 0) } == 0;

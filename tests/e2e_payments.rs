@@ -30,13 +30,22 @@ fn submit(gw: &Gateway, key: &str, idem: &str, route_id: &str, rail: &str) -> (u
     post(gw, "/v1/payments/submit", key, Some(idem), &json!({"route_id": route_id, "rail": rail}))
 }
 
+/// Waits two minutes at most for the payment to reach `status`; on a timeout, panics with its view
+/// and the end of the gateway's log.
 fn wait_status(gw: &Gateway, key: &str, id: &str, status: &str) -> Value {
-    let mut last = Value::Null;
-    wait_for(&format!("payment {id} to be {status}"), 2 * MINUTE, || {
-        last = payment(gw, key, id);
-        last["status"] == status
-    });
-    last
+    let deadline = std::time::Instant::now() + 2 * MINUTE;
+    loop {
+        let last = payment(gw, key, id);
+        if last["status"] == status {
+            return last;
+        }
+        if std::time::Instant::now() > deadline {
+            let log = gw.log();
+            let tail: Vec<&str> = log.lines().rev().take(300).collect::<Vec<_>>().into_iter().rev().collect();
+            panic!("payment {id} not {status} after 2 min: {last}\n{}", tail.join("\n"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 fn events(gw: &Gateway, id: &str) -> Vec<String> {

@@ -98,6 +98,17 @@ fn fund_send_confirm_and_restart() {
     assert_eq!(gw.call("wallet.transactions", json!({})), history);
     assert_eq!(gw.call("wallet.utxos", json!({})), utxos);
     assert_eq!(history["transactions"].as_array().unwrap().len(), 102, "101 coinbases and the send");
+
+    // A catch-up of more than a thousand blocks says how it goes: where it is, the tip, a rate
+    // and the time left.
+    gw.stop();
+    chain.mine(1_100);
+    gw.start_again();
+    wait_for("the wallet to catch up 1,100 blocks", Duration::from_secs(180), || gw.synced_height() == 1_202);
+    let log = gw.log();
+    let progress =
+        log.lines().find(|l| l.contains("wallet catching up")).unwrap_or_else(|| panic!("no progress:\n{log}"));
+    assert!(progress.contains("block 1102 of 1202") && progress.contains("blocks/s, about"), "{progress}");
 }
 
 #[test]

@@ -1,10 +1,13 @@
 //! Log output: human-readable or JSON lines on stderr, filtered by `log.level` (or `RUST_LOG`).
+//! The embedded libraries (ldk-node, BDK) log through the `log` facade; their records are
+//! forwarded here, with the few that are routine on a healthy gateway lowered to DEBUG.
 
+use tracing_log::{AsLog, LogTracer};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogConfig;
 
-/// Installs the global subscriber. Call once, first thing.
+/// Installs the global subscriber and the `log` bridge. Call once, first thing.
 pub fn init(log: &LogConfig) -> Result<(), String> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.level))
@@ -12,8 +15,62 @@ pub fn init(log: &LogConfig) -> Result<(), String> {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let installed = match log.format.as_str() {
-        "json" => builder.json().with_current_span(true).try_init(),
-        _ => builder.try_init(),
+        "json" => tracing::subscriber::set_global_default(builder.json().with_current_span(true).finish()),
+        _ => tracing::subscriber::set_global_default(builder.finish()),
     };
-    installed.map_err(|e| e.to_string())
+    installed.map_err(|e| e.to_string())?;
+    log::set_boxed_logger(Box::new(Bridge(LogTracer::new()))).map_err(|e| e.to_string())?;
+    log::set_max_level(tracing::level_filters::LevelFilter::current().as_log());
+    Ok(())
+}
+
+/// Forwards `log` records to `tracing`, lowering [`routine`] ones to DEBUG.
+struct Bridge(LogTracer);
+
+impl log::Log for Bridge {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if record.level() > log::Level::Warn || !routine(record.target(), &record.args().to_string()) {
+            return self.0.log(record);
+        }
+        let lowered = log::Record::builder()
+            .args(*record.args())
+            .level(log::Level::Debug)
+            .target(record.target())
+            .module_path(record.module_path())
+            .file(record.file())
+            .line(record.line())
+            .build();
+        if self.0.enabled(lowered.metadata()) {
+            self.0.log(&lowered);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Whether an ERROR or WARN of an embedded library is the normal state of a healthy gateway, not
+/// something an operator must fix: bitcoind with no fee estimate yet (regtest, or a node fresh
+/// from its initial download) — ldk-node then uses its floor feerate and says so every few
+/// seconds. A failure to reach bitcoind stays an ERROR.
+fn routine(target: &str, message: &str) -> bool {
+    target.starts_with("ldk_node::chain")
+        && message.starts_with("Failed to retrieve fee rate estimates")
+        && message.contains("Insufficient data or no feerate found")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::routine;
+
+    #[test]
+    fn only_a_missing_fee_estimate_is_routine() {
+        let no_data = "Failed to retrieve fee rate estimates: [\"Insufficient data or no feerate found\"]. Falling back to default of 1 sat/vb.";
+        assert!(routine("ldk_node::chain::bitcoind", no_data));
+        assert!(!routine("ldk_node::chain::bitcoind", "Failed to retrieve fee rate estimates: connection refused"));
+        assert!(!routine("sendero::wallet", no_data));
+    }
 }

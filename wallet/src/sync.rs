@@ -26,13 +26,14 @@ pub struct SyncReport {
 /// stopped, survives reorgs and reconnects after bitcoind restarts.
 pub struct Follower {
     emitter: Emitter<Arc<ChainSource>>,
+    chain: Arc<ChainSource>,
 }
 
 impl Follower {
     /// A follower for `treasury`; `start_height` is where a brand-new wallet starts scanning.
     pub fn new(treasury: &Treasury, chain: Arc<ChainSource>, start_height: u32) -> Self {
         let (checkpoint, unconfirmed) = treasury.sync_start();
-        Follower { emitter: Emitter::new(chain, checkpoint, start_height, unconfirmed) }
+        Follower { emitter: Emitter::new(Arc::clone(&chain), checkpoint, start_height, unconfirmed), chain }
     }
 
     /// Applies every block up to bitcoind's tip, then the mempool.
@@ -44,7 +45,7 @@ impl Follower {
             report.blocks_applied += 1;
             if report.blocks_applied % PROGRESS_EVERY == 0 {
                 treasury.persist()?;
-                tracing::info!(height = event.block_height(), applied = report.blocks_applied, "wallet sync progress");
+                self.progress(event.block_height(), report.blocks_applied, started);
             }
         }
         let mempool = self.emitter.mempool()?;
@@ -60,5 +61,22 @@ impl Follower {
             );
         }
         Ok(report)
+    }
+
+    /// One progress line of a long catch-up: where the wallet is, bitcoind's tip, the rate and
+    /// the time left at that rate.
+    fn progress(&self, height: u32, applied: u32, started: Instant) {
+        let tip = self.chain.info().map(|i| i.blocks).unwrap_or(height);
+        let ms = (started.elapsed().as_millis() as u64).max(1);
+        let per_sec = u64::from(applied) * 1000 / ms;
+        let left = u64::from(tip.saturating_sub(height));
+        let eta_secs = (left * ms).checked_div(u64::from(applied) * 1000).unwrap_or(0);
+        tracing::info!(
+            height,
+            tip,
+            blocks_per_sec = per_sec,
+            eta_secs,
+            "wallet catching up: block {height} of {tip}, {per_sec} blocks/s, about {eta_secs} s left"
+        );
     }
 }

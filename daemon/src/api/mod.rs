@@ -33,6 +33,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -66,8 +67,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks/{id}", bounded(axum::routing::delete(webhooks_delete::handle)))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(axum::middleware::from_fn(move |req, next| edge(req, next, limit)))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().on_failure(failed))
         .with_state(state)
+}
+
+/// A request that ended in a server error: an ERROR, except a 503, which is an answer (not
+/// ready yet, a rail unavailable) the client acts on and the operator sees elsewhere — DEBUG.
+fn failed(class: ServerErrorsFailureClass, latency: Duration, _: &tracing::Span) {
+    let ms = latency.as_millis() as u64;
+    match class {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(latency_ms = ms, "answered 503: not available now")
+        }
+        other => tracing::error!(latency_ms = ms, classification = %other, "request failed"),
+    }
 }
 
 /// What every request passes: a body that says it is not JSON is refused (415) before any
