@@ -20,6 +20,7 @@ pub mod liquidity;
 pub mod logging;
 pub mod payment;
 pub mod rails;
+pub mod ratelimit;
 pub mod rebalance;
 pub mod route;
 pub mod secret;

@@ -16,6 +16,7 @@ use crate::payment::commit::Committer;
 use crate::payment::Payments;
 use crate::rails::lightning::LnRail;
 use crate::rails::onchain::Onchain;
+use crate::ratelimit::RateLimiter;
 use crate::route::learn::SharedLearner;
 use crate::route::Router;
 use crate::store::Store;
@@ -59,6 +60,8 @@ pub struct Shared {
     pub store: Arc<Store>,
     /// The API keys.
     pub keys: Arc<ApiKeys>,
+    /// Each key's request budget.
+    pub limiter: Arc<RateLimiter>,
     /// The on-chain rail: the treasury wallet and bitcoind behind one spend lock.
     pub onchain: Arc<Onchain>,
     /// The Lightning rail: the node, once it runs.
@@ -120,11 +123,13 @@ impl AppState {
             fee_history: Default::default(),
         });
         let keys = Arc::new(ApiKeys::new(Arc::clone(&store)));
+        let limiter = Arc::new(RateLimiter::new(config.api.rate_limit_per_sec, config.api.rate_limit_burst));
         Ok(AppState(Arc::new(Shared {
             config,
             network,
             store,
             keys,
+            limiter,
             onchain,
             lightning,
             router,

@@ -1,5 +1,6 @@
 //! The gate every `/v1` route but `/v1/health` goes through: `Authorization: Bearer <key>`, a
-//! known, unrevoked key (else 401), carrying the route's scope (else 403).
+//! known, unrevoked key (else 401), within its rate limit (else 429), carrying the route's scope
+//! (else 403).
 
 use axum::http::{header, HeaderMap, StatusCode};
 
@@ -30,6 +31,13 @@ pub(crate) fn authorize_any(ctx: &AppState, headers: &HeaderMap, scopes: &[Scope
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "key lookup failed")
         })?
         .ok_or_else(|| unauthorized("unknown or revoked API key"))?;
+    if let Err(secs) = ctx.limiter.take(&key.id, std::time::Instant::now()) {
+        let why = format!("this API key made more than its {} requests a second", ctx.config.api.rate_limit_per_sec);
+        return Err(ApiError {
+            retry_after_secs: Some(secs),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", why)
+        });
+    }
     if !scopes.iter().any(|s| key.allows(*s)) {
         let names = scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ");
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this API key lacks the {names} scope")));

@@ -15,6 +15,10 @@ pub struct ApiConfig {
     pub idempotency_retention_secs: u64,
     /// A request taking longer is answered 408.
     pub request_timeout_secs: u64,
+    /// Requests a second each API key may make on average (0: no limit).
+    pub rate_limit_per_sec: u32,
+    /// Requests a key may make at once before the average applies.
+    pub rate_limit_burst: u32,
 }
 
 /// `[admin]`.
@@ -33,6 +37,8 @@ impl Default for ApiConfig {
             body_limit_bytes: 64 * 1024,
             request_timeout_secs: 30,
             idempotency_retention_secs: 86_400,
+            rate_limit_per_sec: 100,
+            rate_limit_burst: 300,
         }
     }
 }
