@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: setup (Debian packages, the cached regtest bitcoind),
 # the gates (formatting, clippy with warnings denied, docs with warnings denied), then every unit
-# and end-to-end test of the workspace. CI runs exactly this.
+# and end-to-end test of the workspace, then schemathesis against a live gateway (the published
+# OpenAPI contract checked by an outside tool). CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sendero/target}"
@@ -16,3 +17,5 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "test.sh: cargo doc (warnings denied)" >&2
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 cargo test --workspace --locked
+echo "test.sh: schemathesis against a live senderod --dev" >&2
+scripts/schemathesis.sh

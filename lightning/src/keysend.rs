@@ -36,7 +36,8 @@ pub fn keysend_destination(node: &PublicKey) -> String {
 }
 
 fn has_prefix(text: &str) -> bool {
-    text.len() >= KEYSEND_PREFIX.len() && text[..KEYSEND_PREFIX.len()].eq_ignore_ascii_case(KEYSEND_PREFIX)
+    // `get`, not indexing: the text is anyone's, and a byte count may fall inside a character.
+    text.get(..KEYSEND_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(KEYSEND_PREFIX))
 }
 
 fn looks_like_node_id(text: &str) -> bool {
@@ -77,6 +78,9 @@ mod tests {
         assert_eq!(read_keysend(&format!(" keysend:{NODE} ")).unwrap().to_string(), NODE);
         assert_eq!(keysend_destination(&read_keysend(NODE).unwrap()), format!("keysend:{NODE}"));
         assert!(!is_keysend(&NODE[..64]), "too short");
+        // Found by schemathesis: a multi-byte character across the prefix's length panicked.
+        assert!(!is_keysend(">\u{aa99}\u{106a1d}%"));
+        assert!(read_keysend("ke\u{e9}ysend").is_err());
         assert!(!is_keysend(&format!("04{}", &NODE[2..])), "not a compressed key");
         assert!(!is_keysend("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"));
         assert_eq!(read_keysend("keysend:02zz").unwrap_err().code(), "invalid_node_id");

@@ -38,6 +38,10 @@ async fn create(ctx: &AppState, key_id: &str, idem: &str, body: &[u8]) -> Result
     let req = parse(body)?;
     let now = crate::unix_now();
     let priced = invoice::price((&ctx.config.fx, &ctx.fx, &ctx.store), key_id, &req, now)?;
+    if priced.amount_sat > invoice::MAX_AMOUNT_SAT {
+        let msg = format!("{} sat is more than the 21 million bitcoin there are", priced.amount_sat);
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_amount", msg));
+    }
     let treasury = Arc::clone(ctx.onchain.treasury());
     let address = blocking(move || treasury.new_address())
         .await

@@ -10,6 +10,7 @@ mod idempotency;
 mod invoices_create;
 mod invoices_get;
 mod invoices_list;
+pub mod openapi;
 mod page;
 mod payments_get;
 mod payments_list;
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
     };
     Router::new()
         .route("/v1/health", get(health::handle))
+        .route("/v1/openapi.json", get(contract))
         .route("/v1/fx/quote", get(fx_quote::handle))
         .route("/v1/fx/execute", bounded(post(fx_execute::handle)))
         .route("/v1/payments/route", bounded(post(payments_route::handle)))
@@ -69,6 +71,13 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(move |req, next| edge(req, next, limit)))
         .layer(TraceLayer::new_for_http().on_failure(failed))
         .with_state(state)
+}
+
+/// `GET /v1/openapi.json`: the API's contract (no key needed).
+async fn contract() -> Response {
+    static DOCUMENT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let body = DOCUMENT.get_or_init(|| openapi::document().to_string().into_bytes());
+    error::json_bytes(StatusCode::OK, body.clone())
 }
 
 /// A request that ended in a server error: an ERROR, except a 503, which is an answer (not

@@ -32,10 +32,18 @@ struct Args {
     /// wallet, and serve.
     #[arg(long)]
     dev: bool,
+    /// Print the public API's OpenAPI 3.1 document (the repository's openapi.json) and exit.
+    #[arg(long)]
+    openapi: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.openapi {
+        let text = serde_json::to_string_pretty(&sendero::api::openapi::document()).unwrap_or_default();
+        println!("{text}");
+        return ExitCode::SUCCESS;
+    }
     let overrides =
         Overrides { datadir: args.datadir, network: args.network, api_listen: args.api_listen, dev: args.dev };
     let config = match Config::load(args.config.as_deref(), std::env::vars(), &overrides) {

@@ -15,6 +15,8 @@ use crate::fx::{self, FxError, QuoteRequest, RateCache};
 use crate::ledger::LedgerError;
 use crate::store::{Store, StoreError};
 
+/// The most an invoice may ask for: every bitcoin there will be (21 million), in sats.
+pub const MAX_AMOUNT_SAT: u64 = 21_000_000 * 100_000_000;
 /// The longest life an invoice may ask for (30 days).
 pub const MAX_EXPIRY_SECS: u64 = 30 * 24 * 3600;
 /// The shortest life an invoice may ask for.
