@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use super::record::{outbox, record_change, COLUMNS};
 use super::{InsertError, NewPayment, Payment, Rail};
+use crate::invoice::refund;
 use crate::store::Store;
 
 /// A payment queued for the next group commit, with where its result goes.
@@ -164,6 +165,9 @@ impl Committer {
         if inserted? == 0 {
             return Err(conflict(conn, p)?);
         }
+        if let Some((invoice_id, mode)) = &new.refund_of {
+            refund::record(conn, &p.payment_id, invoice_id, mode, p.created_at)?;
+        }
         outbox(conn, &p.payment_id, &p.api_key_id, (new.event.0, new.event.1.clone()), p.created_at)?;
         record_change(conn, p, &new.first, p.created_at)?;
         self.store.idempotency_answer(conn, (&p.api_key_id, &p.idem_key), 202, &new.answer, p.created_at)?;
@@ -215,6 +219,12 @@ fn check_admission(conn: &rusqlite::Connection, new: &NewPayment) -> Result<(), 
     if taken.is_some() {
         return Err(InsertError::IdemTaken);
     }
+    if let Some((invoice_id, _)) = &new.refund_of {
+        let left_msat = refund::refundable_msat(conn, invoice_id)?;
+        if p.amount_msat > left_msat {
+            return Err(InsertError::RefundExceeds { left_msat, need_msat: p.amount_msat });
+        }
+    }
     let Some(spendable) = new.spendable_msat else { return Ok(()) };
     let reserved: i64 = conn
         .prepare_cached(
@@ -245,6 +255,7 @@ mod tests {
             need_msat: 1_000_000,
             event: ("payment.submitted", "{}".into()),
             answer: b"{}".to_vec(),
+            refund_of: None,
         }
     }
 

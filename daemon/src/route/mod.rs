@@ -10,7 +10,7 @@
 pub mod destination;
 mod fiat;
 pub mod learn;
-mod price;
+pub(crate) mod price;
 mod record;
 
 pub use fiat::QuoteUseError;
@@ -286,6 +286,7 @@ impl RouteError {
 pub async fn select(ctx: &Router, key_id: &str, req: RouteRequest, now: u64) -> Result<Route, RouteError> {
     let dest = destination::parse(&req.destination, ctx.network)?;
     price::refuse_keysend_to_self(ctx, &dest)?;
+    price::refuse_closed_own_invoice(&ctx.store, &dest.pay_to(), now)?;
     let currency = req.currency.trim().to_ascii_uppercase();
     if req.amount_minor == 0 {
         return Err(RouteError::InvalidAmount("amount.minor_units must be at least 1".into()));
