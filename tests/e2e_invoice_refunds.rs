@@ -365,3 +365,51 @@ fn paying_our_own_invoices_settles_on_us_pays_them_once_and_books_both_sides() {
     assert_eq!(account(&gw, "receipts:lightning"), 0, "not counted again from the node");
     assert_eq!(get(&gw, &format!("/v1/invoices/{crash_id}"), &shop_key)["received_msat"], 24_000_000);
 }
+
+#[test]
+fn a_refund_to_the_customers_lightning_invoice_is_paid_over_lightning_and_the_books_net_out() {
+    let static_fx = "[fx]\npairs = [\"BTC/EUR\"]\nstatic_rates = { \"BTC/EUR\" = \"85000\" }\nmarkup_bps = 50\n";
+    let p = common::ln::pair_with(static_fx);
+    common::ln::open_channel(&p, 1_000_000);
+    let (merchant, customer) = (&p.a, &p.b);
+    let created = merchant.cli(&["apikey.create", "--label", "shop", "--scopes", "invoice,pay,read"]);
+    let (key_id, key) = (created["id"].as_str().unwrap().to_owned(), created["key"].as_str().unwrap().to_owned());
+    let hooks = Receiver::start(200);
+    let hook = json!({"url": hooks.url(), "events": ["payment.settled"]});
+    assert_eq!(post(merchant, "/v1/webhooks", &key, None, &hook).0, 201);
+
+    // A 7.50 EUR order paid on chain by the customer, refunded to an invoice of its node.
+    let inv = invoice(merchant, &key, "order-ln", 750, "EUR");
+    let (id, sat) = (inv["invoice_id"].as_str().unwrap().to_owned(), inv["amount_sat"].as_u64().unwrap());
+    customer.call("wallet.send", json!({"address": inv["address"], "amount_sat": sat}));
+    p.chain.mine(1);
+    wait_for("the invoice paid", Duration::from_secs(30), || {
+        get(merchant, &format!("/v1/invoices/{id}"), &key)["status"] == "paid"
+    });
+    let theirs =
+        customer.call("ln.invoice", json!({"amount_msat": sat * 1_000, "description": "refund", "expiry_secs": 600}));
+    let bolt11 = theirs["bolt11"].as_str().or(theirs["invoice"].as_str()).unwrap().to_owned();
+    let (status, r) = refund(merchant, &key, &id, "r-ln", &json!({"destination": bolt11, "amount": "rate_then"}));
+    assert_eq!((status, r["rail"].as_str(), r["amount_sat"].as_u64()), (202, Some("lightning"), Some(sat)), "{r}");
+    let payment_id = r["payment_id"].as_str().unwrap().to_owned();
+    settled(merchant, &key, &payment_id);
+
+    // The customer's node received it; the payout was told; the invoice nets out to zero.
+    let hash = theirs["payment_hash"].as_str().unwrap();
+    wait_for("the customer's node to have received it", Duration::from_secs(20), || {
+        common::ln::payment_by_hash(customer, hash)
+            .is_some_and(|p| p["status"] == "succeeded" && p["amount_msat"].as_u64() == Some(sat * 1_000))
+    });
+    wait_for("payment.settled", Duration::from_secs(20), || {
+        hooks_of(&hooks, "payment.settled", "payment_id", &payment_id) == 1
+    });
+    let got = get(merchant, &format!("/v1/invoices/{id}"), &key);
+    assert_eq!(
+        (got["refunded_sat"].as_u64(), got["refunds"][0]["status"].as_str()),
+        (Some(sat), Some("SETTLED")),
+        "{got}"
+    );
+    common::ln::settled_exact(merchant, "after the Lightning refund");
+    assert_eq!(account(merchant, &format!("receivable:{key_id}")), 0, "received, then refunded in full");
+    assert_eq!(account(merchant, "payouts:lightning"), 0, "a refund is the merchant's money, not a payout");
+}

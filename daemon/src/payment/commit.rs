@@ -298,6 +298,46 @@ mod tests {
         assert_eq!(count("SELECT COUNT(*) FROM idempotency_keys"), 2);
     }
 
+    /// Two refunds of one invoice in one group commit: the second sees the first and is refused
+    /// beyond what the invoice received, leaving nothing behind.
+    #[test]
+    fn refunds_are_capped_at_what_the_invoice_received_inside_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
+        let committer = Committer::new(Arc::clone(&store));
+        {
+            let conn = store.conn();
+            conn.pragma_update(None, "foreign_keys", false).unwrap();
+            conn.execute(
+                "INSERT INTO invoices (invoice_id, api_key_id, status, currency, amount_minor, amount_sat, description,
+                 speed, address, received_msat, expires_at, created_at, updated_at)
+                 VALUES ('inv_1', 'key', 'paid', 'SAT', 1500, 1500, '', 'medium', 'bcrt1q', 1500000, 9, 1, 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let (waiting, results): (Vec<Waiting>, Vec<_>) = [1, 2]
+            .into_iter()
+            .map(|n| {
+                let (done, result) = oneshot::channel();
+                let new = NewPayment { refund_of: Some(("inv_1".into(), "rate_then")), ..new_payment(n) };
+                ((new, done), result)
+            })
+            .unzip();
+        committer.commit_batch(waiting);
+        let results: Vec<_> = results.into_iter().map(|mut r| r.try_recv().unwrap()).collect();
+        assert!(results[0].is_ok(), "{results:?}");
+        assert!(
+            matches!(results[1], Err(InsertError::RefundExceeds { left_msat: 500_000, need_msat: 1_000_000 })),
+            "{results:?}"
+        );
+        let conn = store.conn();
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM invoice_refunds"), 1);
+        assert_eq!(count("SELECT COUNT(*) FROM payments"), 1);
+        assert_eq!(crate::invoice::refund::refundable_msat(&conn, "inv_1").unwrap(), 500_000);
+    }
+
     /// The saga sleeps until the earliest retry of an open payment: later ones, past ones (due
     /// now) and final payments do not count.
     #[test]
