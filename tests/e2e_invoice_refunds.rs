@@ -118,10 +118,11 @@ fn refunds_at_the_invoice_rate_and_the_current_rate_reach_the_customer_and_over_
     let hook = json!({"url": hooks.url(), "events": ["payment.settled"]});
     assert_eq!(post(merchant, "/v1/webhooks", &key, None, &hook).0, 201);
 
-    // Two euro orders paid on chain by the customer; a third never paid.
+    // Two euro orders paid on chain by the customer (X overpaid by 2,000 sat); a third never paid.
     let (x, y) = (invoice(merchant, &key, "order-x", 1_000, "EUR"), invoice(merchant, &key, "order-y", 2_000, "EUR"));
     let unpaid = invoice(merchant, &key, "order-z", 500, "EUR");
-    let (sx, sy) = (x["amount_sat"].as_u64().unwrap(), y["amount_sat"].as_u64().unwrap());
+    let (asked_x, sy) = (x["amount_sat"].as_u64().unwrap(), y["amount_sat"].as_u64().unwrap());
+    let sx = asked_x + 2_000;
     let id = |inv: &Value| inv["invoice_id"].as_str().unwrap().to_owned();
     let (xid, yid) = (id(&x), id(&y));
     customer.call("wallet.send", json!({"address": x["address"], "amount_sat": sx}));
@@ -130,6 +131,7 @@ fn refunds_at_the_invoice_rate_and_the_current_rate_reach_the_customer_and_over_
     wait_for("both invoices paid", Duration::from_secs(30), || {
         [&xid, &yid].iter().all(|i| get(merchant, &format!("/v1/invoices/{i}"), &key)["status"] == "paid")
     });
+    assert_eq!(get(merchant, &format!("/v1/invoices/{xid}"), &key)["exception"], "overpaid");
 
     // Refusals, each with its stable code and nothing written.
     let to = |seed: u8| outside_address(seed);
@@ -148,7 +150,8 @@ fn refunds_at_the_invoice_rate_and_the_current_rate_reach_the_customer_and_over_
     assert_eq!((e["error"]["refundable_sat"].as_u64(), e["error"]["needed_sat"].as_u64()), (Some(sx), Some(sx + 1)));
     assert_eq!(books(merchant), before, "a refused refund writes no payment, no ledger entry, no refund");
 
-    // X at the invoice's rate: every sat it received, to the customer's outside address.
+    // X at the invoice's rate: every sat it received, the overpayment included, to the
+    // customer's outside address.
     let (status, rx) = refund(merchant, &key, &xid, "r-x", &rate_then(11));
     assert_eq!(status, 202, "{rx}");
     assert_eq!(
@@ -182,7 +185,7 @@ fn refunds_at_the_invoice_rate_and_the_current_rate_reach_the_customer_and_over_
     let left = sy - want_part;
     let fiat_left = 2_000 * left / sy; // the invoice's rate, rounded down
     price_all(&ex, 60_000);
-    wait_for("the rate to fall", Duration::from_secs(20), || sell_sat(merchant, &key, 1_000) > sx);
+    wait_for("the rate to fall", Duration::from_secs(20), || sell_sat(merchant, &key, 2_000) > sy);
     let current = json!({"destination": to(13).to_string(), "amount": "current_rate", "rail": "onchain"});
     let before = books(merchant);
     let (status, e) = refund(merchant, &key, &yid, "r-y2", &current);
@@ -195,7 +198,7 @@ fn refunds_at_the_invoice_rate_and_the_current_rate_reach_the_customer_and_over_
     let (_, _, refunds) = books(merchant);
     assert_eq!(refunds, before.2, "refused: no refund recorded");
     price_all(&ex, 100_000);
-    wait_for("the rate to rise", Duration::from_secs(20), || sell_sat(merchant, &key, 1_000) < sx);
+    wait_for("the rate to rise", Duration::from_secs(20), || sell_sat(merchant, &key, 2_000) < sy);
     let want_current = sell_sat(merchant, &key, fiat_left);
     let (status, ry2) = refund(merchant, &key, &yid, "r-y2b", &current);
     assert_eq!(status, 202, "{ry2}");

@@ -2,7 +2,8 @@
 //! (feerate for the priority's confirmation target × the payout's own vsize), `lightning` (the
 //! routing fee of the cheapest path our channels, the invoice's hints and the network graph
 //! allow; for an offer, to one of its blinded paths' introduction node plus an estimate of the
-//! blinded hops), `on_us` (our own invoice or offer: free, instant) — say why the others cannot,
+//! blinded hops), `on_us` (our own invoice or offer, or the address of one of our invoices: free,
+//! instant) — say why the others cannot,
 //! recommend the
 //! lowest expected cost per success within the priority's ETA bound, and persist the route so that
 //! it can be submitted until it expires. Knows nothing of HTTP.
@@ -154,7 +155,8 @@ pub struct Candidate {
     pub blinded_fee_msat: Option<u64>,
     /// Where the cost came from: `estimatesmartfee` / `fallback_feerate` (on-chain),
     /// `direct_channel` / `route_hint` / `network_graph` / `blinded_path` (Lightning; the last
-    /// for an offer, whose blinded hops' fee is estimated), `own_invoice` / `own_offer` (on_us).
+    /// for an offer, whose blinded hops' fee is estimated), `own_invoice` / `own_offer` /
+    /// `own_invoice_address` (on_us: our node's invoice or offer, one of our invoices' addresses).
     pub cost_source: &'static str,
 }
 

@@ -1,6 +1,6 @@
 //! Pricing each rail for one destination: `lightning` (or `on_us` for our own invoices and
-//! offers) from the node's view of the network, `onchain` from the feerate and the payout's own
-//! transaction as coin selection would build it now.
+//! offers, and for our invoices' addresses) from the node's view of the network, `onchain` from
+//! the feerate and the payout's own transaction as coin selection would build it now.
 
 use sendero_lightning::{LightningNode, Target};
 use sendero_wallet::{FeeSource, Payee, WalletError};
