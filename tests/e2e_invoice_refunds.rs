@@ -3,7 +3,7 @@
 //! by a customer (gateway B) and refunded — at the invoice's rate, at the rate of the moment, an
 //! explicit amount — to addresses outside both gateways, whose coins the chain itself shows;
 //! over-refunds are refused and change nothing; a refund whose process dies right after its
-//! commit pays once after the restart. Then one gateway pays its own invoices (BOLT11, address,
+//! commit (and again, SIGKILLed, right after its answer) pays once after the restart. Then one gateway pays its own invoices (BOLT11, address,
 //! BIP21) through `/v1/payments`: settled `on_us` at zero cost, the invoice paid and both sides
 //! booked once, across a crash right after the commit.
 
@@ -255,6 +255,9 @@ fn refunds_at_the_invoice_rate_and_the_current_rate_reach_the_customer_and_over_
     p.a.start_again();
     let (status, rw) = refund(&p.a, &key, &wid, "r-w", &rate_then(14));
     assert_eq!((status, rw["amount_sat"].as_u64()), (202, Some(3_000)), "{rw}");
+    // And SIGKILLed right after that answer, wherever its saga is: resumed, paid once.
+    p.a.kill();
+    p.a.start_again();
     broadcast(&p.chain, &p.a, &key, &[&rw]);
     p.chain.mine(1);
     settled(&p.a, &key, &pid(&rw));
