@@ -109,6 +109,7 @@ fn every_route_refuses_who_may_not_use_it_and_changes_nothing() {
     let revoked = revoked["key"].as_str().unwrap().to_owned();
     let only: Vec<(&str, String)> = ["read", "quote", "invoice", "pay"].iter().map(|s| (*s, gw.api_key(s))).collect();
 
+    let refund_body = json!({"destination": outside_address(42).to_string(), "amount": "rate_then"});
     let all: &[&str] = &["read", "quote", "invoice", "pay"];
     let cases = [
         case("GET", "/v1/fx/quote?base=EUR&quote=BTC&side=buy&amount_minor=1000".into(), None, &["quote"], false),
@@ -132,6 +133,7 @@ fn every_route_refuses_who_may_not_use_it_and_changes_nothing() {
         case("POST", "/v1/invoices".into(), Some(inv_body.clone()), &["invoice"], false),
         case("GET", "/v1/invoices".into(), None, &["invoice", "read"], false),
         case("GET", format!("/v1/invoices/{invoice_id}"), None, &["invoice", "read"], true),
+        case("POST", format!("/v1/invoices/{invoice_id}/refund"), Some(refund_body), &["pay"], true),
         case("POST", "/v1/webhooks".into(), Some(hook_body.clone()), all, false),
         case("GET", "/v1/webhooks".into(), None, all, false),
         case("DELETE", format!("/v1/webhooks/{hook_id}"), None, all, true),

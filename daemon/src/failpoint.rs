@@ -1,7 +1,8 @@
 //! Crash points for tests: on regtest only, `SENDERO_FAILPOINT=<name>` makes the process abort
 //! (as abruptly as a SIGKILL) when it reaches the named point — e.g. `batch.signed` (a batch
-//! written, not yet broadcast) or `batch.broadcast` (broadcast, not yet recorded). Anywhere else
-//! the points do nothing.
+//! written, not yet broadcast), `batch.broadcast` (broadcast, not yet recorded) or
+//! `payment.committed` (a submitted payout stored, its client not answered). Anywhere else the
+//! points do nothing.
 
 use std::sync::OnceLock;
 

@@ -9,8 +9,10 @@ use serde_json::{json, Map, Value};
 
 use crate::fx::{ExecuteError, FxError};
 use crate::invoice::InvoiceError;
+use crate::payment::refund::RefundError;
 use crate::payment::submit::SubmitError;
 use crate::payment::InsertError;
+use crate::route::destination::DestinationError;
 use crate::route::{QuoteUseError, RouteError};
 use crate::store::StoreError;
 use crate::webhook::WebhookError;
@@ -149,7 +151,7 @@ impl From<RouteError> for ApiError {
     fn from(e: RouteError) -> Self {
         let msg = e.to_string();
         match e {
-            RouteError::Destination(d) => ApiError::new(StatusCode::BAD_REQUEST, d.code(), msg),
+            RouteError::Destination(d) => ApiError::new(destination_status(&d), d.code(), msg),
             RouteError::InvalidAmount(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_amount", msg),
             RouteError::Fx(e) => e.into(),
             RouteError::Quote(e) => e.into(),
@@ -168,6 +170,32 @@ impl From<RouteError> for ApiError {
     }
 }
 
+/// 409 for one of the gateway's own invoices already paid, else 400.
+fn destination_status(d: &DestinationError) -> StatusCode {
+    match d {
+        DestinationError::AlreadyPaid(_) => StatusCode::CONFLICT,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl From<RefundError> for ApiError {
+    fn from(e: RefundError) -> Self {
+        let msg = e.to_string();
+        match e {
+            RefundError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "invoice_not_found", msg),
+            RefundError::NothingReceived(_) => ApiError::new(StatusCode::CONFLICT, "nothing_received", msg),
+            RefundError::Exceeds { refundable_sat, needed_sat, .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refund_exceeds_received", msg)
+                    .with("refundable_sat", json!(refundable_sat))
+                    .with("needed_sat", json!(needed_sat))
+            }
+            RefundError::Route(e) => e.into(),
+            RefundError::Submit(e) => e.into(),
+            RefundError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
         let msg = e.to_string();
@@ -181,7 +209,12 @@ impl From<SubmitError> for ApiError {
             SubmitError::TreasuryReserve(_) => err(StatusCode::UNPROCESSABLE_ENTITY, "treasury_reserve"),
             SubmitError::QuoteMismatch(_) => err(StatusCode::BAD_REQUEST, "quote_mismatch"),
             SubmitError::QuoteExpired(_) => err(StatusCode::GONE, "quote_expired"),
-            SubmitError::Destination(d) => err(StatusCode::BAD_REQUEST, d.code()),
+            SubmitError::Destination(d) => err(destination_status(&d), d.code()),
+            SubmitError::RefundExceeds { refundable_sat, needed_sat } => {
+                err(StatusCode::UNPROCESSABLE_ENTITY, "refund_exceeds_received")
+                    .with("refundable_sat", json!(refundable_sat))
+                    .with("needed_sat", json!(needed_sat))
+            }
             SubmitError::InsufficientFunds { available, .. } => {
                 err(StatusCode::UNPROCESSABLE_ENTITY, "insufficient_funds").with("available", json!(available))
             }

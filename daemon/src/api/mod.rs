@@ -10,6 +10,7 @@ mod idempotency;
 mod invoices_create;
 mod invoices_get;
 mod invoices_list;
+mod invoices_refund;
 pub mod openapi;
 mod page;
 mod payments_get;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/payments/{id}", bounded(get(payments_get::handle)))
         .route("/v1/invoices", bounded(post(invoices_create::handle).get(invoices_list::handle)))
         .route("/v1/invoices/{id}", bounded(get(invoices_get::handle)))
+        .route("/v1/invoices/{id}/refund", bounded(post(invoices_refund::handle)))
         .route("/v1/webhooks", bounded(post(webhooks_create::handle).get(webhooks_list::handle)))
         .route("/v1/webhooks/{id}", bounded(axum::routing::delete(webhooks_delete::handle)))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })

@@ -46,6 +46,7 @@ fn paths() -> Value {
         "/v1/payments/{id}": {"get": get_one("Payment", &["read", "pay"], "payment_not_found")},
         "/v1/invoices": {"post": invoice_create(), "get": list("invoices", "Invoice", &["invoice", "read"], &["new", "processing", "paid", "expired"])},
         "/v1/invoices/{id}": {"get": get_one("Invoice", &["invoice", "read"], "invoice_not_found")},
+        "/v1/invoices/{id}/refund": {"post": refund()},
         "/v1/webhooks": {"post": webhook_create(), "get": webhook_list()},
         "/v1/webhooks/{id}": {"delete": webhook_delete()},
     })
@@ -376,6 +377,52 @@ fn invoice_create() -> Value {
     )
 }
 
+fn refund() -> Value {
+    let amount = json!({"oneOf": [{"enum": ["rate_then", "current_rate"]}, reference("Amount")]});
+    let body = json!({"type": "object", "required": ["destination", "amount"], "properties": {
+        "destination": {"type": "string", "examples": ["bcrt1qs76af50mxrhccpz4cmw7ucus2xe40qkruzxztw"]},
+        "amount": amount,
+        "priority": {"enum": ["high", "normal", "low"]},
+        "rail": {"enum": ["onchain", "onchain_batch", "lightning", "on_us"]}}});
+    let accepted = json!({"type": "object", "required": ["payment_id", "status", "invoice_id", "mode", "rail", "amount_sat"], "properties": {
+        "payment_id": {"type": "string"}, "status": {"type": "string"}, "invoice_id": {"type": "string"},
+        "mode": {"type": "string"}, "rail": {"type": "string"}, "destination": {"type": "string"},
+        "amount_sat": {"type": "integer", "minimum": 0}, "amount_msat": {"type": "integer", "minimum": 0},
+        "amount": reference("Amount"), "fx_quote_id": {"type": ["string", "null"]}}});
+    let errors: &[(&str, &[&str])] = &[
+        (
+            "400",
+            &[
+                "invalid_request",
+                "invalid_amount",
+                "destination_required",
+                "invalid_destination",
+                "invalid_priority",
+                "invalid_rail",
+                "idempotency_key_required",
+                "unsupported_currency",
+                "unsupported_pair",
+            ],
+        ),
+        ("404", &["invoice_not_found"]),
+        ("409", &["nothing_received", "idempotency_in_flight", "duplicate_payment"]),
+        (
+            "422",
+            &[
+                "refund_exceeds_received",
+                "insufficient_funds",
+                "no_route",
+                "rail_not_offered",
+                "treasury_reserve",
+                "idempotency_mismatch",
+            ],
+        ),
+        ("503", &["lightning_starting", "channel_not_usable", "bitcoind_unavailable", "rate_unavailable"]),
+    ];
+    let summary = "Refunds an invoice (at the invoice's rate, the current rate or an amount) as a payout, capped at what it received.";
+    with_params(op(summary, &["pay"], Some(body), &[("202", "Accepted", accepted)], errors), &["id", "idempotency_key"])
+}
+
 fn webhook_create() -> Value {
     let body = json!({"type": "object", "required": ["url", "events"], "properties": {
         "url": {"type": "string", "format": "uri"}, "events": {"type": "array", "items": {"type": "string"}}}});
@@ -507,7 +554,7 @@ mod tests {
             .flat_map(|(path, ops)| ops.as_object().into_iter().flatten().map(move |(m, _)| (m.clone(), path.clone())))
             .collect();
         let routed = routed();
-        assert!(routed.len() >= 13, "{routed:?}");
+        assert!(routed.len() >= 14, "{routed:?}");
         assert_eq!(documented, routed);
     }
 

@@ -5,6 +5,7 @@
 
 pub mod onchain;
 pub mod record;
+pub mod refund;
 
 use rust_decimal::Decimal;
 use serde_json::{json, Value};

@@ -42,7 +42,7 @@ pub struct Invoice {
     pub payment_hash: Option<String>,
     /// Received so far, msat.
     pub received_msat: u64,
-    /// `lightning` or `onchain`, once paid.
+    /// `lightning`, `onchain` or `on_us`, once paid.
     pub paid_via: Option<String>,
     /// Unix seconds.
     pub expires_at: u64,

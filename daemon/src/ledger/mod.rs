@@ -22,6 +22,12 @@
 //! - `external:onchain` — the counterpart of treasury movements Sendero did not make (deposits,
 //!   mined coins, admin sends), imported from the wallet's own history.
 //! - `fx:<CUR>` / `payouts:<CUR>` — the fiat value of payouts priced through an FX quote.
+//! - `receivable:<key>` — what the gateway holds for an API key's invoices (negative as payments
+//!   come in): `ln:recv:<id>` / `invoice:onchain:<outpoint>` from the treasury of the rail,
+//!   `invoice:on_us:<payment_id>` from `receipts:on_us` when one of the gateway's own payouts paid
+//!   the invoice, and back by `invoice:refund:<payment_id>` when a refund settles (its amount
+//!   moves from `payouts:<rail>` to the receivable: the merchant's money returned, not a payout
+//!   of the gateway's; the refund's fee stays `fees:<rail>`).
 //!
 //! # Movements between rails (module [`lightning`])
 //!

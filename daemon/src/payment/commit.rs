@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use super::record::{outbox, record_change, COLUMNS};
 use super::{InsertError, NewPayment, Payment, Rail};
+use crate::invoice::refund;
 use crate::store::Store;
 
 /// A payment queued for the next group commit, with where its result goes.
@@ -164,6 +165,9 @@ impl Committer {
         if inserted? == 0 {
             return Err(conflict(conn, p)?);
         }
+        if let Some((invoice_id, mode)) = &new.refund_of {
+            refund::record(conn, &p.payment_id, invoice_id, mode, p.created_at)?;
+        }
         outbox(conn, &p.payment_id, &p.api_key_id, (new.event.0, new.event.1.clone()), p.created_at)?;
         record_change(conn, p, &new.first, p.created_at)?;
         self.store.idempotency_answer(conn, (&p.api_key_id, &p.idem_key), 202, &new.answer, p.created_at)?;
@@ -215,6 +219,12 @@ fn check_admission(conn: &rusqlite::Connection, new: &NewPayment) -> Result<(), 
     if taken.is_some() {
         return Err(InsertError::IdemTaken);
     }
+    if let Some((invoice_id, _)) = &new.refund_of {
+        let left_msat = refund::refundable_msat(conn, invoice_id)?;
+        if p.amount_msat > left_msat {
+            return Err(InsertError::RefundExceeds { left_msat, need_msat: p.amount_msat });
+        }
+    }
     let Some(spendable) = new.spendable_msat else { return Ok(()) };
     let reserved: i64 = conn
         .prepare_cached(
@@ -245,6 +255,7 @@ mod tests {
             need_msat: 1_000_000,
             event: ("payment.submitted", "{}".into()),
             answer: b"{}".to_vec(),
+            refund_of: None,
         }
     }
 
@@ -285,6 +296,46 @@ mod tests {
         assert_eq!(count("SELECT COUNT(*) FROM outbox"), 2);
         assert_eq!(count("SELECT COUNT(*) FROM ledger_entries"), 2, "one debit each for 1 and 3");
         assert_eq!(count("SELECT COUNT(*) FROM idempotency_keys"), 2);
+    }
+
+    /// Two refunds of one invoice in one group commit: the second sees the first and is refused
+    /// beyond what the invoice received, leaving nothing behind.
+    #[test]
+    fn refunds_are_capped_at_what_the_invoice_received_inside_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
+        let committer = Committer::new(Arc::clone(&store));
+        {
+            let conn = store.conn();
+            conn.pragma_update(None, "foreign_keys", false).unwrap();
+            conn.execute(
+                "INSERT INTO invoices (invoice_id, api_key_id, status, currency, amount_minor, amount_sat, description,
+                 speed, address, received_msat, expires_at, created_at, updated_at)
+                 VALUES ('inv_1', 'key', 'paid', 'SAT', 1500, 1500, '', 'medium', 'bcrt1q', 1500000, 9, 1, 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let (waiting, results): (Vec<Waiting>, Vec<_>) = [1, 2]
+            .into_iter()
+            .map(|n| {
+                let (done, result) = oneshot::channel();
+                let new = NewPayment { refund_of: Some(("inv_1".into(), "rate_then")), ..new_payment(n) };
+                ((new, done), result)
+            })
+            .unzip();
+        committer.commit_batch(waiting);
+        let results: Vec<_> = results.into_iter().map(|mut r| r.try_recv().unwrap()).collect();
+        assert!(results[0].is_ok(), "{results:?}");
+        assert!(
+            matches!(results[1], Err(InsertError::RefundExceeds { left_msat: 500_000, need_msat: 1_000_000 })),
+            "{results:?}"
+        );
+        let conn = store.conn();
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM invoice_refunds"), 1);
+        assert_eq!(count("SELECT COUNT(*) FROM payments"), 1);
+        assert_eq!(crate::invoice::refund::refundable_msat(&conn, "inv_1").unwrap(), 500_000);
     }
 
     /// The saga sleeps until the earliest retry of an open payment: later ones, past ones (due

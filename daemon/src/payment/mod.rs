@@ -21,6 +21,7 @@ pub mod fee_holds;
 pub mod payout_bump;
 pub mod reconcile;
 pub(crate) mod record;
+pub mod refund;
 pub mod saga;
 pub mod steps;
 pub mod submit;

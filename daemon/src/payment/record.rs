@@ -5,6 +5,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::{Payment, Rail, State};
 use crate::fx::record::{insert_fill, FillRow};
+use crate::invoice::refund::{self, FinalPayout};
 use crate::ledger::{self, LedgerError, Posting};
 use crate::route::learn::Outcome;
 use crate::store::{Store, StoreError};
@@ -25,6 +26,9 @@ pub struct NewPayment {
     pub event: (&'static str, String),
     /// The `202` body stored as the idempotency key's answer.
     pub answer: Vec<u8>,
+    /// A refund: the invoice it gives back from and its mode. Refused (nothing written) beyond
+    /// what the invoice may still refund; recorded in `invoice_refunds` with the payment.
+    pub refund_of: Option<(String, &'static str)>,
 }
 
 /// One state change, written atomically: the new state and what it learned, the ledger entry
@@ -41,6 +45,10 @@ pub struct Change {
     pub outcome: Option<Outcome>,
     /// The fill of the payout's FX quote, written when a fiat-priced payout settles.
     pub fill: Option<FillRow>,
+    /// Set on a step to a final state (with `[invoices] tolerance_bps`): what the payout does to
+    /// invoices is booked with it — an `on_us` payout credits the gateway's invoice it paid, a
+    /// refund is booked against its invoice (`invoice::refund::payout_final`).
+    pub invoices: Option<u32>,
 }
 
 /// Why a payment could not be accepted.
@@ -58,6 +66,14 @@ pub enum InsertError {
     /// The same destination is already being paid (or was paid) on this rail.
     #[error("this destination is already being paid or was paid")]
     AlreadyPaying,
+    /// A refund beyond what its invoice received less its other refunds.
+    #[error("the invoice can refund {} sat more; this refund is {} sat", left_msat / 1_000, need_msat.div_ceil(1_000))]
+    RefundExceeds {
+        /// What the invoice may still refund, msat.
+        left_msat: u64,
+        /// The refund's amount, msat.
+        need_msat: u64,
+    },
     /// The treasury guard: the rail cannot fund it beside what open payments reserve.
     #[error("the rail can fund {} sat now; this payout needs {} sat", available_msat / 1_000, need_msat.div_ceil(1_000))]
     Guard {
@@ -88,6 +104,7 @@ impl InsertError {
                 | InsertError::QuoteTaken(_)
                 | InsertError::AlreadyPaying
                 | InsertError::Guard { .. }
+                | InsertError::RefundExceeds { .. }
         )
     }
 }
@@ -285,6 +302,17 @@ pub(super) fn record_change(
     }
     if let Some(fill) = &change.fill {
         insert_fill(tx, fill, Some(&p.payment_id), now)?;
+    }
+    if let (Some(tolerance_bps), Some(next)) = (change.invoices, change.next.as_ref().filter(|n| n.state.is_final())) {
+        let payout = FinalPayout {
+            payment_id: &next.payment_id,
+            rail: next.rail.as_str(),
+            settled: next.state == State::Settled,
+            amount_msat: next.amount_msat,
+            destination: &next.destination,
+            rail_ref: next.rail_ref.as_deref(),
+        };
+        refund::payout_final(tx, payout, tolerance_bps, now)?;
     }
     if let Some(o) = &change.outcome {
         tx.prepare_cached(

@@ -26,6 +26,9 @@ pub(crate) fn complete(ctx: &Payments, p: &Payment, change: &mut Change) {
     if change.event.is_none() {
         change.event = Some((event_name(next.state), next.view().to_string()));
     }
+    if next.state.is_final() {
+        change.invoices = Some(ctx.config.invoices.tolerance_bps);
+    }
     if next.state == State::Settled {
         if let Some(quote_id) = &p.fx_quote_id {
             match ctx.store.quote(quote_id) {
@@ -107,7 +110,14 @@ pub(crate) fn settle(p: &Payment, fee_paid_msat: u64, rail_ref: Option<String>) 
     };
     let event = ("payment.settled", next.view().to_string());
     let outcome = learned(p, true, None, now);
-    Change { next: Some(next), ledger: vec![("settle", postings)], event: Some(event), outcome, fill: None }
+    Change {
+        next: Some(next),
+        ledger: vec![("settle", postings)],
+        event: Some(event),
+        outcome,
+        fill: None,
+        invoices: None,
+    }
 }
 
 /// `→ failed`: nothing was paid; what was debited is credited back and the FX quote released
@@ -132,7 +142,14 @@ pub(crate) fn fail(p: &Payment, code: &str, message: String) -> Change {
     };
     let event = ("payment.failed", next.view().to_string());
     let outcome = learned(p, false, Some(code), now);
-    Change { next: Some(next), ledger: ledger.into_iter().collect(), event: Some(event), outcome, fill: None }
+    Change {
+        next: Some(next),
+        ledger: ledger.into_iter().collect(),
+        event: Some(event),
+        outcome,
+        fill: None,
+        invoices: None,
+    }
 }
 
 /// What the router learns from a final state: the rail's own successes and failures; not

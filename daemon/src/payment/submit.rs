@@ -5,7 +5,7 @@
 
 use super::Payments;
 use super::{steps, InsertError, NewPayment, Payment, Rail, State};
-use crate::route::destination::{self, DestinationError};
+use crate::route::destination::{self, DestinationError, PayTo};
 use crate::route::StoredRoute;
 use crate::store::StoreError;
 
@@ -74,6 +74,14 @@ pub enum SubmitError {
         /// Per rail.
         available: Vec<Available>,
     },
+    /// A refund beyond what its invoice may still refund.
+    #[error("the invoice can refund {refundable_sat} sat more; this refund needs {needed_sat} sat")]
+    RefundExceeds {
+        /// What the invoice may still refund, sats.
+        refundable_sat: u64,
+        /// What the refund needs, sats.
+        needed_sat: u64,
+    },
     /// Already submitted, locked, or being paid.
     #[error(transparent)]
     Conflict(InsertError),
@@ -104,9 +112,33 @@ pub async fn accept(
     req: &SubmitRequest,
     now: u64,
 ) -> Result<Payment, SubmitError> {
+    accept_as(ctx, (key_id, idem), req, None, now).await
+}
+
+/// A payout that refunds an invoice: the invoice, the refund's mode, and the idempotent answer
+/// to store for the payment.
+pub struct RefundOf<'a> {
+    /// The invoice refunded.
+    pub invoice_id: String,
+    /// `rate_then`, `current_rate` or `amount`.
+    pub mode: &'static str,
+    /// The answer stored for the idempotency key.
+    pub answer: &'a (dyn Fn(&Payment) -> Vec<u8> + Sync),
+}
+
+/// [`accept`], for a refund when `refund` is given: capped, in the transaction that writes the
+/// payment, at what the invoice may still refund (refused with nothing written beyond it).
+pub async fn accept_as(
+    ctx: &Payments,
+    (key_id, idem): (&str, &str),
+    req: &SubmitRequest,
+    refund: Option<RefundOf<'_>>,
+    now: u64,
+) -> Result<Payment, SubmitError> {
     let (route, rail, (cost_sat, fee_rate)) = checked_route(ctx, key_id, req, now)?;
     let payee = payee(ctx, &route, rail, now)?;
     let payment = new_payment((key_id, idem), &route, rail, (cost_sat, fee_rate), payee, now);
+    let answer_of = |p: &Payment| refund.as_ref().map_or_else(|| answer(&p.payment_id), |r| (r.answer)(p));
     let mut first = steps::first_step(&payment);
     let stored = first.next.clone().unwrap_or_else(|| payment.clone());
     if stored.state.is_final() {
@@ -117,13 +149,16 @@ pub async fn accept(
         need_msat: route.amount_msat + cost_sat * 1_000,
         // Written with the debit, in one transaction: the payload shows the stored state.
         event: ("payment.submitted", stored.view().to_string()),
-        answer: answer(&payment.payment_id),
+        answer: answer_of(&payment),
         payment: payment.clone(),
         first,
+        refund_of: refund.as_ref().map(|r| (r.invoice_id.clone(), r.mode)),
     };
     if let Err(e) = ctx.committer.insert(new).await {
-        return refused(ctx, (key_id, idem), rail, e);
+        return refused(ctx, (key_id, idem), rail, e, &answer_of);
     }
+    // Tests: stored (an `on_us` payout settled, its invoice credited), the client not answered.
+    crate::failpoint::hit("payment.committed");
     tracing::info!(payment_id = %payment.payment_id, route_id = %payment.route_id, rail = rail.as_str(),
         amount_msat = payment.amount_msat, "payment submitted");
     steps::log_step(&payment, &stored);
@@ -188,7 +223,10 @@ fn payee(ctx: &Payments, route: &StoredRoute, rail: Rail, now: u64) -> Result<(S
         Some(pay_to) => pay_to.clone(),
         None => destination::parse(&route.destination, ctx.network)?.pay_to(),
     };
-    let (destination, rail_ref) = pay_to.rail(rail.on_chain(), now)?;
+    let (destination, rail_ref) = match rail {
+        Rail::OnUs => on_us_payee(ctx, &pay_to, now)?,
+        _ => pay_to.rail(rail.on_chain(), now)?,
+    };
     if let (Rail::Lightning, Some(hash)) = (rail, &rail_ref) {
         // Paid (or being paid) outside the API, e.g. with `ln.pay`: not again.
         let node = ctx.lightning.node().map_err(|e| SubmitError::LightningUnavailable(e.to_string()))?;
@@ -197,6 +235,23 @@ fn payee(ctx: &Payments, route: &StoredRoute, rail: Rail, now: u64) -> Result<(S
         }
     }
     Ok((destination, rail_ref))
+}
+
+/// What an `on_us` payment pays, its invoice still open: the BOLT11 invoice when it is one of the
+/// gateway's invoices' (or the destination has no address of ours), else the invoice's address —
+/// then also the payment's reference, so one `on_us` payment pays an invoice's address.
+fn on_us_payee(ctx: &Payments, pay_to: &PayTo, now: u64) -> Result<(String, Option<String>), SubmitError> {
+    crate::route::price::refuse_closed_own_invoice(&ctx.store, pay_to, now)?;
+    let own_hash = match &pay_to.payment_hash {
+        Some(hash) => ctx.store.invoice_by_hash(hash)?.is_some(),
+        None => false,
+    };
+    match &pay_to.address {
+        Some(address) if !own_hash && ctx.store.invoice_by_address(address)?.is_some() => {
+            Ok((address.clone(), Some(address.clone())))
+        }
+        _ => Ok(pay_to.rail(false, now)?),
+    }
 }
 
 /// The new payment, `submitted`, holding the fee it may cost.
@@ -245,7 +300,13 @@ fn new_payment(
 
 /// A refused insert as the client sees it — or, when the key already has its payment (its first
 /// answer was lost with the process), that payment.
-fn refused(ctx: &Payments, (key_id, idem): (&str, &str), rail: Rail, e: InsertError) -> Result<Payment, SubmitError> {
+fn refused(
+    ctx: &Payments,
+    (key_id, idem): (&str, &str),
+    rail: Rail,
+    e: InsertError,
+    answer_of: &dyn Fn(&Payment) -> Vec<u8>,
+) -> Result<Payment, SubmitError> {
     match e {
         InsertError::Guard { available_msat, need_msat }
             if rail == Rail::Lightning && {
@@ -274,10 +335,13 @@ fn refused(ctx: &Payments, (key_id, idem): (&str, &str), rail: Rail, e: InsertEr
                 .store
                 .payment_by_idem(key_id, idem)?
                 .ok_or_else(|| SubmitError::Store(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows)))?;
-            ctx.store.idempotency_finish(key_id, idem, 202, &answer(&existing.payment_id))?;
+            ctx.store.idempotency_finish(key_id, idem, 202, &answer_of(&existing))?;
             Ok(existing)
         }
         InsertError::Store(e) => Err(SubmitError::Store(e)),
+        InsertError::RefundExceeds { left_msat, need_msat } => {
+            Err(SubmitError::RefundExceeds { refundable_sat: left_msat / 1_000, needed_sat: need_msat.div_ceil(1_000) })
+        }
         e => Err(SubmitError::Conflict(e)),
     }
 }

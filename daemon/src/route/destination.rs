@@ -29,6 +29,9 @@ pub enum DestinationError {
     /// Two amounts that should agree do not.
     #[error("{0}")]
     AmountMismatch(String),
+    /// One of the gateway's own invoices, already paid.
+    #[error("{0}")]
+    AlreadyPaid(String),
 }
 
 impl DestinationError {
@@ -39,6 +42,7 @@ impl DestinationError {
             DestinationError::WrongNetwork(..) => "wrong_network",
             DestinationError::Expired(_) => "invoice_expired",
             DestinationError::AmountMismatch(_) => "amount_mismatch",
+            DestinationError::AlreadyPaid(_) => "invoice_already_paid",
         }
     }
 }

@@ -2,7 +2,8 @@
 //! (feerate for the priority's confirmation target × the payout's own vsize), `lightning` (the
 //! routing fee of the cheapest path our channels, the invoice's hints and the network graph
 //! allow; for an offer, to one of its blinded paths' introduction node plus an estimate of the
-//! blinded hops), `on_us` (our own invoice or offer: free, instant) — say why the others cannot,
+//! blinded hops), `on_us` (our own invoice or offer, or the address of one of our invoices: free,
+//! instant) — say why the others cannot,
 //! recommend the
 //! lowest expected cost per success within the priority's ETA bound, and persist the route so that
 //! it can be submitted until it expires. Knows nothing of HTTP.
@@ -10,7 +11,7 @@
 pub mod destination;
 mod fiat;
 pub mod learn;
-mod price;
+pub(crate) mod price;
 mod record;
 
 pub use fiat::QuoteUseError;
@@ -154,7 +155,8 @@ pub struct Candidate {
     pub blinded_fee_msat: Option<u64>,
     /// Where the cost came from: `estimatesmartfee` / `fallback_feerate` (on-chain),
     /// `direct_channel` / `route_hint` / `network_graph` / `blinded_path` (Lightning; the last
-    /// for an offer, whose blinded hops' fee is estimated), `own_invoice` / `own_offer` (on_us).
+    /// for an offer, whose blinded hops' fee is estimated), `own_invoice` / `own_offer` /
+    /// `own_invoice_address` (on_us: our node's invoice or offer, one of our invoices' addresses).
     pub cost_source: &'static str,
 }
 
@@ -286,6 +288,7 @@ impl RouteError {
 pub async fn select(ctx: &Router, key_id: &str, req: RouteRequest, now: u64) -> Result<Route, RouteError> {
     let dest = destination::parse(&req.destination, ctx.network)?;
     price::refuse_keysend_to_self(ctx, &dest)?;
+    price::refuse_closed_own_invoice(&ctx.store, &dest.pay_to(), now)?;
     let currency = req.currency.trim().to_ascii_uppercase();
     if req.amount_minor == 0 {
         return Err(RouteError::InvalidAmount("amount.minor_units must be at least 1".into()));

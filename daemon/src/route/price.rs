@@ -1,13 +1,14 @@
 //! Pricing each rail for one destination: `lightning` (or `on_us` for our own invoices and
-//! offers) from the node's view of the network, `onchain` from the feerate and the payout's own
-//! transaction as coin selection would build it now.
+//! offers, and for our invoices' addresses) from the node's view of the network, `onchain` from
+//! the feerate and the payout's own transaction as coin selection would build it now.
 
 use sendero_lightning::{LightningNode, Target};
 use sendero_wallet::{FeeSource, Payee, WalletError};
 
-use super::destination::{Destination, DestinationError, LnDestination};
+use super::destination::{Destination, DestinationError, LnDestination, PayTo};
 use super::{learn, unavailable, Candidate, Priority, RouteError, Router, Unavailable};
 use crate::rails::lightning::LnError;
+use crate::store::{Store, StoreError};
 
 /// Every rail that can reach `dest`, priced, and why the others cannot.
 pub(super) async fn price_rails(
@@ -24,6 +25,21 @@ pub(super) async fn price_rails(
         }
     }
     if let Some(address) = &dest.address {
+        match own_address(ctx, address) {
+            Ok(false) => {}
+            // One of our invoices' addresses: settled inside the gateway (once, if the BIP21's
+            // invoice is ours too), never by a transaction to ourselves.
+            Ok(true) => {
+                if !candidates.iter().any(|c| c.rail == "on_us") {
+                    candidates.push(Candidate::new("on_us", 0, 0, "own_invoice_address"));
+                }
+                return (candidates, unavailable);
+            }
+            Err(u) => {
+                unavailable.push(u);
+                return (candidates, unavailable);
+            }
+        }
         match onchain(ctx, address.clone(), amount_msat.div_ceil(1_000), priority).await {
             Ok(c) => {
                 let batch = ctx.config.batching.enabled.then(|| batched(ctx, address, &c, priority));
@@ -38,6 +54,42 @@ pub(super) async fn price_rails(
         }
     }
     (candidates, unavailable)
+}
+
+/// Whether `address` is one of the gateway's invoices' addresses.
+fn own_address(ctx: &Router, address: &sendero_wallet::bitcoin::Address) -> Result<bool, Unavailable> {
+    ctx.store.invoice_by_address(&address.to_string()).map(|inv| inv.is_some()).map_err(|e| {
+        tracing::error!(error = %e, "reading the gateway's invoices");
+        unavailable("on_us", "internal", "could not read the gateway's invoices".into(), None)
+    })
+}
+
+/// The gateway's own invoice `dest` pays (by its BOLT11 invoice's payment hash, or its address),
+/// refused when it can no longer be paid `on_us`: expired (`invoice_expired`: an expired
+/// invoice is not paid from inside the gateway), or already paid (`invoice_already_paid`).
+pub(crate) fn refuse_closed_own_invoice(store: &Store, dest: &PayTo, now: u64) -> Result<(), DestinationError> {
+    let by_hash = match &dest.payment_hash {
+        Some(hash) => store.invoice_by_hash(hash).map_err(internal)?,
+        None => None,
+    };
+    let inv = match (by_hash, &dest.address) {
+        (Some(inv), _) => Some(inv),
+        (None, Some(address)) => store.invoice_by_address(address).map_err(internal)?,
+        (None, None) => None,
+    };
+    let Some(inv) = inv else { return Ok(()) };
+    if inv.status == "expired" || inv.expires_at <= now {
+        return Err(DestinationError::Expired("invoice"));
+    }
+    if inv.status == "paid" {
+        return Err(DestinationError::AlreadyPaid(format!("invoice {} is already paid", inv.invoice_id)));
+    }
+    Ok(())
+}
+
+fn internal(e: StoreError) -> DestinationError {
+    tracing::error!(error = %e, "reading the gateway's invoices");
+    DestinationError::Invalid("could not read the gateway's invoices".into())
 }
 
 /// A keysend to our own node id pays no one (unlike our own invoice or offer, it names no

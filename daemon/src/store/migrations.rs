@@ -488,6 +488,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
          updated_at INTEGER NOT NULL
      ) STRICT;
      CREATE INDEX invoice_receipts_by_txid ON invoice_receipts (txid);",
+    // 21: refunds of invoices: each one a payout (`payments`), written in the transaction that
+    // accepts it, so what an invoice may still refund is read from here and the payouts' states.
+    "CREATE TABLE invoice_refunds (
+         payment_id TEXT PRIMARY KEY REFERENCES payments (payment_id),
+         invoice_id TEXT NOT NULL REFERENCES invoices (invoice_id),
+         mode TEXT NOT NULL CHECK (mode IN ('rate_then', 'current_rate', 'amount')),
+         created_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX invoice_refunds_by_invoice ON invoice_refunds (invoice_id);",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.
