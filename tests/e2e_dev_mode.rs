@@ -85,6 +85,9 @@ fn dev_mode_serves_a_funded_gateway_and_stops_cleanly() {
         let mode = std::fs::metadata(datadir.join(file)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{file}");
     }
+    // Dev mode tells where its key is, never the key: the log shows no secret.
+    common::assert_no_secrets(&datadir, &log(), &[]);
+    assert!(log().contains(&datadir.join("dev-api-key").display().to_string()), "{}", log());
     let pid_file = datadir.join("bitcoind/regtest/bitcoind.pid");
     let bitcoind_pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
     let alive = |pid: i32| unsafe { libc::kill(pid, 0) } == 0;

@@ -203,8 +203,9 @@ fn sibling(rail: Rail) -> Rail {
     }
 }
 
-/// The checks a payment passes before it writes anything: its idempotency key is free, and the
-/// treasury guard — its rail can fund it beside what open payments on that rail still reserve
+/// The checks a payment passes before it writes anything: its idempotency key is free, its key's
+/// daily payout limit (what the key paid out in the last 24 h, not failed, read in this very
+/// transaction, so two payments committed together count each other), and the treasury guard — its rail can fund it beside what open payments on that rail still reserve
 /// (amount + fee reserve of those not yet handed to the rail).
 fn check_admission(conn: &rusqlite::Connection, new: &NewPayment) -> Result<(), InsertError> {
     let p = &new.payment;
@@ -214,6 +215,12 @@ fn check_admission(conn: &rusqlite::Connection, new: &NewPayment) -> Result<(), 
         .optional()?;
     if taken.is_some() {
         return Err(InsertError::IdemTaken);
+    }
+    if let Some((max_daily_msat, since)) = new.daily_limit {
+        let used_msat = crate::limits::used_since(conn, &p.api_key_id, since)?;
+        if used_msat.saturating_add(p.amount_msat) > max_daily_msat {
+            return Err(InsertError::Limit { used_msat });
+        }
     }
     let Some(spendable) = new.spendable_msat else { return Ok(()) };
     let reserved: i64 = conn
@@ -243,6 +250,7 @@ mod tests {
             first,
             spendable_msat: None,
             need_msat: 1_000_000,
+            daily_limit: None,
             event: ("payment.submitted", "{}".into()),
             answer: b"{}".to_vec(),
         }
