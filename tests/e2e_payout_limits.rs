@@ -26,7 +26,13 @@ fn route(gw: &Gateway, key: &str, sat: u64, destination: &str) -> String {
 }
 
 fn submit(gw: &Gateway, key: &str, route_id: &str, rail: &str) -> (u16, Value) {
-    post(gw, "/v1/payments/submit", key, Some(&format!("idem-{route_id}")), &json!({"route_id": route_id, "rail": rail}))
+    post(
+        gw,
+        "/v1/payments/submit",
+        key,
+        Some(&format!("idem-{route_id}")),
+        &json!({"route_id": route_id, "rail": rail}),
+    )
 }
 
 /// A new key: (id, secret).
@@ -93,7 +99,10 @@ fn payout_limits_per_key_refuse_before_any_debit() {
 
     let too_big = route(a, &key, 25_000, &outside_address(51).to_string());
     let e = refused(a, &key, &too_big, "onchain", "limit_exceeded");
-    assert_eq!((e["limit"]["max_payout_sat"].as_u64(), e["limit"]["left_today_sat"].as_u64()), (Some(20_000), Some(30_000)));
+    assert_eq!(
+        (e["limit"]["max_payout_sat"].as_u64(), e["limit"]["left_today_sat"].as_u64()),
+        (Some(20_000), Some(30_000))
+    );
 
     // 15,000 over Lightning settles; then 16,000 is over what is left today (15,000).
     let (status, paid) = submit(a, &key, &route(a, &key, 15_000, &invoice(15_000)), "lightning");
@@ -101,10 +110,14 @@ fn payout_limits_per_key_refuse_before_any_debit() {
     wait_status(a, &key, paid["payment_id"].as_str().unwrap(), "SETTLED");
     let over = route(a, &key, 16_000, &outside_address(52).to_string());
     let e = refused(a, &key, &over, "onchain", "limit_exceeded");
-    assert_eq!((e["limit"]["used_today_sat"].as_u64(), e["limit"]["left_today_sat"].as_u64()), (Some(15_000), Some(15_000)));
+    assert_eq!(
+        (e["limit"]["used_today_sat"].as_u64(), e["limit"]["left_today_sat"].as_u64()),
+        (Some(15_000), Some(15_000))
+    );
 
     // A payout that fails gives its amount back: 10,000 held while it is tried, free once failed.
-    let (status, failing) = submit(a, &key, &route(a, &key, 10_000, &unreachable_invoice(&p.b_id, 10_000_000)), "lightning");
+    let (status, failing) =
+        submit(a, &key, &route(a, &key, 10_000, &unreachable_invoice(&p.b_id, 10_000_000)), "lightning");
     assert_eq!(status, 202, "{failing}");
     wait_status(a, &key, failing["payment_id"].as_str().unwrap(), "FAILED");
     assert_eq!(listed(a, &id)["used_today_sat"], 15_000);
@@ -118,7 +131,13 @@ fn payout_limits_per_key_refuse_before_any_debit() {
     // A limit in EUR, converted at the current rate: 10.00 EUR at 85,000 EUR/BTC is 11,764 sat.
     let (eur_id, eur_key) = new_key(a, "euro");
     a.cli(&["apikey.limits.set", "--key-id", &eur_id, "--currency", "EUR", "--max-payout", "1000"]);
-    let e = refused(a, &eur_key, &route(a, &eur_key, 12_000, &outside_address(55).to_string()), "onchain", "limit_exceeded");
+    let e = refused(
+        a,
+        &eur_key,
+        &route(a, &eur_key, 12_000, &outside_address(55).to_string()),
+        "onchain",
+        "limit_exceeded",
+    );
     assert_eq!((e["limit"]["currency"].as_str(), e["limit"]["max_payout_sat"].as_u64()), (Some("EUR"), Some(11_764)));
     let (status, ok) = submit(a, &eur_key, &route(a, &eur_key, 11_000, &outside_address(55).to_string()), "onchain");
     assert_eq!(status, 202, "{ok}");
@@ -130,7 +149,13 @@ fn payout_limits_per_key_refuse_before_any_debit() {
     let bad = a.error_code("apikey.limits.set", json!({"key_id": list_id, "allowlist": ["not-a-destination"]}));
     assert_eq!(bad, "invalid_allowlist");
     a.cli(&["apikey.limits.set", "--key-id", &list_id, "--allowlist", &format!("{listed_address},{}", p.b_id)]);
-    let e = refused(a, &list_key, &route(a, &list_key, 5_000, &outside_address(62).to_string()), "onchain", "destination_not_allowed");
+    let e = refused(
+        a,
+        &list_key,
+        &route(a, &list_key, 5_000, &outside_address(62).to_string()),
+        "onchain",
+        "destination_not_allowed",
+    );
     assert!(e["message"].as_str().unwrap().contains("allowlist"), "{e}");
     let elsewhere = unreachable_invoice(&p.b_id, 5_000_000); // its payee is not B
     refused(a, &list_key, &route(a, &list_key, 5_000, &elsewhere), "lightning", "destination_not_allowed");
@@ -154,6 +179,12 @@ fn payout_limits_per_key_refuse_before_any_debit() {
         assert_eq!(statuses, [202, 422], "{answers:?}");
         assert_eq!(listed(a, &race_id)["used_today_sat"], 12_000);
     }
-    let verified = a.call("ledger.verify", json!({}));
-    assert_eq!(verified["ok"], true, "{verified:#}");
+    // Everything accepted goes out and the books agree with the wallet and the node.
+    wait_for("the accepted payouts in the mempool", MINUTE, || p.chain.mempool().len() >= 6);
+    p.chain.mine(1);
+    let mut verified = Value::Null;
+    wait_for("ledger.verify to hold", MINUTE, || {
+        verified = a.call("ledger.verify", json!({}));
+        verified["ok"] == true
+    });
 }

@@ -51,7 +51,8 @@ fn no_secret_reaches_the_log_and_secret_files_are_private() {
     let (status, hook) = post(&gw, "/v1/webhooks", &key, None, &json!({"url": receiver.url()}));
     assert_eq!(status, 201, "{hook}");
     let whsec = hook["secret"].as_str().unwrap().to_owned();
-    let body = json!({"amount": {"minor_units": 30_000, "currency": "SAT"}, "destination": outside_address(81).to_string()});
+    let body =
+        json!({"amount": {"minor_units": 30_000, "currency": "SAT"}, "destination": outside_address(81).to_string()});
     let (status, r) = post(&gw, "/v1/payments/route", &key, None, &body);
     assert_eq!(status, 200, "{r}");
     let (status, paid) =

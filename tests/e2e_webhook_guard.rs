@@ -100,8 +100,11 @@ fn webhooks_reach_no_private_address_unless_allowed_and_follow_no_redirect() {
     let config = std::fs::read_to_string(&config_path).unwrap();
     let strict = config.replace("allow_private = [\"127.0.0.0/8\"]", "allow_private = []");
     assert_ne!(strict, config);
-    std::fs::write(&config_path, strict.replace("[webhooks]\n", "[webhooks]\noperator_url = \"http://10.1.1.1/ops\"\n"))
-        .unwrap();
+    std::fs::write(
+        &config_path,
+        strict.replace("[webhooks]\n", "[webhooks]\noperator_url = \"http://10.1.1.1/ops\"\n"),
+    )
+    .unwrap();
     let out = std::process::Command::new(SENDEROD).arg("--config").arg(&config_path).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("10.1.1.1"), "{stderr}");

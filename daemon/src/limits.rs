@@ -230,7 +230,7 @@ mod tests {
         let address = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
         let canonical = entry(&address.to_uppercase(), Network::Regtest).unwrap();
         assert_eq!(canonical, address);
-        let node = "02".to_owned() + &"79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+        let node = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798".to_owned();
         assert_eq!(entry(&node.to_uppercase(), Network::Regtest).unwrap(), node);
         assert!(entry("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", Network::Regtest).is_err(), "mainnet");
         assert!(entry("nonsense", Network::Regtest).is_err());
@@ -259,7 +259,10 @@ mod tests {
         assert_eq!(store.key_limits("ak_1").unwrap(), Some(limits.clone()));
         let checked = Checked { limits, max_payout_msat: Some(10_000_000), max_daily_msat: Some(25_000_000) };
         let left = checked.left(20_000_500);
-        assert_eq!((left.used_today_sat, left.left_today_sat, left.max_payout_sat), (20_001, Some(4_999), Some(10_000)));
+        assert_eq!(
+            (left.used_today_sat, left.left_today_sat, left.max_payout_sat),
+            (20_001, Some(4_999), Some(10_000))
+        );
         store.set_key_limits("ak_1", None).unwrap();
         assert_eq!(store.key_limits("ak_1").unwrap(), None);
     }

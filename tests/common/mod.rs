@@ -327,14 +327,18 @@ pub fn assert_no_secrets(datadir: &Path, log: &str, cookies: &[String]) {
     if let Ok(mnemonic) = std::fs::read_to_string(datadir.join("mnemonic")) {
         let (secret, logged) = (words(&mnemonic), words(log));
         for run in secret.windows(4) {
-            assert!(!logged.windows(4).any(|w| w == run), "the log of {} shows the mnemonic's words", datadir.display());
+            assert!(
+                !logged.windows(4).any(|w| w == run),
+                "the log of {} shows the mnemonic's words",
+                datadir.display()
+            );
         }
     }
     assert!(!log.contains("whsec_"), "the log of {} shows a webhook secret", datadir.display());
     let bytes = log.as_bytes();
-    let api_key = log.match_indices("sk_").any(|(i, _)| {
-        bytes.len() >= i + 3 + 64 && bytes[i + 3..i + 3 + 64].iter().all(|b| b.is_ascii_hexdigit())
-    });
+    let api_key = log
+        .match_indices("sk_")
+        .any(|(i, _)| bytes.len() >= i + 3 + 64 && bytes[i + 3..i + 3 + 64].iter().all(|b| b.is_ascii_hexdigit()));
     assert!(!api_key, "the log of {} shows an API key's secret", datadir.display());
     let on_disk = ["admin.cookie", "dev-api-key"].map(|f| std::fs::read_to_string(datadir.join(f)).unwrap_or_default());
     for secret in cookies.iter().chain(&on_disk).map(|s| s.trim()).filter(|s| !s.is_empty()) {

@@ -52,9 +52,7 @@ impl IpNet {
     pub fn contains(&self, ip: IpAddr) -> bool {
         let shift = |bits: u32, width: u32| if self.prefix == 0 { 0 } else { bits >> (width - self.prefix) };
         match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                shift(u32::from(net), 32) == shift(u32::from(ip), 32)
-            }
+            (IpAddr::V4(net), IpAddr::V4(ip)) => shift(u32::from(net), 32) == shift(u32::from(ip), 32),
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
                 let wide = |bits: u128| if self.prefix == 0 { 0 } else { bits >> (128 - self.prefix) };
                 wide(u128::from(net)) == wide(u128::from(ip))

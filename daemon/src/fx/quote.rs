@@ -120,7 +120,13 @@ pub fn quote(
 
 /// What `amount_minor` of `currency` is worth in sats at the mid-rate (no markup), rounded down:
 /// for limits set in a fiat currency. `SAT` and `BTC` amounts are sats already.
-pub fn mid_sats(config: &FxConfig, cache: &RateCache, currency: &str, amount_minor: u64, now: u64) -> Result<u64, FxError> {
+pub fn mid_sats(
+    config: &FxConfig,
+    cache: &RateCache,
+    currency: &str,
+    amount_minor: u64,
+    now: u64,
+) -> Result<u64, FxError> {
     if matches!(currency, "SAT" | "BTC") {
         return Ok(amount_minor);
     }

@@ -295,6 +295,40 @@ mod tests {
         assert_eq!(count("SELECT COUNT(*) FROM idempotency_keys"), 2);
     }
 
+    /// Two payments of one key committed in one transaction count each other against its daily
+    /// limit: only the first fits, the second is refused having written nothing; a failed payout
+    /// no longer counts.
+    #[test]
+    fn payments_committed_together_share_one_daily_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
+        let committer = Committer::new(Arc::clone(&store));
+        store.conn().pragma_update(None, "foreign_keys", false).unwrap();
+        let limited = |n| {
+            let mut new = new_payment(n);
+            new.daily_limit = Some((new.payment.amount_msat * 3 / 2, 0));
+            new
+        };
+        let (waiting, results): (Vec<Waiting>, Vec<_>) = [1, 2]
+            .into_iter()
+            .map(|n| {
+                let (done, result) = oneshot::channel();
+                ((limited(n), done), result)
+            })
+            .unzip();
+        committer.commit_batch(waiting);
+        let results: Vec<_> = results.into_iter().map(|mut r| r.try_recv().unwrap()).collect();
+        assert!(results[0].is_ok(), "{results:?}");
+        assert!(matches!(results[1], Err(InsertError::Limit { .. })), "{results:?}");
+        let count = |sql: &str| store.conn().query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM payments"), 1);
+        assert_eq!(count("SELECT COUNT(*) FROM ledger_entries"), 1);
+        store.conn().execute("UPDATE payments SET state = 'failed'", []).unwrap();
+        let (done, mut result) = oneshot::channel();
+        committer.commit_batch(vec![(limited(3), done)]);
+        assert!(result.try_recv().unwrap().is_ok(), "the failed payout gave its amount back");
+    }
+
     /// The saga sleeps until the earliest retry of an open payment: later ones, past ones (due
     /// now) and final payments do not count.
     #[test]

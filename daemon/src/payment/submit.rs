@@ -132,7 +132,11 @@ pub async fn accept(
     let new = NewPayment {
         spendable_msat: spendable_msat(ctx, rail)?,
         need_msat: route.amount_msat + cost_sat * 1_000,
-        daily_limit: req.limits.as_ref().and_then(|l| l.max_daily_msat).map(|m| (m, now.saturating_sub(limits::DAY_SECS))),
+        daily_limit: req
+            .limits
+            .as_ref()
+            .and_then(|l| l.max_daily_msat)
+            .map(|m| (m, now.saturating_sub(limits::DAY_SECS))),
         // Written with the debit, in one transaction: the payload shows the stored state.
         event: ("payment.submitted", stored.view().to_string()),
         answer: answer(&payment.payment_id),

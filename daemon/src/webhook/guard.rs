@@ -175,7 +175,8 @@ mod tests {
         for ip in ["93.184.216.34", "100.128.0.1", "2606:4700::1111", "172.32.0.1"] {
             assert!(guard.check("h", ip.parse().unwrap()).is_ok(), "{ip}");
         }
-        let config = WebhooksConfig { allow_private: vec!["127.0.0.0/8".into(), "fd00::/8".into()], ..Default::default() };
+        let config =
+            WebhooksConfig { allow_private: vec!["127.0.0.0/8".into(), "fd00::/8".into()], ..Default::default() };
         let guard = Guard::new(&config);
         assert!(guard.check("h", "127.5.6.7".parse().unwrap()).is_ok());
         assert!(guard.check("h", "::ffff:127.0.0.1".parse().unwrap()).is_ok());
