@@ -229,7 +229,7 @@ enum Command {
         #[arg(long)]
         scopes: String,
     },
-    /// API keys (ids, labels, scopes; never secrets).
+    /// API keys (ids, labels, scopes, payout limits and the last 24 h's use; never secrets).
     #[command(name = "apikey.list")]
     ApikeyList,
     /// Revoke an API key.
