@@ -97,7 +97,14 @@ fn payout_limits_per_key_refuse_before_any_debit() {
     assert_eq!((entry["actor"].as_str(), entry["details"]["key_id"].as_str()), (Some("admin"), Some(id.as_str())));
     assert_eq!(listed(a, &id)["limits"]["left_today_sat"], 30_000);
 
-    let too_big = route(a, &key, 25_000, &outside_address(51).to_string());
+    let body =
+        json!({"amount": {"minor_units": 25_000, "currency": "SAT"}, "destination": outside_address(51).to_string()});
+    let (status, priced) = post(a, "/v1/payments/route", &key, None, &body);
+    assert_eq!(
+        (status, &priced["limits"]["fits"], &priced["limits"]["max_payout_sat"]),
+        (200, &json!(false), &json!(20_000))
+    );
+    let too_big = priced["route_id"].as_str().unwrap().to_owned();
     let e = refused(a, &key, &too_big, "onchain", "limit_exceeded");
     assert_eq!(
         (e["limit"]["max_payout_sat"].as_u64(), e["limit"]["left_today_sat"].as_u64()),
