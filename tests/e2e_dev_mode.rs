@@ -85,6 +85,10 @@ fn dev_mode_serves_a_funded_gateway_and_stops_cleanly() {
         let mode = std::fs::metadata(datadir.join(file)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{file}");
     }
+    // Dev mode tells where its key is, never the key: the log shows no secret.
+    common::assert_no_secrets(&datadir, &log(), &[]);
+    assert!(log().contains(&datadir.join("dev-api-key").display().to_string()), "{}", log());
+
     // Left idle for a minute, a healthy dev gateway logs no ERROR or WARN (bitcoind with no fee
     // estimate on regtest is routine, not news).
     let idle_from = log().len();

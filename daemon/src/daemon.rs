@@ -51,6 +51,14 @@ pub enum DaemonError {
         /// The configured one.
         configured: Network,
     },
+    /// A file holding a secret is readable or writable by others.
+    #[error("{path} holds a secret but its mode is {mode:o}: others can read or change it; run `chmod 600 {path}`")]
+    LooseSecret {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -81,6 +89,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     let datadir = config.datadir.clone();
     prepare_datadir(&datadir)?;
     let _lock = lock_datadir(&datadir)?;
+    check_secret_files(&datadir)?;
     let mut dev_chain = if dev { Some(start_dev_chain(&config)?) } else { None };
     let rpc = match &dev_chain {
         Some(node) => (node.rpc_url(), BitcoindAuth::Cookie(node.cookie_path())),
@@ -145,6 +154,7 @@ async fn compose(config: Config, rpc: &(String, BitcoindAuth)) -> Result<(AppSta
     crate::webhook::operator::ensure(
         &state.store,
         &state.config.webhooks.operator_url,
+        &crate::webhook::guard::Guard::new(&state.config.webhooks),
         &state.config.datadir.join("operator-webhook.secret"),
     )?;
     if let Some(entry) = crate::audit::config_policy(&state.store, &state.config.audited_policy())? {
@@ -257,7 +267,35 @@ fn server_ended(name: &str, r: Result<std::io::Result<()>, tokio::task::JoinErro
     Err(DaemonError::Io { what: format!("{name} server"), source })
 }
 
+/// The data dir's files that hold secrets: the mnemonic, the admin cookie, the operator's webhook
+/// secret, the dev API key, and the store (webhook endpoints' secrets) with its WAL files.
+pub const SECRET_FILES: &[&str] = &[
+    "mnemonic",
+    crate::admin::COOKIE_FILE,
+    "operator-webhook.secret",
+    "dev-api-key",
+    "sendero.sqlite",
+    "sendero.sqlite-wal",
+    "sendero.sqlite-shm",
+];
+
+/// Refuses to start while a file holding a secret can be read or changed by others.
+fn check_secret_files(datadir: &Path) -> Result<(), DaemonError> {
+    for name in SECRET_FILES {
+        let path = datadir.join(name);
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(DaemonError::LooseSecret { path: path.display().to_string(), mode });
+        }
+    }
+    Ok(())
+}
+
 fn prepare_datadir(datadir: &Path) -> Result<(), DaemonError> {
+    // Everything senderod creates (store, wallet, node state, secrets) is its owner's alone.
+    // SAFETY: umask only changes the mode new files get; it cannot fail.
+    unsafe { libc::umask(0o077) };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -415,11 +453,13 @@ fn print_dev_api_key(state: &AppState) -> Result<(), DaemonError> {
             secret
         }
     };
+    // The key itself stays in its file: stderr ends up in logs and journals.
     eprintln!(
-        "\nsenderod dev mode: API key with every scope (also in {}):\n  {key}\n  curl -H 'Authorization: Bearer {key}' \
-         'http://{}/v1/fx/quote?base=EUR&quote=BTC&side=buy&amount_minor=100000'\n",
-        path.display(),
-        state.config.api.listen
+        "\nsenderod dev mode: an API key with every scope ({} characters) is in {path}:\n  \
+         curl -H \"Authorization: Bearer $(cat {path})\" 'http://{}/v1/fx/quote?base=EUR&quote=BTC&side=buy&amount_minor=100000'\n",
+        key.len(),
+        state.config.api.listen,
+        path = path.display(),
     );
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod follower;
 pub mod fx;
 pub mod invoice;
 pub mod ledger;
+pub mod limits;
 pub mod liquidity;
 pub mod logging;
 pub mod payment;

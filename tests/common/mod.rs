@@ -128,6 +128,21 @@ pub struct Gateway {
     runtime: tokio::runtime::Runtime,
     /// Environment set on the next starts (e.g. `SENDERO_FAILPOINT`).
     pub env: Vec<(String, String)>,
+    /// Every admin cookie the gateway wrote (one per start over TCP): never to be logged.
+    cookies: Vec<String>,
+}
+
+/// The tests' webhook receivers listen on 127.0.0.1, which the SSRF guard refuses unless
+/// allowed: `extra` with `[webhooks] allow_private = ["127.0.0.0/8"]`, unless it sets its own.
+fn allow_loopback_webhooks(extra: &str) -> String {
+    const ALLOW: &str = "allow_private = [\"127.0.0.0/8\"]\n";
+    if extra.contains("allow_private") {
+        extra.to_owned()
+    } else if extra.contains("[webhooks]\n") {
+        extra.replacen("[webhooks]\n", &format!("[webhooks]\n{ALLOW}"), 1)
+    } else {
+        format!("{extra}\n[webhooks]\n{ALLOW}")
+    }
 }
 
 impl Gateway {
@@ -153,6 +168,7 @@ impl Gateway {
             alias = datadir.file_name().and_then(|n| n.to_str()).unwrap_or("sendero"),
             cookie = chain.node.cookie_path().display().to_string(),
         );
+        let extra = allow_loopback_webhooks(extra);
         std::fs::write(datadir.join("senderod.toml"), format!("{config}\n{extra}\n")).expect("write config");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let mut gw = Gateway {
@@ -163,6 +179,7 @@ impl Gateway {
             child: None,
             runtime,
             env: vec![],
+            cookies: vec![],
         };
         gw.spawn();
         gw
@@ -185,6 +202,9 @@ impl Gateway {
             }
             self.try_call("getinfo", json!({})).is_ok()
         });
+        if let Ok(cookie) = std::fs::read_to_string(self.datadir.join("admin.cookie")) {
+            self.cookies.push(cookie.trim().to_owned());
+        }
     }
 
     /// senderod's log so far.
@@ -283,11 +303,46 @@ impl Gateway {
 }
 
 impl Drop for Gateway {
+    /// Stops the process, then checks that its log shows no secret (every e2e test's gateways
+    /// pass through here: the suite-wide check of issue 15).
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if !std::thread::panicking() {
+            assert_no_secrets(&self.datadir, &self.log(), &self.cookies);
+        }
+    }
+}
+
+/// Panics when `log` (a senderod log) shows a secret of the gateway on `datadir`: the mnemonic
+/// (any four of its words in a row, whatever stands between them), an API key secret
+/// (`sk_` + 64 hex digits), a `whsec_` webhook secret, an admin cookie (`cookies`, and the one
+/// on disk), or the dev API key.
+pub fn assert_no_secrets(datadir: &Path, log: &str, cookies: &[String]) {
+    let words = |text: &str| -> Vec<String> {
+        text.split(|c: char| !c.is_ascii_alphabetic()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+    };
+    if let Ok(mnemonic) = std::fs::read_to_string(datadir.join("mnemonic")) {
+        let (secret, logged) = (words(&mnemonic), words(log));
+        for run in secret.windows(4) {
+            assert!(
+                !logged.windows(4).any(|w| w == run),
+                "the log of {} shows the mnemonic's words",
+                datadir.display()
+            );
+        }
+    }
+    assert!(!log.contains("whsec_"), "the log of {} shows a webhook secret", datadir.display());
+    let bytes = log.as_bytes();
+    let api_key = log
+        .match_indices("sk_")
+        .any(|(i, _)| bytes.len() >= i + 3 + 64 && bytes[i + 3..i + 3 + 64].iter().all(|b| b.is_ascii_hexdigit()));
+    assert!(!api_key, "the log of {} shows an API key's secret", datadir.display());
+    let on_disk = ["admin.cookie", "dev-api-key"].map(|f| std::fs::read_to_string(datadir.join(f)).unwrap_or_default());
+    for secret in cookies.iter().chain(&on_disk).map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        assert!(!log.contains(secret), "the log of {} shows the admin cookie or dev key", datadir.display());
     }
 }
 

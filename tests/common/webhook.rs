@@ -26,6 +26,8 @@ pub struct Receiver {
     pub hooks: Arc<Mutex<Vec<Hook>>>,
     pub answers: Arc<Mutex<VecDeque<u16>>>,
     pub fallback: Arc<Mutex<u16>>,
+    /// A `Location` header sent with every answer (a receiver that redirects).
+    pub location: Arc<Mutex<Option<String>>>,
 }
 
 impl Receiver {
@@ -36,6 +38,7 @@ impl Receiver {
             hooks: Default::default(),
             answers: Default::default(),
             fallback: Arc::new(Mutex::new(fallback)),
+            location: Default::default(),
         };
         let me = r.clone();
         std::thread::spawn(move || {
@@ -65,7 +68,12 @@ impl Receiver {
                 let body = String::from_utf8_lossy(&body).into_owned();
                 me.hooks.lock().unwrap().push(Hook { headers, body, answered: status });
                 let mut stream = reader.into_inner();
-                let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let location = me.location.lock().unwrap().clone().map(|l| format!("Location: {l}\r\n"));
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\n{}Content-Length: 0\r\nConnection: close\r\n\r\n",
+                    location.unwrap_or_default()
+                );
             }
         });
         r

@@ -101,6 +101,7 @@ methods! {
     "apikey.create" => apikey::create,
     "apikey.list" => apikey::list,
     "apikey.revoke" => apikey::revoke,
+    "apikey.limits.set" => apikey::limits_set,
     "fx.report" => fx_report::handle,
     "fx.register" => fx_report::register,
     "ledger.balances" => ledger::balances,

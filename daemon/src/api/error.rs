@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::fx::{ExecuteError, FxError};
 use crate::invoice::InvoiceError;
+use crate::limits::LimitError;
 use crate::payment::refund::RefundError;
 use crate::payment::submit::SubmitError;
 use crate::payment::InsertError;
@@ -89,6 +90,16 @@ pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::internal("read or write the store", &e)
+    }
+}
+
+impl From<LimitError> for ApiError {
+    fn from(e: LimitError) -> Self {
+        match e {
+            LimitError::Fx(e) => ApiError::from(e),
+            LimitError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_limits", m),
+            LimitError::Store(e) => ApiError::internal("read the key's limits", &e),
+        }
     }
 }
 
@@ -218,6 +229,10 @@ impl From<SubmitError> for ApiError {
             SubmitError::InsufficientFunds { available, .. } => {
                 err(StatusCode::UNPROCESSABLE_ENTITY, "insufficient_funds").with("available", json!(available))
             }
+            SubmitError::LimitExceeded { left, .. } => {
+                err(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded").with("limit", json!(left))
+            }
+            SubmitError::DestinationNotAllowed(_) => err(StatusCode::UNPROCESSABLE_ENTITY, "destination_not_allowed"),
             SubmitError::Conflict(InsertError::RouteTaken(_)) => err(StatusCode::CONFLICT, "route_already_submitted"),
             SubmitError::Conflict(InsertError::QuoteTaken(_)) => err(StatusCode::CONFLICT, "quote_already_used"),
             SubmitError::Conflict(InsertError::AlreadyPaying) => err(StatusCode::CONFLICT, "duplicate_payment"),
@@ -235,6 +250,7 @@ impl From<WebhookError> for ApiError {
         match e {
             WebhookError::InvalidUrl(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_url", msg),
             WebhookError::InvalidEvent(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", msg),
+            WebhookError::NotAllowed(_) => ApiError::new(StatusCode::BAD_REQUEST, "webhook_url_not_allowed", msg),
             WebhookError::Store(e) => ApiError::internal("read or write webhooks", &e),
         }
     }

@@ -30,10 +30,15 @@ pub(crate) async fn handle(
         Ok(idem) => idem,
         Err(answer) => return Ok(*answer),
     };
-    let done = match parse(id, &body) {
-        Ok(req) => refund::refund((&ctx.router, &ctx.payments), (&key.id, &idem), &req, crate::unix_now())
-            .await
-            .map_err(ApiError::from),
+    let now = crate::unix_now();
+    let parsed = parse(id, &body).and_then(|mut req| {
+        req.limits = crate::limits::for_key(&ctx.store, (&ctx.config.fx, &ctx.fx), &key.id, now)?;
+        Ok(req)
+    });
+    let done = match parsed {
+        Ok(req) => {
+            refund::refund((&ctx.router, &ctx.payments), (&key.id, &idem), &req, now).await.map_err(ApiError::from)
+        }
         Err(e) => Err(e),
     };
     Ok(match done {
@@ -90,5 +95,5 @@ fn parse(invoice_id: String, body: &[u8]) -> Result<RefundRequest, ApiError> {
         Some(Value::String(r)) => Some(r.clone()),
         Some(_) => return Err(bad("invalid_rail", "rail must be a string".into())),
     };
-    Ok(RefundRequest { invoice_id, destination, amount, priority, rail })
+    Ok(RefundRequest { invoice_id, destination, amount, priority, rail, limits: None })
 }

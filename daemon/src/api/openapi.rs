@@ -289,9 +289,17 @@ fn submit() -> Value {
         ("410", &["route_expired", "quote_expired"]),
         (
             "422",
-            &["insufficient_funds", "rail_not_offered", "rail_disabled", "treasury_reserve", "idempotency_mismatch"],
+            &[
+                "insufficient_funds",
+                "rail_not_offered",
+                "rail_disabled",
+                "treasury_reserve",
+                "limit_exceeded",
+                "destination_not_allowed",
+                "idempotency_mismatch",
+            ],
         ),
-        ("503", &["lightning_starting", "channel_not_usable", "bitcoind_unavailable"]),
+        ("503", &["lightning_starting", "channel_not_usable", "bitcoind_unavailable", "rate_unavailable"]),
     ];
     with_params(
         op(
@@ -414,6 +422,8 @@ fn refund() -> Value {
                 "no_route",
                 "rail_not_offered",
                 "treasury_reserve",
+                "limit_exceeded",
+                "destination_not_allowed",
                 "idempotency_mismatch",
             ],
         ),
@@ -427,7 +437,8 @@ fn webhook_create() -> Value {
     let body = json!({"type": "object", "required": ["url", "events"], "properties": {
         "url": {"type": "string", "format": "uri"}, "events": {"type": "array", "items": {"type": "string"}}}});
     let created = json!({"allOf": [reference("WebhookEndpoint"), {"type": "object", "required": ["secret"], "properties": {"secret": {"type": "string"}}}]});
-    let errors: &[(&str, &[&str])] = &[("400", &["invalid_request", "invalid_url", "invalid_event"])];
+    let errors: &[(&str, &[&str])] =
+        &[("400", &["invalid_request", "invalid_url", "invalid_event", "webhook_url_not_allowed"])];
     op(
         "Registers an endpoint for signed Standard Webhooks; the secret is shown once.",
         &["read", "quote", "invoice", "pay"],

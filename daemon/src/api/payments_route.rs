@@ -1,6 +1,7 @@
 //! `POST /v1/payments/route` (scope `pay`) `{amount:{minor_units, currency}, destination,
 //! direction:"payout", priority, fx_quote_id?, method?, geo?}` → `{route_id, expires_at,
-//! candidates:[…], recommend, unavailable, method, geo}`.
+//! candidates:[…], recommend, unavailable, method, geo, limits?}` — `limits` when the key has
+//! payout limits: what is left today and whether this payout fits.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -12,14 +13,36 @@ use serde_json::{json, Value};
 use super::auth::authorize;
 use super::ApiError;
 use crate::apikey::Scope;
+use crate::limits::{self, Checked};
 use crate::route::{self, Method, Priority, Route, RouteRequest};
 use crate::state::AppState;
 
 pub(crate) async fn handle(State(ctx): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let key = authorize(&ctx, &headers, Scope::Pay)?;
     let req = parse(&body)?;
-    let route = route::select(&ctx.router, &key.id, req, crate::unix_now()).await?;
-    Ok(Json(route_json(&route)).into_response())
+    let now = crate::unix_now();
+    let route = route::select(&ctx.router, &key.id, req, now).await?;
+    let mut answer = route_json(&route);
+    // Shown when they can be weighed now (a fiat limit needs a fresh rate; submit insists on one).
+    if let Ok(Some(checked)) = limits::for_key(&ctx.store, (&ctx.config.fx, &ctx.fx), &key.id, now) {
+        answer["limits"] = limits_json(&ctx, &checked, &key.id, route.amount_msat, now)?;
+    }
+    Ok(Json(answer).into_response())
+}
+
+/// The key's payout limits beside this payout: what is left today and whether it fits (submit
+/// decides; the allowlist is checked there, against what the chosen rail pays).
+fn limits_json(ctx: &AppState, checked: &Checked, key_id: &str, amount_msat: u64, now: u64) -> Result<Value, ApiError> {
+    let used_msat = ctx
+        .store
+        .key_used_since(key_id, now.saturating_sub(limits::DAY_SECS))
+        .map_err(|e| ApiError::internal("read the key's payouts", &e))?;
+    let fits = checked.max_payout_msat.is_none_or(|max| amount_msat <= max)
+        && checked.max_daily_msat.is_none_or(|max| used_msat.saturating_add(amount_msat) <= max);
+    let mut shown = json!(checked.left(used_msat));
+    shown["fits"] = fits.into();
+    shown["allowlist"] = (!checked.limits.allowlist.is_empty()).into();
+    Ok(shown)
 }
 
 fn route_json(route: &Route) -> Value {

@@ -12,6 +12,7 @@ use super::auth::authorize;
 use super::error::json_bytes;
 use super::{idempotency, ApiError};
 use crate::apikey::Scope;
+use crate::limits;
 use crate::payment::submit::{self, SubmitRequest};
 use crate::state::AppState;
 
@@ -23,8 +24,9 @@ pub(crate) async fn handle(State(ctx): State<AppState>, headers: HeaderMap, body
         Ok(idem) => idem,
         Err(answer) => return Ok(*answer),
     };
-    let accepted = match parse(&body) {
-        Ok(req) => submit::accept(&ctx.payments, &key.id, &idem, &req, crate::unix_now()).await.map_err(ApiError::from),
+    let now = crate::unix_now();
+    let accepted = match parse(&body).and_then(|req| with_limits(&ctx, &key.id, req, now)) {
+        Ok(req) => submit::accept(&ctx.payments, &key.id, &idem, &req, now).await.map_err(ApiError::from),
         Err(e) => Err(e),
     };
     Ok(match accepted {
@@ -57,5 +59,11 @@ fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {
         Some(Value::String(q)) => Some(q.clone()),
         Some(_) => return Err(bad("fx_quote_id must be a string".into())),
     };
-    Ok(SubmitRequest { route_id, rail, fx_quote_id })
+    Ok(SubmitRequest { route_id, rail, fx_quote_id, limits: None })
+}
+
+/// The request with the key's payout limits at the current rate.
+fn with_limits(ctx: &AppState, key_id: &str, mut req: SubmitRequest, now: u64) -> Result<SubmitRequest, ApiError> {
+    req.limits = limits::for_key(&ctx.store, (&ctx.config.fx, &ctx.fx), key_id, now)?;
+    Ok(req)
 }

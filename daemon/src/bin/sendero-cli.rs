@@ -229,7 +229,7 @@ enum Command {
         #[arg(long)]
         scopes: String,
     },
-    /// API keys (ids, labels, scopes; never secrets).
+    /// API keys (ids, labels, scopes, payout limits and the last 24 h's use; never secrets).
     #[command(name = "apikey.list")]
     ApikeyList,
     /// Revoke an API key.
@@ -238,6 +238,25 @@ enum Command {
         /// The key's id (ak_…).
         #[arg(long)]
         id: String,
+    },
+    /// Set an API key's payout limits (none of the three clears them).
+    #[command(name = "apikey.limits.set")]
+    ApikeyLimitsSet {
+        /// The key's id (ak_…).
+        #[arg(long)]
+        key_id: String,
+        /// SAT (default) or a fiat currency the amounts are in (minor units).
+        #[arg(long)]
+        currency: Option<String>,
+        /// Most one payout may send.
+        #[arg(long)]
+        max_payout: Option<u64>,
+        /// Most the key may pay out in any 24 hours.
+        #[arg(long)]
+        max_daily: Option<u64>,
+        /// Comma-separated addresses, node ids and BOLT12 offers the key may pay (default: any).
+        #[arg(long)]
+        allowlist: Option<String>,
     },
     /// FX fills, spread earned, requotes and expired quotes per pair.
     #[command(name = "fx.report")]

@@ -24,7 +24,7 @@ pub use lightning::LightningConfig;
 pub use log::{DevConfig, LogConfig};
 pub use routing::RoutingConfig;
 pub use treasury::TreasuryConfig;
-pub use webhooks::WebhooksConfig;
+pub use webhooks::{IpNet, WebhooksConfig};
 
 use sendero_wallet::bitcoin::Network;
 use sendero_wallet::BitcoindAuth;

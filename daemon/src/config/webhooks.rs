@@ -1,4 +1,7 @@
-//! `[webhooks]`: delivery timeouts, retries and backoff.
+//! `[webhooks]`: delivery timeouts, retries and backoff, and the private networks endpoints may
+//! reach anyway (`allow_private`, CIDR blocks).
+
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +25,41 @@ pub struct WebhooksConfig {
     /// `treasury.recovered`), whatever API keys exist; signed with the secret in
     /// `<datadir>/operator-webhook.secret`. Empty: only to endpoints of API keys that name them.
     pub operator_url: String,
+    /// Networks (CIDR, e.g. `127.0.0.0/8`, `10.1.2.0/24`, `::1/128`) that endpoints may reach
+    /// although they are loopback, private, link-local, CGNAT or unspecified addresses, which are
+    /// otherwise refused at registration and at every delivery. Empty: none.
+    pub allow_private: Vec<String>,
+}
+
+/// A CIDR block: an address and how many of its leading bits a match shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u32,
+}
+
+impl IpNet {
+    /// `a.b.c.d/n` or `x::y/n` (a bare address is one host).
+    pub fn parse(text: &str) -> Option<IpNet> {
+        let (addr, prefix) = text.trim().split_once('/').unwrap_or((text.trim(), ""));
+        let addr: IpAddr = addr.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = if prefix.is_empty() { max } else { prefix.parse().ok()? };
+        (prefix <= max).then_some(IpNet { addr, prefix })
+    }
+
+    /// Whether `ip` is inside the block.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let shift = |bits: u32, width: u32| if self.prefix == 0 { 0 } else { bits >> (width - self.prefix) };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => shift(u32::from(net), 32) == shift(u32::from(ip), 32),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let wide = |bits: u128| if self.prefix == 0 { 0 } else { bits >> (128 - self.prefix) };
+                wide(u128::from(net)) == wide(u128::from(ip))
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Default for WebhooksConfig {
@@ -33,6 +71,7 @@ impl Default for WebhooksConfig {
             timeout_secs: 10,
             concurrency: 16,
             operator_url: String::new(),
+            allow_private: Vec::new(),
         }
     }
 }
@@ -45,11 +84,23 @@ impl WebhooksConfig {
                     .into(),
             ));
         }
+        if let Some(bad) = self.allow_private.iter().find(|n| IpNet::parse(n).is_none()) {
+            return Err(ConfigError::Invalid(format!(
+                "webhooks.allow_private: {bad:?} is not a CIDR block such as \"127.0.0.0/8\" or \"::1/128\""
+            )));
+        }
         if self.timeout_secs == 0 || self.concurrency == 0 {
             return Err(ConfigError::Invalid(
                 "webhooks.timeout_secs and webhooks.concurrency must be at least 1".into(),
             ));
         }
         Ok(())
+    }
+}
+
+impl WebhooksConfig {
+    /// The `allow_private` blocks (checked by the config's check).
+    pub fn allowed_nets(&self) -> Vec<IpNet> {
+        self.allow_private.iter().filter_map(|n| IpNet::parse(n)).collect()
     }
 }

@@ -10,5 +10,5 @@ pub mod record;
 pub mod sources;
 
 pub use execute::{execute, payout_fill, ExecuteError, ExecuteRequest};
-pub use quote::{quote, FxError, Quote, QuoteRequest};
+pub use quote::{mid_sats, quote, FxError, Quote, QuoteRequest};
 pub use rates::{Rate, RateCache};

@@ -118,6 +118,27 @@ pub fn quote(
     Ok(quote)
 }
 
+/// What `amount_minor` of `currency` is worth in sats at the mid-rate (no markup), rounded down:
+/// for limits set in a fiat currency. `SAT` and `BTC` amounts are sats already.
+pub fn mid_sats(
+    config: &FxConfig,
+    cache: &RateCache,
+    currency: &str,
+    amount_minor: u64,
+    now: u64,
+) -> Result<u64, FxError> {
+    if matches!(currency, "SAT" | "BTC") {
+        return Ok(amount_minor);
+    }
+    let exp = money::exponent(currency).ok_or_else(|| FxError::UnsupportedCurrency(currency.to_owned()))?;
+    let (configured, inverted) =
+        configured_pair(config, currency, "BTC").ok_or_else(|| FxError::UnsupportedPair(format!("{currency}/BTC")))?;
+    let rate = cache.fresh(&configured, now).ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
+    let mid = oriented(rate.mid, inverted).ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
+    money::convert(amount_minor, exp, 8, mid, Side::Sell)
+        .ok_or_else(|| FxError::InvalidAmount(format!("{amount_minor} is too large to price")))
+}
+
 /// The configured pair's mid-rate seen from the request's side: inverted when the request is
 /// the pair's inverse.
 pub(crate) fn oriented(rate_mid: Decimal, inverted: bool) -> Option<Decimal> {

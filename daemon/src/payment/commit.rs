@@ -207,8 +207,9 @@ fn sibling(rail: Rail) -> Rail {
     }
 }
 
-/// The checks a payment passes before it writes anything: its idempotency key is free, and the
-/// treasury guard — its rail can fund it beside what open payments on that rail still reserve
+/// The checks a payment passes before it writes anything: its idempotency key is free, its key's
+/// daily payout limit (what the key paid out in the last 24 h, not failed, read in this very
+/// transaction, so two payments committed together count each other), and the treasury guard — its rail can fund it beside what open payments on that rail still reserve
 /// (amount + fee reserve of those not yet handed to the rail).
 fn check_admission(conn: &rusqlite::Connection, new: &NewPayment) -> Result<(), InsertError> {
     let p = &new.payment;
@@ -223,6 +224,12 @@ fn check_admission(conn: &rusqlite::Connection, new: &NewPayment) -> Result<(), 
         let left_msat = refund::refundable_msat(conn, invoice_id)?;
         if p.amount_msat > left_msat {
             return Err(InsertError::RefundExceeds { left_msat, need_msat: p.amount_msat });
+        }
+    }
+    if let Some((max_daily_msat, since)) = new.daily_limit {
+        let used_msat = crate::limits::used_since(conn, &p.api_key_id, since)?;
+        if used_msat.saturating_add(p.amount_msat) > max_daily_msat {
+            return Err(InsertError::Limit { used_msat });
         }
     }
     let Some(spendable) = new.spendable_msat else { return Ok(()) };
@@ -253,6 +260,7 @@ mod tests {
             first,
             spendable_msat: None,
             need_msat: 1_000_000,
+            daily_limit: None,
             event: ("payment.submitted", "{}".into()),
             answer: b"{}".to_vec(),
             refund_of: None,
@@ -336,6 +344,40 @@ mod tests {
         assert_eq!(count("SELECT COUNT(*) FROM invoice_refunds"), 1);
         assert_eq!(count("SELECT COUNT(*) FROM payments"), 1);
         assert_eq!(crate::invoice::refund::refundable_msat(&conn, "inv_1").unwrap(), 500_000);
+    }
+
+    /// Two payments of one key committed in one transaction count each other against its daily
+    /// limit: only the first fits, the second is refused having written nothing; a failed payout
+    /// no longer counts.
+    #[test]
+    fn payments_committed_together_share_one_daily_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
+        let committer = Committer::new(Arc::clone(&store));
+        store.conn().pragma_update(None, "foreign_keys", false).unwrap();
+        let limited = |n| {
+            let mut new = new_payment(n);
+            new.daily_limit = Some((new.payment.amount_msat * 3 / 2, 0));
+            new
+        };
+        let (waiting, results): (Vec<Waiting>, Vec<_>) = [1, 2]
+            .into_iter()
+            .map(|n| {
+                let (done, result) = oneshot::channel();
+                ((limited(n), done), result)
+            })
+            .unzip();
+        committer.commit_batch(waiting);
+        let results: Vec<_> = results.into_iter().map(|mut r| r.try_recv().unwrap()).collect();
+        assert!(results[0].is_ok(), "{results:?}");
+        assert!(matches!(results[1], Err(InsertError::Limit { .. })), "{results:?}");
+        let count = |sql: &str| store.conn().query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM payments"), 1);
+        assert_eq!(count("SELECT COUNT(*) FROM ledger_entries"), 1);
+        store.conn().execute("UPDATE payments SET state = 'failed'", []).unwrap();
+        let (done, mut result) = oneshot::channel();
+        committer.commit_batch(vec![(limited(3), done)]);
+        assert!(result.try_recv().unwrap().is_ok(), "the failed payout gave its amount back");
     }
 
     /// The saga sleeps until the earliest retry of an open payment: later ones, past ones (due

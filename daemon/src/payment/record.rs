@@ -22,6 +22,9 @@ pub struct NewPayment {
     pub spendable_msat: Option<u64>,
     /// What it needs: amount plus estimated fee, msat.
     pub need_msat: u64,
+    /// Its key's daily limit, msat, and the start of the day it counts (`limits.rs`): checked in
+    /// the transaction that debits it.
+    pub daily_limit: Option<(u64, u64)>,
     /// Its `payment.submitted` event.
     pub event: (&'static str, String),
     /// The `202` body stored as the idempotency key's answer.
@@ -82,6 +85,12 @@ pub enum InsertError {
         /// Amount plus estimated fee, msat.
         need_msat: u64,
     },
+    /// The key's daily payout limit: what it paid out today (not failed) plus this one is over.
+    #[error("this payout would take the key's payouts of the last 24 h over its daily limit")]
+    Limit {
+        /// Paid out in the last 24 h, msat.
+        used_msat: u64,
+    },
     /// The transaction could not be committed.
     #[error("committing the payment failed: {0}")]
     Commit(String),
@@ -105,6 +114,7 @@ impl InsertError {
                 | InsertError::AlreadyPaying
                 | InsertError::Guard { .. }
                 | InsertError::RefundExceeds { .. }
+                | InsertError::Limit { .. }
         )
     }
 }

@@ -24,6 +24,8 @@ pub struct RefundRequest {
     pub priority: Priority,
     /// The rail, when the client names one (else the route's recommendation).
     pub rail: Option<String>,
+    /// The key's payout limits at the current rate: a refund is a payout like any other.
+    pub limits: Option<crate::limits::Checked>,
 }
 
 /// Why a refund was refused. Nothing was paid or debited.
@@ -104,6 +106,7 @@ pub async fn refund(
         route_id: route.route_id.clone(),
         rail: rail.unwrap_or_default().to_owned(),
         fx_quote_id: None,
+        limits: req.limits.clone(),
     };
     let mode = req.amount.mode();
     let answer_of = |p: &Payment| answer(p, &inv.invoice_id, mode);

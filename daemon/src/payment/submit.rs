@@ -5,6 +5,7 @@
 
 use super::Payments;
 use super::{steps, InsertError, NewPayment, Payment, Rail, State};
+use crate::limits::{self, Checked, Left};
 use crate::route::destination::{self, DestinationError, PayTo};
 use crate::route::StoredRoute;
 use crate::store::StoreError;
@@ -18,6 +19,8 @@ pub struct SubmitRequest {
     pub rail: String,
     /// Must be the route's quote when given.
     pub fx_quote_id: Option<String>,
+    /// The key's payout limits at the current rate, if it has any.
+    pub limits: Option<Checked>,
 }
 
 /// What one rail could fund now, for `insufficient_funds`.
@@ -82,6 +85,17 @@ pub enum SubmitError {
         /// What the refund needs, sats.
         needed_sat: u64,
     },
+    /// Over the key's per-payout or daily limit.
+    #[error("{message}")]
+    LimitExceeded {
+        /// Why.
+        message: String,
+        /// The limits and what is left today.
+        left: Box<Left>,
+    },
+    /// Not on the key's destination allowlist.
+    #[error("{0}")]
+    DestinationNotAllowed(String),
     /// Already submitted, locked, or being paid.
     #[error(transparent)]
     Conflict(InsertError),
@@ -137,6 +151,9 @@ pub async fn accept_as(
 ) -> Result<Payment, SubmitError> {
     let (route, rail, (cost_sat, fee_rate)) = checked_route(ctx, key_id, req, now)?;
     let payee = payee(ctx, &route, rail, now)?;
+    if let Some(checked) = &req.limits {
+        within_limits(ctx, checked, key_id, (&route, &payee.0), now)?;
+    }
     let payment = new_payment((key_id, idem), &route, rail, (cost_sat, fee_rate), payee, now);
     let answer_of = |p: &Payment| refund.as_ref().map_or_else(|| answer(&p.payment_id), |r| (r.answer)(p));
     let mut first = steps::first_step(&payment);
@@ -147,6 +164,11 @@ pub async fn accept_as(
     let new = NewPayment {
         spendable_msat: spendable_msat(ctx, rail)?,
         need_msat: route.amount_msat + cost_sat * 1_000,
+        daily_limit: req
+            .limits
+            .as_ref()
+            .and_then(|l| l.max_daily_msat)
+            .map(|m| (m, now.saturating_sub(limits::DAY_SECS))),
         // Written with the debit, in one transaction: the payload shows the stored state.
         event: ("payment.submitted", stored.view().to_string()),
         answer: answer_of(&payment),
@@ -154,8 +176,10 @@ pub async fn accept_as(
         first,
         refund_of: refund.as_ref().map(|r| (r.invoice_id.clone(), r.mode)),
     };
-    if let Err(e) = ctx.committer.insert(new).await {
-        return refused(ctx, (key_id, idem), rail, e, &answer_of);
+    match ctx.committer.insert(new).await {
+        Err(InsertError::Limit { used_msat }) => return Err(over_daily(req.limits.as_ref(), used_msat)),
+        Err(e) => return refused(ctx, (key_id, idem), rail, e, &answer_of),
+        Ok(()) => {}
     }
     // Tests: stored (an `on_us` payout settled, its invoice credited), the client not answered.
     crate::failpoint::hit("payment.committed");
@@ -214,6 +238,56 @@ fn checked_route(
         }
     }
     Ok((route, rail, (cost_sat, fee_rate)))
+}
+
+/// The key's per-payout limit, its destination allowlist, and (for the answer only: the commit
+/// checks it again in its transaction) its daily limit.
+fn within_limits(
+    ctx: &Payments,
+    checked: &Checked,
+    key_id: &str,
+    (route, paid): (&StoredRoute, &str),
+    now: u64,
+) -> Result<(), SubmitError> {
+    if !limits::allows(&checked.limits.allowlist, paid, ctx.network) {
+        return Err(SubmitError::DestinationNotAllowed(format!(
+            "this API key may pay only the destinations on its allowlist; {paid} is not on it"
+        )));
+    }
+    let over_payout = checked.max_payout_msat.is_some_and(|max| route.amount_msat > max);
+    let used_msat = ctx.store.key_used_since(key_id, now.saturating_sub(limits::DAY_SECS))?;
+    let over_daily = checked.max_daily_msat.is_some_and(|max| used_msat.saturating_add(route.amount_msat) > max);
+    if over_payout {
+        let left = Box::new(checked.left(used_msat));
+        let message = format!(
+            "{} sat is over this API key's limit per payout ({} sat)",
+            route.amount_msat.div_ceil(1_000),
+            left.max_payout_sat.unwrap_or_default()
+        );
+        return Err(SubmitError::LimitExceeded { message, left });
+    }
+    if over_daily {
+        return Err(over_daily_error(checked, used_msat));
+    }
+    Ok(())
+}
+
+/// The daily limit's refusal.
+fn over_daily(checked: Option<&Checked>, used_msat: u64) -> SubmitError {
+    match checked {
+        Some(checked) => over_daily_error(checked, used_msat),
+        None => SubmitError::Conflict(InsertError::Limit { used_msat }),
+    }
+}
+
+fn over_daily_error(checked: &Checked, used_msat: u64) -> SubmitError {
+    let left = Box::new(checked.left(used_msat));
+    let message = format!(
+        "this payout would take the API key over its daily limit ({} sat in any 24 h): {} sat left today",
+        left.max_daily_sat.unwrap_or_default(),
+        left.left_today_sat.unwrap_or_default()
+    );
+    SubmitError::LimitExceeded { message, left }
 }
 
 /// What the rail pays (an address, or an invoice / offer / keysend with its payment hash), still

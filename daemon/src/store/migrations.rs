@@ -497,6 +497,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
          created_at INTEGER NOT NULL
      ) STRICT;
      CREATE INDEX invoice_refunds_by_invoice ON invoice_refunds (invoice_id);",
+    // 22: payout limits per API key (`limits.rs`), and each key's payouts by time for the day's use.
+    "CREATE TABLE api_key_limits (
+         api_key_id TEXT PRIMARY KEY REFERENCES api_keys (id),
+         currency TEXT NOT NULL,
+         max_payout INTEGER CHECK (max_payout > 0),
+         max_daily INTEGER CHECK (max_daily > 0),
+         allowlist TEXT NOT NULL DEFAULT '',
+         updated_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX payments_by_key_time ON payments (api_key_id, created_at);",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.

@@ -32,6 +32,9 @@ pub enum StoreError {
         /// Newest version this build knows.
         known: usize,
     },
+    /// The database file could not be created.
+    #[error("store: creating the database file: {0}")]
+    Io(std::io::Error),
     /// The checkpointer thread could not be started.
     #[error("store: starting the checkpointer: {0}")]
     Thread(std::io::Error),
@@ -93,6 +96,17 @@ impl Drop for Store {
 impl Store {
     /// Opens (creating if needed) and migrates the store at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        // Created readable by its owner only (it holds webhook secrets); SQLite gives its WAL
+        // files the database file's mode.
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+            if let Err(e) = created.map(drop) {
+                if e.kind() != std::io::ErrorKind::AlreadyExists {
+                    return Err(StoreError::Io(e));
+                }
+            }
+        }
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;

@@ -7,6 +7,7 @@
 //! Deliveries live in the store, so they survive restarts (at least once: a receiver dedupes on
 //! `webhook-id`), every attempt is logged, and an operator can redeliver.
 
+pub mod guard;
 pub mod operator;
 mod record;
 
@@ -65,6 +66,9 @@ pub enum WebhookError {
     /// Not an absolute http(s) URL.
     #[error("url must be an absolute http:// or https:// URL: {0}")]
     InvalidUrl(String),
+    /// The host is or resolves to an address the SSRF guard refuses (or does not resolve).
+    #[error("{0}")]
+    NotAllowed(String),
     /// Unknown event type.
     #[error("unknown event {0:?}; events are {events} and the operator's {operator}", events = EVENTS.join(", "), operator = OPERATOR_EVENTS.join(", "))]
     InvalidEvent(String),
@@ -102,6 +106,7 @@ fn new_secret() -> String {
 /// Registers `url` for key `api_key_id`, for `events` (all when empty).
 pub fn register(ctx: &Webhooks, api_key_id: &str, url: &str, events: &[String]) -> Result<Registered, WebhookError> {
     let parsed = checked_url(url)?;
+    guard::Guard::new(&ctx.config.webhooks).check_url_blocking(&parsed).map_err(WebhookError::NotAllowed)?;
     if let Some(bad) = events.iter().find(|e| !EVENTS.contains(&e.as_str()) && !OPERATOR_EVENTS.contains(&e.as_str())) {
         return Err(WebhookError::InvalidEvent(bad.clone()));
     }
@@ -138,9 +143,13 @@ pub fn sign(secret: &str, id: &str, timestamp: u64, body: &[u8]) -> Option<Strin
 
 /// Runs until `cancel`: fans new outbox events out to endpoints, then sends what is due.
 pub async fn run(ctx: Arc<Webhooks>, cancel: CancellationToken) {
+    // No redirects, no proxy from the environment, and names resolved only to addresses the
+    // guard checked.
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(ctx.config.webhooks.timeout_secs))
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(guard::Resolver(Arc::new(guard::Guard::new(&ctx.config.webhooks)))))
         .build()
     {
         Ok(c) => c,
@@ -202,24 +211,14 @@ async fn deliver(ctx: Arc<Webhooks>, client: reqwest::Client, d: Due) {
         return tracing::error!(endpoint_id = %d.endpoint_id, "webhook secret is malformed; delivery skipped");
     };
     let started = Instant::now();
-    let sent = client
-        .post(&d.url)
-        .header("content-type", "application/json")
-        .header("webhook-id", &d.event_id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signature)
-        .body(body)
-        .send()
-        .await;
+    let (status, error, refused) = send(&ctx, &client, &d, (timestamp, signature), body).await;
     let elapsed = started.elapsed().as_millis() as u64;
-    let (status, error) = match &sent {
-        Ok(r) => (Some(r.status().as_u16()), None),
-        Err(e) => (None, Some(e.to_string())),
-    };
     let c = &ctx.config.webhooks;
     let attempts = d.attempts + 1;
     let retry_in = c.backoff_base_secs.saturating_mul(1 << (attempts - 1).min(20)).min(c.backoff_max_secs);
     let outcome = match classify(status) {
+        // The guard refused the address: nothing was sent, and sending again would not help.
+        _ if refused => Outcome::GiveUp,
         Outcome::Retry if attempts >= c.max_attempts => Outcome::GiveUp,
         o => o,
     };
@@ -241,6 +240,37 @@ async fn deliver(ctx: Arc<Webhooks>, client: reqwest::Client, d: Due) {
     .await;
     if let Ok(Err(e)) = recorded {
         tracing::error!(error = %e, "recording a webhook attempt");
+    }
+}
+
+/// Sends one attempt to an address the guard allows: the status, or the error and whether the
+/// guard refused the address (then nothing was sent).
+async fn send(
+    ctx: &Webhooks,
+    client: &reqwest::Client,
+    d: &Due,
+    (timestamp, signature): (u64, String),
+    body: String,
+) -> (Option<u16>, Option<String>, bool) {
+    let literal = reqwest::Url::parse(&d.url).map(|url| guard::Guard::new(&ctx.config.webhooks).check_literal(&url));
+    if let Ok(Err(refused)) = literal {
+        return (None, Some(format!("webhook_url_not_allowed: {refused}")), true);
+    }
+    let sent = client
+        .post(&d.url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &d.event_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(r) => (Some(r.status().as_u16()), None, false),
+        Err(e) => match guard::refusal(&e) {
+            Some(refused) => (None, Some(format!("webhook_url_not_allowed: {refused}")), true),
+            None => (None, Some(e.to_string()), false),
+        },
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use rusqlite::params;
 
+use super::guard::Guard;
 use super::{checked_url, new_secret, WebhookError, OPERATOR_EVENTS};
 use crate::store::{Store, StoreError};
 
@@ -67,15 +68,17 @@ pub enum OperatorError {
     Store(#[from] StoreError),
 }
 
-/// Sets up (or disables, without `url`) the operator endpoint; its secret is `secret_file`'s,
+/// Sets up (or disables, without `url`) the operator endpoint, refusing a URL the SSRF `guard`
+/// refuses; its secret is `secret_file`'s,
 /// created on first use.
-pub fn ensure(store: &Store, url: &str, secret_file: &Path) -> Result<(), OperatorError> {
+pub fn ensure(store: &Store, url: &str, guard: &Guard, secret_file: &Path) -> Result<(), OperatorError> {
     let now = crate::unix_now();
     if url.trim().is_empty() {
         store.disable_operator_endpoint(now)?;
         return Ok(());
     }
     let url = checked_url(url)?;
+    guard.check_url_blocking(&url).map_err(WebhookError::NotAllowed)?;
     let io = |source| OperatorError::Secret { path: secret_file.display().to_string(), source };
     let secret = match std::fs::read_to_string(secret_file) {
         Ok(text) if text.trim().starts_with("whsec_") => text.trim().to_owned(),
