@@ -299,4 +299,22 @@ mod tests {
             ["invoice.expired", "invoice.paid_late", "invoice.paid", "invoice.overpaid"].map(|e| events(&store, e));
         assert_eq!(told, [1, 1, 1, 1]);
     }
+
+    #[test]
+    fn a_lightning_payment_credited_after_expiry_is_paid_late_once() {
+        // The node accepts an HTLC up to LDK's two hours of block-time slack past the BOLT11's
+        // expiry, and a payment claimed before a crash is counted after the restart: both can
+        // find the invoice already expired.
+        let (_dir, store) = store();
+        invoice(&store, "ln", "new", (NOW - 1, NOW - 3_600));
+        store.conn().execute("UPDATE invoices SET payment_hash = 'h1' WHERE invoice_id = 'ln'", []).unwrap();
+        watch((&store, &InvoicesConfig::default()), &[], 101, NOW).unwrap();
+        assert_eq!(state(&store, "ln"), ("expired".into(), 0, 0, 0));
+        for _ in 0..2 {
+            crate::invoice::lightning_received((&store, 10), "h1", "pay1", 50_000_000, NOW).unwrap();
+        }
+        assert_eq!(state(&store, "ln"), ("expired".into(), 50_000_000, 50_000_000, -50_000_000), "credited once");
+        assert_eq!(super::super::view(&store.invoice("ln").unwrap().unwrap())["status"], "paid_late");
+        assert_eq!(events(&store, "invoice.paid_late"), 1);
+    }
 }

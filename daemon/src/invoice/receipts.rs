@@ -152,11 +152,11 @@ fn settle(
     let (mut counted, mut late) = (recorded.counted, recorded.counted_late);
     if !counted && seen.counts {
         late = inv.status == "expired";
-        apply(tx, inv, &credit(inv, msat, tolerance_bps), Some("onchain"), now)?;
+        apply(tx, inv, &credit(inv.counts(), msat, tolerance_bps), Some("onchain"), now)?;
         counted = true;
     } else if counted && !seen.counts && !confirmed {
         let pending = seen.present || others_pending(tx, &inv.invoice_id, seen.outpoint)?;
-        apply(tx, inv, &debit(inv, msat, late, pending, tolerance_bps), None, now)?;
+        apply(tx, inv, &debit(inv.counts(), msat, late, pending, tolerance_bps), None, now)?;
         tracing::warn!(invoice_id = %inv.invoice_id, outpoint = seen.outpoint, "a counted invoice payment left the chain");
         (counted, late) = (false, false);
     } else if !counted && seen.present && inv.status == "new" {

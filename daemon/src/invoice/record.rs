@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::state::{credit, Next};
+use super::state::{credit, Counts, Next};
 use super::{InvoiceError, NewInvoice, Priced};
 use crate::ledger::{self, Posting};
 use crate::store::{Store, StoreError};
@@ -52,6 +52,18 @@ pub struct Invoice {
     pub expires_at: u64,
     /// Unix seconds.
     pub created_at: u64,
+}
+
+impl Invoice {
+    /// What its next state depends on.
+    pub fn counts(&self) -> Counts<'_> {
+        Counts {
+            status: &self.status,
+            amount_sat: self.amount_sat,
+            received_msat: self.received_msat,
+            paid_late_msat: self.paid_late_msat,
+        }
+    }
 }
 
 const COLUMNS: &str = "invoice_id, api_key_id, status, exception, currency, amount_minor, amount_sat, fx_quote_id,
@@ -286,7 +298,7 @@ impl Store {
         if !ledger::post(&tx, "invoice", None, &format!("ln:recv:{payment_id}"), &postings, now)? {
             return Ok(false);
         }
-        apply(&tx, &inv, &credit(&inv, amount_msat, tolerance_bps), Some("lightning"), now)?;
+        apply(&tx, &inv, &credit(inv.counts(), amount_msat, tolerance_bps), Some("lightning"), now)?;
         tx.commit()?;
         Ok(true)
     }

@@ -2,8 +2,20 @@
 //! late once it expired: `paid_late`), or a counted on-chain payment a reorg took away
 //! (`invoice.reorged`). Pure functions of the invoice and the amounts; the store applies them.
 
-use super::record::Invoice;
 use super::{judge, outcome, Judgement};
+
+/// What of an invoice its next state depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts<'a> {
+    /// The stored status.
+    pub status: &'a str,
+    /// What the payer pays, sats.
+    pub amount_sat: u64,
+    /// Everything counted so far, msat.
+    pub received_msat: u64,
+    /// What of it was credited after the invoice expired, msat.
+    pub paid_late_msat: u64,
+}
 
 /// An invoice's next state and the events that say so.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,10 +53,10 @@ fn exception_of(amount_sat: u64, received_msat: u64, tolerance_bps: u32) -> Opti
 /// `amount_msat` more counts toward `inv`. An expired invoice stays expired, its late amount
 /// grows and `invoice.paid_late` says so (shown as `paid_late`); a paid one stays paid (and says
 /// `invoice.overpaid` if it now is); any other moves on by the total received.
-pub fn credit(inv: &Invoice, amount_msat: u64, tolerance_bps: u32) -> Next {
+pub fn credit(inv: Counts<'_>, amount_msat: u64, tolerance_bps: u32) -> Next {
     let received_msat = inv.received_msat.saturating_add(amount_msat);
     let exception = exception_of(inv.amount_sat, received_msat, tolerance_bps);
-    let (status, paid_late_msat, events) = match inv.status.as_str() {
+    let (status, paid_late_msat, events) = match inv.status {
         "expired" => ("expired", inv.paid_late_msat.saturating_add(amount_msat), vec!["invoice.paid_late"]),
         "paid" if exception == Some("overpaid") => ("paid", inv.paid_late_msat, vec!["invoice.overpaid"]),
         "paid" => ("paid", inv.paid_late_msat, vec![]),
@@ -61,11 +73,11 @@ pub fn credit(inv: &Invoice, amount_msat: u64, tolerance_bps: u32) -> Next {
 /// any other is `processing` while a payment to it is still seen (`pending`: the transaction
 /// back in the mempool), else `new` when nothing counts, else judged on what does. Always
 /// `invoice.reorged`.
-pub fn debit(inv: &Invoice, amount_msat: u64, late: bool, pending: bool, tolerance_bps: u32) -> Next {
+pub fn debit(inv: Counts<'_>, amount_msat: u64, late: bool, pending: bool, tolerance_bps: u32) -> Next {
     let received_msat = inv.received_msat.saturating_sub(amount_msat);
     let paid_late_msat = if late { inv.paid_late_msat.saturating_sub(amount_msat) } else { inv.paid_late_msat };
     let judged = || exception_of(inv.amount_sat, received_msat, tolerance_bps);
-    let (status, exception) = match inv.status.as_str() {
+    let (status, exception) = match inv.status {
         "expired" if received_msat == 0 => ("expired", None),
         "expired" => ("expired", judged()),
         _ if pending => ("processing", None),
@@ -82,40 +94,19 @@ pub fn debit(inv: &Invoice, amount_msat: u64, late: bool, pending: bool, toleran
 mod tests {
     use super::*;
 
-    fn invoice(status: &str, received_msat: u64, paid_late_msat: u64) -> Invoice {
-        Invoice {
-            invoice_id: "inv_1".into(),
-            api_key_id: "k".into(),
-            status: status.into(),
-            exception: None,
-            currency: "SAT".into(),
-            amount_minor: 50_000,
-            amount_sat: 50_000,
-            fx_quote_id: None,
-            rate: None,
-            description: String::new(),
-            metadata: None,
-            speed: "medium".into(),
-            address: "bcrt1q".into(),
-            bolt11: None,
-            payment_hash: None,
-            received_msat,
-            paid_late_msat,
-            paid_via: None,
-            expires_at: 0,
-            created_at: 0,
-        }
+    fn invoice(status: &str, received_msat: u64, paid_late_msat: u64) -> Counts<'_> {
+        Counts { status, amount_sat: 50_000, received_msat, paid_late_msat }
     }
 
     #[test]
     fn a_payment_after_expiry_is_credited_and_paid_late() {
-        let late = credit(&invoice("expired", 0, 0), 50_000_000, 0);
+        let late = credit(invoice("expired", 0, 0), 50_000_000, 0);
         assert_eq!((late.status, late.exception, late.paid_late_msat), ("expired", None, 50_000_000));
         assert_eq!(
             (late.events, public_status(late.status, late.paid_late_msat)),
             (vec!["invoice.paid_late"], "paid_late")
         );
-        let rest = credit(&invoice("expired", 20_000_000, 0), 10_000_000, 0);
+        let rest = credit(invoice("expired", 20_000_000, 0), 10_000_000, 0);
         assert_eq!(
             (rest.exception, rest.received_msat, rest.paid_late_msat),
             (Some("underpaid"), 30_000_000, 10_000_000)
@@ -125,21 +116,21 @@ mod tests {
 
     #[test]
     fn a_second_full_payment_leaves_it_paid_and_overpaid() {
-        let twice = credit(&invoice("paid", 50_000_000, 0), 50_000_000, 10);
+        let twice = credit(invoice("paid", 50_000_000, 0), 50_000_000, 10);
         assert_eq!((twice.status, twice.exception, twice.received_msat), ("paid", Some("overpaid"), 100_000_000));
         assert_eq!(twice.events, vec!["invoice.overpaid"]);
-        let first = credit(&invoice("processing", 0, 0), 50_000_000, 10);
+        let first = credit(invoice("processing", 0, 0), 50_000_000, 10);
         assert_eq!((first.status, first.events), ("paid", vec!["invoice.paid"]));
     }
 
     #[test]
     fn a_reorged_payment_returns_the_invoice_to_processing_or_new() {
-        let back = debit(&invoice("paid", 50_000_000, 0), 50_000_000, false, true, 10);
+        let back = debit(invoice("paid", 50_000_000, 0), 50_000_000, false, true, 10);
         assert_eq!((back.status, back.received_msat, back.events), ("processing", 0, vec!["invoice.reorged"]));
-        assert_eq!(debit(&invoice("paid", 50_000_000, 0), 50_000_000, false, false, 10).status, "new");
-        let part = debit(&invoice("paid", 80_000_000, 0), 30_000_000, false, false, 10);
+        assert_eq!(debit(invoice("paid", 50_000_000, 0), 50_000_000, false, false, 10).status, "new");
+        let part = debit(invoice("paid", 80_000_000, 0), 30_000_000, false, false, 10);
         assert_eq!((part.status, part.exception), ("paid", None));
-        let late = debit(&invoice("expired", 50_000_000, 50_000_000), 50_000_000, true, true, 10);
+        let late = debit(invoice("expired", 50_000_000, 50_000_000), 50_000_000, true, true, 10);
         assert_eq!((late.status, late.paid_late_msat, public_status(late.status, 0)), ("expired", 0, "expired"));
     }
 }
