@@ -12,10 +12,10 @@ pub struct InvoicesConfig {
     /// be `paid` without `underpaid` / `overpaid`.
     pub tolerance_bps: u32,
     /// How many days after an invoice closed (expired, or last changed once paid) the on-chain
-    /// watcher still reads its address each tick: a late payment or a reorg within that window
-    /// is matched from the address list; past it, a payment seen while it is recent (unconfirmed
-    /// or ≤ 6 confirmations) is still matched by looking its address up, so the tick's cost
-    /// follows the open invoices and recent traffic, not all of history.
+    /// watcher still reads its address each tick and follows its payments through reorgs; past
+    /// it, a payment seen while it is recent (unconfirmed or ≤ 6 confirmations) is still matched
+    /// by looking its address up, so the tick's cost follows the open invoices and recent
+    /// traffic, not all of history.
     pub watch_days: u32,
 }
 

@@ -73,7 +73,9 @@ pub fn watch(
         }
     }
     for outpoint in store.invoice_receipts_live(since)? {
-        if !present.contains(outpoint.as_str()) && store.invoice_receipt_gone(&outpoint, config.tolerance_bps, now)? {
+        if !present.contains(outpoint.as_str())
+            && store.invoice_receipt_gone(&outpoint, &present, config.tolerance_bps, now)?
+        {
             changed += 1;
         }
     }
@@ -252,6 +254,17 @@ mod tests {
             .unwrap();
         let details: Vec<String> = plan.query_map([], |r| r.get(3)).unwrap().map(Result::unwrap).collect();
         assert!(details.iter().all(|d| !d.starts_with("SCAN invoices")), "no full scan: {details:?}");
+        let mut plan = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT outpoint FROM invoice_receipts WHERE seen_at >= 1 AND (booked = 1
+                     OR counted = 1 OR invoice_id IN (SELECT invoice_id FROM invoices WHERE status = 'processing'))
+                 UNION SELECT r.outpoint FROM invoices i JOIN invoice_receipts r ON r.invoice_id = i.invoice_id
+                     WHERE i.status IN ('new', 'processing', 'underpaid')
+                     AND (r.booked = 1 OR r.counted = 1 OR i.status = 'processing')",
+            )
+            .unwrap();
+        let details: Vec<String> = plan.query_map([], |r| r.get(3)).unwrap().map(Result::unwrap).collect();
+        assert!(details.iter().all(|d| !d.starts_with("SCAN")), "no full scan of the receipts: {details:?}");
     }
 
     #[test]
@@ -276,6 +289,16 @@ mod tests {
         assert_eq!(state(&store, "r"), ("new".into(), 0, 0, 0));
         assert_eq!((events(&store, "invoice.paid"), events(&store, "invoice.reorged")), (2, 2));
         assert_eq!(store.ledger_balance("treasury:onchain", "BTC").unwrap(), 0);
+        // Seen again, then replaced before it counted: back to new, and said so.
+        watch_at(&[output("r", None)], 102);
+        assert_eq!(state(&store, "r"), ("processing".into(), 0, 0, 0));
+        let mut replacement = output("r", None);
+        replacement.outpoint = "tx_r2:0".into();
+        watch_at(&[replacement], 102);
+        assert_eq!(state(&store, "r").0, "processing", "a replacement paying it keeps it processing");
+        watch_at(&[], 102);
+        assert_eq!(state(&store, "r").0, "new");
+        assert_eq!((events(&store, "invoice.processing"), events(&store, "invoice.reorged")), (2, 3));
     }
 
     #[test]

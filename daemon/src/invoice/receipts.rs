@@ -6,6 +6,8 @@
 //! ledger holds one booking net. Each change is one transaction with its ledger entries and
 //! events, read afresh inside it: two watchers at once never book twice.
 
+use std::collections::HashSet;
+
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::record::{apply, load, Invoice};
@@ -86,16 +88,18 @@ impl Store {
             ],
         )? == 1;
         let Some((_, recorded)) = row(&tx, seen.outpoint)? else { return Ok(false) };
-        let changed = settle(&tx, &inv, &recorded, seen, (tolerance_bps, now))?;
+        let changed = settle(&tx, &inv, &recorded, seen, (true, tolerance_bps, now))?;
         tx.commit()?;
         Ok(fresh || changed)
     }
 
     /// Takes back what the receipt `outpoint` booked and counted: the wallet no longer lists its
-    /// transaction (a reorg dropped it and it was replaced or evicted). True if anything changed.
+    /// transaction (a reorg dropped it and it was replaced, or it left the mempool); `present`:
+    /// the outpoints the wallet lists. True if anything changed.
     pub(super) fn invoice_receipt_gone(
         &self,
         outpoint: &str,
+        present: &HashSet<&str>,
         tolerance_bps: u32,
         now: u64,
     ) -> Result<bool, InvoiceError> {
@@ -103,6 +107,7 @@ impl Store {
         let tx = conn.transaction()?;
         let Some((invoice_id, recorded)) = row(&tx, outpoint)? else { return Ok(false) };
         let Some(inv) = load(&tx, &invoice_id)? else { return Ok(false) };
+        let pending = uncounted(&tx, &invoice_id)?.iter().any(|o| o != outpoint && present.contains(o.as_str()));
         let txid = outpoint.split_once(':').map_or(outpoint, |(t, _)| t);
         let gone = OnChain {
             outpoint,
@@ -113,16 +118,21 @@ impl Store {
             counts: false,
             present: false,
         };
-        let changed = settle(&tx, &inv, &recorded, &gone, (tolerance_bps, now))?;
+        let changed = settle(&tx, &inv, &recorded, &gone, (pending, tolerance_bps, now))?;
         tx.commit()?;
         Ok(changed)
     }
 
-    /// The receipts seen since `since` that are booked or counted: those a reorg could take back.
+    /// The receipts whose leaving the chain or the mempool changes something (booked, counted,
+    /// or keeping their invoice `processing`), of the invoices still open or seen since `since`.
     pub(super) fn invoice_receipts_live(&self, since: u64) -> Result<Vec<String>, StoreError> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT outpoint FROM invoice_receipts WHERE seen_at >= ?1 AND (booked = 1 OR counted = 1)",
+            "SELECT outpoint FROM invoice_receipts WHERE seen_at >= ?1 AND (booked = 1 OR counted = 1
+                 OR invoice_id IN (SELECT invoice_id FROM invoices WHERE status = 'processing'))
+             UNION SELECT r.outpoint FROM invoices i JOIN invoice_receipts r ON r.invoice_id = i.invoice_id
+                 WHERE i.status IN ('new', 'processing', 'underpaid')
+                 AND (r.booked = 1 OR r.counted = 1 OR i.status = 'processing')",
         )?;
         let rows = stmt.query_map([since as i64], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -130,13 +140,14 @@ impl Store {
 }
 
 /// Brings one receipt's booking and count in line with what the chain shows, with the invoice's
-/// state and events; true if anything changed.
+/// state and events (`pending`: another payment to it is still seen, uncounted); true if
+/// anything changed.
 fn settle(
     tx: &Connection,
     inv: &Invoice,
     recorded: &Row,
     seen: &OnChain<'_>,
-    (tolerance_bps, now): (u32, u64),
+    (pending, tolerance_bps, now): (bool, u32, u64),
 ) -> Result<bool, InvoiceError> {
     let confirmed = seen.confirmation_height.is_some();
     let (mut booked, mut bookings) = (recorded.booked, recorded.bookings);
@@ -155,7 +166,6 @@ fn settle(
         apply(tx, inv, &credit(inv.counts(), msat, tolerance_bps), Some("onchain"), now)?;
         counted = true;
     } else if counted && !seen.counts && !confirmed {
-        let pending = seen.present || others_pending(tx, &inv.invoice_id, seen.outpoint)?;
         apply(tx, inv, &debit(inv.counts(), msat, late, pending, tolerance_bps), None, now)?;
         tracing::warn!(invoice_id = %inv.invoice_id, outpoint = seen.outpoint, "a counted invoice payment left the chain");
         (counted, late) = (false, false);
@@ -168,6 +178,11 @@ fn settle(
             events: vec!["invoice.processing"],
         };
         apply(tx, inv, &processing, None, now)?;
+    } else if !counted && !seen.present && !pending && inv.status == "processing" {
+        // The payment that made it `processing` left the mempool (replaced, evicted) uncounted.
+        apply(tx, inv, &debit(inv.counts(), 0, false, false, tolerance_bps), None, now)?;
+        tracing::warn!(invoice_id = %inv.invoice_id, outpoint = seen.outpoint, "an invoice payment left the mempool");
+        return Ok(true);
     }
     tx.execute(
         "UPDATE invoice_receipts SET confirmation_height = ?2, booked = ?3, bookings = ?4, counted = ?5,
@@ -181,12 +196,11 @@ fn settle(
     Ok(changed)
 }
 
-/// Whether another payment to the invoice is seen and not counted yet.
-fn others_pending(tx: &Connection, invoice_id: &str, outpoint: &str) -> rusqlite::Result<bool> {
-    tx.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM invoice_receipts WHERE invoice_id = ?1 AND outpoint != ?2 AND counted = 0)",
-    )?
-    .query_row([invoice_id, outpoint], |r| r.get(0))
+/// The invoice's receipts not counted (yet).
+fn uncounted(tx: &Connection, invoice_id: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = tx.prepare_cached("SELECT outpoint FROM invoice_receipts WHERE invoice_id = ?1 AND counted = 0")?;
+    let rows = stmt.query_map([invoice_id], |r| r.get(0))?;
+    rows.collect()
 }
 
 /// The ledger entry of booking `n` of one confirmed output paying `inv` (the first keeps the

@@ -499,7 +499,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
      CREATE INDEX invoices_by_status ON invoices (status);
      CREATE INDEX invoices_by_expiry ON invoices (expires_at);
      CREATE INDEX invoices_by_update ON invoices (updated_at);
-     CREATE INDEX invoice_receipts_by_seen ON invoice_receipts (seen_at);",
+     CREATE INDEX invoice_receipts_by_seen ON invoice_receipts (seen_at);
+     CREATE INDEX invoice_receipts_by_invoice ON invoice_receipts (invoice_id);",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.
