@@ -258,6 +258,71 @@ fn a_reorg_takes_a_counted_payment_back_and_the_payment_mined_again_is_booked_on
     assert_eq!(told_once_each(merchant, &hooks, &inv), [1, 2, 0, 0, 0, 0, 1]);
 }
 
+/// Waits until the customer's Lightning payment `ln_id` is final. A kill between the merchant's
+/// node persisting a ChannelMonitor update and its ChannelManager makes LDK force-close the
+/// channel on restart (rust-lightning #4286, README "Crash safety"): the HTLC is then resolved on
+/// chain, so blocks are mined until it is. Returns whether it succeeded.
+fn ln_payment_final(p: &common::ln::Pair, ln_id: &str) -> bool {
+    let status = || payment(&p.a, ln_id).map(|x| x["status"].clone()).unwrap_or(Value::Null);
+    let started = std::time::Instant::now();
+    let mut mined = 0;
+    while status() != "succeeded" && status() != "failed" {
+        if started.elapsed() > Duration::from_secs(30) && common::ln::channel(&p.b).is_none() {
+            assert!(mined < 600, "the HTLC not resolved on chain after {mined} blocks");
+            p.chain.mine(6);
+            mined += 6;
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "the payment never finished: {}", status());
+        std::thread::sleep(Duration::from_millis(1_000));
+    }
+    eprintln!("the customer's payment {} after {:?}, {mined} blocks mined", status(), started.elapsed());
+    status() == "succeeded"
+}
+
+/// Mines until `gw`'s ledger follows a force-closed channel's funds back on chain, then checks
+/// it is exact.
+fn settled_after_sweeps(p: &common::ln::Pair, what: &str) {
+    let mut mined = 0;
+    while p.b.call("ledger.verify", json!({}))["lightning"]["status"] != "settled" {
+        assert!(mined < 600, "{what}: not swept after {mined} blocks");
+        p.chain.mine(6);
+        mined += 6;
+        std::thread::sleep(Duration::from_millis(1_500));
+    }
+    settled_exact(&p.b, what);
+}
+
+/// Pays `inv` over Lightning from A and SIGKILLs the merchant (B) `delay` later, with `meanwhile`
+/// done while it is down; restarts it. If the payment failed back while the channel still works,
+/// pays again. Returns whether the merchant received it.
+fn ln_payment_around_a_kill(
+    p: &mut common::ln::Pair,
+    inv: &Value,
+    delay: Duration,
+    meanwhile: impl FnOnce(&common::ln::Pair),
+) -> bool {
+    let sent = p.a.call("ln.pay", json!({"invoice": inv["bolt11"]}));
+    std::thread::sleep(delay);
+    p.b.kill();
+    let counted = outbox(&p.b, inv["invoice_id"].as_str().unwrap()).contains(&"invoice.paid".to_owned());
+    eprintln!(
+        "{delay:?} after ln.pay, at the kill, the payment was {}",
+        if counted { "counted" } else { "not counted yet" }
+    );
+    meanwhile(p);
+    p.b.start_again();
+    let ln_id = sent["payment_id"].as_str().unwrap();
+    if ln_payment_final(p, ln_id) {
+        return true;
+    }
+    if common::ln::channel(&p.a).is_some_and(|c| c["usable"] == true) {
+        eprintln!("the HTLC failed back before reaching the merchant: paying again");
+        let again = p.a.call("ln.pay", json!({"invoice": inv["bolt11"]}));
+        return ln_payment_final(p, again["payment_id"].as_str().unwrap());
+    }
+    false
+}
+
 #[test]
 fn senderod_killed_while_payments_arrive_misses_nothing_and_counts_nothing_twice() {
     let mut p = pair_with(FX);
@@ -272,44 +337,49 @@ fn senderod_killed_while_payments_arrive_misses_nothing_and_counts_nothing_twice
 
     // The customer pays over Lightning and the merchant's senderod dies at once; on chain, a
     // payment is made and both confirm while it is down; an unpaid invoice expires meanwhile.
-    let sent = p.a.call("ln.pay", json!({"invoice": by_ln["bolt11"]}));
-    p.b.kill();
-    let ln_id = sent["payment_id"].as_str().unwrap().to_owned();
-    pay_on_chain(&p.a, &confirmed_while_down, 40_000);
-    p.chain.mine(1);
-    std::thread::sleep(Duration::from_secs(10));
-    p.b.start_again();
-
-    // The customer's node settles the payment once the merchant's is back (or fails it back if it
-    // never reached it: then the customer pays again).
-    wait_for("the customer's payment to finish", Duration::from_secs(120), || {
-        payment(&p.a, &ln_id).is_some_and(|x| x["status"] == "succeeded" || x["status"] == "failed")
+    let down = confirmed_while_down.clone();
+    let first = ln_payment_around_a_kill(&mut p, &by_ln, Duration::ZERO, move |p| {
+        pay_on_chain(&p.a, &down, 40_000);
+        p.chain.mine(1);
+        std::thread::sleep(Duration::from_secs(10));
     });
-    if payment(&p.a, &ln_id).is_some_and(|x| x["status"] == "failed") {
-        eprintln!("the HTLC never reached the merchant before the kill: paying again");
-        p.a.call("ln.pay", json!({"invoice": by_ln["bolt11"]}));
-    }
+    // Killed again a moment into a second Lightning payment (about when the node claims it and
+    // the event is recorded), if the first kill left the channel open.
+    let second = create(&p.b, &key, "by-ln-2", 20_000, 900);
+    let second_paid = if common::ln::channel(&p.a).is_some_and(|c| c["usable"] == true) {
+        ln_payment_around_a_kill(&mut p, &second, Duration::from_millis(200), |_| {})
+    } else {
+        eprintln!("the first kill force-closed the channel: no second Lightning payment");
+        false
+    };
+    let (first_msat, second_msat) = (if first { 50_000_000 } else { 0 }, if second_paid { 20_000_000 } else { 0 });
+
     let status = |inv: &Value| get(&p.b, &key, inv)["status"].clone();
-    wait_for("every invoice settled after the restart", Duration::from_secs(60), || {
-        status(&by_ln) == "paid"
+    let ln_status = |paid: bool| if paid { "paid" } else { "new" };
+    wait_for("every invoice settled after the restarts", Duration::from_secs(60), || {
+        status(&by_ln) == ln_status(first)
+            && status(&second) == ln_status(second_paid)
             && status(&confirmed_while_down) == "paid"
             && status(&seen_before) == "paid"
             && status(&pending) == "expired"
     });
-    settled_exact(&p.b, "after the SIGKILL");
-    let all = (50_000 + 40_000 + 35_000) * 1_000;
+    settled_after_sweeps(&p, "after the SIGKILLs");
+    let all = first_msat + second_msat + 40_000_000 + 35_000_000;
     assert_eq!(account(&p.b, &format!("receivable:{key_id}")), -all, "each payment counted once");
 
-    // Killed again with nothing in flight, and restarted: nothing moves.
+    // Killed once more with nothing in flight: nothing moves.
     p.b.kill();
     p.b.start_again();
-    settled_exact(&p.b, "after a second SIGKILL");
+    settled_exact(&p.b, "after a last SIGKILL");
     assert_eq!(account(&p.b, &format!("receivable:{key_id}")), -all);
-    for (inv, amount) in [(&by_ln, 50_000_000), (&confirmed_while_down, 40_000_000), (&seen_before, 35_000_000)] {
+    let amounts =
+        [(&by_ln, first_msat), (&second, second_msat), (&confirmed_while_down, 40_000_000), (&seen_before, 35_000_000)];
+    for (inv, amount) in amounts {
         assert_eq!(get(&p.b, &key, inv)["received_msat"], amount, "{inv}");
     }
     //                                        processing paid under over late expired reorged
-    assert_eq!(told_once_each(&p.b, &hooks, &by_ln), [0, 1, 0, 0, 0, 0, 0]);
+    assert_eq!(told_once_each(&p.b, &hooks, &by_ln), [0, usize::from(first), 0, 0, 0, 0, 0]);
+    assert_eq!(told_once_each(&p.b, &hooks, &second), [0, usize::from(second_paid), 0, 0, 0, 0, 0]);
     assert_eq!(told_once_each(&p.b, &hooks, &confirmed_while_down), [0, 1, 0, 0, 0, 0, 0], "confirmed: no processing");
     assert_eq!(told_once_each(&p.b, &hooks, &seen_before), [1, 1, 0, 0, 0, 0, 0]);
     assert_eq!(told_once_each(&p.b, &hooks, &pending), [0, 0, 0, 0, 0, 1, 0]);
