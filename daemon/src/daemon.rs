@@ -214,7 +214,7 @@ fn spawn_tasks(state: &AppState, boot: Boot, rpc: (String, BitcoindAuth), cancel
         tasks.spawn("consolidation", crate::payment::consolidate::run_every(payments, cancel.clone()));
     }
     tasks.spawn("webhook sender", crate::webhook::run(Arc::clone(&state.webhooks), cancel.clone()));
-    let watched = (Arc::clone(&state.store), Arc::clone(state.onchain.treasury()), state.config.invoices.tolerance_bps);
+    let watched = (Arc::clone(&state.store), Arc::clone(state.onchain.treasury()), state.config.invoices.clone());
     tasks.spawn("invoice watcher", crate::invoice::onchain::run(watched, interval, cancel.clone()));
     if state.config.lightning.enabled {
         let payments = Arc::clone(&state.payments);

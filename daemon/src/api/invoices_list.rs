@@ -1,4 +1,4 @@
-//! `GET /v1/invoices?status=new|processing|paid|underpaid|expired&cursor=&limit=` (scope
+//! `GET /v1/invoices?status=new|processing|paid|underpaid|expired|paid_late&cursor=&limit=` (scope
 //! `invoice` or `read`): the key's invoices, newest first, a page at a time.
 
 use axum::extract::{RawQuery, State};
@@ -13,7 +13,7 @@ use super::ApiError;
 use crate::apikey::Scope;
 use crate::state::AppState;
 
-const STATUSES: [&str; 5] = ["new", "processing", "paid", "underpaid", "expired"];
+pub(crate) const STATUSES: [&str; 6] = ["new", "processing", "paid", "underpaid", "expired", "paid_late"];
 
 pub(crate) async fn handle(
     State(ctx): State<AppState>,

@@ -9,7 +9,7 @@ mod health;
 mod idempotency;
 mod invoices_create;
 mod invoices_get;
-mod invoices_list;
+pub(crate) mod invoices_list;
 mod invoices_refund;
 pub mod openapi;
 mod page;

@@ -44,7 +44,7 @@ fn paths() -> Value {
         "/v1/payments/submit": {"post": submit()},
         "/v1/payments": {"get": list("payments", "Payment", &["read", "pay"], &["SUBMITTED", "PENDING", "SETTLED", "FAILED"])},
         "/v1/payments/{id}": {"get": get_one("Payment", &["read", "pay"], "payment_not_found")},
-        "/v1/invoices": {"post": invoice_create(), "get": list("invoices", "Invoice", &["invoice", "read"], &["new", "processing", "paid", "expired"])},
+        "/v1/invoices": {"post": invoice_create(), "get": list("invoices", "Invoice", &["invoice", "read"], &crate::api::invoices_list::STATUSES)},
         "/v1/invoices/{id}": {"get": get_one("Invoice", &["invoice", "read"], "invoice_not_found")},
         "/v1/invoices/{id}/refund": {"post": refund()},
         "/v1/webhooks": {"post": webhook_create(), "get": webhook_list()},

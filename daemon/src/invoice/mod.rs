@@ -4,8 +4,10 @@
 //! objects it uses.
 
 pub mod onchain;
+pub mod receipts;
 pub mod record;
 pub mod refund;
+pub mod state;
 
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -174,21 +176,6 @@ pub fn outcome(
     }
 }
 
-/// The state an invoice moves to once `received_msat` counts in all. An invoice that expired
-/// keeps its status (what it received is still recorded and booked, never lost).
-pub fn next_state(
-    inv: &record::Invoice,
-    received_msat: u64,
-    tolerance_bps: u32,
-) -> (&'static str, Option<&'static str>, Vec<&'static str>) {
-    let (status, exception, events) = outcome(inv.amount_sat, received_msat, tolerance_bps);
-    match inv.status.as_str() {
-        "expired" => ("expired", exception, vec![]),
-        "paid" => ("paid", exception, if exception == Some("overpaid") { vec!["invoice.overpaid"] } else { vec![] }),
-        _ => (status, exception, events),
-    }
-}
-
 /// Records a Lightning payment the node received, if it pays one of the invoices: the invoice's
 /// amount and state, its ledger entry (`ln:recv:<payment_id>`, the reference the rail's import
 /// would use: never booked twice) and its events, in one transaction. Returns whether it paid
@@ -221,9 +208,10 @@ pub fn fiat_value(amount_minor: u64, amount_sat: u64, received_msat: u64) -> u64
 /// An invoice as the API and the webhooks show it.
 pub fn view(inv: &record::Invoice) -> Value {
     let metadata = inv.metadata.as_deref().and_then(|m| serde_json::from_str::<Value>(m).ok());
+    let asked = inv.amount_sat.saturating_mul(1_000);
     json!({
         "invoice_id": inv.invoice_id,
-        "status": inv.status,
+        "status": state::public_status(&inv.status, inv.paid_late_msat),
         "exception": inv.exception,
         "amount": { "minor_units": inv.amount_minor, "currency": inv.currency },
         "amount_sat": inv.amount_sat,
@@ -238,6 +226,9 @@ pub fn view(inv: &record::Invoice) -> Value {
         "bip21": bip21(&inv.address, inv.amount_sat, inv.bolt11.as_deref()),
         "received_msat": inv.received_msat,
         "received_minor_units": fiat_value(inv.amount_minor, inv.amount_sat, inv.received_msat),
+        "due_msat": asked.saturating_sub(inv.received_msat),
+        "overpaid_msat": inv.received_msat.saturating_sub(asked),
+        "paid_late_msat": inv.paid_late_msat,
         "paid_via": inv.paid_via,
         "expires_at": crate::rfc3339(inv.expires_at),
         "created_at": crate::rfc3339(inv.created_at),

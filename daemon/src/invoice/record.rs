@@ -3,7 +3,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{next_state, InvoiceError, NewInvoice, Priced};
+use super::state::{credit, Counts, Next};
+use super::{InvoiceError, NewInvoice, Priced};
 use crate::ledger::{self, Posting};
 use crate::store::{Store, StoreError};
 
@@ -14,7 +15,8 @@ pub struct Invoice {
     pub invoice_id: String,
     /// The API key that created it (and alone sees it).
     pub api_key_id: String,
-    /// `new`, `processing`, `paid`, `underpaid` or `expired`.
+    /// `new`, `processing`, `paid`, `underpaid` or `expired` (shown as `paid_late` once it
+    /// received after it expired).
     pub status: String,
     /// `underpaid` / `overpaid`, if the amount received missed the amount asked.
     pub exception: Option<String>,
@@ -42,6 +44,8 @@ pub struct Invoice {
     pub payment_hash: Option<String>,
     /// Received so far, msat.
     pub received_msat: u64,
+    /// What of it was credited after the invoice expired, msat.
+    pub paid_late_msat: u64,
     /// `lightning`, `onchain` or `on_us`, once paid.
     pub paid_via: Option<String>,
     /// Unix seconds.
@@ -50,8 +54,21 @@ pub struct Invoice {
     pub created_at: u64,
 }
 
+impl Invoice {
+    /// What its next state depends on.
+    pub fn counts(&self) -> Counts<'_> {
+        Counts {
+            status: &self.status,
+            amount_sat: self.amount_sat,
+            received_msat: self.received_msat,
+            paid_late_msat: self.paid_late_msat,
+        }
+    }
+}
+
 const COLUMNS: &str = "invoice_id, api_key_id, status, exception, currency, amount_minor, amount_sat, fx_quote_id,
-    rate, description, metadata, speed, address, bolt11, payment_hash, received_msat, paid_via, expires_at, created_at";
+    rate, description, metadata, speed, address, bolt11, payment_hash, received_msat, paid_via, expires_at, created_at,
+    paid_late_msat";
 
 fn invoice_row(r: &Row<'_>) -> rusqlite::Result<Invoice> {
     Ok(Invoice {
@@ -74,6 +91,7 @@ fn invoice_row(r: &Row<'_>) -> rusqlite::Result<Invoice> {
         paid_via: r.get(16)?,
         expires_at: r.get::<_, i64>(17)? as u64,
         created_at: r.get::<_, i64>(18)? as u64,
+        paid_late_msat: r.get::<_, i64>(19)? as u64,
     })
 }
 
@@ -104,6 +122,7 @@ pub fn new_row(
         bolt11,
         payment_hash,
         received_msat: 0,
+        paid_late_msat: 0,
         paid_via: None,
         expires_at: now + req.expiry_secs,
         created_at: now,
@@ -116,26 +135,29 @@ pub(super) fn load(tx: &Connection, invoice_id: &str) -> rusqlite::Result<Option
     tx.prepare_cached(&sql)?.query_row([invoice_id], invoice_row).optional()
 }
 
-/// Sets the invoice's status, exception and amount received, and queues `events` with the
-/// invoice as it is now; returns it.
+/// Sets the invoice's status, exception and amounts as `next` says (`via` the rail that paid, if
+/// one did), and queues `next`'s events with the invoice as it is now; returns it.
 pub(super) fn apply(
     tx: &Connection,
     inv: &Invoice,
-    (status, exception, received_msat, via): (&str, Option<&str>, u64, Option<&str>),
-    events: &[&str],
+    next: &Next,
+    via: Option<&str>,
     now: u64,
 ) -> rusqlite::Result<Invoice> {
     let via = via.map(str::to_owned).or_else(|| inv.paid_via.clone());
+    let Next { status, exception, received_msat, paid_late_msat, ref events } = *next;
     tx.execute(
         "UPDATE invoices SET status = ?2, exception = ?3, received_msat = ?4, paid_via = ?5,
-             paid_at = CASE WHEN ?2 = 'paid' THEN COALESCE(paid_at, ?6) ELSE paid_at END, updated_at = ?6
+             paid_at = CASE WHEN ?2 = 'paid' THEN COALESCE(paid_at, ?6) ELSE paid_at END, updated_at = ?6,
+             paid_late_msat = ?7
          WHERE invoice_id = ?1",
-        params![inv.invoice_id, status, exception, received_msat as i64, via, now as i64],
+        params![inv.invoice_id, status, exception, received_msat as i64, via, now as i64, paid_late_msat as i64],
     )?;
     let after = Invoice {
         status: status.into(),
         exception: exception.map(str::to_owned),
         received_msat,
+        paid_late_msat,
         paid_via: via,
         ..inv.clone()
     };
@@ -178,7 +200,7 @@ impl Store {
             tx.execute(
                 &format!(
                     "INSERT INTO invoices ({COLUMNS}, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
-                     ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19)"
+                     ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?19)"
                 ),
                 params![
                     inv.invoice_id,
@@ -199,7 +221,8 @@ impl Store {
                     inv.received_msat as i64,
                     inv.paid_via,
                     inv.expires_at as i64,
-                    inv.created_at as i64
+                    inv.created_at as i64,
+                    inv.paid_late_msat as i64
                 ],
             )?;
             self.idempotency_answer(&tx, idem, 201, answer, now)?;
@@ -235,7 +258,8 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// A key's invoices, newest first, before the cursor, optionally of one status.
+    /// A key's invoices, newest first, before the cursor, optionally of one status as the API
+    /// shows it (`paid_late`: expired with a late payment; `expired`: without).
     pub fn invoices(
         &self,
         api_key_id: &str,
@@ -244,7 +268,10 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Invoice>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM invoices WHERE api_key_id = ?1 AND (?2 IS NULL OR status = ?2)
+            "SELECT {COLUMNS} FROM invoices WHERE api_key_id = ?1
+             AND (?2 IS NULL OR (?2 = 'paid_late' AND status = 'expired' AND paid_late_msat > 0)
+                  OR (?2 = 'expired' AND status = 'expired' AND paid_late_msat = 0)
+                  OR (?2 NOT IN ('expired', 'paid_late') AND status = ?2))
              AND (?3 IS NULL OR invoice_id < ?3) ORDER BY invoice_id DESC LIMIT ?4"
         );
         let conn = self.read();
@@ -271,9 +298,7 @@ impl Store {
         if !ledger::post(&tx, "invoice", None, &format!("ln:recv:{payment_id}"), &postings, now)? {
             return Ok(false);
         }
-        let received = inv.received_msat.saturating_add(amount_msat);
-        let (status, exception, events) = next_state(&inv, received, tolerance_bps);
-        apply(&tx, &inv, (status, exception, received, Some("lightning")), &events, now)?;
+        apply(&tx, &inv, &credit(inv.counts(), amount_msat, tolerance_bps), Some("lightning"), now)?;
         tx.commit()?;
         Ok(true)
     }

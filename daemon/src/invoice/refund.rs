@@ -9,8 +9,9 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
+use super::fiat_value;
 use super::record::{apply, load, Invoice};
-use super::{fiat_value, next_state};
+use super::state::credit;
 use crate::ledger::{self, LedgerError, Posting};
 use crate::store::{Store, StoreError};
 
@@ -143,9 +144,7 @@ fn credit_on_us(tx: &Connection, p: FinalPayout<'_>, tolerance_bps: u32, now: u6
     if !ledger::post(tx, "invoice", None, &format!("invoice:on_us:{}", p.payment_id), &postings, now)? {
         return Ok(());
     }
-    let received = inv.received_msat.saturating_add(p.amount_msat);
-    let (status, exception, events) = next_state(&inv, received, tolerance_bps);
-    apply(tx, &inv, (status, exception, received, Some("on_us")), &events, now)?;
+    apply(tx, &inv, &credit(inv.counts(), p.amount_msat, tolerance_bps), Some("on_us"), now)?;
     tracing::info!(invoice_id = %inv.invoice_id, payment_id = %p.payment_id, amount_msat = p.amount_msat,
         "invoice paid on_us");
     Ok(())

@@ -98,8 +98,8 @@ fn import(ctx: &Payments, payments: &[Payment], txs: &[TxRecord]) -> Result<usiz
 fn invoice_receipts(ctx: &Payments) -> Result<HashMap<String, u64>, StoreError> {
     let treasury = ctx.onchain.treasury();
     let (received, tip) = (treasury.received(), treasury.synced_height());
-    let tolerance = ctx.config.invoices.tolerance_bps;
-    if let Err(e) = crate::invoice::onchain::watch((&ctx.store, tolerance), &received, tip, crate::unix_now()) {
+    let config = &ctx.config.invoices;
+    if let Err(e) = crate::invoice::onchain::watch((&ctx.store, config), &received, tip, crate::unix_now()) {
         tracing::error!(error = %e, "watching invoices' on-chain payments failed");
     }
     ctx.store.invoice_booked_by_txid()

@@ -507,6 +507,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
          updated_at INTEGER NOT NULL
      ) STRICT;
      CREATE INDEX payments_by_key_time ON payments (api_key_id, created_at);",
+    // 23: invoice detection: what an expired invoice received late (`paid_late`), how many times
+    // a receipt was booked (a reorg reverses a booking; a re-mined payment is booked afresh under
+    // a new reference) and whether it counted late; the watcher reads only the invoices that can
+    // still receive or closed recently (by status, expiry and last change), not all of history.
+    "ALTER TABLE invoices ADD COLUMN paid_late_msat INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE invoice_receipts ADD COLUMN bookings INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE invoice_receipts ADD COLUMN counted_late INTEGER NOT NULL DEFAULT 0;
+     UPDATE invoice_receipts SET bookings = booked;
+     CREATE INDEX invoices_by_status ON invoices (status);
+     CREATE INDEX invoices_by_expiry ON invoices (expires_at);
+     CREATE INDEX invoices_by_update ON invoices (updated_at);
+     CREATE INDEX invoice_receipts_by_seen ON invoice_receipts (seen_at);
+     CREATE INDEX invoice_receipts_by_invoice ON invoice_receipts (invoice_id);",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.

@@ -52,6 +52,8 @@ pub const EVENTS: &[&str] = &[
     "invoice.underpaid",
     "invoice.overpaid",
     "invoice.expired",
+    "invoice.paid_late",
+    "invoice.reorged",
 ];
 
 /// What an endpoint hears when it names no events: the states a client acts on.
