@@ -21,6 +21,7 @@ pub mod logging;
 pub mod payment;
 pub mod rails;
 pub mod rebalance;
+pub mod recon;
 pub mod route;
 pub mod secret;
 pub mod state;
