@@ -71,9 +71,10 @@ fn run(p: &Pair) -> (String, String, Value, Value) {
     let one = pay(a, &key, json!({"minor_units": 30_000, "currency": "SAT"}), &outside_address(42).to_string(), "onchain_batch");
     let two = pay(a, &key, json!({"minor_units": 40_000, "currency": "SAT"}), &outside_address(43).to_string(), "onchain_batch");
     a.call("batch.trigger", json!({}));
-    // Over Lightning, to B's invoice: 200,000 sat, which B then has to pay with.
-    let bolt11 = b.call("ln.invoice", json!({"amount_msat": 200_000_000u64, "description": "payout", "expiry_secs": 600}));
-    let ln = pay(a, &key, json!({"minor_units": 200_000, "currency": "SAT"}), bolt11["bolt11"].as_str().unwrap(), "lightning");
+    // Over Lightning, to B's invoice: 90,000 sat (under the 10% of the channel an HTLC may carry),
+    // which B then pays with.
+    let bolt11 = b.call("ln.invoice", json!({"amount_msat": 90_000_000u64, "description": "payout", "expiry_secs": 600}));
+    let ln = pay(a, &key, json!({"minor_units": 90_000, "currency": "SAT"}), bolt11["bolt11"].as_str().unwrap(), "lightning");
     settled(a, &key, &ln);
     wait_for("the payout and the batch in the mempool", MINUTE, || chain.mempool().len() == 2);
     chain.mine(1);

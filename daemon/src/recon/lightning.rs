@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sendero_lightning::Payment as NodePayment;
 
-use super::{windowed, Class, Draft, Item, Side, Sources, Window};
+use super::{windowed, Class, Draft, Item, RailTime, Side, Sources, Window};
 use crate::payment::{Rail, State};
 
 /// Every Lightning item (not yet cut to the window).
@@ -43,7 +43,7 @@ pub(super) fn items(s: &Sources, w: Window) -> Vec<Item> {
             Some(r) if r == d.ledger_msat => (Class::Match, Some("its cost is the node's holdings gap at rest")),
             Some(_) => (Class::AmountMismatch, Some("the settlement's entry differs from the cost recorded")),
         };
-        let side = Side { msat: rail, at: Some(m.created_at), payment_hash: None };
+        let side = Side { msat: rail, at: Some(RailTime::Clock(m.created_at)), payment_hash: None };
         items.push(d.finish("lightning", m.id.clone(), windowed(class, side.at, w), side));
     }
     for (key, d) in drafts {
@@ -102,7 +102,9 @@ fn payment_item(s: &Sources, mut d: Draft, n: &NodePayment, ln_open: bool, w: Wi
         "succeeded" => -(amount + fee),
         _ => 0,
     };
-    if n.status == "failed" && d.refs.is_empty() {
+    // A failed payment nothing booked moved nothing; nor does an invoice the node issued and
+    // nobody paid yet (ldk-node lists it as a pending inbound payment).
+    if d.refs.is_empty() && (n.status == "failed" || (inbound && n.status == "pending")) {
         return None;
     }
     if let Some(inv) = n.payment_hash.as_ref().and_then(|h| s.invoice_by_hash.get(h)).and_then(|i| s.invoices.get(i)) {
@@ -122,7 +124,8 @@ fn payment_item(s: &Sources, mut d: Draft, n: &NodePayment, ln_open: bool, w: Wi
         _ if d.ledger_msat == node_msat => (Class::Match, None),
         _ => (Class::AmountMismatch, Some("the ledger and the node disagree on the amount")),
     };
-    let side = Side { msat: Some(node_msat), at: Some(n.updated_at), payment_hash: n.payment_hash.clone() };
+    let side =
+        Side { msat: Some(node_msat), at: Some(RailTime::Clock(n.updated_at)), payment_hash: n.payment_hash.clone() };
     Some(d.finish("lightning", n.payment_id.clone(), windowed(class, side.at, w), side))
 }
 

@@ -201,7 +201,7 @@ impl Draft {
 
     /// The item, classed, with the rail's side and time.
     fn finish(self, rail: &'static str, reference: String, class: (Class, Option<&str>), rail_side: Side) -> Item {
-        let at = self.ledger_at.or(rail_side.at).unwrap_or_default();
+        let at = self.ledger_at.or(rail_side.at.map(RailTime::unix)).unwrap_or_default();
         let single = (self.fiat.len() == 1).then(|| self.fiat.into_iter().next()).flatten();
         let ledger_msat = (self.booked || !self.refs.is_empty()).then_some(self.ledger_msat);
         Item {
@@ -230,7 +230,7 @@ impl Draft {
 #[derive(Debug, Default)]
 pub(crate) struct Side {
     msat: Option<i64>,
-    at: Option<u64>,
+    at: Option<RailTime>,
     payment_hash: Option<String>,
 }
 
@@ -246,13 +246,39 @@ fn day(unix: u64) -> String {
         .unwrap_or_default()
 }
 
+/// How far a block's time may stray from the clock (consensus allows two hours ahead).
+pub(crate) const BLOCK_TIME_SLACK_SECS: u64 = 7_200;
+
+/// When the rail's side happened: a time this machine's clock took, or a block's time, which is
+/// known only to [`BLOCK_TIME_SLACK_SECS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RailTime {
+    /// Taken by this machine's clock (the wallet first saw it, the node updated it).
+    Clock(u64),
+    /// A block's header time.
+    Block(u64),
+}
+
+impl RailTime {
+    fn unix(self) -> u64 {
+        match self {
+            RailTime::Clock(t) | RailTime::Block(t) => t,
+        }
+    }
+}
+
 /// A match whose rail side falls outside the window is `timing`: the other half is in the period
 /// before or after.
-fn windowed(class: (Class, Option<&'static str>), rail_at: Option<u64>, w: Window) -> (Class, Option<&'static str>) {
-    match (class.0, rail_at) {
-        (Class::Match, Some(t)) if !w.contains(t) => {
-            (Class::Timing, Some("the rail's side of it falls outside the window"))
+fn windowed(class: (Class, Option<&'static str>), rail_at: Option<RailTime>, w: Window) -> (Class, Option<&'static str>) {
+    let outside = match rail_at {
+        Some(RailTime::Clock(t)) => !w.contains(t),
+        Some(RailTime::Block(t)) => {
+            t.saturating_add(BLOCK_TIME_SLACK_SECS) < w.from || t >= w.to.saturating_add(BLOCK_TIME_SLACK_SECS)
         }
+        None => false,
+    };
+    match class.0 {
+        Class::Match if outside => (Class::Timing, Some("the rail's side of it falls outside the window")),
         _ => class,
     }
 }
@@ -340,8 +366,11 @@ mod tests {
         assert_eq!(day(0), "1970-01-01");
         assert_eq!(day(1_796_342_399), "2026-12-03");
         let w = Window { from: 100, to: 200 };
-        assert_eq!(windowed((Class::Match, None), Some(250), w).0, Class::Timing);
-        assert_eq!(windowed((Class::Match, None), Some(150), w).0, Class::Match);
-        assert_eq!(windowed((Class::Missing, None), Some(250), w).0, Class::Missing);
+        assert_eq!(windowed((Class::Match, None), Some(RailTime::Clock(250)), w).0, Class::Timing);
+        assert_eq!(windowed((Class::Match, None), Some(RailTime::Clock(150)), w).0, Class::Match);
+        assert_eq!(windowed((Class::Missing, None), Some(RailTime::Clock(250)), w).0, Class::Missing);
+        // A block's time a little ahead of the clock is not outside; hours after the end is.
+        assert_eq!(windowed((Class::Match, None), Some(RailTime::Block(250)), w).0, Class::Match);
+        assert_eq!(windowed((Class::Match, None), Some(RailTime::Block(8_000)), w).0, Class::Timing);
     }
 }

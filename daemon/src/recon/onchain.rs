@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use sendero_wallet::TxRecord;
 
-use super::{windowed, Class, Draft, Item, Side, Sources, Window};
+use super::{windowed, Class, Draft, Item, RailTime, Side, Sources, Window};
 use crate::payment::Rail;
 
 /// What an entry makes of its transaction, the strongest first.
@@ -40,7 +40,9 @@ pub(super) fn items(s: &Sources, w: Window) -> Vec<Item> {
         if wallet == 0 && d.refs.is_empty() {
             continue;
         }
-        let at = tx.confirmation_time.or(tx.first_seen);
+        // A block's time ahead of this machine's clock (allowed by consensus) counts as now.
+        let block = tx.confirmation_time.map(|t| RailTime::Block(t.min(crate::unix_now())));
+        let at = tx.first_seen.map(RailTime::Clock).or(block);
         let class = windowed(classify(&d, Some(tx)), at, w);
         let mut item = d.finish("onchain", tx.txid.clone(), class, Side { msat: Some(wallet), at, payment_hash: None });
         item.kind = named(item.kind, wallet);
