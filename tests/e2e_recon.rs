@@ -1,7 +1,8 @@
 //! `recon.report` on a real senderod (gateway A, the merchant) after a scripted run against a
 //! second real gateway (B, the customer and payee) over one regtest bitcoind: mined coins and a
 //! deposit, a transfer to the node and a channel open, an on-chain payout priced in euros, a
-//! batch of two, a Lightning payout, an invoice paid on chain and one over Lightning. Every item
+//! batch of two, a Lightning payout, a consolidation, an invoice paid on chain and one over
+//! Lightning. Every item
 //! is `match`, but for a deposit left in the mempool (`timing`); the CSV that `sendero-cli`
 //! writes parses and adds up to the JSON's totals. Then, with senderod stopped, the ledger is
 //! edited by hand: an invoice receipt's entry deleted shows `missing`, a deposit's amount and a
@@ -21,6 +22,9 @@ pairs = ["BTC/EUR"]
 static_rates = { "BTC/EUR" = "85000" }
 markup_bps = 50
 quote_ttl_secs = 30
+
+[batching]
+target_utxos = 3
 "#;
 
 /// Routes `amount` to `destination` and submits it on `rail`; the payment id.
@@ -66,21 +70,44 @@ fn run(p: &Pair) -> (String, String, Value, Value) {
     open_channel(p, 1_000_000);
     let key = a.api_key("pay,read,invoice");
     // On chain, priced in euros: 20.00 EUR to an outside address.
-    let single = pay(a, &key, json!({"minor_units": 2_000, "currency": "EUR"}), &outside_address(41).to_string(), "onchain");
+    let single =
+        pay(a, &key, json!({"minor_units": 2_000, "currency": "EUR"}), &outside_address(41).to_string(), "onchain");
     // A batch of two.
-    let one = pay(a, &key, json!({"minor_units": 30_000, "currency": "SAT"}), &outside_address(42).to_string(), "onchain_batch");
-    let two = pay(a, &key, json!({"minor_units": 40_000, "currency": "SAT"}), &outside_address(43).to_string(), "onchain_batch");
+    let one = pay(
+        a,
+        &key,
+        json!({"minor_units": 30_000, "currency": "SAT"}),
+        &outside_address(42).to_string(),
+        "onchain_batch",
+    );
+    let two = pay(
+        a,
+        &key,
+        json!({"minor_units": 40_000, "currency": "SAT"}),
+        &outside_address(43).to_string(),
+        "onchain_batch",
+    );
     a.call("batch.trigger", json!({}));
     // Over Lightning, to B's invoice: 90,000 sat (under the 10% of the channel an HTLC may carry),
     // which B then pays with.
-    let bolt11 = b.call("ln.invoice", json!({"amount_msat": 90_000_000u64, "description": "payout", "expiry_secs": 600}));
-    let ln = pay(a, &key, json!({"minor_units": 90_000, "currency": "SAT"}), bolt11["bolt11"].as_str().unwrap(), "lightning");
+    let bolt11 =
+        b.call("ln.invoice", json!({"amount_msat": 90_000_000u64, "description": "payout", "expiry_secs": 600}));
+    let ln = pay(
+        a,
+        &key,
+        json!({"minor_units": 90_000, "currency": "SAT"}),
+        bolt11["bolt11"].as_str().unwrap(),
+        "lightning",
+    );
     settled(a, &key, &ln);
     wait_for("the payout and the batch in the mempool", MINUTE, || chain.mempool().len() == 2);
     chain.mine(1);
     for id in [&single, &one, &two] {
         settled(a, &key, id);
     }
+    // A consolidation of the treasury's small coins (forced: regtest's feerate is not low).
+    let swept = a.call("consolidate.run", json!({"force": true}));
+    assert!(swept["txid"].is_string(), "{swept}");
     // B deposits to A's treasury, pays an invoice on chain and one over Lightning.
     let deposit = b.call("wallet.send", json!({"address": common::coins::new_address(a), "amount_sat": 150_000}));
     let on_chain = invoice(a, &key, "order-chain", 2_500);
@@ -112,7 +139,7 @@ fn check_all_match(report: &Value, waiting: &str, on_chain: &Value, over_ln: &Va
     let kinds = |rail: &str| -> Vec<String> {
         items(report, |i| i["rail"] == rail).iter().map(|i| i["kind"].as_str().unwrap().to_owned()).collect()
     };
-    for k in ["deposit", "withdrawal", "transfer_to_node", "payout", "batch", "invoice_receipt"] {
+    for k in ["deposit", "withdrawal", "transfer_to_node", "payout", "batch", "consolidation", "invoice_receipt"] {
         assert!(kinds("onchain").contains(&k.to_owned()), "onchain {k}: {:?}", kinds("onchain"));
     }
     for k in ["transfer_to_node", "channel_open", "payout", "invoice_receipt"] {
@@ -187,7 +214,8 @@ fn the_report_matches_every_movement_and_shows_what_the_ledger_hides() {
     // Hidden from the ledger: the on-chain invoice's receipt; altered: the deposit (less 1,000 sat,
     // both legs, so the entry still balances) and the Lightning receipt (less 1 msat).
     let ln_item = items(&report, |i| i["invoice_ids"].as_array().unwrap().contains(&over_ln["invoice_id"]))[0].clone();
-    let chain_item = items(&report, |i| i["invoice_ids"].as_array().unwrap().contains(&on_chain["invoice_id"]))[0].clone();
+    let chain_item =
+        items(&report, |i| i["invoice_ids"].as_array().unwrap().contains(&on_chain["invoice_id"]))[0].clone();
     let chain_txid = chain_item["reference"].as_str().unwrap().to_owned();
     p.a.stop();
     edit_ledger(
@@ -222,5 +250,8 @@ fn the_report_matches_every_movement_and_shows_what_the_ledger_hides() {
     assert_eq!(class_of(ln_item["reference"].as_str().unwrap()), ["amount_mismatch"], "{after:#}");
     assert_eq!(class_of(&waiting), ["timing"]);
     assert_eq!(after["ok"], false);
-    assert_eq!((after["summary"]["missing"].as_u64(), after["summary"]["amount_mismatch"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (after["summary"]["missing"].as_u64(), after["summary"]["amount_mismatch"].as_u64()),
+        (Some(1), Some(2))
+    );
 }

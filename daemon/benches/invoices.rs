@@ -44,7 +44,8 @@ markup_bps = 50
 "#;
 
 fn main() {
-    let (sequential, clients, per_client) = (env_count("INV_BENCH_SEQUENTIAL", 300), env_count("INV_BENCH_CLIENTS", 16), 100);
+    let (sequential, clients, per_client) =
+        (env_count("INV_BENCH_SEQUENTIAL", 300), env_count("INV_BENCH_CLIENTS", 16), 100);
     let payments = env_count("INV_BENCH_PAYMENTS", 100);
     let chain = Chain::start();
     let home = tempfile::tempdir().expect("tempdir");
@@ -73,7 +74,13 @@ fn main() {
     println!("\nPOST /v1/invoices (10.00 EUR, FX-locked, fresh address + BOLT11 each)");
     println!("{:<58} {:>10} {:>10} {:>12}", "path", "p50 ms", "p99 ms", "per second");
     let seq_rate = took.len() as f64 / took.iter().sum::<Duration>().as_secs_f64();
-    println!("{:<58} {:>10.2} {:>10.2} {:>12.0}", "one client, one after another", ms(pct(&took, 0.5)), ms(pct(&took, 0.99)), seq_rate);
+    println!(
+        "{:<58} {:>10.2} {:>10.2} {:>12.0}",
+        "one client, one after another",
+        ms(pct(&took, 0.5)),
+        ms(pct(&took, 0.99)),
+        seq_rate
+    );
     let rate = n as f64 / wall.as_secs_f64();
     println!("{:<58} {:>10} {:>10} {:>12.0}", format!("{clients} keep-alive clients, {n} invoices"), "", "", rate);
     println!("{:<58} {:>10} {:>10} {:>12.0}", "baseline: bare SQLite INSERT + COMMIT (before / after)", "", "", bare);
@@ -91,11 +98,17 @@ fn main() {
     let (hooked, raw): (Vec<_>, Vec<_>) = (0..payments).map(|_| paid.one()).unzip();
     println!("\nLightning payments of 1,000 sat to A's invoices, one after another, {payments} (after 5 to warm up)");
     println!("{:<58} {:>10} {:>10} {:>10}", "path", "p50 ms", "p99 ms", "mean ms");
-    for (name, t) in [("raw: B send -> B PaymentSuccessful", &raw), ("B send -> invoice.paid webhook received", &hooked)] {
+    for (name, t) in
+        [("raw: B send -> B PaymentSuccessful", &raw), ("B send -> invoice.paid webhook received", &hooked)]
+    {
         let mean = t.iter().sum::<Duration>() / t.len().max(1) as u32;
         println!("{name:<58} {:>10.1} {:>10.1} {:>10.1}", ms(pct(t, 0.5)), ms(pct(t, 0.99)), ms(mean));
     }
-    println!("ratio webhook / raw: p50 {:.2}, p99 {:.2}", ms(pct(&hooked, 0.5)) / ms(pct(&raw, 0.5)), ms(pct(&hooked, 0.99)) / ms(pct(&raw, 0.99)));
+    println!(
+        "ratio webhook / raw: p50 {:.2}, p99 {:.2}",
+        ms(pct(&hooked, 0.5)) / ms(pct(&raw, 0.5)),
+        ms(pct(&hooked, 0.99)) / ms(pct(&raw, 0.99))
+    );
     println!(
         "peak RSS (VmHWM): senderod A {} kB, this process (runs B) {} kB",
         a.pid().map_or(0, |p| rss_kb(&p.to_string())),
@@ -144,7 +157,8 @@ fn bare_rate(path: &Path, n: usize) -> f64 {
     let started = Instant::now();
     for i in 0..n {
         let tx = db.unchecked_transaction().expect("tx");
-        tx.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", (format!("k-{i}"), "{\"invoice_id\":\"inv_x\"}")).expect("insert");
+        tx.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", (format!("k-{i}"), "{\"invoice_id\":\"inv_x\"}"))
+            .expect("insert");
         tx.commit().expect("commit");
     }
     n as f64 / started.elapsed().as_secs_f64()
@@ -164,8 +178,10 @@ impl Paid<'_> {
     /// A invoices 1,000 sat, B pays it: (send → invoice.paid received, send → B's PaymentSuccessful).
     fn one(&mut self) -> (Duration, Duration) {
         self.n += 1;
-        let body = json!({"amount": {"minor_units": 1_000, "currency": "SAT"}, "description": "bench", "speed": "high"});
-        let (status, inv) = self.api.request_json("POST", "/v1/invoices", &self.key, Some(&format!("pay-{}", self.n)), &body);
+        let body =
+            json!({"amount": {"minor_units": 1_000, "currency": "SAT"}, "description": "bench", "speed": "high"});
+        let (status, inv) =
+            self.api.request_json("POST", "/v1/invoices", &self.key, Some(&format!("pay-{}", self.n)), &body);
         assert_eq!(status, 201, "{inv}");
         let invoice = Bolt11Invoice::from_str(inv["bolt11"].as_str().unwrap_or_default()).expect("A's invoice");
         let started = Instant::now();
@@ -174,7 +190,9 @@ impl Paid<'_> {
             let (event, at) = self.b_events.recv_timeout(MINUTE).expect("B's payment event");
             match event {
                 Event::PaymentSuccessful { payment_id: Some(p), .. } if p == id => break at - started,
-                Event::PaymentFailed { payment_id: Some(p), reason, .. } if p == id => panic!("B's payment failed: {reason:?}"),
+                Event::PaymentFailed { payment_id: Some(p), reason, .. } if p == id => {
+                    panic!("B's payment failed: {reason:?}")
+                }
                 _ => {}
             }
         };

@@ -470,8 +470,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let datadir =
-        cli.datadir.clone().unwrap_or_else(|| std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".sendero"));
+    let datadir = cli
+        .datadir
+        .clone()
+        .unwrap_or_else(|| std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".sendero"));
     let client = AdminClient::new(&datadir, cli.admin_addr);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -48,7 +48,9 @@ fn cell(item: &Value, column: &str) -> String {
     match &item[column] {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
-        Value::Array(list) => list.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect::<Vec<_>>().join(";"),
+        Value::Array(list) => {
+            list.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect::<Vec<_>>().join(";")
+        }
         other => other.to_string(),
     }
 }

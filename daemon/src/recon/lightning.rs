@@ -167,7 +167,9 @@ fn transfer(s: &Sources, txid: &str, mut d: Draft, node_txs: &[sendero_lightning
         d.kind = d.kind.filter(|k| *k == "splice_out").or(Some("transfer_to_treasury"));
         let spliced = s.movements.iter().any(|m| m.id == format!("splice:{txid}"));
         match spliced {
-            true => (Some(d.ledger_msat), (Class::Match, Some("the node's splice of it; the amount from the treasury's"))),
+            true => {
+                (Some(d.ledger_msat), (Class::Match, Some("the node's splice of it; the amount from the treasury's")))
+            }
             false => (None, (Class::Missing, Some("the node recorded no splice of it"))),
         }
     };

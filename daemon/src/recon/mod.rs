@@ -13,10 +13,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
-use serde_json::Value;
 use sendero_lightning::{OnchainTx, Payment as NodePayment};
 use sendero_wallet::TxRecord;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::ledger::LedgerError;
 use crate::payment::{Payment, Payments};
@@ -269,7 +269,11 @@ impl RailTime {
 
 /// A match whose rail side falls outside the window is `timing`: the other half is in the period
 /// before or after.
-fn windowed(class: (Class, Option<&'static str>), rail_at: Option<RailTime>, w: Window) -> (Class, Option<&'static str>) {
+fn windowed(
+    class: (Class, Option<&'static str>),
+    rail_at: Option<RailTime>,
+    w: Window,
+) -> (Class, Option<&'static str>) {
     let outside = match rail_at {
         Some(RailTime::Clock(t)) => !w.contains(t),
         Some(RailTime::Block(t)) => {
@@ -308,16 +312,17 @@ pub fn report(ctx: &Payments, window: Window) -> Result<Report, LedgerError> {
 }
 
 fn rail_balance(v: &Value, keys: &[&str]) -> Value {
-    keys.iter().filter_map(|k| v.get(*k).map(|x| ((*k).to_owned(), x.clone()))).collect::<serde_json::Map<_, _>>().into()
+    keys.iter()
+        .filter_map(|k| v.get(*k).map(|x| ((*k).to_owned(), x.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 fn gather(ctx: &Payments) -> Result<Sources, LedgerError> {
     let payments = ctx.store.payments(None, &[], None, usize::MAX >> 1)?;
     let (invoices, invoice_by_outpoint) = ctx.store.recon_invoices()?;
-    let invoice_by_hash = invoices
-        .values()
-        .filter_map(|i| i.payment_hash.clone().map(|h| (h, i.invoice_id.clone())))
-        .collect();
+    let invoice_by_hash =
+        invoices.values().filter_map(|i| i.payment_hash.clone().map(|h| (h, i.invoice_id.clone()))).collect();
     let node = ctx.lightning.node().ok().map(|n| (n.payments(), n.onchain_txs()));
     Ok(Sources {
         entries: ctx.store.recon_entries()?,

@@ -12,8 +12,7 @@ use super::{windowed, Class, Draft, Item, RailTime, Side, Sources, Window};
 use crate::payment::Rail;
 
 /// What an entry makes of its transaction, the strongest first.
-const KINDS: [&str; 7] =
-    ["batch", "payout", "consolidation", "cpfp", "transfer", "invoice_receipt", "external"];
+const KINDS: [&str; 7] = ["batch", "payout", "consolidation", "cpfp", "transfer", "invoice_receipt", "external"];
 
 /// Every on-chain item (not yet cut to the window).
 pub(super) fn items(s: &Sources, w: Window) -> Vec<Item> {
@@ -32,6 +31,10 @@ pub(super) fn items(s: &Sources, w: Window) -> Vec<Item> {
             }
         }
     }
+    // A block's time ahead of this machine's clock (consensus allows it) counts as now, and a
+    // window that ends now (the default) holds it.
+    let clock = crate::unix_now();
+    let now = if w.to.saturating_add(60) >= clock { clock.min(w.to.saturating_sub(1)) } else { clock };
     let mut items = Vec::new();
     for tx in &s.txs {
         let mut d = drafts.remove(&tx.txid).unwrap_or_default();
@@ -40,8 +43,7 @@ pub(super) fn items(s: &Sources, w: Window) -> Vec<Item> {
         if wallet == 0 && d.refs.is_empty() {
             continue;
         }
-        // A block's time ahead of this machine's clock (allowed by consensus) counts as now.
-        let block = tx.confirmation_time.map(|t| RailTime::Block(t.min(crate::unix_now())));
+        let block = tx.confirmation_time.map(|t| RailTime::Block(t.min(now)));
         let at = tx.first_seen.map(RailTime::Clock).or(block);
         let class = windowed(classify(&d, Some(tx)), at, w);
         let mut item = d.finish("onchain", tx.txid.clone(), class, Side { msat: Some(wallet), at, payment_hash: None });

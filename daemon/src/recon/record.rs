@@ -101,7 +101,8 @@ impl Store {
     /// Every invoice, and the invoice each on-chain receipt (outpoint) paid.
     pub fn recon_invoices(&self) -> Result<Invoices, StoreError> {
         let conn = self.read();
-        let mut stmt = conn.prepare("SELECT invoice_id, currency, amount_minor, amount_sat, payment_hash FROM invoices")?;
+        let mut stmt =
+            conn.prepare("SELECT invoice_id, currency, amount_minor, amount_sat, payment_hash FROM invoices")?;
         let rows = stmt.query_map([], |r| {
             Ok(InvoiceRow {
                 invoice_id: r.get(0)?,
