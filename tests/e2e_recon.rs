@@ -136,6 +136,13 @@ fn check_all_match(report: &Value, waiting: &str, on_chain: &Value, over_ln: &Va
     assert_eq!((timing[0]["class"].as_str(), timing[0]["kind"].as_str()), (Some("timing"), Some("deposit")));
     assert_eq!((timing[0]["rail_sat"].as_i64(), timing[0]["ledger_sat"].clone()), (Some(60_000), Value::Null));
     assert_eq!(report["ok"], true);
+    // Each paid invoice: what it counted is what the ledger booked for it.
+    for inv in [on_chain, over_ln] {
+        let check = report["invoices"].as_array().unwrap().iter().find(|c| c["invoice_id"] == inv["invoice_id"]);
+        let check = check.unwrap_or_else(|| panic!("{:#}", report["invoices"]));
+        assert_eq!((check["class"].as_str(), check["status"].as_str()), (Some("match"), Some("paid")), "{check}");
+        assert_eq!(check["ledger_msat"].as_i64(), Some(inv["amount_sat"].as_i64().unwrap() * 1_000));
+    }
     let kinds = |rail: &str| -> Vec<String> {
         items(report, |i| i["rail"] == rail).iter().map(|i| i["kind"].as_str().unwrap().to_owned()).collect()
     };
@@ -170,6 +177,7 @@ fn check_csv(gw: &Gateway, report: &Value) {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let table = String::from_utf8(out.stdout).unwrap();
+    eprintln!("{table}");
     assert!(table.contains("invoice_receipt") && table.contains("timing"), "{table}");
     let text = std::fs::read_to_string(&file).unwrap();
     let mut rows = text.split("\r\n").filter(|l| !l.is_empty());
@@ -249,6 +257,11 @@ fn the_report_matches_every_movement_and_shows_what_the_ledger_hides() {
     assert_eq!(dep["rail_sat"].as_i64().unwrap() - dep["ledger_sat"].as_i64().unwrap(), 1_000);
     assert_eq!(class_of(ln_item["reference"].as_str().unwrap()), ["amount_mismatch"], "{after:#}");
     assert_eq!(class_of(&waiting), ["timing"]);
+    let invoice_class = |inv: &Value| {
+        let found = after["invoices"].as_array().unwrap().iter().find(|c| c["invoice_id"] == inv["invoice_id"]);
+        found.unwrap()["class"].as_str().unwrap().to_owned()
+    };
+    assert_eq!((invoice_class(&on_chain), invoice_class(&over_ln)), ("missing".into(), "amount_mismatch".into()));
     assert_eq!(after["ok"], false);
     assert_eq!(
         (after["summary"]["missing"].as_u64(), after["summary"]["amount_mismatch"].as_u64()),

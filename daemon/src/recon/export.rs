@@ -64,8 +64,8 @@ fn quote(field: &str) -> String {
     }
 }
 
-/// The report as a text table: the items, the totals per day and rail, the classes, and each
-/// rail's balance.
+/// The report as a text table: the items, the totals per day and rail, the invoices, the
+/// classes, and each rail's balance.
 pub fn table(report: &Value) -> String {
     let mut out = format!(
         "{:<10} {:<9} {:<9} {:<20} {:<15} {:<66} {:>14} {:>14} {:>12}\n",
@@ -91,6 +91,20 @@ pub fn table(report: &Value) -> String {
         out.push_str(&line);
     }
     out.push_str(&totals(report));
+    out.push_str(&format!(
+        "\n{:<40} {:<11} {:<15} {:>16} {:>16}\n",
+        "invoice", "status", "class", "received_msat", "ledger_msat"
+    ));
+    for i in report["invoices"].as_array().map_or(&[][..], Vec::as_slice) {
+        out.push_str(&format!(
+            "{:<40} {:<11} {:<15} {:>16} {:>16}\n",
+            cell(i, "invoice_id"),
+            cell(i, "status"),
+            cell(i, "class"),
+            cell(i, "received_msat"),
+            cell(i, "ledger_msat")
+        ));
+    }
     let summary = &report["summary"];
     out.push_str(&format!(
         "\nmatch {}  timing {}  missing {}  amount_mismatch {}  ok {}\n",
@@ -116,13 +130,13 @@ fn totals(report: &Value) -> String {
             "{:<10} {:<9} {:>6} {:>6} {:>6} {:>7} {:>8} {:>14} {:>14}  {}\n",
             cell(t, "date"),
             cell(t, "rail"),
-            t["items"],
-            t["match"],
-            t["timing"],
-            t["missing"],
-            t["amount_mismatch"],
-            t["ledger_sat"],
-            t["rail_sat"],
+            cell(t, "items"),
+            cell(t, "match"),
+            cell(t, "timing"),
+            cell(t, "missing"),
+            cell(t, "amount_mismatch"),
+            cell(t, "ledger_sat"),
+            cell(t, "rail_sat"),
             fiat.join(", ")
         ));
     }

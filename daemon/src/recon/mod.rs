@@ -23,9 +23,12 @@ use crate::payment::{Payment, Payments};
 use record::{Entry, InvoiceRow, MovementRow};
 
 pub mod export;
+mod invoices;
 mod lightning;
 mod onchain;
 pub mod record;
+
+pub use invoices::InvoiceCheck;
 
 /// How the two sides of an item compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -112,7 +115,7 @@ pub struct Report {
     pub from: u64,
     /// End of the window (exclusive).
     pub to: u64,
-    /// No item `missing` or `amount_mismatch`.
+    /// No item and no invoice `missing` or `amount_mismatch`.
     pub ok: bool,
     /// Items per class.
     pub summary: BTreeMap<Class, u64>,
@@ -120,6 +123,8 @@ pub struct Report {
     pub items: Vec<Item>,
     /// Per day and rail.
     pub totals: Vec<Total>,
+    /// Each invoice with a payment in the window: what it counted against what the ledger booked.
+    pub invoices: Vec<InvoiceCheck>,
     /// Each rail's balance now, ledger against wallet and node (`ledger.verify`'s figures).
     pub balances: Value,
 }
@@ -301,14 +306,17 @@ pub fn report(ctx: &Payments, window: Window) -> Result<Report, LedgerError> {
     for i in &items {
         *summary.entry(i.class).or_default() += 1;
     }
-    let ok = summary[&Class::Missing] == 0 && summary[&Class::AmountMismatch] == 0;
+    let invoices = invoices::checks(&sources, window);
+    let ok = summary[&Class::Missing] == 0
+        && summary[&Class::AmountMismatch] == 0
+        && invoices.iter().all(|i| matches!(i.class, Class::Match | Class::Timing));
     let balances = serde_json::json!({
         "onchain": rail_balance(&verify["onchain"], &["ok", "wallet_msat", "ledger_treasury_msat", "in_flight_msat",
             "unconfirmed_external_msat", "difference_msat"]),
         "lightning": rail_balance(&verify["lightning"], &["ok", "status", "ledger_treasury_msat", "node_msat",
             "difference_msat", "tolerance_msat"]),
     });
-    Ok(Report { from: window.from, to: window.to, ok, summary, totals: totals(&items), items, balances })
+    Ok(Report { from: window.from, to: window.to, ok, summary, totals: totals(&items), items, invoices, balances })
 }
 
 fn rail_balance(v: &Value, keys: &[&str]) -> Value {

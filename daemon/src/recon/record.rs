@@ -51,6 +51,15 @@ pub struct InvoiceRow {
     pub amount_sat: u64,
     /// Its BOLT11 payment hash.
     pub payment_hash: Option<String>,
+    /// `new`, `processing`, `paid`, `underpaid` or `expired`.
+    pub status: String,
+    /// What it counted as received, msat.
+    pub received_msat: u64,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// On-chain receipts not yet both booked and counted (on their way to the confirmations
+    /// its speed asks).
+    pub receipts_on_their_way: u32,
 }
 
 /// The invoices, by id, and their on-chain receipts' invoice by outpoint.
@@ -101,8 +110,12 @@ impl Store {
     /// Every invoice, and the invoice each on-chain receipt (outpoint) paid.
     pub fn recon_invoices(&self) -> Result<Invoices, StoreError> {
         let conn = self.read();
-        let mut stmt =
-            conn.prepare("SELECT invoice_id, currency, amount_minor, amount_sat, payment_hash FROM invoices")?;
+        let mut stmt = conn.prepare(
+            "SELECT i.invoice_id, i.currency, i.amount_minor, i.amount_sat, i.payment_hash, i.status,
+                 i.received_msat, i.created_at, (SELECT COUNT(*) FROM invoice_receipts r
+                 WHERE r.invoice_id = i.invoice_id AND (r.booked = 0 OR r.counted = 0))
+             FROM invoices i ORDER BY i.invoice_id",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok(InvoiceRow {
                 invoice_id: r.get(0)?,
@@ -110,6 +123,10 @@ impl Store {
                 amount_minor: r.get::<_, i64>(2)? as u64,
                 amount_sat: r.get::<_, i64>(3)? as u64,
                 payment_hash: r.get(4)?,
+                status: r.get(5)?,
+                received_msat: r.get::<_, i64>(6)? as u64,
+                created_at: r.get::<_, i64>(7)? as u64,
+                receipts_on_their_way: r.get::<_, i64>(8)? as u32,
             })
         })?;
         let invoices = rows.map(|r| r.map(|i| (i.invoice_id.clone(), i))).collect::<Result<_, _>>()?;
