@@ -175,3 +175,88 @@ fn transfer(s: &Sources, txid: &str, mut d: Draft, node_txs: &[sendero_lightning
     };
     d.finish("lightning", txid.to_owned(), class, Side { msat: rail, at: None, payment_hash: None })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recon::record::{Entry, InvoiceRow};
+
+    fn paid(id: &str, direction: &'static str, status: &'static str, msat: u64) -> NodePayment {
+        NodePayment {
+            payment_id: id.into(),
+            kind: "bolt11",
+            direction,
+            status,
+            amount_msat: Some(msat),
+            fee_paid_msat: Some(0),
+            payment_hash: Some(id.into()),
+            updated_at: 150,
+        }
+    }
+
+    fn entry(reference: &str, lightning_msat: i64) -> Entry {
+        let postings = 2;
+        Entry {
+            reference: reference.into(),
+            payment_id: None,
+            created_at: 150,
+            onchain_msat: 0,
+            lightning_msat,
+            postings,
+        }
+    }
+
+    fn sources(entries: Vec<Entry>, payments: Vec<NodePayment>) -> Sources {
+        let invoice = InvoiceRow {
+            invoice_id: "inv_1".into(),
+            currency: "EUR".into(),
+            amount_minor: 1_000,
+            amount_sat: 10_000,
+            payment_hash: Some("h1".into()),
+            status: "paid".into(),
+            received_msat: 10_000_000,
+            created_at: 140,
+            receipts_on_their_way: 0,
+        };
+        Sources {
+            entries,
+            payments: HashMap::new(),
+            invoices: [("inv_1".to_owned(), invoice)].into(),
+            invoice_by_hash: [("h1".to_owned(), "inv_1".to_owned())].into(),
+            invoice_by_outpoint: HashMap::new(),
+            txs: Vec::new(),
+            node: Some((payments, Vec::new())),
+            movements: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn node_payments_are_classed_against_their_entries() {
+        let w = Window { from: 100, to: 200 };
+        let s = sources(
+            vec![entry("ln:recv:h1", 10_000_000), entry("ln:recv:h2", 4_000), entry("ln:recv:gone", 7_000)],
+            vec![
+                paid("h1", "inbound", "succeeded", 10_000_000),
+                paid("h2", "inbound", "succeeded", 5_000),
+                paid("h3", "inbound", "succeeded", 6_000),
+                paid("h4", "inbound", "pending", 1_000),
+            ],
+        );
+        let got: BTreeMap<String, (Class, &str)> =
+            items(&s, w).into_iter().map(|i| (i.reference, (i.class, i.kind))).collect();
+        assert_eq!(got["h1"], (Class::Match, "invoice_receipt"));
+        assert_eq!(got["h2"], (Class::AmountMismatch, "receipt"));
+        assert_eq!(got["h3"], (Class::Missing, "receipt"), "the node has it, the ledger does not");
+        assert_eq!(got["gone"], (Class::Missing, "receipt"), "the ledger has it, the node does not");
+        assert!(!got.contains_key("h4"), "an invoice nobody paid yet is no movement");
+        let fiat = items(&s, w).into_iter().find(|i| i.reference == "h1").unwrap();
+        assert_eq!((fiat.fiat_minor, fiat.fiat_currency.as_deref()), (Some(1_000), Some("EUR")));
+        // The invoice: counted what the ledger booked.
+        let checks = super::super::invoices::checks(&s, w);
+        assert_eq!((checks.len(), checks[0].class, checks[0].ledger_msat), (1, Class::Match, 10_000_000));
+        let short = sources(vec![entry("ln:recv:h1", 9_000_000)], vec![paid("h1", "inbound", "succeeded", 9_000_000)]);
+        assert_eq!(super::super::invoices::checks(&short, w)[0].class, Class::AmountMismatch);
+        let none = sources(Vec::new(), Vec::new());
+        assert_eq!(super::super::invoices::checks(&none, w)[0].class, Class::Missing);
+    }
+}
