@@ -46,7 +46,7 @@ const WARMUP: usize = 5;
 
 fn main() {
     // Throughput is measured here, not the per-key rate limit: the gateways run without one.
-    std::env::set_var("SENDERO_API_RATE_LIMIT_PER_SEC", "0");
+    common::without_rate_limit();
     let per_round = env_count("LN_BENCH_PAYMENTS", 50);
     let rounds = env_count("LN_BENCH_ROUNDS", 3);
     let chain = Chain::start();

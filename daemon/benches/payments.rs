@@ -47,7 +47,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn main() {
     // Throughput is measured here, not the per-key rate limit: the gateways run without one.
-    std::env::set_var("SENDERO_API_RATE_LIMIT_PER_SEC", "0");
+    common::without_rate_limit();
     let p = pair();
     open_channel(&p, 1_000_000);
     let (a, b) = (&p.a, &p.b);

@@ -195,6 +195,7 @@ fn spawn_tasks(state: &AppState, boot: Boot, rpc: (String, BitcoindAuth), cancel
             store: Arc::clone(&state.store),
             status: state.status.clone(),
             payments_wake: Arc::clone(&state.payments.wake),
+            webhooks_wake: Arc::clone(&state.webhooks.wake),
         };
         tasks.spawn("lightning node", runner::run(runner, rpc, boot.ln_seed, cancel.clone()));
     }

@@ -23,6 +23,7 @@ pub mod payment;
 pub mod rails;
 pub mod ratelimit;
 pub mod rebalance;
+pub mod recon;
 pub mod route;
 pub mod secret;
 pub mod state;

@@ -25,6 +25,14 @@ use tempfile::TempDir;
 pub const SENDEROD: &str = env!("CARGO_BIN_EXE_senderod");
 pub const SENDERO_CLI: &str = env!("CARGO_BIN_EXE_sendero-cli");
 
+static NO_RATE_LIMIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Gateways started from now on have no per-key rate limit: benchmarks measure throughput, not
+/// the limit.
+pub fn without_rate_limit() {
+    NO_RATE_LIMIT.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Polls `cond` every 100 ms until it holds; panics with `what` after `timeout`.
 pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -192,6 +200,9 @@ impl Gateway {
         cmd.arg("--config").arg(self.datadir.join("senderod.toml"));
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("SENDERO_") && k != "SENDERO_CACHE") {
             cmd.env_remove(key);
+        }
+        if NO_RATE_LIMIT.load(std::sync::atomic::Ordering::Relaxed) {
+            cmd.env("SENDERO_API_RATE_LIMIT_PER_SEC", "0");
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().expect("spawn senderod");

@@ -37,12 +37,12 @@ pub(crate) async fn register(ctx: &AppState, params: Params) -> Result<Value, Ad
     Ok(json!({ "from": from, "to": to, "quotes": ctx.store.fx_register(from, to)? }))
 }
 
-/// `from` / `to` (unix seconds), by default the last 24 h.
+/// `from` / `to` (unix seconds or RFC 3339), by default the last 24 h.
 pub(super) fn window(params: Params) -> Result<(u64, u64), AdminError> {
     let params = params.only(&["from", "to"])?;
     let now = crate::unix_now();
-    let to = params.optional_positive_integer("to", "invalid_params")?.unwrap_or(now + 1);
-    let from = params.optional_positive_integer("from", "invalid_params")?.unwrap_or(to.saturating_sub(86_400));
+    let to = params.optional_time("to")?.unwrap_or(now + 1);
+    let from = params.optional_time("from")?.unwrap_or(to.saturating_sub(86_400));
     if from >= to {
         return Err(AdminError::invalid_params("from must be before to"));
     }

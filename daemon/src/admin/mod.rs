@@ -18,6 +18,7 @@ mod ln_payments;
 mod params;
 mod payment_get;
 mod rebalance;
+mod recon;
 mod routing;
 mod treasury;
 mod wallet_balance;
@@ -114,6 +115,7 @@ methods! {
     "consolidate.run" => consolidate::run,
     "batch.preview" => cost_reports::preview,
     "fees.report" => cost_reports::report,
+    "recon.report" => recon::report,
     "treasury.status" => treasury::status,
     "treasury.policy.set" => treasury::policy_set,
     "rebalance.preview" => rebalance::preview,

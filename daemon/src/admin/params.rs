@@ -100,6 +100,22 @@ impl Params {
             Some(_) => Err(refuse("must be a JSON integer")),
         }
     }
+    /// An optional time: unix seconds (a JSON integer ≥ 1, or its digits as a string) or an
+    /// RFC 3339 timestamp (`2026-12-03T10:00:00Z`).
+    pub fn optional_time(&self, key: &str) -> Result<Option<u64>, AdminError> {
+        let refuse = || AdminError::invalid_params(format!("{key} must be unix seconds or an RFC 3339 time"));
+        match self.0.get(key) {
+            Some(Value::String(s)) if s.trim().bytes().all(|b| b.is_ascii_digit()) => {
+                s.trim().parse().map(Some).map_err(|_| refuse())
+            }
+            Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s.trim())
+                .ok()
+                .and_then(|t| u64::try_from(t.timestamp()).ok())
+                .map(Some)
+                .ok_or_else(refuse),
+            _ => self.optional_positive_integer(key, "invalid_params"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -116,6 +132,18 @@ mod tests {
         }
         assert_eq!(p.positive_integer("missing", "invalid_amount").unwrap_err().code, "invalid_params");
         assert_eq!(p.optional_positive_integer("missing", "x").unwrap(), None);
+    }
+
+    #[test]
+    fn times_are_unix_seconds_or_rfc3339() {
+        let p = Params::from_value(Some(json!({"n": 1_796_300_000, "d": "1796300000",
+            "t": "2026-12-03T12:13:20Z", "o": "2026-12-03T13:13:20+01:00", "bad": "yesterday"})))
+        .unwrap();
+        for key in ["n", "d", "t", "o"] {
+            assert_eq!(p.optional_time(key).unwrap(), Some(1_796_300_000), "{key}");
+        }
+        assert_eq!(p.optional_time("bad").unwrap_err().code, "invalid_params");
+        assert_eq!(p.optional_time("missing").unwrap(), None);
     }
 
     #[test]

@@ -333,6 +333,23 @@ enum Command {
         #[arg(long)]
         to: Option<u64>,
     },
+    /// The ledger against the wallet's transactions, the node's payments, payouts and invoices:
+    /// each movement classed match / timing / missing / amount_mismatch, totals per day and rail.
+    #[command(name = "recon.report")]
+    ReconReport {
+        /// From (unix seconds or RFC 3339; default 24 h before --to).
+        #[arg(long)]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// To (unix seconds or RFC 3339; default now).
+        #[arg(long)]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// Also write the items as CSV to this file (one row per item, fiat values included).
+        #[arg(long, value_name = "FILE")]
+        #[serde(skip)]
+        csv: Option<PathBuf>,
+    },
     /// Per rail what the treasury holds, reserves, keeps and forecasts, and whether it takes new
     /// payouts; the treasury policy in force.
     #[command(name = "treasury.status")]
@@ -472,8 +489,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let datadir =
-        cli.datadir.unwrap_or_else(|| std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".sendero"));
+    let datadir = cli
+        .datadir
+        .clone()
+        .unwrap_or_else(|| std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".sendero"));
     let client = AdminClient::new(&datadir, cli.admin_addr);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -483,16 +502,25 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(client.call(&method, params)) {
-        Ok(result) if cli.json => {
-            println!("{result}");
-            ExitCode::SUCCESS
-        }
-        Ok(result) => {
-            print_human(&result, "");
-            ExitCode::SUCCESS
-        }
+        Ok(result) => output(&cli, &result),
         Err(e) => report(&e, cli.json),
     }
+}
+
+/// Prints a method's result: JSON, a table for `recon.report` (and its CSV file), else text.
+fn output(cli: &Cli, result: &Value) -> ExitCode {
+    if let Command::ReconReport { csv: Some(path), .. } = &cli.command {
+        if let Err(e) = std::fs::write(path, sendero::recon::export::csv(result)) {
+            eprintln!("sendero-cli: writing {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    match &cli.command {
+        _ if cli.json => println!("{result}"),
+        Command::ReconReport { .. } => print!("{}", sendero::recon::export::table(result)),
+        _ => print_human(result, ""),
+    }
+    ExitCode::SUCCESS
 }
 
 fn report(e: &ClientError, json: bool) -> ExitCode {
@@ -576,6 +604,10 @@ mod tests {
         assert_eq!(request(&["rebalance.history"]), ("rebalance.history".into(), json!({})));
         assert_eq!(request(&["rebalance.history", "--from", "5"]).1, json!({"from": 5}));
         assert_eq!(request(&["fees.report", "--from", "10"]).1, json!({"from": 10, "to": null}));
+        assert_eq!(
+            request(&["recon.report", "--from", "2026-12-01T00:00:00Z", "--csv", "/tmp/r.csv"]),
+            ("recon.report".to_owned(), json!({"from": "2026-12-01T00:00:00Z"}))
+        );
         assert_eq!(
             request(&["treasury.policy.set", "--set", "onchain_reserve_sat=5000", "--set", "dry_run=true"]),
             ("treasury.policy.set".to_owned(), json!({"onchain_reserve_sat": 5000, "dry_run": true}))

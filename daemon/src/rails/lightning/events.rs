@@ -8,15 +8,24 @@ use super::LnPaymentRow;
 use crate::store::{Store, StoreError};
 
 /// Records what matters of `event`, wakes the payment saga when the event is a payment's outcome
-/// (the payout it belongs to settles or fails now, not on the saga's next tick), then acknowledges
-/// the event — on every path: a recording failure is logged, never allowed to stall the node.
-pub fn handle_event((store, tolerance_bps): (&Store, u32), node: &LightningNode, payments_wake: &Notify, event: Event) {
+/// (the payout it belongs to settles or fails now, not on the saga's next tick) and the webhook
+/// sender when it may have queued something (an invoice paid, a channel's alarm), then
+/// acknowledges the event — on every path: a recording failure is logged, never allowed to stall
+/// the node.
+pub fn handle_event(
+    (store, tolerance_bps): (&Store, u32),
+    node: &LightningNode,
+    (payments_wake, webhooks_wake): (&Notify, &Notify),
+    event: Event,
+) {
     if let Err(e) = record_event((store, tolerance_bps), node, &event) {
         tracing::error!(error = %e, ?event, "lightning event not recorded; acknowledging it anyway");
     }
     // The node's own record already holds the outcome, and now ours does too (the saga's fallback).
     if matches!(event, Event::PaymentSuccessful { .. } | Event::PaymentFailed { .. }) {
         payments_wake.notify_one();
+    } else {
+        webhooks_wake.notify_one();
     }
     if let Err(e) = node.event_handled() {
         tracing::error!(error = %e, "lightning event_handled failed");

@@ -31,6 +31,9 @@ pub struct Runner {
     pub status: watch::Receiver<ChainStatus>,
     /// Woken when a payment's outcome arrives.
     pub payments_wake: Arc<Notify>,
+    /// The webhook sender, woken when an event queued something to tell (an invoice paid, an
+    /// alarm).
+    pub webhooks_wake: Arc<Notify>,
 }
 
 /// Runs the node until `cancel`: start (once bitcoind answers), then events and pending actions.
@@ -65,9 +68,11 @@ async fn serve_node(
             _ = cancel.cancelled() => return false,
             event = node.next_event() => {
                 // Recording may wait on SQLite; keep it off the async threads.
-                let (store, n, wake) = (Arc::clone(&ctx.store), Arc::clone(node), Arc::clone(&ctx.payments_wake));
+                let (store, n) = (Arc::clone(&ctx.store), Arc::clone(node));
+                let wakes = (Arc::clone(&ctx.payments_wake), Arc::clone(&ctx.webhooks_wake));
                 let tolerance = ctx.config.invoices.tolerance_bps;
-                if let Err(e) = tokio::task::spawn_blocking(move || handle_event((&store, tolerance), &n, &wake, event)).await {
+                let handled = move || handle_event((&store, tolerance), &n, (&wakes.0, &wakes.1), event);
+                if let Err(e) = tokio::task::spawn_blocking(handled).await {
                     tracing::error!(error = %e, "lightning event task failed");
                 }
             }
