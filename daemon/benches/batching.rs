@@ -43,8 +43,11 @@
 //! process's peak RSS.
 //!
 //! The policy is the default configuration, or `SENDERO_*` variables over it
-//! (`SENDERO_BATCHING_CHEAP_PERCENTILE=10 cargo bench …`); `SIM_DEBUG=1` prints every
-//! confirmation, failed plan and miss to stderr.
+//! (`SENDERO_BATCHING_CHEAP_PERCENTILE=10 cargo bench …`); `SIM_DEBUG=1` prints to stderr every
+//! Sendero departure (`dep`: reason, feerate, the `high` estimate, payouts per priority
+//! high/normal/low), every confirmation (`conf`: most urgent priority, payouts, fee, feerate,
+//! consolidation fee, blocks since the last (re)broadcast, payouts per priority, the block's
+//! clearing feerate, the strategy 0 sendero / 1 one-by-one / 2 interval), failed plan and miss.
 
 mod support;
 
@@ -326,6 +329,12 @@ impl<'a> Run<'a> {
         let queued: Vec<Queued> = self.queue.iter().map(|&i| self.work.payouts[i].clone()).collect();
         if let Some(d) = departure(&queued, now, fees, self.policy) {
             let ids: Vec<usize> = d.payouts.iter().map(|&i| self.queue[i]).collect();
+            if std::env::var("SIM_DEBUG").is_ok() {
+                let mut n = [0; 3];
+                ids.iter().for_each(|&i| n[self.work.payouts[i].priority as usize] += 1);
+                let (r, rate, t) = (d.reason.as_str(), d.feerate_sat_kvb, now - START);
+                eprintln!("dep {r} rate {rate} est {} n {} {} {} at {t}", fees.high, n[0], n[1], n[2]);
+            }
             if self.send(&ids, d.feerate_sat_kvb, now) {
                 self.queue.retain(|i| !ids.contains(i));
             }
@@ -455,7 +464,13 @@ impl<'a> Run<'a> {
         if std::env::var("SIM_DEBUG").is_ok() {
             let (p, n, fee, rate, cons, blocks, t) =
                 (tx.priority, tx.payouts.len(), tx.fee, tx.feerate, tx.consolidation_fee, tx.blocks, now - START);
-            eprintln!("conf {p:?} n {n} fee {fee} rate {rate} cons {cons} blocks {blocks} at {t}");
+            let mut k = [0; 3];
+            tx.payouts.iter().for_each(|&i| k[self.work.payouts[i].priority as usize] += 1);
+            let (clearing, strategy) = (self.chain.clearing(t / BLOCK), self.strategy as u8);
+            eprintln!(
+                "conf {p:?} n {n} fee {fee} rate {rate} cons {cons} blocks {blocks} at {t} k {} {} {} clearing {clearing} s {strategy}",
+                k[0], k[1], k[2]
+            );
         }
         self.t.consolidation_fees += tx.consolidation_fee;
         for &id in &tx.payouts {

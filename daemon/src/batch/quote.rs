@@ -124,7 +124,7 @@ mod tests {
         assert_eq!(b.eta_secs, 600 + 1_200, "waits at most one block, then its 2-block target");
         let cheap = Feerates { high: 1_000, normal: 1_000, low: 1_000, recent_low: 0 };
         let b = batch_quote(&[], &q(Priority::High, NOW), NOW, &cheap, InputKind::P2wpkh, OutputKind::P2wpkh, &p);
-        assert_eq!(b.eta_secs, 1_200, "cheap: it leaves now");
+        assert_eq!(b.eta_secs, 600 + 1_200, "cheap: it still gathers until its deadline");
         let low = batch_quote(&[], &q(Priority::Low, NOW), NOW, &cheap, InputKind::P2wpkh, OutputKind::P2wpkh, &p);
         assert_eq!(low.eta_secs, 3_600 + 14_400, "cheap: it gathers for an hour, then 24 blocks");
     }

@@ -49,7 +49,8 @@ pub struct BatchingConfig {
     /// … `low` (which otherwise waits for cheap fees or its deadline).
     pub low_join: bool,
     /// A cheap batch leaves only once its oldest payout of the priority has waited this long,
-    /// seconds, so that payouts arriving while fees are cheap gather (`high`).
+    /// seconds, so that payouts arriving while fees are cheap gather (`high`; its default, 600, is
+    /// its whole wait: a `high` payout joins a leaving batch or leaves at its deadline).
     pub high_cheap_min_wait_secs: u64,
     /// … `normal`.
     pub normal_cheap_min_wait_secs: u64,
@@ -118,7 +119,7 @@ impl Default for BatchingConfig {
             high_join: true,
             normal_join: true,
             low_join: false,
-            high_cheap_min_wait_secs: 0,
+            high_cheap_min_wait_secs: 600,
             normal_cheap_min_wait_secs: 1_800,
             low_cheap_min_wait_secs: 3_600,
             high_interval_secs: 0,
