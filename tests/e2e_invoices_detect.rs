@@ -256,6 +256,14 @@ fn a_reorg_takes_a_counted_payment_back_and_the_payment_mined_again_is_booked_on
     );
     //                                  processing paid under over late expired reorged
     assert_eq!(told_once_each(merchant, &hooks, &inv), [1, 2, 0, 0, 0, 0, 1]);
+    // The reconciliation follows the three bookings: the invoice and its transaction match.
+    let report = merchant.call("recon.report", json!({}));
+    let check = report["invoices"].as_array().unwrap().iter().find(|c| c["invoice_id"] == inv["invoice_id"]).cloned();
+    assert_eq!(check.as_ref().map(|c| c["class"].clone()), Some(json!("match")), "{:#}", report["invoices"]);
+    let item = report["items"].as_array().unwrap().iter().find(|i| i["reference"] == txid.as_str()).cloned();
+    let item = item.unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!((item["class"].as_str(), item["ledger_sat"].as_i64()), (Some("match"), Some(30_000)), "{item}");
+    assert_eq!((report["ok"].as_bool(), report["summary"]["missing"].as_u64()), (Some(true), Some(0)), "{report:#}");
 }
 
 /// Waits until the customer's Lightning payment `ln_id` is final. A kill between the merchant's

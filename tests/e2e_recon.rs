@@ -65,7 +65,7 @@ fn items<'a>(report: &'a Value, pick: impl Fn(&Value) -> bool + 'a) -> Vec<&'a V
 
 /// The scripted run; returns the mempool deposit's txid, the confirmed deposit's txid, the
 /// invoice paid on chain and the one paid over Lightning.
-fn run(p: &Pair) -> (String, String, Value, Value) {
+fn run(p: &Pair) -> (String, String, Value, [Value; 2]) {
     let (a, b, chain) = (&p.a, &p.b, &p.chain);
     open_channel(p, 1_000_000);
     let key = a.api_key("pay,read,invoice");
@@ -117,6 +117,11 @@ fn run(p: &Pair) -> (String, String, Value, Value) {
     chain.mine(1);
     invoice_paid(a, &key, &on_chain);
     invoice_paid(a, &key, &over_ln);
+    // One of A's own invoices paid by A's own payout (`on_us`): both sides in the ledger, no rail.
+    let own = invoice(a, &key, "order-own", 500);
+    let amount = json!({"minor_units": own["amount_sat"], "currency": "SAT"});
+    settled(a, &key, &pay(a, &key, amount, own["bolt11"].as_str().unwrap(), "on_us"));
+    invoice_paid(a, &key, &own);
     settled_exact(a, "A after the run");
     // A deposit left in the mempool.
     let waiting = b.call("wallet.send", json!({"address": common::coins::new_address(a), "amount_sat": 60_000}));
@@ -124,11 +129,11 @@ fn run(p: &Pair) -> (String, String, Value, Value) {
     wait_for("A's wallet to see the mempool deposit", MINUTE, || {
         a.call("wallet.transactions", json!({}))["transactions"].to_string().contains(&waiting)
     });
-    (waiting, deposit["txid"].as_str().unwrap().to_owned(), on_chain, over_ln)
+    (waiting, deposit["txid"].as_str().unwrap().to_owned(), on_chain, [over_ln, own])
 }
 
 /// What every kind of movement of the run looks like in the report.
-fn check_all_match(report: &Value, waiting: &str, on_chain: &Value, over_ln: &Value) {
+fn check_all_match(report: &Value, waiting: &str, on_chain: &Value, [over_ln, own]: &[Value; 2]) {
     let odd = items(report, |i| i["class"] != "match" && i["reference"] != waiting);
     assert!(odd.is_empty(), "every item but the mempool deposit matches: {odd:#?}");
     let timing = items(report, |i| i["reference"] == waiting);
@@ -137,7 +142,7 @@ fn check_all_match(report: &Value, waiting: &str, on_chain: &Value, over_ln: &Va
     assert_eq!((timing[0]["rail_sat"].as_i64(), timing[0]["ledger_sat"].clone()), (Some(60_000), Value::Null));
     assert_eq!(report["ok"], true);
     // Each paid invoice: what it counted is what the ledger booked for it.
-    for inv in [on_chain, over_ln] {
+    for inv in [on_chain, over_ln, own] {
         let check = report["invoices"].as_array().unwrap().iter().find(|c| c["invoice_id"] == inv["invoice_id"]);
         let check = check.unwrap_or_else(|| panic!("{:#}", report["invoices"]));
         assert_eq!((check["class"].as_str(), check["status"].as_str()), (Some("match"), Some("paid")), "{check}");
@@ -210,10 +215,11 @@ fn edit_ledger(gw: &Gateway, sql: &str) {
 #[test]
 fn the_report_matches_every_movement_and_shows_what_the_ledger_hides() {
     let mut p = pair_with(CONFIG);
-    let (waiting, deposit, on_chain, over_ln) = run(&p);
+    let (waiting, deposit, on_chain, others) = run(&p);
+    let over_ln = others[0].clone();
     let report = p.a.call("recon.report", json!({}));
     eprintln!("{}", serde_json::to_string_pretty(&report["totals"]).unwrap());
-    check_all_match(&report, &waiting, &on_chain, &over_ln);
+    check_all_match(&report, &waiting, &on_chain, &others);
     check_csv(&p.a, &report);
     // A window that ends before the run: nothing in it.
     let early = p.a.call("recon.report", json!({"from": "2020-01-01T00:00:00Z", "to": "2020-01-02T00:00:00Z"}));

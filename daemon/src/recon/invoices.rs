@@ -1,6 +1,7 @@
 //! The invoices against the ledger: what each invoice counted as received (`received_msat`, what
-//! its state was judged on) against the entries booked for it — `invoice:onchain:<outpoint>` for
-//! its on-chain receipts, `ln:recv:<id>` for the node's payments of its payment hash.
+//! its state was judged on) against the entries booked for it — `invoice:onchain:<outpoint>[:<n>]`
+//! for its on-chain receipts (less `invoice:reorg:` reversals), `ln:recv:<id>` for the node's
+//! payments of its payment hash, `invoice:on_us:<payment_id>` for our own payouts to it.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -38,8 +39,10 @@ pub(super) fn checks(s: &Sources, w: Window) -> Vec<InvoiceCheck> {
     });
     let mut booked: BTreeMap<&str, (i64, Vec<String>, u64)> = BTreeMap::new();
     for e in &s.entries {
-        let (invoice, msat) = if let Some(outpoint) = e.reference.strip_prefix("invoice:onchain:") {
-            (s.invoice_by_outpoint.get(outpoint), e.onchain_msat)
+        let (invoice, msat) = if let Some(outpoint) = super::invoice_outpoint(&e.reference) {
+            (s.invoice_by_outpoint.get(&outpoint), e.onchain_msat)
+        } else if let Some(id) = e.reference.strip_prefix("invoice:on_us:") {
+            (s.invoice_by_outpoint.get(&format!("on_us:{id}")), e.on_us_msat)
         } else if let Some(id) = e.reference.strip_prefix("ln:recv:") {
             // A BOLT11 payment's id is its hash when the node is not there to say.
             let hash = hash_of.get(id).copied().unwrap_or(id);

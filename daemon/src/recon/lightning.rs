@@ -203,6 +203,7 @@ mod tests {
             onchain_msat: 0,
             lightning_msat,
             postings,
+            on_us_msat: 0,
         }
     }
 

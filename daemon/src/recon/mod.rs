@@ -240,6 +240,15 @@ pub(crate) struct Side {
 }
 
 /// Whole sats, rounded down (an outgoing 1,500 msat is −2 sat, as the wallet pays it).
+/// The outpoint (`txid:vout`) an invoice's on-chain booking names: `invoice:onchain:<outpoint>`,
+/// a later booking `invoice:onchain:<outpoint>:<n>` (mined again after a reorg), or its reversal
+/// `invoice:reorg:<outpoint>:<n>`.
+pub(super) fn invoice_outpoint(reference: &str) -> Option<String> {
+    let rest = reference.strip_prefix("invoice:onchain:").or_else(|| reference.strip_prefix("invoice:reorg:"))?;
+    let mut parts = rest.splitn(3, ':');
+    Some(format!("{}:{}", parts.next()?, parts.next()?))
+}
+
 fn sat(msat: i64) -> i64 {
     msat.div_euclid(1_000)
 }
@@ -372,6 +381,15 @@ fn totals(items: &[Item]) -> Vec<Total> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_invoice_booking_names_its_outpoint_whatever_its_number() {
+        assert_eq!(invoice_outpoint("invoice:onchain:ab:1").as_deref(), Some("ab:1"));
+        assert_eq!(invoice_outpoint("invoice:onchain:ab:1:2").as_deref(), Some("ab:1"));
+        assert_eq!(invoice_outpoint("invoice:reorg:ab:0:1").as_deref(), Some("ab:0"));
+        assert_eq!(invoice_outpoint("invoice:on_us:pay_1"), None);
+        assert_eq!(invoice_outpoint("wallet:ab"), None);
+    }
 
     #[test]
     fn sats_round_down_and_days_are_utc() {

@@ -1,6 +1,6 @@
 //! The on-chain rail of the report: one item per treasury transaction, the ledger's entries that
 //! name it (payouts through their `rail_ref`, `wallet:`, `consolidation:`, `cpfp:`,
-//! `ln:transfer:`, `invoice:onchain:<outpoint>`) summed on `treasury:onchain` against what the
+//! `ln:transfer:`, `invoice:onchain:<outpoint>[:<n>]`, its reversal `invoice:reorg:`) summed on `treasury:onchain` against what the
 //! wallet's own record says it moved (received − sent); and an item for payouts the ledger
 //! debited that have no transaction yet (queued for a batch, about to be built).
 
@@ -25,7 +25,7 @@ pub(super) fn items(s: &Sources, w: Window) -> Vec<Item> {
         if let Some(p) = e.payment_id.as_deref().and_then(|id| s.payments.get(id)) {
             d.payout(p);
         }
-        if let Some(inv) = e.reference.strip_prefix("invoice:onchain:").and_then(|o| s.invoice_by_outpoint.get(o)) {
+        if let Some(inv) = super::invoice_outpoint(&e.reference).and_then(|o| s.invoice_by_outpoint.get(&o)) {
             if let Some(inv) = s.invoices.get(inv) {
                 d.invoice(inv, u64::try_from(e.onchain_msat).unwrap_or(0));
             }
@@ -81,9 +81,11 @@ fn link(s: &Sources, reference: &str, payment_id: Option<&str>) -> Option<(Strin
         ("cpfp:", "cpfp"),
         ("ln:transfer:", "transfer"),
         ("invoice:onchain:", "invoice_receipt"),
+        ("invoice:reorg:", "invoice_receipt"),
     ];
     let (rest, kind) = prefixes.iter().find_map(|(p, k)| reference.strip_prefix(p).map(|r| (r, *k)))?;
-    let txid = if kind == "invoice_receipt" { rest.rsplit_once(':').map_or(rest, |(t, _)| t) } else { rest };
+    // An invoice's booking names an outpoint (and a booking number after a reorg).
+    let txid = if kind == "invoice_receipt" { rest.split(':').next().unwrap_or(rest) } else { rest };
     Some((txid.to_owned(), kind))
 }
 

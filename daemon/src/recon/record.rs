@@ -19,6 +19,8 @@ pub struct Entry {
     pub onchain_msat: i64,
     /// Its postings on `treasury:lightning`, msat.
     pub lightning_msat: i64,
+    /// Its postings on `receipts:on_us` (an invoice of ours paid by a payout of ours), msat.
+    pub on_us_msat: i64,
     /// How many postings it has (0: the entry is there, its amounts are not).
     pub postings: u32,
 }
@@ -73,7 +75,8 @@ impl Store {
             "SELECT e.reference, e.payment_id, e.created_at,
                  COALESCE(SUM(CASE WHEN p.account = 'treasury:onchain' AND p.currency = 'BTC' THEN p.amount END), 0),
                  COALESCE(SUM(CASE WHEN p.account = 'treasury:lightning' AND p.currency = 'BTC' THEN p.amount END), 0),
-                 COUNT(p.entry_id)
+                 COUNT(p.entry_id),
+                 COALESCE(SUM(CASE WHEN p.account = 'receipts:on_us' AND p.currency = 'BTC' THEN p.amount END), 0)
              FROM ledger_entries e LEFT JOIN ledger_postings p ON p.entry_id = e.id
              WHERE e.reference NOT LIKE 'fx:%' GROUP BY e.id ORDER BY e.id",
         )?;
@@ -85,6 +88,7 @@ impl Store {
                 onchain_msat: r.get(3)?,
                 lightning_msat: r.get(4)?,
                 postings: r.get::<_, i64>(5)? as u32,
+                on_us_msat: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -107,7 +111,8 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Every invoice, and the invoice each on-chain receipt (outpoint) paid.
+    /// Every invoice, and the invoice each on-chain receipt (outpoint) paid — and each `on_us`
+    /// payout of ours paid (`on_us:<payment_id>`).
     pub fn recon_invoices(&self) -> Result<Invoices, StoreError> {
         let conn = self.read();
         let mut stmt = conn.prepare(
@@ -130,7 +135,14 @@ impl Store {
             })
         })?;
         let invoices = rows.map(|r| r.map(|i| (i.invoice_id.clone(), i))).collect::<Result<_, _>>()?;
-        let mut stmt = conn.prepare("SELECT outpoint, invoice_id FROM invoice_receipts")?;
+        // On-chain receipts by outpoint; our own payouts to an invoice (`on_us`) as `on_us:<payment_id>`.
+        let mut stmt = conn.prepare(
+            "SELECT outpoint, invoice_id FROM invoice_receipts
+             UNION ALL
+             SELECT 'on_us:' || p.payment_id, i.invoice_id FROM payments p JOIN invoices i
+                 ON i.payment_hash = p.rail_ref OR i.address = p.destination
+             WHERE p.rail = 'on_us'",
+        )?;
         let receipts = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
         Ok((invoices, receipts))
     }
