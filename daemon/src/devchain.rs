@@ -163,6 +163,11 @@ impl Bitcoind {
         ChainSource::new(self.rpc_url(), BitcoindAuth::Cookie(self.cookie_path()))
     }
 
+    /// The bitcoind process's id, while it runs (tests pause it with SIGSTOP to simulate a hang).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     /// Stops bitcoind through RPC and waits for it to exit (killing it after 30 s).
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else { return };

@@ -33,6 +33,16 @@ pub struct ChainStatus {
 }
 
 impl ChainStatus {
+    /// Why the on-chain rails are out, while bitcoind is unreachable: the last poll's error (the
+    /// rails' circuit breaker — a route or submit asks this, not bitcoind, and answers at once).
+    /// `None` before the first poll has failed, and from the first poll that succeeds.
+    pub fn outage(&self) -> Option<&str> {
+        if self.reachable {
+            return None;
+        }
+        self.last_error.as_deref()
+    }
+
     /// The wallet has applied every block bitcoind has.
     pub fn wallet_synced(&self) -> bool {
         self.reachable && self.chain_height == Some(self.wallet_synced_height)
@@ -140,6 +150,13 @@ fn sync_step(
             info.chain
         )));
     }
-    follower.sync(treasury)?;
+    if let Err(e) = follower.sync(treasury) {
+        // bitcoind answered: a full disk is not bitcoind unreachable (the wallet writes what it
+        // applied with its next change, once there is space).
+        if !e.is_disk_full() {
+            return Err(e);
+        }
+        tracing::error!(error = %e, "the wallet could not write what it synced");
+    }
     Ok(info)
 }

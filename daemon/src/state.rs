@@ -107,6 +107,7 @@ impl AppState {
             fx: Arc::clone(&fx),
             learner: learner.clone(),
             guard: Arc::clone(&guard),
+            chain: status.clone(),
         });
         let payments = Arc::new(Payments {
             config: Arc::clone(&config),
@@ -121,6 +122,7 @@ impl AppState {
             batch_wake: Arc::new(Notify::new()),
             guard: Arc::clone(&guard),
             fee_history: Default::default(),
+            chain: status.clone(),
         });
         let keys = Arc::new(ApiKeys::new(Arc::clone(&store)));
         let limiter = Arc::new(RateLimiter::new(config.api.rate_limit_per_sec, config.api.rate_limit_burst));

@@ -51,8 +51,22 @@ impl From<bdk_bitcoind_rpc::bitcoincore_rpc::Error> for WalletError {
     }
 }
 
+/// How a [`WalletError::Storage`] message starts when the disk holding the wallet is full.
+const DISK_FULL: &str = "disk full";
+
+impl WalletError {
+    /// The wallet's database could not be written because its disk is full (SQLite's
+    /// `SQLITE_FULL`): it clears once space is freed, the staged changes written then.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, WalletError::Storage(m) if m.starts_with(DISK_FULL))
+    }
+}
+
 impl From<bdk_wallet::rusqlite::Error> for WalletError {
     fn from(e: bdk_wallet::rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(bdk_wallet::rusqlite::ErrorCode::DiskFull) {
+            return WalletError::Storage(format!("{DISK_FULL}: {e}"));
+        }
         WalletError::Storage(e.to_string())
     }
 }

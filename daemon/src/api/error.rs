@@ -21,6 +21,9 @@ use crate::webhook::WebhookError;
 /// How long a client should wait before asking again when something clears by itself.
 pub(crate) const RETRY_AFTER_SECS: u64 = 5;
 
+/// How long a client should wait after `storage_full`: space is freed by an operator.
+pub(crate) const STORAGE_RETRY_AFTER_SECS: u64 = 30;
+
 /// An API error.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -46,6 +49,28 @@ impl ApiError {
     pub fn internal(what: &str, cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "{what}");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("could not {what}"))
+    }
+
+    /// A store failure: 507 `storage_full` (with `Retry-After`: nothing was written, and it
+    /// clears once space is freed) when the disk is full, else a 500 logged with `what`.
+    pub fn store(what: &str, e: &StoreError) -> Self {
+        if e.is_disk_full() {
+            return Self::disk_full(&e);
+        }
+        Self::internal(what, &e)
+    }
+
+    /// 507 `storage_full`: the data directory's disk is full; nothing was written.
+    pub fn disk_full(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "the data directory's disk is full: free space for the gateway to write again");
+        ApiError {
+            retry_after_secs: Some(STORAGE_RETRY_AFTER_SECS),
+            ..Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                "the gateway's disk is full: nothing was written; retry once the operator has freed space",
+            )
+        }
     }
 
     /// A 503 for something that clears by itself, with `Retry-After: secs`.
@@ -89,7 +114,7 @@ pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal("read or write the store", &e)
+        ApiError::store("read or write the store", &e)
     }
 }
 
@@ -98,7 +123,7 @@ impl From<LimitError> for ApiError {
         match e {
             LimitError::Fx(e) => ApiError::from(e),
             LimitError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_limits", m),
-            LimitError::Store(e) => ApiError::internal("read the key's limits", &e),
+            LimitError::Store(e) => ApiError::store("read the key's limits", &e),
         }
     }
 }
@@ -111,7 +136,7 @@ impl From<FxError> for ApiError {
             FxError::UnsupportedPair(_) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported_pair", msg),
             FxError::InvalidAmount(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_amount", msg),
             FxError::RateUnavailable(_) => ApiError::retry_later("rate_unavailable", msg, RETRY_AFTER_SECS),
-            FxError::Store(e) => ApiError::internal("record the quote", &e),
+            FxError::Store(e) => ApiError::store("record the quote", &e),
         }
     }
 }
@@ -153,7 +178,7 @@ impl From<QuoteUseError> for ApiError {
             QuoteUseError::AlreadyFilled(_) => ApiError::new(StatusCode::CONFLICT, code, msg),
             QuoteUseError::WrongSide(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, msg),
             QuoteUseError::Mismatch(_) => ApiError::new(status, code, msg),
-            QuoteUseError::Store(e) => ApiError::internal("read the quote", &e),
+            QuoteUseError::Store(e) => ApiError::store("read the quote", &e),
         }
     }
 }
@@ -176,7 +201,7 @@ impl From<RouteError> for ApiError {
                 };
                 error.with("unavailable", serde_json::to_value(&unavailable).unwrap_or_default())
             }
-            RouteError::Store(e) => ApiError::internal("record the route", &e),
+            RouteError::Store(e) => ApiError::store("record the route", &e),
         }
     }
 }
@@ -238,8 +263,11 @@ impl From<SubmitError> for ApiError {
             SubmitError::Conflict(InsertError::AlreadyPaying) => err(StatusCode::CONFLICT, "duplicate_payment"),
             SubmitError::LightningUnavailable(_) => ApiError::retry_later("lightning_starting", msg, RETRY_AFTER_SECS),
             SubmitError::ChannelNotUsable(_) => ApiError::retry_later("channel_not_usable", msg, RETRY_AFTER_SECS),
+            SubmitError::BitcoindUnavailable(_) => ApiError::retry_later("bitcoind_unavailable", msg, RETRY_AFTER_SECS),
+            SubmitError::Conflict(InsertError::Store(e)) | SubmitError::Store(e) => {
+                ApiError::store("record the payment", &e)
+            }
             SubmitError::Conflict(e) => ApiError::internal("record the payment", &e),
-            SubmitError::Store(e) => ApiError::internal("record the payment", &e),
         }
     }
 }
@@ -251,7 +279,7 @@ impl From<WebhookError> for ApiError {
             WebhookError::InvalidUrl(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_url", msg),
             WebhookError::InvalidEvent(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", msg),
             WebhookError::NotAllowed(_) => ApiError::new(StatusCode::BAD_REQUEST, "webhook_url_not_allowed", msg),
-            WebhookError::Store(e) => ApiError::internal("read or write webhooks", &e),
+            WebhookError::Store(e) => ApiError::store("read or write webhooks", &e),
         }
     }
 }

@@ -57,6 +57,7 @@ pub(crate) fn begin(
             "a request with this idempotency key is still being processed; retry shortly",
         )
         .into_response(),
+        Err(e) if e.is_disk_full() => ApiError::disk_full(&e).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "idempotency store");
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "idempotency store failed").into_response()

@@ -45,7 +45,10 @@ async fn create(ctx: &AppState, key_id: &str, idem: &str, body: &[u8]) -> Result
     let treasury = Arc::clone(ctx.onchain.treasury());
     let address = blocking(move || treasury.new_address())
         .await
-        .map_err(|e| ApiError::internal("derive an address", &e))?
+        .map_err(|e| match e.is_disk_full() {
+            true => ApiError::disk_full(&e),
+            false => ApiError::internal("derive an address", &e),
+        })?
         .to_string();
     let lightning = match ctx.lightning.node() {
         Ok(node) => {

@@ -15,7 +15,7 @@ pub fn document() -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Quotes, payouts on the cheapest rail, invoices and webhooks of one self-hosted \
                 Bitcoin/Lightning gateway. Money is integers: sats, msats and fiat minor units. Every \
-                error is {\"error\": {\"code\", \"message\"}} with a stable code; a 503 or 429 carries \
+                error is {\"error\": {\"code\", \"message\"}} with a stable code; a 503, 429 or 507 carries \
                 Retry-After.",
         },
         "servers": [{"url": "http://127.0.0.1:8380"}],
@@ -130,6 +130,7 @@ fn op(
         errors.push(("401", vec!["unauthorized"]));
         errors.push(("403", vec!["forbidden"]));
         errors.push(("429", vec!["rate_limited"]));
+        errors.push(("507", vec!["storage_full"]));
     }
     errors.push(("404", vec!["not_found"]));
     errors.push(("405", vec!["method_not_allowed"]));
@@ -158,7 +159,7 @@ fn error_response(codes: &[&str]) -> Value {
     json!({
         "description": format!("Error: {}", codes.join(", ")),
         "x-error-codes": codes,
-        "headers": {"Retry-After": {"description": "Seconds to wait (429, 503)", "schema": {"type": "string"}}},
+        "headers": {"Retry-After": {"description": "Seconds to wait (429, 503, 507)", "schema": {"type": "string"}}},
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     })
 }

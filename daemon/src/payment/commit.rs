@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use super::record::{outbox, record_change, COLUMNS};
 use super::{InsertError, NewPayment, Payment, Rail};
 use crate::invoice::refund;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// A payment queued for the next group commit, with where its result goes.
 pub(crate) type Waiting = (NewPayment, oneshot::Sender<Result<(), InsertError>>);
@@ -81,7 +81,7 @@ impl Committer {
         let mut results = match written {
             Ok(Some(results)) => results,
             Ok(None) => vec![], // only without savepoints
-            Err(e) => batch.iter().map(|_| Err(InsertError::Commit(e.to_string()))).collect(),
+            Err(e) => batch.iter().map(|_| Err(commit_failed(&e))).collect(),
         }
         .into_iter();
         for (new, done) in batch {
@@ -196,6 +196,17 @@ fn conflict(conn: &rusqlite::Connection, p: &Payment) -> Result<InsertError, Ins
         return Ok(InsertError::AlreadyPaying);
     }
     Ok(InsertError::Commit(format!("payment {} conflicts with a stored one", p.payment_id)))
+}
+
+/// A failed group commit, for each payment of the batch: SQLite's own error (a full disk stays
+/// recognisable at the API's edge), else its message.
+fn commit_failed(e: &rusqlite::Error) -> InsertError {
+    match e {
+        rusqlite::Error::SqliteFailure(code, msg) => {
+            InsertError::Store(StoreError::Sqlite(rusqlite::Error::SqliteFailure(*code, msg.clone())))
+        }
+        e => InsertError::Commit(e.to_string()),
+    }
 }
 
 /// The rail spending the same funds as `rail`: both on-chain rails spend the one treasury.

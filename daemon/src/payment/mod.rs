@@ -69,6 +69,8 @@ pub struct Payments {
     /// The feerates the batcher has seen lately, for the recent low of its "cheap" test (kept in
     /// memory: after a restart it is unknown again until half of `batching.cheap_window_secs`).
     pub fee_history: std::sync::Mutex<crate::batch::FeeHistory>,
+    /// bitcoind's status as the chain follower last saw it: the on-chain rails' breaker.
+    pub chain: tokio::sync::watch::Receiver<crate::follower::ChainStatus>,
 }
 
 /// The rail a payment travels on.

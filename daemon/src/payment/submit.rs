@@ -105,6 +105,9 @@ pub enum SubmitError {
     /// Channels that could fund it are not usable yet (peer offline or reconnecting): retry.
     #[error("{0}")]
     ChannelNotUsable(String),
+    /// bitcoind is unreachable (the on-chain rails' breaker is open): retry once it is back.
+    #[error("bitcoind is unreachable: {0}")]
+    BitcoindUnavailable(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -150,6 +153,9 @@ pub async fn accept_as(
     now: u64,
 ) -> Result<Payment, SubmitError> {
     let (route, rail, (cost_sat, fee_rate)) = checked_route(ctx, key_id, req, now)?;
+    if let Some(why) = ctx.chain.borrow().outage().filter(|_| rail.on_chain()) {
+        return Err(SubmitError::BitcoindUnavailable(why.to_owned()));
+    }
     let payee = payee(ctx, &route, rail, now)?;
     if let Some(checked) = &req.limits {
         within_limits(ctx, checked, key_id, (&route, &payee.0), now)?;

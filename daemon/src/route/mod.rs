@@ -24,7 +24,10 @@ use sendero_wallet::bitcoin::Network;
 use serde::Serialize;
 
 pub use crate::batch::Priority;
+use tokio::sync::watch;
+
 use crate::config::Config;
+use crate::follower::ChainStatus;
 use crate::fx::{FxError, RateCache};
 use crate::liquidity::guard::Guard;
 use crate::rails::lightning::LnRail;
@@ -52,6 +55,8 @@ pub struct Router {
     pub learner: learn::SharedLearner,
     /// The rails' reserves: a rail below its own takes no new payouts.
     pub guard: Arc<Guard>,
+    /// bitcoind's status as the chain follower last saw it: the on-chain rails' breaker.
+    pub chain: watch::Receiver<ChainStatus>,
 }
 
 /// A route request, parsed at the edge.

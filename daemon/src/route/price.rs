@@ -50,7 +50,13 @@ pub(super) async fn price_rails(
                     None => {}
                 }
             }
-            Err(u) => unavailable.push(u),
+            Err(u) => {
+                // bitcoind down takes both on-chain rails out: say so for each.
+                let batch = (u.code == "bitcoind_unavailable" && ctx.config.batching.enabled)
+                    .then(|| Unavailable { rail: "onchain_batch", ..u.clone() });
+                unavailable.push(u);
+                unavailable.extend(batch);
+            }
         }
     }
     (candidates, unavailable)
@@ -181,6 +187,10 @@ async fn onchain(
         WalletError::Chain(_) => unavailable("onchain", "bitcoind_unavailable", e.to_string(), None),
         e => unavailable("onchain", "onchain_unavailable", e.to_string(), None),
     };
+    // The breaker: while the follower finds bitcoind unreachable, answer at once, asking nothing.
+    if let Some(why) = ctx.chain.borrow().outage() {
+        return Err(unavailable("onchain", "bitcoind_unavailable", format!("bitcoind is unreachable: {why}"), None));
+    }
     let fee = ctx.onchain.estimate(target).await.map_err(wallet_error)?;
     let rate = fee.sat_per_vb;
     let vsize = ctx.onchain.payout_vsize(vec![Payee { address, amount_sat }], rate).await.map_err(wallet_error)?;

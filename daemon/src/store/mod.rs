@@ -40,6 +40,23 @@ pub enum StoreError {
     Thread(std::io::Error),
 }
 
+impl StoreError {
+    /// The disk holding the store is full: SQLite's `SQLITE_FULL`, or `ENOSPC` from a file the
+    /// store writes. It clears once space is freed, with nothing half-written.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            StoreError::Io(e) => is_enospc(e),
+            StoreError::Thread(_) | StoreError::TooNew { .. } => false,
+        }
+    }
+}
+
+/// `ENOSPC` (or its portable kind): no space left on the device.
+pub fn is_enospc(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+}
+
 /// A write that may wait for the next flush (see [`Store::defer`]).
 pub type DeferredWrite = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()> + Send>;
 
