@@ -9,6 +9,8 @@ mod consolidate;
 mod cost_reports;
 pub mod error;
 mod fees;
+#[doc(hidden)]
+pub mod fuzzing;
 mod fx_report;
 mod getinfo;
 mod ledger;

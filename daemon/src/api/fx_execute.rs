@@ -60,7 +60,7 @@ fn fill(ctx: &AppState, key_id: &str, idem: &str, body: &[u8]) -> Result<Vec<u8>
     }
 }
 
-fn parse(body: &[u8]) -> Result<ExecuteRequest, ApiError> {
+pub(super) fn parse(body: &[u8]) -> Result<ExecuteRequest, ApiError> {
     let bad = |msg: &str| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", msg);
     let v: Value = serde_json::from_slice(body).map_err(|e| bad(&format!("body is not JSON: {e}")))?;
     let text = |k: &str| {

@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 /// The query string's fields, every one optional so that a missing one gets our own error.
 #[derive(Default)]
-struct Params {
+pub(super) struct Params {
     base: Option<String>,
     quote: Option<String>,
     side: Option<String>,
@@ -26,7 +26,7 @@ struct Params {
 
 impl Params {
     /// Percent-decodes `query`; unknown fields are ignored, a repeated one keeps its last value.
-    fn parse(query: &str) -> Params {
+    pub(super) fn parse(query: &str) -> Params {
         let mut params = Params::default();
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             let slot = match &*name {

@@ -68,7 +68,7 @@ async fn create(ctx: &AppState, key_id: &str, idem: &str, body: &[u8]) -> Result
     Ok(answer)
 }
 
-fn parse(body: &[u8]) -> Result<NewInvoice, ApiError> {
+pub(super) fn parse(body: &[u8]) -> Result<NewInvoice, ApiError> {
     let bad = |code: &'static str, msg: String| ApiError::new(StatusCode::BAD_REQUEST, code, msg);
     let v: Value =
         serde_json::from_slice(body).map_err(|e| bad("invalid_request", format!("body is not JSON: {e}")))?;

@@ -47,7 +47,7 @@ pub(crate) async fn handle(
     })
 }
 
-fn parse(invoice_id: String, body: &[u8]) -> Result<RefundRequest, ApiError> {
+pub(super) fn parse(invoice_id: String, body: &[u8]) -> Result<RefundRequest, ApiError> {
     let bad = |code: &'static str, msg: String| ApiError::new(StatusCode::BAD_REQUEST, code, msg);
     let v: Value =
         serde_json::from_slice(body).map_err(|e| bad("invalid_request", format!("body is not JSON: {e}")))?;

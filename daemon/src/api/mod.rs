@@ -3,6 +3,8 @@
 
 mod auth;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod fx_execute;
 mod fx_quote;
 mod health;

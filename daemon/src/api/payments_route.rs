@@ -78,7 +78,7 @@ fn bad(code: &'static str, msg: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, msg)
 }
 
-fn parse(body: &[u8]) -> Result<RouteRequest, ApiError> {
+pub(super) fn parse(body: &[u8]) -> Result<RouteRequest, ApiError> {
     let v: Value =
         serde_json::from_slice(body).map_err(|e| bad("invalid_request", format!("body is not JSON: {e}")))?;
     let (amount_minor, currency) = amount(&v)?;

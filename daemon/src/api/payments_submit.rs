@@ -35,7 +35,7 @@ pub(crate) async fn handle(State(ctx): State<AppState>, headers: HeaderMap, body
     })
 }
 
-fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {
+pub(super) fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {
     let bad = |msg: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", msg);
     let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
     let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);

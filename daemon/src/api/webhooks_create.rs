@@ -22,7 +22,7 @@ pub(crate) async fn handle(State(ctx): State<AppState>, headers: HeaderMap, body
     Ok((StatusCode::CREATED, Json(json!(registered))).into_response())
 }
 
-fn parse(body: &[u8]) -> Result<(String, Vec<String>), ApiError> {
+pub(super) fn parse(body: &[u8]) -> Result<(String, Vec<String>), ApiError> {
     let bad = |code: &'static str, msg: String| ApiError::new(StatusCode::BAD_REQUEST, code, msg);
     let v: Value =
         serde_json::from_slice(body).map_err(|e| bad("invalid_request", format!("body is not JSON: {e}")))?;

@@ -161,7 +161,7 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
         flags: &Overrides,
     ) -> Result<Config, ConfigError> {
-        let mut tree = match file {
+        let tree = match file {
             Some(path) => {
                 let text =
                     std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
@@ -169,6 +169,20 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        Config::from_tree(tree, env, flags)
+    }
+
+    /// Reads a config file's `text` (no environment, no flags) and checks it, as [`Config::load`]
+    /// does a file's: the fuzz target's entry point.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Config::from_tree(parse_tree(text, "config")?, [], &Overrides::default())
+    }
+
+    fn from_tree(
+        mut tree: toml::Table,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
         apply_env(&mut tree, env)?;
         let mut config: Config = toml::Value::Table(tree).try_into().map_err(|e: toml::de::Error| {
             ConfigError::Parse { origin: "settings".into(), message: e.message().to_owned() }

@@ -103,12 +103,28 @@ pub async fn fetch(
     if !status.is_success() {
         return Err(SourceError::Status(status.as_u16()));
     }
-    let body: Value = response.json().await.map_err(|e| SourceError::Garbage(e.to_string()))?;
+    let body = response.bytes().await.map_err(|e| SourceError::Unreachable(e.to_string()))?;
+    mid_price(exchange, &body)
+}
+
+/// The mid-price (bid + ask) / 2 in `exchange`'s ticker answer `body` (its raw JSON).
+pub fn mid_price(exchange: Exchange, body: &[u8]) -> Result<Decimal, SourceError> {
+    let body: Value = serde_json::from_slice(body).map_err(|e| SourceError::Garbage(e.to_string()))?;
     let (bid, ask) = exchange.bid_ask(&body).ok_or_else(|| SourceError::Garbage("no bid/ask".into()))?;
     if bid <= Decimal::ZERO || ask <= Decimal::ZERO || ask < bid {
         return Err(SourceError::Garbage(format!("bid {bid} ask {ask}")));
     }
-    Ok((bid + ask) / Decimal::TWO)
+    midpoint(bid, ask).ok_or_else(|| SourceError::Garbage(format!("bid {bid} ask {ask}")))
+}
+
+/// (a + b) / 2, also when their sum does not fit a Decimal (then low + (high - low) / 2); `None`
+/// only when that does not fit either.
+fn midpoint(a: Decimal, b: Decimal) -> Option<Decimal> {
+    if let Some(sum) = a.checked_add(b) {
+        return Some(sum / Decimal::TWO);
+    }
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    low.checked_add(high.checked_sub(low)? / Decimal::TWO)
 }
 
 /// Combines readings: with three or more, those further than `max_bps` from the median are
@@ -117,15 +133,23 @@ pub fn combine(mut readings: Vec<Decimal>, max_bps: u32) -> Option<Decimal> {
     if readings.len() >= 3 {
         readings.sort();
         let n = readings.len();
-        let median = if n % 2 == 1 { readings[n / 2] } else { (readings[n / 2 - 1] + readings[n / 2]) / Decimal::TWO };
-        let limit = median * Decimal::from(max_bps) / Decimal::from(10_000);
-        readings.retain(|r| (*r - median).abs() <= limit);
+        let median = if n % 2 == 1 { readings[n / 2] } else { midpoint(readings[n / 2 - 1], readings[n / 2])? };
+        // A limit too large for a Decimal keeps every reading.
+        let limit = median.checked_mul(Decimal::from(max_bps)).map_or(Decimal::MAX, |m| m / Decimal::from(10_000));
+        readings.retain(|r| r.checked_sub(median).is_some_and(|d| d.abs() <= limit));
     }
     if readings.is_empty() {
         return None;
     }
-    let sum: Decimal = readings.iter().sum();
-    Some(sum / Decimal::from(readings.len()))
+    let n = Decimal::from(readings.len());
+    if let Some(sum) = readings.iter().try_fold(Decimal::ZERO, |sum, r| sum.checked_add(*r)) {
+        return Some(sum / n);
+    }
+    // The sum does not fit a Decimal: each reading is divided first, and the mean kept inside
+    // the readings' range, which rounding could step out of.
+    let mean = readings.iter().try_fold(Decimal::ZERO, |sum, r| sum.checked_add(r / n))?;
+    let (low, high) = (readings.iter().min()?, readings.iter().max()?);
+    Some(mean.clamp(*low, *high))
 }
 
 /// What the poller needs.
@@ -198,6 +222,22 @@ mod tests {
         assert_eq!(combine(vec![d(85_000), d(85_010), d(95_000)], 100), Some(d(85_005)));
         assert_eq!(combine(vec![d(85_000), d(95_000)], 100), Some(d(90_000)), "two sources cannot outvote each other");
         assert_eq!(combine(vec![], 100), None);
+    }
+
+    #[test]
+    fn prices_near_the_largest_decimal_do_not_overflow() {
+        // Found while writing the fx_ticker fuzz target: bid + ask and the readings' sum
+        // overflowed, a panic that ended the rate poller.
+        let max = Decimal::MAX.to_string();
+        let body = json!({"bid": max, "ask": max}).to_string();
+        assert_eq!(mid_price(Exchange::Bitstamp, body.as_bytes()).unwrap(), Decimal::MAX);
+        let big = Decimal::MAX - d(1);
+        assert_eq!(combine(vec![big, big, big], 100), Some(big));
+        assert!(combine(vec![big, Decimal::MAX], 100).is_some_and(|m| m >= big));
+        assert!(combine(vec![Decimal::MAX, Decimal::MIN, d(1), d(2)], u32::MAX).is_some());
+        let bitstamp = br#"{"bid": "84999", "ask": "85001"}"#;
+        assert_eq!(mid_price(Exchange::Bitstamp, bitstamp).unwrap(), d(85_000));
+        assert!(matches!(mid_price(Exchange::Coinbase, b"{"), Err(SourceError::Garbage(_))));
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub mod consolidate;
 pub mod costs;
 pub mod cpfp;
 pub mod fee_holds;
+#[cfg(test)]
+mod ledger_props;
 pub mod payout_bump;
 pub mod reconcile;
 pub(crate) mod record;
