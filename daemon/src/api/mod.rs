@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks", bounded(post(webhooks_create::handle).get(webhooks_list::handle)))
         .route("/v1/webhooks/{id}", bounded(axum::routing::delete(webhooks_delete::handle)))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .layer(axum::middleware::from_fn(observe))
         .layer(axum::middleware::from_fn(move |req, next| edge(req, next, limit)))
         .layer(TraceLayer::new_for_http().on_failure(failed))
         .with_state(state)
@@ -80,6 +81,19 @@ async fn contract() -> Response {
     static DOCUMENT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     let body = DOCUMENT.get_or_init(|| openapi::document().to_string().into_bytes());
     error::json_bytes(StatusCode::OK, body.clone())
+}
+
+/// Counts the request and its duration by matched route, method and status (when metrics are on).
+async fn observe(req: Request, next: Next) -> Response {
+    if !crate::metrics::enabled() {
+        return next.run(req).await;
+    }
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
+    let method = req.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    crate::metrics::http_request(route, method, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
 }
 
 /// A request that ended in a server error: an ERROR, except a 503, which is an answer (not
@@ -127,7 +141,12 @@ async fn edge(req: Request, next: Next, limit: usize) -> Response {
 /// Serves the API on `listener` until `cancel` over HTTP/1.1 (keep-alive, no upgrades), then lets
 /// requests in progress finish.
 pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationToken) -> std::io::Result<()> {
-    let app = router(state);
+    serve_app(listener, router(state), cancel).await
+}
+
+/// Serves `app` on `listener` (HTTP/1.1, keep-alive) until `cancel`, then lets the open
+/// connections finish.
+pub async fn serve_app(listener: TcpListener, app: Router, cancel: CancellationToken) -> std::io::Result<()> {
     let connections = tokio_util::task::TaskTracker::new();
     loop {
         let stream = tokio::select! {
