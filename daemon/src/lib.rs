@@ -30,6 +30,7 @@ pub mod secret;
 pub mod state;
 pub mod store;
 pub mod supervise;
+pub mod trace;
 pub mod webhook;
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

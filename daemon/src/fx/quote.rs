@@ -64,6 +64,7 @@ pub enum FxError {
 }
 
 /// Prices `req` for API key `key_id` from `cache` and records the quote.
+#[tracing::instrument(name = "fx.quote", skip_all, fields(base = %req.base, quote = %req.quote))]
 pub fn quote(
     config: &FxConfig,
     cache: &RateCache,
