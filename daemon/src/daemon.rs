@@ -87,6 +87,10 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
 /// Runs senderod until SIGTERM/SIGINT.
 pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     let datadir = config.datadir.clone();
+    if !config.metrics.listen.is_empty() {
+        // Before anything runs, so that every payout and request from the start is counted.
+        crate::metrics::install();
+    }
     prepare_datadir(&datadir)?;
     let _lock = lock_datadir(&datadir)?;
     check_secret_files(&datadir)?;
@@ -233,6 +237,16 @@ async fn serve(state: &AppState, tasks: &mut Tasks, cancel: &CancellationToken) 
         AdminListener::bind(&state.config.datadir, state.config.admin_listen()?).await.map_err(io("bind admin RPC"))?;
     let api_at = api_listener.local_addr().map_err(io("API address"))?;
     let admin_at = admin.describe();
+    if let Some(addr) = state.config.metrics_listen()? {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(io(format!("bind metrics on {addr}")))?;
+        let (app, stop) = (crate::admin::metrics::router(state.clone()), cancel.clone());
+        tasks.spawn("metrics", async move {
+            if let Err(e) = crate::api::serve_app(listener, app, stop).await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+        tracing::info!(metrics = %addr, "Prometheus metrics at /metrics");
+    }
     let mut api = tokio::spawn(crate::api::serve(api_listener, state.clone(), cancel.clone()));
     let mut admin = tokio::spawn(admin.serve(state.clone(), cancel.clone()));
     let mut sigterm = signal(SignalKind::terminate()).map_err(io("install SIGTERM handler"))?;

@@ -19,6 +19,7 @@ pub mod ledger;
 pub mod limits;
 pub mod liquidity;
 pub mod logging;
+pub mod metrics;
 pub mod payment;
 pub mod rails;
 pub mod ratelimit;
@@ -29,6 +30,7 @@ pub mod secret;
 pub mod state;
 pub mod store;
 pub mod supervise;
+pub mod trace;
 pub mod webhook;
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

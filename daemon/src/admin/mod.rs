@@ -17,6 +17,7 @@ mod ledger;
 mod ln_channels;
 mod ln_node;
 mod ln_payments;
+pub mod metrics;
 mod params;
 mod payment_get;
 mod rebalance;

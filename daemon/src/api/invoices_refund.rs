@@ -30,6 +30,11 @@ pub(crate) async fn handle(
         Ok(idem) => idem,
         Err(answer) => return Ok(*answer),
     };
+    if let Some(trace_id) = super::trace_id(&headers) {
+        if let Err(e) = ctx.store.record_trace((&key.id, &idem), &trace_id) {
+            tracing::warn!(error = %e, "the refund's trace not recorded");
+        }
+    }
     let now = crate::unix_now();
     let parsed = parse(id, &body).and_then(|mut req| {
         req.limits = crate::limits::for_key(&ctx.store, (&ctx.config.fx, &ctx.fx), &key.id, now)?;

@@ -27,7 +27,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
@@ -72,7 +72,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks", bounded(post(webhooks_create::handle).get(webhooks_list::handle)))
         .route("/v1/webhooks/{id}", bounded(axum::routing::delete(webhooks_delete::handle)))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .layer(axum::middleware::from_fn(observe))
         .layer(axum::middleware::from_fn(move |req, next| edge(req, next, limit)))
+        .layer(axum::middleware::from_fn(traced))
         .layer(TraceLayer::new_for_http().on_failure(failed))
         .with_state(state)
 }
@@ -82,6 +84,44 @@ async fn contract() -> Response {
     static DOCUMENT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     let body = DOCUMENT.get_or_init(|| openapi::document().to_string().into_bytes());
     error::json_bytes(StatusCode::OK, body.clone())
+}
+
+/// Gives the request its trace — the client's `traceparent`, else a new one, set on the request
+/// for the handlers and answered back — and runs it inside a `request` span carrying `trace_id`.
+async fn traced(mut req: Request, next: Next) -> Response {
+    let given = req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(crate::trace::from_traceparent);
+    let trace_id = given.unwrap_or_else(crate::trace::new_trace_id);
+    let parent = header::HeaderValue::from_str(&crate::trace::traceparent(&trace_id)).ok();
+    if let Some(v) = &parent {
+        req.headers_mut().insert(TRACEPARENT, v.clone());
+    }
+    let span = tracing::info_span!("request", trace_id = %trace_id, method = %req.method(), path = %req.uri().path());
+    let mut response = tracing::Instrument::instrument(next.run(req), span).await;
+    if let Some(v) = parent {
+        response.headers_mut().insert(TRACEPARENT, v);
+    }
+    response
+}
+
+/// The W3C trace context header.
+const TRACEPARENT: &str = "traceparent";
+
+/// The trace id the request runs under (set by the `traced` layer).
+pub(crate) fn trace_id(headers: &HeaderMap) -> Option<String> {
+    headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(crate::trace::from_traceparent)
+}
+
+/// Counts the request and its duration by matched route, method and status (when metrics are on).
+async fn observe(req: Request, next: Next) -> Response {
+    if !crate::metrics::enabled() {
+        return next.run(req).await;
+    }
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
+    let method = req.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    crate::metrics::http_request(route, method, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
 }
 
 /// A request that ended in a server error: an ERROR, except a 503, which is an answer (not
@@ -129,7 +169,12 @@ async fn edge(req: Request, next: Next, limit: usize) -> Response {
 /// Serves the API on `listener` until `cancel` over HTTP/1.1 (keep-alive, no upgrades), then lets
 /// requests in progress finish.
 pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationToken) -> std::io::Result<()> {
-    let app = router(state);
+    serve_app(listener, router(state), cancel).await
+}
+
+/// Serves `app` on `listener` (HTTP/1.1, keep-alive) until `cancel`, then lets the open
+/// connections finish.
+pub async fn serve_app(listener: TcpListener, app: Router, cancel: CancellationToken) -> std::io::Result<()> {
     let connections = tokio_util::task::TaskTracker::new();
     loop {
         let stream = tokio::select! {

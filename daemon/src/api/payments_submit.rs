@@ -24,6 +24,11 @@ pub(crate) async fn handle(State(ctx): State<AppState>, headers: HeaderMap, body
         Ok(idem) => idem,
         Err(answer) => return Ok(*answer),
     };
+    if let Some(trace_id) = super::trace_id(&headers) {
+        if let Err(e) = ctx.store.record_trace((&key.id, &idem), &trace_id) {
+            tracing::warn!(error = %e, "the submit's trace not recorded");
+        }
+    }
     let now = crate::unix_now();
     let accepted = match parse(&body).and_then(|req| with_limits(&ctx, &key.id, req, now)) {
         Ok(req) => submit::accept(&ctx.payments, &key.id, &idem, &req, now).await.map_err(ApiError::from),

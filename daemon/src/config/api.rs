@@ -1,5 +1,6 @@
-//! `[api]` (the public HTTP API: listen address, body limit, timeout) and `[admin]` (the admin
-//! RPC: Unix socket or loopback TCP).
+//! `[api]` (the public HTTP API: listen address, body limit, timeout), `[admin]` (the admin
+//! RPC: Unix socket or loopback TCP) and `[metrics]` (Prometheus, off unless given a loopback
+//! address).
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,15 @@ pub struct ApiConfig {
     pub rate_limit_per_sec: u32,
     /// Requests a key may make at once before the average applies.
     pub rate_limit_burst: u32,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Empty: no metrics. A loopback address such as `127.0.0.1:9380`: Prometheus's text
+    /// exposition format at `GET /metrics` there.
+    pub listen: String,
 }
 
 /// `[admin]`.

@@ -13,7 +13,7 @@ mod routing;
 mod treasury;
 mod webhooks;
 
-pub use api::{AdminConfig, ApiConfig};
+pub use api::{AdminConfig, ApiConfig, MetricsConfig};
 pub use batching::BatchingConfig;
 pub use chain::{BitcoindConfig, WalletConfig};
 pub use env::env_keys;
@@ -69,6 +69,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Admin JSON-RPC.
     pub admin: AdminConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
     /// The bitcoind Sendero runs beside.
     pub bitcoind: BitcoindConfig,
     /// The on-chain treasury wallet.
@@ -125,6 +127,7 @@ impl Default for Config {
             datadir: default_home().join(".sendero"),
             api: ApiConfig::default(),
             admin: AdminConfig::default(),
+            metrics: MetricsConfig::default(),
             bitcoind: BitcoindConfig::default(),
             wallet: WalletConfig::default(),
             lightning: LightningConfig::default(),
@@ -225,6 +228,7 @@ impl Config {
         self.bitcoin_network()?;
         self.api_listen()?;
         self.admin_listen()?;
+        self.metrics_listen()?;
         if !matches!(self.log.format.as_str(), "human" | "json") {
             return Err(ConfigError::Invalid(format!(
                 "log.format must be \"human\" or \"json\", not {:?}",
@@ -299,6 +303,21 @@ impl Config {
 }
 
 impl Config {
+    /// The metrics listener's address, or `None` when metrics are off.
+    pub fn metrics_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.metrics.listen.is_empty() {
+            return Ok(None);
+        }
+        let addr: SocketAddr =
+            self.metrics.listen.parse().map_err(|_| {
+                ConfigError::Invalid(format!("metrics.listen {:?} is not an address", self.metrics.listen))
+            })?;
+        if !addr.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!("metrics.listen {addr} must be a loopback address")));
+        }
+        Ok(Some(addr))
+    }
+
     /// bitcoind's RPC URL and credentials, with the network's defaults filled in.
     pub fn bitcoind_rpc(&self) -> Result<(String, BitcoindAuth), ConfigError> {
         let network = self.bitcoin_network()?;

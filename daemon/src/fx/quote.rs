@@ -64,6 +64,7 @@ pub enum FxError {
 }
 
 /// Prices `req` for API key `key_id` from `cache` and records the quote.
+#[tracing::instrument(name = "fx.quote", skip_all, fields(base = %req.base, quote = %req.quote))]
 pub fn quote(
     config: &FxConfig,
     cache: &RateCache,
@@ -81,7 +82,9 @@ pub fn quote(
     if req.amount_minor == 0 {
         return Err(FxError::InvalidAmount("amount_minor must be at least 1".into()));
     }
-    let rate = cache.fresh(&configured, now).ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
+    let rate = cache.fresh(&configured, now);
+    crate::metrics::rate_lookup(rate.is_some());
+    let rate = rate.ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
     let mid = oriented(rate.mid, inverted);
     let marked = mid
         .and_then(|m| money::marked_up(m, config.markup_for(&configured, req.side), req.side))
@@ -133,7 +136,9 @@ pub fn mid_sats(
     let exp = money::exponent(currency).ok_or_else(|| FxError::UnsupportedCurrency(currency.to_owned()))?;
     let (configured, inverted) =
         configured_pair(config, currency, "BTC").ok_or_else(|| FxError::UnsupportedPair(format!("{currency}/BTC")))?;
-    let rate = cache.fresh(&configured, now).ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
+    let rate = cache.fresh(&configured, now);
+    crate::metrics::rate_lookup(rate.is_some());
+    let rate = rate.ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
     let mid = oriented(rate.mid, inverted).ok_or_else(|| FxError::RateUnavailable(configured.clone()))?;
     money::convert(amount_minor, exp, 8, mid, Side::Sell)
         .ok_or_else(|| FxError::InvalidAmount(format!("{amount_minor} is too large to price")))

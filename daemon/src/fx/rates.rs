@@ -51,6 +51,14 @@ impl RateCache {
         rates.get(pair).filter(|r| now.saturating_sub(r.as_of) <= self.ttl(pair) + grace_secs).cloned()
     }
 
+    /// Every pair's latest rate (fresh or not), by pair.
+    pub fn snapshot(&self) -> Vec<(String, Rate)> {
+        let rates = self.rates.read().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<(String, Rate)> = rates.iter().map(|(p, r)| (p.clone(), r.clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     /// The rate of `pair` if it is no older than the TTL at `now`.
     pub fn fresh(&self, pair: &str, now: u64) -> Option<Rate> {
         let rates = self.rates.read().unwrap_or_else(PoisonError::into_inner);

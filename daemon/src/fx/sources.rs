@@ -198,8 +198,14 @@ async fn poll_pair(client: &reqwest::Client, set: &SourceSet, pair: &str) -> Opt
     let mut readings: Vec<Decimal> = set.statics.iter().filter(|(p, _)| p == pair).map(|(_, r)| *r).collect();
     while let Some(joined) = jobs.join_next().await {
         match joined {
-            Ok((_, Ok(mid))) => readings.push(mid),
-            Ok((exchange, Err(e))) => tracing::warn!(source = exchange.name(), pair, error = %e, "fx source ignored"),
+            Ok((exchange, Ok(mid))) => {
+                crate::metrics::fx_source(exchange.name(), true);
+                readings.push(mid)
+            }
+            Ok((exchange, Err(e))) => {
+                crate::metrics::fx_source(exchange.name(), false);
+                tracing::warn!(source = exchange.name(), pair, error = %e, "fx source ignored")
+            }
             Err(e) => tracing::error!(pair, error = %e, "fx source task failed"),
         }
     }

@@ -117,8 +117,17 @@ fn after_step(ctx: &Payments, from: &Payment, next: &Payment, outcome: Option<&O
     log_step(from, next);
 }
 
+/// Carries `p` as far as it goes now, inside a `payment` span that continues the trace it was
+/// submitted under.
+async fn advance(ctx: &Payments, p: Payment) {
+    let trace_id = ctx.store.trace_of(&p.payment_id).ok().flatten().unwrap_or_default();
+    let span = tracing::info_span!("payment", trace_id = %trace_id, payment_id = %p.payment_id,
+        route_id = %p.route_id, rail = p.rail.as_str(), fx_quote_id = ?p.fx_quote_id);
+    tracing::Instrument::instrument(advance_traced(ctx, p), span).await
+}
+
 /// Moves `p` forward until it waits, retries or is final.
-async fn advance(ctx: &Payments, mut p: Payment) {
+async fn advance_traced(ctx: &Payments, mut p: Payment) {
     // An on-chain payout holds the treasury from signing its transaction to broadcasting it.
     let _spending = match (p.rail, p.state) {
         (Rail::Onchain, State::Debited | State::Sending) | (Rail::OnchainBatch, State::Sending) => {
@@ -127,13 +136,7 @@ async fn advance(ctx: &Payments, mut p: Payment) {
         _ => None,
     };
     loop {
-        let step = match p.state {
-            State::Submitted => Step::next(first_step(&p)),
-            State::Debited => start(ctx, &p).await,
-            State::Sending => resume(ctx, &p).await,
-            State::Sent => outcome(ctx, &p).await,
-            State::Settled | State::Failed => return,
-        };
+        let Some(step) = step(ctx, &p).await else { return };
         let now = crate::unix_now();
         match step {
             Step::Next(mut change) => {
@@ -179,8 +182,22 @@ async fn advance(ctx: &Payments, mut p: Payment) {
     }
 }
 
+/// What the payment's state asks next; `None` once it is final. The rail's own steps run in a
+/// `rail.submit` span.
+async fn step(ctx: &Payments, p: &Payment) -> Option<Step> {
+    use tracing::Instrument;
+    Some(match p.state {
+        State::Submitted => Step::next(first_step(p)),
+        State::Debited => start(ctx, p).instrument(tracing::info_span!("rail.submit", step = "prepare")).await,
+        State::Sending => resume(ctx, p).instrument(tracing::info_span!("rail.submit", step = "send")).await,
+        State::Sent => outcome(ctx, p).await,
+        State::Settled | State::Failed => return None,
+    })
+}
+
 /// `debited →`: hand the payment to its rail.
 async fn start(ctx: &Payments, p: &Payment) -> Step {
+    tracing::debug!(rail = p.rail.as_str(), "handing the payout to its rail");
     match p.rail {
         Rail::OnUs => Step::next(settle(p, 0, None)),
         Rail::Onchain => prepare_onchain(ctx, p).await,
@@ -194,6 +211,7 @@ async fn start(ctx: &Payments, p: &Payment) -> Step {
 
 /// `sending`: the rail call, or its resumption.
 async fn resume(ctx: &Payments, p: &Payment) -> Step {
+    tracing::debug!(rail = p.rail.as_str(), "sending the payout on its rail");
     match p.rail {
         Rail::Onchain => publish_onchain(ctx, p).await,
         Rail::OnchainBatch => match batcher::publish_batch(ctx, p).await {

@@ -54,6 +54,10 @@ pub fn event_name(state: State) -> &'static str {
 
 pub(crate) fn log_step(from: &Payment, to: &Payment) {
     let (id, rail) = (&from.payment_id, to.rail.as_str());
+    if to.state.is_final() && !from.state.is_final() {
+        let secs = to.final_at.unwrap_or(to.updated_at).saturating_sub(to.created_at);
+        crate::metrics::payout_final(rail, to.state.as_str(), secs);
+    }
     match to.state {
         State::Settled => {
             tracing::info!(payment_id = %id, rail, fee_paid_msat = ?to.fee_paid_msat, rail_ref = ?to.rail_ref, "payment settled")

@@ -145,6 +145,7 @@ pub struct RefundOf<'a> {
 
 /// [`accept`], for a refund when `refund` is given: capped, in the transaction that writes the
 /// payment, at what the invoice may still refund (refused with nothing written beyond it).
+#[tracing::instrument(name = "ledger.debit", skip_all, fields(route_id = %req.route_id, rail = %req.rail))]
 pub async fn accept_as(
     ctx: &Payments,
     (key_id, idem): (&str, &str),

@@ -290,6 +290,7 @@ impl RouteError {
 }
 
 /// Prices `req` for API key `key_id` and records the route.
+#[tracing::instrument(name = "route.select", skip_all, fields(fx_quote_id = ?req.fx_quote_id))]
 pub async fn select(ctx: &Router, key_id: &str, req: RouteRequest, now: u64) -> Result<Route, RouteError> {
     let dest = destination::parse(&req.destination, ctx.network)?;
     price::refuse_keysend_to_self(ctx, &dest)?;

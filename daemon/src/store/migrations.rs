@@ -520,6 +520,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
      CREATE INDEX invoices_by_update ON invoices (updated_at);
      CREATE INDEX invoice_receipts_by_seen ON invoice_receipts (seen_at);
      CREATE INDEX invoice_receipts_by_invoice ON invoice_receipts (invoice_id);",
+    // 24: the trace each submit or refund ran under, by its idempotency key (`trace.rs`): the saga
+    // and the webhook sender continue it for the payout it made.
+    "CREATE TABLE payment_traces (
+         api_key_id TEXT NOT NULL,
+         idem_key TEXT NOT NULL,
+         trace_id TEXT NOT NULL,
+         PRIMARY KEY (api_key_id, idem_key)
+     ) STRICT;",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.

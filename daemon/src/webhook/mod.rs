@@ -201,7 +201,19 @@ pub async fn run(ctx: Arc<Webhooks>, cancel: CancellationToken) {
 }
 
 /// One attempt at one delivery, and its record.
+/// Delivers `d` inside a `webhook.deliver` span that continues its payout's trace (if it is a
+/// payout's event).
 async fn deliver(ctx: Arc<Webhooks>, client: reqwest::Client, d: Due) {
+    let payment_id = serde_json::from_str::<serde_json::Value>(&d.payload)
+        .ok()
+        .and_then(|v| v.get("payment_id").and_then(|p| p.as_str()).map(str::to_owned));
+    let trace_id = payment_id.as_deref().and_then(|id| ctx.store.trace_of(id).ok().flatten()).unwrap_or_default();
+    let span = tracing::info_span!("webhook.deliver", trace_id = %trace_id, event_type = %d.event_type,
+        payment_id = payment_id.as_deref().unwrap_or_default());
+    tracing::Instrument::instrument(deliver_traced(ctx, client, d), span).await
+}
+
+async fn deliver_traced(ctx: Arc<Webhooks>, client: reqwest::Client, d: Due) {
     let timestamp = crate::unix_now();
     let body = serde_json::json!({
         "type": d.event_type,
