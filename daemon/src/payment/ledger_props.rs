@@ -135,7 +135,9 @@ impl World {
                 ..Change::default()
             }),
             // A rail charges at most the reserve held for its fee.
-            Op::Settle(i, fee) => self.step(i, |p| settle(p, fee % (p.fee_reserve_msat + 1), Some("ref".into()))),
+            Op::Settle(i, fee) => {
+                self.step(i, |p| settle(p, fee % (p.fee_reserve_msat + 1), Some(format!("ref_{}", p.payment_id))))
+            }
             Op::Fail(i) => self.step(i, |p| fail(p, "route_failed", "no route".into())),
             // Guarded by the ledger's own balance: what the rail holds less what payouts debited.
             Op::ToNode(sat, fee) if (sat + fee) as i64 * 1_000 <= onchain => {
