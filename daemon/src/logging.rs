@@ -13,7 +13,14 @@ pub fn init(log: &LogConfig) -> Result<(), String> {
         .or_else(|_| EnvFilter::try_new(&log.level))
         .map_err(|e| format!("log.level {:?}: {e}", log.level))?;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    // A log line that cannot be written (stderr on a full disk) is dropped: tracing-subscriber's
+    // default reports it with `eprintln!`, which panics on the same full disk and took the
+    // payment sagas, then senderod, down with it.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .log_internal_errors(false);
     let installed = match log.format.as_str() {
         "json" => tracing::subscriber::set_global_default(builder.json().with_current_span(true).finish()),
         _ => tracing::subscriber::set_global_default(builder.finish()),

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bdk_bitcoind_rpc::bitcoincore_rpc::{self, jsonrpc, Auth, Client, RpcApi};
 use bdk_wallet::bitcoin::{Amount, Denomination, Network, Transaction, Txid};
@@ -75,17 +76,69 @@ pub struct FeeEstimate {
     pub source: FeeSource,
 }
 
-/// A bitcoind RPC endpoint.
+/// How long one RPC waits for bitcoind's answer (the transport tries a fresh connection once
+/// more). bitcoind answers in milliseconds; one that does not answer in this long is hung.
+const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// While bitcoind does not answer, calls fail at once for this long; then one call tries again.
+const BREAKER_RETRY: Duration = Duration::from_secs(3);
+
+/// The circuit breaker in front of bitcoind: after a call could not reach it, calls fail at once
+/// (instead of queueing for the one connection, each waiting out its timeout) until a trial
+/// call, one every [`BREAKER_RETRY`], reaches it again.
+#[derive(Debug, Default)]
+enum Breaker {
+    #[default]
+    Closed,
+    /// Since when, and why.
+    Open(Instant, String),
+    /// One call is trying; the others fail at once.
+    Trial(String),
+}
+
+/// Connections kept open between calls.
+const IDLE_CONNECTIONS: usize = 8;
+
+/// A bitcoind RPC endpoint. Each call has a connection of its own (from a small pool), so a call
+/// bitcoind is slow to answer holds up no other.
 pub struct ChainSource {
     url: String,
     auth: BitcoindAuth,
-    client: Mutex<Option<Arc<Client>>>,
+    idle: Mutex<Vec<Client>>,
+    breaker: Mutex<Breaker>,
 }
 
 impl ChainSource {
     /// A source for `url` (e.g. `http://127.0.0.1:18443`); nothing is contacted yet.
     pub fn new(url: impl Into<String>, auth: BitcoindAuth) -> Self {
-        ChainSource { url: url.into(), auth, client: Mutex::new(None) }
+        ChainSource { url: url.into(), auth, idle: Mutex::new(Vec::new()), breaker: Mutex::new(Breaker::Closed) }
+    }
+
+    /// Lets a call through, or says why bitcoind is out (the breaker is open).
+    fn admit(&self) -> Result<(), String> {
+        let mut b = self.breaker.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*b {
+            Breaker::Closed => Ok(()),
+            Breaker::Open(since, why) if since.elapsed() >= BREAKER_RETRY => {
+                *b = Breaker::Trial(why.clone());
+                Ok(())
+            }
+            Breaker::Open(_, why) | Breaker::Trial(why) => Err(why.clone()),
+        }
+    }
+
+    /// Records a call's outcome: reaching bitcoind closes the breaker, not reaching it opens it.
+    fn record(&self, unreachable: Option<String>) {
+        let mut b = self.breaker.lock().unwrap_or_else(PoisonError::into_inner);
+        match unreachable {
+            None => *b = Breaker::Closed,
+            Some(why) => {
+                if matches!(*b, Breaker::Closed) {
+                    tracing::warn!(url = %self.url, error = %why, "bitcoind does not answer: its RPC calls fail at once until it does");
+                }
+                *b = Breaker::Open(Instant::now(), why);
+            }
+        }
     }
 
     /// The RPC URL.
@@ -93,22 +146,46 @@ impl ChainSource {
         &self.url
     }
 
-    fn client(&self) -> bitcoincore_rpc::Result<Arc<Client>> {
-        let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(client) = slot.as_ref() {
-            return Ok(Arc::clone(client));
+    /// An idle connection, or a new one (reading the cookie again).
+    fn connection(&self) -> bitcoincore_rpc::Result<Client> {
+        if let Some(client) = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop() {
+            return Ok(client);
         }
         let auth = match &self.auth {
             BitcoindAuth::Cookie(path) => Auth::CookieFile(path.clone()),
             BitcoindAuth::UserPass(u, p) => Auth::UserPass(u.clone(), p.clone()),
         };
-        let client = Arc::new(Client::new(&self.url, auth)?);
-        *slot = Some(Arc::clone(&client));
-        Ok(client)
+        let (user, pass) = auth.get_user_pass()?;
+        let mut transport = jsonrpc::simple_http::Builder::new()
+            .timeout(RPC_TIMEOUT)
+            .url(&self.url)
+            .map_err(|e| bitcoincore_rpc::Error::JsonRpc(e.into()))?;
+        if let Some(user) = user {
+            transport = transport.auth(user, pass);
+        }
+        Ok(Client::from_jsonrpc(jsonrpc::Client::with_transport(transport.build())))
     }
 
-    fn forget_client(&self) {
-        *self.client.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    /// One call on a connection of its own, kept for the next call unless it failed to reach
+    /// bitcoind.
+    fn call_once<T: for<'a> serde::de::Deserialize<'a>>(
+        &self,
+        cmd: &str,
+        args: &[Value],
+    ) -> bitcoincore_rpc::Result<T> {
+        let client = self.connection()?;
+        let result = client.call(cmd, args);
+        if !result.as_ref().is_err_and(is_connection_error) {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < IDLE_CONNECTIONS {
+                idle.push(client);
+            }
+        }
+        result
+    }
+
+    fn forget_connections(&self) {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
     /// `getblockchaininfo`.
@@ -175,15 +252,17 @@ fn btc_per_kvb_to_sat_per_vb(v: &Value) -> Option<u64> {
 
 impl RpcApi for ChainSource {
     fn call<T: for<'a> serde::de::Deserialize<'a>>(&self, cmd: &str, args: &[Value]) -> bitcoincore_rpc::Result<T> {
-        let first = self.client()?.call(cmd, args);
-        match first {
+        self.admit().map_err(|why| bitcoincore_rpc::Error::ReturnedError(format!("bitcoind unreachable: {why}")))?;
+        let result = match self.call_once(cmd, args) {
             Err(e) if is_connection_error(&e) => {
                 // bitcoind may have restarted with a new cookie: reconnect once.
-                self.forget_client();
-                self.client()?.call(cmd, args)
+                self.forget_connections();
+                self.call_once(cmd, args)
             }
             other => other,
-        }
+        };
+        self.record(result.as_ref().err().filter(|e| is_connection_error(e)).map(|e| format!("{cmd}: {e}")));
+        result
     }
 }
 
