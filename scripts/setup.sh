@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine for Sendero: the packages needed to build bitcoind (and the
-# Rust crates' C parts), then the cached regtest bitcoind itself. Safe to run again: it only does
-# what is missing. Prints the bitcoind path on stdout.
+# Rust crates' C parts; systemd for the package test's systemd-analyze and systemd-sysusers),
+# then the cached regtest bitcoind itself. Safe to run again: it only does what is missing.
+# Prints the bitcoind path on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake g++ make pkg-config libboost-dev libevent-dev python3)
+packages=(cmake g++ make pkg-config libboost-dev libevent-dev python3 systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -436,6 +436,18 @@ enum Command {
         /// From webhook.deliveries.
         delivery_id: u64,
     },
+    /// Print a shell completion script for sendero-cli (bash, zsh, fish, elvish or powershell);
+    /// no daemon needed.
+    #[command(name = "completions")]
+    #[serde(skip)]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print sendero-cli's man page (roff, section 1); no daemon needed.
+    #[command(name = "manpage")]
+    #[serde(skip)]
+    Manpage,
     /// Call any admin method with JSON parameters, e.g. `call wallet.send '{"address":…}'`.
     Call {
         /// Method name.
@@ -482,6 +494,15 @@ impl Command {
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some(generated) = generate(&cli.command) {
+        return match std::io::Write::write_all(&mut std::io::stdout(), &generated) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sendero-cli: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (method, params) = match cli.command.request(matches.subcommand_name().unwrap_or_default()) {
         Ok(r) => r,
         Err(e) => {
@@ -505,6 +526,23 @@ fn main() -> ExitCode {
         Ok(result) => output(&cli, &result),
         Err(e) => report(&e, cli.json),
     }
+}
+
+/// What `completions` and `manpage` print, generated from this file's clap definition (`None`
+/// for the subcommands that call the daemon).
+fn generate(command: &Command) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "sendero-cli", &mut out);
+        }
+        Command::Manpage => {
+            // Rendering into a Vec cannot fail.
+            let _ = clap_mangen::Man::new(Cli::command()).render(&mut out);
+        }
+        _ => return None,
+    }
+    Some(out)
 }
 
 /// Prints a method's result: JSON, a table for `recon.report` (and its CSV file), else text.
@@ -568,6 +606,38 @@ mod tests {
         let matches = matches.unwrap();
         let cli = Cli::from_arg_matches(&matches).unwrap();
         cli.command.request(matches.subcommand_name().unwrap()).unwrap()
+    }
+
+    fn generated(args: &[&str]) -> String {
+        let matches = Cli::command().try_get_matches_from(std::iter::once("sendero-cli").chain(args.iter().copied()));
+        let cli = Cli::from_arg_matches(&matches.unwrap()).unwrap();
+        String::from_utf8(generate(&cli.command).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn completions_and_the_man_page_come_from_the_clap_definition() {
+        let bash = generated(&["completions", "bash"]);
+        for word in ["wallet.send", "recon.report", "--amount-sat", "--datadir", "treasury.policy.set"] {
+            assert!(bash.contains(word), "bash completions lack {word}");
+        }
+        // The script is valid bash.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sendero-cli.bash");
+        std::fs::write(&path, &bash).unwrap();
+        let check = std::process::Command::new("bash").arg("-n").arg(&path).output().unwrap();
+        assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+        assert!(generated(&["completions", "zsh"]).starts_with("#compdef sendero-cli"));
+        assert!(generated(&["completions", "fish"]).contains("-a \"wallet.balance\""));
+        let man = generated(&["manpage"]);
+        assert!(man.contains(".TH sendero-cli 1"), "{}", &man[..200.min(man.len())]);
+        assert!(
+            man.contains("wallet.send") && man.contains("\\-\\-datadir"),
+            "the man page lists subcommands and options"
+        );
+        // Neither talks to a daemon; an unknown shell is refused by clap.
+        assert!(Cli::command().try_get_matches_from(["sendero-cli", "completions", "tcsh"]).is_err());
+        let getinfo = Cli::command().try_get_matches_from(["sendero-cli", "getinfo"]).unwrap();
+        assert!(generate(&Cli::from_arg_matches(&getinfo).unwrap().command).is_none());
     }
 
     #[test]

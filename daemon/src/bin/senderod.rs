@@ -35,6 +35,10 @@ struct Args {
     /// Print the public API's OpenAPI 3.1 document (the repository's openapi.json) and exit.
     #[arg(long)]
     openapi: bool,
+    /// Load and check the configuration (file, SENDERO_* environment, flags), print what it
+    /// settles on and exit: 0 when senderod would start with it, 1 with the reason when not.
+    #[arg(long)]
+    check_config: bool,
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,15 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return fail(&e),
     };
+    if args.check_config {
+        println!(
+            "senderod: config ok: network {}, data directory {}, API on {}",
+            config.network,
+            config.datadir.display(),
+            config.api.listen
+        );
+        return ExitCode::SUCCESS;
+    }
     if let Err(e) = sendero::logging::init(&config.log) {
         return fail(&e);
     }
