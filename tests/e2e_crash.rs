@@ -14,6 +14,9 @@
 //! - a channel a kill force-closed is reported by health (`degraded`, with the channel and reason)
 //!   and, once swept, booked exactly;
 //! - every final state produced at least one webhook delivery.
+//!
+//! The soak is the same with 1,000 payouts and at least 50 kills, run on demand:
+//! `cargo test -p sendero --test e2e_crash -- --ignored --nocapture`.
 
 mod common;
 
@@ -23,12 +26,9 @@ use std::time::{Duration, Instant};
 
 use common::ln::{open_channel, pair_with, MINUTE};
 use common::webhook::{signature_valid, Receiver};
-use common::{http_get_with_key, http_post, outside_address, wait_for};
+use common::{http_get_with_key, http_post, outside_address_at, wait_for};
 use rand::Rng;
 use serde_json::{json, Value};
-
-const PAYOUTS: usize = 200;
-const MIN_KILLS: u32 = 10;
 
 fn post(port: u16, path: &str, key: &str, idem: Option<&str>, body: &Value) -> (u16, Value) {
     let (status, text) = http_post(port, path, key, idem, &body.to_string());
@@ -96,6 +96,17 @@ fn payments(port: u16, key: &str) -> Vec<Value> {
 
 #[test]
 fn payouts_survive_sigkill_exactly_once() {
+    survive_sigkills(200, 10);
+}
+
+#[test]
+#[ignore = "the soak, on demand: 1,000 payouts, at least 50 SIGKILLs (a few minutes)"]
+fn soak_1000_payouts_survive_50_sigkills_exactly_once() {
+    survive_sigkills(1_000, 50);
+}
+
+/// `payouts` payouts sent while the gateway is SIGKILLed at least `min_kills` times.
+fn survive_sigkills(payouts: usize, min_kills: u32) {
     let p = pair_with(
         "[routing]\nsaga_interval_ms = 100\nlightning_wait_secs = 30\n\n\
          [webhooks]\nbackoff_base_secs = 1\nbackoff_max_secs = 2\nmax_attempts = 100\n",
@@ -112,11 +123,11 @@ fn payouts_survive_sigkill_exactly_once() {
     let txs_before = wallet_txs(&a);
 
     // The plan: half on-chain (a tenth of all batched), four tenths Lightning, a tenth on_us.
-    let plan: Vec<(&'static str, String, u64)> = (0..PAYOUTS)
+    let plan: Vec<(&'static str, String, u64)> = (0..payouts)
         .map(|i| match i % 10 {
-            k @ 0..=3 => ("onchain", outside_address((50 + i / 10 * 5 + k) as u8).to_string(), 10_000 + i as u64),
+            k @ 0..=3 => ("onchain", outside_address_at((i / 10 * 5 + k) as u32).to_string(), 10_000 + i as u64),
             // A tenth batched: queued, then sent by `batch.trigger` between the kills.
-            4 => ("onchain_batch", outside_address((54 + i / 10 * 5) as u8).to_string(), 10_000 + i as u64),
+            4 => ("onchain_batch", outside_address_at((i / 10 * 5 + 4) as u32).to_string(), 10_000 + i as u64),
             5..=8 => {
                 let inv = b.call(
                     "ln.invoice",
@@ -142,10 +153,10 @@ fn payouts_survive_sigkill_exactly_once() {
         .iter()
         .filter(|x| x["direction"] == "outbound" && x["kind"] == "bolt11" && x["status"] == "succeeded")
         .count();
-    assert_eq!(addresses.len(), PAYOUTS / 2, "one address per on-chain payout");
+    assert_eq!(addresses.len(), payouts / 2, "one address per on-chain payout");
 
     let started = Instant::now();
-    let deadline = started + 10 * MINUTE;
+    let deadline = started + 10 * MINUTE * (payouts as u32).div_ceil(200);
     let (port, done) = (a.api_port, AtomicBool::new(false));
     let mut kills = 0_u32;
     let sent: Vec<Sent> = std::thread::scope(|s| {
@@ -165,7 +176,7 @@ fn payouts_survive_sigkill_exactly_once() {
             }
         });
         let mut rng = rand::thread_rng();
-        while (!done.load(Ordering::SeqCst) || kills < MIN_KILLS) && Instant::now() < deadline {
+        while (!done.load(Ordering::SeqCst) || kills < min_kills) && Instant::now() < deadline {
             // Long enough apart that the node reconnects its channel between some of the kills.
             std::thread::sleep(Duration::from_millis(rng.gen_range(1_000..4_000)));
             // The queue leaves now and then, so that kills also land in batches (a failed call:
@@ -179,13 +190,13 @@ fn payouts_survive_sigkill_exactly_once() {
         }
         client.join().unwrap()
     });
-    eprintln!("{PAYOUTS} payouts accepted in {:.1} s with {kills} SIGKILLs", started.elapsed().as_secs_f64());
-    assert!(kills >= MIN_KILLS);
+    eprintln!("{payouts} payouts accepted in {:.1} s with {kills} SIGKILLs", started.elapsed().as_secs_f64());
+    assert!(kills >= min_kills);
 
     // Everything reaches a final state.
     let mut all;
     // A channel force-closed by a kill resolves its in-flight HTLCs on-chain: allow for it.
-    let settle_by = Instant::now() + 8 * MINUTE;
+    let settle_by = Instant::now() + 8 * MINUTE * (payouts as u32).div_ceil(200);
     loop {
         // Payouts the wallet put on the recommended `onchain_batch` rail leave now, not at their
         // deadline (a failed call: nothing queued).
@@ -232,12 +243,19 @@ fn payouts_survive_sigkill_exactly_once() {
     );
 
     // One payment per accepted key, and the key answers with it again.
-    assert_eq!(all.len(), PAYOUTS, "exactly one payment per payout");
+    assert_eq!(all.len(), payouts, "exactly one payment per payout");
     let ids: HashSet<&str> = sent.iter().map(|s| s.payment_id.as_str()).collect();
-    assert_eq!(ids.len(), PAYOUTS);
+    assert_eq!(ids.len(), payouts);
     assert_eq!(ids, all.iter().map(|p| p["payment_id"].as_str().unwrap()).collect::<HashSet<_>>());
     for s in &sent {
-        let (status, v) = post(port, "/v1/payments/submit", &key, Some(&s.idem), &s.body);
+        let (status, v) = loop {
+            let (status, v) = post(port, "/v1/payments/submit", &key, Some(&s.idem), &s.body);
+            if status != 429 {
+                break (status, v);
+            }
+            // Replays faster than the key's rate limit: wait as long as the gateway says.
+            std::thread::sleep(Duration::from_secs(v["error"]["retry_after_sec"].as_u64().unwrap_or(1)));
+        };
         assert_eq!((status, v["payment_id"].as_str()), (202, Some(s.payment_id.as_str())), "replay of {}", s.idem);
     }
     let db = rusqlite::Connection::open(a.datadir.join("sendero.sqlite")).unwrap();
@@ -258,7 +276,7 @@ fn payouts_survive_sigkill_exactly_once() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(finals.len(), PAYOUTS);
+    assert_eq!(finals.len(), payouts);
     assert!(finals.iter().all(|(_, n)| *n == 1), "{finals:?}");
 
     // Exactly once on each rail.

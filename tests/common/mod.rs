@@ -119,6 +119,15 @@ pub fn outside_address(seed: u8) -> Address {
     Address::p2wpkh(&pk, Network::Regtest)
 }
 
+/// The `n`th of as many outside addresses as a test needs (none of them [`outside_address`]'s).
+pub fn outside_address_at(n: u32) -> Address {
+    let mut key = [0x5a; 32];
+    key[28..].copy_from_slice(&n.to_be_bytes());
+    let secp = Secp256k1::new();
+    let sk = SecretKey::from_slice(&key).expect("valid key");
+    Address::p2wpkh(&CompressedPublicKey(sk.public_key(&secp)), Network::Regtest)
+}
+
 /// How a gateway's admin RPC is reached.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum AdminMode {
