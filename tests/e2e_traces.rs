@@ -2,12 +2,15 @@
 //! submit requests; the JSON log of that payout — the route priced, the submit, every saga step,
 //! the settlement and the webhook delivered — carries that one `trace_id`, inside the spans
 //! `route.select`, `ledger.debit`, `payment` / `rail.submit` and `webhook.deliver`. A request
-//! without a `traceparent` gets a new trace, answered back in its own `traceparent`.
+//! without a `traceparent` gets a new trace, answered back in its own `traceparent`. The same
+//! spans reach an OTLP collector (`[telemetry] otlp_endpoint`; here a local OTLP/HTTP JSON
+//! receiver) in that one trace.
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::webhook::Receiver;
@@ -48,16 +51,77 @@ fn post(
     (status, head.to_ascii_lowercase(), serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
+/// An OTLP/HTTP collector on 127.0.0.1: keeps every JSON export request's body, answers 200.
+struct Collector {
+    port: u16,
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Collector {
+    fn start() -> Collector {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (port, bodies) = (listener.local_addr().unwrap().port(), Arc::new(Mutex::new(vec![])));
+        let kept = Arc::clone(&bodies);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream);
+                let (mut line, mut len) = (String::new(), 0);
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                let mut body = vec![0; len];
+                if reader.read_exact(&mut body).is_ok() {
+                    kept.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                }
+                let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+                let _ = reader.into_inner().write_all(answer.as_bytes());
+            }
+        });
+        Collector { port, bodies }
+    }
+
+    /// (trace id, span name, service name) of every span received.
+    fn spans(&self) -> Vec<(String, String, String)> {
+        let mut spans = vec![];
+        for body in self.bodies.lock().unwrap().iter() {
+            for rs in body["resourceSpans"].as_array().into_iter().flatten() {
+                let service = rs["resource"]["attributes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|a| a["key"] == "service.name")
+                    .and_then(|a| a["value"]["stringValue"].as_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                    for span in ss["spans"].as_array().into_iter().flatten() {
+                        let field = |k: &str| span[k].as_str().unwrap_or_default().to_owned();
+                        spans.push((field("traceId"), field("name"), service.clone()));
+                    }
+                }
+            }
+        }
+        spans
+    }
+}
+
 #[test]
 fn a_payouts_log_carries_one_trace_from_route_to_webhook() {
     let chain = Chain::start();
     let home = tempfile::tempdir().unwrap();
+    let collector = Collector::start();
     let gw = Gateway::start_with(
         &chain,
         &home.path().join("gw"),
         AdminMode::Socket,
         "json",
-        "[routing]\nsaga_interval_ms = 100\n",
+        &format!(
+            "[routing]\nsaga_interval_ms = 100\n\n[telemetry]\notlp_endpoint = \"http://127.0.0.1:{}/v1/traces\"\n",
+            collector.port
+        ),
     );
     let addr = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
     chain.mine_to(101, &addr);
@@ -106,6 +170,15 @@ fn a_payouts_log_carries_one_trace_from_route_to_webhook() {
     assert!(settled.to_string().contains(route["route_id"].as_str().unwrap()), "{settled}");
     // No other payout's line carries this trace.
     assert!(traced.iter().all(|l| !l.to_string().contains("pay_") || l.to_string().contains(&id)));
+
+    // The collector got the same spans, in the client's trace, from the service senderod.
+    let names = || -> std::collections::BTreeSet<String> {
+        collector.spans().into_iter().filter(|(t, _, svc)| t == TRACE && svc == "senderod").map(|(_, n, _)| n).collect()
+    };
+    let exported = ["request", "route.select", "ledger.debit", "payment", "rail.submit", "webhook.deliver"];
+    wait_for("the spans at the OTLP collector", MINUTE, || exported.iter().all(|n| names().contains(*n)));
+    let in_trace = collector.spans().iter().filter(|(t, _, _)| t == TRACE).count();
+    eprintln!("OTLP: {} spans exported, {in_trace} in the payout's trace", collector.spans().len());
 
     // Without a traceparent: a new trace, answered back.
     let (status, head, _) = post(&gw, "/v1/payments/route", &key, None, None, &body);

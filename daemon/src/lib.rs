@@ -30,6 +30,7 @@ pub mod secret;
 pub mod state;
 pub mod store;
 pub mod supervise;
+pub mod telemetry;
 pub mod trace;
 pub mod webhook;
 

@@ -3,12 +3,15 @@
 //! forwarded here, with the few that are routine on a healthy gateway lowered to DEBUG.
 
 use tracing_log::{AsLog, LogTracer};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogConfig;
+use crate::config::{LogConfig, TelemetryConfig};
 
-/// Installs the global subscriber and the `log` bridge. Call once, first thing.
-pub fn init(log: &LogConfig) -> Result<(), String> {
+/// Installs the global subscriber (with the OTLP span export when `telemetry` asks for it) and
+/// the `log` bridge. Call once, first thing, before any async runtime.
+pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> Result<(), String> {
+    let tracer = crate::telemetry::tracer(&telemetry.otlp_endpoint)?;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.level))
         .map_err(|e| format!("log.level {:?}: {e}", log.level))?;
@@ -22,13 +25,25 @@ pub fn init(log: &LogConfig) -> Result<(), String> {
         .with_ansi(ansi)
         .log_internal_errors(false);
     let installed = match log.format.as_str() {
-        "json" => tracing::subscriber::set_global_default(builder.json().with_current_span(true).finish()),
-        _ => tracing::subscriber::set_global_default(builder.finish()),
+        "json" => tracing::subscriber::set_global_default(
+            builder.json().with_current_span(true).finish().with(export(tracer)),
+        ),
+        _ => tracing::subscriber::set_global_default(builder.finish().with(export(tracer))),
     };
     installed.map_err(|e| e.to_string())?;
     log::set_boxed_logger(Box::new(Bridge(LogTracer::new()))).map_err(|e| e.to_string())?;
     log::set_max_level(tracing::level_filters::LevelFilter::current().as_log());
     Ok(())
+}
+
+/// The layer exporting spans through `tracer`, if any.
+fn export<S>(
+    tracer: Option<opentelemetry_sdk::trace::Tracer>,
+) -> Option<tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracer.map(|t| tracing_opentelemetry::layer().with_tracer(t).with_tracked_inactivity(false))
 }
 
 /// Forwards `log` records to `tracing`, lowering [`routine`] ones to DEBUG.

@@ -96,6 +96,7 @@ async fn traced(mut req: Request, next: Next) -> Response {
         req.headers_mut().insert(TRACEPARENT, v.clone());
     }
     let span = tracing::info_span!("request", trace_id = %trace_id, method = %req.method(), path = %req.uri().path());
+    crate::telemetry::continue_trace(&span, &trace_id);
     let mut response = tracing::Instrument::instrument(next.run(req), span).await;
     if let Some(v) = parent {
         response.headers_mut().insert(TRACEPARENT, v);

@@ -63,7 +63,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    if let Err(e) = sendero::logging::init(&config.log) {
+    if let Err(e) = sendero::logging::init(&config.log, &config.telemetry) {
         return fail(&e);
     }
     // ldk-node runs its background work on this runtime too; a floor of 4 workers keeps the API,
@@ -73,7 +73,9 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&e),
     };
-    match runtime.block_on(sendero::daemon::run(config, args.dev)) {
+    let ran = runtime.block_on(sendero::daemon::run(config, args.dev));
+    sendero::telemetry::flush();
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "senderod failed");

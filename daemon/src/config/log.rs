@@ -12,6 +12,15 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// `[telemetry]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Empty: no export. An OTLP/HTTP traces URL such as `http://127.0.0.1:4318/v1/traces`: the
+    /// spans go there as OTLP JSON, one trace per payout.
+    pub otlp_endpoint: String,
+}
+
 /// `[dev]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

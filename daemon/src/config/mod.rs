@@ -21,7 +21,7 @@ use env::{apply_env, default_home, parse_tree};
 pub use fx::{FxConfig, SideMarkup};
 pub use invoices::InvoicesConfig;
 pub use lightning::LightningConfig;
-pub use log::{DevConfig, LogConfig};
+pub use log::{DevConfig, LogConfig, TelemetryConfig};
 pub use routing::RoutingConfig;
 pub use treasury::TreasuryConfig;
 pub use webhooks::{IpNet, WebhooksConfig};
@@ -71,6 +71,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// Span export to an OpenTelemetry collector.
+    pub telemetry: TelemetryConfig,
     /// The bitcoind Sendero runs beside.
     pub bitcoind: BitcoindConfig,
     /// The on-chain treasury wallet.
@@ -128,6 +130,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             admin: AdminConfig::default(),
             metrics: MetricsConfig::default(),
+            telemetry: TelemetryConfig::default(),
             bitcoind: BitcoindConfig::default(),
             wallet: WalletConfig::default(),
             lightning: LightningConfig::default(),
@@ -229,6 +232,10 @@ impl Config {
         self.api_listen()?;
         self.admin_listen()?;
         self.metrics_listen()?;
+        let otlp = &self.telemetry.otlp_endpoint;
+        if !otlp.is_empty() && !otlp.starts_with("http://") && !otlp.starts_with("https://") {
+            return Err(ConfigError::Invalid(format!("telemetry.otlp_endpoint {otlp:?} is not an http(s) URL")));
+        }
         if !matches!(self.log.format.as_str(), "human" | "json") {
             return Err(ConfigError::Invalid(format!(
                 "log.format must be \"human\" or \"json\", not {:?}",
@@ -351,6 +358,15 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
         Config::load(Some(&path), env, flags)
+    }
+
+    #[test]
+    fn an_otlp_endpoint_must_be_an_http_url() {
+        let with = |url: &str| Config::from_toml(&format!("[telemetry]\notlp_endpoint = {url:?}\n"));
+        assert!(with("http://127.0.0.1:4318/v1/traces").is_ok());
+        assert!(with("").is_ok(), "empty: no export");
+        let refused = with("127.0.0.1:4318").unwrap_err().to_string();
+        assert!(refused.contains("telemetry.otlp_endpoint"), "{refused}");
     }
 
     #[test]

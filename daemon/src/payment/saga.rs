@@ -123,6 +123,7 @@ async fn advance(ctx: &Payments, p: Payment) {
     let trace_id = ctx.store.trace_of(&p.payment_id).ok().flatten().unwrap_or_default();
     let span = tracing::info_span!("payment", trace_id = %trace_id, payment_id = %p.payment_id,
         route_id = %p.route_id, rail = p.rail.as_str(), fx_quote_id = ?p.fx_quote_id);
+    crate::telemetry::continue_trace(&span, &trace_id);
     tracing::Instrument::instrument(advance_traced(ctx, p), span).await
 }
 

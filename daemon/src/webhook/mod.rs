@@ -210,6 +210,7 @@ async fn deliver(ctx: Arc<Webhooks>, client: reqwest::Client, d: Due) {
     let trace_id = payment_id.as_deref().and_then(|id| ctx.store.trace_of(id).ok().flatten()).unwrap_or_default();
     let span = tracing::info_span!("webhook.deliver", trace_id = %trace_id, event_type = %d.event_type,
         payment_id = payment_id.as_deref().unwrap_or_default());
+    crate::telemetry::continue_trace(&span, &trace_id);
     tracing::Instrument::instrument(deliver_traced(ctx, client, d), span).await
 }
 
