@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh machine: setup (Debian packages, the cached regtest bitcoind),
 # the gates (formatting, clippy with warnings denied, docs with warnings denied), then every unit
 # and end-to-end test of the workspace, then schemathesis against a live gateway (the published
-# OpenAPI contract checked by an outside tool). CI runs exactly this.
+# OpenAPI contract checked by an outside tool), then a short run of every fuzz target (nightly
+# and cargo-fuzz; see fuzz/README.md). CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sendero/target}"
@@ -19,3 +20,5 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 cargo test --workspace --locked
 echo "test.sh: schemathesis against a live senderod --dev" >&2
 scripts/schemathesis.sh
+echo "test.sh: fuzz smoke (every cargo-fuzz target, a few seconds each)" >&2
+scripts/fuzz-smoke.sh

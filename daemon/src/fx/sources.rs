@@ -142,12 +142,13 @@ pub fn combine(mut readings: Vec<Decimal>, max_bps: u32) -> Option<Decimal> {
         return None;
     }
     let n = Decimal::from(readings.len());
-    if let Some(sum) = readings.iter().try_fold(Decimal::ZERO, |sum, r| sum.checked_add(*r)) {
-        return Some(sum / n);
-    }
-    // The sum does not fit a Decimal: each reading is divided first, and the mean kept inside
-    // the readings' range, which rounding could step out of.
-    let mean = readings.iter().try_fold(Decimal::ZERO, |sum, r| sum.checked_add(r / n))?;
+    let mean = match readings.iter().try_fold(Decimal::ZERO, |sum, r| sum.checked_add(*r)) {
+        Some(sum) => sum / n,
+        // The sum does not fit a Decimal: each reading is divided first.
+        None => readings.iter().try_fold(Decimal::ZERO, |sum, r| sum.checked_add(r / n))?,
+    };
+    // Rounding to a Decimal's 28 digits can step the mean just outside the readings' range
+    // (found by the fx_ticker fuzz target): keep it inside.
     let (low, high) = (readings.iter().min()?, readings.iter().max()?);
     Some(mean.clamp(*low, *high))
 }
@@ -244,6 +245,19 @@ mod tests {
         let bitstamp = br#"{"bid": "84999", "ask": "85001"}"#;
         assert_eq!(mid_price(Exchange::Bitstamp, bitstamp).unwrap(), d(85_000));
         assert!(matches!(mid_price(Exchange::Coinbase, b"{"), Err(SourceError::Garbage(_))));
+    }
+
+    #[test]
+    fn a_mean_rounded_to_28_digits_stays_inside_the_readings() {
+        // The fx_ticker fuzz target's crash: two readings with more digits than a Decimal keeps.
+        let body = br#"["57892.0666666660666666666666666", "509666666666666666", "57892.0666666660666666666666666"]"#;
+        let items: Vec<String> = serde_json::from_slice(body).unwrap();
+        let readings: Vec<Decimal> = items.iter().filter_map(|s| s.parse().ok()).collect();
+        let (low, high) = (*readings.iter().min().unwrap(), *readings.iter().max().unwrap());
+        for bps in [0, 100, 10_000, u32::MAX] {
+            let mean = combine(readings.clone(), bps).unwrap();
+            assert!(mean >= low && mean <= high, "{bps} bps: {mean} outside [{low}, {high}]");
+        }
     }
 
     #[test]
