@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::webhook::Receiver;
-use common::{http_post, outside_address, wait_for, AdminMode, Chain, Gateway, SENDEROD};
+use common::{http_post, wait_for, AdminMode, Chain, Gateway, SENDEROD};
 use serde_json::{json, Value};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -21,14 +21,7 @@ fn post(gw: &Gateway, path: &str, key: &str, idem: Option<&str>, body: &Value) -
 }
 
 fn payout(gw: &Gateway, key: &str, sat: u64, seed: u8) -> String {
-    let body =
-        json!({"amount": {"minor_units": sat, "currency": "SAT"}, "destination": outside_address(seed).to_string()});
-    let (status, r) = post(gw, "/v1/payments/route", key, None, &body);
-    assert_eq!(status, 200, "{r}");
-    let submit = json!({"route_id": r["route_id"], "rail": "onchain"});
-    let (status, p) = post(gw, "/v1/payments/submit", key, Some(&format!("guard-{seed}")), &submit);
-    assert_eq!(status, 202, "{p}");
-    p["payment_id"].as_str().unwrap().to_owned()
+    common::onchain_payout(gw, key, sat, seed, &format!("guard-{seed}"))
 }
 
 /// The deliveries of `endpoint_id`.

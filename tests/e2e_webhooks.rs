@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use common::webhook::{signature_valid, Hook, Receiver};
-use common::{http_get_with_key, http_post, outside_address, wait_for, AdminMode, Chain, Gateway};
+use common::{http_get_with_key, http_post, wait_for, AdminMode, Chain, Gateway};
 use serde_json::{json, Value};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -23,14 +23,7 @@ fn post(gw: &Gateway, path: &str, key: &str, idem: Option<&str>, body: &Value) -
 
 /// Routes and submits an on-chain payout; returns the payment id.
 fn payout(gw: &Gateway, key: &str, sat: u64, seed: u8) -> String {
-    let body =
-        json!({"amount": {"minor_units": sat, "currency": "SAT"}, "destination": outside_address(seed).to_string()});
-    let (status, r) = post(gw, "/v1/payments/route", key, None, &body);
-    assert_eq!(status, 200, "{r}");
-    let submit = json!({"route_id": r["route_id"], "rail": "onchain"});
-    let (status, p) = post(gw, "/v1/payments/submit", key, Some(&format!("payout-{seed}")), &submit);
-    assert_eq!(status, 202, "{p}");
-    p["payment_id"].as_str().unwrap().to_owned()
+    common::onchain_payout(gw, key, sat, seed, &format!("payout-{seed}"))
 }
 
 #[test]

@@ -420,6 +420,22 @@ pub fn http_post(port: u16, path: &str, key: &str, idem: Option<&str>, body: &st
     (status, response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned())
 }
 
+/// Routes and submits an on-chain payout of `sat` to [`outside_address`]`(seed)` with the
+/// idempotency key `idem`; the payment id.
+pub fn onchain_payout(gw: &Gateway, key: &str, sat: u64, seed: u8, idem: &str) -> String {
+    let post = |path: &str, idem: Option<&str>, body: &Value| {
+        let (status, text) = http_post(gw.api_port, path, key, idem, &body.to_string());
+        (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::Null))
+    };
+    let body =
+        json!({"amount": {"minor_units": sat, "currency": "SAT"}, "destination": outside_address(seed).to_string()});
+    let (status, r) = post("/v1/payments/route", None, &body);
+    assert_eq!(status, 200, "{r}");
+    let (status, p) = post("/v1/payments/submit", Some(idem), &json!({"route_id": r["route_id"], "rail": "onchain"}));
+    assert_eq!(status, 202, "{p}");
+    p["payment_id"].as_str().expect("payment_id").to_owned()
+}
+
 /// A plain HTTP/1.1 DELETE with an API key; (status, JSON body or Null).
 pub fn http_delete(port: u16, path: &str, key: &str) -> (u16, Value) {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return (0, Value::Null) };
