@@ -99,7 +99,8 @@ fn apply(s: &mut ChainStatus, outcome: &Result<ChainInfo, WalletError>, wallet_h
         Ok(info) => {
             s.reachable = true;
             s.chain = Some(info.chain.clone());
-            s.chain_height = Some(info.blocks);
+            // Blocks mined while the wallet synced: the chain is at least where the wallet is.
+            s.chain_height = Some(info.blocks.max(wallet_height));
             s.headers = Some(info.headers);
             s.initial_block_download = info.initial_block_download;
             s.last_error = None;

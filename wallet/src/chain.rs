@@ -127,13 +127,17 @@ impl ChainSource {
         }
     }
 
-    /// Records a call's outcome: reaching bitcoind closes the breaker, not reaching it opens it.
-    fn record(&self, unreachable: Option<String>) {
+    /// Records a call's outcome: reaching bitcoind closes the breaker. Not reaching it opens the
+    /// breaker when the call hung (`waited` its timeout: other calls would queue behind the same
+    /// wait) or was the trial; a call refused at once (bitcoind down or starting, its cookie not
+    /// written yet) costs nothing to repeat, so it leaves a closed breaker closed.
+    fn record(&self, unreachable: Option<String>, waited: Duration) {
         let mut b = self.breaker.lock().unwrap_or_else(PoisonError::into_inner);
-        match unreachable {
-            None => *b = Breaker::Closed,
-            Some(why) => {
-                if matches!(*b, Breaker::Closed) {
+        match (unreachable, &*b) {
+            (None, _) => *b = Breaker::Closed,
+            (Some(_), Breaker::Closed) if waited < RPC_TIMEOUT => {}
+            (Some(why), state) => {
+                if matches!(state, Breaker::Closed) {
                     tracing::warn!(url = %self.url, error = %why, "bitcoind does not answer: its RPC calls fail at once until it does");
                 }
                 *b = Breaker::Open(Instant::now(), why);
@@ -253,6 +257,7 @@ fn btc_per_kvb_to_sat_per_vb(v: &Value) -> Option<u64> {
 impl RpcApi for ChainSource {
     fn call<T: for<'a> serde::de::Deserialize<'a>>(&self, cmd: &str, args: &[Value]) -> bitcoincore_rpc::Result<T> {
         self.admit().map_err(|why| bitcoincore_rpc::Error::ReturnedError(format!("bitcoind unreachable: {why}")))?;
+        let started = Instant::now();
         let result = match self.call_once(cmd, args) {
             Err(e) if is_connection_error(&e) => {
                 // bitcoind may have restarted with a new cookie: reconnect once.
@@ -261,7 +266,8 @@ impl RpcApi for ChainSource {
             }
             other => other,
         };
-        self.record(result.as_ref().err().filter(|e| is_connection_error(e)).map(|e| format!("{cmd}: {e}")));
+        let unreachable = result.as_ref().err().filter(|e| is_connection_error(e)).map(|e| format!("{cmd}: {e}"));
+        self.record(unreachable, started.elapsed());
         result
     }
 }
@@ -297,6 +303,29 @@ impl FromStr for BitcoindAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_breaker_opens_on_a_hung_call_not_on_a_refused_one_and_closes_on_an_answer() {
+        let source = ChainSource::new("http://127.0.0.1:1", BitcoindAuth::UserPass("u".into(), "p".into()));
+        let refused = || Some("getblockchaininfo: connection refused".to_owned());
+        // Refused at once (bitcoind starting): calls keep going to bitcoind.
+        source.record(refused(), Duration::from_millis(2));
+        assert!(source.admit().is_ok());
+        // A call that waited out its timeout: the others fail at once, saying why.
+        source.record(Some("getblockchaininfo: timed out".into()), RPC_TIMEOUT);
+        assert_eq!(source.admit(), Err("getblockchaininfo: timed out".to_owned()));
+        // After BREAKER_RETRY one trial call goes through; the others still fail at once.
+        *source.breaker.lock().unwrap() = Breaker::Open(Instant::now() - BREAKER_RETRY, "timed out".into());
+        assert!(source.admit().is_ok());
+        assert!(source.admit().is_err());
+        // A trial refused at once opens the breaker again; an answer closes it.
+        source.record(refused(), Duration::from_millis(2));
+        assert!(source.admit().is_err());
+        *source.breaker.lock().unwrap() = Breaker::Open(Instant::now() - BREAKER_RETRY, "timed out".into());
+        assert!(source.admit().is_ok());
+        source.record(None, Duration::from_millis(2));
+        assert!(source.admit().is_ok() && source.admit().is_ok());
+    }
 
     #[test]
     fn bitcoind_feerates_convert_exactly_and_round_up() {
