@@ -375,6 +375,9 @@ fn integrity(db: &Path) -> String {
 
 #[test]
 fn a_full_disk_answers_storage_full_corrupts_nothing_and_clears_when_space_is_freed() {
+    // The writes below come as fast as the gateway answers, until each kind has met the full
+    // disk: the per-key rate limit (tested in e2e_authz) is not what this test is about.
+    common::without_rate_limit();
     let t0 = Instant::now();
     let chain = Chain::start();
     let home = tempfile::tempdir().unwrap();
@@ -397,7 +400,8 @@ fn a_full_disk_answers_storage_full_corrupts_nothing_and_clears_when_space_is_fr
     eprintln!("filled {filled} bytes; setup {:?}", t0.elapsed());
     let (mut full, mut n) = (std::collections::BTreeMap::<&str, usize>::new(), 1);
     let mut accepted = vec![first[1].2["payment_id"].as_str().unwrap().to_owned()];
-    while full.len() < 3 && n < 200 {
+    // Whether a small write finds no room depends on where SQLite's WAL stands: as many rounds as it takes.
+    while full.len() < 3 && n < 2_000 {
         for (what, status, body) in write_attempt(&gw, &key, n) {
             if what == "submit" && status == 202 {
                 accepted.push(body["payment_id"].as_str().unwrap().to_owned());
