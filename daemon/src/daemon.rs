@@ -233,8 +233,10 @@ fn spawn_tasks(state: &AppState, boot: Boot, rpc: (String, BitcoindAuth), cancel
 async fn serve(state: &AppState, tasks: &mut Tasks, cancel: &CancellationToken) -> Result<(), DaemonError> {
     let api_addr = state.config.api_listen()?;
     let api_listener = tokio::net::TcpListener::bind(api_addr).await.map_err(io(format!("bind API on {api_addr}")))?;
-    let admin =
-        AdminListener::bind(&state.config.datadir, state.config.admin_listen()?).await.map_err(io("bind admin RPC"))?;
+    let dashboard_addr = state.config.dashboard_listen()?;
+    let admin = AdminListener::bind(&state.config.datadir, state.config.admin_listen()?, dashboard_addr.is_some())
+        .await
+        .map_err(io("bind admin RPC"))?;
     let api_at = api_listener.local_addr().map_err(io("API address"))?;
     let admin_at = admin.describe();
     if let Some(addr) = state.config.metrics_listen()? {
@@ -246,6 +248,9 @@ async fn serve(state: &AppState, tasks: &mut Tasks, cancel: &CancellationToken) 
             }
         });
         tracing::info!(metrics = %addr, "Prometheus metrics at /metrics");
+    }
+    if let (Some(addr), Some(cookie)) = (dashboard_addr, admin.cookie()) {
+        serve_dashboard(state, tasks, cancel, addr, cookie.to_owned()).await?;
     }
     let mut api = tokio::spawn(crate::api::serve(api_listener, state.clone(), cancel.clone()));
     let mut admin = tokio::spawn(admin.serve(state.clone(), cancel.clone()));
@@ -271,6 +276,28 @@ async fn serve(state: &AppState, tasks: &mut Tasks, cancel: &CancellationToken) 
     })
     .await;
     outcome
+}
+
+/// Binds the operator dashboard on `addr`, unlocked with the admin `cookie`.
+async fn serve_dashboard(
+    state: &AppState,
+    tasks: &mut Tasks,
+    cancel: &CancellationToken,
+    addr: std::net::SocketAddr,
+    cookie: String,
+) -> Result<(), DaemonError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(io(format!("bind dashboard on {addr}")))?;
+    let at = listener.local_addr().map_err(io("dashboard address"))?;
+    state.logins.enable(at, cookie);
+    let (app, stop) = (crate::admin::dashboard::router(state.clone()), cancel.clone());
+    tasks.spawn("dashboard", async move {
+        if let Err(e) = crate::api::serve_app(listener, app, stop).await {
+            tracing::error!(error = %e, "dashboard listener failed");
+        }
+    });
+    let cookie = state.config.datadir.join(crate::admin::COOKIE_FILE);
+    tracing::info!(dashboard = %at, cookie = %cookie.display(), "operator dashboard at http://{at}/ (log in with the admin cookie)");
+    Ok(())
 }
 
 fn server_ended(name: &str, r: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), DaemonError> {

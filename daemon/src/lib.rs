@@ -19,6 +19,7 @@ pub mod ledger;
 pub mod limits;
 pub mod liquidity;
 pub mod logging;
+pub mod login;
 pub mod metrics;
 pub mod payment;
 pub mod rails;

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::follower::ChainStatus;
 use crate::fx::RateCache;
 use crate::liquidity::guard::{Guard, GuardError};
+use crate::login::Logins;
 use crate::payment::commit::Committer;
 use crate::payment::Payments;
 use crate::rails::lightning::LnRail;
@@ -78,6 +79,8 @@ pub struct Shared {
     pub guard: Arc<Guard>,
     /// Latest bitcoind / wallet-sync status.
     pub status: watch::Receiver<ChainStatus>,
+    /// The operator dashboard's address, tickets and sessions.
+    pub logins: Arc<Logins>,
 }
 
 impl AppState {
@@ -140,6 +143,7 @@ impl AppState {
             webhooks,
             guard,
             status,
+            logins: Arc::default(),
         })))
     }
 }

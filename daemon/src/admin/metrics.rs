@@ -7,7 +7,6 @@
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use rusqlite::params;
 use serde_json::Value;
 
 use super::params::Params;
@@ -119,12 +118,8 @@ fn rates(ctx: &AppState) {
 
 /// Payouts by rail and state, the saga's backlog by state, the webhook backlog.
 fn from_store(store: &Store) -> Result<(), StoreError> {
-    let conn = store.read();
-    let mut stmt = conn.prepare("SELECT rail, state, COUNT(*) FROM payments GROUP BY rail, state")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
-    let mut backlog: std::collections::BTreeMap<String, i64> = Default::default();
-    for row in rows {
-        let (rail, state, n) = row?;
+    let mut backlog: std::collections::BTreeMap<String, u64> = Default::default();
+    for (rail, state, n) in store.payout_counts()? {
         gauge("sendero_payouts", &[("rail", rail), ("state", state.clone())], n as f64);
         if state != "settled" && state != "failed" {
             *backlog.entry(state).or_default() += n;
@@ -133,16 +128,10 @@ fn from_store(store: &Store) -> Result<(), StoreError> {
     for state in ["submitted", "debited", "sending", "sent"] {
         gauge("sendero_saga_backlog", &[("state", state.to_owned())], backlog.get(state).copied().unwrap_or(0) as f64);
     }
-    let now = crate::unix_now() as i64;
-    let (pending, failed, oldest): (i64, i64, Option<i64>) = conn.query_row(
-        "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'failed'), 0),
-             MIN(CASE WHEN state = 'pending' THEN created_at END)
-         FROM webhook_deliveries",
-        params![],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    gauge("sendero_webhook_backlog", &[], pending as f64);
-    gauge("sendero_webhook_failed", &[], failed as f64);
-    gauge("sendero_webhook_oldest_undelivered_seconds", &[], oldest.map_or(0, |t| now.saturating_sub(t)) as f64);
+    let webhooks = store.webhook_backlog()?;
+    let oldest = webhooks.oldest_pending_at.map_or(0, |t| crate::unix_now().saturating_sub(t));
+    gauge("sendero_webhook_backlog", &[], webhooks.pending as f64);
+    gauge("sendero_webhook_failed", &[], webhooks.failed as f64);
+    gauge("sendero_webhook_oldest_undelivered_seconds", &[], oldest as f64);
     Ok(())
 }

@@ -7,6 +7,7 @@ mod batch;
 mod client;
 mod consolidate;
 mod cost_reports;
+pub mod dashboard;
 pub mod error;
 mod fees;
 #[doc(hidden)]
@@ -55,7 +56,7 @@ use crate::state::AppState;
 
 /// Socket file name inside the data dir.
 pub const SOCKET_FILE: &str = "admin.sock";
-/// Cookie file name inside the data dir (TCP mode).
+/// Cookie file name inside the data dir (TCP mode, or the dashboard on).
 pub const COOKIE_FILE: &str = "admin.cookie";
 
 /// The method table: each admin method and its handler. `METHODS` (what `method_not_found`
@@ -134,19 +135,28 @@ methods! {
     "webhook.endpoints" => webhooks::endpoints,
     "webhook.deliveries" => webhooks::deliveries,
     "webhook.redeliver" => webhooks::redeliver,
+    "dashboard.login_url" => dashboard::login_url,
 }
 
 /// A bound admin listener.
 pub enum AdminListener {
-    /// `<datadir>/admin.sock`.
-    Unix(UnixListener, PathBuf),
+    /// `<datadir>/admin.sock`, and the cookie written for the dashboard's login when it is on.
+    Unix(UnixListener, PathBuf, Option<String>),
     /// Loopback TCP, with the cookie clients must present.
     Tcp(TcpListener, String),
 }
 
+/// Writes a fresh cookie to `<datadir>/admin.cookie` (mode 0600); returns it.
+fn write_cookie(datadir: &Path) -> io::Result<String> {
+    let cookie = crate::secret::random_hex(32);
+    crate::secret::write_private(&datadir.join(COOKIE_FILE), &format!("{cookie}\n"))?;
+    Ok(cookie)
+}
+
 impl AdminListener {
     /// Binds the socket (replacing a stale one) or the TCP port (writing a fresh cookie file).
-    pub async fn bind(datadir: &Path, tcp: Option<SocketAddr>) -> io::Result<AdminListener> {
+    /// With `dashboard`, the socket gets a cookie file too: the secret the dashboard's login asks.
+    pub async fn bind(datadir: &Path, tcp: Option<SocketAddr>, dashboard: bool) -> io::Result<AdminListener> {
         match tcp {
             None => {
                 let path = datadir.join(SOCKET_FILE);
@@ -155,13 +165,12 @@ impl AdminListener {
                 }
                 let listener = UnixListener::bind(&path)?;
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-                Ok(AdminListener::Unix(listener, path))
+                let cookie = if dashboard { Some(write_cookie(datadir)?) } else { None };
+                Ok(AdminListener::Unix(listener, path, cookie))
             }
             Some(addr) => {
                 let listener = TcpListener::bind(addr).await?;
-                let cookie = crate::secret::random_hex(32);
-                crate::secret::write_private(&datadir.join(COOKIE_FILE), &format!("{cookie}\n"))?;
-                Ok(AdminListener::Tcp(listener, cookie))
+                Ok(AdminListener::Tcp(listener, write_cookie(datadir)?))
             }
         }
     }
@@ -169,19 +178,30 @@ impl AdminListener {
     /// Where clients reach it.
     pub fn describe(&self) -> String {
         match self {
-            AdminListener::Unix(_, path) => path.display().to_string(),
+            AdminListener::Unix(_, path, _) => path.display().to_string(),
             AdminListener::Tcp(l, _) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         }
     }
 
-    /// Serves until `cancel`, then removes the socket or cookie file.
+    /// The cookie in `<datadir>/admin.cookie`, when one was written.
+    pub fn cookie(&self) -> Option<&str> {
+        match self {
+            AdminListener::Unix(_, _, cookie) => cookie.as_deref(),
+            AdminListener::Tcp(_, cookie) => Some(cookie),
+        }
+    }
+
+    /// Serves until `cancel`, then removes the socket and the cookie file.
     pub async fn serve(self, ctx: AppState, cancel: CancellationToken) -> io::Result<()> {
         let datadir = ctx.config.datadir.clone();
         match self {
-            AdminListener::Unix(listener, path) => {
+            AdminListener::Unix(listener, path, cookie) => {
                 let app = router(ctx, None);
                 let result = axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await;
                 let _ = std::fs::remove_file(path);
+                if cookie.is_some() {
+                    let _ = std::fs::remove_file(datadir.join(COOKIE_FILE));
+                }
                 result
             }
             AdminListener::Tcp(listener, cookie) => {

@@ -1,6 +1,6 @@
 //! `[api]` (the public HTTP API: listen address, body limit, timeout), `[admin]` (the admin
-//! RPC: Unix socket or loopback TCP) and `[metrics]` (Prometheus, off unless given a loopback
-//! address).
+//! RPC: Unix socket or loopback TCP), `[metrics]` (Prometheus) and `[dashboard]` (the operator's
+//! read-only page), both off unless given a loopback address.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,15 @@ pub struct ApiConfig {
 pub struct MetricsConfig {
     /// Empty: no metrics. A loopback address such as `127.0.0.1:9380`: Prometheus's text
     /// exposition format at `GET /metrics` there.
+    pub listen: String,
+}
+
+/// `[dashboard]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardConfig {
+    /// Empty: no dashboard. A loopback address such as `127.0.0.1:9381`: the operator's read-only
+    /// page there, logged into with the admin cookie (`<datadir>/admin.cookie`).
     pub listen: String,
 }
 

@@ -13,7 +13,7 @@ mod routing;
 mod treasury;
 mod webhooks;
 
-pub use api::{AdminConfig, ApiConfig, MetricsConfig};
+pub use api::{AdminConfig, ApiConfig, DashboardConfig, MetricsConfig};
 pub use batching::BatchingConfig;
 pub use chain::{BitcoindConfig, WalletConfig};
 pub use env::env_keys;
@@ -71,6 +71,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// The operator dashboard.
+    pub dashboard: DashboardConfig,
     /// Span export to an OpenTelemetry collector.
     pub telemetry: TelemetryConfig,
     /// The bitcoind Sendero runs beside.
@@ -130,6 +132,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             admin: AdminConfig::default(),
             metrics: MetricsConfig::default(),
+            dashboard: DashboardConfig::default(),
             telemetry: TelemetryConfig::default(),
             bitcoind: BitcoindConfig::default(),
             wallet: WalletConfig::default(),
@@ -232,6 +235,7 @@ impl Config {
         self.api_listen()?;
         self.admin_listen()?;
         self.metrics_listen()?;
+        self.dashboard_listen()?;
         let otlp = &self.telemetry.otlp_endpoint;
         if !otlp.is_empty() && !otlp.starts_with("http://") && !otlp.starts_with("https://") {
             return Err(ConfigError::Invalid(format!("telemetry.otlp_endpoint {otlp:?} is not an http(s) URL")));
@@ -294,35 +298,19 @@ impl Config {
 
     /// The admin RPC's TCP address, or `None` for the Unix socket.
     pub fn admin_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
-        if self.admin.listen.is_empty() {
-            return Ok(None);
-        }
-        let addr: SocketAddr = self
-            .admin
-            .listen
-            .parse()
-            .map_err(|_| ConfigError::Invalid(format!("admin.listen {:?} is not an address", self.admin.listen)))?;
-        if !addr.ip().is_loopback() {
-            return Err(ConfigError::Invalid(format!("admin.listen {addr} must be a loopback address")));
-        }
-        Ok(Some(addr))
+        loopback("admin.listen", &self.admin.listen)
     }
 }
 
 impl Config {
     /// The metrics listener's address, or `None` when metrics are off.
     pub fn metrics_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
-        if self.metrics.listen.is_empty() {
-            return Ok(None);
-        }
-        let addr: SocketAddr =
-            self.metrics.listen.parse().map_err(|_| {
-                ConfigError::Invalid(format!("metrics.listen {:?} is not an address", self.metrics.listen))
-            })?;
-        if !addr.ip().is_loopback() {
-            return Err(ConfigError::Invalid(format!("metrics.listen {addr} must be a loopback address")));
-        }
-        Ok(Some(addr))
+        loopback("metrics.listen", &self.metrics.listen)
+    }
+
+    /// The dashboard listener's address, or `None` when the dashboard is off.
+    pub fn dashboard_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        loopback("dashboard.listen", &self.dashboard.listen)
     }
 
     /// bitcoind's RPC URL and credentials, with the network's defaults filled in.
@@ -346,6 +334,19 @@ impl Config {
         };
         Ok((url, auth))
     }
+}
+
+/// `value` of the key `name`: empty for `None`, else an address that must be on loopback.
+fn loopback(name: &str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let addr: SocketAddr =
+        value.parse().map_err(|_| ConfigError::Invalid(format!("{name} {value:?} is not an address")))?;
+    if !addr.ip().is_loopback() {
+        return Err(ConfigError::Invalid(format!("{name} {addr} must be a loopback address")));
+    }
+    Ok(Some(addr))
 }
 
 #[cfg(test)]
@@ -416,6 +417,14 @@ mod tests {
         let none = Overrides::default();
         assert!(load("network = \"moon\"", &[], &none).is_err());
         assert!(load("[admin]\nlisten = \"0.0.0.0:9\"", &[], &none).unwrap_err().to_string().contains("loopback"));
+        let dashboard = load("[dashboard]\nlisten = \"0.0.0.0:9\"", &[], &none).unwrap_err().to_string();
+        assert!(dashboard.contains("dashboard.listen") && dashboard.contains("loopback"), "{dashboard}");
+        assert!(load("", &[("SENDERO_DASHBOARD_LISTEN", "nope")], &none)
+            .unwrap_err()
+            .to_string()
+            .contains("dashboard.listen"));
+        let on = load("[dashboard]\nlisten = \"127.0.0.1:9381\"", &[], &none).unwrap();
+        assert_eq!(on.dashboard_listen().unwrap(), Some(([127, 0, 0, 1], 9381).into()));
         assert!(load("[wallet]\nmax_feerate_sat_vb = \"x\"", &[], &none).is_err());
         assert!(load("", &[("SENDERO_WALLET_MAX_FEERATE_SAT_VB", "lots")], &none)
             .unwrap_err()

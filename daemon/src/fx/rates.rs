@@ -1,7 +1,8 @@
 //! The rate cache: the latest normalised mid-rate per pair with its `as_of`, served only while
-//! fresh. The source poller (`sources.rs`) writes into it in the background.
+//! fresh. The source poller (`sources.rs`) writes into it in the background, with what each
+//! source last did (the dashboard's rate sources' health).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{PoisonError, RwLock};
 
 use rust_decimal::Decimal;
@@ -17,9 +18,19 @@ pub struct Rate {
     pub source: &'static str,
 }
 
+/// What a source last did, Unix seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceHealth {
+    /// When it last gave a reading.
+    pub last_ok: Option<u64>,
+    /// When it last failed, and why.
+    pub last_error: Option<(u64, String)>,
+}
+
 /// Hot rates by pair, with a freshness limit.
 pub struct RateCache {
     rates: RwLock<HashMap<String, Rate>>,
+    sources: RwLock<BTreeMap<&'static str, SourceHealth>>,
     ttl_secs: u64,
     ttl_by_pair: HashMap<String, u64>,
 }
@@ -32,7 +43,7 @@ impl RateCache {
 
     /// A cache with a TTL per pair (its volatility class's), `ttl_secs` for the others.
     pub fn with_ttls(ttl_secs: u64, ttl_by_pair: HashMap<String, u64>) -> Self {
-        RateCache { rates: RwLock::new(HashMap::new()), ttl_secs, ttl_by_pair }
+        RateCache { rates: RwLock::new(HashMap::new()), sources: RwLock::default(), ttl_secs, ttl_by_pair }
     }
 
     fn ttl(&self, pair: &str) -> u64 {
@@ -49,6 +60,22 @@ impl RateCache {
     pub fn within_grace(&self, pair: &str, now: u64, grace_secs: u64) -> Option<Rate> {
         let rates = self.rates.read().unwrap_or_else(PoisonError::into_inner);
         rates.get(pair).filter(|r| now.saturating_sub(r.as_of) <= self.ttl(pair) + grace_secs).cloned()
+    }
+
+    /// `source` gave a reading at `at` (`Ok`) or failed (`Err` with why).
+    pub fn note_source(&self, source: &'static str, at: u64, outcome: Result<(), String>) {
+        let mut sources = self.sources.write().unwrap_or_else(PoisonError::into_inner);
+        let health = sources.entry(source).or_default();
+        match outcome {
+            Ok(()) => health.last_ok = Some(at),
+            Err(why) => health.last_error = Some((at, why)),
+        }
+    }
+
+    /// What each source last did, by name.
+    pub fn source_health(&self) -> Vec<(&'static str, SourceHealth)> {
+        let sources = self.sources.read().unwrap_or_else(PoisonError::into_inner);
+        sources.iter().map(|(name, h)| (*name, h.clone())).collect()
     }
 
     /// Every pair's latest rate (fresh or not), by pair.

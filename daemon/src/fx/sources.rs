@@ -178,7 +178,7 @@ pub async fn run(cache: Arc<RateCache>, set: SourceSet, cancel: CancellationToke
     };
     loop {
         for pair in &set.pairs {
-            if let Some(rate) = poll_pair(&client, &set, pair).await {
+            if let Some(rate) = poll_pair(&client, &set, pair, &cache).await {
                 cache.put(pair, rate);
             }
         }
@@ -189,7 +189,7 @@ pub async fn run(cache: Arc<RateCache>, set: SourceSet, cancel: CancellationToke
     }
 }
 
-async fn poll_pair(client: &reqwest::Client, set: &SourceSet, pair: &str) -> Option<Rate> {
+async fn poll_pair(client: &reqwest::Client, set: &SourceSet, pair: &str, cache: &RateCache) -> Option<Rate> {
     let (base, quote) = pair.split_once('/')?;
     let mut jobs = JoinSet::new();
     for (exchange, url) in set.exchanges.iter().cloned() {
@@ -197,14 +197,19 @@ async fn poll_pair(client: &reqwest::Client, set: &SourceSet, pair: &str) -> Opt
         jobs.spawn(async move { (exchange, fetch(&client, exchange, &url, &base, &quote).await) });
     }
     let mut readings: Vec<Decimal> = set.statics.iter().filter(|(p, _)| p == pair).map(|(_, r)| *r).collect();
+    if !readings.is_empty() {
+        cache.note_source("static", crate::unix_now(), Ok(()));
+    }
     while let Some(joined) = jobs.join_next().await {
         match joined {
             Ok((exchange, Ok(mid))) => {
                 crate::metrics::fx_source(exchange.name(), true);
+                cache.note_source(exchange.name(), crate::unix_now(), Ok(()));
                 readings.push(mid)
             }
             Ok((exchange, Err(e))) => {
                 crate::metrics::fx_source(exchange.name(), false);
+                cache.note_source(exchange.name(), crate::unix_now(), Err(format!("{pair}: {e}")));
                 tracing::warn!(source = exchange.name(), pair, error = %e, "fx source ignored")
             }
             Err(e) => tracing::error!(pair, error = %e, "fx source task failed"),

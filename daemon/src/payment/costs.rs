@@ -139,6 +139,7 @@ pub struct RailCost {
 
 /// A settled payout as the report reads it.
 struct Settled {
+    final_at: u64,
     rail: String,
     destination: String,
     fee_paid_msat: u64,
@@ -150,15 +151,16 @@ impl Store {
     fn settled_between(&self, from: u64, to: u64) -> Result<Vec<Settled>, StoreError> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT rail, destination, fee_paid_msat, fee_rate_sat_vb FROM payments
+            "SELECT final_at, rail, destination, fee_paid_msat, fee_rate_sat_vb FROM payments
              WHERE state = 'settled' AND final_at >= ?1 AND final_at < ?2 ORDER BY final_at",
         )?;
         let rows = stmt.query_map(params![from as i64, to as i64], |r| {
             Ok(Settled {
-                rail: r.get(0)?,
-                destination: r.get(1)?,
-                fee_paid_msat: r.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
-                fee_rate_sat_vb: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+                final_at: r.get::<_, Option<i64>>(0)?.unwrap_or(0) as u64,
+                rail: r.get(1)?,
+                destination: r.get(2)?,
+                fee_paid_msat: r.get::<_, Option<i64>>(3)?.unwrap_or(0) as u64,
+                fee_rate_sat_vb: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -216,20 +218,51 @@ pub fn report(ctx: &Payments, from: u64, to: u64) -> Result<Vec<RailCost>, CostE
         row.fees_paid_msat += s.fee_paid_msat;
         row.fees_paid_sat += s.fee_paid_msat.div_ceil(1_000);
         if let Some(sum) = row.one_by_one_fee_sat.as_mut() {
-            let kind = ctx
-                .onchain
-                .treasury()
-                .parse_address(&s.destination)
-                .ok()
-                .and_then(|a| OutputKind::of_script(&a.script_pubkey()))
-                .unwrap_or(OutputKind::P2wpkh);
-            *sum += single(kind, s.fee_rate_sat_vb.unwrap_or(1).saturating_mul(1_000)).0;
+            *sum += alone_sat(ctx, &s);
         }
     }
     for row in &mut rails {
         row.saving = row.one_by_one_fee_sat.map(|one| Saving::of(row.fees_paid_sat, one));
     }
     Ok(rails)
+}
+
+/// What an on-chain payout would have paid in a transaction of its own at its submission's
+/// feerate, sats.
+fn alone_sat(ctx: &Payments, s: &Settled) -> u64 {
+    let kind = ctx
+        .onchain
+        .treasury()
+        .parse_address(&s.destination)
+        .ok()
+        .and_then(|a| OutputKind::of_script(&a.script_pubkey()))
+        .unwrap_or(OutputKind::P2wpkh);
+    single(kind, s.fee_rate_sat_vb.unwrap_or(1).saturating_mul(1_000)).0
+}
+
+/// A settled payout on the dashboard's fees plot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CostPoint {
+    /// When it settled, Unix seconds.
+    pub at: u64,
+    /// Its rail.
+    pub rail: String,
+    /// The fee it paid, sats (rounded up, as `fees.report` counts it).
+    pub paid_sat: u64,
+    /// On chain, one transaction of its own at its submission's feerate; on the other rails, what
+    /// it paid (they have nothing to compare with), sats.
+    pub one_by_one_sat: u64,
+}
+
+/// Every payout settled in `[from, to)`, in the order they settled, priced as [`report`] prices
+/// them: the points' sums per rail are its `fees_paid_sat` and `one_by_one_fee_sat`.
+pub fn timeline(ctx: &Payments, from: u64, to: u64) -> Result<Vec<CostPoint>, CostError> {
+    let points = ctx.store.settled_between(from, to)?.into_iter().map(|s| {
+        let paid_sat = s.fee_paid_msat.div_ceil(1_000);
+        let one_by_one_sat = if s.rail.starts_with("onchain") { alone_sat(ctx, &s) } else { paid_sat };
+        CostPoint { at: s.final_at, rail: s.rail, paid_sat, one_by_one_sat }
+    });
+    Ok(points.collect())
 }
 
 #[cfg(test)]

@@ -209,6 +209,15 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Payouts by rail and state: `(rail, state, count)`, as stored (`metrics`, the dashboard).
+    pub fn payout_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn
+            .prepare_cached("SELECT rail, state, COUNT(*) FROM payments GROUP BY rail, state ORDER BY rail, state")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Payments not yet final whose next attempt is due, the furthest along first (a payout
     /// already handed to its rail is finished before a new one is started).
     pub fn due_payments(&self, now: u64, limit: usize) -> Result<Vec<Payment>, StoreError> {

@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use record::{Delivery, Due, Endpoint};
+pub use record::{Backlog, Delivery, Due, Endpoint};
 
 use crate::config::Config;
 use crate::store::{Store, StoreError};

@@ -25,6 +25,17 @@ pub struct Endpoint {
     pub created_at: u64,
 }
 
+/// The deliveries not yet made ([`Store::webhook_backlog`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Backlog {
+    /// Waiting to be sent (or retried).
+    pub pending: u64,
+    /// Given up on after their last attempt.
+    pub failed: u64,
+    /// When the oldest waiting one was queued, Unix seconds.
+    pub oldest_pending_at: Option<u64>,
+}
+
 /// A delivery due now, with what sending it needs.
 #[derive(Debug, Clone)]
 pub struct Due {
@@ -248,6 +259,24 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// The deliveries not yet made: how many wait, how many failed for good, and when the oldest
+    /// waiting one was queued.
+    pub fn webhook_backlog(&self) -> Result<Backlog, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'failed'), 0),
+                 MIN(CASE WHEN state = 'pending' THEN created_at END)
+             FROM webhook_deliveries",
+        )?;
+        Ok(stmt.query_row([], |r| {
+            Ok(Backlog {
+                pending: r.get::<_, i64>(0)? as u64,
+                failed: r.get::<_, i64>(1)? as u64,
+                oldest_pending_at: r.get::<_, Option<i64>>(2)?.map(|t| t as u64),
+            })
+        })?)
     }
 
     /// The delivery log, newest first, optionally for one endpoint, event or state.
