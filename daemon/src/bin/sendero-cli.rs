@@ -436,6 +436,10 @@ enum Command {
         /// From webhook.deliveries.
         delivery_id: u64,
     },
+    /// A one-time link that logs a browser into the operator dashboard (valid for 60 s, usable
+    /// once); needs `[dashboard] listen`.
+    #[command(name = "dashboard.login_url")]
+    DashboardLoginUrl,
     /// Print a shell completion script for sendero-cli (bash, zsh, fish, elvish or powershell);
     /// no daemon needed.
     #[command(name = "completions")]
@@ -669,6 +673,7 @@ mod tests {
         );
         assert_eq!(request(&["consolidate.run", "--force"]), ("consolidate.run".into(), json!({"force": true})));
         assert_eq!(request(&["batch.preview"]), ("batch.preview".into(), json!({})));
+        assert_eq!(request(&["dashboard.login_url"]), ("dashboard.login_url".into(), json!({})));
         assert_eq!(request(&["rebalance.preview"]), ("rebalance.preview".into(), json!({})));
         assert_eq!(request(&["rebalance.run"]), ("rebalance.run".into(), json!({})));
         assert_eq!(request(&["rebalance.history"]), ("rebalance.history".into(), json!({})));

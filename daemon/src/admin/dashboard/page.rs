@@ -94,8 +94,8 @@ pub(super) fn dashboard(f: &Figures) -> String {
     let _ = write!(
         out,
         "<meta http-equiv=\"refresh\" content=\"15\"></head><body><h1>Sendero operator dashboard</h1>\
-         <p class=\"muted\">{} · read at <span data-figure-time=\"now\">{}</span> · refreshes every 15 s · \
-         <form class=\"inline\" method=\"post\" action=\"/logout\"><button type=\"submit\">Log out</button></form></p>",
+         <div class=\"muted\">{} · read at {} · refreshes every 15 s · \
+         <form class=\"inline\" method=\"post\" action=\"/logout\"><button type=\"submit\">Log out</button></form></div>",
         esc(&f.network),
         esc(&crate::rfc3339(f.now))
     );
@@ -245,7 +245,7 @@ fn fees(f: &Fees) -> String {
     let (paid, alone) = plot::totals(&f.points);
     let _ = write!(
         out,
-        "</table><p class=\"muted\">Cumulative, one point per settled payout ({} points): fees paid \
+        "</table><p class=\"muted\">Cumulative over the {} payouts settled, in order: fees paid \
          <b data-figure=\"fees.plot.paid_sat\">{}</b> sat against <b data-figure=\"fees.plot.one_by_one_sat\">{}</b> sat \
          for one transaction per payout (Lightning payouts count what they paid on both lines).</p>",
         sep(f.points.len() as u64),

@@ -1,6 +1,7 @@
 //! The fees plot, an inline SVG drawn on the server: the cumulative fees settled payouts paid and
-//! the cumulative cost of one transaction per payout, against the time they settled — one point
-//! per payout on each line. Sums are integer sats; floats only place the points.
+//! the cumulative cost of one transaction per payout, over the payouts in the order they settled
+//! (the first's and the last's times on the axis) — each line starts at the origin and has one
+//! point per payout. Sums are integer sats; floats only place the points.
 
 use std::fmt::Write;
 
@@ -43,18 +44,19 @@ pub(super) fn svg(points: &[CostPoint]) -> String {
         );
         return out;
     };
-    let (t0, t1) = (first.at, last.at.max(first.at + 1));
     let (paid_total, alone_total) = totals(points);
     let top = paid_total.max(alone_total).max(1);
-    let x = |t: u64| x0 + (x1 - x0) * (t.saturating_sub(t0)) as f64 / (t1 - t0) as f64;
+    let n = points.len() as f64;
+    let x = |i: usize| x0 + (x1 - x0) * i as f64 / n;
     let y = |sat: u64| y0 - (y0 - y1) * sat as f64 / top as f64;
-    let mut lines = [String::new(), String::new()];
+    let origin = format!("{x0:.1},{y0:.1} ");
+    let mut lines = [origin.clone(), origin];
     let (mut paid, mut alone) = (0u64, 0u64);
-    for p in points {
+    for (i, p) in points.iter().enumerate() {
         paid += p.paid_sat;
         alone += p.one_by_one_sat;
-        let _ = write!(lines[0], "{:.1},{:.1} ", x(p.at), y(paid));
-        let _ = write!(lines[1], "{:.1},{:.1} ", x(p.at), y(alone));
+        let _ = write!(lines[0], "{:.1},{:.1} ", x(i + 1), y(paid));
+        let _ = write!(lines[1], "{:.1},{:.1} ", x(i + 1), y(alone));
     }
     for (class, label, line) in
         [("paid", "fees paid", &lines[0]), ("one-by-one", "one transaction per payout", &lines[1])]
@@ -65,13 +67,15 @@ pub(super) fn svg(points: &[CostPoint]) -> String {
             line.trim_end()
         );
     }
-    let labels = [
+    let mut labels = vec![
         (x0 - 6.0, y0 + 4.0, "end", "0 sat".to_owned()),
         (x0 - 6.0, y1 + 4.0, "end", format!("{} sat", sep(top))),
-        (x0, y0 + 18.0, "start", clock(t0)),
-        (x1, y0 + 18.0, "end", clock(t1)),
-        ((x0 + x1) / 2.0, y0 + 36.0, "middle", "settled at (UTC)".to_owned()),
+        (x1, y0 + 18.0, "end", format!("#{} {}", points.len(), clock(last.at))),
+        ((x0 + x1) / 2.0, y0 + 36.0, "middle", "settled payouts, in order (UTC)".to_owned()),
     ];
+    if points.len() > 1 {
+        labels.push((x(1), y0 + 18.0, "middle", format!("#1 {}", clock(first.at))));
+    }
     for (lx, ly, anchor, text) in labels {
         let _ = write!(out, "<text x=\"{lx:.1}\" y=\"{ly:.1}\" text-anchor=\"{anchor}\">{}</text>", esc(&text));
     }
@@ -106,12 +110,13 @@ mod tests {
         assert_eq!(totals(&points), (220, 352));
         let svg = svg(&points);
         let (paid, alone) = (line(&svg, "paid"), line(&svg, "one-by-one"));
-        assert_eq!((paid.len(), alone.len()), (3, 3));
-        // The first point is at the left edge, the last at the right; the one-by-one line ends at
-        // the top (the larger total), the paid line below it.
-        assert_eq!(alone[0].split(',').next(), Some("80.0"));
-        assert_eq!(alone[2], "740.0,20.0");
-        let paid_end: f64 = paid[2].split(',').nth(1).unwrap().parse().unwrap();
+        assert_eq!((paid.len(), alone.len()), (4, 4), "the origin and a point per payout");
+        // Both start at the origin and end at the right edge; the one-by-one line ends at the top
+        // (the larger total), the paid line below it.
+        assert_eq!((paid[0], alone[0]), ("80.0,216.0", "80.0,216.0"));
+        assert_eq!(alone[1], "300.0,137.5");
+        assert_eq!(alone[3], "740.0,20.0");
+        let paid_end: f64 = paid[3].split(',').nth(1).unwrap().parse().unwrap();
         assert!(paid_end > 20.0 && paid_end < 216.0, "{paid_end}");
         assert!(svg.contains(">352 sat<"), "{svg}");
     }
@@ -119,7 +124,8 @@ mod tests {
     #[test]
     fn one_payout_or_none_still_draws() {
         let one = svg(&[point(5, 3, 3)]);
-        assert_eq!(line(&one, "paid"), vec!["80.0,20.0"]);
+        assert_eq!(line(&one, "paid"), vec!["80.0,216.0", "740.0,20.0"]);
+        assert!(one.contains(">#1 00:00:05<") && one.matches("#1").count() == 1, "{one}");
         let none = svg(&[]);
         assert!(!none.contains("<polyline") && none.contains("no payout settled"));
     }
