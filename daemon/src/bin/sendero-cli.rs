@@ -436,8 +436,7 @@ enum Command {
         /// From webhook.deliveries.
         delivery_id: u64,
     },
-    /// A one-time link that logs a browser into the operator dashboard (valid for 60 s, usable
-    /// once); needs `[dashboard] listen`.
+    /// A one-time link into the operator dashboard (60 s, usable once; needs `[dashboard] listen`).
     #[command(name = "dashboard.login_url")]
     DashboardLoginUrl,
     /// Print a shell completion script for sendero-cli (bash, zsh, fish, elvish or powershell);
@@ -514,10 +513,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let datadir = cli
-        .datadir
-        .clone()
-        .unwrap_or_else(|| std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".sendero"));
+    let home = || std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".sendero");
+    let datadir = cli.datadir.clone().unwrap_or_else(home);
     let client = AdminClient::new(&datadir, cli.admin_addr);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,

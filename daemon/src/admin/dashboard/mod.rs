@@ -8,6 +8,7 @@
 mod figures;
 mod page;
 mod plot;
+mod text;
 
 use std::time::Instant;
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::figures::{Fees, Figures, Payouts, Rates, Section};
 use super::plot;
+use super::text::{esc, sep};
 use crate::webhook::Backlog;
 
 /// Saga states in the order a payout goes through them.
@@ -24,35 +25,6 @@ svg.plot{background:#fff;border:1px solid #dde3e9}svg text{font-size:12px;fill:#
 .axis{stroke:#66717d}polyline.paid{stroke:#2f6fb2;stroke-width:2}polyline.one-by-one{stroke:#c0582b;stroke-width:2;stroke-dasharray:6 3}\
 text.paid{fill:#2f6fb2}text.one-by-one{fill:#c0582b}form.inline{display:inline}\
 input[type=password]{width:34em;padding:4px}button{padding:4px 12px}";
-
-/// `text` escaped for HTML text and attribute values.
-pub(super) fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// `n` with a comma every three digits: `1,234,567`.
-pub(super) fn sep(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(d);
-    }
-    out
-}
 
 /// A table cell holding figure `name`.
 fn fig(name: &str, value: u64) -> String {
@@ -335,12 +307,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn data_is_escaped_and_figures_separated() {
-        assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
-        assert_eq!(
-            (sep(0), sep(999), sep(1_000), sep(1_234_567)),
-            ("0".into(), "999".into(), "1,000".into(), "1,234,567".into())
-        );
+    fn figures_are_marked_and_the_login_escapes_what_it_shows() {
         assert_eq!(
             fig("treasury.onchain.held_sat", 1_234_567),
             "<td class=\"n\" data-figure=\"treasury.onchain.held_sat\">1,234,567</td>"

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::page::{esc, sep};
+use super::text::{esc, sep};
 use crate::payment::costs::CostPoint;
 
 const WIDTH: f64 = 760.0;
@@ -28,35 +28,54 @@ fn clock(unix: u64) -> String {
 /// The plot of `points` (in the order they settled).
 pub(super) fn svg(points: &[CostPoint]) -> String {
     let mut out = format!(
-        "<svg class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" role=\"img\" aria-label=\"fees paid against one transaction per payout\">"
+        "<svg class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"{WIDTH}\" \
+         height=\"{HEIGHT}\" role=\"img\" aria-label=\"fees paid against one transaction per payout\">\
+         <line class=\"axis\" x1=\"{LEFT}\" y1=\"{Y0}\" x2=\"{X1}\" y2=\"{Y0}\"/>\
+         <line class=\"axis\" x1=\"{LEFT}\" y1=\"{Y0}\" x2=\"{LEFT}\" y2=\"{TOP}\"/>"
     );
-    let (x0, x1, y0, y1) = (LEFT, WIDTH - RIGHT, HEIGHT - BOTTOM, TOP);
-    let _ = write!(
-        out,
-        "<line class=\"axis\" x1=\"{x0}\" y1=\"{y0}\" x2=\"{x1}\" y2=\"{y0}\"/><line class=\"axis\" x1=\"{x0}\" y1=\"{y0}\" x2=\"{x0}\" y2=\"{y1}\"/>"
-    );
-    let (Some(first), Some(last)) = (points.first(), points.last()) else {
-        let _ = write!(
-            out,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">no payout settled in the period</text></svg>",
-            WIDTH / 2.0,
-            HEIGHT / 2.0
-        );
-        return out;
-    };
-    let (paid_total, alone_total) = totals(points);
-    let top = paid_total.max(alone_total).max(1);
-    let n = points.len() as f64;
-    let x = |i: usize| x0 + (x1 - x0) * i as f64 / n;
-    let y = |sat: u64| y0 - (y0 - y1) * sat as f64 / top as f64;
-    let origin = format!("{x0:.1},{y0:.1} ");
+    if points.is_empty() {
+        let (x, y) = (WIDTH / 2.0, HEIGHT / 2.0);
+        let _ = write!(out, "<text x=\"{x}\" y=\"{y}\" text-anchor=\"middle\">no payout settled in the period</text>");
+    } else {
+        lines(&mut out, points);
+        labels(&mut out, points);
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// The bottom of the plot area.
+const Y0: f64 = HEIGHT - BOTTOM;
+/// The right edge of the plot area.
+const X1: f64 = WIDTH - RIGHT;
+
+/// The largest total, the y axis's top, sats.
+fn top(points: &[CostPoint]) -> u64 {
+    let (paid, alone) = totals(points);
+    paid.max(alone).max(1)
+}
+
+/// Where payout `i` (from 1) of `n` goes across.
+fn x(i: usize, n: usize) -> f64 {
+    LEFT + (X1 - LEFT) * i as f64 / n.max(1) as f64
+}
+
+/// Where `sat` of `top` goes up.
+fn y(sat: u64, top: u64) -> f64 {
+    Y0 - (Y0 - TOP) * sat as f64 / top as f64
+}
+
+/// Both lines, from the origin, one point per payout.
+fn lines(out: &mut String, points: &[CostPoint]) {
+    let (n, top) = (points.len(), top(points));
+    let origin = format!("{LEFT:.1},{Y0:.1} ");
     let mut lines = [origin.clone(), origin];
     let (mut paid, mut alone) = (0u64, 0u64);
     for (i, p) in points.iter().enumerate() {
         paid += p.paid_sat;
         alone += p.one_by_one_sat;
-        let _ = write!(lines[0], "{:.1},{:.1} ", x(i + 1), y(paid));
-        let _ = write!(lines[1], "{:.1},{:.1} ", x(i + 1), y(alone));
+        let _ = write!(lines[0], "{:.1},{:.1} ", x(i + 1, n), y(paid, top));
+        let _ = write!(lines[1], "{:.1},{:.1} ", x(i + 1, n), y(alone, top));
     }
     for (class, label, line) in
         [("paid", "fees paid", &lines[0]), ("one-by-one", "one transaction per payout", &lines[1])]
@@ -67,27 +86,32 @@ pub(super) fn svg(points: &[CostPoint]) -> String {
             line.trim_end()
         );
     }
+}
+
+/// The axes' labels and the legend.
+fn labels(out: &mut String, points: &[CostPoint]) {
+    let (n, first, last) = (points.len(), &points[0], &points[points.len() - 1]);
     let mut labels = vec![
-        (x0 - 6.0, y0 + 4.0, "end", "0 sat".to_owned()),
-        (x0 - 6.0, y1 + 4.0, "end", format!("{} sat", sep(top))),
-        (x1, y0 + 18.0, "end", format!("#{} {}", points.len(), clock(last.at))),
-        ((x0 + x1) / 2.0, y0 + 36.0, "middle", "settled payouts, in order (UTC)".to_owned()),
+        (LEFT - 6.0, Y0 + 4.0, "end", "0 sat".to_owned()),
+        (LEFT - 6.0, TOP + 4.0, "end", format!("{} sat", sep(top(points)))),
+        (X1, Y0 + 18.0, "end", format!("#{n} {}", clock(last.at))),
+        ((LEFT + X1) / 2.0, Y0 + 36.0, "middle", "settled payouts, in order (UTC)".to_owned()),
     ];
-    if points.len() > 1 {
-        labels.push((x(1), y0 + 18.0, "middle", format!("#1 {}", clock(first.at))));
+    if n > 1 {
+        labels.push((x(1, n), Y0 + 18.0, "middle", format!("#1 {}", clock(first.at))));
     }
     for (lx, ly, anchor, text) in labels {
         let _ = write!(out, "<text x=\"{lx:.1}\" y=\"{ly:.1}\" text-anchor=\"{anchor}\">{}</text>", esc(&text));
     }
     let _ = write!(
         out,
-        "<text class=\"paid\" x=\"{:.1}\" y=\"{:.1}\">— fees paid</text><text class=\"one-by-one\" x=\"{:.1}\" y=\"{:.1}\">— one transaction per payout</text></svg>",
-        x0 + 10.0,
-        y1 + 4.0,
-        x0 + 140.0,
-        y1 + 4.0
+        "<text class=\"paid\" x=\"{:.1}\" y=\"{:.1}\">— fees paid</text>\
+         <text class=\"one-by-one\" x=\"{:.1}\" y=\"{:.1}\">— one transaction per payout</text>",
+        LEFT + 10.0,
+        TOP + 4.0,
+        LEFT + 140.0,
+        TOP + 4.0
     );
-    out
 }
 
 #[cfg(test)]
