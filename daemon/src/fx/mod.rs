@@ -11,4 +11,4 @@ pub mod sources;
 
 pub use execute::{execute, payout_fill, ExecuteError, ExecuteRequest};
 pub use quote::{mid_sats, quote, FxError, Quote, QuoteRequest};
-pub use rates::{Rate, RateCache};
+pub use rates::{Rate, RateCache, SourceHealth};

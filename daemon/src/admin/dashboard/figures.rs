@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::super::params::Params;
 use super::super::{batch, cost_reports, ln_channels, treasury};
+use crate::fx::SourceHealth;
 use crate::payment::costs::{self, CostPoint};
 use crate::payment::Payment;
 use crate::state::AppState;
@@ -87,6 +88,17 @@ pub(super) struct Rates {
     pub sources: Vec<SourceRow>,
 }
 
+/// `failing` when a source's last poll failed (or it never answered), `stale` when its last
+/// reading is older than `ttl_secs` at `now`, else `ok`.
+fn source_status(h: &SourceHealth, now: u64, ttl_secs: u64) -> &'static str {
+    match (&h.last_error, h.last_ok) {
+        (Some((failed_at, _)), Some(ok_at)) if *failed_at > ok_at => "failing",
+        (Some(_), None) => "failing",
+        (_, Some(ok_at)) if now.saturating_sub(ok_at) > ttl_secs => "stale",
+        _ => "ok",
+    }
+}
+
 /// Latest payouts listed.
 const RECENT: usize = 20;
 
@@ -160,21 +172,28 @@ fn rates(ctx: &AppState) -> Rates {
         .source_health()
         .into_iter()
         .map(|(name, h)| {
-            let failing = match (&h.last_error, h.last_ok) {
-                (Some((failed_at, _)), Some(ok_at)) => *failed_at > ok_at,
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
             let last_ok_age_secs = h.last_ok.map(|t| now.saturating_sub(t));
-            let status = if failing {
-                "failing"
-            } else if last_ok_age_secs.is_some_and(|age| age > ttl) {
-                "stale"
-            } else {
-                "ok"
-            };
+            let status = source_status(&h, now, ttl);
             SourceRow { name: name.to_owned(), status, last_ok_age_secs, last_error: h.last_error.map(|(_, why)| why) }
         })
         .collect();
     Rates { pairs, sources }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_is_failing_stale_or_ok() {
+        let health = |ok: Option<u64>, error: Option<u64>| SourceHealth {
+            last_ok: ok,
+            last_error: error.map(|at| (at, "timeout".to_owned())),
+        };
+        assert_eq!(source_status(&health(Some(100), None), 150, 60), "ok");
+        assert_eq!(source_status(&health(Some(100), None), 161, 60), "stale");
+        assert_eq!(source_status(&health(Some(100), Some(120)), 130, 60), "failing");
+        assert_eq!(source_status(&health(Some(120), Some(100)), 130, 60), "ok", "answered again since");
+        assert_eq!(source_status(&health(None, Some(100)), 130, 60), "failing");
+    }
 }
