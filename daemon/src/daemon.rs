@@ -59,6 +59,9 @@ pub enum DaemonError {
         /// Its permission bits.
         mode: u32,
     },
+    /// A restore into the data dir did not finish.
+    #[error("a restore into {0} did not finish ({marker} is there): run `senderod --restore-from` again", marker = crate::backup::RESTORE_MARKER)]
+    RestoreIncomplete(PathBuf),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -93,6 +96,9 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     }
     prepare_datadir(&datadir)?;
     let _lock = lock_datadir(&datadir)?;
+    if datadir.join(crate::backup::RESTORE_MARKER).exists() {
+        return Err(DaemonError::RestoreIncomplete(datadir));
+    }
     check_secret_files(&datadir)?;
     let mut dev_chain = if dev { Some(start_dev_chain(&config)?) } else { None };
     let rpc = match &dev_chain {

@@ -7,6 +7,7 @@ pub mod alarm;
 pub mod api;
 pub mod apikey;
 pub mod audit;
+pub mod backup;
 pub mod batch;
 pub mod config;
 pub mod daemon;

@@ -414,6 +414,22 @@ enum Command {
     /// Recompute the audit log's hash chain.
     #[command(name = "audit.verify")]
     AuditVerify,
+    /// Write a backup (the books, the Lightning node's channel state, metadata; not the mnemonic
+    /// unless asked) to a file, mode 0600. Restore it with `senderod --restore-from FILE`.
+    #[command(name = "backup.export")]
+    BackupExport {
+        /// The file to write (refused if it exists) [default: sendero-backup-<network>-<unix time>.tar].
+        #[arg(long)]
+        #[serde(skip)]
+        out: Option<PathBuf>,
+        /// Put the mnemonic in the backup too (then the file alone restores the wallet: keep it
+        /// as safe as the mnemonic).
+        #[arg(long)]
+        include_mnemonic: bool,
+        /// Export even while payouts are not yet with their rail (a restore resumes them).
+        #[arg(long)]
+        allow_in_flight: bool,
+    },
     /// Every API key's webhook endpoints.
     #[command(name = "webhook.endpoints")]
     WebhookEndpoints,
@@ -510,6 +526,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::BackupExport { out: Some(path), .. } = &cli.command {
+        if path.exists() {
+            eprintln!(
+                "sendero-cli: {} exists: backup.export never writes over a file; choose another --out",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     let datadir = cli
         .datadir
         .clone()
@@ -545,8 +570,21 @@ fn generate(command: &Command) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Prints a method's result: JSON, a table for `recon.report` (and its CSV file), else text.
+/// Prints a method's result: JSON, a table for `recon.report` (and its CSV file), the written
+/// file for `backup.export`, else text.
 fn output(cli: &Cli, result: &Value) -> ExitCode {
+    if let Command::BackupExport { out, .. } = &cli.command {
+        let mut result = result.clone();
+        match write_backup(out.as_deref(), &mut result) {
+            Ok(()) if cli.json => println!("{result}"),
+            Ok(()) => print_human(&result, ""),
+            Err(e) => {
+                eprintln!("sendero-cli: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
     if let Command::ReconReport { csv: Some(path), .. } = &cli.command {
         if let Err(e) = std::fs::write(path, sendero::recon::export::csv(result)) {
             eprintln!("sendero-cli: writing {}: {e}", path.display());
@@ -559,6 +597,35 @@ fn output(cli: &Cli, result: &Value) -> ExitCode {
         _ => print_human(result, ""),
     }
     ExitCode::SUCCESS
+}
+
+/// Writes `backup.export`'s bundle to `out` (mode 0600, never over an existing file) and puts
+/// its path in the result in place of the bundle.
+fn write_backup(out: Option<&std::path::Path>, result: &mut Value) -> Result<(), String> {
+    use base64::Engine;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let encoded = result.as_object_mut().and_then(|m| m.remove("bundle_base64"));
+    let bytes = encoded
+        .as_ref()
+        .and_then(Value::as_str)
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .ok_or("senderod's answer holds no bundle")?;
+    let default = || {
+        let m = &result["manifest"];
+        PathBuf::from(format!("sendero-backup-{}-{}.tar", m["network"].as_str().unwrap_or("gateway"), m["created_at"]))
+    };
+    let path = out.map_or_else(default, std::path::Path::to_path_buf);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    file.write_all(&bytes).and_then(|_| file.sync_all()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    result["path"] = Value::from(path.display().to_string());
+    Ok(())
 }
 
 fn report(e: &ClientError, json: bool) -> ExitCode {
