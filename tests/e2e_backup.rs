@@ -177,6 +177,18 @@ fn a_backup_restores_the_treasury_the_channel_and_the_books_on_a_new_data_dir() 
     assert!(!ok && text.contains("network_mismatch"), "{text}");
     assert!(files_in(&new_dir).is_empty(), "a refused restore wrote {:?}", files_in(&new_dir));
 
+    // A restore cut off half-way (its marker and a partial store): senderod will not start on
+    // it, and running the restore again finishes it.
+    std::fs::write(new_dir.join("restore.incomplete"), "restoring\n").unwrap();
+    std::fs::write(new_dir.join("sendero.sqlite"), b"partial").unwrap();
+    let started = Command::new(SENDEROD)
+        .args(["--config", "/dev/null", "--network", "regtest", "--datadir"])
+        .arg(&new_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&started.stderr);
+    assert!(!started.status.success() && text.contains("did not finish"), "{text}");
+
     // The restore, then a second one refused on the data dir it wrote.
     let (ok, text) = restore(&out, Some(&kept), &new_dir, "regtest");
     assert!(ok, "{text}");
@@ -214,6 +226,9 @@ fn a_backup_restores_the_treasury_the_channel_and_the_books_on_a_new_data_dir() 
     let paid_to_b = common::ln::payment_by_hash(b, inv["payment_hash"].as_str().unwrap()).unwrap();
     assert_eq!(paid_to_b["status"], "succeeded");
     wait_for("the ledger exact", MINUTE, || restored.call("ledger.verify", json!({}))["ok"] == true);
+    let log = restored.log();
+    let loud: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ") || l.contains(" WARN ")).collect();
+    assert!(loud.is_empty(), "the restored gateway complained:\n{}", loud.join("\n"));
     eprintln!(
         "restored: treasury {} sat, channel {} outbound {} msat (was {})",
         after_balance["confirmed_sat"], channel_id, after_channel["outbound_msat"], before_channel["outbound_msat"]

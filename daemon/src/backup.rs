@@ -372,6 +372,10 @@ pub fn restore(
         .mode(0o700)
         .create(datadir.join("lightning"))
         .map_err(io(format!("create {}", datadir.display())))?;
+    for dir in [datadir.to_path_buf(), datadir.join("lightning")] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .map_err(io(format!("chmod 700 {}", dir.display())))?;
+    }
     let marker = datadir.join(RESTORE_MARKER);
     write_private(&marker, format!("restoring the backup made at {}\n", manifest.created_at).as_bytes())?;
     for (name, bytes) in files.iter().filter(|(name, _)| name != MNEMONIC) {
@@ -401,7 +405,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
     let what = || format!("write {}", path.display());
     let mut file =
         fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io(what()))?;
-    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(io(what()))
+    // A file left by an interrupted restore keeps its mode through `open`: set it.
+    file.set_permissions(fs::Permissions::from_mode(0o600))
+        .and_then(|_| file.write_all(bytes))
+        .and_then(|_| file.sync_all())
+        .map_err(io(what()))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), BackupError> {
