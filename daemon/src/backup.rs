@@ -269,6 +269,29 @@ fn hex_sha256(bytes: &[u8]) -> String {
     sha256::Hash::hash(bytes).to_string()
 }
 
+/// Writes `backup.export`'s answer's bundle to `out` (default
+/// `sendero-backup-<network>-<time>.tar`; mode 0600, never over an existing file) and puts the
+/// path in the answer in place of the bundle (`sendero-cli backup.export`).
+pub fn save_export(out: Option<&Path>, answer: &mut Value) -> Result<PathBuf, BackupError> {
+    use base64::Engine;
+    let encoded = answer.as_object_mut().and_then(|m| m.remove("bundle_base64"));
+    let bytes = encoded
+        .as_ref()
+        .and_then(Value::as_str)
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .ok_or_else(|| BackupError::Invalid("senderod's answer holds no bundle".into()))?;
+    let m = &answer["manifest"];
+    let default = || {
+        PathBuf::from(format!("sendero-backup-{}-{}.tar", m["network"].as_str().unwrap_or("gateway"), m["created_at"]))
+    };
+    let path = out.map_or_else(default, Path::to_path_buf);
+    let what = || format!("write {}", path.display());
+    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io(what()))?;
+    file.write_all(&bytes).and_then(|_| file.sync_all()).map_err(io(what()))?;
+    answer["path"] = Value::from(path.display().to_string());
+    Ok(path)
+}
+
 /// A bundle read back and checked: its manifest and files.
 pub struct Bundle {
     /// The manifest.

@@ -225,6 +225,10 @@ fn spawn_tasks(state: &AppState, boot: Boot, rpc: (String, BitcoindAuth), cancel
         tasks.spawn("consolidation", crate::payment::consolidate::run_every(payments, cancel.clone()));
     }
     tasks.spawn("webhook sender", crate::webhook::run(Arc::clone(&state.webhooks), cancel.clone()));
+    if state.config.events.enabled() {
+        let (store, events) = (Arc::clone(&state.store), state.config.events.clone());
+        tasks.spawn("event publisher", crate::events::run(store, events, cancel.clone()));
+    }
     let watched = (Arc::clone(&state.store), Arc::clone(state.onchain.treasury()), state.config.invoices.clone());
     tasks.spawn("invoice watcher", crate::invoice::onchain::run(watched, interval, cancel.clone()));
     if state.config.lightning.enabled {

@@ -12,6 +12,7 @@ pub mod batch;
 pub mod config;
 pub mod daemon;
 pub mod devchain;
+pub mod events;
 pub mod failpoint;
 pub mod follower;
 pub mod fx;

@@ -573,59 +573,25 @@ fn generate(command: &Command) -> Option<Vec<u8>> {
 /// Prints a method's result: JSON, a table for `recon.report` (and its CSV file), the written
 /// file for `backup.export`, else text.
 fn output(cli: &Cli, result: &Value) -> ExitCode {
+    let mut result = result.clone();
     if let Command::BackupExport { out, .. } = &cli.command {
-        let mut result = result.clone();
-        match write_backup(out.as_deref(), &mut result) {
-            Ok(()) if cli.json => println!("{result}"),
-            Ok(()) => print_human(&result, ""),
-            Err(e) => {
-                eprintln!("sendero-cli: {e}");
-                return ExitCode::FAILURE;
-            }
+        if let Err(e) = sendero::backup::save_export(out.as_deref(), &mut result) {
+            eprintln!("sendero-cli: {e}");
+            return ExitCode::FAILURE;
         }
-        return ExitCode::SUCCESS;
     }
     if let Command::ReconReport { csv: Some(path), .. } = &cli.command {
-        if let Err(e) = std::fs::write(path, sendero::recon::export::csv(result)) {
+        if let Err(e) = std::fs::write(path, sendero::recon::export::csv(&result)) {
             eprintln!("sendero-cli: writing {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     }
     match &cli.command {
         _ if cli.json => println!("{result}"),
-        Command::ReconReport { .. } => print!("{}", sendero::recon::export::table(result)),
-        _ => print_human(result, ""),
+        Command::ReconReport { .. } => print!("{}", sendero::recon::export::table(&result)),
+        _ => print_human(&result, ""),
     }
     ExitCode::SUCCESS
-}
-
-/// Writes `backup.export`'s bundle to `out` (mode 0600, never over an existing file) and puts
-/// its path in the result in place of the bundle.
-fn write_backup(out: Option<&std::path::Path>, result: &mut Value) -> Result<(), String> {
-    use base64::Engine;
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-
-    let encoded = result.as_object_mut().and_then(|m| m.remove("bundle_base64"));
-    let bytes = encoded
-        .as_ref()
-        .and_then(Value::as_str)
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .ok_or("senderod's answer holds no bundle")?;
-    let default = || {
-        let m = &result["manifest"];
-        PathBuf::from(format!("sendero-backup-{}-{}.tar", m["network"].as_str().unwrap_or("gateway"), m["created_at"]))
-    };
-    let path = out.map_or_else(default, std::path::Path::to_path_buf);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    file.write_all(&bytes).and_then(|_| file.sync_all()).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    result["path"] = Value::from(path.display().to_string());
-    Ok(())
 }
 
 fn report(e: &ClientError, json: bool) -> ExitCode {
