@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine for Sendero: the packages needed to build bitcoind (and the
 # Rust crates' C parts; systemd for the package test's systemd-analyze and systemd-sysusers;
-# chromium and a font for the dashboard test's headless screenshot),
+# chromium and a font for the dashboard test's headless screenshot; nats-server for the events
+# test),
 # then the cached regtest bitcoind itself. Safe to run again: it only does what is missing.
 # Prints the bitcoind path on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake g++ make pkg-config libboost-dev libevent-dev python3 systemd chromium fonts-dejavu-core)
+packages=(cmake g++ make pkg-config libboost-dev libevent-dev python3 systemd chromium fonts-dejavu-core nats-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

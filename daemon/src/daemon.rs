@@ -59,6 +59,9 @@ pub enum DaemonError {
         /// Its permission bits.
         mode: u32,
     },
+    /// A restore into the data dir did not finish.
+    #[error("a restore into {0} did not finish ({marker} is there): run `senderod --restore-from` again", marker = crate::backup::RESTORE_MARKER)]
+    RestoreIncomplete(PathBuf),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -93,6 +96,9 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     }
     prepare_datadir(&datadir)?;
     let _lock = lock_datadir(&datadir)?;
+    if datadir.join(crate::backup::RESTORE_MARKER).exists() {
+        return Err(DaemonError::RestoreIncomplete(datadir));
+    }
     check_secret_files(&datadir)?;
     let mut dev_chain = if dev { Some(start_dev_chain(&config)?) } else { None };
     let rpc = match &dev_chain {
@@ -219,6 +225,10 @@ fn spawn_tasks(state: &AppState, boot: Boot, rpc: (String, BitcoindAuth), cancel
         tasks.spawn("consolidation", crate::payment::consolidate::run_every(payments, cancel.clone()));
     }
     tasks.spawn("webhook sender", crate::webhook::run(Arc::clone(&state.webhooks), cancel.clone()));
+    if state.config.events.enabled() {
+        let (store, events) = (Arc::clone(&state.store), state.config.events.clone());
+        tasks.spawn("event publisher", crate::events::run(store, events, cancel.clone()));
+    }
     let watched = (Arc::clone(&state.store), Arc::clone(state.onchain.treasury()), state.config.invoices.clone());
     tasks.spawn("invoice watcher", crate::invoice::onchain::run(watched, interval, cancel.clone()));
     if state.config.lightning.enabled {

@@ -75,3 +75,8 @@ pub fn gauge(name: &'static str, labels: &[(&'static str, String)], value: f64) 
     let labels: Vec<Label> = labels.iter().map(|(k, v)| Label::new(*k, v.clone())).collect();
     metrics::gauge!(name, labels).set(value);
 }
+
+/// `n` outbox events were acknowledged by JetStream (`[events]`).
+pub fn events_published(n: u64) {
+    metrics::counter!("sendero_events_published_total").increment(n);
+}

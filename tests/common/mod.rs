@@ -5,6 +5,7 @@
 pub mod coins;
 pub mod exchange;
 pub mod ln;
+pub mod nats;
 pub mod webhook;
 
 use std::io::{Read, Write};

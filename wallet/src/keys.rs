@@ -59,6 +59,13 @@ pub fn treasury_descriptors(mnemonic: &Mnemonic, network: Network) -> Result<(St
     Ok((render(KeychainKind::External)?, render(KeychainKind::Internal)?))
 }
 
+/// The mnemonic's master key fingerprint (hex, as in descriptors' `[fingerprint/…]`): names the
+/// wallet without revealing it, so a backup can tell whether a mnemonic is the one it was made with.
+pub fn master_fingerprint(mnemonic: &Mnemonic, network: Network) -> Result<String, WalletError> {
+    let master = Xpriv::new_master(network, &mnemonic.to_seed("")).map_err(|e| WalletError::Keys(e.to_string()))?;
+    Ok(master.fingerprint(&bdk_wallet::bitcoin::secp256k1::Secp256k1::new()).to_string())
+}
+
 /// BIP85 purpose and the HEX application number.
 const BIP85_PURPOSE: u32 = 83_696_968;
 const BIP85_HEX: u32 = 128_169;
@@ -115,6 +122,14 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = load_mnemonic(&path).unwrap_err();
         assert!(err.to_string().contains("readable by others"), "{err}");
+    }
+
+    #[test]
+    fn master_fingerprint_is_the_one_wallets_show() {
+        // "abandon … about" is the test mnemonic every wallet shows as [73c5da0a/…].
+        let m = Mnemonic::from_str(ABANDON).unwrap();
+        assert_eq!(master_fingerprint(&m, Network::Bitcoin).unwrap(), "73c5da0a");
+        assert_eq!(master_fingerprint(&m, Network::Regtest).unwrap(), "73c5da0a");
     }
 
     #[test]

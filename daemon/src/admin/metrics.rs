@@ -46,6 +46,10 @@ async fn refresh(ctx: &AppState) -> Result<(), String> {
     note(fees(ctx).await);
     channels(ctx);
     rates(ctx);
+    if ctx.config.events.enabled() {
+        let backlog = tokio::task::block_in_place(|| ctx.store.events_backlog()).map_err(|e| e.to_string());
+        note(backlog.map(|n| gauge("sendero_events_backlog", &[], n as f64)));
+    }
     failed.map_or(Ok(()), Err)
 }
 

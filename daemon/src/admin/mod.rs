@@ -3,6 +3,7 @@
 
 mod apikey;
 mod audit;
+mod backup;
 mod batch;
 mod client;
 mod consolidate;
@@ -132,6 +133,7 @@ methods! {
     "routing.enable" => routing::enable,
     "audit.list" => audit::list,
     "audit.verify" => audit::verify,
+    "backup.export" => backup::export,
     "webhook.endpoints" => webhooks::endpoints,
     "webhook.deliveries" => webhooks::deliveries,
     "webhook.redeliver" => webhooks::redeliver,

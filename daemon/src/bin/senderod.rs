@@ -39,6 +39,13 @@ struct Args {
     /// settles on and exit: 0 when senderod would start with it, 1 with the reason when not.
     #[arg(long)]
     check_config: bool,
+    /// Restore a backup made by `sendero-cli backup.export` into the data directory (which must
+    /// hold no gateway), then exit; start senderod again to run the restored gateway.
+    #[arg(long, value_name = "FILE")]
+    restore_from: Option<PathBuf>,
+    /// With --restore-from: the wallet's mnemonic (a file, mode 0600), when the backup holds none.
+    #[arg(long, value_name = "FILE", requires = "restore_from")]
+    mnemonic_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -63,6 +70,9 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if let Some(bundle) = &args.restore_from {
+        return restore(&config, bundle, args.mnemonic_file.as_deref());
+    }
     if let Err(e) = sendero::logging::init(&config.log, &config.telemetry) {
         return fail(&e);
     }
@@ -80,6 +90,44 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "senderod failed");
             fail(&e)
+        }
+    }
+}
+
+/// `--restore-from`: writes the backup into the configured data dir and says what it holds.
+fn restore(config: &Config, bundle: &std::path::Path, mnemonic_file: Option<&std::path::Path>) -> ExitCode {
+    let network = match config.bitcoin_network() {
+        Ok(n) => n,
+        Err(e) => return fail(&e),
+    };
+    match sendero::backup::restore(bundle, mnemonic_file, &config.datadir, network) {
+        Ok(r) => {
+            let m = &r.manifest;
+            let channels = m.channels.as_array().map_or(0, Vec::len);
+            println!(
+                "senderod: restored the backup made at {} (wallet {}, node {}, {} channel(s)) into {}",
+                m.created_at,
+                m.master_fingerprint,
+                m.node_id.as_deref().unwrap_or("-"),
+                channels,
+                r.datadir.display()
+            );
+            if !m.payouts_in_flight.is_empty() {
+                println!(
+                    "senderod: {} payout(s) were not yet with their rail at the backup and will be resumed: {}",
+                    m.payouts_in_flight.len(),
+                    m.payouts_in_flight.join(", ")
+                );
+            }
+            println!(
+                "senderod: start senderod on this data dir; never start the old one again (its channel state would \
+                 conflict with this one)"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("senderod: restore refused ({}): {e}", e.code());
+            ExitCode::FAILURE
         }
     }
 }

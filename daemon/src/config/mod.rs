@@ -5,6 +5,7 @@ mod api;
 mod batching;
 mod chain;
 mod env;
+mod events;
 mod fx;
 mod invoices;
 mod lightning;
@@ -18,6 +19,7 @@ pub use batching::BatchingConfig;
 pub use chain::{BitcoindConfig, WalletConfig};
 pub use env::env_keys;
 use env::{apply_env, default_home, parse_tree};
+pub use events::EventsConfig;
 pub use fx::{FxConfig, SideMarkup};
 pub use invoices::InvoicesConfig;
 pub use lightning::LightningConfig;
@@ -91,6 +93,8 @@ pub struct Config {
     pub treasury: TreasuryConfig,
     /// Signed webhooks to API clients.
     pub webhooks: WebhooksConfig,
+    /// The outbox's events published to NATS JetStream.
+    pub events: EventsConfig,
     /// What invoices accept.
     pub invoices: InvoicesConfig,
     /// Logging.
@@ -134,6 +138,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             dashboard: DashboardConfig::default(),
             telemetry: TelemetryConfig::default(),
+            events: EventsConfig::default(),
             bitcoind: BitcoindConfig::default(),
             wallet: WalletConfig::default(),
             lightning: LightningConfig::default(),
@@ -236,6 +241,7 @@ impl Config {
         self.admin_listen()?;
         self.metrics_listen()?;
         self.dashboard_listen()?;
+        self.events.check()?;
         let otlp = &self.telemetry.otlp_endpoint;
         if !otlp.is_empty() && !otlp.starts_with("http://") && !otlp.starts_with("https://") {
             return Err(ConfigError::Invalid(format!("telemetry.otlp_endpoint {otlp:?} is not an http(s) URL")));

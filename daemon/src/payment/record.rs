@@ -245,6 +245,17 @@ impl Store {
         Ok(at.map(|a| a as u64))
     }
 
+    /// Payments not yet handed to their rail (submitted, debited, sending), oldest first: what a
+    /// backup cannot tell whether the rail got.
+    pub fn payments_not_with_rail(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT payment_id FROM payments WHERE state IN ('submitted', 'debited', 'sending') ORDER BY created_at, payment_id",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Outbox events of a payment, oldest first: `(event_id, type, payload)`.
     pub fn payment_events(&self, payment_id: &str) -> Result<Vec<(String, String, String)>, StoreError> {
         let conn = self.conn();
