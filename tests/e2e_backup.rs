@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::ln::{channel, open_channel, pair_each, pay_b};
-use common::{http_get_with_key, http_post, onchain_payout, settled, wait_for, AdminMode, Gateway, SENDEROD};
+use common::{http_get_with_key, onchain_payout, settled, wait_for, AdminMode, Gateway, SENDEROD};
 use sendero_wallet::bitcoin::hashes::Hash;
 use serde_json::{json, Value};
 
@@ -63,18 +63,6 @@ fn files_in(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
-}
-
-/// Routes and submits `sat` to `destination` on `rail`; the payment id.
-fn pay(gw: &Gateway, key: &str, sat: u64, destination: &str, rail: &str, idem: &str) -> String {
-    let body = json!({"amount": {"minor_units": sat, "currency": "SAT"}, "destination": destination});
-    let (status, text) = http_post(gw.api_port, "/v1/payments/route", key, None, &body.to_string());
-    assert_eq!(status, 200, "{text}");
-    let route: Value = serde_json::from_str(&text).unwrap();
-    let submit = json!({"route_id": route["route_id"], "rail": rail}).to_string();
-    let (status, text) = http_post(gw.api_port, "/v1/payments/submit", key, Some(idem), &submit);
-    assert_eq!(status, 202, "{text}");
-    serde_json::from_str::<Value>(&text).unwrap()["payment_id"].as_str().unwrap().to_owned()
 }
 
 #[test]
@@ -221,7 +209,7 @@ fn a_backup_restores_the_treasury_the_channel_and_the_books_on_a_new_data_dir() 
     assert_eq!(listed["payments"].as_array().unwrap().len(), 2, "{listed}");
     let inv =
         b.call("ln.invoice", json!({"amount_msat": 30_000_000, "description": "after restore", "expiry_secs": 600}));
-    let id = pay(&restored, &key, 30_000, inv["bolt11"].as_str().unwrap(), "lightning", "after-restore");
+    let id = common::api_payout(&restored, &key, 30_000, inv["bolt11"].as_str().unwrap(), "lightning", "high");
     assert_eq!(settled(&restored, &key, &id)["status"], "SETTLED");
     let paid_to_b = common::ln::payment_by_hash(b, inv["payment_hash"].as_str().unwrap()).unwrap();
     assert_eq!(paid_to_b["status"], "succeeded");

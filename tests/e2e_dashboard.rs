@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::ln::{open_channel, pair_each, unreachable_invoice};
-use common::{http_get_with_key, http_post, outside_address, wait_for, Gateway};
+use common::{api_payout, final_status, http_get_with_key, http_post, outside_address, wait_for, Gateway};
 use serde_json::{json, Value};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -49,35 +49,6 @@ fn session_cookie(head: &str) -> Option<String> {
     assert!(value.contains("HttpOnly") && value.contains("SameSite=Strict") && value.contains("Path=/"), "{value}");
     let pair = value.split(';').next()?.to_owned();
     (pair.len() > "sendero_dashboard=".len()).then_some(pair)
-}
-
-fn route(gw: &Gateway, key: &str, sat: u64, destination: &str, priority: &str) -> Value {
-    let body =
-        json!({"amount": {"minor_units": sat, "currency": "SAT"}, "destination": destination, "priority": priority});
-    let (status, text) = http_post(gw.api_port, "/v1/payments/route", key, None, &body.to_string());
-    assert_eq!(status, 200, "{text}");
-    serde_json::from_str(&text).unwrap()
-}
-
-fn pay(gw: &Gateway, key: &str, sat: u64, destination: &str, rail: &str, priority: &str) -> String {
-    let r = route(gw, key, sat, destination, priority);
-    let body = json!({"route_id": r["route_id"], "rail": rail}).to_string();
-    let (status, text) =
-        http_post(gw.api_port, "/v1/payments/submit", key, Some(r["route_id"].as_str().unwrap()), &body);
-    assert_eq!(status, 202, "{text}");
-    serde_json::from_str::<Value>(&text).unwrap()["payment_id"].as_str().unwrap().to_owned()
-}
-
-fn final_status(gw: &Gateway, key: &str, id: &str) -> String {
-    let mut last = String::new();
-    wait_for(&format!("{id} final"), MINUTE, || {
-        last = http_get_with_key(gw.api_port, &format!("/v1/payments/{id}"), Some(key)).1["status"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        last == "SETTLED" || last == "FAILED"
-    });
-    last
 }
 
 /// The cargo target dir the test binary runs from (`<target>/debug/deps/e2e_dashboard-…`).
@@ -205,12 +176,12 @@ fn scripted_day(p: &common::ln::Pair) -> String {
     );
     assert_eq!(status, 201, "{hook}");
     let on: Vec<String> = (0..2)
-        .map(|i| pay(a, &key, 20_000 + i, &outside_address(60 + i as u8).to_string(), "onchain", "high"))
+        .map(|i| api_payout(a, &key, 20_000 + i, &outside_address(60 + i as u8).to_string(), "onchain", "high"))
         .collect();
     wait_for("the payouts in the mempool", MINUTE, || chain.mempool().len() >= 2);
     chain.mine(1);
     let batched: Vec<String> = (0..3)
-        .map(|i| pay(a, &key, 15_000 + i, &outside_address(70 + i as u8).to_string(), "onchain_batch", "low"))
+        .map(|i| api_payout(a, &key, 15_000 + i, &outside_address(70 + i as u8).to_string(), "onchain_batch", "low"))
         .collect();
     let left = a.call("batch.trigger", json!({}));
     assert_eq!(left["payouts"], 3, "{left}");
@@ -222,15 +193,15 @@ fn scripted_day(p: &common::ln::Pair) -> String {
                 "ln.invoice",
                 json!({"amount_msat": 10_000_000 + i * 1_000, "description": "d", "expiry_secs": 600}),
             );
-            pay(a, &key, 10_000 + i, inv["bolt11"].as_str().unwrap(), "lightning", "high")
+            api_payout(a, &key, 10_000 + i, inv["bolt11"].as_str().unwrap(), "lightning", "high")
         })
         .collect();
-    let failing = pay(a, &key, 5_000, &unreachable_invoice(&p.b_id, 5_000_000), "lightning", "high");
+    let failing = api_payout(a, &key, 5_000, &unreachable_invoice(&p.b_id, 5_000_000), "lightning", "high");
     for id in on.iter().chain(&batched).chain(&ln) {
         assert_eq!(final_status(a, &key, id), "SETTLED", "{id}");
     }
     assert_eq!(final_status(a, &key, &failing), "FAILED");
-    pay(a, &key, 12_345, &outside_address(80).to_string(), "onchain_batch", "low");
+    api_payout(a, &key, 12_345, &outside_address(80).to_string(), "onchain_batch", "low");
     wait_for("A's wallet synced", MINUTE, || a.synced_height() == u64::from(chain.height()));
     key
 }

@@ -12,8 +12,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::ln::{open_channel, pair_each, unreachable_invoice};
-use common::{http_get_with_key, http_post, outside_address, wait_for, Gateway};
-use serde_json::{json, Value};
+use common::{api_payout, final_status, http_get_with_key, outside_address, wait_for};
+use serde_json::json;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -66,35 +66,6 @@ fn get(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     samples.get(&(name.to_owned(), labels)).copied()
 }
 
-fn route(gw: &Gateway, key: &str, sat: u64, destination: &str) -> Value {
-    let body =
-        json!({"amount": {"minor_units": sat, "currency": "SAT"}, "destination": destination, "priority": "high"});
-    let (status, text) = http_post(gw.api_port, "/v1/payments/route", key, None, &body.to_string());
-    assert_eq!(status, 200, "{text}");
-    serde_json::from_str(&text).unwrap()
-}
-
-fn pay(gw: &Gateway, key: &str, sat: u64, destination: &str, rail: &str) -> String {
-    let r = route(gw, key, sat, destination);
-    let body = json!({"route_id": r["route_id"], "rail": rail}).to_string();
-    let (status, text) =
-        http_post(gw.api_port, "/v1/payments/submit", key, Some(r["route_id"].as_str().unwrap()), &body);
-    assert_eq!(status, 202, "{text}");
-    serde_json::from_str::<Value>(&text).unwrap()["payment_id"].as_str().unwrap().to_owned()
-}
-
-fn final_status(gw: &Gateway, key: &str, id: &str) -> String {
-    let mut last = String::new();
-    wait_for(&format!("{id} final"), MINUTE, || {
-        last = http_get_with_key(gw.api_port, &format!("/v1/payments/{id}"), Some(key)).1["status"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        last == "SETTLED" || last == "FAILED"
-    });
-    last
-}
-
 #[test]
 fn metrics_after_a_scripted_run_parse_and_equal_what_the_admin_rpc_reports() {
     let port = sendero::devchain::free_port().unwrap();
@@ -107,8 +78,9 @@ fn metrics_after_a_scripted_run_parse_and_equal_what_the_admin_rpc_reports() {
     let key = a.api_key("pay,read,quote");
 
     // Two on-chain payouts, two Lightning ones, one Lightning payout the network fails.
-    let on: Vec<String> =
-        (0..2).map(|i| pay(a, &key, 20_000 + i, &outside_address(60 + i as u8).to_string(), "onchain")).collect();
+    let on: Vec<String> = (0..2)
+        .map(|i| api_payout(a, &key, 20_000 + i, &outside_address(60 + i as u8).to_string(), "onchain", "high"))
+        .collect();
     wait_for("the payouts in the mempool", MINUTE, || chain.mempool().len() >= 2);
     chain.mine(1);
     let ln: Vec<String> = (0..2)
@@ -117,10 +89,10 @@ fn metrics_after_a_scripted_run_parse_and_equal_what_the_admin_rpc_reports() {
                 "ln.invoice",
                 json!({"amount_msat": 10_000_000 + i * 1_000, "description": "m", "expiry_secs": 600}),
             );
-            pay(a, &key, 10_000 + i, inv["bolt11"].as_str().unwrap(), "lightning")
+            api_payout(a, &key, 10_000 + i, inv["bolt11"].as_str().unwrap(), "lightning", "high")
         })
         .collect();
-    let failing = pay(a, &key, 5_000, &unreachable_invoice(&p.b_id, 5_000_000), "lightning");
+    let failing = api_payout(a, &key, 5_000, &unreachable_invoice(&p.b_id, 5_000_000), "lightning", "high");
     for id in on.iter().chain(&ln) {
         assert_eq!(final_status(a, &key, id), "SETTLED");
     }

@@ -437,6 +437,34 @@ pub fn onchain_payout(gw: &Gateway, key: &str, sat: u64, seed: u8, idem: &str) -
     p["payment_id"].as_str().expect("payment_id").to_owned()
 }
 
+/// Routes `sat` to `destination` at `priority` and submits it on `rail` (the route id as the
+/// idempotency key); the payment id.
+pub fn api_payout(gw: &Gateway, key: &str, sat: u64, destination: &str, rail: &str, priority: &str) -> String {
+    let body =
+        json!({"amount": {"minor_units": sat, "currency": "SAT"}, "destination": destination, "priority": priority});
+    let (status, text) = http_post(gw.api_port, "/v1/payments/route", key, None, &body.to_string());
+    assert_eq!(status, 200, "{text}");
+    let r: Value = serde_json::from_str(&text).expect("route");
+    let body = json!({"route_id": r["route_id"], "rail": rail}).to_string();
+    let idem = r["route_id"].as_str().expect("route_id");
+    let (status, text) = http_post(gw.api_port, "/v1/payments/submit", key, Some(idem), &body);
+    assert_eq!(status, 202, "{text}");
+    serde_json::from_str::<Value>(&text).expect("payment")["payment_id"].as_str().expect("payment_id").to_owned()
+}
+
+/// Waits (a minute at most) until the payment is final; its status (`SETTLED` or `FAILED`).
+pub fn final_status(gw: &Gateway, key: &str, id: &str) -> String {
+    let mut last = String::new();
+    wait_for(&format!("{id} final"), Duration::from_secs(60), || {
+        last = http_get_with_key(gw.api_port, &format!("/v1/payments/{id}"), Some(key)).1["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        last == "SETTLED" || last == "FAILED"
+    });
+    last
+}
+
 /// A plain HTTP/1.1 DELETE with an API key; (status, JSON body or Null).
 pub fn http_delete(port: u16, path: &str, key: &str) -> (u16, Value) {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return (0, Value::Null) };

@@ -397,7 +397,7 @@ pub(crate) enum Command {
     /// unless asked) to a file, mode 0600. Restore it with `senderod --restore-from FILE`.
     #[command(name = "backup.export")]
     BackupExport {
-        /// The file to write (refused if it exists) [default: sendero-backup-<network>-<unix time>.tar].
+        /// The file to write (refused if it exists); default `sendero-backup-<network>-<unix time>.tar`.
         #[arg(long)]
         #[serde(skip)]
         out: Option<PathBuf>,
