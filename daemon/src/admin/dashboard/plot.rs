@@ -1,7 +1,9 @@
 //! The fees plot, an inline SVG drawn on the server: the cumulative fees settled payouts paid and
-//! the cumulative cost of one transaction per payout, over the payouts in the order they settled
-//! (the first's and the last's times on the axis) — each line starts at the origin and has one
-//! point per payout. Sums are integer sats; floats only place the points.
+//! the cumulative cost of one transaction per payout, over time — each line starts at the origin
+//! and has one point per payout, placed at its settle time. Payouts that all settled within
+//! [`MIN_TIME_SPAN`] (a test's compressed day) are spread evenly in the order they settled
+//! instead, so that they do not fall on one vertical line; the axis's title says which. Sums are
+//! integer sats; floats only place the points.
 
 use std::fmt::Write;
 
@@ -14,6 +16,8 @@ const LEFT: f64 = 80.0;
 const RIGHT: f64 = 20.0;
 const TOP: f64 = 20.0;
 const BOTTOM: f64 = 44.0;
+/// Below this span between the first and the last payout, seconds, the x axis is their order.
+pub(super) const MIN_TIME_SPAN: u64 = 60;
 
 /// The two lines' totals: (fees paid, one transaction each), sats.
 pub(super) fn totals(points: &[CostPoint]) -> (u64, u64) {
@@ -55,9 +59,24 @@ fn top(points: &[CostPoint]) -> u64 {
     paid.max(alone).max(1)
 }
 
-/// Where payout `i` (from 1) of `n` goes across.
-fn x(i: usize, n: usize) -> f64 {
-    LEFT + (X1 - LEFT) * i as f64 / n.max(1) as f64
+/// Whether the x axis is time (else the payouts' order).
+fn by_time(points: &[CostPoint]) -> bool {
+    match (points.first(), points.last()) {
+        (Some(first), Some(last)) => last.at.saturating_sub(first.at) >= MIN_TIME_SPAN,
+        _ => false,
+    }
+}
+
+/// Where payout `i` (from 0) goes across: at its time between the first's and the last's, or
+/// the `i + 1`-th of `n` even steps.
+fn x(points: &[CostPoint], i: usize) -> f64 {
+    let n = points.len();
+    if by_time(points) {
+        let (first, span) = (points[0].at, points[n - 1].at - points[0].at);
+        LEFT + (X1 - LEFT) * points[i].at.saturating_sub(first) as f64 / span as f64
+    } else {
+        LEFT + (X1 - LEFT) * (i + 1) as f64 / n.max(1) as f64
+    }
 }
 
 /// Where `sat` of `top` goes up.
@@ -67,15 +86,15 @@ fn y(sat: u64, top: u64) -> f64 {
 
 /// Both lines, from the origin, one point per payout.
 fn lines(out: &mut String, points: &[CostPoint]) {
-    let (n, top) = (points.len(), top(points));
+    let top = top(points);
     let origin = format!("{LEFT:.1},{Y0:.1} ");
     let mut lines = [origin.clone(), origin];
     let (mut paid, mut alone) = (0u64, 0u64);
     for (i, p) in points.iter().enumerate() {
         paid += p.paid_sat;
         alone += p.one_by_one_sat;
-        let _ = write!(lines[0], "{:.1},{:.1} ", x(i + 1, n), y(paid, top));
-        let _ = write!(lines[1], "{:.1},{:.1} ", x(i + 1, n), y(alone, top));
+        let _ = write!(lines[0], "{:.1},{:.1} ", x(points, i), y(paid, top));
+        let _ = write!(lines[1], "{:.1},{:.1} ", x(points, i), y(alone, top));
     }
     for (class, label, line) in
         [("paid", "fees paid", &lines[0]), ("one-by-one", "one transaction per payout", &lines[1])]
@@ -88,6 +107,15 @@ fn lines(out: &mut String, points: &[CostPoint]) {
     }
 }
 
+/// The x axis's title.
+fn axis_title(points: &[CostPoint]) -> &'static str {
+    if by_time(points) {
+        "settle time (UTC)"
+    } else {
+        "settled payouts, in order (UTC; all within a minute)"
+    }
+}
+
 /// The axes' labels and the legend.
 fn labels(out: &mut String, points: &[CostPoint]) {
     let (n, first, last) = (points.len(), &points[0], &points[points.len() - 1]);
@@ -95,10 +123,11 @@ fn labels(out: &mut String, points: &[CostPoint]) {
         (LEFT - 6.0, Y0 + 4.0, "end", "0 sat".to_owned()),
         (LEFT - 6.0, TOP + 4.0, "end", format!("{} sat", sep(top(points)))),
         (X1, Y0 + 18.0, "end", format!("#{n} {}", clock(last.at))),
-        ((LEFT + X1) / 2.0, Y0 + 36.0, "middle", "settled payouts, in order (UTC)".to_owned()),
+        ((LEFT + X1) / 2.0, Y0 + 36.0, "middle", axis_title(points).to_owned()),
     ];
     if n > 1 {
-        labels.push((x(1, n), Y0 + 18.0, "middle", format!("#1 {}", clock(first.at))));
+        let anchor = if by_time(points) { "start" } else { "middle" };
+        labels.push((x(points, 0), Y0 + 18.0, anchor, format!("#1 {}", clock(first.at))));
     }
     for (lx, ly, anchor, text) in labels {
         let _ = write!(out, "<text x=\"{lx:.1}\" y=\"{ly:.1}\" text-anchor=\"{anchor}\">{}</text>", esc(&text));
@@ -130,7 +159,7 @@ mod tests {
 
     #[test]
     fn each_payout_is_a_point_on_both_lines() {
-        let points = [point(1_000, 100, 141), point(1_030, 50, 141), point(1_060, 70, 70)];
+        let points = [point(1_000, 100, 141), point(1_020, 50, 141), point(1_040, 70, 70)];
         assert_eq!(totals(&points), (220, 352));
         let svg = svg(&points);
         let (paid, alone) = (line(&svg, "paid"), line(&svg, "one-by-one"));
@@ -143,6 +172,18 @@ mod tests {
         let paid_end: f64 = paid[3].split(',').nth(1).unwrap().parse().unwrap();
         assert!(paid_end > 20.0 && paid_end < 216.0, "{paid_end}");
         assert!(svg.contains(">352 sat<"), "{svg}");
+    }
+
+    #[test]
+    fn over_a_minute_or_more_the_points_are_placed_at_their_times() {
+        // Settled at 0 s, 900 s and 3,600 s: a quarter of the way, then the right edge.
+        let points = [point(10_000, 100, 141), point(10_900, 50, 141), point(13_600, 70, 70)];
+        let drawn = svg(&points);
+        let xs: Vec<&str> = line(&drawn, "paid").iter().map(|p| p.split(',').next().unwrap()).collect();
+        assert_eq!(xs, ["80.0", "80.0", "245.0", "740.0"]);
+        assert!(drawn.contains(">settle time (UTC)<"), "{drawn}");
+        let quick = svg(&[point(10_000, 1, 1), point(10_059, 1, 1)]);
+        assert!(quick.contains("in order (UTC; all within a minute)"), "{quick}");
     }
 
     #[test]
