@@ -207,9 +207,7 @@ fn a_backup_restores_the_treasury_the_channel_and_the_books_on_a_new_data_dir() 
     let (status, listed) = http_get_with_key(restored.api_port, "/v1/payments?limit=10", Some(&key));
     assert_eq!(status, 200);
     assert_eq!(listed["payments"].as_array().unwrap().len(), 2, "{listed}");
-    let inv =
-        b.call("ln.invoice", json!({"amount_msat": 30_000_000, "description": "after restore", "expiry_secs": 600}));
-    let id = common::api_payout(&restored, &key, 30_000, inv["bolt11"].as_str().unwrap(), "lightning", "high");
+    let (id, inv) = common::ln::api_pay_invoice(&restored, b, &key, 30_000);
     assert_eq!(settled(&restored, &key, &id)["status"], "SETTLED");
     let paid_to_b = common::ln::payment_by_hash(b, inv["payment_hash"].as_str().unwrap()).unwrap();
     assert_eq!(paid_to_b["status"], "succeeded");

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::ln::{open_channel, pair_each, unreachable_invoice};
+use common::ln::{api_pay_invoice, open_channel, pair_each, unreachable_invoice};
 use common::{api_payout, final_status, http_get_with_key, http_post, outside_address, wait_for, Gateway};
 use serde_json::{json, Value};
 
@@ -187,15 +187,7 @@ fn scripted_day(p: &common::ln::Pair) -> String {
     assert_eq!(left["payouts"], 3, "{left}");
     wait_for("the batch in the mempool", MINUTE, || chain.mempool().len() == 1);
     chain.mine(1);
-    let ln: Vec<String> = (0..2)
-        .map(|i| {
-            let inv = b.call(
-                "ln.invoice",
-                json!({"amount_msat": 10_000_000 + i * 1_000, "description": "d", "expiry_secs": 600}),
-            );
-            api_payout(a, &key, 10_000 + i, inv["bolt11"].as_str().unwrap(), "lightning", "high")
-        })
-        .collect();
+    let ln: Vec<String> = (0..2).map(|i| api_pay_invoice(a, b, &key, 10_000 + i).0).collect();
     let failing = api_payout(a, &key, 5_000, &unreachable_invoice(&p.b_id, 5_000_000), "lightning", "high");
     for id in on.iter().chain(&batched).chain(&ln) {
         assert_eq!(final_status(a, &key, id), "SETTLED", "{id}");

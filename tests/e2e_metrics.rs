@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::ln::{open_channel, pair_each, unreachable_invoice};
+use common::ln::{api_pay_invoice, open_channel, pair_each, unreachable_invoice};
 use common::{api_payout, final_status, http_get_with_key, outside_address, wait_for};
 use serde_json::json;
 
@@ -83,15 +83,7 @@ fn metrics_after_a_scripted_run_parse_and_equal_what_the_admin_rpc_reports() {
         .collect();
     wait_for("the payouts in the mempool", MINUTE, || chain.mempool().len() >= 2);
     chain.mine(1);
-    let ln: Vec<String> = (0..2)
-        .map(|i| {
-            let inv = b.call(
-                "ln.invoice",
-                json!({"amount_msat": 10_000_000 + i * 1_000, "description": "m", "expiry_secs": 600}),
-            );
-            api_payout(a, &key, 10_000 + i, inv["bolt11"].as_str().unwrap(), "lightning", "high")
-        })
-        .collect();
+    let ln: Vec<String> = (0..2).map(|i| api_pay_invoice(a, b, &key, 10_000 + i).0).collect();
     let failing = api_payout(a, &key, 5_000, &unreachable_invoice(&p.b_id, 5_000_000), "lightning", "high");
     for id in on.iter().chain(&ln) {
         assert_eq!(final_status(a, &key, id), "SETTLED");

@@ -306,7 +306,8 @@ pub fn read_bundle(reader: impl Read) -> Result<Bundle, BackupError> {
     let invalid = |what: String| BackupError::Invalid(format!("not a usable Sendero backup: {what}"));
     let mut archive = tar::Archive::new(reader);
     let mut manifest: Option<Manifest> = None;
-    let mut found: Vec<(String, Vec<u8>)> = Vec::new();
+    // Each name's first entry, moved into `files` once checked.
+    let mut found: std::collections::HashMap<String, Vec<u8>> = Default::default();
     for entry in archive.entries().map_err(|e| invalid(e.to_string()))? {
         let mut entry = entry.map_err(|e| invalid(e.to_string()))?;
         let name = entry.path().map_err(|e| invalid(e.to_string()))?.to_string_lossy().into_owned();
@@ -315,7 +316,7 @@ pub fn read_bundle(reader: impl Read) -> Result<Bundle, BackupError> {
         if name == MANIFEST {
             manifest = Some(serde_json::from_slice(&bytes).map_err(|e| invalid(format!("{MANIFEST}: {e}")))?);
         } else {
-            found.push((name, bytes));
+            found.entry(name).or_insert(bytes);
         }
     }
     let manifest = manifest.ok_or_else(|| invalid(format!("no {MANIFEST}")))?;
@@ -328,19 +329,16 @@ pub fn read_bundle(reader: impl Read) -> Result<Bundle, BackupError> {
         if !allowed.contains(&listed.name.as_str()) {
             return Err(invalid(format!("unexpected file {:?}", listed.name)));
         }
-        let (_, bytes) = found
-            .iter()
-            .find(|(name, _)| *name == listed.name)
-            .ok_or_else(|| invalid(format!("{} is missing", listed.name)))?;
-        if bytes.len() as u64 != listed.bytes || hex_sha256(bytes) != listed.sha256 {
+        let bytes = found.remove(&listed.name).ok_or_else(|| invalid(format!("{} is missing", listed.name)))?;
+        if bytes.len() as u64 != listed.bytes || hex_sha256(&bytes) != listed.sha256 {
             return Err(invalid(format!(
                 "{} is damaged (its size or SHA-256 differs from the manifest's)",
                 listed.name
             )));
         }
-        files.push((listed.name.clone(), bytes.clone()));
+        files.push((listed.name.clone(), bytes));
     }
-    if let Some((extra, _)) = found.iter().find(|(name, _)| !manifest.files.iter().any(|f| f.name == *name)) {
+    if let Some(extra) = found.keys().next() {
         return Err(invalid(format!("{extra:?} is not in the manifest")));
     }
     if manifest.includes_mnemonic != files.iter().any(|(name, _)| name == MNEMONIC) {

@@ -250,14 +250,8 @@ async fn serve(state: &AppState, tasks: &mut Tasks, cancel: &CancellationToken) 
     let api_at = api_listener.local_addr().map_err(io("API address"))?;
     let admin_at = admin.describe();
     if let Some(addr) = state.config.metrics_listen()? {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(io(format!("bind metrics on {addr}")))?;
-        let (app, stop) = (crate::admin::metrics::router(state.clone()), cancel.clone());
-        tasks.spawn("metrics", async move {
-            if let Err(e) = crate::api::serve_app(listener, app, stop).await {
-                tracing::error!(error = %e, "metrics listener failed");
-            }
-        });
-        tracing::info!(metrics = %addr, "Prometheus metrics at /metrics");
+        let at = serve_side(tasks, "metrics", addr, crate::admin::metrics::router(state.clone()), cancel).await?;
+        tracing::info!(metrics = %at, "Prometheus metrics at /metrics");
     }
     if let (Some(addr), Some(cookie)) = (dashboard_addr, admin.cookie()) {
         serve_dashboard(state, tasks, cancel, addr, cookie.to_owned()).await?;
@@ -296,18 +290,31 @@ async fn serve_dashboard(
     addr: std::net::SocketAddr,
     cookie: String,
 ) -> Result<(), DaemonError> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(io(format!("bind dashboard on {addr}")))?;
-    let at = listener.local_addr().map_err(io("dashboard address"))?;
+    let at = serve_side(tasks, "dashboard", addr, crate::admin::dashboard::router(state.clone()), cancel).await?;
     state.logins.enable(at, cookie);
-    let (app, stop) = (crate::admin::dashboard::router(state.clone()), cancel.clone());
-    tasks.spawn("dashboard", async move {
-        if let Err(e) = crate::api::serve_app(listener, app, stop).await {
-            tracing::error!(error = %e, "dashboard listener failed");
-        }
-    });
     let cookie = state.config.datadir.join(crate::admin::COOKIE_FILE);
     tracing::info!(dashboard = %at, cookie = %cookie.display(), "operator dashboard at http://{at}/ (log in with the admin cookie)");
     Ok(())
+}
+
+/// Binds `addr` and serves `app` there as the supervised task `name` (the metrics and dashboard
+/// listeners); the bound address.
+async fn serve_side(
+    tasks: &mut Tasks,
+    name: &'static str,
+    addr: std::net::SocketAddr,
+    app: axum::Router,
+    cancel: &CancellationToken,
+) -> Result<std::net::SocketAddr, DaemonError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(io(format!("bind {name} on {addr}")))?;
+    let at = listener.local_addr().map_err(io(format!("{name} address")))?;
+    let stop = cancel.clone();
+    tasks.spawn(name, async move {
+        if let Err(e) = crate::api::serve_app(listener, app, stop).await {
+            tracing::error!(error = %e, "{name} listener failed");
+        }
+    });
+    Ok(at)
 }
 
 fn server_ended(name: &str, r: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), DaemonError> {

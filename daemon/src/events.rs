@@ -118,6 +118,8 @@ pub async fn run(store: Arc<Store>, config: EventsConfig, cancel: CancellationTo
     };
     let js = jetstream::new(client);
     let (mut stream_ready, mut failing) = (false, false);
+    // The last row JetStream acknowledged: read from the store once, then kept here.
+    let mut cursor: Option<i64> = None;
     let mut backoff = Duration::from_millis(500);
     while !cancel.is_cancelled() {
         let round = async {
@@ -125,7 +127,13 @@ pub async fn run(store: Arc<Store>, config: EventsConfig, cancel: CancellationTo
                 ensure_stream(&js, &config).await?;
                 stream_ready = true;
             }
-            publish_round(&store, &js, &config).await
+            let after = match cursor {
+                Some(after) => after,
+                None => *cursor.insert(store.events_cursor()?),
+            };
+            let (published, last) = publish_round(&store, &js, &config, after).await?;
+            cursor = Some(last);
+            Ok::<_, PublishError>(published)
         };
         let wait = match round.await {
             Ok(published) => {
@@ -173,12 +181,16 @@ async fn ensure_stream(js: &jetstream::Context, config: &EventsConfig) -> Result
     Ok(())
 }
 
-/// Publishes the events after the cursor (up to [`BATCH`]), waits for every acknowledgement,
-/// then saves the cursor; how many were published.
-async fn publish_round(store: &Store, js: &jetstream::Context, config: &EventsConfig) -> Result<usize, PublishError> {
-    let cursor = store.events_cursor()?;
-    let events = store.outbox_after(cursor, BATCH)?;
-    let Some(last) = events.last().map(|e| e.id) else { return Ok(0) };
+/// Publishes the events after row `after` (up to [`BATCH`]), waits for every acknowledgement,
+/// then saves the cursor; how many were published and the cursor now.
+async fn publish_round(
+    store: &Store,
+    js: &jetstream::Context,
+    config: &EventsConfig,
+    after: i64,
+) -> Result<(usize, i64), PublishError> {
+    let events = store.outbox_after(after, BATCH)?;
+    let Some(last) = events.last().map(|e| e.id) else { return Ok((0, after)) };
     let mut acks = Vec::with_capacity(events.len());
     for e in &events {
         let message = PublishMessage::build()
@@ -200,7 +212,7 @@ async fn publish_round(store: &Store, js: &jetstream::Context, config: &EventsCo
         tracing::info!(duplicates, "events: JetStream dropped events published before a restart (same ids)");
     }
     tracing::debug!(events = events.len(), cursor = last, "events: published");
-    Ok(events.len())
+    Ok((events.len(), last))
 }
 
 #[cfg(test)]

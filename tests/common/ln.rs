@@ -140,6 +140,15 @@ pub fn pay_a(p: &Pair, amount_msat: u64) {
     });
 }
 
+/// `payee` invoices `sat`, `payer` pays it through `/v1/payments` on `lightning` (priority
+/// `high`) with `key`; the payment id and the invoice.
+pub fn api_pay_invoice(payer: &Gateway, payee: &Gateway, key: &str, sat: u64) -> (String, Value) {
+    let inv =
+        payee.call("ln.invoice", json!({"amount_msat": sat * 1_000, "description": "payout", "expiry_secs": 600}));
+    let bolt11 = inv["bolt11"].as_str().expect("bolt11");
+    (super::api_payout(payer, key, sat, bolt11, "lightning", "high"), inv)
+}
+
 /// Waits until `gw`'s ledger is settled and exact on both rails; returns the verify answer.
 pub fn settled_exact(gw: &Gateway, what: &str) -> Value {
     let mut last = Value::Null;

@@ -61,6 +61,13 @@ impl AdminError {
     }
 }
 
+/// `code: message`, as logs and the operator's pages show it.
+impl std::fmt::Display for AdminError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
 impl From<WalletError> for AdminError {
     fn from(e: WalletError) -> Self {
         use rpc_code::*;

@@ -62,8 +62,7 @@ fn text(v: &Value) -> String {
 }
 
 async fn routing(ctx: &AppState) -> Result<(), String> {
-    let stats =
-        super::routing::stats(ctx, Params::default()).await.map_err(|e| format!("{}: {}", e.code, e.message))?;
+    let stats = super::routing::stats(ctx, Params::default()).await.map_err(|e| e.to_string())?;
     for r in stats["rails"].as_array().into_iter().flatten() {
         let rail = [("rail", text(&r["rail"]))];
         gauge("sendero_rail_success_rate", &rail, num(&r["success_rate"]));
@@ -74,8 +73,7 @@ async fn routing(ctx: &AppState) -> Result<(), String> {
 }
 
 async fn treasury(ctx: &AppState) -> Result<(), String> {
-    let status =
-        super::treasury::status(ctx, Params::default()).await.map_err(|e| format!("{}: {}", e.code, e.message))?;
+    let status = super::treasury::status(ctx, Params::default()).await.map_err(|e| e.to_string())?;
     for r in status["rails"].as_array().into_iter().flatten() {
         let rail = [("rail", text(&r["rail"]))];
         gauge("sendero_treasury_held_sat", &rail, num(&r["held_sat"]));
@@ -89,8 +87,7 @@ async fn treasury(ctx: &AppState) -> Result<(), String> {
 /// Fees paid per rail over the last 24 h (as `fees.report` gives them by default), and what one
 /// transaction per payout would have cost.
 async fn fees(ctx: &AppState) -> Result<(), String> {
-    let report =
-        super::cost_reports::report(ctx, Params::default()).await.map_err(|e| format!("{}: {}", e.code, e.message))?;
+    let report = super::cost_reports::report(ctx, Params::default()).await.map_err(|e| e.to_string())?;
     for r in report["rails"].as_array().into_iter().flatten() {
         let rail = [("rail", text(&r["rail"]))];
         gauge("sendero_fees_paid_24h_sat", &rail, num(&r["fees_paid_sat"]));

@@ -102,15 +102,11 @@ fn source_status(h: &SourceHealth, now: u64, ttl_secs: u64) -> &'static str {
 /// Latest payouts listed.
 const RECENT: usize = 20;
 
-fn reason(e: super::super::error::AdminError) -> String {
-    format!("{}: {}", e.code, e.message)
-}
-
 /// Reads every section.
 pub(super) async fn gather(ctx: &AppState) -> Figures {
-    let treasury = treasury::status(ctx, Params::default()).await.map_err(reason);
-    let channels = ln_channels::channels(ctx, Params::default()).await.map_err(reason);
-    let batch = batch::list(ctx, Params::default()).await.map_err(reason);
+    let treasury = treasury::status(ctx, Params::default()).await.map_err(|e| e.to_string());
+    let channels = ln_channels::channels(ctx, Params::default()).await.map_err(|e| e.to_string());
+    let batch = batch::list(ctx, Params::default()).await.map_err(|e| e.to_string());
     Figures {
         now: crate::unix_now(),
         network: ctx.network.to_string(),
@@ -131,7 +127,7 @@ fn payouts(ctx: &AppState) -> Section<Payouts> {
 }
 
 async fn fees(ctx: &AppState) -> Section<Fees> {
-    let report = cost_reports::report(ctx, Params::default()).await.map_err(reason)?;
+    let report = cost_reports::report(ctx, Params::default()).await.map_err(|e| e.to_string())?;
     let (from, to) = (report["from"].as_u64().unwrap_or(0), report["to"].as_u64().unwrap_or(0));
     let points = costs::timeline(&ctx.payments, from, to).map_err(|e| e.to_string())?;
     Ok(Fees { report, points })
