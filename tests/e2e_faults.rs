@@ -355,14 +355,20 @@ fn fill(path: &Path) -> u64 {
 }
 
 /// A route then an on-chain submit (`n` makes each new), and an invoice: their answers.
-fn write_attempt(gw: &Gateway, key: &str, n: u64) -> Vec<(&'static str, u16, Value)> {
+/// One route, one submit and one invoice. When the route finds no room, the submit takes one of
+/// `spares` (routes priced before the disk filled), so that submits meet the full disk too; a
+/// spare the full disk refused is kept for the next round.
+fn write_attempt(gw: &Gateway, key: &str, n: u64, spares: &mut Vec<String>) -> Vec<(&'static str, u16, Value)> {
     let mut answers = vec![];
     let route =
         post(gw.api_port, "/v1/payments/route", key, None, &route_body(10_000 + n, &outside_address(3).to_string()));
     answers.push(("route", route.0, route.1.clone()));
-    let route_id = match route.0 {
-        200 => route.1["route_id"].as_str().unwrap().to_owned(),
-        _ => format!("rt_missing_{n}"),
+    let (route_id, spare) = match route.0 {
+        200 => (route.1["route_id"].as_str().unwrap().to_owned(), false),
+        _ => match spares.pop() {
+            Some(spare) => (spare, true),
+            None => (format!("rt_missing_{n}"), false),
+        },
     };
     let submit = post(
         gw.api_port,
@@ -371,6 +377,9 @@ fn write_attempt(gw: &Gateway, key: &str, n: u64) -> Vec<(&'static str, u16, Val
         Some(&format!("full-{n}")),
         &json!({"route_id": route_id, "rail": "onchain"}),
     );
+    if spare && submit.0 == 507 {
+        spares.push(route_id);
+    }
     answers.push(("submit", submit.0, submit.1));
     let body = json!({"amount": {"minor_units": 5_000 + n, "currency": "SAT"}, "description": "disk full"});
     let invoice = post(gw.api_port, "/v1/invoices", key, Some(&format!("inv-{n}")), &body);
@@ -395,12 +404,21 @@ fn a_full_disk_answers_storage_full_corrupts_nothing_and_clears_when_space_is_fr
     let tmpfs = Tmpfs::mount(&dir, "24m");
     // The log is on the full disk too (senderod.log in the data directory): lines that cannot be
     // written are dropped, and nothing else stops.
-    let mut gw = Gateway::start(&chain, &dir, AdminMode::Socket);
+    // Routes last the test's length: the spares priced before the disk fills are still good.
+    let mut gw = Gateway::start_with(&chain, &dir, AdminMode::Socket, "human", "[routing]\nroute_ttl_secs = 3600\n");
     let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
     chain.mine_to(101, &address);
     wait_for("sync", MINUTE, || gw.synced_height() == 101);
     let key = gw.api_key("pay,read,invoice");
-    let first = write_attempt(&gw, &key, 0);
+    let first = write_attempt(&gw, &key, 0, &mut vec![]);
+    let mut spares: Vec<String> = (0..200)
+        .map(|i| {
+            let body = route_body(30_000 + i, &outside_address(4).to_string());
+            let (status, route, _) = post(gw.api_port, "/v1/payments/route", &key, None, &body);
+            assert_eq!(status, 200, "{route}");
+            route["route_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
     assert_eq!(first.iter().map(|(_, s, _)| *s).collect::<Vec<_>>(), [200, 202, 201], "{first:?}");
 
     // The disk fills up: every write answers either as usual or 507 storage_full (with
@@ -412,7 +430,7 @@ fn a_full_disk_answers_storage_full_corrupts_nothing_and_clears_when_space_is_fr
     let mut accepted = vec![first[1].2["payment_id"].as_str().unwrap().to_owned()];
     // Whether a small write finds no room depends on where SQLite's WAL stands: as many rounds as it takes.
     while full.len() < 3 && n < 2_000 {
-        for (what, status, body) in write_attempt(&gw, &key, n) {
+        for (what, status, body) in write_attempt(&gw, &key, n, &mut spares) {
             if what == "submit" && status == 202 {
                 accepted.push(body["payment_id"].as_str().unwrap().to_owned());
             }
@@ -444,7 +462,7 @@ fn a_full_disk_answers_storage_full_corrupts_nothing_and_clears_when_space_is_fr
             std::fs::remove_file(entry.path()).unwrap();
         }
     }
-    let again = write_attempt(&gw, &key, 1_000);
+    let again = write_attempt(&gw, &key, 1_000, &mut vec![]);
     assert_eq!(again.iter().map(|(_, s, _)| *s).collect::<Vec<_>>(), [200, 202, 201], "{again:?}");
     accepted.push(again[1].2["payment_id"].as_str().unwrap().to_owned());
     // Every payout accepted before and while the disk was full is paid, once.
