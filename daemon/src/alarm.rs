@@ -6,7 +6,7 @@
 //! `getinfo` say `degraded`, one ERROR log line, one `channel.closed_unexpectedly` operator event
 //! in the outbox.
 
-use rusqlite::{params, OptionalExtension};
+use crate::store::sql::{params, OptionalExtension};
 use serde::Serialize;
 use serde_json::json;
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use sendero_wallet::bitcoin::hashes::{sha256, Hash};
 
-use rusqlite::{params, OptionalExtension};
+use crate::store::sql::{params, OptionalExtension};
 
 use crate::store::{Store, StoreError};
 
@@ -194,7 +194,7 @@ impl Store {
     }
 }
 
-fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
+fn api_key_row(r: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<ApiKeyRow> {
     Ok(ApiKeyRow {
         id: r.get(0)?,
         label: r.get(1)?,

@@ -4,7 +4,7 @@
 //! breaks every hash after it; SQLite triggers refuse UPDATE and DELETE on the table outright.
 //! `audit.verify` recomputes the chain.
 
-use rusqlite::{params, OptionalExtension};
+use crate::store::sql::{params, OptionalExtension};
 use sendero_wallet::bitcoin::hashes::{sha256, Hash, HashEngine};
 use serde::Serialize;
 use serde_json::Value;
@@ -132,12 +132,13 @@ impl Store {
         let conn = self.conn();
         let mut stmt =
             conn.prepare("SELECT seq, at, actor, action, details, prev_hash, hash FROM audit_log ORDER BY seq")?;
-        let mut rows = stmt.query([])?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        })?;
         let (mut prev, mut expected_seq, mut entries) = (GENESIS.to_owned(), 1_i64, 0_u64);
-        while let Some(r) = rows.next()? {
-            let (seq, at): (i64, i64) = (r.get(0)?, r.get(1)?);
-            let (actor, action, details, prev_hash, hash): (String, String, String, String, String) =
-                (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?);
+        for row in rows {
+            let (seq, at, actor, action, details, prev_hash, hash): (i64, i64, String, String, String, String, String) =
+                row?;
             let holds = seq == expected_seq
                 && prev_hash == prev
                 && hash == entry_hash(&prev, seq, at as u64, &actor, &action, &details);

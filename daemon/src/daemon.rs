@@ -132,11 +132,24 @@ struct Boot {
     fx_sources: crate::fx::sources::SourceSet,
 }
 
+/// Opens (and migrates) the books: SQLite in the data dir, or PostgreSQL (`[store] url`).
+fn open_store(config: &crate::config::StoreConfig, datadir: &std::path::Path) -> Result<Store, DaemonError> {
+    let location = config.location(datadir);
+    let store = Store::open_at(&location)?;
+    match location {
+        crate::store::StoreLocation::Sqlite(path) => tracing::info!(path = %path.display(), "store: SQLite"),
+        crate::store::StoreLocation::Postgres(url) => {
+            tracing::info!(url = %crate::config::redact_store_url(&url), "store: PostgreSQL")
+        }
+    }
+    Ok(store)
+}
+
 /// Opens the store, the keys and the wallet, and composes the shared state.
 async fn compose(config: Config, rpc: &(String, BitcoindAuth)) -> Result<(AppState, Boot), DaemonError> {
     let (network, datadir) = (config.bitcoin_network()?, config.datadir.clone());
     crate::failpoint::arm(network);
-    let store = Arc::new(Store::open(&datadir.join("sendero.sqlite"))?);
+    let store = Arc::new(open_store(&config.store, &datadir)?);
     check_network(&store, &datadir, network)?;
     let chain = Arc::new(ChainSource::new(rpc.0.clone(), rpc.1.clone()));
     let (mnemonic, created) = keys::load_or_create_mnemonic(&datadir.join("mnemonic"))?;

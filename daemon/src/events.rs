@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::sql::params;
 use async_nats::jetstream::{self, message::PublishMessage};
-use rusqlite::params;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::EventsConfig;

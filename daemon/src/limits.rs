@@ -8,7 +8,7 @@
 
 use std::str::FromStr;
 
-use rusqlite::{params, OptionalExtension};
+use crate::store::sql::{params, OptionalExtension};
 use sendero_lightning::ldk_node::bitcoin::secp256k1::PublicKey;
 use sendero_lightning::{is_keysend, is_offer, read_bolt11, read_keysend, read_offer};
 use sendero_wallet::bitcoin::address::NetworkUnchecked;
@@ -160,7 +160,7 @@ pub fn for_key(
 
 /// What key `key_id` paid out since `since` (payouts not failed), msat, read on `conn` (inside
 /// the submit's transaction).
-pub fn used_since(conn: &rusqlite::Connection, key_id: &str, since: u64) -> rusqlite::Result<u64> {
+pub fn used_since(conn: &crate::store::sql::Connection, key_id: &str, since: u64) -> crate::store::sql::Result<u64> {
     let used: i64 = conn
         .prepare_cached(
             "SELECT COALESCE(SUM(amount_msat), 0) FROM payments
@@ -254,7 +254,7 @@ mod tests {
             allowlist: vec!["a".into(), "b".into()],
             updated_at: 5,
         };
-        store.conn().pragma_update(None, "foreign_keys", false).unwrap();
+        store.conn().as_sqlite().unwrap().pragma_update(None, "foreign_keys", false).unwrap();
         store.set_key_limits("ak_1", Some(&limits)).unwrap();
         assert_eq!(store.key_limits("ak_1").unwrap(), Some(limits.clone()));
         let checked = Checked { limits, max_payout_msat: Some(10_000_000), max_daily_msat: Some(25_000_000) };

@@ -4,7 +4,7 @@
 //! before the payout exists), and the saga and the webhook sender
 //! continue it: their spans for that payout carry the same `trace_id`.
 
-use rusqlite::{params, OptionalExtension};
+use crate::store::sql::{params, OptionalExtension};
 
 use crate::store::{Store, StoreError};
 
@@ -37,7 +37,7 @@ impl Store {
     /// `trace_id`, before the payout it makes exists (the first trace stays).
     pub fn record_trace(&self, (api_key_id, idem_key): (&str, &str), trace_id: &str) -> Result<(), StoreError> {
         self.conn().execute(
-            "INSERT OR IGNORE INTO payment_traces (api_key_id, idem_key, trace_id) VALUES (?1, ?2, ?3)",
+            "INSERT INTO payment_traces (api_key_id, idem_key, trace_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
             params![api_key_id, idem_key, trace_id],
         )?;
         Ok(())

@@ -6,6 +6,7 @@ pub mod coins;
 pub mod exchange;
 pub mod ln;
 pub mod nats;
+pub mod postgres;
 pub mod webhook;
 
 use std::io::{Read, Write};
@@ -186,7 +187,12 @@ impl Gateway {
             alias = datadir.file_name().and_then(|n| n.to_str()).unwrap_or("sendero"),
             cookie = chain.node.cookie_path().display().to_string(),
         );
-        let extra = allow_loopback_webhooks(extra);
+        let mut extra = allow_loopback_webhooks(extra);
+        if postgres::enabled() && !extra.contains("[store]") {
+            let hint = datadir.file_name().and_then(|n| n.to_str()).unwrap_or("gw");
+            let url = postgres::PgServer::get().new_database(hint);
+            extra = format!("{extra}\n[store]\nurl = \"{url}\"\n");
+        }
         std::fs::write(datadir.join("senderod.toml"), format!("{config}\n{extra}\n")).expect("write config");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let mut gw = Gateway {

@@ -11,6 +11,7 @@ mod invoices;
 mod lightning;
 mod log;
 mod routing;
+mod store;
 mod treasury;
 mod webhooks;
 
@@ -25,6 +26,7 @@ pub use invoices::InvoicesConfig;
 pub use lightning::LightningConfig;
 pub use log::{DevConfig, LogConfig, TelemetryConfig};
 pub use routing::RoutingConfig;
+pub use store::{redact as redact_store_url, StoreConfig};
 pub use treasury::TreasuryConfig;
 pub use webhooks::{IpNet, WebhooksConfig};
 
@@ -95,6 +97,8 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// The outbox's events published to NATS JetStream.
     pub events: EventsConfig,
+    /// Where the books are: SQLite in the data dir, or PostgreSQL.
+    pub store: StoreConfig,
     /// What invoices accept.
     pub invoices: InvoicesConfig,
     /// Logging.
@@ -139,6 +143,7 @@ impl Default for Config {
             dashboard: DashboardConfig::default(),
             telemetry: TelemetryConfig::default(),
             events: EventsConfig::default(),
+            store: StoreConfig::default(),
             bitcoind: BitcoindConfig::default(),
             wallet: WalletConfig::default(),
             lightning: LightningConfig::default(),
@@ -242,6 +247,7 @@ impl Config {
         self.metrics_listen()?;
         self.dashboard_listen()?;
         self.events.check()?;
+        self.store.check()?;
         let otlp = &self.telemetry.otlp_endpoint;
         if !otlp.is_empty() && !otlp.starts_with("http://") && !otlp.starts_with("https://") {
             return Err(ConfigError::Invalid(format!("telemetry.otlp_endpoint {otlp:?} is not an http(s) URL")));

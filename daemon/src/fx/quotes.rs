@@ -1,7 +1,7 @@
 //! Quotes as persisted: written behind (buffered, flushed in batches by the daemon's quote
 //! writer and before any read of them), read back when a quote is executed or prices a payout.
 
-use rusqlite::{params, OptionalExtension};
+use crate::store::sql::{params, OptionalExtension};
 
 use crate::store::{Store, StoreError};
 
@@ -71,11 +71,11 @@ impl Store {
     }
 }
 
-fn insert_quote(tx: &rusqlite::Transaction<'_>, q: &QuoteRow, now: u64) -> rusqlite::Result<()> {
+fn insert_quote(tx: &crate::store::sql::Transaction<'_>, q: &QuoteRow, now: u64) -> crate::store::sql::Result<()> {
     tx.prepare_cached(
-        "INSERT OR IGNORE INTO fx_quotes (quote_id, api_key_id, pair, side, rate, markup_bps, amount_minor,
+        "INSERT INTO fx_quotes (quote_id, api_key_id, pair, side, rate, markup_bps, amount_minor,
                                 quote_amount_minor, amount_sat, expires_at, created_at, origin)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
     )?
     .execute(params![
         q.quote_id,

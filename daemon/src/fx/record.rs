@@ -3,7 +3,7 @@
 //! the `fx.report` figures (fills, spread, requotes and what they cost, expired quotes) and the
 //! `fx.register` (quote ↔ fill ↔ payment ↔ ledger entry, the seed's section 8).
 
-use rusqlite::{params, Connection};
+use crate::store::sql::{params, Connection};
 use serde::Serialize;
 
 use crate::ledger::{self, LedgerError, Posting};
@@ -104,7 +104,12 @@ pub fn fill_postings(fill: &FillRow) -> Vec<Posting> {
 }
 
 /// Inserts a fill inside the caller's transaction (a payout's: `payment_id` links it).
-pub fn insert_fill(tx: &Connection, fill: &FillRow, payment_id: Option<&str>, now: u64) -> rusqlite::Result<()> {
+pub fn insert_fill(
+    tx: &Connection,
+    fill: &FillRow,
+    payment_id: Option<&str>,
+    now: u64,
+) -> crate::store::sql::Result<()> {
     tx.prepare_cached(
         "INSERT INTO fx_fills (fx_entry_id, quote_id, api_key_id, pair, side, rate, mid_at_fill, amount_minor,
                                quote_amount_minor, amount_sat, spread_minor, created_at, payment_id)
@@ -143,9 +148,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(StoreError::from)?;
         match insert_fill(&tx, fill, None, now) {
-            Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                return Err(FillError::AlreadyFilled)
-            }
+            Err(e) if e.is_constraint_violation() => return Err(FillError::AlreadyFilled),
             other => other.map_err(StoreError::from)?,
         }
         let reference = format!("fx:{}", fill.fx_entry_id);

@@ -101,9 +101,9 @@ pub enum InvoiceError {
     Ledger(#[from] LedgerError),
 }
 
-impl From<rusqlite::Error> for InvoiceError {
-    fn from(e: rusqlite::Error) -> Self {
-        InvoiceError::Store(StoreError::Sqlite(e))
+impl From<crate::store::sql::Error> for InvoiceError {
+    fn from(e: crate::store::sql::Error) -> Self {
+        InvoiceError::Store(StoreError::Sql(e))
     }
 }
 

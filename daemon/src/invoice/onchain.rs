@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::OptionalExtension;
+use crate::store::sql::OptionalExtension;
 use sendero_wallet::{Received, Treasury};
 use tokio_util::sync::CancellationToken;
 
@@ -178,7 +178,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rusqlite::params;
+    use crate::store::sql::params;
 
     const DAY: u64 = 86_400;
     const NOW: u64 = 100 * DAY;

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::sql::{params, Connection, OptionalExtension};
 
 use super::record::{apply, load, Invoice};
 use super::state::{credit, debit, Next};
@@ -44,7 +44,7 @@ struct Row {
     counted_late: bool,
 }
 
-fn row(tx: &Connection, outpoint: &str) -> rusqlite::Result<Option<(String, Row)>> {
+fn row(tx: &Connection, outpoint: &str) -> crate::store::sql::Result<Option<(String, Row)>> {
     tx.prepare_cached(
         "SELECT invoice_id, amount_sat, booked, bookings, counted, counted_late FROM invoice_receipts
          WHERE outpoint = ?1",
@@ -197,7 +197,7 @@ fn settle(
 }
 
 /// The invoice's receipts not counted (yet).
-fn uncounted(tx: &Connection, invoice_id: &str) -> rusqlite::Result<Vec<String>> {
+fn uncounted(tx: &Connection, invoice_id: &str) -> crate::store::sql::Result<Vec<String>> {
     let mut stmt = tx.prepare_cached("SELECT outpoint FROM invoice_receipts WHERE invoice_id = ?1 AND counted = 0")?;
     let rows = stmt.query_map([invoice_id], |r| r.get(0))?;
     rows.collect()

@@ -1,7 +1,7 @@
 //! Invoices as persisted, and what was received against them: the row, its ledger entry and its
 //! outbox events written in one transaction.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::store::sql::{params, Connection, OptionalExtension, Row};
 
 use super::state::{credit, Counts, Next};
 use super::{InvoiceError, NewInvoice, Priced};
@@ -70,7 +70,7 @@ const COLUMNS: &str = "invoice_id, api_key_id, status, exception, currency, amou
     rate, description, metadata, speed, address, bolt11, payment_hash, received_msat, paid_via, expires_at, created_at,
     paid_late_msat";
 
-fn invoice_row(r: &Row<'_>) -> rusqlite::Result<Invoice> {
+fn invoice_row(r: &Row<'_>) -> crate::store::sql::Result<Invoice> {
     Ok(Invoice {
         invoice_id: r.get(0)?,
         api_key_id: r.get(1)?,
@@ -130,7 +130,7 @@ pub fn new_row(
 }
 
 /// The invoice `invoice_id` as the transaction `tx` sees it.
-pub(super) fn load(tx: &Connection, invoice_id: &str) -> rusqlite::Result<Option<Invoice>> {
+pub(super) fn load(tx: &Connection, invoice_id: &str) -> crate::store::sql::Result<Option<Invoice>> {
     let sql = format!("SELECT {COLUMNS} FROM invoices WHERE invoice_id = ?1");
     tx.prepare_cached(&sql)?.query_row([invoice_id], invoice_row).optional()
 }
@@ -143,7 +143,7 @@ pub(super) fn apply(
     next: &Next,
     via: Option<&str>,
     now: u64,
-) -> rusqlite::Result<Invoice> {
+) -> crate::store::sql::Result<Invoice> {
     let via = via.map(str::to_owned).or_else(|| inv.paid_via.clone());
     let Next { status, exception, received_msat, paid_late_msat, ref events } = *next;
     tx.execute(
@@ -167,7 +167,7 @@ pub(super) fn apply(
     Ok(after)
 }
 
-fn outbox(tx: &Connection, inv: &Invoice, event_type: &str, now: u64) -> rusqlite::Result<usize> {
+fn outbox(tx: &Connection, inv: &Invoice, event_type: &str, now: u64) -> crate::store::sql::Result<usize> {
     tx.prepare_cached(
         "INSERT INTO outbox (event_id, event_type, payment_id, api_key_id, payload, created_at)
          VALUES (?1, ?2, NULL, ?3, ?4, ?5)",
@@ -269,10 +269,10 @@ impl Store {
     ) -> Result<Vec<Invoice>, StoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM invoices WHERE api_key_id = ?1
-             AND (?2 IS NULL OR (?2 = 'paid_late' AND status = 'expired' AND paid_late_msat > 0)
+             AND (CAST(?2 AS TEXT) IS NULL OR (?2 = 'paid_late' AND status = 'expired' AND paid_late_msat > 0)
                   OR (?2 = 'expired' AND status = 'expired' AND paid_late_msat = 0)
                   OR (?2 NOT IN ('expired', 'paid_late') AND status = ?2))
-             AND (?3 IS NULL OR invoice_id < ?3) ORDER BY invoice_id DESC LIMIT ?4"
+             AND (CAST(?3 AS TEXT) IS NULL OR invoice_id < ?3) ORDER BY invoice_id DESC LIMIT ?4"
         );
         let conn = self.read();
         let mut stmt = conn.prepare_cached(&sql)?;

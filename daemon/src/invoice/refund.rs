@@ -6,7 +6,7 @@
 //! invoices (its BOLT11 or its address) credits it (`invoice:on_us:<payment_id>`: `receipts:on_us`
 //! ↔ `receivable:<key>`), with its state and `invoice.*` events.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::sql::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
 use super::fiat_value;
@@ -61,7 +61,7 @@ impl RefundAmount {
 
 /// What invoice `invoice_id` may still refund, msat, as transaction `conn` sees it: what it
 /// received less its refunds not failed.
-pub fn refundable_msat(conn: &Connection, invoice_id: &str) -> rusqlite::Result<u64> {
+pub fn refundable_msat(conn: &Connection, invoice_id: &str) -> crate::store::sql::Result<u64> {
     let received: i64 = conn
         .prepare_cached("SELECT received_msat FROM invoices WHERE invoice_id = ?1")?
         .query_row([invoice_id], |r| r.get(0))
@@ -77,7 +77,13 @@ pub fn refundable_msat(conn: &Connection, invoice_id: &str) -> rusqlite::Result<
 }
 
 /// Records payout `payment_id` as a refund of `invoice_id` (in the transaction that accepts it).
-pub fn record(conn: &Connection, payment_id: &str, invoice_id: &str, mode: &str, now: u64) -> rusqlite::Result<()> {
+pub fn record(
+    conn: &Connection,
+    payment_id: &str,
+    invoice_id: &str,
+    mode: &str,
+    now: u64,
+) -> crate::store::sql::Result<()> {
     conn.prepare_cached(
         "INSERT INTO invoice_refunds (payment_id, invoice_id, mode, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -117,8 +123,8 @@ pub fn payout_final(tx: &Connection, p: FinalPayout<'_>, tolerance_bps: u32, now
 
 /// The gateway's invoice an `on_us` payout pays: by the BOLT11 invoice's payment hash, else by
 /// the address.
-fn own_invoice(tx: &Connection, p: FinalPayout<'_>) -> rusqlite::Result<Option<Invoice>> {
-    let by = |column: &str, value: &str| -> rusqlite::Result<Option<String>> {
+fn own_invoice(tx: &Connection, p: FinalPayout<'_>) -> crate::store::sql::Result<Option<Invoice>> {
+    let by = |column: &str, value: &str| -> crate::store::sql::Result<Option<String>> {
         tx.prepare_cached(&format!("SELECT invoice_id FROM invoices WHERE {column} = ?1 ORDER BY invoice_id LIMIT 1"))?
             .query_row([value], |r| r.get(0))
             .optional()

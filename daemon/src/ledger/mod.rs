@@ -56,7 +56,7 @@
 //!   [`lightning::SETTLE_BOUND_MSAT`] is never posted: `ledger.verify` reports it.
 use std::collections::BTreeMap;
 
-use rusqlite::{params, Connection};
+use crate::store::sql::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::store::{Store, StoreError};
@@ -108,9 +108,9 @@ pub enum LedgerError {
     Store(#[from] StoreError),
 }
 
-impl From<rusqlite::Error> for LedgerError {
-    fn from(e: rusqlite::Error) -> Self {
-        LedgerError::Store(StoreError::Sqlite(e))
+impl From<crate::store::sql::Error> for LedgerError {
+    fn from(e: crate::store::sql::Error) -> Self {
+        LedgerError::Store(StoreError::Sql(e))
     }
 }
 
@@ -131,16 +131,14 @@ pub fn post(
     if let Some((currency, sum)) = sums.into_iter().find(|(_, s)| *s != 0) {
         return Err(LedgerError::Unbalanced { reference: reference.into(), currency: currency.into(), sum });
     }
-    let inserted = tx
+    let inserted: Option<i64> = tx
         .prepare_cached(
             "INSERT INTO ledger_entries (kind, payment_id, reference, created_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (reference) DO NOTHING",
+             ON CONFLICT (reference) DO NOTHING RETURNING id",
         )?
-        .execute(params![kind, payment_id, reference, now as i64])?;
-    if inserted == 0 {
-        return Ok(false);
-    }
-    let entry = tx.last_insert_rowid();
+        .query_row(params![kind, payment_id, reference, now as i64], |r| r.get(0))
+        .optional()?;
+    let Some(entry) = inserted else { return Ok(false) };
     let mut insert =
         tx.prepare_cached("INSERT INTO ledger_postings (entry_id, account, currency, amount) VALUES (?1, ?2, ?3, ?4)")?;
     for p in postings.iter().filter(|p| p.amount != 0) {
@@ -188,7 +186,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT e.reference FROM ledger_postings p JOIN ledger_entries e ON e.id = p.entry_id
-             GROUP BY p.entry_id, p.currency HAVING SUM(p.amount) != 0",
+             GROUP BY p.entry_id, p.currency, e.reference HAVING SUM(p.amount) != 0",
         )?;
         let unbalanced = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
         let mut stmt = conn.prepare("SELECT currency, SUM(amount) FROM ledger_postings GROUP BY currency")?;

@@ -2,7 +2,7 @@
 //! (`ln_transfers`) and the node's channel movements waiting to be settled (`ln_movements`), each
 //! written together with its ledger entry.
 
-use rusqlite::{params, OptionalExtension};
+use crate::store::sql::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::{post, LedgerError, Posting};
@@ -122,13 +122,12 @@ impl Store {
         amount_sat: u64,
         now: u64,
     ) -> Result<i64, StoreError> {
-        let conn = self.conn();
-        conn.execute(
+        Ok(self.conn().query_row(
             "INSERT INTO ln_transfers (direction, channel_id, amount_sat, state, created_at)
-             VALUES (?1, ?2, ?3, 'requested', ?4)",
+             VALUES (?1, ?2, ?3, 'requested', ?4) RETURNING id",
             params![direction, channel_id, amount_sat as i64, now as i64],
-        )?;
-        Ok(conn.last_insert_rowid())
+            |r| r.get(0),
+        )?)
     }
 
     /// The node refused a requested splice-out.
@@ -202,7 +201,8 @@ impl Store {
             _ => format!("{kind}:{channel_id}"),
         };
         self.conn().execute(
-            "INSERT INTO ln_movements (id, kind, channel_id, txid, state, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)
+            "INSERT INTO ln_movements (id, kind, channel_id, txid, state, created_at, seq)
+             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, (SELECT COALESCE(MAX(seq), 0) + 1 FROM ln_movements))
              ON CONFLICT (id) DO NOTHING",
             params![id, kind, channel_id, txid, now as i64],
         )?;
@@ -212,9 +212,8 @@ impl Store {
     /// Every movement, oldest first.
     pub fn ln_movements(&self) -> Result<Vec<Movement>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, kind, channel_id, txid, state, fee_msat FROM ln_movements ORDER BY created_at, rowid",
-        )?;
+        let mut stmt = conn
+            .prepare("SELECT id, kind, channel_id, txid, state, fee_msat FROM ln_movements ORDER BY created_at, seq")?;
         let rows = stmt.query_map([], |r| {
             Ok(Movement {
                 id: r.get(0)?,

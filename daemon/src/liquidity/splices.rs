@@ -11,7 +11,7 @@
 //! before the negotiation finished). The same queries give the rebalancer the fees spent in the
 //! budget period, each channel's failures in a row, and the figures of its situation.
 
-use rusqlite::{params, OptionalExtension, Row};
+use crate::store::sql::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use crate::store::{Store, StoreError};
@@ -89,7 +89,7 @@ const COLUMNS: &str = "s.id, s.channel_id, s.kind, s.amount_sat, s.fee_sat, m.fe
      s.txid, s.error, s.dry_run, s.created_at, s.updated_at
      FROM rebalance_splices s LEFT JOIN ln_movements m ON m.id = 'splice:' || s.txid AND m.state = 'settled'";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<SpliceRow> {
+fn row(r: &Row<'_>) -> crate::store::sql::Result<SpliceRow> {
     Ok(SpliceRow {
         id: r.get(0)?,
         channel_id: r.get(1)?,
@@ -112,11 +112,10 @@ impl Store {
     /// Persists a splice, `planned`; returns its id. Refused (a constraint error) when one is
     /// already in flight for the channel.
     pub fn splice_planned(&self, s: &NewSplice, now: u64) -> Result<i64, StoreError> {
-        let conn = self.conn();
-        conn.execute(
+        Ok(self.conn().query_row(
             "INSERT INTO rebalance_splices (channel_id, kind, amount_sat, fee_sat, code, reason, state,
                  funding_txid_before, dry_run, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned', ?7, ?8, ?9, ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned', ?7, ?8, ?9, ?9) RETURNING id",
             params![
                 s.channel_id,
                 s.kind,
@@ -128,8 +127,8 @@ impl Store {
                 s.dry_run,
                 now as i64
             ],
-        )?;
-        Ok(conn.last_insert_rowid())
+            |r| r.get(0),
+        )?)
     }
 
     /// Moves an in-flight splice to `state` (`started`, `confirmed`, `failed`, `abandoned`).
@@ -268,7 +267,7 @@ impl Store {
             .conn()
             .query_row(
                 "SELECT txid FROM ln_movements WHERE kind = 'splice' AND channel_id = ?1 AND created_at >= ?2
-                 AND txid IS NOT NULL ORDER BY created_at, rowid LIMIT 1",
+                 AND txid IS NOT NULL ORDER BY created_at, seq LIMIT 1",
                 params![s.channel_id, s.created_at as i64],
                 |r| r.get(0),
             )

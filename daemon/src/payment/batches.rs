@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, OptionalExtension, Row};
+use crate::store::sql::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::record::{apply, payment_row, COLUMNS};
@@ -95,7 +95,7 @@ const BATCH_COLUMNS: &str = "batch_id, txid, raw_tx, fee_sat, feerate_sat_vb, vs
 /// How many columns [`BATCH_COLUMNS`] names.
 const BATCH_FIELDS: usize = 14;
 
-fn batch_row(r: &Row<'_>) -> rusqlite::Result<BatchRow> {
+fn batch_row(r: &Row<'_>) -> crate::store::sql::Result<BatchRow> {
     Ok(BatchRow {
         batch_id: r.get(0)?,
         txid: r.get(1)?,

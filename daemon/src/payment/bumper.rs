@@ -204,7 +204,7 @@ fn switch(ctx: &Payments, current: &BatchRow, next: &BatchRow, tx: &Transaction)
         .ok_or_else(|| BumpError::Unreadable(current.batch_id.clone()))?;
     let payments = payouts
         .iter()
-        .map(|bp| store.payment(&bp.payment_id)?.ok_or(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows)))
+        .map(|bp| store.payment(&bp.payment_id)?.ok_or(StoreError::Sql(crate::store::sql::Error::QueryReturnedNoRows)))
         .collect::<Result<Vec<Payment>, StoreError>>()?;
     let queued: Vec<Queued> =
         payments.iter().map(|p| Queued { payment: p.clone(), priority: current.priority.clone() }).collect();

@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use rusqlite::{params, OptionalExtension};
+use crate::store::sql::{params, OptionalExtension};
 use tokio::sync::oneshot;
 
 use super::record::{outbox, record_change, COLUMNS};
@@ -100,11 +100,11 @@ impl Committer {
     /// then nothing is committed (`None`).
     fn write_batch(
         &self,
-        conn: &mut rusqlite::Connection,
+        conn: &mut crate::store::sql::Connection,
         batch: &[Waiting],
         savepoints: bool,
-    ) -> rusqlite::Result<Option<Vec<Result<(), InsertError>>>> {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    ) -> crate::store::sql::Result<Option<Vec<Result<(), InsertError>>>> {
+        let tx = conn.transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         let step = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([]));
         let mut results = Vec::with_capacity(batch.len());
         for (new, _) in batch {
@@ -129,7 +129,7 @@ impl Committer {
         Ok(Some(results))
     }
 
-    fn insert_one(&self, conn: &rusqlite::Connection, new: &NewPayment) -> Result<(), InsertError> {
+    fn insert_one(&self, conn: &crate::store::sql::Connection, new: &NewPayment) -> Result<(), InsertError> {
         check_admission(conn, new)?;
         let p = new.first.next.as_ref().unwrap_or(&new.payment);
         let inserted = conn
@@ -178,8 +178,8 @@ impl Committer {
 /// Which uniqueness a payment that was not inserted ran into (asked only then, off the hot path):
 /// its route already has a payment, its FX quote is locked by another, or its destination is being
 /// (or was) paid on this rail.
-fn conflict(conn: &rusqlite::Connection, p: &Payment) -> Result<InsertError, InsertError> {
-    let exists = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<bool> {
+fn conflict(conn: &crate::store::sql::Connection, p: &Payment) -> Result<InsertError, InsertError> {
+    let exists = |sql: &str, args: &[&dyn crate::store::sql::ToSql]| -> crate::store::sql::Result<bool> {
         Ok(conn.prepare_cached(sql)?.query_row(args, |_| Ok(())).optional()?.is_some())
     };
     if exists("SELECT 1 FROM payments WHERE route_id = ?1", &[&p.route_id])? {
@@ -200,13 +200,11 @@ fn conflict(conn: &rusqlite::Connection, p: &Payment) -> Result<InsertError, Ins
 
 /// A failed group commit, for each payment of the batch: SQLite's own error (a full disk stays
 /// recognisable at the API's edge), else its message.
-fn commit_failed(e: &rusqlite::Error) -> InsertError {
-    match e {
-        rusqlite::Error::SqliteFailure(code, msg) => {
-            InsertError::Store(StoreError::Sqlite(rusqlite::Error::SqliteFailure(*code, msg.clone())))
-        }
-        e => InsertError::Commit(e.to_string()),
+fn commit_failed(e: &crate::store::sql::Error) -> InsertError {
+    if e.is_disk_full() {
+        return InsertError::Store(StoreError::Sql(crate::store::sql::Error::DiskFull(e.to_string())));
     }
+    InsertError::Commit(e.to_string())
 }
 
 /// The rail spending the same funds as `rail`: both on-chain rails spend the one treasury.
@@ -222,7 +220,7 @@ fn sibling(rail: Rail) -> Rail {
 /// daily payout limit (what the key paid out in the last 24 h, not failed, read in this very
 /// transaction, so two payments committed together count each other), and the treasury guard — its rail can fund it beside what open payments on that rail still reserve
 /// (amount + fee reserve of those not yet handed to the rail).
-fn check_admission(conn: &rusqlite::Connection, new: &NewPayment) -> Result<(), InsertError> {
+fn check_admission(conn: &crate::store::sql::Connection, new: &NewPayment) -> Result<(), InsertError> {
     let p = &new.payment;
     let taken = conn
         .prepare_cached("SELECT 1 FROM payments WHERE api_key_id = ?1 AND idem_key = ?2")?
@@ -261,7 +259,7 @@ fn check_admission(conn: &rusqlite::Connection, new: &NewPayment) -> Result<(), 
 mod tests {
     use super::*;
     use crate::payment::{Rail, State};
-    use rusqlite::params;
+    use crate::store::sql::params;
 
     fn new_payment(n: u32) -> NewPayment {
         let payment = crate::payment::test_payment(n, Rail::Lightning, format!("lnbcrt{n}"));
@@ -288,7 +286,7 @@ mod tests {
         {
             let conn = store.conn();
             // No keys or routes here; and payment 2's event is refused after its row is written.
-            conn.pragma_update(None, "foreign_keys", false).unwrap();
+            conn.as_sqlite().unwrap().pragma_update(None, "foreign_keys", false).unwrap();
             conn.execute_batch(
                 "CREATE TRIGGER refuse_event BEFORE INSERT ON outbox WHEN NEW.payment_id = 'pay_2'
                  BEGIN SELECT RAISE(ABORT, 'refused'); END;",
@@ -326,7 +324,7 @@ mod tests {
         let committer = Committer::new(Arc::clone(&store));
         {
             let conn = store.conn();
-            conn.pragma_update(None, "foreign_keys", false).unwrap();
+            conn.as_sqlite().unwrap().pragma_update(None, "foreign_keys", false).unwrap();
             conn.execute(
                 "INSERT INTO invoices (invoice_id, api_key_id, status, currency, amount_minor, amount_sat, description,
                  speed, address, received_msat, expires_at, created_at, updated_at)
@@ -365,7 +363,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
         let committer = Committer::new(Arc::clone(&store));
-        store.conn().pragma_update(None, "foreign_keys", false).unwrap();
+        store.conn().as_sqlite().unwrap().pragma_update(None, "foreign_keys", false).unwrap();
         let limited = |n| {
             let mut new = new_payment(n);
             new.daily_limit = Some((new.payment.amount_msat * 3 / 2, 0));
@@ -398,7 +396,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
         let committer = Committer::new(Arc::clone(&store));
-        store.conn().pragma_update(None, "foreign_keys", false).unwrap();
+        store.conn().as_sqlite().unwrap().pragma_update(None, "foreign_keys", false).unwrap();
         assert_eq!(store.next_retry_at(100).unwrap(), None);
         for (n, at, state) in
             [(1, 90, State::Debited), (2, 130, State::Debited), (3, 110, State::Failed), (4, 120, State::Sent)]

@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::params;
+use crate::store::sql::params;
 use sendero_wallet::bitcoin::consensus::deserialize;
 use sendero_wallet::bitcoin::{OutPoint, Transaction};
 use sendero_wallet::WalletError;

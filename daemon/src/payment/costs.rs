@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::params;
+use crate::store::sql::params;
 use sendero_wallet::WalletError;
 use serde::Serialize;
 

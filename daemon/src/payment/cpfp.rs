@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use rusqlite::params;
+use crate::store::sql::params;
 use sendero_wallet::bitcoin::consensus::{deserialize, serialize};
 use sendero_wallet::bitcoin::Transaction;
 use sendero_wallet::WalletError;
@@ -41,7 +41,7 @@ pub struct FeeChild {
 
 const COLUMNS: &str = "txid, parent_txid, raw_tx, fee_sat, package_sat_kvb, created_at, abandoned_at";
 
-fn child_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeeChild> {
+fn child_row(r: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<FeeChild> {
     Ok(FeeChild {
         txid: r.get(0)?,
         parent_txid: r.get(1)?,
@@ -66,7 +66,7 @@ impl Store {
     pub fn fee_children(&self, parent_txid: Option<&str>) -> Result<Vec<FeeChild>, StoreError> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM fee_children WHERE ?1 IS NULL OR parent_txid = ?1 ORDER BY created_at, txid"
+            "SELECT {COLUMNS} FROM fee_children WHERE CAST(?1 AS TEXT) IS NULL OR parent_txid = ?1 ORDER BY created_at, txid"
         ))?;
         let rows = stmt.query_map([parent_txid], child_row)?;
         Ok(rows.collect::<Result<_, _>>()?)

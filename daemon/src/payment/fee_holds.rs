@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use rusqlite::{params, OptionalExtension};
+use crate::store::sql::{params, OptionalExtension};
 use sendero_wallet::WalletError;
 use serde_json::{json, Value};
 
@@ -110,7 +110,7 @@ async fn holds<'a>(
 
 const HOLD_COLUMNS: &str = "payment_id, waits_for_sat_kvb, feerate_sat_kvb, since, until";
 
-fn hold_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeeHold> {
+fn hold_row(r: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<FeeHold> {
     let u = |i: usize| r.get::<_, i64>(i).map(|v| v as u64);
     Ok(FeeHold { payment_id: r.get(0)?, waits_for_sat_kvb: u(1)?, feerate_sat_kvb: u(2)?, since: u(3)?, until: u(4)? })
 }
@@ -200,7 +200,13 @@ impl Store {
 
 /// Writes `h`: its feerate and deadline when `known`, else its row and its `payment.delayed`
 /// event; true when it started waiting now.
-fn hold(tx: &rusqlite::Transaction<'_>, p: &Payment, h: &FeeHold, known: bool, now: u64) -> Result<bool, StoreError> {
+fn hold(
+    tx: &crate::store::sql::Transaction<'_>,
+    p: &Payment,
+    h: &FeeHold,
+    known: bool,
+    now: u64,
+) -> Result<bool, StoreError> {
     if known {
         tx.prepare_cached("UPDATE fee_holds SET feerate_sat_kvb = ?2, until = ?3 WHERE payment_id = ?1")?
             .execute(params![h.payment_id, h.feerate_sat_kvb as i64, h.until as i64])?;
@@ -293,7 +299,7 @@ mod tests {
             (payment(1, Rail::OnchainBatch), payment(2, Rail::OnchainBatch), payment(3, Rail::Onchain));
         {
             let conn = store.conn();
-            conn.pragma_update(None, "foreign_keys", false).unwrap();
+            conn.as_sqlite().unwrap().pragma_update(None, "foreign_keys", false).unwrap();
             for p in [&a, &b, &single] {
                 conn.execute(
                     "INSERT INTO payments (payment_id, api_key_id, idem_key, route_id, rail, destination, amount_msat,

@@ -61,7 +61,7 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(&dir.path().join("s.sqlite")).unwrap());
         // No API keys or routes here: the payments stand alone.
-        store.conn().pragma_update(None, "foreign_keys", false).unwrap();
+        store.conn().as_sqlite().unwrap().pragma_update(None, "foreign_keys", false).unwrap();
         let committer = Arc::new(Committer::new(Arc::clone(&store)));
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         World { _dir: dir, store, committer, runtime, payments: vec![], n: 0 }

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::{params, OptionalExtension};
+use crate::store::sql::{params, OptionalExtension};
 use sendero_wallet::bitcoin::consensus::serialize;
 use sendero_wallet::WalletError;
 

@@ -1,7 +1,7 @@
 //! Payments in the store: moved from state to state together with their ledger entry and their
 //! outbox event, listed by key (accepting them is the group commit of `commit.rs`).
 
-use rusqlite::{params, OptionalExtension, Row};
+use crate::store::sql::{params, OptionalExtension, Row};
 
 use super::{Payment, Rail, State};
 use crate::fx::record::{insert_fill, FillRow};
@@ -119,9 +119,9 @@ impl InsertError {
     }
 }
 
-impl From<rusqlite::Error> for InsertError {
-    fn from(e: rusqlite::Error) -> Self {
-        InsertError::Store(StoreError::Sqlite(e))
+impl From<crate::store::sql::Error> for InsertError {
+    fn from(e: crate::store::sql::Error) -> Self {
+        InsertError::Store(StoreError::Sql(e))
     }
 }
 
@@ -129,7 +129,7 @@ pub(super) const COLUMNS: &str = "payment_id, api_key_id, idem_key, route_id, ra
     amount_minor, fx_quote_id, fee_reserve_msat, fee_rate_sat_vb, state, rail_ref, raw_tx, fee_paid_msat,
     failure_code, failure_message, attempts, next_attempt_at, created_at, updated_at, final_at";
 
-pub(super) fn payment_row(r: &Row<'_>) -> rusqlite::Result<Payment> {
+pub(super) fn payment_row(r: &Row<'_>) -> crate::store::sql::Result<Payment> {
     let text = |i: usize| r.get::<_, String>(i);
     let int = |i: usize| r.get::<_, i64>(i).map(|v| v as u64);
     let opt = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(|v| v as u64));
@@ -199,7 +199,7 @@ impl Store {
     ) -> Result<Vec<Payment>, StoreError> {
         let in_states = states.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",");
         let sql = format!(
-            "SELECT {COLUMNS} FROM payments WHERE (?1 IS NULL OR api_key_id = ?1) AND (?2 IS NULL OR payment_id < ?2)
+            "SELECT {COLUMNS} FROM payments WHERE (CAST(?1 AS TEXT) IS NULL OR api_key_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR payment_id < ?2)
              {} ORDER BY payment_id DESC LIMIT ?3",
             if states.is_empty() { String::new() } else { format!("AND state IN ({in_states})") }
         );
@@ -267,12 +267,12 @@ impl Store {
 }
 
 pub(super) fn outbox(
-    tx: &rusqlite::Connection,
+    tx: &crate::store::sql::Connection,
     payment_id: &str,
     api_key_id: &str,
     (event_type, payload): (&'static str, String),
     now: u64,
-) -> rusqlite::Result<usize> {
+) -> crate::store::sql::Result<usize> {
     tx.prepare_cached(
         "INSERT INTO outbox (event_id, event_type, payment_id, api_key_id, payload, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -281,7 +281,7 @@ pub(super) fn outbox(
 }
 
 pub(super) fn apply(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &crate::store::sql::Transaction<'_>,
     from: &Payment,
     change: &Change,
     now: u64,
@@ -291,7 +291,7 @@ pub(super) fn apply(
         .prepare_cached(
             "UPDATE payments SET state = ?3, rail_ref = ?4, raw_tx = ?5, fee_paid_msat = ?6, failure_code = ?7,
              failure_message = ?8, attempts = ?9, next_attempt_at = ?10, updated_at = ?11, final_at = ?12
-         WHERE payment_id = ?1 AND state = ?2 AND rail_ref IS ?13",
+         WHERE payment_id = ?1 AND state = ?2 AND rail_ref IS NOT DISTINCT FROM ?13",
         )?
         .execute(params![
             from.payment_id,
@@ -318,7 +318,7 @@ pub(super) fn apply(
 /// What a step writes besides the payment's row: its ledger entries (each under the reference
 /// `pay:<id>:<kind>`), its event and what the router learns.
 pub(super) fn record_change(
-    tx: &rusqlite::Connection,
+    tx: &crate::store::sql::Connection,
     p: &Payment,
     change: &Change,
     now: u64,

@@ -415,7 +415,7 @@ fn refused(
             let existing = ctx
                 .store
                 .payment_by_idem(key_id, idem)?
-                .ok_or_else(|| SubmitError::Store(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows)))?;
+                .ok_or_else(|| SubmitError::Store(StoreError::Sql(crate::store::sql::Error::QueryReturnedNoRows)))?;
             ctx.store.idempotency_finish(key_id, idem, 202, &answer_of(&existing))?;
             Ok(existing)
         }

@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::fees::{Fees, FeesError, Schedule};
 use crate::config::WalletConfig;
-use rusqlite::{params, OptionalExtension};
+use crate::store::sql::{params, OptionalExtension};
 
 use crate::store::{Store, StoreError};
 

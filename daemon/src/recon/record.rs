@@ -98,7 +98,7 @@ impl Store {
     pub fn recon_movements(&self) -> Result<Vec<MovementRow>, StoreError> {
         let conn = self.read();
         let mut stmt =
-            conn.prepare("SELECT id, kind, state, fee_msat, created_at FROM ln_movements ORDER BY created_at, rowid")?;
+            conn.prepare("SELECT id, kind, state, fee_msat, created_at FROM ln_movements ORDER BY created_at, seq")?;
         let rows = stmt.query_map([], |r| {
             Ok(MovementRow {
                 id: r.get(0)?,

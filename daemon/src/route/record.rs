@@ -1,6 +1,6 @@
 //! Routes in the store, written when priced and read back when submitted.
 
-use rusqlite::{params, OptionalExtension};
+use crate::store::sql::{params, OptionalExtension};
 
 use super::destination::PayTo;
 use super::learn::{Learner, Outcome, Tuning};
@@ -49,7 +49,7 @@ impl Store {
         let recent: i64 = conn
             .prepare_cached(
                 "SELECT COALESCE(SUM(payouts) / COUNT(*), 0)
-                 FROM (SELECT payouts FROM batches ORDER BY created_at DESC LIMIT 10)",
+                 FROM (SELECT payouts FROM batches ORDER BY created_at DESC LIMIT 10) AS recent",
             )?
             .query_row([], |r| r.get::<_, i64>(0))?;
         let mut stmt = conn.prepare_cached(
@@ -154,7 +154,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT rail, success, code, latency_secs, at FROM
-               (SELECT * FROM rail_outcomes ORDER BY id DESC LIMIT ?1) ORDER BY id",
+               (SELECT * FROM rail_outcomes ORDER BY id DESC LIMIT ?1) AS latest ORDER BY id",
         )?;
         let rows = stmt.query_map([REPLAY], |r| {
             Ok(Outcome {

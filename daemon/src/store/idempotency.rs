@@ -3,7 +3,7 @@
 
 use std::sync::PoisonError;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::sql::{params, Connection, OptionalExtension};
 
 use super::{Store, StoreError};
 

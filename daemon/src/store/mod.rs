@@ -1,10 +1,12 @@
-//! Sendero's own SQLite store (`sendero.sqlite` in the data dir): the connections (one writer,
-//! one reader, a checkpointer), the schema's migrations (`migrations`), idempotency keys
-//! (`idempotency`) and a write-behind buffer. Nothing else: each noun keeps its rows and
-//! queries beside its own code, in `impl Store` blocks there.
+//! Sendero's own store: SQLite (`sendero.sqlite` in the data dir, the default) or PostgreSQL
+//! (`[store] url`), through [`sql`]. The connections (one writer, one reader, on SQLite a
+//! checkpointer), the schema's migrations (`migrations`), idempotency keys (`idempotency`) and
+//! a write-behind buffer. Nothing else: each noun keeps its rows and queries beside its own
+//! code, in `impl Store` blocks there.
 
 mod idempotency;
 mod migrations;
+pub mod sql;
 
 pub use idempotency::IdemBegin;
 
@@ -12,7 +14,7 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use sql::{params, Connection, OptionalExtension};
 
 /// Prepared statements kept per connection: every statement of the hot paths (submit, saga,
 /// webhooks, quotes) is parsed once.
@@ -21,9 +23,9 @@ const STATEMENT_CACHE: usize = 64;
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite refused.
+    /// The database refused.
     #[error("store: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sql(#[from] sql::Error),
     /// The file was written by a newer Sendero.
     #[error("store schema version {found} is newer than this senderod knows ({known}); upgrade senderod")]
     TooNew {
@@ -45,10 +47,16 @@ impl StoreError {
     /// store writes. It clears once space is freed, with nothing half-written.
     pub fn is_disk_full(&self) -> bool {
         match self {
-            StoreError::Sqlite(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            StoreError::Sql(e) => e.is_disk_full(),
             StoreError::Io(e) => is_enospc(e),
             StoreError::Thread(_) | StoreError::TooNew { .. } => false,
         }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Sql(sql::Error::Sqlite(e))
     }
 }
 
@@ -58,7 +66,7 @@ pub fn is_enospc(e: &std::io::Error) -> bool {
 }
 
 /// A write that may wait for the next flush (see [`Store::defer`]).
-pub type DeferredWrite = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()> + Send>;
+pub type DeferredWrite = Box<dyn FnOnce(&sql::Transaction<'_>) -> sql::Result<()> + Send>;
 
 /// The store. Writes are serialised through one connection. Writes that move no money (quotes)
 /// can be buffered and written in batches ([`Store::defer`], [`Store::flush_deferred`]).
@@ -71,8 +79,17 @@ pub struct Store {
     deferred: Mutex<Vec<DeferredWrite>>,
     /// Idempotency keys of requests in flight: `(key id, idempotency key)` → (fingerprint, since).
     claims: Mutex<std::collections::HashMap<(String, String), (String, u64)>>,
-    /// Tells the checkpointer thread to stop (see [`checkpointer`]).
+    /// Tells the checkpointer thread to stop (see [`checkpointer`]); SQLite only.
     checkpoints: Arc<(Mutex<bool>, Condvar)>,
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A SQLite file.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL database, by its URL (`postgres://user@host:port/db`).
+    Postgres(String),
 }
 
 /// How often the WAL is copied back into the database file.
@@ -84,7 +101,7 @@ const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
 /// own, so that commits only append to the WAL: a passive checkpoint runs beside the writer and
 /// readers, and the writer starts the WAL over once it has been copied.
 fn checkpointer(path: &Path, stop: Arc<(Mutex<bool>, Condvar)>) -> Result<(), StoreError> {
-    let conn = Connection::open(path)?;
+    let conn = rusqlite::Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -111,7 +128,40 @@ impl Drop for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the store at `path`.
+    /// Opens (creating if needed) and migrates the store at `location`.
+    pub fn open_at(location: &StoreLocation) -> Result<Store, StoreError> {
+        match location {
+            StoreLocation::Sqlite(path) => Store::open(path),
+            StoreLocation::Postgres(url) => Store::open_postgres(url),
+        }
+    }
+
+    /// Opens and migrates the store in the PostgreSQL database at `url`.
+    pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        let mut conn = Connection::postgres(url, true)?;
+        migrations::migrate_postgres(&mut conn)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            reader: Mutex::new(Connection::postgres(url, false)?),
+            deferred: Mutex::new(Vec::new()),
+            claims: Default::default(),
+            checkpoints: Arc::new((Mutex::new(true), Condvar::new())),
+        })
+    }
+
+    /// Whether `sql` prepares on this store (the tests check every statement of the source on
+    /// PostgreSQL with it).
+    pub fn check_statement(&self, sql: &str) -> Result<(), StoreError> {
+        self.conn().prepare(sql)?;
+        Ok(())
+    }
+
+    /// Whether the store is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.conn().is_postgres()
+    }
+
+    /// Opens (creating if needed) and migrates the SQLite store at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         // Created readable by its owner only (it holds webhook secrets); SQLite gives its WAL
         // files the database file's mode.
@@ -124,7 +174,7 @@ impl Store {
                 }
             }
         }
-        let mut conn = Connection::open(path)?;
+        let mut conn = rusqlite::Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
@@ -135,15 +185,15 @@ impl Store {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
         migrations::migrate(&mut conn)?;
-        let reader = Connection::open(path)?;
+        let reader = rusqlite::Connection::open(path)?;
         reader.pragma_update(None, "query_only", true)?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
         reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let checkpoints = Arc::new((Mutex::new(false), Condvar::new()));
         checkpointer(path, Arc::clone(&checkpoints))?;
         Ok(Store {
-            conn: Mutex::new(conn),
-            reader: Mutex::new(reader),
+            conn: Mutex::new(Connection::sqlite(conn)),
+            reader: Mutex::new(Connection::sqlite(reader)),
             deferred: Mutex::new(Vec::new()),
             claims: Default::default(),
             checkpoints,
@@ -232,7 +282,7 @@ mod tests {
         let in_file = || {
             let uri = format!("file:{}?immutable=1", path.display());
             let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
-            let conn = Connection::open_with_flags(&uri, flags).unwrap();
+            let conn = rusqlite::Connection::open_with_flags(&uri, flags).unwrap();
             // Before the first checkpoint even the tables are only in the WAL.
             conn.query_row("SELECT value FROM meta WHERE key = 'checkpointed'", [], |r| r.get::<_, String>(0)).ok()
         };
@@ -242,7 +292,8 @@ mod tests {
         }
         assert_eq!(in_file().as_deref(), Some("yes"), "the checkpointer copied the commit into the file");
         // The writer itself only checkpoints far beyond that.
-        let pages: i64 = store.conn().query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
+        let conn = store.conn();
+        let pages: i64 = conn.as_sqlite().unwrap().query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
         assert_eq!(pages, WRITER_CHECKPOINT_PAGES);
     }
 
@@ -250,7 +301,7 @@ mod tests {
     fn refuses_a_newer_schema() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sqlite");
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
         assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found: 99, .. })));
     }
 }

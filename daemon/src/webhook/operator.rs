@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use rusqlite::params;
+use crate::store::sql::params;
 
 use super::guard::Guard;
 use super::{checked_url, new_secret, WebhookError, OPERATOR_EVENTS};

@@ -1,6 +1,6 @@
 //! Webhook endpoints, deliveries and their attempt log in the store.
 
-use rusqlite::{params, OptionalExtension};
+use crate::store::sql::{params, OptionalExtension};
 use serde::Serialize;
 
 use crate::store::{Store, StoreError};
@@ -102,7 +102,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT endpoint_id, url, events, state, disabled_reason, created_at FROM webhook_endpoints
-             WHERE ?1 IS NULL OR api_key_id = ?1 ORDER BY endpoint_id",
+             WHERE CAST(?1 AS TEXT) IS NULL OR api_key_id = ?1 ORDER BY endpoint_id",
         )?;
         let rows = stmt.query_map([api_key_id], |r| {
             Ok(Endpoint {
@@ -157,7 +157,9 @@ impl Store {
         let (last, subscribed) = {
             let reader = self.read();
             let last: Option<i64> = reader
-                .prepare_cached("SELECT MAX(id) FROM (SELECT id FROM outbox WHERE id > ?1 ORDER BY id LIMIT 1000)")?
+                .prepare_cached(
+                    "SELECT MAX(id) FROM (SELECT id FROM outbox WHERE id > ?1 ORDER BY id LIMIT 1000) AS next",
+                )?
                 .query_row([cursor], |r| r.get(0))?;
             let Some(last) = last else { return Ok((cursor, 0)) };
             let subscribed: i64 = reader
@@ -266,7 +268,8 @@ impl Store {
     pub fn webhook_backlog(&self) -> Result<Backlog, StoreError> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'failed'), 0),
+            "SELECT COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0),
+                 COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0),
                  MIN(CASE WHEN state = 'pending' THEN created_at END)
              FROM webhook_deliveries",
         )?;
@@ -292,7 +295,7 @@ impl Store {
             "SELECT d.delivery_id, d.endpoint_id, o.event_id, o.event_type, o.payment_id, d.state, d.attempts,
                     d.last_status, d.last_error, d.next_attempt_at, d.delivered_at
              FROM webhook_deliveries d JOIN outbox o ON o.id = d.outbox_id
-             WHERE (?1 IS NULL OR d.endpoint_id = ?1) AND (?2 IS NULL OR o.event_id = ?2) AND (?3 IS NULL OR d.state = ?3)
+             WHERE (CAST(?1 AS TEXT) IS NULL OR d.endpoint_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR o.event_id = ?2) AND (CAST(?3 AS TEXT) IS NULL OR d.state = ?3)
              ORDER BY d.delivery_id DESC LIMIT ?4",
         )?;
         let rows = stmt.query_map(params![endpoint_id, event_id, state, limit as i64], |r| {

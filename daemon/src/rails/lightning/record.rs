@@ -1,7 +1,7 @@
 //! What the Lightning rail keeps in the store: the node's payment outcomes, the offers this
 //! gateway issued, channels' states, and the actions waiting for the treasury's funding.
 
-use rusqlite::{params, OptionalExtension};
+use crate::store::sql::{params, OptionalExtension};
 
 use crate::store::{Store, StoreError};
 
@@ -63,9 +63,9 @@ impl Store {
             "INSERT INTO ln_payments (payment_id, direction, status, amount_msat, fee_paid_msat, payment_hash, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (payment_id) DO UPDATE SET status = excluded.status,
-                 amount_msat = COALESCE(excluded.amount_msat, amount_msat),
-                 fee_paid_msat = COALESCE(excluded.fee_paid_msat, fee_paid_msat),
-                 payment_hash = COALESCE(excluded.payment_hash, payment_hash),
+                 amount_msat = COALESCE(excluded.amount_msat, ln_payments.amount_msat),
+                 fee_paid_msat = COALESCE(excluded.fee_paid_msat, ln_payments.fee_paid_msat),
+                 payment_hash = COALESCE(excluded.payment_hash, ln_payments.payment_hash),
                  updated_at = excluded.updated_at",
             params![
                 row.payment_id,
@@ -123,9 +123,10 @@ impl Store {
             "INSERT INTO ln_channels (channel_id, counterparty_node_id, state, funding_txo, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (channel_id) DO UPDATE SET state = excluded.state,
-                 counterparty_node_id = CASE WHEN excluded.counterparty_node_id = '' THEN counterparty_node_id
+                 counterparty_node_id = CASE WHEN excluded.counterparty_node_id = ''
+                                             THEN ln_channels.counterparty_node_id
                                              ELSE excluded.counterparty_node_id END,
-                 funding_txo = COALESCE(excluded.funding_txo, funding_txo),
+                 funding_txo = COALESCE(excluded.funding_txo, ln_channels.funding_txo),
                  updated_at = excluded.updated_at",
             params![channel_id, counterparty, state, funding_txo, now as i64],
         )?;
@@ -140,11 +141,10 @@ impl Store {
             }
             PendingKind::SpliceIn { channel_id } => ("splice_in", "", "", channel_id.as_str(), None, false),
         };
-        let conn = self.conn();
-        conn.execute(
+        Ok(self.conn().query_row(
             "INSERT INTO ln_pending_actions
                  (kind, node_id, address, channel_id, amount_sat, push_msat, announce, funding_txid, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
             params![
                 kind,
                 node_id,
@@ -156,8 +156,8 @@ impl Store {
                 action.funding_txid,
                 now as i64
             ],
-        )?;
-        Ok(conn.last_insert_rowid())
+            |r| r.get(0),
+        )?)
     }
 
     /// Actions still waiting for funds, oldest first.
