@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake g++ make pkg-config libboost-dev libevent-dev python3 systemd chromium fonts-dejavu-core nats-server)
+packages=(cmake g++ make pkg-config libboost-dev libevent-dev python3 systemd chromium fonts-dejavu-core nats-server postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

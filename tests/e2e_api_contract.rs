@@ -82,8 +82,7 @@ fn the_seed_flow_prices_fiat_on_the_sell_side_and_every_error_is_json() {
     assert_eq!((r["fx_quote_id"].as_str(), r["amount_sat"].as_u64()), (Some(q_id.as_str()), Some(11_705)), "{r}");
     assert_eq!((r["method"].as_str(), r["geo"].as_str()), (Some("crypto"), Some("DE")));
     assert_eq!((r["recommend"].as_str(), r["candidates"][0]["psp"].as_str()), (Some("onchain"), Some("onchain")));
-    let stored: (Option<String>, Option<String>) = rusqlite::Connection::open(dir.join("sendero.sqlite"))
-        .unwrap()
+    let stored: (Option<String>, Option<String>) = common::books(&dir)
         .query_row("SELECT method, geo FROM routes WHERE route_id = ?1", [r["route_id"].as_str().unwrap()], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })
@@ -165,10 +164,7 @@ fn the_seed_flow_prices_fiat_on_the_sell_side_and_every_error_is_json() {
     let mut no_destination = seed_route.clone();
     no_destination.as_object_mut().unwrap().remove("destination");
     assert_eq!(route_with(&no_destination), (400, "destination_required".into()));
-    let routes: i64 = rusqlite::Connection::open(dir.join("sendero.sqlite"))
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM routes", [], |r| r.get(0))
-        .unwrap();
+    let routes: i64 = common::books(&dir).query_row("SELECT COUNT(*) FROM routes", [], |r| r.get(0)).unwrap();
     assert_eq!(routes, 1, "refused routes record nothing");
 
     // Errors the framework answers itself come in the API's shape.

@@ -258,10 +258,10 @@ fn survive_sigkills(payouts: usize, min_kills: u32) {
         };
         assert_eq!((status, v["payment_id"].as_str()), (202, Some(s.payment_id.as_str())), "replay of {}", s.idem);
     }
-    let db = rusqlite::Connection::open(a.datadir.join("sendero.sqlite")).unwrap();
+    let db = common::books(&a.datadir);
     let per_key: i64 = db
         .query_row(
-            "SELECT COUNT(*) FROM (SELECT idem_key FROM payments GROUP BY api_key_id, idem_key HAVING COUNT(*) > 1)",
+            "SELECT COUNT(*) FROM (SELECT idem_key FROM payments GROUP BY api_key_id, idem_key HAVING COUNT(*) > 1) AS repeated",
             [],
             |r| r.get(0),
         )

@@ -20,8 +20,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 
 /// The outbox as the gateway's store holds it: event id → (type, payload).
 fn outbox(gw: &Gateway) -> BTreeMap<String, (String, String)> {
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
-    let conn = rusqlite::Connection::open_with_flags(gw.datadir.join("sendero.sqlite"), flags).unwrap();
+    let conn = common::books(&gw.datadir);
     let mut stmt = conn.prepare("SELECT event_id, event_type, payload FROM outbox").unwrap();
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))).unwrap();
     rows.map(Result::unwrap).collect()

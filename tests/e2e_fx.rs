@@ -49,7 +49,7 @@ fn quotes_are_priced_against_the_client_for_keys_with_the_scope() {
     assert!((25..=31).contains(&(expires - now)), "expires in {} s", expires - now);
     let quote_id = q["quote_id"].as_str().unwrap().to_owned();
     assert!(quote_id.starts_with("q_"));
-    let conn = rusqlite::Connection::open(gw.datadir.join("sendero.sqlite")).unwrap();
+    let conn = common::books(&gw.datadir);
     // Quotes are written in batches a few milliseconds after they are served.
     let stored = || {
         conn.query_row("SELECT api_key_id, amount_sat FROM fx_quotes WHERE quote_id = ?1", [&quote_id], |r| {

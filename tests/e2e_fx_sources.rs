@@ -109,9 +109,9 @@ fn execution_fills_once_within_drift_and_refuses_otherwise() {
     let code = |raw: &str| {
         serde_json::from_str::<Value>(raw).unwrap()["error"]["code"].as_str().unwrap_or_default().to_owned()
     };
-    let db = gw.datadir.join("sendero.sqlite");
+    let datadir = gw.datadir.clone();
     let fills = |quote_id: &str| -> i64 {
-        let conn = rusqlite::Connection::open(&db).unwrap();
+        let conn = common::books(&datadir);
         conn.query_row("SELECT COUNT(*) FROM fx_fills WHERE quote_id = ?1", [quote_id], |r| r.get(0)).unwrap()
     };
 

@@ -74,7 +74,7 @@ fn sell_sat(gw: &Gateway, key: &str, minor_units: u64) -> u64 {
 /// Payments, ledger entries and the treasury's in-flight accounts: what a refused refund must
 /// leave as they were.
 fn books(gw: &Gateway) -> (i64, i64, i64) {
-    let conn = rusqlite::Connection::open(gw.datadir.join("sendero.sqlite")).unwrap();
+    let conn = common::books(&gw.datadir);
     let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
     (
         count("SELECT COUNT(*) FROM payments"),
@@ -358,7 +358,7 @@ fn paying_our_own_invoices_settles_on_us_pays_them_once_and_books_both_sides() {
     let crash_id = crash["invoice_id"].as_str().unwrap();
     let got = get(&gw, &format!("/v1/invoices/{crash_id}"), &shop_key);
     assert_eq!((got["status"].as_str(), got["received_msat"].as_u64()), (Some("paid"), Some(24_000_000)), "{got}");
-    let conn = rusqlite::Connection::open(gw.datadir.join("sendero.sqlite")).unwrap();
+    let conn = common::books(&gw.datadir);
     let count = |sql: &str| conn.query_row(sql, [crash_id], |r| r.get::<_, i64>(0)).unwrap();
     assert_eq!(
         count("SELECT COUNT(*) FROM outbox WHERE event_type = 'invoice.paid' AND payload LIKE '%' || ?1 || '%'"),

@@ -289,7 +289,7 @@ fn a_payment_that_arrives_while_senderod_is_down_is_counted_once_after_the_resta
     p.a.restart();
     settled_exact(&p.a, "after another restart");
     assert_eq!(account(&p.a, &format!("receivable:{key_id}")), -((amount_sat * 1_000) as i64), "counted once");
-    let conn = rusqlite::Connection::open(p.a.datadir.join("sendero.sqlite")).unwrap();
+    let conn = common::books(&p.a.datadir);
     let events: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM outbox WHERE event_type = 'invoice.paid' AND payload LIKE ?1",

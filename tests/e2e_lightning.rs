@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 /// What the daemon's own store recorded from the node's events.
 fn stored_payment(gw: &Gateway, id: &str) -> Option<(String, String, i64, Option<String>)> {
-    let conn = rusqlite::Connection::open(gw.datadir.join("sendero.sqlite")).unwrap();
+    let conn = common::books(&gw.datadir);
     conn.query_row(
         "SELECT direction, status, amount_msat, payment_hash FROM ln_payments WHERE payment_id = ?1",
         [id],
@@ -141,7 +141,7 @@ fn channel_payments_and_restarts_between_two_gateways() {
 
     // An event whose recording fails is still acknowledged: with B's store locked by another
     // writer, B's node keeps going; the next payment after the lock is released is recorded.
-    let lock = rusqlite::Connection::open(b.datadir.join("sendero.sqlite")).unwrap();
+    let lock = common::books(&b.datadir);
     lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let first =
         b.call("ln.invoice", json!({"amount_msat": 2_000_000, "description": "while locked", "expiry_secs": 600}));
@@ -271,7 +271,7 @@ fn splices_and_a_cooperative_close_move_funds_between_channel_and_chain() {
             && ln_balance(b)["onchain_total_sat"].as_u64().unwrap() >= b_chain + b_out
     });
     let state = |gw: &Gateway| -> String {
-        let conn = rusqlite::Connection::open(gw.datadir.join("sendero.sqlite")).unwrap();
+        let conn = common::books(&gw.datadir);
         conn.query_row("SELECT state FROM ln_channels WHERE channel_id = ?1", [&channel_id], |r| r.get(0)).unwrap()
     };
     wait_for("both stores to record the close", MINUTE, || state(a) == "closed" && state(b) == "closed");

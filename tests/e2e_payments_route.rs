@@ -25,7 +25,7 @@ fn candidate<'a>(r: &'a Value, rail: &str) -> Option<&'a Value> {
 }
 
 fn routes_stored(gw: &common::Gateway) -> i64 {
-    let conn = rusqlite::Connection::open(gw.datadir.join("sendero.sqlite")).unwrap();
+    let conn = common::books(&gw.datadir);
     conn.query_row("SELECT count(*) FROM routes", [], |r| r.get(0)).unwrap()
 }
 

@@ -48,7 +48,7 @@ fn listed(gw: &Gateway, id: &str) -> Value {
 
 /// What a refusal must leave unchanged: the payments and the ledger.
 fn books(gw: &Gateway) -> (i64, Value) {
-    let store = rusqlite::Connection::open(gw.datadir.join("sendero.sqlite")).unwrap();
+    let store = common::books(&gw.datadir);
     let payments: i64 = store.query_row("SELECT COUNT(*) FROM payments", [], |r| r.get(0)).unwrap();
     (payments, gw.call("ledger.balances", json!({})))
 }

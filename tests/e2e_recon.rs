@@ -208,7 +208,7 @@ fn check_csv(gw: &Gateway, report: &Value) {
 
 /// Edits A's ledger with senderod stopped.
 fn edit_ledger(gw: &Gateway, sql: &str) {
-    let conn = rusqlite::Connection::open(gw.datadir.join("sendero.sqlite")).unwrap();
+    let conn = common::books(&gw.datadir);
     conn.execute_batch(sql).unwrap();
 }
 

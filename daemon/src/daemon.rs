@@ -87,14 +87,36 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
     move |source| DaemonError::Io { what, source }
 }
 
+/// What a senderod process does (`--role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Role {
+    /// The whole gateway in one process.
+    #[default]
+    All,
+    /// The whole gateway, as the one node of a PostgreSQL store: it holds the store's node lock
+    /// (a second node waits as a standby and takes over when the first is gone).
+    Node,
+}
+
 /// Runs senderod until SIGTERM/SIGINT.
-pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
+pub async fn run(config: Config, dev: bool, role: Role) -> Result<(), DaemonError> {
     let datadir = config.datadir.clone();
     if !config.metrics.listen.is_empty() {
         // Before anything runs, so that every payout and request from the start is counted.
         crate::metrics::install();
     }
     prepare_datadir(&datadir)?;
+    if role == Role::Node && config.store.url.is_empty() {
+        return Err(ConfigError::Invalid(
+            "--role node needs a PostgreSQL store ([store] url): a SQLite store is one process's file".into(),
+        )
+        .into());
+    }
+    // Before the data dir's own lock: a standby sharing the data dir waits here, saying so.
+    let node_lock = match config.store.url.is_empty() {
+        true => None,
+        false => Some(Arc::new(crate::store::NodeLock::acquire(&config.store.url).await?)),
+    };
     let _lock = lock_datadir(&datadir)?;
     if datadir.join(crate::backup::RESTORE_MARKER).exists() {
         return Err(DaemonError::RestoreIncomplete(datadir));
@@ -108,6 +130,9 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     let (state, boot) = compose(config, &rpc).await?;
     let cancel = CancellationToken::new();
     let mut tasks = spawn_tasks(&state, boot, rpc, &cancel);
+    if let Some(lock) = node_lock {
+        tasks.spawn("node lock", hold_node_lock(lock, cancel.clone()));
+    }
     if dev {
         dev_bootstrap(&state).await?;
     }
@@ -122,6 +147,28 @@ pub async fn run(config: Config, dev: bool) -> Result<(), DaemonError> {
     }
     tracing::info!("senderod stopped");
     result
+}
+
+/// Checks the node lock until shutdown; ends (stopping senderod) when it is lost.
+async fn hold_node_lock(lock: Arc<crate::store::NodeLock>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(crate::store::NODE_LOCK_POLL) => {}
+        }
+        let check = Arc::clone(&lock);
+        match tokio::task::spawn_blocking(move || check.check()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "node lock lost");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "checking the node lock");
+                return;
+            }
+        }
+    }
 }
 
 /// What the background tasks take beyond the shared state.

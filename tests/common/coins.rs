@@ -107,7 +107,7 @@ pub fn reserve_with_a_refused_batch(chain: &Chain, gw: &mut Gateway) -> String {
     gw.restart();
     assert!(gw.try_call("batch.trigger", json!({})).is_err(), "the process aborts inside the call");
     gw.wait_exit();
-    let store = rusqlite::Connection::open(gw.datadir.join("sendero.sqlite")).unwrap();
+    let store = super::books(&gw.datadir);
     let txid: String = store.query_row("SELECT txid FROM batches WHERE state = 'signed'", [], |r| r.get(0)).unwrap();
     drop(store);
     call_bitcoind(&chain.rpc(), "prioritisetransaction", &[json!(txid), json!(0), json!(-100_000_000)]);

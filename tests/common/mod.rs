@@ -488,6 +488,22 @@ pub fn http_delete(port: u16, path: &str, key: &str) -> (u16, Value) {
 }
 
 /// Seconds since the Unix epoch.
+/// A connection to the books of the gateway in `datadir`: its SQLite file, or its PostgreSQL
+/// database when its config names one (`SENDERO_TEST_STORE=postgres`). Statements are written
+/// as the daemon's are, in the SQL both share.
+pub fn books(datadir: &Path) -> sendero::store::sql::Connection {
+    let config = std::fs::read_to_string(datadir.join("senderod.toml")).unwrap_or_default();
+    let url = config.lines().find_map(|l| {
+        l.trim().strip_prefix("url = \"postgres").map(|rest| format!("postgres{}", rest.trim_end_matches('"')))
+    });
+    match url {
+        Some(url) => sendero::store::sql::Connection::postgres(&url, false).expect("connect to the books"),
+        None => sendero::store::sql::Connection::sqlite(
+            rusqlite::Connection::open(datadir.join("sendero.sqlite")).expect("open the books"),
+        ),
+    }
+}
+
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }

@@ -21,11 +21,20 @@ impl From<BackupError> for AdminError {
 /// `backup.export {include_mnemonic?, allow_in_flight?}`: the bundle (base64) and its manifest.
 /// Refused with `payouts_in_flight` while a payout is not yet with its rail (a restored gateway
 /// would send it again if the old one sent it after the backup), unless `allow_in_flight`.
-/// Audited, before the snapshot, so the bundle holds the record of its own export.
+/// Audited, before the snapshot, so the bundle holds the record of its own export. Refused with
+/// `store_is_postgres` when the books are in PostgreSQL.
 pub(crate) async fn export(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     let params = params.only(&["include_mnemonic", "allow_in_flight"])?;
     let include_mnemonic = params.optional_bool("include_mnemonic")?.unwrap_or(false);
     let allow_in_flight = params.optional_bool("allow_in_flight")?.unwrap_or(false);
+    if ctx.store.is_postgres() {
+        return Err(AdminError::new(
+            rpc_code::REFUSED,
+            "store_is_postgres",
+            "the books are in PostgreSQL ([store] url): back them up with PostgreSQL's own tools (pg_dump, \
+             base backups); backup.export bundles a SQLite store with the Lightning node's state",
+        ));
+    }
     let store = std::sync::Arc::clone(&ctx.store);
     let in_flight = tokio::task::block_in_place(|| store.payments_not_with_rail())?;
     if !in_flight.is_empty() && !allow_in_flight {

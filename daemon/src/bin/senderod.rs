@@ -43,6 +43,11 @@ struct Args {
     /// hold no gateway), then exit; start senderod again to run the restored gateway.
     #[arg(long, value_name = "FILE")]
     restore_from: Option<PathBuf>,
+    /// all: the whole gateway in one process (the default). node: the same, as the one node of a
+    /// PostgreSQL store ([store] url): a second node waits as a standby and takes over when the
+    /// first is gone.
+    #[arg(long, value_enum, default_value_t = sendero::daemon::Role::All)]
+    role: sendero::daemon::Role,
     /// With --restore-from: the wallet's mnemonic (a file, mode 0600), when the backup holds none.
     #[arg(long, value_name = "FILE", requires = "restore_from")]
     mnemonic_file: Option<PathBuf>,
@@ -83,7 +88,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&e),
     };
-    let ran = runtime.block_on(sendero::daemon::run(config, args.dev));
+    let ran = runtime.block_on(sendero::daemon::run(config, args.dev, args.role));
     sendero::telemetry::flush();
     match ran {
         Ok(()) => ExitCode::SUCCESS,

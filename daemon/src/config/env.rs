@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::{Config, ConfigError};
 
 /// Environment variables that start with `SENDERO_` but are not configuration keys.
-pub(super) const NON_CONFIG_ENV: &[&str] = &["SENDERO_CACHE", "SENDERO_FAILPOINT"];
+pub(super) const NON_CONFIG_ENV: &[&str] = &["SENDERO_CACHE", "SENDERO_FAILPOINT", "SENDERO_TEST_STORE"];
 
 /// `$HOME`, or `/` when unset.
 pub(super) fn default_home() -> PathBuf {

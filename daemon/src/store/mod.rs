@@ -6,7 +6,11 @@
 
 mod idempotency;
 mod migrations;
+mod node_lock;
+mod pg_migrations;
 pub mod sql;
+
+pub use node_lock::{NodeLock, NODE_LOCK_POLL};
 
 pub use idempotency::IdemBegin;
 
@@ -37,6 +41,10 @@ pub enum StoreError {
     /// The database file could not be created.
     #[error("store: creating the database file: {0}")]
     Io(std::io::Error),
+    /// This node's PostgreSQL session ended, and the node lock with it: another node may be
+    /// taking over, so this one must stop.
+    #[error("store: the node lock was lost (the PostgreSQL session holding it ended); stopping so that one node runs")]
+    NodeLockLost,
     /// The checkpointer thread could not be started.
     #[error("store: starting the checkpointer: {0}")]
     Thread(std::io::Error),
@@ -49,7 +57,7 @@ impl StoreError {
         match self {
             StoreError::Sql(e) => e.is_disk_full(),
             StoreError::Io(e) => is_enospc(e),
-            StoreError::Thread(_) | StoreError::TooNew { .. } => false,
+            StoreError::Thread(_) | StoreError::TooNew { .. } | StoreError::NodeLockLost => false,
         }
     }
 }
@@ -139,7 +147,7 @@ impl Store {
     /// Opens and migrates the store in the PostgreSQL database at `url`.
     pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
         let mut conn = Connection::postgres(url, true)?;
-        migrations::migrate_postgres(&mut conn)?;
+        pg_migrations::migrate(&mut conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
             reader: Mutex::new(Connection::postgres(url, false)?),

@@ -274,7 +274,13 @@ impl Connection {
     /// A connection to PostgreSQL at `url`. The writer's transactions take the store's write
     /// lock; a reader's session is read-only.
     pub fn postgres(url: &str, writer: bool) -> Result<Connection> {
-        Ok(Connection { backend: Backend::Pg(pg::Conn::connect(url, writer)?), depth: Cell::new(0) })
+        Ok(Connection { backend: Backend::Pg(pg::Conn::connect(url, writer, true)?), depth: Cell::new(0) })
+    }
+
+    /// A PostgreSQL session that is never opened again behind the caller's back: what it holds
+    /// (an advisory lock) ends with it, and its next call then fails.
+    pub fn postgres_session(url: &str) -> Result<Connection> {
+        Ok(Connection { backend: Backend::Pg(pg::Conn::connect(url, true, false)?), depth: Cell::new(0) })
     }
 
     /// The SQLite connection under this one, if it is SQLite.

@@ -51,10 +51,13 @@ pub(super) struct Conn {
     /// Statements prepared on this connection, by their SQL as written.
     statements: RefCell<HashMap<String, Statement>>,
     in_transaction: std::cell::Cell<bool>,
+    /// Whether a closed connection is opened again (not for a session that holds a lock: a
+    /// new session would not hold it).
+    reconnect: bool,
 }
 
 impl Conn {
-    pub(super) fn connect(url: &str, writer: bool) -> Result<Conn> {
+    pub(super) fn connect(url: &str, writer: bool, reconnect: bool) -> Result<Conn> {
         let client = open(url, writer)?;
         Ok(Conn {
             url: url.to_owned(),
@@ -62,13 +65,14 @@ impl Conn {
             client: RefCell::new(client),
             statements: RefCell::new(HashMap::new()),
             in_transaction: std::cell::Cell::new(false),
+            reconnect,
         })
     }
 
     /// The client, connected again first if the server closed the last connection (a restart)
     /// and no transaction was open on it.
     fn client(&self) -> Result<std::cell::Ref<'_, Client>> {
-        if self.client.borrow().is_closed() && !self.in_transaction.get() {
+        if self.reconnect && self.client.borrow().is_closed() && !self.in_transaction.get() {
             let fresh = open(&self.url, self.writer)?;
             *self.client.borrow_mut() = fresh;
             self.statements.borrow_mut().clear();
@@ -180,6 +184,7 @@ impl ToSql for Param<'_> {
                     .map_err(|_| format!("{v} does not fit the int4 PostgreSQL inferred: cast the parameter"))?
                     .to_sql(ty, out),
                 Type::INT2 => i16::try_from(v)?.to_sql(ty, out),
+                Type::OID => u32::try_from(v)?.to_sql(ty, out),
                 Type::BOOL => (v != 0).to_sql(ty, out),
                 Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
                     v.to_string().as_str().to_sql(&Type::TEXT, out)
