@@ -77,16 +77,23 @@ fn scopes_of(row: &ApiKeyRow) -> Vec<Scope> {
 }
 
 /// The API keys: stored in the store, looked up through a cache (a key is read from SQLite once;
-/// any revocation clears the cache).
+/// any revocation clears the cache). On PostgreSQL another process may revoke a key: a cached
+/// key is read again after [`SHARED_CACHE_TTL`].
 pub struct ApiKeys {
     store: Arc<Store>,
-    cache: RwLock<HashMap<String, ApiKeyRow>>,
+    cache: RwLock<HashMap<String, (ApiKeyRow, std::time::Instant)>>,
+    /// How long a cached key is trusted; `None`: until this process revokes one.
+    ttl: Option<std::time::Duration>,
 }
+
+/// How long a front end of a PostgreSQL store keeps serving a key another process revoked.
+pub const SHARED_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl ApiKeys {
     /// The keys of `store`.
     pub fn new(store: Arc<Store>) -> ApiKeys {
-        ApiKeys { store, cache: RwLock::default() }
+        let ttl = store.is_postgres().then_some(SHARED_CACHE_TTL);
+        ApiKeys { store, cache: RwLock::default(), ttl }
     }
 
     /// Creates a key; returns it with its secret (shown once).
@@ -107,12 +114,14 @@ impl ApiKeys {
     pub fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>, StoreError> {
         let digest = digest(secret);
         let cached = self.cache.read().unwrap_or_else(PoisonError::into_inner).get(&digest).cloned();
+        let fresh = |at: std::time::Instant| self.ttl.is_none_or(|ttl| at.elapsed() < ttl);
         let row = match cached {
-            Some(row) => Some(row),
-            None => {
+            Some((row, at)) if fresh(at) => Some(row),
+            _ => {
                 let row = self.store.api_key_by_hash(&digest)?;
                 if let Some(row) = &row {
-                    self.cache.write().unwrap_or_else(PoisonError::into_inner).insert(digest, row.clone());
+                    let entry = (row.clone(), std::time::Instant::now());
+                    self.cache.write().unwrap_or_else(PoisonError::into_inner).insert(digest, entry);
                 }
                 row
             }

@@ -96,6 +96,11 @@ pub enum Role {
     /// The whole gateway, as the one node of a PostgreSQL store: it holds the store's node lock
     /// (a second node waits as a standby and takes over when the first is gone).
     Node,
+    /// A front end of a PostgreSQL store: the public HTTP API (quotes from its own rate cache,
+    /// on-chain routes priced from a watch-only copy of the treasury and bitcoind, submits,
+    /// reads) and the admin RPC's reads; the node role carries out what it accepts. Runs many
+    /// times, each with a data dir of its own and no mnemonic.
+    Api,
 }
 
 /// Runs senderod until SIGTERM/SIGINT.
@@ -106,14 +111,15 @@ pub async fn run(config: Config, dev: bool, role: Role) -> Result<(), DaemonErro
         crate::metrics::install();
     }
     prepare_datadir(&datadir)?;
-    if role == Role::Node && config.store.url.is_empty() {
+    if role != Role::All && config.store.url.is_empty() {
         return Err(ConfigError::Invalid(
-            "--role node needs a PostgreSQL store ([store] url): a SQLite store is one process's file".into(),
+            "--role node and --role api need a PostgreSQL store ([store] url): a SQLite store is one process's file"
+                .into(),
         )
         .into());
     }
     // Before the data dir's own lock: a standby sharing the data dir waits here, saying so.
-    let node_lock = match config.store.url.is_empty() {
+    let node_lock = match config.store.url.is_empty() || role == Role::Api {
         true => None,
         false => Some(Arc::new(crate::store::NodeLock::acquire(&config.store.url).await?)),
     };
@@ -127,9 +133,12 @@ pub async fn run(config: Config, dev: bool, role: Role) -> Result<(), DaemonErro
         Some(node) => (node.rpc_url(), BitcoindAuth::Cookie(node.cookie_path())),
         None => config.bitcoind_rpc()?,
     };
-    let (state, boot) = compose(config, &rpc).await?;
+    let (state, boot) = compose(config, &rpc, role).await?;
     let cancel = CancellationToken::new();
-    let mut tasks = spawn_tasks(&state, boot, rpc, &cancel);
+    let mut tasks = match role {
+        Role::Api => spawn_front_end_tasks(&state, boot, &cancel),
+        Role::All | Role::Node => spawn_tasks(&state, boot, rpc, &cancel),
+    };
     if let Some(lock) = node_lock {
         tasks.spawn("node lock", hold_node_lock(lock, cancel.clone()));
     }
@@ -175,7 +184,8 @@ async fn hold_node_lock(lock: Arc<crate::store::NodeLock>, cancel: CancellationT
 struct Boot {
     status_tx: watch::Sender<ChainStatus>,
     start_height: u32,
-    ln_seed: [u8; 64],
+    /// The Lightning node's seed; none on a front end (`--role api`), which runs no node.
+    ln_seed: Option<[u8; 64]>,
     fx_sources: crate::fx::sources::SourceSet,
 }
 
@@ -193,19 +203,32 @@ fn open_store(config: &crate::config::StoreConfig, datadir: &std::path::Path) ->
 }
 
 /// Opens the store, the keys and the wallet, and composes the shared state.
-async fn compose(config: Config, rpc: &(String, BitcoindAuth)) -> Result<(AppState, Boot), DaemonError> {
+async fn compose(config: Config, rpc: &(String, BitcoindAuth), role: Role) -> Result<(AppState, Boot), DaemonError> {
     let (network, datadir) = (config.bitcoin_network()?, config.datadir.clone());
     crate::failpoint::arm(network);
     let store = Arc::new(open_store(&config.store, &datadir)?);
     check_network(&store, &datadir, network)?;
     let chain = Arc::new(ChainSource::new(rpc.0.clone(), rpc.1.clone()));
-    let (mnemonic, created) = keys::load_or_create_mnemonic(&datadir.join("mnemonic"))?;
-    if created {
-        tracing::warn!(path = %datadir.join("mnemonic").display(), "created a new wallet mnemonic: back this file up");
-    }
-    let treasury = Treasury::open(&datadir.join("wallet.sqlite"), &mnemonic, network)?;
-    let ln_seed = keys::lightning_seed(&mnemonic, network)?;
-    let start_height = wallet_birthday(&store, &chain, created, config.wallet.birthday_height).await?;
+    let (treasury, ln_seed, start_height) = match role {
+        Role::Api => {
+            let (external, internal) = published_descriptors(&store).await?;
+            let treasury = Treasury::open_watch_only(&datadir.join("wallet.sqlite"), external, internal, network)?;
+            let start_height = wallet_birthday(&store, &chain, false, config.wallet.birthday_height).await?;
+            (treasury, None, start_height)
+        }
+        Role::All | Role::Node => {
+            let (mnemonic, created) = keys::load_or_create_mnemonic(&datadir.join("mnemonic"))?;
+            if created {
+                tracing::warn!(path = %datadir.join("mnemonic").display(), "created a new wallet mnemonic: back this file up");
+            }
+            let treasury = Treasury::open(&datadir.join("wallet.sqlite"), &mnemonic, network)?;
+            let ln_seed = keys::lightning_seed(&mnemonic, network)?;
+            let start_height = wallet_birthday(&store, &chain, created, config.wallet.birthday_height).await?;
+            let (external, internal) = keys::treasury_public_descriptors(&mnemonic, network)?;
+            store.set_meta(TREASURY_DESCRIPTORS, &serde_json::json!([external, internal]).to_string())?;
+            (treasury, Some(ln_seed), start_height)
+        }
+    };
     let fx_cache = crate::fx::RateCache::with_ttls(
         config.fx.rate_ttl_secs,
         config.fx.pairs.iter().map(|p| (p.clone(), config.fx.ttl_for(p))).collect(),
@@ -237,6 +260,43 @@ async fn compose(config: Config, rpc: &(String, BitcoindAuth)) -> Result<(AppSta
     Ok((state, Boot { status_tx, start_height, ln_seed, fx_sources }))
 }
 
+/// The store's record of the treasury's public descriptors (written by the node, read by the
+/// front ends' watch-only copies).
+const TREASURY_DESCRIPTORS: &str = "treasury_public_descriptors";
+
+/// The treasury's public descriptors as the node published them; waits (saying so once) until
+/// a node has started on this store.
+async fn published_descriptors(store: &Store) -> Result<(String, String), DaemonError> {
+    let mut said = false;
+    loop {
+        let published = store.meta(TREASURY_DESCRIPTORS)?;
+        if let Some(pair) = published.and_then(|text| serde_json::from_str::<(String, String)>(&text).ok()) {
+            return Ok(pair);
+        }
+        if !said {
+            tracing::warn!("waiting for a node (senderod --role node) to start on this store and publish the treasury");
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// A front end's tasks: its watch-only treasury following the chain, its rate cache, the
+/// idempotency pruner and the quote writer. The node carries out the payouts.
+fn spawn_front_end_tasks(state: &AppState, boot: Boot, cancel: &CancellationToken) -> Tasks {
+    let interval = Duration::from_millis(state.config.bitcoind.poll_interval_ms.max(50));
+    let (chain, treasury) = (Arc::clone(state.onchain.chain()), Arc::clone(state.onchain.treasury()));
+    let follow =
+        follower::run(chain, treasury, state.network, boot.start_height, interval, boot.status_tx, cancel.clone());
+    let mut tasks = Tasks::default();
+    tasks.spawn("chain follower", follow);
+    tasks.spawn("fx sources", crate::fx::sources::run(Arc::clone(&state.fx), boot.fx_sources, cancel.clone()));
+    tasks.spawn("idempotency pruner", prune_idempotency(state.clone(), cancel.clone()));
+    tasks.spawn("quote writer", write_quotes(Arc::clone(&state.store), cancel.clone()));
+    tracing::info!("front end (--role api): the node carries out the payouts this process accepts");
+    tasks
+}
+
 /// The rail with `wallet.fee_schedule_file`'s feerates in force, when one is set.
 fn fee_schedule(onchain: Onchain, wallet: &crate::config::WalletConfig) -> Result<Onchain, DaemonError> {
     if wallet.fee_schedule_file.is_empty() {
@@ -257,7 +317,7 @@ fn spawn_tasks(state: &AppState, boot: Boot, rpc: (String, BitcoindAuth), cancel
         follower::run(chain, treasury, state.network, boot.start_height, interval, boot.status_tx, cancel.clone());
     let mut tasks = Tasks::default();
     tasks.spawn("chain follower", follow);
-    if state.config.lightning.enabled {
+    if let (true, Some(ln_seed)) = (state.config.lightning.enabled, boot.ln_seed) {
         let runner = Runner {
             rail: Arc::clone(&state.lightning),
             config: Arc::clone(&state.config),
@@ -267,11 +327,17 @@ fn spawn_tasks(state: &AppState, boot: Boot, rpc: (String, BitcoindAuth), cancel
             payments_wake: Arc::clone(&state.payments.wake),
             webhooks_wake: Arc::clone(&state.webhooks.wake),
         };
-        tasks.spawn("lightning node", runner::run(runner, rpc, boot.ln_seed, cancel.clone()));
+        tasks.spawn("lightning node", runner::run(runner, rpc, ln_seed, cancel.clone()));
     }
     tasks.spawn("fx sources", crate::fx::sources::run(Arc::clone(&state.fx), boot.fx_sources, cancel.clone()));
-    // Every in-flight key belongs to a request of an earlier process (none is served yet).
-    prune_idempotency_now(state, crate::unix_now() + 1);
+    // Every in-flight key belongs to a request of an earlier process (none is served yet) — on
+    // SQLite. On PostgreSQL front ends may be serving requests: only keys older than a request
+    // can run are stale.
+    let stale_before = match state.store.is_postgres() {
+        false => crate::unix_now() + 1,
+        true => crate::unix_now().saturating_sub(STALE_IN_FLIGHT_SECS),
+    };
+    prune_idempotency_now(state, stale_before);
     tasks.spawn("idempotency pruner", prune_idempotency(state.clone(), cancel.clone()));
     tasks.spawn("quote writer", write_quotes(Arc::clone(&state.store), cancel.clone()));
     tasks.spawn("payment sagas", crate::payment::saga::run(Arc::clone(&state.payments), cancel.clone()));
@@ -539,6 +605,9 @@ async fn write_quotes(store: Arc<Store>, cancel: CancellationToken) {
 
 /// Drops idempotency records past their retention, and in-flight ones older than `stale_before`
 /// (a request that died with an earlier process committed nothing).
+/// An in-flight idempotency key older than this belongs to a request no process still serves.
+const STALE_IN_FLIGHT_SECS: u64 = 600;
+
 fn prune_idempotency_now(state: &AppState, stale_before: u64) {
     let now = crate::unix_now();
     match state.store.idempotency_prune(now.saturating_sub(state.config.api.idempotency_retention_secs), stale_before) {

@@ -147,6 +147,8 @@ pub struct Gateway {
     runtime: tokio::runtime::Runtime,
     /// Environment set on the next starts (e.g. `SENDERO_FAILPOINT`).
     pub env: Vec<(String, String)>,
+    /// Arguments given to senderod beside `--config` (e.g. `--role api`).
+    pub args: Vec<String>,
     /// Every admin cookie the gateway wrote (one per start over TCP): never to be logged.
     cookies: Vec<String>,
 }
@@ -173,6 +175,18 @@ impl Gateway {
     /// Like [`Gateway::start`], with `log.format` set to `log_format` and `extra` appended to the
     /// generated config (whole sections, e.g. `[fx]`).
     pub fn start_with(chain: &Chain, datadir: &Path, admin: AdminMode, log_format: &str, extra: &str) -> Gateway {
+        Self::start_with_args(chain, datadir, admin, log_format, extra, &[])
+    }
+
+    /// Like [`Gateway::start_with`], with `args` given to senderod (e.g. `["--role", "api"]`).
+    pub fn start_with_args(
+        chain: &Chain,
+        datadir: &Path,
+        admin: AdminMode,
+        log_format: &str,
+        extra: &str,
+        args: &[&str],
+    ) -> Gateway {
         std::fs::create_dir_all(datadir).expect("datadir");
         let api_port = free_port().expect("port");
         let admin_port = (admin == AdminMode::Tcp).then(|| free_port().expect("port"));
@@ -203,6 +217,7 @@ impl Gateway {
             child: None,
             runtime,
             env: vec![],
+            args: args.iter().map(|a| a.to_string()).collect(),
             cookies: vec![],
         };
         gw.spawn();
@@ -213,7 +228,7 @@ impl Gateway {
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(self.datadir.join("senderod.log")).expect("log");
         let mut cmd = Command::new(SENDEROD);
-        cmd.arg("--config").arg(self.datadir.join("senderod.toml"));
+        cmd.arg("--config").arg(self.datadir.join("senderod.toml")).args(&self.args);
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("SENDERO_") && k != "SENDERO_CACHE") {
             cmd.env_remove(key);
         }

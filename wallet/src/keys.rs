@@ -59,6 +59,17 @@ pub fn treasury_descriptors(mnemonic: &Mnemonic, network: Network) -> Result<(St
     Ok((render(KeychainKind::External)?, render(KeychainKind::Internal)?))
 }
 
+/// The treasury's descriptors without their private keys: what a watch-only copy of the wallet
+/// (an API front end, `senderod --role api`) follows the chain with.
+pub fn treasury_public_descriptors(mnemonic: &Mnemonic, network: Network) -> Result<(String, String), WalletError> {
+    let xprv = Xpriv::new_master(network, &mnemonic.to_seed("")).map_err(|e| WalletError::Keys(e.to_string()))?;
+    let render = |keychain| -> Result<String, WalletError> {
+        let (desc, _, _) = Bip84(xprv, keychain).build(network).map_err(|e| WalletError::Keys(e.to_string()))?;
+        Ok(desc.to_string())
+    };
+    Ok((render(KeychainKind::External)?, render(KeychainKind::Internal)?))
+}
+
 /// The mnemonic's master key fingerprint (hex, as in descriptors' `[fingerprint/…]`): names the
 /// wallet without revealing it, so a backup can tell whether a mnemonic is the one it was made with.
 pub fn master_fingerprint(mnemonic: &Mnemonic, network: Network) -> Result<String, WalletError> {

@@ -115,18 +115,46 @@ pub(crate) struct Inner {
 pub struct Treasury {
     inner: Mutex<Inner>,
     network: Network,
+    /// Opened from public descriptors: it signs nothing ([`Treasury::open_watch_only`]).
+    watch_only: bool,
 }
+
+/// The weight a P2WPKH input's witness adds once signed: the item count, a 71-byte signature
+/// with its sighash byte (BDK grinds for a low R) and a 33-byte key, each with its length.
+const P2WPKH_WITNESS_WEIGHT: u64 = 1 + 1 + 71 + 1 + 33;
 
 impl Treasury {
     /// Opens the wallet database at `db_path`, creating the wallet on first use.
     pub fn open(db_path: &Path, mnemonic: &Mnemonic, network: Network) -> Result<Arc<Self>, WalletError> {
         let (external, internal) = treasury_descriptors(mnemonic, network)?;
+        Self::open_descriptors(db_path, external, internal, network, true)
+    }
+
+    /// Opens a watch-only copy of the treasury from its public descriptors
+    /// ([`crate::keys::treasury_public_descriptors`]) at `db_path`: it follows the chain, knows
+    /// the coins and prices spends, and signs nothing.
+    pub fn open_watch_only(
+        db_path: &Path,
+        external: String,
+        internal: String,
+        network: Network,
+    ) -> Result<Arc<Self>, WalletError> {
+        Self::open_descriptors(db_path, external, internal, network, false)
+    }
+
+    fn open_descriptors(
+        db_path: &Path,
+        external: String,
+        internal: String,
+        network: Network,
+        private: bool,
+    ) -> Result<Arc<Self>, WalletError> {
         let mut db = Connection::open(db_path)?;
-        let loaded = Wallet::load()
+        let load = Wallet::load()
             .descriptor(KeychainKind::External, Some(external.clone()))
             .descriptor(KeychainKind::Internal, Some(internal.clone()))
-            .extract_keys()
-            .check_network(network)
+            .check_network(network);
+        let loaded = if private { load.extract_keys() } else { load }
             .load_wallet(&mut db)
             .map_err(|e| WalletError::Storage(format!("load wallet: {e}")))?;
         let wallet = match loaded {
@@ -136,7 +164,7 @@ impl Treasury {
                 .create_wallet(&mut db)
                 .map_err(|e| WalletError::Storage(format!("create wallet: {e}")))?,
         };
-        Ok(Arc::new(Treasury { inner: Mutex::new(Inner { wallet, db }), network }))
+        Ok(Arc::new(Treasury { inner: Mutex::new(Inner { wallet, db }), network, watch_only: !private }))
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -329,6 +357,15 @@ impl Treasury {
     /// broadcast or kept.
     pub fn estimate_payout_vsize(&self, payees: &[Payee], feerate_sat_vb: u64) -> Result<u64, WalletError> {
         let mut inner = self.lock();
+        if self.watch_only {
+            // No keys: the unsigned transaction plus each input's witness as signing adds it
+            // (and the segwit marker and flag).
+            let psbt = inner.payout_psbt(payees, feerate_sat_vb, &[])?;
+            let tx = psbt.unsigned_tx;
+            inner.wallet.cancel_tx(&tx);
+            let weight = tx.weight().to_wu() + 2 + P2WPKH_WITNESS_WEIGHT * tx.input.len() as u64;
+            return Ok(weight.div_ceil(4));
+        }
         let (tx, _) = inner.build_signed(payees, feerate_sat_vb)?;
         inner.wallet.cancel_tx(&tx);
         Ok(tx.vsize() as u64)

@@ -261,6 +261,9 @@ impl From<SubmitError> for ApiError {
             SubmitError::Conflict(InsertError::RouteTaken(_)) => err(StatusCode::CONFLICT, "route_already_submitted"),
             SubmitError::Conflict(InsertError::QuoteTaken(_)) => err(StatusCode::CONFLICT, "quote_already_used"),
             SubmitError::Conflict(InsertError::AlreadyPaying) => err(StatusCode::CONFLICT, "duplicate_payment"),
+            SubmitError::Conflict(InsertError::IdemMismatch) => {
+                err(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_mismatch")
+            }
             SubmitError::LightningUnavailable(_) => ApiError::retry_later("lightning_starting", msg, RETRY_AFTER_SECS),
             SubmitError::ChannelNotUsable(_) => ApiError::retry_later("channel_not_usable", msg, RETRY_AFTER_SECS),
             SubmitError::BitcoindUnavailable(_) => ApiError::retry_later("bitcoind_unavailable", msg, RETRY_AFTER_SECS),

@@ -13,7 +13,8 @@ use super::error::json_bytes;
 use super::{idempotency, ApiError};
 use crate::apikey::Scope;
 use crate::limits;
-use crate::payment::submit::{self, SubmitRequest};
+use crate::payment::record::InsertError;
+use crate::payment::submit::{self, SubmitError, SubmitRequest};
 use crate::state::AppState;
 
 const ROUTE: &str = "POST /v1/payments/submit";
@@ -31,13 +32,29 @@ pub(crate) async fn handle(State(ctx): State<AppState>, headers: HeaderMap, body
     }
     let now = crate::unix_now();
     let accepted = match parse(&body).and_then(|req| with_limits(&ctx, &key.id, req, now)) {
-        Ok(req) => submit::accept(&ctx.payments, &key.id, &idem, &req, now).await.map_err(ApiError::from),
-        Err(e) => Err(e),
+        Ok(req) => submit::accept(&ctx.payments, &key.id, &idem, &req, now).await.map_err(|e| match e {
+            SubmitError::Conflict(InsertError::Answered { status, body }) => AcceptError::Answered { status, body },
+            e => AcceptError::Api(ApiError::from(e)),
+        }),
+        Err(e) => Err(AcceptError::Api(e)),
     };
     Ok(match accepted {
         Ok(payment) => json_bytes(StatusCode::ACCEPTED, submit::answer(&payment.payment_id)),
-        Err(e) => idempotency::finish_error(&ctx, &key.id, &idem, e),
+        Err(AcceptError::Answered { status, body }) => {
+            // Another front end answered this key first: its answer, byte for byte.
+            ctx.store.idempotency_release(&key.id, &idem);
+            json_bytes(StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED), body)
+        }
+        Err(AcceptError::Api(e)) => idempotency::finish_error(&ctx, &key.id, &idem, e),
     })
+}
+
+/// Why a submit was not accepted here.
+enum AcceptError {
+    /// Another front end answered its idempotency key first.
+    Answered { status: u16, body: Vec<u8> },
+    /// Refused.
+    Api(ApiError),
 }
 
 pub(super) fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {

@@ -163,7 +163,13 @@ impl Committer {
                 p.final_at.map(|v| v as i64),
             ]);
         if inserted? == 0 {
-            return Err(conflict(conn, p)?);
+            // A front end of the same PostgreSQL store may have answered this key first.
+            let answered = self.store.idempotency_answered(conn, &p.api_key_id, &p.idem_key)?;
+            return Err(match answered {
+                Some(crate::store::IdemBegin::Replay { status, body }) => InsertError::Answered { status, body },
+                Some(_) => InsertError::IdemMismatch,
+                None => conflict(conn, p)?,
+            });
         }
         if let Some((invoice_id, mode)) = &new.refund_of {
             refund::record(conn, &p.payment_id, invoice_id, mode, p.created_at)?;

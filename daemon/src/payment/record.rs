@@ -63,6 +63,18 @@ pub enum InsertError {
     /// This route already has a payment.
     #[error("route {0} was already submitted")]
     RouteTaken(String),
+    /// Another process serving the same PostgreSQL store (a front end) answered this idempotency
+    /// key first, with the same request: its answer, to send again.
+    #[error("this idempotency key was answered by another process")]
+    Answered {
+        /// HTTP status.
+        status: u16,
+        /// The response body.
+        body: Vec<u8>,
+    },
+    /// Another process answered this idempotency key first, for another request body.
+    #[error("this idempotency key was used with another request body")]
+    IdemMismatch,
     /// The FX quote is locked by another payment.
     #[error("FX quote {0} is already used by another payment")]
     QuoteTaken(String),
@@ -109,6 +121,8 @@ impl InsertError {
         matches!(
             self,
             InsertError::IdemTaken
+                | InsertError::Answered { .. }
+                | InsertError::IdemMismatch
                 | InsertError::RouteTaken(_)
                 | InsertError::QuoteTaken(_)
                 | InsertError::AlreadyPaying

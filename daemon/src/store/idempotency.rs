@@ -44,6 +44,37 @@ impl Store {
         })
     }
 
+    /// The answer another process wrote for `(api_key_id, idem_key)` while this one held its
+    /// claim (two front ends of one PostgreSQL store, each with its own claims): a replay for
+    /// the same request, a mismatch for another; `None` when there is none.
+    pub(crate) fn idempotency_answered(
+        &self,
+        tx: &Connection,
+        api_key_id: &str,
+        idem_key: &str,
+    ) -> Result<Option<IdemBegin>, StoreError> {
+        let done: Option<(String, Option<i64>, Option<Vec<u8>>)> = tx
+            .prepare_cached(
+                "SELECT fingerprint, status, body FROM idempotency_keys
+                 WHERE api_key_id = ?1 AND idem_key = ?2 AND state = 'done'",
+            )?
+            .query_row(params![api_key_id, idem_key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((stored_fp, status, body)) = done else { return Ok(None) };
+        let claimed = self
+            .claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(api_key_id.to_owned(), idem_key.to_owned()))
+            .map(|(fp, _)| fp.clone());
+        Ok(Some(match claimed {
+            Some(fp) if fp == stored_fp => {
+                IdemBegin::Replay { status: status.unwrap_or(200) as u16, body: body.unwrap_or_default() }
+            }
+            _ => IdemBegin::Mismatch,
+        }))
+    }
+
     /// Writes a claimed request's answer inside `tx`, with the request's effects; after the
     /// commit the caller releases the claim ([`Store::idempotency_release`]).
     pub(crate) fn idempotency_answer(
