@@ -52,7 +52,8 @@ pub struct BatchingConfig {
     /// seconds, so that payouts arriving while fees are cheap gather (`high`; its default, 600, is
     /// its whole wait: a `high` payout joins a leaving batch or leaves at its deadline).
     pub high_cheap_min_wait_secs: u64,
-    /// … `normal`.
+    /// … `normal` (its default, 3600, is its whole wait: a `normal` payout joins a leaving batch
+    /// or leaves at its deadline).
     pub normal_cheap_min_wait_secs: u64,
     /// … `low`.
     pub low_cheap_min_wait_secs: u64,
@@ -120,7 +121,7 @@ impl Default for BatchingConfig {
             normal_join: true,
             low_join: false,
             high_cheap_min_wait_secs: 600,
-            normal_cheap_min_wait_secs: 1_800,
+            normal_cheap_min_wait_secs: 3_600,
             low_cheap_min_wait_secs: 3_600,
             high_interval_secs: 0,
             normal_interval_secs: 0,
