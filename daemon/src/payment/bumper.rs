@@ -115,11 +115,15 @@ fn waiting(ctx: &Payments, policy: &Policy) -> Result<Vec<(Stuck, InFlight)>, St
             continue;
         };
         let priority = Priority::parse(&b.priority).unwrap_or(Priority::Normal);
+        // The bound its payouts were promised (from their submission), as the simulator weighs
+        // it: a batch leaves at its first payout's deadline, so its own time comes later.
+        let bounds = [Priority::High, Priority::Normal, Priority::Low].map(|p| policy.class(p).max_eta_secs);
+        let promised = ctx.store.batch_eta_bound(&b.batch_id, bounds)?;
         let in_flight = InFlight {
             priority,
             feerate_sat_kvb: pending.effective_sat_kvb,
             blocks_unconfirmed: u32::try_from(tip.saturating_sub(height)).unwrap_or(u32::MAX),
-            eta_bound: b.created_at + policy.class(priority).max_eta_secs,
+            eta_bound: promised.unwrap_or(b.created_at + policy.class(priority).max_eta_secs),
         };
         found.push((Stuck::Batch(b), in_flight, pending.unconfirmed_ancestors));
     }
