@@ -2,7 +2,7 @@
 # Prepares a fresh Debian machine for Sendero: the packages needed to build bitcoind (and the
 # Rust crates' C parts; systemd for the package test's systemd-analyze and systemd-sysusers;
 # chromium and a font for the dashboard test's headless screenshot; nats-server for the events
-# test),
+# test; postgresql for the PostgreSQL store's tests),
 # then the cached regtest bitcoind itself. Safe to run again: it only does what is missing.
 # Prints the bitcoind path on stdout.
 set -euo pipefail

@@ -1,6 +1,6 @@
 //! The rules of ARCHITECTURE.md, checked on the source: no import circles between the daemon's
-//! modules, `AppState` only at the edges (`api/`, `admin/`, `daemon.rs`), the store naming no
-//! domain module, the wallet and Lightning crates knowing nothing of the daemon or of each other,
+//! modules, `AppState` only at the edges (`api/`, `admin/`, `daemon.rs` and its parts in
+//! `daemon/`), the store naming no domain module, the wallet and Lightning crates knowing nothing of the daemon or of each other,
 //! files under 600 lines and functions under 60 (tests aside). Each rule carries the list of
 //! places that still break it: a new break fails, and so does a listed one that was mended (so
 //! that the list only shrinks).
@@ -180,6 +180,7 @@ fn the_architecture_holds() {
 
     let edge = |m: &str| {
         m == "daemon"
+            || m.starts_with("daemon::")
             || m == "state"
             || m == "api"
             || m.starts_with("api::")

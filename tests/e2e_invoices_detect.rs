@@ -97,7 +97,7 @@ fn distinct(hooks: &[Hook]) -> usize {
 /// The event types the outbox queued about `invoice_id`, in order.
 fn outbox(gw: &Gateway, invoice_id: &str) -> Vec<String> {
     let conn = common::books(&gw.datadir);
-    let mut stmt = conn.prepare("SELECT event_type FROM outbox WHERE payload LIKE ?1 ORDER BY rowid").unwrap();
+    let mut stmt = conn.prepare("SELECT event_type FROM outbox WHERE payload LIKE ?1 ORDER BY id").unwrap();
     let rows = stmt.query_map([format!("%\"invoice_id\":\"{invoice_id}\"%")], |r| r.get(0)).unwrap();
     rows.map(Result::unwrap).collect()
 }

@@ -44,7 +44,7 @@ fn statements(source: &str) -> Vec<String> {
                     text.push(ch);
                     j += ch.len_utf8();
                 }
-                let head = text.trim_start().split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                let head = text.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
                 let raw_prefix = i > 0 && b[i - 1] == b'r';
                 if !raw_prefix
                     && ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"].contains(&head.as_str())
@@ -87,7 +87,7 @@ fn every_statement_of_the_source_prepares_on_postgres() {
         let source = std::fs::read_to_string(file).unwrap();
         // The statements of unit tests run on their own SQLite files.
         let source = source.split("#[cfg(test)]").next().unwrap_or_default();
-        for sql in statements(&source) {
+        for sql in statements(source) {
             checked += 1;
             if let Err(e) = store.check_statement(&sql) {
                 failed.push(format!(

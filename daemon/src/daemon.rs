@@ -24,6 +24,13 @@ use crate::state::{AppState, Parts};
 use crate::store::{Store, StoreError};
 use crate::supervise::Tasks;
 
+pub use roles::Role;
+use roles::{hold_node_lock, published_descriptors, spawn_front_end_tasks, TREASURY_DESCRIPTORS};
+
+mod dev;
+mod roles;
+use dev::{dev_bootstrap, start_dev_chain};
+
 /// Why senderod could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -87,22 +94,6 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
     move |source| DaemonError::Io { what, source }
 }
 
-/// What a senderod process does (`--role`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Role {
-    /// The whole gateway in one process.
-    #[default]
-    All,
-    /// The whole gateway, as the one node of a PostgreSQL store: it holds the store's node lock
-    /// (a second node waits as a standby and takes over when the first is gone).
-    Node,
-    /// A front end of a PostgreSQL store: the public HTTP API (quotes from its own rate cache,
-    /// on-chain routes priced from a watch-only copy of the treasury and bitcoind, submits,
-    /// reads) and the admin RPC's reads; the node role carries out what it accepts. Runs many
-    /// times, each with a data dir of its own and no mnemonic.
-    Api,
-}
-
 /// Runs senderod until SIGTERM/SIGINT.
 pub async fn run(config: Config, dev: bool, role: Role) -> Result<(), DaemonError> {
     let datadir = config.datadir.clone();
@@ -156,28 +147,6 @@ pub async fn run(config: Config, dev: bool, role: Role) -> Result<(), DaemonErro
     }
     tracing::info!("senderod stopped");
     result
-}
-
-/// Checks the node lock until shutdown; ends (stopping senderod) when it is lost.
-async fn hold_node_lock(lock: Arc<crate::store::NodeLock>, cancel: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(crate::store::NODE_LOCK_POLL) => {}
-        }
-        let check = Arc::clone(&lock);
-        match tokio::task::spawn_blocking(move || check.check()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "node lock lost");
-                return;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "checking the node lock");
-                return;
-            }
-        }
-    }
 }
 
 /// What the background tasks take beyond the shared state.
@@ -258,43 +227,6 @@ async fn compose(config: Config, rpc: &(String, BitcoindAuth), role: Role) -> Re
         "routing statistics loaded");
     *state.router.learner.lock() = learned;
     Ok((state, Boot { status_tx, start_height, ln_seed, fx_sources }))
-}
-
-/// The store's record of the treasury's public descriptors (written by the node, read by the
-/// front ends' watch-only copies).
-const TREASURY_DESCRIPTORS: &str = "treasury_public_descriptors";
-
-/// The treasury's public descriptors as the node published them; waits (saying so once) until
-/// a node has started on this store.
-async fn published_descriptors(store: &Store) -> Result<(String, String), DaemonError> {
-    let mut said = false;
-    loop {
-        let published = store.meta(TREASURY_DESCRIPTORS)?;
-        if let Some(pair) = published.and_then(|text| serde_json::from_str::<(String, String)>(&text).ok()) {
-            return Ok(pair);
-        }
-        if !said {
-            tracing::warn!("waiting for a node (senderod --role node) to start on this store and publish the treasury");
-            said = true;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-/// A front end's tasks: its watch-only treasury following the chain, its rate cache, the
-/// idempotency pruner and the quote writer. The node carries out the payouts.
-fn spawn_front_end_tasks(state: &AppState, boot: Boot, cancel: &CancellationToken) -> Tasks {
-    let interval = Duration::from_millis(state.config.bitcoind.poll_interval_ms.max(50));
-    let (chain, treasury) = (Arc::clone(state.onchain.chain()), Arc::clone(state.onchain.treasury()));
-    let follow =
-        follower::run(chain, treasury, state.network, boot.start_height, interval, boot.status_tx, cancel.clone());
-    let mut tasks = Tasks::default();
-    tasks.spawn("chain follower", follow);
-    tasks.spawn("fx sources", crate::fx::sources::run(Arc::clone(&state.fx), boot.fx_sources, cancel.clone()));
-    tasks.spawn("idempotency pruner", prune_idempotency(state.clone(), cancel.clone()));
-    tasks.spawn("quote writer", write_quotes(Arc::clone(&state.store), cancel.clone()));
-    tracing::info!("front end (--role api): the node carries out the payouts this process accepts");
-    tasks
 }
 
 /// The rail with `wallet.fee_schedule_file`'s feerates in force, when one is set.
@@ -536,51 +468,6 @@ async fn wallet_birthday(
     Ok(height)
 }
 
-fn start_dev_chain(config: &Config) -> Result<Bitcoind, DaemonError> {
-    let exe = tokio::task::block_in_place(|| devchain::resolve_bitcoind(&config.dev.bitcoind_exe))?;
-    tracing::info!(exe = %exe.display(), "dev mode: starting a private regtest bitcoind");
-    Ok(tokio::task::block_in_place(|| Bitcoind::start(&exe, &config.datadir.join("bitcoind")))?)
-}
-
-/// Dev mode on a new chain: mine blocks to the wallet and wait until it has seen them.
-async fn dev_bootstrap(state: &AppState) -> Result<(), DaemonError> {
-    let mut status = state.status.clone();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let height = loop {
-        if let Some(h) = status.borrow().chain_height.filter(|_| status.borrow().reachable) {
-            break h;
-        }
-        if Instant::now() > deadline {
-            return Err(WalletError::Chain("dev bitcoind did not become reachable".into()).into());
-        }
-        let _ = tokio::time::timeout(Duration::from_millis(500), status.changed()).await;
-    };
-    let blocks = state.config.dev.mine_blocks;
-    if height == 0 && blocks > 0 {
-        let address = state.onchain.treasury().new_address()?.to_string();
-        tracing::info!(blocks, %address, "dev mode: mining blocks to the treasury");
-        let chain = Arc::clone(state.onchain.chain());
-        let to = address.clone();
-        blocking(move || chain.generate_to_address(blocks, &to)).await?;
-        while state.onchain.treasury().synced_height() < blocks {
-            if Instant::now() > deadline {
-                return Err(WalletError::Chain("wallet did not sync the dev chain in time".into()).into());
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(500), status.changed()).await;
-        }
-    }
-    print_dev_api_key(state)?;
-    let b = state.onchain.treasury().balances();
-    tracing::info!(
-        height = state.onchain.treasury().synced_height(),
-        confirmed_sat = b.confirmed_sat,
-        immature_sat = b.immature_sat,
-        "dev mode: treasury ready (try: sendero-cli --datadir {} getinfo)",
-        state.config.datadir.display()
-    );
-    Ok(())
-}
-
 /// Writes buffered quotes every 20 ms (and once more at shutdown), off the async threads.
 async fn write_quotes(store: Arc<Store>, cancel: CancellationToken) {
     loop {
@@ -626,30 +513,6 @@ async fn prune_idempotency(state: AppState, cancel: CancellationToken) {
         }
         prune_idempotency_now(&state, crate::unix_now().saturating_sub(3_600));
     }
-}
-
-/// Dev mode's ready API key with every scope: created once, kept in `<datadir>/dev-api-key`
-/// (0600), printed on stderr at every start (never into the structured log).
-fn print_dev_api_key(state: &AppState) -> Result<(), DaemonError> {
-    let path = state.config.datadir.join("dev-api-key");
-    let key = match std::fs::read_to_string(&path) {
-        Ok(text) => text.trim().to_owned(),
-        Err(_) => {
-            let (_, secret) = state.keys.create("dev", &crate::apikey::Scope::ALL, crate::unix_now())?;
-            crate::secret::write_private(&path, &format!("{secret}\n"))
-                .map_err(io(format!("write {}", path.display())))?;
-            secret
-        }
-    };
-    // The key itself stays in its file: stderr ends up in logs and journals.
-    eprintln!(
-        "\nsenderod dev mode: an API key with every scope ({} characters) is in {path}:\n  \
-         curl -H \"Authorization: Bearer $(cat {path})\" 'http://{}/v1/fx/quote?base=EUR&quote=BTC&side=buy&amount_minor=100000'\n",
-        key.len(),
-        state.config.api.listen,
-        path = path.display(),
-    );
-    Ok(())
 }
 
 #[cfg(test)]

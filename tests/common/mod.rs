@@ -512,7 +512,7 @@ pub fn books(datadir: &Path) -> sendero::store::sql::Connection {
         l.trim().strip_prefix("url = \"postgres").map(|rest| format!("postgres{}", rest.trim_end_matches('"')))
     });
     match url {
-        Some(url) => sendero::store::sql::Connection::postgres(&url, false).expect("connect to the books"),
+        Some(url) => sendero::store::sql::Connection::postgres(&url, true).expect("connect to the books"),
         None => sendero::store::sql::Connection::sqlite(
             rusqlite::Connection::open(datadir.join("sendero.sqlite")).expect("open the books"),
         ),

@@ -24,7 +24,7 @@ pub fn enabled() -> bool {
 pub struct PgServer {
     pub port: u16,
     pub dir: PathBuf,
-    pid: u32,
+    child: Mutex<Option<std::process::Child>>,
 }
 
 static SERVER: OnceLock<PgServer> = OnceLock::new();
@@ -131,7 +131,7 @@ impl PgServer {
             .stderr(log)
             .spawn()
             .expect("spawn postgres");
-        let server = PgServer { port, dir, pid: child.id() };
+        let server = PgServer { port, dir, child: Mutex::new(Some(child)) };
         wait_for("postgres to accept connections", Duration::from_secs(60), || {
             Command::new(bin("pg_isready"))
                 .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "sendero", "-d", "postgres"])
@@ -190,15 +190,15 @@ impl PgServer {
             return;
         }
         *stopped = true;
-        // SAFETY: signalling the server we started.
-        unsafe { libc::kill(self.pid as i32, libc::SIGQUIT) };
-        for _ in 0..100 {
-            let mut status = 0;
-            // SAFETY: reaping our own child.
-            if unsafe { libc::waitpid(self.pid as i32, &mut status, libc::WNOHANG) } != 0 {
-                break;
+        if let Some(mut child) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            // SAFETY: signalling the server we started (immediate shutdown).
+            unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
+            for _ in 0..100 {
+                if !matches!(child.try_wait(), Ok(None)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -278,7 +278,7 @@ impl Store {
     /// submission plus its priority's bound (`bounds`: high, normal, low), the earliest.
     pub fn batch_eta_bound(&self, batch_id: &str, bounds: [u64; 3]) -> Result<Option<u64>, StoreError> {
         let at: Option<i64> = self.read().query_row(
-            "SELECT MIN(p.created_at + CASE r.priority WHEN 'high' THEN ?2 WHEN 'normal' THEN ?3 ELSE ?4 END)
+            "SELECT MIN(p.created_at + CASE r.priority WHEN 'high' THEN CAST(?2 AS INTEGER) WHEN 'normal' THEN CAST(?3 AS INTEGER) ELSE CAST(?4 AS INTEGER) END)
              FROM batch_payouts b JOIN payments p ON p.payment_id = b.payment_id
              JOIN routes r ON r.route_id = p.route_id WHERE b.batch_id = ?1",
             params![batch_id, bounds[0] as i64, bounds[1] as i64, bounds[2] as i64],

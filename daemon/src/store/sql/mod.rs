@@ -5,7 +5,7 @@
 //! PostgreSQL [`dialect`] rewrites what differs (parameters, column types) once per statement.
 //!
 //! SQLite has one writer; on PostgreSQL every transaction of the writer connection first takes
-//! one advisory lock ([`pg::WRITE_LOCK`]), so that the gateway's writers — in one process or in
+//! one advisory lock (`pg::WRITE_LOCK`), so that the gateway's writers — in one process or in
 //! several (`--role api`) — are serialised exactly as SQLite serialises them: what a transaction
 //! reads after its `BEGIN` is what the last writer committed.
 
