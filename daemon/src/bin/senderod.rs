@@ -44,7 +44,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     restore_from: Option<PathBuf>,
     /// all: the whole gateway in one process (the default). node: the same, as the one node of a
-    /// PostgreSQL store ([store] url): a second node waits as a standby and takes over when the
+    /// PostgreSQL store (store.url): a second node waits as a standby and takes over when the
     /// first is gone.
     #[arg(long, value_enum, default_value_t = sendero::daemon::Role::All)]
     role: sendero::daemon::Role,
