@@ -45,7 +45,7 @@ struct Args {
     restore_from: Option<PathBuf>,
     /// all: the whole gateway in one process (the default). node: the same, as the one node of a
     /// PostgreSQL store (store.url): a second node waits as a standby and takes over when the
-    /// first is gone.
+    /// first is gone. api: a front end of a PostgreSQL store (public API; the node pays).
     #[arg(long, value_enum, default_value_t = sendero::daemon::Role::All)]
     role: sendero::daemon::Role,
     /// With --restore-from: the wallet's mnemonic (a file, mode 0600), when the backup holds none.
