@@ -173,8 +173,9 @@ impl Store {
 
     /// The key whose secret hashes to `secret_sha256`.
     pub fn api_key_by_hash(&self, secret_sha256: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        // On the reader: a request's authentication never waits behind a writer's transaction.
         let row = self
-            .conn()
+            .read()
             .query_row(
                 "SELECT id, label, scopes, created_at, revoked_at FROM api_keys WHERE secret_sha256 = ?1",
                 [secret_sha256],

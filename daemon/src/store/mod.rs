@@ -73,6 +73,9 @@ pub fn is_enospc(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
 }
 
+/// Buffered writes committed per transaction by [`Store::flush_deferred`].
+const FLUSH_CHUNK: usize = 256;
+
 /// A write that may wait for the next flush (see [`Store::defer`]).
 pub type DeferredWrite = Box<dyn FnOnce(&sql::Transaction<'_>) -> sql::Result<()> + Send>;
 
@@ -247,20 +250,28 @@ impl Store {
     /// Writes every buffered write in one transaction; returns how many. Every read of what
     /// they write flushes first.
     pub fn flush_deferred(&self) -> Result<usize, StoreError> {
-        // The writer first: a flush under way elsewhere (the background writer) has committed
-        // before this one takes the buffer, so a caller that flushes to read what it just wrote
-        // always finds it.
-        let mut conn = self.conn();
-        let batch = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(PoisonError::into_inner));
-        if batch.is_empty() {
-            return Ok(0);
+        let mut written = 0;
+        loop {
+            // The writer first: a chunk under way elsewhere (the background writer) has committed
+            // before this one takes the next, so a caller that flushes to read what it just wrote
+            // always finds it. One chunk per transaction: other writers (and, on PostgreSQL, other
+            // processes) take the write lock between chunks instead of waiting out a backlog.
+            let mut conn = self.conn();
+            let chunk: Vec<DeferredWrite> = {
+                let mut deferred = self.deferred.lock().unwrap_or_else(PoisonError::into_inner);
+                let n = deferred.len().min(FLUSH_CHUNK);
+                deferred.drain(..n).collect()
+            };
+            if chunk.is_empty() {
+                return Ok(written);
+            }
+            written += chunk.len();
+            let tx = conn.transaction()?;
+            for write in chunk {
+                write(&tx)?;
+            }
+            tx.commit()?;
         }
-        let (count, tx) = (batch.len(), conn.transaction()?);
-        for write in batch {
-            write(&tx)?;
-        }
-        tx.commit()?;
-        Ok(count)
     }
 }
 
