@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use common::ln::{open_channel, pair};
 use common::{http_post, outside_address};
 use serde_json::{json, Value};
-use support::{rss_kb, KeepAlive};
+use support::{machine_ticks, rss_kb, KeepAlive};
 
 const ROUTES_PER_KIND: usize = 300;
 const SUBMITS_PER_ROUND: usize = 2_000;
@@ -232,14 +232,4 @@ fn cpu_ticks(pid: &str) -> u64 {
     // Fields after the command name, which ends with the last ')': utime and stime are 14 and 15.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse::<u64>().ok()).sum()
-}
-
-/// Busy and total clock ticks of the whole machine, all cores.
-fn machine_ticks() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let cpu: Vec<u64> =
-        stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
-    let all: u64 = cpu.iter().take(8).sum();
-    let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
-    (all - idle, all)
 }

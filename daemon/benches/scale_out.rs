@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use common::postgres::PgServer;
 use common::{wait_for, AdminMode, Chain, Gateway};
 use serde_json::{json, Value};
-use support::{rss_kb, KeepAlive};
+use support::{machine_ticks, rss_kb, KeepAlive};
 
 const CLIENTS: usize = 16;
 const ROUNDS: usize = 3;
@@ -582,14 +582,4 @@ fn children(parent: u32) -> Vec<u32> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| stat_fields(pid).get(1) == Some(&u64::from(parent)))
         .collect()
-}
-
-/// Busy and total clock ticks of the whole machine, all cores.
-fn machine_ticks() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let cpu: Vec<u64> =
-        stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
-    let all: u64 = cpu.iter().take(8).sum();
-    let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
-    (all.saturating_sub(idle), all)
 }

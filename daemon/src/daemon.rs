@@ -241,14 +241,26 @@ fn fee_schedule(onchain: Onchain, wallet: &crate::config::WalletConfig) -> Resul
     Ok(onchain.with_schedule(schedule).map_err(invalid)?)
 }
 
+/// The supervised tasks, starting with the chain follower (the treasury, watch-only or not, kept
+/// in step with bitcoind).
+fn following_the_chain(
+    state: &AppState,
+    start_height: u32,
+    status_tx: watch::Sender<ChainStatus>,
+    cancel: &CancellationToken,
+) -> Tasks {
+    let interval = Duration::from_millis(state.config.bitcoind.poll_interval_ms.max(50));
+    let (chain, treasury) = (Arc::clone(state.onchain.chain()), Arc::clone(state.onchain.treasury()));
+    let follow = follower::run(chain, treasury, state.network, start_height, interval, status_tx, cancel.clone());
+    let mut tasks = Tasks::default();
+    tasks.spawn("chain follower", follow);
+    tasks
+}
+
 /// Starts the background tasks, supervised.
 fn spawn_tasks(state: &AppState, boot: Boot, rpc: (String, BitcoindAuth), cancel: &CancellationToken) -> Tasks {
     let interval = Duration::from_millis(state.config.bitcoind.poll_interval_ms.max(50));
-    let (chain, treasury) = (Arc::clone(state.onchain.chain()), Arc::clone(state.onchain.treasury()));
-    let follow =
-        follower::run(chain, treasury, state.network, boot.start_height, interval, boot.status_tx, cancel.clone());
-    let mut tasks = Tasks::default();
-    tasks.spawn("chain follower", follow);
+    let mut tasks = following_the_chain(state, boot.start_height, boot.status_tx, cancel);
     if let (true, Some(ln_seed)) = (state.config.lightning.enabled, boot.ln_seed) {
         let runner = Runner {
             rail: Arc::clone(&state.lightning),

@@ -89,3 +89,13 @@ pub fn rss_kb(pid: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// Busy and total clock ticks of the whole machine, all cores.
+pub fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu: Vec<u64> =
+        stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let all: u64 = cpu.iter().take(8).sum();
+    let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
+    (all.saturating_sub(idle), all)
+}

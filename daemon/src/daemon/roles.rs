@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{follower, prune_idempotency, write_quotes, Boot, DaemonError};
+use super::{following_the_chain, prune_idempotency, write_quotes, Boot, DaemonError};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::supervise::Tasks;
@@ -52,12 +52,7 @@ pub(super) async fn published_descriptors(store: &Store) -> Result<(String, Stri
 /// A front end's tasks: its watch-only treasury following the chain, its rate cache, the
 /// idempotency pruner and the quote writer. The node carries out the payouts.
 pub(super) fn spawn_front_end_tasks(state: &AppState, boot: Boot, cancel: &CancellationToken) -> Tasks {
-    let interval = Duration::from_millis(state.config.bitcoind.poll_interval_ms.max(50));
-    let (chain, treasury) = (Arc::clone(state.onchain.chain()), Arc::clone(state.onchain.treasury()));
-    let follow =
-        follower::run(chain, treasury, state.network, boot.start_height, interval, boot.status_tx, cancel.clone());
-    let mut tasks = Tasks::default();
-    tasks.spawn("chain follower", follow);
+    let mut tasks = following_the_chain(state, boot.start_height, boot.status_tx, cancel);
     tasks.spawn("fx sources", crate::fx::sources::run(Arc::clone(&state.fx), boot.fx_sources, cancel.clone()));
     tasks.spawn("idempotency pruner", prune_idempotency(state.clone(), cancel.clone()));
     tasks.spawn("quote writer", write_quotes(Arc::clone(&state.store), cancel.clone()));

@@ -93,17 +93,15 @@ impl Conn {
 
     pub(super) fn execute(&self, statement: &Statement, values: &[ValueRef<'_>]) -> Result<usize> {
         let params: Vec<Param<'_>> = values.iter().map(|v| Param(*v)).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         let client = self.client()?;
-        let n = wait(client.execute(statement, &refs))?;
+        let n = wait(client.execute(statement, &refs(&params)))?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     pub(super) fn query(&self, statement: &Statement, values: &[ValueRef<'_>]) -> Result<Vec<DecodedRow>> {
         let params: Vec<Param<'_>> = values.iter().map(|v| Param(*v)).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         let client = self.client()?;
-        let rows = wait(client.query(statement, &refs))?;
+        let rows = wait(client.query(statement, &refs(&params)))?;
         rows.iter()
             .map(|row| {
                 let names = row.columns().iter().map(|c| c.name().to_owned()).collect();
@@ -166,6 +164,11 @@ pub(super) fn describe(e: &tokio_postgres::Error) -> String {
         Some(db) => format!("postgres: {} ({})", db.message(), db.code().code()),
         None => format!("postgres: {e}"),
     }
+}
+
+/// The parameters as the client takes them.
+fn refs<'a>(params: &'a [Param<'_>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
 }
 
 /// A parameter, converted to the type PostgreSQL inferred for it.
