@@ -155,8 +155,15 @@ async fn start_gateway_api(dir: &std::path::Path) -> Result<(SocketAddr, String)
     std::mem::forget(status_tx);
     let chain = Arc::new(ChainSource::new("http://127.0.0.1:1", BitcoindAuth::UserPass("u".into(), "p".into())));
     let onchain = Arc::new(sendero::rails::onchain::Onchain::new(treasury, chain, config.wallet.clone()));
-    let state =
-        AppState::compose(Parts { config: Arc::new(config), network: Network::Regtest, store, onchain, fx, status })?;
+    let state = AppState::compose(Parts {
+        config: Arc::new(config),
+        network: Network::Regtest,
+        store,
+        onchain,
+        fx,
+        status,
+        front_end: false,
+    })?;
     let (_, key) = state.keys.create("bench", &[sendero::apikey::Scope::Quote], now())?;
     // As in senderod: buffered quotes are written every 20 ms.
     let store = Arc::clone(&state.store);

@@ -212,6 +212,7 @@ async fn compose(config: Config, rpc: &(String, BitcoindAuth), role: Role) -> Re
         onchain,
         fx: Arc::new(fx_cache),
         status: status_rx,
+        front_end: role == Role::Api,
     })?;
     crate::webhook::operator::ensure(
         &state.store,
@@ -318,6 +319,13 @@ async fn serve(state: &AppState, tasks: &mut Tasks, cancel: &CancellationToken) 
         .await
         .map_err(io("bind admin RPC"))?;
     let api_at = api_listener.local_addr().map_err(io("API address"))?;
+    if state.store.is_postgres() && state.node_link.is_none() {
+        // Where the front ends hand over what only the node does (a standby taking over says
+        // so again).
+        let url = state.config.api_advertised(api_at)?;
+        crate::nodelink::publish(&state.store, &url)?;
+        tracing::info!(url = %url, "the node's API published for the store's front ends");
+    }
     let admin_at = admin.describe();
     if let Some(addr) = state.config.metrics_listen()? {
         let at = serve_side(tasks, "metrics", addr, crate::admin::metrics::router(state.clone()), cancel).await?;

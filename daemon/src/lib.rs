@@ -23,6 +23,7 @@ pub mod liquidity;
 pub mod logging;
 pub mod login;
 pub mod metrics;
+pub mod nodelink;
 pub mod payment;
 pub mod rails;
 pub mod ratelimit;

@@ -13,6 +13,7 @@ use crate::follower::ChainStatus;
 use crate::fx::RateCache;
 use crate::liquidity::guard::{Guard, GuardError};
 use crate::login::Logins;
+use crate::nodelink::NodeLink;
 use crate::payment::commit::Committer;
 use crate::payment::Payments;
 use crate::rails::lightning::LnRail;
@@ -49,6 +50,9 @@ pub struct Parts {
     pub fx: Arc<RateCache>,
     /// Latest bitcoind / wallet-sync status.
     pub status: watch::Receiver<ChainStatus>,
+    /// Whether this process is a front end of a PostgreSQL store (`--role api`): no keys, no
+    /// Lightning node; the node of the store does what only it can.
+    pub front_end: bool,
 }
 
 /// The parts of [`AppState`].
@@ -81,26 +85,18 @@ pub struct Shared {
     pub status: watch::Receiver<ChainStatus>,
     /// The operator dashboard's address, tickets and sessions.
     pub logins: Arc<Logins>,
+    /// A front end's link to the node (`--role api`); `None` in the node or a single process.
+    pub node_link: Option<Arc<NodeLink>>,
 }
 
 impl AppState {
     /// Builds the objects from `parts`: one Lightning rail, one learner shared by the router and
     /// the saga, one waker each for the saga and the webhook sender.
     pub fn compose(parts: Parts) -> Result<AppState, GuardError> {
-        let Parts { config, network, store, onchain, fx, status } = parts;
+        let Parts { config, network, store, onchain, fx, status, front_end } = parts;
         let lightning = Arc::new(LnRail::new(config.lightning.enabled));
         let learner = SharedLearner::default();
-        let webhooks = Arc::new(Webhooks {
-            config: Arc::clone(&config),
-            store: Arc::clone(&store),
-            wake: Arc::new(Notify::new()),
-        });
-        let guard = Arc::new(Guard::open(
-            &config.treasury,
-            Arc::clone(&store),
-            (Arc::clone(&onchain), Arc::clone(&lightning)),
-            Arc::clone(&webhooks.wake),
-        )?);
+        let (webhooks, guard) = webhooks_and_guard(&config, &store, (&onchain, &lightning), front_end)?;
         let router = Arc::new(Router {
             config: Arc::clone(&config),
             network,
@@ -129,6 +125,7 @@ impl AppState {
         });
         let keys = Arc::new(ApiKeys::new(Arc::clone(&store)));
         let limiter = Arc::new(RateLimiter::new(config.api.rate_limit_per_sec, config.api.rate_limit_burst));
+        let node_link = front_end.then(|| link_to_node(&config, &store)).transpose()?;
         Ok(AppState(Arc::new(Shared {
             config,
             network,
@@ -144,6 +141,30 @@ impl AppState {
             guard,
             status,
             logins: Arc::default(),
+            node_link,
         })))
     }
+}
+
+/// The webhook sender's shared part, and the treasury guard (which wakes it).
+fn webhooks_and_guard(
+    config: &Arc<Config>,
+    store: &Arc<Store>,
+    (onchain, lightning): (&Arc<Onchain>, &Arc<LnRail>),
+    front_end: bool,
+) -> Result<(Arc<Webhooks>, Arc<Guard>), GuardError> {
+    let webhooks =
+        Arc::new(Webhooks { config: Arc::clone(config), store: Arc::clone(store), wake: Arc::new(Notify::new()) });
+    let rails = (Arc::clone(onchain), Arc::clone(lightning));
+    let guard = Guard::open(&config.treasury, Arc::clone(store), rails, Arc::clone(&webhooks.wake), front_end)?;
+    Ok((webhooks, Arc::new(guard)))
+}
+
+/// A front end's link to the node of its store.
+fn link_to_node(config: &Config, store: &Arc<Store>) -> Result<Arc<NodeLink>, GuardError> {
+    // The node's answer may take its whole request timeout, and a little more to arrive.
+    let wait = std::time::Duration::from_secs(config.api.request_timeout_secs.saturating_add(5));
+    let link = NodeLink::new(Arc::clone(store), wait)
+        .map_err(|e| GuardError::Invalid(format!("the front end's link to the node: {e}")))?;
+    Ok(Arc::new(link))
 }

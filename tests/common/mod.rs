@@ -6,6 +6,7 @@ pub mod coins;
 pub mod exchange;
 pub mod ln;
 pub mod nats;
+pub mod plain;
 pub mod postgres;
 pub mod webhook;
 

@@ -57,6 +57,30 @@ use crate::state::AppState;
 
 /// Socket file name inside the data dir.
 pub const SOCKET_FILE: &str = "admin.sock";
+/// Whether `method` acts on what only the node holds (its keys, its Lightning node, its
+/// schedulers and in-memory policy): refused at a front end (`--role api`), which has none.
+fn node_only(method: &str) -> bool {
+    method.starts_with("ln.")
+        || matches!(
+            method,
+            "wallet.newaddress"
+                | "wallet.send"
+                | "fees.set"
+                | "fees.clear"
+                | "batch.trigger"
+                | "consolidate.run"
+                | "treasury.policy.set"
+                | "rebalance.preview"
+                | "rebalance.run"
+                | "routing.pin"
+                | "routing.unpin"
+                | "routing.disable"
+                | "routing.enable"
+                | "ledger.verify"
+                | "backup.export"
+        )
+}
+
 /// Cookie file name inside the data dir (TCP mode, or the dashboard on).
 pub const COOKIE_FILE: &str = "admin.cookie";
 
@@ -257,7 +281,14 @@ async fn rpc(
     };
     let (id, outcome) = match parse_request(&body) {
         Ok((id, method, params)) => {
-            let outcome = dispatch(&state.app, &method, params).await;
+            let outcome = match state.app.node_link.is_some() && node_only(&method) {
+                true => Err(AdminError::new(
+                    rpc_code::REFUSED,
+                    "node_only",
+                    format!("{method} acts on the node's wallet, Lightning node or schedulers: call it on the node (senderod --role node), not on a front end"),
+                )),
+                false => dispatch(&state.app, &method, params).await,
+            };
             match &outcome {
                 Ok(_) => tracing::debug!(%method, "admin call"),
                 Err(e) => tracing::info!(%method, code = e.code, message = %e.message, "admin call refused"),

@@ -3,6 +3,7 @@
 
 mod auth;
 mod error;
+mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
 mod fx_execute;
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks", bounded(post(webhooks_create::handle).get(webhooks_list::handle)))
         .route("/v1/webhooks/{id}", bounded(axum::routing::delete(webhooks_delete::handle)))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), forward::to_node))
         .layer(axum::middleware::from_fn(observe))
         .layer(axum::middleware::from_fn(move |req, next| edge(req, next, limit)))
         .layer(axum::middleware::from_fn(traced))

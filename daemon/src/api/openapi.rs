@@ -254,7 +254,16 @@ fn route() -> Value {
         ("409", &["quote_already_filled"]),
         ("410", &["quote_expired"]),
         ("422", &["insufficient_funds", "no_route", "treasury_reserve", "method_not_supported", "quote_side_mismatch"]),
-        ("503", &["lightning_starting", "channel_not_usable", "bitcoind_unavailable", "rate_unavailable"]),
+        (
+            "503",
+            &[
+                "lightning_starting",
+                "channel_not_usable",
+                "bitcoind_unavailable",
+                "rate_unavailable",
+                "node_unavailable",
+            ],
+        ),
     ];
     op(
         "Prices a payout on every rail and recommends one.",
@@ -300,7 +309,16 @@ fn submit() -> Value {
                 "idempotency_mismatch",
             ],
         ),
-        ("503", &["lightning_starting", "channel_not_usable", "bitcoind_unavailable", "rate_unavailable"]),
+        (
+            "503",
+            &[
+                "lightning_starting",
+                "channel_not_usable",
+                "bitcoind_unavailable",
+                "rate_unavailable",
+                "node_unavailable",
+            ],
+        ),
     ];
     with_params(
         op(
@@ -372,7 +390,7 @@ fn invoice_create() -> Value {
         ),
         ("409", &["idempotency_in_flight"]),
         ("422", &["idempotency_mismatch"]),
-        ("503", &["rate_unavailable", "lightning_starting", "bitcoind_unavailable"]),
+        ("503", &["rate_unavailable", "lightning_starting", "bitcoind_unavailable", "node_unavailable"]),
     ];
     with_params(
         op(
@@ -428,7 +446,16 @@ fn refund() -> Value {
                 "idempotency_mismatch",
             ],
         ),
-        ("503", &["lightning_starting", "channel_not_usable", "bitcoind_unavailable", "rate_unavailable"]),
+        (
+            "503",
+            &[
+                "lightning_starting",
+                "channel_not_usable",
+                "bitcoind_unavailable",
+                "rate_unavailable",
+                "node_unavailable",
+            ],
+        ),
     ];
     let summary = "Refunds an invoice (at the invoice's rate, the current rate or an amount) as a payout, capped at what it received.";
     with_params(op(summary, &["pay"], Some(body), &[("202", "Accepted", accepted)], errors), &["id", "idempotency_key"])

@@ -20,6 +20,9 @@ pub struct ApiConfig {
     pub rate_limit_per_sec: u32,
     /// Requests a key may make at once before the average applies.
     pub rate_limit_burst: u32,
+    /// Where the front ends of a PostgreSQL store reach this node's API (`http://host:port`);
+    /// empty: `listen`'s address (an unspecified address as loopback).
+    pub advertise_url: String,
 }
 
 /// `[metrics]`.
@@ -58,6 +61,7 @@ impl Default for ApiConfig {
             idempotency_retention_secs: 86_400,
             rate_limit_per_sec: 100,
             rate_limit_burst: 300,
+            advertise_url: String::new(),
         }
     }
 }

@@ -242,7 +242,7 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         self.bitcoin_network()?;
-        self.api_listen()?;
+        self.api_advertised(self.api_listen()?)?;
         self.admin_listen()?;
         self.metrics_listen()?;
         self.dashboard_listen()?;
@@ -306,6 +306,29 @@ impl Config {
             .listen
             .parse()
             .map_err(|_| ConfigError::Invalid(format!("api.listen {:?} is not an address", self.api.listen)))
+    }
+
+    /// Where the front ends reach this node's API: `api.advertise_url`, else `http://` and the
+    /// address the API is bound to (`bound`), an unspecified address as loopback.
+    pub fn api_advertised(&self, bound: SocketAddr) -> Result<String, ConfigError> {
+        let url = self.api.advertise_url.trim_end_matches('/');
+        if !url.is_empty() {
+            return match url.parse::<reqwest::Url>() {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/" => {
+                    Ok(url.to_owned())
+                }
+                _ => Err(ConfigError::Invalid(format!(
+                    "api.advertise_url {:?} is not an http(s) URL of a host (with no path): e.g. http://10.0.0.5:8380",
+                    self.api.advertise_url
+                ))),
+            };
+        }
+        let ip = match bound.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        Ok(format!("http://{}", SocketAddr::new(ip, bound.port())))
     }
 
     /// The admin RPC's TCP address, or `None` for the Unix socket.

@@ -23,8 +23,9 @@ pub enum Role {
     Node,
     /// A front end of a PostgreSQL store: the public HTTP API (quotes from its own rate cache,
     /// on-chain routes priced from a watch-only copy of the treasury and bitcoind, submits,
-    /// reads) and the admin RPC's reads; the node role carries out what it accepts. Runs many
-    /// times, each with a data dir of its own and no mnemonic.
+    /// reads) and the admin RPC's reads; the node role carries out what it accepts, and answers
+    /// what only it can (Lightning routes and submits, new invoices), handed to its API. Runs
+    /// many times, each with a data dir of its own and no mnemonic.
     Api,
 }
 
@@ -56,6 +57,8 @@ pub(super) fn spawn_front_end_tasks(state: &AppState, boot: Boot, cancel: &Cance
     tasks.spawn("fx sources", crate::fx::sources::run(Arc::clone(&state.fx), boot.fx_sources, cancel.clone()));
     tasks.spawn("idempotency pruner", prune_idempotency(state.clone(), cancel.clone()));
     tasks.spawn("quote writer", write_quotes(Arc::clone(&state.store), cancel.clone()));
+    // The node's reserve refusals, as it publishes them.
+    tasks.spawn("treasury guard", Arc::clone(&state.guard).run(cancel.clone()));
     tracing::info!("front end (--role api): the node carries out the payouts this process accepts");
     tasks
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::store::sql::{params, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +25,9 @@ use crate::rails::onchain::Onchain;
 use crate::rebalance::{self, Forecast, Rail, RailFunds, RailStatus, TreasuryPolicy};
 use crate::store::{Store, StoreError};
 
+/// The store's record of the node's last look (the front ends of a PostgreSQL store refuse
+/// payouts by it).
+const PUBLISHED_LOOKS: &str = "treasury_looks";
 /// How often the rails are looked at.
 const LOOK_EVERY: Duration = Duration::from_secs(3);
 /// How long the periodic look reuses a rail's forecast (it is made of hourly buckets).
@@ -87,6 +90,46 @@ impl RailView {
             code: s.unavailable.as_ref().map(|u| u.code),
             message: s.unavailable.as_ref().map(|u| u.message.clone()),
         }
+    }
+}
+
+/// A rail's status as the node publishes it for the front ends.
+#[derive(Debug, Serialize, Deserialize)]
+struct Published {
+    rail: String,
+    held_msat: u64,
+    reserved_msat: u64,
+    reserve_msat: u64,
+    forecast_need_msat: u64,
+    runway_hours: Option<u64>,
+    /// Why it takes no new payouts (`treasury_reserve`), for a person.
+    refused: Option<String>,
+}
+
+impl Published {
+    fn of(s: &RailStatus) -> Published {
+        Published {
+            rail: s.rail.as_str().to_owned(),
+            held_msat: s.held_msat,
+            reserved_msat: s.reserved_msat,
+            reserve_msat: s.reserve_msat,
+            forecast_need_msat: s.forecast_need_msat,
+            runway_hours: s.runway_hours,
+            refused: s.unavailable.as_ref().map(|u| u.message.clone()),
+        }
+    }
+
+    fn status(self) -> Option<RailStatus> {
+        let rail = [Rail::Onchain, Rail::Lightning].into_iter().find(|r| r.as_str() == self.rail)?;
+        Some(RailStatus {
+            rail,
+            held_msat: self.held_msat,
+            reserved_msat: self.reserved_msat,
+            reserve_msat: self.reserve_msat,
+            forecast_need_msat: self.forecast_need_msat,
+            runway_hours: self.runway_hours,
+            unavailable: self.refused.map(|message| rebalance::Unavailable { code: "treasury_reserve", message }),
+        })
     }
 }
 
@@ -179,6 +222,8 @@ pub struct Guard {
     /// every few seconds does not need afresh.
     forecasts: RwLock<HashMap<Rail, (Instant, Forecast)>>,
     webhooks_wake: Arc<Notify>,
+    /// A front end's guard: it follows the looks the node publishes, and records nothing.
+    front_end: bool,
 }
 
 impl Guard {
@@ -189,6 +234,7 @@ impl Guard {
         store: Arc<Store>,
         (onchain, lightning): (Arc<Onchain>, Arc<LnRail>),
         webhooks_wake: Arc<Notify>,
+        front_end: bool,
     ) -> Result<Guard, GuardError> {
         let config = match store.treasury_policy()? {
             Some(text) => {
@@ -201,7 +247,8 @@ impl Guard {
         };
         let looks = RwLock::new(HashMap::new());
         let forecasts = RwLock::new(HashMap::new());
-        Ok(Guard { store, onchain, lightning, config: RwLock::new(config), looks, forecasts, webhooks_wake })
+        let config = RwLock::new(config);
+        Ok(Guard { store, onchain, lightning, config, looks, forecasts, webhooks_wake, front_end })
     }
 
     /// The policy in force.
@@ -251,6 +298,9 @@ impl Guard {
     /// records crossings, and returns what it saw. A forecast younger than `forecast_age` is
     /// reused.
     pub async fn look(&self, forecast_age: Duration) -> Result<Vec<RailView>, GuardError> {
+        if self.front_end {
+            return self.follow_node();
+        }
         let p = self.policy();
         let now = crate::unix_now();
         let mut seen = Vec::new();
@@ -262,6 +312,37 @@ impl Guard {
             seen.push(RailView::of(&status));
             self.looks.write().unwrap_or_else(PoisonError::into_inner).insert(rail, status);
         }
+        if self.store.is_postgres() {
+            let published: Vec<Published> = {
+                let looks = self.looks.read().unwrap_or_else(PoisonError::into_inner);
+                looks.values().map(Published::of).collect()
+            };
+            let text = serde_json::to_string(&published).map_err(|e| GuardError::Invalid(e.to_string()))?;
+            let store = Arc::clone(&self.store);
+            tokio::task::block_in_place(|| store.set_meta(PUBLISHED_LOOKS, &text))?;
+        }
+        Ok(seen)
+    }
+
+    /// A front end's look: the node's last, as it published it (nothing before it has).
+    fn follow_node(&self) -> Result<Vec<RailView>, GuardError> {
+        let store = Arc::clone(&self.store);
+        let text = tokio::task::block_in_place(|| store.meta(PUBLISHED_LOOKS))?;
+        let published: Vec<Published> = match text {
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| GuardError::Invalid(format!("the node's published treasury look is unreadable: {e}")))?,
+            None => Vec::new(),
+        };
+        // The policy too, as an operator set it on the node.
+        if let Some(text) = tokio::task::block_in_place(|| store.treasury_policy())? {
+            if let Ok(set) = serde_json::from_str::<TreasuryConfig>(&text) {
+                *self.config.write().unwrap_or_else(PoisonError::into_inner) = set;
+            }
+        }
+        let statuses: Vec<RailStatus> = published.into_iter().filter_map(Published::status).collect();
+        let seen = statuses.iter().map(RailView::of).collect();
+        *self.looks.write().unwrap_or_else(PoisonError::into_inner) =
+            statuses.into_iter().map(|s| (s.rail, s)).collect();
         Ok(seen)
     }
 
