@@ -126,3 +126,40 @@ fn the_schema_migrates_once_and_a_second_open_keeps_the_data() {
     assert!(delete.as_ref().is_err_and(|e| e.contains("append-only")), "{delete:?}");
     assert_eq!(server.psql(db, "SELECT COUNT(*) FROM audit_log"), "1");
 }
+
+#[test]
+fn quotes_written_behind_reach_postgres_many_per_insert_each_once() {
+    let server = PgServer::get();
+    let url = server.new_database("quotes");
+    let store = Store::open_postgres(&url).expect("migrate");
+    let db = url.rsplit('/').next().unwrap();
+    server.psql(
+        db,
+        "INSERT INTO api_keys (id, label, scopes, secret_sha256, created_at) VALUES ('key', 'k', 'quote', 'x', 1)",
+    );
+    let quote = |i: u64| sendero::fx::quotes::QuoteRow {
+        quote_id: format!("q_{i:04}"),
+        api_key_id: "key".into(),
+        pair: "BTC/EUR".into(),
+        side: if i % 2 == 0 { "buy" } else { "sell" },
+        rate: "91234.5678".into(),
+        markup_bps: 50,
+        amount_minor: 1_000 + i,
+        quote_amount_minor: 2_000 + i,
+        amount_sat: 3_000 + i,
+        expires_at: 1_900_000_000,
+        origin: "api",
+    };
+    // 300 quotes, one of them twice (the first is kept).
+    for i in (0..300).chain([7]) {
+        store.record_quote(quote(i), 1_800_000_000);
+    }
+    assert_eq!(store.flush_deferred().unwrap(), 301);
+    assert_eq!(
+        server.psql(db, "SELECT COUNT(*), SUM(amount_sat) FROM fx_quotes"),
+        format!("300|{}", (0..300u64).map(|i| 3_000 + i).sum::<u64>())
+    );
+    for i in [0, 7, 63, 64, 255, 256, 299] {
+        assert_eq!(store.quote(&format!("q_{i:04}")).unwrap(), Some(quote(i)), "quote {i}");
+    }
+}

@@ -1,9 +1,10 @@
 //! Quotes as persisted: written behind (buffered, flushed in batches by the daemon's quote
 //! writer and before any read of them), read back when a quote is executed or prices a payout.
 
-use crate::store::sql::{params, OptionalExtension};
+use crate::store::sql::OptionalExtension;
 
-use crate::store::{Store, StoreError};
+use crate::store::sql::Value;
+use crate::store::{DeferredRow, Store, StoreError};
 
 /// A quote as persisted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +37,7 @@ impl Store {
     /// Buffers a quote; it reaches the database at the next [`Store::flush_deferred`] (a quote
     /// moves no money: a crash may lose the last few milliseconds of quotes, never a fill).
     pub fn record_quote(&self, q: QuoteRow, now: u64) {
-        self.defer(Box::new(move |tx| insert_quote(tx, &q, now)));
+        self.defer(quote_row(&q, now));
     }
 
     /// The quote `quote_id`, if any.
@@ -71,25 +72,26 @@ impl Store {
     }
 }
 
-fn insert_quote(tx: &crate::store::sql::Transaction<'_>, q: &QuoteRow, now: u64) -> crate::store::sql::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO fx_quotes (quote_id, api_key_id, pair, side, rate, markup_bps, amount_minor,
-                                quote_amount_minor, amount_sat, expires_at, created_at, origin)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
-    )?
-    .execute(params![
-        q.quote_id,
-        q.api_key_id,
-        q.pair,
-        q.side,
-        q.rate,
-        q.markup_bps,
-        q.amount_minor as i64,
-        q.quote_amount_minor as i64,
-        q.amount_sat as i64,
-        q.expires_at as i64,
-        now as i64,
-        q.origin
-    ])?;
-    Ok(())
+/// The quote's row, written behind.
+fn quote_row(q: &QuoteRow, now: u64) -> DeferredRow {
+    let (text, int) = (|s: &str| Value::Text(s.to_owned()), |n: u64| Value::Integer(n as i64));
+    DeferredRow {
+        sql: "INSERT INTO fx_quotes (quote_id, api_key_id, pair, side, rate, markup_bps, amount_minor,
+                                     quote_amount_minor, amount_sat, expires_at, created_at, origin)
+              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
+        values: vec![
+            text(&q.quote_id),
+            text(&q.api_key_id),
+            text(&q.pair),
+            text(q.side),
+            text(&q.rate),
+            int(u64::from(q.markup_bps)),
+            int(q.amount_minor),
+            int(q.quote_amount_minor),
+            int(q.amount_sat),
+            int(q.expires_at),
+            int(now),
+            text(q.origin),
+        ],
+    }
 }
