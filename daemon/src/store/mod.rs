@@ -99,6 +99,8 @@ pub struct Store {
     reader: Mutex<Connection>,
     /// Writes waiting for the next flush.
     deferred: Mutex<Vec<DeferredRow>>,
+    /// Rows of one statement a flush inserts with one `INSERT` ([`ROWS_PER_INSERT`]).
+    rows_per_insert: std::sync::atomic::AtomicUsize,
     /// Idempotency keys of requests in flight: `(key id, idempotency key)` → (fingerprint, since).
     claims: Mutex<std::collections::HashMap<(String, String), (String, u64)>>,
     /// Tells the checkpointer thread to stop (see [`checkpointer`]); SQLite only.
@@ -166,6 +168,7 @@ impl Store {
             conn: Mutex::new(conn),
             reader: Mutex::new(Connection::postgres(url, false)?),
             deferred: Mutex::new(Vec::new()),
+            rows_per_insert: ROWS_PER_INSERT.into(),
             claims: Default::default(),
             checkpoints: Arc::new((Mutex::new(true), Condvar::new())),
         })
@@ -217,6 +220,7 @@ impl Store {
             conn: Mutex::new(Connection::sqlite(conn)),
             reader: Mutex::new(Connection::sqlite(reader)),
             deferred: Mutex::new(Vec::new()),
+            rows_per_insert: ROWS_PER_INSERT.into(),
             claims: Default::default(),
             checkpoints,
         })
@@ -253,6 +257,12 @@ impl Store {
         self.deferred.lock().unwrap_or_else(PoisonError::into_inner).push(row);
     }
 
+    /// Sets how many rows of one statement a flush inserts with one `INSERT` (64 unless set; 1 is
+    /// one statement per row, the baseline `benches/write_behind.rs` measures against).
+    pub fn set_rows_per_insert(&self, rows: usize) {
+        self.rows_per_insert.store(rows.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Whether writes wait in the buffer.
     pub fn has_deferred(&self) -> bool {
         !self.deferred.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
@@ -279,7 +289,7 @@ impl Store {
             written += chunk.len();
             let tx = conn.transaction()?;
             for rows in chunk.chunk_by(|a, b| a.sql == b.sql) {
-                for rows in rows.chunks(ROWS_PER_INSERT) {
+                for rows in rows.chunks(self.rows_per_insert.load(std::sync::atomic::Ordering::Relaxed).max(1)) {
                     insert_rows(&tx, rows)?;
                 }
             }
