@@ -57,10 +57,41 @@ pub(super) fn spawn_front_end_tasks(state: &AppState, boot: Boot, cancel: &Cance
     tasks.spawn("fx sources", crate::fx::sources::run(Arc::clone(&state.fx), boot.fx_sources, cancel.clone()));
     tasks.spawn("idempotency pruner", prune_idempotency(state.clone(), cancel.clone()));
     tasks.spawn("quote writer", write_quotes(Arc::clone(&state.store), cancel.clone()));
-    // The node's reserve refusals, as it publishes them.
+    // The node's reserve refusals, as it publishes them; its rails' record and the operator's
+    // rail rules, as it keeps them.
     tasks.spawn("treasury guard", Arc::clone(&state.guard).run(cancel.clone()));
+    tasks.spawn("routing statistics", follow_routing(state.clone(), cancel.clone()));
     tracing::info!("front end (--role api): the node carries out the payouts this process accepts");
     tasks
+}
+
+/// How often a front end reads the rails' record and the rail rules again.
+const ROUTING_EVERY: Duration = Duration::from_secs(5);
+
+/// A front end's routing statistics and the operator's pins and disabled rails, read again from
+/// the books every few seconds: the node records every outcome there, and `routing.pin` /
+/// `routing.disable` on the node reach every front end within [`ROUTING_EVERY`].
+async fn follow_routing(state: AppState, cancel: CancellationToken) {
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(ROUTING_EVERY) => {}
+        }
+        let (store, tuning) = (Arc::clone(&state.store), state.config.routing.tuning());
+        match tokio::task::spawn_blocking(move || store.load_learner(&tuning)).await {
+            Ok(Ok(learner)) => {
+                *state.router.learner.lock() = learner;
+                failing = false;
+            }
+            Ok(Err(e)) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "reading the node's routing statistics failed; tried again");
+            }
+            Ok(Err(_)) => {}
+            Err(e) => tracing::error!(error = %e, "reading the node's routing statistics"),
+        }
+    }
 }
 
 /// Checks the node lock until shutdown; ends (stopping senderod) when it is lost.
