@@ -15,6 +15,13 @@
 //!   started; batches never leave during the run (no count, total, cheap-fee or interval trigger
 //!   fires), so the queue just grows and each submit is one durable commit.
 //!
+//! Then what a front end's hand-over to the node costs: `POST /v1/invoices` (5,000 sat each; only
+//! the node can make one — its wallet's next address, its node's BOLT11 invoice) from the same
+//! clients for a fixed time per round, (a) at the PostgreSQL node's own API, (b) through one front
+//! end, which hands each to the node over HTTP, and (c) at the SQLite process for reference:
+//! invoices/s, p50/p99 and the ratio (b)/(a); afterwards the books hold exactly one invoice per
+//! `201` answered.
+//!
 //! Configurations alternate within each round so that the machine's noise hits them alike; per
 //! configuration the table sums every round (ops/s = all ops / all wall time), gives the ratio
 //! to SQLite, each process's CPU per op (utime + stime from /proc, PostgreSQL's backends
@@ -48,7 +55,8 @@ const QUOTE_TIME: Duration = Duration::from_secs(2);
 const QUOTE_WARMUP: Duration = Duration::from_millis(500);
 const QUOTE_PATH: &str = "/v1/fx/quote?base=EUR&quote=BTC&side=buy&amount_minor=100000";
 const MINUTE: Duration = Duration::from_secs(60);
-const SCOPES: &str = "pay,read,quote";
+const SCOPES: &str = "invoice,pay,read,quote";
+const INVOICE_TIME: Duration = Duration::from_secs(2);
 
 /// Static rates on every process: each front end has a rate cache of its own.
 const FX: &str = "[fx]\npairs = [\"BTC/EUR\", \"BTC/USD\"]\nsources = [\"static\"]\n\
@@ -92,16 +100,21 @@ enum Setup {
     Sqlite,
     PgOne,
     PgTwo,
+    /// The PostgreSQL node's own API (the invoices' reference).
+    PgNode,
 }
 
 const SETUPS: [Setup; 3] = [Setup::Sqlite, Setup::PgOne, Setup::PgTwo];
+/// Where invoices are made: at the node, through a front end (handed to the node), and SQLite.
+const INVOICE_SETUPS: [Setup; 3] = [Setup::PgNode, Setup::PgOne, Setup::Sqlite];
 
 impl Setup {
-    fn label(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
-            Setup::Sqlite => "(a) SQLite, 1 process",
-            Setup::PgOne => "(b) PG, 1 front end",
-            Setup::PgTwo => "(c) PG, 2 front ends",
+            Setup::Sqlite => "SQLite, 1 process",
+            Setup::PgOne => "PG, 1 front end",
+            Setup::PgTwo => "PG, 2 front ends",
+            Setup::PgNode => "PG node, direct",
         }
     }
 
@@ -109,6 +122,7 @@ impl Setup {
     fn ports(self, rig: &Rig) -> Vec<u16> {
         match self {
             Setup::Sqlite => vec![rig.sqlite.api_port],
+            Setup::PgNode => vec![rig.node.api_port],
             Setup::PgOne => vec![rig.fronts[0].api_port],
             Setup::PgTwo => rig.fronts.iter().map(|f| f.api_port).collect(),
         }
@@ -118,7 +132,7 @@ impl Setup {
     fn books(self, rig: &Rig) -> (&Gateway, &str) {
         match self {
             Setup::Sqlite => (&rig.sqlite, &rig.sqlite_key),
-            Setup::PgOne | Setup::PgTwo => (&rig.node, &rig.pg_key),
+            Setup::PgOne | Setup::PgTwo | Setup::PgNode => (&rig.node, &rig.pg_key),
         }
     }
 
@@ -128,8 +142,14 @@ impl Setup {
             Setup::Sqlite => &[SQLITE],
             Setup::PgOne => &[NODE, FE1, PG],
             Setup::PgTwo => &[NODE, FE1, FE2, PG],
+            Setup::PgNode => &[NODE, PG],
         }
     }
+}
+
+/// The label of row `k` of a table of `setups`: its letter and its name.
+fn label(setups: &[Setup], k: usize) -> String {
+    format!("({}) {}", char::from(b'a' + k as u8), setups[k].name())
 }
 
 fn main() {
@@ -146,8 +166,13 @@ fn main() {
     for setup in SETUPS {
         quote_round(&rig, setup, QUOTE_WARMUP);
     }
+    // Invoices made outside the tallies (the warm-up), by configuration.
+    let mut made: Vec<usize> = (0..INVOICE_SETUPS.len())
+        .map(|i| invoice_round(&rig, INVOICE_SETUPS[i], QUOTE_WARMUP, &format!("w{i}")).took.len())
+        .collect();
     let mut quotes: Vec<Tally> = SETUPS.iter().map(|_| Tally::default()).collect();
     let mut submits: Vec<Tally> = SETUPS.iter().map(|_| Tally::default()).collect();
+    let mut invoices: Vec<Tally> = INVOICE_SETUPS.iter().map(|_| Tally::default()).collect();
     // Each round starts with another configuration.
     for (round, routes) in routes.iter().enumerate() {
         let order: Vec<usize> = (0..SETUPS.len()).map(|k| (round + k) % SETUPS.len()).collect();
@@ -157,17 +182,32 @@ fn main() {
         for &i in &order {
             submits[i].add(submit_round(&rig, SETUPS[i], &routes[i]));
         }
+        for &i in &order {
+            invoices[i].add(invoice_round(&rig, INVOICE_SETUPS[i], INVOICE_TIME, &format!("r{round}-{i}")));
+        }
     }
     check_books(&rig, n);
+    for (made, t) in made.iter_mut().zip(&invoices) {
+        *made += t.took.len();
+    }
+    check_invoices(&rig, &made);
     println!();
     println!(
         "scale_out: {CLIENTS} client threads (keep-alive, round-robin over a configuration's front ends), {ROUNDS} \
-         rounds alternating configurations; per round and configuration {} s of quotes and {n} submits; {} cores",
+         rounds alternating configurations; per round and configuration {} s of quotes, {n} submits and {} s of \
+         invoices; {} cores",
         QUOTE_TIME.as_secs(),
+        INVOICE_TIME.as_secs(),
         cores()
     );
-    print_table("GET /v1/fx/quote", &quotes);
-    print_table("POST /v1/payments/submit", &submits);
+    print_table("GET /v1/fx/quote", &SETUPS, &quotes);
+    print_table("POST /v1/payments/submit", &SETUPS, &submits);
+    print_table(
+        "POST /v1/invoices (5,000 sat; the node makes each: at its own API, or handed to it by a front end)",
+        &INVOICE_SETUPS,
+        &invoices,
+    );
+    print_handover(&invoices);
     print_rss(&rig);
     print_limit("quotes", &quotes);
     print_limit("submits", &submits);
@@ -375,6 +415,41 @@ fn submit_round(rig: &Rig, setup: Setup, routes: &[String]) -> Tally {
     })
 }
 
+/// Invoices from every client for `time`, each with an idempotency key of its own (`tag` makes
+/// them unique across rounds and configurations); every answer is the node's (`201`, with its
+/// BOLT11 invoice).
+fn invoice_round(rig: &Rig, setup: Setup, time: Duration, tag: &str) -> Tally {
+    let key = setup.books(rig).1;
+    let body = json!({"amount": {"minor_units": 5000, "currency": "SAT"}, "description": "bench"});
+    drive(&setup.ports(rig), &rig.procs, &|connection, client, n, begin| {
+        if begin.elapsed() >= time {
+            return false;
+        }
+        let idem = format!("inv-{tag}-{client}-{n}");
+        let (status, inv) = connection.request_json("POST", "/v1/invoices", key, Some(&idem), &body);
+        assert_eq!(status, 201, "{inv}");
+        assert!(inv["invoice_id"].as_str().is_some_and(|id| !id.is_empty()), "{inv}");
+        assert!(inv["bolt11"].as_str().is_some_and(|b| b.starts_with("lnbcrt")), "no BOLT11 from the node: {inv}");
+        true
+    })
+}
+
+/// Each invoice answered `201` (`made`, by [`INVOICE_SETUPS`]) is exactly one in its books.
+fn check_invoices(rig: &Rig, made: &[usize]) {
+    let count = |gw: &Gateway| -> i64 {
+        common::books(&gw.datadir).query_row("SELECT COUNT(*) FROM invoices", [], |r| r.get(0)).expect("count")
+    };
+    let on_sqlite = |sqlite: bool| -> i64 {
+        INVOICE_SETUPS.iter().zip(made).filter(|(s, _)| (**s == Setup::Sqlite) == sqlite).map(|(_, m)| *m as i64).sum()
+    };
+    assert_eq!(count(&rig.sqlite), on_sqlite(true), "SQLite: one invoice per 201");
+    assert_eq!(
+        count(&rig.node),
+        on_sqlite(false),
+        "PostgreSQL: one invoice per 201, at the node or through a front end"
+    );
+}
+
 /// Each submit made exactly one payment, and nothing left the queue (no batch in the mempool).
 fn check_books(rig: &Rig, per_round: usize) {
     let count = |gw: &Gateway| -> i64 {
@@ -387,7 +462,7 @@ fn check_books(rig: &Rig, per_round: usize) {
 
 /// One row per configuration; the CPU of every watched process per op (a process serving no
 /// request of the configuration shows its background work, in parentheses).
-fn print_table(what: &str, tallies: &[Tally]) {
+fn print_table(what: &str, setups: &[Setup], tallies: &[Tally]) {
     println!();
     println!("{what}");
     println!(
@@ -395,14 +470,14 @@ fn print_table(what: &str, tallies: &[Tally]) {
         "configuration", "ops", "ops/s", "p50 µs", "p99 µs", "max ms", "vs (a)"
     );
     let base = tallies[0].rate();
-    for (setup, t) in SETUPS.iter().zip(tallies) {
+    for (k, (setup, t)) in setups.iter().zip(tallies).enumerate() {
         let cell = |i: usize| match setup.serving().contains(&i) || i == BENCH {
             true => t.cpu_us(i).to_string(),
             false => format!("({})", t.cpu_us(i)),
         };
         println!(
             "{:<22} {:>7} {:>8.0} {:>7} {:>7} {:>7} {:>6.2} | {:>17} {:>6} {:>6} {:>6} {:>6} {:>7} | {:>3}%",
-            setup.label(),
+            label(setups, k),
             t.took.len(),
             t.rate(),
             t.percentile_us(0.5),
@@ -419,13 +494,13 @@ fn print_table(what: &str, tallies: &[Tally]) {
         );
     }
     let rounds: Vec<String> =
-        SETUPS.iter().zip(tallies).map(|(s, t)| format!("{} {:.0?}", s.label(), t.rounds)).collect();
+        tallies.iter().enumerate().map(|(k, t)| format!("{} {:.0?}", label(setups, k), t.rounds)).collect();
     println!("  ops/s per round: {}", rounds.join("; "));
-    for (setup, t) in SETUPS.iter().zip(tallies).filter(|(_, t)| !t.drain.is_zero()) {
+    for (k, t) in tallies.iter().enumerate().filter(|(_, t)| !t.drain.is_zero()) {
         println!(
             "  {}: the books held every quote {} ms after the clients stopped (sum over rounds) → {:.0} quotes/s \
              served and written ({:.2} of (a)'s); CPU and busy above include that wait",
-            setup.label(),
+            label(setups, k),
             t.drain.as_millis(),
             t.written_rate(),
             t.written_rate() / tallies[0].written_rate()
@@ -449,7 +524,7 @@ fn print_limit(what: &str, tallies: &[Tally]) {
     let cores = cores() as u64;
     let ceiling = |us: u64| cores * 1_000_000 / us.max(1);
     println!();
-    for (setup, t) in SETUPS.iter().zip(tallies) {
+    for (k, (setup, t)) in SETUPS.iter().zip(tallies).enumerate() {
         let mut shares: Vec<(u64, &str)> =
             setup.serving().iter().chain(&[BENCH]).map(|&i| (t.cpu_us(i), NAMES[i])).collect();
         shares.sort_by(|a, b| b.cmp(a));
@@ -460,20 +535,20 @@ fn print_limit(what: &str, tallies: &[Tally]) {
         let mut line = format!(
             "where the limit is, {what} {}: {}% machine busy; CPU µs/op {total} ({}) → {cores} cores ≈ {}/s vs {rate:.0}/s \
              measured",
-            setup.label(),
+            label(&SETUPS, k),
             t.busy_percent(),
             named.join(", "),
             ceiling(total)
         );
-        if *setup != Setup::Sqlite {
+        if matches!(setup, Setup::PgOne | Setup::PgTwo) {
             let here = t.cpu_us(NODE) + t.cpu_us(PG);
             line +=
                 &format!("; front ends and clients elsewhere: node + PostgreSQL {here} µs/op ≈ {}/s", ceiling(here));
         }
         line += &if what == "quotes" && t.written_rate() < 0.9 * t.rate() {
             format!(
-                " → bound: the write-behind (served {:.0}/s, written {rate:.0}/s; one INSERT per quote under the \
-                 store's write lock)",
+                " → bound: the write-behind (served {:.0}/s, written {rate:.0}/s; 64 quotes per INSERT, no write \
+                 lock, on cores shared with the front ends and clients)",
                 t.rate()
             )
         } else if t.busy_percent() >= 85 {
@@ -503,6 +578,30 @@ fn print_scale_note(submits: &[Tally]) {
         cpu(&submits[1], Setup::PgOne),
         submits[2].busy_percent(),
         submits[1].busy_percent()
+    );
+}
+
+/// What handing an invoice to the node cost, from the invoices' figures: (b) through a front end
+/// against (a) at the node's own API — the rate, the latency added, and the front end's CPU.
+fn print_handover(invoices: &[Tally]) {
+    let (node, front) = (&invoices[0], &invoices[1]);
+    let added = |p: f64| front.percentile_us(p) as i128 - node.percentile_us(p) as i128;
+    println!(
+        "\nhand-over to the node: invoices through a front end ran at {:.2}× (b)/(a) the node's own API's rate \
+         ({:.0} vs {:.0}/s), p50 {:+} µs and p99 {:+} µs; per invoice the front end spent {} µs of CPU handing it \
+         over (node {} vs {} µs, PostgreSQL {} vs {} µs); {}% vs {}% machine busy",
+        front.rate() / node.rate(),
+        front.rate(),
+        node.rate(),
+        added(0.5),
+        added(0.99),
+        front.cpu_us(FE1),
+        front.cpu_us(NODE),
+        node.cpu_us(NODE),
+        front.cpu_us(PG),
+        node.cpu_us(PG),
+        front.busy_percent(),
+        node.busy_percent()
     );
 }
 

@@ -34,6 +34,10 @@ pub fn document() -> Value {
     })
 }
 
+/// Why a payout (its route, its submit, a refund) cannot be served now: 503 with Retry-After.
+const PAYOUT_UNAVAILABLE: &[&str] =
+    &["lightning_starting", "channel_not_usable", "bitcoind_unavailable", "rate_unavailable", "node_unavailable"];
+
 fn paths() -> Value {
     json!({
         "/v1/health": {"get": health()},
@@ -254,16 +258,7 @@ fn route() -> Value {
         ("409", &["quote_already_filled"]),
         ("410", &["quote_expired"]),
         ("422", &["insufficient_funds", "no_route", "treasury_reserve", "method_not_supported", "quote_side_mismatch"]),
-        (
-            "503",
-            &[
-                "lightning_starting",
-                "channel_not_usable",
-                "bitcoind_unavailable",
-                "rate_unavailable",
-                "node_unavailable",
-            ],
-        ),
+        ("503", PAYOUT_UNAVAILABLE),
     ];
     op(
         "Prices a payout on every rail and recommends one.",
@@ -309,16 +304,7 @@ fn submit() -> Value {
                 "idempotency_mismatch",
             ],
         ),
-        (
-            "503",
-            &[
-                "lightning_starting",
-                "channel_not_usable",
-                "bitcoind_unavailable",
-                "rate_unavailable",
-                "node_unavailable",
-            ],
-        ),
+        ("503", PAYOUT_UNAVAILABLE),
     ];
     with_params(
         op(
@@ -446,16 +432,7 @@ fn refund() -> Value {
                 "idempotency_mismatch",
             ],
         ),
-        (
-            "503",
-            &[
-                "lightning_starting",
-                "channel_not_usable",
-                "bitcoind_unavailable",
-                "rate_unavailable",
-                "node_unavailable",
-            ],
-        ),
+        ("503", PAYOUT_UNAVAILABLE),
     ];
     let summary = "Refunds an invoice (at the invoice's rate, the current rate or an amount) as a payout, capped at what it received.";
     with_params(op(summary, &["pay"], Some(body), &[("202", "Accepted", accepted)], errors), &["id", "idempotency_key"])

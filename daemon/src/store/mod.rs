@@ -80,7 +80,8 @@ const FLUSH_CHUNK: usize = 256;
 /// parameters, well under both engines' limits).
 const ROWS_PER_INSERT: usize = 64;
 
-/// A row that may wait for the next flush (see [`Store::defer`]): `sql` inserts one row,
+/// A row that may wait for the next flush (see [`Store::defer`]), inserted where no other write
+/// reads or changes it (the flush takes no write lock on PostgreSQL): `sql` inserts one row,
 /// `INSERT INTO t (a, b, …) VALUES (?1, ?2, …) [ON CONFLICT …]`, with `values`. Rows of the same
 /// statement are written many per `INSERT` (its `VALUES` tuple repeated and renumbered).
 pub struct DeferredRow {
@@ -287,7 +288,8 @@ impl Store {
                 return Ok(written);
             }
             written += chunk.len();
-            let tx = conn.transaction()?;
+            // Rows written behind are inserts nothing else writes: no write lock on PostgreSQL.
+            let tx = conn.commuting_transaction()?;
             for rows in chunk.chunk_by(|a, b| a.sql == b.sql) {
                 for rows in rows.chunks(self.rows_per_insert.load(std::sync::atomic::Ordering::Relaxed).max(1)) {
                     insert_rows(&tx, rows)?;

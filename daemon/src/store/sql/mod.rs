@@ -338,6 +338,18 @@ impl Connection {
         self.transaction_with_behavior(TransactionBehavior::Deferred)
     }
 
+    /// A transaction for writes that commute with every other writer's (inserts of rows no
+    /// other write reads or changes, such as quotes written behind): on PostgreSQL it takes no
+    /// write lock, so processes flushing such rows do not queue for one another or for the
+    /// payments; on SQLite, a [`Connection::transaction`].
+    pub fn commuting_transaction(&mut self) -> Result<Transaction<'_>> {
+        match &self.backend {
+            Backend::Sqlite(c) => c.execute_batch("BEGIN DEFERRED")?,
+            Backend::Pg(c) => c.begin_unlocked()?,
+        }
+        Ok(Transaction { conn: self, done: false })
+    }
+
     /// A transaction, taking SQLite's write lock as `behavior` says.
     pub fn transaction_with_behavior(&mut self, behavior: TransactionBehavior) -> Result<Transaction<'_>> {
         match &self.backend {

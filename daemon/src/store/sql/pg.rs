@@ -126,6 +126,13 @@ impl Conn {
         Ok(())
     }
 
+    /// `BEGIN` without the write lock (see `Connection::commuting_transaction`).
+    pub(super) fn begin_unlocked(&self) -> Result<()> {
+        self.batch("BEGIN")?;
+        self.in_transaction.set(true);
+        Ok(())
+    }
+
     /// `COMMIT` or `ROLLBACK`.
     pub(super) fn end(&self, sql: &str) -> Result<()> {
         self.in_transaction.set(false);
