@@ -94,7 +94,9 @@ impl NodeLink {
             request = request.header(name, value);
         }
         let answered = request.send().await;
-        let failed = |e: reqwest::Error| match e.is_connect() || e.is_builder() || e.is_request() && !e.is_timeout() {
+        // Only a connection never made is sure to have carried nothing; after that, the node
+        // may have taken the request.
+        let failed = |e: reqwest::Error| match e.is_connect() || e.is_builder() {
             true => LinkError::Unreachable(base.clone(), e.to_string()),
             false => LinkError::NoAnswer(base.clone(), e.to_string()),
         };

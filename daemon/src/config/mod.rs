@@ -406,6 +406,20 @@ mod tests {
     }
 
     #[test]
+    fn the_node_advertises_its_api_where_front_ends_can_reach_it() {
+        let bound: SocketAddr = ([0, 0, 0, 0], 8380).into();
+        let default = Config::from_toml("").unwrap();
+        assert_eq!(default.api_advertised(bound).unwrap(), "http://127.0.0.1:8380", "0.0.0.0 as loopback");
+        assert_eq!(default.api_advertised(([10, 0, 0, 5], 81).into()).unwrap(), "http://10.0.0.5:81");
+        let set = Config::from_toml("[api]\nadvertise_url = \"https://node.internal:8380/\"\n").unwrap();
+        assert_eq!(set.api_advertised(bound).unwrap(), "https://node.internal:8380");
+        for bad in ["node.internal:8380", "ftp://node", "http://node/v1"] {
+            let refused = Config::from_toml(&format!("[api]\nadvertise_url = {bad:?}\n")).unwrap_err().to_string();
+            assert!(refused.contains("api.advertise_url"), "{bad}: {refused}");
+        }
+    }
+
+    #[test]
     fn example_config_parses_and_documents_every_key() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config.example.toml");
         let text = std::fs::read_to_string(&path).unwrap();
