@@ -114,17 +114,17 @@ impl NodeLink {
             Err(e) => Err(failed(e)),
         };
         match &result {
-            Err(e) if !self.failing.swap(true, Ordering::Relaxed) => {
-                tracing::warn!(error = %e, "front end: handing a request to the node failed (said once until it works again)");
+            Err(e) => {
                 // Read the address afresh next time: a standby may have taken over elsewhere.
                 *self.read.lock().unwrap_or_else(PoisonError::into_inner) = None;
-            }
-            Err(_) => *self.read.lock().unwrap_or_else(PoisonError::into_inner) = None,
-            Ok(_) => {
-                if self.failing.swap(false, Ordering::Relaxed) {
-                    tracing::info!(node = %base, "front end: the node answers again");
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "front end: handing a request to the node failed (said once until it works again)");
                 }
             }
+            Ok(_) if self.failing.swap(false, Ordering::Relaxed) => {
+                tracing::info!(node = %base, "front end: the node answers again");
+            }
+            Ok(_) => {}
         }
         result
     }

@@ -133,6 +133,14 @@ impl Published {
     }
 }
 
+/// The policy an operator set, as the store keeps it, checked.
+fn stored_policy(text: &str) -> Result<TreasuryConfig, GuardError> {
+    let set: TreasuryConfig = serde_json::from_str(text)
+        .map_err(|e| GuardError::Invalid(format!("the stored treasury policy is unreadable: {e}")))?;
+    set.check()?;
+    Ok(set)
+}
+
 /// The payment rails that draw on a treasury rail.
 fn payment_rails(rail: Rail) -> &'static str {
     match rail {
@@ -237,12 +245,7 @@ impl Guard {
         front_end: bool,
     ) -> Result<Guard, GuardError> {
         let config = match store.treasury_policy()? {
-            Some(text) => {
-                let set: TreasuryConfig = serde_json::from_str(&text)
-                    .map_err(|e| GuardError::Invalid(format!("the stored treasury policy is unreadable: {e}")))?;
-                set.check()?;
-                set
-            }
+            Some(text) => stored_policy(&text)?,
             None => base.clone(),
         };
         let looks = RwLock::new(HashMap::new());
@@ -335,7 +338,7 @@ impl Guard {
         };
         // The policy too, as an operator set it on the node.
         if let Some(text) = tokio::task::block_in_place(|| store.treasury_policy())? {
-            if let Ok(set) = serde_json::from_str::<TreasuryConfig>(&text) {
+            if let Ok(set) = stored_policy(&text) {
                 *self.config.write().unwrap_or_else(PoisonError::into_inner) = set;
             }
         }

@@ -272,7 +272,7 @@ impl Store {
     /// Writes every buffered write in one transaction; returns how many. Every read of what
     /// they write flushes first.
     pub fn flush_deferred(&self) -> Result<usize, StoreError> {
-        let mut written = 0;
+        let (mut written, per_insert) = (0, self.rows_per_insert.load(std::sync::atomic::Ordering::Relaxed));
         loop {
             // The writer first: a chunk under way elsewhere (the background writer) has committed
             // before this one takes the next, so a caller that flushes to read what it just wrote
@@ -291,7 +291,7 @@ impl Store {
             // Rows written behind are inserts nothing else writes: no write lock on PostgreSQL.
             let tx = conn.commuting_transaction()?;
             for rows in chunk.chunk_by(|a, b| a.sql == b.sql) {
-                for rows in rows.chunks(self.rows_per_insert.load(std::sync::atomic::Ordering::Relaxed).max(1)) {
+                for rows in rows.chunks(per_insert) {
                     insert_rows(&tx, rows)?;
                 }
             }
@@ -318,19 +318,12 @@ fn insert_rows(tx: &sql::Transaction<'_>, rows: &[DeferredRow]) -> Result<(), St
 fn multi_row(sql: &str, width: usize, rows: usize) -> Option<String> {
     let open = sql.find("VALUES (")? + "VALUES ".len();
     let close = open + sql[open..].find(')')?;
-    let mut text = String::with_capacity(sql.len() + rows * width * 6);
-    text.push_str(&sql[..open]);
-    for row in 0..rows {
-        if row > 0 {
-            text.push_str(", ");
-        }
+    let tuple = |row: usize| {
         let numbers: Vec<String> = (1..=width).map(|i| format!("?{}", row * width + i)).collect();
-        text.push('(');
-        text.push_str(&numbers.join(", "));
-        text.push(')');
-    }
-    text.push_str(&sql[close + 1..]);
-    Some(text)
+        format!("({})", numbers.join(", "))
+    };
+    let tuples: Vec<String> = (0..rows).map(tuple).collect();
+    Some(format!("{}{}{}", &sql[..open], tuples.join(", "), &sql[close + 1..]))
 }
 
 #[cfg(test)]

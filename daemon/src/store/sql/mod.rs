@@ -345,7 +345,7 @@ impl Connection {
     pub fn commuting_transaction(&mut self) -> Result<Transaction<'_>> {
         match &self.backend {
             Backend::Sqlite(c) => c.execute_batch("BEGIN DEFERRED")?,
-            Backend::Pg(c) => c.begin_unlocked()?,
+            Backend::Pg(c) => c.begin(false)?,
         }
         Ok(Transaction { conn: self, done: false })
     }
@@ -357,7 +357,7 @@ impl Connection {
                 TransactionBehavior::Deferred => "BEGIN DEFERRED",
                 TransactionBehavior::Immediate => "BEGIN IMMEDIATE",
             })?,
-            Backend::Pg(c) => c.begin()?,
+            Backend::Pg(c) => c.begin(true)?,
         }
         Ok(Transaction { conn: self, done: false })
     }

@@ -117,18 +117,14 @@ impl Conn {
         Ok(wait(client.batch_execute(sql))?)
     }
 
-    /// `BEGIN`, and on the writer the store's write lock.
-    pub(super) fn begin(&self) -> Result<()> {
-        let sql =
-            if self.writer { format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})") } else { "BEGIN".into() };
+    /// `BEGIN`, and on the writer the store's write lock unless `write_lock` is false (see
+    /// `Connection::commuting_transaction`).
+    pub(super) fn begin(&self, write_lock: bool) -> Result<()> {
+        let sql = match self.writer && write_lock {
+            true => format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"),
+            false => "BEGIN".into(),
+        };
         self.batch(&sql)?;
-        self.in_transaction.set(true);
-        Ok(())
-    }
-
-    /// `BEGIN` without the write lock (see `Connection::commuting_transaction`).
-    pub(super) fn begin_unlocked(&self) -> Result<()> {
-        self.batch("BEGIN")?;
         self.in_transaction.set(true);
         Ok(())
     }
