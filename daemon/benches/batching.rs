@@ -32,7 +32,12 @@
 //! cannot carry within 30 min, are sent alone at once), and the **lower bound** (every payout in
 //! the block of its window [submission, ETA bound] with the lowest clearing feerate, paying
 //! exactly that; one transaction per block, one input and change each). A deadline miss is a
-//! payout confirmed after its ETA bound (or never paid).
+//! payout confirmed after its ETA bound (or never paid). On the synthetic market a last row,
+//! the **online ideal** (`batching/online.rs`), is what a bidder that cannot see the future could
+//! at best pay: it knows the model's levels and spikes ahead and the noise's law, bids each
+//! payout optimally before every block (a dynamic programme) and batches perfectly what
+//! confirms in the same block. The distance from it to the lower bound is the price of not
+//! knowing the noise ahead; from Sendero to it, what a better policy could still save.
 //!
 //! The table: payout fees (every fee but consolidation's) and their ratios to the one-by-one,
 //! interval and lower-bound payout fees; Sendero's consolidation fees apart (the baselines never
@@ -50,6 +55,9 @@
 //! clearing feerate, the strategy 0 sendero / 1 one-by-one / 2 interval), failed plan and miss.
 
 mod support;
+
+#[path = "batching/online.rs"]
+mod online;
 
 use rand::{Rng, SeedableRng};
 use sendero::batch::feeseries::{load_csv, FeeSeries, Synthetic};
@@ -519,9 +527,10 @@ fn main() {
     // The defaults, or SENDERO_* variables (SENDERO_BATCHING_LOW_CHEAP_FEERATE_SAT_KVB=1500, …).
     let config = Config::load(None, std::env::vars(), &Overrides::default()).expect("the configuration");
     let policy = Policy::from_config(&config);
+    let model = Synthetic { duration_secs: 9 * 86_400, ..Synthetic::week(a.seed, START) };
     let series = match &a.csv {
         Some(path) => load_csv(path).expect("the CSV series"),
-        None => Synthetic { duration_secs: 9 * 86_400, ..Synthetic::week(a.seed, START) }.series(),
+        None => model.series(),
     };
     // A CSV replays from its first sample; the workload's clock is shifted onto it.
     let chain = Chain { start: START, series: shift(series, START), trailing_min: a.trailing_min };
@@ -530,7 +539,10 @@ fn main() {
     let runs =
         [Strategy::Sendero, Strategy::OneByOne, Strategy::Interval].map(|s| Run::new(&chain, &policy, &work, s).run());
     let lb = lower_bound(&chain, &policy, &work);
-    print_table(&a, &chain, &work, &runs, &lb, began.elapsed());
+    // The online ideal knows the synthetic model's levels; a CSV has none.
+    let ideal =
+        a.csv.is_none().then(|| online::online_ideal(&chain, &online::Market::new(&model), &policy, &work.payouts));
+    print_table(&a, &chain, &work, &runs, (&lb, ideal.as_ref()), began.elapsed());
 }
 
 /// The series moved so that it starts at `start`.
@@ -539,7 +551,14 @@ fn shift(series: FeeSeries, start: u64) -> FeeSeries {
     FeeSeries::new(series.points().iter().map(|&(t, r)| (t - first + start, r)).collect()).expect("non-empty")
 }
 
-fn print_table(a: &Args, chain: &Chain, work: &Workload, runs: &[Totals; 3], lb: &Totals, took: std::time::Duration) {
+fn print_table(
+    a: &Args,
+    chain: &Chain,
+    work: &Workload,
+    runs: &[Totals; 3],
+    (lb, ideal): (&Totals, Option<&Totals>),
+    took: std::time::Duration,
+) {
     let mut rates: Vec<u64> = (1..=WEEK / BLOCK).map(|k| chain.clearing(k)).collect();
     rates.sort();
     let pct = |p: usize| rates[(rates.len() - 1) * p / 100] as f64 / 1_000.0;
@@ -576,8 +595,9 @@ fn print_table(a: &Args, chain: &Chain, work: &Workload, runs: &[Totals; 3], lb:
         "utxos s/max/end",
         "utxo debt"
     );
-    let names = ["sendero", "one-by-one", "interval", "lower bound"];
-    for (name, t) in names.iter().zip(runs.iter().chain([lb])) {
+    let names = ["sendero", "one-by-one", "interval", "lower bound", "online ideal"];
+    let rows: Vec<(&str, &Totals)> = names.into_iter().zip(runs.iter().chain([lb]).chain(ideal)).collect();
+    for &(name, t) in &rows {
         let utxos =
             if t.utxo_start == 0 { "-".to_string() } else { format!("{}/{}/{}", t.utxo_start, t.utxo_max, t.utxo_end) };
         let p = payout(t);
@@ -598,8 +618,7 @@ fn print_table(a: &Args, chain: &Chain, work: &Workload, runs: &[Totals; 3], lb:
         );
     }
     let mean = |t: &Totals| t.rates.map(|(n, sum)| format!("{:.2}", sum as f64 / n.max(1) as f64 / 1_000.0)).join("/");
-    let means: Vec<String> =
-        names.iter().zip(runs.iter().chain([lb])).map(|(n, t)| format!("{n} {}", mean(t))).collect();
+    let means: Vec<String> = rows.iter().map(|(n, t)| format!("{n} {}", mean(t))).collect();
     println!("mean feerate paid per payout, sat/vB, high/normal/low: {}", means.join(", "));
     println!("simulated in {:.2} s; peak RSS {} kB (VmHWM)", took.as_secs_f64(), support::rss_kb("self"));
 }

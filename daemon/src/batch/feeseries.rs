@@ -181,16 +181,31 @@ impl Synthetic {
             .map(|k| {
                 let t = self.start + k * self.step_secs;
                 noise = self.noise_rho * noise + self.noise_sigma * gaussian(&mut rng);
-                let hour = (t % 86_400) as f64 / 3_600.0;
-                let daily = 1.0 + self.daily_amplitude * (std::f64::consts::TAU * (hour - self.peak_hour) / 24.0).cos();
-                let weekday = (t / 86_400 + 4) % 7; // 1970-01-01 was a Thursday; 0 = Sunday
-                let weekly = if weekday == 0 || weekday == 6 { self.weekend_factor } else { 1.0 };
-                let spike = spikes.iter().map(|s| s.factor(t)).fold(1.0, f64::max);
-                let rate = self.base_sat_vb * daily * weekly * noise.exp() * spike * 1_000.0;
+                let rate = self.rate(t, &spikes, noise.exp());
                 (t, (rate.round() as u64).max(self.floor_sat_kvb))
             })
             .collect();
         FeeSeries { points }
+    }
+
+    /// The series without its noise: `base × daily × weekly × spike` at each step, sat/kvB, the
+    /// same spikes as [`Synthetic::series`] (for the simulator's online ideal, which knows
+    /// everything but the noise).
+    pub fn levels(&self) -> Vec<(u64, f64)> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
+        let steps = (self.duration_secs / self.step_secs.max(1)).max(1);
+        let spikes = self.spikes(&mut rng, steps);
+        (0..steps).map(|k| self.start + k * self.step_secs).map(|t| (t, self.rate(t, &spikes, 1.0))).collect()
+    }
+
+    /// The rate at `t` with the noise's factor `noise` (1 for the level), sat/kvB.
+    fn rate(&self, t: u64, spikes: &[Spike], noise: f64) -> f64 {
+        let hour = (t % 86_400) as f64 / 3_600.0;
+        let daily = 1.0 + self.daily_amplitude * (std::f64::consts::TAU * (hour - self.peak_hour) / 24.0).cos();
+        let weekday = (t / 86_400 + 4) % 7; // 1970-01-01 was a Thursday; 0 = Sunday
+        let weekly = if weekday == 0 || weekday == 6 { self.weekend_factor } else { 1.0 };
+        let spike = spikes.iter().map(|s| s.factor(t)).fold(1.0, f64::max);
+        self.base_sat_vb * daily * weekly * noise * spike * 1_000.0
     }
 
     fn spikes(&self, rng: &mut rand::rngs::StdRng, steps: u64) -> Vec<Spike> {
@@ -279,5 +294,12 @@ mod tests {
         assert!(afternoons > 2 * nights, "weekday afternoons {afternoons} vs nights {nights}");
         assert!(mean(24 * 5, 48) < mean(24, 48), "the weekend is cheaper");
         assert!(a.points().iter().all(|p| p.1 >= 1_000));
+        // The noise is what separates the series from its levels: exp(AR(1)), stationary
+        // deviation noise_sigma / sqrt(1 − noise_rho²) ≈ 0.28 in log units.
+        let levels = model.levels();
+        assert_eq!(levels.len(), 1_008);
+        let logs: Vec<f64> = a.points().iter().zip(&levels).map(|(p, l)| (p.1 as f64 / l.1).ln()).collect();
+        let sd = (logs.iter().map(|x| x * x).sum::<f64>() / logs.len() as f64).sqrt();
+        assert!((0.1..0.5).contains(&sd), "log deviation from the levels {sd}");
     }
 }
