@@ -155,8 +155,9 @@ pub fn online_ideal(chain: &Chain, market: &Market, policy: &Policy, payouts: &[
             let weights: u64 = chunk.iter().map(|o| o.0).sum();
             let overhead = tx_weight(&[InputKind::P2wpkh], chunk.len() as u64 + 1, weights + 124) - weights;
             let lowest = chunk.iter().map(|o| o.1).min().unwrap_or(0);
-            let paid: u64 = chunk.iter().map(|(w, bid)| w * bid).sum::<u64>() + overhead * lowest;
-            t.fees += paid.div_ceil(4_000);
+            let outputs: u64 = chunk.iter().map(|(w, bid)| w * bid).sum();
+            t.fees += (outputs + overhead * lowest).div_ceil(4_000);
+            t.output_wu_kvb += outputs;
             t.txs += 1;
         }
     }
