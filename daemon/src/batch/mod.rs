@@ -135,6 +135,8 @@ pub struct Policy {
     pub deadline_join_secs: u64,
     /// Extra percent a bump pays once the ETA bound is two blocks away.
     pub near_bound_margin_percent: u32,
+    /// Extra percent a payout with a two-block target pays when it leaves at its deadline.
+    pub deadline_margin_percent: u32,
     /// Consolidate at or below this feerate, sat/kvB.
     pub consolidation_feerate_sat_kvb: u64,
     /// Consolidate down to this many UTXOs.
@@ -162,6 +164,7 @@ impl Policy {
             cheap_window_secs: b.cheap_window_secs,
             deadline_join_secs: b.deadline_join_secs,
             near_bound_margin_percent: b.near_bound_margin_percent,
+            deadline_margin_percent: b.deadline_margin_percent,
             consolidation_feerate_sat_kvb: b.consolidation_feerate_sat_kvb,
             target_utxos: b.target_utxos as usize,
             max_consolidation_inputs: b.max_consolidation_inputs as usize,
@@ -173,6 +176,19 @@ impl Policy {
     /// A priority's thresholds.
     pub fn class(&self, p: Priority) -> &Class {
         &self.classes[p.index()]
+    }
+
+    /// `p`'s feerate estimate when one of its payouts leaves at its deadline, sat/kvB: its
+    /// target's blocks are all it has left, so a one-block target adds the near-bound margin
+    /// (its last block) and a two-block target the deadline margin (a miss in the first is
+    /// bumped with the near-bound margin for the second); a longer target adds nothing.
+    pub fn at_deadline(&self, p: Priority, estimate_sat_kvb: u64) -> u64 {
+        let margin = match self.class(p).target_blocks {
+            0 | 1 => self.near_bound_margin_percent,
+            2 => self.deadline_margin_percent,
+            _ => 0,
+        };
+        (estimate_sat_kvb.saturating_mul(100 + u64::from(margin)) / 100).min(self.max_feerate_sat_kvb)
     }
 }
 
@@ -225,5 +241,15 @@ mod tests {
         assert_eq!(p.max_feerate_sat_kvb, 1_000_000);
         assert_eq!(Priority::parse("normal"), Some(Priority::Normal));
         assert_eq!(Priority::parse("urgent"), None);
+    }
+
+    #[test]
+    fn a_payout_leaving_at_its_deadline_adds_a_margin_for_the_blocks_it_has_left() {
+        let mut p = Policy::from_config(&Config::default());
+        // high: 2 blocks (+15 %); normal: 6 blocks (none); low with a 1-block target (+40 %).
+        p.classes[2].target_blocks = 1;
+        let paid: Vec<u64> = Priority::ALL.iter().map(|c| p.at_deadline(*c, 10_000)).collect();
+        assert_eq!(paid, [11_500, 10_000, 14_000]);
+        assert_eq!(p.at_deadline(Priority::High, 990_000), 1_000_000, "never above the wallet's maximum");
     }
 }

@@ -12,8 +12,8 @@
 //! for their own trigger. Cheap is a priority's fixed level or, whatever the market's level, the
 //! recent low ([`Feerates::recent_low`], a percentile of the last day's feerates). Above a
 //! priority's ceiling its payouts wait for fees, except those whose deadline has come: they pay
-//! what their target needs (plus the near-bound margin when that target is two blocks or fewer),
-//! up to the wallet's maximum.
+//! what their target needs (plus a margin when that target is two blocks or fewer:
+//! [`Policy::at_deadline`]), up to the wallet's maximum.
 
 use super::size::{OutputKind, INCREMENTAL_FEERATE_SAT_KVB};
 use super::{Policy, Priority};
@@ -187,18 +187,8 @@ pub fn departure(queue: &[Queued], now: u64, feerates: &Feerates, policy: &Polic
             && queue.iter().any(|d| d.priority == p && due(d))
             && feerates.of(p) <= policy.class(p).max_feerate_sat_kvb
     };
-    // A payout leaving at its deadline has just its target's blocks left; with two or fewer it
-    // pays the near-bound margin, as a bump that close to its bound would.
-    let margin = u64::from(policy.near_bound_margin_percent);
-    let at_deadline = |p: Priority| {
-        let r = feerates.of(p);
-        if policy.class(p).target_blocks <= 2 {
-            r.saturating_mul(100 + margin) / 100
-        } else {
-            r
-        }
-    };
-    let due_rates = queue.iter().filter(|q| due(q)).map(|q| at_deadline(q.priority));
+    // A payout leaving at its deadline has just its target's blocks left (`Policy::at_deadline`).
+    let due_rates = queue.iter().filter(|q| due(q)).map(|q| policy.at_deadline(q.priority, feerates.of(q.priority)));
     let soon_rates = queue.iter().filter(|q| soon(q)).map(|q| feerates.of(q.priority));
     let rate = leaving.iter().map(|p| feerates.of(*p)).chain(due_rates).chain(soon_rates).max()?;
     let rate = rate.min(policy.max_feerate_sat_kvb);
@@ -352,7 +342,7 @@ mod tests {
             [q(Priority::Normal, 10_000, T0), q(Priority::High, 20_000, T0 + 100), q(Priority::Low, 30_000, T0)];
         let d = departure(&queue, T0 + 700, &Feerates::flat(6_000), &p).unwrap();
         assert_eq!((d.reason, d.payouts), (Reason::Deadline, vec![0, 1]), "low waits for cheap fees");
-        assert_eq!(d.feerate_sat_kvb, 7_500, "high's 2-block target at its deadline: +25 %");
+        assert_eq!(d.feerate_sat_kvb, 6_900, "high's 2-block target at its deadline: +15 %");
         // A day of 3 to 10 sat/vB: its 20th percentile is 4 sat/vB, cheap for every priority.
         let day: Vec<u64> = (0..144).map(|i| 3_000 + (i % 8) * 1_000).collect();
         assert_eq!(recent_level(&day, 20), 4_000);
@@ -377,6 +367,6 @@ mod tests {
         assert_eq!(bump(&tx, T0, 4_000, &p), None, "already enough for the next block");
         assert_eq!(bump(&tx, T0, 300_000, &p), Some(100_000), "normal's bump ceiling");
         let near = InFlight { blocks_unconfirmed: 1, ..tx };
-        assert_eq!(bump(&near, T0 + 6_000, 300_000, &p), Some(375_000), "ETA bound 2 blocks away: +25 %, wallet max");
+        assert_eq!(bump(&near, T0 + 6_000, 300_000, &p), Some(420_000), "ETA bound 2 blocks away: +40 %, wallet max");
     }
 }

@@ -85,8 +85,11 @@ pub struct BatchingConfig {
     pub low_bump_max_feerate_sat_kvb: u64,
     /// Once a transaction's ETA bound is two blocks away a bump pays the next block's feerate plus
     /// this many percent, so that a market still rising does not make it late; so does a payout
-    /// with a target of two blocks or fewer leaving at its deadline.
+    /// with a one-block target leaving at its deadline (its one block left).
     pub near_bound_margin_percent: u32,
+    /// A payout with a two-block target leaving at its deadline pays its target's feerate plus
+    /// this many percent: should the first block miss it, the near-bound bump has the second.
+    pub deadline_margin_percent: u32,
     /// At or below this feerate small UTXOs are consolidated (inside a batch, or on their own).
     pub consolidation_feerate_sat_kvb: u64,
     /// Consolidation brings the treasury down to this many UTXOs.
@@ -135,7 +138,8 @@ impl Default for BatchingConfig {
             high_bump_max_feerate_sat_kvb: 200_000,
             normal_bump_max_feerate_sat_kvb: 100_000,
             low_bump_max_feerate_sat_kvb: 50_000,
-            near_bound_margin_percent: 25,
+            near_bound_margin_percent: 40,
+            deadline_margin_percent: 15,
             consolidation_feerate_sat_kvb: 3_000,
             target_utxos: 50,
             max_consolidation_inputs: 200,

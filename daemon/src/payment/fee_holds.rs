@@ -262,9 +262,8 @@ pub async fn single_fee(ctx: &Payments, p: &Payment) -> Result<SingleFee, String
     }
     let waited = ctx.store.release_hold(&p.payment_id).map_err(|e| e.to_string())?;
     let Some(priced) = p.fee_rate_sat_vb.filter(|_| !waited) else {
-        let due = now >= q.deadline(&policy) && policy.class(priority).target_blocks <= 2;
-        let margin = if due { 100 + u64::from(policy.near_bound_margin_percent) } else { 100 };
-        let pay = (rate.saturating_mul(margin) / 100).min(policy.max_feerate_sat_kvb);
+        let due = now >= q.deadline(&policy);
+        let pay = if due { policy.at_deadline(priority, rate) } else { rate.min(policy.max_feerate_sat_kvb) };
         return Ok(SingleFee::Pay(pay.div_ceil(1_000).max(1)));
     };
     Ok(SingleFee::Pay(priced))
