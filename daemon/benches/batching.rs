@@ -627,17 +627,15 @@ fn print_table(
     let means: Vec<String> = rows.iter().map(|(n, t)| format!("{n} {}", mean(t))).collect();
     println!("mean feerate paid per payout, sat/vB, high/normal/low: {}", means.join(", "));
     // Where each strategy's payout fees go: the payee outputs at the feerates paid (timing),
-    // and the rest (batching).
-    let split: Vec<String> = rows
-        .iter()
-        .map(|(n, t)| {
-            let outputs = t.output_wu_kvb / 4_000;
-            format!("{n} {outputs} + {}", (payout(t) as u64).saturating_sub(outputs))
-        })
-        .collect();
-    println!("payout fees as outputs + overhead, sat: {}", split.join(", "));
+    // and the rest, overhead (batching).
+    let split = |t: &Totals| {
+        let outputs = t.output_wu_kvb / 4_000;
+        (outputs, (payout(t) as u64).saturating_sub(outputs))
+    };
+    let splits: Vec<String> = rows.iter().map(|(n, t)| format!("{n} {} + {}", split(t).0, split(t).1)).collect();
+    println!("payout fees as outputs + overhead, sat: {}", splits.join(", "));
     if let Some(i) = ideal {
-        let with_lb_overhead = i.output_wu_kvb / 4_000 + (payout(lb) as u64 - lb.output_wu_kvb / 4_000);
+        let with_lb_overhead = split(i).0 + split(lb).1;
         println!(
             "online ideal's outputs with the lower bound's overhead: {:.3} of the lower bound",
             with_lb_overhead as f64 / lower

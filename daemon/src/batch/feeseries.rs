@@ -173,9 +173,7 @@ impl Synthetic {
 
     /// The series the model gives.
     pub fn series(&self) -> FeeSeries {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
-        let steps = (self.duration_secs / self.step_secs.max(1)).max(1);
-        let spikes = self.spikes(&mut rng, steps);
+        let (mut rng, steps, spikes) = self.spiked();
         let mut noise = 0.0f64;
         let points = (0..steps)
             .map(|k| {
@@ -192,9 +190,7 @@ impl Synthetic {
     /// same spikes as [`Synthetic::series`] (for the simulator's online ideal, which knows
     /// everything but the noise).
     pub fn levels(&self) -> Vec<(u64, f64)> {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
-        let steps = (self.duration_secs / self.step_secs.max(1)).max(1);
-        let spikes = self.spikes(&mut rng, steps);
+        let (_, steps, spikes) = self.spiked();
         (0..steps).map(|k| self.start + k * self.step_secs).map(|t| (t, self.rate(t, &spikes, 1.0))).collect()
     }
 
@@ -206,6 +202,15 @@ impl Synthetic {
         let weekly = if weekday == 0 || weekday == 6 { self.weekend_factor } else { 1.0 };
         let spike = spikes.iter().map(|s| s.factor(t)).fold(1.0, f64::max);
         self.base_sat_vb * daily * weekly * noise * spike * 1_000.0
+    }
+
+    /// The seeded generator after the spikes were drawn (the noise comes next), the number of
+    /// steps and the spikes.
+    fn spiked(&self) -> (rand::rngs::StdRng, u64, Vec<Spike>) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
+        let steps = (self.duration_secs / self.step_secs.max(1)).max(1);
+        let spikes = self.spikes(&mut rng, steps);
+        (rng, steps, spikes)
     }
 
     fn spikes(&self, rng: &mut rand::rngs::StdRng, steps: u64) -> Vec<Spike> {
