@@ -116,3 +116,22 @@ fn dev_mode_serves_a_funded_gateway_and_stops_cleanly() {
 fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z ")).unwrap_or(true)
 }
+
+/// A port taken between choosing it and bitcoind binding it (another test, another process) is
+/// told apart from other start failures, so `Bitcoind::start` can pick fresh ports.
+#[test]
+fn a_port_taken_under_bitcoind_is_reported_as_taken_and_a_fresh_start_succeeds() {
+    use sendero::devchain::{free_port, Bitcoind, DevChainError};
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let p2p = taken.local_addr().unwrap().port();
+    let exe = common::bitcoind_exe();
+    match Bitcoind::start_on(&exe, &dir.path().join("a"), free_port().unwrap(), p2p) {
+        Err(DevChainError::PortTaken(why)) => assert!(why.contains("debug.log"), "{why}"),
+        Err(other) => panic!("a taken P2P port read as another failure: {other}"),
+        Ok(_) => panic!("bitcoind started on a port another socket holds"),
+    }
+    let node = Bitcoind::start(&exe, &dir.path().join("b")).expect("start on fresh ports");
+    assert_ne!(node.p2p_port(), p2p);
+    assert!(node.chain_source().info().is_ok());
+}

@@ -23,7 +23,13 @@ pub enum DevChainError {
     /// bitcoind did not start or did not answer in time.
     #[error("bitcoind did not start: {0}")]
     Start(String),
+    /// A port chosen for bitcoind was taken by another process before bitcoind bound it.
+    #[error("bitcoind could not bind its port: {0}")]
+    PortTaken(String),
 }
+
+/// How many times [`Bitcoind::start`] picks fresh ports when one was taken under it.
+const PORT_ATTEMPTS: u32 = 5;
 
 /// Finds the bitcoind to run: `explicit` (config), then `BITCOIND_EXE`, then the cache; when none
 /// exists, builds it with the embedded script (minutes; progress goes to the log).
@@ -78,8 +84,19 @@ pub struct Bitcoind {
 
 impl Bitcoind {
     /// Starts `exe` on regtest with its data in `datadir`, and waits until its RPC answers.
+    /// The ports are free when chosen; if another process binds one before bitcoind does, it
+    /// starts again on fresh ports.
     pub fn start(exe: &Path, datadir: &Path) -> Result<Bitcoind, DevChainError> {
-        Self::start_on(exe, datadir, free_port()?, free_port()?)
+        let mut attempt = 1;
+        loop {
+            match Self::start_on(exe, datadir, free_port()?, free_port()?) {
+                Err(DevChainError::PortTaken(why)) if attempt < PORT_ATTEMPTS => {
+                    tracing::warn!(attempt, "{why}; starting bitcoind again on other ports");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Like [`Bitcoind::start`], on the given RPC and P2P ports (e.g. to restart a node where its
@@ -117,10 +134,14 @@ impl Bitcoind {
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    return Err(DevChainError::Start(format!(
-                        "bitcoind exited with {status}; see {}",
-                        self.log_path().display()
-                    )));
+                    self.child = None;
+                    let why = format!("bitcoind exited with {status}; see {}", self.log_path().display());
+                    let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+                    return Err(if log.contains("Unable to bind") {
+                        DevChainError::PortTaken(why)
+                    } else {
+                        DevChainError::Start(why)
+                    });
                 }
             }
             match chain.info() {
