@@ -1,6 +1,7 @@
 //! `senderod --dev`: the README's run command. A private regtest bitcoind, a funded wallet, the API
 //! and admin RPC up within a minute; READY=1 and STOPPING=1 told to systemd; SIGTERM stops both
-//! processes; left idle for a minute it logs no ERROR or WARN.
+//! processes; left idle for a minute it logs no ERROR or WARN. A port taken under bitcoind is told
+//! apart from other start failures.
 
 mod common;
 
