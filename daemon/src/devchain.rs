@@ -213,10 +213,50 @@ impl Drop for Bitcoind {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago, chosen below the kernel's ephemeral range
+/// (`ip_local_port_range`) when there is room: a port from that range, once released, can be
+/// taken as the local end of any outgoing connection before the process it was chosen for binds
+/// it. Falls back to a port the kernel picks.
 pub fn free_port() -> Result<u16, DevChainError> {
+    let ephemeral_start = ephemeral_start();
+    if ephemeral_start > FIRST + 1_000 {
+        for _ in 0..64 {
+            let port = rand::Rng::gen_range(&mut rand::thread_rng(), FIRST..ephemeral_start);
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| DevChainError::Start(format!("no free port: {e}")))
+}
+
+/// The lowest port [`free_port`] picks from.
+const FIRST: u16 = 10_000;
+
+/// The first port of the kernel's ephemeral range (Linux's default when unreadable).
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32_768)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_come_from_below_the_ephemeral_range_and_can_be_bound() {
+        let ephemeral_start = ephemeral_start();
+        for _ in 0..20 {
+            let port = free_port().unwrap();
+            if ephemeral_start > FIRST + 1_000 {
+                assert!((FIRST..ephemeral_start).contains(&port), "{port} is in the ephemeral range");
+            }
+            assert!(TcpListener::bind(("127.0.0.1", port)).is_ok(), "{port} was not free");
+        }
+    }
 }
