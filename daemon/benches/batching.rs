@@ -31,8 +31,10 @@
 //! waits, at the feerate of the most urgent target in it; `high` payouts, which an hourly batch
 //! cannot carry within 30 min, are sent alone at once), and the **lower bound** (every payout in
 //! the block of its window [submission, ETA bound] with the lowest clearing feerate, paying
-//! exactly that; one transaction per block, one input and change each). A deadline miss is a
-//! payout confirmed after its ETA bound (or never paid). On the synthetic market a last row,
+//! exactly that; one transaction per block, one input and change each; its feerates are a bound,
+//! its grouping is not: payouts whose cheapest blocks differ pay an overhead each, so on a smooth
+//! series, such as a sine CSV, Sendero's fewer and bigger batches can cost less). A deadline miss
+//! is a payout confirmed after its ETA bound (or never paid). On the synthetic market a last row,
 //! the **online ideal** (`batching/online.rs`), is what a bidder that cannot see the future could
 //! at best pay: it knows the model's levels and spikes ahead and the noise's law, bids each
 //! payout optimally before every block (a dynamic programme) and batches perfectly what
