@@ -1,7 +1,8 @@
-//! The online ideal: what a strategy that cannot see the future could at best pay on the
-//! synthetic market, the table's last row. It sits between the lower bound (perfect foresight)
-//! and any real policy, and says how much of Sendero's distance to the lower bound is the
-//! future it cannot know.
+//! The online ideal: what a strategy that cannot see the future could at best pay for its payee
+//! outputs on the synthetic market, a row of the table. Its outputs are a floor for any real
+//! policy's (in expectation); its batching is not the best there is, so its total is not a floor:
+//! [`least_overhead`] adds the overhead no strategy escapes, and with the ideal's outputs gives
+//! one.
 //!
 //! It is given everything but the noise: the model's levels (daily and weekly cycles and every
 //! spike, ahead of time: [`Synthetic::levels`]), the noise's AR(1) law (`noise_rho`,
@@ -11,13 +12,14 @@
 //! confirms in the first block whose clearing feerate is at or below its bid and pays its bid;
 //! in the window's last block it bids the 99.9th percentile of that block's feerate. Payouts
 //! confirming in the same block share one transaction (one input, change), its overhead paid at
-//! their lowest bid — batching as perfect as the lower bound's. It never overpays a block for
-//! lack of knowing the levels, so a policy that must learn them pays more.
+//! their lowest bid — batching like the lower bound's, one transaction per block. It never
+//! overpays a block for lack of knowing the levels, so a policy that must learn them can expect
+//! its outputs to cost more.
 
 use std::collections::BTreeMap;
 
 use sendero::batch::feeseries::Synthetic;
-use sendero::batch::size::{tx_weight, InputKind};
+use sendero::batch::size::{tx_weight, weight_fee_floor, InputKind};
 use sendero::batch::{Policy, Queued};
 
 use super::{Chain, Totals, BLOCK};
@@ -162,4 +164,33 @@ pub fn online_ideal(chain: &Chain, market: &Market, policy: &Policy, payouts: &[
         }
     }
     t
+}
+
+/// The least overhead any strategy pays, sat. Payouts whose windows (submission to ETA bound)
+/// share no block cannot share a transaction, since a transaction confirms in one block; each
+/// transaction carries at least its version, locktime, counts, segwit marker and one P2WPKH input
+/// (78.5 vB) at no less than the lowest clearing feerate of its payout's window. The largest such
+/// sum over sets of pairwise disjoint windows (weighted interval scheduling) is a floor under any
+/// strategy's overhead, foresight or not. With the online ideal's outputs it bounds from below
+/// what a strategy that cannot see the noise ahead can expect to pay.
+pub fn least_overhead(chain: &Chain, policy: &Policy, payouts: &[Queued]) -> u64 {
+    let bare = tx_weight(&[InputKind::P2wpkh], 1, 0);
+    // (first block, last block, the least overhead of a transaction in that window).
+    let mut windows: Vec<(u64, u64, u64)> = payouts
+        .iter()
+        .map(|p| {
+            let first = (p.submitted_at - chain.start) / BLOCK + 1;
+            let last = ((p.eta_bound(policy) - chain.start) / BLOCK).max(first);
+            let low = (first..=last).map(|k| chain.clearing(k)).min().unwrap_or(0);
+            (first, last, weight_fee_floor(bare, low))
+        })
+        .collect();
+    windows.sort_by_key(|w| w.1);
+    // best[i]: the most from the first i windows (by last block).
+    let mut best = vec![0u64; windows.len() + 1];
+    for (i, &(first, _, fee)) in windows.iter().enumerate() {
+        let before = windows[..i].partition_point(|w| w.1 < first);
+        best[i + 1] = best[i].max(best[before] + fee);
+    }
+    best[windows.len()]
 }
