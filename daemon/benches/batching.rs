@@ -722,6 +722,8 @@ fn print_table(
             "online ideal's outputs with the lower bound's overhead: {:.3} of the lower bound",
             with_lb_overhead as f64 / lower
         );
+        // The lower bound's transactions are strategy too: its overhead is never under the floor's.
+        assert!(least_overhead <= split(lb).1, "the least overhead is above the lower bound's");
         let floor = split(i).0 + least_overhead;
         println!(
             "floor for a strategy that cannot see the noise ahead: the online ideal's outputs + the least overhead any strategy pays ({least_overhead} sat, pairwise disjoint windows) = {floor} sat, {:.3} of the lower bound; Sendero {:.3} of it",
