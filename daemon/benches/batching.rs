@@ -118,6 +118,13 @@ impl Chain {
         self.series.at(self.start + k * BLOCK)
     }
 
+    /// The blocks `p` may confirm in and be on time: the first after its submission to the last
+    /// by its ETA bound (at least the first).
+    fn window(&self, p: &Queued, policy: &Policy) -> (u64, u64) {
+        let first = (p.submitted_at - self.start) / BLOCK + 1;
+        (first, ((p.eta_bound(policy) - self.start) / BLOCK).max(first))
+    }
+
     /// The estimate for a target of `n` blocks at `now`: the last block's clearing feerate (a
     /// mempool "next block" estimate), or with `--estimator trailing-min` the lowest clearing
     /// feerate of the last `n` blocks.
@@ -588,8 +595,7 @@ fn lower_bound(chain: &Chain, policy: &Policy, work: &Workload) -> Totals {
     let mut blocks: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
     let mut rates = [(0, 0); 3];
     for p in &work.payouts {
-        let first = (p.submitted_at - START) / BLOCK + 1;
-        let last = (p.eta_bound(policy) - START) / BLOCK;
+        let (first, last) = chain.window(p, policy);
         let best = (first..=last).min_by_key(|&k| (chain.clearing(k), k)).unwrap_or(first);
         blocks.entry(best).or_default().push(p.output.weight());
         let r = &mut rates[p.priority as usize];
@@ -625,10 +631,14 @@ fn main() {
         .map(|s| Run::new(&chain, &policy, &work, s).run());
     let lb = lower_bound(&chain, &policy, &work);
     // The online ideal knows the synthetic model's levels; a CSV has none.
-    let ideal =
-        a.csv.is_none().then(|| online::online_ideal(&chain, &online::Market::new(&model), &policy, &work.payouts));
-    let least_overhead = online::least_overhead(&chain, &policy, &work.payouts);
-    print_table(&a, &chain, &work, &runs, (&lb, ideal.as_ref(), least_overhead), began.elapsed());
+    let ideal = a.csv.is_none().then(|| {
+        let market = online::Market::new(&model);
+        (
+            online::online_ideal(&chain, &market, &policy, &work.payouts),
+            online::least_overhead(&chain, &policy, &work.payouts),
+        )
+    });
+    print_table(&a, &chain, &work, &runs, (&lb, ideal.as_ref().map(|(t, o)| (t, *o))), began.elapsed());
 }
 
 /// The series moved so that it starts at `start`.
@@ -642,7 +652,7 @@ fn print_table(
     chain: &Chain,
     work: &Workload,
     runs: &[Totals; 4],
-    (lb, ideal, least_overhead): (&Totals, Option<&Totals>, u64),
+    (lb, ideal): (&Totals, Option<(&Totals, u64)>),
     took: std::time::Duration,
 ) {
     let mut rates: Vec<u64> = (1..=WEEK / BLOCK).map(|k| chain.clearing(k)).collect();
@@ -683,7 +693,7 @@ fn print_table(
     );
     let mut rows: Vec<(&str, &Totals)> =
         vec![("sendero", &runs[0]), ("one-by-one", &runs[1]), ("interval", &runs[2]), ("lower bound", lb)];
-    rows.extend(ideal.map(|i| ("online ideal", i)));
+    rows.extend(ideal.map(|(i, _)| ("online ideal", i)));
     rows.push(("+additive", &runs[3]));
     for &(name, t) in &rows {
         let utxos =
@@ -716,13 +726,13 @@ fn print_table(
     };
     let splits: Vec<String> = rows.iter().map(|(n, t)| format!("{n} {} + {}", split(t).0, split(t).1)).collect();
     println!("payout fees as outputs + overhead, sat: {}", splits.join(", "));
-    if let Some(i) = ideal {
+    if let Some((i, least_overhead)) = ideal {
         let with_lb_overhead = split(i).0 + split(lb).1;
         println!(
             "online ideal's outputs with the lower bound's overhead: {:.3} of the lower bound",
             with_lb_overhead as f64 / lower
         );
-        // The lower bound's transactions are strategy too: its overhead is never under the floor's.
+        // The lower bound's transactions are a strategy too: its overhead is never under the floor's.
         assert!(least_overhead <= split(lb).1, "the least overhead is above the lower bound's");
         let floor = split(i).0 + least_overhead;
         println!(

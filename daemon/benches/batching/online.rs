@@ -22,7 +22,7 @@ use sendero::batch::feeseries::Synthetic;
 use sendero::batch::size::{tx_weight, weight_fee_floor, InputKind};
 use sendero::batch::{Policy, Queued};
 
-use super::{Chain, Totals, BLOCK};
+use super::{Chain, Totals};
 
 /// Points of the noise's grid.
 const GRID: usize = 61;
@@ -133,8 +133,7 @@ pub fn online_ideal(chain: &Chain, market: &Market, policy: &Policy, payouts: &[
     // Payouts come in submission order: those of one window in a row share its bids.
     let mut plan: ((u64, u64), Vec<Vec<f64>>) = ((0, 0), vec![]);
     for p in payouts {
-        let first = (p.submitted_at - chain.start) / BLOCK + 1;
-        let last = ((p.eta_bound(policy) - chain.start) / BLOCK).max(first);
+        let (first, last) = chain.window(p, policy);
         if plan.0 != (first, last) {
             plan = ((first, last), market.bids(first, last));
         }
@@ -179,8 +178,7 @@ pub fn least_overhead(chain: &Chain, policy: &Policy, payouts: &[Queued]) -> u64
     let mut windows: Vec<(u64, u64, u64)> = payouts
         .iter()
         .map(|p| {
-            let first = (p.submitted_at - chain.start) / BLOCK + 1;
-            let last = ((p.eta_bound(policy) - chain.start) / BLOCK).max(first);
+            let (first, last) = chain.window(p, policy);
             let low = (first..=last).map(|k| chain.clearing(k)).min().unwrap_or(0);
             (first, last, weight_fee_floor(bare, low))
         })
