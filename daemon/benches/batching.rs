@@ -14,8 +14,9 @@
 //!   the last block's clearing feerate for every target (a mempool "next block" estimate); with
 //!   `--estimator trailing-min`, the lowest clearing feerate of the last N blocks for a target of
 //!   N (cheaper, but it lags a rising market, so more transactions wait and are bumped). The
-//!   recent low of the "cheap" test is the daemon's: `batch::FeeHistory` of the `high` estimate,
-//!   one sample a block, unknown for the first half of `batching.cheap_window_secs`.
+//!   recent low of the "cheap" test and yesterday's fall are the daemon's: `batch::FeeHistory` of
+//!   the `high` estimate, one sample a block; the recent low unknown for the first half of
+//!   `batching.cheap_window_secs`, yesterday's fall for the first day.
 //! - **Wallet**: a UTXO set; payouts and change outputs are exact outputs of exact-weight
 //!   transactions (every vsize from `batch::size`); change is spendable once confirmed; incoming
 //!   customer payments arrive as small confirmed UTXOs (the same for every strategy).
@@ -69,6 +70,7 @@ mod online;
 
 use rand::{Rng, SeedableRng};
 use sendero::batch::feeseries::{load_csv, FeeSeries, Synthetic};
+use sendero::batch::history::{DAY_SECS, SAMPLE_SECS};
 use sendero::batch::size::{fee_sat, tx_weight, InputKind, OutputKind, INCREMENTAL_FEERATE_SAT_KVB};
 use sendero::batch::{
     batch_quote, bump, departure, plan_batch, plan_consolidation, single_quote, FeeHistory, Feerates, InFlight, Policy,
@@ -142,13 +144,22 @@ impl Chain {
         let f = |p| self.estimate(now, policy.class(p).target_blocks);
         let high = policy.class(Priority::High).target_blocks;
         let last = now.saturating_sub(self.start) / BLOCK;
-        let first = last.saturating_sub(policy.cheap_window_secs / BLOCK).max(1);
+        // What the daemon keeps: the window, and at least a day and a block.
+        let kept = policy.cheap_window_secs.max(DAY_SECS + SAMPLE_SECS);
+        let first = last.saturating_sub(kept / BLOCK).max(1);
         let mut history = FeeHistory::default();
         for t in (first..=last).map(|k| self.start + k * BLOCK) {
             history.record(t, self.estimate(t, high), policy.cheap_window_secs);
         }
-        let recent_low = history.recent_low(now, policy);
-        Feerates { high: f(Priority::High), normal: f(Priority::Normal), low: f(Priority::Low), recent_low }
+        let (recent_low, cheaper_in_secs) =
+            (history.recent_low(now, policy), history.cheaper_in(now, policy.forecast_fall_percent));
+        Feerates {
+            high: f(Priority::High),
+            normal: f(Priority::Normal),
+            low: f(Priority::Low),
+            recent_low,
+            cheaper_in_secs,
+        }
     }
 }
 

@@ -1,7 +1,12 @@
-//! The feerates seen lately, for the recent low of the "cheap" test ([`super::Feerates::recent_low`]):
-//! at most one sample per block interval (600 s), kept for the policy's `cheap_window_secs`. The
-//! recent low is the policy's `cheap_percentile` of them, and unknown (0) until they span half
-//! the window, so that a daemon just started does not call its first minutes' feerate cheap.
+//! The feerates seen lately, for the "cheap" test: at most one sample per block interval (600 s),
+//! kept for the policy's `cheap_window_secs` and at least a day and a block.
+//! - The recent low ([`super::Feerates::recent_low`]) is the policy's `cheap_percentile` of the
+//!   window's samples, and unknown (0) until they span half the window, so that a daemon just
+//!   started does not call its first minutes' feerate cheap.
+//! - Yesterday's fall ([`super::Feerates::cheaper_in_secs`]) reads the samples of a day ago: how
+//!   long after this time of day they were `forecast_fall_percent` below their level at it. Fee
+//!   markets have a daily cycle (Europe and America awake, Asia asleep), and the trough of a day
+//!   is mostly the trough of the next; a cheap batch whose payouts can wait for it does.
 
 use std::collections::VecDeque;
 
@@ -11,6 +16,9 @@ use super::Policy;
 /// Seconds between kept samples: a block's.
 pub const SAMPLE_SECS: u64 = 600;
 
+/// How far back yesterday's fall looks: a day.
+pub const DAY_SECS: u64 = 86_400;
+
 /// Feerate samples, `(unix seconds, sat/kvB)`, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeeHistory {
@@ -19,12 +27,14 @@ pub struct FeeHistory {
 
 impl FeeHistory {
     /// Records `sat_kvb` seen at `now` when the last sample is at least [`SAMPLE_SECS`] older
-    /// (or there is none); drops the samples older than `window_secs`.
+    /// (or there is none); drops the samples older than `window_secs` and than a day and a block
+    /// (what [`FeeHistory::cheaper_in`] reads).
     pub fn record(&mut self, now: u64, sat_kvb: u64, window_secs: u64) {
         if self.samples.back().is_none_or(|s| now >= s.0.saturating_add(SAMPLE_SECS)) {
             self.samples.push_back((now, sat_kvb));
         }
-        while self.samples.front().is_some_and(|s| s.0.saturating_add(window_secs) < now) {
+        let keep = window_secs.max(DAY_SECS + SAMPLE_SECS);
+        while self.samples.front().is_some_and(|s| s.0.saturating_add(keep) < now) {
             self.samples.pop_front();
         }
     }
@@ -39,6 +49,32 @@ impl FeeHistory {
             return 0;
         }
         recent_level(&seen, policy.cheap_percentile)
+    }
+
+    /// Yesterday's fall at `now`: how many seconds after this time of day, a day ago, the
+    /// feerate first stood more than `fall_percent` below its level at this time of day — each
+    /// level the mean of the samples within a block interval of its time, so that one block's
+    /// noise is not a trend. `None` when it never did before this time of day came round again,
+    /// when nothing was seen within a block interval of this time a day ago (a daemon started
+    /// less than a day ago), or with a `fall_percent` of 0 (off).
+    pub fn cheaper_in(&self, now: u64, fall_percent: u32) -> Option<u64> {
+        if fall_percent == 0 || fall_percent >= 100 {
+            return None;
+        }
+        let then = now.checked_sub(DAY_SECS)?;
+        let day: Vec<(u64, u64)> =
+            self.samples.iter().copied().filter(|s| s.0.saturating_add(SAMPLE_SECS) >= then && s.0 < now).collect();
+        // The samples are in time order: those near `t` are one slice.
+        let level = |t: u64| {
+            let from = day.partition_point(|s| s.0.saturating_add(SAMPLE_SECS) < t);
+            let to = day.partition_point(|s| s.0 <= t.saturating_add(SAMPLE_SECS));
+            let near = day.get(from..to).unwrap_or_default();
+            let sum = near.iter().fold(0u64, |sum, s| sum.saturating_add(s.1));
+            (!near.is_empty()).then(|| sum / near.len() as u64)
+        };
+        let base = level(then)?;
+        let fallen = |l: u64| l.saturating_mul(100) < base.saturating_mul(u64::from(100 - fall_percent));
+        day.iter().filter(|s| s.0 > then).find(|s| level(s.0).is_some_and(fallen)).map(|s| s.0 - then)
     }
 
     /// How many samples are kept.
@@ -74,8 +110,53 @@ mod tests {
                 assert_eq!(h.recent_low(now, &p), 4_000, "its 20th percentile");
             }
         }
-        assert_eq!(h.len(), 144, "a block's sample each, a day's worth");
+        assert_eq!(h.len(), 145, "a block's sample each, a day and a block's worth");
         let off = Policy { cheap_percentile: 0, ..p };
         assert_eq!(h.recent_low(T0 + 2 * 86_400, &off), 0);
+    }
+
+    #[test]
+    fn yesterdays_fall_is_when_a_day_ago_the_feerate_stood_lower_than_at_this_time_of_day() {
+        // Two days of a daily cycle, a sample a block: 8 sat/vB from 12:00 to 20:59, then 1 sat/vB
+        // less each hour to 2 sat/vB from 02:00, rising again from 03:00; one block of noise at
+        // 19:00, half the level.
+        let level = |t: u64| {
+            let hour = (t % DAY_SECS) / 3_600;
+            let rate = match hour {
+                12..=20 => 8_000,
+                21..=23 => 8_000 - (hour - 20) * 1_000,
+                0..=2 => 5_000 - (hour + 1).min(3) * 1_000,
+                _ => 2_000 + (hour - 2) * 600,
+            };
+            if t % DAY_SECS == 19 * 3_600 {
+                rate / 2
+            } else {
+                rate
+            }
+        };
+        let day_start = T0 - T0 % DAY_SECS;
+        let now = day_start + DAY_SECS + 18 * 3_600;
+        let mut h = FeeHistory::default();
+        assert_eq!(h.cheaper_in(now, 20), None, "nothing seen");
+        for t in (day_start..=now).step_by(600) {
+            h.record(t, level(t), 86_400);
+            if t == day_start + DAY_SECS - 1_200 {
+                assert_eq!(h.cheaper_in(t, 20), None, "less than a day seen");
+            }
+        }
+        // At 18:00 yesterday it was 8 sat/vB. The block at 19:00 is averaged with its neighbours
+        // ((8 + 4 + 8) / 3 = 6.67, not more than 20 % below); at 22:00 (7 + 6 + 6) / 3 = 6.33 is.
+        assert_eq!(h.cheaper_in(now, 20), Some(4 * 3_600));
+        // More than 50 % below, under 4 sat/vB: at 00:50, (4 + 4 + 3) / 3.
+        assert_eq!(h.cheaper_in(now, 50), Some(6 * 3_600 + 3_000));
+        assert_eq!(h.cheaper_in(now, 0), None, "off");
+        assert_eq!(h.cheaper_in(now, 80), None, "yesterday never fell that far");
+        // At 02:30 yesterday was at its lowest: nothing ahead was cheaper.
+        let night = day_start + DAY_SECS + 2 * 3_600 + 1_800;
+        let mut h = FeeHistory::default();
+        for t in (day_start..=night).step_by(600) {
+            h.record(t, level(t), 86_400);
+        }
+        assert_eq!(h.cheaper_in(night, 10), None);
     }
 }

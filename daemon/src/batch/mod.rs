@@ -131,6 +131,9 @@ pub struct Policy {
     pub cheap_percentile: u32,
     /// How far back it looks, seconds.
     pub cheap_window_secs: u64,
+    /// A cheap batch waits when yesterday fell more than this many percent before its first
+    /// deadline's time of day (0: off).
+    pub forecast_fall_percent: u32,
     /// With a due payout go the others of its priority due within this many seconds.
     pub deadline_join_secs: u64,
     /// Extra percent a bump pays once the ETA bound is two blocks away.
@@ -162,6 +165,7 @@ impl Policy {
             max_outputs_per_tx: b.max_outputs_per_tx as usize,
             cheap_percentile: b.cheap_percentile,
             cheap_window_secs: b.cheap_window_secs,
+            forecast_fall_percent: b.forecast_fall_percent,
             deadline_join_secs: b.deadline_join_secs,
             near_bound_margin_percent: b.near_bound_margin_percent,
             deadline_margin_percent: b.deadline_margin_percent,

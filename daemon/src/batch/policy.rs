@@ -10,7 +10,9 @@
 //! their targets need; payouts of priorities
 //! that join (`*_join`) go too when that feerate meets their target and ceiling; the others wait
 //! for their own trigger. Cheap is a priority's fixed level or, whatever the market's level, the
-//! recent low ([`Feerates::recent_low`], a percentile of the last day's feerates). Above a
+//! recent low ([`Feerates::recent_low`], a percentile of the last day's feerates), unless
+//! yesterday's feerates went on to fall further before the time of day of the first deadline
+//! ([`Feerates::cheaper_in_secs`]): the batch then waits for that trough. Above a
 //! priority's ceiling its payouts wait for fees, except those whose deadline has come: they pay
 //! what their target needs (plus a margin when that target is two blocks or fewer:
 //! [`Policy::at_deadline`]), up to the wallet's maximum.
@@ -56,17 +58,25 @@ pub struct Feerates {
     /// feerates of its `cheap_window_secs` ([`recent_level`]); 0 when unknown. At or below it
     /// the feerate is cheap for every priority, whatever their fixed levels.
     pub recent_low: u64,
+    /// Yesterday's fall ([`super::FeeHistory::cheaper_in`]): how many seconds after this time of
+    /// day, a day ago, the feerate first stood more than the policy's `forecast_fall_percent`
+    /// below its level at this time of day; `None` when it did not (or nobody knows). A cheap
+    /// batch whose first deadline comes no sooner than that waits for it.
+    pub cheaper_in_secs: Option<u64>,
 }
 
 impl Feerates {
     /// The same feerate for every target.
     pub fn flat(sat_kvb: u64) -> Feerates {
-        Feerates { high: sat_kvb, normal: sat_kvb, low: sat_kvb, recent_low: 0 }
+        Feerates { high: sat_kvb, normal: sat_kvb, low: sat_kvb, recent_low: 0, cheaper_in_secs: None }
     }
 
-    /// Whether the feerate for `p`'s target is cheap for it.
-    fn cheap(&self, p: Priority, policy: &Policy) -> bool {
-        self.of(p) <= policy.class(p).cheap_feerate_sat_kvb.max(self.recent_low)
+    /// Whether `p`'s payouts, the first of them due at `deadline`, may leave now for a cheap
+    /// feerate: the feerate for `p`'s target is at or below its fixed cheap level or the recent
+    /// low, and yesterday does not say it falls further before then ([`Feerates::cheaper_in_secs`]).
+    pub fn cheap(&self, p: Priority, deadline: u64, now: u64, policy: &Policy) -> bool {
+        let cheap = self.of(p) <= policy.class(p).cheap_feerate_sat_kvb.max(self.recent_low);
+        cheap && self.cheaper_in_secs.is_none_or(|secs| now.saturating_add(secs) > deadline)
     }
 
     /// The estimate for `p`'s target.
@@ -153,15 +163,17 @@ fn class_reason(queue: &[Queued], p: Priority, now: u64, feerates: &Feerates, po
     let c = policy.class(p);
     let rate = feerates.of(p);
     let members = queue.iter().filter(|q| q.priority == p);
-    let (count, total, oldest) = members
-        .fold((0u64, 0u64, u64::MAX), |(n, t, o), q| (n + 1, t.saturating_add(q.amount_sat), o.min(q.submitted_at)));
+    let (count, total, oldest, first_due) = members.fold((0u64, 0u64, u64::MAX, u64::MAX), |(n, t, o, d), q| {
+        (n + 1, t.saturating_add(q.amount_sat), o.min(q.submitted_at), d.min(q.deadline(policy)))
+    });
     if count == 0 || rate > c.max_feerate_sat_kvb {
         return None;
     }
+    let cheap = feerates.cheap(p, first_due, now, policy);
     [
         (count >= u64::from(c.max_count), Reason::Count),
         (total >= c.max_total_sat, Reason::Total),
-        (feerates.cheap(p, policy) && now.saturating_sub(oldest) >= c.cheap_min_wait_secs, Reason::Cheap),
+        (cheap && now.saturating_sub(oldest) >= c.cheap_min_wait_secs, Reason::Cheap),
         (c.interval_secs > 0 && now.saturating_sub(oldest) >= c.interval_secs, Reason::Interval),
     ]
     .into_iter()
@@ -260,6 +272,8 @@ pub fn bump(tx: &InFlight, now: u64, next_block_sat_kvb: u64, policy: &Policy) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::batch_quote;
+    use crate::batch::size::InputKind;
     use crate::config::Config;
 
     const T0: u64 = 1_800_000_000;
@@ -276,7 +290,7 @@ mod tests {
     fn a_normal_payout_leaves_at_its_deadline_at_the_feerate_its_target_needs() {
         let p = policy();
         let queue = [q(Priority::Normal, 50_000, T0), q(Priority::Low, 70_000, T0 + 10)];
-        let fees = Feerates { high: 9_000, normal: 5_000, low: 4_000, recent_low: 0 };
+        let fees = Feerates { high: 9_000, normal: 5_000, low: 4_000, recent_low: 0, cheaper_in_secs: None };
         assert_eq!(queue[0].deadline(&p), T0 + 3_600, "7200 s bound − 6 blocks × 600 s");
         assert_eq!(departure(&queue, T0 + 3_599, &fees, &p), None);
         let d = departure(&queue, T0 + 3_600, &fees, &p).unwrap();
@@ -287,13 +301,13 @@ mod tests {
     #[test]
     fn count_total_cheap_and_interval_each_make_a_batch_leave() {
         let mut p = policy();
-        let fees = Feerates { high: 9_000, normal: 5_000, low: 4_000, recent_low: 0 };
+        let fees = Feerates { high: 9_000, normal: 5_000, low: 4_000, recent_low: 0, cheaper_in_secs: None };
         let many: Vec<Queued> = (0..200).map(|i| q(Priority::Normal, 1_000, T0 + i)).collect();
         assert_eq!(departure(&many, T0 + 300, &fees, &p).unwrap().reason, Reason::Count);
         let big = [q(Priority::Normal, 500_000_000, T0)];
         assert_eq!(departure(&big, T0, &fees, &p).unwrap().reason, Reason::Total);
         let lows = [q(Priority::Low, 10_000, T0), q(Priority::Normal, 10_000, T0 + 1_000)];
-        let cheap = Feerates { high: 3_000, normal: 2_500, low: 2_000, recent_low: 0 };
+        let cheap = Feerates { high: 3_000, normal: 2_500, low: 2_000, recent_low: 0, cheaper_in_secs: None };
         assert_eq!(departure(&lows, T0 + 3_599, &cheap, &p), None, "a cheap batch gathers for an hour");
         let d = departure(&lows, T0 + 3_600, &cheap, &p).unwrap();
         assert_eq!((d.reason, d.feerate_sat_kvb, d.payouts), (Reason::Cheap, 2_000, vec![0]), "normal waits");
@@ -308,16 +322,17 @@ mod tests {
     fn in_a_fee_spike_low_payouts_wait_until_fees_fall_or_their_deadline() {
         let p = policy();
         let queue: Vec<Queued> = (0..600).map(|i| q(Priority::Low, 10_000, T0 + i)).collect();
-        let spike = Feerates { high: 80_000, normal: 60_000, low: 30_000, recent_low: 0 };
+        let spike = Feerates { high: 80_000, normal: 60_000, low: 30_000, recent_low: 0, cheaper_in_secs: None };
         let held = held_for_fees(&queue[0], T0 + 1_000, &spike, &p).unwrap();
         assert_eq!(held, Held { waits_for_sat_kvb: 20_000, until: T0 + 72_000 });
         assert_eq!(departure(&queue, T0 + 1_000, &spike, &p), None, "600 ≥ max count, yet held");
-        let calmer = Feerates { high: 30_000, normal: 25_000, low: 20_000, recent_low: 0 };
+        let calmer = Feerates { high: 30_000, normal: 25_000, low: 20_000, recent_low: 0, cheaper_in_secs: None };
         assert_eq!(held_for_fees(&queue[0], T0 + 1_000, &calmer, &p), None);
         assert_eq!(departure(&queue, T0 + 1_000, &calmer, &p).unwrap().reason, Reason::Count);
         let d = departure(&queue, T0 + 72_000, &spike, &p).unwrap();
         assert_eq!((d.reason, d.feerate_sat_kvb, d.payouts), (Reason::Deadline, 30_000, vec![0]), "only the due one");
-        let absurd = Feerates { high: 5_000_000, normal: 5_000_000, low: 5_000_000, recent_low: 0 };
+        let absurd =
+            Feerates { high: 5_000_000, normal: 5_000_000, low: 5_000_000, recent_low: 0, cheaper_in_secs: None };
         assert_eq!(departure(&queue, T0 + 72_000, &absurd, &p).unwrap().feerate_sat_kvb, 1_000_000, "wallet max");
     }
 
@@ -327,7 +342,7 @@ mod tests {
         assert_eq!(p.deadline_join_secs, 3_600);
         // Low payouts submitted over the day; the first is due (20 h later) while fees are high.
         let queue: Vec<Queued> = (0..20).map(|i| q(Priority::Low, 10_000, T0 + i * 1_200)).collect();
-        let spike = Feerates { high: 19_000, normal: 19_000, low: 18_000, recent_low: 3_000 };
+        let spike = Feerates { high: 19_000, normal: 19_000, low: 18_000, recent_low: 3_000, cheaper_in_secs: None };
         let d = departure(&queue, T0 + 72_000, &spike, &p).unwrap();
         assert_eq!((d.reason, d.feerate_sat_kvb), (Reason::Deadline, 18_000));
         assert_eq!(d.payouts, [0, 1, 2, 3], "due now, and within 3600 s (1200, 2400, 3600)");
@@ -349,6 +364,35 @@ mod tests {
         assert_eq!(departure(&queue[2..], T0 + 3_600, &Feerates::flat(4_000), &p), None, "above the fixed 2 sat/vB");
         let fees = Feerates { recent_low: recent_level(&day, 20), ..Feerates::flat(4_000) };
         assert_eq!(departure(&queue[2..], T0 + 3_600, &fees, &p).unwrap().reason, Reason::Cheap);
+    }
+
+    #[test]
+    fn a_cheap_batch_waits_when_yesterday_fell_further_before_its_first_deadline() {
+        let p = policy();
+        // Two low payouts: the first due at T0 + 72,000 (a 24 h bound less 24 blocks).
+        let queue = [q(Priority::Low, 10_000, T0), q(Priority::Low, 20_000, T0 + 3_000)];
+        assert_eq!(queue[0].deadline(&p), T0 + 72_000);
+        let now = T0 + 36_000;
+        let cheap = Feerates::flat(1_800);
+        let d = departure(&queue, now, &cheap, &p).unwrap();
+        assert_eq!((d.reason, d.payouts), (Reason::Cheap, vec![0, 1]), "cheap, and nothing known of yesterday");
+        // Yesterday it went on falling 20 % more three hours later, long before the deadline.
+        let falls = Feerates { cheaper_in_secs: Some(10_800), ..cheap };
+        assert_eq!(departure(&queue, now, &falls, &p), None, "waits for yesterday's trough");
+        let quote = batch_quote(&queue[..1], &queue[1], now, &falls, InputKind::P2wpkh, OutputKind::P2wpkh, &p);
+        assert_eq!(quote.eta_secs, 72_000 - 36_000 + 24 * 600, "its ETA: the first deadline, then its target");
+        // The trough of yesterday came after the first deadline: no reason to wait.
+        let late = Feerates { cheaper_in_secs: Some(72_000 - 36_000 + 600), ..cheap };
+        assert_eq!(departure(&queue, now, &late, &p).unwrap().reason, Reason::Cheap);
+        // A deadline never waits for it (the second, due within deadline_join_secs, goes too).
+        let d = departure(&queue, T0 + 72_000, &falls, &p).unwrap();
+        assert_eq!((d.reason, d.payouts), (Reason::Deadline, vec![0, 1]));
+        // Off: the policy's forecast_fall_percent of 0 gives no fall.
+        let mut h = super::super::FeeHistory::default();
+        (0..=150).for_each(|i| h.record(T0 + i * 600, 10_000 - i * 40, 86_400));
+        let off = Policy { forecast_fall_percent: 0, ..p.clone() };
+        assert!(h.cheaper_in(T0 + 90_000, p.forecast_fall_percent).is_some());
+        assert_eq!(h.cheaper_in(T0 + 90_000, off.forecast_fall_percent), None);
     }
 
     #[test]

@@ -64,9 +64,10 @@ pub fn batch_quote(
         .is_some_and(|d| d.payouts.contains(&(joined.len() - 1)));
     let oldest = mates.iter().map(|q| q.submitted_at).min().unwrap_or(new.submitted_at);
     let interval = (class.interval_secs > 0).then(|| oldest.saturating_add(class.interval_secs));
-    let cheap = (feerates.of(new.priority) <= class.cheap_feerate_sat_kvb.max(feerates.recent_low))
-        .then(|| oldest.saturating_add(class.cheap_min_wait_secs));
-    let deadline = mates.iter().map(|q| q.deadline(policy)).chain(interval).chain(cheap).min().unwrap_or(now);
+    let first_due = mates.iter().map(|q| q.deadline(policy)).min().unwrap_or(now);
+    let cheap =
+        feerates.cheap(new.priority, first_due, now, policy).then(|| oldest.saturating_add(class.cheap_min_wait_secs));
+    let deadline = [first_due].into_iter().chain(interval).chain(cheap).min().unwrap_or(now);
     let wait = if leaves_now { 0 } else { deadline.saturating_sub(now) };
     let n = mates.len() as u64;
     let shared = overhead_weight(1, n + 1, input.is_segwit()) + input.weight() + change.weight();
@@ -105,7 +106,7 @@ mod tests {
         let p = Policy::from_config(&Config::default());
         let mut queue: Vec<Queued> = (0..9).map(|i| q(Priority::Normal, NOW - 1_000 + i)).collect();
         queue.push(q(Priority::Low, NOW - 50_000));
-        let fees = Feerates { high: 20_000, normal: 10_000, low: 4_000, recent_low: 0 };
+        let fees = Feerates { high: 20_000, normal: 10_000, low: 4_000, recent_low: 0, cheaper_in_secs: None };
         let b = batch_quote(&queue, &q(Priority::Normal, NOW), NOW, &fees, InputKind::P2wpkh, OutputKind::P2wpkh, &p);
         // 124 + ceil((42 + 272 + 124) / 10) = 124 + 44 = 168 WU = 42 vB at 10 sat/vB.
         assert_eq!((b.weight, b.vbytes, b.fee_sat), (168, 42, 420));
@@ -119,10 +120,10 @@ mod tests {
     #[test]
     fn a_high_payout_batches_only_if_its_batch_leaves_in_time() {
         let p = Policy::from_config(&Config::default());
-        let fees = Feerates { high: 20_000, normal: 10_000, low: 4_000, recent_low: 0 };
+        let fees = Feerates { high: 20_000, normal: 10_000, low: 4_000, recent_low: 0, cheaper_in_secs: None };
         let b = batch_quote(&[], &q(Priority::High, NOW), NOW, &fees, InputKind::P2wpkh, OutputKind::P2wpkh, &p);
         assert_eq!(b.eta_secs, 600 + 1_200, "waits at most one block, then its 2-block target");
-        let cheap = Feerates { high: 1_000, normal: 1_000, low: 1_000, recent_low: 0 };
+        let cheap = Feerates { high: 1_000, normal: 1_000, low: 1_000, recent_low: 0, cheaper_in_secs: None };
         let b = batch_quote(&[], &q(Priority::High, NOW), NOW, &cheap, InputKind::P2wpkh, OutputKind::P2wpkh, &p);
         assert_eq!(b.eta_secs, 600 + 1_200, "cheap: it still gathers until its deadline");
         let low = batch_quote(&[], &q(Priority::Low, NOW), NOW, &cheap, InputKind::P2wpkh, OutputKind::P2wpkh, &p);

@@ -38,6 +38,10 @@ pub struct BatchingConfig {
     pub cheap_percentile: u32,
     /// How far back that percentile looks, seconds.
     pub cheap_window_secs: u64,
+    /// A cheap batch still waits when a day ago the feerate went on to fall more than this many
+    /// percent below its level at this time of day before the time of day of its first
+    /// deadline (0: off).
+    pub forecast_fall_percent: u32,
     /// With a payout leaving at its deadline go the payouts of its priority due within this many
     /// seconds; the others wait for their own trigger.
     pub deadline_join_secs: u64,
@@ -119,6 +123,7 @@ impl Default for BatchingConfig {
             low_cheap_feerate_sat_kvb: 2_000,
             cheap_percentile: 20,
             cheap_window_secs: 86_400,
+            forecast_fall_percent: 20,
             deadline_join_secs: 3_600,
             high_join: true,
             normal_join: true,
@@ -164,6 +169,9 @@ impl BatchingConfig {
         if self.cheap_percentile > 100 {
             return Err(ConfigError::Invalid("batching.cheap_percentile must be between 0 and 100".into()));
         }
+        if self.forecast_fall_percent > 99 {
+            return Err(ConfigError::Invalid("batching.forecast_fall_percent must be between 0 and 99".into()));
+        }
         if self.max_consolidation_inputs < 2 || self.reference_feerate_sat_kvb == 0 {
             return Err(ConfigError::Invalid(
                 "batching.max_consolidation_inputs must be at least 2 and batching.reference_feerate_sat_kvb at least 1"
@@ -195,5 +203,7 @@ mod tests {
         assert_eq!(Config::load(None, env, &Overrides::default()).unwrap().batching.target_utxos, 20);
         assert!(load("[batching]\nmax_outputs_per_tx = 0\n").unwrap_err().to_string().contains("max_outputs_per_tx"));
         assert!(load("[batching]\nlow_cheap = 1\n").unwrap_err().to_string().contains("low_cheap"));
+        let err = load("[batching]\nforecast_fall_percent = 100\n").unwrap_err().to_string();
+        assert!(err.contains("forecast_fall_percent must be between 0 and 99"), "{err}");
     }
 }

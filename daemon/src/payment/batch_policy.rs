@@ -39,13 +39,13 @@ pub async fn feerates(ctx: &Payments) -> Result<Feerates, WalletError> {
         (rate(r.high_target_blocks).await?, rate(r.normal_target_blocks).await?, rate(r.low_target_blocks).await?);
     let policy = Policy::from_config(&ctx.config);
     let now = crate::unix_now();
-    let recent_low = {
+    let (recent_low, cheaper_in_secs) = {
         // A poisoned lock only means a panic elsewhere mid-record: the samples are still usable.
         let mut history = ctx.fee_history.lock().unwrap_or_else(|e| e.into_inner());
         history.record(now, high, policy.cheap_window_secs);
-        history.recent_low(now, &policy)
+        (history.recent_low(now, &policy), history.cheaper_in(now, policy.forecast_fall_percent))
     };
-    Ok(Feerates { high, normal, low, recent_low })
+    Ok(Feerates { high, normal, low, recent_low, cheaper_in_secs })
 }
 
 /// The feerates of one look at the queue, asked of bitcoind at most once (and only when a payout
