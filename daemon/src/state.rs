@@ -121,6 +121,7 @@ impl AppState {
             batch_wake: Arc::new(Notify::new()),
             guard: Arc::clone(&guard),
             fee_history: Default::default(),
+            fall_ahead: Default::default(),
             chain: status.clone(),
         });
         let keys = Arc::new(ApiKeys::new(Arc::clone(&store)));

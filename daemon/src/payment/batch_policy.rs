@@ -26,9 +26,10 @@ pub fn view(ctx: &Payments, queued: &[Stored]) -> Vec<(usize, batch::Queued)> {
         .collect()
 }
 
-/// The estimate for each priority's target, sat/kvB, and the recent low: the policy's percentile
-/// of the estimates for `high`'s target (the nearest the next block) seen over its window, each
-/// look recorded in [`Payments::fee_history`] (a sample per block interval at most).
+/// The estimate for each priority's target, sat/kvB, the recent low — the policy's percentile
+/// of the estimates for `high`'s target (the nearest the next block) seen over its window — and
+/// yesterday's fall in those estimates, each look recorded in [`Payments::fee_history`] (a sample
+/// per block interval at most).
 pub async fn feerates(ctx: &Payments) -> Result<Feerates, WalletError> {
     let r = &ctx.config.routing;
     let rate = |target: u16| {
@@ -45,7 +46,22 @@ pub async fn feerates(ctx: &Payments) -> Result<Feerates, WalletError> {
         history.record(now, high, policy.cheap_window_secs);
         (history.recent_low(now, &policy), history.cheaper_in(now, policy.forecast_fall_percent))
     };
+    log_fall_ahead(ctx, cheaper_in_secs, policy.forecast_fall_percent);
     Ok(Feerates { high, normal, low, recent_low, cheaper_in_secs })
+}
+
+/// Logs when yesterday's fall comes into view or passes, for the operator: why cheap batches
+/// wait. It can change only with a new sample, at most once a block interval; mostly twice a day.
+fn log_fall_ahead(ctx: &Payments, cheaper_in_secs: Option<u64>, fall_percent: u32) {
+    let ahead = cheaper_in_secs.is_some();
+    if ctx.fall_ahead.swap(ahead, std::sync::atomic::Ordering::Relaxed) == ahead {
+        return;
+    }
+    match cheaper_in_secs {
+        Some(in_secs) => tracing::info!(in_secs, fall_percent,
+            "a day ago the feerate went on to fall further from this time of day: cheap batches whose first deadline comes later wait for it"),
+        None => tracing::info!(fall_percent, "yesterday's fall has passed: cheap batches leave while the feerate is cheap"),
+    }
 }
 
 /// The feerates of one look at the queue, asked of bitcoind at most once (and only when a payout

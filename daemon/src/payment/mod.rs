@@ -68,9 +68,12 @@ pub struct Payments {
     pub batch_wake: Arc<Notify>,
     /// The rails' reserves: a rail below its own takes no new payouts.
     pub guard: Arc<Guard>,
-    /// The feerates the batcher has seen lately, for the recent low of its "cheap" test (kept in
-    /// memory: after a restart it is unknown again until half of `batching.cheap_window_secs`).
+    /// The feerates the batcher has seen lately, for the recent low of its "cheap" test and
+    /// yesterday's fall (kept in memory: after a restart the recent low is unknown again until
+    /// half of `batching.cheap_window_secs`, yesterday's fall for a day).
     pub fee_history: std::sync::Mutex<crate::batch::FeeHistory>,
+    /// Whether yesterday's fall was ahead at the last look (its changes are logged).
+    pub fall_ahead: std::sync::atomic::AtomicBool,
     /// bitcoind's status as the chain follower last saw it: the on-chain rails' breaker.
     pub chain: tokio::sync::watch::Receiver<crate::follower::ChainStatus>,
 }
