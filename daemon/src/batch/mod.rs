@@ -131,8 +131,8 @@ pub struct Policy {
     pub cheap_percentile: u32,
     /// How far back it looks, seconds.
     pub cheap_window_secs: u64,
-    /// A cheap batch waits when yesterday fell more than this many percent before its first
-    /// deadline's time of day (0: off).
+    /// A cheap batch waits when yesterday fell more than this many percent before the time of
+    /// day of the middle of its payouts' deadlines (0: off).
     pub forecast_fall_percent: u32,
     /// With a due payout go the others of its priority due within this many seconds.
     pub deadline_join_secs: u64,

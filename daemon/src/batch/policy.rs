@@ -11,8 +11,9 @@
 //! that join (`*_join`) go too when that feerate meets their target and ceiling; the others wait
 //! for their own trigger. Cheap is a priority's fixed level or, whatever the market's level, the
 //! recent low ([`Feerates::recent_low`], a percentile of the last day's feerates), unless
-//! yesterday's feerates went on to fall further before the time of day of the first deadline
-//! ([`Feerates::cheaper_in_secs`]): the batch then waits for that trough. Above a
+//! yesterday's feerates went on to fall further before the time of day of the middle of its
+//! payouts' deadlines ([`Feerates::cheaper_in_secs`]): the batch then waits for that trough, and
+//! those due sooner leave at their deadlines. Above a
 //! priority's ceiling its payouts wait for fees, except those whose deadline has come: they pay
 //! what their target needs (plus a margin when that target is two blocks or fewer:
 //! [`Policy::at_deadline`]), up to the wallet's maximum.
@@ -61,7 +62,7 @@ pub struct Feerates {
     /// Yesterday's fall ([`super::FeeHistory::cheaper_in`]): how many seconds after this time of
     /// day, a day ago, the feerate first stood more than the policy's `forecast_fall_percent`
     /// below its level at this time of day; `None` when it did not (or nobody knows). A cheap
-    /// batch whose first deadline comes no sooner than that waits for it.
+    /// batch the middle of whose deadlines comes no sooner than that waits for it.
     pub cheaper_in_secs: Option<u64>,
 }
 
@@ -71,9 +72,10 @@ impl Feerates {
         Feerates { high: sat_kvb, normal: sat_kvb, low: sat_kvb, recent_low: 0, cheaper_in_secs: None }
     }
 
-    /// Whether `p`'s payouts, the first of them due at `deadline`, may leave now for a cheap
-    /// feerate: the feerate for `p`'s target is at or below its fixed cheap level or the recent
-    /// low, and yesterday does not say it falls further before then ([`Feerates::cheaper_in_secs`]).
+    /// Whether `p`'s payouts, the middle of their deadlines at `deadline` ([`middle_deadline`]),
+    /// may leave now for a cheap feerate: the feerate for `p`'s target is at or below its fixed
+    /// cheap level or the recent low, and yesterday does not say it falls further before then
+    /// ([`Feerates::cheaper_in_secs`]).
     pub fn cheap(&self, p: Priority, deadline: u64, now: u64, policy: &Policy) -> bool {
         let cheap = self.of(p) <= policy.class(p).cheap_feerate_sat_kvb.max(self.recent_low);
         cheap && self.cheaper_in_secs.is_none_or(|secs| now.saturating_add(secs) > deadline)
@@ -158,18 +160,27 @@ pub fn recent_level(samples: &[u64], percentile: u32) -> u64 {
     sorted[(sorted.len() - 1) * percentile.min(100) as usize / 100]
 }
 
+/// The middle of `payouts`' deadlines (the lower of the two middle ones for an even count);
+/// `None` for none. A cheap batch waits for yesterday's trough when it comes before this: most of
+/// its payouts can wait for it, and those due sooner leave at their deadlines.
+pub fn middle_deadline<'a>(payouts: impl Iterator<Item = &'a Queued>, policy: &Policy) -> Option<u64> {
+    let mut deadlines: Vec<u64> = payouts.map(|q| q.deadline(policy)).collect();
+    deadlines.sort_unstable();
+    deadlines.get(deadlines.len().checked_sub(1)? / 2).copied()
+}
+
 /// Why priority `p`'s payouts would make a batch leave now (its deadlines aside).
 fn class_reason(queue: &[Queued], p: Priority, now: u64, feerates: &Feerates, policy: &Policy) -> Option<Reason> {
     let c = policy.class(p);
     let rate = feerates.of(p);
     let members = queue.iter().filter(|q| q.priority == p);
-    let (count, total, oldest, first_due) = members.fold((0u64, 0u64, u64::MAX, u64::MAX), |(n, t, o, d), q| {
-        (n + 1, t.saturating_add(q.amount_sat), o.min(q.submitted_at), d.min(q.deadline(policy)))
-    });
+    let (count, total, oldest) = members
+        .fold((0u64, 0u64, u64::MAX), |(n, t, o), q| (n + 1, t.saturating_add(q.amount_sat), o.min(q.submitted_at)));
     if count == 0 || rate > c.max_feerate_sat_kvb {
         return None;
     }
-    let cheap = feerates.cheap(p, first_due, now, policy);
+    let middle = middle_deadline(queue.iter().filter(|q| q.priority == p), policy).unwrap_or(now);
+    let cheap = feerates.cheap(p, middle, now, policy);
     [
         (count >= u64::from(c.max_count), Reason::Count),
         (total >= c.max_total_sat, Reason::Total),
@@ -367,7 +378,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cheap_batch_waits_when_yesterday_fell_further_before_its_first_deadline() {
+    fn a_cheap_batch_waits_when_yesterday_fell_further_before_the_middle_of_its_deadlines() {
         let p = policy();
         // Two low payouts: the first due at T0 + 72,000 (a 24 h bound less 24 blocks).
         let queue = [q(Priority::Low, 10_000, T0), q(Priority::Low, 20_000, T0 + 3_000)];
@@ -381,12 +392,22 @@ mod tests {
         assert_eq!(departure(&queue, now, &falls, &p), None, "waits for yesterday's trough");
         let quote = batch_quote(&queue[..1], &queue[1], now, &falls, InputKind::P2wpkh, OutputKind::P2wpkh, &p);
         assert_eq!(quote.eta_secs, 72_000 - 36_000 + 24 * 600, "its ETA: the first deadline, then its target");
-        // The trough of yesterday came after the first deadline: no reason to wait.
+        // Yesterday's trough came after the middle deadline (of two, the first): no reason to wait.
         let late = Feerates { cheaper_in_secs: Some(72_000 - 36_000 + 600), ..cheap };
         assert_eq!(departure(&queue, now, &late, &p).unwrap().reason, Reason::Cheap);
         // A deadline never waits for it (the second, due within deadline_join_secs, goes too).
         let d = departure(&queue, T0 + 72_000, &falls, &p).unwrap();
         assert_eq!((d.reason, d.payouts), (Reason::Deadline, vec![0, 1]));
+        // Yesterday's trough after the first deadline but before the middle one (of three): the
+        // batch waits.
+        let three = [queue[0].clone(), q(Priority::Low, 10_000, T0 + 30_000), q(Priority::Low, 10_000, T0 + 31_000)];
+        assert_eq!(middle_deadline(three.iter(), &p), Some(T0 + 102_000));
+        let later = Feerates { cheaper_in_secs: Some(40_000), ..cheap };
+        assert_eq!(departure(&three, now, &later, &p), None, "most of them can wait for it");
+        // At the first deadline the trough is 3 hours ahead: the first leaves alone.
+        let d = departure(&three, T0 + 72_000, &falls, &p).unwrap();
+        assert_eq!((d.reason, d.payouts), (Reason::Deadline, vec![0]));
+        assert_eq!(middle_deadline([].iter(), &p), None);
         // Off: the policy's forecast_fall_percent of 0 gives no fall.
         let mut h = super::super::FeeHistory::default();
         (0..=150).for_each(|i| h.record(T0 + i * 600, 10_000 - i * 40, 86_400));

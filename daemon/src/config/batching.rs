@@ -39,8 +39,8 @@ pub struct BatchingConfig {
     /// How far back that percentile looks, seconds.
     pub cheap_window_secs: u64,
     /// A cheap batch still waits when a day ago the feerate went on to fall more than this many
-    /// percent below its level at this time of day before the time of day of its first
-    /// deadline (0: off).
+    /// percent below its level at this time of day before the time of day of the middle of its
+    /// payouts' deadlines (0: off).
     pub forecast_fall_percent: u32,
     /// With a payout leaving at its deadline go the payouts of its priority due within this many
     /// seconds; the others wait for their own trigger.
