@@ -59,7 +59,7 @@ fn log_fall_ahead(ctx: &Payments, cheaper_in_secs: Option<u64>, fall_percent: u3
     }
     match cheaper_in_secs {
         Some(in_secs) => tracing::info!(in_secs, fall_percent,
-            "a day ago the feerate went on to fall further from this time of day: cheap batches whose first deadline comes later wait for it"),
+            "a day ago the feerate went on to fall further from this time of day: cheap batches most of whose payouts are due later wait for it"),
         None => tracing::info!(fall_percent, "yesterday's fall has passed: cheap batches leave while the feerate is cheap"),
     }
 }
