@@ -70,7 +70,6 @@ mod online;
 
 use rand::{Rng, SeedableRng};
 use sendero::batch::feeseries::{load_csv, FeeSeries, Synthetic};
-use sendero::batch::history::{DAY_SECS, SAMPLE_SECS};
 use sendero::batch::size::{fee_sat, tx_weight, InputKind, OutputKind, INCREMENTAL_FEERATE_SAT_KVB};
 use sendero::batch::{
     batch_quote, bump, departure, plan_batch, plan_consolidation, single_quote, FeeHistory, Feerates, InFlight, Policy,
@@ -144,9 +143,7 @@ impl Chain {
         let f = |p| self.estimate(now, policy.class(p).target_blocks);
         let high = policy.class(Priority::High).target_blocks;
         let last = now.saturating_sub(self.start) / BLOCK;
-        // What the daemon keeps: the window, and at least a day and a block.
-        let kept = policy.cheap_window_secs.max(DAY_SECS + SAMPLE_SECS);
-        let first = last.saturating_sub(kept / BLOCK).max(1);
+        let first = last.saturating_sub(FeeHistory::kept_secs(policy.cheap_window_secs) / BLOCK).max(1);
         let mut history = FeeHistory::default();
         for t in (first..=last).map(|k| self.start + k * BLOCK) {
             history.record(t, self.estimate(t, high), policy.cheap_window_secs);

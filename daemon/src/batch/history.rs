@@ -33,7 +33,7 @@ impl FeeHistory {
         if self.samples.back().is_none_or(|s| now >= s.0.saturating_add(SAMPLE_SECS)) {
             self.samples.push_back((now, sat_kvb));
         }
-        let keep = window_secs.max(DAY_SECS + SAMPLE_SECS);
+        let keep = FeeHistory::kept_secs(window_secs);
         while self.samples.front().is_some_and(|s| s.0.saturating_add(keep) < now) {
             self.samples.pop_front();
         }
@@ -49,6 +49,11 @@ impl FeeHistory {
             return 0;
         }
         recent_level(&seen, policy.cheap_percentile)
+    }
+
+    /// How long samples are kept with a `window_secs` window: it, and at least a day and a block.
+    pub fn kept_secs(window_secs: u64) -> u64 {
+        window_secs.max(DAY_SECS + SAMPLE_SECS)
     }
 
     /// Yesterday's fall at `now`: how many seconds after this time of day, a day ago, the

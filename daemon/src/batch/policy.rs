@@ -72,13 +72,17 @@ impl Feerates {
         Feerates { high: sat_kvb, normal: sat_kvb, low: sat_kvb, recent_low: 0, cheaper_in_secs: None }
     }
 
-    /// Whether `p`'s payouts, the middle of their deadlines at `deadline` ([`middle_deadline`]),
-    /// may leave now for a cheap feerate: the feerate for `p`'s target is at or below its fixed
-    /// cheap level or the recent low, and yesterday does not say it falls further before then
-    /// ([`Feerates::cheaper_in_secs`]).
-    pub fn cheap(&self, p: Priority, deadline: u64, now: u64, policy: &Policy) -> bool {
+    /// Whether `payouts` (queued, of priority `p`) may leave now for a cheap feerate: the feerate
+    /// for `p`'s target is at or below its fixed cheap level or the recent low, and yesterday does
+    /// not say it falls further before the middle of their deadlines ([`middle_deadline`],
+    /// [`Feerates::cheaper_in_secs`]; those are sorted only when it matters).
+    pub fn cheap<'a>(&self, p: Priority, payouts: impl Iterator<Item = &'a Queued>, now: u64, policy: &Policy) -> bool {
         let cheap = self.of(p) <= policy.class(p).cheap_feerate_sat_kvb.max(self.recent_low);
-        cheap && self.cheaper_in_secs.is_none_or(|secs| now.saturating_add(secs) > deadline)
+        cheap
+            && self.cheaper_in_secs.is_none_or(|secs| {
+                let middle = middle_deadline(payouts, policy).unwrap_or(now);
+                now.saturating_add(secs) > middle
+            })
     }
 
     /// The estimate for `p`'s target.
@@ -179,8 +183,7 @@ fn class_reason(queue: &[Queued], p: Priority, now: u64, feerates: &Feerates, po
     if count == 0 || rate > c.max_feerate_sat_kvb {
         return None;
     }
-    let middle = middle_deadline(queue.iter().filter(|q| q.priority == p), policy).unwrap_or(now);
-    let cheap = feerates.cheap(p, middle, now, policy);
+    let cheap = feerates.cheap(p, queue.iter().filter(|q| q.priority == p), now, policy);
     [
         (count >= u64::from(c.max_count), Reason::Count),
         (total >= c.max_total_sat, Reason::Total),

@@ -64,9 +64,9 @@ pub fn batch_quote(
         .is_some_and(|d| d.payouts.contains(&(joined.len() - 1)));
     let oldest = mates.iter().map(|q| q.submitted_at).min().unwrap_or(new.submitted_at);
     let interval = (class.interval_secs > 0).then(|| oldest.saturating_add(class.interval_secs));
-    let middle = super::policy::middle_deadline(mates.iter().copied(), policy).unwrap_or(now);
-    let cheap =
-        feerates.cheap(new.priority, middle, now, policy).then(|| oldest.saturating_add(class.cheap_min_wait_secs));
+    let cheap = feerates
+        .cheap(new.priority, mates.iter().copied(), now, policy)
+        .then(|| oldest.saturating_add(class.cheap_min_wait_secs));
     let deadline = mates.iter().map(|q| q.deadline(policy)).chain(interval).chain(cheap).min().unwrap_or(now);
     let wait = if leaves_now { 0 } else { deadline.saturating_sub(now) };
     let n = mates.len() as u64;
