@@ -24,7 +24,7 @@ cargo test --workspace --locked
 # (secrets' file modes, the full disk, backup bundles, a SQLite write lock) run on SQLite only.
 echo "test.sh: the payments and FX suites on PostgreSQL" >&2
 pg_suites=(e2e_payments e2e_payments_route e2e_crash e2e_fx e2e_fx_sources e2e_api_contract e2e_batch
-  e2e_batch_consolidate e2e_bump e2e_consolidate e2e_fee_policy e2e_payout_limits e2e_webhooks e2e_invoices
+  e2e_batch_consolidate e2e_bump e2e_consolidate e2e_fee_policy e2e_fee_history e2e_payout_limits e2e_webhooks e2e_invoices
   e2e_invoice_refunds e2e_invoices_detect e2e_recon e2e_ledger_rails e2e_events e2e_treasury_reserve
   e2e_authz e2e_admin_errors e2e_bolt12 e2e_ln_payout_events)
 SENDERO_TEST_STORE=postgres cargo test --locked -p sendero $(printf -- '--test %s ' "${pg_suites[@]}")

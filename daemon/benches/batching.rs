@@ -144,10 +144,8 @@ impl Chain {
         let high = policy.class(Priority::High).target_blocks;
         let last = now.saturating_sub(self.start) / BLOCK;
         let first = last.saturating_sub(FeeHistory::kept_secs(policy.cheap_window_secs) / BLOCK).max(1);
-        let mut history = FeeHistory::default();
-        for t in (first..=last).map(|k| self.start + k * BLOCK) {
-            history.record(t, self.estimate(t, high), policy.cheap_window_secs);
-        }
+        let seen = (first..=last).map(|k| self.start + k * BLOCK).map(|t| (t, self.estimate(t, high)));
+        let history = FeeHistory::from_samples(seen, now, policy.cheap_window_secs);
         let (recent_low, cheaper_in_secs) =
             (history.recent_low(now, policy), history.cheaper_in(now, policy.forecast_fall_percent));
         Feerates {

@@ -1,6 +1,7 @@
 //! The operator's hand on feerates off mainnet: `fees.set {sat_per_vb, targets?}` puts an
 //! override in force instead of bitcoind's estimates (and over `wallet.fee_schedule_file`),
-//! `fees.clear` removes it, `fees.get` says what is in force. Changes are audited; on mainnet
+//! `fees.clear` removes it, `fees.get` says what is in force and what the batcher made of the
+//! feerates it has seen (its recent low, yesterday's fall). Changes are audited; on mainnet
 //! they are refused (`fees_override_refused`) and change nothing.
 
 use serde_json::{json, Value};
@@ -81,7 +82,29 @@ async fn in_force(ctx: &AppState) -> Result<Value, AdminError> {
         "schedule": schedule,
         "max_feerate_sat_vb": ctx.onchain.max_feerate_sat_vb(),
         "estimates": estimates,
+        "history": history(ctx),
     }))
+}
+
+/// What the batcher's "cheap" test reads from the feerates it has seen (the estimate for
+/// `high`'s target, a sample a block interval, stored and resumed after a restart): how many and
+/// since when, the recent low (`null` until half the window is seen) and yesterday's fall (`null`
+/// when none is ahead, or before a day is seen).
+fn history(ctx: &AppState) -> Value {
+    let policy = crate::batch::Policy::from_config(&ctx.config);
+    let now = crate::unix_now();
+    let h = crate::payment::batch_policy::history(&ctx.payments);
+    let recent_low = h.recent_low(now, &policy);
+    json!({
+        "samples": h.len(),
+        "oldest_at": h.span().map(|s| s.0),
+        "newest_at": h.span().map(|s| s.1),
+        "window_secs": policy.cheap_window_secs,
+        "cheap_percentile": policy.cheap_percentile,
+        "recent_low_sat_kvb": (recent_low > 0).then_some(recent_low),
+        "forecast_fall_percent": policy.forecast_fall_percent,
+        "yesterday_fall_in_secs": h.cheaper_in(now, policy.forecast_fall_percent),
+    })
 }
 
 fn audited(mut answer: Value, seq: i64) -> Result<Value, AdminError> {

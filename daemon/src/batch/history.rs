@@ -26,17 +26,47 @@ pub struct FeeHistory {
 }
 
 impl FeeHistory {
-    /// Records `sat_kvb` seen at `now` when the last sample is at least [`SAMPLE_SECS`] older
-    /// (or there is none); drops the samples older than `window_secs` and than a day and a block
-    /// (what [`FeeHistory::cheaper_in`] reads).
-    pub fn record(&mut self, now: u64, sat_kvb: u64, window_secs: u64) {
-        if self.samples.back().is_none_or(|s| now >= s.0.saturating_add(SAMPLE_SECS)) {
+    /// The history of `samples` (as [`FeeHistory::record`] kept them before, oldest first) at
+    /// `now`: each recorded again, so that the same rules hold (a block interval apart at least,
+    /// none older than the window and a day and a block).
+    pub fn from_samples(samples: impl IntoIterator<Item = (u64, u64)>, now: u64, window_secs: u64) -> FeeHistory {
+        let mut history = FeeHistory::default();
+        samples.into_iter().filter(|s| s.0 <= now).for_each(|(at, sat_kvb)| {
+            history.record(at, sat_kvb, window_secs);
+        });
+        history.forget_before(now, window_secs);
+        history
+    }
+
+    /// Whether a sample seen at `now` would be kept: none is, or the last is at least
+    /// [`SAMPLE_SECS`] older.
+    pub fn due(&self, now: u64) -> bool {
+        self.samples.back().is_none_or(|s| now >= s.0.saturating_add(SAMPLE_SECS))
+    }
+
+    /// Records `sat_kvb` seen at `now` when it is [`FeeHistory::due`]; drops the samples older
+    /// than `window_secs` and than a day and a block (what [`FeeHistory::cheaper_in`] reads).
+    /// Whether it was kept (the daemon stores it).
+    pub fn record(&mut self, now: u64, sat_kvb: u64, window_secs: u64) -> bool {
+        let due = self.due(now);
+        if due {
             self.samples.push_back((now, sat_kvb));
         }
+        self.forget_before(now, window_secs);
+        due
+    }
+
+    /// Drops the samples older than [`FeeHistory::kept_secs`] at `now`.
+    fn forget_before(&mut self, now: u64, window_secs: u64) {
         let keep = FeeHistory::kept_secs(window_secs);
         while self.samples.front().is_some_and(|s| s.0.saturating_add(keep) < now) {
             self.samples.pop_front();
         }
+    }
+
+    /// The oldest and the newest sample's time, when there is one.
+    pub fn span(&self) -> Option<(u64, u64)> {
+        Some((self.samples.front()?.0, self.samples.back()?.0))
     }
 
     /// The recent low at `now`: the policy's `cheap_percentile` of the samples of its window,
@@ -118,6 +148,34 @@ mod tests {
         assert_eq!(h.len(), 145, "a block's sample each, a day and a block's worth");
         let off = Policy { cheap_percentile: 0, ..p };
         assert_eq!(h.recent_low(T0 + 2 * 86_400, &off), 0);
+    }
+
+    #[test]
+    fn the_samples_kept_resume_as_the_same_history_after_a_restart() {
+        let p = Policy::from_config(&Config::default());
+        let (mut h, mut stored) = (FeeHistory::default(), Vec::new());
+        // Every 5 min for 2 days, a level per hour: what was kept is what the daemon stored.
+        for now in (T0..T0 + 2 * DAY_SECS).step_by(300) {
+            let level = 2_000 + (now / 3_600 % 24) * 500;
+            if h.record(now, level, p.cheap_window_secs) {
+                stored.push((now, level));
+            }
+        }
+        assert_eq!(stored.len(), 2 * 144, "one look in two kept: a block interval apart");
+        let now = T0 + 2 * DAY_SECS;
+        let resumed = FeeHistory::from_samples(stored.iter().copied(), now, p.cheap_window_secs);
+        assert_eq!(resumed, h, "the day and a block kept, nothing older");
+        assert_eq!(resumed.len(), 145);
+        assert_eq!(resumed.recent_low(now, &p), h.recent_low(now, &p));
+        assert_eq!(resumed.cheaper_in(now, 20), h.cheaper_in(now, 20));
+        assert!(resumed.recent_low(now, &p) > 0 && resumed.cheaper_in(now, 20).is_some());
+        // Two gateways' samples a few seconds apart (one store): a block interval apart again;
+        // a sample from a clock ahead is not resumed.
+        let both = stored.iter().flat_map(|&(t, l)| [(t, l), (t + 5, l)]).chain([(now + 600, 1)]);
+        assert_eq!(FeeHistory::from_samples(both, now, p.cheap_window_secs), h);
+        assert!(!h.due(now - 1) && h.due(now), "the last sample was at now - 600 s");
+        assert_eq!(FeeHistory::default().span(), None);
+        assert_eq!(h.span(), Some((now - DAY_SECS - 600, now - 600)));
     }
 
     #[test]

@@ -413,7 +413,9 @@ mod tests {
         assert_eq!(middle_deadline([].iter(), &p), None);
         // Off: the policy's forecast_fall_percent of 0 gives no fall.
         let mut h = super::super::FeeHistory::default();
-        (0..=150).for_each(|i| h.record(T0 + i * 600, 10_000 - i * 40, 86_400));
+        for i in 0..=150 {
+            h.record(T0 + i * 600, 10_000 - i * 40, 86_400);
+        }
         let off = Policy { forecast_fall_percent: 0, ..p.clone() };
         assert!(h.cheaper_in(T0 + 90_000, p.forecast_fall_percent).is_some());
         assert_eq!(h.cheaper_in(T0 + 90_000, off.forecast_fall_percent), None);

@@ -8,7 +8,10 @@ use sendero_wallet::WalletError;
 use super::batches::Queued as Stored;
 use super::Payments;
 use crate::batch::size::OutputKind;
-use crate::batch::{self, Departure, Feerates, Policy, Priority};
+use crate::batch::{self, Departure, FeeHistory, Feerates, Policy, Priority};
+use crate::config::Config;
+use crate::store::sql::params;
+use crate::store::{Store, StoreError};
 
 /// The queue as the policy reads it; payouts whose address cannot be read are left out (the
 /// submit checked it: they cannot occur).
@@ -40,14 +43,48 @@ pub async fn feerates(ctx: &Payments) -> Result<Feerates, WalletError> {
         (rate(r.high_target_blocks).await?, rate(r.normal_target_blocks).await?, rate(r.low_target_blocks).await?);
     let policy = Policy::from_config(&ctx.config);
     let now = crate::unix_now();
-    let (recent_low, cheaper_in_secs) = {
-        // A poisoned lock only means a panic elsewhere mid-record: the samples are still usable.
-        let mut history = ctx.fee_history.lock().unwrap_or_else(|e| e.into_inner());
-        history.record(now, high, policy.cheap_window_secs);
-        (history.recent_low(now, &policy), history.cheaper_in(now, policy.forecast_fall_percent))
+    let (kept, recent_low, cheaper_in_secs) = {
+        let mut history = history(ctx);
+        let kept = history.record(now, high, policy.cheap_window_secs);
+        (kept, history.recent_low(now, &policy), history.cheaper_in(now, policy.forecast_fall_percent))
     };
+    if kept {
+        let forget = now.saturating_sub(FeeHistory::kept_secs(policy.cheap_window_secs));
+        let store = &ctx.store;
+        if let Err(e) = tokio::task::block_in_place(|| store.record_fee_sample(now, high, forget)) {
+            // The sample is kept in memory: only a restart before the next one loses it.
+            tracing::warn!(error = %e, "a feerate sample was not stored");
+        }
+    }
     log_fall_ahead(ctx, cheaper_in_secs, policy.forecast_fall_percent);
     Ok(Feerates { high, normal, low, recent_low, cheaper_in_secs })
+}
+
+/// The feerates seen lately. A poisoned lock only means a panic elsewhere mid-record: the
+/// samples are still usable.
+pub fn history(ctx: &Payments) -> std::sync::MutexGuard<'_, FeeHistory> {
+    ctx.fee_history.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The history a starting daemon resumes: the samples the store kept (those of the policy's
+/// window, and of a day and a block at least).
+pub fn stored_history(store: &Store, config: &Config) -> Result<FeeHistory, StoreError> {
+    let window = Policy::from_config(config).cheap_window_secs;
+    let now = crate::unix_now();
+    let samples = store.fee_samples(now.saturating_sub(FeeHistory::kept_secs(window)))?;
+    Ok(FeeHistory::from_samples(samples, now, window))
+}
+
+/// Takes a feerate sample when one is due (a block interval after the last), whether or not a
+/// payout waits: the recent low and yesterday's fall need the quiet hours too. Run by the
+/// batcher each round; a failed look is tried again the next round.
+pub async fn sample(ctx: &Payments, rates: &RoundRates) {
+    if !history(ctx).due(crate::unix_now()) {
+        return;
+    }
+    if let Err(e) = rates.get(ctx).await {
+        tracing::debug!(error = %e, "no feerate sample now; tried again");
+    }
 }
 
 /// Logs when yesterday's fall comes into view or passes, for the operator: why cheap batches
@@ -101,4 +138,26 @@ pub async fn decide(
         d.payouts = d.payouts.into_iter().map(|i| seen[i].0).take(max).collect();
         d
     }))
+}
+
+impl Store {
+    /// The feerate samples stored since `from` (unix seconds), `(at, sat/kvB)`, oldest first.
+    pub fn fee_samples(&self, from: u64) -> Result<Vec<(u64, u64)>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached("SELECT at, sat_kvb FROM fee_samples WHERE at >= ?1 ORDER BY at")?;
+        let rows = stmt.query_map([from as i64], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stores the sample `sat_kvb` seen at `at` (one already stored for that second stays) and
+    /// forgets those before `forget_before`, in one transaction.
+    pub fn record_fee_sample(&self, at: u64, sat_kvb: u64, forget_before: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.prepare_cached("INSERT INTO fee_samples (at, sat_kvb) VALUES (?1, ?2) ON CONFLICT (at) DO NOTHING")?
+            .execute(params![at as i64, sat_kvb as i64])?;
+        tx.prepare_cached("DELETE FROM fee_samples WHERE at < ?1")?.execute([forget_before as i64])?;
+        tx.commit()?;
+        Ok(())
+    }
 }

@@ -63,7 +63,8 @@ const CHECK_EVERY: Duration = Duration::from_secs(2);
 const QUEUE_READ: usize = 10_000;
 
 /// Looks at the queue every 2 s, or when woken (a payout was queued), and sends a
-/// batch when the policy says one leaves (again at once while more are due).
+/// batch when the policy says one leaves (again at once while more are due); takes a feerate
+/// sample each block interval, queue or not.
 pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
     loop {
         let rates = batch_policy::RoundRates::default();
@@ -81,6 +82,7 @@ pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
             Err(BatchError::Empty | BatchError::NotDue | BatchError::Raced) => {}
             Err(e) => tracing::warn!(error = %e, "batch could not leave; it is tried again"),
         }
+        batch_policy::sample(&ctx, &rates).await;
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ctx.batch_wake.notified() => {}

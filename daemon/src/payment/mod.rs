@@ -69,8 +69,7 @@ pub struct Payments {
     /// The rails' reserves: a rail below its own takes no new payouts.
     pub guard: Arc<Guard>,
     /// The feerates the batcher has seen lately, for the recent low of its "cheap" test and
-    /// yesterday's fall (kept in memory: after a restart the recent low is unknown again until
-    /// half of `batching.cheap_window_secs`, yesterday's fall for a day).
+    /// yesterday's fall; each sample is stored too (`fee_samples`), and a restart resumes them.
     pub fee_history: std::sync::Mutex<crate::batch::FeeHistory>,
     /// Whether yesterday's fall was ahead at the last look (its changes are logged).
     pub fall_ahead: std::sync::atomic::AtomicBool,

@@ -533,6 +533,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // now, which PostgreSQL has not), numbered by the writer.
     "ALTER TABLE ln_movements ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
      UPDATE ln_movements SET seq = rowid;",
+    // 26: the feerates the batcher saw (the estimate for `high`'s target, a sample a block
+    // interval at most), kept for its cheap window and at least a day and a block: a restart
+    // keeps the recent low and yesterday's fall.
+    "CREATE TABLE fee_samples (
+         at INTEGER NOT NULL,
+         sat_kvb INTEGER NOT NULL CHECK (sat_kvb >= 0),
+         PRIMARY KEY (at)
+     ) STRICT;",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.

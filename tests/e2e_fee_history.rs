@@ -1,0 +1,159 @@
+//! The feerates the batcher has seen, on a real regtest bitcoind and a real senderod: it takes a
+//! sample a block interval whether or not a payout waits, stores each one, and a restart (even a
+//! SIGKILL) resumes them — so the recent low of its "cheap" test and yesterday's fall are known
+//! at once instead of half a day and a day later. `fees.get` shows what it made of them.
+//!
+//! A day cannot pass in a test: the day before is written into the gateway's store (with the
+//! daemon's own [`Store::record_fee_sample`]) while it is stopped, as a gateway running then
+//! would have recorded it. Yesterday at this time of day the feerate stood at 10 sat/vB and fell
+//! to 5 sat/vB 30 minutes later; the rest of the day it stood at 8 sat/vB. So at 8 sat/vB now
+//! the feerate is at the recent low (the 20th percentile of the day: 8 sat/vB), cheap by it
+//! though above the fixed cheap level (2 sat/vB) — but yesterday says it falls further within
+//! half an hour, and a `low` payout due in 20 hours waits for that. With the forecast off
+//! (`forecast_fall_percent = 0`) the same queued payout leaves at once, reason `cheap`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{http_post, outside_address, payment, wait_for, AdminMode, Chain, Gateway};
+use sendero::config::{Config, Overrides};
+use sendero::store::Store;
+use serde_json::{json, Value};
+
+const MINUTE: Duration = Duration::from_secs(60);
+const BLOCK_SECS: u64 = 600;
+const DAY_SECS: u64 = 86_400;
+
+/// A `low` cheap batch leaves at once (no minimum wait); the forecast at its default (20 %); the
+/// feerate 8 sat/vB for every target, from a schedule file (it holds across restarts).
+fn config(schedule: &std::path::Path) -> String {
+    std::fs::write(schedule, "0,8\n").unwrap();
+    format!("[batching]\nlow_cheap_min_wait_secs = 0\nforecast_fall_percent = 20\n\n[wallet]\nfee_schedule_file = {schedule:?}\n")
+}
+
+/// The gateway's own store (SQLite in its data dir, or its PostgreSQL database), as its config
+/// names it.
+fn store_of(gw: &Gateway) -> Store {
+    let config = Config::load(Some(&gw.datadir.join("senderod.toml")), [], &Overrides::default()).expect("config");
+    Store::open_at(&config.store.location(&config.datadir)).expect("store")
+}
+
+fn history(gw: &Gateway) -> Value {
+    gw.cli(&["fees.get"])["history"].clone()
+}
+
+/// Yesterday as a gateway would have stored it, a sample a block interval for a day up to a block
+/// before `now` (the gateway takes the next when it starts): 10 sat/vB from a day ago to 20 minutes after, 5 sat/vB for the next 2.5 hours,
+/// 8 sat/vB the rest.
+fn yesterday(now: u64) -> Vec<(u64, u64)> {
+    (1..=144u64)
+        .map(|k| now - k * BLOCK_SECS)
+        .map(|t| {
+            let since = t as i64 - (now - DAY_SECS) as i64;
+            let level = match since {
+                ..=1_200 => 10_000,
+                1_201..=10_800 => 5_000,
+                _ => 8_000,
+            };
+            (t, level)
+        })
+        .collect()
+}
+
+#[test]
+fn the_feerates_seen_survive_a_restart_and_a_cheap_batch_waits_for_yesterdays_fall() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let config = config(&home.path().join("fees.csv"));
+    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", &config);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(101, &address);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+
+    // With an empty queue the batcher still takes a sample at once; nothing is known from one.
+    let mut first = Value::Null;
+    wait_for("the first sample", MINUTE, || {
+        first = history(&gw);
+        first["samples"] == 1
+    });
+    eprintln!("fees.get history after the start: {first}");
+    assert_eq!(gw.cli(&["fees.get"])["source"], "fee_schedule");
+    assert!(first["recent_low_sat_kvb"].is_null() && first["yesterday_fall_in_secs"].is_null(), "{first:#}");
+    assert_eq!((first["window_secs"].as_u64(), first["cheap_percentile"].as_u64()), (Some(86_400), Some(20)));
+    assert_eq!(first["oldest_at"], first["newest_at"]);
+
+    // A SIGKILL (a second later, so that a sample taken anew would differ): the sample is still
+    // there, the same one (the next is not due for a block).
+    std::thread::sleep(Duration::from_millis(1_100));
+    gw.kill();
+    gw.start_again();
+    let again = history(&gw);
+    assert_eq!((&again["samples"], &again["oldest_at"]), (&first["samples"], &first["oldest_at"]), "{again:#}");
+
+    // The day before, written while the gateway is stopped.
+    gw.kill();
+    let now = common::unix_now();
+    let store = store_of(&gw);
+    for (at, sat_kvb) in yesterday(now) {
+        store.record_fee_sample(at, sat_kvb, 0).expect("sample");
+    }
+    drop(store);
+    gw.start_again();
+    let mut seen = Value::Null;
+    wait_for("a day and a block of samples, the new one taken at the start", MINUTE, || {
+        seen = history(&gw);
+        seen["samples"] == 145
+    });
+    eprintln!("fees.get history after a day was stored: {seen}");
+    assert_eq!(seen["recent_low_sat_kvb"], 8_000, "the 20th percentile of the day: {seen:#}");
+    let fall_in = seen["yesterday_fall_in_secs"].as_u64().expect("yesterday's fall ahead");
+    let elapsed = common::unix_now() - now;
+    assert!(fall_in <= 1_800 && fall_in + elapsed >= 1_800, "5 sat/vB came 30 min after: {fall_in} s ({elapsed} s)");
+    assert!(seen["newest_at"].as_u64().unwrap() >= now, "{seen:#}");
+
+    // At 8 sat/vB (cheap by the recent low, not by the fixed 2 sat/vB) a low payout waits.
+    let key = gw.api_key("pay,read");
+    let destination = outside_address(90).to_string();
+    let body =
+        json!({"amount": {"minor_units": 40_000, "currency": "SAT"}, "destination": destination, "priority": "low"});
+    let (status, route) = http_post(gw.api_port, "/v1/payments/route", &key, None, &body.to_string());
+    assert_eq!(status, 200, "{route}");
+    let route: Value = serde_json::from_str(&route).unwrap();
+    let submit = json!({"route_id": route["route_id"], "rail": "onchain_batch"}).to_string();
+    let (status, submitted) = http_post(gw.api_port, "/v1/payments/submit", &key, Some("fh-1"), &submit);
+    assert_eq!(status, 202, "{submitted}");
+    let id = serde_json::from_str::<Value>(&submitted).unwrap()["payment_id"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_secs(6));
+    let batches = gw.call("batch.list", json!({}));
+    assert_eq!(batches["batches"].as_array().map(Vec::len), Some(0), "it waits for yesterday's fall: {batches:#}");
+    assert_eq!(batches["queued"].as_array().map(Vec::len), Some(1), "{batches:#}");
+    assert!(chain.mempool().is_empty());
+    assert!(gw.log().contains("a day ago the feerate went on to fall further"), "the operator is told why");
+    let p = payment(&gw, &key, &id);
+    assert!(p["status"] == "SUBMITTED" && p["waiting_for_fees"].is_null(), "below the low ceiling: {p:#}");
+
+    // The forecast off, after another SIGKILL: the recent low is known at once, and the payout
+    // leaves, cheap, at 8 sat/vB.
+    gw.kill();
+    let config = std::fs::read_to_string(gw.datadir.join("senderod.toml")).unwrap();
+    std::fs::write(
+        gw.datadir.join("senderod.toml"),
+        config.replace("forecast_fall_percent = 20", "forecast_fall_percent = 0"),
+    )
+    .unwrap();
+    gw.start_again();
+    wait_for("the payout's batch in the mempool", MINUTE, || chain.mempool().len() == 1);
+    let batches = gw.call("batch.list", json!({}));
+    let b = &batches["batches"][0];
+    assert_eq!(
+        (b["reason"].as_str(), b["payouts"].as_u64(), b["feerate_sat_vb"].as_u64()),
+        (Some("cheap"), Some(1), Some(8)),
+        "{batches:#}"
+    );
+    let after = history(&gw);
+    assert!(after["samples"].as_u64().unwrap() >= 145 && after["yesterday_fall_in_secs"].is_null(), "{after:#}");
+    assert_eq!(after["recent_low_sat_kvb"], 8_000, "{after:#}");
+    chain.mine(1);
+    common::settled(&gw, &key, &id);
+}
