@@ -168,6 +168,37 @@ fn the_operator_raises_and_lowers_fees_and_a_schedule_moves_them() {
     eprintln!("schedule moved 7 -> {rate} sat/vB after {:?}, at {} (switch {switch})", waited.elapsed(), unix_now());
     assert_eq!((rate, source.as_str()), (30, "fee_schedule"));
     assert!(unix_now() >= switch);
+
+    // 29.5 sat/vB is paid as 29.5, not 30, where no whole feerate was quoted: an admin send
+    // naming none, and a batch (its route quoted 30; it leaves at the estimate to the sat/kvB).
+    let got = gw.call("fees.get", json!({}));
+    assert_eq!((got["sat_per_vb"].as_u64(), got["feerate_sat_kvb"].as_u64()), (Some(30), Some(29_500)), "{got}");
+    let paid_at = |txid: &str| {
+        let (fee_sat, vsize) = fee_and_vsize(&chain, txid);
+        eprintln!("{txid}: fee {fee_sat} sat for {vsize} vB in bitcoind");
+        // 29.5 sat/vB over the weight BDK sized (a signature may come out a byte shorter).
+        assert!(
+            29_500 * (vsize - 1) <= fee_sat * 1_000 && fee_sat * 1_000 < 29_600 * vsize,
+            "{fee_sat} sat, {vsize} vB"
+        );
+        fee_sat
+    };
+    let sent = gw.call("wallet.send", json!({"address": payee, "amount_sat": 50_000}));
+    assert_eq!((sent["feerate_sat_kvb"].as_u64(), sent["feerate_sat_vb"].as_u64()), (Some(29_500), Some(30)), "{sent}");
+    assert_eq!(paid_at(sent["txid"].as_str().unwrap()), sent["fee_sat"].as_u64().unwrap());
+    chain.mine(1);
+    wait_for("the wallet to sync", Duration::from_secs(60), || gw.synced_height() == u64::from(chain.height()));
+    let body = json!({"amount": {"minor_units": 60_000, "currency": "SAT"},
+                      "destination": outside_address(8).to_string(), "priority": "normal"});
+    let (status, route) = http_post(gw.api_port, "/v1/payments/route", &key, None, &body.to_string());
+    assert_eq!(status, 200, "{route}");
+    let route: Value = serde_json::from_str(&route).unwrap();
+    let submit = json!({"route_id": route["route_id"], "rail": "onchain_batch"}).to_string();
+    let (status, submitted) = http_post(gw.api_port, "/v1/payments/submit", &key, Some("fees-batch"), &submit);
+    assert_eq!(status, 202, "{submitted}");
+    let left = gw.cli(&["batch.trigger"]);
+    assert_eq!((left["feerate_sat_kvb"].as_u64(), left["feerate_sat_vb"].as_u64()), (Some(29_500), Some(30)), "{left}");
+    assert_eq!(paid_at(left["txid"].as_str().unwrap()), left["fee_sat"].as_u64().unwrap());
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use common::{outside_address, Chain};
 use sendero_wallet::bitcoin::{Amount, Denomination};
 use sendero_wallet::keys::Mnemonic;
-use sendero_wallet::{FeeSource, Follower, Payee, Treasury, WalletError};
+use sendero_wallet::{FeeSource, Feerate, Follower, Payee, Treasury, WalletError};
 
 const WORDS: &str = "legal winner thank year wave sausage worth useful legal winner thank yellow";
 
@@ -31,15 +31,19 @@ fn multi_output_payout_matches_its_vsize_estimate() {
 
     // Regtest has no fee history: the fallback is used and said to be.
     let fee = rpc.estimate_feerate(6, 3).unwrap();
-    assert_eq!((fee.sat_per_vb, fee.source), (3, FeeSource::Fallback));
+    assert_eq!((fee.feerate, fee.source), (Feerate::from_sat_per_vb(3), FeeSource::Fallback));
 
     let payees: Vec<Payee> =
         (1..=3u8).map(|i| Payee { address: outside_address(i), amount_sat: 10_000 * u64::from(i) }).collect();
-    let estimate = treasury.estimate_payout_vsize(&payees, 4).unwrap();
+    // 4.321 sat/vB, as bitcoind may estimate it: paid to the sat/kvB, not rounded up to 5.
+    let rate = Feerate::from_sat_per_kvb(4_321);
+    let estimate = treasury.estimate_payout_vsize(&payees, rate).unwrap();
     let utxos_before = treasury.utxos();
-    let payout = treasury.pay(&rpc, &payees, 4).unwrap();
+    let payout = treasury.pay(&rpc, &payees, rate).unwrap();
     // The estimate prices signatures at their largest; the real ones may be a byte shorter each.
     assert!(estimate >= payout.vsize && estimate - payout.vsize <= 2, "estimate {estimate} vs {}", payout.vsize);
+    let paid_sat_kvb = payout.fee_sat * 1_000 / payout.vsize;
+    assert!((4_321..4_400).contains(&paid_sat_kvb), "{} sat for {} vB", payout.fee_sat, payout.vsize);
     assert_eq!(treasury.utxos().len(), utxos_before.len(), "one coin spent, one change coin back");
 
     let raw = chain.raw_tx(&payout.txid.to_string());
@@ -70,10 +74,11 @@ fn multi_output_payout_matches_its_vsize_estimate() {
     let mut chain = chain;
     chain.node.stop();
     let to = Payee { address: outside_address(9), amount_sat: 50_000 };
-    assert!(matches!(reopened.pay(&rpc, std::slice::from_ref(&to), 2), Err(WalletError::Chain(_))));
+    let two = Feerate::from_sat_per_vb(2);
+    assert!(matches!(reopened.pay(&rpc, std::slice::from_ref(&to), two), Err(WalletError::Chain(_))));
     assert_eq!(reopened.transactions().len(), 102, "101 coinbases and the payout");
     assert_eq!(reopened.balances(), balances);
-    assert!(reopened.estimate_payout_vsize(&[to], 2).is_ok(), "coins were released");
+    assert!(reopened.estimate_payout_vsize(&[to], two).is_ok(), "coins were released");
     let too_much = Payee { address: outside_address(9), amount_sat: 21_000_000 * 100_000_000 };
-    assert!(matches!(reopened.estimate_payout_vsize(&[too_much], 2), Err(WalletError::InsufficientFunds { .. })));
+    assert!(matches!(reopened.estimate_payout_vsize(&[too_much], two), Err(WalletError::InsufficientFunds { .. })));
 }

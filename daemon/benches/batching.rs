@@ -1,4 +1,4 @@
-//! `cargo bench -p sendero --bench batching [-- --csv FILE] [--payouts N] [--seed S]`: the on-chain
+//! `cargo bench -p sendero --bench batching [-- --csv FILE] [--payouts N] [--seed S] [--whole-sat-vb]`: the on-chain
 //! cost simulator. It replays a week of payouts through the daemon's own batch code — route
 //! quotes (`batch_quote` / `single_quote`), the departure and fee-hold policy, the batch and
 //! consolidation planners, the bump rule — against a simulated chain and wallet, and compares
@@ -20,6 +20,8 @@
 //! - **Wallet**: a UTXO set; payouts and change outputs are exact outputs of exact-weight
 //!   transactions (every vsize from `batch::size`); change is spendable once confirmed; incoming
 //!   customer payments arrive as small confirmed UTXOs (the same for every strategy).
+//! - **Feerates paid**: to the sat/kvB, as the daemon builds its transactions; with
+//!   `--whole-sat-vb` Sendero's rounded up to whole sat/vB, as the daemon paid before (a what-if).
 //! - **Bumping**: every strategy's unconfirmed transactions follow `batch::bump` (RBF; the fee of
 //!   the replacement that confirms is the one paid).
 //! - **Workload**: payouts over 7 days, 10 % `high`, 40 % `normal`, 50 % `low` (the default
@@ -86,12 +88,13 @@ const WEEK: u64 = 7 * 86_400;
 struct Args {
     csv: Option<std::path::PathBuf>,
     trailing_min: bool,
+    whole_sat_vb: bool,
     payouts: usize,
     seed: u64,
 }
 
 fn args() -> Args {
-    let mut a = Args { csv: None, trailing_min: false, payouts: 3_000, seed: 12 };
+    let mut a = Args { csv: None, trailing_min: false, whole_sat_vb: false, payouts: 3_000, seed: 12 };
     let argv: Vec<String> = std::env::args().collect();
     for (i, arg) in argv.iter().enumerate() {
         let next = || argv.get(i + 1).cloned().unwrap_or_default();
@@ -100,6 +103,7 @@ fn args() -> Args {
             "--payouts" => a.payouts = next().parse().expect("--payouts N"),
             "--seed" => a.seed = next().parse().expect("--seed S"),
             "--estimator" => a.trailing_min = next() == "trailing-min",
+            "--whole-sat-vb" => a.whole_sat_vb = true,
             _ => {}
         }
     }
@@ -111,6 +115,9 @@ struct Chain {
     series: FeeSeries,
     start: u64,
     trailing_min: bool,
+    /// `--whole-sat-vb`: Sendero's transactions built at whole sat/vB, rounded up (what the
+    /// daemon did before it kept feerates to the sat/kvB), a what-if.
+    whole_sat_vb: bool,
 }
 
 impl Chain {
@@ -393,6 +400,7 @@ impl<'a> Run<'a> {
         let payouts: Vec<Queued> = ids.iter().map(|&i| self.work.payouts[i].clone()).collect();
         let (utxos, coin_ids) = self.live();
         let consolidates = matches!(self.strategy, Strategy::Sendero | Strategy::Additive);
+        let rate = if consolidates && self.chain.whole_sat_vb { rate.div_ceil(1_000) * 1_000 } else { rate };
         let policy = if consolidates { self.policy } else { &self.plain };
         let planned = plan_batch(&payouts, &utxos, rate, OutputKind::P2wpkh, policy);
         if self.strategy == Strategy::Additive {
@@ -630,7 +638,12 @@ fn main() {
         None => model.series(),
     };
     // A CSV replays from its first sample; the workload's clock is shifted onto it.
-    let chain = Chain { start: START, series: shift(series, START), trailing_min: a.trailing_min };
+    let chain = Chain {
+        start: START,
+        series: shift(series, START),
+        trailing_min: a.trailing_min,
+        whole_sat_vb: a.whole_sat_vb,
+    };
     let work = workload(a.payouts, a.seed);
     let began = std::time::Instant::now();
     let runs = [Strategy::Sendero, Strategy::OneByOne, Strategy::Interval, Strategy::Additive]
@@ -672,7 +685,8 @@ fn print_table(
         work.payouts.iter().filter(|q| q.priority == Priority::Low).count(),
         work.deposits.len(),
         a.seed,
-        a.csv.as_ref().map_or("synthetic".to_string(), |p| p.display().to_string()),
+        a.csv.as_ref().map_or("synthetic".to_string(), |p| p.display().to_string())
+            + if a.whole_sat_vb { ", Sendero paying whole sat/vB (--whole-sat-vb)" } else { "" },
         pct(0),
         pct(50),
         pct(90),

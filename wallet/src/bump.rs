@@ -9,11 +9,11 @@
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
-use bdk_wallet::bitcoin::{Amount, FeeRate, OutPoint, Transaction, Txid};
+use bdk_wallet::bitcoin::{Amount, OutPoint, Transaction, Txid};
 use bdk_wallet::KeychainKind;
 
 use crate::treasury::{create_tx_error, Inner, Payout, Treasury};
-use crate::WalletError;
+use crate::{Feerate, WalletError};
 
 /// The virtual size of a child paying for its parent: one P2WPKH input (a 72-byte signature at
 /// most) and one P2WPKH output. 10.5 vB of overhead + 68 + 31 = 109.5, rounded up.
@@ -149,37 +149,33 @@ impl Treasury {
         })
     }
 
-    /// A replacement (RBF) of the wallet's unconfirmed `txid` paying `feerate_sat_vb`: the same
+    /// A replacement (RBF) of the wallet's unconfirmed `txid` paying `feerate`: the same
     /// outputs, the higher fee taken from its change (BDK's fee bump; any extra input is a
     /// confirmed one), signed, not broadcast ([`Treasury::publish`] sends it). Refused when
     /// another unconfirmed transaction spends from it (it would be evicted: use
     /// [`Treasury::prepare_child`]).
-    pub fn bump(&self, txid: &str, feerate_sat_vb: u64) -> Result<(Transaction, Payout), WalletError> {
+    pub fn bump(&self, txid: &str, feerate: Feerate) -> Result<(Transaction, Payout), WalletError> {
         let id = parse_txid(txid)?;
-        let feerate = FeeRate::from_sat_per_vb(feerate_sat_vb)
-            .filter(|_| feerate_sat_vb >= 1)
-            .ok_or_else(|| WalletError::InvalidFeerate(format!("{feerate_sat_vb} sat/vB")))?;
+        let rate = feerate.fee_rate()?;
         let mut inner = self.lock();
         if descendants(&unconfirmed(&inner), id).len() > 1 {
             return Err(WalletError::Build(format!("{txid} has unconfirmed children: a replacement would evict them")));
         }
         let mut builder = inner.wallet.build_fee_bump(id).map_err(|e| WalletError::Build(format!("fee bump: {e}")))?;
-        builder.fee_rate(feerate);
+        builder.fee_rate(rate);
         let psbt = builder.finish().map_err(create_tx_error)?;
         let (tx, fee_sat) = inner.sign(psbt)?;
-        let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate_sat_vb };
+        let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate };
         Ok((tx, payout))
     }
 
-    /// A child (CPFP) that lifts the unconfirmed `txid` to `feerate_sat_vb`: it spends the largest
+    /// A child (CPFP) that lifts the unconfirmed `txid` to `feerate`: it spends the largest
     /// unspent output of `txid` or of its unconfirmed descendants back to a new change address,
     /// paying what brings that output's ancestor package, itself included, to the feerate.
     /// Signed, not broadcast ([`Treasury::publish`] sends it).
-    pub fn prepare_child(&self, txid: &str, feerate_sat_vb: u64) -> Result<Child, WalletError> {
+    pub fn prepare_child(&self, txid: &str, feerate: Feerate) -> Result<Child, WalletError> {
         let id = parse_txid(txid)?;
-        if feerate_sat_vb == 0 {
-            return Err(WalletError::InvalidFeerate("0 sat/vB".into()));
-        }
+        feerate.fee_rate()?;
         let mut inner = self.lock();
         let pool = unconfirmed(&inner);
         if !pool.contains_key(&id) {
@@ -193,7 +189,7 @@ impl Treasury {
             .max_by_key(|u| u.txout.value)
             .ok_or_else(|| WalletError::Build(format!("no output of {txid} or its children is left to spend")))?;
         let (pkg_fee, pkg_vsize) = package(&pool, &ancestors(&pool, coin.outpoint.txid));
-        let wanted = feerate_sat_vb.saturating_mul(pkg_vsize + CHILD_VSIZE);
+        let wanted = feerate.fee_sat(pkg_vsize + CHILD_VSIZE);
         let fee = wanted.saturating_sub(pkg_fee).max(CHILD_VSIZE);
         let value = coin.txout.value.to_sat();
         if value < fee + DUST_SAT {
@@ -238,10 +234,10 @@ mod tests {
         let unknown = "4078d7a47b14b89125c36591b6d788d6af3a6c54a1d3148a8dd951447224b99d";
         assert_eq!(t.pending(unknown), None);
         assert_eq!(t.pending("not a txid"), None);
-        assert!(matches!(t.prepare_child(unknown, 0), Err(WalletError::InvalidFeerate(_))));
-        let err = t.prepare_child(unknown, 5).unwrap_err();
+        assert!(matches!(t.prepare_child(unknown, Feerate::from_sat_per_kvb(0)), Err(WalletError::InvalidFeerate(_))));
+        let err = t.prepare_child(unknown, Feerate::from_sat_per_vb(5)).unwrap_err();
         assert!(matches!(err, WalletError::Build(ref why) if why.contains("not an unconfirmed transaction")), "{err}");
-        assert!(matches!(t.bump("nonsense", 5), Err(WalletError::Build(_))));
+        assert!(matches!(t.bump("nonsense", Feerate::from_sat_per_vb(5)), Err(WalletError::Build(_))));
         assert!(t.transactions().is_empty(), "nothing recorded");
     }
 }

@@ -10,7 +10,7 @@ use bdk_bitcoind_rpc::bitcoincore_rpc::{self, jsonrpc, Auth, Client, RpcApi};
 use bdk_wallet::bitcoin::{Amount, Denomination, Network, Transaction, Txid};
 use serde_json::Value;
 
-use crate::WalletError;
+use crate::{Feerate, WalletError};
 
 /// How to authenticate to bitcoind's RPC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,11 +65,12 @@ pub enum FeeSource {
     Schedule,
 }
 
-/// A feerate for a confirmation target, in whole sat/vB (rounded up).
+/// A feerate for a confirmation target, to the sat/kvB (bitcoind's resolution).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct FeeEstimate {
-    /// Feerate in sat/vB.
-    pub sat_per_vb: u64,
+    /// The feerate.
+    #[serde(rename = "feerate_sat_kvb")]
+    pub feerate: Feerate,
     /// The confirmation target asked for, in blocks.
     pub target_blocks: u16,
     /// Where it came from.
@@ -208,10 +209,16 @@ impl ChainSource {
     /// `fallback_sat_vb` when bitcoind has no estimate.
     pub fn estimate_feerate(&self, target_blocks: u16, fallback_sat_vb: u64) -> Result<FeeEstimate, WalletError> {
         let v: Value = self.call("estimatesmartfee", &[Value::from(target_blocks)])?;
-        let estimated = v.get("feerate").and_then(btc_per_kvb_to_sat_per_vb);
+        let estimated = v.get("feerate").and_then(btc_per_kvb_to_sat_per_kvb);
         Ok(match estimated {
-            Some(sat_per_vb) => FeeEstimate { sat_per_vb, target_blocks, source: FeeSource::Bitcoind },
-            None => FeeEstimate { sat_per_vb: fallback_sat_vb, target_blocks, source: FeeSource::Fallback },
+            Some(sat_kvb) => {
+                FeeEstimate { feerate: Feerate::from_sat_per_kvb(sat_kvb), target_blocks, source: FeeSource::Bitcoind }
+            }
+            None => FeeEstimate {
+                feerate: Feerate::from_sat_per_vb(fallback_sat_vb),
+                target_blocks,
+                source: FeeSource::Fallback,
+            },
         })
     }
 
@@ -246,12 +253,14 @@ impl ChainSource {
     }
 }
 
-/// A BTC/kvB figure as bitcoind prints it (8 decimals), turned into whole sat/vB, rounded up.
-/// The JSON number is read through its decimal text, never through float arithmetic.
-fn btc_per_kvb_to_sat_per_vb(v: &Value) -> Option<u64> {
-    let text = v.as_number()?.to_string();
+/// A BTC/kvB figure as bitcoind prints it (8 decimals), turned into sat/kvB exactly. The JSON
+/// number is read through its decimal text, never through float arithmetic.
+fn btc_per_kvb_to_sat_per_kvb(v: &Value) -> Option<u64> {
+    // JSON numbers arrive parsed; a small one prints in exponent form ("1e-6"), which no amount
+    // parser reads. Printed back with bitcoind's own 8 decimals it is the exact text it sent.
+    let text = format!("{:.8}", v.as_f64()?);
     let sat_per_kvb = Amount::from_str_in(&text, Denomination::Bitcoin).ok()?.to_sat();
-    (sat_per_kvb > 0).then(|| sat_per_kvb.div_ceil(1000))
+    (sat_per_kvb > 0).then_some(sat_per_kvb)
 }
 
 impl RpcApi for ChainSource {
@@ -328,12 +337,15 @@ mod tests {
     }
 
     #[test]
-    fn bitcoind_feerates_convert_exactly_and_round_up() {
-        let rate = |s: &str| btc_per_kvb_to_sat_per_vb(&serde_json::from_str(s).unwrap());
-        assert_eq!(rate("0.00001000"), Some(1));
-        assert_eq!(rate("0.00001001"), Some(2));
-        assert_eq!(rate("0.00012345"), Some(13));
-        assert_eq!(rate("0.001"), Some(100));
+    fn bitcoind_feerates_convert_exactly_to_the_sat_per_kvb() {
+        let rate = |s: &str| btc_per_kvb_to_sat_per_kvb(&serde_json::from_str(s).unwrap());
+        assert_eq!(rate("0.00001000"), Some(1_000), "1 sat/vB");
+        assert_eq!(rate("0.00001001"), Some(1_001), "1.001 sat/vB, not 2");
+        assert_eq!(rate("0.00012345"), Some(12_345));
+        assert_eq!(rate("0.0000010"), Some(100), "0.1 sat/vB (bitcoind's minimum relay feerate since v30)");
+        assert_eq!(rate("0.001"), Some(100_000));
+        assert_eq!(rate("0.00000001"), Some(1));
+        assert_eq!(rate("1e-6"), Some(100));
         assert_eq!(rate("0"), None);
         assert_eq!(rate("\"x\""), None);
     }

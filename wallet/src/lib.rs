@@ -8,6 +8,7 @@
 mod bump;
 mod chain;
 mod error;
+mod feerate;
 pub mod keys;
 mod receive;
 mod sync;
@@ -17,6 +18,7 @@ pub use bdk_wallet::bitcoin;
 pub use bump::{Child, Pending, CHILD_VSIZE};
 pub use chain::{BitcoindAuth, ChainInfo, ChainSource, FeeEstimate, FeeSource};
 pub use error::WalletError;
+pub use feerate::Feerate;
 pub use receive::Received;
 pub use sync::{Follower, SyncReport};
 pub use treasury::{Balances, Payee, Payout, Swept, Treasury, TxRecord, Utxo};

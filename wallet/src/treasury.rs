@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bdk_bitcoind_rpc::{BlockEvent, MempoolEvent};
 use bdk_wallet::bitcoin::address::NetworkUnchecked;
-use bdk_wallet::bitcoin::{Address, Amount, Block, FeeRate, Network, OutPoint, Transaction, Txid};
+use bdk_wallet::bitcoin::{Address, Amount, Block, Network, OutPoint, Transaction, Txid};
 use bdk_wallet::chain::{ChainPosition, CheckPoint};
 use bdk_wallet::coin_selection::{InsufficientFunds, LargestFirstCoinSelection};
 use bdk_wallet::error::CreateTxError;
@@ -17,7 +17,7 @@ use bip39::Mnemonic;
 use serde::Serialize;
 
 use crate::keys::treasury_descriptors;
-use crate::{ChainSource, WalletError};
+use crate::{ChainSource, Feerate, WalletError};
 
 /// The wallet's balance, split as BDK sees it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -88,8 +88,9 @@ pub struct Payout {
     pub fee_sat: u64,
     /// Virtual size in vbytes.
     pub vsize: u64,
-    /// Feerate asked for, in sat/vB.
-    pub feerate_sat_vb: u64,
+    /// Feerate asked for (for a consolidation: its fee over its vsize).
+    #[serde(rename = "feerate_sat_kvb")]
+    pub feerate: Feerate,
 }
 
 /// The extra coins a payout swept in besides the ones coin selection chose for it
@@ -255,21 +256,21 @@ impl Treasury {
         unchecked.require_network(self.network).map_err(|_| WalletError::WrongNetwork { expected: self.network })
     }
 
-    /// Builds, signs and broadcasts one transaction paying every payee at `feerate_sat_vb`, then
+    /// Builds, signs and broadcasts one transaction paying every payee at `feerate`, then
     /// records it in the wallet. Nothing is recorded when building or broadcasting fails.
-    pub fn pay(&self, chain: &ChainSource, payees: &[Payee], feerate_sat_vb: u64) -> Result<Payout, WalletError> {
-        let (tx, payout) = self.prepare(payees, feerate_sat_vb)?;
+    pub fn pay(&self, chain: &ChainSource, payees: &[Payee], feerate: Feerate) -> Result<Payout, WalletError> {
+        let (tx, payout) = self.prepare(payees, feerate)?;
         self.publish(chain, &tx)?;
         Ok(payout)
     }
 
-    /// Builds and signs one transaction paying every payee at `feerate_sat_vb`; nothing is
+    /// Builds and signs one transaction paying every payee at `feerate`; nothing is
     /// broadcast or recorded, so the caller can keep it before [`Treasury::publish`] (a payout
     /// resumed after a crash then publishes the same transaction, never a second one).
-    pub fn prepare(&self, payees: &[Payee], feerate_sat_vb: u64) -> Result<(Transaction, Payout), WalletError> {
+    pub fn prepare(&self, payees: &[Payee], feerate: Feerate) -> Result<(Transaction, Payout), WalletError> {
         let mut inner = self.lock();
-        let (tx, fee_sat) = inner.build_signed(payees, feerate_sat_vb)?;
-        let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate_sat_vb };
+        let (tx, fee_sat) = inner.build_signed(payees, feerate)?;
+        let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate };
         Ok((tx, payout))
     }
 
@@ -281,11 +282,11 @@ impl Treasury {
     pub fn prepare_with(
         &self,
         payees: &[Payee],
-        feerate_sat_vb: u64,
+        feerate: Feerate,
         extra: &[OutPoint],
     ) -> Result<(Transaction, Payout, Swept), WalletError> {
         let mut inner = self.lock();
-        let base = inner.payout_psbt(payees, feerate_sat_vb, &[])?;
+        let base = inner.payout_psbt(payees, feerate, &[])?;
         let chosen: Vec<OutPoint> = base.unsigned_tx.input.iter().map(|i| i.previous_output).collect();
         let mut inputs: Vec<OutPoint> = Vec::with_capacity(extra.len());
         for o in extra {
@@ -300,12 +301,12 @@ impl Treasury {
             inner.wallet.cancel_tx(&base.unsigned_tx);
             let input_sat =
                 inputs.iter().filter_map(|o| inner.wallet.get_utxo(*o)).map(|u| u.txout.value.to_sat()).sum();
-            let psbt = inner.payout_psbt(payees, feerate_sat_vb, &[chosen, inputs.clone()].concat())?;
+            let psbt = inner.payout_psbt(payees, feerate, &[chosen, inputs.clone()].concat())?;
             let fee = psbt.fee().map_err(|e| WalletError::Build(format!("fee: {e}")))?.to_sat();
             (psbt, Swept { inputs, input_sat, fee_sat: fee.saturating_sub(base_fee) })
         };
         let (tx, fee_sat) = inner.sign(psbt)?;
-        let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate_sat_vb };
+        let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate };
         Ok((tx, payout, swept))
     }
 
@@ -325,7 +326,8 @@ impl Treasury {
         let psbt = builder.finish().map_err(create_tx_error)?;
         let (tx, fee_sat) = inner.sign(psbt)?;
         let vsize = tx.vsize() as u64;
-        let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize, feerate_sat_vb: fee_sat.div_ceil(vsize.max(1)) };
+        let feerate = Feerate::from_sat_per_kvb(fee_sat.saturating_mul(1_000).div_ceil(vsize.max(1)));
+        let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize, feerate };
         Ok((tx, payout))
     }
 
@@ -353,20 +355,20 @@ impl Treasury {
     }
 
     /// The virtual size (vbytes) the payout to `payees` would have if sent now at
-    /// `feerate_sat_vb`: its inputs chosen by coin selection, its outputs and change. Nothing is
+    /// `feerate`: its inputs chosen by coin selection, its outputs and change. Nothing is
     /// broadcast or kept.
-    pub fn estimate_payout_vsize(&self, payees: &[Payee], feerate_sat_vb: u64) -> Result<u64, WalletError> {
+    pub fn estimate_payout_vsize(&self, payees: &[Payee], feerate: Feerate) -> Result<u64, WalletError> {
         let mut inner = self.lock();
         if self.watch_only {
             // No keys: the unsigned transaction plus each input's witness as signing adds it
             // (and the segwit marker and flag).
-            let psbt = inner.payout_psbt(payees, feerate_sat_vb, &[])?;
+            let psbt = inner.payout_psbt(payees, feerate, &[])?;
             let tx = psbt.unsigned_tx;
             inner.wallet.cancel_tx(&tx);
             let weight = tx.weight().to_wu() + 2 + P2WPKH_WITNESS_WEIGHT * tx.input.len() as u64;
             return Ok(weight.div_ceil(4));
         }
-        let (tx, _) = inner.build_signed(payees, feerate_sat_vb)?;
+        let (tx, _) = inner.build_signed(payees, feerate)?;
         inner.wallet.cancel_tx(&tx);
         Ok(tx.vsize() as u64)
     }
@@ -429,17 +431,17 @@ impl Inner {
         Ok(())
     }
 
-    fn build_signed(&mut self, payees: &[Payee], feerate_sat_vb: u64) -> Result<(Transaction, u64), WalletError> {
-        let psbt = self.payout_psbt(payees, feerate_sat_vb, &[])?;
+    fn build_signed(&mut self, payees: &[Payee], feerate: Feerate) -> Result<(Transaction, u64), WalletError> {
+        let psbt = self.payout_psbt(payees, feerate, &[])?;
         self.sign(psbt)
     }
 
-    /// The unsigned payout to `payees` at `feerate_sat_vb`: from exactly the coins `only` when
+    /// The unsigned payout to `payees` at `feerate`: from exactly the coins `only` when
     /// some are given, else from the coins coin selection picks.
     fn payout_psbt(
         &mut self,
         payees: &[Payee],
-        feerate_sat_vb: u64,
+        feerate: Feerate,
         only: &[OutPoint],
     ) -> Result<bdk_wallet::bitcoin::Psbt, WalletError> {
         if payees.is_empty() {
@@ -449,9 +451,7 @@ impl Inner {
         {
             return Err(WalletError::InvalidAmount(format!("{} sat is not a payable amount", p.amount_sat)));
         }
-        let feerate = FeeRate::from_sat_per_vb(feerate_sat_vb)
-            .filter(|_| feerate_sat_vb >= 1)
-            .ok_or_else(|| WalletError::InvalidFeerate(format!("{feerate_sat_vb} sat/vB")))?;
+        let feerate = feerate.fee_rate()?;
         // Largest coins first, deterministically: the vsize a route quotes is the vsize the payout
         // then has (BDK's default ends in a random draw), and small coins are left for
         // consolidation when fees are low.
@@ -572,12 +572,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = treasury(dir.path());
         let to = Payee { address: t.new_address().unwrap(), amount_sat: 10_000 };
-        let err = t.estimate_payout_vsize(std::slice::from_ref(&to), 2).unwrap_err();
+        let err = t.estimate_payout_vsize(std::slice::from_ref(&to), Feerate::from_sat_per_vb(2)).unwrap_err();
         assert!(matches!(err, WalletError::InsufficientFunds { available_sat: 0, .. }), "{err}");
-        let err = t.prepare_with(std::slice::from_ref(&to), 2, &[]).unwrap_err();
+        let err = t.prepare_with(std::slice::from_ref(&to), Feerate::from_sat_per_kvb(2_345), &[]).unwrap_err();
         assert!(matches!(err, WalletError::InsufficientFunds { available_sat: 0, .. }), "{err}");
         let zero = Payee { amount_sat: 0, ..to };
-        assert!(matches!(t.estimate_payout_vsize(&[zero], 2), Err(WalletError::InvalidAmount(_))));
+        assert!(matches!(
+            t.estimate_payout_vsize(&[zero], Feerate::from_sat_per_vb(2)),
+            Err(WalletError::InvalidAmount(_))
+        ));
         assert!(matches!(t.prepare_sweep(&[], 100), Err(WalletError::InvalidAmount(_))));
         assert!(t.utxos().is_empty());
         assert!(t.transactions().is_empty());

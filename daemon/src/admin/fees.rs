@@ -68,16 +68,19 @@ async fn in_force(ctx: &AppState) -> Result<Value, AdminError> {
     let mut estimates = Vec::with_capacity(TARGETS.len());
     for target in TARGETS {
         let fee = ctx.onchain.estimate(target).await?;
-        estimates.push(json!({ "target_blocks": target, "sat_per_vb": fee.sat_per_vb, "source": fee.source }));
+        estimates.push(json!({ "target_blocks": target, "sat_per_vb": fee.feerate.sat_per_vb_ceil(),
+            "feerate_sat_kvb": fee.feerate, "source": fee.source }));
     }
     let default = ctx.onchain.default_estimate().await?;
     let schedule = fees.schedule().map(|s| {
-        json!({ "file": s.path().display().to_string(), "samples": s.len(), "sat_per_vb_now": s.at(crate::unix_now()) })
+        json!({ "file": s.path().display().to_string(), "samples": s.len(), "sat_per_vb_now": s.at(crate::unix_now()).map(|r| r.sat_per_vb_ceil()),
+            "feerate_sat_kvb_now": s.at(crate::unix_now()) })
     });
     Ok(json!({
         "source": default.source,
         "default_target_blocks": default.target_blocks,
-        "sat_per_vb": default.sat_per_vb,
+        "sat_per_vb": default.feerate.sat_per_vb_ceil(),
+        "feerate_sat_kvb": default.feerate,
         "override": fees.current().as_ref().map(describe),
         "schedule": schedule,
         "max_feerate_sat_vb": ctx.onchain.max_feerate_sat_vb(),

@@ -19,7 +19,8 @@ pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, Admi
         "txid": sent.payout.txid.to_string(),
         "fee_sat": sent.payout.fee_sat,
         "vsize": sent.payout.vsize,
-        "feerate_sat_vb": sent.payout.feerate_sat_vb,
+        "feerate_sat_vb": sent.payout.feerate.sat_per_vb_ceil(),
+        "feerate_sat_kvb": sent.payout.feerate,
         "feerate_source": sent.feerate_source,
     }))
 }

@@ -233,7 +233,7 @@ async fn situation(ctx: &Payments, p: &TreasuryPolicy, now: u64) -> Result<Situa
         now,
         onchain_sat: funds.held_msat / 1_000,
         onchain_reserved_sat: funds.reserved_msat.div_ceil(1_000),
-        feerate_sat_kvb: feerate.sat_per_vb.saturating_mul(1_000),
+        feerate_sat_kvb: feerate.feerate.sat_per_kvb(),
         spent_sat: ctx.store.splice_fees_since(now.saturating_sub(p.fee_budget_period_secs))?,
         forecast: ctx.guard.forecast(rebalance::Rail::Lightning, p, Duration::ZERO)?,
     })

@@ -37,7 +37,7 @@ pub async fn feerates(ctx: &Payments) -> Result<Feerates, WalletError> {
     let r = &ctx.config.routing;
     let rate = |target: u16| {
         let onchain = &ctx.onchain;
-        async move { onchain.estimate(target).await.map(|f| f.sat_per_vb.saturating_mul(1_000)) }
+        async move { onchain.estimate(target).await.map(|f| f.feerate.sat_per_kvb()) }
     };
     let (high, normal, low) =
         (rate(r.high_target_blocks).await?, rate(r.normal_target_blocks).await?, rate(r.low_target_blocks).await?);

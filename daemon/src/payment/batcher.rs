@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sendero_wallet::bitcoin::consensus::{deserialize, serialize};
 use sendero_wallet::bitcoin::{ScriptBuf, Transaction};
-use sendero_wallet::{Payee, WalletError};
+use sendero_wallet::{Feerate, Payee, WalletError};
 use tokio_util::sync::CancellationToken;
 
 use super::batch_policy;
@@ -74,7 +74,7 @@ pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
         match depart(&ctx, false, &rates).await {
             Ok(d) => {
                 tracing::info!(batch_id = %d.batch.batch_id, txid = %d.batch.txid, payouts = d.batch.payouts,
-                    fee_sat = d.batch.fee_sat, feerate_sat_vb = d.batch.feerate_sat_vb, reason = %d.batch.reason,
+                    fee_sat = d.batch.fee_sat, feerate = %Feerate::from_sat_per_kvb(d.batch.feerate_sat_kvb), reason = %d.batch.reason,
                     consolidated_inputs = d.batch.consolidated_inputs, consolidation_fee_sat = d.batch.consolidation_fee_sat,
                     "batch left");
                 continue;
@@ -156,9 +156,10 @@ async fn build(
             Ok(Payee { address, amount_sat: q.payment.amount_msat.div_ceil(1_000) })
         })
         .collect::<Result<Vec<_>, WalletError>>()?;
-    let rate = departure.feerate_sat_kvb.div_ceil(1_000).max(1);
+    // To the sat/kvB, as estimated: a market at 2.4 sat/vB is paid 2.4, not 3.
+    let rate = Feerate::from_sat_per_kvb(departure.feerate_sat_kvb.max(1));
     let scripts: Vec<ScriptBuf> = payees.iter().map(|p| p.address.script_pubkey()).collect();
-    let extra = tokio::task::block_in_place(|| super::batch_tx::extras(ctx, queued, rate * 1_000))?;
+    let extra = tokio::task::block_in_place(|| super::batch_tx::extras(ctx, queued, rate.sat_per_kvb()))?;
     let (tx, payout, swept) = ctx.onchain.prepare_with(payees, rate, extra).await?;
     let now = crate::unix_now();
     let batch = BatchRow {
@@ -166,7 +167,8 @@ async fn build(
         txid: payout.txid.to_string(),
         raw_tx: serialize(&tx),
         fee_sat: payout.fee_sat,
-        feerate_sat_vb: rate,
+        feerate_sat_kvb: rate.sat_per_kvb(),
+        feerate_sat_vb: rate.sat_per_vb_ceil(),
         vsize: payout.vsize,
         payouts: queued.len() as u64,
         reason: departure.reason.as_str().to_owned(),
@@ -177,7 +179,7 @@ async fn build(
         consolidated_inputs: swept.inputs.len() as u64,
         consolidation_fee_sat: swept.fee_sat,
     };
-    let places = places(&tx, queued, &scripts, (payout.fee_sat.saturating_sub(swept.fee_sat), rate * 1_000))?;
+    let places = places(&tx, queued, &scripts, (payout.fee_sat.saturating_sub(swept.fee_sat), rate.sat_per_kvb()))?;
     if !swept.inputs.is_empty() {
         tracing::info!(batch_id = %batch.batch_id, txid = %batch.txid, inputs = swept.inputs.len(),
             input_sat = swept.input_sat, consolidation_fee_sat = swept.fee_sat, fee_sat = batch.fee_sat,

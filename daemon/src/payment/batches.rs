@@ -24,7 +24,9 @@ pub struct BatchRow {
     pub raw_tx: Vec<u8>,
     /// The transaction's fee.
     pub fee_sat: u64,
-    /// The feerate it was built at.
+    /// The feerate it was built at, sat/kvB.
+    pub feerate_sat_kvb: u64,
+    /// The same rounded up to whole sat/vB, for display.
     pub feerate_sat_vb: u64,
     /// Its virtual size.
     pub vsize: u64,
@@ -58,7 +60,9 @@ pub struct Replaced {
     pub raw_tx: Vec<u8>,
     /// Its fee.
     pub fee_sat: u64,
-    /// Its feerate.
+    /// Its feerate, sat/kvB.
+    pub feerate_sat_kvb: u64,
+    /// The same rounded up to whole sat/vB, for display.
     pub feerate_sat_vb: u64,
     /// The part of its fee the consolidated coins cost.
     pub consolidation_fee_sat: u64,
@@ -90,10 +94,10 @@ pub struct Queued {
 pub const BATCH_CONSOLIDATION: &str = "batch_consolidation";
 
 const BATCH_COLUMNS: &str = "batch_id, txid, raw_tx, fee_sat, feerate_sat_vb, vsize, payouts, reason, state, \
-     created_at, priority, broadcast_height, consolidated_inputs, consolidation_fee_sat";
+     created_at, priority, broadcast_height, consolidated_inputs, consolidation_fee_sat, feerate_sat_kvb";
 
 /// How many columns [`BATCH_COLUMNS`] names.
-const BATCH_FIELDS: usize = 14;
+const BATCH_FIELDS: usize = 15;
 
 fn batch_row(r: &Row<'_>) -> crate::store::sql::Result<BatchRow> {
     Ok(BatchRow {
@@ -111,6 +115,7 @@ fn batch_row(r: &Row<'_>) -> crate::store::sql::Result<BatchRow> {
         broadcast_height: r.get::<_, Option<i64>>(11)?.map(|h| h as u64),
         consolidated_inputs: r.get::<_, i64>(12)? as u64,
         consolidation_fee_sat: r.get::<_, i64>(13)? as u64,
+        feerate_sat_kvb: r.get::<_, i64>(14)? as u64,
     })
 }
 
@@ -140,7 +145,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.prepare_cached(&format!(
-            "INSERT INTO batches ({BATCH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, ?12, ?13)"
+            "INSERT INTO batches ({BATCH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, ?12, ?13, ?14)"
         ))?
         .execute(params![
             batch.batch_id,
@@ -155,7 +160,8 @@ impl Store {
             batch.created_at as i64,
             batch.priority,
             batch.consolidated_inputs as i64,
-            batch.consolidation_fee_sat as i64
+            batch.consolidation_fee_sat as i64,
+            batch.feerate_sat_kvb as i64
         ])?;
         for (b, from, change) in payouts {
             tx.prepare_cached(
@@ -319,7 +325,7 @@ impl Store {
     pub fn replaced(&self, batch_id: &str) -> Result<Vec<Replaced>, StoreError> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT txid, raw_tx, fee_sat, feerate_sat_vb, consolidation_fee_sat FROM batch_replaced
+            "SELECT txid, raw_tx, fee_sat, feerate_sat_vb, consolidation_fee_sat, feerate_sat_kvb FROM batch_replaced
              WHERE batch_id = ?1 ORDER BY replaced_at, txid",
         )?;
         let rows = stmt.query_map([batch_id], |r| {
@@ -329,6 +335,7 @@ impl Store {
                 fee_sat: r.get::<_, i64>(2)? as u64,
                 feerate_sat_vb: r.get::<_, i64>(3)? as u64,
                 consolidation_fee_sat: r.get::<_, i64>(4)? as u64,
+                feerate_sat_kvb: r.get::<_, i64>(5)? as u64,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -347,8 +354,8 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.prepare_cached(
-            "INSERT INTO batch_replaced (txid, batch_id, raw_tx, fee_sat, feerate_sat_vb, replaced_at, consolidation_fee_sat)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (txid) DO NOTHING",
+            "INSERT INTO batch_replaced (txid, batch_id, raw_tx, fee_sat, feerate_sat_vb, replaced_at, consolidation_fee_sat,
+             feerate_sat_kvb) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (txid) DO NOTHING",
         )?
         .execute(params![
             current.txid,
@@ -357,12 +364,13 @@ impl Store {
             current.fee_sat as i64,
             current.feerate_sat_vb as i64,
             now as i64,
-            current.consolidation_fee_sat as i64
+            current.consolidation_fee_sat as i64,
+            current.feerate_sat_kvb as i64
         ])?;
         tx.prepare_cached("DELETE FROM batch_replaced WHERE txid = ?1")?.execute([&next.txid])?;
         tx.prepare_cached(
             "UPDATE batches SET txid = ?2, raw_tx = ?3, fee_sat = ?4, feerate_sat_vb = ?5, vsize = ?6,
-             broadcast_height = ?7, consolidation_fee_sat = ?8 WHERE batch_id = ?1",
+             broadcast_height = ?7, consolidation_fee_sat = ?8, feerate_sat_kvb = ?9 WHERE batch_id = ?1",
         )?
         .execute(params![
             current.batch_id,
@@ -372,7 +380,8 @@ impl Store {
             next.feerate_sat_vb as i64,
             next.vsize as i64,
             next.broadcast_height.map(|h| h as i64),
-            next.consolidation_fee_sat as i64
+            next.consolidation_fee_sat as i64,
+            next.feerate_sat_kvb as i64
         ])?;
         // Out of the way first: two payouts may swap outputs.
         tx.prepare_cached("UPDATE batch_payouts SET vout = -1 - vout WHERE batch_id = ?1")?

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use sendero_wallet::bitcoin::consensus::{deserialize, serialize};
 use sendero_wallet::bitcoin::{ScriptBuf, Transaction};
-use sendero_wallet::WalletError;
+use sendero_wallet::{Feerate, WalletError};
 
 use super::batch_tx::places;
 use super::batches::{BatchPayout, BatchRow, Queued, Replaced};
@@ -94,13 +94,13 @@ pub async fn bump_stuck(ctx: &Payments) {
         Err(e) => return tracing::error!(error = %e, "reading unconfirmed payouts"),
     };
     let next_block = match ctx.onchain.estimate(1).await {
-        Ok(f) => f.sat_per_vb.saturating_mul(1_000),
+        Ok(f) => f.feerate.sat_per_kvb(),
         Err(e) => return tracing::warn!(error = %e, "no feerate to bump transactions with"),
     };
     let now = crate::unix_now();
     for (stuck, in_flight) in waiting {
         if let Some(rate) = batch::bump(&in_flight, now, next_block, &policy) {
-            speed_up(ctx, &stuck, in_flight.feerate_sat_kvb, rate.div_ceil(1_000)).await;
+            speed_up(ctx, &stuck, in_flight.feerate_sat_kvb, Feerate::from_sat_per_kvb(rate)).await;
         }
     }
 }
@@ -141,21 +141,21 @@ fn waiting(ctx: &Payments, policy: &Policy) -> Result<Vec<(Stuck, InFlight)>, St
     Ok(found.into_iter().map(|(s, f, _)| (s, f)).collect())
 }
 
-/// Lifts `stuck` to `rate` sat/vB: replaced when nothing spends it yet, otherwise a child pays
-/// for it (a replacement would evict the transactions that spend it).
-async fn speed_up(ctx: &Payments, stuck: &Stuck, from_sat_kvb: u64, rate: u64) {
+/// Lifts `stuck` to `rate`: replaced when nothing spends it yet, otherwise a child pays for it (a
+/// replacement would evict the transactions that spend it).
+async fn speed_up(ctx: &Payments, stuck: &Stuck, from_sat_kvb: u64, rate: Feerate) {
     let _spending = ctx.onchain.spending().await;
     let txid = stuck.txid().to_owned();
     // Weighed again under the lock: a payout may have spent from it meanwhile, or a child lifted
     // it this round.
     let Some(pending) = ctx.onchain.treasury().pending(&txid) else { return };
-    if pending.effective_sat_kvb >= rate.saturating_mul(1_000) {
+    if pending.effective_sat_kvb >= rate.sat_per_kvb() {
         return;
     }
-    let (from_sat_vb, to_sat_vb) = (from_sat_kvb / 1_000, rate);
+    let (from, to) = (Feerate::from_sat_per_kvb(from_sat_kvb), rate);
     if pending.has_children {
         match super::cpfp::pay_for(ctx, &txid, rate).await {
-            Ok(c) => tracing::info!(parent = %txid, child = %c.txid, fee_sat = c.fee_sat, from_sat_vb, to_sat_vb,
+            Ok(c) => tracing::info!(parent = %txid, child = %c.txid, fee_sat = c.fee_sat, %from, %to,
                 "stuck transaction lifted by a child (it has children: a replacement would evict them)"),
             Err(e) => tracing::warn!(txid = %txid, error = %e, "no child could pay for a stuck transaction"),
         }
@@ -164,7 +164,7 @@ async fn speed_up(ctx: &Payments, stuck: &Stuck, from_sat_kvb: u64, rate: u64) {
     match stuck {
         Stuck::Batch(b) => match replace(ctx, b, rate).await {
             Ok(next) => tracing::info!(batch_id = %b.batch_id, replaced = %b.txid, txid = %next.txid,
-                from_sat_vb, to_sat_vb, fee_sat = next.fee_sat, "batch fee bumped"),
+                %from, %to, fee_sat = next.fee_sat, "batch fee bumped"),
             Err(e) => tracing::warn!(batch_id = %b.batch_id, error = %e, "batch could not be bumped"),
         },
         Stuck::Payout(p) => {
@@ -175,20 +175,21 @@ async fn speed_up(ctx: &Payments, stuck: &Stuck, from_sat_kvb: u64, rate: u64) {
     }
 }
 
-/// Replaces `b`'s transaction at `rate` sat/vB: stored, then broadcast. The caller holds
+/// Replaces `b`'s transaction at `rate`: stored, then broadcast. The caller holds
 /// [`crate::rails::onchain::Onchain::spending`].
-async fn replace(ctx: &Payments, b: &BatchRow, rate: u64) -> Result<BatchRow, BumpError> {
+async fn replace(ctx: &Payments, b: &BatchRow, rate: Feerate) -> Result<BatchRow, BumpError> {
     let (tx, payout) = ctx.onchain.bump(&b.txid, rate).await?;
     let tip = u64::from(ctx.onchain.treasury().synced_height());
     let next = BatchRow {
         txid: payout.txid.to_string(),
         raw_tx: serialize(&tx),
         fee_sat: payout.fee_sat,
-        feerate_sat_vb: rate,
+        feerate_sat_kvb: rate.sat_per_kvb(),
+        feerate_sat_vb: rate.sat_per_vb_ceil(),
         vsize: payout.vsize,
         broadcast_height: Some(tip),
         // The same coins, at the new feerate.
-        consolidation_fee_sat: b.consolidation_fee_sat * rate / b.feerate_sat_vb.max(1),
+        consolidation_fee_sat: b.consolidation_fee_sat * rate.sat_per_kvb() / b.feerate_sat_kvb.max(1),
         ..b.clone()
     };
     switch(ctx, b, &next, &tx)?;
@@ -217,7 +218,7 @@ fn switch(ctx: &Payments, current: &BatchRow, next: &BatchRow, tx: &Transaction)
         .map(|p| Ok(ctx.onchain.treasury().parse_address(&p.destination)?.script_pubkey()))
         .collect::<Result<Vec<ScriptBuf>, WalletError>>()?;
     let payouts_fee = next.fee_sat.saturating_sub(next.consolidation_fee_sat);
-    let placed = places(tx, &queued, &scripts, (payouts_fee, next.feerate_sat_vb * 1_000))?;
+    let placed = places(tx, &queued, &scripts, (payouts_fee, next.feerate_sat_kvb))?;
     let steps: Vec<(BatchPayout, &Payment, Change)> = placed
         .into_iter()
         .zip(&payments)
@@ -257,6 +258,7 @@ pub(super) async fn adopt_paying(
         txid: r.txid.clone(),
         raw_tx: r.raw_tx.clone(),
         fee_sat: r.fee_sat,
+        feerate_sat_kvb: r.feerate_sat_kvb,
         feerate_sat_vb: r.feerate_sat_vb,
         vsize: tx.vsize() as u64,
         consolidation_fee_sat: r.consolidation_fee_sat,

@@ -93,7 +93,7 @@ pub struct Plan {
 pub async fn preview(ctx: &Payments, ask: Ask) -> Result<Plan, ConsolidateError> {
     let feerate = match ask.feerate_sat_kvb {
         Some(rate) => rate,
-        None => ctx.onchain.estimate(Priority::Low.target_blocks(&ctx.config.routing)).await?.sat_per_vb * 1_000,
+        None => ctx.onchain.estimate(Priority::Low.target_blocks(&ctx.config.routing)).await?.feerate.sat_per_kvb(),
     };
     let (coins, utxos) = treasury_coins(ctx)?;
     let mut policy = Policy::from_config(&ctx.config);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::store::sql::params;
 use sendero_wallet::bitcoin::consensus::{deserialize, serialize};
 use sendero_wallet::bitcoin::Transaction;
-use sendero_wallet::WalletError;
+use sendero_wallet::{Feerate, WalletError};
 use serde::Serialize;
 
 use super::Payments;
@@ -86,9 +86,9 @@ impl Store {
     }
 }
 
-/// Lifts the stuck `parent` to `rate` sat/vB with a child: stored, then broadcast. The caller
-/// holds [`crate::rails::onchain::Onchain::spending`].
-pub(super) async fn pay_for(ctx: &Payments, parent: &str, rate: u64) -> Result<FeeChild, WalletError> {
+/// Lifts the stuck `parent` to `rate` with a child: stored, then broadcast. The caller holds
+/// [`crate::rails::onchain::Onchain::spending`].
+pub(super) async fn pay_for(ctx: &Payments, parent: &str, rate: Feerate) -> Result<FeeChild, WalletError> {
     let child = ctx.onchain.prepare_child(parent, rate).await?;
     let row = FeeChild {
         txid: child.tx.compute_txid().to_string(),

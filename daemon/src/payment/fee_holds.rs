@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::store::sql::{params, OptionalExtension};
-use sendero_wallet::WalletError;
+use sendero_wallet::{Feerate, WalletError};
 use serde_json::{json, Value};
 
 use super::batches::Queued as Stored;
@@ -225,8 +225,8 @@ fn hold(
 pub enum SingleFee {
     /// Its priority's feerate is above its ceiling and its deadline has not come: it waits.
     Wait,
-    /// It is built at this feerate, sat/vB.
-    Pay(u64),
+    /// It is built at this feerate.
+    Pay(Feerate),
 }
 
 /// A single `onchain` payout about to be built: above its priority's ceiling it waits (recorded
@@ -239,7 +239,7 @@ pub async fn single_fee(ctx: &Payments, p: &Payment) -> Result<SingleFee, String
     let priority = priority.as_deref().and_then(batch::Priority::parse).unwrap_or(batch::Priority::Normal);
     let policy = Policy::from_config(&ctx.config);
     let target = priority.target_blocks(&ctx.config.routing);
-    let rate = ctx.onchain.estimate(target).await.map_err(|e| e.to_string())?.sat_per_vb.saturating_mul(1_000);
+    let rate = ctx.onchain.estimate(target).await.map_err(|e| e.to_string())?.feerate.sat_per_kvb();
     let now = crate::unix_now();
     let q = batch::Queued {
         priority,
@@ -264,9 +264,10 @@ pub async fn single_fee(ctx: &Payments, p: &Payment) -> Result<SingleFee, String
     let Some(priced) = p.fee_rate_sat_vb.filter(|_| !waited) else {
         let due = now >= q.deadline(&policy);
         let pay = if due { policy.at_deadline(priority, rate) } else { rate.min(policy.max_feerate_sat_kvb) };
-        return Ok(SingleFee::Pay(pay.div_ceil(1_000).max(1)));
+        return Ok(SingleFee::Pay(Feerate::from_sat_per_kvb(pay.max(1))));
     };
-    Ok(SingleFee::Pay(priced))
+    // The whole sat/vB its route quoted (rounded up from the estimate then).
+    Ok(SingleFee::Pay(Feerate::from_sat_per_vb(priced)))
 }
 
 #[cfg(test)]

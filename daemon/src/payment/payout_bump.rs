@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::store::sql::{params, OptionalExtension};
 use sendero_wallet::bitcoin::consensus::serialize;
-use sendero_wallet::WalletError;
+use sendero_wallet::{Feerate, WalletError};
 
 use super::{Change, Payment, Payments};
 use crate::batch::{InFlight, Policy, Priority};
@@ -181,10 +181,10 @@ pub(super) fn in_flight(ctx: &Payments, p: &Payment, policy: &Policy) -> Result<
     Ok(Some((in_flight, pending.unconfirmed_ancestors)))
 }
 
-/// Replaces the payout's transaction at `rate` sat/vB: stored, then broadcast. The caller holds
+/// Replaces the payout's transaction at `rate`: stored, then broadcast. The caller holds
 /// [`crate::rails::onchain::Onchain::spending`]. The new txid, or `None` when the payout moved
 /// meanwhile (nothing is broadcast then).
-pub(super) async fn replace(ctx: &Payments, p: &Payment, rate: u64) -> Result<Option<String>, WalletError> {
+pub(super) async fn replace(ctx: &Payments, p: &Payment, rate: Feerate) -> Result<Option<String>, WalletError> {
     let storage = |e: LedgerError| WalletError::Storage(e.to_string());
     let Some(txid) = p.rail_ref.clone() else { return Ok(None) };
     let (tx, payout) = ctx.onchain.bump(&txid, rate).await?;
@@ -196,7 +196,7 @@ pub(super) async fn replace(ctx: &Payments, p: &Payment, rate: u64) -> Result<Op
         return Ok(None);
     }
     crate::failpoint::hit("onchain.bumped");
-    tracing::info!(payment_id = %p.payment_id, replaced = %txid, txid = %payout.txid, to_sat_vb = rate,
+    tracing::info!(payment_id = %p.payment_id, replaced = %txid, txid = %payout.txid, to = %rate,
         fee_sat = payout.fee_sat, "payout fee bumped");
     if let Err(e) = ctx.onchain.publish(tx).await {
         tracing::warn!(payment_id = %p.payment_id, error = %e, "replacement not broadcast now; the saga decides");

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock};
 
 use sendero_wallet::bitcoin::Network;
-use sendero_wallet::FeeSource;
+use sendero_wallet::{FeeSource, Feerate};
 
 /// Confirmation targets are 1..=1008 blocks, as bitcoind's `estimatesmartfee` takes them.
 pub const MAX_TARGET_BLOCKS: u16 = 1008;
@@ -117,10 +117,11 @@ impl Schedule {
         Ok(Schedule { samples, path: PathBuf::new() })
     }
 
-    /// The feerate in force at `now`, rounded up to whole sat/vB; `None` before the first sample.
-    pub fn at(&self, now: u64) -> Option<u64> {
+    /// The feerate in force at `now`, to the millisat/vB (sat/kvB); `None` before the first
+    /// sample.
+    pub fn at(&self, now: u64) -> Option<Feerate> {
         let i = self.samples.partition_point(|(t, _)| *t <= now);
-        i.checked_sub(1).map(|i| self.samples[i].1.div_ceil(1_000))
+        i.checked_sub(1).map(|i| Feerate::from_sat_per_kvb(self.samples[i].1))
     }
 
     /// How many samples it holds.
@@ -217,9 +218,9 @@ impl Fees {
 
     /// The operator's feerate for `target_blocks` at `now` and where it came from, or `None` when
     /// bitcoind decides.
-    pub fn operator_rate(&self, target_blocks: u16, now: u64) -> Option<(u64, FeeSource)> {
+    pub fn operator_rate(&self, target_blocks: u16, now: u64) -> Option<(Feerate, FeeSource)> {
         if let Some(over) = self.over.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
-            return Some((over.rate_for(target_blocks), FeeSource::Override));
+            return Some((Feerate::from_sat_per_vb(over.rate_for(target_blocks)), FeeSource::Override));
         }
         let rate = self.schedule.as_ref()?.at(now)?;
         Some((rate, FeeSource::Schedule))
@@ -261,11 +262,12 @@ mod tests {
         let schedule = Schedule::parse("100,7\n200,30\n").unwrap();
         let fees = Fees::new(Network::Regtest).with_schedule(schedule).unwrap();
         assert_eq!(fees.operator_rate(6, 99), None, "before the first sample bitcoind decides");
-        assert_eq!(fees.operator_rate(6, 150), Some((7, FeeSource::Schedule)));
+        let vb = Feerate::from_sat_per_vb;
+        assert_eq!(fees.operator_rate(6, 150), Some((vb(7), FeeSource::Schedule)));
         assert_eq!(fees.set(FeeOverride::new(40, vec![], 1_000).unwrap()).unwrap(), None);
-        assert_eq!(fees.operator_rate(6, 250), Some((40, FeeSource::Override)));
+        assert_eq!(fees.operator_rate(6, 250), Some((vb(40), FeeSource::Override)));
         assert_eq!(fees.clear().unwrap().map(|o| o.sat_per_vb), Some(40));
-        assert_eq!(fees.operator_rate(6, 250), Some((30, FeeSource::Schedule)));
+        assert_eq!(fees.operator_rate(6, 250), Some((vb(30), FeeSource::Schedule)));
     }
 
     #[test]
@@ -273,8 +275,9 @@ mod tests {
         let text = "# simulated\nunix_time,sat_per_vb\n10, 1.5\n20,2.001 # spike\n\n30,12\n";
         let s = Schedule::parse(text).unwrap();
         assert_eq!(s.len(), 3);
-        let at: Vec<Option<u64>> = [9, 10, 19, 20, 29, 30, 1_000].iter().map(|t| s.at(*t)).collect();
-        assert_eq!(at, [None, Some(2), Some(2), Some(3), Some(3), Some(12), Some(12)]);
+        let at: Vec<Option<u64>> =
+            [9, 10, 19, 20, 29, 30, 1_000].iter().map(|t| s.at(*t).map(Feerate::sat_per_kvb)).collect();
+        assert_eq!(at, [None, Some(1_500), Some(1_500), Some(2_001), Some(2_001), Some(12_000), Some(12_000)]);
         assert_eq!(parse_millis("0.001"), Ok(1));
         assert_eq!(parse_millis("7.25"), Ok(7_250));
         for bad in ["0", "0.000", "1.2345", "-1", "1e3", "", ".5", "5.", "1,5", "x", "99999999999999999999"] {

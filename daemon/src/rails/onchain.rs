@@ -9,7 +9,9 @@ use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use sendero_wallet::bitcoin::{OutPoint, Transaction};
-use sendero_wallet::{ChainSource, Child, FeeEstimate, FeeSource, Payee, Payout, Swept, Treasury, WalletError};
+use sendero_wallet::{
+    ChainSource, Child, FeeEstimate, FeeSource, Feerate, Payee, Payout, Swept, Treasury, WalletError,
+};
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::fees::{Fees, FeesError, Schedule};
@@ -106,16 +108,18 @@ impl Onchain {
             Some(rate) if rate == 0 || rate > max => {
                 return Err(WalletError::InvalidFeerate(format!("{rate} sat/vB is outside 1..={max}")))
             }
-            Some(rate) => FeeEstimate { sat_per_vb: rate, target_blocks: 0, source: FeeSource::Requested },
+            Some(rate) => {
+                FeeEstimate { feerate: Feerate::from_sat_per_vb(rate), target_blocks: 0, source: FeeSource::Requested }
+            }
             None => self.estimate(self.config.default_target_blocks).await?,
         };
-        let payout = self.pay(Payee { address, amount_sat: req.amount_sat }, fee.sat_per_vb).await?;
+        let payout = self.pay(Payee { address, amount_sat: req.amount_sat }, fee.feerate).await?;
         let record = SendRecord {
             txid: payout.txid.to_string(),
             address: req.address.trim().to_owned(),
             amount_sat: req.amount_sat,
             fee_sat: payout.fee_sat,
-            feerate_sat_vb: payout.feerate_sat_vb,
+            feerate_sat_vb: payout.feerate.sat_per_vb_ceil(),
         };
         if let Err(e) = store.record_send(&record, crate::unix_now()) {
             // The money has moved and the wallet knows it; failing the call now would invite a retry.
@@ -126,16 +130,16 @@ impl Onchain {
 
     /// Builds, signs and broadcasts one transaction paying `payee`, holding the spend lock from
     /// coin selection to broadcast.
-    pub async fn pay(&self, payee: Payee, feerate_sat_vb: u64) -> Result<Payout, WalletError> {
+    pub async fn pay(&self, payee: Payee, feerate: Feerate) -> Result<Payout, WalletError> {
         let (treasury, chain) = (Arc::clone(&self.treasury), Arc::clone(&self.chain));
         let _spending = self.spend.lock().await;
-        blocking(move || treasury.pay(&chain, &[payee], feerate_sat_vb)).await
+        blocking(move || treasury.pay(&chain, &[payee], feerate)).await
     }
 
     /// Builds and signs a payout without broadcasting it (the caller holds [`Onchain::spending`]).
-    pub async fn prepare(&self, payees: Vec<Payee>, feerate_sat_vb: u64) -> Result<(Transaction, Payout), WalletError> {
+    pub async fn prepare(&self, payees: Vec<Payee>, feerate: Feerate) -> Result<(Transaction, Payout), WalletError> {
         let treasury = Arc::clone(&self.treasury);
-        blocking(move || treasury.prepare(&payees, feerate_sat_vb)).await
+        blocking(move || treasury.prepare(&payees, feerate)).await
     }
 
     /// Like [`Onchain::prepare`], also spending the coins of `extra` coin selection did not choose
@@ -143,25 +147,25 @@ impl Onchain {
     pub async fn prepare_with(
         &self,
         payees: Vec<Payee>,
-        feerate_sat_vb: u64,
+        feerate: Feerate,
         extra: Vec<OutPoint>,
     ) -> Result<(Transaction, Payout, Swept), WalletError> {
         let treasury = Arc::clone(&self.treasury);
-        blocking(move || treasury.prepare_with(&payees, feerate_sat_vb, &extra)).await
+        blocking(move || treasury.prepare_with(&payees, feerate, &extra)).await
     }
 
-    /// A signed replacement of the unconfirmed `txid` at `feerate_sat_vb` (same outputs, the fee
+    /// A signed replacement of the unconfirmed `txid` at `feerate` (same outputs, the fee
     /// from its change); not broadcast. The caller holds [`Onchain::spending`].
-    pub async fn bump(&self, txid: &str, feerate_sat_vb: u64) -> Result<(Transaction, Payout), WalletError> {
+    pub async fn bump(&self, txid: &str, feerate: Feerate) -> Result<(Transaction, Payout), WalletError> {
         let (treasury, txid) = (Arc::clone(&self.treasury), txid.to_owned());
-        blocking(move || treasury.bump(&txid, feerate_sat_vb)).await
+        blocking(move || treasury.bump(&txid, feerate)).await
     }
 
-    /// A signed child (CPFP) lifting the unconfirmed `txid` and its package to `feerate_sat_vb`;
+    /// A signed child (CPFP) lifting the unconfirmed `txid` and its package to `feerate`;
     /// not broadcast. The caller holds [`Onchain::spending`].
-    pub async fn prepare_child(&self, txid: &str, feerate_sat_vb: u64) -> Result<Child, WalletError> {
+    pub async fn prepare_child(&self, txid: &str, feerate: Feerate) -> Result<Child, WalletError> {
         let (treasury, txid) = (Arc::clone(&self.treasury), txid.to_owned());
-        blocking(move || treasury.prepare_child(&txid, feerate_sat_vb)).await
+        blocking(move || treasury.prepare_child(&txid, feerate)).await
     }
 
     /// Builds and signs a consolidation spending exactly `outpoints` into one new change address
@@ -181,18 +185,19 @@ impl Onchain {
         blocking(move || treasury.publish(&chain, &tx)).await
     }
 
-    /// The vsize a payout to `payees` would have at `feerate_sat_vb`, as coin selection builds it now.
-    pub async fn payout_vsize(&self, payees: Vec<Payee>, feerate_sat_vb: u64) -> Result<u64, WalletError> {
+    /// The vsize a payout to `payees` would have at `feerate`, as coin selection builds it now.
+    pub async fn payout_vsize(&self, payees: Vec<Payee>, feerate: Feerate) -> Result<u64, WalletError> {
         let treasury = Arc::clone(&self.treasury);
-        blocking(move || treasury.estimate_payout_vsize(&payees, feerate_sat_vb)).await
+        blocking(move || treasury.estimate_payout_vsize(&payees, feerate)).await
     }
 
     /// The feerate for `target_blocks` — the operator's where one is in force, else bitcoind's
-    /// (read again after 10 s) — capped at the configured maximum.
+    /// (read again after 10 s), to the sat/kvB: bitcoind never estimates below the feerate it
+    /// relays — capped at the configured maximum.
     pub async fn estimate(&self, target_blocks: u16) -> Result<FeeEstimate, WalletError> {
         let (fallback, max) = (self.config.fallback_feerate_sat_vb, self.config.max_feerate_sat_vb);
         if let Some((rate, source)) = self.fees.operator_rate(target_blocks, crate::unix_now()) {
-            return Ok(FeeEstimate { sat_per_vb: rate.clamp(1, max), target_blocks, source });
+            return Ok(FeeEstimate { feerate: capped(rate, max), target_blocks, source });
         }
         let cached = |m: &HashMap<u16, (Instant, FeeEstimate)>| {
             m.get(&target_blocks).filter(|(at, _)| at.elapsed() < ESTIMATE_TTL).map(|(_, f)| *f)
@@ -202,7 +207,7 @@ impl Onchain {
         }
         let chain = Arc::clone(&self.chain);
         let mut fee = blocking(move || chain.estimate_feerate(target_blocks, fallback)).await?;
-        fee.sat_per_vb = fee.sat_per_vb.clamp(1, max);
+        fee.feerate = capped(fee.feerate, max);
         self.estimates.lock().unwrap_or_else(PoisonError::into_inner).insert(target_blocks, (Instant::now(), fee));
         Ok(fee)
     }
@@ -211,6 +216,11 @@ impl Onchain {
     pub async fn default_estimate(&self) -> Result<FeeEstimate, WalletError> {
         self.estimate(self.config.default_target_blocks).await
     }
+}
+
+/// `rate` within 1 sat/kvB and `max_sat_vb` (`wallet.max_feerate_sat_vb`).
+fn capped(rate: Feerate, max_sat_vb: u64) -> Feerate {
+    Feerate::from_sat_per_kvb(rate.sat_per_kvb().clamp(1, max_sat_vb.saturating_mul(1_000)))
 }
 
 /// Runs blocking wallet / RPC work off the async threads.

@@ -541,6 +541,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
          sat_kvb INTEGER NOT NULL CHECK (sat_kvb >= 0),
          PRIMARY KEY (at)
      ) STRICT;",
+    // 27: a batch's feerate to the sat/kvB, as bitcoind estimates it (`feerate_sat_vb` stays,
+    // rounded up, for display); older batches were built at whole sat/vB.
+    "ALTER TABLE batches ADD COLUMN feerate_sat_kvb INTEGER NOT NULL DEFAULT 0;
+     UPDATE batches SET feerate_sat_kvb = feerate_sat_vb * 1000;
+     ALTER TABLE batch_replaced ADD COLUMN feerate_sat_kvb INTEGER NOT NULL DEFAULT 0;
+     UPDATE batch_replaced SET feerate_sat_kvb = feerate_sat_vb * 1000;",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.
