@@ -56,13 +56,25 @@ fn multi_output_payout_matches_its_vsize_estimate() {
     }
     assert_eq!(raw["vout"].as_array().unwrap().len(), 4, "three payees and change");
 
+    // Replaced at the least the fee policy asks (its feerate + 1 sat/vB, to the sat/kvB): built
+    // at the least BDK and bitcoind take (BIP125: the old fee + 1 sat/vB on its size), and taken.
+    let pending = treasury.pending(&payout.txid.to_string()).unwrap();
+    let asked = Feerate::from_sat_per_kvb(pending.effective_sat_kvb + 1_000);
+    let (replacement, bumped) = treasury.bump(&payout.txid.to_string(), asked).unwrap();
+    treasury.publish(&rpc, &replacement).unwrap();
+    eprintln!("replaced at {asked} asked, {} built: {} → {} sat", bumped.feerate, payout.fee_sat, bumped.fee_sat);
+    assert!(bumped.feerate >= asked && bumped.fee_sat >= payout.fee_sat + bumped.vsize, "{bumped:?}");
+    assert_eq!(chain.mempool(), [bumped.txid.to_string()]);
+    // bitcoind's relay floor is what the operator's feerates are lifted to: 0.1 sat/vB since v30.
+    assert_eq!(rpc.relay_feerate().unwrap(), 100);
+
     // The mempool pass sees it; a block confirms it; a reopened wallet remembers all of it.
     chain.mine(1);
     follower.sync(&treasury).unwrap();
-    let txid = payout.txid.to_string();
+    let txid = bumped.txid.to_string();
     let confirmed = treasury.transactions().into_iter().find(|t| t.txid == txid).unwrap();
     assert_eq!(confirmed.confirmation_height, Some(102));
-    assert_eq!(confirmed.sent_sat - confirmed.received_sat, 60_000 + payout.fee_sat);
+    assert_eq!(confirmed.sent_sat - confirmed.received_sat, 60_000 + bumped.fee_sat);
     let balances = treasury.balances();
     drop((follower, treasury));
     let reopened = Treasury::open(&db, &mnemonic, sendero_wallet::bitcoin::Network::Regtest).unwrap();

@@ -120,7 +120,7 @@ impl AppState {
             webhooks_wake: Arc::clone(&webhooks.wake),
             batch_wake: Arc::new(Notify::new()),
             guard: Arc::clone(&guard),
-            fee_history: std::sync::Mutex::new(crate::payment::batch_policy::stored_history(&store, &config)?),
+            fee_history: std::sync::Mutex::new(crate::payment::batch_policy::stored_history(&store, &config)),
             fall_ahead: Default::default(),
             chain: status.clone(),
         });

@@ -149,20 +149,27 @@ impl Treasury {
         })
     }
 
-    /// A replacement (RBF) of the wallet's unconfirmed `txid` paying `feerate`: the same
-    /// outputs, the higher fee taken from its change (BDK's fee bump; any extra input is a
-    /// confirmed one), signed, not broadcast ([`Treasury::publish`] sends it). Refused when
-    /// another unconfirmed transaction spends from it (it would be evicted: use
-    /// [`Treasury::prepare_child`]).
+    /// A replacement (RBF) of the wallet's unconfirmed `txid` paying `feerate`, or the least a
+    /// replacement must pay when that is more ([`replacement_floor`]): the same outputs, the
+    /// higher fee taken from its change (BDK's fee bump; any extra input is a confirmed one),
+    /// signed, not broadcast ([`Treasury::publish`] sends it). Refused when another unconfirmed
+    /// transaction spends from it (it would be evicted: use [`Treasury::prepare_child`]).
     pub fn bump(&self, txid: &str, feerate: Feerate) -> Result<(Transaction, Payout), WalletError> {
         let id = parse_txid(txid)?;
-        let rate = feerate.fee_rate()?;
+        feerate.fee_rate()?;
         let mut inner = self.lock();
         if descendants(&unconfirmed(&inner), id).len() > 1 {
             return Err(WalletError::Build(format!("{txid} has unconfirmed children: a replacement would evict them")));
         }
+        let original = inner.wallet.get_tx(id).map(|t| t.tx_node.tx.clone());
+        let fee = original.as_ref().and_then(|t| inner.wallet.calculate_fee(t).ok());
+        let floor = match (original, fee) {
+            (Some(t), Some(fee)) => replacement_floor(fee.to_sat(), t.weight().to_wu()),
+            _ => return Err(WalletError::Build(format!("{txid} is not a transaction of the wallet with a known fee"))),
+        };
+        let feerate = feerate.max(floor);
         let mut builder = inner.wallet.build_fee_bump(id).map_err(|e| WalletError::Build(format!("fee bump: {e}")))?;
-        builder.fee_rate(rate);
+        builder.fee_rate(feerate.fee_rate()?);
         let psbt = builder.finish().map_err(create_tx_error)?;
         let (tx, fee_sat) = inner.sign(psbt)?;
         let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate };
@@ -207,6 +214,19 @@ impl Treasury {
     }
 }
 
+/// The least feerate a replacement of a transaction paying `fee_sat` for `weight` WU may ask,
+/// in whole sat/kwu as BDK builds (so a multiple of 4 sat/kvB): more than BDK's own floor (the
+/// original's feerate, rounded down to the sat/kwu, plus 1 sat/vB) and enough for BIP125's rule
+/// that the replacement pays the original's fee plus 1 sat/vB (the incremental relay feerate
+/// before bitcoind v30; 0.1 since) on its own size, taken as the original's (the same outputs;
+/// an extra input only adds to it) — with a sat to spare against rounding.
+pub(crate) fn replacement_floor(fee_sat: u64, weight: u64) -> Feerate {
+    let weight = weight.max(1);
+    let bdk = fee_sat.saturating_mul(1_000) / weight + 250 + 1;
+    let bip125 = (fee_sat + weight.div_ceil(4) + 1).saturating_mul(1_000).div_ceil(weight);
+    Feerate::from_sat_per_kvb(bdk.max(bip125).saturating_mul(4))
+}
+
 /// Whether another transaction the wallet counts spends an input of `tx` (`tx` replaces it).
 pub(crate) fn replaces(inner: &Inner, tx: &Transaction) -> bool {
     let txid = tx.compute_txid();
@@ -222,6 +242,21 @@ mod tests {
     use super::*;
     use bdk_wallet::bitcoin::Network;
     use bip39::Mnemonic;
+
+    #[test]
+    fn a_replacement_at_the_floor_passes_bdks_check_and_bip125s_rule() {
+        // 561 WU paying 330 sat (2.345 sat/vB asked): BDK wants 588 + 250 sat/kwu, bitcoind
+        // 330 + 141 sat; the floor asks 842 sat/kwu, 473 sat.
+        let floor = replacement_floor(330, 561);
+        assert_eq!(floor, Feerate::from_sat_per_kvb(3_368));
+        for weight in (400..3_000u64).step_by(7) {
+            for fee in (weight / 4..weight * 20).step_by(37) {
+                let kwu = replacement_floor(fee, weight).sat_per_kvb() / 4;
+                assert!(kwu > fee * 1_000 / weight + 250, "BDK: {fee} sat, {weight} WU");
+                assert!((kwu * weight).div_ceil(1_000) > fee + weight.div_ceil(4), "BIP125: {fee} sat, {weight} WU");
+            }
+        }
+    }
 
     #[test]
     fn only_the_wallets_unconfirmed_transactions_can_be_sped_up() {

@@ -222,6 +222,14 @@ impl ChainSource {
         })
     }
 
+    /// The lowest feerate bitcoind relays (`getnetworkinfo`'s `relayfee`), sat/kvB.
+    pub fn relay_feerate(&self) -> Result<u64, WalletError> {
+        let v: Value = self.call("getnetworkinfo", &[])?;
+        v.get("relayfee")
+            .and_then(btc_per_kvb_to_sat_per_kvb)
+            .ok_or_else(|| WalletError::Chain("getnetworkinfo: no relayfee".into()))
+    }
+
     /// `sendrawtransaction`. bitcoind's refusal is [`WalletError::Broadcast`]; not reaching it is
     /// [`WalletError::Chain`] (the transaction may or may not have been relayed).
     pub fn broadcast(&self, tx: &Transaction) -> Result<Txid, WalletError> {
@@ -253,8 +261,9 @@ impl ChainSource {
     }
 }
 
-/// A BTC/kvB figure as bitcoind prints it (8 decimals), turned into sat/kvB exactly. The JSON
-/// number is read through its decimal text, never through float arithmetic.
+/// A BTC/kvB figure as bitcoind prints it (8 decimals), turned into sat/kvB exactly: the parsed
+/// JSON number printed back with those 8 decimals (a float holds an 8-decimal figure to well
+/// under half its last place), then read as an amount — no arithmetic on the float.
 fn btc_per_kvb_to_sat_per_kvb(v: &Value) -> Option<u64> {
     // JSON numbers arrive parsed; a small one prints in exponent form ("1e-6"), which no amount
     // parser reads. Printed back with bitcoind's own 8 decimals it is the exact text it sent.

@@ -67,19 +67,26 @@ pub fn history(ctx: &Payments) -> std::sync::MutexGuard<'_, FeeHistory> {
 }
 
 /// The history a starting daemon resumes: the samples the store kept (those of the policy's
-/// window, and of a day and a block at least).
-pub fn stored_history(store: &Store, config: &Config) -> Result<FeeHistory, StoreError> {
+/// window, and of a day and a block at least); none, said in the log, when they cannot be read
+/// (the samples only inform the "cheap" test: no reason not to start).
+pub fn stored_history(store: &Store, config: &Config) -> FeeHistory {
     let window = Policy::from_config(config).cheap_window_secs;
     let now = crate::unix_now();
-    let samples = store.fee_samples(now.saturating_sub(FeeHistory::kept_secs(window)))?;
-    Ok(FeeHistory::from_samples(samples, now, window))
+    match store.fee_samples(now.saturating_sub(FeeHistory::kept_secs(window))) {
+        Ok(samples) => FeeHistory::from_samples(samples, now, window),
+        Err(e) => {
+            tracing::warn!(error = %e, "the stored feerate samples could not be read: the recent low and yesterday's fall start unknown");
+            FeeHistory::default()
+        }
+    }
 }
 
 /// Takes a feerate sample when one is due (a block interval after the last), whether or not a
 /// payout waits: the recent low and yesterday's fall need the quiet hours too. Run by the
 /// batcher each round; a failed look is tried again the next round.
 pub async fn sample(ctx: &Payments, rates: &RoundRates) {
-    if !history(ctx).due(crate::unix_now()) {
+    // While bitcoind is unreachable (the follower's breaker), nothing is asked of it.
+    if !history(ctx).due(crate::unix_now()) || ctx.chain.borrow().outage().is_some() {
         return;
     }
     if let Err(e) = rates.get(ctx).await {

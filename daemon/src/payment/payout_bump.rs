@@ -196,7 +196,7 @@ pub(super) async fn replace(ctx: &Payments, p: &Payment, rate: Feerate) -> Resul
         return Ok(None);
     }
     crate::failpoint::hit("onchain.bumped");
-    tracing::info!(payment_id = %p.payment_id, replaced = %txid, txid = %payout.txid, to = %rate,
+    tracing::info!(payment_id = %p.payment_id, replaced = %txid, txid = %payout.txid, to = %payout.feerate,
         fee_sat = payout.fee_sat, "payout fee bumped");
     if let Err(e) = ctx.onchain.publish(tx).await {
         tracing::warn!(payment_id = %p.payment_id, error = %e, "replacement not broadcast now; the saga decides");

@@ -53,6 +53,9 @@ pub struct Onchain {
     /// bitcoind's last estimates per confirmation target, and when they were read: they change
     /// with blocks, not seconds, and the batcher, the fee bumper and every route ask for them.
     estimates: std::sync::Mutex<HashMap<u16, (Instant, FeeEstimate)>>,
+    /// bitcoind's minimum relay feerate (`getnetworkinfo`'s `relayfee`), sat/kvB, once read: the
+    /// operator's feerates are lifted to it (bitcoind's own estimates never go below it).
+    relay_floor: tokio::sync::OnceCell<u64>,
 }
 
 /// How long one of bitcoind's estimates is used before it is asked again.
@@ -62,7 +65,8 @@ impl Onchain {
     /// The rail over `treasury` and `chain`, with the wallet's fee policy.
     pub fn new(treasury: Arc<Treasury>, chain: Arc<ChainSource>, config: WalletConfig) -> Self {
         let fees = Fees::new(treasury.network());
-        Onchain { treasury, chain, spend: Mutex::new(()), config, fees, estimates: Default::default() }
+        let (estimates, relay_floor) = Default::default();
+        Onchain { treasury, chain, spend: Mutex::new(()), config, fees, estimates, relay_floor }
     }
 
     /// The rail with `schedule`'s feerates in force instead of bitcoind's (refused on mainnet).
@@ -197,7 +201,8 @@ impl Onchain {
     pub async fn estimate(&self, target_blocks: u16) -> Result<FeeEstimate, WalletError> {
         let (fallback, max) = (self.config.fallback_feerate_sat_vb, self.config.max_feerate_sat_vb);
         if let Some((rate, source)) = self.fees.operator_rate(target_blocks, crate::unix_now()) {
-            return Ok(FeeEstimate { feerate: capped(rate, max), target_blocks, source });
+            let floor = Feerate::from_sat_per_kvb(self.relay_floor().await);
+            return Ok(FeeEstimate { feerate: capped(rate.max(floor), max), target_blocks, source });
         }
         let cached = |m: &HashMap<u16, (Instant, FeeEstimate)>| {
             m.get(&target_blocks).filter(|(at, _)| at.elapsed() < ESTIMATE_TTL).map(|(_, f)| *f)
@@ -210,6 +215,14 @@ impl Onchain {
         fee.feerate = capped(fee.feerate, max);
         self.estimates.lock().unwrap_or_else(PoisonError::into_inner).insert(target_blocks, (Instant::now(), fee));
         Ok(fee)
+    }
+
+    /// bitcoind's minimum relay feerate, sat/kvB, read once; 1 sat/vB (the default before v30)
+    /// while it cannot be read.
+    async fn relay_floor(&self) -> u64 {
+        let chain = Arc::clone(&self.chain);
+        let read = self.relay_floor.get_or_try_init(|| blocking(move || chain.relay_feerate())).await;
+        read.copied().unwrap_or(1_000)
     }
 
     /// The feerate for the wallet's default confirmation target.

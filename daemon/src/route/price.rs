@@ -194,9 +194,9 @@ async fn onchain(
     let fee = ctx.onchain.estimate(target).await.map_err(wallet_error)?;
     // Quoted in whole sat/vB (rounded up): a single payout pays what it was quoted; a batch pays
     // its departure's feerate to the sat/kvB, never more than quoted at the same estimate.
-    let vsize =
-        ctx.onchain.payout_vsize(vec![Payee { address, amount_sat }], fee.feerate).await.map_err(wallet_error)?;
     let rate = fee.feerate.sat_per_vb_ceil();
+    let quoted = sendero_wallet::Feerate::from_sat_per_vb(rate);
+    let vsize = ctx.onchain.payout_vsize(vec![Payee { address, amount_sat }], quoted).await.map_err(wallet_error)?;
     let source = match fee.source {
         FeeSource::Bitcoind => "estimatesmartfee",
         FeeSource::Override => "operator_override",
