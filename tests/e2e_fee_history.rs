@@ -16,7 +16,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{http_post, outside_address, payment, wait_for, AdminMode, Chain, Gateway};
+use common::{outside_address, payment, route_and_submit, wait_for, AdminMode, Chain, Gateway};
 use sendero::config::{Config, Overrides};
 use sendero::store::Store;
 use serde_json::{json, Value};
@@ -115,15 +115,7 @@ fn the_feerates_seen_survive_a_restart_and_a_cheap_batch_waits_for_yesterdays_fa
     // At 8 sat/vB (cheap by the recent low, not by the fixed 2 sat/vB) a low payout waits.
     let key = gw.api_key("pay,read");
     let destination = outside_address(90).to_string();
-    let body =
-        json!({"amount": {"minor_units": 40_000, "currency": "SAT"}, "destination": destination, "priority": "low"});
-    let (status, route) = http_post(gw.api_port, "/v1/payments/route", &key, None, &body.to_string());
-    assert_eq!(status, 200, "{route}");
-    let route: Value = serde_json::from_str(&route).unwrap();
-    let submit = json!({"route_id": route["route_id"], "rail": "onchain_batch"}).to_string();
-    let (status, submitted) = http_post(gw.api_port, "/v1/payments/submit", &key, Some("fh-1"), &submit);
-    assert_eq!(status, 202, "{submitted}");
-    let id = serde_json::from_str::<Value>(&submitted).unwrap()["payment_id"].as_str().unwrap().to_owned();
+    let id = route_and_submit(&gw, &key, (&destination, 40_000, "low"), "onchain_batch", "fh-1");
     std::thread::sleep(Duration::from_secs(6));
     let batches = gw.call("batch.list", json!({}));
     assert_eq!(batches["batches"].as_array().map(Vec::len), Some(0), "it waits for yesterday's fall: {batches:#}");

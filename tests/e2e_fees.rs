@@ -188,14 +188,13 @@ fn the_operator_raises_and_lowers_fees_and_a_schedule_moves_them() {
     assert_eq!(paid_at(sent["txid"].as_str().unwrap()), sent["fee_sat"].as_u64().unwrap());
     chain.mine(1);
     wait_for("the wallet to sync", Duration::from_secs(60), || gw.synced_height() == u64::from(chain.height()));
-    let body = json!({"amount": {"minor_units": 60_000, "currency": "SAT"},
-                      "destination": outside_address(8).to_string(), "priority": "normal"});
-    let (status, route) = http_post(gw.api_port, "/v1/payments/route", &key, None, &body.to_string());
-    assert_eq!(status, 200, "{route}");
-    let route: Value = serde_json::from_str(&route).unwrap();
-    let submit = json!({"route_id": route["route_id"], "rail": "onchain_batch"}).to_string();
-    let (status, submitted) = http_post(gw.api_port, "/v1/payments/submit", &key, Some("fees-batch"), &submit);
-    assert_eq!(status, 202, "{submitted}");
+    common::route_and_submit(
+        &gw,
+        &key,
+        (&outside_address(8).to_string(), 60_000, "normal"),
+        "onchain_batch",
+        "fees-batch",
+    );
     let left = gw.cli(&["batch.trigger"]);
     assert_eq!((left["feerate_sat_kvb"].as_u64(), left["feerate_sat_vb"].as_u64()), (Some(29_500), Some(30)), "{left}");
     assert_eq!(paid_at(left["txid"].as_str().unwrap()), left["fee_sat"].as_u64().unwrap());

@@ -524,6 +524,26 @@ pub fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
+/// Routes `sat` to `address` at `priority` and submits it on `rail` (idempotency key `idem`);
+/// the payment's id.
+pub fn route_and_submit(
+    gw: &Gateway,
+    key: &str,
+    (address, sat, priority): (&str, u64, &str),
+    rail: &str,
+    idem: &str,
+) -> String {
+    let body = json!({"amount": {"minor_units": sat, "currency": "SAT"}, "destination": address, "priority": priority});
+    let (status, route) = http_post(gw.api_port, "/v1/payments/route", key, None, &body.to_string());
+    assert_eq!(status, 200, "{route}");
+    let route: Value = serde_json::from_str(&route).expect("route");
+    let submit = json!({"route_id": route["route_id"], "rail": rail}).to_string();
+    let (status, submitted) = http_post(gw.api_port, "/v1/payments/submit", key, Some(idem), &submit);
+    assert_eq!(status, 202, "{submitted}");
+    let submitted: Value = serde_json::from_str(&submitted).expect("payment");
+    submitted["payment_id"].as_str().expect("payment_id").to_owned()
+}
+
 /// `GET /v1/payments/{id}` with `key`: the payment's view.
 pub fn payment(gw: &Gateway, key: &str, id: &str) -> Value {
     let (status, p) = http_get_with_key(gw.api_port, &format!("/v1/payments/{id}"), Some(key));

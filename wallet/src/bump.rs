@@ -150,7 +150,7 @@ impl Treasury {
     }
 
     /// A replacement (RBF) of the wallet's unconfirmed `txid` paying `feerate`, or the least a
-    /// replacement must pay when that is more ([`replacement_floor`]): the same outputs, the
+    /// replacement must pay when that is more (`replacement_floor`): the same outputs, the
     /// higher fee taken from its change (BDK's fee bump; any extra input is a confirmed one),
     /// signed, not broadcast ([`Treasury::publish`] sends it). Refused when another unconfirmed
     /// transaction spends from it (it would be evicted: use [`Treasury::prepare_child`]).
