@@ -43,6 +43,15 @@ impl ChainStatus {
         self.last_error.as_deref()
     }
 
+    /// The status as read with the wallet at `wallet_height` now: the wallet applies blocks
+    /// during a poll, and the poll writes the status only when it ends, so a reader may see the
+    /// wallet ahead of the last status — the chain is at least where the wallet is.
+    pub fn with_wallet_at(mut self, wallet_height: u32) -> ChainStatus {
+        self.wallet_synced_height = self.wallet_synced_height.max(wallet_height);
+        self.chain_height = self.chain_height.map(|h| h.max(self.wallet_synced_height));
+        self
+    }
+
     /// The wallet has applied every block bitcoind has.
     pub fn wallet_synced(&self) -> bool {
         self.reachable && self.chain_height == Some(self.wallet_synced_height)
@@ -160,4 +169,21 @@ fn sync_step(
         tracing::error!(error = %e, "the wallet could not write what it synced");
     }
     Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wallet_ahead_of_the_last_poll_reads_as_synced_at_its_height() {
+        // The last poll saw 0 blocks; the wallet has since applied 101 during the next one.
+        let polled = ChainStatus { reachable: true, chain_height: Some(0), ..ChainStatus::default() };
+        let now = polled.clone().with_wallet_at(101);
+        assert_eq!((now.chain_height, now.wallet_synced_height, now.wallet_synced()), (Some(101), 101, true));
+        // A chain ahead of the wallet stays ahead; before any poll, nothing is known.
+        let ahead = ChainStatus { chain_height: Some(150), ..polled }.with_wallet_at(101);
+        assert_eq!((ahead.chain_height, ahead.wallet_synced()), (Some(150), false));
+        assert_eq!(ChainStatus::default().with_wallet_at(101).chain_height, None);
+    }
 }

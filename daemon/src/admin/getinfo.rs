@@ -9,7 +9,7 @@ use crate::state::AppState;
 
 pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
-    let status = ctx.status.borrow().clone();
+    let status = ctx.status.borrow().clone().with_wallet_at(ctx.onchain.treasury().synced_height());
     let mut wallet = super::wallet_balance::balances(ctx);
     wallet["synced"] = Value::from(status.wallet_synced());
     let (alarmed, alarms) = crate::alarm::status(&ctx.store);

@@ -13,7 +13,7 @@ use super::ApiError;
 use crate::state::AppState;
 
 pub(crate) async fn handle(State(ctx): State<AppState>) -> Result<Response, ApiError> {
-    let status = ctx.status.borrow().clone();
+    let status = ctx.status.borrow().clone().with_wallet_at(ctx.onchain.treasury().synced_height());
     let code = if status.reachable { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let (alarmed, alarms) = crate::alarm::status(&ctx.store);
     let body = json!({
