@@ -73,8 +73,9 @@ async fn in_force(ctx: &AppState) -> Result<Value, AdminError> {
     }
     let default = ctx.onchain.default_estimate().await?;
     let schedule = fees.schedule().map(|s| {
-        json!({ "file": s.path().display().to_string(), "samples": s.len(), "sat_per_vb_now": s.at(crate::unix_now()).map(|r| r.sat_per_vb_ceil()),
-            "feerate_sat_kvb_now": s.at(crate::unix_now()) })
+        let now = s.at(crate::unix_now());
+        json!({ "file": s.path().display().to_string(), "samples": s.len(),
+            "sat_per_vb_now": now.map(|r| r.sat_per_vb_ceil()), "feerate_sat_kvb_now": now })
     });
     Ok(json!({
         "source": default.source,
