@@ -176,11 +176,14 @@ fn the_operator_raises_and_lowers_fees_and_a_schedule_moves_them() {
     let paid_at = |txid: &str| {
         let (fee_sat, vsize) = fee_and_vsize(&chain, txid);
         eprintln!("{txid}: fee {fee_sat} sat for {vsize} vB in bitcoind");
-        // 29.5 sat/vB over the weight BDK sized (a signature may come out a byte shorter).
+        // 29.5 sat/vB over the weight BDK sized, which may exceed the signed weight by a few
+        // weight units (a signature a byte shorter than sized): 4,146 sat was paid for a batch
+        // sized at 562 WU (140.5 vB) that came out 140 vB. 30 sat/vB would pay at least 30 × vsize.
         assert!(
-            29_500 * (vsize - 1) <= fee_sat * 1_000 && fee_sat * 1_000 < 29_600 * vsize,
+            29_500 * (vsize - 1) <= fee_sat * 1_000 && fee_sat * 1_000 <= 29_500 * (vsize + 1),
             "{fee_sat} sat, {vsize} vB"
         );
+        assert!(fee_sat < 30 * vsize, "{fee_sat} sat for {vsize} vB is 30 sat/vB or more");
         fee_sat
     };
     let sent = gw.call("wallet.send", json!({"address": payee, "amount_sat": 50_000}));
