@@ -95,8 +95,9 @@ fn the_operator_raises_and_lowers_fees_and_a_schedule_moves_them() {
     let (fee_sat, tx_vsize) = fee_and_vsize(&chain, txid);
     eprintln!("wallet.send at the override: {sent}; in bitcoind: fee {fee_sat} sat, vsize {tx_vsize} vB");
     assert_eq!(fee_sat, sent["fee_sat"].as_u64().unwrap());
-    // 40 sat/vB over the weight BDK sized (a signature may come out a byte shorter than sized).
-    assert!(40 * (tx_vsize - 1) <= fee_sat && fee_sat <= 40 * tx_vsize, "{fee_sat} sat for {tx_vsize} vB");
+    // 40 sat/vB over the weight BDK sized, which may be a few weight units over the signed
+    // weight (a signature a byte shorter than sized) and so a vbyte over its vsize.
+    assert!(40 * (tx_vsize - 1) <= fee_sat && fee_sat <= 40 * (tx_vsize + 1), "{fee_sat} sat for {tx_vsize} vB");
     chain.mine(1);
 
     // Lowered to 5, with 50 sat/vB for targets up to 2 blocks: normal (6 blocks) pays 5, high (2) 50.
