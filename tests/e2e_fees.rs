@@ -21,8 +21,9 @@ fn onchain_route(gw: &Gateway, key: &str, address: &str, priority: &str) -> (u64
     assert_eq!(status, 200, "{text}");
     let c = r["candidates"].as_array().unwrap().iter().find(|c| c["rail"] == "onchain").expect("onchain").clone();
     let n = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{k} in {c}"));
-    let (rate, vsize, cost) = (n("fee_rate_sat_vb"), n("vsize"), n("cost_sat"));
-    assert_eq!(cost, rate * vsize, "cost = feerate × vsize: {c}");
+    let (rate, kvb, vsize, cost) = (n("fee_rate_sat_vb"), n("fee_rate_sat_kvb"), n("vsize"), n("cost_sat"));
+    assert_eq!(cost, (kvb * vsize).div_ceil(1_000), "cost = feerate × vsize, rounded up to the sat: {c}");
+    assert_eq!(rate, kvb.div_ceil(1_000), "sat/vB is sat/kvB rounded up: {c}");
     (rate, vsize, cost, c["cost_source"].as_str().unwrap().to_owned())
 }
 
@@ -170,8 +171,8 @@ fn the_operator_raises_and_lowers_fees_and_a_schedule_moves_them() {
     assert_eq!((rate, source.as_str()), (30, "fee_schedule"));
     assert!(unix_now() >= switch);
 
-    // 29.5 sat/vB is paid as 29.5, not 30, where no whole feerate was quoted: an admin send
-    // naming none, and a batch (its route quoted 30; it leaves at the estimate to the sat/kvB).
+    // 29.5 sat/vB is quoted and paid as 29.5, not 30: an admin send naming no feerate, a single
+    // `onchain` payout (its route quoted 29.5) and a batch (it leaves at the estimate).
     let got = gw.call("fees.get", json!({}));
     assert_eq!((got["sat_per_vb"].as_u64(), got["feerate_sat_kvb"].as_u64()), (Some(30), Some(29_500)), "{got}");
     let paid_at = |txid: &str| {
@@ -190,6 +191,22 @@ fn the_operator_raises_and_lowers_fees_and_a_schedule_moves_them() {
     let sent = gw.call("wallet.send", json!({"address": payee, "amount_sat": 50_000}));
     assert_eq!((sent["feerate_sat_kvb"].as_u64(), sent["feerate_sat_vb"].as_u64()), (Some(29_500), Some(30)), "{sent}");
     assert_eq!(paid_at(sent["txid"].as_str().unwrap()), sent["fee_sat"].as_u64().unwrap());
+    chain.mine(1);
+    wait_for("the wallet to sync", Duration::from_secs(60), || gw.synced_height() == u64::from(chain.height()));
+    let (_, _, quoted, _) = onchain_route(&gw, &key, &payee, "normal");
+    let single = common::route_and_submit(&gw, &key, (&payee, 50_000, "normal"), "onchain", "fees-single");
+    let mut view = Value::Null;
+    wait_for("the single payout's transaction", Duration::from_secs(30), || {
+        view = common::payment(&gw, &key, &single);
+        view["txid"].is_string()
+    });
+    assert_eq!(
+        (view["fee_rate_sat_kvb"].as_u64(), view["fee_rate_sat_vb"].as_u64()),
+        (Some(29_500), Some(30)),
+        "{view}"
+    );
+    let fee = paid_at(view["txid"].as_str().unwrap());
+    assert!(fee <= quoted + 1, "the single payout paid {fee} sat, quoted {quoted}");
     chain.mine(1);
     wait_for("the wallet to sync", Duration::from_secs(60), || gw.synced_height() == u64::from(chain.height()));
     common::route_and_submit(

@@ -60,6 +60,8 @@ fn routes_price_every_rail_and_recommend_the_cheapest() {
         onchain["vsize"].as_u64().unwrap(),
         onchain["cost_sat"].as_u64().unwrap(),
     );
+    // The fallback feerate is whole: the same in both units.
+    assert_eq!(onchain["fee_rate_sat_kvb"].as_u64(), Some(rate * 1_000), "{onchain}");
     assert_eq!(cost, rate * vsize, "{onchain}");
     assert_eq!(onchain["cost_minor"], cost, "SAT amounts cost in sats");
     assert_eq!(onchain["eta_sec"], 6 * 600, "normal priority targets 6 blocks");

@@ -514,7 +514,8 @@ fn schemas() -> Value {
             "amount": reference("Amount"), "amount_sat": int, "amount_msat": int, "fx_quote_id": opt_text,
             "priority": {"type": "string"}, "eta_bound_sec": int,
             "candidates": {"type": "array", "items": {"type": "object", "required": ["rail", "psp", "cost_sat", "eta_sec"], "properties": {
-                "rail": {"type": "string"}, "psp": {"type": "string"}, "cost_sat": int, "eta_sec": int}}},
+                "rail": {"type": "string"}, "psp": {"type": "string"}, "cost_sat": int, "eta_sec": int,
+                "fee_rate_sat_vb": int, "fee_rate_sat_kvb": int, "vsize": int}}},
             "recommend": opt_text,
             "unavailable": {"type": "array", "items": {"type": "object", "required": ["rail", "code", "message"], "properties": {
                 "rail": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}}}},
@@ -525,6 +526,7 @@ fn schemas() -> Value {
             "amount": reference("Amount"), "amount_msat": int, "amount_sat": int, "fx_quote_id": opt_text,
             "fee_paid_msat": opt_int, "fee_paid_sat": opt_int, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
             "final_at": opt_text, "txid": opt_text, "payment_hash": opt_text,
+            "fee_rate_sat_vb": opt_int, "fee_rate_sat_kvb": opt_int,
             "failure": {"type": "object", "required": ["code"], "properties": {"code": {"type": "string"}, "message": opt_text}},
             "waiting_for_fees": {"type": "object"}}},
         "Invoice": {"type": "object", "required": ["invoice_id", "status", "amount", "amount_sat", "address", "bip21", "received_msat", "expires_at", "created_at"], "properties": {

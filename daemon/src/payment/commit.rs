@@ -149,7 +149,7 @@ impl Committer {
                 p.amount_minor as i64,
                 p.fx_quote_id,
                 p.fee_reserve_msat as i64,
-                p.fee_rate_sat_vb.map(|v| v as i64),
+                p.fee_rate_sat_kvb.map(|v| v as i64),
                 p.state.as_str(),
                 p.rail_ref,
                 p.raw_tx,

@@ -143,7 +143,7 @@ struct Settled {
     rail: String,
     destination: String,
     fee_paid_msat: u64,
-    fee_rate_sat_vb: Option<u64>,
+    fee_rate_sat_kvb: Option<u64>,
 }
 
 impl Store {
@@ -151,7 +151,7 @@ impl Store {
     fn settled_between(&self, from: u64, to: u64) -> Result<Vec<Settled>, StoreError> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT final_at, rail, destination, fee_paid_msat, fee_rate_sat_vb FROM payments
+            "SELECT final_at, rail, destination, fee_paid_msat, fee_rate_sat_kvb FROM payments
              WHERE state = 'settled' AND final_at >= ?1 AND final_at < ?2 ORDER BY final_at",
         )?;
         let rows = stmt.query_map(params![from as i64, to as i64], |r| {
@@ -160,7 +160,7 @@ impl Store {
                 rail: r.get(1)?,
                 destination: r.get(2)?,
                 fee_paid_msat: r.get::<_, Option<i64>>(3)?.unwrap_or(0) as u64,
-                fee_rate_sat_vb: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+                fee_rate_sat_kvb: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -237,7 +237,7 @@ fn alone_sat(ctx: &Payments, s: &Settled) -> u64 {
         .ok()
         .and_then(|a| OutputKind::of_script(&a.script_pubkey()))
         .unwrap_or(OutputKind::P2wpkh);
-    single(kind, s.fee_rate_sat_vb.unwrap_or(1).saturating_mul(1_000)).0
+    single(kind, s.fee_rate_sat_kvb.unwrap_or(1_000)).0
 }
 
 /// A settled payout on the dashboard's fees plot.

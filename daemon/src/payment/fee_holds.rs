@@ -261,13 +261,13 @@ pub async fn single_fee(ctx: &Payments, p: &Payment) -> Result<SingleFee, String
         return Ok(SingleFee::Wait);
     }
     let waited = ctx.store.release_hold(&p.payment_id).map_err(|e| e.to_string())?;
-    let Some(priced) = p.fee_rate_sat_vb.filter(|_| !waited) else {
+    let Some(priced) = p.fee_rate_sat_kvb.filter(|_| !waited) else {
         let due = now >= q.deadline(&policy);
         let pay = if due { policy.at_deadline(priority, rate) } else { rate.min(policy.max_feerate_sat_kvb) };
         return Ok(SingleFee::Pay(Feerate::from_sat_per_kvb(pay.max(1))));
     };
-    // The whole sat/vB its route quoted (rounded up from the estimate then).
-    Ok(SingleFee::Pay(Feerate::from_sat_per_vb(priced)))
+    // What its route quoted, to the sat/kvB.
+    Ok(SingleFee::Pay(Feerate::from_sat_per_kvb(priced)))
 }
 
 #[cfg(test)]
@@ -279,7 +279,7 @@ mod tests {
         Payment {
             amount_msat: 30_000_000,
             amount_minor: 30_000,
-            fee_rate_sat_vb: Some(20),
+            fee_rate_sat_kvb: Some(20_000),
             state: State::Debited,
             ..crate::payment::test_payment(n, rail, format!("bcrt1q{n}"))
         }

@@ -223,8 +223,8 @@ pub struct Payment {
     pub fx_quote_id: Option<String>,
     /// Fee the ledger holds back until the rail says what it charged, msat.
     pub fee_reserve_msat: u64,
-    /// On-chain: the feerate, sat/vB.
-    pub fee_rate_sat_vb: Option<u64>,
+    /// On-chain: the feerate its route quoted, sat/kvB.
+    pub fee_rate_sat_kvb: Option<u64>,
     /// Saga state.
     pub state: State,
     /// The rail's id: txid, or the node's payment id (the payment hash for BOLT11).
@@ -272,7 +272,8 @@ impl Payment {
         match self.rail {
             Rail::Onchain => {
                 v["txid"] = json!(self.rail_ref);
-                v["fee_rate_sat_vb"] = json!(self.fee_rate_sat_vb);
+                v["fee_rate_sat_vb"] = json!(self.fee_rate_sat_kvb.map(|r| r.div_ceil(1_000)));
+                v["fee_rate_sat_kvb"] = json!(self.fee_rate_sat_kvb);
             }
             // `txid:vout`: the payout's own output of the batch's transaction.
             Rail::OnchainBatch => {
@@ -310,7 +311,7 @@ pub(crate) fn test_payment(n: u32, rail: Rail, destination: String) -> Payment {
         amount_minor: 1_000,
         fx_quote_id: None,
         fee_reserve_msat: 0,
-        fee_rate_sat_vb: None,
+        fee_rate_sat_kvb: None,
         state: State::Submitted,
         rail_ref: None,
         raw_tx: None,

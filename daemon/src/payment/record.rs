@@ -140,7 +140,7 @@ impl From<crate::store::sql::Error> for InsertError {
 }
 
 pub(super) const COLUMNS: &str = "payment_id, api_key_id, idem_key, route_id, rail, destination, amount_msat, currency,
-    amount_minor, fx_quote_id, fee_reserve_msat, fee_rate_sat_vb, state, rail_ref, raw_tx, fee_paid_msat,
+    amount_minor, fx_quote_id, fee_reserve_msat, fee_rate_sat_kvb, state, rail_ref, raw_tx, fee_paid_msat,
     failure_code, failure_message, attempts, next_attempt_at, created_at, updated_at, final_at";
 
 pub(super) fn payment_row(r: &Row<'_>) -> crate::store::sql::Result<Payment> {
@@ -159,7 +159,7 @@ pub(super) fn payment_row(r: &Row<'_>) -> crate::store::sql::Result<Payment> {
         amount_minor: int(8)?,
         fx_quote_id: r.get(9)?,
         fee_reserve_msat: int(10)?,
-        fee_rate_sat_vb: opt(11)?,
+        fee_rate_sat_kvb: opt(11)?,
         state: State::parse(&text(12)?).unwrap_or(State::Failed),
         rail_ref: r.get(13)?,
         raw_tx: r.get(14)?,

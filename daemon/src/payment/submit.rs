@@ -364,7 +364,7 @@ fn new_payment(
         amount_minor: route.amount_minor,
         fx_quote_id: route.fx_quote_id.clone(),
         fee_reserve_msat,
-        fee_rate_sat_vb: fee_rate.filter(|_| rail.on_chain()),
+        fee_rate_sat_kvb: fee_rate.filter(|_| rail.on_chain()),
         state: State::Submitted,
         rail_ref,
         raw_tx: None,

@@ -142,9 +142,13 @@ pub struct Candidate {
     pub success_rate: f64,
     /// What one success costs on average on this rail, fee and failures included, sats.
     pub expected_cost_sat: u64,
-    /// On-chain: the feerate used, sat/vB.
+    /// On-chain: the feerate used, sat/vB, rounded up (for display beside `fee_rate_sat_kvb`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fee_rate_sat_vb: Option<u64>,
+    /// On-chain: the feerate used, sat/kvB, as the estimate gives it; the cost is this over
+    /// `vsize`, rounded up to the sat, and a single payout pays it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee_rate_sat_kvb: Option<u64>,
     /// On-chain: the payout's estimated virtual size.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vsize: Option<u64>,
@@ -177,6 +181,7 @@ impl Candidate {
             success_rate: learn::prior(rail).success_rate,
             expected_cost_sat: cost_sat,
             fee_rate_sat_vb: None,
+            fee_rate_sat_kvb: None,
             vsize: None,
             target_blocks: None,
             hops: None,

@@ -3,7 +3,7 @@
 //! the feerate and the payout's own transaction as coin selection would build it now.
 
 use sendero_lightning::{LightningNode, Target};
-use sendero_wallet::{FeeSource, Payee, WalletError};
+use sendero_wallet::{FeeSource, Feerate, Payee, WalletError};
 
 use super::destination::{Destination, DestinationError, LnDestination, PayTo};
 use super::{learn, unavailable, Candidate, Priority, RouteError, Router, Unavailable};
@@ -192,23 +192,35 @@ async fn onchain(
         return Err(unavailable("onchain", "bitcoind_unavailable", format!("bitcoind is unreachable: {why}"), None));
     }
     let fee = ctx.onchain.estimate(target).await.map_err(wallet_error)?;
-    // Quoted in whole sat/vB (rounded up): a single payout pays what it was quoted; a batch pays
-    // its departure's feerate to the sat/kvB, never more than quoted at the same estimate.
-    let rate = fee.feerate.sat_per_vb_ceil();
-    let quoted = sendero_wallet::Feerate::from_sat_per_vb(rate);
-    let vsize = ctx.onchain.payout_vsize(vec![Payee { address, amount_sat }], quoted).await.map_err(wallet_error)?;
+    // Quoted to the sat/kvB, as estimated: a single payout pays what it was quoted; a batch pays
+    // its departure's feerate.
+    let vsize =
+        ctx.onchain.payout_vsize(vec![Payee { address, amount_sat }], fee.feerate).await.map_err(wallet_error)?;
     let source = match fee.source {
         FeeSource::Bitcoind => "estimatesmartfee",
         FeeSource::Override => "operator_override",
         FeeSource::Schedule => "fee_schedule",
         FeeSource::Fallback | FeeSource::Requested => "fallback_feerate",
     };
-    Ok(Candidate {
-        fee_rate_sat_vb: Some(rate),
+    Ok(on_chain("onchain", (fee.feerate, vsize), target, u64::from(target) * 600, source))
+}
+
+/// An on-chain candidate paying `feerate` over `vsize` vbytes (its cost, rounded up to the
+/// sat), confirming within `target` blocks.
+fn on_chain(
+    rail: &'static str,
+    (feerate, vsize): (Feerate, u64),
+    target: u16,
+    eta_sec: u64,
+    source: &'static str,
+) -> Candidate {
+    Candidate {
+        fee_rate_sat_vb: Some(feerate.sat_per_vb_ceil()),
+        fee_rate_sat_kvb: Some(feerate.sat_per_kvb()),
         vsize: Some(vsize),
         target_blocks: Some(target),
-        ..Candidate::new("onchain", rate.saturating_mul(vsize), u64::from(target) * 600, source)
-    })
+        ..Candidate::new(rail, feerate.fee_sat(vsize), eta_sec, source)
+    }
 }
 
 /// Shared by every batch: version, locktime, counts, segwit marker (42 WU), one P2WPKH input
@@ -225,7 +237,7 @@ fn batched(
     onchain: &Candidate,
     priority: Priority,
 ) -> Result<Candidate, Unavailable> {
-    let rate = onchain.fee_rate_sat_vb.unwrap_or(1);
+    let feerate = Feerate::from_sat_per_kvb(onchain.fee_rate_sat_kvb.unwrap_or(1_000));
     let (queued, earliest) = ctx.store.batch_queue(&ctx.config.routing).map_err(|e| {
         tracing::error!(error = %e, "reading the batch queue");
         unavailable("onchain_batch", "internal", "could not read the batch queue".into(), None)
@@ -237,15 +249,6 @@ fn batched(
     let now = crate::unix_now();
     let own = now + priority.max_wait_secs(&ctx.config.routing);
     let leaves = earliest.map_or(own, |e| e.min(own)).max(now);
-    Ok(Candidate {
-        fee_rate_sat_vb: Some(rate),
-        vsize: Some(vsize),
-        target_blocks: Some(target),
-        ..Candidate::new(
-            "onchain_batch",
-            rate.saturating_mul(vsize),
-            leaves - now + u64::from(target) * 600,
-            onchain.cost_source,
-        )
-    })
+    let eta_sec = leaves - now + u64::from(target) * 600;
+    Ok(on_chain("onchain_batch", (feerate, vsize), target, eta_sec, onchain.cost_source))
 }

@@ -31,7 +31,7 @@ pub struct StoredRoute {
     pub amount_msat: u64,
     /// The FX quote that priced a fiat amount.
     pub fx_quote_id: Option<String>,
-    /// The priced candidates: `(rail, cost_sat, fee_rate_sat_vb)`.
+    /// The priced candidates: `(rail, cost_sat, fee_rate_sat_kvb)`.
     pub candidates: Vec<(String, u64, Option<u64>)>,
     /// Unix seconds.
     pub expires_at: u64,
@@ -185,7 +185,10 @@ fn parse_candidates(json: &str) -> Vec<(String, u64, Option<u64>)> {
         .filter_map(|c| {
             let rail = c.get("rail")?.as_str()?.to_owned();
             let cost = c.get("cost_sat")?.as_u64()?;
-            Some((rail, cost, c.get("fee_rate_sat_vb").and_then(serde_json::Value::as_u64)))
+            // Routes priced before quotes were kept to the sat/kvB had whole sat/vB only.
+            let kvb = c.get("fee_rate_sat_kvb").and_then(serde_json::Value::as_u64);
+            let vb = c.get("fee_rate_sat_vb").and_then(serde_json::Value::as_u64);
+            Some((rail, cost, kvb.or(vb.map(|vb| vb.saturating_mul(1_000)))))
         })
         .collect()
 }
