@@ -399,6 +399,36 @@ mod tests {
         assert_eq!(pages, WRITER_CHECKPOINT_PAGES);
     }
 
+    /// A payout priced in whole sat/vB before migration 28 keeps its feerate, in sat/kvB.
+    #[test]
+    fn a_payout_stored_in_whole_sat_per_vb_reads_in_sat_per_kvb() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            for sql in &migrations::MIGRATIONS[..27] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO api_keys (id, label, scopes, secret_sha256, created_at) VALUES ('key_1', 'k', 'pay', 'h', 1);
+                 INSERT INTO routes (route_id, api_key_id, destination, kind, currency, amount_minor, amount_sat,
+                     amount_msat, priority, candidates, created_at, expires_at)
+                 VALUES ('rt_1', 'key_1', 'bcrt1q', 'onchain', 'SAT', 1, 1, 1000, 'normal', '[]', 1, 2);
+                 INSERT INTO payments (payment_id, api_key_id, idem_key, route_id, rail, destination, amount_msat,
+                     currency, amount_minor, fee_reserve_msat, fee_rate_sat_vb, state, created_at, updated_at)
+                 VALUES ('pay_1', 'key_1', 'i', 'rt_1', 'onchain', 'bcrt1q', 1000, 'SAT', 1, 0, 7, 'debited', 1, 1);
+                 PRAGMA user_version = 27;",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let conn = store.read();
+        let kvb: Option<i64> = conn
+            .query_row("SELECT fee_rate_sat_kvb FROM payments WHERE payment_id = 'pay_1'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kvb, Some(7_000));
+    }
+
     #[test]
     fn refuses_a_newer_schema() {
         let dir = tempfile::tempdir().unwrap();
