@@ -215,6 +215,86 @@ fn one_batch(gw: &Gateway, key: &str, n: u8, seed: u8) -> (Vec<String>, Vec<Stri
     (ids, addresses, left)
 }
 
+/// A single payout signed and stored before a crash, whose broadcast is then retried later (as
+/// after a failed attempt), keeps its coins: a payout submitted meanwhile spends another coin,
+/// and the stored one still leaves as stored. (Before, coin selection took the stored payout's
+/// coin, and it failed with `broadcast_rejected`: `bad-txns-inputs-missingorspent`.)
+#[test]
+fn a_payout_signed_before_a_crash_keeps_its_coins_while_its_broadcast_waits() {
+    signed_first(2);
+}
+
+/// The same with the stored payout's coin the only one: the next payout does not fail for want
+/// of funds, it waits for the stored one's broadcast and spends its change.
+#[test]
+fn a_payout_short_only_of_coins_a_stored_payout_holds_waits_for_its_change() {
+    signed_first(1);
+}
+
+/// A payout stored and not broadcast before a crash, its broadcast postponed; another submitted
+/// meanwhile, with `coins` mature coins in the treasury.
+fn signed_first(coins: u32) {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", "");
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    // A coinbase can be spent in the block 100 after its own: at height 99 + n, n of them.
+    chain.mine_to(99 + coins, &address);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    let key = gw.api_key("pay,read");
+    let (first_to, second_to) = (outside_address(90).to_string(), outside_address(91).to_string());
+
+    gw.env = vec![("SENDERO_FAILPOINT".into(), "onchain.signed".into())];
+    gw.restart();
+    let first = common::route_and_submit(&gw, &key, (&first_to, 40_000, "normal"), "onchain", "signed-first");
+    gw.wait_exit();
+    assert!(chain.mempool().is_empty(), "stored, not broadcast");
+    // Its next broadcast attempt 20 s away, as after a failed one.
+    let db = common::books(&gw.datadir);
+    let later = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 20;
+    let n = db
+        .execute(
+            "UPDATE payments SET attempts = 1, next_attempt_at = ?1 WHERE payment_id = ?2 AND state = 'sending'",
+            sendero::store::sql::params![later as i64, first],
+        )
+        .unwrap();
+    assert_eq!(n, 1, "the first payout is stored as sending");
+    let raw: Vec<u8> = db
+        .query_row("SELECT raw_tx FROM payments WHERE payment_id = ?1", sendero::store::sql::params![first], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    drop(db);
+    let stored: Transaction = sendero_wallet::bitcoin::consensus::deserialize(&raw).unwrap();
+    gw.env.clear();
+    gw.start_again();
+
+    let second = common::route_and_submit(&gw, &key, (&second_to, 50_000, "normal"), "onchain", "signed-second");
+    let txid = |id: &str| payment(&gw, &key, id)["txid"].as_str().map(str::to_owned);
+    wait_for("the second payout in the mempool", MINUTE, || {
+        txid(&second).is_some_and(|t| chain.mempool().contains(&t))
+    });
+    let second_tx = chain.tx(&txid(&second).unwrap());
+    let spent = |tx: &Transaction| tx.input.iter().map(|i| i.previous_output).collect::<Vec<_>>();
+    assert!(spent(&second_tx).iter().all(|o| !spent(&stored).contains(o)), "the second spends another coin");
+    if coins == 1 {
+        assert!(spent(&second_tx).iter().any(|o| o.txid == stored.compute_txid()), "the second spends its change");
+    }
+    wait_for("the stored payout in the mempool", MINUTE, || {
+        chain.mempool().contains(&stored.compute_txid().to_string())
+    });
+    let height = chain.height();
+    chain.mine(1);
+    for id in [&first, &second] {
+        wait_for(&format!("{id} settled"), MINUTE, || payment(&gw, &key, id)["status"] == "SETTLED");
+    }
+    assert_eq!(txid(&first), Some(stored.compute_txid().to_string()), "the first left as stored");
+    let paid = paid_on_chain(&chain, height);
+    assert_eq!((paid.get(&first_to), paid.get(&second_to)), (Some(&1), Some(&1)), "{paid:?}");
+    let v = gw.call("ledger.verify", json!({}));
+    assert_eq!(v["ok"], true, "{v:#}");
+}
+
 #[test]
 fn a_stuck_batch_is_replaced_with_every_output_and_the_first_is_recorded_replaced() {
     stuck(None, 60);

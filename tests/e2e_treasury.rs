@@ -94,3 +94,44 @@ fn multi_output_payout_matches_its_vsize_estimate() {
     let too_much = Payee { address: outside_address(9), amount_sat: 21_000_000 * 100_000_000 };
     assert!(matches!(reopened.estimate_payout_vsize(&[too_much], two), Err(WalletError::InsufficientFunds { .. })));
 }
+
+/// A payout signed and stored but not yet broadcast (after a crash, or while its broadcast is
+/// retried) keeps its coins: the next payout, told what stored transactions spend, picks others,
+/// and both are taken by bitcoind whichever goes first. Not told, coin selection picks the same
+/// coin, and the stored payout could then never be broadcast.
+#[test]
+fn a_payout_signed_but_not_broadcast_keeps_its_coins_from_the_next() {
+    let chain = Chain::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mnemonic = Mnemonic::from_str(WORDS).unwrap();
+    let treasury =
+        Treasury::open(&dir.path().join("w.sqlite"), &mnemonic, sendero_wallet::bitcoin::Network::Regtest).unwrap();
+    let rpc = Arc::new(chain.rpc());
+    let mut follower = Follower::new(&treasury, Arc::clone(&rpc), 0);
+    // Three mature coinbases of 50 BTC.
+    chain.mine_to(103, &treasury.new_address().unwrap().to_string());
+    follower.sync(&treasury).unwrap();
+    let rate = Feerate::from_sat_per_vb(2);
+    let to = |i: u8| vec![Payee { address: outside_address(i), amount_sat: 100_000 }];
+    let inputs =
+        |tx: &sendero_wallet::bitcoin::Transaction| -> Vec<_> { tx.input.iter().map(|i| i.previous_output).collect() };
+
+    let (stored, _) = treasury.prepare(&to(1), rate, &[]).unwrap();
+    let unaware = treasury.prepare(&to(2), rate, &[]).unwrap().0;
+    assert_eq!(inputs(&unaware), inputs(&stored), "coin selection alone picks the stored payout's coin");
+    let (next, _) = treasury.prepare(&to(2), rate, &inputs(&stored)).unwrap();
+    assert!(inputs(&next).iter().all(|o| !inputs(&stored).contains(o)), "{:?} vs {:?}", inputs(&next), inputs(&stored));
+
+    // The next one leaves first; the stored one is still valid and leaves after it.
+    treasury.publish(&rpc, &next).unwrap();
+    treasury.publish(&rpc, &stored).unwrap();
+    let mut mempool = chain.mempool();
+    mempool.sort();
+    let mut both = vec![next.compute_txid().to_string(), stored.compute_txid().to_string()];
+    both.sort();
+    assert_eq!(mempool, both);
+
+    // Every coin held by stored transactions: not enough, and said so.
+    let held: Vec<_> = treasury.utxos().iter().map(|u| u.outpoint.parse().unwrap()).collect();
+    assert!(matches!(treasury.prepare(&to(3), rate, &held), Err(WalletError::InsufficientFunds { .. })));
+}

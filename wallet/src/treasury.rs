@@ -259,23 +259,42 @@ impl Treasury {
     /// Builds, signs and broadcasts one transaction paying every payee at `feerate`, then
     /// records it in the wallet. Nothing is recorded when building or broadcasting fails.
     pub fn pay(&self, chain: &ChainSource, payees: &[Payee], feerate: Feerate) -> Result<Payout, WalletError> {
-        let (tx, payout) = self.prepare(payees, feerate)?;
+        self.pay_avoiding(chain, payees, feerate, &[])
+    }
+
+    /// Like [`Treasury::pay`], never spending a coin of `avoid` (coins a stored transaction
+    /// not yet broadcast has signed away).
+    pub fn pay_avoiding(
+        &self,
+        chain: &ChainSource,
+        payees: &[Payee],
+        feerate: Feerate,
+        avoid: &[OutPoint],
+    ) -> Result<Payout, WalletError> {
+        let (tx, payout) = self.prepare(payees, feerate, avoid)?;
         self.publish(chain, &tx)?;
         Ok(payout)
     }
 
-    /// Builds and signs one transaction paying every payee at `feerate`; nothing is
-    /// broadcast or recorded, so the caller can keep it before [`Treasury::publish`] (a payout
-    /// resumed after a crash then publishes the same transaction, never a second one).
-    pub fn prepare(&self, payees: &[Payee], feerate: Feerate) -> Result<(Transaction, Payout), WalletError> {
+    /// Builds and signs one transaction paying every payee at `feerate`, spending no coin of
+    /// `avoid`; nothing is broadcast or recorded, so the caller can keep it before
+    /// [`Treasury::publish`] (a payout resumed after a crash then publishes the same
+    /// transaction, never a second one).
+    pub fn prepare(
+        &self,
+        payees: &[Payee],
+        feerate: Feerate,
+        avoid: &[OutPoint],
+    ) -> Result<(Transaction, Payout), WalletError> {
         let mut inner = self.lock();
-        let (tx, fee_sat) = inner.build_signed(payees, feerate)?;
+        let (tx, fee_sat) = inner.build_signed(payees, feerate, avoid)?;
         let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate };
         Ok((tx, payout))
     }
 
-    /// Like [`Treasury::prepare`], and the transaction also spends the coins of `extra` (the
-    /// wallet's, unspent) that coin selection did not choose: consolidation inside a payout.
+    /// Like [`Treasury::prepare`] (no coin of `avoid`), and the transaction also spends the coins
+    /// of `extra` (the wallet's, unspent) that coin selection did not choose: consolidation
+    /// inside a payout.
     /// Coin selection first picks the coins for the payees alone, exactly as `prepare` does; the
     /// extra coins are then added to those, their value going to the change. What they add to
     /// the fee is in [`Swept::fee_sat`].
@@ -284,9 +303,10 @@ impl Treasury {
         payees: &[Payee],
         feerate: Feerate,
         extra: &[OutPoint],
+        avoid: &[OutPoint],
     ) -> Result<(Transaction, Payout, Swept), WalletError> {
         let mut inner = self.lock();
-        let base = inner.payout_psbt(payees, feerate, &[])?;
+        let base = inner.payout_psbt(payees, feerate, &[], avoid)?;
         let chosen: Vec<OutPoint> = base.unsigned_tx.input.iter().map(|i| i.previous_output).collect();
         let mut inputs: Vec<OutPoint> = Vec::with_capacity(extra.len());
         for o in extra {
@@ -301,7 +321,7 @@ impl Treasury {
             inner.wallet.cancel_tx(&base.unsigned_tx);
             let input_sat =
                 inputs.iter().filter_map(|o| inner.wallet.get_utxo(*o)).map(|u| u.txout.value.to_sat()).sum();
-            let psbt = inner.payout_psbt(payees, feerate, &[chosen, inputs.clone()].concat())?;
+            let psbt = inner.payout_psbt(payees, feerate, &[chosen, inputs.clone()].concat(), &[])?;
             let fee = psbt.fee().map_err(|e| WalletError::Build(format!("fee: {e}")))?.to_sat();
             (psbt, Swept { inputs, input_sat, fee_sat: fee.saturating_sub(base_fee) })
         };
@@ -362,13 +382,13 @@ impl Treasury {
         if self.watch_only {
             // No keys: the unsigned transaction plus each input's witness as signing adds it
             // (and the segwit marker and flag).
-            let psbt = inner.payout_psbt(payees, feerate, &[])?;
+            let psbt = inner.payout_psbt(payees, feerate, &[], &[])?;
             let tx = psbt.unsigned_tx;
             inner.wallet.cancel_tx(&tx);
             let weight = tx.weight().to_wu() + 2 + P2WPKH_WITNESS_WEIGHT * tx.input.len() as u64;
             return Ok(weight.div_ceil(4));
         }
-        let (tx, _) = inner.build_signed(payees, feerate)?;
+        let (tx, _) = inner.build_signed(payees, feerate, &[])?;
         inner.wallet.cancel_tx(&tx);
         Ok(tx.vsize() as u64)
     }
@@ -431,18 +451,24 @@ impl Inner {
         Ok(())
     }
 
-    fn build_signed(&mut self, payees: &[Payee], feerate: Feerate) -> Result<(Transaction, u64), WalletError> {
-        let psbt = self.payout_psbt(payees, feerate, &[])?;
+    fn build_signed(
+        &mut self,
+        payees: &[Payee],
+        feerate: Feerate,
+        avoid: &[OutPoint],
+    ) -> Result<(Transaction, u64), WalletError> {
+        let psbt = self.payout_psbt(payees, feerate, &[], avoid)?;
         self.sign(psbt)
     }
 
     /// The unsigned payout to `payees` at `feerate`: from exactly the coins `only` when
-    /// some are given, else from the coins coin selection picks.
+    /// some are given, else from the coins coin selection picks, none of `avoid`.
     fn payout_psbt(
         &mut self,
         payees: &[Payee],
         feerate: Feerate,
         only: &[OutPoint],
+        avoid: &[OutPoint],
     ) -> Result<bdk_wallet::bitcoin::Psbt, WalletError> {
         if payees.is_empty() {
             return Err(WalletError::InvalidAmount("a payout needs at least one output".into()));
@@ -460,6 +486,7 @@ impl Inner {
             builder.add_utxos(only).map_err(|e| WalletError::Build(format!("input: {e}")))?;
             builder.manually_selected_only();
         }
+        builder.unspendable(avoid.to_vec());
         for p in payees {
             builder.add_recipient(p.address.script_pubkey(), Amount::from_sat(p.amount_sat));
         }
@@ -574,7 +601,7 @@ mod tests {
         let to = Payee { address: t.new_address().unwrap(), amount_sat: 10_000 };
         let err = t.estimate_payout_vsize(std::slice::from_ref(&to), Feerate::from_sat_per_vb(2)).unwrap_err();
         assert!(matches!(err, WalletError::InsufficientFunds { available_sat: 0, .. }), "{err}");
-        let err = t.prepare_with(std::slice::from_ref(&to), Feerate::from_sat_per_kvb(2_345), &[]).unwrap_err();
+        let err = t.prepare_with(std::slice::from_ref(&to), Feerate::from_sat_per_kvb(2_345), &[], &[]).unwrap_err();
         assert!(matches!(err, WalletError::InsufficientFunds { available_sat: 0, .. }), "{err}");
         let zero = Payee { amount_sat: 0, ..to };
         assert!(matches!(

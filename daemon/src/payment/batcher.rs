@@ -160,7 +160,7 @@ async fn build(
     let rate = Feerate::from_sat_per_kvb(departure.feerate_sat_kvb.max(1));
     let scripts: Vec<ScriptBuf> = payees.iter().map(|p| p.address.script_pubkey()).collect();
     let extra = tokio::task::block_in_place(|| super::batch_tx::extras(ctx, queued, rate.sat_per_kvb()))?;
-    let (tx, payout, swept) = ctx.onchain.prepare_with(payees, rate, extra).await?;
+    let (tx, payout, swept) = ctx.onchain.prepare_with(&ctx.store, payees, rate, extra).await?;
     let now = crate::unix_now();
     let batch = BatchRow {
         batch_id: crate::secret::sortable_id("bt_"),

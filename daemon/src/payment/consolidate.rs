@@ -194,7 +194,7 @@ pub async fn run_every(ctx: Arc<Payments>, cancel: CancellationToken) {
 /// The treasury's spendable coins, and the same as the plans read them: a coin is reserved when a
 /// batch or payout in flight has signed it away, or when its script is not one a plan can size.
 pub(super) fn treasury_coins(ctx: &Payments) -> Result<(Vec<sendero_wallet::Utxo>, Vec<Utxo>), StoreError> {
-    let reserved = reserved_outpoints(&ctx.store)?;
+    let reserved: HashSet<String> = ctx.store.signed_away()?.iter().map(OutPoint::to_string).collect();
     let coins: Vec<_> = ctx.onchain.treasury().utxos().into_iter().filter(|u| u.spendable).collect();
     let utxos: Vec<Utxo> = coins
         .iter()
@@ -219,19 +219,6 @@ fn input_kind(script_type: &str) -> Option<InputKind> {
         "p2pkh" => Some(InputKind::P2pkh),
         _ => None,
     }
-}
-
-/// Coins signed away by transactions the gateway stored and may still broadcast: batches
-/// `signed`, and `onchain` payouts `sending` (`txid:vout`).
-fn reserved_outpoints(store: &Store) -> Result<HashSet<String>, StoreError> {
-    let mut reserved = HashSet::new();
-    for raw in store.unbroadcast_txs()? {
-        match deserialize::<Transaction>(&raw) {
-            Ok(tx) => reserved.extend(tx.input.iter().map(|i| i.previous_output.to_string())),
-            Err(e) => tracing::warn!(error = %e, "a stored transaction is unreadable; its coins are unknown"),
-        }
-    }
-    Ok(reserved)
 }
 
 /// One consolidation, as recorded.
@@ -288,6 +275,21 @@ impl Store {
     pub fn last_consolidation_at(&self) -> Result<Option<u64>, StoreError> {
         let at: Option<i64> = self.conn().query_row("SELECT MAX(created_at) FROM consolidations", [], |r| r.get(0))?;
         Ok(at.map(|t| t as u64))
+    }
+
+    /// Coins signed away by transactions the gateway stored and may still broadcast (batches
+    /// `signed`, `onchain` payouts `sending`): the wallet knows them spent only once their
+    /// broadcast is recorded, so no other transaction may spend them before — after a crash, or
+    /// while a broadcast is retried, it would make the stored one invalid and fail its payouts.
+    pub fn signed_away(&self) -> Result<Vec<OutPoint>, StoreError> {
+        let mut spent = Vec::new();
+        for raw in self.unbroadcast_txs()? {
+            match deserialize::<Transaction>(&raw) {
+                Ok(tx) => spent.extend(tx.input.iter().map(|i| i.previous_output)),
+                Err(e) => tracing::warn!(error = %e, "a stored transaction is unreadable; its coins are unknown"),
+            }
+        }
+        Ok(spent)
     }
 
     /// The raw transactions stored and possibly not broadcast yet: batches `signed`, `onchain`

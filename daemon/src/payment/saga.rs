@@ -237,7 +237,7 @@ async fn prepare_onchain(ctx: &Payments, p: &Payment) -> Step {
         Ok(super::fee_holds::SingleFee::Wait) => return Step::Wait,
         Err(e) => return Step::Retry(e),
     };
-    match ctx.onchain.prepare(vec![payee], rate).await {
+    match ctx.onchain.prepare(&ctx.store, vec![payee], rate).await {
         Ok((tx, payout)) => Step::next(Change {
             next: Some(Payment {
                 state: State::Sending,
@@ -248,6 +248,11 @@ async fn prepare_onchain(ctx: &Payments, p: &Payment) -> Step {
             ..Change::default()
         }),
         Err(e @ (WalletError::Chain(_) | WalletError::Storage(_))) => Step::Retry(e.to_string()),
+        // Short only of coins a stored transaction signed away: they come back as its change once
+        // it is broadcast (or free when it fails), so wait for that.
+        Err(e @ WalletError::InsufficientFunds { .. }) if ctx.store.signed_away().is_ok_and(|s| !s.is_empty()) => {
+            Step::Retry(format!("{e}, while stored transactions not yet broadcast hold coins"))
+        }
         Err(e @ WalletError::InsufficientFunds { .. }) => Step::next(fail(p, "insufficient_funds", e.to_string())),
         Err(e) => Step::next(fail(p, "onchain_failed", e.to_string())),
     }
@@ -255,6 +260,7 @@ async fn prepare_onchain(ctx: &Payments, p: &Payment) -> Step {
 
 /// Broadcasts the stored transaction (again, after a restart) and records it in the wallet.
 async fn publish_onchain(ctx: &Payments, p: &Payment) -> Step {
+    crate::failpoint::hit("onchain.signed");
     let Some(tx) = p.raw_tx.as_deref().and_then(|raw| deserialize::<Transaction>(raw).ok()) else {
         return Step::next(fail(p, "internal", "the stored transaction is missing or unreadable".into()));
     };

@@ -29,7 +29,7 @@ pub async fn fund(ctx: &Funding<'_>, amount_sat: u64) -> Result<String, LnError>
     let node = ctx.lightning.node()?;
     let address = blocking_ln(move || node.new_onchain_address()).await?;
     let fee = ctx.onchain.default_estimate().await?;
-    let payout = ctx.onchain.pay(Payee { address, amount_sat }, fee.feerate).await?;
+    let payout = ctx.onchain.pay(ctx.store, Payee { address, amount_sat }, fee.feerate).await?;
     let txid = payout.txid.to_string();
     tracing::info!(%txid, amount_sat, fee_sat = payout.fee_sat, "treasury funded the lightning wallet");
     // Posted now; should this fail or the process die first, the next import finds the

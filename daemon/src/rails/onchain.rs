@@ -117,7 +117,7 @@ impl Onchain {
             }
             None => self.estimate(self.config.default_target_blocks).await?,
         };
-        let payout = self.pay(Payee { address, amount_sat: req.amount_sat }, fee.feerate).await?;
+        let payout = self.pay(store, Payee { address, amount_sat: req.amount_sat }, fee.feerate).await?;
         let record = SendRecord {
             txid: payout.txid.to_string(),
             address: req.address.trim().to_owned(),
@@ -133,29 +133,40 @@ impl Onchain {
     }
 
     /// Builds, signs and broadcasts one transaction paying `payee`, holding the spend lock from
-    /// coin selection to broadcast.
-    pub async fn pay(&self, payee: Payee, feerate: Feerate) -> Result<Payout, WalletError> {
+    /// coin selection to broadcast, and spending no coin a transaction stored in `store` has
+    /// signed away ([`Store::signed_away`]).
+    pub async fn pay(&self, store: &Store, payee: Payee, feerate: Feerate) -> Result<Payout, WalletError> {
         let (treasury, chain) = (Arc::clone(&self.treasury), Arc::clone(&self.chain));
         let _spending = self.spend.lock().await;
-        blocking(move || treasury.pay(&chain, &[payee], feerate)).await
+        let avoid = signed_away(store)?;
+        blocking(move || treasury.pay_avoiding(&chain, &[payee], feerate, &avoid)).await
     }
 
-    /// Builds and signs a payout without broadcasting it (the caller holds [`Onchain::spending`]).
-    pub async fn prepare(&self, payees: Vec<Payee>, feerate: Feerate) -> Result<(Transaction, Payout), WalletError> {
+    /// Builds and signs a payout without broadcasting it, spending no coin a transaction stored
+    /// in `store` has signed away (the caller holds [`Onchain::spending`]).
+    pub async fn prepare(
+        &self,
+        store: &Store,
+        payees: Vec<Payee>,
+        feerate: Feerate,
+    ) -> Result<(Transaction, Payout), WalletError> {
         let treasury = Arc::clone(&self.treasury);
-        blocking(move || treasury.prepare(&payees, feerate)).await
+        let avoid = signed_away(store)?;
+        blocking(move || treasury.prepare(&payees, feerate, &avoid)).await
     }
 
     /// Like [`Onchain::prepare`], also spending the coins of `extra` coin selection did not choose
     /// (consolidation inside a batch; the caller holds [`Onchain::spending`]).
     pub async fn prepare_with(
         &self,
+        store: &Store,
         payees: Vec<Payee>,
         feerate: Feerate,
         extra: Vec<OutPoint>,
     ) -> Result<(Transaction, Payout, Swept), WalletError> {
         let treasury = Arc::clone(&self.treasury);
-        blocking(move || treasury.prepare_with(&payees, feerate, &extra)).await
+        let avoid = signed_away(store)?;
+        blocking(move || treasury.prepare_with(&payees, feerate, &extra, &avoid)).await
     }
 
     /// A signed replacement of the unconfirmed `txid` at `feerate` (same outputs, the fee
@@ -234,6 +245,12 @@ impl Onchain {
 /// `rate` within 1 sat/kvB and `max_sat_vb` (`wallet.max_feerate_sat_vb`).
 fn capped(rate: Feerate, max_sat_vb: u64) -> Feerate {
     Feerate::from_sat_per_kvb(rate.sat_per_kvb().clamp(1, max_sat_vb.saturating_mul(1_000)))
+}
+
+/// The coins transactions stored in `store` have signed away ([`Store::signed_away`]), for a
+/// spend to leave alone; a store that cannot be read builds nothing.
+fn signed_away(store: &Store) -> Result<Vec<OutPoint>, WalletError> {
+    store.signed_away().map_err(|e| WalletError::Storage(format!("reading the coins stored transactions spend: {e}")))
 }
 
 /// Runs blocking wallet / RPC work off the async threads.
