@@ -200,3 +200,60 @@ fn lifted_by_a_child(failpoint: Option<&str>) {
     assert_eq!(report["treasury"]["cpfp_fee_sat"], chain.fee(&child), "{report:#}");
     ledger_ok(&gw);
 }
+
+/// A stuck payout whose change a second payout spends in a transaction signed and stored but not
+/// yet broadcast (a crash, then its broadcast retried later): it is not replaced — that would
+/// make the second payout's transaction invalid (it failed `broadcast_rejected`,
+/// `bad-txns-inputs-missingorspent`, in the crash soak) — until the second is out; then a child
+/// pays for both, and each payout is paid once with the transaction it was signed with.
+#[test]
+fn a_stuck_payout_is_not_replaced_while_a_payout_spending_its_change_waits_to_be_broadcast() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", BUMP_AFTER_TWO);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(1, &address);
+    chain.mine(100);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    let key = gw.api_key("pay,read");
+    let (to_a, to_b) = (outside_address(43).to_string(), outside_address(44).to_string());
+    let a = pay(&gw, &key, &to_a, 40_000);
+    let ta = broadcast(&gw, &key, &chain, &a);
+    shun(&chain, &ta, true);
+
+    // b is signed (spending a's change) and stored; the process dies before its broadcast, and
+    // its next attempt is 30 s away, as after a failed one.
+    arm(&mut gw, "onchain.signed");
+    let b = pay(&gw, &key, &to_b, 50_000);
+    gw.wait_exit();
+    assert_eq!(chain.mempool(), vec![ta.clone()]);
+    let db = common::books(&gw.datadir);
+    let later = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 30;
+    let postponed = db
+        .execute(
+            "UPDATE payments SET attempts = 1, next_attempt_at = ?1 WHERE payment_id = ?2 AND state = 'sending'",
+            sendero::store::sql::params![later as i64, b],
+        )
+        .unwrap();
+    assert_eq!(postponed, 1);
+    drop(db);
+    after_abort(&mut gw);
+
+    // Due for a bump (two blocks, fees up): left alone while b waits.
+    chain.mine(2);
+    wait_for("the bumper to weigh it", MINUTE, || {
+        gw.log().contains("stuck transaction left for now") || chain.mempool() != vec![ta.clone()]
+    });
+    assert_eq!(chain.mempool(), vec![ta.clone()], "a is not replaced");
+    assert_eq!(payment(&gw, &key, &a)["txid"], ta.as_str());
+
+    // b leaves as signed; then a child lifts the package.
+    let tb = broadcast(&gw, &key, &chain, &b);
+    assert_eq!(chain.tx(&tb).input[0].previous_output.txid.to_string(), ta, "b spends a's change");
+    wait_for("a child in the mempool", MINUTE, || chain.mempool().len() == 3);
+    shun(&chain, &ta, false);
+    chain.mine(1);
+    assert_eq!(settled(&gw, &key, &a)["txid"], ta.as_str());
+    assert_eq!(settled(&gw, &key, &b)["txid"], tb.as_str());
+    ledger_ok(&gw);
+}

@@ -149,6 +149,16 @@ impl Treasury {
         })
     }
 
+    /// Whether one of `outpoints` is an output of `txid` or of a wallet transaction, unconfirmed,
+    /// that descends from it: a transaction spending it that the wallet does not know yet (signed
+    /// and stored, not broadcast) would be invalidated by a replacement of `txid`, and a child
+    /// paying for `txid` might spend the same output.
+    pub fn family_spent_by(&self, txid: &str, outpoints: &[OutPoint]) -> bool {
+        let Ok(txid) = Txid::from_str(txid) else { return false };
+        let family = descendants(&unconfirmed(&self.lock()), txid);
+        outpoints.iter().any(|o| family.contains(&o.txid))
+    }
+
     /// A replacement (RBF) of the wallet's unconfirmed `txid` paying `feerate`, or the least a
     /// replacement must pay when that is more (`replacement_floor`): the same outputs, the
     /// higher fee taken from its change (BDK's fee bump; any extra input is a confirmed one),

@@ -152,6 +152,17 @@ async fn speed_up(ctx: &Payments, stuck: &Stuck, from_sat_kvb: u64, rate: Feerat
     if pending.effective_sat_kvb >= rate.sat_per_kvb() {
         return;
     }
+    // A payout signed and stored, not yet broadcast, may spend from it: a replacement would make
+    // that payout invalid, and a child could spend the same output. It is lifted once that payout
+    // is out (then a child of the wallet's, known to it).
+    match ctx.store.signed_away() {
+        Ok(held) if ctx.onchain.treasury().family_spent_by(&txid, &held) => {
+            return tracing::info!(%txid,
+                "stuck transaction left for now: a payout signed and not yet broadcast spends from it");
+        }
+        Ok(_) => {}
+        Err(e) => return tracing::warn!(%txid, error = %e, "reading stored transactions; not bumping now"),
+    }
     let (from, to) = (Feerate::from_sat_per_kvb(from_sat_kvb), rate);
     if pending.has_children {
         match super::cpfp::pay_for(ctx, &txid, rate).await {
