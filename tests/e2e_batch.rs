@@ -250,15 +250,8 @@ fn signed_first(coins: u32) {
     gw.wait_exit();
     assert!(chain.mempool().is_empty(), "stored, not broadcast");
     // Its next broadcast attempt 20 s away, as after a failed one.
+    common::postpone_sending(&gw, &first, 20);
     let db = common::books(&gw.datadir);
-    let later = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 20;
-    let n = db
-        .execute(
-            "UPDATE payments SET attempts = 1, next_attempt_at = ?1 WHERE payment_id = ?2 AND state = 'sending'",
-            sendero::store::sql::params![later as i64, first],
-        )
-        .unwrap();
-    assert_eq!(n, 1, "the first payout is stored as sending");
     let raw: Vec<u8> = db
         .query_row("SELECT raw_tx FROM payments WHERE payment_id = ?1", sendero::store::sql::params![first], |r| {
             r.get(0)

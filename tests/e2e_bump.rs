@@ -142,16 +142,22 @@ fn a_child_killed_before_its_broadcast_is_sent_once_after_the_restart() {
     lifted_by_a_child(Some("onchain.child_signed"));
 }
 
-fn lifted_by_a_child(failpoint: Option<&str>) {
-    let chain = Chain::start();
-    let home = tempfile::tempdir().unwrap();
-    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", BUMP_AFTER_TWO);
-    // One spendable coin: the second payout has to spend the first one's change.
+/// A gateway bumping after two blocks whose treasury holds one spendable coin (a second payout
+/// has to spend the first one's change); with a paying key.
+fn one_coin(chain: &Chain, home: &std::path::Path) -> (Gateway, String) {
+    let gw = Gateway::start_with(chain, &home.join("gw"), AdminMode::Socket, "human", BUMP_AFTER_TWO);
     let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
     chain.mine_to(1, &address);
     chain.mine(100);
     wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
     let key = gw.api_key("pay,read");
+    (gw, key)
+}
+
+fn lifted_by_a_child(failpoint: Option<&str>) {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let (mut gw, key) = one_coin(&chain, home.path());
     let (to_a, to_b) = (outside_address(41).to_string(), outside_address(42).to_string());
     let a = pay(&gw, &key, &to_a, 40_000);
     let ta = broadcast(&gw, &key, &chain, &a);
@@ -210,12 +216,7 @@ fn lifted_by_a_child(failpoint: Option<&str>) {
 fn a_stuck_payout_is_not_replaced_while_a_payout_spending_its_change_waits_to_be_broadcast() {
     let chain = Chain::start();
     let home = tempfile::tempdir().unwrap();
-    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", BUMP_AFTER_TWO);
-    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
-    chain.mine_to(1, &address);
-    chain.mine(100);
-    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
-    let key = gw.api_key("pay,read");
+    let (mut gw, key) = one_coin(&chain, home.path());
     let (to_a, to_b) = (outside_address(43).to_string(), outside_address(44).to_string());
     let a = pay(&gw, &key, &to_a, 40_000);
     let ta = broadcast(&gw, &key, &chain, &a);
@@ -227,16 +228,7 @@ fn a_stuck_payout_is_not_replaced_while_a_payout_spending_its_change_waits_to_be
     let b = pay(&gw, &key, &to_b, 50_000);
     gw.wait_exit();
     assert_eq!(chain.mempool(), vec![ta.clone()]);
-    let db = common::books(&gw.datadir);
-    let later = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 30;
-    let postponed = db
-        .execute(
-            "UPDATE payments SET attempts = 1, next_attempt_at = ?1 WHERE payment_id = ?2 AND state = 'sending'",
-            sendero::store::sql::params![later as i64, b],
-        )
-        .unwrap();
-    assert_eq!(postponed, 1);
-    drop(db);
+    common::postpone_sending(&gw, &b, 30);
     after_abort(&mut gw);
 
     // Due for a bump (two blocks, fees up): left alone while b waits.

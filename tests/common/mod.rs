@@ -544,6 +544,20 @@ pub fn route_and_submit(
     submitted["payment_id"].as_str().expect("payment_id").to_owned()
 }
 
+/// With the gateway stopped: puts off the next attempt of `payment_id`, stored `sending` (a
+/// transaction signed, not broadcast), by `secs`, as after a failed broadcast.
+pub fn postpone_sending(gw: &Gateway, payment_id: &str, secs: u64) {
+    let db = books(&gw.datadir);
+    let later = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + secs;
+    let n = db
+        .execute(
+            "UPDATE payments SET attempts = 1, next_attempt_at = ?1 WHERE payment_id = ?2 AND state = 'sending'",
+            sendero::store::sql::params![later as i64, payment_id],
+        )
+        .expect("postpone");
+    assert_eq!(n, 1, "{payment_id} is stored as sending");
+}
+
 /// `GET /v1/payments/{id}` with `key`: the payment's view.
 pub fn payment(gw: &Gateway, key: &str, id: &str) -> Value {
     let (status, p) = http_get_with_key(gw.api_port, &format!("/v1/payments/{id}"), Some(key));
