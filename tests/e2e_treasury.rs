@@ -60,7 +60,7 @@ fn multi_output_payout_matches_its_vsize_estimate() {
     // at the least BDK and bitcoind take (BIP125: the old fee + 1 sat/vB on its size), and taken.
     let pending = treasury.pending(&payout.txid.to_string()).unwrap();
     let asked = Feerate::from_sat_per_kvb(pending.effective_sat_kvb + 1_000);
-    let (replacement, bumped) = treasury.bump(&payout.txid.to_string(), asked).unwrap();
+    let (replacement, bumped) = treasury.bump(&payout.txid.to_string(), asked, &[]).unwrap();
     treasury.publish(&rpc, &replacement).unwrap();
     eprintln!("replaced at {asked} asked, {} built: {} → {} sat", bumped.feerate, payout.fee_sat, bumped.fee_sat);
     assert!(bumped.feerate >= asked && bumped.fee_sat >= payout.fee_sat + bumped.vsize, "{bumped:?}");
@@ -108,7 +108,7 @@ fn a_payout_signed_but_not_broadcast_keeps_its_coins_from_the_next() {
         Treasury::open(&dir.path().join("w.sqlite"), &mnemonic, sendero_wallet::bitcoin::Network::Regtest).unwrap();
     let rpc = Arc::new(chain.rpc());
     let mut follower = Follower::new(&treasury, Arc::clone(&rpc), 0);
-    // Three mature coinbases of 50 BTC.
+    // Spendable coinbases of 50 BTC: one per block up to 100 below the next (four).
     chain.mine_to(103, &treasury.new_address().unwrap().to_string());
     follower.sync(&treasury).unwrap();
     let rate = Feerate::from_sat_per_vb(2);

@@ -149,22 +149,25 @@ impl Treasury {
         })
     }
 
-    /// Whether one of `outpoints` is an output of `txid` or of a wallet transaction, unconfirmed,
-    /// that descends from it: a transaction spending it that the wallet does not know yet (signed
-    /// and stored, not broadcast) would be invalidated by a replacement of `txid`, and a child
-    /// paying for `txid` might spend the same output.
+    /// Whether one of `outpoints` (spent by transactions stored elsewhere) is an output of
+    /// `txid` or of a wallet transaction, unconfirmed, that descends from it, and one the wallet
+    /// holds unspent: a transaction spending it that the wallet does not know yet (signed and
+    /// stored, not broadcast) would be invalidated by a replacement of `txid`, and a child paying
+    /// for `txid` might spend the same output.
     pub fn family_spent_by(&self, txid: &str, outpoints: &[OutPoint]) -> bool {
         let Ok(txid) = Txid::from_str(txid) else { return false };
-        let family = descendants(&unconfirmed(&self.lock()), txid);
-        outpoints.iter().any(|o| family.contains(&o.txid))
+        let inner = self.lock();
+        let family = descendants(&unconfirmed(&inner), txid);
+        outpoints.iter().any(|o| family.contains(&o.txid) && inner.wallet.get_utxo(*o).is_some())
     }
 
     /// A replacement (RBF) of the wallet's unconfirmed `txid` paying `feerate`, or the least a
     /// replacement must pay when that is more (`replacement_floor`): the same outputs, the
-    /// higher fee taken from its change (BDK's fee bump; any extra input is a confirmed one),
-    /// signed, not broadcast ([`Treasury::publish`] sends it). Refused when another unconfirmed
-    /// transaction spends from it (it would be evicted: use [`Treasury::prepare_child`]).
-    pub fn bump(&self, txid: &str, feerate: Feerate) -> Result<(Transaction, Payout), WalletError> {
+    /// higher fee taken from its change (BDK's fee bump; any extra input is a confirmed one, never
+    /// one of `avoid`), signed, not broadcast ([`Treasury::publish`] sends it). Refused when
+    /// another unconfirmed transaction spends from it (it would be evicted: use
+    /// [`Treasury::prepare_child`]).
+    pub fn bump(&self, txid: &str, feerate: Feerate, avoid: &[OutPoint]) -> Result<(Transaction, Payout), WalletError> {
         let id = parse_txid(txid)?;
         feerate.fee_rate()?;
         let mut inner = self.lock();
@@ -179,7 +182,7 @@ impl Treasury {
         };
         let feerate = feerate.max(floor);
         let mut builder = inner.wallet.build_fee_bump(id).map_err(|e| WalletError::Build(format!("fee bump: {e}")))?;
-        builder.fee_rate(feerate.fee_rate()?);
+        builder.fee_rate(feerate.fee_rate()?).unspendable(avoid.to_vec());
         let psbt = builder.finish().map_err(create_tx_error)?;
         let (tx, fee_sat) = inner.sign(psbt)?;
         let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate };
@@ -282,7 +285,7 @@ mod tests {
         assert!(matches!(t.prepare_child(unknown, Feerate::from_sat_per_kvb(0)), Err(WalletError::InvalidFeerate(_))));
         let err = t.prepare_child(unknown, Feerate::from_sat_per_vb(5)).unwrap_err();
         assert!(matches!(err, WalletError::Build(ref why) if why.contains("not an unconfirmed transaction")), "{err}");
-        assert!(matches!(t.bump("nonsense", Feerate::from_sat_per_vb(5)), Err(WalletError::Build(_))));
+        assert!(matches!(t.bump("nonsense", Feerate::from_sat_per_vb(5), &[]), Err(WalletError::Build(_))));
         assert!(t.transactions().is_empty(), "nothing recorded");
     }
 }

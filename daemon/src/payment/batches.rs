@@ -129,7 +129,9 @@ impl Store {
         );
         let conn = self.read();
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map([limit as i64], |r| Ok(Queued { payment: payment_row(r)?, priority: r.get(23)? }))?;
+        let priority = COLUMNS.split(',').count();
+        let rows =
+            stmt.query_map([limit as i64], |r| Ok(Queued { payment: payment_row(r)?, priority: r.get(priority)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

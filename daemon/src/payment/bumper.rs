@@ -189,7 +189,7 @@ async fn speed_up(ctx: &Payments, stuck: &Stuck, from_sat_kvb: u64, rate: Feerat
 /// Replaces `b`'s transaction at `rate`: stored, then broadcast. The caller holds
 /// [`crate::rails::onchain::Onchain::spending`].
 async fn replace(ctx: &Payments, b: &BatchRow, rate: Feerate) -> Result<BatchRow, BumpError> {
-    let (tx, payout) = ctx.onchain.bump(&b.txid, rate).await?;
+    let (tx, payout) = ctx.onchain.bump(&ctx.store, &b.txid, rate).await?;
     // What it was built at: the least a replacement may pay, when that was more.
     let rate = payout.feerate;
     let tip = u64::from(ctx.onchain.treasury().synced_height());

@@ -135,7 +135,7 @@ impl Committer {
         let inserted = conn
             .prepare_cached(&format!(
                 "INSERT INTO payments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
-                 ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23) ON CONFLICT DO NOTHING"
+                 ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24) ON CONFLICT DO NOTHING"
             ))?
             .execute(params![
                 p.payment_id,
@@ -161,6 +161,7 @@ impl Committer {
                 p.created_at as i64,
                 p.updated_at as i64,
                 p.final_at.map(|v| v as i64),
+                p.fee_rate_sat_kvb.map(|v| v.div_ceil(1_000) as i64),
             ]);
         if inserted? == 0 {
             // A front end of the same PostgreSQL store may have answered this key first.

@@ -151,7 +151,7 @@ impl Store {
     fn settled_between(&self, from: u64, to: u64) -> Result<Vec<Settled>, StoreError> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT final_at, rail, destination, fee_paid_msat, fee_rate_sat_kvb FROM payments
+            "SELECT final_at, rail, destination, fee_paid_msat, COALESCE(fee_rate_sat_kvb, fee_rate_sat_vb * 1000) FROM payments
              WHERE state = 'settled' AND final_at >= ?1 AND final_at < ?2 ORDER BY final_at",
         )?;
         let rows = stmt.query_map(params![from as i64, to as i64], |r| {

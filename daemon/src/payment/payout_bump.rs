@@ -187,7 +187,7 @@ pub(super) fn in_flight(ctx: &Payments, p: &Payment, policy: &Policy) -> Result<
 pub(super) async fn replace(ctx: &Payments, p: &Payment, rate: Feerate) -> Result<Option<String>, WalletError> {
     let storage = |e: LedgerError| WalletError::Storage(e.to_string());
     let Some(txid) = p.rail_ref.clone() else { return Ok(None) };
-    let (tx, payout) = ctx.onchain.bump(&txid, rate).await?;
+    let (tx, payout) = ctx.onchain.bump(&ctx.store, &txid, rate).await?;
     let change = moved(p, payout.txid.to_string(), serialize(&tx));
     let (store, from, tip) = (Arc::clone(&ctx.store), p.clone(), u64::from(ctx.onchain.treasury().synced_height()));
     if !tokio::task::block_in_place(|| store.switch_payout_tx(&from, &change, tip, crate::unix_now()))

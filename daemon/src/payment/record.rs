@@ -139,9 +139,12 @@ impl From<crate::store::sql::Error> for InsertError {
     }
 }
 
+/// The columns of a payment, in [`payment_row`]'s order. `fee_rate_sat_vb` (the quote rounded
+/// up, as kept before migration 28) is still written, and read where a gateway of the release
+/// before stored only it (front ends sharing a PostgreSQL store upgrade one by one).
 pub(super) const COLUMNS: &str = "payment_id, api_key_id, idem_key, route_id, rail, destination, amount_msat, currency,
     amount_minor, fx_quote_id, fee_reserve_msat, fee_rate_sat_kvb, state, rail_ref, raw_tx, fee_paid_msat,
-    failure_code, failure_message, attempts, next_attempt_at, created_at, updated_at, final_at";
+    failure_code, failure_message, attempts, next_attempt_at, created_at, updated_at, final_at, fee_rate_sat_vb";
 
 pub(super) fn payment_row(r: &Row<'_>) -> crate::store::sql::Result<Payment> {
     let text = |i: usize| r.get::<_, String>(i);
@@ -159,7 +162,7 @@ pub(super) fn payment_row(r: &Row<'_>) -> crate::store::sql::Result<Payment> {
         amount_minor: int(8)?,
         fx_quote_id: r.get(9)?,
         fee_reserve_msat: int(10)?,
-        fee_rate_sat_kvb: opt(11)?,
+        fee_rate_sat_kvb: opt(11)?.or(opt(23)?.map(|vb| vb.saturating_mul(1_000))),
         state: State::parse(&text(12)?).unwrap_or(State::Failed),
         rail_ref: r.get(13)?,
         raw_tx: r.get(14)?,

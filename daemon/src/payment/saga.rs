@@ -214,7 +214,10 @@ async fn start(ctx: &Payments, p: &Payment) -> Step {
 async fn resume(ctx: &Payments, p: &Payment) -> Step {
     tracing::debug!(rail = p.rail.as_str(), "sending the payout on its rail");
     match p.rail {
-        Rail::Onchain => publish_onchain(ctx, p).await,
+        Rail::Onchain => {
+            crate::failpoint::hit("onchain.signed");
+            publish_onchain(ctx, p).await
+        }
         Rail::OnchainBatch => match batcher::publish_batch(ctx, p).await {
             Ok(change) => Step::next(change),
             Err(why) => Step::Retry(why),
@@ -237,7 +240,7 @@ async fn prepare_onchain(ctx: &Payments, p: &Payment) -> Step {
         Ok(super::fee_holds::SingleFee::Wait) => return Step::Wait,
         Err(e) => return Step::Retry(e),
     };
-    match ctx.onchain.prepare(&ctx.store, vec![payee], rate).await {
+    match ctx.onchain.prepare(&ctx.store, vec![payee.clone()], rate).await {
         Ok((tx, payout)) => Step::next(Change {
             next: Some(Payment {
                 state: State::Sending,
@@ -248,19 +251,18 @@ async fn prepare_onchain(ctx: &Payments, p: &Payment) -> Step {
             ..Change::default()
         }),
         Err(e @ (WalletError::Chain(_) | WalletError::Storage(_))) => Step::Retry(e.to_string()),
-        // Short only of coins a stored transaction signed away: they come back as its change once
-        // it is broadcast (or free when it fails), so wait for that.
-        Err(e @ WalletError::InsufficientFunds { .. }) if ctx.store.signed_away().is_ok_and(|s| !s.is_empty()) => {
-            Step::Retry(format!("{e}, while stored transactions not yet broadcast hold coins"))
-        }
-        Err(e @ WalletError::InsufficientFunds { .. }) => Step::next(fail(p, "insufficient_funds", e.to_string())),
+        // Short only of coins a stored transaction signed away (the treasury could pay it with
+        // them): they come back as its change once it is broadcast, or free if it fails.
+        Err(e @ WalletError::InsufficientFunds { .. }) => match ctx.onchain.payout_vsize(vec![payee], rate).await {
+            Ok(_) => Step::Retry(format!("{e} beside stored transactions not yet broadcast; waiting for their change")),
+            Err(_) => Step::next(fail(p, "insufficient_funds", e.to_string())),
+        },
         Err(e) => Step::next(fail(p, "onchain_failed", e.to_string())),
     }
 }
 
 /// Broadcasts the stored transaction (again, after a restart) and records it in the wallet.
 async fn publish_onchain(ctx: &Payments, p: &Payment) -> Step {
-    crate::failpoint::hit("onchain.signed");
     let Some(tx) = p.raw_tx.as_deref().and_then(|raw| deserialize::<Transaction>(raw).ok()) else {
         return Step::next(fail(p, "internal", "the stored transaction is missing or unreadable".into()));
     };

@@ -170,10 +170,17 @@ impl Onchain {
     }
 
     /// A signed replacement of the unconfirmed `txid` at `feerate` (same outputs, the fee
-    /// from its change); not broadcast. The caller holds [`Onchain::spending`].
-    pub async fn bump(&self, txid: &str, feerate: Feerate) -> Result<(Transaction, Payout), WalletError> {
+    /// from its change, any extra input none a transaction stored in `store` has signed away);
+    /// not broadcast. The caller holds [`Onchain::spending`].
+    pub async fn bump(
+        &self,
+        store: &Store,
+        txid: &str,
+        feerate: Feerate,
+    ) -> Result<(Transaction, Payout), WalletError> {
         let (treasury, txid) = (Arc::clone(&self.treasury), txid.to_owned());
-        blocking(move || treasury.bump(&txid, feerate)).await
+        let avoid = signed_away(store)?;
+        blocking(move || treasury.bump(&txid, feerate, &avoid)).await
     }
 
     /// A signed child (CPFP) lifting the unconfirmed `txid` and its package to `feerate`;

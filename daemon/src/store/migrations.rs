@@ -548,10 +548,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
      ALTER TABLE batch_replaced ADD COLUMN feerate_sat_kvb INTEGER NOT NULL DEFAULT 0;
      UPDATE batch_replaced SET feerate_sat_kvb = feerate_sat_vb * 1000;",
     // 28: the feerate a payout's route quoted, to the sat/kvB as estimated (it was rounded up to
-    // whole sat/vB, and a single payout paid that).
+    // whole sat/vB, and a single payout paid that; `fee_rate_sat_vb` stays, rounded up).
     "ALTER TABLE payments ADD COLUMN fee_rate_sat_kvb INTEGER;
-     UPDATE payments SET fee_rate_sat_kvb = fee_rate_sat_vb * 1000;
-     ALTER TABLE payments DROP COLUMN fee_rate_sat_vb;",
+     UPDATE payments SET fee_rate_sat_kvb = fee_rate_sat_vb * 1000;",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.
