@@ -135,3 +135,40 @@ fn a_payout_signed_but_not_broadcast_keeps_its_coins_from_the_next() {
     let held: Vec<_> = treasury.utxos().iter().map(|u| u.outpoint.parse().unwrap()).collect();
     assert!(matches!(treasury.prepare(&to(3), rate, &held), Err(WalletError::InsufficientFunds { .. })));
 }
+
+/// A replacement broadcast in the same second as its original (the wallet's "last seen" counts
+/// seconds, and a tie went to the larger txid) takes its place in the wallet at once: the
+/// original's change is not spendable, so the next payout cannot spend an output bitcoind no
+/// longer has (it failed `bad-txns-inputs-missingorspent` in the crash soak).
+#[test]
+fn a_replacement_takes_the_originals_place_in_the_wallet_at_once() {
+    let chain = Chain::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mnemonic = Mnemonic::from_str(WORDS).unwrap();
+    let treasury =
+        Treasury::open(&dir.path().join("w.sqlite"), &mnemonic, sendero_wallet::bitcoin::Network::Regtest).unwrap();
+    let rpc = Arc::new(chain.rpc());
+    let mut follower = Follower::new(&treasury, Arc::clone(&rpc), 0);
+    chain.mine_to(110, &treasury.new_address().unwrap().to_string());
+    follower.sync(&treasury).unwrap();
+    let rate = Feerate::from_sat_per_vb(2);
+    let mut same_second = 0;
+    for i in 0..8u8 {
+        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let original = treasury.pay(&rpc, &[Payee { address: outside_address(100 + i), amount_sat: 30_000 }], rate);
+        let original = original.unwrap().txid.to_string();
+        let (replacement, _) = treasury.bump(&original, Feerate::from_sat_per_vb(4), &[]).unwrap();
+        treasury.publish(&rpc, &replacement).unwrap();
+        let ended = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        same_second += usize::from(started == ended);
+        let replacement = replacement.compute_txid().to_string();
+        let counted: Vec<String> = treasury.transactions().into_iter().map(|t| t.txid).collect();
+        assert!(counted.contains(&replacement) && !counted.contains(&original), "{i}: {original} still counted");
+        assert!(treasury.utxos().iter().all(|u| !u.outpoint.starts_with(&original)), "{i}: the original's change");
+        assert_eq!(chain.mempool(), vec![replacement.clone()]);
+        chain.mine(1);
+        follower.sync(&treasury).unwrap();
+    }
+    eprintln!("{same_second} of 8 replacements broadcast in their original's second");
+    assert!(same_second >= 4, "the case under test: a replacement in its original's second");
+}

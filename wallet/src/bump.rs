@@ -242,12 +242,20 @@ pub(crate) fn replacement_floor(fee_sat: u64, weight: u64) -> Feerate {
 
 /// Whether another transaction the wallet counts spends an input of `tx` (`tx` replaces it).
 pub(crate) fn replaces(inner: &Inner, tx: &Transaction) -> bool {
+    !replaced(inner, tx).is_empty()
+}
+
+/// The transactions the wallet counts, other than `tx`, that spend an input of `tx`: those `tx`
+/// replaces once broadcast.
+pub(crate) fn replaced(inner: &Inner, tx: &Transaction) -> Vec<Txid> {
     let txid = tx.compute_txid();
     let spent: HashSet<OutPoint> = tx.input.iter().map(|i| i.previous_output).collect();
     inner
         .wallet
         .transactions()
-        .any(|t| t.tx_node.txid != txid && t.tx_node.tx.input.iter().any(|i| spent.contains(&i.previous_output)))
+        .filter(|t| t.tx_node.txid != txid && t.tx_node.tx.input.iter().any(|i| spent.contains(&i.previous_output)))
+        .map(|t| t.tx_node.txid)
+        .collect()
 }
 
 #[cfg(test)]

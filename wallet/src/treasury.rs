@@ -368,7 +368,15 @@ impl Treasury {
             }
             Err(e) => return Err(e),
         }
-        inner.wallet.apply_unconfirmed_txs([(tx.clone(), unix_now())]);
+        // A replacement's originals are gone from bitcoind's mempool: evicted now, or the wallet
+        // could keep counting one of them — its change spendable — until the next mempool pass.
+        // (Seen in the same second as the original, the replacement would lose the tie.)
+        let replaced = crate::bump::replaced(&inner, tx);
+        let now = unix_now();
+        inner.wallet.apply_unconfirmed_txs([(tx.clone(), now)]);
+        if !replaced.is_empty() {
+            inner.wallet.apply_evicted_txs(replaced.into_iter().map(|t| (t, now)));
+        }
         inner.persist()?;
         tracing::info!(txid = %tx.compute_txid(), outputs = tx.output.len(), "payout broadcast");
         Ok(())
