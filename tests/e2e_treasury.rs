@@ -102,15 +102,8 @@ fn multi_output_payout_matches_its_vsize_estimate() {
 #[test]
 fn a_payout_signed_but_not_broadcast_keeps_its_coins_from_the_next() {
     let chain = Chain::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mnemonic = Mnemonic::from_str(WORDS).unwrap();
-    let treasury =
-        Treasury::open(&dir.path().join("w.sqlite"), &mnemonic, sendero_wallet::bitcoin::Network::Regtest).unwrap();
-    let rpc = Arc::new(chain.rpc());
-    let mut follower = Follower::new(&treasury, Arc::clone(&rpc), 0);
     // Spendable coinbases of 50 BTC: one per block up to 100 below the next (four).
-    chain.mine_to(103, &treasury.new_address().unwrap().to_string());
-    follower.sync(&treasury).unwrap();
+    let (_dir, treasury, rpc, _) = mined_to(&chain, 103);
     let rate = Feerate::from_sat_per_vb(2);
     let to = |i: u8| vec![Payee { address: outside_address(i), amount_sat: 100_000 }];
     let inputs =
@@ -143,14 +136,7 @@ fn a_payout_signed_but_not_broadcast_keeps_its_coins_from_the_next() {
 #[test]
 fn a_replacement_takes_the_originals_place_in_the_wallet_at_once() {
     let chain = Chain::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mnemonic = Mnemonic::from_str(WORDS).unwrap();
-    let treasury =
-        Treasury::open(&dir.path().join("w.sqlite"), &mnemonic, sendero_wallet::bitcoin::Network::Regtest).unwrap();
-    let rpc = Arc::new(chain.rpc());
-    let mut follower = Follower::new(&treasury, Arc::clone(&rpc), 0);
-    chain.mine_to(110, &treasury.new_address().unwrap().to_string());
-    follower.sync(&treasury).unwrap();
+    let (_dir, treasury, rpc, mut follower) = mined_to(&chain, 110);
     let rate = Feerate::from_sat_per_vb(2);
     let mut same_second = 0;
     for i in 0..8u8 {
@@ -171,4 +157,21 @@ fn a_replacement_takes_the_originals_place_in_the_wallet_at_once() {
     }
     eprintln!("{same_second} of 8 replacements broadcast in their original's second");
     assert!(same_second >= 4, "the case under test: a replacement in its original's second");
+}
+
+/// A treasury in a temporary directory, the chain mined to `height` into it and synced: the
+/// directory (kept while the treasury is used), the treasury, bitcoind's RPC and the follower.
+fn mined_to(
+    chain: &Chain,
+    height: u32,
+) -> (tempfile::TempDir, Arc<Treasury>, Arc<sendero_wallet::ChainSource>, Follower) {
+    let dir = tempfile::tempdir().unwrap();
+    let mnemonic = Mnemonic::from_str(WORDS).unwrap();
+    let treasury =
+        Treasury::open(&dir.path().join("w.sqlite"), &mnemonic, sendero_wallet::bitcoin::Network::Regtest).unwrap();
+    let rpc = Arc::new(chain.rpc());
+    let mut follower = Follower::new(&treasury, Arc::clone(&rpc), 0);
+    chain.mine_to(height, &treasury.new_address().unwrap().to_string());
+    follower.sync(&treasury).unwrap();
+    (dir, treasury, rpc, follower)
 }
