@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use common::webhook::{signature_valid, Receiver};
@@ -38,23 +37,6 @@ fn pay_batched(gw: &Gateway, key: &str, address: &str, sat: u64, priority: &str)
     );
     assert_eq!(status, 202, "{p}");
     p
-}
-
-/// How many times each address is paid in the blocks after `from` (exclusive) up to the tip.
-fn paid_on_chain(chain: &Chain, from: u32) -> HashMap<String, usize> {
-    let mut paid = HashMap::new();
-    for height in from + 1..=chain.height() {
-        let hash = common::call_bitcoind(&chain.rpc(), "getblockhash", &[json!(height)]);
-        let block = common::call_bitcoind(&chain.rpc(), "getblock", &[hash, json!(1)]);
-        for txid in block["tx"].as_array().expect("txs") {
-            for out in chain.tx(txid.as_str().expect("txid")).output {
-                if let Ok(a) = Address::from_script(&out.script_pubkey, sendero_wallet::bitcoin::Network::Regtest) {
-                    *paid.entry(a.to_string()).or_insert(0) += 1;
-                }
-            }
-        }
-    }
-    paid
 }
 
 fn funded(chain: &Chain, dir: &std::path::Path) -> Gateway {
@@ -136,7 +118,7 @@ fn fifty_payouts_leave_in_one_transaction_and_each_settles_with_its_share() {
         shares += p["fee_paid_sat"].as_u64().unwrap();
     }
     assert_eq!(shares, chain_fee, "the fee shares sum to the transaction's fee");
-    let paid = paid_on_chain(&chain, height);
+    let paid = chain.paid_after(height);
     assert!(addresses.iter().all(|a| paid.get(a) == Some(&1)), "each payee paid once");
 
     let batch = gw.call("batch.get", json!({"batch_id": left["batch_id"]}));
@@ -184,7 +166,7 @@ fn crash_at(failpoint: &str, seed: u8) {
     for id in &ids {
         wait_for(&format!("{id} settled after the crash"), MINUTE, || payment(&gw, &key, id)["status"] == "SETTLED");
     }
-    let paid = paid_on_chain(&chain, height);
+    let paid = chain.paid_after(height);
     assert!(addresses.iter().all(|a| paid.get(a) == Some(&1)), "{failpoint}: each payee paid exactly once: {paid:?}");
     assert_eq!(gw.call("batch.list", json!({}))["batches"].as_array().unwrap().len(), 1, "one batch, never a second");
     std::thread::sleep(Duration::from_secs(3));
@@ -282,7 +264,7 @@ fn signed_first(coins: u32) {
         wait_for(&format!("{id} settled"), MINUTE, || payment(&gw, &key, id)["status"] == "SETTLED");
     }
     assert_eq!(txid(&first), Some(stored.compute_txid().to_string()), "the first left as stored");
-    let paid = paid_on_chain(&chain, height);
+    let paid = chain.paid_after(height);
     assert_eq!((paid.get(&first_to), paid.get(&second_to)), (Some(&1), Some(&1)), "{paid:?}");
     let v = gw.call("ledger.verify", json!({}));
     assert_eq!(v["ok"], true, "{v:#}");
@@ -352,7 +334,7 @@ fn stuck(failpoint: Option<&str>, seed: u8) {
         shares += p["fee_paid_sat"].as_u64().unwrap();
     }
     assert_eq!(shares, paid_fee, "the ledger ends with the fee of the transaction that confirmed");
-    let paid = paid_on_chain(&chain, height);
+    let paid = chain.paid_after(height);
     assert!(addresses.iter().all(|a| paid.get(a) == Some(&1)), "each payee paid once");
     let v = gw.call("ledger.verify", json!({}));
     assert_eq!(v["ok"], true, "{v:#}");
@@ -381,7 +363,7 @@ fn a_confirmed_batch_reorged_out_goes_back_to_broadcast_not_to_the_queue() {
     for id in &ids {
         assert_eq!(settled(&gw, &key, id)["txid"], txid.as_str());
     }
-    let paid = paid_on_chain(&chain, height);
+    let paid = chain.paid_after(height);
     assert!(addresses.iter().all(|a| paid.get(a) == Some(&1)), "each payee paid once");
     assert_eq!(gw.call("batch.list", json!({}))["batches"].as_array().unwrap().len(), 1);
     let v = gw.call("ledger.verify", json!({}));

@@ -7,10 +7,11 @@ mod common;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use common::{outside_address, Chain};
+use common::{outside_address, payment, wait_for, AdminMode, Chain, Gateway};
 use sendero_wallet::bitcoin::{Amount, Denomination};
 use sendero_wallet::keys::Mnemonic;
 use sendero_wallet::{FeeSource, Feerate, Follower, Payee, Treasury, WalletError};
+use serde_json::json;
 
 const WORDS: &str = "legal winner thank year wave sausage worth useful legal winner thank yellow";
 
@@ -157,6 +158,65 @@ fn a_replacement_takes_the_originals_place_in_the_wallet_at_once() {
     }
     eprintln!("{same_second} of 8 replacements broadcast in their original's second");
     assert!(same_second >= 4, "the case under test: a replacement in its original's second");
+}
+
+/// A single payout built from a coin bitcoind already has spent — by a transaction of ours the
+/// gateway's wallet has not seen yet (here another wallet on the same seed, the gateway polling
+/// bitcoind once an hour) — is refused at its first broadcast. It never left, so it is built
+/// again from another coin at the same feerate and leaves, instead of failing
+/// `broadcast_rejected`; the payee is paid once.
+#[test]
+fn a_payout_refused_for_a_coin_already_spent_is_built_again_from_another() {
+    const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Socket);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(100, &address);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    // Two coins: 1 BTC and the coinbase's change (about 49 BTC), which coin selection picks first.
+    let own = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    gw.call("wallet.send", json!({"address": own, "amount_sat": 100_000_000u64, "feerate_sat_vb": 2}));
+    chain.mine(1);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    let key = gw.api_key("pay,read");
+    gw.env = vec![("SENDERO_BITCOIND_POLL_INTERVAL_MS".into(), "3600000".into())];
+    gw.restart();
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+
+    // The same seed in another wallet spends the big coin; the gateway does not look for an hour.
+    let dir = tempfile::tempdir().unwrap();
+    let words = std::fs::read_to_string(gw.datadir.join("mnemonic")).unwrap();
+    let mnemonic = Mnemonic::from_str(words.trim()).unwrap();
+    let twin = Treasury::open(&dir.path().join("w.sqlite"), &mnemonic, sendero_wallet::bitcoin::Network::Regtest);
+    let twin = twin.unwrap();
+    let rpc = Arc::new(chain.rpc());
+    Follower::new(&twin, Arc::clone(&rpc), 0).sync(&twin).unwrap();
+    let payee = Payee { address: outside_address(92), amount_sat: 100_000 };
+    let behind = twin.pay(&rpc, &[payee], Feerate::from_sat_per_vb(2)).unwrap().txid;
+    let big = chain.tx(&behind.to_string()).input[0].previous_output;
+
+    let to = outside_address(93).to_string();
+    let id = common::route_and_submit(&gw, &key, (&to, 40_000, "normal"), "onchain", "built-again");
+    let txid = |id: &str| payment(&gw, &key, id)["txid"].as_str().map(str::to_owned);
+    wait_for("the payout in the mempool or failed", MINUTE, || {
+        payment(&gw, &key, &id)["status"] == "FAILED" || txid(&id).is_some_and(|t| chain.mempool().contains(&t))
+    });
+    let p = payment(&gw, &key, &id);
+    assert_eq!(p["status"], "PENDING", "{p:#}\n{}", gw.log());
+    let tx = chain.tx(&txid(&id).unwrap());
+    assert!(tx.input.iter().all(|i| i.previous_output != big), "it spends another coin than the one spent");
+    assert!(gw.log().contains("built again from others"), "the rebuild is logged");
+
+    // Back to following bitcoind: it settles, paid once.
+    gw.env.clear();
+    gw.restart();
+    let height = chain.height();
+    chain.mine(1);
+    wait_for("settled", MINUTE, || payment(&gw, &key, &id)["status"] == "SETTLED");
+    assert_eq!(chain.paid_after(height).get(&to), Some(&1), "the payee is paid once");
+    let v = gw.call("ledger.verify", json!({}));
+    assert_eq!(v["ok"], true, "{v:#}");
 }
 
 /// A treasury in a temporary directory, the chain mined to `height` into it and synced: the

@@ -123,6 +123,7 @@ impl AppState {
             fee_history: std::sync::Mutex::new(crate::payment::batch_policy::stored_history(&store, &config)),
             fall_ahead: Default::default(),
             chain: status.clone(),
+            unoffered: Default::default(),
         });
         let keys = Arc::new(ApiKeys::new(Arc::clone(&store)));
         let limiter = Arc::new(RateLimiter::new(config.api.rate_limit_per_sec, config.api.rate_limit_burst));

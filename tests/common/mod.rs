@@ -104,6 +104,23 @@ impl Chain {
         inputs - t.output.iter().map(|o| o.value.to_sat()).sum::<u64>()
     }
 
+    /// How many times each address is paid in the blocks after `from` (exclusive) up to the tip.
+    pub fn paid_after(&self, from: u32) -> std::collections::HashMap<String, usize> {
+        let mut paid = std::collections::HashMap::new();
+        for height in from + 1..=self.height() {
+            let hash = call_bitcoind(&self.rpc(), "getblockhash", &[json!(height)]);
+            let block = call_bitcoind(&self.rpc(), "getblock", &[hash, json!(1)]);
+            for txid in block["tx"].as_array().expect("txs") {
+                for out in self.tx(txid.as_str().expect("txid")).output {
+                    if let Ok(a) = Address::from_script(&out.script_pubkey, Network::Regtest) {
+                        *paid.entry(a.to_string()).or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+        paid
+    }
+
     pub fn mempool(&self) -> Vec<String> {
         serde_json::from_value(call_bitcoind(&self.rpc(), "getrawmempool", &[])).expect("mempool list")
     }

@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bdk_bitcoind_rpc::bitcoincore_rpc::{self, jsonrpc, Auth, Client, RpcApi};
-use bdk_wallet::bitcoin::{Amount, Denomination, Network, Transaction, Txid};
+use bdk_wallet::bitcoin::{Amount, Denomination, Network, OutPoint, Transaction, Txid};
 use serde_json::Value;
 
 use crate::{Feerate, WalletError};
@@ -237,6 +237,21 @@ impl ChainSource {
             bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Rpc(rpc)) => WalletError::Broadcast(rpc.message),
             other => WalletError::Chain(other.to_string()),
         })
+    }
+
+    /// The inputs of `tx` bitcoind does not hold unspent, in its chain or its mempool
+    /// (`gettxout` with the mempool): spent by another transaction, or never there.
+    pub fn spent_inputs(&self, tx: &Transaction) -> Result<Vec<OutPoint>, WalletError> {
+        let mut spent = vec![];
+        for input in &tx.input {
+            let o = input.previous_output;
+            let args = [Value::from(o.txid.to_string()), Value::from(o.vout), Value::from(true)];
+            let v: Value = self.call("gettxout", &args)?;
+            if v.is_null() {
+                spent.push(o);
+            }
+        }
+        Ok(spent)
     }
 
     /// Broadcasts `tx`, again if need be: a transaction bitcoind already has in its mempool or

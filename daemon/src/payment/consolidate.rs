@@ -278,11 +278,11 @@ impl Store {
     }
 
     /// Coins signed away by transactions the gateway stored and may still broadcast (batches
-    /// `signed`, `onchain` payouts `sending`, children paying for a stuck transaction not given
-    /// up): the wallet knows them spent only once their broadcast is recorded, so no other
-    /// transaction may spend them before — after a crash, or while a broadcast is retried, it
-    /// would make the stored one invalid and fail its payouts. (Coins of those already broadcast
-    /// are among them too: spent anyway.)
+    /// `signed`, `onchain` payouts `sending`, children paying for a stuck transaction neither
+    /// given up nor buried): the wallet knows them spent only once their broadcast is recorded, so
+    /// no other transaction may spend them before — after a crash, or while a broadcast is
+    /// retried, it would make the stored one invalid and fail its payouts. (Coins of those already
+    /// broadcast are among them too: spent anyway; a buried child's are long spent on chain.)
     pub fn signed_away(&self) -> Result<Vec<OutPoint>, StoreError> {
         let mut spent = Vec::new();
         for raw in self.unbroadcast_txs()? {
@@ -295,14 +295,14 @@ impl Store {
     }
 
     /// The raw transactions stored and possibly not broadcast yet: batches `signed`, `onchain`
-    /// payouts `sending`, children not given up.
+    /// payouts `sending`, children neither given up nor buried.
     pub fn unbroadcast_txs(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT raw_tx FROM batches WHERE state = 'signed'
              UNION ALL SELECT raw_tx FROM payments
                  WHERE rail = 'onchain' AND state = 'sending' AND raw_tx IS NOT NULL
-             UNION ALL SELECT raw_tx FROM fee_children WHERE abandoned_at IS NULL",
+             UNION ALL SELECT raw_tx FROM fee_children WHERE abandoned_at IS NULL AND buried_at IS NULL",
         )?;
         let raws = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         Ok(raws)

@@ -72,6 +72,25 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The children neither given up nor buried: those [`resend`] looks after.
+    fn open_children(&self) -> Result<Vec<FeeChild>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM fee_children WHERE abandoned_at IS NULL AND buried_at IS NULL ORDER BY created_at, txid"
+        ))?;
+        let rows = stmt.query_map([], child_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records that the child `txid` is buried ([`BURIED`] confirmations): done with.
+    fn bury_child(&self, txid: &str, now: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE fee_children SET buried_at = ?2 WHERE txid = ?1 AND buried_at IS NULL",
+            params![txid, now as i64],
+        )?;
+        Ok(())
+    }
+
     fn abandon_child(&self, txid: &str, now: u64) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE fee_children SET abandoned_at = ?2 WHERE txid = ?1 AND abandoned_at IS NULL",
@@ -82,7 +101,10 @@ impl Store {
 
     /// The ids of the children made (the ledger books their fees as the treasury's).
     pub fn fee_child_txids(&self) -> Result<HashSet<String>, StoreError> {
-        Ok(self.fee_children(None)?.into_iter().map(|c| c.txid).collect())
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached("SELECT txid FROM fee_children")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
@@ -110,18 +132,28 @@ pub(super) async fn pay_for(ctx: &Payments, parent: &str, rate: Feerate) -> Resu
     Ok(row)
 }
 
+/// Confirmations after which a child is done with (buried): a reorg deeper is not expected.
+const BURIED: u32 = 6;
+
 /// Stored children the wallet does not hold: broadcast again while their parent is unconfirmed
 /// and the wallet holds it; given up when it is not (it confirmed without them, or was replaced)
-/// or when bitcoind refuses them.
+/// or when bitcoind refuses them. Those the wallet holds [`BURIED`] deep are done with, so that
+/// neither this nor every spend ([`Store::signed_away`]) keeps reading them.
 pub(super) async fn resend(ctx: &Payments) {
     let store = Arc::clone(&ctx.store);
-    let children = match tokio::task::block_in_place(|| store.fee_children(None)) {
+    let children = match tokio::task::block_in_place(|| store.open_children()) {
         Ok(c) => c,
         Err(e) => return tracing::error!(error = %e, "reading fee children"),
     };
     let treasury = ctx.onchain.treasury();
-    for c in children.into_iter().filter(|c| c.abandoned_at.is_none()) {
-        if treasury.transaction(&c.txid).is_some() {
+    let tip = treasury.synced_height();
+    for c in children {
+        if let Some(held) = treasury.transaction(&c.txid) {
+            if held.confirmation_height.is_some_and(|h| tip + 1 >= h + BURIED) {
+                if let Err(e) = store.bury_child(&c.txid, crate::unix_now()) {
+                    tracing::error!(error = %e, "recording a child buried");
+                }
+            }
             continue;
         }
         let parent_waits = treasury.transaction(&c.parent_txid).is_some_and(|t| t.confirmation_height.is_none());
@@ -146,5 +178,50 @@ pub(super) async fn resend(ctx: &Payments) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sendero_wallet::bitcoin::hashes::Hash;
+    use sendero_wallet::bitcoin::{absolute, transaction, OutPoint, TxIn, Txid};
+
+    fn child(n: u8) -> FeeChild {
+        let input = TxIn { previous_output: OutPoint::new(Txid::from_byte_array([n; 32]), 1), ..TxIn::default() };
+        let tx = Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![input],
+            output: vec![],
+        };
+        FeeChild {
+            txid: tx.compute_txid().to_string(),
+            parent_txid: format!("parent{n}"),
+            raw_tx: serialize(&tx),
+            fee_sat: 500,
+            package_sat_kvb: 5_000,
+            created_at: 10,
+            abandoned_at: None,
+        }
+    }
+
+    #[test]
+    fn a_buried_child_is_no_longer_read_by_every_spend_but_stays_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let (open, buried, given_up) = (child(1), child(2), child(3));
+        for c in [&open, &buried, &given_up] {
+            store.record_child(c).unwrap();
+        }
+        let coin = |n: u8| OutPoint::new(Txid::from_byte_array([n; 32]), 1);
+        assert_eq!(store.signed_away().unwrap(), vec![coin(1), coin(2), coin(3)]);
+        store.bury_child(&buried.txid, 20).unwrap();
+        store.abandon_child(&given_up.txid, 20).unwrap();
+        assert_eq!(store.signed_away().unwrap(), vec![coin(1)], "only the open child's coin is held");
+        let looked_after: Vec<String> = store.open_children().unwrap().into_iter().map(|c| c.txid).collect();
+        assert_eq!(looked_after, vec![open.txid.clone()]);
+        let known = store.fee_child_txids().unwrap();
+        assert!([&open, &buried, &given_up].iter().all(|c| known.contains(&c.txid)), "the ledger still knows all");
     }
 }

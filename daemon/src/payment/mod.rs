@@ -75,6 +75,9 @@ pub struct Payments {
     pub fall_ahead: std::sync::atomic::AtomicBool,
     /// bitcoind's status as the chain follower last saw it: the on-chain rails' breaker.
     pub chain: tokio::sync::watch::Receiver<crate::follower::ChainStatus>,
+    /// Single payouts this process signed and has not yet offered to bitcoind (by payment id):
+    /// refused at their first broadcast they provably never left, and may be built again.
+    pub unoffered: std::sync::Mutex<std::collections::HashMap<String, saga::Unoffered>>,
 }
 
 /// The rail a payment travels on.

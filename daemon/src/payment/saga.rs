@@ -13,7 +13,7 @@ use std::time::Duration;
 use sendero_lightning::{LightningError, Recovery};
 use sendero_wallet::bitcoin::consensus::{deserialize, serialize};
 use sendero_wallet::bitcoin::Transaction;
-use sendero_wallet::{Payee, WalletError};
+use sendero_wallet::{Feerate, Payee, WalletError};
 use tokio_util::sync::CancellationToken;
 
 use super::steps::{complete, fail, first_step, log_step, settle};
@@ -27,6 +27,20 @@ const MAX_BACKOFF_SECS: u64 = 60;
 const RECOVER_AFTER: Duration = Duration::from_secs(30);
 /// Wait before looking again at a step that waits for something transient, seconds.
 const SOON_SECS: u64 = 1;
+/// How many times a single payout refused at its first broadcast for coins already spent is
+/// built again (from other coins) before it fails.
+const MAX_REBUILDS: u8 = 3;
+
+/// A single payout signed by this process and not yet offered to bitcoind.
+#[derive(Debug, Clone, Default)]
+pub struct Unoffered {
+    /// Its transaction.
+    txid: String,
+    /// The feerate it was built at.
+    feerate: Option<Feerate>,
+    /// How many times it was built again after bitcoind refused an earlier one.
+    rebuilds: u8,
+}
 
 /// Runs until `cancel`, advancing the payments that are due: at once when something can move
 /// one (a submit, a payment event of the Lightning node), when the earliest step waiting to be
@@ -241,15 +255,7 @@ async fn prepare_onchain(ctx: &Payments, p: &Payment) -> Step {
         Err(e) => return Step::Retry(e),
     };
     match ctx.onchain.prepare(&ctx.store, vec![payee.clone()], rate).await {
-        Ok((tx, payout)) => Step::next(Change {
-            next: Some(Payment {
-                state: State::Sending,
-                rail_ref: Some(payout.txid.to_string()),
-                raw_tx: Some(serialize(&tx)),
-                ..p.clone()
-            }),
-            ..Change::default()
-        }),
+        Ok((tx, payout)) => Step::next(signed(ctx, p, &tx, &payout.txid.to_string(), rate, 0)),
         Err(e @ (WalletError::Chain(_) | WalletError::Storage(_))) => Step::Retry(e.to_string()),
         // Short only of coins a stored transaction signed away (the treasury could pay it with
         // them): they come back as its change once it is broadcast, or free if it fails.
@@ -261,12 +267,25 @@ async fn prepare_onchain(ctx: &Payments, p: &Payment) -> Step {
     }
 }
 
+/// `sending` with `tx`, signed at `rate` (built again `rebuilds` times): stored before it is
+/// broadcast, and known to this process as not yet offered to bitcoind.
+fn signed(ctx: &Payments, p: &Payment, tx: &Transaction, txid: &str, rate: Feerate, rebuilds: u8) -> Change {
+    let fresh = Unoffered { txid: txid.to_owned(), feerate: Some(rate), rebuilds };
+    ctx.unoffered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(p.payment_id.clone(), fresh);
+    let next =
+        Payment { state: State::Sending, rail_ref: Some(txid.to_owned()), raw_tx: Some(serialize(tx)), ..p.clone() };
+    Change { next: Some(next), ..Change::default() }
+}
+
 /// Broadcasts the stored transaction (again, after a restart) and records it in the wallet.
 async fn publish_onchain(ctx: &Payments, p: &Payment) -> Step {
     let Some(tx) = p.raw_tx.as_deref().and_then(|raw| deserialize::<Transaction>(raw).ok()) else {
         return Step::next(fail(p, "internal", "the stored transaction is missing or unreadable".into()));
     };
-    match ctx.onchain.publish(tx).await {
+    // Offered now: from here on bitcoind may have it, unless it refuses it at this first offer.
+    let fresh = ctx.unoffered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&p.payment_id);
+    let fresh = fresh.filter(|f| p.rail_ref.as_deref() == Some(f.txid.as_str()));
+    match ctx.onchain.publish(tx.clone()).await {
         Ok(()) => {
             payout_bump::left(ctx, p);
             Step::next(Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() })
@@ -282,12 +301,47 @@ async fn publish_onchain(ctx: &Payments, p: &Payment) -> Step {
                 // (the original, or one that confirmed): that one is the payout's.
                 None => match payout_bump::paying_member(ctx, p, false, true) {
                     Ok(Some(member)) => adopt(ctx, p, member),
-                    Ok(None) => Step::next(fail(p, "broadcast_rejected", reason)),
+                    Ok(None) => match fresh {
+                        Some(fresh) => build_again(ctx, p, tx, fresh, reason).await,
+                        None => Step::next(fail(p, "broadcast_rejected", reason)),
+                    },
                     Err(e) => Step::Retry(e.to_string()),
                 },
             }
         }
         Err(e) => Step::Retry(e.to_string()),
+    }
+}
+
+/// A payout bitcoind refused at its first offer (`reason`): it never left. When coins it spends
+/// are already spent — by a transaction of ours the wallet has not seen yet (one broadcast just
+/// before a restart, a replacement the wallet has not caught up with) — it is built again at the
+/// same feerate from other coins, stored, and offered again, up to [`MAX_REBUILDS`] times;
+/// otherwise it fails `broadcast_rejected`.
+async fn build_again(ctx: &Payments, p: &Payment, tx: Transaction, fresh: Unoffered, reason: String) -> Step {
+    let refused = || Step::next(fail(p, "broadcast_rejected", reason.clone()));
+    let Some(rate) = fresh.feerate.filter(|_| fresh.rebuilds < MAX_REBUILDS) else { return refused() };
+    let spent = match ctx.onchain.note_spent(tx).await {
+        Ok(spent) if spent.is_empty() => return refused(),
+        Ok(spent) => spent,
+        Err(e) => {
+            tracing::warn!(payment_id = %p.payment_id, error = %e, "could not ask bitcoind which coins are spent");
+            return refused();
+        }
+    };
+    let Ok(address) = ctx.onchain.treasury().parse_address(&p.destination) else { return refused() };
+    let payee = Payee { address, amount_sat: p.amount_msat.div_ceil(1_000) };
+    match ctx.onchain.prepare(&ctx.store, vec![payee], rate).await {
+        Ok((tx, payout)) => {
+            let txid = payout.txid.to_string();
+            tracing::warn!(payment_id = %p.payment_id, refused = ?p.rail_ref, %reason, spent = ?spent, txid,
+                "payout refused before it left: coins it spent were already spent; built again from others");
+            Step::next(signed(ctx, p, &tx, &txid, rate, fresh.rebuilds + 1))
+        }
+        Err(e) => {
+            tracing::warn!(payment_id = %p.payment_id, error = %e, "payout refused and could not be built again");
+            refused()
+        }
     }
 }
 

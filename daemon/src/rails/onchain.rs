@@ -56,7 +56,14 @@ pub struct Onchain {
     /// bitcoind's minimum relay feerate (`getnetworkinfo`'s `relayfee`), sat/kvB, once read: the
     /// operator's feerates are lifted to it (bitcoind's own estimates never go below it).
     relay_floor: tokio::sync::OnceCell<u64>,
+    /// Coins bitcoind said were spent while the wallet still counted them (a transaction of
+    /// ours it has not seen yet spends them), and when: every spend leaves them alone for
+    /// [`GONE_FOR`], by when the wallet has seen their spender.
+    gone: std::sync::Mutex<HashMap<OutPoint, Instant>>,
 }
+
+/// How long a coin bitcoind said was spent is left alone although the wallet still counts it.
+const GONE_FOR: Duration = Duration::from_secs(600);
 
 /// How long one of bitcoind's estimates is used before it is asked again.
 const ESTIMATE_TTL: Duration = Duration::from_secs(10);
@@ -65,8 +72,8 @@ impl Onchain {
     /// The rail over `treasury` and `chain`, with the wallet's fee policy.
     pub fn new(treasury: Arc<Treasury>, chain: Arc<ChainSource>, config: WalletConfig) -> Self {
         let fees = Fees::new(treasury.network());
-        let (estimates, relay_floor) = Default::default();
-        Onchain { treasury, chain, spend: Mutex::new(()), config, fees, estimates, relay_floor }
+        let (estimates, relay_floor, gone) = Default::default();
+        Onchain { treasury, chain, spend: Mutex::new(()), config, fees, estimates, relay_floor, gone }
     }
 
     /// The rail with `schedule`'s feerates in force instead of bitcoind's (refused on mainnet).
@@ -138,7 +145,7 @@ impl Onchain {
     pub async fn pay(&self, store: &Store, payee: Payee, feerate: Feerate) -> Result<Payout, WalletError> {
         let (treasury, chain) = (Arc::clone(&self.treasury), Arc::clone(&self.chain));
         let _spending = self.spend.lock().await;
-        let avoid = signed_away(store)?;
+        let avoid = self.avoid(store)?;
         blocking(move || treasury.pay_avoiding(&chain, &[payee], feerate, &avoid)).await
     }
 
@@ -151,7 +158,7 @@ impl Onchain {
         feerate: Feerate,
     ) -> Result<(Transaction, Payout), WalletError> {
         let treasury = Arc::clone(&self.treasury);
-        let avoid = signed_away(store)?;
+        let avoid = self.avoid(store)?;
         blocking(move || treasury.prepare(&payees, feerate, &avoid)).await
     }
 
@@ -165,7 +172,7 @@ impl Onchain {
         extra: Vec<OutPoint>,
     ) -> Result<(Transaction, Payout, Swept), WalletError> {
         let treasury = Arc::clone(&self.treasury);
-        let avoid = signed_away(store)?;
+        let avoid = self.avoid(store)?;
         blocking(move || treasury.prepare_with(&payees, feerate, &extra, &avoid)).await
     }
 
@@ -179,7 +186,7 @@ impl Onchain {
         feerate: Feerate,
     ) -> Result<(Transaction, Payout), WalletError> {
         let (treasury, txid) = (Arc::clone(&self.treasury), txid.to_owned());
-        let avoid = signed_away(store)?;
+        let avoid = self.avoid(store)?;
         blocking(move || treasury.bump(&txid, feerate, &avoid)).await
     }
 
@@ -199,6 +206,27 @@ impl Onchain {
     ) -> Result<(Transaction, Payout), WalletError> {
         let treasury = Arc::clone(&self.treasury);
         blocking(move || treasury.prepare_sweep(&outpoints, fee_sat)).await
+    }
+
+    /// The coins a spend leaves alone: those transactions stored in `store` have signed away
+    /// ([`Store::signed_away`]), and those bitcoind lately said were spent ([`Onchain::note_spent`]).
+    fn avoid(&self, store: &Store) -> Result<Vec<OutPoint>, WalletError> {
+        let mut avoid = signed_away(store)?;
+        let mut gone = self.gone.lock().unwrap_or_else(PoisonError::into_inner);
+        gone.retain(|_, at| at.elapsed() < GONE_FOR);
+        avoid.extend(gone.keys().copied());
+        Ok(avoid)
+    }
+
+    /// Asks bitcoind which inputs of `tx` (refused by it) are already spent, and leaves those
+    /// coins alone from now on; returns them. The wallet still counting them means it has not yet
+    /// seen the transaction that spends them.
+    pub async fn note_spent(&self, tx: Transaction) -> Result<Vec<OutPoint>, WalletError> {
+        let chain = Arc::clone(&self.chain);
+        let spent = blocking(move || chain.spent_inputs(&tx)).await?;
+        let now = Instant::now();
+        self.gone.lock().unwrap_or_else(PoisonError::into_inner).extend(spent.iter().map(|o| (*o, now)));
+        Ok(spent)
     }
 
     /// Broadcasts a prepared transaction (again, after a restart) and records it in the wallet.

@@ -551,6 +551,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // whole sat/vB, and a single payout paid that; `fee_rate_sat_vb` stays, rounded up).
     "ALTER TABLE payments ADD COLUMN fee_rate_sat_kvb INTEGER;
      UPDATE payments SET fee_rate_sat_kvb = fee_rate_sat_vb * 1000;",
+    // 29: when a child paying for a stuck transaction was seen buried (confirmed deep enough
+    // that a reorg is not expected to undo it): done with, no longer read on every spend.
+    "ALTER TABLE fee_children ADD COLUMN buried_at INTEGER;",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.
