@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use common::{outside_address, payment, wait_for, AdminMode, Chain, Gateway};
-use sendero_wallet::bitcoin::{Amount, Denomination};
+use sendero_wallet::bitcoin::{Amount, Denomination, OutPoint};
 use sendero_wallet::keys::Mnemonic;
 use sendero_wallet::{FeeSource, Feerate, Follower, Payee, Treasury, WalletError};
 use serde_json::json;
@@ -160,6 +160,8 @@ fn a_replacement_takes_the_originals_place_in_the_wallet_at_once() {
     assert!(same_second >= 4, "the case under test: a replacement in its original's second");
 }
 
+const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A single payout built from a coin bitcoind already has spent — by a transaction of ours the
 /// gateway's wallet has not seen yet (here another wallet on the same seed, the gateway polling
 /// bitcoind once an hour) — is refused at its first broadcast. It never left, so it is built
@@ -167,35 +169,7 @@ fn a_replacement_takes_the_originals_place_in_the_wallet_at_once() {
 /// `broadcast_rejected`; the payee is paid once.
 #[test]
 fn a_payout_refused_for_a_coin_already_spent_is_built_again_from_another() {
-    const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
-    let chain = Chain::start();
-    let home = tempfile::tempdir().unwrap();
-    let mut gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Socket);
-    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
-    chain.mine_to(100, &address);
-    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
-    // Two coins: 1 BTC and the coinbase's change (about 49 BTC), which coin selection picks first.
-    let own = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
-    gw.call("wallet.send", json!({"address": own, "amount_sat": 100_000_000u64, "feerate_sat_vb": 2}));
-    chain.mine(1);
-    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
-    let key = gw.api_key("pay,read");
-    gw.env = vec![("SENDERO_BITCOIND_POLL_INTERVAL_MS".into(), "3600000".into())];
-    gw.restart();
-    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
-
-    // The same seed in another wallet spends the big coin; the gateway does not look for an hour.
-    let dir = tempfile::tempdir().unwrap();
-    let words = std::fs::read_to_string(gw.datadir.join("mnemonic")).unwrap();
-    let mnemonic = Mnemonic::from_str(words.trim()).unwrap();
-    let twin = Treasury::open(&dir.path().join("w.sqlite"), &mnemonic, sendero_wallet::bitcoin::Network::Regtest);
-    let twin = twin.unwrap();
-    let rpc = Arc::new(chain.rpc());
-    Follower::new(&twin, Arc::clone(&rpc), 0).sync(&twin).unwrap();
-    let payee = Payee { address: outside_address(92), amount_sat: 100_000 };
-    let behind = twin.pay(&rpc, &[payee], Feerate::from_sat_per_vb(2)).unwrap().txid;
-    let big = chain.tx(&behind.to_string()).input[0].previous_output;
-
+    let (chain, _home, mut gw, key, big) = spent_behind_its_back();
     let to = outside_address(93).to_string();
     let id = common::route_and_submit(&gw, &key, (&to, 40_000, "normal"), "onchain", "built-again");
     let txid = |id: &str| payment(&gw, &key, id)["txid"].as_str().map(str::to_owned);
@@ -207,14 +181,83 @@ fn a_payout_refused_for_a_coin_already_spent_is_built_again_from_another() {
     let tx = chain.tx(&txid(&id).unwrap());
     assert!(tx.input.iter().all(|i| i.previous_output != big), "it spends another coin than the one spent");
     assert!(gw.log().contains("built again from others"), "the rebuild is logged");
+    settles_paid_once(&chain, &mut gw, &key, &[(&id, &to)]);
+}
 
-    // Back to following bitcoind: it settles, paid once.
+/// The same for a batch: refused at its first broadcast for a coin already spent, it is built
+/// again from another coin and leaves; the refused transaction is kept as replaced, every payout
+/// points at the new one, and each payee is paid once.
+#[test]
+fn a_batch_refused_for_a_coin_already_spent_is_built_again_from_another() {
+    let (chain, _home, mut gw, key, big) = spent_behind_its_back();
+    let payees = [outside_address(94).to_string(), outside_address(95).to_string()];
+    let ids: Vec<String> = payees
+        .iter()
+        .enumerate()
+        .map(|(i, to)| common::route_and_submit(&gw, &key, (to, 30_000, "low"), "onchain_batch", &format!("b{i}")))
+        .collect();
+    let left = gw.call("batch.trigger", json!({}));
+    assert_eq!(left["broadcast"], true, "{left:#}\n{}", gw.log());
+    let txid = left["txid"].as_str().unwrap().to_owned();
+    assert!(chain.mempool().contains(&txid), "it left");
+    assert!(chain.tx(&txid).input.iter().all(|i| i.previous_output != big), "it spends another coin");
+    let batch = gw.call("batch.get", json!({"batch_id": left["batch_id"]}));
+    assert_eq!(batch["txid"], txid.as_str(), "{batch:#}");
+    assert_eq!(batch["replaced"].as_array().map(Vec::len), Some(1), "the refused one is kept: {batch:#}");
+    for id in &ids {
+        assert!(payment(&gw, &key, id)["txid"].as_str().is_some_and(|t| t == txid), "{id} points at the new one");
+    }
+    assert!(gw.log().contains("built again from others"), "the rebuild is logged");
+    let paid: Vec<(&str, &str)> = ids.iter().map(String::as_str).zip(payees.iter().map(String::as_str)).collect();
+    settles_paid_once(&chain, &mut gw, &key, &paid);
+}
+
+/// A gateway holding two coins (1 BTC, and about 49 BTC, which coin selection picks first) whose
+/// wallet polls bitcoind once an hour, and another wallet on its seed that has just spent the big
+/// coin: the chain, the gateway's home, the gateway, a `pay,read` key and the big coin.
+fn spent_behind_its_back() -> (Chain, tempfile::TempDir, Gateway, String, OutPoint) {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Socket);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(100, &address);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    let own = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    gw.call("wallet.send", json!({"address": own, "amount_sat": 100_000_000u64, "feerate_sat_vb": 2}));
+    chain.mine(1);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    let key = gw.api_key("pay,read");
+    gw.env = vec![("SENDERO_BITCOIND_POLL_INTERVAL_MS".into(), "3600000".into())];
+    gw.restart();
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let words = std::fs::read_to_string(gw.datadir.join("mnemonic")).unwrap();
+    let mnemonic = Mnemonic::from_str(words.trim()).unwrap();
+    let twin = Treasury::open(&dir.path().join("w.sqlite"), &mnemonic, sendero_wallet::bitcoin::Network::Regtest);
+    let twin = twin.unwrap();
+    let rpc = Arc::new(chain.rpc());
+    Follower::new(&twin, Arc::clone(&rpc), 0).sync(&twin).unwrap();
+    let payee = Payee { address: outside_address(92), amount_sat: 100_000 };
+    let behind = twin.pay(&rpc, &[payee], Feerate::from_sat_per_vb(2)).unwrap().txid;
+    let big = chain.tx(&behind.to_string()).input[0].previous_output;
+    (chain, home, gw, key, big)
+}
+
+/// Back to following bitcoind (a restart), a block: each payout settles, its payee paid once,
+/// and the books balance.
+fn settles_paid_once(chain: &Chain, gw: &mut Gateway, key: &str, payouts: &[(&str, &str)]) {
     gw.env.clear();
     gw.restart();
     let height = chain.height();
     chain.mine(1);
-    wait_for("settled", MINUTE, || payment(&gw, &key, &id)["status"] == "SETTLED");
-    assert_eq!(chain.paid_after(height).get(&to), Some(&1), "the payee is paid once");
+    for (id, _) in payouts {
+        wait_for("settled", MINUTE, || payment(gw, key, id)["status"] == "SETTLED");
+    }
+    let paid = chain.paid_after(height);
+    for (id, to) in payouts {
+        assert_eq!(paid.get(*to), Some(&1), "{id}: its payee is paid once");
+    }
     let v = gw.call("ledger.verify", json!({}));
     assert_eq!(v["ok"], true, "{v:#}");
 }

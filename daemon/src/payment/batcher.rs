@@ -19,7 +19,7 @@ use super::batch_tx::places;
 use super::batches::{BatchPayout, BatchRow, Queued, BATCH_CONSOLIDATION};
 use super::bumper;
 use super::steps::{complete, settle};
-use super::{Change, Payment, Payments, State};
+use super::{Change, Payment, Payments, State, MAX_REBUILDS};
 use crate::batch::Priority;
 use crate::ledger::{LedgerError, Posting};
 use crate::store::StoreError;
@@ -138,8 +138,96 @@ pub async fn depart(ctx: &Payments, operator: bool, rates: &batch_policy::RoundR
     ctx.webhooks_wake.notify_one();
     crate::failpoint::hit("batch.signed");
     let sending: Vec<Payment> = steps.into_iter().filter_map(|(_, _, c)| c.next).collect();
-    let broadcast = broadcast(ctx, &batch, &tx, &sending).await;
+    let rate = Feerate::from_sat_per_kvb(batch.feerate_sat_kvb.max(1));
+    let (batch, broadcast) = offer(ctx, (batch, tx, sending), &queued, rate).await;
     Ok(Departed { batch, broadcast })
+}
+
+/// Offers a batch just built and stored to bitcoind; the batch as it left and whether bitcoind
+/// took it. Refused at this first offer it never left: when a coin it spends is already spent —
+/// by a transaction of ours the wallet has not seen yet (one broadcast just before a restart, a
+/// replacement the wallet has not caught up with) — it is built again at the same feerate from
+/// other coins (without consolidation), made the batch's transaction (the refused one kept as
+/// replaced: it can never be broadcast, nobody else has it), and offered again, up to
+/// [`MAX_REBUILDS`] times. The caller holds [`crate::rails::onchain::Onchain::spending`].
+async fn offer(
+    ctx: &Payments,
+    (mut batch, mut tx, mut sending): (BatchRow, Transaction, Vec<Payment>),
+    queued: &[Queued],
+    rate: Feerate,
+) -> (BatchRow, bool) {
+    for rebuilds in 0..=MAX_REBUILDS {
+        let reason = match ctx.onchain.publish(tx.clone()).await {
+            Ok(()) => {
+                record_sent(ctx, &batch, &sending);
+                return (batch, true);
+            }
+            Err(WalletError::Broadcast(reason)) if rebuilds < MAX_REBUILDS => reason,
+            Err(e) => {
+                tracing::warn!(batch_id = %batch.batch_id, error = %e, "batch not broadcast now; the saga tries again");
+                break;
+            }
+        };
+        match rebuild(ctx, &batch, tx.clone(), queued, rate).await {
+            Ok(Some((next, next_tx, moved))) => {
+                tracing::warn!(batch_id = %batch.batch_id, refused = %batch.txid, %reason, txid = %next.txid,
+                    "batch refused before it left: coins it spent were already spent; built again from others");
+                (batch, tx, sending) = (next, next_tx, moved);
+            }
+            Ok(None) => {
+                tracing::warn!(batch_id = %batch.batch_id, %reason, "batch refused; the saga tries again");
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(batch_id = %batch.batch_id, %reason, error = %e,
+                    "batch refused and not built again; the saga tries again");
+                break;
+            }
+        }
+    }
+    ctx.wake.notify_one();
+    (batch, false)
+}
+
+/// The batch built again from other coins than those of `refused` bitcoind says are spent, and
+/// stored as the batch's transaction: its row, its transaction and its payouts as moved to it;
+/// `None` when none of its coins is spent (it was refused for something else).
+async fn rebuild(
+    ctx: &Payments,
+    batch: &BatchRow,
+    refused: Transaction,
+    queued: &[Queued],
+    rate: Feerate,
+) -> Result<Option<(BatchRow, Transaction, Vec<Payment>)>, String> {
+    if ctx.onchain.note_spent(refused).await.map_err(|e| e.to_string())?.is_empty() {
+        return Ok(None);
+    }
+    let payees = queued
+        .iter()
+        .map(|q| {
+            let address = ctx.onchain.treasury().parse_address(&q.payment.destination)?;
+            Ok(Payee { address, amount_sat: q.payment.amount_msat.div_ceil(1_000) })
+        })
+        .collect::<Result<Vec<_>, WalletError>>()
+        .map_err(|e| e.to_string())?;
+    let (tx, payout, _) =
+        ctx.onchain.prepare_with(&ctx.store, payees, rate, vec![]).await.map_err(|e| e.to_string())?;
+    let next = BatchRow {
+        txid: payout.txid.to_string(),
+        raw_tx: serialize(&tx),
+        fee_sat: payout.fee_sat,
+        vsize: payout.vsize,
+        consolidated_inputs: 0,
+        consolidation_fee_sat: 0,
+        ..batch.clone()
+    };
+    bumper::switch(ctx, batch, &next, &tx).map_err(|e| e.to_string())?;
+    let store = Arc::clone(&ctx.store);
+    let moved = tokio::task::block_in_place(|| {
+        queued.iter().map(|q| store.payment(&q.payment.payment_id)).collect::<Result<Vec<_>, StoreError>>()
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(Some((next, tx, moved.into_iter().flatten().collect())))
 }
 
 /// The batch's transaction, built and signed (not stored, not sent), its row and each payout's
@@ -193,14 +281,8 @@ fn urgent(queued: &[Queued]) -> Priority {
     queued.iter().filter_map(|q| Priority::parse(&q.priority)).min().unwrap_or(Priority::Normal)
 }
 
-/// Broadcasts a stored batch and steps its payouts to `sent`; false when bitcoind did not take
-/// it now (the saga broadcasts it again, as is).
-async fn broadcast(ctx: &Payments, batch: &BatchRow, tx: &Transaction, sending: &[Payment]) -> bool {
-    if let Err(e) = ctx.onchain.publish(tx.clone()).await {
-        tracing::warn!(batch_id = %batch.batch_id, error = %e, "batch not broadcast now; the saga tries again");
-        ctx.wake.notify_one();
-        return false;
-    }
+/// A batch bitcoind took: its payouts step to `sent`.
+fn record_sent(ctx: &Payments, batch: &BatchRow, sending: &[Payment]) {
     crate::failpoint::hit("batch.broadcast");
     let steps: Vec<(&Payment, Change)> = sending
         .iter()
@@ -217,7 +299,6 @@ async fn broadcast(ctx: &Payments, batch: &BatchRow, tx: &Transaction, sending: 
     }
     ctx.webhooks_wake.notify_one();
     ctx.wake.notify_one();
-    true
 }
 
 /// `sending` (the batcher's broadcast did not happen or was not recorded): broadcasts the stored

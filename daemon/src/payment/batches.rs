@@ -372,7 +372,8 @@ impl Store {
         tx.prepare_cached("DELETE FROM batch_replaced WHERE txid = ?1")?.execute([&next.txid])?;
         tx.prepare_cached(
             "UPDATE batches SET txid = ?2, raw_tx = ?3, fee_sat = ?4, feerate_sat_vb = ?5, vsize = ?6,
-             broadcast_height = ?7, consolidation_fee_sat = ?8, feerate_sat_kvb = ?9 WHERE batch_id = ?1",
+             broadcast_height = ?7, consolidation_fee_sat = ?8, feerate_sat_kvb = ?9, consolidated_inputs = ?10
+             WHERE batch_id = ?1",
         )?
         .execute(params![
             current.batch_id,
@@ -383,7 +384,8 @@ impl Store {
             next.vsize as i64,
             next.broadcast_height.map(|h| h as i64),
             next.consolidation_fee_sat as i64,
-            next.feerate_sat_kvb as i64
+            next.feerate_sat_kvb as i64,
+            next.consolidated_inputs as i64
         ])?;
         // Out of the way first: two payouts may swap outputs.
         tx.prepare_cached("UPDATE batch_payouts SET vout = -1 - vout WHERE batch_id = ?1")?

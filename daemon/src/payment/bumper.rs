@@ -216,7 +216,7 @@ async fn replace(ctx: &Payments, b: &BatchRow, rate: Feerate) -> Result<BatchRow
 
 /// Makes `tx` (the row `next`) the batch's transaction: each payout's output and fee share read
 /// from it, each payout's `rail_ref` moved to it.
-fn switch(ctx: &Payments, current: &BatchRow, next: &BatchRow, tx: &Transaction) -> Result<(), BumpError> {
+pub(super) fn switch(ctx: &Payments, current: &BatchRow, next: &BatchRow, tx: &Transaction) -> Result<(), BumpError> {
     let store = Arc::clone(&ctx.store);
     let (_, payouts) = tokio::task::block_in_place(|| store.batch(&current.batch_id))?
         .ok_or_else(|| BumpError::Unreadable(current.batch_id.clone()))?;

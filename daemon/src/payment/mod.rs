@@ -43,6 +43,11 @@ use crate::store::Store;
 
 pub use record::{Change, InsertError, NewPayment};
 
+/// How many times a transaction just built and refused at its first broadcast, for coins already
+/// spent, is built again from other coins: a single payout then fails `broadcast_rejected`, a
+/// batch is left to the saga's retries.
+const MAX_REBUILDS: usize = 3;
+
 /// The payments: what submitting a payout and carrying it to its rail use — both rails, the
 /// store, the learner the saga teaches — and the two wakers the saga and the webhook sender sleep on.
 pub struct Payments {

@@ -17,7 +17,7 @@ use sendero_wallet::{Feerate, Payee, WalletError};
 use tokio_util::sync::CancellationToken;
 
 use super::steps::{complete, fail, first_step, log_step, settle};
-use super::{batcher, payout_bump, Change, Payment, Payments, Rail, State};
+use super::{batcher, payout_bump, Change, Payment, Payments, Rail, State, MAX_REBUILDS};
 use crate::route::learn::Outcome;
 
 /// Longest wait between two retries of a step, seconds.
@@ -27,9 +27,6 @@ const MAX_BACKOFF_SECS: u64 = 60;
 const RECOVER_AFTER: Duration = Duration::from_secs(30);
 /// Wait before looking again at a step that waits for something transient, seconds.
 const SOON_SECS: u64 = 1;
-/// How many times a single payout refused at its first broadcast for coins already spent is
-/// built again (from other coins) before it fails.
-const MAX_REBUILDS: u8 = 3;
 
 /// A single payout signed by this process and not yet offered to bitcoind.
 #[derive(Debug, Clone, Default)]
@@ -39,7 +36,7 @@ pub struct Unoffered {
     /// The feerate it was built at.
     feerate: Option<Feerate>,
     /// How many times it was built again after bitcoind refused an earlier one.
-    rebuilds: u8,
+    rebuilds: usize,
 }
 
 /// Runs until `cancel`, advancing the payments that are due: at once when something can move
@@ -269,7 +266,7 @@ async fn prepare_onchain(ctx: &Payments, p: &Payment) -> Step {
 
 /// `sending` with `tx`, signed at `rate` (built again `rebuilds` times): stored before it is
 /// broadcast, and known to this process as not yet offered to bitcoind.
-fn signed(ctx: &Payments, p: &Payment, tx: &Transaction, txid: &str, rate: Feerate, rebuilds: u8) -> Change {
+fn signed(ctx: &Payments, p: &Payment, tx: &Transaction, txid: &str, rate: Feerate, rebuilds: usize) -> Change {
     let fresh = Unoffered { txid: txid.to_owned(), feerate: Some(rate), rebuilds };
     ctx.unoffered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(p.payment_id.clone(), fresh);
     let next =
