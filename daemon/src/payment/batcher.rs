@@ -202,14 +202,7 @@ async fn rebuild(
     if ctx.onchain.note_spent(refused).await.map_err(|e| e.to_string())?.is_empty() {
         return Ok(None);
     }
-    let payees = queued
-        .iter()
-        .map(|q| {
-            let address = ctx.onchain.treasury().parse_address(&q.payment.destination)?;
-            Ok(Payee { address, amount_sat: q.payment.amount_msat.div_ceil(1_000) })
-        })
-        .collect::<Result<Vec<_>, WalletError>>()
-        .map_err(|e| e.to_string())?;
+    let payees = payees(ctx, queued).map_err(|e| e.to_string())?;
     let (tx, payout, _) =
         ctx.onchain.prepare_with(&ctx.store, payees, rate, vec![]).await.map_err(|e| e.to_string())?;
     let next = BatchRow {
@@ -237,13 +230,7 @@ async fn build(
     queued: &[Queued],
     departure: &crate::batch::Departure,
 ) -> Result<(Transaction, BatchRow, Vec<BatchPayout>), BatchError> {
-    let payees = queued
-        .iter()
-        .map(|q| {
-            let address = ctx.onchain.treasury().parse_address(&q.payment.destination)?;
-            Ok(Payee { address, amount_sat: q.payment.amount_msat.div_ceil(1_000) })
-        })
-        .collect::<Result<Vec<_>, WalletError>>()?;
+    let payees = payees(ctx, queued)?;
     // To the sat/kvB, as estimated: a market at 2.4 sat/vB is paid 2.4, not 3.
     let rate = Feerate::from_sat_per_kvb(departure.feerate_sat_kvb.max(1));
     let scripts: Vec<ScriptBuf> = payees.iter().map(|p| p.address.script_pubkey()).collect();
@@ -274,6 +261,15 @@ async fn build(
             "the batch consolidates small coins");
     }
     Ok((tx, batch, places))
+}
+
+/// Each queued payout's output.
+fn payees(ctx: &Payments, queued: &[Queued]) -> Result<Vec<Payee>, WalletError> {
+    let payee = |q: &Queued| {
+        let address = ctx.onchain.treasury().parse_address(&q.payment.destination)?;
+        Ok(Payee { address, amount_sat: q.payment.amount_msat.div_ceil(1_000) })
+    };
+    queued.iter().map(payee).collect()
 }
 
 /// The most urgent priority among `queued`.
