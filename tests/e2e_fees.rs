@@ -206,7 +206,9 @@ fn the_operator_raises_and_lowers_fees_and_a_schedule_moves_them() {
         "{view}"
     );
     let fee = paid_at(view["txid"].as_str().unwrap());
-    assert!(fee <= quoted + 1, "the single payout paid {fee} sat, quoted {quoted}");
+    // The quote is a signed transaction's vsize: a vbyte short when its signature came out a
+    // byte shorter than the weight BDK pays for, so up to a vbyte's fee (30 sat) under the payout.
+    assert!(fee <= quoted + 30, "the single payout paid {fee} sat, quoted {quoted}");
     chain.mine(1);
     wait_for("the wallet to sync", Duration::from_secs(60), || gw.synced_height() == u64::from(chain.height()));
     common::route_and_submit(
