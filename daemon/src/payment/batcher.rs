@@ -265,11 +265,7 @@ async fn build(
 
 /// Each queued payout's output.
 fn payees(ctx: &Payments, queued: &[Queued]) -> Result<Vec<Payee>, WalletError> {
-    let payee = |q: &Queued| {
-        let address = ctx.onchain.treasury().parse_address(&q.payment.destination)?;
-        Ok(Payee { address, amount_sat: q.payment.amount_msat.div_ceil(1_000) })
-    };
-    queued.iter().map(payee).collect()
+    queued.iter().map(|q| super::saga::payee(ctx, &q.payment)).collect()
 }
 
 /// The most urgent priority among `queued`.

@@ -62,16 +62,6 @@ impl Store {
         Ok(())
     }
 
-    /// The children paying for `parent_txid` (every one when `None`), oldest first.
-    pub fn fee_children(&self, parent_txid: Option<&str>) -> Result<Vec<FeeChild>, StoreError> {
-        let conn = self.read();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM fee_children WHERE CAST(?1 AS TEXT) IS NULL OR parent_txid = ?1 ORDER BY created_at, txid"
-        ))?;
-        let rows = stmt.query_map([parent_txid], child_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// The children neither given up nor buried: those [`resend`] looks after.
     fn open_children(&self) -> Result<Vec<FeeChild>, StoreError> {
         let conn = self.read();

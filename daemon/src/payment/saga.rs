@@ -29,12 +29,12 @@ const RECOVER_AFTER: Duration = Duration::from_secs(30);
 const SOON_SECS: u64 = 1;
 
 /// A single payout signed by this process and not yet offered to bitcoind.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Unoffered {
     /// Its transaction.
     txid: String,
     /// The feerate it was built at.
-    feerate: Option<Feerate>,
+    feerate: Feerate,
     /// How many times it was built again after bitcoind refused an earlier one.
     rebuilds: usize,
 }
@@ -240,11 +240,10 @@ async fn resume(ctx: &Payments, p: &Payment) -> Step {
 
 /// Builds and signs the payout, and stores it (`sending`) before anything is broadcast.
 async fn prepare_onchain(ctx: &Payments, p: &Payment) -> Step {
-    let address = match ctx.onchain.treasury().parse_address(&p.destination) {
-        Ok(a) => a,
+    let payee = match payee(ctx, p) {
+        Ok(payee) => payee,
         Err(e) => return Step::next(fail(p, "invalid_destination", e.to_string())),
     };
-    let payee = Payee { address, amount_sat: p.amount_msat.div_ceil(1_000) };
     // Above its priority's ceiling it waits for fees (or its deadline).
     let rate = match super::fee_holds::single_fee(ctx, p).await {
         Ok(super::fee_holds::SingleFee::Pay(rate)) => rate,
@@ -264,10 +263,16 @@ async fn prepare_onchain(ctx: &Payments, p: &Payment) -> Step {
     }
 }
 
+/// The output paying `p`.
+pub(super) fn payee(ctx: &Payments, p: &Payment) -> Result<Payee, WalletError> {
+    let address = ctx.onchain.treasury().parse_address(&p.destination)?;
+    Ok(Payee { address, amount_sat: p.amount_msat.div_ceil(1_000) })
+}
+
 /// `sending` with `tx`, signed at `rate` (built again `rebuilds` times): stored before it is
 /// broadcast, and known to this process as not yet offered to bitcoind.
 fn signed(ctx: &Payments, p: &Payment, tx: &Transaction, txid: &str, rate: Feerate, rebuilds: usize) -> Change {
-    let fresh = Unoffered { txid: txid.to_owned(), feerate: Some(rate), rebuilds };
+    let fresh = Unoffered { txid: txid.to_owned(), feerate: rate, rebuilds };
     ctx.unoffered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(p.payment_id.clone(), fresh);
     let next =
         Payment { state: State::Sending, rail_ref: Some(txid.to_owned()), raw_tx: Some(serialize(tx)), ..p.clone() };
@@ -317,7 +322,9 @@ async fn publish_onchain(ctx: &Payments, p: &Payment) -> Step {
 /// otherwise it fails `broadcast_rejected`.
 async fn build_again(ctx: &Payments, p: &Payment, tx: Transaction, fresh: Unoffered, reason: String) -> Step {
     let refused = || Step::next(fail(p, "broadcast_rejected", reason.clone()));
-    let Some(rate) = fresh.feerate.filter(|_| fresh.rebuilds < MAX_REBUILDS) else { return refused() };
+    if fresh.rebuilds >= MAX_REBUILDS {
+        return refused();
+    }
     let spent = match ctx.onchain.note_spent(tx).await {
         Ok(spent) if spent.is_empty() => return refused(),
         Ok(spent) => spent,
@@ -326,8 +333,8 @@ async fn build_again(ctx: &Payments, p: &Payment, tx: Transaction, fresh: Unoffe
             return refused();
         }
     };
-    let Ok(address) = ctx.onchain.treasury().parse_address(&p.destination) else { return refused() };
-    let payee = Payee { address, amount_sat: p.amount_msat.div_ceil(1_000) };
+    let Ok(payee) = payee(ctx, p) else { return refused() };
+    let rate = fresh.feerate;
     match ctx.onchain.prepare(&ctx.store, vec![payee], rate).await {
         Ok((tx, payout)) => {
             let txid = payout.txid.to_string();
