@@ -5,7 +5,8 @@
 //! B exactly once for exactly its amount — routes A's own offer `on_us`, and survives a SIGKILL
 //! right after submitting a keysend with the payment made exactly once. At the node level, a
 //! keysend for a key is paid once under one payment hash, and one that a crash lost inside the
-//! node (ldk-node's `pending` record, nothing in LDK) is sent again under that same hash.
+//! node (ldk-node's `pending` record, nothing in LDK) is sent again under that same hash, while
+//! one whose record the crash took (LDK kept it) is refused by LDK and found by its key's hash.
 
 mod common;
 
@@ -13,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::ln::{node_config, wait_ln_running, MINUTE};
-use common::plain::{candidate, fund_and_open, received_once, route, submit, wait_settled, PlainNode};
+use common::plain::{candidate, fund_and_open, post, received_once, route, submit, wait_settled, PlainNode};
 use common::{wait_for, AdminMode, Chain, Gateway};
 use sendero::devchain::free_port;
 use sendero_lightning::ldk_node::bitcoin::hex::FromHex;
@@ -128,11 +129,51 @@ fn bolt12_and_keysend_payouts_settle_once_through_the_api() {
     let paid = wait_settled(&a, &key, &id);
     eprintln!("keysend payout across a SIGKILL: {paid}");
     received_once(&a, &b, &paid, 7_000_000);
+    // (f) An abort right after the node sent a keysend (the payout's `sent` step not stored),
+    // which also took the node's record of it — a kill inside ldk-node's send, where LDK may
+    // keep the payment or not: after the restart it settles, paid once.
+    let ln_store = a.datadir.join("lightning");
+    let before = ln_payment_keys(&ln_store);
+    a.env = vec![("SENDERO_FAILPOINT".into(), "lightning.sent".into())];
+    a.restart();
+    wait_ln_running(&a);
+    wait_for("the channel usable after the restart", MINUTE, || {
+        route(&a, &key, 6_000, &b.id()).1["recommend"] == "lightning"
+    });
+    let (_, r) = route(&a, &key, 6_000, &b.id());
+    let body = json!({"route_id": r["route_id"], "rail": "lightning"});
+    let _ = post(&a, "/v1/payments/submit", &key, r["route_id"].as_str(), &body); // answered or cut off by the abort
+    a.wait_exit();
+    assert!(a.log().contains("failpoint reached: aborting"), "{}", a.log());
+    let sent: Vec<String> = ln_payment_keys(&ln_store).into_iter().filter(|k| !before.contains(k)).collect();
+    assert_eq!(sent.len(), 1, "the node's record of the keysend: {sent:?}");
+    forget_payment(&ln_store, &sent[0]);
+    a.env.clear();
+    a.start_again();
+    wait_ln_running(&a);
+    let mut id = None;
+    wait_for("the same key to answer the same payout", MINUTE, || {
+        let (status, v) = post(&a, "/v1/payments/submit", &key, r["route_id"].as_str(), &body);
+        id = v["payment_id"].as_str().map(str::to_owned);
+        status == 202
+    });
+    let paid = wait_settled(&a, &key, &id.unwrap());
+    let kept = a.log().contains("kept no record of it");
+    eprintln!("keysend payout across an abort that took the node's record (LDK kept it: {kept}): {paid}");
+    received_once(&a, &b, &paid, 6_000_000);
+    assert_eq!(paid["payment_hash"].as_str(), Some(sent[0].as_str()), "{paid:#}");
     // The own offer is still recognised after the restart.
     let (_, r) = route(&a, &key, 5_000, own["offer"].as_str().unwrap());
     assert_eq!(r["recommend"], "on_us", "{r:#}");
     // Nothing else reached B: one receipt per payout.
-    assert_eq!(b.received.lock().unwrap().len(), 4, "{:?}", b.received.lock().unwrap());
+    assert_eq!(b.received.lock().unwrap().len(), 5, "{:?}", b.received.lock().unwrap());
+}
+
+/// The keys of the payments ldk-node keeps in its store in `storage_dir`.
+fn ln_payment_keys(storage_dir: &Path) -> Vec<String> {
+    let db = rusqlite::Connection::open(storage_dir.join("ldk_node_data.sqlite")).unwrap();
+    let mut rows = db.prepare("SELECT key FROM ldk_node_data WHERE primary_namespace = 'payments'").unwrap();
+    rows.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
 }
 
 /// What a crash right after ldk-node's keysend `send` leaves in A's store: a `pending` outbound
@@ -159,7 +200,7 @@ fn write_lost_keysend(storage_dir: &Path, hash: &str, amount_msat: u64) {
 }
 
 #[test]
-fn a_keysend_is_paid_once_per_key_and_one_lost_in_a_crash_is_sent_again_under_its_hash() {
+fn a_keysend_is_paid_once_per_key_and_one_lost_in_a_crash_is_sent_again_under_its_hash_or_refused_when_ldk_kept_it() {
     let chain = Chain::start();
     let home = tempfile::tempdir().unwrap();
     let (a_dir, a_port) = (home.path().join("a"), free_port().unwrap());
@@ -197,10 +238,33 @@ fn a_keysend_is_paid_once_per_key_and_one_lost_in_a_crash_is_sent_again_under_it
     wait_for("the resent keysend to succeed", MINUTE, || status(&a, "pay_k2") == Some("succeeded"));
     assert_eq!(a.recover_lost_for(&dest, 20_000_000, Some("pay_k2"), Duration::ZERO).unwrap(), Recovery::Kept);
 
+    // The converse: LDK sent the keysend, the crash took ldk-node's record of it. A send under
+    // the same key is refused by LDK (it remembers the payment), and the payment's id is known
+    // from the key alone — where the saga waits for the node's event of it.
+    let kept = a.pay_once(&dest, Some(10_000_000), Some("pay_k3")).unwrap();
+    wait_for("the third keysend to succeed", MINUTE, || status(&a, "pay_k3") == Some("succeeded"));
+    drop(a);
+    forget_payment(&a_dir, &kept);
+    let a = LightningNode::start(node_config(&chain, &a_dir, a_port, 7)).unwrap();
+    assert_eq!(status(&a, "pay_k3"), None, "the record is gone");
+    wait_for("the channel usable after A's second restart", MINUTE, || usable(&a));
+    assert_eq!(a.pay_once(&dest, Some(10_000_000), Some("pay_k3")), Err(LightningError::DuplicatePayment));
+    assert_eq!(a.payment_id_for(&dest, "pay_k3"), Some(kept.clone()));
+    assert_eq!(a.payment_id_for(&format!(" {dest} "), "pay_k3"), Some(kept.clone()), "trimmed as pay_once trims");
+
     // B received each key's payment once, for its amount.
-    wait_for("B's receipts", MINUTE, || b.received.lock().unwrap().len() == 2);
+    wait_for("B's receipts", MINUTE, || b.received.lock().unwrap().len() == 3);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(b.received_for(&hash), [30_000_000]);
     assert_eq!(b.received_for(&lost), [20_000_000]);
-    assert_eq!(b.received.lock().unwrap().len(), 2);
+    assert_eq!(b.received_for(&kept), [10_000_000]);
+    assert_eq!(b.received.lock().unwrap().len(), 3);
+}
+
+/// What a crash between LDK's send and ldk-node's record leaves: no record under `hash`.
+fn forget_payment(storage_dir: &Path, hash: &str) {
+    let db = rusqlite::Connection::open(storage_dir.join("ldk_node_data.sqlite")).unwrap();
+    let gone =
+        db.execute("DELETE FROM ldk_node_data WHERE primary_namespace = 'payments' AND key = ?1", [hash]).unwrap();
+    assert_eq!(gone, 1, "A's record of {hash}");
 }

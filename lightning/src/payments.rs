@@ -145,17 +145,26 @@ impl LightningNode {
     /// payment hash a keysend for `key` has.
     pub fn payment_for(&self, destination: &str, key: &str) -> Option<Payment> {
         let text = destination.trim();
-        if is_keysend(text) {
-            return self.node.payment(&keysend::payment_id_for(&self.keysend_secret, key)).as_ref().map(Payment::from);
-        }
         if is_offer(text) {
             let details = self.node.list_payments_with_filter(|p| {
                 matches!(&p.kind, ldk_node::payment::PaymentKind::Bolt12Offer { payer_note: Some(n), .. } if n.0 == key)
             });
             return details.first().map(Payment::from);
         }
-        let invoice = Bolt11Invoice::from_str(text).ok()?;
-        self.payment(&hex(invoice.payment_hash().as_ref()))
+        self.payment(&self.payment_id_for(text, key)?)
+    }
+
+    /// The payment id (hex) [`LightningNode::pay_once`] gives its payment to `destination` for
+    /// `key` — a BOLT11 invoice's payment hash, or the hash a keysend for `key` has —, known
+    /// before any payment is made. `None` for an offer (its payment id is random) or a
+    /// destination that is neither.
+    pub fn payment_id_for(&self, destination: &str, key: &str) -> Option<String> {
+        let text = destination.trim();
+        if is_keysend(text) {
+            return Some(self.keysend_payment_hash(key));
+        }
+        let invoice = (!is_offer(text)).then(|| Bolt11Invoice::from_str(text).ok()).flatten()?;
+        Some(hex(invoice.payment_hash().as_ref()))
     }
 
     /// One payment by id (hex).

@@ -395,8 +395,15 @@ async fn send_lightning(ctx: &Payments, p: &Payment) -> Step {
     if let Some(existing) = node.payment_for(&p.destination, &p.payment_id) {
         let resumed_outcome = existing.updated_at >= p.created_at && p.attempts == 0;
         if existing.status != "failed" || resumed_outcome {
-            let next = Payment { state: State::Sent, rail_ref: Some(existing.payment_id), ..p.clone() };
-            return Step::next(Change { next: Some(next), ..Change::default() });
+            return sent_as(p, existing.payment_id);
+        }
+    } else if let Some(id) = node.payment_id_for(&p.destination, &p.payment_id) {
+        // The node's record may be gone while its event of the payment's success was recorded
+        // (a kill between LDK's send and ldk-node's record): paid, never to be sent again.
+        match ctx.store.ln_payment_status(&id) {
+            Ok(Some((status, _))) if status == "succeeded" => return sent_as(p, id),
+            Ok(_) => {}
+            Err(e) => return Step::Retry(e.to_string()),
         }
     }
     // Channels are not usable for a while after a restart (the peer reconnects): wait for them
@@ -409,16 +416,23 @@ async fn send_lightning(ctx: &Payments, p: &Payment) -> Step {
     let (n, dest, id, amount) = (Arc::clone(&node), p.destination.clone(), p.payment_id.clone(), p.amount_msat);
     let sent = crate::rails::lightning::blocking_ln(move || n.pay_once(&dest, Some(amount), Some(&id))).await;
     match sent {
-        Ok(ln_id) => Step::next(Change {
-            next: Some(Payment { state: State::Sent, rail_ref: Some(ln_id), ..p.clone() }),
-            ..Change::default()
-        }),
+        Ok(ln_id) => {
+            crate::failpoint::hit("lightning.sent");
+            sent_as(p, ln_id)
+        }
         Err(LightningError::DuplicatePayment) => match node.payment_for(&p.destination, &p.payment_id) {
-            Some(existing) => Step::next(Change {
-                next: Some(Payment { state: State::Sent, rail_ref: Some(existing.payment_id), ..p.clone() }),
-                ..Change::default()
-            }),
-            None => Step::next(fail(p, "duplicate_payment", "the node already paid this invoice".into())),
+            Some(existing) => sent_as(p, existing.payment_id),
+            // LDK knows the payment though ldk-node has no record of it: a kill came between
+            // LDK's send and ldk-node's record. It may be on its way; its outcome comes as the
+            // node's event, recorded under this id.
+            None => match node.payment_id_for(&p.destination, &p.payment_id) {
+                Some(id) => {
+                    tracing::warn!(payment_id = %p.payment_id, ln_payment_id = %id,
+                        "the node sent this payout before a kill but kept no record of it: its outcome comes as the node's event");
+                    sent_as(p, id)
+                }
+                None => Step::next(fail(p, "duplicate_payment", "the node already paid this invoice".into())),
+            },
         },
         Err(e @ LightningError::NotRunning) => Step::RetrySoon(e.to_string()),
         // No route yet (channels still reconnecting after a restart): nothing left the node.
@@ -428,6 +442,12 @@ async fn send_lightning(ctx: &Payments, p: &Payment) -> Step {
         }
         Err(e) => Step::next(fail(p, e.code(), e.to_string())),
     }
+}
+
+/// The payout moves to `sent`, its outcome that of the node's payment `ln_payment_id`.
+fn sent_as(p: &Payment, ln_payment_id: String) -> Step {
+    let next = Payment { state: State::Sent, rail_ref: Some(ln_payment_id), ..p.clone() };
+    Step::next(Change { next: Some(next), ..Change::default() })
 }
 
 /// `sent`: what the rail says now.
