@@ -121,6 +121,17 @@ impl LightningNode {
         }
     }
 
+    /// The payment id (hex) of [`LightningNode::pay_once`]'s payment to `destination` for `key`
+    /// when an HTLC of it is on a channel, open or closing: it left the node, whatever the node's
+    /// record says (a kill can take the record and leave the HTLC, and then also force-close the
+    /// channel: rust-lightning #4286). `None` for an offer (its payment id is random).
+    pub fn in_flight_for(&self, destination: &str, key: &str, amount_msat: u64) -> Option<String> {
+        use ldk_node::bitcoin::hex::FromHex;
+        let id = self.payment_id_for(destination, key)?;
+        let hash = <[u8; 32]>::from_hex(&id).ok()?;
+        self.htlc_on_a_channel(&hash, amount_msat).then_some(id)
+    }
+
     /// Whether [`LightningNode::recover_lost`] may look at `id` now (at most every few seconds).
     fn due_for_examination(&self, id: PaymentId) -> bool {
         let mut examined = self.examined.lock().unwrap_or_else(PoisonError::into_inner);

@@ -411,7 +411,7 @@ async fn send_lightning(ctx: &Payments, p: &Payment) -> Step {
     let outbound = node.usable_outbound_msat();
     if outbound < p.amount_msat {
         let why = format!("channels can send {outbound} msat, {} msat needed", p.amount_msat);
-        return retry_or_fail(ctx, p, "insufficient_liquidity", why);
+        return ln_retry_or_fail(ctx, &node, p, "insufficient_liquidity", why);
     }
     let (n, dest, id, amount) = (Arc::clone(&node), p.destination.clone(), p.payment_id.clone(), p.amount_msat);
     let sent = crate::rails::lightning::blocking_ln(move || n.pay_once(&dest, Some(amount), Some(&id))).await;
@@ -436,9 +436,9 @@ async fn send_lightning(ctx: &Payments, p: &Payment) -> Step {
         },
         Err(e @ LightningError::NotRunning) => Step::RetrySoon(e.to_string()),
         // No route yet (channels still reconnecting after a restart): nothing left the node.
-        Err(e @ LightningError::SendFailed(_)) => retry_or_fail(ctx, p, e.code(), e.to_string()),
+        Err(e @ LightningError::SendFailed(_)) => ln_retry_or_fail(ctx, &node, p, e.code(), e.to_string()),
         Err(e @ (LightningError::InsufficientLiquidity { .. } | LightningError::ConnectionFailed)) => {
-            retry_or_fail(ctx, p, e.code(), e.to_string())
+            ln_retry_or_fail(ctx, &node, p, e.code(), e.to_string())
         }
         Err(e) => Step::next(fail(p, e.code(), e.to_string())),
     }
@@ -502,6 +502,26 @@ async fn recover_lost(node: Arc<sendero_lightning::LightningNode>, p: &Payment) 
             tracing::warn!(payment_id = %p.payment_id, error = %e, "looking for a payment lost in a crash");
             Step::Wait
         }
+    }
+}
+
+/// [`retry_or_fail`] for a Lightning payout the node could not send now — which never fails while
+/// an HTLC of it is on a channel, open or closing: a kill took the node's record of a payment that
+/// had left (and may have cost the channel too). Its outcome comes as the node's event.
+fn ln_retry_or_fail(
+    ctx: &Payments,
+    node: &sendero_lightning::LightningNode,
+    p: &Payment,
+    code: &str,
+    why: String,
+) -> Step {
+    match node.in_flight_for(&p.destination, &p.payment_id, p.amount_msat) {
+        Some(id) => {
+            tracing::warn!(payment_id = %p.payment_id, ln_payment_id = %id,
+                "an HTLC of this payout is on a channel though the node kept no record of it: its outcome comes as the node's event");
+            sent_as(p, id)
+        }
+        None => retry_or_fail(ctx, p, code, why),
     }
 }
 
