@@ -124,12 +124,14 @@ impl LightningNode {
     /// The payment id (hex) of [`LightningNode::pay_once`]'s payment to `destination` for `key`
     /// when an HTLC of it is on a channel, open or closing: it left the node, whatever the node's
     /// record says (a kill can take the record and leave the HTLC, and then also force-close the
-    /// channel: rust-lightning #4286). `None` for an offer (its payment id is random).
-    pub fn in_flight_for(&self, destination: &str, key: &str, amount_msat: u64) -> Option<String> {
+    /// channel: rust-lightning #4286). `None` for an offer (its payment id is random), and for a
+    /// dust HTLC: those are not listed one by one, and a payout taken for one that is not there
+    /// would wait for an outcome that never comes.
+    pub fn in_flight_for(&self, destination: &str, key: &str) -> Option<String> {
         use ldk_node::bitcoin::hex::FromHex;
         let id = self.payment_id_for(destination, key)?;
         let hash = <[u8; 32]>::from_hex(&id).ok()?;
-        self.htlc_on_a_channel(&hash, amount_msat).then_some(id)
+        self.outbound_htlcs(&hash).0.then_some(id)
     }
 
     /// Whether [`LightningNode::recover_lost`] may look at `id` now (at most every few seconds).
@@ -147,6 +149,13 @@ impl LightningNode {
     /// Whether a channel (open or closing) carries an outbound HTLC of `payment_hash`. Dust
     /// HTLCs are not listed one by one; they count when their total could hold `amount_msat`.
     fn htlc_on_a_channel(&self, payment_hash: &[u8; 32], amount_msat: u64) -> bool {
+        let (listed, dust_msat) = self.outbound_htlcs(payment_hash);
+        listed || dust_msat >= amount_msat
+    }
+
+    /// Whether a channel (open or closing) lists an HTLC of `payment_hash`, and the total of the
+    /// dust HTLCs (which are not listed one by one), msat.
+    fn outbound_htlcs(&self, payment_hash: &[u8; 32]) -> (bool, u64) {
         let mut dust_msat = 0u64;
         for balance in self.node.list_balances().lightning_balances {
             match balance {
@@ -158,11 +167,11 @@ impl LightningNode {
                 | LightningBalance::ContentiousClaimable { payment_hash: h, .. }
                     if &h.0 == payment_hash =>
                 {
-                    return true;
+                    return (true, dust_msat);
                 }
                 _ => {}
             }
         }
-        dust_msat >= amount_msat
+        (false, dust_msat)
     }
 }

@@ -515,7 +515,7 @@ fn ln_retry_or_fail(
     code: &str,
     why: String,
 ) -> Step {
-    match node.in_flight_for(&p.destination, &p.payment_id, p.amount_msat) {
+    match node.in_flight_for(&p.destination, &p.payment_id) {
         Some(id) => {
             tracing::warn!(payment_id = %p.payment_id, ln_payment_id = %id,
                 "an HTLC of this payout is on a channel though the node kept no record of it: its outcome comes as the node's event");
