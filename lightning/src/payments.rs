@@ -142,7 +142,8 @@ impl LightningNode {
 
     /// The payment [`LightningNode::pay_once`] made to `destination` for `key`, if the node has
     /// one: by the invoice's payment hash, by the payer note of an offer payment, or by the
-    /// payment hash a keysend for `key` has.
+    /// payment hash a keysend for `key` has. Only a payment it sent (an invoice of this node, paid
+    /// to it, is not one).
     pub fn payment_for(&self, destination: &str, key: &str) -> Option<Payment> {
         let text = destination.trim();
         if is_offer(text) {
@@ -151,7 +152,7 @@ impl LightningNode {
             });
             return details.first().map(Payment::from);
         }
-        self.payment(&self.payment_id_for(text, key)?)
+        self.payment(&self.payment_id_for(text, key)?).filter(|p| p.direction == "outbound")
     }
 
     /// The payment id (hex) [`LightningNode::pay_once`] gives its payment to `destination` for
