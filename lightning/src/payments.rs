@@ -3,6 +3,7 @@
 
 use std::str::FromStr;
 
+use ldk_node::bitcoin::hashes::Hash;
 use ldk_node::bitcoin::secp256k1::PublicKey;
 use ldk_node::lightning::ln::channelmanager::PaymentId;
 use ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
@@ -160,12 +161,17 @@ impl LightningNode {
     /// before any payment is made. `None` for an offer (its payment id is random) or a
     /// destination that is neither.
     pub fn payment_id_for(&self, destination: &str, key: &str) -> Option<String> {
+        self.sent_payment_id(destination, key).map(|id| hex(&id.0))
+    }
+
+    /// [`LightningNode::payment_id_for`], as LDK's id.
+    pub(crate) fn sent_payment_id(&self, destination: &str, key: &str) -> Option<PaymentId> {
         let text = destination.trim();
         if is_keysend(text) {
-            return Some(self.keysend_payment_hash(key));
+            return Some(keysend::payment_id_for(&self.keysend_secret, key));
         }
         let invoice = (!is_offer(text)).then(|| Bolt11Invoice::from_str(text).ok()).flatten()?;
-        Some(hex(invoice.payment_hash().as_ref()))
+        Some(PaymentId(invoice.payment_hash().to_byte_array()))
     }
 
     /// One payment by id (hex).

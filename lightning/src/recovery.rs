@@ -128,10 +128,8 @@ impl LightningNode {
     /// dust HTLC: those are not listed one by one, and a payout taken for one that is not there
     /// would wait for an outcome that never comes.
     pub fn in_flight_for(&self, destination: &str, key: &str) -> Option<String> {
-        use ldk_node::bitcoin::hex::FromHex;
-        let id = self.payment_id_for(destination, key)?;
-        let hash = <[u8; 32]>::from_hex(&id).ok()?;
-        self.outbound_htlcs(&hash).0.then_some(id)
+        let id = self.sent_payment_id(destination, key)?;
+        self.outbound_htlcs(&id.0).0.then(|| hex(&id.0))
     }
 
     /// Whether [`LightningNode::recover_lost`] may look at `id` now (at most every few seconds).

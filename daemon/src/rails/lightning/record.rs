@@ -84,12 +84,11 @@ impl Store {
     /// came. (A payment received under the same id — an invoice of this node — is not one.)
     pub fn ln_payment_status(&self, payment_id: &str) -> Result<Option<(String, Option<u64>)>, StoreError> {
         let row = self
-            .conn()
-            .query_row(
+            .read()
+            .prepare_cached(
                 "SELECT status, fee_paid_msat FROM ln_payments WHERE payment_id = ?1 AND direction = 'outbound'",
-                [payment_id],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)),
-            )
+            )?
+            .query_row([payment_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)))
             .optional()?;
         Ok(row.map(|(status, fee)| (status, fee.map(|f| f as u64))))
     }
