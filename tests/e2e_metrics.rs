@@ -95,6 +95,19 @@ fn metrics_after_a_scripted_run_parse_and_equal_what_the_admin_rpc_reports() {
     assert_eq!(status, 200);
     assert_eq!(http_get_with_key(a.api_port, "/v1/payments", Some("sk_nobody")).0, 401);
 
+    // A Lightning payout settles when its preimage comes back; the channel's balances move a
+    // moment later, once the peers have exchanged their new commitments: scrape at rest.
+    let balances = || {
+        let c = &a.call("ln.channels", json!({}))["channels"][0];
+        (c["outbound_msat"].clone(), c["inbound_msat"].clone())
+    };
+    let mut last = balances();
+    wait_for("the channel's balances at rest", MINUTE, || {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = balances();
+        std::mem::replace(&mut last, now.clone()) == now
+    });
+
     let (status, content_type, text) = scrape(port);
     assert_eq!(status, 200, "{text}");
     assert!(content_type.contains("text/plain"), "{content_type}");
