@@ -63,7 +63,9 @@
 //! Sendero departure (`dep`: reason, feerate, the `high` estimate, payouts per priority
 //! high/normal/low), every confirmation (`conf`: most urgent priority, payouts, fee, feerate,
 //! consolidation fee, blocks since the last (re)broadcast, payouts per priority, the block's
-//! clearing feerate, the strategy 0 sendero / 1 one-by-one / 2 interval), failed plan and miss.
+//! clearing feerate, the strategy 0 sendero / 1 one-by-one / 2 interval), every Sendero bump
+//! (`bump`: most urgent priority, feerate before and after, the next-block estimate, seconds left
+//! to the ETA bound, blocks waited, payouts), failed plan and miss.
 
 mod support;
 
@@ -557,6 +559,10 @@ impl<'a> Run<'a> {
                 eta_bound: tx.eta_bound,
             };
             let Some(rate) = bump(&state, now, next_block, self.policy).filter(|_| tx.bumpable) else { continue };
+            if std::env::var("SIM_DEBUG").is_ok() && self.strategy == Strategy::Sendero {
+                let (p, from, left, n) = (tx.priority, tx.feerate, tx.eta_bound.saturating_sub(now), tx.payouts.len());
+                eprintln!("bump {p:?} from {from} to {rate} next {next_block} left {left} blocks {} n {n}", tx.blocks);
+            }
             let fee = fee_sat(tx.weight, rate);
             let Some(change) = tx.change.filter(|&c| self.coins[c].value > fee - tx.fee) else { continue };
             self.coins[change].value -= fee - tx.fee;
