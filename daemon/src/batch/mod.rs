@@ -138,7 +138,8 @@ pub struct Policy {
     pub deadline_join_secs: u64,
     /// Extra percent a bump pays once the ETA bound is two blocks away.
     pub near_bound_margin_percent: u32,
-    /// Extra percent a payout with a two-block target pays when it leaves at its deadline.
+    /// Extra percent a payout with a two-block target pays when it leaves at its deadline, and a
+    /// bump once the ETA bound is three blocks away (two blocks left).
     pub deadline_margin_percent: u32,
     /// Consolidate at or below this feerate, sat/kvB.
     pub consolidation_feerate_sat_kvb: u64,

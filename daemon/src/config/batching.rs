@@ -92,7 +92,8 @@ pub struct BatchingConfig {
     /// with a one-block target leaving at its deadline (its one block left).
     pub near_bound_margin_percent: u32,
     /// A payout with a two-block target leaving at its deadline pays its target's feerate plus
-    /// this many percent: should the first block miss it, the near-bound bump has the second.
+    /// this many percent: should the first block miss it, the near-bound bump has the second. A
+    /// transaction whose ETA bound is three blocks away (two left) is bumped with this margin too.
     pub deadline_margin_percent: u32,
     /// At or below this feerate small UTXOs are consolidated (inside a batch, or on their own).
     pub consolidation_feerate_sat_kvb: u64,
