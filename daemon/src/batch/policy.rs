@@ -277,22 +277,24 @@ pub struct InFlight {
 pub fn bump(tx: &InFlight, now: u64, next_block_sat_kvb: u64, policy: &Policy) -> Option<u64> {
     let c = policy.class(tx.priority);
     let left = tx.eta_bound.saturating_sub(now);
-    let near = left <= 2 * 600;
-    let closing = !near && left <= 3 * 600;
-    let waited = tx.blocks_unconfirmed >= c.bump_after_blocks || ((near || closing) && tx.blocks_unconfirmed >= 1);
+    // Its last two blocks (`closing`), the last of them (`near`).
+    let (closing, near) = (left <= 3 * 600, left <= 2 * 600);
+    let waited = tx.blocks_unconfirmed >= c.bump_after_blocks || (closing && tx.blocks_unconfirmed >= 1);
     if !waited || next_block_sat_kvb <= tx.feerate_sat_kvb {
         return None;
     }
     let cap =
         if near { policy.max_feerate_sat_kvb } else { c.bump_max_feerate_sat_kvb.min(policy.max_feerate_sat_kvb) };
     let floor = tx.feerate_sat_kvb.saturating_add(INCREMENTAL_FEERATE_SAT_KVB);
-    let margin = match (near, closing) {
-        (true, _) => policy.near_bound_margin_percent,
-        (_, true) => policy.deadline_margin_percent,
-        _ => 0,
+    let margin = if near {
+        policy.near_bound_margin_percent
+    } else if closing {
+        policy.deadline_margin_percent
+    } else {
+        0
     };
     let next_block = next_block_sat_kvb.saturating_mul(100 + u64::from(margin)) / 100;
-    if !near && !closing && next_block < floor {
+    if !closing && next_block < floor {
         return None;
     }
     let want = next_block.max(floor).min(cap);
