@@ -1,8 +1,9 @@
 //! `cargo bench -p sendero --bench batching [-- --csv FILE] [--payouts N] [--seed S] [--whole-sat-vb]`: the on-chain
-//! cost simulator. It replays a week of payouts through the daemon's own batch code — route
-//! quotes (`batch_quote` / `single_quote`), the departure and fee-hold policy, the batch and
-//! consolidation planners, the bump rule — against a simulated chain and wallet, and compares
-//! four strategies in one table.
+//! cost simulator (`-- --seeds 12,1-10`: a line per seed and their mean instead of one seed's
+//! table, and how many seeds meet each of the aims). It replays a week of payouts
+//! through the daemon's own batch code — route quotes (`batch_quote` / `single_quote`), the
+//! departure and fee-hold policy, the batch and consolidation planners, the bump rule — against
+//! a simulated chain and wallet, and compares four strategies in one table.
 //!
 //! The model, all seeded:
 //! - **Feerates**: the synthetic week of `batch::feeseries::Synthetic::week` (daily and weekly
@@ -93,10 +94,12 @@ struct Args {
     whole_sat_vb: bool,
     payouts: usize,
     seed: u64,
+    /// `--seeds 12,1-10`: a summary line per seed instead of one seed's table.
+    seeds: Vec<u64>,
 }
 
 fn args() -> Args {
-    let mut a = Args { csv: None, trailing_min: false, whole_sat_vb: false, payouts: 3_000, seed: 12 };
+    let mut a = Args { csv: None, trailing_min: false, whole_sat_vb: false, payouts: 3_000, seed: 12, seeds: vec![] };
     let argv: Vec<String> = std::env::args().collect();
     for (i, arg) in argv.iter().enumerate() {
         let next = || argv.get(i + 1).cloned().unwrap_or_default();
@@ -104,12 +107,25 @@ fn args() -> Args {
             "--csv" => a.csv = Some(next().into()),
             "--payouts" => a.payouts = next().parse().expect("--payouts N"),
             "--seed" => a.seed = next().parse().expect("--seed S"),
+            "--seeds" => a.seeds = seed_list(&next()).expect("--seeds LIST, e.g. 12,1-10"),
             "--estimator" => a.trailing_min = next() == "trailing-min",
             "--whole-sat-vb" => a.whole_sat_vb = true,
             _ => {}
         }
     }
     a
+}
+
+/// `12,1-10`: seeds and inclusive ranges, comma-separated, in that order.
+fn seed_list(text: &str) -> Option<Vec<u64>> {
+    let mut seeds = Vec::new();
+    for part in text.split(',') {
+        match part.split_once('-') {
+            Some((from, to)) => seeds.extend(from.trim().parse::<u64>().ok()?..=to.trim().parse::<u64>().ok()?),
+            None => seeds.push(part.trim().parse().ok()?),
+        }
+    }
+    (!seeds.is_empty()).then_some(seeds)
 }
 
 /// The simulated chain: clearing feerates per block and the estimator.
@@ -638,7 +654,26 @@ fn main() {
     // The defaults, or SENDERO_* variables (SENDERO_BATCHING_LOW_CHEAP_FEERATE_SAT_KVB=1500, …).
     let config = Config::load(None, std::env::vars(), &Overrides::default()).expect("the configuration");
     let policy = Policy::from_config(&config);
-    let model = Synthetic { duration_secs: 9 * 86_400, ..Synthetic::week(a.seed, START) };
+    if !a.seeds.is_empty() {
+        return summary(&a, &policy);
+    }
+    let began = std::time::Instant::now();
+    let (chain, work, outcome) = simulate(&a, &policy, a.seed);
+    print_table(&a, &chain, &work, &outcome, began.elapsed());
+}
+
+/// What the strategies paid over one seed's week.
+struct Outcome {
+    /// Sendero, one-by-one, interval, +additive.
+    runs: [Totals; 4],
+    lower: Totals,
+    /// On the synthetic market: the online ideal and the least overhead any strategy pays.
+    ideal: Option<(Totals, u64)>,
+}
+
+/// Seed `seed`'s week (its feerates, unless `--csv`, and its workload) through every strategy.
+fn simulate(a: &Args, policy: &Policy, seed: u64) -> (Chain, Workload, Outcome) {
+    let model = Synthetic { duration_secs: 9 * 86_400, ..Synthetic::week(seed, START) };
     let series = match &a.csv {
         Some(path) => load_csv(path).expect("the CSV series"),
         None => model.series(),
@@ -650,20 +685,96 @@ fn main() {
         trailing_min: a.trailing_min,
         whole_sat_vb: a.whole_sat_vb,
     };
-    let work = workload(a.payouts, a.seed);
-    let began = std::time::Instant::now();
+    let work = workload(a.payouts, seed);
     let runs = [Strategy::Sendero, Strategy::OneByOne, Strategy::Interval, Strategy::Additive]
-        .map(|s| Run::new(&chain, &policy, &work, s).run());
-    let lb = lower_bound(&chain, &policy, &work);
+        .map(|s| Run::new(&chain, policy, &work, s).run());
+    let lower = lower_bound(&chain, policy, &work);
     // The online ideal knows the synthetic model's levels; a CSV has none.
     let ideal = a.csv.is_none().then(|| {
         let market = online::Market::new(&model);
         (
-            online::online_ideal(&chain, &market, &policy, &work.payouts),
-            online::least_overhead(&chain, &policy, &work.payouts),
+            online::online_ideal(&chain, &market, policy, &work.payouts),
+            online::least_overhead(&chain, policy, &work.payouts),
         )
     });
-    print_table(&a, &chain, &work, &runs, (&lb, ideal.as_ref().map(|(t, o)| (t, *o))), began.elapsed());
+    (chain, work, Outcome { runs, lower, ideal })
+}
+
+/// What a strategy's payouts cost (every fee but consolidation's: the baselines never
+/// consolidate, their small coins stay as debt), sat.
+fn payout_fee(t: &Totals) -> f64 {
+    (t.fees - t.consolidation_fees) as f64
+}
+
+/// `--seeds`: one line per seed — Sendero's payout fee, its ratios to one-by-one, the interval
+/// batcher and the lower bound, its late payouts, the online ideal's ratios and Sendero's to the
+/// ideal — then their means (the late payouts' sum) and how many seeds meet each aim (≤ 0.25,
+/// ≤ 0.8, ≤ 1.25, no late payout). The seeds run on every core.
+fn summary(a: &Args, policy: &Policy) {
+    let began = std::time::Instant::now();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut rows: Vec<(u64, [f64; 6], usize)> = Vec::new();
+    for seeds in a.seeds.chunks(cores) {
+        let done: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> =
+                seeds.iter().map(|&seed| s.spawn(move || (seed, simulate(a, policy, seed).2))).collect();
+            handles.into_iter().map(|h| h.join().expect("a seed's simulation")).collect()
+        });
+        for (seed, o) in done {
+            let sendero = payout_fee(&o.runs[0]);
+            let (one, interval, lower) = (payout_fee(&o.runs[1]), payout_fee(&o.runs[2]), payout_fee(&o.lower));
+            let ideal = o.ideal.as_ref().map_or(f64::NAN, |(i, _)| payout_fee(i));
+            let r = [sendero, sendero / one, sendero / interval, sendero / lower, ideal / one, ideal / lower];
+            rows.push((seed, r, o.runs[0].misses));
+        }
+    }
+    println!(
+        "\n{} payouts a week, {}; Sendero against one-by-one, the hourly interval batcher, the lower bound and the online ideal",
+        a.payouts,
+        a.csv.as_ref().map_or("synthetic feerates".to_string(), |p| p.display().to_string())
+    );
+    println!(
+        "{:>6} {:>11} {:>7} {:>8} {:>7} {:>7} | {:>12} {:>12} | {:>13}",
+        "seed", "payout fee", "/1by1", "/interv.", "/lower", "misses", "ideal /1by1", "ideal /lower", "sendero/ideal"
+    );
+    for (seed, r, misses) in &rows {
+        println!(
+            "{seed:>6} {:>11} {:>7.3} {:>8.3} {:>7.3} {misses:>7} | {:>12.3} {:>12.3} | {:>13.3}",
+            r[0] as u64,
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            r[3] / r[5]
+        );
+    }
+    let n = rows.len() as f64;
+    let mean = |i: usize| rows.iter().map(|(_, r, _)| r[i]).sum::<f64>() / n;
+    let ratio = rows.iter().map(|(_, r, _)| r[3] / r[5]).sum::<f64>() / n;
+    let misses: usize = rows.iter().map(|(_, _, m)| m).sum();
+    println!(
+        "{:>6} {:>11} {:>7.3} {:>8.3} {:>7.3} {misses:>7} | {:>12.3} {:>12.3} | {ratio:>13.3}",
+        "mean",
+        mean(0) as u64,
+        mean(1),
+        mean(2),
+        mean(3),
+        mean(4),
+        mean(5)
+    );
+    let meets = |i: usize, aim: f64| rows.iter().filter(|(_, r, _)| r[i] <= aim).count();
+    println!(
+        "aims met, of {} seeds: /1by1 <= 0.25 {}, /interval <= 0.8 {}, /lower <= 1.25 {}, no late payout {}; the online ideal: /1by1 <= 0.25 {}, /lower <= 1.25 {}",
+        rows.len(),
+        meets(1, 0.25),
+        meets(2, 0.8),
+        meets(3, 1.25),
+        rows.iter().filter(|(_, _, m)| *m == 0).count(),
+        meets(4, 0.25),
+        meets(5, 1.25)
+    );
+    println!("simulated in {:.2} s; peak RSS {} kB (VmHWM)", began.elapsed().as_secs_f64(), support::rss_kb("self"));
 }
 
 /// The series moved so that it starts at `start`.
@@ -672,14 +783,9 @@ fn shift(series: FeeSeries, start: u64) -> FeeSeries {
     FeeSeries::new(series.points().iter().map(|&(t, r)| (t - first + start, r)).collect()).expect("non-empty")
 }
 
-fn print_table(
-    a: &Args,
-    chain: &Chain,
-    work: &Workload,
-    runs: &[Totals; 4],
-    (lb, ideal): (&Totals, Option<(&Totals, u64)>),
-    took: std::time::Duration,
-) {
+fn print_table(a: &Args, chain: &Chain, work: &Workload, outcome: &Outcome, took: std::time::Duration) {
+    let (runs, lb) = (&outcome.runs, &outcome.lower);
+    let ideal = outcome.ideal.as_ref().map(|(t, o)| (t, *o));
     let mut rates: Vec<u64> = (1..=WEEK / BLOCK).map(|k| chain.clearing(k)).collect();
     rates.sort();
     let pct = |p: usize| rates[(rates.len() - 1) * p / 100] as f64 / 1_000.0;
@@ -700,7 +806,7 @@ fn print_table(
     );
     // Ratios compare what the payouts cost: the baselines never consolidate (their small coins
     // stay, the debt column), so Sendero's consolidation is shown apart.
-    let payout = |t: &Totals| (t.fees - t.consolidation_fees) as f64;
+    let payout = payout_fee;
     let (one, interval, lower) = (payout(&runs[1]), payout(&runs[2]), payout(lb));
     println!(
         "{:<12} {:>11} {:>9} {:>7} {:>8} {:>7} {:>11} {:>7} {:>6} {:>6} {:>14} {:>10}",
