@@ -61,6 +61,26 @@ fn yesterday(now: u64) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// [`yesterday`] written into the stopped gateway's store, as a gateway running then would have
+/// recorded it, and the gateway started again: when the day ends, and `fees.get`'s history once
+/// it holds the day and the sample the start takes.
+fn restart_after_yesterday(gw: &mut Gateway) -> (u64, Value) {
+    gw.kill();
+    let now = common::unix_now();
+    let store = store_of(gw);
+    for (at, sat_kvb) in yesterday(now) {
+        store.record_fee_sample(at, sat_kvb, 0).expect("sample");
+    }
+    drop(store);
+    gw.start_again();
+    let mut seen = Value::Null;
+    wait_for("a day and a block of samples, the new one taken at the start", MINUTE, || {
+        seen = history(gw);
+        seen["samples"] == 145
+    });
+    (now, seen)
+}
+
 #[test]
 fn the_feerates_seen_survive_a_restart_and_a_cheap_batch_waits_for_yesterdays_fall() {
     let chain = Chain::start();
@@ -80,6 +100,8 @@ fn the_feerates_seen_survive_a_restart_and_a_cheap_batch_waits_for_yesterdays_fa
     eprintln!("fees.get history after the start: {first}");
     assert_eq!(gw.cli(&["fees.get"])["source"], "fee_schedule");
     assert!(first["recent_low_sat_kvb"].is_null() && first["yesterday_fall_in_secs"].is_null(), "{first:#}");
+    assert_eq!(first["deadline_cap_percentile"], json!({"high": 0, "normal": 0, "low": 70}), "{first:#}");
+    assert_eq!(first["deadline_caps_sat_kvb"], json!({"high": null, "normal": null, "low": null}), "{first:#}");
     assert_eq!((first["window_secs"].as_u64(), first["cheap_percentile"].as_u64()), (Some(86_400), Some(20)));
     assert_eq!(first["oldest_at"], first["newest_at"]);
 
@@ -92,21 +114,11 @@ fn the_feerates_seen_survive_a_restart_and_a_cheap_batch_waits_for_yesterdays_fa
     assert_eq!((&again["samples"], &again["oldest_at"]), (&first["samples"], &first["oldest_at"]), "{again:#}");
 
     // The day before, written while the gateway is stopped.
-    gw.kill();
-    let now = common::unix_now();
-    let store = store_of(&gw);
-    for (at, sat_kvb) in yesterday(now) {
-        store.record_fee_sample(at, sat_kvb, 0).expect("sample");
-    }
-    drop(store);
-    gw.start_again();
-    let mut seen = Value::Null;
-    wait_for("a day and a block of samples, the new one taken at the start", MINUTE, || {
-        seen = history(&gw);
-        seen["samples"] == 145
-    });
+    let (now, seen) = restart_after_yesterday(&mut gw);
     eprintln!("fees.get history after a day was stored: {seen}");
     assert_eq!(seen["recent_low_sat_kvb"], 8_000, "the 20th percentile of the day: {seen:#}");
+    let caps = &seen["deadline_caps_sat_kvb"];
+    assert_eq!(caps, &json!({"high": null, "normal": null, "low": 8_000}), "low's 70th percentile: {seen:#}");
     let fall_in = seen["yesterday_fall_in_secs"].as_u64().expect("yesterday's fall ahead");
     let elapsed = common::unix_now() - now;
     assert!(fall_in <= 1_800 && fall_in + elapsed >= 1_800, "5 sat/vB came 30 min after: {fall_in} s ({elapsed} s)");
@@ -146,6 +158,42 @@ fn the_feerates_seen_survive_a_restart_and_a_cheap_batch_waits_for_yesterdays_fa
     let after = history(&gw);
     assert!(after["samples"].as_u64().unwrap() >= 145 && after["yesterday_fall_in_secs"].is_null(), "{after:#}");
     assert_eq!(after["recent_low_sat_kvb"], 8_000, "{after:#}");
+    chain.mine(1);
+    common::settled(&gw, &key, &id);
+}
+
+/// A `low` payout whose deadline comes in a fee spike leaves at its deadline cap — the 70th
+/// percentile of the day seen, 8 sat/vB — not at the spike's 18 sat/vB: its transaction has the
+/// rest of its bound to wait the spike out, and is bumped in its last blocks at the latest. A
+/// two-block target and a 1,260 s bound put its deadline a minute after its submission.
+#[test]
+fn a_low_payout_due_in_a_fee_spike_leaves_at_its_deadline_cap() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let schedule = home.path().join("fees.csv");
+    let config = config(&schedule) + "\n[routing]\nlow_target_blocks = 2\nlow_max_eta_secs = 1260\n";
+    std::fs::write(&schedule, "0,18\n").unwrap();
+    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", &config);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(101, &address);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+
+    let (_, seen) = restart_after_yesterday(&mut gw);
+    assert_eq!(seen["deadline_caps_sat_kvb"]["low"], 8_000, "{seen:#}");
+
+    let key = gw.api_key("pay,read");
+    let destination = outside_address(91).to_string();
+    let id = route_and_submit(&gw, &key, (&destination, 40_000, "low"), "onchain_batch", "cap-1");
+    let p = payment(&gw, &key, &id);
+    assert!(p["waiting_for_fees"].is_null(), "18 sat/vB is under low's 20 sat/vB ceiling: {p:#}");
+    wait_for("the payout's batch in the mempool at its deadline", 3 * MINUTE, || chain.mempool().len() == 1);
+    let batches = gw.call("batch.list", json!({}));
+    let b = &batches["batches"][0];
+    assert_eq!(
+        (b["reason"].as_str(), b["payouts"].as_u64(), b["feerate_sat_vb"].as_u64()),
+        (Some("deadline"), Some(1), Some(8)),
+        "{batches:#}"
+    );
     chain.mine(1);
     common::settled(&gw, &key, &id);
 }

@@ -15,9 +15,10 @@
 //!   the last block's clearing feerate for every target (a mempool "next block" estimate); with
 //!   `--estimator trailing-min`, the lowest clearing feerate of the last N blocks for a target of
 //!   N (cheaper, but it lags a rising market, so more transactions wait and are bumped). The
-//!   recent low of the "cheap" test and yesterday's fall are the daemon's: `batch::FeeHistory` of
-//!   the `high` estimate, one sample a block; the recent low unknown for the first half of
-//!   `batching.cheap_window_secs`, yesterday's fall for the first day.
+//!   recent low of the "cheap" test, the deadline caps and yesterday's fall are the daemon's:
+//!   `batch::FeeHistory` of the `high` estimate, one sample a block; the recent low and the caps
+//!   unknown for the first half of `batching.cheap_window_secs`, yesterday's fall for the first
+//!   day.
 //! - **Wallet**: a UTXO set; payouts and change outputs are exact outputs of exact-weight
 //!   transactions (every vsize from `batch::size`); change is spendable once confirmed; incoming
 //!   customer payments arrive as small confirmed UTXOs (the same for every strategy).
@@ -179,6 +180,7 @@ impl Chain {
             low: f(Priority::Low),
             recent_low,
             cheaper_in_secs,
+            deadline_caps: history.deadline_caps(now, policy),
         }
     }
 }
@@ -565,6 +567,7 @@ impl<'a> Run<'a> {
         }
         self.flight = left;
         let next_block = self.chain.estimate(now, 1);
+        let fees = self.chain.feerates(now, self.policy);
         for n in 0..self.flight.len() {
             let tx = &mut self.flight[n];
             tx.blocks += 1;
@@ -574,7 +577,8 @@ impl<'a> Run<'a> {
                 blocks_unconfirmed: tx.blocks,
                 eta_bound: tx.eta_bound,
             };
-            let Some(rate) = bump(&state, now, next_block, self.policy).filter(|_| tx.bumpable) else { continue };
+            let cap = fees.deadline_cap(tx.priority);
+            let Some(rate) = bump(&state, now, next_block, cap, self.policy).filter(|_| tx.bumpable) else { continue };
             if std::env::var("SIM_DEBUG").is_ok() && self.strategy == Strategy::Sendero {
                 let (p, from, left, n) = (tx.priority, tx.feerate, tx.eta_bound.saturating_sub(now), tx.payouts.len());
                 eprintln!("bump {p:?} from {from} to {rate} next {next_block} left {left} blocks {} n {n}", tx.blocks);

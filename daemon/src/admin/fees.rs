@@ -92,13 +92,17 @@ async fn in_force(ctx: &AppState) -> Result<Value, AdminError> {
 
 /// What the batcher's "cheap" test reads from the feerates it has seen (the estimate for
 /// `high`'s target, a sample a block interval, stored and resumed after a restart): how many and
-/// since when, the recent low (`null` until half the window is seen) and yesterday's fall (`null`
-/// when none is ahead, or before a day is seen).
+/// since when, the recent low (`null` until half the window is seen), each priority's deadline
+/// cap (`null` when off, or as long) and yesterday's fall (`null` when none is ahead, or before a
+/// day is seen).
 fn history(ctx: &AppState) -> Value {
+    use crate::batch::Priority::{High, Low, Normal};
     let policy = crate::batch::Policy::from_config(&ctx.config);
     let now = crate::unix_now();
     let h = crate::payment::batch_policy::history(&ctx.payments);
     let recent_low = h.recent_low(now, &policy);
+    let caps = h.deadline_caps(now, &policy).map(|c| (c > 0).then_some(c));
+    let pct = |p| policy.class(p).deadline_cap_percentile;
     json!({
         "samples": h.len(),
         "oldest_at": h.span().map(|s| s.0),
@@ -106,6 +110,10 @@ fn history(ctx: &AppState) -> Value {
         "window_secs": policy.cheap_window_secs,
         "cheap_percentile": policy.cheap_percentile,
         "recent_low_sat_kvb": (recent_low > 0).then_some(recent_low),
+        "deadline_cap_percentile": {
+            "high": pct(High), "normal": pct(Normal), "low": pct(Low),
+        },
+        "deadline_caps_sat_kvb": { "high": caps[0], "normal": caps[1], "low": caps[2] },
         "forecast_fall_percent": policy.forecast_fall_percent,
         "yesterday_fall_in_secs": h.cheaper_in(now, policy.forecast_fall_percent),
     })

@@ -3,6 +3,8 @@
 //! - The recent low ([`super::Feerates::recent_low`]) is the policy's `cheap_percentile` of the
 //!   window's samples, and unknown (0) until they span half the window, so that a daemon just
 //!   started does not call its first minutes' feerate cheap.
+//! - Each priority's deadline cap ([`super::Feerates::deadline_caps`]) is its
+//!   `deadline_cap_percentile` of the same samples, unknown (0) as long.
 //! - Yesterday's fall ([`super::Feerates::cheaper_in_secs`]) reads the samples of a day ago: how
 //!   long after this time of day they were `forecast_fall_percent` below their level at it. Fee
 //!   markets have a daily cycle (Europe and America awake, Asia asleep), and the trough of a day
@@ -11,7 +13,7 @@
 use std::collections::VecDeque;
 
 use super::policy::recent_level;
-use super::Policy;
+use super::{Policy, Priority};
 
 /// Seconds between kept samples: a block's.
 pub const SAMPLE_SECS: u64 = 600;
@@ -72,13 +74,26 @@ impl FeeHistory {
     /// The recent low at `now`: the policy's `cheap_percentile` of the samples of its window,
     /// sat/kvB; 0 until they span half the window (or with a percentile of 0).
     pub fn recent_low(&self, now: u64, policy: &Policy) -> u64 {
-        let from = now.saturating_sub(policy.cheap_window_secs);
+        self.level(now, policy.cheap_percentile, policy.cheap_window_secs)
+    }
+
+    /// Each priority's deadline cap at `now` ([`super::Feerates::deadline_caps`]): its
+    /// `deadline_cap_percentile` of the samples of the policy's `cheap_window_secs`, sat/kvB; 0
+    /// until they span half the window (or with a percentile of 0).
+    pub fn deadline_caps(&self, now: u64, policy: &Policy) -> [u64; 3] {
+        Priority::ALL.map(|p| self.level(now, policy.class(p).deadline_cap_percentile, policy.cheap_window_secs))
+    }
+
+    /// The `percentile` of the samples of the last `window_secs` at `now`, sat/kvB; 0 until
+    /// they span half of it (or with a percentile of 0).
+    fn level(&self, now: u64, percentile: u32, window_secs: u64) -> u64 {
+        let from = now.saturating_sub(window_secs);
         let seen: Vec<u64> = self.samples.iter().filter(|s| s.0 >= from && s.0 <= now).map(|s| s.1).collect();
         let span = self.samples.front().map_or(0, |s| now.saturating_sub(s.0));
-        if span < policy.cheap_window_secs / 2 {
+        if span < window_secs / 2 {
             return 0;
         }
-        recent_level(&seen, policy.cheap_percentile)
+        recent_level(&seen, percentile)
     }
 
     /// How long samples are kept with a `window_secs` window: it, and at least a day and a block.

@@ -105,6 +105,9 @@ pub struct Class {
     pub bump_after_blocks: u32,
     /// Highest feerate a bump pays before the ETA bound is near, sat/kvB.
     pub bump_max_feerate_sat_kvb: u64,
+    /// Percentile of the recent next-block feerates a payout leaving at its deadline pays at
+    /// most, and above which its transaction waits for its last blocks to be bumped (0: none).
+    pub deadline_cap_percentile: u32,
 }
 
 impl Class {
@@ -230,6 +233,11 @@ fn class_of(r: &RoutingConfig, b: &BatchingConfig, p: Priority) -> Class {
             b.normal_bump_max_feerate_sat_kvb,
             b.low_bump_max_feerate_sat_kvb,
         ),
+        deadline_cap_percentile: [
+            b.high_deadline_cap_percentile,
+            b.normal_deadline_cap_percentile,
+            b.low_deadline_cap_percentile,
+        ][p as usize],
     }
 }
 

@@ -106,7 +106,7 @@ mod tests {
         let p = Policy::from_config(&Config::default());
         let mut queue: Vec<Queued> = (0..9).map(|i| q(Priority::Normal, NOW - 1_000 + i)).collect();
         queue.push(q(Priority::Low, NOW - 50_000));
-        let fees = Feerates { high: 20_000, normal: 10_000, low: 4_000, recent_low: 0, cheaper_in_secs: None };
+        let fees = Feerates { high: 20_000, normal: 10_000, low: 4_000, ..Feerates::flat(0) };
         let b = batch_quote(&queue, &q(Priority::Normal, NOW), NOW, &fees, InputKind::P2wpkh, OutputKind::P2wpkh, &p);
         // 124 + ceil((42 + 272 + 124) / 10) = 124 + 44 = 168 WU = 42 vB at 10 sat/vB.
         assert_eq!((b.weight, b.vbytes, b.fee_sat), (168, 42, 420));
@@ -120,10 +120,10 @@ mod tests {
     #[test]
     fn a_high_payout_batches_only_if_its_batch_leaves_in_time() {
         let p = Policy::from_config(&Config::default());
-        let fees = Feerates { high: 20_000, normal: 10_000, low: 4_000, recent_low: 0, cheaper_in_secs: None };
+        let fees = Feerates { high: 20_000, normal: 10_000, low: 4_000, ..Feerates::flat(0) };
         let b = batch_quote(&[], &q(Priority::High, NOW), NOW, &fees, InputKind::P2wpkh, OutputKind::P2wpkh, &p);
         assert_eq!(b.eta_secs, 600 + 1_200, "waits at most one block, then its 2-block target");
-        let cheap = Feerates { high: 1_000, normal: 1_000, low: 1_000, recent_low: 0, cheaper_in_secs: None };
+        let cheap = Feerates { high: 1_000, normal: 1_000, low: 1_000, ..Feerates::flat(0) };
         let b = batch_quote(&[], &q(Priority::High, NOW), NOW, &cheap, InputKind::P2wpkh, OutputKind::P2wpkh, &p);
         assert_eq!(b.eta_secs, 600 + 1_200, "cheap: it still gathers until its deadline");
         let low = batch_quote(&[], &q(Priority::Low, NOW), NOW, &cheap, InputKind::P2wpkh, OutputKind::P2wpkh, &p);

@@ -87,6 +87,15 @@ pub struct BatchingConfig {
     pub normal_bump_max_feerate_sat_kvb: u64,
     /// … `low`.
     pub low_bump_max_feerate_sat_kvb: u64,
+    /// A payout of the priority leaving at its deadline pays at most this percentile of the last
+    /// `cheap_window_secs` of next-block feerates (its target's estimate when that is lower), and
+    /// its transaction is not bumped while the next block asks more, until its ETA bound is three
+    /// blocks away; 0: off (`high`).
+    pub high_deadline_cap_percentile: u32,
+    /// … `normal`.
+    pub normal_deadline_cap_percentile: u32,
+    /// … `low`.
+    pub low_deadline_cap_percentile: u32,
     /// Once a transaction's ETA bound is two blocks away a bump pays the next block's feerate plus
     /// this many percent, so that a market still rising does not make it late; so does a payout
     /// with a one-block target leaving at its deadline (its one block left).
@@ -144,6 +153,9 @@ impl Default for BatchingConfig {
             high_bump_max_feerate_sat_kvb: 200_000,
             normal_bump_max_feerate_sat_kvb: 100_000,
             low_bump_max_feerate_sat_kvb: 50_000,
+            high_deadline_cap_percentile: 0,
+            normal_deadline_cap_percentile: 0,
+            low_deadline_cap_percentile: 70,
             near_bound_margin_percent: 40,
             deadline_margin_percent: 15,
             consolidation_feerate_sat_kvb: 3_000,
@@ -169,6 +181,11 @@ impl BatchingConfig {
         }
         if self.cheap_percentile > 100 {
             return Err(ConfigError::Invalid("batching.cheap_percentile must be between 0 and 100".into()));
+        }
+        let caps =
+            [self.high_deadline_cap_percentile, self.normal_deadline_cap_percentile, self.low_deadline_cap_percentile];
+        if caps.iter().any(|&c| c > 100) {
+            return Err(ConfigError::Invalid("batching.*_deadline_cap_percentile must be between 0 and 100".into()));
         }
         if self.forecast_fall_percent > 99 {
             return Err(ConfigError::Invalid("batching.forecast_fall_percent must be between 0 and 99".into()));

@@ -43,10 +43,11 @@ pub async fn feerates(ctx: &Payments) -> Result<Feerates, WalletError> {
         (rate(r.high_target_blocks).await?, rate(r.normal_target_blocks).await?, rate(r.low_target_blocks).await?);
     let policy = Policy::from_config(&ctx.config);
     let now = crate::unix_now();
-    let (kept, recent_low, cheaper_in_secs) = {
+    let (kept, recent_low, cheaper_in_secs, deadline_caps) = {
         let mut history = history(ctx);
         let kept = history.record(now, high, policy.cheap_window_secs);
-        (kept, history.recent_low(now, &policy), history.cheaper_in(now, policy.forecast_fall_percent))
+        let fall = history.cheaper_in(now, policy.forecast_fall_percent);
+        (kept, history.recent_low(now, &policy), fall, history.deadline_caps(now, &policy))
     };
     if kept {
         let forget = now.saturating_sub(FeeHistory::kept_secs(policy.cheap_window_secs));
@@ -57,7 +58,7 @@ pub async fn feerates(ctx: &Payments) -> Result<Feerates, WalletError> {
         }
     }
     log_fall_ahead(ctx, cheaper_in_secs, policy.forecast_fall_percent);
-    Ok(Feerates { high, normal, low, recent_low, cheaper_in_secs })
+    Ok(Feerates { high, normal, low, recent_low, cheaper_in_secs, deadline_caps })
 }
 
 /// The feerates seen lately. A poisoned lock only means a panic elsewhere mid-record: the

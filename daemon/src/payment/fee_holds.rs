@@ -232,8 +232,9 @@ pub enum SingleFee {
 /// A single `onchain` payout about to be built: above its priority's ceiling it waits (recorded
 /// as for queued payouts, with its `payment.delayed` event) until fees fall — then it pays what
 /// its target needs now — or its deadline comes — then what the deadline needs (the near-bound
-/// margin for a target of two blocks or fewer), up to `wallet.max_feerate_sat_vb`. A payout that
-/// never waited pays the feerate it was priced at.
+/// margin for a target of two blocks or fewer), up to `wallet.max_feerate_sat_vb` and to its
+/// priority's deadline cap ([`batch::Feerates::at_deadline`]). A payout that never waited pays
+/// the feerate it was priced at.
 pub async fn single_fee(ctx: &Payments, p: &Payment) -> Result<SingleFee, String> {
     let priority = ctx.store.route_priority(&p.route_id).map_err(|e| e.to_string())?;
     let priority = priority.as_deref().and_then(batch::Priority::parse).unwrap_or(batch::Priority::Normal);
@@ -263,7 +264,12 @@ pub async fn single_fee(ctx: &Payments, p: &Payment) -> Result<SingleFee, String
     let waited = ctx.store.release_hold(&p.payment_id).map_err(|e| e.to_string())?;
     let Some(priced) = p.fee_rate_sat_kvb.filter(|_| !waited) else {
         let due = now >= q.deadline(&policy);
-        let pay = if due { policy.at_deadline(priority, rate) } else { rate.min(policy.max_feerate_sat_kvb) };
+        let pay = if due {
+            let deadline_caps = super::batch_policy::history(ctx).deadline_caps(now, &policy);
+            batch::Feerates { deadline_caps, ..batch::Feerates::flat(rate) }.at_deadline(priority, &policy)
+        } else {
+            rate.min(policy.max_feerate_sat_kvb)
+        };
         return Ok(SingleFee::Pay(Feerate::from_sat_per_kvb(pay.max(1))));
     };
     // What its route quoted, to the sat/kvB.
