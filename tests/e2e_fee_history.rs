@@ -11,6 +11,10 @@
 //! though above the fixed cheap level (2 sat/vB) — but yesterday says it falls further within
 //! half an hour, and a `low` payout due in 20 hours waits for that. With the forecast off
 //! (`forecast_fall_percent = 0`) the same queued payout leaves at once, reason `cheap`.
+//!
+//! The same day gives `low`'s deadline cap, its 70th percentile (8 sat/vB): a `low` payout due in
+//! an 18 sat/vB spike leaves at 8, and a `low` batch kept out of blocks under that spike is not
+//! bumped (the operator is told once) until the cap is turned off.
 
 mod common;
 
@@ -81,6 +85,32 @@ fn restart_after_yesterday(gw: &mut Gateway) -> (u64, Value) {
     (now, seen)
 }
 
+/// A funded gateway with `config` that has seen [`yesterday`]: `low`'s deadline cap is its 70th
+/// percentile, 8 sat/vB.
+fn funded_after_yesterday(chain: &Chain, home: &std::path::Path, config: &str) -> Gateway {
+    let mut gw = Gateway::start_with(chain, &home.join("gw"), AdminMode::Socket, "human", config);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(101, &address);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    let (_, seen) = restart_after_yesterday(&mut gw);
+    assert_eq!(seen["deadline_caps_sat_kvb"]["low"], 8_000, "{seen:#}");
+    wait_for("the coins spendable again after the restart", MINUTE, || {
+        let b = gw.balance();
+        b["synced_height"] == u64::from(chain.height()) && b["confirmed_sat"].as_u64() > Some(0)
+    });
+    gw
+}
+
+/// The gateway restarted (after a SIGKILL) with `from` replaced by `to` in its config file.
+fn reconfigure(gw: &mut Gateway, from: &str, to: &str) {
+    gw.kill();
+    let toml = gw.datadir.join("senderod.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    assert!(text.contains(from), "{from:?} is in the config");
+    std::fs::write(&toml, text.replace(from, to)).unwrap();
+    gw.start_again();
+}
+
 #[test]
 fn the_feerates_seen_survive_a_restart_and_a_cheap_batch_waits_for_yesterdays_fall() {
     let chain = Chain::start();
@@ -139,14 +169,7 @@ fn the_feerates_seen_survive_a_restart_and_a_cheap_batch_waits_for_yesterdays_fa
 
     // The forecast off, after another SIGKILL: the recent low is known at once, and the payout
     // leaves, cheap, at 8 sat/vB.
-    gw.kill();
-    let config = std::fs::read_to_string(gw.datadir.join("senderod.toml")).unwrap();
-    std::fs::write(
-        gw.datadir.join("senderod.toml"),
-        config.replace("forecast_fall_percent = 20", "forecast_fall_percent = 0"),
-    )
-    .unwrap();
-    gw.start_again();
+    reconfigure(&mut gw, "forecast_fall_percent = 20", "forecast_fall_percent = 0");
     wait_for("the payout's batch in the mempool", MINUTE, || chain.mempool().len() == 1);
     let batches = gw.call("batch.list", json!({}));
     let b = &batches["batches"][0];
@@ -173,14 +196,7 @@ fn a_low_payout_due_in_a_fee_spike_leaves_at_its_deadline_cap() {
     let schedule = home.path().join("fees.csv");
     let config = config(&schedule) + "\n[routing]\nlow_target_blocks = 2\nlow_max_eta_secs = 1260\n";
     std::fs::write(&schedule, "0,18\n").unwrap();
-    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", &config);
-    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
-    chain.mine_to(101, &address);
-    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
-
-    let (_, seen) = restart_after_yesterday(&mut gw);
-    assert_eq!(seen["deadline_caps_sat_kvb"]["low"], 8_000, "{seen:#}");
-
+    let gw = funded_after_yesterday(&chain, home.path(), &config);
     let key = gw.api_key("pay,read");
     let destination = outside_address(91).to_string();
     let id = route_and_submit(&gw, &key, (&destination, 40_000, "low"), "onchain_batch", "cap-1");
@@ -194,6 +210,49 @@ fn a_low_payout_due_in_a_fee_spike_leaves_at_its_deadline_cap() {
         (Some("deadline"), Some(1), Some(8)),
         "{batches:#}"
     );
+    chain.mine(1);
+    common::settled(&gw, &key, &id);
+}
+
+/// A `low` batch stuck below a fee spike is not bumped while the next block asks more than its
+/// deadline cap and its ETA bound is hours away: it waits the spike out, and the operator is told
+/// once. With the cap off, the same transaction is replaced at the spike's feerate.
+#[test]
+fn a_low_batch_below_a_spike_over_its_deadline_cap_waits_instead_of_being_bumped() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let config = config(&home.path().join("fees.csv"))
+        .replace("[batching]\n", "[batching]\nlow_bump_after_blocks = 1\nlow_deadline_cap_percentile = 70\n");
+    let mut gw = funded_after_yesterday(&chain, home.path(), &config);
+
+    // Sent now at 8 sat/vB by the operator, then kept out of blocks while fees jump to 18.
+    let key = gw.api_key("pay,read");
+    let destination = outside_address(92).to_string();
+    let id = route_and_submit(&gw, &key, (&destination, 40_000, "low"), "onchain_batch", "hold-1");
+    gw.call("batch.trigger", json!({}));
+    wait_for("the batch in the mempool", MINUTE, || chain.mempool().len() == 1);
+    let first = chain.mempool()[0].clone();
+    common::call_bitcoind(&chain.rpc(), "prioritisetransaction", &[json!(first), json!(0), json!(-100_000_000)]);
+    gw.call("fees.set", json!({"sat_per_vb": 18}));
+    chain.mine(2);
+    let said = "stuck transaction waits out high fees";
+    wait_for("the bumper's word", MINUTE, || gw.log().contains(said));
+    std::thread::sleep(Duration::from_secs(8)); // four more rounds of the bumper
+    assert_eq!(chain.mempool(), vec![first.clone()], "not replaced");
+    assert_eq!(gw.log().matches(said).count(), 1, "said once, not every round");
+    let p = payment(&gw, &key, &id);
+    assert_eq!(p["txid"], first.as_str(), "{p:#}");
+
+    // The cap off: the same transaction is replaced at what the next block needs.
+    reconfigure(&mut gw, "low_deadline_cap_percentile = 70", "low_deadline_cap_percentile = 0");
+    gw.call("fees.set", json!({"sat_per_vb": 18}));
+    let mut second = String::new();
+    wait_for("the batch replaced", MINUTE, || {
+        second = payment(&gw, &key, &id)["txid"].as_str().unwrap_or_default().to_owned();
+        second != first && chain.mempool() == vec![second.clone()]
+    });
+    let replacement = chain.tx(&second);
+    assert!(chain.fee(&replacement) * 4 >= 18 * replacement.weight().to_wu(), "at the spike's feerate");
     chain.mine(1);
     common::settled(&gw, &key, &id);
 }

@@ -121,6 +121,7 @@ impl AppState {
             batch_wake: Arc::new(Notify::new()),
             guard: Arc::clone(&guard),
             fee_history: std::sync::Mutex::new(crate::payment::batch_policy::stored_history(&store, &config)),
+            waiting_out: std::sync::Mutex::default(),
             fall_ahead: Default::default(),
             chain: status.clone(),
             unoffered: Default::default(),

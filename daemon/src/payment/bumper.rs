@@ -100,16 +100,24 @@ pub async fn bump_stuck(ctx: &Payments) {
     let now = crate::unix_now();
     // Each priority's deadline cap: a transaction waits out a spike above it until its last blocks.
     let caps = super::batch_policy::history(ctx).deadline_caps(now, &policy);
+    let mut waits_out = Vec::new();
     for (stuck, in_flight) in waiting {
         let cap = Some(caps[in_flight.priority as usize]).filter(|&c| c > 0);
         match batch::bump(&in_flight, now, next_block, cap, &policy) {
             Some(rate) => speed_up(ctx, &stuck, in_flight.feerate_sat_kvb, Feerate::from_sat_per_kvb(rate)).await,
             None if batch::bump(&in_flight, now, next_block, None, &policy).is_some() => {
-                let (txid, left) = (stuck.txid(), in_flight.eta_bound.saturating_sub(now));
-                tracing::info!(%txid, next_block_sat_kvb = next_block, deadline_cap_sat_kvb = cap, secs_to_eta_bound = left,
-                    "stuck transaction waits out high fees: the next block asks more than its priority's deadline cap; it is bumped in its last blocks at the latest");
+                waits_out.push((stuck.txid().to_owned(), cap, in_flight.eta_bound.saturating_sub(now)));
             }
             None => {}
+        }
+    }
+    // Said once when a transaction starts waiting out high fees, not every round.
+    let mut said = ctx.waiting_out.lock().unwrap_or_else(|e| e.into_inner());
+    said.retain(|txid| waits_out.iter().any(|w| &w.0 == txid));
+    for (txid, cap, left) in waits_out {
+        if said.insert(txid.clone()) {
+            tracing::info!(%txid, next_block_sat_kvb = next_block, deadline_cap_sat_kvb = cap, secs_to_eta_bound = left,
+                "stuck transaction waits out high fees: the next block asks more than its priority's deadline cap; it is bumped in its last blocks at the latest");
         }
     }
 }

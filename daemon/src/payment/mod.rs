@@ -76,6 +76,9 @@ pub struct Payments {
     /// The feerates the batcher has seen lately, for the recent low of its "cheap" test and
     /// yesterday's fall; each sample is stored too (`fee_samples`), and a restart resumes them.
     pub fee_history: std::sync::Mutex<crate::batch::FeeHistory>,
+    /// The unconfirmed transactions the bumper leaves to wait out high fees (over their
+    /// priority's deadline cap), each said once in the log.
+    pub waiting_out: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Whether yesterday's fall was ahead at the last look (its changes are logged).
     pub fall_ahead: std::sync::atomic::AtomicBool,
     /// bitcoind's status as the chain follower last saw it: the on-chain rails' breaker.
