@@ -26,8 +26,23 @@ pub fn payment_by_hash(gw: &Gateway, hash: &str) -> Option<Value> {
     gw.call("ln.payments", json!({}))["payments"].as_array()?.iter().find(|p| p["payment_hash"] == hash).cloned()
 }
 
+/// Waits for `ln.info` to answer; on a timeout, fails with its last error and the end of the
+/// gateway's log, so that a node slow to start can be told from one that failed.
 pub fn wait_ln_running(gw: &Gateway) {
-    wait_for("the lightning node to run", MINUTE, || gw.try_call("ln.info", json!({})).is_ok());
+    let start = std::time::Instant::now();
+    loop {
+        let Err(e) = gw.try_call("ln.info", json!({})) else { return };
+        if start.elapsed() >= MINUTE {
+            let log = gw.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "timed out after {MINUTE:?} waiting for the lightning node to run: {e}\ngateway log, last lines:\n{}",
+                tail.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A chain and two gateways whose treasuries are funded: A mined 101 blocks, B got 1 BTC from A.

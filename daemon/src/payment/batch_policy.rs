@@ -29,10 +29,10 @@ pub fn view(ctx: &Payments, queued: &[Stored]) -> Vec<(usize, batch::Queued)> {
         .collect()
 }
 
-/// The estimate for each priority's target, sat/kvB, the recent low — the policy's percentile
-/// of the estimates for `high`'s target (the nearest the next block) seen over its window — and
-/// yesterday's fall in those estimates, each look recorded in [`Payments::fee_history`] (a sample
-/// per block interval at most).
+/// The estimate for each priority's target, sat/kvB; the recent low (the policy's percentile of
+/// the estimates for `high`'s target, the nearest the next block, seen over its window); each
+/// priority's deadline cap (its own percentile of them); and yesterday's fall in those estimates.
+/// Each look is recorded in [`Payments::fee_history`] (a sample per block interval at most).
 pub async fn feerates(ctx: &Payments) -> Result<Feerates, WalletError> {
     let r = &ctx.config.routing;
     let rate = |target: u16| {
