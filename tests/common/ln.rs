@@ -26,19 +26,24 @@ pub fn payment_by_hash(gw: &Gateway, hash: &str) -> Option<Value> {
     gw.call("ln.payments", json!({}))["payments"].as_array()?.iter().find(|p| p["payment_hash"] == hash).cloned()
 }
 
-/// Waits for `ln.info` to answer; on a timeout, fails with its last error and the end of the
-/// gateway's log, so that a node slow to start can be told from one that failed.
+/// Waits for `ln.info` to answer. The daemon retries a node that failed to start with a backoff
+/// growing to 30 s (one that timed out asking a busy bitcoind for fees, say), so a first failure
+/// can put the next try past a minute: this waits three. On a timeout it fails with `ln.info`'s
+/// last error and the gateway's log lines about the node, then its last lines.
 pub fn wait_ln_running(gw: &Gateway) {
+    let patience = 3 * MINUTE;
     let start = std::time::Instant::now();
     loop {
         let Err(e) = gw.try_call("ln.info", json!({})) else { return };
-        if start.elapsed() >= MINUTE {
+        if start.elapsed() >= patience {
             let log = gw.log();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            let node: Vec<&str> =
+                log.lines().filter(|l| l.contains("lightning") && !l.contains("admin call")).collect();
+            let last: Vec<&str> = log.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
             panic!(
-                "timed out after {MINUTE:?} waiting for the lightning node to run: {e}\ngateway log, last lines:\n{}",
-                tail.join("\n")
+                "timed out after {patience:?} waiting for the lightning node to run: {e}\nthe gateway's log on its node:\n{}\nits last lines:\n{}",
+                node.join("\n"),
+                last.join("\n")
             );
         }
         std::thread::sleep(Duration::from_millis(100));
