@@ -101,7 +101,7 @@ fn history(ctx: &AppState) -> Value {
     let now = crate::unix_now();
     let h = crate::payment::batch_policy::history(&ctx.payments);
     let recent_low = h.recent_low(now, &policy);
-    let caps = h.deadline_caps(now, &policy).map(|c| (c > 0).then_some(c));
+    let caps = h.deadline_caps(now, &policy);
     let pct = |p| policy.class(p).deadline_cap_percentile;
     json!({
         "samples": h.len(),

@@ -78,10 +78,11 @@ impl FeeHistory {
     }
 
     /// Each priority's deadline cap at `now` ([`super::Feerates::deadline_caps`]): its
-    /// `deadline_cap_percentile` of the samples of the policy's `cheap_window_secs`, sat/kvB; 0
-    /// until they span half the window (or with a percentile of 0).
-    pub fn deadline_caps(&self, now: u64, policy: &Policy) -> [u64; 3] {
-        Priority::ALL.map(|p| self.level(now, policy.class(p).deadline_cap_percentile, policy.cheap_window_secs))
+    /// `deadline_cap_percentile` of the samples of the policy's `cheap_window_secs`, sat/kvB;
+    /// `None` until they span half the window (or with a percentile of 0).
+    pub fn deadline_caps(&self, now: u64, policy: &Policy) -> [Option<u64>; 3] {
+        let cap = |p: Priority| self.level(now, policy.class(p).deadline_cap_percentile, policy.cheap_window_secs);
+        Priority::ALL.map(|p| Some(cap(p)).filter(|&c| c > 0))
     }
 
     /// The `percentile` of the samples of the last `window_secs` at `now`, sat/kvB; 0 until

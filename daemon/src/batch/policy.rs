@@ -68,11 +68,11 @@ pub struct Feerates {
     /// batch the middle of whose deadlines comes no sooner than that waits for it.
     pub cheaper_in_secs: Option<u64>,
     /// Each priority's deadline cap (`high`, `normal`, `low`): its `deadline_cap_percentile` of
-    /// the same next-block feerates ([`super::FeeHistory::deadline_caps`]); 0 when off or
+    /// the same next-block feerates ([`super::FeeHistory::deadline_caps`]); `None` when off or
     /// unknown. A payout leaving at its deadline pays no more ([`Feerates::at_deadline`]), and
     /// its transaction is not bumped while the next block asks more, until its last blocks
     /// ([`bump`]): a target of many blocks has time to wait a spike out.
-    pub deadline_caps: [u64; 3],
+    pub deadline_caps: [Option<u64>; 3],
 }
 
 impl Feerates {
@@ -84,7 +84,7 @@ impl Feerates {
             low: sat_kvb,
             recent_low: 0,
             cheaper_in_secs: None,
-            deadline_caps: [0; 3],
+            deadline_caps: [None; 3],
         }
     }
 
@@ -112,14 +112,18 @@ impl Feerates {
 
     /// `p`'s deadline cap, when it has one.
     pub fn deadline_cap(&self, p: Priority) -> Option<u64> {
-        Some(self.deadline_caps[p.index()]).filter(|&c| c > 0)
+        self.deadline_caps[p.index()]
+    }
+
+    /// `rate` for a payout of `p` leaving at or near its deadline: at most `p`'s deadline cap.
+    pub fn capped(&self, p: Priority, rate: u64) -> u64 {
+        self.deadline_cap(p).map_or(rate, |cap| rate.min(cap))
     }
 
     /// What a payout of `p` pays leaving at its deadline: [`Policy::at_deadline`] of its
     /// target's estimate, at most its deadline cap.
     pub fn at_deadline(&self, p: Priority, policy: &Policy) -> u64 {
-        let pay = policy.at_deadline(p, self.of(p));
-        self.deadline_cap(p).map_or(pay, |cap| pay.min(cap))
+        self.capped(p, policy.at_deadline(p, self.of(p)))
     }
 }
 
@@ -244,10 +248,7 @@ pub fn departure(queue: &[Queued], now: u64, feerates: &Feerates, policy: &Polic
     // A payout leaving at its deadline has just its target's blocks left (`Policy::at_deadline`),
     // no more than its deadline cap; so do those leaving with it, sooner.
     let due_rates = queue.iter().filter(|q| due(q)).map(|q| feerates.at_deadline(q.priority, policy));
-    let soon_rates = queue.iter().filter(|q| soon(q)).map(|q| {
-        let rate = feerates.of(q.priority);
-        feerates.deadline_cap(q.priority).map_or(rate, |cap| rate.min(cap))
-    });
+    let soon_rates = queue.iter().filter(|q| soon(q)).map(|q| feerates.capped(q.priority, feerates.of(q.priority)));
     let rate = leaving.iter().map(|p| feerates.of(*p)).chain(due_rates).chain(soon_rates).max()?;
     let rate = rate.min(policy.max_feerate_sat_kvb);
     let joins = |p: Priority| {
@@ -432,11 +433,11 @@ mod tests {
         let p = policy();
         assert_eq!(p.class(Priority::Low).deadline_cap_percentile, 70);
         let queue: Vec<Queued> = (0..20).map(|i| q(Priority::Low, 10_000, T0 + i * 1_200)).collect();
-        let spike = Feerates { deadline_caps: [0, 0, 6_000], ..Feerates::flat(18_000) };
+        let spike = Feerates { deadline_caps: [None, None, Some(6_000)], ..Feerates::flat(18_000) };
         let d = departure(&queue, T0 + 72_000, &spike, &p).unwrap();
         assert_eq!((d.reason, d.feerate_sat_kvb, d.payouts), (Reason::Deadline, 6_000, vec![0, 1, 2, 3]));
         assert_eq!(spike.at_deadline(Priority::Low, &p), 6_000);
-        let calm = Feerates { deadline_caps: [0, 0, 6_000], ..Feerates::flat(4_000) };
+        let calm = Feerates { deadline_caps: [None, None, Some(6_000)], ..Feerates::flat(4_000) };
         assert_eq!(
             departure(&queue, T0 + 72_000, &calm, &p).unwrap().feerate_sat_kvb,
             4_000,

@@ -102,7 +102,7 @@ pub async fn bump_stuck(ctx: &Payments) {
     let caps = super::batch_policy::history(ctx).deadline_caps(now, &policy);
     let mut waits_out = Vec::new();
     for (stuck, in_flight) in waiting {
-        let cap = Some(caps[in_flight.priority as usize]).filter(|&c| c > 0);
+        let cap = caps[in_flight.priority as usize];
         match batch::bump(&in_flight, now, next_block, cap, &policy) {
             Some(rate) => speed_up(ctx, &stuck, in_flight.feerate_sat_kvb, Feerate::from_sat_per_kvb(rate)).await,
             None if batch::bump(&in_flight, now, next_block, None, &policy).is_some() => {
