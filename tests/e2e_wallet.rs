@@ -153,3 +153,59 @@ fn bitcoind_down_is_reported_and_survived() {
     assert!(gw.log().contains("restarting the lightning node"));
     gw.stop();
 }
+
+/// A gateway (re)started while its bitcoind is down: the follower says bitcoind's initial block
+/// download starts and ends once each (not every 200 ms poll), and the Lightning node, which
+/// waits for bitcoind, starts as soon as bitcoind answers — waiting is not a failed start, so it
+/// does not push the next try out by a growing backoff (it did: 1, 2, 4 … 30 s, so a bitcoind
+/// back after half a minute left the node down up to 30 s more).
+#[test]
+fn a_node_waiting_for_bitcoind_starts_when_it_answers_and_the_initial_download_is_told_once() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Socket);
+    wait_for("the lightning node", Duration::from_secs(60), || gw.try_call("ln.info", json!({})).is_ok());
+    wait_for("the follower's first polls", Duration::from_secs(30), || gw.synced_height() == 0);
+    std::thread::sleep(Duration::from_secs(3));
+    let ibd = |log: &str, what: &str| log.lines().filter(|l| l.contains(what)).count();
+    let log = gw.log();
+    assert_eq!(ibd(&log, "bitcoind is syncing the chain (initial block download)"), 1, "{log}");
+    assert_eq!(ibd(&log, "still syncing"), 0, "{log}");
+    gw.stop();
+
+    let (rpc_port, p2p_port) =
+        (chain.node.rpc_url().rsplit(':').next().unwrap().parse().unwrap(), chain.node.p2p_port());
+    let datadir = chain.node.datadir().to_path_buf();
+    let Chain { mut node, dir } = chain;
+    node.stop();
+    gw.start_again();
+    wait_for("getinfo to report bitcoind down", Duration::from_secs(30), || {
+        gw.call("getinfo", json!({}))["bitcoind"]["reachable"] == false
+    });
+    // Long enough for the old backoff to have reached its 30 s step.
+    std::thread::sleep(Duration::from_secs(32));
+    let lightning = gw.call("getinfo", json!({}))["lightning"].clone();
+    assert_eq!(lightning["state"], "starting", "{lightning}");
+    assert_eq!(lightning["waiting_for_bitcoind"], true, "{lightning}");
+    assert_eq!(lightning["failed_starts"], 0, "{lightning}");
+    assert_eq!(gw.error_code("ln.info", json!({})), "lightning_unavailable");
+
+    let node = sendero::devchain::Bitcoind::start_on(&common::bitcoind_exe(), &datadir, rpc_port, p2p_port).unwrap();
+    let chain = Chain { node, dir };
+    wait_for("health to recover", Duration::from_secs(30), || gw.get("/v1/health").0 == 200);
+    // A node start takes a second or two here; the old backoff's next try was 19 s or more away.
+    wait_for("the node to start once bitcoind answers", Duration::from_secs(15), || {
+        gw.try_call("ln.info", json!({})).is_ok()
+    });
+    let log = gw.log();
+    assert_eq!(ibd(&log, "the lightning node starts once bitcoind answers"), 1, "{log}");
+    assert_eq!(ibd(&log, "lightning node did not start"), 0, "{log}");
+
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(1, &address);
+    wait_for("the first block", Duration::from_secs(30), || gw.log().contains("bitcoind has synced the chain"));
+    let log = gw.log();
+    assert_eq!(ibd(&log, "bitcoind is syncing the chain (initial block download)"), 2, "one per start: {log}");
+    assert_eq!(ibd(&log, "still syncing"), 0, "{log}");
+    gw.stop();
+}

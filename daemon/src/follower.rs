@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 /// Longest wait between two attempts while bitcoind is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
+/// How often the follower says how far bitcoind's initial block download has come.
+const SYNC_PROGRESS_EVERY: Duration = Duration::from_secs(60);
+
 /// What the daemon knows about bitcoind and the wallet's sync, as of the last poll.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ChainStatus {
@@ -71,6 +74,8 @@ pub async fn run(
     let mut follower = None;
     let mut backoff = interval;
     let mut was_reachable = None;
+    // While bitcoind is in initial block download: when the follower last said so.
+    let mut syncing_said: Option<std::time::Instant> = None;
     loop {
         let outcome = poll_once(&chain, &treasury, network, start_height, &mut follower).await;
         let reachable = outcome.is_ok();
@@ -88,9 +93,7 @@ pub async fn run(
             _ => {}
         }
         if let Ok(info) = &outcome {
-            if info.initial_block_download {
-                tracing::info!(blocks = info.blocks, headers = info.headers, "bitcoind is still syncing the chain");
-            }
+            syncing_said = tell_sync(info, syncing_said);
         }
         was_reachable = Some(reachable);
         backoff = if reachable { interval } else { (backoff * 2).min(MAX_BACKOFF).max(interval) };
@@ -100,6 +103,29 @@ pub async fn run(
         }
     }
     tracing::debug!("chain follower stopped");
+}
+
+/// Says when bitcoind's initial block download starts and ends, and how far it has come once a
+/// minute in between (not every poll: a mainnet sync polls for hours, a fresh regtest chain every
+/// 200 ms until its first block). Returns when it last said so while the download goes on.
+fn tell_sync(info: &ChainInfo, said: Option<std::time::Instant>) -> Option<std::time::Instant> {
+    let (blocks, headers) = (info.blocks, info.headers);
+    match (info.initial_block_download, said) {
+        (true, None) => {
+            tracing::info!(blocks, headers, "bitcoind is syncing the chain (initial block download)");
+            Some(std::time::Instant::now())
+        }
+        (true, Some(at)) if at.elapsed() >= SYNC_PROGRESS_EVERY => {
+            tracing::info!(blocks, headers, "bitcoind is still syncing the chain");
+            Some(std::time::Instant::now())
+        }
+        (true, Some(at)) => Some(at),
+        (false, Some(_)) => {
+            tracing::info!(height = blocks, "bitcoind has synced the chain");
+            None
+        }
+        (false, None) => None,
+    }
 }
 
 fn apply(s: &mut ChainStatus, outcome: &Result<ChainInfo, WalletError>, wallet_height: u32) {

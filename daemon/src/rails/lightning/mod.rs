@@ -38,16 +38,30 @@ pub enum LnError {
     Store(#[from] StoreError),
 }
 
-/// The Lightning rail: whether it is enabled, and the node once it runs.
+/// The Lightning rail: whether it is enabled, and the node once it runs (or why it does not yet).
 pub struct LnRail {
     enabled: bool,
     node: RwLock<Option<Arc<LightningNode>>>,
+    starting: RwLock<Starting>,
+}
+
+/// Where the node's start stands while it is not running, for `getinfo` and `/v1/health`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Starting {
+    /// bitcoind has not answered yet: the node starts as soon as it does.
+    pub(crate) waiting_for_bitcoind: bool,
+    /// Starts that failed since the daemon started.
+    pub(crate) failed_starts: u32,
+    /// Why the last start failed.
+    pub(crate) last_error: Option<String>,
+    /// When the next start is tried, after a failed one.
+    pub(crate) next_attempt: Option<std::time::Instant>,
 }
 
 impl LnRail {
     /// A rail with no node yet; `enabled` is `[lightning] enabled`.
     pub fn new(enabled: bool) -> LnRail {
-        LnRail { enabled, node: RwLock::new(None) }
+        LnRail { enabled, node: RwLock::new(None), starting: RwLock::new(Starting::default()) }
     }
 
     /// The running node, or why there is none.
@@ -63,8 +77,14 @@ impl LnRail {
         *self.node.write().unwrap_or_else(PoisonError::into_inner) = node;
     }
 
-    /// The node's state for `getinfo` and `/v1/health`: `disabled`, `starting`, or `running` with
-    /// node id, peers, channels and liquidity.
+    /// Records where the node's start stands (the runner, while the node is not running).
+    pub(crate) fn starting(&self, update: impl FnOnce(&mut Starting)) {
+        update(&mut self.starting.write().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// The node's state for `getinfo` and `/v1/health`: `disabled`; `starting`, with whether it
+    /// waits for bitcoind, its failed starts, the last one's error and the seconds to the next
+    /// try; or `running` with node id, peers, channels and liquidity.
     pub fn summary(&self) -> serde_json::Value {
         match self.node() {
             Ok(n) => {
@@ -73,7 +93,17 @@ impl LnRail {
                 v
             }
             Err(LnError::Disabled) => serde_json::json!({ "state": "disabled" }),
-            Err(_) => serde_json::json!({ "state": "starting" }),
+            Err(_) => {
+                let s = self.starting.read().unwrap_or_else(PoisonError::into_inner).clone();
+                let next = s.next_attempt.map(|at| at.saturating_duration_since(std::time::Instant::now()).as_secs());
+                serde_json::json!({
+                    "state": "starting",
+                    "waiting_for_bitcoind": s.waiting_for_bitcoind,
+                    "failed_starts": s.failed_starts,
+                    "last_error": s.last_error,
+                    "next_attempt_in_s": next,
+                })
+            }
         }
     }
 }

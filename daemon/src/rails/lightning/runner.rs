@@ -12,7 +12,7 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::events::handle_event;
-use super::LnRail;
+use super::{LnRail, Starting};
 use crate::config::Config;
 use crate::follower::ChainStatus;
 use crate::store::Store;
@@ -87,6 +87,9 @@ async fn serve_node(
     }
 }
 
+/// Starts the node as soon as bitcoind answers (waiting for bitcoind is not a failed start, so it
+/// does not lengthen the backoff), and after a failed start tries again in 1, 2, 4 … 30 s. Where
+/// it stands is published on the rail for `getinfo` and `/v1/health`.
 async fn start_when_possible(
     ctx: &Runner,
     rpc: &(String, BitcoindAuth),
@@ -94,22 +97,52 @@ async fn start_when_possible(
     cancel: &CancellationToken,
 ) -> Option<(Arc<LightningNode>, (String, String))> {
     let mut backoff = Duration::from_secs(1);
+    let mut status = ctx.status.clone();
     loop {
-        if ctx.status.borrow().reachable {
-            match node_config(ctx, rpc, seed) {
-                Ok(config) => {
-                    let creds = (config.rpc_user.clone(), config.rpc_password.clone());
-                    match tokio::task::spawn_blocking(move || LightningNode::start(config)).await {
-                        Ok(Ok(node)) => return Some((Arc::new(node), creds)),
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "lightning node did not start")
-                        }
-                        Err(e) => tracing::error!(error = %e, "lightning node start panicked"),
-                    }
+        if !status.borrow().reachable {
+            ctx.rail.starting(|s| s.waiting_for_bitcoind = true);
+            let mut told = false;
+            loop {
+                let now = status.borrow_and_update().clone();
+                if now.reachable {
+                    break;
                 }
-                Err(e) => tracing::warn!(error = %e, "lightning node config"),
+                // Said once, when the follower has found bitcoind down (not before its first poll).
+                if let (false, Some(error)) = (told, now.last_error) {
+                    tracing::info!(%error, "the lightning node starts once bitcoind answers");
+                    told = true;
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => return None,
+                    changed = status.changed() => if changed.is_err() { return None },
+                }
             }
         }
+        ctx.rail.starting(|s| (s.waiting_for_bitcoind, s.next_attempt) = (false, None));
+        let failed = match node_config(ctx, rpc, seed) {
+            Ok(config) => {
+                let creds = (config.rpc_user.clone(), config.rpc_password.clone());
+                tracing::info!(network = %ctx.network, "starting the lightning node");
+                match tokio::task::spawn_blocking(move || LightningNode::start(config)).await {
+                    Ok(Ok(node)) => {
+                        ctx.rail.starting(|s| *s = Starting::default());
+                        return Some((Arc::new(node), creds));
+                    }
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "lightning node start panicked");
+                        format!("the start panicked: {e}")
+                    }
+                }
+            }
+            Err(e) => format!("lightning node config: {e}"),
+        };
+        tracing::warn!(error = %failed, retry_in_s = backoff.as_secs(), "lightning node did not start");
+        let next = std::time::Instant::now() + backoff;
+        ctx.rail.starting(|s| {
+            s.failed_starts += 1;
+            (s.last_error, s.next_attempt) = (Some(failed), Some(next));
+        });
         tokio::select! {
             _ = cancel.cancelled() => return None,
             _ = tokio::time::sleep(backoff) => {}
