@@ -576,8 +576,11 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         }
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
-        tracing::info!(version = i + 1, "store migrated");
+        tracing::debug!(version = i + 1, "store migration applied");
     }
     conn.pragma_update(None, "foreign_keys", true)?;
+    if version < MIGRATIONS.len() {
+        tracing::info!(from = version, to = MIGRATIONS.len(), "store migrated");
+    }
     Ok(())
 }

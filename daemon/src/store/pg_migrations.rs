@@ -68,16 +68,23 @@ pub(super) fn migrate(conn: &mut sql::Connection) -> Result<(), StoreError> {
         tx.execute("INSERT INTO sendero_schema (version) VALUES (0)", [])?;
     }
     tx.commit()?;
+    let mut from = None;
     loop {
         let tx = conn.transaction()?;
         let version: usize = tx.query_row("SELECT version FROM sendero_schema", [], |r| r.get(0))?;
         if version > MIGRATIONS.len() {
             return Err(StoreError::TooNew { found: version, known: MIGRATIONS.len() });
         }
-        let Some(sqlite) = MIGRATIONS.get(version) else { return Ok(()) };
+        let Some(sqlite) = MIGRATIONS.get(version) else {
+            if let Some(from) = from {
+                tracing::info!(from, to = version, "store migrated (PostgreSQL)");
+            }
+            return Ok(());
+        };
+        from.get_or_insert(version);
         tx.execute_batch(&postgres_form(version + 1, sqlite)?)?;
         tx.execute("UPDATE sendero_schema SET version = ?1", [version + 1])?;
         tx.commit()?;
-        tracing::info!(version = version + 1, "store migrated (PostgreSQL)");
+        tracing::debug!(version = version + 1, "store migration applied (PostgreSQL)");
     }
 }
