@@ -6,7 +6,8 @@
 //! as one batch costs less than one transaction each; when fees fall the rest leave as one batch
 //! and settle, and so does a `low` single `onchain` payout that waited beside them, at the new
 //! feerate; `fees.report` then shows the `onchain_batch` rail's count, the fees paid (the
-//! payouts' `fee_paid_sat`) and a positive saving.
+//! payouts' `fee_paid_sat`) and a positive saving. A single payout killed right after its wait
+//! is released pays, after the restart, what its target needs then, not its spike-time quote.
 
 mod common;
 
@@ -160,6 +161,59 @@ fn payouts_wait_above_the_ceiling_leave_when_fees_fall_or_at_their_deadline_and_
     let row = rails.iter().find(|r| r["rail"] == "onchain").unwrap();
     assert_eq!((row["count"].as_u64(), row["fees_paid_sat"].as_u64()), (Some(1), Some(single_fee)), "{report:#}");
     assert_eq!(row["saving_sat"].as_i64().unwrap(), 141 * 20 - single_fee as i64, "{report:#}");
+    let v = gw.call("ledger.verify", json!({}));
+    assert_eq!(v["ok"], true, "{v:#}");
+}
+
+/// A single `low` `onchain` payout priced in a spike (20 sat/vB, from a fee schedule file, which
+/// outlives restarts) waits for fees. Fees fall to 2 sat/vB (`fees.set`) and the gateway is
+/// killed right after the wait is released, before the payout is built
+/// (`onchain.fee_released`). The schedule then says 2 sat/vB from now on, and after the restart
+/// the payout pays that — not the 20 sat/vB its route quoted, which it paid before the released
+/// hold was kept (it was deleted on release, so the next attempt took the payout for one that
+/// never waited) — and it is paid once.
+#[test]
+fn a_single_payout_killed_as_its_wait_for_fees_ends_pays_the_fallen_feerate_after_the_restart() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("gw");
+    std::fs::create_dir_all(&dir).unwrap();
+    let schedule = dir.join("fees.csv");
+    std::fs::write(&schedule, "0,20\n").unwrap();
+    let config = format!("{CONFIG}\n[wallet]\nfee_schedule_file = {:?}\n", schedule.display().to_string());
+    let mut gw = Gateway::start_with(&chain, &dir, AdminMode::Socket, "human", &config);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(101, &address);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    let key = gw.api_key("pay,read");
+    let to = outside_address(80).to_string();
+    let id = pay(&gw, &key, &to, 50_000, "low", "onchain");
+    wait_for("the payout waiting for fees", MINUTE, || payment(&gw, &key, &id)["waiting_for_fees"].is_object());
+    let height = chain.height();
+
+    gw.env = vec![("SENDERO_FAILPOINT".into(), "onchain.fee_released".into())];
+    gw.restart();
+    assert!(payment(&gw, &key, &id)["waiting_for_fees"].is_object(), "still 20 sat/vB by the schedule");
+    gw.cli(&["fees.set", "--sat-per-vb", "2"]);
+    gw.wait_exit();
+    let log = gw.log();
+    assert!(log.lines().any(|l| l.contains("failpoint reached") && l.contains("onchain.fee_released")), "{log}");
+    assert!(chain.mempool().is_empty(), "released, not built");
+
+    std::fs::write(&schedule, format!("0,20\n{},2\n", common::unix_now())).unwrap();
+    gw.env.clear();
+    gw.start_again();
+    wait_for("the payout in the mempool", MINUTE, || chain.mempool().len() == 1);
+    let p = payment(&gw, &key, &id);
+    assert!(p["waiting_for_fees"].is_null(), "{p:#}");
+    let tx = chain.tx(p["txid"].as_str().unwrap());
+    let fee = chain.fee(&tx);
+    let weight = tx.weight().to_wu();
+    assert_eq!(fee, (2 * weight).div_ceil(4), "2 sat/vB on {weight} WU, not its quote's 20: {fee} sat");
+    chain.mine(1);
+    let paid = settled(&gw, &key, &id);
+    assert_eq!(paid["fee_paid_sat"].as_u64(), Some(fee), "{paid:#}");
+    assert_eq!(chain.paid_after(height).get(&to), Some(&1), "paid once");
     let v = gw.call("ledger.verify", json!({}));
     assert_eq!(v["ok"], true, "{v:#}");
 }

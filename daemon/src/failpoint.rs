@@ -1,6 +1,7 @@
 //! Crash points for tests: on regtest only, `SENDERO_FAILPOINT=<name>` makes the process abort
 //! (as abruptly as a SIGKILL) when it reaches the named point — e.g. `batch.signed` (a batch
 //! written, not yet broadcast), `onchain.signed` (the same for a single on-chain payout),
+//! `onchain.fee_released` (a single on-chain payout's wait for fees released, not yet built),
 //! `batch.broadcast` (broadcast, not yet recorded), `lightning.sent` (a Lightning payout sent by
 //! the node, its `sent` step not yet stored) or
 //! `payment.committed` (a submitted payout stored, its client not answered). Anywhere else the

@@ -121,7 +121,7 @@ impl Store {
         let conn = self.read();
         let sql = format!(
             "SELECT {} FROM fee_holds h JOIN payments p ON p.payment_id = h.payment_id
-             WHERE h.payment_id = ?1 AND p.state = 'debited'",
+             WHERE h.payment_id = ?1 AND p.state = 'debited' AND h.released_at IS NULL",
             HOLD_COLUMNS.split(", ").map(|c| format!("h.{c}")).collect::<Vec<_>>().join(", ")
         );
         let hold = conn.prepare_cached(&sql)?.query_row([payment_id], hold_row).optional()?;
@@ -131,8 +131,9 @@ impl Store {
     /// Every payout waiting for fees now, oldest hold first.
     pub fn fee_holds(&self) -> Result<Vec<FeeHold>, StoreError> {
         let conn = self.read();
-        let mut stmt =
-            conn.prepare_cached(&format!("SELECT {HOLD_COLUMNS} FROM fee_holds ORDER BY since, payment_id"))?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {HOLD_COLUMNS} FROM fee_holds WHERE released_at IS NULL ORDER BY since, payment_id"
+        ))?;
         let rows = stmt.query_map([], hold_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -180,11 +181,20 @@ impl Store {
         Ok(started)
     }
 
-    /// Removes a payout's hold; whether it had one (it waited for fees).
-    pub fn release_hold(&self, payment_id: &str) -> Result<bool, StoreError> {
+    /// Releases a single payout's hold at `now`: it no longer shows `waiting_for_fees`, and its
+    /// row stays until the payout is stored built (the batcher's next round then removes it), so
+    /// an attempt after a failed build or a crash still knows it waited. Whether it had a hold
+    /// (it waited for fees), released now or before.
+    pub fn release_hold(&self, payment_id: &str, now: u64) -> Result<bool, StoreError> {
         let conn = self.conn();
-        let removed = conn.prepare_cached("DELETE FROM fee_holds WHERE payment_id = ?1")?.execute([payment_id])?;
-        Ok(removed > 0)
+        conn.prepare_cached("UPDATE fee_holds SET released_at = ?2 WHERE payment_id = ?1 AND released_at IS NULL")?
+            .execute(params![payment_id, now as i64])?;
+        let had = conn
+            .prepare_cached("SELECT 1 FROM fee_holds WHERE payment_id = ?1")?
+            .query_row([payment_id], |_| Ok(()))
+            .optional()?
+            .is_some();
+        Ok(had)
     }
 
     /// A route's priority (`high`, `normal`, `low`).
@@ -208,8 +218,10 @@ fn hold(
     now: u64,
 ) -> Result<bool, StoreError> {
     if known {
-        tx.prepare_cached("UPDATE fee_holds SET feerate_sat_kvb = ?2, until = ?3 WHERE payment_id = ?1")?
-            .execute(params![h.payment_id, h.feerate_sat_kvb as i64, h.until as i64])?;
+        tx.prepare_cached(
+            "UPDATE fee_holds SET feerate_sat_kvb = ?2, until = ?3, released_at = NULL WHERE payment_id = ?1",
+        )?
+        .execute(params![h.payment_id, h.feerate_sat_kvb as i64, h.until as i64])?;
         return Ok(false);
     }
     tx.prepare_cached(&format!("INSERT INTO fee_holds ({HOLD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"))?.execute(
@@ -233,8 +245,9 @@ pub enum SingleFee {
 /// as for queued payouts, with its `payment.delayed` event) until fees fall — then it pays what
 /// its target needs now — or its deadline comes — then what the deadline needs (the near-bound
 /// margin for a target of two blocks or fewer), up to `wallet.max_feerate_sat_vb` and to its
-/// priority's deadline cap ([`batch::Feerates::at_deadline`]). A payout that never waited pays
-/// the feerate it was priced at.
+/// priority's deadline cap ([`batch::Feerates::at_deadline`]); so does every later attempt
+/// (after a failed build or a crash), since a released hold is kept until the payout is built.
+/// A payout that never waited pays the feerate it was priced at.
 pub async fn single_fee(ctx: &Payments, p: &Payment) -> Result<SingleFee, String> {
     let priority = ctx.store.route_priority(&p.route_id).map_err(|e| e.to_string())?;
     let priority = priority.as_deref().and_then(batch::Priority::parse).unwrap_or(batch::Priority::Normal);
@@ -261,7 +274,10 @@ pub async fn single_fee(ctx: &Payments, p: &Payment) -> Result<SingleFee, String
         }
         return Ok(SingleFee::Wait);
     }
-    let waited = ctx.store.release_hold(&p.payment_id).map_err(|e| e.to_string())?;
+    let waited = ctx.store.release_hold(&p.payment_id, now).map_err(|e| e.to_string())?;
+    if waited {
+        crate::failpoint::hit("onchain.fee_released");
+    }
     let Some(priced) = p.fee_rate_sat_kvb.filter(|_| !waited) else {
         let due = now >= q.deadline(&policy);
         let pay = if due {
@@ -296,7 +312,8 @@ mod tests {
     }
 
     /// One `payment.delayed` when a payout starts waiting, none while it keeps waiting, its
-    /// hold gone when it no longer waits; a single payout's hold is its saga's, not the batcher's.
+    /// hold gone when it no longer waits; a single payout's hold is its saga's, not the batcher's,
+    /// and once released it is kept (not shown) until the payout is built.
     #[test]
     fn a_payout_that_starts_waiting_gets_one_delayed_event_and_loses_its_hold_when_it_leaves() {
         let dir = tempfile::tempdir().unwrap();
@@ -333,7 +350,19 @@ mod tests {
         assert_eq!(store.fee_hold("pay_1").unwrap(), None, "a left the wait");
         assert_eq!(store.fee_holds().unwrap().len(), 2, "b's and the single payout's");
         assert_eq!(delayed("pay_3"), 1);
-        assert!(store.release_hold("pay_3").unwrap());
-        assert!(!store.release_hold("pay_3").unwrap());
+        // Released: no longer shown waiting, but a later attempt still knows it waited.
+        assert!(store.release_hold("pay_3", 16).unwrap());
+        assert_eq!(store.fee_hold("pay_3").unwrap(), None);
+        assert_eq!(store.fee_holds().unwrap().len(), 1, "b's");
+        assert!(store.release_hold("pay_3", 17).unwrap(), "after a failed build or a crash");
+        // Held again (fees rose before it was built): shown waiting, no second event.
+        assert!(!store.hold_single(&single, &held(&single, 22_000), 18).unwrap());
+        assert_eq!(store.fee_hold("pay_3").unwrap().map(|h| h.feerate_sat_kvb), Some(22_000));
+        assert!(store.release_hold("pay_3", 19).unwrap());
+        assert_eq!(delayed("pay_3"), 1);
+        // Built and stored: the batcher's next round removes the row.
+        store.conn().execute("UPDATE payments SET state = 'sending' WHERE payment_id = 'pay_3'", []).unwrap();
+        store.record_fee_holds(&[(&b, held(&b, 30_000))], 20).unwrap();
+        assert!(!store.release_hold("pay_3", 21).unwrap());
     }
 }

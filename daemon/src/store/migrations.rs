@@ -554,6 +554,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 29: when a child paying for a stuck transaction was seen buried (confirmed deep enough
     // that a reorg is not expected to undo it): done with, no longer read on every spend.
     "ALTER TABLE fee_children ADD COLUMN buried_at INTEGER;",
+    // 30: when a single payout's hold was released (fees fell or its deadline came). The row
+    // stays until the payout is built and stored, so an attempt after a failure or a crash still
+    // knows it waited, and pays what its target needs then, not the feerate its route quoted.
+    "ALTER TABLE fee_holds ADD COLUMN released_at INTEGER;",
 ];
 
 /// Applies the migrations this file has not seen yet; refuses a file from a newer Sendero.
