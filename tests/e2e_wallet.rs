@@ -188,6 +188,7 @@ fn a_node_waiting_for_bitcoind_starts_when_it_answers_and_the_initial_download_i
     assert_eq!(lightning["state"], "starting", "{lightning}");
     assert_eq!(lightning["waiting_for_bitcoind"], true, "{lightning}");
     assert_eq!(lightning["failed_starts"], 0, "{lightning}");
+    assert!(lightning["next_attempt_in_s"].is_null() && lightning["last_error"].is_null(), "{lightning}");
     assert_eq!(gw.error_code("ln.info", json!({})), "lightning_unavailable");
 
     let node = sendero::devchain::Bitcoind::start_on(&common::bitcoind_exe(), &datadir, rpc_port, p2p_port).unwrap();

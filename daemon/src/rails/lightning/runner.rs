@@ -100,7 +100,7 @@ async fn start_when_possible(
     let mut status = ctx.status.clone();
     loop {
         if !status.borrow().reachable {
-            ctx.rail.starting(|s| s.waiting_for_bitcoind = true);
+            ctx.rail.starting(|s| (s.waiting_for_bitcoind, s.next_attempt) = (true, None));
             let mut told = false;
             loop {
                 let now = status.borrow_and_update().clone();
