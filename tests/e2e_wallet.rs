@@ -21,6 +21,30 @@ fn tx<'a>(txs: &'a Value, txid: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{txid} not in {txs}"))
 }
 
+/// A regtest bitcoind stopped with its data dir and ports kept, to be started on them again.
+struct Stopped {
+    dir: tempfile::TempDir,
+    datadir: std::path::PathBuf,
+    ports: (u16, u16),
+}
+
+impl Stopped {
+    fn stop(chain: Chain) -> Stopped {
+        let rpc_port = chain.node.rpc_url().rsplit(':').next().unwrap().parse().unwrap();
+        let (ports, datadir) = ((rpc_port, chain.node.p2p_port()), chain.node.datadir().to_path_buf());
+        let Chain { mut node, dir } = chain;
+        node.stop();
+        Stopped { dir, datadir, ports }
+    }
+
+    /// Started again (with a new cookie).
+    fn start(self) -> Chain {
+        let (rpc, p2p) = self.ports;
+        let node = sendero::devchain::Bitcoind::start_on(&common::bitcoind_exe(), &self.datadir, rpc, p2p).unwrap();
+        Chain { node, dir: self.dir }
+    }
+}
+
 #[test]
 fn fund_send_confirm_and_restart() {
     let chain = Chain::start();
@@ -125,11 +149,7 @@ fn bitcoind_down_is_reported_and_survived() {
     });
 
     // bitcoind goes away: health turns 503, getinfo says so, the daemon stays up.
-    let (rpc_port, p2p_port) =
-        (chain.node.rpc_url().rsplit(':').next().unwrap().parse().unwrap(), chain.node.p2p_port());
-    let datadir = chain.node.datadir().to_path_buf();
-    let Chain { mut node, dir } = chain;
-    node.stop();
+    let stopped = Stopped::stop(chain);
     wait_for("health to report bitcoind down", Duration::from_secs(30), || gw.get("/v1/health").0 == 503);
     let (_, health) = gw.get("/v1/health");
     assert_eq!(health["status"], "unavailable");
@@ -140,8 +160,7 @@ fn bitcoind_down_is_reported_and_survived() {
     assert_eq!(code, "bitcoind_unavailable");
 
     // It comes back (with a new cookie): the daemon reconnects and follows new blocks.
-    let node = sendero::devchain::Bitcoind::start_on(&common::bitcoind_exe(), &datadir, rpc_port, p2p_port).unwrap();
-    let chain = Chain { node, dir };
+    let chain = stopped.start();
     wait_for("health to recover", Duration::from_secs(30), || gw.get("/v1/health").0 == 200);
     chain.mine(2);
     wait_for("sync after recovery", Duration::from_secs(30), || gw.synced_height() == 103);
@@ -173,11 +192,7 @@ fn a_node_waiting_for_bitcoind_starts_when_it_answers_and_the_initial_download_i
     assert_eq!(ibd(&log, "still syncing"), 0, "{log}");
     gw.stop();
 
-    let (rpc_port, p2p_port) =
-        (chain.node.rpc_url().rsplit(':').next().unwrap().parse().unwrap(), chain.node.p2p_port());
-    let datadir = chain.node.datadir().to_path_buf();
-    let Chain { mut node, dir } = chain;
-    node.stop();
+    let stopped = Stopped::stop(chain);
     gw.start_again();
     wait_for("getinfo to report bitcoind down", Duration::from_secs(30), || {
         gw.call("getinfo", json!({}))["bitcoind"]["reachable"] == false
@@ -191,8 +206,7 @@ fn a_node_waiting_for_bitcoind_starts_when_it_answers_and_the_initial_download_i
     assert!(lightning["next_attempt_in_s"].is_null() && lightning["last_error"].is_null(), "{lightning}");
     assert_eq!(gw.error_code("ln.info", json!({})), "lightning_unavailable");
 
-    let node = sendero::devchain::Bitcoind::start_on(&common::bitcoind_exe(), &datadir, rpc_port, p2p_port).unwrap();
-    let chain = Chain { node, dir };
+    let chain = stopped.start();
     wait_for("health to recover", Duration::from_secs(30), || gw.get("/v1/health").0 == 200);
     // A node start takes a second or two here; the old backoff's next try was 19 s or more away.
     wait_for("the node to start once bitcoind answers", Duration::from_secs(15), || {

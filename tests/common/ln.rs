@@ -28,8 +28,9 @@ pub fn payment_by_hash(gw: &Gateway, hash: &str) -> Option<Value> {
 
 /// Waits for `ln.info` to answer. The daemon starts the node once bitcoind answers and retries a
 /// start that failed (one that timed out asking a busy bitcoind for fees, say) after 1, 2, 4 …
-/// 30 s, so a few failures can put the next try past a minute: this waits three. On a timeout it fails with `ln.info`'s
-/// last error and the gateway's log lines about the node, then its last lines.
+/// 30 s, so a few failures can put the next try past a minute: this waits three. On a timeout it
+/// fails with `ln.info`'s last error and the gateway's log lines about the node, then its last
+/// lines.
 pub fn wait_ln_running(gw: &Gateway) {
     let patience = 3 * MINUTE;
     let start = std::time::Instant::now();

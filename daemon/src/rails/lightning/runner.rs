@@ -101,22 +101,7 @@ async fn start_when_possible(
     loop {
         if !status.borrow().reachable {
             ctx.rail.starting(|s| (s.waiting_for_bitcoind, s.next_attempt) = (true, None));
-            let mut told = false;
-            loop {
-                let now = status.borrow_and_update().clone();
-                if now.reachable {
-                    break;
-                }
-                // Said once, when the follower has found bitcoind down (not before its first poll).
-                if let (false, Some(error)) = (told, now.last_error) {
-                    tracing::info!(%error, "the lightning node starts once bitcoind answers");
-                    told = true;
-                }
-                tokio::select! {
-                    _ = cancel.cancelled() => return None,
-                    changed = status.changed() => if changed.is_err() { return None },
-                }
-            }
+            until_bitcoind_answers(&mut status, cancel).await?;
         }
         ctx.rail.starting(|s| (s.waiting_for_bitcoind, s.next_attempt) = (false, None));
         let failed = match node_config(ctx, rpc, seed) {
@@ -148,6 +133,26 @@ async fn start_when_possible(
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Waits until the follower reaches bitcoind (`None` on `cancel`); says once, with the follower's
+/// error, that the node waits for it (not before the follower's first poll).
+async fn until_bitcoind_answers(status: &mut watch::Receiver<ChainStatus>, cancel: &CancellationToken) -> Option<()> {
+    let mut told = false;
+    loop {
+        let now = status.borrow_and_update().clone();
+        if now.reachable {
+            return Some(());
+        }
+        if let (false, Some(error)) = (told, now.last_error) {
+            tracing::info!(%error, "the lightning node starts once bitcoind answers");
+            told = true;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            changed = status.changed() => changed.ok()?,
+        }
     }
 }
 
