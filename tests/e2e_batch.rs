@@ -274,6 +274,59 @@ fn signed_first(coins: u32) {
     assert_eq!(v["ok"], true, "{v:#}");
 }
 
+/// A batch does not wait for a single payout whose stored transaction's broadcast is postponed
+/// (as after a failed attempt): `batch.trigger` sends it at once, from other coins than the
+/// stored payout's, and the stored payout still leaves as stored. (Before, the batcher refused to
+/// build while any single payout was `sending`, and `batch.trigger` answered that nothing was due.)
+#[test]
+fn a_batch_leaves_while_a_stored_single_payout_waits_for_its_broadcast() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", "");
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(102, &address);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    let key = gw.api_key("pay,read");
+    let single_to = outside_address(95).to_string();
+    gw.env = vec![("SENDERO_FAILPOINT".into(), "onchain.signed".into())];
+    gw.restart();
+    let single = common::route_and_submit(&gw, &key, (&single_to, 40_000, "normal"), "onchain", "stored-single");
+    gw.wait_exit();
+    common::postpone_sending(&gw, &single, 30);
+    let db = common::books(&gw.datadir);
+    let raw: Vec<u8> = db
+        .query_row("SELECT raw_tx FROM payments WHERE payment_id = ?1", sendero::store::sql::params![single], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    drop(db);
+    let stored: Transaction = sendero_wallet::bitcoin::consensus::deserialize(&raw).unwrap();
+    gw.env.clear();
+    gw.start_again();
+
+    let (ids, addresses, left) = one_batch(&gw, &key, 3, 96);
+    assert_eq!(left["payouts"], 3, "the batch left at once: {left:#}");
+    let batch_txid = left["txid"].as_str().unwrap().to_owned();
+    assert!(chain.mempool().contains(&batch_txid));
+    assert!(!chain.mempool().contains(&stored.compute_txid().to_string()), "the single payout still waits");
+    let spent = |tx: &Transaction| tx.input.iter().map(|i| i.previous_output).collect::<Vec<_>>();
+    let batch_tx = chain.tx(&batch_txid);
+    assert!(spent(&batch_tx).iter().all(|o| !spent(&stored).contains(o)), "the batch spends other coins");
+    wait_for("the stored payout in the mempool", MINUTE, || {
+        chain.mempool().contains(&stored.compute_txid().to_string())
+    });
+    let height = chain.height();
+    chain.mine(1);
+    for id in &ids {
+        assert_eq!(settled(&gw, &key, id)["txid"], batch_txid.as_str());
+    }
+    assert_eq!(settled(&gw, &key, &single)["txid"], stored.compute_txid().to_string(), "left as stored");
+    let paid = chain.paid_after(height);
+    assert!(addresses.iter().chain([&single_to]).all(|a| paid.get(a) == Some(&1)), "each paid once: {paid:?}");
+    let v = gw.call("ledger.verify", json!({}));
+    assert_eq!(v["ok"], true, "{v:#}");
+}
+
 #[test]
 fn a_stuck_batch_is_replaced_with_every_output_and_the_first_is_recorded_replaced() {
     stuck(None, 60);

@@ -104,12 +104,9 @@ pub async fn depart(ctx: &Payments, operator: bool, rates: &batch_policy::RoundR
     let Some(departure) = batch_policy::decide(ctx, &all, (crate::unix_now(), operator), rates).await? else {
         return Err(BatchError::NotDue);
     };
+    // Coins stored transactions signed away (a single payout whose broadcast is not recorded yet,
+    // a replacement) are left alone by the build (`Store::signed_away`).
     let _spending = ctx.onchain.spending().await;
-    // Payouts already on their way first: coins a stored single payout signed away are not known
-    // spent until its broadcast is recorded, and a batch must not pick them.
-    if tokio::task::block_in_place(|| store.onchain_on_its_way())? {
-        return Err(BatchError::NotDue);
-    }
     let leaving: std::collections::HashSet<&str> =
         departure.payouts.iter().map(|&i| all[i].payment.payment_id.as_str()).collect();
     let now_queued = tokio::task::block_in_place(|| store.queued_payouts(QUEUE_READ))?;

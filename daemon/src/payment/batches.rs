@@ -270,18 +270,6 @@ impl Store {
         Ok(Some((batch, payouts)))
     }
 
-    /// Whether a single on-chain payout's stored transaction may not have reached the wallet yet
-    /// (`sending`: signed and stored, its broadcast not yet recorded — a crash may have cut it
-    /// either side of bitcoind). Its coins are not known spent until it has.
-    pub fn onchain_on_its_way(&self) -> Result<bool, StoreError> {
-        let conn = self.read();
-        let found = conn
-            .prepare_cached("SELECT 1 FROM payments WHERE rail = 'onchain' AND state = 'sending' LIMIT 1")?
-            .query_row([], |_| Ok(()))
-            .optional()?;
-        Ok(found.is_some())
-    }
-
     /// When the first ETA bound of a batch's payouts runs out, Unix seconds: each payout's
     /// submission plus its priority's bound (`bounds`: high, normal, low), the earliest.
     pub fn batch_eta_bound(&self, batch_id: &str, bounds: [u64; 3]) -> Result<Option<u64>, StoreError> {

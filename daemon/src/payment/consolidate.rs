@@ -279,9 +279,11 @@ impl Store {
 
     /// Coins signed away by transactions the gateway stored and may still broadcast (batches
     /// `signed`, `onchain` payouts `sending`, children paying for a stuck transaction neither
-    /// given up nor buried): the wallet knows them spent only once their broadcast is recorded, so
-    /// no other transaction may spend them before — after a crash, or while a broadcast is
-    /// retried, it would make the stored one invalid and fail its payouts. (Coins of those already
+    /// given up nor buried, and the replacements of batches and payouts that are out: a fee bump
+    /// may add an input, and its replacement is stored before it is broadcast): the wallet knows
+    /// them spent only once their broadcast is recorded, so no other transaction may spend them
+    /// before — after a crash, or while a broadcast is retried, it would make the stored one
+    /// invalid and fail its payouts, or fail a payout built meanwhile. (Coins of those already
     /// broadcast are among them too: spent anyway; a buried child's are long spent on chain.)
     pub fn signed_away(&self) -> Result<Vec<OutPoint>, StoreError> {
         let mut spent = Vec::new();
@@ -295,14 +297,21 @@ impl Store {
     }
 
     /// The raw transactions stored and possibly not broadcast yet: batches `signed`, `onchain`
-    /// payouts `sending`, children neither given up nor buried.
+    /// payouts `sending`, children neither given up nor buried, and the current transaction of
+    /// each batch broadcast and each `onchain` payout sent that a fee bump replaced (the
+    /// replacement is stored first, and its broadcast may fail or be cut by a crash).
     pub fn unbroadcast_txs(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT raw_tx FROM batches WHERE state = 'signed'
              UNION ALL SELECT raw_tx FROM payments
                  WHERE rail = 'onchain' AND state = 'sending' AND raw_tx IS NOT NULL
-             UNION ALL SELECT raw_tx FROM fee_children WHERE abandoned_at IS NULL AND buried_at IS NULL",
+             UNION ALL SELECT raw_tx FROM fee_children WHERE abandoned_at IS NULL AND buried_at IS NULL
+             UNION ALL SELECT b.raw_tx FROM batches b WHERE b.state = 'broadcast'
+                 AND EXISTS (SELECT 1 FROM batch_replaced r WHERE r.batch_id = b.batch_id)
+             UNION ALL SELECT p.raw_tx FROM payments p
+                 WHERE p.rail = 'onchain' AND p.state = 'sent' AND p.raw_tx IS NOT NULL
+                 AND EXISTS (SELECT 1 FROM payout_replaced r WHERE r.payment_id = p.payment_id)",
         )?;
         let raws = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         Ok(raws)
@@ -333,5 +342,70 @@ mod tests {
         store.forget_consolidation("ab").unwrap();
         assert!(store.consolidation_txids().unwrap().is_empty());
         assert!(store.unbroadcast_txs().unwrap().is_empty());
+    }
+
+    /// A transaction spending coin `n` only.
+    fn spending(n: u8) -> Vec<u8> {
+        use sendero_wallet::bitcoin::hashes::Hash;
+        use sendero_wallet::bitcoin::{absolute, transaction, TxIn, Txid};
+        let input = TxIn { previous_output: OutPoint::new(Txid::from_byte_array([n; 32]), 0), ..TxIn::default() };
+        let tx = Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![input],
+            output: vec![],
+        };
+        sendero_wallet::bitcoin::consensus::serialize(&tx)
+    }
+
+    /// A fee bump's replacement is stored before it is broadcast and may spend a coin its original
+    /// did not: while its batch or payout is out and unconfirmed, that coin stays signed away (a
+    /// payout built after a failed or cut broadcast would take it, and one of the two would be
+    /// refused). Transactions never replaced were recorded in the wallet when they left.
+    #[test]
+    fn the_coins_of_a_stored_replacement_stay_signed_away_until_it_confirms() {
+        use crate::store::sql::params;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let conn = store.conn();
+        conn.as_sqlite().unwrap().pragma_update(None, "foreign_keys", false).unwrap();
+        let batch = |id: &str, raw: Vec<u8>, state: &str| {
+            conn.execute(
+                "INSERT INTO batches (batch_id, txid, raw_tx, fee_sat, feerate_sat_vb, vsize, payouts, reason, state, created_at)
+                 VALUES (?1, ?1, ?2, 1, 1, 1, 1, 'operator', ?3, 1)",
+                params![id, raw, state],
+            )
+            .unwrap();
+        };
+        let payout = |id: &str, raw: Vec<u8>, state: &str| {
+            conn.execute(
+                "INSERT INTO payments (payment_id, api_key_id, idem_key, route_id, rail, destination, amount_msat,
+                 currency, amount_minor, fee_reserve_msat, state, created_at, updated_at, raw_tx)
+                 VALUES (?1, 'key', ?1, ?1, 'onchain', 'x', 1, 'SAT', 1, 0, ?2, 1, 1, ?3)",
+                params![id, state, raw],
+            )
+            .unwrap();
+        };
+        batch("bt_out", spending(1), "broadcast");
+        batch("bt_bumped", spending(2), "broadcast");
+        payout("pay_out", spending(3), "sent");
+        payout("pay_bumped", spending(4), "sent");
+        conn.execute(
+            "INSERT INTO batch_replaced (txid, batch_id, raw_tx, fee_sat, feerate_sat_vb, replaced_at)
+             VALUES ('first', 'bt_bumped', x'00', 1, 1, 2)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO payout_replaced (txid, payment_id, raw_tx, replaced_at) VALUES ('first', 'pay_bumped', x'00', 2)",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let coin = |n: u8| OutPoint::new(sendero_wallet::bitcoin::hashes::Hash::from_byte_array([n; 32]), 0);
+        assert_eq!(store.signed_away().unwrap(), vec![coin(2), coin(4)], "only the replacements' coins");
+        store.batch_confirmed("bt_bumped", 3).unwrap();
+        store.conn().execute("UPDATE payments SET state = 'settled' WHERE payment_id = 'pay_bumped'", []).unwrap();
+        assert!(store.signed_away().unwrap().is_empty(), "confirmed: the wallet knows them spent");
     }
 }
