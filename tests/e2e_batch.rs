@@ -217,36 +217,47 @@ fn a_payout_short_only_of_coins_a_stored_payout_holds_waits_for_its_change() {
     signed_first(1);
 }
 
-/// A payout stored and not broadcast before a crash, its broadcast postponed; another submitted
-/// meanwhile, with `coins` mature coins in the treasury.
-fn signed_first(coins: u32) {
-    let chain = Chain::start();
-    let home = tempfile::tempdir().unwrap();
-    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", "");
+/// A gateway on `chain` with `coins` mature coins whose 40,000-sat `normal` payout to `to` was
+/// signed and stored, then the process aborted before its broadcast (failpoint `onchain.signed`),
+/// and started again with that broadcast postponed `secs` (as after a failed attempt): the
+/// gateway, an API key, the payout's id and its stored transaction.
+fn stored_single(
+    chain: &Chain,
+    dir: &std::path::Path,
+    coins: u32,
+    to: &str,
+    secs: u64,
+) -> (Gateway, String, String, Transaction) {
+    let mut gw = Gateway::start_with(chain, dir, AdminMode::Socket, "human", "");
     let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
     // A coinbase can be spent in the block 100 after its own: at height 99 + n, n of them.
     chain.mine_to(99 + coins, &address);
     wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
     let key = gw.api_key("pay,read");
-    let (first_to, second_to) = (outside_address(90).to_string(), outside_address(91).to_string());
-
     gw.env = vec![("SENDERO_FAILPOINT".into(), "onchain.signed".into())];
     gw.restart();
-    let first = common::route_and_submit(&gw, &key, (&first_to, 40_000, "normal"), "onchain", "signed-first");
+    let id = common::route_and_submit(&gw, &key, (to, 40_000, "normal"), "onchain", &format!("stored-{to}"));
     gw.wait_exit();
     assert!(chain.mempool().is_empty(), "stored, not broadcast");
-    // Its next broadcast attempt 20 s away, as after a failed one.
-    common::postpone_sending(&gw, &first, 20);
+    common::postpone_sending(&gw, &id, secs);
     let db = common::books(&gw.datadir);
     let raw: Vec<u8> = db
-        .query_row("SELECT raw_tx FROM payments WHERE payment_id = ?1", sendero::store::sql::params![first], |r| {
-            r.get(0)
-        })
+        .query_row("SELECT raw_tx FROM payments WHERE payment_id = ?1", sendero::store::sql::params![id], |r| r.get(0))
         .unwrap();
     drop(db);
     let stored: Transaction = sendero_wallet::bitcoin::consensus::deserialize(&raw).unwrap();
     gw.env.clear();
     gw.start_again();
+    (gw, key, id, stored)
+}
+
+/// A payout stored and not broadcast before a crash, its broadcast postponed; another submitted
+/// meanwhile, with `coins` mature coins in the treasury.
+fn signed_first(coins: u32) {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let (first_to, second_to) = (outside_address(90).to_string(), outside_address(91).to_string());
+    let (gw, key, first, stored) = stored_single(&chain, &home.path().join("gw"), coins, &first_to, 20);
 
     let second = common::route_and_submit(&gw, &key, (&second_to, 50_000, "normal"), "onchain", "signed-second");
     let txid = |id: &str| payment(&gw, &key, id)["txid"].as_str().map(str::to_owned);
@@ -282,27 +293,8 @@ fn signed_first(coins: u32) {
 fn a_batch_leaves_while_a_stored_single_payout_waits_for_its_broadcast() {
     let chain = Chain::start();
     let home = tempfile::tempdir().unwrap();
-    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", "");
-    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
-    chain.mine_to(102, &address);
-    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
-    let key = gw.api_key("pay,read");
     let single_to = outside_address(95).to_string();
-    gw.env = vec![("SENDERO_FAILPOINT".into(), "onchain.signed".into())];
-    gw.restart();
-    let single = common::route_and_submit(&gw, &key, (&single_to, 40_000, "normal"), "onchain", "stored-single");
-    gw.wait_exit();
-    common::postpone_sending(&gw, &single, 30);
-    let db = common::books(&gw.datadir);
-    let raw: Vec<u8> = db
-        .query_row("SELECT raw_tx FROM payments WHERE payment_id = ?1", sendero::store::sql::params![single], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    drop(db);
-    let stored: Transaction = sendero_wallet::bitcoin::consensus::deserialize(&raw).unwrap();
-    gw.env.clear();
-    gw.start_again();
+    let (gw, key, single, stored) = stored_single(&chain, &home.path().join("gw"), 3, &single_to, 30);
 
     let (ids, addresses, left) = one_batch(&gw, &key, 3, 96);
     assert_eq!(left["payouts"], 3, "the batch left at once: {left:#}");

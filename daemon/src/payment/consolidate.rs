@@ -344,27 +344,13 @@ mod tests {
         assert!(store.unbroadcast_txs().unwrap().is_empty());
     }
 
-    /// A transaction spending coin `n` only.
-    fn spending(n: u8) -> Vec<u8> {
-        use sendero_wallet::bitcoin::hashes::Hash;
-        use sendero_wallet::bitcoin::{absolute, transaction, TxIn, Txid};
-        let input = TxIn { previous_output: OutPoint::new(Txid::from_byte_array([n; 32]), 0), ..TxIn::default() };
-        let tx = Transaction {
-            version: transaction::Version::TWO,
-            lock_time: absolute::LockTime::ZERO,
-            input: vec![input],
-            output: vec![],
-        };
-        sendero_wallet::bitcoin::consensus::serialize(&tx)
-    }
-
     /// A fee bump's replacement is stored before it is broadcast and may spend a coin its original
     /// did not: while its batch or payout is out and unconfirmed, that coin stays signed away (a
     /// payout built after a failed or cut broadcast would take it, and one of the two would be
     /// refused). Transactions never replaced were recorded in the wallet when they left.
     #[test]
     fn the_coins_of_a_stored_replacement_stay_signed_away_until_it_confirms() {
-        use crate::store::sql::params;
+        let spending = |n| sendero_wallet::bitcoin::consensus::serialize(&crate::payment::test_spend(n, 0));
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
         let conn = store.conn();

@@ -175,16 +175,10 @@ pub(super) async fn resend(ctx: &Payments) {
 mod tests {
     use super::*;
     use sendero_wallet::bitcoin::hashes::Hash;
-    use sendero_wallet::bitcoin::{absolute, transaction, OutPoint, TxIn, Txid};
+    use sendero_wallet::bitcoin::{OutPoint, Txid};
 
     fn child(n: u8) -> FeeChild {
-        let input = TxIn { previous_output: OutPoint::new(Txid::from_byte_array([n; 32]), 1), ..TxIn::default() };
-        let tx = Transaction {
-            version: transaction::Version::TWO,
-            lock_time: absolute::LockTime::ZERO,
-            input: vec![input],
-            output: vec![],
-        };
+        let tx = crate::payment::test_spend(n, 1);
         FeeChild {
             txid: tx.compute_txid().to_string(),
             parent_txid: format!("parent{n}"),

@@ -306,6 +306,21 @@ impl Payment {
     }
 }
 
+/// A transaction for unit tests spending output `vout` of the txid made of bytes `n`, and paying
+/// nothing.
+#[cfg(test)]
+pub(crate) fn test_spend(n: u8, vout: u32) -> sendero_wallet::bitcoin::Transaction {
+    use sendero_wallet::bitcoin::hashes::Hash;
+    use sendero_wallet::bitcoin::{absolute, transaction, OutPoint, Transaction, TxIn, Txid};
+    let input = TxIn { previous_output: OutPoint::new(Txid::from_byte_array([n; 32]), vout), ..TxIn::default() };
+    Transaction {
+        version: transaction::Version::TWO,
+        lock_time: absolute::LockTime::ZERO,
+        input: vec![input],
+        output: vec![],
+    }
+}
+
 /// A payment for unit tests: `pay_<n>` of key `key`, 1,000 sat on `rail` to `destination`,
 /// `submitted`, created at 1; tests change what they need.
 #[cfg(test)]
