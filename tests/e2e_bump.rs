@@ -5,7 +5,8 @@
 //! A stuck payout whose change another payout already spends cannot be replaced without
 //! evicting that one: a child pays for both (CPFP), neither payout's transaction changes, the
 //! child's fee is booked as the treasury's (`fees:cpfp`), and after a kill between storing the
-//! child and broadcasting it exactly one child is sent.
+//! child and broadcasting it exactly one child is sent. A coin a stored replacement added stays
+//! its own while the replacement waits for its broadcast.
 
 mod common;
 
@@ -246,6 +247,77 @@ fn a_stuck_payout_is_not_replaced_while_a_payout_spending_its_change_waits_to_be
     shun(&chain, &ta, false);
     chain.mine(1);
     assert_eq!(settled(&gw, &key, &a)["txid"], ta.as_str());
+    assert_eq!(settled(&gw, &key, &b)["txid"], tb.as_str());
+    ledger_ok(&gw);
+}
+
+/// A replacement that had to add a coin (its original had no change to pay the higher fee from),
+/// stored and then cut from its broadcast by a crash, its broadcast retried later: a payout
+/// built meanwhile leaves that coin alone — it waits for the replacement's change — and the
+/// replacement still leaves as stored. (Before, the next payout took that coin and left; 30 s
+/// later the replacement's broadcast evicted it — it paid more than both transactions it
+/// conflicted with — and that payout failed `broadcast_rejected`, "insufficient fee, rejecting
+/// replacement".)
+#[test]
+fn a_coin_a_stored_replacement_added_is_left_alone_while_its_broadcast_waits() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", BUMP_AFTER_TWO);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    // Two coins of 50 BTC, spendable.
+    chain.mine_to(2, &address);
+    chain.mine(100);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    let key = gw.api_key("pay,read");
+    let (to_a, to_b) = (outside_address(45).to_string(), outside_address(46).to_string());
+
+    // a spends one coin whole: its 110 vB at 1 sat/vB and 30 sat over, too little for a change.
+    gw.call("fees.set", json!({"sat_per_vb": 1}));
+    let whole = 5_000_000_000 - 110 - 30;
+    let a = pay(&gw, &key, &to_a, whole);
+    let ta = broadcast(&gw, &key, &chain, &a);
+    let original = chain.tx(&ta);
+    assert_eq!((original.input.len(), original.output.len()), (1, 1), "no change: {original:?}");
+    shun(&chain, &ta, true);
+
+    // Fees up, two blocks: the replacement adds the other coin, is stored, and the process dies
+    // before its broadcast; the next attempt is 30 s away.
+    arm(&mut gw, "onchain.bumped");
+    gw.call("fees.set", json!({"sat_per_vb": 20}));
+    chain.mine(2);
+    gw.wait_exit();
+    assert_eq!(chain.mempool(), vec![ta.clone()], "the replacement was stored, not sent");
+    let db = common::books(&gw.datadir);
+    let raw: Vec<u8> = db
+        .query_row("SELECT raw_tx FROM payments WHERE payment_id = ?1", sendero::store::sql::params![a], |r| r.get(0))
+        .unwrap();
+    let later = common::unix_now() as i64 + 30;
+    db.execute(
+        "UPDATE payments SET next_attempt_at = ?1 WHERE payment_id = ?2",
+        sendero::store::sql::params![later, a],
+    )
+    .unwrap();
+    drop(db);
+    let replacement: Transaction = sendero_wallet::bitcoin::consensus::deserialize(&raw).unwrap();
+    let added: Vec<_> = replacement
+        .input
+        .iter()
+        .map(|i| i.previous_output)
+        .filter(|o| original.input.iter().all(|i| i.previous_output != *o))
+        .collect();
+    assert_eq!(added.len(), 1, "the replacement added a coin: {replacement:?}");
+    after_abort(&mut gw);
+
+    // b is submitted while the replacement waits: it must not spend the added coin.
+    let b = pay(&gw, &key, &to_b, 40_000);
+    let tb = broadcast(&gw, &key, &chain, &b);
+    let b_tx = chain.tx(&tb);
+    assert!(b_tx.input.iter().all(|i| i.previous_output != added[0]), "b leaves the replacement's coin alone");
+    assert_eq!(b_tx.input[0].previous_output.txid, replacement.compute_txid(), "b spends the replacement's change");
+    let second = replacement.compute_txid().to_string();
+    assert!(chain.mempool().contains(&second) && !chain.mempool().contains(&ta), "the replacement left as stored");
+    chain.mine(1);
+    assert_eq!(settled(&gw, &key, &a)["txid"], second.as_str());
     assert_eq!(settled(&gw, &key, &b)["txid"], tb.as_str());
     ledger_ok(&gw);
 }
