@@ -278,3 +278,67 @@ fn mined_to(
     follower.sync(&treasury).unwrap();
     (dir, treasury, rpc, follower)
 }
+
+/// A payout that left and whose coin another transaction of the same seed then spends (replacing
+/// it in the mempool, then confirmed): bitcoind refuses it from then on, but it fails — credited
+/// back, `broadcast_rejected` naming the conflict — only once that conflict is six blocks deep;
+/// one block deep it is still pending (a reorg could bring it back).
+#[test]
+fn a_payout_whose_coin_another_transaction_spent_fails_once_that_one_is_buried() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Socket);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(102, &address);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    let key = gw.api_key("pay,read");
+    // A second wallet on the gateway's seed, synced before the payout leaves.
+    let dir = tempfile::tempdir().unwrap();
+    let words = std::fs::read_to_string(gw.datadir.join("mnemonic")).unwrap();
+    let twin = Treasury::open(
+        &dir.path().join("w.sqlite"),
+        &Mnemonic::from_str(words.trim()).unwrap(),
+        sendero_wallet::bitcoin::Network::Regtest,
+    )
+    .unwrap();
+    let rpc = Arc::new(chain.rpc());
+    Follower::new(&twin, Arc::clone(&rpc), 0).sync(&twin).unwrap();
+
+    gw.call("fees.set", json!({"sat_per_vb": 1}));
+    let to = outside_address(94).to_string();
+    let id = common::route_and_submit(&gw, &key, (&to, 40_000, "normal"), "onchain", "conflicted");
+    let mut txid = String::new();
+    wait_for("the payout in the mempool", MINUTE, || {
+        txid = payment(&gw, &key, &id)["txid"].as_str().unwrap_or_default().to_owned();
+        !txid.is_empty() && chain.mempool().contains(&txid)
+    });
+    // The twin sweeps the payout's coin and another mature one into its own address, paying more: it
+    // replaces the payout, and confirms.
+    let coin = chain.tx(&txid).input[0].previous_output;
+    let other = twin
+        .utxos()
+        .into_iter()
+        .filter(|u| u.confirmation_height <= Some(3))
+        .map(|u| OutPoint::from_str(&u.outpoint).unwrap())
+        .find(|o| *o != coin)
+        .unwrap();
+    let (sweep, _) = twin.prepare_sweep(&[coin, other], 10_000).unwrap();
+    twin.publish(&rpc, &sweep).unwrap();
+    let by = sweep.compute_txid().to_string();
+    assert_eq!(chain.mempool(), vec![by.clone()], "the sweep replaced the payout");
+    chain.mine(1);
+    wait_for("the gateway to offer it again, refused", MINUTE, || gw.log().contains("bad-txns-inputs-missingorspent"));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(payment(&gw, &key, &id)["status"], "PENDING", "one block deep, the conflict may still be undone");
+
+    chain.mine(5);
+    let mut p = serde_json::Value::Null;
+    wait_for("the payout failed", std::time::Duration::from_secs(120), || {
+        p = payment(&gw, &key, &id);
+        p["status"] == "FAILED"
+    });
+    assert_eq!(p["failure"]["code"], "broadcast_rejected", "{p:#}");
+    let why = p["failure"]["message"].as_str().unwrap();
+    assert!(why.contains(&format!("{coin} is spent by {by}")), "{why}");
+    assert!(!chain.paid_after(0).contains_key(&to), "its payee was never paid");
+}

@@ -224,3 +224,55 @@ fn a_node_waiting_for_bitcoind_starts_when_it_answers_and_the_initial_download_i
     assert_eq!(ibd(&log, "still syncing"), 0, "{log}");
     gw.stop();
 }
+
+/// A payout that left, then fell out of bitcoind's mempool and is refused when broadcast again
+/// (bitcoind restarted with a higher `minrelaytxfee`, as a full mempool's floor rises in a spike)
+/// may still confirm — other nodes, or the payee, may hold it: it stays pending, never failed and
+/// credited back, and it settles, paid once, when bitcoind takes it again.
+#[test]
+fn a_payout_out_of_the_mempool_and_refused_again_stays_pending_until_it_confirms() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Socket);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(101, &address);
+    wait_for("sync", Duration::from_secs(30), || gw.synced_height() == 101);
+    let key = gw.api_key("pay,read");
+    gw.call("fees.set", json!({"sat_per_vb": 1}));
+    let to = outside_address(47).to_string();
+    let id = common::route_and_submit(&gw, &key, (&to, 40_000, "normal"), "onchain", "evicted");
+    let mut txid = String::new();
+    wait_for("the payout in the mempool", Duration::from_secs(30), || {
+        txid = common::payment(&gw, &key, &id)["txid"].as_str().unwrap_or_default().to_owned();
+        !txid.is_empty() && chain.mempool().contains(&txid)
+    });
+
+    // bitcoind restarted with its relay floor at 5 sat/vB and its mempool not kept: the payout's
+    // 1 sat/vB transaction is gone, and refused when offered again.
+    let stopped = Stopped::stop(chain);
+    let conf = stopped.datadir.join("bitcoin.conf");
+    std::fs::write(&conf, "[regtest]\nminrelaytxfee=0.00005\npersistmempool=0\n").unwrap();
+    let chain = stopped.start();
+    assert!(chain.mempool().is_empty());
+    wait_for("the gateway to offer it again, refused", Duration::from_secs(60), || {
+        gw.log().contains("min relay fee not met")
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let p = common::payment(&gw, &key, &id);
+    assert_eq!(p["status"], "PENDING", "it left, and may still confirm: {p:#}");
+    assert!(gw.log().contains("it may have left and may still confirm, so it is kept and offered again"));
+    assert_eq!(p["txid"], txid.as_str());
+
+    // bitcoind back to its usual floor: the gateway offers it again, and it settles once.
+    let stopped = Stopped::stop(chain);
+    std::fs::remove_file(&conf).unwrap();
+    let chain = stopped.start();
+    wait_for("the payout in the mempool again", Duration::from_secs(90), || chain.mempool().contains(&txid));
+    let height = chain.height();
+    chain.mine(1);
+    let p = common::settled(&gw, &key, &id);
+    assert_eq!(p["txid"], txid.as_str());
+    assert_eq!(chain.paid_after(height).get(&to), Some(&1), "paid once");
+    let v = gw.call("ledger.verify", json!({}));
+    assert_eq!(v["ok"], true, "{v:#}");
+}

@@ -156,7 +156,7 @@ async fn poll_once(
     start_height: u32,
     slot: &mut Option<Follower>,
 ) -> Result<ChainInfo, WalletError> {
-    // A follower lost to a panicked sync is rebuilt from the wallet's own checkpoint.
+    // A follower lost to a failed or panicked sync is rebuilt from the wallet's own checkpoint.
     let mut follower = slot.take().unwrap_or_else(|| Follower::new(treasury, Arc::clone(chain), start_height));
     let (chain, treasury) = (Arc::clone(chain), Arc::clone(treasury));
     let joined = tokio::task::spawn_blocking(move || {
@@ -166,7 +166,13 @@ async fn poll_once(
     .await;
     match joined {
         Ok((follower, result)) => {
-            *slot = Some(follower);
+            // After a failed poll (bitcoind gone, maybe restarted without its mempool) the next
+            // one starts a new follower that expects the wallet's unconfirmed transactions in the
+            // mempool: those bitcoind no longer has are then known evicted, and broadcast again by
+            // their payouts, instead of counted as pending forever.
+            if result.is_ok() {
+                *slot = Some(follower);
+            }
             result
         }
         Err(e) => Err(WalletError::Chain(format!("sync task failed: {e}"))),

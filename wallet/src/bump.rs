@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use bdk_wallet::bitcoin::{Amount, OutPoint, Transaction, Txid};
+use bdk_wallet::chain::ChainPosition;
 use bdk_wallet::KeychainKind;
 
 use crate::treasury::{create_tx_error, Inner, Payout, Treasury};
@@ -159,6 +160,38 @@ impl Treasury {
         let inner = self.lock();
         let family = descendants(&unconfirmed(&inner), txid);
         outpoints.iter().any(|o| family.contains(&o.txid) && inner.wallet.get_utxo(*o).is_some())
+    }
+
+    /// What makes `tx` unable ever to confirm, if anything: a coin it spends — or that an
+    /// unconfirmed transaction it spends from spends, and so on up — spent by another transaction
+    /// the wallet holds at least `depth` blocks deep (that coin and that transaction). A
+    /// transaction that fell out of bitcoind's mempool and is refused now may still confirm
+    /// (other nodes, or its payee, may hold it) until then.
+    pub fn conflict_buried(&self, tx: &Transaction, depth: u32) -> Option<(OutPoint, Txid)> {
+        let inner = self.lock();
+        let tip = inner.wallet.latest_checkpoint().height();
+        let graph = inner.wallet.tx_graph();
+        let height = |txid: Txid| match inner.wallet.get_tx(txid)?.chain_position {
+            ChainPosition::Confirmed { anchor, .. } => Some(anchor.block_id.height),
+            ChainPosition::Unconfirmed { .. } => None,
+        };
+        let buried = |txid: Txid| height(txid).is_some_and(|h| tip + 1 >= h + depth);
+        let confirmed = |txid: Txid| height(txid).is_some();
+        let mut todo = vec![(tx.compute_txid(), tx.clone())];
+        let mut seen = HashSet::new();
+        while let Some((txid, t)) = todo.pop() {
+            for o in t.input.iter().map(|i| i.previous_output) {
+                if let Some(by) = graph.outspends(o).iter().copied().find(|&by| by != txid && buried(by)) {
+                    return Some((o, by));
+                }
+                if !confirmed(o.txid) && seen.insert(o.txid) {
+                    if let Some(parent) = graph.get_tx(o.txid) {
+                        todo.push((o.txid, (*parent).clone()));
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// A replacement (RBF) of the wallet's unconfirmed `txid` paying `feerate`, or the least a

@@ -28,6 +28,10 @@ const RECOVER_AFTER: Duration = Duration::from_secs(30);
 /// Wait before looking again at a step that waits for something transient, seconds.
 const SOON_SECS: u64 = 1;
 
+/// How deep another transaction spending a coin of a payout's transaction must be before that
+/// payout, which may have left, is failed: a reorg that deep is not expected.
+const CONFLICT_BURIED: u32 = 6;
+
 /// A single payout signed by this process and not yet offered to bitcoind.
 #[derive(Debug, Clone)]
 pub struct Unoffered {
@@ -305,13 +309,30 @@ async fn publish_onchain(ctx: &Payments, p: &Payment) -> Step {
                     Ok(Some(member)) => adopt(ctx, p, member),
                     Ok(None) => match fresh {
                         Some(fresh) => build_again(ctx, p, tx, fresh, reason).await,
-                        None => Step::next(fail(p, "broadcast_rejected", reason)),
+                        None => offered_before(ctx, p, &tx, reason),
                     },
                     Err(e) => Step::Retry(e.to_string()),
                 },
             }
         }
         Err(e) => Step::Retry(e.to_string()),
+    }
+}
+
+/// A payout offered before — it may have left: a crash or bitcoind cut the answer, or it was
+/// out and fell from bitcoind's mempool (a restart, a floor that rose in a fee spike) — that
+/// bitcoind refuses now (`reason`). Other nodes, or its payee, may still hold it, so it fails
+/// (credited back) only once it can never confirm: a coin it spends is spent by another
+/// transaction [`CONFLICT_BURIED`] blocks deep. Until then it stays as it is and is offered again,
+/// backing off.
+fn offered_before(ctx: &Payments, p: &Payment, tx: &Transaction, reason: String) -> Step {
+    match ctx.onchain.treasury().conflict_buried(tx, CONFLICT_BURIED) {
+        Some((coin, by)) => {
+            Step::next(fail(p, "broadcast_rejected", format!("{reason}; its coin {coin} is spent by {by}, buried")))
+        }
+        None => Step::Retry(format!(
+            "bitcoind refuses its transaction now ({reason}); it may have left and may still confirm, so it is kept and offered again"
+        )),
     }
 }
 
