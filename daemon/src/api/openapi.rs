@@ -493,6 +493,38 @@ fn parameters() -> Value {
     })
 }
 
+/// `/v1/health`'s answer: the status, open alarms, bitcoind, the wallet's sync and the Lightning
+/// node (one of `disabled`, `starting` or `running`, each with its own fields).
+fn health_schema() -> Value {
+    let int = json!({"type": "integer", "minimum": 0});
+    let opt_int = json!({"type": ["integer", "null"], "minimum": 0});
+    json!({"type": "object", "required": ["status", "alarms", "network", "bitcoind", "wallet", "lightning"], "properties": {
+        "status": {"enum": ["ok", "degraded", "unavailable"]},
+        "alarms": {"type": "array", "description": "Open alarms (`degraded` while there is one)", "items": {
+            "type": "object", "required": ["kind", "channel_id", "counterparty_node_id", "reason", "raised_at", "acknowledged_at"], "properties": {
+                "kind": {"enum": ["channel.closed_unexpectedly"]}, "channel_id": {"type": "string"},
+                "counterparty_node_id": {"type": "string"}, "reason": {"type": "string", "description": "ldk-node's closure reason"},
+                "raised_at": {"type": "integer", "minimum": 0, "description": "Unix seconds"}, "acknowledged_at": opt_int}}},
+        "network": {"type": "string"},
+        "bitcoind": {"type": "object", "required": ["reachable", "chain_height", "headers", "initial_block_download", "error"], "properties": {
+            "reachable": {"type": "boolean"}, "chain_height": opt_int, "headers": opt_int,
+            "initial_block_download": {"type": "boolean"}, "error": {"type": ["string", "null"], "description": "Why the last poll failed"}}},
+        "wallet": {"type": "object", "required": ["synced_height", "synced"], "properties": {
+            "synced_height": int, "synced": {"type": "boolean", "description": "The wallet has applied every block bitcoind has"}}},
+        "lightning": {"oneOf": [
+            {"type": "object", "required": ["state"], "properties": {"state": {"enum": ["disabled"]}}},
+            {"type": "object", "required": ["state", "waiting_for_bitcoind", "failed_starts", "last_error", "next_attempt_in_s"], "properties": {
+                "state": {"enum": ["starting"]}, "waiting_for_bitcoind": {"type": "boolean"}, "failed_starts": int,
+                "last_error": {"type": ["string", "null"], "description": "Why the last start failed"},
+                "next_attempt_in_s": {"type": ["integer", "null"], "minimum": 0, "description": "Seconds to the next try after a failed start"}}},
+            {"type": "object", "required": ["state", "node_id", "listening_addresses", "best_block_height", "peers", "channels", "usable_channels", "outbound_msat", "inbound_msat"], "properties": {
+                "state": {"enum": ["running"]}, "node_id": {"type": "string"},
+                "listening_addresses": {"type": "array", "items": {"type": "string"}}, "best_block_height": int,
+                "peers": int, "channels": int, "usable_channels": int,
+                "outbound_msat": {"type": "integer", "minimum": 0, "description": "What usable channels can send now"},
+                "inbound_msat": {"type": "integer", "minimum": 0, "description": "What usable channels can receive now"}}}]}}})
+}
+
 fn schemas() -> Value {
     let int = json!({"type": "integer", "minimum": 0});
     let opt_int = json!({"type": ["integer", "null"], "minimum": 0});
@@ -503,31 +535,7 @@ fn schemas() -> Value {
         "Amount": {"type": "object", "required": ["minor_units", "currency"], "properties": {
             "minor_units": {"type": "integer", "minimum": 0, "examples": [25_000]},
             "currency": {"type": "string", "description": "SAT, BTC or a fiat currency the gateway quotes", "examples": ["SAT", "EUR"]}}},
-        "Health": {"type": "object", "required": ["status", "alarms", "network", "bitcoind", "wallet", "lightning"], "properties": {
-            "status": {"enum": ["ok", "degraded", "unavailable"]},
-            "alarms": {"type": "array", "description": "Open alarms (`degraded` while there is one)", "items": {
-                "type": "object", "required": ["kind", "channel_id", "counterparty_node_id", "reason", "raised_at", "acknowledged_at"], "properties": {
-                    "kind": {"enum": ["channel.closed_unexpectedly"]}, "channel_id": {"type": "string"},
-                    "counterparty_node_id": {"type": "string"}, "reason": {"type": "string", "description": "ldk-node's closure reason"},
-                    "raised_at": {"type": "integer", "minimum": 0, "description": "Unix seconds"}, "acknowledged_at": opt_int}}},
-            "network": {"type": "string"},
-            "bitcoind": {"type": "object", "required": ["reachable", "chain_height", "headers", "initial_block_download", "error"], "properties": {
-                "reachable": {"type": "boolean"}, "chain_height": opt_int, "headers": opt_int,
-                "initial_block_download": {"type": "boolean"}, "error": {"type": ["string", "null"], "description": "Why the last poll failed"}}},
-            "wallet": {"type": "object", "required": ["synced_height", "synced"], "properties": {
-                "synced_height": int, "synced": {"type": "boolean", "description": "The wallet has applied every block bitcoind has"}}},
-            "lightning": {"oneOf": [
-                {"type": "object", "required": ["state"], "properties": {"state": {"enum": ["disabled"]}}},
-                {"type": "object", "required": ["state", "waiting_for_bitcoind", "failed_starts", "last_error", "next_attempt_in_s"], "properties": {
-                    "state": {"enum": ["starting"]}, "waiting_for_bitcoind": {"type": "boolean"}, "failed_starts": int,
-                    "last_error": {"type": ["string", "null"], "description": "Why the last start failed"},
-                    "next_attempt_in_s": {"type": ["integer", "null"], "minimum": 0, "description": "Seconds to the next try after a failed start"}}},
-                {"type": "object", "required": ["state", "node_id", "listening_addresses", "best_block_height", "peers", "channels", "usable_channels", "outbound_msat", "inbound_msat"], "properties": {
-                    "state": {"enum": ["running"]}, "node_id": {"type": "string"},
-                    "listening_addresses": {"type": "array", "items": {"type": "string"}}, "best_block_height": int,
-                    "peers": int, "channels": int, "usable_channels": int,
-                    "outbound_msat": {"type": "integer", "minimum": 0, "description": "What usable channels can send now"},
-                    "inbound_msat": {"type": "integer", "minimum": 0, "description": "What usable channels can receive now"}}}]}}},
+        "Health": health_schema(),
         "Quote": {"type": "object", "required": ["pair", "rate", "markup_bps", "expires_at", "quote_id", "amount_minor", "amount_sat"], "properties": {
             "pair": {"type": "string"}, "rate": {"type": "string"}, "markup_bps": int, "expires_at": {"type": "string"},
             "quote_id": {"type": "string"}, "amount_minor": int, "quote_amount_minor": int, "amount_sat": int}},
