@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{http_post, outside_address, payment, settled, wait_for, AdminMode, Chain, Gateway};
+use common::{broadcast, http_post, outside_address, payment, settled, wait_for, AdminMode, Chain, Gateway};
 use sendero_wallet::bitcoin::{Address, Transaction};
 use serde_json::{json, Value};
 
@@ -29,16 +29,6 @@ fn pay(gw: &Gateway, key: &str, address: &str, sat: u64) -> String {
     let (status, p) = http_post(gw.api_port, "/v1/payments/submit", key, Some(&format!("bump-{address}")), &submit);
     assert_eq!(status, 202, "{p}");
     serde_json::from_str::<Value>(&p).unwrap()["payment_id"].as_str().unwrap().to_owned()
-}
-
-/// Waits for the payment's transaction to be in the mempool; its txid.
-fn broadcast(gw: &Gateway, key: &str, chain: &Chain, id: &str) -> String {
-    let mut txid = String::new();
-    wait_for("the payout broadcast", MINUTE, || {
-        txid = payment(gw, key, id)["txid"].as_str().unwrap_or_default().to_owned();
-        !txid.is_empty() && chain.mempool().contains(&txid)
-    });
-    txid
 }
 
 /// How many outputs of `t` pay `sat` to `address`.

@@ -307,11 +307,7 @@ fn a_payout_whose_coin_another_transaction_spent_fails_once_that_one_is_buried()
     gw.call("fees.set", json!({"sat_per_vb": 1}));
     let to = outside_address(94).to_string();
     let id = common::route_and_submit(&gw, &key, (&to, 40_000, "normal"), "onchain", "conflicted");
-    let mut txid = String::new();
-    wait_for("the payout in the mempool", MINUTE, || {
-        txid = payment(&gw, &key, &id)["txid"].as_str().unwrap_or_default().to_owned();
-        !txid.is_empty() && chain.mempool().contains(&txid)
-    });
+    let txid = common::broadcast(&gw, &key, &chain, &id);
     // The twin sweeps the payout's coin and another mature one into its own address, paying more: it
     // replaces the payout, and confirms.
     let coin = chain.tx(&txid).input[0].previous_output;

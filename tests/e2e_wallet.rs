@@ -241,11 +241,7 @@ fn a_payout_out_of_the_mempool_and_refused_again_stays_pending_until_it_confirms
     gw.call("fees.set", json!({"sat_per_vb": 1}));
     let to = outside_address(47).to_string();
     let id = common::route_and_submit(&gw, &key, (&to, 40_000, "normal"), "onchain", "evicted");
-    let mut txid = String::new();
-    wait_for("the payout in the mempool", Duration::from_secs(30), || {
-        txid = common::payment(&gw, &key, &id)["txid"].as_str().unwrap_or_default().to_owned();
-        !txid.is_empty() && chain.mempool().contains(&txid)
-    });
+    let txid = common::broadcast(&gw, &key, &chain, &id);
 
     // bitcoind restarted with its relay floor at 5 sat/vB and its mempool not kept: the payout's
     // 1 sat/vB transaction is gone, and refused when offered again.

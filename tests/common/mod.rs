@@ -575,6 +575,16 @@ pub fn postpone_sending(gw: &Gateway, payment_id: &str, secs: u64) {
     assert_eq!(n, 1, "{payment_id} is stored as sending");
 }
 
+/// Waits (a minute at most) for the payment's transaction to be in the mempool; its txid.
+pub fn broadcast(gw: &Gateway, key: &str, chain: &Chain, id: &str) -> String {
+    let mut txid = String::new();
+    wait_for("the payout broadcast", Duration::from_secs(60), || {
+        txid = payment(gw, key, id)["txid"].as_str().unwrap_or_default().to_owned();
+        !txid.is_empty() && chain.mempool().contains(&txid)
+    });
+    txid
+}
+
 /// `GET /v1/payments/{id}` with `key`: the payment's view.
 pub fn payment(gw: &Gateway, key: &str, id: &str) -> Value {
     let (status, p) = http_get_with_key(gw.api_port, &format!("/v1/payments/{id}"), Some(key));

@@ -171,12 +171,17 @@ impl Treasury {
         let inner = self.lock();
         let tip = inner.wallet.latest_checkpoint().height();
         let graph = inner.wallet.tx_graph();
-        let height = |txid: Txid| match inner.wallet.get_tx(txid)?.chain_position {
-            ChainPosition::Confirmed { anchor, .. } => Some(anchor.block_id.height),
-            ChainPosition::Unconfirmed { .. } => None,
-        };
-        let buried = |txid: Txid| height(txid).is_some_and(|h| tip + 1 >= h + depth);
-        let confirmed = |txid: Txid| height(txid).is_some();
+        // The wallet's history canonicalised once: the height of each confirmed transaction.
+        let heights: HashMap<Txid, u32> = inner
+            .wallet
+            .transactions()
+            .filter_map(|t| match t.chain_position {
+                ChainPosition::Confirmed { anchor, .. } => Some((t.tx_node.txid, anchor.block_id.height)),
+                ChainPosition::Unconfirmed { .. } => None,
+            })
+            .collect();
+        let buried = |txid: Txid| heights.get(&txid).is_some_and(|&h| tip + 1 >= h + depth);
+        let confirmed = |txid: Txid| heights.contains_key(&txid);
         let mut todo = vec![(tx.compute_txid(), tx.clone())];
         let mut seen = HashSet::new();
         while let Some((txid, t)) = todo.pop() {
