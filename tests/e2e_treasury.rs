@@ -280,11 +280,91 @@ fn mined_to(
 }
 
 /// A payout that left and whose coin another transaction of the same seed then spends (replacing
-/// it in the mempool, then confirmed): bitcoind refuses it from then on, but it fails — credited
-/// back, `broadcast_rejected` naming the conflict — only once that conflict is six blocks deep;
-/// one block deep it is still pending (a reorg could bring it back).
+/// it in the mempool, then confirmed): bitcoind refuses it from then on. One block deep the
+/// conflict may still be undone, so the payout stays pending as it is; six blocks deep its
+/// transaction can never confirm, and it is built again in a new family from other coins. The
+/// gateway is killed right after storing the new transaction (`onchain.renewed`): after the
+/// restart that one leaves, the payout settles with its fee, and its payee is paid once.
 #[test]
-fn a_payout_whose_coin_another_transaction_spent_fails_once_that_one_is_buried() {
+fn a_payout_whose_coin_another_transaction_spent_is_built_again_once_that_one_is_buried() {
+    let (chain, _home, mut gw, key, twin) = with_twin();
+    gw.call("fees.set", json!({"sat_per_vb": 1}));
+    let to = outside_address(94).to_string();
+    let id = common::route_and_submit(&gw, &key, (&to, 40_000, "normal"), "onchain", "conflicted");
+    let dead = common::broadcast(&gw, &key, &chain, &id);
+    let (coin, by) = twin.spend_under(&chain, &dead);
+    chain.mine(1);
+    wait_for("the gateway to offer it again, refused", MINUTE, || gw.log().contains("bad-txns-inputs-missingorspent"));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let p = payment(&gw, &key, &id);
+    assert_eq!((p["status"].as_str(), p["txid"].as_str()), (Some("PENDING"), Some(dead.as_str())), "{p:#}");
+
+    let renewed = buried_then_killed(&chain, &mut gw, "onchain.renewed");
+    assert!(renewed.contains(&format!("{coin} is spent by {by}")), "{renewed}");
+    let txid = payment(&gw, &key, &id)["txid"].as_str().unwrap().to_owned();
+    assert_ne!(txid, dead, "the payout has a new transaction");
+    let tx = chain.tx(&txid);
+    assert!(tx.input.iter().all(|i| i.previous_output != coin), "it spends other coins");
+    chain.mine(1);
+    wait_for("settled", MINUTE, || payment(&gw, &key, &id)["status"] == "SETTLED");
+    let p = payment(&gw, &key, &id);
+    assert_eq!(p["fee_paid_sat"].as_u64(), Some(chain.fee(&tx)), "it pays its new transaction's fee: {p:#}");
+    assert_eq!(chain.paid_after(0).get(&to), Some(&1), "its payee is paid once");
+}
+
+/// The same for a batch: six blocks after another transaction spent its coin, the batch is built
+/// again in a new family — every payout's output in one new transaction, the dead one kept as
+/// replaced — and the gateway killed right after storing it (`batch.renewed`); after the restart
+/// it leaves, each payout settles with its share (the shares sum to its fee), each payee paid
+/// once, and the books balance.
+#[test]
+fn a_batch_whose_coin_another_transaction_spent_is_built_again_once_that_one_is_buried() {
+    let (chain, _home, mut gw, key, twin) = with_twin();
+    gw.call("fees.set", json!({"sat_per_vb": 1}));
+    let payees = [outside_address(96).to_string(), outside_address(97).to_string()];
+    let ids: Vec<String> = payees
+        .iter()
+        .enumerate()
+        .map(|(i, to)| common::route_and_submit(&gw, &key, (to, 30_000, "low"), "onchain_batch", &format!("d{i}")))
+        .collect();
+    let left = gw.call("batch.trigger", json!({}));
+    assert_eq!(left["broadcast"], true, "{left:#}\n{}", gw.log());
+    let dead = left["txid"].as_str().unwrap().to_owned();
+    let (coin, by) = twin.spend_under(&chain, &dead);
+    chain.mine(1);
+    wait_for("the gateway to offer it again, refused", MINUTE, || gw.log().contains("bad-txns-inputs-missingorspent"));
+    for id in &ids {
+        assert_eq!(payment(&gw, &key, id)["status"], "PENDING", "one block deep, the conflict may still be undone");
+    }
+
+    let renewed = buried_then_killed(&chain, &mut gw, "batch.renewed");
+    assert!(renewed.contains(&coin.to_string()) && renewed.contains(&by), "{renewed}");
+    let batch = gw.call("batch.get", json!({"batch_id": left["batch_id"]}));
+    let txid = batch["txid"].as_str().unwrap().to_owned();
+    assert_ne!(txid, dead, "{batch:#}");
+    let replaced: Vec<&str> = batch["replaced"].as_array().unwrap().iter().filter_map(|r| r["txid"].as_str()).collect();
+    assert_eq!(replaced, vec![dead.as_str()], "the dead one is kept: {batch:#}");
+    let tx = chain.tx(&txid);
+    chain.mine(1);
+    let mut shares = 0;
+    for id in &ids {
+        wait_for("settled", MINUTE, || payment(&gw, &key, id)["status"] == "SETTLED");
+        let p = payment(&gw, &key, id);
+        assert_eq!(p["txid"].as_str(), Some(txid.as_str()), "{p:#}");
+        shares += p["fee_paid_sat"].as_u64().unwrap();
+    }
+    assert_eq!(shares, chain.fee(&tx), "the shares are the new transaction's fee");
+    let paid = chain.paid_after(0);
+    for to in &payees {
+        assert_eq!(paid.get(to), Some(&1), "{to} is paid once");
+    }
+    let v = gw.call("ledger.verify", json!({}));
+    assert_eq!(v["ok"], true, "{v:#}");
+}
+
+/// A funded gateway (102 blocks mined to it) and another wallet on its seed, synced now, before
+/// any payout leaves: the chain, the gateway's home, the gateway, a `pay,read` key and the twin.
+fn with_twin() -> (Chain, tempfile::TempDir, Gateway, String, Twin) {
     let chain = Chain::start();
     let home = tempfile::tempdir().unwrap();
     let gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Socket);
@@ -292,49 +372,65 @@ fn a_payout_whose_coin_another_transaction_spent_fails_once_that_one_is_buried()
     chain.mine_to(102, &address);
     wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
     let key = gw.api_key("pay,read");
-    // A second wallet on the gateway's seed, synced before the payout leaves.
     let dir = tempfile::tempdir().unwrap();
     let words = std::fs::read_to_string(gw.datadir.join("mnemonic")).unwrap();
-    let twin = Treasury::open(
+    let treasury = Treasury::open(
         &dir.path().join("w.sqlite"),
         &Mnemonic::from_str(words.trim()).unwrap(),
         sendero_wallet::bitcoin::Network::Regtest,
     )
     .unwrap();
     let rpc = Arc::new(chain.rpc());
-    Follower::new(&twin, Arc::clone(&rpc), 0).sync(&twin).unwrap();
+    Follower::new(&treasury, Arc::clone(&rpc), 0).sync(&treasury).unwrap();
+    (chain, home, gw, key, Twin { _dir: dir, treasury, rpc })
+}
 
-    gw.call("fees.set", json!({"sat_per_vb": 1}));
-    let to = outside_address(94).to_string();
-    let id = common::route_and_submit(&gw, &key, (&to, 40_000, "normal"), "onchain", "conflicted");
-    let txid = common::broadcast(&gw, &key, &chain, &id);
-    // The twin sweeps the payout's coin and another mature one into its own address, paying more: it
-    // replaces the payout, and confirms.
-    let coin = chain.tx(&txid).input[0].previous_output;
-    let other = twin
-        .utxos()
-        .into_iter()
-        .filter(|u| u.confirmation_height <= Some(3))
-        .map(|u| OutPoint::from_str(&u.outpoint).unwrap())
-        .find(|o| *o != coin)
-        .unwrap();
-    let (sweep, _) = twin.prepare_sweep(&[coin, other], 10_000).unwrap();
-    twin.publish(&rpc, &sweep).unwrap();
-    let by = sweep.compute_txid().to_string();
-    assert_eq!(chain.mempool(), vec![by.clone()], "the sweep replaced the payout");
-    chain.mine(1);
-    wait_for("the gateway to offer it again, refused", MINUTE, || gw.log().contains("bad-txns-inputs-missingorspent"));
+/// A wallet on the gateway's seed that spends its coins behind its back.
+struct Twin {
+    _dir: tempfile::TempDir,
+    treasury: Arc<Treasury>,
+    rpc: Arc<sendero_wallet::ChainSource>,
+}
+
+impl Twin {
+    /// Sweeps the first coin the gateway's `txid` spends and another mature one into the twin's
+    /// own address, paying more: it replaces `txid` in the mempool. That coin and the sweep.
+    fn spend_under(&self, chain: &Chain, txid: &str) -> (OutPoint, String) {
+        let coin = chain.tx(txid).input[0].previous_output;
+        let other = self
+            .treasury
+            .utxos()
+            .into_iter()
+            .filter(|u| u.confirmation_height <= Some(3))
+            .map(|u| OutPoint::from_str(&u.outpoint).unwrap())
+            .find(|o| *o != coin)
+            .unwrap();
+        let (sweep, _) = self.treasury.prepare_sweep(&[coin, other], 10_000).unwrap();
+        self.treasury.publish(&self.rpc, &sweep).unwrap();
+        let by = sweep.compute_txid().to_string();
+        assert_eq!(chain.mempool(), vec![by.clone()], "the sweep replaced {txid}");
+        (coin, by)
+    }
+}
+
+/// With `failpoint` armed (a restart), five more blocks bury the conflict six deep: the gateway
+/// builds the transaction again, stores it and aborts. Started again without the failpoint, that
+/// transaction leaves. The log line that said why (the one before the abort).
+fn buried_then_killed(chain: &Chain, gw: &mut Gateway, failpoint: &str) -> String {
+    gw.env = vec![("SENDERO_FAILPOINT".into(), failpoint.into())];
+    gw.restart();
+    chain.mine(4);
     std::thread::sleep(std::time::Duration::from_secs(3));
-    assert_eq!(payment(&gw, &key, &id)["status"], "PENDING", "one block deep, the conflict may still be undone");
-
-    chain.mine(5);
-    let mut p = serde_json::Value::Null;
-    wait_for("the payout failed", std::time::Duration::from_secs(120), || {
-        p = payment(&gw, &key, &id);
-        p["status"] == "FAILED"
+    assert!(!gw.log().contains("failpoint reached"), "five blocks deep, it is left as it is");
+    chain.mine(1);
+    wait_for("built again, then the abort", std::time::Duration::from_secs(150), || {
+        gw.log().contains("failpoint reached")
     });
-    assert_eq!(p["failure"]["code"], "broadcast_rejected", "{p:#}");
-    let why = p["failure"]["message"].as_str().unwrap();
-    assert!(why.contains(&format!("{coin} is spent by {by}")), "{why}");
-    assert!(!chain.paid_after(0).contains_key(&to), "its payee was never paid");
+    gw.wait_exit();
+    let why = gw.log().lines().rev().find(|l| l.contains("new family")).unwrap_or_default().to_owned();
+    assert!(chain.mempool().is_empty(), "nothing left before the abort");
+    gw.env.clear();
+    gw.start_again();
+    wait_for("the new transaction in the mempool", MINUTE, || !chain.mempool().is_empty());
+    why
 }

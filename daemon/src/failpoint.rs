@@ -2,7 +2,9 @@
 //! (as abruptly as a SIGKILL) when it reaches the named point — e.g. `batch.signed` (a batch
 //! written, not yet broadcast), `onchain.signed` (the same for a single on-chain payout),
 //! `onchain.fee_released` (a single on-chain payout's wait for fees released, not yet built),
-//! `batch.broadcast` (broadcast, not yet recorded), `lightning.sent` (a Lightning payout sent by
+//! `batch.broadcast` (broadcast, not yet recorded), `onchain.renewed` / `batch.renewed` (a
+//! payout or batch whose transaction can never confirm built again and stored, not yet
+//! broadcast), `lightning.sent` (a Lightning payout sent by
 //! the node, its `sent` step not yet stored) or
 //! `payment.committed` (a submitted payout stored, its client not answered). Anywhere else the
 //! points do nothing.

@@ -291,24 +291,33 @@ fn record_sent(ctx: &Payments, batch: &BatchRow, sending: &[Payment]) {
 }
 
 /// `sending` (the batcher's broadcast did not happen or was not recorded): broadcasts the stored
-/// transaction again, as is; the payout's step to `sent`, or why to retry.
-pub(super) async fn publish_batch(ctx: &Payments, p: &Payment) -> Result<Change, String> {
+/// transaction again, as is — or, refused because its family can never confirm, the one it is
+/// built again as ([`bumper::renew`]); the payout's step to `sent`, or why to retry. `held`: the
+/// caller holds [`crate::rails::onchain::Onchain::spending`].
+pub(super) async fn publish_batch(ctx: &Payments, p: &Payment, held: bool) -> Result<Change, String> {
     let store = Arc::clone(&ctx.store);
     let id = p.payment_id.clone();
-    let (batch, _) = match tokio::task::block_in_place(|| store.batch_of(&id)) {
-        Ok(Some(found)) => found,
-        Ok(None) => return Err(format!("payout {id} is sending but belongs to no batch")),
-        Err(e) => return Err(e.to_string()),
-    };
-    let tx: Transaction = deserialize(&batch.raw_tx).map_err(|e| format!("stored batch unreadable: {e}"))?;
-    match ctx.onchain.publish(tx).await {
-        Ok(()) => {}
-        // Refused: fine only when the wallet already has it (it left before).
-        Err(WalletError::Broadcast(reason)) if ctx.onchain.treasury().transaction(&batch.txid).is_none() => {
-            return Err(format!("bitcoind refused batch {}: {reason}", batch.batch_id))
+    let mut renewed = false;
+    loop {
+        let (batch, _) = match tokio::task::block_in_place(|| store.batch_of(&id)) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Err(format!("payout {id} is sending but belongs to no batch")),
+            Err(e) => return Err(e.to_string()),
+        };
+        let tx: Transaction = deserialize(&batch.raw_tx).map_err(|e| format!("stored batch unreadable: {e}"))?;
+        match ctx.onchain.publish(tx).await {
+            Ok(()) => break,
+            // Refused: fine only when the wallet already has it (it left before).
+            Err(WalletError::Broadcast(reason)) if ctx.onchain.treasury().transaction(&batch.txid).is_none() => {
+                if !renewed && bumper::renew(ctx, &batch, held).await.map_err(|e| e.to_string())? {
+                    renewed = true;
+                    continue;
+                }
+                return Err(format!("bitcoind refused batch {}: {reason}", batch.batch_id));
+            }
+            Err(WalletError::Broadcast(_)) => break,
+            Err(e) => return Err(e.to_string()),
         }
-        Err(WalletError::Broadcast(_)) => {}
-        Err(e) => return Err(e.to_string()),
     }
     let mut change = Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() };
     complete(ctx, p, &mut change);
@@ -316,8 +325,9 @@ pub(super) async fn publish_batch(ctx: &Payments, p: &Payment) -> Result<Change,
 }
 
 /// `sent`: settled with its fee share once its batch has the confirmations asked for (`None`
-/// while it waits); a batch gone from the wallet (evicted) is broadcast again.
-pub(super) async fn batch_outcome(ctx: &Payments, p: &Payment) -> Result<Option<Change>, String> {
+/// while it waits); a batch gone from the wallet (evicted) is broadcast again, or built again
+/// when its family can never confirm ([`bumper::renew`]; `held` as for [`publish_batch`]).
+pub(super) async fn batch_outcome(ctx: &Payments, p: &Payment, held: bool) -> Result<Option<Change>, String> {
     let store = Arc::clone(&ctx.store);
     let id = p.payment_id.clone();
     let read = || match tokio::task::block_in_place(|| store.batch_of(&id)) {
@@ -326,10 +336,10 @@ pub(super) async fn batch_outcome(ctx: &Payments, p: &Payment) -> Result<Option<
         Err(e) => Err(e.to_string()),
     };
     let (mut batch, mut place) = read()?;
-    let held = ctx.onchain.treasury().transaction(&batch.txid);
+    let ours = ctx.onchain.treasury().transaction(&batch.txid);
     // Another transaction of its family may be the one that confirmed (or the one to keep).
-    if held.as_ref().is_none_or(|t| t.confirmation_height.is_none())
-        && bumper::adopt_paying(ctx, &batch, held.is_some(), false).await.map_err(|e| e.to_string())?
+    if ours.as_ref().is_none_or(|t| t.confirmation_height.is_none())
+        && bumper::adopt_paying(ctx, &batch, (ours.is_some(), false), held).await.map_err(|e| e.to_string())?
     {
         (batch, place) = read()?;
     }
@@ -339,9 +349,13 @@ pub(super) async fn batch_outcome(ctx: &Payments, p: &Payment) -> Result<Option<
             Ok(()) => Ok(None),
             // A replacement refused while the transaction it replaces still counts: that one is
             // the batch's again.
-            Err(e @ WalletError::Broadcast(_)) => match bumper::adopt_paying(ctx, &batch, false, true).await {
+            Err(e @ WalletError::Broadcast(_)) => match bumper::adopt_paying(ctx, &batch, (false, true), held).await {
                 Ok(true) => Ok(None),
-                Ok(false) => Err(e.to_string()),
+                Ok(false) => match bumper::renew(ctx, &batch, held).await {
+                    Ok(true) => Ok(None),
+                    Ok(false) => Err(e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                },
                 Err(e) => Err(e.to_string()),
             },
             Err(e) => Err(e.to_string()),

@@ -22,6 +22,7 @@ use sendero_wallet::{Feerate, WalletError};
 
 use super::batch_tx::places;
 use super::batches::{BatchPayout, BatchRow, Queued, Replaced};
+use super::payout_bump::Fate;
 use super::{payout_bump, Change, Payment, Payments, Rail, State};
 use crate::batch::{self, InFlight, Policy, Priority};
 use crate::store::StoreError;
@@ -261,22 +262,88 @@ pub(super) fn switch(ctx: &Payments, current: &BatchRow, next: &BatchRow, tx: &T
     Ok(())
 }
 
+/// Puts a batch whose family can never confirm — every transaction of it spends a coin another
+/// transaction spent [`payout_bump::CONFLICT_BURIED`] blocks deep — in a new one: its payouts
+/// built again from other coins (without consolidation) at what its most urgent, earliest due
+/// payout pays leaving now, made the batch's transaction with every payout's new output and fee
+/// share (the dead one kept as replaced), its blocks counted from now; broadcast by the next look.
+/// True when it was (or another step did it meanwhile). Built under
+/// [`crate::rails::onchain::Onchain::spending`], taken here unless the caller `held` it.
+pub(super) async fn renew(ctx: &Payments, b: &BatchRow, held: bool) -> Result<bool, BumpError> {
+    let store = Arc::clone(&ctx.store);
+    let replaced: Vec<Replaced> = tokio::task::block_in_place(|| store.replaced(&b.batch_id))?;
+    let current: Transaction = deserialize(&b.raw_tx).map_err(|_| BumpError::Unreadable(b.batch_id.clone()))?;
+    let (coin, by) = match payout_bump::family_fate(ctx, &current, replaced.iter().map(|r| r.raw_tx.as_slice())) {
+        Fate::Dead(coin, by) => (coin, by),
+        Fate::Another(i) => return adopt(ctx, b, &replaced[i], held).await,
+        Fate::MayConfirm => return Ok(false),
+    };
+    let _spending = if held { None } else { Some(ctx.onchain.spending().await) };
+    let id = b.batch_id.clone();
+    let Some((current, payouts)) = tokio::task::block_in_place(|| store.batch(&id))? else { return Ok(false) };
+    if current.txid != b.txid {
+        return Ok(true);
+    }
+    let payments = tokio::task::block_in_place(|| {
+        payouts.iter().map(|bp| store.payment(&bp.payment_id)).collect::<Result<Vec<_>, StoreError>>()
+    })?;
+    let payments: Vec<Payment> = payments.into_iter().flatten().collect();
+    let earliest = crate::batch::Queued {
+        priority: Priority::parse(&b.priority).unwrap_or(Priority::Normal),
+        output: crate::batch::OutputKind::P2wpkh,
+        amount_sat: 0,
+        submitted_at: payments.iter().map(|p| p.created_at).min().unwrap_or_else(crate::unix_now),
+    };
+    let rate = super::fee_holds::leaving_now(ctx, &earliest).await.map_err(WalletError::Chain)?;
+    let payees = payments.iter().map(|p| super::saga::payee(ctx, p)).collect::<Result<Vec<_>, _>>()?;
+    let (tx, payout, _) = ctx.onchain.prepare_with(&ctx.store, payees, rate, vec![]).await?;
+    let next = BatchRow {
+        txid: payout.txid.to_string(),
+        raw_tx: serialize(&tx),
+        fee_sat: payout.fee_sat,
+        feerate_sat_kvb: rate.sat_per_kvb(),
+        feerate_sat_vb: rate.sat_per_vb_ceil(),
+        vsize: payout.vsize,
+        broadcast_height: Some(u64::from(ctx.onchain.treasury().synced_height())),
+        consolidated_inputs: 0,
+        consolidation_fee_sat: 0,
+        ..current.clone()
+    };
+    switch(ctx, &current, &next, &tx)?;
+    tracing::warn!(batch_id = %b.batch_id, dead = %b.txid, %coin, %by, txid = %next.txid, feerate = %rate,
+        fee_sat = next.fee_sat, "the batch's transaction can never confirm; built again in a new family");
+    crate::failpoint::hit("batch.renewed");
+    ctx.wake.notify_one();
+    Ok(true)
+}
+
 /// Makes another transaction of the batch's family its own again when that one is paying
 /// instead: it confirmed; or, when the wallet does not hold the batch's own (`ours_held` false),
 /// the wallet holds it and other transactions already spend from it (broadcasting the batch's own
 /// would evict them), or holds it at all when `any_held` (the batch's own was refused). True when
-/// it did.
+/// it did. Under [`crate::rails::onchain::Onchain::spending`], taken here unless the caller `held`
+/// it.
 pub(super) async fn adopt_paying(
     ctx: &Payments,
     b: &BatchRow,
-    ours_held: bool,
-    any_held: bool,
+    (ours_held, any_held): (bool, bool),
+    held: bool,
 ) -> Result<bool, BumpError> {
     let store = Arc::clone(&ctx.store);
     let replaced: Vec<Replaced> = tokio::task::block_in_place(|| store.replaced(&b.batch_id))?;
-    let pays = |r: &Replaced| payout_bump::pays_instead(ctx, &r.txid, ours_held, any_held);
-    let Some(r) = replaced.into_iter().find(pays) else { return Ok(false) };
-    let _spending = ctx.onchain.spending().await;
+    let pays = |r: &&Replaced| payout_bump::pays_instead(ctx, &r.txid, ours_held, any_held);
+    match replaced.iter().find(pays) {
+        Some(r) => adopt(ctx, b, r, held).await,
+        None => Ok(false),
+    }
+}
+
+/// Makes `r`, another transaction of the batch's family, its own again (true; also when another
+/// step did meanwhile). Under [`crate::rails::onchain::Onchain::spending`], taken here unless the
+/// caller `held` it.
+async fn adopt(ctx: &Payments, b: &BatchRow, r: &Replaced, held: bool) -> Result<bool, BumpError> {
+    let store = Arc::clone(&ctx.store);
+    let _spending = if held { None } else { Some(ctx.onchain.spending().await) };
     // Another step may have adopted it meanwhile.
     let id = b.batch_id.clone();
     let Some((current, _)) = tokio::task::block_in_place(|| store.batch(&id))? else { return Ok(false) };

@@ -279,17 +279,30 @@ pub async fn single_fee(ctx: &Payments, p: &Payment) -> Result<SingleFee, String
         crate::failpoint::hit("onchain.fee_released");
     }
     let Some(priced) = p.fee_rate_sat_kvb.filter(|_| !waited) else {
-        let due = now >= q.deadline(&policy);
-        let pay = if due {
-            let deadline_caps = super::batch_policy::history(ctx).deadline_caps(now, &policy);
-            batch::Feerates { deadline_caps, ..batch::Feerates::flat(rate) }.at_deadline(priority, &policy)
-        } else {
-            rate.min(policy.max_feerate_sat_kvb)
-        };
-        return Ok(SingleFee::Pay(Feerate::from_sat_per_kvb(pay.max(1))));
+        return Ok(SingleFee::Pay(leaving_at(ctx, &q, rate, (now, &policy))));
     };
     // What its route quoted, to the sat/kvB.
     Ok(SingleFee::Pay(Feerate::from_sat_per_kvb(priced)))
+}
+
+/// What a transaction paying `q` (its most urgent payout, the earliest due) pays leaving now: its
+/// priority's estimate, or once its deadline came what the deadline needs (margin, cap) — never
+/// above `wallet.max_feerate_sat_vb`. A payout built again in a new family pays this.
+pub async fn leaving_now(ctx: &Payments, q: &batch::Queued) -> Result<Feerate, String> {
+    let target = q.priority.target_blocks(&ctx.config.routing);
+    let rate = ctx.onchain.estimate(target).await.map_err(|e| e.to_string())?.feerate.sat_per_kvb();
+    Ok(leaving_at(ctx, q, rate, (crate::unix_now(), &Policy::from_config(&ctx.config))))
+}
+
+/// [`leaving_now`] with its priority's estimate `rate`, sat/kvB, at `now`.
+fn leaving_at(ctx: &Payments, q: &batch::Queued, rate: u64, (now, policy): (u64, &Policy)) -> Feerate {
+    let pay = if now >= q.deadline(policy) {
+        let deadline_caps = super::batch_policy::history(ctx).deadline_caps(now, policy);
+        batch::Feerates { deadline_caps, ..batch::Feerates::flat(rate) }.at_deadline(q.priority, policy)
+    } else {
+        rate.min(policy.max_feerate_sat_kvb)
+    };
+    Feerate::from_sat_per_kvb(pay.max(1))
 }
 
 #[cfg(test)]

@@ -10,17 +10,26 @@
 //! A stored replacement is broadcast again after a restart only while the transaction it
 //! replaces has no unconfirmed children (a replacement would evict them, and the payouts they
 //! carry); otherwise the payout goes back to the transaction the wallet holds.
+//!
+//! A payout is put in a new family only once its family can never confirm: every transaction of
+//! it spends a coin another transaction spent [`CONFLICT_BURIED`] blocks deep ([`family_fate`]).
+//! It is then built again from other coins ([`renew`]); a batch likewise (the bumper's `renew`).
 
 use std::sync::Arc;
 
 use crate::store::sql::{params, OptionalExtension};
-use sendero_wallet::bitcoin::consensus::serialize;
-use sendero_wallet::{Feerate, WalletError};
+use sendero_wallet::bitcoin::consensus::{deserialize, serialize};
+use sendero_wallet::bitcoin::{OutPoint, Transaction, Txid};
+use sendero_wallet::{Feerate, Payee, WalletError};
 
 use super::{Change, Payment, Payments};
 use crate::batch::{InFlight, Policy, Priority};
 use crate::ledger::LedgerError;
 use crate::store::{Store, StoreError};
+
+/// How deep another transaction spending a coin of a family must be before the family counts as
+/// one that can never confirm: a reorg that deep is not expected.
+pub(super) const CONFLICT_BURIED: u32 = 6;
 
 /// A transaction of a payout that a replacement took over (or that took over from the one the
 /// payout has now).
@@ -202,4 +211,75 @@ pub(super) async fn replace(ctx: &Payments, p: &Payment, rate: Feerate) -> Resul
         tracing::warn!(payment_id = %p.payment_id, error = %e, "replacement not broadcast now; the saga decides");
     }
     Ok(Some(payout.txid.to_string()))
+}
+
+/// Whether a family — its current transaction and the others, as signed — may still confirm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fate {
+    /// Its current transaction may.
+    MayConfirm,
+    /// The current one never can, but this other one (its place among the others) may: the
+    /// family goes back to it.
+    Another(usize),
+    /// None of them ever can: each spends a coin another transaction spent [`CONFLICT_BURIED`]
+    /// blocks deep (the current one's coin, and that transaction).
+    Dead(OutPoint, Txid),
+}
+
+/// The fate of the family of `current` and `others` (as the wallet's [`conflict_buried`] sees
+/// each; one that cannot be read counts as one that may confirm).
+///
+/// [`conflict_buried`]: sendero_wallet::Treasury::conflict_buried
+pub(super) fn family_fate<'a>(
+    ctx: &Payments,
+    current: &Transaction,
+    others: impl IntoIterator<Item = &'a [u8]>,
+) -> Fate {
+    let treasury = ctx.onchain.treasury();
+    let Some((coin, by)) = treasury.conflict_buried(current, CONFLICT_BURIED) else { return Fate::MayConfirm };
+    let alive = others.into_iter().position(|raw| {
+        deserialize::<Transaction>(raw).map_or(true, |t| treasury.conflict_buried(&t, CONFLICT_BURIED).is_none())
+    });
+    alive.map_or(Fate::Dead(coin, by), Fate::Another)
+}
+
+/// What a payout built again in a new family pays: what it pays leaving now
+/// ([`super::fee_holds::leaving_now`]).
+pub(super) async fn leaving_rate(ctx: &Payments, p: &Payment) -> Result<Feerate, String> {
+    let priority = ctx.store.route_priority(&p.route_id).map_err(|e| e.to_string())?;
+    let q = crate::batch::Queued {
+        priority: priority.as_deref().and_then(Priority::parse).unwrap_or(Priority::Normal),
+        output: crate::batch::OutputKind::P2wpkh,
+        amount_sat: p.amount_msat.div_ceil(1_000),
+        submitted_at: p.created_at,
+    };
+    super::fee_holds::leaving_now(ctx, &q).await
+}
+
+/// Puts a payout whose family can never confirm (`why`) in a new one: built again from other
+/// coins paying `payee` at `rate`, stored as its own (the dead transaction kept with the rest of
+/// its family) with its blocks counted from now — not broadcast. The new transaction, or `None`
+/// when the payout moved meanwhile. Built under [`crate::rails::onchain::Onchain::spending`],
+/// taken here unless the caller `held` it.
+pub(super) async fn renew(
+    ctx: &Payments,
+    p: &Payment,
+    (payee, rate): (Payee, Feerate),
+    why: &str,
+    held: bool,
+) -> Result<Option<String>, WalletError> {
+    let _spending = if held { None } else { Some(ctx.onchain.spending().await) };
+    let (tx, payout) = ctx.onchain.prepare(&ctx.store, vec![payee], rate).await?;
+    let txid = payout.txid.to_string();
+    let change = moved(p, txid.clone(), serialize(&tx));
+    let (store, from, tip) = (Arc::clone(&ctx.store), p.clone(), u64::from(ctx.onchain.treasury().synced_height()));
+    if !tokio::task::block_in_place(|| store.switch_payout_tx(&from, &change, tip, crate::unix_now()))
+        .map_err(|e| WalletError::Storage(e.to_string()))?
+    {
+        return Ok(None);
+    }
+    tracing::warn!(payment_id = %p.payment_id, dead = ?p.rail_ref, %why, %txid, feerate = %rate,
+        fee_sat = payout.fee_sat, "the payout's transaction can never confirm; built again in a new family");
+    crate::failpoint::hit("onchain.renewed");
+    Ok(Some(txid))
 }

@@ -16,6 +16,7 @@ use sendero_wallet::bitcoin::Transaction;
 use sendero_wallet::{Feerate, Payee, WalletError};
 use tokio_util::sync::CancellationToken;
 
+use super::payout_bump::Fate;
 use super::steps::{complete, fail, first_step, log_step, settle};
 use super::{batcher, payout_bump, Change, Payment, Payments, Rail, State, MAX_REBUILDS};
 use crate::route::learn::Outcome;
@@ -27,10 +28,6 @@ const MAX_BACKOFF_SECS: u64 = 60;
 const RECOVER_AFTER: Duration = Duration::from_secs(30);
 /// Wait before looking again at a step that waits for something transient, seconds.
 const SOON_SECS: u64 = 1;
-
-/// How deep another transaction spending a coin of a payout's transaction must be before that
-/// payout, which may have left, is failed: a reorg that deep is not expected.
-const CONFLICT_BURIED: u32 = 6;
 
 /// A single payout signed by this process and not yet offered to bitcoind.
 #[derive(Debug, Clone)]
@@ -151,8 +148,9 @@ async fn advance_traced(ctx: &Payments, mut p: Payment) {
         }
         _ => None,
     };
+    let held = _spending.is_some();
     loop {
-        let Some(step) = step(ctx, &p).await else { return };
+        let Some(step) = step(ctx, &p, held).await else { return };
         let now = crate::unix_now();
         match step {
             Step::Next(mut change) => {
@@ -199,14 +197,14 @@ async fn advance_traced(ctx: &Payments, mut p: Payment) {
 }
 
 /// What the payment's state asks next; `None` once it is final. The rail's own steps run in a
-/// `rail.submit` span.
-async fn step(ctx: &Payments, p: &Payment) -> Option<Step> {
+/// `rail.submit` span. `held`: this saga holds [`crate::rails::onchain::Onchain::spending`].
+async fn step(ctx: &Payments, p: &Payment, held: bool) -> Option<Step> {
     use tracing::Instrument;
     Some(match p.state {
         State::Submitted => Step::next(first_step(p)),
         State::Debited => start(ctx, p).instrument(tracing::info_span!("rail.submit", step = "prepare")).await,
-        State::Sending => resume(ctx, p).instrument(tracing::info_span!("rail.submit", step = "send")).await,
-        State::Sent => outcome(ctx, p).await,
+        State::Sending => resume(ctx, p, held).instrument(tracing::info_span!("rail.submit", step = "send")).await,
+        State::Sent => outcome(ctx, p, held).await,
         State::Settled | State::Failed => return None,
     })
 }
@@ -226,14 +224,14 @@ async fn start(ctx: &Payments, p: &Payment) -> Step {
 }
 
 /// `sending`: the rail call, or its resumption.
-async fn resume(ctx: &Payments, p: &Payment) -> Step {
+async fn resume(ctx: &Payments, p: &Payment, held: bool) -> Step {
     tracing::debug!(rail = p.rail.as_str(), "sending the payout on its rail");
     match p.rail {
         Rail::Onchain => {
             crate::failpoint::hit("onchain.signed");
-            publish_onchain(ctx, p).await
+            publish_onchain(ctx, p, held).await
         }
-        Rail::OnchainBatch => match batcher::publish_batch(ctx, p).await {
+        Rail::OnchainBatch => match batcher::publish_batch(ctx, p, held).await {
             Ok(change) => Step::next(change),
             Err(why) => Step::Retry(why),
         },
@@ -256,14 +254,30 @@ async fn prepare_onchain(ctx: &Payments, p: &Payment) -> Step {
     };
     match ctx.onchain.prepare(&ctx.store, vec![payee.clone()], rate).await {
         Ok((tx, payout)) => Step::next(signed(ctx, p, &tx, &payout.txid.to_string(), rate, 0)),
-        Err(e @ (WalletError::Chain(_) | WalletError::Storage(_))) => Step::Retry(e.to_string()),
+        Err(e) => unbuilt(ctx, p, (payee, rate), e, ("onchain_failed", "")).await,
+    }
+}
+
+/// A payout's transaction could not be built (`e`) for `payee` at `rate`: tried again when that
+/// passes, failed otherwise (`code` unless the treasury is short; the message says `why` it was
+/// built, when there is more to say than the error).
+async fn unbuilt(
+    ctx: &Payments,
+    p: &Payment,
+    (payee, rate): (Payee, Feerate),
+    e: WalletError,
+    (code, why): (&str, &str),
+) -> Step {
+    let message = |e: &WalletError| if why.is_empty() { e.to_string() } else { format!("{why}; built again: {e}") };
+    match e {
+        WalletError::Chain(_) | WalletError::Storage(_) => Step::Retry(e.to_string()),
         // Short only of coins a stored transaction signed away (the treasury could pay it with
         // them): they come back as its change once it is broadcast, or free if it fails.
-        Err(e @ WalletError::InsufficientFunds { .. }) => match ctx.onchain.payout_vsize(vec![payee], rate).await {
+        WalletError::InsufficientFunds { .. } => match ctx.onchain.payout_vsize(vec![payee], rate).await {
             Ok(_) => Step::Retry(format!("{e} beside stored transactions not yet broadcast; waiting for their change")),
-            Err(_) => Step::next(fail(p, "insufficient_funds", e.to_string())),
+            Err(_) => Step::next(fail(p, "insufficient_funds", message(&e))),
         },
-        Err(e) => Step::next(fail(p, "onchain_failed", e.to_string())),
+        e => Step::next(fail(p, code, message(&e))),
     }
 }
 
@@ -276,15 +290,21 @@ pub(super) fn payee(ctx: &Payments, p: &Payment) -> Result<Payee, WalletError> {
 /// `sending` with `tx`, signed at `rate` (built again `rebuilds` times): stored before it is
 /// broadcast, and known to this process as not yet offered to bitcoind.
 fn signed(ctx: &Payments, p: &Payment, tx: &Transaction, txid: &str, rate: Feerate, rebuilds: usize) -> Change {
-    let fresh = Unoffered { txid: txid.to_owned(), feerate: rate, rebuilds };
-    ctx.unoffered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(p.payment_id.clone(), fresh);
+    unoffered(ctx, p, txid, rate, rebuilds);
     let next =
         Payment { state: State::Sending, rail_ref: Some(txid.to_owned()), raw_tx: Some(serialize(tx)), ..p.clone() };
     Change { next: Some(next), ..Change::default() }
 }
 
+/// Notes the payout's `txid`, signed at `rate` (built again `rebuilds` times), as not yet offered
+/// to bitcoind by this process.
+fn unoffered(ctx: &Payments, p: &Payment, txid: &str, rate: Feerate, rebuilds: usize) {
+    let fresh = Unoffered { txid: txid.to_owned(), feerate: rate, rebuilds };
+    ctx.unoffered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(p.payment_id.clone(), fresh);
+}
+
 /// Broadcasts the stored transaction (again, after a restart) and records it in the wallet.
-async fn publish_onchain(ctx: &Payments, p: &Payment) -> Step {
+async fn publish_onchain(ctx: &Payments, p: &Payment, held: bool) -> Step {
     let Some(tx) = p.raw_tx.as_deref().and_then(|raw| deserialize::<Transaction>(raw).ok()) else {
         return Step::next(fail(p, "internal", "the stored transaction is missing or unreadable".into()));
     };
@@ -309,7 +329,7 @@ async fn publish_onchain(ctx: &Payments, p: &Payment) -> Step {
                     Ok(Some(member)) => adopt(ctx, p, member),
                     Ok(None) => match fresh {
                         Some(fresh) => build_again(ctx, p, tx, fresh, reason).await,
-                        None => offered_before(ctx, p, &tx, reason),
+                        None => offered_before(ctx, p, &tx, reason, held).await,
                     },
                     Err(e) => Step::Retry(e.to_string()),
                 },
@@ -321,18 +341,39 @@ async fn publish_onchain(ctx: &Payments, p: &Payment) -> Step {
 
 /// A payout offered before — it may have left: a crash or bitcoind cut the answer, or it was
 /// out and fell from bitcoind's mempool (a restart, a floor that rose in a fee spike) — that
-/// bitcoind refuses now (`reason`). Other nodes, or its payee, may still hold it, so it fails
-/// (credited back) only once it can never confirm: a coin it spends is spent by another
-/// transaction [`CONFLICT_BURIED`] blocks deep. Until then it stays as it is and is offered again,
-/// backing off.
-fn offered_before(ctx: &Payments, p: &Payment, tx: &Transaction, reason: String) -> Step {
-    match ctx.onchain.treasury().conflict_buried(tx, CONFLICT_BURIED) {
-        Some((coin, by)) => {
-            Step::next(fail(p, "broadcast_rejected", format!("{reason}; its coin {coin} is spent by {by}, buried")))
+/// bitcoind refuses now (`reason`). Other nodes, or its payee, may still hold it, so it stays as
+/// it is and is offered again, backing off, until it can never confirm (a coin it spends spent by
+/// another transaction [`payout_bump::CONFLICT_BURIED`] blocks deep). Then it goes back to another
+/// transaction of its family that may; when none may, it is built again in a new family
+/// ([`payout_bump::renew`]), failed (credited back) only when that cannot be built.
+async fn offered_before(ctx: &Payments, p: &Payment, tx: &Transaction, reason: String, held: bool) -> Step {
+    let family = match tokio::task::block_in_place(|| ctx.store.payout_replaced(&p.payment_id)) {
+        Ok(family) => family,
+        Err(e) => return Step::Retry(e.to_string()),
+    };
+    let (coin, by) = match payout_bump::family_fate(ctx, tx, family.iter().map(|r| r.raw_tx.as_slice())) {
+        Fate::Dead(coin, by) => (coin, by),
+        Fate::Another(i) => return adopt(ctx, p, family[i].clone()),
+        Fate::MayConfirm => {
+            return Step::Retry(format!(
+                "bitcoind refuses its transaction now ({reason}); it may have left and may still confirm, so it is kept and offered again"
+            ))
         }
-        None => Step::Retry(format!(
-            "bitcoind refuses its transaction now ({reason}); it may have left and may still confirm, so it is kept and offered again"
-        )),
+    };
+    let why = format!("{reason}; its coin {coin} is spent by {by}, buried");
+    let (to, rate) = match (payee(ctx, p), payout_bump::leaving_rate(ctx, p).await) {
+        (Ok(to), Ok(rate)) => (to, rate),
+        (Err(e), _) => return Step::next(fail(p, "invalid_destination", e.to_string())),
+        (_, Err(e)) => return Step::Retry(e),
+    };
+    match payout_bump::renew(ctx, p, (to.clone(), rate), &why, held).await {
+        Ok(Some(txid)) => {
+            unoffered(ctx, p, &txid, rate, 0);
+            ctx.wake.notify_one();
+            Step::Wait
+        }
+        Ok(None) => Step::Wait,
+        Err(e) => unbuilt(ctx, p, (to, rate), e, ("broadcast_rejected", &why)).await,
     }
 }
 
@@ -372,7 +413,7 @@ async fn build_again(ctx: &Payments, p: &Payment, tx: Transaction, fresh: Unoffe
 
 /// `sent` on chain: settled once its transaction — or the one of its family (replacements) that
 /// confirmed instead — is deep enough, with that transaction's fee.
-async fn onchain_outcome(ctx: &Payments, p: &Payment, rail_ref: &str) -> Step {
+async fn onchain_outcome(ctx: &Payments, p: &Payment, rail_ref: &str, held: bool) -> Step {
     let tx = ctx.onchain.treasury().transaction(rail_ref);
     if tx.as_ref().is_none_or(|t| t.confirmation_height.is_none()) {
         match payout_bump::paying_member(ctx, p, tx.is_some(), false) {
@@ -383,7 +424,7 @@ async fn onchain_outcome(ctx: &Payments, p: &Payment, rail_ref: &str) -> Step {
     }
     let Some(tx) = tx else {
         // Evicted from the mempool (or bitcoind restarted without it): broadcast again.
-        return publish_onchain(ctx, p).await;
+        return publish_onchain(ctx, p, held).await;
     };
     let needed = ctx.config.routing.onchain_confirmations.max(1);
     let tip = ctx.onchain.treasury().synced_height();
@@ -472,13 +513,13 @@ fn sent_as(p: &Payment, ln_payment_id: String) -> Step {
 }
 
 /// `sent`: what the rail says now.
-async fn outcome(ctx: &Payments, p: &Payment) -> Step {
+async fn outcome(ctx: &Payments, p: &Payment, held: bool) -> Step {
     let Some(rail_ref) = p.rail_ref.clone() else {
         return Step::next(fail(p, "internal", "a sent payment without a rail reference".into()));
     };
     match p.rail {
-        Rail::Onchain => onchain_outcome(ctx, p, &rail_ref).await,
-        Rail::OnchainBatch => match batcher::batch_outcome(ctx, p).await {
+        Rail::Onchain => onchain_outcome(ctx, p, &rail_ref, held).await,
+        Rail::OnchainBatch => match batcher::batch_outcome(ctx, p, held).await {
             Ok(Some(change)) => Step::next(change),
             Ok(None) => Step::Wait,
             Err(why) => Step::Retry(why),
