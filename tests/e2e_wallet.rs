@@ -225,15 +225,19 @@ fn a_node_waiting_for_bitcoind_starts_when_it_answers_and_the_initial_download_i
     gw.stop();
 }
 
-/// A payout that left, then fell out of bitcoind's mempool and is refused when broadcast again
-/// (bitcoind restarted with a higher `minrelaytxfee`, as a full mempool's floor rises in a spike)
-/// may still confirm — other nodes, or the payee, may hold it: it stays pending, never failed and
-/// credited back, and it settles, paid once, when bitcoind takes it again.
+/// A payout and a batch that left, then fell out of bitcoind's mempool and are refused when
+/// offered again (bitcoind restarted with a higher `minrelaytxfee`, as a full mempool's floor
+/// rises in a spike), may still confirm — other nodes, or the payees, may hold them: they stay
+/// pending, never failed and credited back. Once they have waited their priority's blocks
+/// (`normal` 3, `low` 6) they are bid again at what bitcoind's mempool takes — the same coins,
+/// so only one of each pair can confirm. The gateway is killed right after storing the batch's
+/// (`batch.bumped`); after the restart both leave, settle with their new fees, and each payee is
+/// paid once.
 #[test]
-fn a_payout_out_of_the_mempool_and_refused_again_stays_pending_until_it_confirms() {
+fn payouts_out_of_the_mempool_and_refused_again_stay_pending_and_are_bid_again() {
     let chain = Chain::start();
     let home = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Socket);
+    let mut gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Socket);
     let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
     chain.mine_to(101, &address);
     wait_for("sync", Duration::from_secs(30), || gw.synced_height() == 101);
@@ -242,33 +246,68 @@ fn a_payout_out_of_the_mempool_and_refused_again_stays_pending_until_it_confirms
     let to = outside_address(47).to_string();
     let id = common::route_and_submit(&gw, &key, (&to, 40_000, "normal"), "onchain", "evicted");
     let txid = common::broadcast(&gw, &key, &chain, &id);
+    let payees = [outside_address(48).to_string(), outside_address(49).to_string()];
+    let ids: Vec<String> = payees
+        .iter()
+        .enumerate()
+        .map(|(i, to)| common::route_and_submit(&gw, &key, (to, 30_000, "low"), "onchain_batch", &format!("e{i}")))
+        .collect();
+    let left = gw.call("batch.trigger", json!({}));
+    assert_eq!(left["broadcast"], true, "{left:#}");
+    let batch_txid = left["txid"].as_str().unwrap().to_owned();
+    let start = chain.height();
+    let firsts = [chain.tx(&txid), chain.tx(&batch_txid)];
 
-    // bitcoind restarted with its relay floor at 5 sat/vB and its mempool not kept: the payout's
-    // 1 sat/vB transaction is gone, and refused when offered again.
+    // bitcoind restarted with its relay floor at 5 sat/vB and its mempool not kept: the 1 sat/vB
+    // transactions are gone, and refused when offered again.
     let stopped = Stopped::stop(chain);
     let conf = stopped.datadir.join("bitcoin.conf");
     std::fs::write(&conf, "[regtest]\nminrelaytxfee=0.00005\npersistmempool=0\n").unwrap();
     let chain = stopped.start();
     assert!(chain.mempool().is_empty());
-    wait_for("the gateway to offer it again, refused", Duration::from_secs(60), || {
-        gw.log().contains("min relay fee not met")
+    wait_for("the gateway to offer them again, refused", Duration::from_secs(60), || {
+        gw.log().matches("min relay fee not met").count() >= 2
     });
     std::thread::sleep(Duration::from_secs(5));
-    let p = common::payment(&gw, &key, &id);
-    assert_eq!(p["status"], "PENDING", "it left, and may still confirm: {p:#}");
+    for (id, tx) in [(&id, &txid), (&ids[0], &batch_txid), (&ids[1], &batch_txid)] {
+        let p = common::payment(&gw, &key, id);
+        assert_eq!(p["status"], "PENDING", "it left, and may still confirm: {p:#}");
+        assert_eq!(p["txid"], tx.as_str());
+    }
     assert!(gw.log().contains("it may have left and may still confirm, so it is kept and offered again"));
-    assert_eq!(p["txid"], txid.as_str());
 
-    // bitcoind back to its usual floor: the gateway offers it again, and it settles once.
-    let stopped = Stopped::stop(chain);
-    std::fs::remove_file(&conf).unwrap();
-    let chain = stopped.start();
-    wait_for("the payout in the mempool again", Duration::from_secs(90), || chain.mempool().contains(&txid));
-    let height = chain.height();
+    // Six blocks: both have waited their blocks, and are bid again; the batch's is stored, then
+    // the gateway dies before broadcasting it.
+    gw.env = vec![("SENDERO_FAILPOINT".into(), "batch.bumped".into())];
+    gw.restart();
+    chain.mine(6);
+    wait_for("the batch bid again, then the abort", Duration::from_secs(120), || {
+        gw.log().contains("failpoint reached")
+    });
+    gw.wait_exit();
+    gw.env.clear();
+    gw.start_again();
+    wait_for("both bid again in the mempool", Duration::from_secs(60), || chain.mempool().len() == 2);
+    let single = common::payment(&gw, &key, &id)["txid"].as_str().unwrap().to_owned();
+    let batch = gw.call("batch.get", json!({"batch_id": left["batch_id"]}));
+    let (single, rebid) = (chain.tx(&single), chain.tx(batch["txid"].as_str().unwrap()));
+    assert_ne!(single.compute_txid().to_string(), txid);
+    assert_eq!(batch["replaced"][0]["txid"], batch_txid.as_str(), "{batch:#}");
+    let spent =
+        |t: &sendero_wallet::bitcoin::Transaction| t.input.iter().map(|i| i.previous_output).collect::<Vec<_>>();
+    for (first, new) in firsts.iter().zip([&single, &rebid]) {
+        assert!(chain.fee(new) * 1_000 / new.vsize() as u64 >= 5_000, "{new:?} pays what bitcoind takes now");
+        assert!(spent(first).iter().all(|o| spent(new).contains(o)), "every coin of {}", first.compute_txid());
+    }
     chain.mine(1);
     let p = common::settled(&gw, &key, &id);
-    assert_eq!(p["txid"], txid.as_str());
-    assert_eq!(chain.paid_after(height).get(&to), Some(&1), "paid once");
+    assert_eq!(p["fee_paid_sat"].as_u64(), Some(chain.fee(&single)), "{p:#}");
+    let shares: u64 = ids.iter().map(|id| common::settled(&gw, &key, id)["fee_paid_sat"].as_u64().unwrap()).sum();
+    assert_eq!(shares, chain.fee(&rebid), "the shares are the new batch transaction's fee");
+    let paid = chain.paid_after(start);
+    for to in payees.iter().chain([&to]) {
+        assert_eq!(paid.get(to), Some(&1), "{to} is paid once");
+    }
     let v = gw.call("ledger.verify", json!({}));
     assert_eq!(v["ok"], true, "{v:#}");
 }

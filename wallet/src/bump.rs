@@ -227,6 +227,75 @@ impl Treasury {
         Ok((tx, payout))
     }
 
+    /// Whether `tx`, a transaction of the wallet's, can be bid again ([`Treasury::rebid`]): the
+    /// wallet no longer counts it (out of bitcoind's mempool), every coin it spends is one the
+    /// wallet holds unspent, and no transaction the wallet knows spends an output of it — and
+    /// then its fee. `None` otherwise: counted, replaced by another the wallet counts, or a
+    /// parent of others.
+    pub fn left_behind(&self, tx: &Transaction) -> Option<u64> {
+        let txid = tx.compute_txid();
+        let inner = self.lock();
+        if inner.wallet.get_tx(txid).is_some() {
+            return None;
+        }
+        let graph = inner.wallet.tx_graph();
+        if (0..tx.output.len()).any(|vout| !graph.outspends(OutPoint::new(txid, vout as u32)).is_empty()) {
+            return None;
+        }
+        let unspent: HashSet<OutPoint> = inner.wallet.list_unspent().map(|u| u.outpoint).collect();
+        if !tx.input.iter().all(|i| unspent.contains(&i.previous_output)) {
+            return None;
+        }
+        inner.wallet.calculate_fee(tx).ok().map(|f| f.to_sat())
+    }
+
+    /// `tx`, a transaction of the wallet's that it no longer counts — out of bitcoind's mempool
+    /// and refused when offered again (a floor that rose in a fee spike, a bitcoind restarted
+    /// with a higher `minrelaytxfee`) — bid again at `feerate`: the same inputs and the same
+    /// outputs but its change, the fee from its change (and from other confirmed coins, never
+    /// one of `avoid`, when the change cannot pay it); signed, not broadcast. It spends every coin
+    /// `tx` spends, so at most one of them confirms. Refused while the wallet counts `tx` (it is
+    /// bumped, [`Treasury::bump`]), when a coin it spends is not one the wallet holds unspent (a
+    /// parent gone too, or spent by another), and when a transaction the wallet knows spends an
+    /// output of `tx` (that one would be orphaned).
+    pub fn rebid(
+        &self,
+        tx: &Transaction,
+        feerate: Feerate,
+        avoid: &[OutPoint],
+    ) -> Result<(Transaction, Payout), WalletError> {
+        let fee_rate = feerate.fee_rate()?;
+        let txid = tx.compute_txid();
+        if self.left_behind(tx).is_none() {
+            return Err(WalletError::Build(format!(
+                "{txid} cannot be bid again: the wallet counts it or another spending its coins, or a transaction spends from it"
+            )));
+        }
+        let mut inner = self.lock();
+        let change = tx.output.iter().position(|o| {
+            matches!(inner.wallet.derivation_of_spk(o.script_pubkey.clone()), Some((KeychainKind::Internal, _)))
+        });
+        let coins: Vec<OutPoint> = tx.input.iter().map(|i| i.previous_output).collect();
+        // Any other coin it takes is a confirmed one, never one a stored transaction signed away.
+        let mut unspendable: Vec<OutPoint> = avoid.iter().filter(|o| !coins.contains(o)).copied().collect();
+        let unconfirmed = inner.wallet.list_unspent().filter(|u| !u.chain_position.is_confirmed());
+        unspendable.extend(unconfirmed.map(|u| u.outpoint).filter(|o| !coins.contains(o)));
+        let mut builder = inner.wallet.build_tx();
+        builder.add_utxos(&coins).map_err(|e| WalletError::Build(format!("the coins of {txid}: {e}")))?;
+        for (i, o) in tx.output.iter().enumerate() {
+            if Some(i) == change {
+                builder.drain_to(o.script_pubkey.clone());
+            } else {
+                builder.add_recipient(o.script_pubkey.clone(), o.value);
+            }
+        }
+        builder.fee_rate(fee_rate).unspendable(unspendable);
+        let psbt = builder.finish().map_err(create_tx_error)?;
+        let (tx, fee_sat) = inner.sign(psbt)?;
+        let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate };
+        Ok((tx, payout))
+    }
+
     /// A child (CPFP) that lifts the unconfirmed `txid` to `feerate`: it spends the largest
     /// unspent output of `txid` or of its unconfirmed descendants back to a new change address,
     /// paying what brings that output's ancestor package, itself included, to the feerate.
@@ -332,6 +401,19 @@ mod tests {
         let err = t.prepare_child(unknown, Feerate::from_sat_per_vb(5)).unwrap_err();
         assert!(matches!(err, WalletError::Build(ref why) if why.contains("not an unconfirmed transaction")), "{err}");
         assert!(matches!(t.bump("nonsense", Feerate::from_sat_per_vb(5), &[]), Err(WalletError::Build(_))));
+        // A transaction spending a coin the wallet does not hold is not one it can bid again.
+        let stranger = Transaction {
+            version: bdk_wallet::bitcoin::transaction::Version::TWO,
+            lock_time: bdk_wallet::bitcoin::absolute::LockTime::ZERO,
+            input: vec![bdk_wallet::bitcoin::TxIn::default()],
+            output: vec![bdk_wallet::bitcoin::TxOut {
+                value: Amount::from_sat(1_000),
+                script_pubkey: Default::default(),
+            }],
+        };
+        assert_eq!(t.left_behind(&stranger), None);
+        let err = t.rebid(&stranger, Feerate::from_sat_per_vb(5), &[]).unwrap_err();
+        assert!(matches!(err, WalletError::Build(ref why) if why.contains("cannot be bid again")), "{err}");
         assert!(t.transactions().is_empty(), "nothing recorded");
     }
 }

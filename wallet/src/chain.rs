@@ -230,6 +230,18 @@ impl ChainSource {
             .ok_or_else(|| WalletError::Chain("getnetworkinfo: no relayfee".into()))
     }
 
+    /// The least feerate bitcoind's mempool takes now, sat/kvB: its relay floor, or its mempool's
+    /// floor when a full mempool raised it (`getmempoolinfo`).
+    pub fn mempool_floor(&self) -> Result<u64, WalletError> {
+        let v: Value = self.call("getmempoolinfo", &[])?;
+        let floor = |key: &str| v.get(key).and_then(btc_per_kvb_to_sat_per_kvb);
+        match (floor("mempoolminfee"), floor("minrelaytxfee")) {
+            (Some(pool), Some(relay)) => Ok(pool.max(relay)),
+            (Some(one), None) | (None, Some(one)) => Ok(one),
+            (None, None) => Err(WalletError::Chain("getmempoolinfo: no mempoolminfee".into())),
+        }
+    }
+
     /// `sendrawtransaction`. bitcoind's refusal is [`WalletError::Broadcast`]; not reaching it is
     /// [`WalletError::Chain`] (the transaction may or may not have been relayed).
     pub fn broadcast(&self, tx: &Transaction) -> Result<Txid, WalletError> {

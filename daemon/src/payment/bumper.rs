@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use sendero_wallet::bitcoin::consensus::{deserialize, serialize};
 use sendero_wallet::bitcoin::{ScriptBuf, Transaction};
-use sendero_wallet::{Feerate, WalletError};
+use sendero_wallet::{Feerate, Payout, WalletError};
 
 use super::batch_tx::places;
 use super::batches::{BatchPayout, BatchRow, Queued, Replaced};
@@ -102,9 +102,10 @@ pub async fn bump_stuck(ctx: &Payments) {
     // Each priority's deadline cap: a transaction waits out a spike above it until its last blocks.
     let caps = super::batch_policy::history(ctx).deadline_caps(now, &policy);
     let mut waits_out = Vec::new();
-    for (stuck, in_flight) in waiting {
+    for (stuck, in_flight, gone) in waiting {
         let cap = caps[in_flight.priority as usize];
         match batch::bump(&in_flight, now, next_block, cap, &policy) {
+            Some(rate) if gone => rebid(ctx, &stuck, Feerate::from_sat_per_kvb(rate)).await,
             Some(rate) => speed_up(ctx, &stuck, in_flight.feerate_sat_kvb, Feerate::from_sat_per_kvb(rate)).await,
             None if batch::bump(&in_flight, now, next_block, None, &policy).is_some() => {
                 waits_out.push((stuck.txid().to_owned(), cap, in_flight.eta_bound.saturating_sub(now)));
@@ -114,7 +115,7 @@ pub async fn bump_stuck(ctx: &Payments) {
     }
     // Said once when a transaction starts waiting out high fees, not every round.
     let mut said = ctx.waiting_out.lock().unwrap_or_else(|e| e.into_inner());
-    said.retain(|txid| waits_out.iter().any(|w| &w.0 == txid));
+    said.retain(|txid| txid.starts_with("rebid:") || waits_out.iter().any(|w| &w.0 == txid));
     for (txid, cap, left) in waits_out {
         if said.insert(txid.clone()) {
             tracing::info!(%txid, next_block_sat_kvb = next_block, deadline_cap_sat_kvb = cap, secs_to_eta_bound = left,
@@ -124,14 +125,13 @@ pub async fn bump_stuck(ctx: &Payments) {
 }
 
 /// Unconfirmed batches and single payouts that have waited a block or more, as the policy
-/// weighs them.
-fn waiting(ctx: &Payments, policy: &Policy) -> Result<Vec<(Stuck, InFlight)>, StoreError> {
+/// weighs them; and whether each is gone from bitcoind's mempool, to be bid again ([`rebid`]).
+fn waiting(ctx: &Payments, policy: &Policy) -> Result<Vec<(Stuck, InFlight, bool)>, StoreError> {
     let tip = u64::from(ctx.onchain.treasury().synced_height());
     let mut found = Vec::new();
     for b in ctx.store.unconfirmed_batches()? {
-        let (Some(height), Some(pending)) = (b.broadcast_height, ctx.onchain.treasury().pending(&b.txid)) else {
-            continue;
-        };
+        let Some(height) = b.broadcast_height else { continue };
+        let Some(standing) = payout_bump::standing(ctx, &b.txid, &b.raw_tx) else { continue };
         let priority = Priority::parse(&b.priority).unwrap_or(Priority::Normal);
         // The bound its payouts were promised (from their submission), as the simulator weighs
         // it: a batch leaves at its first payout's deadline, so its own time comes later.
@@ -139,24 +139,66 @@ fn waiting(ctx: &Payments, policy: &Policy) -> Result<Vec<(Stuck, InFlight)>, St
         let promised = ctx.store.batch_eta_bound(&b.batch_id, bounds)?;
         let in_flight = InFlight {
             priority,
-            feerate_sat_kvb: pending.effective_sat_kvb,
+            feerate_sat_kvb: standing.feerate_sat_kvb,
             blocks_unconfirmed: u32::try_from(tip.saturating_sub(height)).unwrap_or(u32::MAX),
             eta_bound: promised.unwrap_or(b.created_at + policy.class(priority).max_eta_secs),
         };
-        found.push((Stuck::Batch(b), in_flight, pending.unconfirmed_ancestors));
+        found.push((Stuck::Batch(b), in_flight, standing));
     }
     for p in ctx.store.payments(None, &[State::Sent], None, SENT_READ)? {
         if p.rail == Rail::Onchain {
-            if let Some((in_flight, depth)) = payout_bump::in_flight(ctx, &p, policy)? {
-                found.push((Stuck::Payout(p), in_flight, depth));
+            if let Some((in_flight, standing)) = payout_bump::in_flight(ctx, &p, policy)? {
+                found.push((Stuck::Payout(p), in_flight, standing));
             }
         }
     }
     found.retain(|(_, f, _)| f.blocks_unconfirmed >= 1);
     // A transaction is looked at after those it spends from, so that a child lifting a parent
     // also counts for the parent's other descendants; then the oldest first.
-    found.sort_by_key(|(s, f, depth)| (*depth, std::cmp::Reverse(f.blocks_unconfirmed), s.created_at()));
-    Ok(found.into_iter().map(|(s, f, _)| (s, f)).collect())
+    found.sort_by_key(|(s, f, p)| (p.unconfirmed_ancestors, std::cmp::Reverse(f.blocks_unconfirmed), s.created_at()));
+    Ok(found.into_iter().map(|(s, f, p)| (s, f, p.gone)).collect())
+}
+
+/// Bids `stuck`, gone from bitcoind's mempool and refused when offered again (its floor rose in
+/// a fee spike, or a restarted bitcoind asks more), again at `rate` — at least what bitcoind's
+/// mempool takes now: the same coins and outputs, the fee from its change
+/// ([`crate::rails::onchain::Onchain::rebid`]); stored as the batch's or payout's transaction
+/// before it is broadcast, the one it replaces kept with its family (should that one confirm
+/// after all, from another node's mempool, it is adopted). Said once per transaction when it
+/// cannot be.
+async fn rebid(ctx: &Payments, stuck: &Stuck, rate: Feerate) {
+    let _spending = ctx.onchain.spending().await;
+    let raw = match stuck {
+        Stuck::Batch(b) => &b.raw_tx,
+        Stuck::Payout(p) => p.raw_tx.as_deref().unwrap_or_default(),
+    };
+    let txid = stuck.txid().to_owned();
+    // Looked at again under the lock: the saga may have offered it again meanwhile.
+    let still_gone = payout_bump::standing(ctx, &txid, raw).is_some_and(|s| s.gone);
+    let (true, Ok(tx)) = (still_gone, deserialize::<Transaction>(raw)) else { return };
+    let result = match ctx.onchain.rebid(&ctx.store, tx, rate).await {
+        Ok((tx, payout)) => {
+            tracing::info!(%txid, rebid = %payout.txid, to = %payout.feerate, fee_sat = payout.fee_sat,
+                "a transaction gone from bitcoind's mempool, and refused there, bid again");
+            match stuck {
+                Stuck::Batch(b) => store_replacement(ctx, b, (&tx, &payout)).await.map(|_| ()),
+                Stuck::Payout(p) => {
+                    payout_bump::store_replacement(ctx, p, (&tx, &payout)).await.map(|_| ()).map_err(BumpError::from)
+                }
+            }
+        }
+        Err(e) => Err(e.into()),
+    };
+    let mut said = ctx.waiting_out.lock().unwrap_or_else(|e| e.into_inner());
+    match result {
+        Ok(()) => {
+            said.remove(&format!("rebid:{txid}"));
+        }
+        Err(e) if said.insert(format!("rebid:{txid}")) => {
+            tracing::warn!(%txid, error = %e, "a transaction gone from the mempool could not be bid again; tried again each round")
+        }
+        Err(_) => {}
+    }
 }
 
 /// Lifts `stuck` to `rate`: replaced when nothing spends it yet, otherwise a child pays for it (a
@@ -208,6 +250,16 @@ async fn speed_up(ctx: &Payments, stuck: &Stuck, from_sat_kvb: u64, rate: Feerat
 /// [`crate::rails::onchain::Onchain::spending`].
 async fn replace(ctx: &Payments, b: &BatchRow, rate: Feerate) -> Result<BatchRow, BumpError> {
     let (tx, payout) = ctx.onchain.bump(&ctx.store, &b.txid, rate).await?;
+    store_replacement(ctx, b, (&tx, &payout)).await
+}
+
+/// Makes `tx` (built as `payout`: the same coins and outputs, a higher fee) `b`'s transaction,
+/// stored, then broadcast. The caller holds [`crate::rails::onchain::Onchain::spending`].
+async fn store_replacement(
+    ctx: &Payments,
+    b: &BatchRow,
+    (tx, payout): (&Transaction, &Payout),
+) -> Result<BatchRow, BumpError> {
     // What it was built at: the least a replacement may pay, when that was more.
     let rate = payout.feerate;
     let tip = u64::from(ctx.onchain.treasury().synced_height());
@@ -223,9 +275,9 @@ async fn replace(ctx: &Payments, b: &BatchRow, rate: Feerate) -> Result<BatchRow
         consolidation_fee_sat: b.consolidation_fee_sat * rate.sat_per_kvb() / b.feerate_sat_kvb.max(1),
         ..b.clone()
     };
-    switch(ctx, b, &next, &tx)?;
+    switch(ctx, b, &next, tx)?;
     crate::failpoint::hit("batch.bumped");
-    if let Err(e) = ctx.onchain.publish(tx).await {
+    if let Err(e) = ctx.onchain.publish(tx.clone()).await {
         // Stored: the saga broadcasts it again (or adopts the original, should that confirm).
         tracing::warn!(batch_id = %b.batch_id, error = %e, "replacement not broadcast now");
     }

@@ -167,13 +167,46 @@ pub(super) fn left(ctx: &Payments, p: &Payment) {
     }
 }
 
-/// A single payout's unconfirmed transaction as the bump policy weighs it (its feerate counts a
-/// child already paying for it). Its blocks count from its broadcast (or, for one sent before
-/// that was recorded, from the first look).
-/// Also how many unconfirmed transactions it spends from.
-pub(super) fn in_flight(ctx: &Payments, p: &Payment, policy: &Policy) -> Result<Option<(InFlight, usize)>, StoreError> {
-    let Some(txid) = p.rail_ref.as_deref() else { return Ok(None) };
-    let Some(pending) = ctx.onchain.treasury().pending(txid) else { return Ok(None) };
+/// How a batch's or payout's unconfirmed transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Standing {
+    /// As a miner weighs it (a child already paying for it counts), sat/kvB; 0 when it is gone
+    /// (no mempool of bitcoind's takes it: it cannot confirm as it is).
+    pub feerate_sat_kvb: u64,
+    /// How many unconfirmed transactions it spends from.
+    pub unconfirmed_ancestors: usize,
+    /// Gone from bitcoind's mempool, and free to be bid again
+    /// ([`sendero_wallet::Treasury::left_behind`]).
+    pub gone: bool,
+}
+
+/// How `txid` (signed as `raw`) stands: in the wallet's unconfirmed history, or gone from it and
+/// free to be bid again; `None` otherwise (confirmed, unknown, or replaced by one the wallet
+/// counts).
+pub(super) fn standing(ctx: &Payments, txid: &str, raw: &[u8]) -> Option<Standing> {
+    let treasury = ctx.onchain.treasury();
+    if let Some(p) = treasury.pending(txid) {
+        return Some(Standing {
+            feerate_sat_kvb: p.effective_sat_kvb,
+            unconfirmed_ancestors: p.unconfirmed_ancestors,
+            gone: false,
+        });
+    }
+    let tx: Transaction = deserialize(raw).ok()?;
+    treasury.left_behind(&tx)?;
+    Some(Standing { feerate_sat_kvb: 0, unconfirmed_ancestors: 0, gone: true })
+}
+
+/// A single payout's unconfirmed transaction as the bump policy weighs it, and how it stands. Its
+/// blocks count from its broadcast (or, for one sent before that was recorded, from the first
+/// look).
+pub(super) fn in_flight(
+    ctx: &Payments,
+    p: &Payment,
+    policy: &Policy,
+) -> Result<Option<(InFlight, Standing)>, StoreError> {
+    let (Some(txid), Some(raw)) = (p.rail_ref.as_deref(), p.raw_tx.as_deref()) else { return Ok(None) };
+    let Some(standing) = standing(ctx, txid, raw) else { return Ok(None) };
     let tip = u64::from(ctx.onchain.treasury().synced_height());
     let Some(height) = ctx.store.payout_broadcast_height(&p.payment_id)? else {
         ctx.store.set_payout_broadcast_height(&p.payment_id, tip)?;
@@ -183,31 +216,42 @@ pub(super) fn in_flight(ctx: &Payments, p: &Payment, policy: &Policy) -> Result<
     let priority = priority.unwrap_or(Priority::Normal);
     let in_flight = InFlight {
         priority,
-        feerate_sat_kvb: pending.effective_sat_kvb,
+        feerate_sat_kvb: standing.feerate_sat_kvb,
         blocks_unconfirmed: u32::try_from(tip.saturating_sub(height)).unwrap_or(u32::MAX),
         eta_bound: p.created_at + policy.class(priority).max_eta_secs,
     };
-    Ok(Some((in_flight, pending.unconfirmed_ancestors)))
+    Ok(Some((in_flight, standing)))
 }
 
 /// Replaces the payout's transaction at `rate`: stored, then broadcast. The caller holds
 /// [`crate::rails::onchain::Onchain::spending`]. The new txid, or `None` when the payout moved
 /// meanwhile (nothing is broadcast then).
 pub(super) async fn replace(ctx: &Payments, p: &Payment, rate: Feerate) -> Result<Option<String>, WalletError> {
-    let storage = |e: LedgerError| WalletError::Storage(e.to_string());
     let Some(txid) = p.rail_ref.clone() else { return Ok(None) };
     let (tx, payout) = ctx.onchain.bump(&ctx.store, &txid, rate).await?;
-    let change = moved(p, payout.txid.to_string(), serialize(&tx));
+    store_replacement(ctx, p, (&tx, &payout)).await
+}
+
+/// Makes `tx` (built as `payout`: the same coins and outputs, a higher fee) the payout's
+/// transaction, stored, then broadcast. The caller holds
+/// [`crate::rails::onchain::Onchain::spending`]. The new txid, or `None` when the payout moved
+/// meanwhile (nothing is broadcast then).
+pub(super) async fn store_replacement(
+    ctx: &Payments,
+    p: &Payment,
+    (tx, payout): (&Transaction, &sendero_wallet::Payout),
+) -> Result<Option<String>, WalletError> {
+    let change = moved(p, payout.txid.to_string(), serialize(tx));
     let (store, from, tip) = (Arc::clone(&ctx.store), p.clone(), u64::from(ctx.onchain.treasury().synced_height()));
     if !tokio::task::block_in_place(|| store.switch_payout_tx(&from, &change, tip, crate::unix_now()))
-        .map_err(storage)?
+        .map_err(|e| WalletError::Storage(e.to_string()))?
     {
         return Ok(None);
     }
     crate::failpoint::hit("onchain.bumped");
-    tracing::info!(payment_id = %p.payment_id, replaced = %txid, txid = %payout.txid, to = %payout.feerate,
+    tracing::info!(payment_id = %p.payment_id, replaced = ?p.rail_ref, txid = %payout.txid, to = %payout.feerate,
         fee_sat = payout.fee_sat, "payout fee bumped");
-    if let Err(e) = ctx.onchain.publish(tx).await {
+    if let Err(e) = ctx.onchain.publish(tx.clone()).await {
         tracing::warn!(payment_id = %p.payment_id, error = %e, "replacement not broadcast now; the saga decides");
     }
     Ok(Some(payout.txid.to_string()))

@@ -176,6 +176,35 @@ impl Onchain {
         blocking(move || treasury.prepare_with(&payees, feerate, &extra, &avoid)).await
     }
 
+    /// `tx`, out of bitcoind's mempool and refused when offered again, bid again at `feerate` —
+    /// at least what bitcoind's mempool takes now, refused when that is above
+    /// `wallet.max_feerate_sat_vb` — from the same coins
+    /// ([`sendero_wallet::Treasury::rebid`]; any other coin none a transaction stored in `store`
+    /// has signed away); not broadcast. The caller holds [`Onchain::spending`].
+    pub async fn rebid(
+        &self,
+        store: &Store,
+        tx: Transaction,
+        feerate: Feerate,
+    ) -> Result<(Transaction, Payout), WalletError> {
+        let (treasury, chain) = (Arc::clone(&self.treasury), Arc::clone(&self.chain));
+        let avoid = self.avoid(store)?;
+        let max = self.config.max_feerate_sat_vb;
+        blocking(move || {
+            let floor = chain.mempool_floor()?;
+            if floor > max.saturating_mul(1_000) {
+                let why = format!("bitcoind's mempool takes nothing under {floor} sat/kvB, above {max} sat/vB");
+                return Err(WalletError::InvalidFeerate(why));
+            }
+            // bitcoind weighs the fee against the size rounded up to the vbyte, BDK builds it on
+            // the weight (and rounds the rate down to the sat/kwu): 1 % and a step above the floor
+            // cover both for any transaction over 100 vB.
+            let floor = Feerate::from_sat_per_kvb(floor * 101 / 100 + 4);
+            treasury.rebid(&tx, feerate.max(floor), &avoid)
+        })
+        .await
+    }
+
     /// A signed replacement of the unconfirmed `txid` at `feerate` (same outputs, the fee
     /// from its change, any extra input none a transaction stored in `store` has signed away);
     /// not broadcast. The caller holds [`Onchain::spending`].
