@@ -12,8 +12,8 @@
 //! carry); otherwise the payout goes back to the transaction the wallet holds.
 //!
 //! A payout is put in a new family only once its family can never confirm: every transaction of
-//! it spends a coin another transaction spent [`CONFLICT_BURIED`] blocks deep ([`family_fate`]).
-//! It is then built again from other coins ([`renew`]); a batch likewise (the bumper's `renew`).
+//! it spends a coin another transaction spent `CONFLICT_BURIED` (6) blocks deep (`family_fate`).
+//! It is then built again from other coins (`renew`); a batch likewise (the bumper's `renew`).
 
 use std::sync::Arc;
 
