@@ -191,14 +191,7 @@ fn a_payout_refused_for_a_coin_already_spent_is_built_again_from_another() {
 fn a_batch_refused_for_a_coin_already_spent_is_built_again_from_another() {
     let (chain, _home, mut gw, key, big) = spent_behind_its_back();
     let payees = [outside_address(94).to_string(), outside_address(95).to_string()];
-    let ids: Vec<String> = payees
-        .iter()
-        .enumerate()
-        .map(|(i, to)| common::route_and_submit(&gw, &key, (to, 30_000, "low"), "onchain_batch", &format!("b{i}")))
-        .collect();
-    let left = gw.call("batch.trigger", json!({}));
-    assert_eq!(left["broadcast"], true, "{left:#}\n{}", gw.log());
-    let txid = left["txid"].as_str().unwrap().to_owned();
+    let (ids, left, txid) = common::batch_left(&gw, &key, &payees, "b");
     assert!(chain.mempool().contains(&txid), "it left");
     assert!(chain.tx(&txid).input.iter().all(|i| i.previous_output != big), "it spends another coin");
     let batch = gw.call("batch.get", json!({"batch_id": left["batch_id"]}));
@@ -322,14 +315,7 @@ fn a_batch_whose_coin_another_transaction_spent_is_built_again_once_that_one_is_
     let (chain, _home, mut gw, key, twin) = with_twin();
     gw.call("fees.set", json!({"sat_per_vb": 1}));
     let payees = [outside_address(96).to_string(), outside_address(97).to_string()];
-    let ids: Vec<String> = payees
-        .iter()
-        .enumerate()
-        .map(|(i, to)| common::route_and_submit(&gw, &key, (to, 30_000, "low"), "onchain_batch", &format!("d{i}")))
-        .collect();
-    let left = gw.call("batch.trigger", json!({}));
-    assert_eq!(left["broadcast"], true, "{left:#}\n{}", gw.log());
-    let dead = left["txid"].as_str().unwrap().to_owned();
+    let (ids, left, dead) = common::batch_left(&gw, &key, &payees, "d");
     let (coin, by) = twin.spend_under(&chain, &dead);
     chain.mine(1);
     wait_for("the gateway to offer it again, refused", MINUTE, || gw.log().contains("bad-txns-inputs-missingorspent"));

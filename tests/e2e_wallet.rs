@@ -247,14 +247,7 @@ fn payouts_out_of_the_mempool_and_refused_again_stay_pending_and_are_bid_again()
     let id = common::route_and_submit(&gw, &key, (&to, 40_000, "normal"), "onchain", "evicted");
     let txid = common::broadcast(&gw, &key, &chain, &id);
     let payees = [outside_address(48).to_string(), outside_address(49).to_string()];
-    let ids: Vec<String> = payees
-        .iter()
-        .enumerate()
-        .map(|(i, to)| common::route_and_submit(&gw, &key, (to, 30_000, "low"), "onchain_batch", &format!("e{i}")))
-        .collect();
-    let left = gw.call("batch.trigger", json!({}));
-    assert_eq!(left["broadcast"], true, "{left:#}");
-    let batch_txid = left["txid"].as_str().unwrap().to_owned();
+    let (ids, left, batch_txid) = common::batch_left(&gw, &key, &payees, "e");
     let start = chain.height();
     let firsts = [chain.tx(&txid), chain.tx(&batch_txid)];
 

@@ -585,6 +585,21 @@ pub fn broadcast(gw: &Gateway, key: &str, chain: &Chain, id: &str) -> String {
     txid
 }
 
+/// A `low` `onchain_batch` payout of 30,000 sat to each of `payees` (idempotency keys
+/// `{tag}0`, `{tag}1` …), then `batch.trigger`, which must broadcast their batch: the payouts'
+/// ids, the trigger's answer and the batch's txid.
+pub fn batch_left(gw: &Gateway, key: &str, payees: &[String], tag: &str) -> (Vec<String>, Value, String) {
+    let ids: Vec<String> = payees
+        .iter()
+        .enumerate()
+        .map(|(i, to)| route_and_submit(gw, key, (to, 30_000, "low"), "onchain_batch", &format!("{tag}{i}")))
+        .collect();
+    let left = gw.call("batch.trigger", json!({}));
+    assert_eq!(left["broadcast"], true, "{left:#}\n{}", gw.log());
+    let txid = left["txid"].as_str().expect("txid").to_owned();
+    (ids, left, txid)
+}
+
 /// `GET /v1/payments/{id}` with `key`: the payment's view.
 pub fn payment(gw: &Gateway, key: &str, id: &str) -> Value {
     let (status, p) = http_get_with_key(gw.api_port, &format!("/v1/payments/{id}"), Some(key));

@@ -202,15 +202,7 @@ async fn rebuild(
     let payees = payees(ctx, queued).map_err(|e| e.to_string())?;
     let (tx, payout, _) =
         ctx.onchain.prepare_with(&ctx.store, payees, rate, vec![]).await.map_err(|e| e.to_string())?;
-    let next = BatchRow {
-        txid: payout.txid.to_string(),
-        raw_tx: serialize(&tx),
-        fee_sat: payout.fee_sat,
-        vsize: payout.vsize,
-        consolidated_inputs: 0,
-        consolidation_fee_sat: 0,
-        ..batch.clone()
-    };
+    let next = BatchRow { consolidated_inputs: 0, consolidation_fee_sat: 0, ..batch.on(&tx, &payout) };
     bumper::switch(ctx, batch, &next, &tx).map_err(|e| e.to_string())?;
     let store = Arc::clone(&ctx.store);
     let moved = tokio::task::block_in_place(|| {

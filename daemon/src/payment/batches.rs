@@ -49,6 +49,22 @@ pub struct BatchRow {
     pub consolidation_fee_sat: u64,
 }
 
+impl BatchRow {
+    /// This batch with `tx` — built as `payout` — as its transaction: its id, bytes, fee, size
+    /// and the feerate it was built at.
+    pub(super) fn on(&self, tx: &sendero_wallet::bitcoin::Transaction, payout: &sendero_wallet::Payout) -> BatchRow {
+        BatchRow {
+            txid: payout.txid.to_string(),
+            raw_tx: sendero_wallet::bitcoin::consensus::serialize(tx),
+            fee_sat: payout.fee_sat,
+            feerate_sat_kvb: payout.feerate.sat_per_kvb(),
+            feerate_sat_vb: payout.feerate.sat_per_vb_ceil(),
+            vsize: payout.vsize,
+            ..self.clone()
+        }
+    }
+}
+
 /// A transaction of a batch that a replacement took over (kept: if it confirms after all, it is
 /// the one that paid).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sendero_wallet::bitcoin::consensus::{deserialize, serialize};
+use sendero_wallet::bitcoin::consensus::deserialize;
 use sendero_wallet::bitcoin::{ScriptBuf, Transaction};
 use sendero_wallet::{Feerate, Payout, WalletError};
 
@@ -264,16 +264,10 @@ async fn store_replacement(
     let rate = payout.feerate;
     let tip = u64::from(ctx.onchain.treasury().synced_height());
     let next = BatchRow {
-        txid: payout.txid.to_string(),
-        raw_tx: serialize(&tx),
-        fee_sat: payout.fee_sat,
-        feerate_sat_kvb: rate.sat_per_kvb(),
-        feerate_sat_vb: rate.sat_per_vb_ceil(),
-        vsize: payout.vsize,
         broadcast_height: Some(tip),
         // The same coins, at the new feerate.
         consolidation_fee_sat: b.consolidation_fee_sat * rate.sat_per_kvb() / b.feerate_sat_kvb.max(1),
-        ..b.clone()
+        ..b.on(tx, payout)
     };
     switch(ctx, b, &next, tx)?;
     crate::failpoint::hit("batch.bumped");
@@ -350,16 +344,10 @@ pub(super) async fn renew(ctx: &Payments, b: &BatchRow, held: bool) -> Result<bo
     let payees = payments.iter().map(|p| super::saga::payee(ctx, p)).collect::<Result<Vec<_>, _>>()?;
     let (tx, payout, _) = ctx.onchain.prepare_with(&ctx.store, payees, rate, vec![]).await?;
     let next = BatchRow {
-        txid: payout.txid.to_string(),
-        raw_tx: serialize(&tx),
-        fee_sat: payout.fee_sat,
-        feerate_sat_kvb: rate.sat_per_kvb(),
-        feerate_sat_vb: rate.sat_per_vb_ceil(),
-        vsize: payout.vsize,
         broadcast_height: Some(u64::from(ctx.onchain.treasury().synced_height())),
         consolidated_inputs: 0,
         consolidation_fee_sat: 0,
-        ..current.clone()
+        ..current.on(&tx, &payout)
     };
     switch(ctx, &current, &next, &tx)?;
     tracing::warn!(batch_id = %b.batch_id, dead = %b.txid, %coin, %by, txid = %next.txid, feerate = %rate,
