@@ -230,7 +230,7 @@ fn a_node_waiting_for_bitcoind_starts_when_it_answers_and_the_initial_download_i
 /// rises in a spike), may still confirm — other nodes, or the payees, may hold them: they stay
 /// pending, never failed and credited back. Once they have waited their priority's blocks
 /// (`normal` 3, `low` 6) they are bid again at what bitcoind's mempool takes — the same coins,
-/// so only one of each pair can confirm. The gateway is killed right after storing the batch's
+/// so only one of each pair can confirm; a payout submitted meanwhile takes none of those coins. The gateway is killed right after storing the batch's
 /// (`batch.bumped`); after the restart both leave, settle with their new fees, and each payee is
 /// paid once.
 #[test]
@@ -268,6 +268,13 @@ fn payouts_out_of_the_mempool_and_refused_again_stay_pending_and_are_bid_again()
         assert_eq!(p["txid"], tx.as_str());
     }
     assert!(gw.log().contains("it may have left and may still confirm, so it is kept and offered again"));
+    // A payout submitted meanwhile (its quote at 6 sat/vB) leaves their coins alone — they are
+    // the treasury's only mature ones: it waits for change rather than take a coin they will be
+    // bid again from.
+    gw.call("fees.set", json!({"sat_per_vb": 6}));
+    let later_to = outside_address(50).to_string();
+    let later = common::route_and_submit(&gw, &key, (&later_to, 20_000, "normal"), "onchain", "later");
+    gw.call("fees.set", json!({"sat_per_vb": 1}));
 
     // Six blocks: both have waited their blocks, and are bid again; the batch's is stored, then
     // the gateway dies before broadcasting it.
@@ -280,11 +287,15 @@ fn payouts_out_of_the_mempool_and_refused_again_stay_pending_and_are_bid_again()
     gw.wait_exit();
     gw.env.clear();
     gw.start_again();
-    wait_for("both bid again in the mempool", Duration::from_secs(60), || chain.mempool().len() == 2);
-    let single = common::payment(&gw, &key, &id)["txid"].as_str().unwrap().to_owned();
+    let (mut single, mut rebid) = (String::new(), String::new());
+    wait_for("both bid again in the mempool", Duration::from_secs(60), || {
+        single = common::payment(&gw, &key, &id)["txid"].as_str().unwrap_or_default().to_owned();
+        rebid = gw.call("batch.get", json!({"batch_id": left["batch_id"]}))["txid"].as_str().unwrap().to_owned();
+        let pool = chain.mempool();
+        single != txid && rebid != batch_txid && pool.contains(&single) && pool.contains(&rebid)
+    });
     let batch = gw.call("batch.get", json!({"batch_id": left["batch_id"]}));
-    let (single, rebid) = (chain.tx(&single), chain.tx(batch["txid"].as_str().unwrap()));
-    assert_ne!(single.compute_txid().to_string(), txid);
+    let (single, rebid) = (chain.tx(&single), chain.tx(&rebid));
     assert_eq!(batch["replaced"][0]["txid"], batch_txid.as_str(), "{batch:#}");
     let spent =
         |t: &sendero_wallet::bitcoin::Transaction| t.input.iter().map(|i| i.previous_output).collect::<Vec<_>>();
@@ -294,11 +305,25 @@ fn payouts_out_of_the_mempool_and_refused_again_stay_pending_and_are_bid_again()
     }
     chain.mine(1);
     let p = common::settled(&gw, &key, &id);
+    wait_for("the later payout settled", Duration::from_secs(120), || {
+        let p = common::payment(&gw, &key, &later);
+        if p["txid"].as_str().is_some_and(|t| chain.mempool().iter().any(|m| m == t)) {
+            chain.mine(1);
+        }
+        p["status"] == "SETTLED"
+    });
+    let later_tx = chain.tx(common::payment(&gw, &key, &later)["txid"].as_str().unwrap());
+    for first in &firsts {
+        assert!(
+            spent(&later_tx).iter().all(|o| !spent(first).contains(o)),
+            "the later payout took none of their coins"
+        );
+    }
     assert_eq!(p["fee_paid_sat"].as_u64(), Some(chain.fee(&single)), "{p:#}");
     let shares: u64 = ids.iter().map(|id| common::settled(&gw, &key, id)["fee_paid_sat"].as_u64().unwrap()).sum();
     assert_eq!(shares, chain.fee(&rebid), "the shares are the new batch transaction's fee");
     let paid = chain.paid_after(start);
-    for to in payees.iter().chain([&to]) {
+    for to in payees.iter().chain([&to, &later_to]) {
         assert_eq!(paid.get(to), Some(&1), "{to} is paid once");
     }
     let v = gw.call("ledger.verify", json!({}));

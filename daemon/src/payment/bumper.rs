@@ -115,7 +115,8 @@ pub async fn bump_stuck(ctx: &Payments) {
     }
     // Said once when a transaction starts waiting out high fees, not every round.
     let mut said = ctx.waiting_out.lock().unwrap_or_else(|e| e.into_inner());
-    said.retain(|txid| txid.starts_with("rebid:") || waits_out.iter().any(|w| &w.0 == txid));
+    // (`rebid:` and `held:` entries are said once per transaction, and kept.)
+    said.retain(|txid| txid.contains(':') || waits_out.iter().any(|w| &w.0 == txid));
     for (txid, cap, left) in waits_out {
         if said.insert(txid.clone()) {
             tracing::info!(%txid, next_block_sat_kvb = next_block, deadline_cap_sat_kvb = cap, secs_to_eta_bound = left,
@@ -212,13 +213,16 @@ async fn speed_up(ctx: &Payments, stuck: &Stuck, from_sat_kvb: u64, rate: Feerat
     if pending.effective_sat_kvb >= rate.sat_per_kvb() {
         return;
     }
-    // A payout signed and stored, not yet broadcast, may spend from it: a replacement would make
-    // that payout invalid, and a child could spend the same output. It is lifted once that payout
-    // is out (then a child of the wallet's, known to it).
+    // A payout signed and stored, not yet broadcast (or out of bitcoind's mempool), may spend
+    // from it: a replacement would make that payout invalid, and a child could spend the same
+    // output. It is lifted once that payout is out (then a child of the wallet's, known to it).
     match ctx.store.signed_away() {
         Ok(held) if ctx.onchain.treasury().family_spent_by(&txid, &held) => {
-            return tracing::info!(%txid,
-                "stuck transaction left for now: a payout signed and not yet broadcast spends from it");
+            if ctx.waiting_out.lock().unwrap_or_else(|e| e.into_inner()).insert(format!("held:{txid}")) {
+                tracing::info!(%txid,
+                    "stuck transaction left for now: a payout signed and not yet broadcast (or out of the mempool) spends from it");
+            }
+            return;
         }
         Ok(_) => {}
         Err(e) => return tracing::warn!(%txid, error = %e, "reading stored transactions; not bumping now"),

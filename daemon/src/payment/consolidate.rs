@@ -279,12 +279,14 @@ impl Store {
 
     /// Coins signed away by transactions the gateway stored and may still broadcast (batches
     /// `signed`, `onchain` payouts `sending`, children paying for a stuck transaction neither
-    /// given up nor buried, and the replacements of batches and payouts that are out: a fee bump
-    /// may add an input, and its replacement is stored before it is broadcast): the wallet knows
-    /// them spent only once their broadcast is recorded, so no other transaction may spend them
-    /// before — after a crash, or while a broadcast is retried, it would make the stored one
-    /// invalid and fail its payouts, or fail a payout built meanwhile. (Coins of those already
-    /// broadcast are among them too: spent anyway; a buried child's are long spent on chain.)
+    /// given up nor buried) or broadcast again (the current transaction of every batch and
+    /// `onchain` payout out and not yet settled: a fee bump's replacement, or a rebid, is stored
+    /// before it is broadcast and may add an input; one that fell out of bitcoind's mempool is
+    /// offered again, or bid again from the same coins): the wallet knows them spent only while it
+    /// counts that transaction, so no other transaction may spend them meanwhile — after a crash,
+    /// while a broadcast is retried, or while a transaction is out of the mempool, it would make
+    /// the stored one invalid, or fail a payout built meanwhile. (Coins of those the wallet counts
+    /// are among them too: spent anyway; a buried child's are long spent on chain.)
     pub fn signed_away(&self) -> Result<Vec<OutPoint>, StoreError> {
         let mut spent = Vec::new();
         for raw in self.unbroadcast_txs()? {
@@ -296,22 +298,15 @@ impl Store {
         Ok(spent)
     }
 
-    /// The raw transactions stored and possibly not broadcast yet: batches `signed`, `onchain`
-    /// payouts `sending`, children neither given up nor buried, and the current transaction of
-    /// each batch broadcast and each `onchain` payout sent that a fee bump replaced (the
-    /// replacement is stored first, and its broadcast may fail or be cut by a crash).
+    /// The raw transactions stored that may still be broadcast (again): batches `signed` or
+    /// `broadcast`, `onchain` payouts `sending` or `sent`, children neither given up nor buried.
     pub fn unbroadcast_txs(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT raw_tx FROM batches WHERE state = 'signed'
+            "SELECT raw_tx FROM batches WHERE state IN ('signed', 'broadcast')
              UNION ALL SELECT raw_tx FROM payments
-                 WHERE rail = 'onchain' AND state = 'sending' AND raw_tx IS NOT NULL
-             UNION ALL SELECT raw_tx FROM fee_children WHERE abandoned_at IS NULL AND buried_at IS NULL
-             UNION ALL SELECT b.raw_tx FROM batches b WHERE b.state = 'broadcast'
-                 AND EXISTS (SELECT 1 FROM batch_replaced r WHERE r.batch_id = b.batch_id)
-             UNION ALL SELECT p.raw_tx FROM payments p
-                 WHERE p.rail = 'onchain' AND p.state = 'sent' AND p.raw_tx IS NOT NULL
-                 AND EXISTS (SELECT 1 FROM payout_replaced r WHERE r.payment_id = p.payment_id)",
+                 WHERE rail = 'onchain' AND state IN ('sending', 'sent') AND raw_tx IS NOT NULL
+             UNION ALL SELECT raw_tx FROM fee_children WHERE abandoned_at IS NULL AND buried_at IS NULL",
         )?;
         let raws = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         Ok(raws)
@@ -349,7 +344,7 @@ mod tests {
     /// payout built after a failed or cut broadcast would take it, and one of the two would be
     /// refused). Transactions never replaced were recorded in the wallet when they left.
     #[test]
-    fn the_coins_of_a_stored_replacement_stay_signed_away_until_it_confirms() {
+    fn the_coins_of_every_transaction_out_stay_signed_away_until_it_confirms() {
         let spending = |n| sendero_wallet::bitcoin::consensus::serialize(&crate::payment::test_spend(n, 0));
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
@@ -389,9 +384,14 @@ mod tests {
         .unwrap();
         drop(conn);
         let coin = |n: u8| OutPoint::new(sendero_wallet::bitcoin::hashes::Hash::from_byte_array([n; 32]), 0);
-        assert_eq!(store.signed_away().unwrap(), vec![coin(2), coin(4)], "only the replacements' coins");
+        let away = || {
+            let mut coins = store.signed_away().unwrap();
+            coins.sort();
+            coins
+        };
+        assert_eq!(away(), vec![coin(1), coin(2), coin(3), coin(4)], "those out, replaced or not");
         store.batch_confirmed("bt_bumped", 3).unwrap();
         store.conn().execute("UPDATE payments SET state = 'settled' WHERE payment_id = 'pay_bumped'", []).unwrap();
-        assert!(store.signed_away().unwrap().is_empty(), "confirmed: the wallet knows them spent");
+        assert_eq!(away(), vec![coin(1), coin(3)], "confirmed: the wallet knows them spent for good");
     }
 }

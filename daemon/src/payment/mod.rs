@@ -76,8 +76,10 @@ pub struct Payments {
     /// The feerates the batcher has seen lately, for the recent low of its "cheap" test and
     /// yesterday's fall; each sample is stored too (`fee_samples`), and a restart resumes them.
     pub fee_history: std::sync::Mutex<crate::batch::FeeHistory>,
-    /// The unconfirmed transactions the bumper leaves to wait out high fees (over their
-    /// priority's deadline cap), each said once in the log.
+    /// What the bumper has said once in the log: the unconfirmed transactions it leaves to wait
+    /// out high fees (over their priority's deadline cap, by txid), those it cannot bid again
+    /// (`rebid:<txid>`) and those it leaves while a stored payout spends from them
+    /// (`held:<txid>`).
     pub waiting_out: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Whether yesterday's fall was ahead at the last look (its changes are logged).
     pub fall_ahead: std::sync::atomic::AtomicBool,
