@@ -229,24 +229,20 @@ impl Treasury {
 
     /// Whether `tx`, a transaction of the wallet's, can be bid again ([`Treasury::rebid`]): the
     /// wallet no longer counts it (out of bitcoind's mempool), every coin it spends is one the
-    /// wallet holds unspent, and no transaction the wallet knows spends an output of it — and
-    /// then its fee. `None` otherwise: counted, replaced by another the wallet counts, or a
-    /// parent of others.
-    pub fn left_behind(&self, tx: &Transaction) -> Option<u64> {
+    /// wallet holds unspent, and no transaction the wallet knows spends an output of it. Not when
+    /// it is counted, replaced by another the wallet counts, or a parent of others.
+    pub fn left_behind(&self, tx: &Transaction) -> bool {
         let txid = tx.compute_txid();
         let inner = self.lock();
         if inner.wallet.get_tx(txid).is_some() {
-            return None;
+            return false;
         }
         let graph = inner.wallet.tx_graph();
         if (0..tx.output.len()).any(|vout| !graph.outspends(OutPoint::new(txid, vout as u32)).is_empty()) {
-            return None;
+            return false;
         }
         let unspent: HashSet<OutPoint> = inner.wallet.list_unspent().map(|u| u.outpoint).collect();
-        if !tx.input.iter().all(|i| unspent.contains(&i.previous_output)) {
-            return None;
-        }
-        inner.wallet.calculate_fee(tx).ok().map(|f| f.to_sat())
+        tx.input.iter().all(|i| unspent.contains(&i.previous_output))
     }
 
     /// `tx`, a transaction of the wallet's that it no longer counts — out of bitcoind's mempool
@@ -266,7 +262,7 @@ impl Treasury {
     ) -> Result<(Transaction, Payout), WalletError> {
         let fee_rate = feerate.fee_rate()?;
         let txid = tx.compute_txid();
-        if self.left_behind(tx).is_none() {
+        if !self.left_behind(tx) {
             return Err(WalletError::Build(format!(
                 "{txid} cannot be bid again: the wallet counts it or another spending its coins, or a transaction spends from it"
             )));
@@ -411,7 +407,7 @@ mod tests {
                 script_pubkey: Default::default(),
             }],
         };
-        assert_eq!(t.left_behind(&stranger), None);
+        assert!(!t.left_behind(&stranger));
         let err = t.rebid(&stranger, Feerate::from_sat_per_vb(5), &[]).unwrap_err();
         assert!(matches!(err, WalletError::Build(ref why) if why.contains("cannot be bid again")), "{err}");
         assert!(t.transactions().is_empty(), "nothing recorded");

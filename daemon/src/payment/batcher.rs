@@ -341,15 +341,18 @@ pub(super) async fn batch_outcome(ctx: &Payments, p: &Payment, held: bool) -> Re
             Ok(()) => Ok(None),
             // A replacement refused while the transaction it replaces still counts: that one is
             // the batch's again.
-            Err(e @ WalletError::Broadcast(_)) => match bumper::adopt_paying(ctx, &batch, (false, true), held).await {
-                Ok(true) => Ok(None),
-                Ok(false) => match bumper::renew(ctx, &batch, held).await {
+            // Or, when its family can never confirm, it is built again.
+            Err(e @ WalletError::Broadcast(_)) => {
+                let moved = match bumper::adopt_paying(ctx, &batch, (false, true), held).await {
+                    Ok(false) => bumper::renew(ctx, &batch, held).await,
+                    adopted => adopted,
+                };
+                match moved {
                     Ok(true) => Ok(None),
                     Ok(false) => Err(e.to_string()),
                     Err(e) => Err(e.to_string()),
-                },
-                Err(e) => Err(e.to_string()),
-            },
+                }
+            }
             Err(e) => Err(e.to_string()),
         };
     };

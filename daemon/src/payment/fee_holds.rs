@@ -249,18 +249,12 @@ pub enum SingleFee {
 /// (after a failed build or a crash), since a released hold is kept until the payout is built.
 /// A payout that never waited pays the feerate it was priced at.
 pub async fn single_fee(ctx: &Payments, p: &Payment) -> Result<SingleFee, String> {
-    let priority = ctx.store.route_priority(&p.route_id).map_err(|e| e.to_string())?;
-    let priority = priority.as_deref().and_then(batch::Priority::parse).unwrap_or(batch::Priority::Normal);
+    let q = single_queued(ctx, p)?;
+    let priority = q.priority;
     let policy = Policy::from_config(&ctx.config);
     let target = priority.target_blocks(&ctx.config.routing);
     let rate = ctx.onchain.estimate(target).await.map_err(|e| e.to_string())?.feerate.sat_per_kvb();
     let now = crate::unix_now();
-    let q = batch::Queued {
-        priority,
-        output: batch::OutputKind::P2wpkh,
-        amount_sat: p.amount_msat.div_ceil(1_000),
-        submitted_at: p.created_at,
-    };
     if let Some(held) = batch::held_for_fees(&q, now, &batch::Feerates::flat(rate), &policy) {
         let h = FeeHold {
             payment_id: p.payment_id.clone(),
@@ -283,6 +277,17 @@ pub async fn single_fee(ctx: &Payments, p: &Payment) -> Result<SingleFee, String
     };
     // What its route quoted, to the sat/kvB.
     Ok(SingleFee::Pay(Feerate::from_sat_per_kvb(priced)))
+}
+
+/// A single `onchain` payout as the fee policy weighs it: its route's priority, its output.
+pub fn single_queued(ctx: &Payments, p: &Payment) -> Result<batch::Queued, String> {
+    let priority = ctx.store.route_priority(&p.route_id).map_err(|e| e.to_string())?;
+    Ok(batch::Queued {
+        priority: priority.as_deref().and_then(batch::Priority::parse).unwrap_or(batch::Priority::Normal),
+        output: batch::OutputKind::P2wpkh,
+        amount_sat: p.amount_msat.div_ceil(1_000),
+        submitted_at: p.created_at,
+    })
 }
 
 /// What a transaction paying `q` (its most urgent payout, the earliest due) pays leaving now: its

@@ -193,7 +193,9 @@ pub(super) fn standing(ctx: &Payments, txid: &str, raw: &[u8]) -> Option<Standin
         });
     }
     let tx: Transaction = deserialize(raw).ok()?;
-    treasury.left_behind(&tx)?;
+    if !treasury.left_behind(&tx) {
+        return None;
+    }
     Some(Standing { feerate_sat_kvb: 0, unconfirmed_ancestors: 0, gone: true })
 }
 
@@ -241,11 +243,7 @@ pub(super) async fn store_replacement(
     p: &Payment,
     (tx, payout): (&Transaction, &sendero_wallet::Payout),
 ) -> Result<Option<String>, WalletError> {
-    let change = moved(p, payout.txid.to_string(), serialize(tx));
-    let (store, from, tip) = (Arc::clone(&ctx.store), p.clone(), u64::from(ctx.onchain.treasury().synced_height()));
-    if !tokio::task::block_in_place(|| store.switch_payout_tx(&from, &change, tip, crate::unix_now()))
-        .map_err(|e| WalletError::Storage(e.to_string()))?
-    {
+    if !take_tx(ctx, p, tx, &payout.txid.to_string())? {
         return Ok(None);
     }
     crate::failpoint::hit("onchain.bumped");
@@ -255,6 +253,16 @@ pub(super) async fn store_replacement(
         tracing::warn!(payment_id = %p.payment_id, error = %e, "replacement not broadcast now; the saga decides");
     }
     Ok(Some(payout.txid.to_string()))
+}
+
+/// Makes `tx` (`txid`, signed, not broadcast) the payout's transaction, the current one kept with
+/// its family, its blocks counted from the wallet's tip — in one database transaction; false when
+/// the payout moved meanwhile.
+fn take_tx(ctx: &Payments, p: &Payment, tx: &Transaction, txid: &str) -> Result<bool, WalletError> {
+    let change = moved(p, txid.to_owned(), serialize(tx));
+    let (store, from, tip) = (Arc::clone(&ctx.store), p.clone(), u64::from(ctx.onchain.treasury().synced_height()));
+    tokio::task::block_in_place(|| store.switch_payout_tx(&from, &change, tip, crate::unix_now()))
+        .map_err(|e| WalletError::Storage(e.to_string()))
 }
 
 /// Whether a family — its current transaction and the others, as signed — may still confirm.
@@ -287,19 +295,6 @@ pub(super) fn family_fate<'a>(
     alive.map_or(Fate::Dead(coin, by), Fate::Another)
 }
 
-/// What a payout built again in a new family pays: what it pays leaving now
-/// ([`super::fee_holds::leaving_now`]).
-pub(super) async fn leaving_rate(ctx: &Payments, p: &Payment) -> Result<Feerate, String> {
-    let priority = ctx.store.route_priority(&p.route_id).map_err(|e| e.to_string())?;
-    let q = crate::batch::Queued {
-        priority: priority.as_deref().and_then(Priority::parse).unwrap_or(Priority::Normal),
-        output: crate::batch::OutputKind::P2wpkh,
-        amount_sat: p.amount_msat.div_ceil(1_000),
-        submitted_at: p.created_at,
-    };
-    super::fee_holds::leaving_now(ctx, &q).await
-}
-
 /// Puts a payout whose family can never confirm (`why`) in a new one: built again from other
 /// coins paying `payee` at `rate`, stored as its own (the dead transaction kept with the rest of
 /// its family) with its blocks counted from now — not broadcast. The new transaction, or `None`
@@ -315,11 +310,7 @@ pub(super) async fn renew(
     let _spending = if held { None } else { Some(ctx.onchain.spending().await) };
     let (tx, payout) = ctx.onchain.prepare(&ctx.store, vec![payee], rate).await?;
     let txid = payout.txid.to_string();
-    let change = moved(p, txid.clone(), serialize(&tx));
-    let (store, from, tip) = (Arc::clone(&ctx.store), p.clone(), u64::from(ctx.onchain.treasury().synced_height()));
-    if !tokio::task::block_in_place(|| store.switch_payout_tx(&from, &change, tip, crate::unix_now()))
-        .map_err(|e| WalletError::Storage(e.to_string()))?
-    {
+    if !take_tx(ctx, p, &tx, &txid)? {
         return Ok(None);
     }
     tracing::warn!(payment_id = %p.payment_id, dead = ?p.rail_ref, %why, %txid, feerate = %rate,

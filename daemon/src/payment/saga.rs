@@ -361,7 +361,8 @@ async fn offered_before(ctx: &Payments, p: &Payment, tx: &Transaction, reason: S
         }
     };
     let why = format!("{reason}; its coin {coin} is spent by {by}, buried");
-    let (to, rate) = match (payee(ctx, p), payout_bump::leaving_rate(ctx, p).await) {
+    let rate = async { super::fee_holds::leaving_now(ctx, &super::fee_holds::single_queued(ctx, p)?).await };
+    let (to, rate) = match (payee(ctx, p), rate.await) {
         (Ok(to), Ok(rate)) => (to, rate),
         (Err(e), _) => return Step::next(fail(p, "invalid_destination", e.to_string())),
         (_, Err(e)) => return Step::Retry(e),
