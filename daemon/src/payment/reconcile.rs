@@ -35,6 +35,10 @@ pub struct Classified {
     pub missing: Vec<Value>,
     /// Both have it, differently.
     pub amount_mismatch: Vec<Value>,
+    /// Settled, and among the `match`es, though the rail's store lost its record in a kill: the
+    /// outcome event the gateway recorded proves it (the Lightning node; see
+    /// [`crate::store::Store::ln_sent_by_event`]). Listed, never hidden.
+    pub record_lost: Vec<Value>,
 }
 
 impl Classified {
@@ -307,6 +311,7 @@ fn lightning(ctx: &Payments, payments: &[Payment]) -> Result<Value, LedgerError>
     };
     let mut c = Classified::default();
     let (mut ledger_out, mut node_out) = (0_u64, 0_u64);
+    let by_event = ctx.store.ln_sent_by_event()?;
     let mut tracked = HashSet::new();
     for p in payments.iter().filter(|p| p.rail == Rail::Lightning) {
         let ln = p.rail_ref.as_deref().and_then(|r| node.payment(r));
@@ -326,7 +331,16 @@ fn lightning(ctx: &Payments, payments: &[Payment]) -> Result<Value, LedgerError>
                         c.r#match += 1
                     }
                     Some(ln) => c.amount_mismatch.push(json!({"payment_id": p.payment_id, "node": ln})),
-                    None => c.missing.push(json!({"payment_id": p.payment_id, "ln_payment_id": p.rail_ref})),
+                    None => match p.rail_ref.as_deref().and_then(|r| by_event.get(r)) {
+                        Some(sent) if sent.fee_paid_msat.unwrap_or(0) == p.fee_paid_msat.unwrap_or(0) => {
+                            node_out += p.amount_msat + p.fee_paid_msat.unwrap_or(0);
+                            c.r#match += 1;
+                            c.record_lost.push(json!({"payment_id": p.payment_id, "ln_payment_id": p.rail_ref,
+                                "payment_hash": sent.payment_hash, "event_at": sent.at,
+                                "why": "the node lost its record in a kill; its PaymentSuccessful event proves it"}));
+                        }
+                        _ => c.missing.push(json!({"payment_id": p.payment_id, "ln_payment_id": p.rail_ref})),
+                    },
                 }
             }
             State::Failed => match ln {

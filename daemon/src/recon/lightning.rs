@@ -136,14 +136,24 @@ fn leftover(s: &Sources, key: String, d: Draft, node_txs: &[sendero_lightning::O
     if let Some(txid) = key.strip_prefix("tx:") {
         return Some(transfer(s, txid, d, node_txs));
     }
+    let by_event = s.sent_by_event.get(&key).filter(|_| d.kind == Some("payout"));
     let class = match () {
         _ if d.open_payouts > 0 => (Class::Timing, Some("the payout has not reached the node yet")),
         _ if d.ledger_msat == 0 && d.booked => return None,
         _ if !node_up => (Class::Timing, Some("the Lightning node is not running: its side is unknown")),
+        _ if by_event.is_some() => (
+            Class::Match,
+            Some("the node lost its record in a kill; its PaymentSuccessful event, recorded here, proves it"),
+        ),
         _ => (Class::Missing, Some("the ledger has it, the node does not")),
     };
+    let side = by_event.map_or_else(Side::default, |e| Side {
+        msat: None,
+        at: Some(RailTime::Clock(e.at)),
+        payment_hash: e.payment_hash.clone(),
+    });
     let reference = key.strip_prefix("mv:").unwrap_or(&key).to_owned();
-    Some(d.finish("lightning", reference, class, Side::default()))
+    Some(d.finish("lightning", reference, class, side))
 }
 
 /// A transfer's Lightning leg: into the node's wallet (the node's own record of the
@@ -179,6 +189,8 @@ fn transfer(s: &Sources, txid: &str, mut d: Draft, node_txs: &[sendero_lightning
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::payment::Payment;
+    use crate::rails::lightning::SentByEvent;
     use crate::recon::record::{Entry, InvoiceRow};
 
     fn paid(id: &str, direction: &'static str, status: &'static str, msat: u64) -> NodePayment {
@@ -228,6 +240,7 @@ mod tests {
             txs: Vec::new(),
             node: Some((payments, Vec::new())),
             movements: Vec::new(),
+            sent_by_event: HashMap::new(),
         }
     }
 
@@ -259,5 +272,29 @@ mod tests {
         assert_eq!(super::super::invoices::checks(&short, w)[0].class, Class::AmountMismatch);
         let none = sources(Vec::new(), Vec::new());
         assert_eq!(super::super::invoices::checks(&none, w)[0].class, Class::Missing);
+    }
+
+    /// A settled payout whose record the node lost in a kill (ldk-node stores a payment after LDK
+    /// took it): matched by the `PaymentSuccessful` event recorded here, and only by it.
+    #[test]
+    fn a_payout_the_node_lost_the_record_of_is_proven_by_its_event() {
+        let w = Window { from: 100, to: 200 };
+        let payout = Payment {
+            state: State::Settled,
+            rail_ref: Some("ln1".into()),
+            amount_msat: 1_000_000,
+            ..crate::payment::test_payment(1, Rail::Lightning, "keysend:02aa".into())
+        };
+        let mut e = entry("pay:x:debit", -1_000_000);
+        e.payment_id = Some(payout.payment_id.clone());
+        let mut s = sources(vec![e], Vec::new());
+        s.payments.insert(payout.payment_id.clone(), payout);
+        let class = |s: &Sources| items(s, w).into_iter().find(|i| i.reference == "ln1").map(|i| (i.class, i.kind));
+        assert_eq!(class(&s), Some((Class::Missing, "payout")), "no record and no event");
+        let sent = SentByEvent { fee_paid_msat: Some(0), payment_hash: Some("hh".into()), at: 160 };
+        s.sent_by_event.insert("ln1".into(), sent);
+        let item = items(&s, w).into_iter().find(|i| i.reference == "ln1").unwrap();
+        assert_eq!((item.class, item.kind, item.payment_hash.as_deref()), (Class::Match, "payout", Some("hh")));
+        assert!(item.note.unwrap().contains("lost its record in a kill"));
     }
 }

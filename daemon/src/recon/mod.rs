@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::ledger::LedgerError;
 use crate::payment::{Payment, Payments};
+use crate::rails::lightning::SentByEvent;
 use record::{Entry, InvoiceRow, MovementRow};
 
 pub mod export;
@@ -154,6 +155,7 @@ pub(crate) struct Sources {
     txs: Vec<TxRecord>,
     node: Option<(Vec<NodePayment>, Vec<OnchainTx>)>,
     movements: Vec<MovementRow>,
+    sent_by_event: HashMap<String, SentByEvent>,
 }
 
 /// One side of an item as it is gathered, before it is classed.
@@ -350,6 +352,7 @@ fn gather(ctx: &Payments) -> Result<Sources, LedgerError> {
         txs: ctx.onchain.treasury().transactions(),
         node,
         movements: ctx.store.recon_movements()?,
+        sent_by_event: ctx.store.ln_sent_by_event()?,
     })
 }
 

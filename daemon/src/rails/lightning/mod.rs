@@ -6,7 +6,7 @@ pub mod events;
 pub mod record;
 pub mod runner;
 
-pub use record::{LnPaymentRow, PendingAction, PendingKind};
+pub use record::{LnPaymentRow, PendingAction, PendingKind, SentByEvent};
 
 use std::sync::{Arc, PoisonError, RwLock};
 

@@ -1,6 +1,8 @@
 //! What the Lightning rail keeps in the store: the node's payment outcomes, the offers this
 //! gateway issued, channels' states, and the actions waiting for the treasury's funding.
 
+use std::collections::HashMap;
+
 use crate::store::sql::{params, OptionalExtension};
 
 use crate::store::{Store, StoreError};
@@ -20,6 +22,17 @@ pub struct LnPaymentRow {
     pub fee_paid_msat: Option<u64>,
     /// Payment hash, hex.
     pub payment_hash: Option<String>,
+}
+
+/// A payment the node's events said it sent (see [`Store::ln_sent_by_event`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentByEvent {
+    /// Routing fee the event reported.
+    pub fee_paid_msat: Option<u64>,
+    /// Payment hash, hex.
+    pub payment_hash: Option<String>,
+    /// When the event came, unix seconds.
+    pub at: u64,
 }
 
 /// What a pending action does once its funding has confirmed.
@@ -91,6 +104,27 @@ impl Store {
             .query_row([payment_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)))
             .optional()?;
         Ok(row.map(|(status, fee)| (status, fee.map(|f| f as u64))))
+    }
+
+    /// The payments the node's events said it sent, by payment id: routing fee, payment hash and
+    /// when the event came. ldk-node stores a payment only once LDK has taken it, so a kill in
+    /// between leaves a payment that left — and whose `PaymentSuccessful` event came after the
+    /// restart — without the node's record: this is then what proves it.
+    pub fn ln_sent_by_event(&self) -> Result<HashMap<String, SentByEvent>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT payment_id, fee_paid_msat, payment_hash, updated_at FROM ln_payments
+             WHERE direction = 'outbound' AND status = 'succeeded'",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let sent = SentByEvent {
+                fee_paid_msat: r.get::<_, Option<i64>>(1)?.map(|f| f as u64),
+                payment_hash: r.get(2)?,
+                at: r.get::<_, i64>(3)? as u64,
+            };
+            Ok((r.get::<_, String>(0)?, sent))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Records a BOLT12 offer this gateway issued, by offer id (hex).
