@@ -337,7 +337,7 @@ fn lightning(ctx: &Payments, payments: &[Payment]) -> Result<Value, LedgerError>
                             c.r#match += 1;
                             c.record_lost.push(json!({"payment_id": p.payment_id, "ln_payment_id": p.rail_ref,
                                 "payment_hash": sent.payment_hash, "event_at": sent.at,
-                                "why": "the node lost its record in a kill; its PaymentSuccessful event proves it"}));
+                                "why": "the node has no record of it after a kill (lost, or dropped by the recovery that found it pending); its PaymentSuccessful event proves it"}));
                         }
                         _ => c.missing.push(json!({"payment_id": p.payment_id, "ln_payment_id": p.rail_ref})),
                     },

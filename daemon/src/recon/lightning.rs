@@ -143,7 +143,7 @@ fn leftover(s: &Sources, key: String, d: Draft, node_txs: &[sendero_lightning::O
         _ if !node_up => (Class::Timing, Some("the Lightning node is not running: its side is unknown")),
         _ if by_event.is_some() => (
             Class::Match,
-            Some("the node lost its record in a kill; its PaymentSuccessful event, recorded here, proves it"),
+            Some("the node has no record of it after a kill; its PaymentSuccessful event, recorded here, proves it"),
         ),
         _ => (Class::Missing, Some("the ledger has it, the node does not")),
     };
@@ -295,6 +295,6 @@ mod tests {
         s.sent_by_event.insert("ln1".into(), sent);
         let item = items(&s, w).into_iter().find(|i| i.reference == "ln1").unwrap();
         assert_eq!((item.class, item.kind, item.payment_hash.as_deref()), (Class::Match, "payout", Some("hh")));
-        assert!(item.note.unwrap().contains("lost its record in a kill"));
+        assert!(item.note.unwrap().contains("no record of it after a kill"));
     }
 }
