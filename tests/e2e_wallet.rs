@@ -233,6 +233,93 @@ fn a_node_waiting_for_bitcoind_starts_when_it_answers_and_the_initial_download_i
 /// so only one of each pair can confirm; a payout submitted meanwhile takes none of those coins. The gateway is killed right after storing the batch's
 /// (`batch.bumped`); after the restart both leave, settle with their new fees, and each payee is
 /// paid once.
+/// A single payout signed and stored at 1 sat/vB, the gateway killed before its broadcast, and
+/// bitcoind restarted with its relay floor at 5 sat/vB: offered after the restart, it is refused.
+/// It may have left before the kill (the gateway cannot tell), so it is kept — and counts as out
+/// from then on, so that it is bid again once it has waited its blocks. Before, it stayed
+/// `sending` (the bumper weighs only payouts out), offered and refused for ever.
+#[test]
+fn a_payout_stored_before_a_kill_and_refused_since_is_bid_again() {
+    stored_before_a_kill_then_refused("onchain.signed", |gw, key, payees| {
+        vec![common::route_and_submit(gw, key, (&payees[0], 40_000, "normal"), "onchain", "stored")]
+    });
+}
+
+/// The same for a batch: signed and stored, the gateway killed before its broadcast, refused
+/// after the restart: it is marked `broadcast`, its payouts `sent`, and it is bid again. Before,
+/// it stayed `signed` with its payouts `sending`, and the bumper never weighed it.
+#[test]
+fn a_batch_stored_before_a_kill_and_refused_since_is_bid_again() {
+    stored_before_a_kill_then_refused("batch.signed", |gw, key, payees| {
+        let ids = payees
+            .iter()
+            .enumerate()
+            .map(|(i, to)| common::route_and_submit(gw, key, (to, 30_000, "low"), "onchain_batch", &format!("b{i}")))
+            .collect();
+        assert!(gw.try_call("batch.trigger", json!({})).is_err(), "the process aborts inside the call");
+        ids
+    });
+}
+
+/// Payouts to `payees` submitted by `submit` with the gateway armed to abort at `failpoint` once
+/// their transaction is stored; bitcoind restarted with a 5 sat/vB relay floor; the gateway
+/// started again: refused, kept PENDING on their txid, then bid again and settled once.
+fn stored_before_a_kill_then_refused(failpoint: &str, submit: impl Fn(&Gateway, &str, &[String]) -> Vec<String>) {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Socket);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(101, &address);
+    wait_for("sync", Duration::from_secs(30), || gw.synced_height() == 101);
+    let key = gw.api_key("pay,read");
+    gw.call("fees.set", json!({"sat_per_vb": 1}));
+    let payees = [outside_address(51).to_string(), outside_address(52).to_string()];
+    gw.env = vec![("SENDERO_FAILPOINT".into(), failpoint.into())];
+    gw.restart();
+    let ids = submit(&gw, &key, &payees);
+    gw.wait_exit();
+    assert!(gw.log().contains("failpoint reached"), "{}", gw.log());
+    assert!(chain.mempool().is_empty(), "stored, never sent");
+    let start = chain.height();
+
+    let stopped = Stopped::stop(chain);
+    std::fs::write(stopped.datadir.join("bitcoin.conf"), "[regtest]\nminrelaytxfee=0.00005\n").unwrap();
+    let chain = stopped.start();
+    gw.env.clear();
+    gw.start_again();
+    wait_for("the stored transaction offered, refused, and counted as out", Duration::from_secs(60), || {
+        gw.log().contains("min relay fee not met") && gw.log().contains("counts as out")
+    });
+    let first = common::payment(&gw, &key, &ids[0])["txid"].as_str().unwrap().to_owned();
+    for id in &ids {
+        let p = common::payment(&gw, &key, id);
+        assert_eq!((p["status"].as_str(), p["txid"].as_str()), (Some("PENDING"), Some(first.as_str())), "{p:#}");
+    }
+    if failpoint == "batch.signed" {
+        let b = &gw.call("batch.list", json!({}))["batches"][0];
+        assert_eq!((b["state"].as_str(), b["txid"].as_str()), (Some("broadcast"), Some(first.as_str())), "{b:#}");
+    }
+
+    // Its blocks waited, it is bid again at what bitcoind takes now, and settles with that fee.
+    chain.mine(6);
+    let mut rebid = String::new();
+    wait_for("the payouts bid again in the mempool", Duration::from_secs(60), || {
+        rebid = common::payment(&gw, &key, &ids[0])["txid"].as_str().unwrap_or_default().to_owned();
+        rebid != first && chain.mempool().contains(&rebid)
+    });
+    let tx = chain.tx(&rebid);
+    assert!(chain.fee(&tx) * 1_000 / tx.vsize() as u64 >= 5_000, "{tx:?} pays what bitcoind takes now");
+    chain.mine(1);
+    let fees: u64 = ids.iter().map(|id| common::settled(&gw, &key, id)["fee_paid_sat"].as_u64().unwrap()).sum();
+    assert_eq!(fees, chain.fee(&tx), "the payouts paid the fee of the transaction that confirmed");
+    let paid = chain.paid_after(start);
+    for to in &payees[..ids.len()] {
+        assert_eq!(paid.get(to), Some(&1), "{to} is paid once");
+    }
+    let v = gw.call("ledger.verify", json!({}));
+    assert_eq!(v["ok"], true, "{v:#}");
+}
+
 #[test]
 fn payouts_out_of_the_mempool_and_refused_again_stay_pending_and_are_bid_again() {
     let chain = Chain::start();

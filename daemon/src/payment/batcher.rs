@@ -284,13 +284,15 @@ fn record_sent(ctx: &Payments, batch: &BatchRow, sending: &[Payment]) {
 
 /// `sending` (the batcher's broadcast did not happen or was not recorded): broadcasts the stored
 /// transaction again, as is — or, refused because its family can never confirm, the one it is
-/// built again as ([`bumper::renew`]); the payout's step to `sent`, or why to retry. `held`: the
-/// caller holds [`crate::rails::onchain::Onchain::spending`].
+/// built again as ([`bumper::renew`]) — and marks the batch `broadcast`; the payout's step to
+/// `sent`, or why to retry. Refused otherwise, it may have left before a crash: it is `broadcast`
+/// and `sent` too, so that the bumper bids it again if it stays out (a later look offers it
+/// again). `held`: the caller holds [`crate::rails::onchain::Onchain::spending`].
 pub(super) async fn publish_batch(ctx: &Payments, p: &Payment, held: bool) -> Result<Change, String> {
     let store = Arc::clone(&ctx.store);
     let id = p.payment_id.clone();
     let mut renewed = false;
-    loop {
+    let batch_id = loop {
         let (batch, _) = match tokio::task::block_in_place(|| store.batch_of(&id)) {
             Ok(Some(found)) => found,
             Ok(None) => return Err(format!("payout {id} is sending but belongs to no batch")),
@@ -298,19 +300,28 @@ pub(super) async fn publish_batch(ctx: &Payments, p: &Payment, held: bool) -> Re
         };
         let tx: Transaction = deserialize(&batch.raw_tx).map_err(|e| format!("stored batch unreadable: {e}"))?;
         match ctx.onchain.publish(tx).await {
-            Ok(()) => break,
-            // Refused: fine only when the wallet already has it (it left before).
+            Ok(()) => break batch.batch_id,
+            // Refused, and the wallet does not have it: built again when its family can never
+            // confirm; otherwise it may have left before a crash, and counts as out from here —
+            // offered again, and bid again by the bumper if it stays out.
             Err(WalletError::Broadcast(reason)) if ctx.onchain.treasury().transaction(&batch.txid).is_none() => {
                 if !renewed && bumper::renew(ctx, &batch, held).await.map_err(|e| e.to_string())? {
                     renewed = true;
                     continue;
                 }
-                return Err(format!("bitcoind refused batch {}: {reason}", batch.batch_id));
+                if ctx.waiting_out.lock().unwrap_or_else(|e| e.into_inner()).insert(format!("refused:{}", batch.txid)) {
+                    tracing::warn!(batch_id = %batch.batch_id, txid = %batch.txid, %reason,
+                        "bitcoind refuses the stored batch now; it may have left before, so it counts as out: offered again, and bid again if it stays out");
+                }
+                break batch.batch_id;
             }
-            Err(WalletError::Broadcast(_)) => break,
+            Err(WalletError::Broadcast(_)) => break batch.batch_id,
             Err(e) => return Err(e.to_string()),
         }
-    }
+    };
+    // The batch is out (a crash came before the batcher recorded it): the bumper weighs it.
+    let at = (crate::unix_now(), u64::from(ctx.onchain.treasury().synced_height()));
+    tokio::task::block_in_place(|| store.batch_broadcast(&batch_id, &[], at)).map_err(|e| e.to_string())?;
     let mut change = Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() };
     complete(ctx, p, &mut change);
     Ok(change)

@@ -340,7 +340,8 @@ async fn publish_onchain(ctx: &Payments, p: &Payment, held: bool) -> Step {
 /// A payout offered before — it may have left: a crash or bitcoind cut the answer, or it was
 /// out and fell from bitcoind's mempool (a restart, a floor that rose in a fee spike) — that
 /// bitcoind refuses now (`reason`). Other nodes, or its payee, may still hold it, so it stays as
-/// it is and is offered again, backing off, until it can never confirm (a coin it spends spent by
+/// it is — `sent` (one still `sending`, stored before a crash, moves there: the bumper bids it
+/// again if it stays out) — and is offered again, backing off, until it can never confirm (a coin it spends spent by
 /// another transaction [`payout_bump::CONFLICT_BURIED`] blocks deep). Then it goes back to another
 /// transaction of its family that may; when none may, it is built again in a new family
 /// ([`payout_bump::renew`]), failed (credited back) only when that cannot be built.
@@ -353,9 +354,17 @@ async fn offered_before(ctx: &Payments, p: &Payment, tx: &Transaction, reason: S
         Fate::Dead(coin, by) => (coin, by),
         Fate::Another(i) => return adopt(ctx, p, family[i].clone()),
         Fate::MayConfirm => {
-            return Step::Retry(format!(
+            let why = format!(
                 "bitcoind refuses its transaction now ({reason}); it may have left and may still confirm, so it is kept and offered again"
-            ))
+            );
+            if p.state != State::Sending {
+                return Step::Retry(why);
+            }
+            // Stored before a crash, refused since: it counts as out from here, so that it is bid
+            // again (the same coins, a fee bitcoind takes) if it stays out.
+            tracing::warn!(payment_id = %p.payment_id, txid = ?p.rail_ref, "{why}; it counts as out from here");
+            payout_bump::left(ctx, p);
+            return Step::next(Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() });
         }
     };
     let why = format!("{reason}; its coin {coin} is spent by {by}, buried");
