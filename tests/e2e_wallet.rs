@@ -233,6 +233,63 @@ fn a_node_waiting_for_bitcoind_starts_when_it_answers_and_the_initial_download_i
 /// so only one of each pair can confirm; a payout submitted meanwhile takes none of those coins. The gateway is killed right after storing the batch's
 /// (`batch.bumped`); after the restart both leave, settle with their new fees, and each payee is
 /// paid once.
+/// A payout built under bitcoind's floor — the operator's 1 sat/vB feed, bitcoind restarted
+/// meanwhile with its floor at 5 sat/vB — is refused at its first offer: it never left, so it is
+/// bid again from the same coins over the floor and leaves, instead of failing
+/// `broadcast_rejected` (credited back, its client left to pay again) as it did before. A batch
+/// too, which before waited for the floor to fall.
+#[test]
+fn a_payout_refused_at_its_first_offer_for_its_fee_is_bid_again_over_the_floor() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Socket);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(101, &address);
+    wait_for("sync", Duration::from_secs(30), || gw.synced_height() == 101);
+    let key = gw.api_key("pay,read");
+    gw.call("fees.set", json!({"sat_per_vb": 1}));
+    let before = outside_address(53).to_string();
+    let first = common::route_and_submit(&gw, &key, (&before, 40_000, "normal"), "onchain", "before");
+    common::broadcast(&gw, &key, &chain, &first);
+    chain.mine(1);
+    common::settled(&gw, &key, &first);
+
+    let stopped = Stopped::stop(chain);
+    std::fs::write(stopped.datadir.join("bitcoin.conf"), "[regtest]\nminrelaytxfee=0.00005\n").unwrap();
+    let chain = stopped.start();
+    chain.mine(1);
+    wait_for("the gateway back on bitcoind", Duration::from_secs(60), || {
+        gw.synced_height() == u64::from(chain.height())
+    });
+    let start = chain.height();
+    let to = outside_address(54).to_string();
+    let id = common::route_and_submit(&gw, &key, (&to, 40_000, "normal"), "onchain", "under");
+    let txid = common::broadcast(&gw, &key, &chain, &id);
+    assert!(gw.log().contains("min relay fee not met"), "{}", gw.log());
+    assert!(gw.log().contains("bid again over bitcoind's floor"), "{}", gw.log());
+    // A batch likewise, inside batch.trigger: it leaves over the floor.
+    let payees = [outside_address(55).to_string(), outside_address(56).to_string()];
+    let (ids, left, batch_txid) = common::batch_left(&gw, &key, &payees, "under");
+    assert!(gw.log().contains("batch refused before it left: its fee under bitcoind's floor"), "{}", gw.log());
+    let b = gw.call("batch.get", json!({"batch_id": left["batch_id"]}));
+    assert_eq!(b["replaced"].as_array().map(Vec::len), Some(1), "the refused one kept with its family: {b:#}");
+    let (tx, batch) = (chain.tx(&txid), chain.tx(&batch_txid));
+    for t in [&tx, &batch] {
+        assert!(chain.fee(t) * 1_000 / t.vsize() as u64 >= 5_000, "{t:?} pays what bitcoind takes now");
+    }
+    chain.mine(1);
+    let p = common::settled(&gw, &key, &id);
+    assert_eq!(p["fee_paid_sat"].as_u64(), Some(chain.fee(&tx)), "{p:#}");
+    let shares: u64 = ids.iter().map(|id| common::settled(&gw, &key, id)["fee_paid_sat"].as_u64().unwrap()).sum();
+    assert_eq!(shares, chain.fee(&batch), "the shares are the fee of the batch that left");
+    let paid = chain.paid_after(start);
+    for to in payees.iter().chain([&to]) {
+        assert_eq!(paid.get(to), Some(&1), "{to} is paid once");
+    }
+    let v = gw.call("ledger.verify", json!({}));
+    assert_eq!(v["ok"], true, "{v:#}");
+}
+
 /// A single payout signed and stored at 1 sat/vB, the gateway killed before its broadcast, and
 /// bitcoind restarted with its relay floor at 5 sat/vB: offered after the restart, it is refused.
 /// It may have left before the kill (the gateway cannot tell), so it is kept — and counts as out

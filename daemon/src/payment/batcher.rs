@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use super::batch_policy;
 use super::batch_tx::places;
 use super::batches::{BatchPayout, BatchRow, Queued, BATCH_CONSOLIDATION};
-use super::bumper;
 use super::steps::{complete, settle};
+use super::{bumper, payout_bump};
 use super::{Change, Payment, Payments, State, MAX_REBUILDS};
 use crate::batch::Priority;
 use crate::ledger::{LedgerError, Posting};
@@ -146,7 +146,9 @@ pub async fn depart(ctx: &Payments, operator: bool, rates: &batch_policy::RoundR
 /// replacement the wallet has not caught up with) — it is built again at the same feerate from
 /// other coins (without consolidation), made the batch's transaction (the refused one kept as
 /// replaced: it can never be broadcast, nobody else has it), and offered again, up to
-/// [`MAX_REBUILDS`] times. The caller holds [`crate::rails::onchain::Onchain::spending`].
+/// [`MAX_REBUILDS`] times; refused for a fee under bitcoind's floor, it is bid again from the
+/// same coins over that floor ([`crate::rails::onchain::Onchain::rebid`]) the same way. The
+/// caller holds [`crate::rails::onchain::Onchain::spending`].
 async fn offer(
     ctx: &Payments,
     (mut batch, mut tx, mut sending): (BatchRow, Transaction, Vec<Payment>),
@@ -165,10 +167,14 @@ async fn offer(
                 break;
             }
         };
-        match rebuild(ctx, &batch, tx.clone(), queued, rate).await {
+        match rebuild(ctx, &batch, (tx.clone(), &reason), queued, rate).await {
             Ok(Some((next, next_tx, moved))) => {
+                let how = match payout_bump::below_floor(&reason) {
+                    true => "its fee under bitcoind's floor: bid again over it from the same coins",
+                    false => "coins it spent were already spent; built again from others",
+                };
                 tracing::warn!(batch_id = %batch.batch_id, refused = %batch.txid, %reason, txid = %next.txid,
-                    "batch refused before it left: coins it spent were already spent; built again from others");
+                    fee_sat = next.fee_sat, feerate_sat_kvb = next.feerate_sat_kvb, "batch refused before it left: {how}");
                 (batch, tx, sending) = (next, next_tx, moved);
             }
             Ok(None) => {
@@ -186,23 +192,32 @@ async fn offer(
     (batch, false)
 }
 
-/// The batch built again from other coins than those of `refused` bitcoind says are spent, and
-/// stored as the batch's transaction: its row, its transaction and its payouts as moved to it;
-/// `None` when none of its coins is spent (it was refused for something else).
+/// The batch built again — from other coins than those of `refused` bitcoind says are spent, or
+/// (refused for its fee: `reason`) from the same coins over bitcoind's floor — and stored as the
+/// batch's transaction: its row, its transaction and its payouts as moved to it; `None` when
+/// none of its coins is spent and its fee was not what bitcoind refused.
 async fn rebuild(
     ctx: &Payments,
     batch: &BatchRow,
-    refused: Transaction,
+    (refused, reason): (Transaction, &str),
     queued: &[Queued],
     rate: Feerate,
 ) -> Result<Option<(BatchRow, Transaction, Vec<Payment>)>, String> {
-    if ctx.onchain.note_spent(refused).await.map_err(|e| e.to_string())?.is_empty() {
-        return Ok(None);
-    }
-    let payees = payees(ctx, queued).map_err(|e| e.to_string())?;
-    let (tx, payout, _) =
-        ctx.onchain.prepare_with(&ctx.store, payees, rate, vec![]).await.map_err(|e| e.to_string())?;
-    let next = BatchRow { consolidated_inputs: 0, consolidation_fee_sat: 0, ..batch.on(&tx, &payout) };
+    let next = if payout_bump::below_floor(reason) {
+        // Its fee under what bitcoind takes now: the same coins bid over that floor.
+        let (tx, payout) = ctx.onchain.rebid(&ctx.store, refused, rate).await.map_err(|e| e.to_string())?;
+        let swept = batch.consolidation_fee_sat * payout.feerate.sat_per_kvb() / batch.feerate_sat_kvb.max(1);
+        (BatchRow { consolidation_fee_sat: swept, ..batch.on(&tx, &payout) }, tx)
+    } else {
+        if ctx.onchain.note_spent(refused).await.map_err(|e| e.to_string())?.is_empty() {
+            return Ok(None);
+        }
+        let payees = payees(ctx, queued).map_err(|e| e.to_string())?;
+        let (tx, payout, _) =
+            ctx.onchain.prepare_with(&ctx.store, payees, rate, vec![]).await.map_err(|e| e.to_string())?;
+        (BatchRow { consolidated_inputs: 0, consolidation_fee_sat: 0, ..batch.on(&tx, &payout) }, tx)
+    };
+    let (next, tx) = next;
     bumper::switch(ctx, batch, &next, &tx).map_err(|e| e.to_string())?;
     let store = Arc::clone(&ctx.store);
     let moved = tokio::task::block_in_place(|| {

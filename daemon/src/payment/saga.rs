@@ -385,7 +385,9 @@ async fn offered_before(ctx: &Payments, p: &Payment, tx: &Transaction, reason: S
     }
 }
 
-/// A payout bitcoind refused at its first offer (`reason`): it never left. When coins it spends
+/// A payout bitcoind refused at its first offer (`reason`): it never left. Refused for a fee under
+/// bitcoind's floor, it is bid again from the same coins at 1 % over that floor
+/// ([`crate::rails::onchain::Onchain::rebid`], refused above `wallet.max_feerate_sat_vb`). When coins it spends
 /// are already spent — by a transaction of ours the wallet has not seen yet (one broadcast just
 /// before a restart, a replacement the wallet has not caught up with) — it is built again at the
 /// same feerate from other coins, stored, and offered again, up to [`MAX_REBUILDS`] times;
@@ -394,6 +396,19 @@ async fn build_again(ctx: &Payments, p: &Payment, tx: Transaction, fresh: Unoffe
     let refused = || Step::next(fail(p, "broadcast_rejected", reason.clone()));
     if fresh.rebuilds >= MAX_REBUILDS {
         return refused();
+    }
+    if payout_bump::below_floor(&reason) {
+        // Its fee is under what bitcoind takes now (a floor that rose, a bitcoind restarted with
+        // a higher one): bid again from the same coins over that floor, within the ceiling.
+        return match ctx.onchain.rebid(&ctx.store, tx, fresh.feerate).await {
+            Ok((tx, payout)) => {
+                let txid = payout.txid.to_string();
+                tracing::warn!(payment_id = %p.payment_id, refused = ?p.rail_ref, %reason, txid, fee_sat = payout.fee_sat,
+                    feerate_sat_kvb = payout.feerate.sat_per_kvb(), "payout refused before it left for its fee: bid again over bitcoind's floor");
+                Step::next(signed(ctx, p, &tx, &txid, payout.feerate, fresh.rebuilds + 1))
+            }
+            Err(e) => Step::next(fail(p, "broadcast_rejected", format!("{reason}; not bid again: {e}"))),
+        };
     }
     let spent = match ctx.onchain.note_spent(tx).await {
         Ok(spent) if spent.is_empty() => return refused(),
