@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use super::Payments;
 use super::{Payment, Rail, State};
 use crate::ledger::{self, LedgerError, Posting, BTC};
+use crate::rails::lightning::SentByEvent;
 use crate::store::StoreError;
 
 /// Payouts of one rail, classified.
@@ -298,6 +299,44 @@ fn classify_onchain(payments: &[Payment], txs: &[TxRecord]) -> (Classified, i128
     (c, in_flight)
 }
 
+/// A settled Lightning payout against the node's record `ln` — or, without one, the event that
+/// proved it (`by_event`) — classed into `c`; whether the node's side counts it as paid.
+fn settled_ln(
+    p: &Payment,
+    ln: Option<sendero_lightning::Payment>,
+    by_event: &HashMap<String, SentByEvent>,
+    c: &mut Classified,
+) -> bool {
+    let fee = p.fee_paid_msat.unwrap_or(0);
+    match ln {
+        Some(ln)
+            if ln.status == "succeeded"
+                && ln.amount_msat == Some(p.amount_msat)
+                && ln.fee_paid_msat.unwrap_or(0) == fee =>
+        {
+            c.r#match += 1;
+            true
+        }
+        Some(ln) => {
+            c.amount_mismatch.push(json!({"payment_id": p.payment_id, "node": ln}));
+            false
+        }
+        None => match p.rail_ref.as_deref().and_then(|r| by_event.get(r)) {
+            Some(sent) if sent.fee_paid_msat.unwrap_or(0) == fee => {
+                c.r#match += 1;
+                c.record_lost.push(json!({"payment_id": p.payment_id, "ln_payment_id": p.rail_ref,
+                    "payment_hash": sent.payment_hash, "event_at": sent.at,
+                    "why": "the node has no record of it after a kill (lost, or dropped by the recovery that found it pending); its PaymentSuccessful event proves it"}));
+                true
+            }
+            _ => {
+                c.missing.push(json!({"payment_id": p.payment_id, "ln_payment_id": p.rail_ref}));
+                false
+            }
+        },
+    }
+}
+
 fn lightning(ctx: &Payments, payments: &[Payment]) -> Result<Value, LedgerError> {
     let node = match ctx.lightning.node() {
         Ok(n) => n,
@@ -312,35 +351,14 @@ fn lightning(ctx: &Payments, payments: &[Payment]) -> Result<Value, LedgerError>
     let mut c = Classified::default();
     let (mut ledger_out, mut node_out) = (0_u64, 0_u64);
     let by_event = ctx.store.ln_sent_by_event()?;
-    let mut tracked = HashSet::new();
     for p in payments.iter().filter(|p| p.rail == Rail::Lightning) {
         let ln = p.rail_ref.as_deref().and_then(|r| node.payment(r));
-        if let Some(ln) = &ln {
-            tracked.insert(ln.payment_id.clone());
-        }
         match p.state {
             State::Settled => {
-                ledger_out += p.amount_msat + p.fee_paid_msat.unwrap_or(0);
-                match ln {
-                    Some(ln)
-                        if ln.status == "succeeded"
-                            && ln.amount_msat == Some(p.amount_msat)
-                            && ln.fee_paid_msat.unwrap_or(0) == p.fee_paid_msat.unwrap_or(0) =>
-                    {
-                        node_out += p.amount_msat + p.fee_paid_msat.unwrap_or(0);
-                        c.r#match += 1
-                    }
-                    Some(ln) => c.amount_mismatch.push(json!({"payment_id": p.payment_id, "node": ln})),
-                    None => match p.rail_ref.as_deref().and_then(|r| by_event.get(r)) {
-                        Some(sent) if sent.fee_paid_msat.unwrap_or(0) == p.fee_paid_msat.unwrap_or(0) => {
-                            node_out += p.amount_msat + p.fee_paid_msat.unwrap_or(0);
-                            c.r#match += 1;
-                            c.record_lost.push(json!({"payment_id": p.payment_id, "ln_payment_id": p.rail_ref,
-                                "payment_hash": sent.payment_hash, "event_at": sent.at,
-                                "why": "the node has no record of it after a kill (lost, or dropped by the recovery that found it pending); its PaymentSuccessful event proves it"}));
-                        }
-                        _ => c.missing.push(json!({"payment_id": p.payment_id, "ln_payment_id": p.rail_ref})),
-                    },
+                let out = p.amount_msat + p.fee_paid_msat.unwrap_or(0);
+                ledger_out += out;
+                if settled_ln(p, ln, &by_event, &mut c) {
+                    node_out += out;
                 }
             }
             State::Failed => match ln {
@@ -359,4 +377,46 @@ fn lightning(ctx: &Payments, payments: &[Payment]) -> Result<Value, LedgerError>
     rail["payouts_out_msat"] = json!({ "ledger": ledger_out, "node": node_out });
     rail["payouts"] = json!(c);
     Ok(rail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A settled Lightning payout matches the node's record; without one, only the node's event
+    /// with the same routing fee proves it (listed under `record_lost`); else it is `missing`.
+    #[test]
+    fn a_settled_payout_without_the_nodes_record_is_proven_only_by_its_event() {
+        let p = Payment {
+            state: State::Settled,
+            rail_ref: Some("ln1".into()),
+            amount_msat: 1_000_000,
+            fee_paid_msat: Some(1_000),
+            ..crate::payment::test_payment(1, Rail::Lightning, "keysend:02aa".into())
+        };
+        let record = sendero_lightning::Payment {
+            payment_id: "ln1".into(),
+            kind: "spontaneous",
+            direction: "outbound",
+            status: "succeeded",
+            amount_msat: Some(1_000_000),
+            fee_paid_msat: Some(1_000),
+            payment_hash: None,
+            updated_at: 1,
+        };
+        let event = |fee| SentByEvent { fee_paid_msat: Some(fee), payment_hash: Some("hh".into()), at: 2 };
+        let mut c = Classified::default();
+        assert!(settled_ln(&p, Some(record.clone()), &HashMap::new(), &mut c));
+        assert!(!settled_ln(
+            &p,
+            Some(sendero_lightning::Payment { amount_msat: Some(9), ..record }),
+            &HashMap::new(),
+            &mut c
+        ));
+        assert!(!settled_ln(&p, None, &HashMap::new(), &mut c));
+        assert!(!settled_ln(&p, None, &[("ln1".to_owned(), event(7))].into(), &mut c));
+        assert_eq!((c.r#match, c.amount_mismatch.len(), c.missing.len(), c.record_lost.len()), (1, 1, 2, 0));
+        assert!(settled_ln(&p, None, &[("ln1".to_owned(), event(1_000))].into(), &mut c));
+        assert_eq!((c.r#match, c.missing.len(), c.record_lost[0]["payment_hash"].as_str()), (2, 2, Some("hh")));
+    }
 }
