@@ -37,12 +37,30 @@ impl Stopped {
         Stopped { dir, datadir, ports }
     }
 
+    /// Started again with `settings` (lines of `bitcoin.conf`'s `[regtest]` section).
+    fn start_with(self, settings: &str) -> Chain {
+        std::fs::write(self.datadir.join("bitcoin.conf"), format!("[regtest]\n{settings}")).unwrap();
+        self.start()
+    }
+
     /// Started again (with a new cookie).
     fn start(self) -> Chain {
         let (rpc, p2p) = self.ports;
         let node = sendero::devchain::Bitcoind::start_on(&common::bitcoind_exe(), &self.datadir, rpc, p2p).unwrap();
         Chain { node, dir: self.dir }
     }
+}
+
+/// A gateway in `home` on `chain`, funded with one mature coin (101 blocks), the operator's
+/// feerate at 1 sat/vB: it and an API key that pays and reads.
+fn at_one_sat_vb(chain: &Chain, home: &tempfile::TempDir) -> (Gateway, String) {
+    let gw = Gateway::start(chain, &home.path().join("gw"), AdminMode::Socket);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(101, &address);
+    wait_for("sync", Duration::from_secs(30), || gw.synced_height() == 101);
+    let key = gw.api_key("pay,read");
+    gw.call("fees.set", json!({"sat_per_vb": 1}));
+    (gw, key)
 }
 
 #[test]
@@ -240,23 +258,15 @@ fn a_node_waiting_for_bitcoind_starts_when_it_answers_and_the_initial_download_i
 /// too, which before waited for the floor to fall.
 #[test]
 fn a_payout_refused_at_its_first_offer_for_its_fee_is_bid_again_over_the_floor() {
-    let chain = Chain::start();
-    let home = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Socket);
-    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
-    chain.mine_to(101, &address);
-    wait_for("sync", Duration::from_secs(30), || gw.synced_height() == 101);
-    let key = gw.api_key("pay,read");
-    gw.call("fees.set", json!({"sat_per_vb": 1}));
+    let (chain, home) = (Chain::start(), tempfile::tempdir().unwrap());
+    let (gw, key) = at_one_sat_vb(&chain, &home);
     let before = outside_address(53).to_string();
     let first = common::route_and_submit(&gw, &key, (&before, 40_000, "normal"), "onchain", "before");
     common::broadcast(&gw, &key, &chain, &first);
     chain.mine(1);
     common::settled(&gw, &key, &first);
 
-    let stopped = Stopped::stop(chain);
-    std::fs::write(stopped.datadir.join("bitcoin.conf"), "[regtest]\nminrelaytxfee=0.00005\n").unwrap();
-    let chain = stopped.start();
+    let chain = Stopped::stop(chain).start_with("minrelaytxfee=0.00005\n");
     chain.mine(1);
     wait_for("the gateway back on bitcoind", Duration::from_secs(60), || {
         gw.synced_height() == u64::from(chain.height())
@@ -322,14 +332,8 @@ fn a_batch_stored_before_a_kill_and_refused_since_is_bid_again() {
 /// their transaction is stored; bitcoind restarted with a 5 sat/vB relay floor; the gateway
 /// started again: refused, kept PENDING on their txid, then bid again and settled once.
 fn stored_before_a_kill_then_refused(failpoint: &str, submit: impl Fn(&Gateway, &str, &[String]) -> Vec<String>) {
-    let chain = Chain::start();
-    let home = tempfile::tempdir().unwrap();
-    let mut gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Socket);
-    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
-    chain.mine_to(101, &address);
-    wait_for("sync", Duration::from_secs(30), || gw.synced_height() == 101);
-    let key = gw.api_key("pay,read");
-    gw.call("fees.set", json!({"sat_per_vb": 1}));
+    let (chain, home) = (Chain::start(), tempfile::tempdir().unwrap());
+    let (mut gw, key) = at_one_sat_vb(&chain, &home);
     let payees = [outside_address(51).to_string(), outside_address(52).to_string()];
     gw.env = vec![("SENDERO_FAILPOINT".into(), failpoint.into())];
     gw.restart();
@@ -339,9 +343,7 @@ fn stored_before_a_kill_then_refused(failpoint: &str, submit: impl Fn(&Gateway, 
     assert!(chain.mempool().is_empty(), "stored, never sent");
     let start = chain.height();
 
-    let stopped = Stopped::stop(chain);
-    std::fs::write(stopped.datadir.join("bitcoin.conf"), "[regtest]\nminrelaytxfee=0.00005\n").unwrap();
-    let chain = stopped.start();
+    let chain = Stopped::stop(chain).start_with("minrelaytxfee=0.00005\n");
     gw.env.clear();
     gw.start_again();
     wait_for("the stored transaction offered, refused, and counted as out", Duration::from_secs(60), || {
@@ -379,14 +381,8 @@ fn stored_before_a_kill_then_refused(failpoint: &str, submit: impl Fn(&Gateway, 
 
 #[test]
 fn payouts_out_of_the_mempool_and_refused_again_stay_pending_and_are_bid_again() {
-    let chain = Chain::start();
-    let home = tempfile::tempdir().unwrap();
-    let mut gw = Gateway::start(&chain, &home.path().join("gw"), AdminMode::Socket);
-    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
-    chain.mine_to(101, &address);
-    wait_for("sync", Duration::from_secs(30), || gw.synced_height() == 101);
-    let key = gw.api_key("pay,read");
-    gw.call("fees.set", json!({"sat_per_vb": 1}));
+    let (chain, home) = (Chain::start(), tempfile::tempdir().unwrap());
+    let (mut gw, key) = at_one_sat_vb(&chain, &home);
     let to = outside_address(47).to_string();
     let id = common::route_and_submit(&gw, &key, (&to, 40_000, "normal"), "onchain", "evicted");
     let txid = common::broadcast(&gw, &key, &chain, &id);
@@ -397,10 +393,7 @@ fn payouts_out_of_the_mempool_and_refused_again_stay_pending_and_are_bid_again()
 
     // bitcoind restarted with its relay floor at 5 sat/vB and its mempool not kept: the 1 sat/vB
     // transactions are gone, and refused when offered again.
-    let stopped = Stopped::stop(chain);
-    let conf = stopped.datadir.join("bitcoin.conf");
-    std::fs::write(&conf, "[regtest]\nminrelaytxfee=0.00005\npersistmempool=0\n").unwrap();
-    let chain = stopped.start();
+    let chain = Stopped::stop(chain).start_with("minrelaytxfee=0.00005\npersistmempool=0\n");
     assert!(chain.mempool().is_empty());
     wait_for("the gateway to offer them again, refused", Duration::from_secs(60), || {
         gw.log().matches("min relay fee not met").count() >= 2
