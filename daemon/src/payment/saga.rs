@@ -341,10 +341,11 @@ async fn publish_onchain(ctx: &Payments, p: &Payment, held: bool) -> Step {
 /// out and fell from bitcoind's mempool (a restart, a floor that rose in a fee spike) — that
 /// bitcoind refuses now (`reason`). Other nodes, or its payee, may still hold it, so it stays as
 /// it is — `sent` (one still `sending`, stored before a crash, moves there: the bumper bids it
-/// again if it stays out) — and is offered again, backing off, until it can never confirm (a coin it spends spent by
-/// another transaction [`payout_bump::CONFLICT_BURIED`] blocks deep). Then it goes back to another
-/// transaction of its family that may; when none may, it is built again in a new family
-/// ([`payout_bump::renew`]), failed (credited back) only when that cannot be built.
+/// again if it stays out) — and is offered again, backing off, until it can never confirm (a
+/// coin it spends spent by another transaction [`payout_bump::CONFLICT_BURIED`] blocks deep).
+/// Then it goes back to another transaction of its family that may; when none may, it is built
+/// again in a new family ([`payout_bump::renew`]), failed (credited back) only when that cannot
+/// be built.
 async fn offered_before(ctx: &Payments, p: &Payment, tx: &Transaction, reason: String, held: bool) -> Step {
     let family = match tokio::task::block_in_place(|| ctx.store.payout_replaced(&p.payment_id)) {
         Ok(family) => family,
@@ -385,13 +386,13 @@ async fn offered_before(ctx: &Payments, p: &Payment, tx: &Transaction, reason: S
     }
 }
 
-/// A payout bitcoind refused at its first offer (`reason`): it never left. Refused for a fee under
-/// bitcoind's floor, it is bid again from the same coins at 1 % over that floor
-/// ([`crate::rails::onchain::Onchain::rebid`], refused above `wallet.max_feerate_sat_vb`). When coins it spends
-/// are already spent — by a transaction of ours the wallet has not seen yet (one broadcast just
-/// before a restart, a replacement the wallet has not caught up with) — it is built again at the
-/// same feerate from other coins, stored, and offered again, up to [`MAX_REBUILDS`] times;
-/// otherwise it fails `broadcast_rejected`.
+/// A payout bitcoind refused at its first offer (`reason`): it never left. Refused for a fee
+/// under bitcoind's floor, it is bid again from the same coins at 1 % over that floor
+/// ([`crate::rails::onchain::Onchain::rebid`]; failed above `wallet.max_feerate_sat_vb`). When
+/// coins it spends are already spent — by a transaction of ours the wallet has not seen yet
+/// (one broadcast just before a restart, a replacement the wallet has not caught up with) — it
+/// is built again at the same feerate from other coins, stored, and offered again, up to
+/// [`MAX_REBUILDS`] times; otherwise it fails `broadcast_rejected`.
 async fn build_again(ctx: &Payments, p: &Payment, tx: Transaction, fresh: Unoffered, reason: String) -> Step {
     let refused = || Step::next(fail(p, "broadcast_rejected", reason.clone()));
     if fresh.rebuilds >= MAX_REBUILDS {
