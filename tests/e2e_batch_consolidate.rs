@@ -1,6 +1,6 @@
 //! Consolidation inside a batch on a real regtest bitcoind and senderod (`[batching] target_utxos
-//! = 10`): the treasury holds 30 small coins, a big one, and a small coin a stored, refused batch
-//! has signed away. At 5 sat/vB (above the 3 sat/vB consolidation threshold) a batch of three
+//! = 10`): the treasury holds 30 small coins, a big one, and a small coin a stored batch (its
+//! broadcast put off) has signed away. At 5 sat/vB (above the 3 sat/vB consolidation threshold) a batch of three
 //! payouts spends only the big coin. At 1 sat/vB the next batch also sweeps in the 22 smallest
 //! free coins (32 UTXOs → 10): the chain shows them spent, the reserved coin not; the payouts
 //! share the fee less what the extra coins cost, which the ledger books as `fees:consolidation`
@@ -14,7 +14,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::coins::{account, coins, fund, new_address, pay_batched_low, reserve_with_a_refused_batch, synced};
+use common::coins::{account, coins, fund, new_address, pay_batched_low, reserve_with_a_stored_batch, synced};
 use common::coins::{MINER, MINUTE};
 use common::{call_bitcoind, http_get_with_key, outside_address, wait_for, AdminMode, Chain, Gateway};
 use sendero_wallet::bitcoin::Transaction;
@@ -122,7 +122,7 @@ fn a_cheap_batch_sweeps_in_small_coins_at_the_treasurys_cost() {
     let small = fund(&chain, 1, &[(new_address(&gw), 20_000)]);
     chain.mine(1);
     synced(&chain, &gw);
-    let refused = reserve_with_a_refused_batch(&chain, &mut gw);
+    let stored = reserve_with_a_stored_batch(&mut gw);
     let reserved = format!("{small}:0");
     let mut outputs: Vec<(String, u64)> = (0..30u64).map(|i| (new_address(&gw), 30_000 + i * 10)).collect();
     outputs.push((new_address(&gw), 1_000_000_000));
@@ -207,7 +207,7 @@ fn a_cheap_batch_sweeps_in_small_coins_at_the_treasurys_cost() {
     settle(&chain, &gw, &key, &plain);
     wait_for("10 coins", MINUTE, || coins(&gw).len() == 10);
     assert!(coins(&gw).iter().any(|c| c.0 == reserved), "the reserved coin was never touched");
-    assert!(!chain.mempool().contains(&refused));
+    assert!(!chain.mempool().contains(&stored));
     assert_eq!(account(&gw, "fees:consolidation"), consolidation as i64 * 1_000, "booked once");
     let report = gw.call("fees.report", json!({}));
     assert_eq!(report["treasury"]["consolidation_fee_sat"], consolidation, "{report:#}");

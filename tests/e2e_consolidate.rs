@@ -1,6 +1,6 @@
 //! Standalone UTXO consolidation on a real regtest bitcoind and senderod: the treasury holds 100
-//! small coins, a big one, and a small coin that a stored, signed batch (whose broadcast
-//! bitcoind keeps refusing) has already spent. At 1 sat/vB `consolidate.preview` plans the 53
+//! small coins, a big one, and a small coin that a stored, signed batch (whose broadcast the
+//! saga has put off, as after a failed attempt) has already spent. At 1 sat/vB `consolidate.preview` plans the 53
 //! smallest free coins (102 → 50 UTXOs, the target) and leaves the reserved coin alone;
 //! `consolidate.run` broadcasts exactly that; once mined the wallet holds 50 coins and exactly
 //! the fee (read from the chain) less, and the ledger books it as `fees:consolidation`. Above
@@ -12,7 +12,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::coins::{account, coins, fund, new_address, reserve_with_a_refused_batch, synced, MINER, MINUTE};
+use common::coins::{account, coins, fund, new_address, reserve_with_a_stored_batch, synced, MINER, MINUTE};
 use common::{outside_address, wait_for, AdminMode, Chain, Gateway};
 use serde_json::json;
 
@@ -26,7 +26,7 @@ fn small_coins_are_swept_into_one_and_the_ledger_books_only_the_fee() {
     let small = fund(&chain, 1, &[(new_address(&gw), 20_000)]);
     chain.mine(1);
     synced(&chain, &gw);
-    let batch_txid = reserve_with_a_refused_batch(&chain, &mut gw);
+    let batch_txid = reserve_with_a_stored_batch(&mut gw);
     let reserved = format!("{small}:0");
 
     // 100 small coins and a big one.
