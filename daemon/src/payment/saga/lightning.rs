@@ -82,15 +82,14 @@ fn sent_as(p: &Payment, ln_payment_id: String) -> Step {
     Step::next(Change { next: Some(next), ..Change::default() })
 }
 
-/// `sent` on Lightning: the node's record decides; without one (dropped by a recovery while the
-/// node still knew the payment), what its events said does.
+/// `sent` on Lightning: the node's record decides; without one (a kill between LDK's send and
+/// ldk-node's record, or a recovery that dropped it while LDK still knew the payment), what the
+/// node's events said does.
 pub(super) async fn outcome(ctx: &Payments, p: &Payment, rail_ref: &str) -> Step {
     let node = match ctx.lightning.node() {
         Ok(n) => n,
         Err(_) => return Step::Wait,
     };
-    // The node's record decides; without one (dropped by a recovery while the node still
-    // knew the payment), what its events said does.
     let known = match node.payment(rail_ref) {
         Some(ln) => Some((ln.status.to_owned(), ln.fee_paid_msat)),
         None => ctx.store.ln_payment_status(rail_ref).unwrap_or_else(|e| {
