@@ -323,6 +323,12 @@ fn already_known(reason: &str) -> bool {
     reason.contains("already-in-mempool") || reason.contains("already-known") || reason.contains("already in utxo set")
 }
 
+/// Whether bitcoind refused a transaction for a fee under its floor, relay or mempool ("min relay
+/// fee not met", "mempool min fee not met"): bid again over it, from the same coins, it is taken.
+pub fn below_floor(reason: &str) -> bool {
+    reason.contains("min relay fee not met") || reason.contains("mempool min fee not met")
+}
+
 fn is_connection_error(e: &bitcoincore_rpc::Error) -> bool {
     matches!(
         e,

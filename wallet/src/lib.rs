@@ -16,7 +16,7 @@ mod treasury;
 
 pub use bdk_wallet::bitcoin;
 pub use bump::{Child, Pending, CHILD_VSIZE};
-pub use chain::{BitcoindAuth, ChainInfo, ChainSource, FeeEstimate, FeeSource};
+pub use chain::{below_floor, BitcoindAuth, ChainInfo, ChainSource, FeeEstimate, FeeSource};
 pub use error::WalletError;
 pub use feerate::Feerate;
 pub use receive::Received;

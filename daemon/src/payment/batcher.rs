@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use super::batch_policy;
 use super::batch_tx::places;
 use super::batches::{BatchPayout, BatchRow, Queued, BATCH_CONSOLIDATION};
+use super::bumper;
 use super::steps::{complete, settle};
-use super::{bumper, payout_bump};
 use super::{Change, Payment, Payments, State, MAX_REBUILDS};
 use crate::batch::Priority;
 use crate::ledger::{LedgerError, Posting};
@@ -169,7 +169,7 @@ async fn offer(
         };
         match rebuild(ctx, &batch, (tx.clone(), &reason), queued, rate).await {
             Ok(Some((next, next_tx, moved))) => {
-                let how = match payout_bump::below_floor(&reason) {
+                let how = match sendero_wallet::below_floor(&reason) {
                     true => "its fee under bitcoind's floor: bid again over it from the same coins",
                     false => "coins it spent were already spent; built again from others",
                 };
@@ -203,11 +203,10 @@ async fn rebuild(
     queued: &[Queued],
     rate: Feerate,
 ) -> Result<Option<(BatchRow, Transaction, Vec<Payment>)>, String> {
-    let next = if payout_bump::below_floor(reason) {
+    let (next, tx) = if sendero_wallet::below_floor(reason) {
         // Its fee under what bitcoind takes now: the same coins bid over that floor.
         let (tx, payout) = ctx.onchain.rebid(&ctx.store, refused, rate).await.map_err(|e| e.to_string())?;
-        let swept = batch.consolidation_fee_sat * payout.feerate.sat_per_kvb() / batch.feerate_sat_kvb.max(1);
-        (BatchRow { consolidation_fee_sat: swept, ..batch.on(&tx, &payout) }, tx)
+        (batch.on_same_coins(&tx, &payout), tx)
     } else {
         if ctx.onchain.note_spent(refused).await.map_err(|e| e.to_string())?.is_empty() {
             return Ok(None);
@@ -217,7 +216,6 @@ async fn rebuild(
             ctx.onchain.prepare_with(&ctx.store, payees, rate, vec![]).await.map_err(|e| e.to_string())?;
         (BatchRow { consolidated_inputs: 0, consolidation_fee_sat: 0, ..batch.on(&tx, &payout) }, tx)
     };
-    let (next, tx) = next;
     bumper::switch(ctx, batch, &next, &tx).map_err(|e| e.to_string())?;
     let store = Arc::clone(&ctx.store);
     let moved = tokio::task::block_in_place(|| {

@@ -63,6 +63,17 @@ impl BatchRow {
             ..self.clone()
         }
     }
+
+    /// [`BatchRow::on`] for `tx` built from this batch's own coins (a fee bump, a bid over
+    /// bitcoind's floor): the small coins it swept in cost their part at the new feerate.
+    pub(super) fn on_same_coins(
+        &self,
+        tx: &sendero_wallet::bitcoin::Transaction,
+        payout: &sendero_wallet::Payout,
+    ) -> BatchRow {
+        let swept = self.consolidation_fee_sat * payout.feerate.sat_per_kvb() / self.feerate_sat_kvb.max(1);
+        BatchRow { consolidation_fee_sat: swept, ..self.on(tx, payout) }
+    }
 }
 
 /// A transaction of a batch that a replacement took over (kept: if it confirms after all, it is

@@ -115,7 +115,7 @@ pub async fn bump_stuck(ctx: &Payments) {
     }
     // Said once when a transaction starts waiting out high fees, not every round.
     let mut said = ctx.waiting_out.lock().unwrap_or_else(|e| e.into_inner());
-    // (`rebid:` and `held:` entries are said once per transaction, and kept.)
+    // (`rebid:`, `held:` and `refused:` entries are said once per transaction, and kept.)
     said.retain(|txid| txid.contains(':') || waits_out.iter().any(|w| &w.0 == txid));
     for (txid, cap, left) in waits_out {
         if said.insert(txid.clone()) {
@@ -264,15 +264,8 @@ async fn store_replacement(
     b: &BatchRow,
     (tx, payout): (&Transaction, &Payout),
 ) -> Result<BatchRow, BumpError> {
-    // What it was built at: the least a replacement may pay, when that was more.
-    let rate = payout.feerate;
     let tip = u64::from(ctx.onchain.treasury().synced_height());
-    let next = BatchRow {
-        broadcast_height: Some(tip),
-        // The same coins, at the new feerate.
-        consolidation_fee_sat: b.consolidation_fee_sat * rate.sat_per_kvb() / b.feerate_sat_kvb.max(1),
-        ..b.on(tx, payout)
-    };
+    let next = BatchRow { broadcast_height: Some(tip), ..b.on_same_coins(tx, payout) };
     switch(ctx, b, &next, tx)?;
     crate::failpoint::hit("batch.bumped");
     if let Err(e) = ctx.onchain.publish(tx.clone()).await {

@@ -79,7 +79,8 @@ pub struct Payments {
     /// What the bumper has said once in the log: the unconfirmed transactions it leaves to wait
     /// out high fees (over their priority's deadline cap, by txid), those it cannot bid again
     /// (`rebid:<txid>`) and those it leaves while a stored payout spends from them
-    /// (`held:<txid>`).
+    /// (`held:<txid>`); and the stored batches bitcoind refused after a restart
+    /// (`refused:<txid>`, said by the saga).
     pub waiting_out: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Whether yesterday's fall was ahead at the last look (its changes are logged).
     pub fall_ahead: std::sync::atomic::AtomicBool,

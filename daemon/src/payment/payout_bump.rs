@@ -159,12 +159,6 @@ pub(super) fn adopt(ctx: &Payments, p: &Payment, member: ReplacedTx) -> Result<(
     Ok(())
 }
 
-/// Whether bitcoind refused a transaction for a fee under its floor (relay or mempool): bid
-/// again over it, from the same coins, it is taken.
-pub(super) fn below_floor(reason: &str) -> bool {
-    reason.contains("min relay fee not met") || reason.contains("mempool min fee not met")
-}
-
 /// The payout's transaction was broadcast: its unconfirmed blocks count from the wallet's tip.
 pub(super) fn left(ctx: &Payments, p: &Payment) {
     let tip = u64::from(ctx.onchain.treasury().synced_height());

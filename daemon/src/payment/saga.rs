@@ -312,15 +312,13 @@ async fn publish_onchain(ctx: &Payments, p: &Payment, held: bool) -> Step {
     match ctx.onchain.publish(tx.clone()).await {
         Ok(()) => {
             payout_bump::left(ctx, p);
-            Step::next(Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() })
+            to_sent(p)
         }
         // Refused for good: unless the wallet already has it (a conflict with itself), it never
         // left, and nothing was paid.
         Err(WalletError::Broadcast(reason)) => {
             match p.rail_ref.as_deref().and_then(|t| ctx.onchain.treasury().transaction(t)) {
-                Some(_) => {
-                    Step::next(Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() })
-                }
+                Some(_) => to_sent(p),
                 // A replacement refused while another transaction of its family still counts
                 // (the original, or one that confirmed): that one is the payout's.
                 None => match payout_bump::paying_member(ctx, p, false, true) {
@@ -335,6 +333,11 @@ async fn publish_onchain(ctx: &Payments, p: &Payment, held: bool) -> Step {
         }
         Err(e) => Step::Retry(e.to_string()),
     }
+}
+
+/// The payout's step to `sent`: its transaction is out.
+fn to_sent(p: &Payment) -> Step {
+    Step::next(Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() })
 }
 
 /// A payout offered before — it may have left: a crash or bitcoind cut the answer, or it was
@@ -365,7 +368,7 @@ async fn offered_before(ctx: &Payments, p: &Payment, tx: &Transaction, reason: S
             // again (the same coins, a fee bitcoind takes) if it stays out.
             tracing::warn!(payment_id = %p.payment_id, txid = ?p.rail_ref, "{why}; it counts as out from here");
             payout_bump::left(ctx, p);
-            return Step::next(Change { next: Some(Payment { state: State::Sent, ..p.clone() }), ..Change::default() });
+            return to_sent(p);
         }
     };
     let why = format!("{reason}; its coin {coin} is spent by {by}, buried");
@@ -398,7 +401,7 @@ async fn build_again(ctx: &Payments, p: &Payment, tx: Transaction, fresh: Unoffe
     if fresh.rebuilds >= MAX_REBUILDS {
         return refused();
     }
-    if payout_bump::below_floor(&reason) {
+    if sendero_wallet::below_floor(&reason) {
         // Its fee is under what bitcoind takes now (a floor that rose, a bitcoind restarted with
         // a higher one): bid again from the same coins over that floor, within the ceiling.
         return match ctx.onchain.rebid(&ctx.store, tx, fresh.feerate).await {
