@@ -111,15 +111,72 @@ fn stuck_single(failpoint: Option<&str>, seed: u8) {
     let p = settled(&gw, &key, &id);
     assert_eq!(p["txid"], second.as_str());
     assert_eq!(p["fee_paid_sat"], fee, "the ledger ends with the fee of the transaction that confirmed");
-    let paid: usize = (height + 1..=chain.height())
+    assert_eq!(paid_since(&chain, height, &to, 40_000), 1, "paid once");
+    ledger_ok(&gw);
+}
+
+/// How many outputs of the blocks mined after `height` pay `sat` to `address`.
+fn paid_since(chain: &Chain, height: u32, address: &str, sat: u64) -> usize {
+    (height + 1..=chain.height())
         .flat_map(|h| {
             let hash = common::call_bitcoind(&chain.rpc(), "getblockhash", &[json!(h)]);
             let block = common::call_bitcoind(&chain.rpc(), "getblock", &[hash, json!(1)]);
             block["tx"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect::<Vec<_>>()
         })
-        .map(|t| pays(&chain.tx(&t), &to, 40_000))
-        .sum();
-    assert_eq!(paid, 1, "paid once");
+        .map(|t| pays(&chain.tx(&t), address, sat))
+        .sum()
+}
+
+/// The feerate `t` pays, sat/kvB.
+fn feerate(chain: &Chain, t: &Transaction) -> u64 {
+    chain.fee(t) * 1_000 / t.vsize() as u64
+}
+
+/// bitcoind (v30 on) takes a replacement 0.1 sat/vB over its original: a payout built at 2
+/// sat/vB, stuck while the market moves to 2.4, is replaced at 2.4 — not left waiting until its
+/// last blocks because a whole 1 sat/vB more (BDK's own fee bump step) would overpay.
+#[test]
+fn a_stuck_payout_is_lifted_by_bitcoinds_step_not_by_a_whole_sat_per_vb() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    // 2 sat/vB now, 2.4 sat/vB from 40 s on (the payout is out well before).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let rises_at = now + 40;
+    let schedule = home.path().join("fees.csv");
+    std::fs::write(&schedule, format!("{},2\n{rises_at},2.4\n", now - 3_600)).unwrap();
+    let config = format!("{BUMP_AFTER_TWO}\n[wallet]\nfee_schedule_file = {:?}\n", schedule.display().to_string());
+    let gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", &config);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(101, &address);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    let key = gw.api_key("pay,read");
+    let to = outside_address(32).to_string();
+    let id = pay(&gw, &key, &to, 40_000);
+    let first = broadcast(&gw, &key, &chain, &id);
+    let original = chain.tx(&first);
+    let built = feerate(&chain, &original);
+    assert!((1_950..2_050).contains(&built), "built at 2 sat/vB: {built} sat/kvB");
+    shun(&chain, &first, true);
+    let wait =
+        rises_at.saturating_sub(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    std::thread::sleep(Duration::from_secs(wait + 1));
+    let height = chain.height();
+    chain.mine(2);
+    let mut second = String::new();
+    wait_for("the payout replaced", MINUTE, || {
+        second = payment(&gw, &key, &id)["txid"].as_str().unwrap().to_owned();
+        second != first && chain.mempool() == vec![second.clone()]
+    });
+    let replacement = chain.tx(&second);
+    let (old_fee, fee) = (chain.fee(&original), chain.fee(&replacement));
+    assert!((2_350..2_450).contains(&feerate(&chain, &replacement)), "at what the next block asks: {fee} sat");
+    assert!((fee - old_fee) * 10 >= replacement.vsize() as u64, "BIP125: the old fee + 0.1 sat/vB on its size");
+    assert_eq!(pays(&replacement, &to, 40_000), 1, "the same output");
+    assert!(gw.log().contains("payout fee bumped"), "logged");
+    chain.mine(1);
+    let p = settled(&gw, &key, &id);
+    assert_eq!((p["txid"].as_str(), p["fee_paid_sat"].as_u64()), (Some(second.as_str()), Some(fee)));
+    assert_eq!(paid_since(&chain, height, &to, 40_000), 1, "paid once");
     ledger_ok(&gw);
 }
 

@@ -25,7 +25,8 @@
 //! - **Feerates paid**: to the sat/kvB, as the daemon builds its transactions; with
 //!   `--whole-sat-vb` Sendero's rounded up to whole sat/vB, as the daemon paid before (a what-if).
 //! - **Bumping**: every strategy's unconfirmed transactions follow `batch::bump` (RBF; the fee of
-//!   the replacement that confirms is the one paid).
+//!   the replacement that confirms is the one paid), a replacement stepping up by at least
+//!   bitcoind's incremental relay feerate, 0.1 sat/vB since v30 (`SIM_REPLACEMENT_STEP_SAT_KVB`).
 //! - **Workload**: payouts over 7 days, 10 % `high`, 40 % `normal`, 50 % `low` (the default
 //!   `[routing]` targets 2/6/24 blocks and bounds 30 min/2 h/24 h), amounts log-uniform from
 //!   20,000 to 5,000,000 sat, outputs 60 % P2WPKH, 25 % P2TR, 10 % P2SH, 5 % P2PKH.
@@ -76,7 +77,7 @@ mod online;
 
 use rand::{Rng, SeedableRng};
 use sendero::batch::feeseries::{load_csv, FeeSeries, Synthetic};
-use sendero::batch::size::{fee_sat, tx_weight, InputKind, OutputKind, INCREMENTAL_FEERATE_SAT_KVB};
+use sendero::batch::size::{fee_sat, tx_weight, InputKind, OutputKind};
 use sendero::batch::{
     batch_quote, bump, departure, plan_batch, plan_consolidation, single_quote, FeeHistory, Feerates, InFlight, Policy,
     Priority, Queued, TxPlan, Utxo,
@@ -461,9 +462,9 @@ impl<'a> Run<'a> {
     /// original's inputs (adding confirmed coins if its change cannot pay), pays at least `rate`
     /// and the original's feerate, and its fee is at least the original's plus the incremental
     /// relay feerate on its own size (BIP125 rules 3 and 4; the daemon's bump step,
-    /// `INCREMENTAL_FEERATE_SAT_KVB`).
+    /// `Policy::replacement_step_sat_kvb`).
     fn merge(&mut self, ids: &[usize], rate: u64, alone: u64) -> bool {
-        let incr = INCREMENTAL_FEERATE_SAT_KVB;
+        let incr = self.policy.replacement_step_sat_kvb;
         let max = self.policy.max_outputs_per_tx;
         let Some(j) = (0..self.flight.len())
             .filter(|&j| {
@@ -657,7 +658,10 @@ fn main() {
     let a = args();
     // The defaults, or SENDERO_* variables (SENDERO_BATCHING_LOW_CHEAP_FEERATE_SAT_KVB=1500, …).
     let config = Config::load(None, std::env::vars(), &Overrides::default()).expect("the configuration");
-    let policy = Policy::from_config(&config);
+    // Replacements step up by bitcoind's incremental relay feerate, as the daemon reads it: 0.1
+    // sat/vB since v30 (`SIM_REPLACEMENT_STEP_SAT_KVB=1000` for an older node's 1 sat/vB).
+    let step = std::env::var("SIM_REPLACEMENT_STEP_SAT_KVB").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
+    let policy = Policy { replacement_step_sat_kvb: step, ..Policy::from_config(&config) };
     if !a.seeds.is_empty() {
         return summary(&a, &policy);
     }

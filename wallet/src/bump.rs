@@ -200,12 +200,21 @@ impl Treasury {
     }
 
     /// A replacement (RBF) of the wallet's unconfirmed `txid` paying `feerate`, or the least a
-    /// replacement must pay when that is more (`replacement_floor`): the same outputs, the
-    /// higher fee taken from its change (BDK's fee bump; any extra input is a confirmed one, never
-    /// one of `avoid`), signed, not broadcast ([`Treasury::publish`] sends it). Refused when
-    /// another unconfirmed transaction spends from it (it would be evicted: use
-    /// [`Treasury::prepare_child`]).
-    pub fn bump(&self, txid: &str, feerate: Feerate, avoid: &[OutPoint]) -> Result<(Transaction, Payout), WalletError> {
+    /// replacement must pay when that is more (`replacement_fee`: BIP125's rule that it pays
+    /// the original's fee plus `step`, bitcoind's incremental relay feerate, on its own size): the
+    /// same outputs, the higher fee taken from its change (BDK's fee bump, given the fee, not a
+    /// feerate, which BDK would want 1 sat/vB over the original's whatever the node relays; any
+    /// extra input is a confirmed one, never one of `avoid`), signed, not broadcast
+    /// ([`Treasury::publish`] sends it). Its [`Payout::feerate`] is `feerate`, or what it pays
+    /// when the step asked more (its fee over its size). Refused when another unconfirmed transaction spends from it (it would be evicted:
+    /// use [`Treasury::prepare_child`]).
+    pub fn bump(
+        &self,
+        txid: &str,
+        feerate: Feerate,
+        step: Feerate,
+        avoid: &[OutPoint],
+    ) -> Result<(Transaction, Payout), WalletError> {
         let id = parse_txid(txid)?;
         feerate.fee_rate()?;
         let mut inner = self.lock();
@@ -214,17 +223,29 @@ impl Treasury {
         }
         let original = inner.wallet.get_tx(id).map(|t| t.tx_node.tx.clone());
         let fee = original.as_ref().and_then(|t| inner.wallet.calculate_fee(t).ok());
-        let floor = match (original, fee) {
-            (Some(t), Some(fee)) => replacement_floor(fee.to_sat(), t.weight().to_wu()),
-            _ => return Err(WalletError::Build(format!("{txid} is not a transaction of the wallet with a known fee"))),
+        let (Some(original), Some(old_fee)) = (original, fee) else {
+            return Err(WalletError::Build(format!("{txid} is not a transaction of the wallet with a known fee")));
         };
-        let feerate = feerate.max(floor);
-        let mut builder = inner.wallet.build_fee_bump(id).map_err(|e| WalletError::Build(format!("fee bump: {e}")))?;
-        builder.fee_rate(feerate.fee_rate()?).unspendable(avoid.to_vec());
-        let psbt = builder.finish().map_err(create_tx_error)?;
-        let (tx, fee_sat) = inner.sign(psbt)?;
-        let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: tx.vsize() as u64, feerate };
-        Ok((tx, payout))
+        // Priced on the original's size (the same outputs), then again on what was built when
+        // that is larger (an extra input, a longer signature) and the fee falls short of it.
+        let mut vsize = original.vsize() as u64;
+        for _ in 0..3 {
+            let fee = replacement_fee(old_fee.to_sat(), vsize, feerate, step);
+            let mut builder =
+                inner.wallet.build_fee_bump(id).map_err(|e| WalletError::Build(format!("fee bump: {e}")))?;
+            builder.fee_absolute(Amount::from_sat(fee)).unspendable(avoid.to_vec());
+            let psbt = builder.finish().map_err(create_tx_error)?;
+            let (tx, fee_sat) = inner.sign(psbt)?;
+            let built = tx.vsize() as u64;
+            if fee_sat >= replacement_fee(old_fee.to_sat(), built, feerate, step) {
+                let paid = Feerate::from_sat_per_kvb(fee_sat * 1_000 / built.max(1));
+                let payout = Payout { txid: tx.compute_txid(), fee_sat, vsize: built, feerate: feerate.max(paid) };
+                return Ok((tx, payout));
+            }
+            inner.wallet.cancel_tx(&tx);
+            vsize = built + 1;
+        }
+        Err(WalletError::Build(format!("{txid}: no replacement of a stable size could be built")))
     }
 
     /// Whether `tx`, a transaction of the wallet's, can be bid again ([`Treasury::rebid`]): the
@@ -330,17 +351,13 @@ impl Treasury {
     }
 }
 
-/// The least feerate a replacement of a transaction paying `fee_sat` for `weight` WU may ask,
-/// in whole sat/kwu as BDK builds (so a multiple of 4 sat/kvB): more than BDK's own floor (the
-/// original's feerate, rounded down to the sat/kwu, plus 1 sat/vB) and enough for BIP125's rule
-/// that the replacement pays the original's fee plus 1 sat/vB (the incremental relay feerate
-/// before bitcoind v30; 0.1 since) on its own size, taken as the original's (the same outputs;
-/// an extra input only adds to it) — with a sat to spare against rounding.
-pub(crate) fn replacement_floor(fee_sat: u64, weight: u64) -> Feerate {
-    let weight = weight.max(1);
-    let bdk = fee_sat.saturating_mul(1_000) / weight + 250 + 1;
-    let bip125 = (fee_sat + weight.div_ceil(4) + 1).saturating_mul(1_000).div_ceil(weight);
-    Feerate::from_sat_per_kvb(bdk.max(bip125).saturating_mul(4))
+/// The fee a replacement of `vsize` vbytes pays for `feerate` when the transaction it replaces
+/// paid `old_fee_sat`: what `feerate` asks of it, and at least BIP125's rule 4, the old fee plus
+/// `step` (bitcoind's incremental relay feerate, `getnetworkinfo`'s `incrementalfee`: 1 sat/vB
+/// before v30, 0.1 since) on the replacement's own size, rounded up as bitcoind rounds it.
+pub(crate) fn replacement_fee(old_fee_sat: u64, vsize: u64, feerate: Feerate, step: Feerate) -> u64 {
+    let on = |rate: Feerate| (rate.sat_per_kvb().saturating_mul(vsize)).div_ceil(1_000);
+    on(feerate).max(old_fee_sat.saturating_add(on(step)))
 }
 
 /// Whether another transaction the wallet counts spends an input of `tx` (`tx` replaces it).
@@ -368,16 +385,20 @@ mod tests {
     use bip39::Mnemonic;
 
     #[test]
-    fn a_replacement_at_the_floor_passes_bdks_check_and_bip125s_rule() {
-        // 561 WU paying 330 sat (2.345 sat/vB asked): BDK wants 588 + 250 sat/kwu, bitcoind
-        // 330 + 141 sat; the floor asks 842 sat/kwu, 473 sat.
-        let floor = replacement_floor(330, 561);
-        assert_eq!(floor, Feerate::from_sat_per_kvb(3_368));
-        for weight in (400..3_000u64).step_by(7) {
-            for fee in (weight / 4..weight * 20).step_by(37) {
-                let kwu = replacement_floor(fee, weight).sat_per_kvb() / 4;
-                assert!(kwu > fee * 1_000 / weight + 250, "BDK: {fee} sat, {weight} WU");
-                assert!((kwu * weight).div_ceil(1_000) > fee + weight.div_ceil(4), "BIP125: {fee} sat, {weight} WU");
+    fn a_replacement_pays_what_its_feerate_asks_and_at_least_the_old_fee_plus_the_relay_step() {
+        let (tenth, one) = (Feerate::from_sat_per_kvb(100), Feerate::from_sat_per_vb(1));
+        // 141 vB paying 330 sat (2.340 sat/vB): at 2.345 sat/vB asked, 331 sat would be the
+        // feerate's; bitcoind wants 330 + 14.1 → 345 (0.1 sat/vB since v30), 330 + 141 before.
+        let asked = Feerate::from_sat_per_kvb(2_345);
+        assert_eq!(replacement_fee(330, 141, asked, tenth), 345);
+        assert_eq!(replacement_fee(330, 141, asked, one), 471);
+        // Asking well over the old fee: the feerate's fee, rounded up.
+        assert_eq!(replacement_fee(330, 141, Feerate::from_sat_per_kvb(5_001), tenth), 706);
+        for vsize in (100..3_000u64).step_by(7) {
+            for fee in (vsize / 10..vsize * 20).step_by(37) {
+                let paid = replacement_fee(fee, vsize, Feerate::from_sat_per_kvb(fee * 1_000 / vsize), tenth);
+                assert!((paid - fee) * 10 >= vsize, "BIP125 rule 4: {fee} sat, {vsize} vB → {paid}");
+                assert!((paid - fee) * 10 < vsize + 10, "no more than the step asks: {fee} sat, {vsize} vB → {paid}");
             }
         }
     }
@@ -396,7 +417,8 @@ mod tests {
         assert!(matches!(t.prepare_child(unknown, Feerate::from_sat_per_kvb(0)), Err(WalletError::InvalidFeerate(_))));
         let err = t.prepare_child(unknown, Feerate::from_sat_per_vb(5)).unwrap_err();
         assert!(matches!(err, WalletError::Build(ref why) if why.contains("not an unconfirmed transaction")), "{err}");
-        assert!(matches!(t.bump("nonsense", Feerate::from_sat_per_vb(5), &[]), Err(WalletError::Build(_))));
+        let step = Feerate::from_sat_per_kvb(100);
+        assert!(matches!(t.bump("nonsense", Feerate::from_sat_per_vb(5), step, &[]), Err(WalletError::Build(_))));
         // A transaction spending a coin the wallet does not hold is not one it can bid again.
         let stranger = Transaction {
             version: bdk_wallet::bitcoin::transaction::Version::TWO,

@@ -224,10 +224,20 @@ impl ChainSource {
 
     /// The lowest feerate bitcoind relays (`getnetworkinfo`'s `relayfee`), sat/kvB.
     pub fn relay_feerate(&self) -> Result<u64, WalletError> {
+        self.network_feerate("relayfee")
+    }
+
+    /// The least a replacement raises the feerate by for bitcoind to take it (BIP125's rule 4:
+    /// `getnetworkinfo`'s `incrementalfee`; 1 sat/vB before v30, 0.1 since), sat/kvB.
+    pub fn incremental_feerate(&self) -> Result<u64, WalletError> {
+        self.network_feerate("incrementalfee")
+    }
+
+    fn network_feerate(&self, key: &str) -> Result<u64, WalletError> {
         let v: Value = self.call("getnetworkinfo", &[])?;
-        v.get("relayfee")
+        v.get(key)
             .and_then(btc_per_kvb_to_sat_per_kvb)
-            .ok_or_else(|| WalletError::Chain("getnetworkinfo: no relayfee".into()))
+            .ok_or_else(|| WalletError::Chain(format!("getnetworkinfo: no {key}")))
     }
 
     /// The least feerate bitcoind's mempool takes now, sat/kvB: its relay floor, or its mempool's

@@ -154,6 +154,10 @@ pub struct Policy {
     pub reference_feerate_sat_kvb: u64,
     /// `wallet.max_feerate_sat_vb`, sat/kvB: nothing ever pays more.
     pub max_feerate_sat_kvb: u64,
+    /// The least a replacement raises a transaction's feerate by, sat/kvB: bitcoind's incremental
+    /// relay feerate, which the fee bumper reads from it (0.1 sat/vB since v30); 1 sat/vB
+    /// ([`size::INCREMENTAL_FEERATE_SAT_KVB`], the default before v30) until then.
+    pub replacement_step_sat_kvb: u64,
 }
 
 impl Policy {
@@ -178,6 +182,7 @@ impl Policy {
             max_consolidation_inputs: b.max_consolidation_inputs as usize,
             reference_feerate_sat_kvb: b.reference_feerate_sat_kvb,
             max_feerate_sat_kvb: wallet_max_feerate_sat_vb.saturating_mul(1_000),
+            replacement_step_sat_kvb: size::INCREMENTAL_FEERATE_SAT_KVB,
         }
     }
 

@@ -21,7 +21,7 @@
 //! 70th by default): with many blocks left, a spike is waited out, and [`bump`] lifts the
 //! transaction in its last blocks at the latest.
 
-use super::size::{OutputKind, INCREMENTAL_FEERATE_SAT_KVB};
+use super::size::OutputKind;
 use super::{Policy, Priority};
 
 /// A payout waiting in the queue.
@@ -300,7 +300,8 @@ pub struct InFlight {
 /// blocks away (two blocks left) to the next block's feerate plus `deadline_margin_percent`, as a
 /// payout with a two-block target pays leaving at its deadline; two blocks away (its last) to the
 /// next block's feerate plus `near_bound_margin_percent`, up to the wallet's maximum. Always at
-/// least the incremental relay step above its own feerate.
+/// least the relay step above its own feerate (`replacement_step_sat_kvb`: bitcoind's
+/// incremental relay feerate).
 ///
 /// `None` when the next block's feerate is not above its own, and, before its last blocks, when
 /// it is above but below the least a replacement pays (its own plus the relay step): the
@@ -332,7 +333,7 @@ pub fn bump(
     }
     let cap =
         if near { policy.max_feerate_sat_kvb } else { c.bump_max_feerate_sat_kvb.min(policy.max_feerate_sat_kvb) };
-    let floor = tx.feerate_sat_kvb.saturating_add(INCREMENTAL_FEERATE_SAT_KVB);
+    let floor = tx.feerate_sat_kvb.saturating_add(policy.replacement_step_sat_kvb);
     let margin = if near {
         policy.near_bound_margin_percent
     } else if closing {
@@ -518,6 +519,25 @@ mod tests {
         let off = Policy { forecast_fall_percent: 0, ..p.clone() };
         assert!(h.cheaper_in(T0 + 90_000, p.forecast_fall_percent).is_some());
         assert_eq!(h.cheaper_in(T0 + 90_000, off.forecast_fall_percent), None);
+    }
+
+    #[test]
+    fn with_bitcoinds_step_of_a_tenth_a_stuck_transaction_is_lifted_to_what_the_next_block_asks() {
+        let (old, p) = (policy(), Policy { replacement_step_sat_kvb: 100, ..policy() });
+        let tx = InFlight {
+            priority: Priority::Normal,
+            feerate_sat_kvb: 5_000,
+            blocks_unconfirmed: 3,
+            eta_bound: T0 + 7_200,
+        };
+        assert_eq!(bump(&tx, T0, 5_500, None, &old), None, "a 1 sat/vB step: it waits");
+        assert_eq!(bump(&tx, T0, 5_500, None, &p), Some(5_500), "0.1 sat/vB: what the next block asks");
+        assert_eq!(bump(&tx, T0, 5_100, None, &p), Some(5_100));
+        assert_eq!(bump(&tx, T0, 5_050, None, &p), None, "less than a replacement must pay");
+        let closing = InFlight { blocks_unconfirmed: 1, ..tx };
+        assert_eq!(bump(&closing, T0 + 5_400, 5_200, None, &old), Some(6_000), "5,980 wanted, 6,000 the least");
+        assert_eq!(bump(&closing, T0 + 5_400, 5_200, None, &p), Some(5_980), "the next block's + 15 %");
+        assert_eq!(bump(&closing, T0 + 5_400, 4_900, None, &p), None, "already enough for the next block");
     }
 
     #[test]

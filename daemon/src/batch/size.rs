@@ -7,9 +7,9 @@ use sendero_wallet::bitcoin::Script;
 pub const WU_PER_VB: u64 = 4;
 /// Bitcoin Core's largest standard transaction weight (`MAX_STANDARD_TX_WEIGHT`).
 pub const MAX_STANDARD_TX_WEIGHT: u64 = 400_000;
-/// The smallest step a replacement raises the feerate by, sat/kvB: BIP125 rule 4 at Bitcoin
-/// Core's default incremental relay feerate before v30 (1 sat/vB; 0.1 since), and what BDK's
-/// fee bump asks whatever the node (the wallet's `replacement_floor` adds its rounding).
+/// The step a replacement raises the feerate by when bitcoind's is not known, sat/kvB: BIP125
+/// rule 4 at Bitcoin Core's default incremental relay feerate before v30 (1 sat/vB; 0.1 since,
+/// which the fee bumper reads from bitcoind: [`super::Policy::replacement_step_sat_kvb`]).
 pub const INCREMENTAL_FEERATE_SAT_KVB: u64 = 1_000;
 
 /// The script type of an output (a payee's address, or our change).

@@ -88,12 +88,14 @@ impl Stuck {
 /// says is stuck sped up; logs what it did.
 pub async fn bump_stuck(ctx: &Payments) {
     super::cpfp::resend(ctx).await;
-    let policy = Policy::from_config(&ctx.config);
+    let mut policy = Policy::from_config(&ctx.config);
     let waiting = match waiting(ctx, &policy) {
         Ok(w) if w.is_empty() => return,
         Ok(w) => w,
         Err(e) => return tracing::error!(error = %e, "reading unconfirmed payouts"),
     };
+    // A replacement steps up by what bitcoind asks (0.1 sat/vB since v30), not more.
+    policy.replacement_step_sat_kvb = ctx.onchain.replacement_step().await;
     let next_block = match ctx.onchain.estimate(1).await {
         Ok(f) => f.feerate.sat_per_kvb(),
         Err(e) => return tracing::warn!(error = %e, "no feerate to bump transactions with"),

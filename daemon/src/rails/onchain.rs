@@ -56,6 +56,9 @@ pub struct Onchain {
     /// bitcoind's minimum relay feerate (`getnetworkinfo`'s `relayfee`), sat/kvB, once read: the
     /// operator's feerates are lifted to it (bitcoind's own estimates never go below it).
     relay_floor: tokio::sync::OnceCell<u64>,
+    /// bitcoind's incremental relay feerate (`getnetworkinfo`'s `incrementalfee`), sat/kvB, once
+    /// read: the least a replacement raises the feerate by ([`Onchain::replacement_step`]).
+    relay_step: tokio::sync::OnceCell<u64>,
     /// Coins bitcoind said were spent while the wallet still counted them (a transaction of
     /// ours it has not seen yet spends them), and when: every spend leaves them alone for
     /// [`GONE_FOR`], by when the wallet has seen their spender.
@@ -72,8 +75,8 @@ impl Onchain {
     /// The rail over `treasury` and `chain`, with the wallet's fee policy.
     pub fn new(treasury: Arc<Treasury>, chain: Arc<ChainSource>, config: WalletConfig) -> Self {
         let fees = Fees::new(treasury.network());
-        let (estimates, relay_floor, gone) = Default::default();
-        Onchain { treasury, chain, spend: Mutex::new(()), config, fees, estimates, relay_floor, gone }
+        let (estimates, relay_floor, relay_step, gone) = Default::default();
+        Onchain { treasury, chain, spend: Mutex::new(()), config, fees, estimates, relay_floor, relay_step, gone }
     }
 
     /// The rail with `schedule`'s feerates in force instead of bitcoind's (refused on mainnet).
@@ -205,9 +208,10 @@ impl Onchain {
         .await
     }
 
-    /// A signed replacement of the unconfirmed `txid` at `feerate` (same outputs, the fee
-    /// from its change, any extra input none a transaction stored in `store` has signed away);
-    /// not broadcast. The caller holds [`Onchain::spending`].
+    /// A signed replacement of the unconfirmed `txid` at `feerate`, and at least its fee plus
+    /// bitcoind's [`Onchain::replacement_step`] on its size (same outputs, the fee from its
+    /// change, any extra input none a transaction stored in `store` has signed away); not
+    /// broadcast. The caller holds [`Onchain::spending`].
     pub async fn bump(
         &self,
         store: &Store,
@@ -216,7 +220,8 @@ impl Onchain {
     ) -> Result<(Transaction, Payout), WalletError> {
         let (treasury, txid) = (Arc::clone(&self.treasury), txid.to_owned());
         let avoid = self.avoid(store)?;
-        blocking(move || treasury.bump(&txid, feerate, &avoid)).await
+        let step = Feerate::from_sat_per_kvb(self.replacement_step().await);
+        blocking(move || treasury.bump(&txid, feerate, step, &avoid)).await
     }
 
     /// A signed child (CPFP) lifting the unconfirmed `txid` and its package to `feerate`;
@@ -297,6 +302,15 @@ impl Onchain {
     async fn relay_floor(&self) -> u64 {
         let chain = Arc::clone(&self.chain);
         let read = self.relay_floor.get_or_try_init(|| blocking(move || chain.relay_feerate())).await;
+        read.copied().unwrap_or(1_000)
+    }
+
+    /// The least a replacement raises a transaction's feerate by for bitcoind to take it (its
+    /// incremental relay feerate: 0.1 sat/vB since v30), sat/kvB, read once; 1 sat/vB (the
+    /// default before v30) while it cannot be read.
+    pub async fn replacement_step(&self) -> u64 {
+        let chain = Arc::clone(&self.chain);
+        let read = self.relay_step.get_or_try_init(|| blocking(move || chain.incremental_feerate())).await;
         read.copied().unwrap_or(1_000)
     }
 
