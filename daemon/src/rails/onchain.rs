@@ -53,12 +53,11 @@ pub struct Onchain {
     /// bitcoind's last estimates per confirmation target, and when they were read: they change
     /// with blocks, not seconds, and the batcher, the fee bumper and every route ask for them.
     estimates: std::sync::Mutex<HashMap<u16, (Instant, FeeEstimate)>>,
-    /// bitcoind's minimum relay feerate (`getnetworkinfo`'s `relayfee`), sat/kvB, once read: the
-    /// operator's feerates are lifted to it (bitcoind's own estimates never go below it).
-    relay_floor: tokio::sync::OnceCell<u64>,
-    /// bitcoind's incremental relay feerate (`getnetworkinfo`'s `incrementalfee`), sat/kvB, once
-    /// read: the least a replacement raises the feerate by ([`Onchain::replacement_step`]).
-    relay_step: tokio::sync::OnceCell<u64>,
+    /// bitcoind's minimum relay feerate and incremental relay feerate (`getnetworkinfo`'s
+    /// `relayfee`, `incrementalfee`), sat/kvB, and when they were read ([`Onchain::relay_fees`]):
+    /// the operator's feerates are lifted to the first (bitcoind's own estimates never go below
+    /// it), a replacement raises the feerate by at least the second.
+    relay: std::sync::Mutex<Option<(Instant, (u64, u64))>>,
     /// Coins bitcoind said were spent while the wallet still counted them (a transaction of
     /// ours it has not seen yet spends them), and when: every spend leaves them alone for
     /// [`GONE_FOR`], by when the wallet has seen their spender.
@@ -68,6 +67,9 @@ pub struct Onchain {
 /// How long a coin bitcoind said was spent is left alone although the wallet still counts it.
 const GONE_FOR: Duration = Duration::from_secs(600);
 
+/// How long bitcoind's relay feerates are used before they are asked again.
+const RELAY_TTL: Duration = Duration::from_secs(600);
+
 /// How long one of bitcoind's estimates is used before it is asked again.
 const ESTIMATE_TTL: Duration = Duration::from_secs(10);
 
@@ -75,8 +77,8 @@ impl Onchain {
     /// The rail over `treasury` and `chain`, with the wallet's fee policy.
     pub fn new(treasury: Arc<Treasury>, chain: Arc<ChainSource>, config: WalletConfig) -> Self {
         let fees = Fees::new(treasury.network());
-        let (estimates, relay_floor, relay_step, gone) = Default::default();
-        Onchain { treasury, chain, spend: Mutex::new(()), config, fees, estimates, relay_floor, relay_step, gone }
+        let (estimates, relay, gone) = Default::default();
+        Onchain { treasury, chain, spend: Mutex::new(()), config, fees, estimates, relay, gone }
     }
 
     /// The rail with `schedule`'s feerates in force instead of bitcoind's (refused on mainnet).
@@ -281,7 +283,7 @@ impl Onchain {
     pub async fn estimate(&self, target_blocks: u16) -> Result<FeeEstimate, WalletError> {
         let (fallback, max) = (self.config.fallback_feerate_sat_vb, self.config.max_feerate_sat_vb);
         if let Some((rate, source)) = self.fees.operator_rate(target_blocks, crate::unix_now()) {
-            let floor = Feerate::from_sat_per_kvb(self.relay_floor().await);
+            let floor = Feerate::from_sat_per_kvb(self.relay_fees().await.0);
             return Ok(FeeEstimate { feerate: capped(rate.max(floor), max), target_blocks, source });
         }
         let cached = |m: &HashMap<u16, (Instant, FeeEstimate)>| {
@@ -297,21 +299,28 @@ impl Onchain {
         Ok(fee)
     }
 
-    /// bitcoind's minimum relay feerate, sat/kvB, read once; 1 sat/vB (the default before v30)
-    /// while it cannot be read.
-    async fn relay_floor(&self) -> u64 {
+    /// bitcoind's minimum relay feerate and incremental relay feerate, sat/kvB, read again after
+    /// [`RELAY_TTL`] (a bitcoind restarted with other settings is followed); the last read, or 1
+    /// sat/vB each (the defaults before v30), while they cannot be read.
+    async fn relay_fees(&self) -> (u64, u64) {
+        let last = *self.relay.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, fees)) = last.filter(|(at, _)| at.elapsed() < RELAY_TTL) {
+            return fees;
+        }
         let chain = Arc::clone(&self.chain);
-        let read = self.relay_floor.get_or_try_init(|| blocking(move || chain.relay_feerate())).await;
-        read.copied().unwrap_or(1_000)
+        match blocking(move || Ok((chain.relay_feerate()?, chain.incremental_feerate()?))).await {
+            Ok(fees) => {
+                *self.relay.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), fees));
+                fees
+            }
+            Err(_) => last.map_or((1_000, 1_000), |(_, fees)| fees),
+        }
     }
 
     /// The least a replacement raises a transaction's feerate by for bitcoind to take it (its
-    /// incremental relay feerate: 0.1 sat/vB since v30), sat/kvB, read once; 1 sat/vB (the
-    /// default before v30) while it cannot be read.
+    /// incremental relay feerate: 0.1 sat/vB since v30), sat/kvB ([`Onchain::relay_fees`]).
     pub async fn replacement_step(&self) -> u64 {
-        let chain = Arc::clone(&self.chain);
-        let read = self.relay_step.get_or_try_init(|| blocking(move || chain.incremental_feerate())).await;
-        read.copied().unwrap_or(1_000)
+        self.relay_fees().await.1
     }
 
     /// The feerate for the wallet's default confirmation target.
