@@ -154,9 +154,10 @@ pub struct Policy {
     pub reference_feerate_sat_kvb: u64,
     /// `wallet.max_feerate_sat_vb`, sat/kvB: nothing ever pays more.
     pub max_feerate_sat_kvb: u64,
-    /// The least a replacement raises a transaction's feerate by, sat/kvB: bitcoind's incremental
-    /// relay feerate, which the fee bumper reads from it (0.1 sat/vB since v30); 1 sat/vB
-    /// ([`size::INCREMENTAL_FEERATE_SAT_KVB`], the default before v30) until then.
+    /// The least a bump raises a transaction's feerate by, sat/kvB: for a replacement, bitcoind's
+    /// incremental relay feerate, which the fee bumper reads from it (0.1 sat/vB since v30); 1
+    /// sat/vB ([`size::INCREMENTAL_FEERATE_SAT_KVB`], the default before v30) otherwise, and for
+    /// a child paying for its parent (it adds its own bytes).
     pub replacement_step_sat_kvb: u64,
 }
 

@@ -88,14 +88,17 @@ impl Stuck {
 /// says is stuck sped up; logs what it did.
 pub async fn bump_stuck(ctx: &Payments) {
     super::cpfp::resend(ctx).await;
-    let mut policy = Policy::from_config(&ctx.config);
+    let policy = Policy::from_config(&ctx.config);
     let waiting = match waiting(ctx, &policy) {
         Ok(w) if w.is_empty() => return,
         Ok(w) => w,
         Err(e) => return tracing::error!(error = %e, "reading unconfirmed payouts"),
     };
-    // A replacement steps up by what bitcoind asks (0.1 sat/vB since v30), not more.
-    policy.replacement_step_sat_kvb = ctx.onchain.replacement_step().await;
+    // A replacement steps up by what bitcoind asks (0.1 sat/vB since v30), not more. A child
+    // (for a transaction others already spend from) adds its own bytes to lift the package: it
+    // still waits for a step of 1 sat/vB, as before.
+    let step = ctx.onchain.replacement_step().await;
+    let replaced = Policy { replacement_step_sat_kvb: step, ..policy.clone() };
     let next_block = match ctx.onchain.estimate(1).await {
         Ok(f) => f.feerate.sat_per_kvb(),
         Err(e) => return tracing::warn!(error = %e, "no feerate to bump transactions with"),
@@ -106,10 +109,12 @@ pub async fn bump_stuck(ctx: &Payments) {
     let mut waits_out = Vec::new();
     for (stuck, in_flight, gone) in waiting {
         let cap = caps[in_flight.priority as usize];
-        match batch::bump(&in_flight, now, next_block, cap, &policy) {
+        let by_child = ctx.onchain.treasury().pending(stuck.txid()).is_some_and(|p| p.has_children);
+        let policy = if by_child { &policy } else { &replaced };
+        match batch::bump(&in_flight, now, next_block, cap, policy) {
             Some(rate) if gone => rebid(ctx, &stuck, Feerate::from_sat_per_kvb(rate)).await,
             Some(rate) => speed_up(ctx, &stuck, in_flight.feerate_sat_kvb, Feerate::from_sat_per_kvb(rate)).await,
-            None if batch::bump(&in_flight, now, next_block, None, &policy).is_some() => {
+            None if batch::bump(&in_flight, now, next_block, None, policy).is_some() => {
                 waits_out.push((stuck.txid().to_owned(), cap, in_flight.eta_bound.saturating_sub(now)));
             }
             None => {}
