@@ -201,13 +201,13 @@ impl Treasury {
 
     /// A replacement (RBF) of the wallet's unconfirmed `txid` paying `feerate`, or the least a
     /// replacement must pay when that is more (`replacement_fee`: BIP125's rule that it pays
-    /// the original's fee plus `step`, bitcoind's incremental relay feerate, on its own size): the
-    /// same outputs, the higher fee taken from its change (BDK's fee bump, given the fee, not a
-    /// feerate, which BDK would want 1 sat/vB over the original's whatever the node relays; any
-    /// extra input is a confirmed one, never one of `avoid`), signed, not broadcast
+    /// the original's fee plus `step`, bitcoind's incremental relay feerate, on its own size):
+    /// the same outputs, the higher fee taken from its change (BDK's fee bump, given the fee,
+    /// not a feerate, which BDK would want 1 sat/vB over the original's whatever the node
+    /// relays; any extra input is a confirmed one, never one of `avoid`), signed, not broadcast
     /// ([`Treasury::publish`] sends it). Its [`Payout::feerate`] is `feerate`, or what it pays
-    /// when the step asked more (its fee over its size). Refused when another unconfirmed transaction spends from it (it would be evicted:
-    /// use [`Treasury::prepare_child`]).
+    /// when the step asked more (its fee over its size). Refused when another unconfirmed
+    /// transaction spends from it (it would be evicted: use [`Treasury::prepare_child`]).
     pub fn bump(
         &self,
         txid: &str,
