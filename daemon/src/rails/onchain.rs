@@ -318,7 +318,7 @@ impl Onchain {
     }
 
     /// The least a replacement raises a transaction's feerate by for bitcoind to take it (its
-    /// incremental relay feerate: 0.1 sat/vB since v30), sat/kvB ([`Onchain::relay_fees`]).
+    /// incremental relay feerate: 0.1 sat/vB since v30), sat/kvB, read again every 10 minutes.
     pub async fn replacement_step(&self) -> u64 {
         self.relay_fees().await.1
     }
