@@ -376,15 +376,28 @@ fn stuck(failpoint: Option<&str>, seed: u8) {
     let paid_fee = chain.fee(&replacement);
     assert!(paid_fee > chain.fee(&original), "the replacement pays more");
     chain.mine(1);
+    settle_once(&gw, &key, &chain, (&ids, &addresses), (&second, paid_fee), height);
+}
+
+/// Each of `ids` settles with `txid` (confirmed after `height`), their shares summing to `fee`,
+/// each of `addresses` paid once on the chain, and the ledger verifies.
+fn settle_once(
+    gw: &Gateway,
+    key: &str,
+    chain: &Chain,
+    (ids, addresses): (&[String], &[String]),
+    (txid, fee): (&str, u64),
+    height: u32,
+) {
     let mut shares = 0;
-    for id in &ids {
-        let p = settled(&gw, &key, id);
-        assert_eq!(p["txid"], second.as_str());
+    for id in ids {
+        let p = settled(gw, key, id);
+        assert_eq!(p["txid"], txid);
         shares += p["fee_paid_sat"].as_u64().unwrap();
     }
-    assert_eq!(shares, paid_fee, "the ledger ends with the fee of the transaction that confirmed");
+    assert_eq!(shares, fee, "the ledger ends with the fee of the transaction that confirmed");
     let paid = chain.paid_after(height);
-    assert!(addresses.iter().all(|a| paid.get(a) == Some(&1)), "each payee paid once");
+    assert!(addresses.iter().all(|a| paid.get(a) == Some(&1)), "each payee paid once: {paid:?}");
     let v = gw.call("ledger.verify", json!({}));
     assert_eq!(v["ok"], true, "{v:#}");
 }
@@ -417,4 +430,43 @@ fn a_confirmed_batch_reorged_out_goes_back_to_broadcast_not_to_the_queue() {
     assert_eq!(gw.call("batch.list", json!({}))["batches"].as_array().unwrap().len(), 1);
     let v = gw.call("ledger.verify", json!({}));
     assert_eq!(v["ok"], true, "{v:#}");
+}
+
+/// An operator lifts a stuck batch: through one of its payouts (`payment.bump`: the whole batch
+/// moves), then `batch.bump`. Every output is in each replacement, the replaced ones are
+/// recorded, each payout settles with its share of the fee that confirmed and is paid once. A
+/// bump naming no feerate asks what the next block asks, which the batch already pays: refused.
+#[test]
+fn an_operator_bumps_a_stuck_batch_through_a_payout_and_by_its_id() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    // The gateway's own bumps wait 50 blocks here: what lifts the batch is the operator.
+    let gw = funded_with(&chain, &home.path().join("gw"), "[batching]\nnormal_bump_after_blocks = 50\n");
+    let key = gw.api_key("pay,read");
+    let (ids, addresses, left) = one_batch(&gw, &key, 3, 90);
+    let (first, batch_id) = (left["txid"].as_str().unwrap().to_owned(), left["batch_id"].clone());
+    common::call_bitcoind(&chain.rpc(), "prioritisetransaction", &[json!(first), json!(0), json!(-100_000_000)]);
+    let height = chain.height();
+
+    let code = gw.error_code("batch.bump", json!({"batch_id": batch_id}));
+    assert_eq!(code, "feerate_too_low", "the next block asks what it pays already");
+    let bumped = gw.call("payment.bump", json!({"payment_id": ids[1], "sat_per_vb": 9}));
+    assert_eq!((&bumped["batch_id"], bumped["txid"].as_str()), (&batch_id, Some(first.as_str())), "{bumped:#}");
+    let second = bumped["new_txid"].as_str().unwrap().to_owned();
+    let bumped = gw.call("batch.bump", json!({"batch_id": batch_id, "feerate_sat_kvb": 11_500}));
+    assert_eq!((bumped["txid"].as_str(), bumped["how"].as_str()), (Some(second.as_str()), Some("replaced")));
+    let third = bumped["new_txid"].as_str().unwrap().to_owned();
+    assert_eq!(chain.mempool(), vec![third.clone()]);
+    let batch = gw.call("batch.get", json!({"batch_id": batch_id}));
+    assert_eq!(batch["txid"], third.as_str(), "{batch:#}");
+    let replaced: Vec<&str> =
+        batch["replaced"].as_array().unwrap().iter().map(|r| r["txid"].as_str().unwrap()).collect();
+    assert!(replaced.contains(&first.as_str()) && replaced.contains(&second.as_str()), "{batch:#}");
+    let replacement = chain.tx(&third);
+    let fee = chain.fee(&replacement);
+    assert!((11_500..11_600).contains(&(fee * 1_000 / replacement.vsize() as u64)), "{bumped:#}");
+
+    chain.mine(1);
+    settle_once(&gw, &key, &chain, (&ids, &addresses), (&third, fee), height);
+    assert_eq!(gw.error_code("batch.bump", json!({"batch_id": batch_id})), "not_bumpable", "confirmed");
 }

@@ -368,3 +368,79 @@ fn a_coin_a_stored_replacement_added_is_left_alone_while_its_broadcast_waits() {
     assert_eq!(settled(&gw, &key, &b)["txid"], tb.as_str());
     ledger_ok(&gw);
 }
+
+/// `payment.bump`'s stable error code for `params`.
+fn refused(gw: &Gateway, params: Value) -> String {
+    gw.error_code("payment.bump", params)
+}
+
+/// An operator lifts a stuck payout through the admin RPC (`payment.bump`). Bad requests are
+/// refused with a stable code and change nothing; a bump the gateway is killed in, right after
+/// storing the replacement (`onchain.bumped`), goes out as stored after the restart; a second
+/// one through `sendero-cli` replaces that one and is audited; the payout settles with the fee of
+/// the transaction that confirmed and is paid once.
+#[test]
+fn an_operator_bumps_a_stuck_payout_once_across_a_kill() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    // The gateway's own bumps wait 50 blocks here: what lifts the payout is the operator.
+    let config = "[batching]\nnormal_bump_after_blocks = 50\n";
+    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", config);
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(101, &address);
+    wait_for("sync", MINUTE, || gw.synced_height() == u64::from(chain.height()));
+    gw.call("fees.set", json!({"sat_per_vb": 2}));
+    let key = gw.api_key("pay,read");
+    let to = outside_address(33).to_string();
+    let id = pay(&gw, &key, &to, 40_000);
+    let first = broadcast(&gw, &key, &chain, &id);
+    let original = chain.tx(&first);
+    shun(&chain, &first, true);
+    let height = chain.height();
+
+    assert_eq!(refused(&gw, json!({"payment_id": "pay_unknown"})), "payment_not_found");
+    assert_eq!(refused(&gw, json!({"payment_id": id, "sat_per_vb": 2})), "feerate_too_low", "it pays 2 already");
+    assert_eq!(refused(&gw, json!({"payment_id": id, "sat_per_vb": 5_000})), "feerate_too_high");
+    assert_eq!(refused(&gw, json!({"payment_id": id, "sat_per_vb": 5, "feerate_sat_kvb": 5_000})), "invalid_feerate");
+    assert_eq!(gw.error_code("batch.bump", json!({"batch_id": "bt_unknown"})), "batch_not_found");
+    assert_eq!(chain.mempool(), vec![first.clone()], "nothing changed");
+    assert_eq!(payment(&gw, &key, &id)["txid"], first.as_str());
+
+    arm(&mut gw, "onchain.bumped");
+    let cut = gw.try_call("payment.bump", json!({"payment_id": id, "sat_per_vb": 12}));
+    assert!(cut.is_err(), "the gateway died inside the call: {cut:?}");
+    gw.wait_exit();
+    assert!(gw.log().contains("failpoint reached: aborting"));
+    assert_eq!(chain.mempool(), vec![first.clone()], "the replacement was stored, not sent");
+    gw.env.clear();
+    gw.start_again();
+    let mut second = String::new();
+    wait_for("the stored replacement sent", MINUTE, || {
+        second = payment(&gw, &key, &id)["txid"].as_str().unwrap().to_owned();
+        second != first && chain.mempool() == vec![second.clone()]
+    });
+    assert!((12_000..12_100).contains(&feerate(&chain, &chain.tx(&second))), "at the 12 sat/vB asked");
+
+    let bumped = gw.cli(&["payment.bump", &id, "--feerate-sat-kvb", "15500"]);
+    assert_eq!(
+        (bumped["txid"].as_str(), bumped["how"].as_str()),
+        (Some(second.as_str()), Some("replaced")),
+        "{bumped}"
+    );
+    let third = bumped["new_txid"].as_str().unwrap().to_owned();
+    let replacement = chain.tx(&third);
+    assert_eq!(chain.mempool(), vec![third.clone()]);
+    assert_eq!(bumped["fee_sat"], chain.fee(&replacement));
+    assert!((15_500..15_600).contains(&feerate(&chain, &replacement)), "{bumped}");
+    assert_eq!(pays(&original, &to, 40_000) + pays(&replacement, &to, 40_000), 2, "the same output");
+    let audit = gw.call("audit.list", json!({}));
+    assert!(audit.to_string().contains("payment.bump"), "audited: {audit}");
+    assert!(gw.log().contains("operator's fee bump"));
+
+    chain.mine(1);
+    let p = settled(&gw, &key, &id);
+    assert_eq!((p["txid"].as_str(), p["fee_paid_sat"].as_u64()), (Some(third.as_str()), Some(chain.fee(&replacement))));
+    assert_eq!(paid_since(&chain, height, &to, 40_000), 1, "paid once");
+    assert_eq!(refused(&gw, json!({"payment_id": id})), "not_bumpable", "confirmed");
+    ledger_ok(&gw);
+}

@@ -68,6 +68,9 @@ fn the_operator_raises_and_lowers_fees_and_a_schedule_moves_them() {
     let targets: Vec<u64> =
         got["estimates"].as_array().unwrap().iter().map(|e| e["target_blocks"].as_u64().unwrap()).collect();
     assert_eq!(targets, [1, 3, 6, 144]);
+    // bitcoind's relay floor (what operator feerates are lifted to) and the step a replacement
+    // raises the feerate by, as bitcoind (v30 on) reports them: 0.1 sat/vB each.
+    assert_eq!((got["relay_floor_sat_kvb"].as_u64(), got["replacement_step_sat_kvb"].as_u64()), (Some(100), Some(100)));
     let (rate, _, _, source) = onchain_route(&gw, &key, &payee, "normal");
     assert_eq!((rate, source.as_str()), (2, "fallback_feerate"));
 

@@ -1,7 +1,8 @@
 //! The operator's hand on feerates off mainnet: `fees.set {sat_per_vb, targets?}` puts an
 //! override in force instead of bitcoind's estimates (and over `wallet.fee_schedule_file`),
-//! `fees.clear` removes it, `fees.get` says what is in force and what the batcher made of the
-//! feerates it has seen (its recent low, yesterday's fall). Changes are audited; on mainnet
+//! `fees.clear` removes it, `fees.get` says what is in force, bitcoind's relay floor and the step
+//! a replacement raises the feerate by, and what the batcher made of the feerates it has seen (its
+//! recent low, yesterday's fall). Changes are audited; on mainnet
 //! they are refused (`fees_override_refused`) and change nothing.
 
 use serde_json::{json, Value};
@@ -72,6 +73,7 @@ async fn in_force(ctx: &AppState) -> Result<Value, AdminError> {
             "feerate_sat_kvb": fee.feerate, "source": fee.source }));
     }
     let default = ctx.onchain.default_estimate().await?;
+    let (relay_floor, step) = ctx.onchain.relay_fees().await;
     let schedule = fees.schedule().map(|s| {
         let now = s.at(crate::unix_now());
         json!({ "file": s.path().display().to_string(), "samples": s.len(),
@@ -85,6 +87,8 @@ async fn in_force(ctx: &AppState) -> Result<Value, AdminError> {
         "override": fees.current().as_ref().map(describe),
         "schedule": schedule,
         "max_feerate_sat_vb": ctx.onchain.max_feerate_sat_vb(),
+        "relay_floor_sat_kvb": relay_floor,
+        "replacement_step_sat_kvb": step,
         "estimates": estimates,
         "history": history(ctx),
     }))

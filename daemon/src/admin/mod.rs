@@ -5,6 +5,7 @@ mod apikey;
 mod audit;
 mod backup;
 mod batch;
+mod bump;
 mod client;
 mod consolidate;
 mod cost_reports;
@@ -68,6 +69,8 @@ fn node_only(method: &str) -> bool {
                 | "fees.set"
                 | "fees.clear"
                 | "batch.trigger"
+                | "batch.bump"
+                | "payment.bump"
                 | "consolidate.run"
                 | "treasury.policy.set"
                 | "rebalance.preview"
@@ -137,9 +140,11 @@ methods! {
     "ledger.balances" => ledger::balances,
     "ledger.verify" => ledger::verify,
     "payment.get" => payment_get::handle,
+    "payment.bump" => bump::payment,
     "batch.list" => batch::list,
     "batch.get" => batch::get,
     "batch.trigger" => batch::trigger,
+    "batch.bump" => bump::batch,
     "consolidate.preview" => consolidate::preview,
     "consolidate.run" => consolidate::run,
     "batch.preview" => cost_reports::preview,

@@ -63,8 +63,10 @@ pub async fn run(ctx: Arc<Payments>, cancel: CancellationToken) {
 }
 
 /// A transaction that may be stuck, and what it carries.
-enum Stuck {
+pub(super) enum Stuck {
+    /// A batch's transaction.
     Batch(BatchRow),
+    /// A single `onchain` payout's.
     Payout(Payment),
 }
 
@@ -209,50 +211,104 @@ async fn rebid(ctx: &Payments, stuck: &Stuck, rate: Feerate) {
     }
 }
 
-/// Lifts `stuck` to `rate`: replaced when nothing spends it yet, otherwise a child pays for it (a
-/// replacement would evict the transactions that spend it).
+/// Lifts `stuck` to `rate` ([`lift`]), and says what it did.
 async fn speed_up(ctx: &Payments, stuck: &Stuck, from_sat_kvb: u64, rate: Feerate) {
     let _spending = ctx.onchain.spending().await;
     let txid = stuck.txid().to_owned();
-    // Weighed again under the lock: a payout may have spent from it meanwhile, or a child lifted
-    // it this round.
-    let Some(pending) = ctx.onchain.treasury().pending(&txid) else { return };
-    if pending.effective_sat_kvb >= rate.sat_per_kvb() {
-        return;
-    }
-    // A payout signed and stored, not yet broadcast (or out of bitcoind's mempool), may spend
-    // from it: a replacement would make that payout invalid, and a child could spend the same
-    // output. It is lifted once that payout is out (then a child of the wallet's, known to it).
-    match ctx.store.signed_away() {
-        Ok(held) if ctx.onchain.treasury().family_spent_by(&txid, &held) => {
+    let (from, to) = (Feerate::from_sat_per_kvb(from_sat_kvb), rate);
+    match lift(ctx, stuck, rate).await {
+        Ok(Lifted::Child { txid: child, fee_sat }) => tracing::info!(parent = %txid, %child, fee_sat, %from, %to,
+            "stuck transaction lifted by a child (it has children: a replacement would evict them)"),
+        Ok(Lifted::Replaced { txid: next, fee_sat }) => {
+            if let Stuck::Batch(b) = stuck {
+                tracing::info!(batch_id = %b.batch_id, replaced = %txid, txid = %next, %from, %to, fee_sat,
+                    "batch fee bumped");
+            }
+        }
+        Err(NotLifted::Held) => {
             if ctx.waiting_out.lock().unwrap_or_else(|e| e.into_inner()).insert(format!("held:{txid}")) {
                 tracing::info!(%txid,
                     "stuck transaction left for now: a payout signed and not yet broadcast (or out of the mempool) spends from it");
             }
-            return;
         }
-        Ok(_) => {}
-        Err(e) => return tracing::warn!(%txid, error = %e, "reading stored transactions; not bumping now"),
+        Err(NotLifted::Failed(e)) => match stuck {
+            _ if e.by_child => tracing::warn!(%txid, error = %e.error, "no child could pay for a stuck transaction"),
+            Stuck::Batch(b) => tracing::warn!(batch_id = %b.batch_id, error = %e.error, "batch could not be bumped"),
+            Stuck::Payout(p) => {
+                tracing::warn!(payment_id = %p.payment_id, error = %e.error, "payout could not be bumped")
+            }
+        },
+        Err(NotLifted::Unreadable(e)) => {
+            tracing::warn!(%txid, error = %e, "reading stored transactions; not bumping now")
+        }
+        Err(NotLifted::NotPending | NotLifted::AlreadyPays(_) | NotLifted::Moved) => {}
     }
-    let (from, to) = (Feerate::from_sat_per_kvb(from_sat_kvb), rate);
+}
+
+/// What [`lift`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Lifted {
+    /// Replaced (stored, then broadcast): the new transaction and its fee.
+    Replaced { txid: String, fee_sat: u64 },
+    /// A child pays for it (stored, then broadcast): the child and its fee.
+    Child { txid: String, fee_sat: u64 },
+}
+
+/// Why [`lift`] did nothing.
+#[derive(Debug)]
+pub(super) enum NotLifted {
+    /// The wallet does not count it as unconfirmed: confirmed, or gone from bitcoind's mempool.
+    NotPending,
+    /// It already pays this much (with what pays for it), sat/kvB: at least what was asked.
+    AlreadyPays(u64),
+    /// A payout signed and stored, not yet broadcast (or out of bitcoind's mempool), spends from
+    /// it: a replacement would make that payout invalid, and a child could spend the same
+    /// output. It can be lifted once that payout is out.
+    Held,
+    /// The payout moved meanwhile (nothing was broadcast).
+    Moved,
+    /// The stored transactions could not be read.
+    Unreadable(StoreError),
+    /// Building, storing or broadcasting failed.
+    Failed(LiftError),
+}
+
+/// A failed lift, and whether it was a child's.
+#[derive(Debug)]
+pub(super) struct LiftError {
+    pub error: BumpError,
+    pub by_child: bool,
+}
+
+/// Lifts `stuck` to `rate`: replaced when nothing spends it yet, otherwise a child pays for it (a
+/// replacement would evict the transactions that spend it). The caller holds
+/// [`crate::rails::onchain::Onchain::spending`].
+pub(super) async fn lift(ctx: &Payments, stuck: &Stuck, rate: Feerate) -> Result<Lifted, NotLifted> {
+    let txid = stuck.txid().to_owned();
+    // Weighed again under the lock: a payout may have spent from it meanwhile, or a child lifted
+    // it this round.
+    let pending = ctx.onchain.treasury().pending(&txid).ok_or(NotLifted::NotPending)?;
+    if pending.effective_sat_kvb >= rate.sat_per_kvb() {
+        return Err(NotLifted::AlreadyPays(pending.effective_sat_kvb));
+    }
+    let held = ctx.store.signed_away().map_err(NotLifted::Unreadable)?;
+    if ctx.onchain.treasury().family_spent_by(&txid, &held) {
+        return Err(NotLifted::Held);
+    }
+    let failed = |by_child| move |error: BumpError| NotLifted::Failed(LiftError { error, by_child });
     if pending.has_children {
-        match super::cpfp::pay_for(ctx, &txid, rate).await {
-            Ok(c) => tracing::info!(parent = %txid, child = %c.txid, fee_sat = c.fee_sat, %from, %to,
-                "stuck transaction lifted by a child (it has children: a replacement would evict them)"),
-            Err(e) => tracing::warn!(txid = %txid, error = %e, "no child could pay for a stuck transaction"),
-        }
-        return;
+        let c = super::cpfp::pay_for(ctx, &txid, rate).await.map_err(|e| failed(true)(e.into()))?;
+        return Ok(Lifted::Child { txid: c.txid, fee_sat: c.fee_sat });
     }
     match stuck {
-        Stuck::Batch(b) => match replace(ctx, b, rate).await {
-            Ok(next) => tracing::info!(batch_id = %b.batch_id, replaced = %b.txid, txid = %next.txid,
-                %from, %to, fee_sat = next.fee_sat, "batch fee bumped"),
-            Err(e) => tracing::warn!(batch_id = %b.batch_id, error = %e, "batch could not be bumped"),
-        },
+        Stuck::Batch(b) => {
+            let next = replace(ctx, b, rate).await.map_err(failed(false))?;
+            Ok(Lifted::Replaced { txid: next.txid, fee_sat: next.fee_sat })
+        }
         Stuck::Payout(p) => {
-            if let Err(e) = payout_bump::replace(ctx, p, rate).await {
-                tracing::warn!(payment_id = %p.payment_id, error = %e, "payout could not be bumped");
-            }
+            let next = payout_bump::replace(ctx, p, rate).await.map_err(|e| failed(false)(e.into()))?;
+            let (txid, fee_sat) = next.ok_or(NotLifted::Moved)?;
+            Ok(Lifted::Replaced { txid, fee_sat })
         }
     }
 }

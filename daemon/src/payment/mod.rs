@@ -20,6 +20,7 @@ pub mod cpfp;
 pub mod fee_holds;
 #[cfg(test)]
 mod ledger_props;
+pub mod manual_bump;
 pub mod payout_bump;
 pub mod reconcile;
 pub(crate) mod record;

@@ -226,12 +226,12 @@ pub(super) fn in_flight(
 }
 
 /// Replaces the payout's transaction at `rate`: stored, then broadcast. The caller holds
-/// [`crate::rails::onchain::Onchain::spending`]. The new txid, or `None` when the payout moved
-/// meanwhile (nothing is broadcast then).
-pub(super) async fn replace(ctx: &Payments, p: &Payment, rate: Feerate) -> Result<Option<String>, WalletError> {
+/// [`crate::rails::onchain::Onchain::spending`]. The new txid and its fee, or `None` when the
+/// payout moved meanwhile (nothing is broadcast then).
+pub(super) async fn replace(ctx: &Payments, p: &Payment, rate: Feerate) -> Result<Option<(String, u64)>, WalletError> {
     let Some(txid) = p.rail_ref.clone() else { return Ok(None) };
     let (tx, payout) = ctx.onchain.bump(&ctx.store, &txid, rate).await?;
-    store_replacement(ctx, p, (&tx, &payout)).await
+    Ok(store_replacement(ctx, p, (&tx, &payout)).await?.map(|next| (next, payout.fee_sat)))
 }
 
 /// Makes `tx` (built as `payout`: the same coins and outputs, a higher fee) the payout's

@@ -300,9 +300,9 @@ impl Onchain {
     }
 
     /// bitcoind's minimum relay feerate and incremental relay feerate, sat/kvB, read again after
-    /// [`RELAY_TTL`] (a bitcoind restarted with other settings is followed); the last read, or 1
+    /// 10 minutes (a bitcoind restarted with other settings is followed); the last read, or 1
     /// sat/vB each (the defaults before v30), while they cannot be read.
-    async fn relay_fees(&self) -> (u64, u64) {
+    pub async fn relay_fees(&self) -> (u64, u64) {
         let last = *self.relay.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, fees)) = last.filter(|(at, _)| at.elapsed() < RELAY_TTL) {
             return fees;

@@ -259,6 +259,16 @@ pub(crate) enum Command {
         /// `pay_…`.
         payment_id: String,
     },
+    /// Lift a stuck on-chain payout's transaction now (its batch's, for a batched payout): replaced
+    /// with a higher fee, or a child pays for it when others spend from it (audited).
+    #[command(name = "payment.bump")]
+    PaymentBump {
+        /// `pay_…`.
+        payment_id: String,
+        #[command(flatten)]
+        #[serde(flatten)]
+        rate: BumpRate,
+    },
     /// Batches of the `onchain_batch` rail, newest first, and the payouts waiting in the queue.
     #[command(name = "batch.list")]
     BatchList {
@@ -275,6 +285,16 @@ pub(crate) enum Command {
     /// Send the queue now, as one batch (audited).
     #[command(name = "batch.trigger")]
     BatchTrigger,
+    /// Lift a stuck batch's transaction now: replaced with a higher fee (every payout's output
+    /// kept, the shares read again), or a child pays for it when others spend from it (audited).
+    #[command(name = "batch.bump")]
+    BatchBump {
+        /// `bt_…`.
+        batch_id: String,
+        #[command(flatten)]
+        #[serde(flatten)]
+        rate: BumpRate,
+    },
     /// The consolidation that would run now: the treasury's smallest coins swept into one, what
     /// it spends and what it saves.
     #[command(name = "consolidate.preview")]
@@ -495,4 +515,17 @@ impl Command {
             _ => None,
         }
     }
+}
+
+/// The feerate a bump asks: whole sat/vB or sat/kvB (default: what the next block asks).
+#[derive(clap::Args, Debug, Serialize)]
+pub(crate) struct BumpRate {
+    /// Feerate in sat/vB (default: what the next block asks).
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "feerate_sat_kvb")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sat_per_vb: Option<i64>,
+    /// Feerate in sat/kvB, to the 0.001 sat/vB.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feerate_sat_kvb: Option<i64>,
 }
