@@ -224,20 +224,24 @@ impl ChainSource {
 
     /// The lowest feerate bitcoind relays (`getnetworkinfo`'s `relayfee`), sat/kvB.
     pub fn relay_feerate(&self) -> Result<u64, WalletError> {
-        self.network_feerate("relayfee")
+        Ok(self.relay_feerates()?.0)
     }
 
     /// The least a replacement raises the feerate by for bitcoind to take it (BIP125's rule 4:
     /// `getnetworkinfo`'s `incrementalfee`; 1 sat/vB before v30, 0.1 since), sat/kvB.
     pub fn incremental_feerate(&self) -> Result<u64, WalletError> {
-        self.network_feerate("incrementalfee")
+        Ok(self.relay_feerates()?.1)
     }
 
-    fn network_feerate(&self, key: &str) -> Result<u64, WalletError> {
+    /// Both of them, from one `getnetworkinfo`: (`relayfee`, `incrementalfee`), sat/kvB.
+    pub fn relay_feerates(&self) -> Result<(u64, u64), WalletError> {
         let v: Value = self.call("getnetworkinfo", &[])?;
-        v.get(key)
-            .and_then(btc_per_kvb_to_sat_per_kvb)
-            .ok_or_else(|| WalletError::Chain(format!("getnetworkinfo: no {key}")))
+        let read = |key: &str| {
+            v.get(key)
+                .and_then(btc_per_kvb_to_sat_per_kvb)
+                .ok_or_else(|| WalletError::Chain(format!("getnetworkinfo: no {key}")))
+        };
+        Ok((read("relayfee")?, read("incrementalfee")?))
     }
 
     /// The least feerate bitcoind's mempool takes now, sat/kvB: its relay floor, or its mempool's

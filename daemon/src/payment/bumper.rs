@@ -22,7 +22,7 @@ use sendero_wallet::{Feerate, Payout, WalletError};
 
 use super::batch_tx::places;
 use super::batches::{BatchPayout, BatchRow, Queued, Replaced};
-use super::payout_bump::Fate;
+use super::payout_bump::{Fate, Standing};
 use super::{payout_bump, Change, Payment, Payments, Rail, State};
 use crate::batch::{self, InFlight, Policy, Priority};
 use crate::store::StoreError;
@@ -78,7 +78,8 @@ impl Stuck {
         }
     }
 
-    fn txid(&self) -> &str {
+    /// Its transaction's id.
+    pub(super) fn txid(&self) -> &str {
         match self {
             Stuck::Batch(b) => &b.txid,
             Stuck::Payout(p) => p.rail_ref.as_deref().unwrap_or_default(),
@@ -109,10 +110,9 @@ pub async fn bump_stuck(ctx: &Payments) {
     // Each priority's deadline cap: a transaction waits out a spike above it until its last blocks.
     let caps = super::batch_policy::history(ctx).deadline_caps(now, &policy);
     let mut waits_out = Vec::new();
-    for (stuck, in_flight, gone) in waiting {
+    for (stuck, in_flight, Standing { gone, has_children, .. }) in waiting {
         let cap = caps[in_flight.priority as usize];
-        let by_child = ctx.onchain.treasury().pending(stuck.txid()).is_some_and(|p| p.has_children);
-        let policy = if by_child { &policy } else { &replaced };
+        let policy = if has_children { &policy } else { &replaced };
         match batch::bump(&in_flight, now, next_block, cap, policy) {
             Some(rate) if gone => rebid(ctx, &stuck, Feerate::from_sat_per_kvb(rate)).await,
             Some(rate) => speed_up(ctx, &stuck, in_flight.feerate_sat_kvb, Feerate::from_sat_per_kvb(rate)).await,
@@ -135,8 +135,8 @@ pub async fn bump_stuck(ctx: &Payments) {
 }
 
 /// Unconfirmed batches and single payouts that have waited a block or more, as the policy
-/// weighs them; and whether each is gone from bitcoind's mempool, to be bid again ([`rebid`]).
-fn waiting(ctx: &Payments, policy: &Policy) -> Result<Vec<(Stuck, InFlight, bool)>, StoreError> {
+/// weighs them; and how each stands (gone from bitcoind's mempool, to be bid again: [`rebid`]).
+fn waiting(ctx: &Payments, policy: &Policy) -> Result<Vec<(Stuck, InFlight, Standing)>, StoreError> {
     let tip = u64::from(ctx.onchain.treasury().synced_height());
     let mut found = Vec::new();
     for b in ctx.store.unconfirmed_batches()? {
@@ -166,7 +166,7 @@ fn waiting(ctx: &Payments, policy: &Policy) -> Result<Vec<(Stuck, InFlight, bool
     // A transaction is looked at after those it spends from, so that a child lifting a parent
     // also counts for the parent's other descendants; then the oldest first.
     found.sort_by_key(|(s, f, p)| (p.unconfirmed_ancestors, std::cmp::Reverse(f.blocks_unconfirmed), s.created_at()));
-    Ok(found.into_iter().map(|(s, f, p)| (s, f, p.gone)).collect())
+    Ok(found)
 }
 
 /// Bids `stuck`, gone from bitcoind's mempool and refused when offered again (its floor rose in

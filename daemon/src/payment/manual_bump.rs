@@ -82,9 +82,10 @@ pub enum ManualBumpError {
 /// Lifts `target`'s transaction to `sat_kvb` (what the next block asks when `None`).
 pub async fn bump_now(ctx: &Payments, target: Target<'_>, sat_kvb: Option<u64>) -> Result<Bumped, ManualBumpError> {
     let stuck = stuck(ctx, target)?;
-    let (txid, batch_id) = match &stuck {
-        Stuck::Batch(b) => (b.txid.clone(), Some(b.batch_id.clone())),
-        Stuck::Payout(p) => (p.rail_ref.clone().unwrap_or_default(), None),
+    let txid = stuck.txid().to_owned();
+    let batch_id = match &stuck {
+        Stuck::Batch(b) => Some(b.batch_id.clone()),
+        Stuck::Payout(_) => None,
     };
     let asked = match sat_kvb {
         Some(rate) => rate,

@@ -178,6 +178,9 @@ pub(super) struct Standing {
     /// Gone from bitcoind's mempool, and free to be bid again
     /// ([`sendero_wallet::Treasury::left_behind`]).
     pub gone: bool,
+    /// Other unconfirmed transactions of the wallet spend from it: a child lifts it, not a
+    /// replacement.
+    pub has_children: bool,
 }
 
 /// How `txid` (signed as `raw`) stands: in the wallet's unconfirmed history, or gone from it and
@@ -190,13 +193,14 @@ pub(super) fn standing(ctx: &Payments, txid: &str, raw: &[u8]) -> Option<Standin
             feerate_sat_kvb: p.effective_sat_kvb,
             unconfirmed_ancestors: p.unconfirmed_ancestors,
             gone: false,
+            has_children: p.has_children,
         });
     }
     let tx: Transaction = deserialize(raw).ok()?;
     if !treasury.left_behind(&tx) {
         return None;
     }
-    Some(Standing { feerate_sat_kvb: 0, unconfirmed_ancestors: 0, gone: true })
+    Some(Standing { feerate_sat_kvb: 0, unconfirmed_ancestors: 0, gone: true, has_children: false })
 }
 
 /// A single payout's unconfirmed transaction as the bump policy weighs it, and how it stands. Its

@@ -308,7 +308,7 @@ impl Onchain {
             return fees;
         }
         let chain = Arc::clone(&self.chain);
-        match blocking(move || Ok((chain.relay_feerate()?, chain.incremental_feerate()?))).await {
+        match blocking(move || chain.relay_feerates()).await {
             Ok(fees) => {
                 *self.relay.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), fees));
                 fees
