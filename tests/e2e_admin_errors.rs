@@ -11,6 +11,12 @@ use std::time::Duration;
 use common::{outside_address, wait_for, AdminMode, Chain, Gateway, SENDERO_CLI};
 use serde_json::{json, Value};
 
+/// The audit log's entries whose action starts with `prefix`.
+fn audited(gw: &Gateway, prefix: &str) -> Vec<Value> {
+    let entries = gw.call("audit.list", json!({}))["entries"].as_array().unwrap().clone();
+    entries.into_iter().filter(|e| e["action"].as_str().unwrap().starts_with(prefix)).collect()
+}
+
 #[test]
 fn bad_admin_input_is_refused_and_changes_nothing() {
     let chain = Chain::start();
@@ -96,10 +102,24 @@ fn bad_admin_input_is_refused_and_changes_nothing() {
 
     assert_eq!(snapshot(), before, "a refused call changed the wallet or the mempool");
 
-    // And a good send still works afterwards.
+    assert_eq!(audited(&gw, "wallet.send"), Vec::<Value>::new(), "a refused send is not audited");
+
+    // And a good send still works afterwards, audited once signed and once sent.
     let sent = gw.call("wallet.send", json!({"address": good, "amount_sat": 10_000}));
-    assert_eq!(chain.mempool(), vec![sent["txid"].as_str().unwrap().to_owned()]);
+    let txid = sent["txid"].as_str().unwrap().to_owned();
+    assert_eq!(chain.mempool(), vec![txid.clone()]);
     assert_eq!(sent["feerate_source"], "fallback", "regtest has no fee estimate");
+    let entries = audited(&gw, "wallet.send");
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["wallet.send.requested", "wallet.send"], "{entries:?}");
+    let (asked, done) = (&entries[0]["details"], &entries[1]["details"]);
+    assert_eq!((asked["txid"].as_str(), asked["address"].as_str()), (Some(txid.as_str()), Some(good.as_str())));
+    assert_eq!((asked["amount_sat"].as_u64(), asked["fee_sat"].clone()), (Some(10_000), sent["fee_sat"].clone()));
+    assert_eq!((done["txid"].as_str(), done["request_seq"].clone()), (Some(txid.as_str()), entries[0]["seq"].clone()));
+    assert_eq!(
+        (sent["request_seq"].clone(), sent["audit_seq"].clone()),
+        (entries[0]["seq"].clone(), entries[1]["seq"].clone())
+    );
 
     // JSON logs: one object per line, refusals logged with their code.
     let log = gw.log();
@@ -107,4 +127,47 @@ fn bad_admin_input_is_refused_and_changes_nothing() {
         log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
     assert!(lines.iter().any(|l| l["fields"]["message"] == "senderod ready"), "{log}");
     assert!(lines.iter().any(|l| l["fields"]["code"] == "wrong_network" && l["level"] == "INFO"), "{log}");
+}
+
+/// An operator's send the gateway is killed in, once signed and audited but before its broadcast
+/// (`wallet.send.asked`), is on record as asked and was never sent: after the restart the audit
+/// log holds the request with its txid and no outcome, that transaction is nowhere, the balance
+/// is whole, and the send asked again goes out once.
+#[test]
+fn a_send_cut_by_a_kill_is_on_record_as_asked_and_never_sent() {
+    let chain = Chain::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start_with(&chain, &home.path().join("gw"), AdminMode::Socket, "human", "");
+    let address = gw.call("wallet.newaddress", json!({}))["address"].as_str().unwrap().to_owned();
+    chain.mine_to(101, &address);
+    wait_for("sync", Duration::from_secs(30), || gw.synced_height() == 101);
+    let before = gw.balance()["confirmed_sat"].as_u64().unwrap();
+    let to = outside_address(6).to_string();
+
+    gw.env = vec![("SENDERO_FAILPOINT".into(), "wallet.send.asked".into())];
+    gw.restart();
+    let cut = gw.try_call("wallet.send", json!({"address": to, "amount_sat": 25_000}));
+    assert!(cut.is_err(), "the gateway died inside the call: {cut:?}");
+    gw.wait_exit();
+    assert!(gw.log().contains("failpoint reached: aborting"));
+    gw.env.clear();
+    gw.start_again();
+    wait_for("sync", Duration::from_secs(30), || gw.synced_height() == 101);
+
+    let entries = audited(&gw, "wallet.send");
+    assert_eq!(entries.len(), 1, "the request, no outcome: {entries:?}");
+    assert_eq!(entries[0]["action"], "wallet.send.requested");
+    let never = entries[0]["details"]["txid"].as_str().unwrap().to_owned();
+    assert_eq!(entries[0]["details"]["amount_sat"], 25_000);
+    assert!(!chain.mempool().contains(&never) && chain.mempool().is_empty(), "nothing was broadcast");
+    assert_eq!(gw.balance()["confirmed_sat"].as_u64(), Some(before), "the balance is whole");
+
+    let height = chain.height();
+    let sent = gw.call("wallet.send", json!({"address": to, "amount_sat": 25_000}));
+    assert_eq!(chain.mempool(), vec![sent["txid"].as_str().unwrap().to_owned()]);
+    chain.mine(1);
+    assert_eq!(chain.paid_after(height).get(&to), Some(&1), "paid once");
+    let actions: Vec<String> =
+        audited(&gw, "wallet.send").iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(actions, ["wallet.send.requested", "wallet.send.requested", "wallet.send"]);
 }

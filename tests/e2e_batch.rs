@@ -457,6 +457,25 @@ fn an_operator_bumps_a_stuck_batch_through_a_payout_and_by_its_id() {
     assert_eq!((bumped["txid"].as_str(), bumped["how"].as_str()), (Some(second.as_str()), Some("replaced")));
     let third = bumped["new_txid"].as_str().unwrap().to_owned();
     assert_eq!(chain.mempool(), vec![third.clone()]);
+    // Each bump audited as asked, then as done; the refused one not at all.
+    let audit = gw.call("audit.list", json!({}))["entries"].as_array().unwrap().clone();
+    let bumps: Vec<(&str, &Value)> = audit
+        .iter()
+        .filter(|e| {
+            e["action"].as_str().unwrap().ends_with("bump") || e["action"].as_str().unwrap().ends_with("bump.requested")
+        })
+        .map(|e| (e["action"].as_str().unwrap(), &e["details"]))
+        .collect();
+    let actions: Vec<&str> = bumps.iter().map(|(a, _)| *a).collect();
+    assert_eq!(actions, ["payment.bump.requested", "payment.bump", "batch.bump.requested", "batch.bump"], "{audit:#?}");
+    assert_eq!(
+        (bumps[2].1["batch_id"].clone(), bumps[2].1["feerate_sat_kvb"].as_u64()),
+        (batch_id.clone(), Some(11_500))
+    );
+    assert_eq!(
+        (bumps[3].1["new_txid"].as_str(), bumps[3].1["request_seq"].clone()),
+        (Some(third.as_str()), bumped["request_seq"].clone())
+    );
     let batch = gw.call("batch.get", json!({"batch_id": batch_id}));
     assert_eq!(batch["txid"], third.as_str(), "{batch:#}");
     let replaced: Vec<&str> =

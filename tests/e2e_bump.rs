@@ -44,6 +44,12 @@ fn shun(chain: &Chain, txid: &str, out: bool) {
 }
 
 /// Aborts the gateway at `failpoint` from now on (a restart with it armed).
+/// The audit log's entries whose action names `word`.
+fn audited(gw: &Gateway, word: &str) -> Vec<Value> {
+    let entries = gw.call("audit.list", json!({}))["entries"].as_array().unwrap().clone();
+    entries.into_iter().filter(|e| e["action"].as_str().unwrap().contains(word)).collect()
+}
+
 fn arm(gw: &mut Gateway, failpoint: &str) {
     gw.env = vec![("SENDERO_FAILPOINT".into(), failpoint.into())];
     gw.restart();
@@ -405,6 +411,7 @@ fn an_operator_bumps_a_stuck_payout_once_across_a_kill() {
     assert_eq!(gw.error_code("batch.bump", json!({"batch_id": "bt_unknown"})), "batch_not_found");
     assert_eq!(chain.mempool(), vec![first.clone()], "nothing changed");
     assert_eq!(payment(&gw, &key, &id)["txid"], first.as_str());
+    assert_eq!(audited(&gw, "bump"), Vec::<Value>::new(), "a refused bump is not audited");
 
     arm(&mut gw, "onchain.bumped");
     let cut = gw.try_call("payment.bump", json!({"payment_id": id, "sat_per_vb": 12}));
@@ -420,6 +427,14 @@ fn an_operator_bumps_a_stuck_payout_once_across_a_kill() {
         second != first && chain.mempool() == vec![second.clone()]
     });
     assert!((12_000..12_100).contains(&feerate(&chain, &chain.tx(&second))), "at the 12 sat/vB asked");
+    // The bump the kill cut short is on record as asked, with no outcome.
+    let cut = audited(&gw, "bump");
+    assert_eq!(cut.len(), 1, "{cut:?}");
+    assert_eq!(cut[0]["action"], "payment.bump.requested");
+    let asked = &cut[0]["details"];
+    assert_eq!((asked["payment_id"].as_str(), asked["txid"].as_str()), (Some(id.as_str()), Some(first.as_str())));
+    assert_eq!(asked["feerate_sat_kvb"], 12_000);
+    assert!((1_900..2_100).contains(&asked["from_sat_kvb"].as_u64().unwrap()), "it paid 2 sat/vB: {asked}");
 
     let bumped = gw.cli(&["payment.bump", &id, "--feerate-sat-kvb", "15500"]);
     assert_eq!(
@@ -433,8 +448,18 @@ fn an_operator_bumps_a_stuck_payout_once_across_a_kill() {
     assert_eq!(bumped["fee_sat"], chain.fee(&replacement));
     assert!((15_500..15_600).contains(&feerate(&chain, &replacement)), "{bumped}");
     assert_eq!(pays(&original, &to, 40_000) + pays(&replacement, &to, 40_000), 2, "the same output");
-    let audit = gw.call("audit.list", json!({}));
-    assert!(audit.to_string().contains("payment.bump"), "audited: {audit}");
+    // Audited as asked, then with what was done, pointing at the request.
+    let entries = audited(&gw, "bump");
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["payment.bump.requested", "payment.bump.requested", "payment.bump"], "{entries:?}");
+    assert_eq!(
+        (entries[1]["seq"].clone(), entries[1]["details"]["txid"].as_str()),
+        (bumped["request_seq"].clone(), Some(second.as_str()))
+    );
+    assert_eq!(entries[1]["details"]["feerate_sat_kvb"], 15_500);
+    assert_eq!(entries[2]["seq"], bumped["audit_seq"]);
+    assert_eq!(entries[2]["details"]["request_seq"], bumped["request_seq"]);
+    assert_eq!(entries[2]["details"]["new_txid"], third.as_str());
     assert!(gw.log().contains("operator's fee bump"));
 
     chain.mine(1);

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::coins::{account, coins, fund, new_address, reserve_with_a_stored_batch, synced, MINER, MINUTE};
 use common::{outside_address, wait_for, AdminMode, Chain, Gateway};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[test]
 fn small_coins_are_swept_into_one_and_the_ledger_books_only_the_fee() {
@@ -92,8 +92,20 @@ fn small_coins_are_swept_into_one_and_the_ledger_books_only_the_fee() {
     let v = gw.call("ledger.verify", json!({}));
     assert_eq!(v["ok"], true, "{v:#}");
     assert_eq!(account(&gw, "fees:consolidation"), chain_fee as i64 * 1_000);
-    let audit = gw.call("audit.list", json!({}));
-    assert!(audit.to_string().contains("consolidate.run"), "{audit}");
+    // Audited once built, before its broadcast, with its txid; then with what was done.
+    let audit = gw.call("audit.list", json!({}))["entries"].as_array().unwrap().clone();
+    let runs: Vec<&Value> =
+        audit.iter().filter(|e| e["action"].as_str().unwrap().starts_with("consolidate.run")).collect();
+    let actions: Vec<&str> = runs.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["consolidate.run.requested", "consolidate.run"], "{audit:#?}");
+    assert_eq!(
+        (runs[0]["details"]["txid"].as_str(), runs[0]["details"]["fee_sat"].as_u64()),
+        (Some(txid.as_str()), Some(chain_fee))
+    );
+    assert_eq!(
+        (runs[1]["details"]["txid"].as_str(), &runs[1]["details"]["request_seq"]),
+        (Some(txid.as_str()), &runs[0]["seq"])
+    );
 
     // Above the threshold: refused, nothing moves.
     gw.call("fees.set", json!({"sat_per_vb": 10}));

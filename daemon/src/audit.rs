@@ -56,6 +56,23 @@ pub fn record(store: &Store, actor: &str, action: &str, details: &Value) -> Resu
     Ok(entry)
 }
 
+/// An operator's action that moves money is audited twice: `{action}.requested` with what was
+/// asked, appended once the request is valid and before anything irreversible (so an action a
+/// kill cuts short is still on record, as asked), then `action` with its outcome and the
+/// request's `request_seq` ([`done`]). A refused request appends neither.
+pub fn requested(store: &Store, actor: &str, action: &str, asked: &Value) -> Result<Entry, StoreError> {
+    record(store, actor, &format!("{action}.requested"), asked)
+}
+
+/// The outcome of an action audited as [`requested`] in entry `request`.
+pub fn done(store: &Store, actor: &str, action: &str, request: i64, outcome: &Value) -> Result<Entry, StoreError> {
+    let mut details = outcome.clone();
+    if let Some(map) = details.as_object_mut() {
+        map.insert("request_seq".into(), Value::from(request));
+    }
+    record(store, actor, action, &details)
+}
+
 /// Audits the policy the config sets (markups, FX and fee limits, routing bounds) when it
 /// differs from the one the last run started with: `config.policy` with `before` and `after`.
 pub fn config_policy(store: &Store, policy: &Value) -> Result<Option<Entry>, StoreError> {

@@ -1,5 +1,6 @@
 //! `audit.list {after?, limit?}`: the audit log's entries; `audit.verify`: the hash chain
-//! recomputed (ok, entries, the first broken entry, the head hash).
+//! recomputed (ok, entries, the first broken entry, the head hash). And [`close`]: the outcome of
+//! an operator's request audited before it acted ([`crate::audit::requested`]).
 
 use serde_json::{json, Value};
 
@@ -17,4 +18,32 @@ pub(crate) async fn list(ctx: &AppState, params: Params) -> Result<Value, AdminE
 pub(crate) async fn verify(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     params.only(&[])?;
     Ok(json!(ctx.store.audit_verify()?))
+}
+
+/// Closes an operator's request audited as `{method}.requested` in entry `request` (`None`: it
+/// was refused before that, and nothing is appended): its answer, or its refusal's code and
+/// message, is appended as `method` with `request_seq`, and an answer carries both entries'
+/// numbers (`request_seq`, `audit_seq`). The action is done whatever the store says: a failure to
+/// append is logged, not answered, which would invite a retry.
+pub(crate) fn close(
+    ctx: &AppState,
+    method: &str,
+    request: Option<i64>,
+    result: Result<Value, AdminError>,
+) -> Result<Value, AdminError> {
+    let Some(request) = request else { return result };
+    let outcome = match &result {
+        Ok(out) => out.clone(),
+        Err(e) => json!({"refused": {"code": e.code, "message": e.message}}),
+    };
+    let entry = crate::audit::done(&ctx.store, "admin", method, request, &outcome)
+        .inspect_err(|e| tracing::error!(method, request_seq = request, error = %e, "the outcome of an audited request was not audited"))
+        .ok();
+    result.map(|mut out| {
+        out["request_seq"] = json!(request);
+        if let Some(entry) = entry {
+            out["audit_seq"] = json!(entry.seq);
+        }
+        out
+    })
 }

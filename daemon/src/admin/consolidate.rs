@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::error::{rpc_code, AdminError};
 use super::params::Params;
-use crate::payment::consolidate::{self, Ask, ConsolidateError};
+use crate::payment::consolidate::{self, Ask, ConsolidateError, Record};
 use crate::state::AppState;
 
 /// `consolidate.preview`: what a consolidation would spend now, its fee and its saving.
@@ -22,16 +22,22 @@ pub(crate) async fn preview(ctx: &AppState, params: Params) -> Result<Value, Adm
     Ok(json!(plan))
 }
 
-/// `consolidate.run`: consolidates now and broadcasts (audited).
+/// `consolidate.run`: consolidates now and broadcasts, audited once built and signed, before it
+/// is recorded and broadcast (`consolidate.run.requested`), and with what was done or why not
+/// ([`super::audit::close`]).
 pub(crate) async fn run(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     let params = params.only(&["force", "max_inputs"])?;
     let force = params.optional_bool("force")?.unwrap_or(false);
     let ask = Ask { feerate_sat_kvb: None, max_inputs: max_inputs(&params)?, force };
-    let plan = consolidate::run(&ctx.payments, ask).await.map_err(refused)?;
-    let details = json!({"txid": plan.txid, "inputs": plan.input_count, "input_sat": plan.input_sat,
-        "fee_sat": plan.fee_sat, "feerate_sat_kvb": plan.feerate_sat_kvb, "force": force});
-    crate::audit::record(&ctx.store, "admin", "consolidate.run", &details)?;
-    Ok(json!(plan))
+    let mut request = None;
+    let audit = |built: &Record| {
+        let mut details = json!(built);
+        details["force"] = json!(force);
+        request = Some(crate::audit::requested(&ctx.store, "admin", "consolidate.run", &details)?.seq);
+        Ok(())
+    };
+    let plan = consolidate::run(&ctx.payments, ask, audit).await.map(|plan| json!(plan)).map_err(refused);
+    super::audit::close(ctx, "consolidate.run", request, plan)
 }
 
 fn max_inputs(params: &Params) -> Result<Option<usize>, AdminError> {

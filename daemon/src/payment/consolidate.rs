@@ -128,8 +128,14 @@ pub async fn preview(ctx: &Payments, ask: Ask) -> Result<Plan, ConsolidateError>
 }
 
 /// Plans, builds, records and broadcasts the consolidation `ask` describes, under the treasury's
-/// spend lock (so that no payout signs the same coins meanwhile).
-pub async fn run(ctx: &Payments, ask: Ask) -> Result<Plan, ConsolidateError> {
+/// spend lock (so that no payout signs the same coins meanwhile). `asked` is handed it built and
+/// signed, before it is recorded and broadcast (an operator's request is audited there); its
+/// error refuses it, nothing recorded or broadcast.
+pub async fn run(
+    ctx: &Payments,
+    ask: Ask,
+    asked: impl FnOnce(&Record) -> Result<(), StoreError>,
+) -> Result<Plan, ConsolidateError> {
     let _spending = ctx.onchain.spending().await;
     let mut plan = preview(ctx, ask).await?;
     let outpoints = plan
@@ -147,6 +153,7 @@ pub async fn run(ctx: &Payments, ask: Ask) -> Result<Plan, ConsolidateError> {
         fee_sat: built.fee_sat,
         feerate_sat_kvb: plan.feerate_sat_kvb,
     };
+    asked(&row)?;
     // Recorded before the broadcast, so that the ledger never takes it for an outside movement.
     let store = Arc::clone(&ctx.store);
     tokio::task::block_in_place(|| store.record_consolidation(&row, crate::unix_now()))?;
@@ -168,7 +175,7 @@ pub async fn run_every(ctx: Arc<Payments>, cancel: CancellationToken) {
     loop {
         let last = ctx.store.last_consolidation_at().unwrap_or(None).unwrap_or(0);
         if crate::unix_now() >= last.saturating_add(interval) {
-            match run(&ctx, Ask::default()).await {
+            match run(&ctx, Ask::default(), |_| Ok(())).await {
                 Ok(p) => tracing::info!(
                     txid = p.txid.as_deref().unwrap_or_default(),
                     inputs = p.input_count,
@@ -222,7 +229,7 @@ fn input_kind(script_type: &str) -> Option<InputKind> {
 }
 
 /// One consolidation, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Record {
     /// `cs_…`.
     pub id: String,

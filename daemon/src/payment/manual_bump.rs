@@ -79,8 +79,30 @@ pub enum ManualBumpError {
     Store(#[from] StoreError),
 }
 
-/// Lifts `target`'s transaction to `sat_kvb` (what the next block asks when `None`).
-pub async fn bump_now(ctx: &Payments, target: Target<'_>, sat_kvb: Option<u64>) -> Result<Bumped, ManualBumpError> {
+/// What a valid request asks, handed to `bump_now`'s `asked` before the transaction is touched.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Asked {
+    /// The batch to lift, when it is one.
+    pub batch_id: Option<String>,
+    /// The payout named, when one was.
+    pub payment_id: Option<String>,
+    /// The transaction stuck.
+    pub txid: String,
+    /// Its feerate now, with what already pays for it, sat/kvB.
+    pub from_sat_kvb: u64,
+    /// The feerate asked, sat/kvB.
+    pub feerate_sat_kvb: u64,
+}
+
+/// Lifts `target`'s transaction to `sat_kvb` (what the next block asks when `None`). `asked` is
+/// called once the request is valid, before the transaction is touched (the operator's request
+/// is audited there); an error from it refuses the bump.
+pub async fn bump_now(
+    ctx: &Payments,
+    target: Target<'_>,
+    sat_kvb: Option<u64>,
+    asked_hook: impl FnOnce(&Asked) -> Result<(), StoreError>,
+) -> Result<Bumped, ManualBumpError> {
     let stuck = stuck(ctx, target)?;
     let txid = stuck.txid().to_owned();
     let batch_id = match &stuck {
@@ -102,6 +124,18 @@ pub async fn bump_now(ctx: &Payments, target: Target<'_>, sat_kvb: Option<u64>) 
     if asked < least {
         return Err(ManualBumpError::TooLow { pays_sat_kvb: pending.effective_sat_kvb, least_sat_kvb: least });
     }
+    let payment_id = match target {
+        Target::Payment(id) => Some(id.to_owned()),
+        Target::Batch(_) => None,
+    };
+    let from_sat_kvb = pending.effective_sat_kvb;
+    asked_hook(&Asked {
+        batch_id: batch_id.clone(),
+        payment_id,
+        txid: txid.clone(),
+        from_sat_kvb,
+        feerate_sat_kvb: asked,
+    })?;
     let lifted = lift(ctx, &stuck, Feerate::from_sat_per_kvb(asked)).await.map_err(|e| match e {
         NotLifted::NotPending => not_in_mempool(),
         NotLifted::AlreadyPays(pays) => ManualBumpError::TooLow { pays_sat_kvb: pays, least_sat_kvb: pays + step },
@@ -114,7 +148,6 @@ pub async fn bump_now(ctx: &Payments, target: Target<'_>, sat_kvb: Option<u64>) 
         Lifted::Replaced { txid, fee_sat } => ("replaced", txid, fee_sat),
         Lifted::Child { txid, fee_sat } => ("child", txid, fee_sat),
     };
-    let from_sat_kvb = pending.effective_sat_kvb;
     tracing::info!(%txid, %new_txid, how, from_sat_kvb, feerate_sat_kvb = asked, fee_sat, "operator's fee bump");
     Ok(Bumped { batch_id, txid, from_sat_kvb, feerate_sat_kvb: asked, how, new_txid, fee_sat })
 }

@@ -31,6 +31,23 @@ pub struct SendRequest {
     pub feerate_sat_vb: Option<u64>,
 }
 
+/// A send built and signed, about to be broadcast.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SendAsked {
+    /// Destination address.
+    pub address: String,
+    /// Amount in sats.
+    pub amount_sat: u64,
+    /// Its transaction.
+    pub txid: String,
+    /// Its fee, sats.
+    pub fee_sat: u64,
+    /// The feerate it pays, sat/kvB.
+    pub feerate_sat_kvb: u64,
+    /// Where that feerate came from.
+    pub feerate_source: FeeSource,
+}
+
 /// A completed send.
 #[derive(Debug, Clone)]
 pub struct Sent {
@@ -112,24 +129,44 @@ impl Onchain {
     }
 
     /// Sends `req.amount_sat` to `req.address` and records it in `store`. Every check happens
-    /// before anything is built; a refused send changes nothing. Once bitcoind has accepted the
-    /// transaction the send is reported as done, whatever happens to its bookkeeping record.
-    pub async fn send(&self, store: &Store, req: SendRequest) -> Result<Sent, WalletError> {
+    /// before anything is built; a refused send changes nothing. `asked` is handed the send
+    /// built and signed, before its broadcast (the operator's request is audited there, so a
+    /// kill cannot leave a send unaudited); its error refuses the send, nothing broadcast. Once
+    /// bitcoind has accepted the transaction the send is reported as done, whatever happens to
+    /// its bookkeeping record.
+    pub async fn send<E: From<WalletError>>(
+        &self,
+        store: &Store,
+        req: SendRequest,
+        asked: impl FnOnce(&SendAsked) -> Result<(), E>,
+    ) -> Result<Sent, E> {
         let address = self.treasury.parse_address(&req.address)?;
         if req.amount_sat == 0 {
-            return Err(WalletError::InvalidAmount("amount_sat must be at least 1".into()));
+            return Err(WalletError::InvalidAmount("amount_sat must be at least 1".into()).into());
         }
         let max = self.config.max_feerate_sat_vb;
         let fee = match req.feerate_sat_vb {
             Some(rate) if rate == 0 || rate > max => {
-                return Err(WalletError::InvalidFeerate(format!("{rate} sat/vB is outside 1..={max}")))
+                return Err(WalletError::InvalidFeerate(format!("{rate} sat/vB is outside 1..={max}")).into())
             }
             Some(rate) => {
                 FeeEstimate { feerate: Feerate::from_sat_per_vb(rate), target_blocks: 0, source: FeeSource::Requested }
             }
             None => self.estimate(self.config.default_target_blocks).await?,
         };
-        let payout = self.pay(store, Payee { address, amount_sat: req.amount_sat }, fee.feerate).await?;
+        let _spending = self.spend.lock().await;
+        let (tx, payout) =
+            self.prepare(store, vec![Payee { address, amount_sat: req.amount_sat }], fee.feerate).await?;
+        asked(&SendAsked {
+            address: req.address.trim().to_owned(),
+            amount_sat: req.amount_sat,
+            txid: payout.txid.to_string(),
+            fee_sat: payout.fee_sat,
+            feerate_sat_kvb: payout.feerate.sat_per_kvb(),
+            feerate_source: fee.source,
+        })?;
+        crate::failpoint::hit("wallet.send.asked");
+        self.publish(tx).await?;
         let record = SendRecord {
             txid: payout.txid.to_string(),
             address: req.address.trim().to_owned(),
