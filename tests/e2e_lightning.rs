@@ -93,6 +93,28 @@ fn channel_payments_and_restarts_between_two_gateways() {
     assert_eq!(a.error_code("ln.keysend", json!({"node_id": b_id, "amount_msat": 0})), "invalid_amount");
     assert_eq!(channel(&a).unwrap()["outbound_msat"], outbound_before);
 
+    // What moved money is audited once done, with what was asked and the answer; no refusal is.
+    let ln_audit = |gw: &Gateway| -> Vec<(String, Value)> {
+        let entries = gw.call("audit.list", json!({}))["entries"].as_array().unwrap().clone();
+        entries
+            .into_iter()
+            .filter(|e| e["action"].as_str().unwrap().starts_with("ln."))
+            .map(|e| (e["action"].as_str().unwrap().to_owned(), e["details"].clone()))
+            .collect()
+    };
+    let audited = ln_audit(&a);
+    let actions: Vec<&str> = audited.iter().map(|(action, _)| action.as_str()).collect();
+    assert_eq!(actions, ["ln.open_channel", "ln.pay"], "{audited:#?}");
+    assert_eq!(
+        (audited[0].1["asked"]["node_id"].as_str(), audited[0].1["asked"]["amount_sat"].as_u64()),
+        (Some(b_id.as_str()), Some(1_000_000))
+    );
+    assert_eq!(
+        (audited[1].1["asked"]["destination"].as_str(), audited[1].1["answer"]["payment_id"].as_str()),
+        (Some(bolt11.as_str()), Some(pay_id.as_str()))
+    );
+    assert_eq!(ln_audit(&b).iter().map(|(action, _)| action.as_str()).collect::<Vec<_>>(), ["ln.fund"]);
+
     // Restart both: channel, payments and balances are all still there.
     let (a_payments, b_payments) = (a.call("ln.payments", json!({})), b.call("ln.payments", json!({})));
     let a_ln_balance = a.call("ln.balance", json!({}))["lightning_sat"].clone();
@@ -281,6 +303,12 @@ fn splices_and_a_cooperative_close_move_funds_between_channel_and_chain() {
         conn.query_row("SELECT state FROM ln_channels WHERE channel_id = ?1", [&channel_id], |r| r.get(0)).unwrap()
     };
     wait_for("both stores to record the close", MINUTE, || state(a) == "closed" && state(b) == "closed");
+    // Each of A's moves audited once done.
+    let entries = a.call("audit.list", json!({}))["entries"].as_array().unwrap().clone();
+    let actions: Vec<&str> =
+        entries.iter().map(|e| e["action"].as_str().unwrap()).filter(|a| a.starts_with("ln.")).collect();
+    let moves = ["ln.open_channel", "ln.pay", "ln.splice_in", "ln.splice_out", "ln.close_channel"];
+    assert_eq!(actions, moves, "{entries:#?}");
 }
 
 #[test]

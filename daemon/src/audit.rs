@@ -1,8 +1,9 @@
 //! The audit log: append-only and hash-chained. Every change of policy — routing rules, API keys,
 //! and the markups and limits of the config (audited at start when they differ from the last
-//! run's) — goes through [`record`] and appends an entry whose hash covers the previous entry's hash, so editing or removing any entry
-//! breaks every hash after it; SQLite triggers refuse UPDATE and DELETE on the table outright.
-//! `audit.verify` recomputes the chain.
+//! run's) — and every operator's action that moves money (before it acts: [`requested`]) goes
+//! through [`record`] and appends an entry whose hash covers the previous entry's hash, so
+//! editing or removing any entry breaks every hash after it; SQLite triggers refuse UPDATE and
+//! DELETE on the table outright. `audit.verify` recomputes the chain.
 
 use crate::store::sql::{params, OptionalExtension};
 use sendero_wallet::bitcoin::hashes::{sha256, Hash, HashEngine};
@@ -59,13 +60,14 @@ pub fn record(store: &Store, actor: &str, action: &str, details: &Value) -> Resu
 /// An operator's action that moves money is audited twice: `{action}.requested` with what was
 /// asked, appended once the request is valid and before anything irreversible (so an action a
 /// kill cuts short is still on record, as asked), then `action` with its outcome and the
-/// request's `request_seq` ([`done`]). A refused request appends neither.
+/// request's `request_seq` ([`outcome`]), or its refusal. A request refused before then appends
+/// neither.
 pub fn requested(store: &Store, actor: &str, action: &str, asked: &Value) -> Result<Entry, StoreError> {
     record(store, actor, &format!("{action}.requested"), asked)
 }
 
 /// The outcome of an action audited as [`requested`] in entry `request`.
-pub fn done(store: &Store, actor: &str, action: &str, request: i64, outcome: &Value) -> Result<Entry, StoreError> {
+pub fn outcome(store: &Store, actor: &str, action: &str, request: i64, outcome: &Value) -> Result<Entry, StoreError> {
     let mut details = outcome.clone();
     if let Some(map) = details.as_object_mut() {
         map.insert("request_seq".into(), Value::from(request));

@@ -1,6 +1,8 @@
 //! `audit.list {after?, limit?}`: the audit log's entries; `audit.verify`: the hash chain
 //! recomputed (ok, entries, the first broken entry, the head hash). And [`close`]: the outcome of
-//! an operator's request audited before it acted ([`crate::audit::requested`]).
+//! an operator's request audited before it acted ([`crate::audit::requested`]); [`done`]: an
+//! action audited once done (what the Lightning node does for the operator, which it records
+//! itself before it acts).
 
 use serde_json::{json, Value};
 
@@ -36,7 +38,7 @@ pub(crate) fn close(
         Ok(out) => out.clone(),
         Err(e) => json!({"refused": {"code": e.code, "message": e.message}}),
     };
-    let entry = crate::audit::done(&ctx.store, "admin", method, request, &outcome)
+    let entry = crate::audit::outcome(&ctx.store, "admin", method, request, &outcome)
         .inspect_err(|e| tracing::error!(method, request_seq = request, error = %e, "the outcome of an audited request was not audited"))
         .ok();
     result.map(|mut out| {
@@ -46,4 +48,22 @@ pub(crate) fn close(
         }
         out
     })
+}
+
+/// An operator's action done (`result` Ok), appended as `method` with what was `asked` and the
+/// answer, which carries `audit_seq`; a refusal appends nothing. As in [`close`], a failure to
+/// append is logged, not answered.
+pub(crate) fn done(
+    ctx: &AppState,
+    method: &str,
+    asked: Value,
+    result: Result<Value, AdminError>,
+) -> Result<Value, AdminError> {
+    let mut out = result?;
+    let details = json!({"asked": asked, "answer": out});
+    match crate::audit::record(&ctx.store, "admin", method, &details) {
+        Ok(entry) => out["audit_seq"] = json!(entry.seq),
+        Err(e) => tracing::error!(method, error = %e, "an operator's action was done but not audited"),
+    }
+    Ok(out)
 }

@@ -1,6 +1,7 @@
 //! `ln.fund`, `ln.open_channel`, `ln.close_channel`, `ln.channels`, `ln.splice_in`,
 //! `ln.splice_out`, `ln.alarms`, `ln.ack_alarm`: channels, the money that moves between them and
-//! the treasury, and the alarms of channels closed without the operator asking.
+//! the treasury, and the alarms of channels closed without the operator asking. What moves money
+//! is audited once done ([`super::audit::done`]).
 
 use std::sync::Arc;
 
@@ -17,7 +18,8 @@ use crate::state::AppState;
 pub(crate) async fn fund(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     let params = params.only(&["amount_sat"])?;
     let amount_sat = params.positive_integer("amount_sat", "invalid_amount")?;
-    Ok(json!({ "txid": funding::fund(&funding_of(ctx), amount_sat).await? }))
+    let funded = funding::fund(&funding_of(ctx), amount_sat).await.map(|txid| json!({ "txid": txid }));
+    super::audit::done(ctx, "ln.fund", json!({ "amount_sat": amount_sat }), funded.map_err(AdminError::from))
 }
 
 /// `ln.open_channel {node_id, addr, amount_sat, push_msat?, announce?}`.
@@ -30,12 +32,15 @@ pub(crate) async fn open_channel(ctx: &AppState, params: Params) -> Result<Value
         push_msat: params.optional_positive_integer("push_msat", "invalid_amount")?,
         announce: params.optional_bool("announce")?.unwrap_or(false),
     };
-    Ok(match funding::open_channel(&funding_of(ctx), req).await? {
+    let asked = json!({"node_id": req.node_id, "addr": req.address, "amount_sat": req.amount_sat,
+        "push_msat": req.push_msat, "announce": req.announce});
+    let opened = funding::open_channel(&funding_of(ctx), req).await.map_err(AdminError::from).map(|o| match o {
         Opened::Opening { user_channel_id } => json!({ "status": "opening", "user_channel_id": user_channel_id }),
         Opened::AwaitingFunding { pending_id, funding_txid } => {
             json!({ "status": "awaiting_funding", "pending_open_id": pending_id, "funding_txid": funding_txid })
         }
-    })
+    });
+    super::audit::done(ctx, "ln.open_channel", asked, opened)
 }
 
 /// `ln.close_channel {channel_id, force?}`.
@@ -47,8 +52,10 @@ pub(crate) async fn close_channel(ctx: &AppState, params: Params) -> Result<Valu
     node.check_channel(&channel_id)?;
     // Recorded first: the close's event then finds it was asked for, and raises no alarm.
     ctx.store.ln_close_requested(&channel_id.trim().to_ascii_lowercase(), crate::unix_now())?;
-    blocking_ln(move || node.close_channel(&channel_id, force)).await?;
-    Ok(json!({ "closing": true, "force": force }))
+    let asked = json!({ "channel_id": channel_id, "force": force });
+    let closed = blocking_ln(move || node.close_channel(&channel_id, force)).await;
+    let closed = closed.map_err(AdminError::from).map(|()| json!({ "closing": true, "force": force }));
+    super::audit::done(ctx, "ln.close_channel", asked, closed)
 }
 
 /// `ln.channels`: capacity, outbound / inbound msat, ready, usable.
@@ -63,12 +70,15 @@ pub(crate) async fn splice_in(ctx: &AppState, params: Params) -> Result<Value, A
     let params = params.only(&["channel_id", "amount_sat"])?;
     let channel_id = params.string("channel_id")?;
     let amount_sat = params.positive_integer("amount_sat", "invalid_amount")?;
-    Ok(match funding::splice_in(&funding_of(ctx), channel_id, amount_sat).await? {
+    let asked = json!({ "channel_id": channel_id, "amount_sat": amount_sat });
+    let spliced = funding::splice_in(&funding_of(ctx), channel_id, amount_sat).await.map_err(AdminError::from);
+    let spliced = spliced.map(|o| match o {
         Opened::Opening { .. } => json!({ "status": "splicing" }),
         Opened::AwaitingFunding { pending_id, funding_txid } => {
             json!({ "status": "awaiting_funding", "pending_id": pending_id, "funding_txid": funding_txid })
         }
-    })
+    });
+    super::audit::done(ctx, "ln.splice_in", asked, spliced)
 }
 
 /// `ln.splice_out {channel_id, amount_sat, address?}`: out of the channel, to `address` or by
@@ -85,8 +95,10 @@ pub(crate) async fn splice_out(ctx: &AppState, params: Params) -> Result<Value, 
         }
     };
     let to = address.to_string();
-    funding::splice_out(&funding_of(ctx), channel_id, amount_sat, address, direction).await?;
-    Ok(json!({ "splicing": true, "address": to }))
+    let asked = json!({ "channel_id": channel_id, "amount_sat": amount_sat, "address": to });
+    let spliced = funding::splice_out(&funding_of(ctx), channel_id, amount_sat, address, direction).await;
+    let spliced = spliced.map_err(AdminError::from).map(|_| json!({ "splicing": true, "address": to }));
+    super::audit::done(ctx, "ln.splice_out", asked, spliced)
 }
 
 /// `ln.alarms {all?}`: open alarms (all, acknowledged too, with `all: true`).

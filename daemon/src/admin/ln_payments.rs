@@ -1,4 +1,5 @@
-//! `ln.invoice`, `ln.offer`, `ln.pay`, `ln.keysend`, `ln.payments`: receiving and sending.
+//! `ln.invoice`, `ln.offer`, `ln.pay`, `ln.keysend`, `ln.payments`: receiving and sending; a
+//! payment audited once the node took it ([`super::audit::done`]).
 
 use serde_json::{json, Value};
 
@@ -39,8 +40,10 @@ pub(crate) async fn pay(ctx: &AppState, params: Params) -> Result<Value, AdminEr
     };
     let amount = params.optional_positive_integer("amount_msat", "invalid_amount")?;
     let node = ctx.lightning.node()?;
-    let payment_id = blocking_ln(move || node.pay(&destination, amount)).await?;
-    Ok(json!({ "payment_id": payment_id, "status": "pending" }))
+    let asked = json!({ "destination": destination, "amount_msat": amount });
+    let paid = blocking_ln(move || node.pay(&destination, amount)).await;
+    let paid = paid.map_err(AdminError::from).map(|id| json!({ "payment_id": id, "status": "pending" }));
+    super::audit::done(ctx, "ln.pay", asked, paid)
 }
 
 /// `ln.keysend {node_id, amount_msat}`.
@@ -49,8 +52,10 @@ pub(crate) async fn keysend(ctx: &AppState, params: Params) -> Result<Value, Adm
     let node_id = params.string("node_id")?;
     let amount = params.positive_integer("amount_msat", "invalid_amount")?;
     let node = ctx.lightning.node()?;
-    let payment_id = blocking_ln(move || node.keysend(&node_id, amount)).await?;
-    Ok(json!({ "payment_id": payment_id, "status": "pending" }))
+    let asked = json!({ "node_id": node_id, "amount_msat": amount });
+    let sent = blocking_ln(move || node.keysend(&node_id, amount)).await;
+    let sent = sent.map_err(AdminError::from).map(|id| json!({ "payment_id": id, "status": "pending" }));
+    super::audit::done(ctx, "ln.keysend", asked, sent)
 }
 
 /// `ln.payments`: every payment the node knows, newest first.
