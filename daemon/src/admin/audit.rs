@@ -51,8 +51,7 @@ pub(crate) fn close(
 }
 
 /// An operator's action done (`result` Ok), appended as `method` with what was `asked` and the
-/// answer, which carries `audit_seq`; a refusal appends nothing. As in [`close`], a failure to
-/// append is logged, not answered.
+/// answer, which carries `audit_seq`; a refusal appends nothing ([`after`]).
 pub(crate) fn done(
     ctx: &AppState,
     method: &str,
@@ -60,10 +59,18 @@ pub(crate) fn done(
     result: Result<Value, AdminError>,
 ) -> Result<Value, AdminError> {
     let mut out = result?;
-    let details = json!({"asked": asked, "answer": out});
-    match crate::audit::record(&ctx.store, "admin", method, &details) {
-        Ok(entry) => out["audit_seq"] = json!(entry.seq),
-        Err(e) => tracing::error!(method, error = %e, "an operator's action was done but not audited"),
+    if let Some(seq) = after(ctx, method, &json!({"asked": asked, "answer": out})) {
+        out["audit_seq"] = json!(seq);
     }
     Ok(out)
+}
+
+/// Appends `method` with `details` for an operator's action already done; the entry's number. A
+/// failure to append is logged, not answered: the action is done, and an error would invite a
+/// retry.
+pub(crate) fn after(ctx: &AppState, method: &str, details: &Value) -> Option<i64> {
+    crate::audit::record(&ctx.store, "admin", method, details)
+        .inspect_err(|e| tracing::error!(method, error = %e, "an operator's action was done but not audited"))
+        .ok()
+        .map(|entry| entry.seq)
 }

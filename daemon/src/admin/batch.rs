@@ -47,6 +47,6 @@ pub(crate) async fn trigger(ctx: &AppState, params: Params) -> Result<Value, Adm
     })?;
     let details =
         json!({"batch_id": departed.batch.batch_id, "txid": departed.batch.txid, "payouts": departed.batch.payouts});
-    crate::audit::record(&ctx.store, "admin", "batch.trigger", &details)?;
+    super::audit::after(ctx, "batch.trigger", &details);
     Ok(json!(departed))
 }

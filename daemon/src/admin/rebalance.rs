@@ -29,7 +29,7 @@ pub(crate) async fn run(ctx: &AppState, params: Params) -> Result<Value, AdminEr
         })
         .collect();
     let details = json!({"dry_run": plan.dry_run, "splices": made});
-    crate::audit::record(&ctx.store, "admin", "rebalance.run", &details)?;
+    super::audit::after(ctx, "rebalance.run", &details);
     Ok(json!(plan))
 }
 
