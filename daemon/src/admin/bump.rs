@@ -1,7 +1,7 @@
 //! `payment.bump {payment_id, sat_per_vb? | feerate_sat_kvb?}` and `batch.bump {batch_id, …}`:
 //! an operator lifts a stuck on-chain transaction now ([`crate::payment::manual_bump`]), to the
 //! feerate named or to what the next block asks: audited as asked before the transaction is
-//! touched (`payment.bump.requested`), then with what was done ([`crate::audit::requested`]). Refused with a stable code, changing
+//! touched (`payment.bump.requested`), then with what was done ([`super::audit::Request`]). Refused with a stable code, changing
 //! nothing: `payment_not_found`, `batch_not_found`, `not_bumpable` (nothing unconfirmed to lift,
 //! and why), `feerate_too_low` (with `pays_sat_kvb` and the least a bump asks), `feerate_too_high`
 //! (over `wallet.max_feerate_sat_vb`), `bump_held` (a payout not yet broadcast spends from it).
@@ -37,13 +37,9 @@ async fn bump(ctx: &AppState, target: Target<'_>, params: &Params, method: &str)
         (Some(vb), None) => Some(vb.saturating_mul(1_000)),
         (None, kvb) => kvb,
     };
-    let mut request = None;
-    let audit = |asked: &Asked| {
-        request = Some(crate::audit::requested(&ctx.store, "admin", method, &json!(asked))?.seq);
-        Ok(())
-    };
-    let bumped = bump_now(&ctx.payments, target, sat_kvb, audit).await.map(|b| json!(b)).map_err(refusal);
-    super::audit::close(ctx, method, request, bumped)
+    let mut request = super::audit::Request::new(ctx, method);
+    let bumped = bump_now(&ctx.payments, target, sat_kvb, |asked: &Asked| request.asked(asked)).await;
+    request.close(bumped.map(|b| json!(b)).map_err(refusal))
 }
 
 fn refusal(e: ManualBumpError) -> AdminError {

@@ -24,20 +24,19 @@ pub(crate) async fn preview(ctx: &AppState, params: Params) -> Result<Value, Adm
 
 /// `consolidate.run`: consolidates now and broadcasts, audited once built and signed, before it
 /// is recorded and broadcast (`consolidate.run.requested`), and with what was done or why not
-/// ([`super::audit::close`]).
+/// ([`super::audit::Request`]).
 pub(crate) async fn run(ctx: &AppState, params: Params) -> Result<Value, AdminError> {
     let params = params.only(&["force", "max_inputs"])?;
     let force = params.optional_bool("force")?.unwrap_or(false);
     let ask = Ask { feerate_sat_kvb: None, max_inputs: max_inputs(&params)?, force };
-    let mut request = None;
-    let audit = |built: &Record| {
-        let mut details = json!(built);
+    let mut request = super::audit::Request::new(ctx, "consolidate.run");
+    let built = |row: &Record| {
+        let mut details = json!(row);
         details["force"] = json!(force);
-        request = Some(crate::audit::requested(&ctx.store, "admin", "consolidate.run", &details)?.seq);
-        Ok(())
+        request.asked(&details)
     };
-    let plan = consolidate::run(&ctx.payments, ask, audit).await.map(|plan| json!(plan)).map_err(refused);
-    super::audit::close(ctx, "consolidate.run", request, plan)
+    let plan = consolidate::run(&ctx.payments, ask, built).await;
+    request.close(plan.map(|plan| json!(plan)).map_err(refused))
 }
 
 fn max_inputs(params: &Params) -> Result<Option<usize>, AdminError> {

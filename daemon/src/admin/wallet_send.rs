@@ -1,6 +1,6 @@
 //! `wallet.send {address, amount_sat, feerate_sat_vb?}`: pays one address from the treasury,
 //! audited once built and signed, before its broadcast (`wallet.send.requested`, with its txid),
-//! and with what was sent or why not ([`super::audit::close`]). A request refused before it is
+//! and with what was sent or why not ([`super::audit::Request`]). A request refused before it is
 //! built (its parameters, the treasury's balance) is not audited.
 
 use serde_json::{json, Value};
@@ -17,12 +17,9 @@ pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, Admi
         amount_sat: params.positive_integer("amount_sat", "invalid_amount")?,
         feerate_sat_vb: params.optional_positive_integer("feerate_sat_vb", "invalid_feerate")?,
     };
-    let mut request = None;
-    let audit = |asked: &SendAsked| -> Result<(), AdminError> {
-        request = Some(crate::audit::requested(&ctx.store, "admin", "wallet.send", &json!(asked))?.seq);
-        Ok(())
-    };
-    let sent = ctx.onchain.send(&ctx.store, req, audit).await.map(|sent| {
+    let mut request = super::audit::Request::new(ctx, "wallet.send");
+    let signed = |asked: &SendAsked| request.asked(asked).map_err(AdminError::from);
+    let sent = ctx.onchain.send(&ctx.store, req, signed).await.map(|sent| {
         json!({
             "txid": sent.payout.txid.to_string(),
             "fee_sat": sent.payout.fee_sat,
@@ -32,5 +29,5 @@ pub(crate) async fn handle(ctx: &AppState, params: Params) -> Result<Value, Admi
             "feerate_source": sent.feerate_source,
         })
     });
-    super::audit::close(ctx, "wallet.send", request, sent)
+    request.close(sent)
 }
