@@ -456,12 +456,29 @@ fn a_full_disk_answers_storage_full_corrupts_nothing_and_clears_when_space_is_fr
     assert_eq!(gw.get("/v1/health").0, 200, "{:?}", gw.get("/v1/health"));
     assert!(gw.try_call("getinfo", json!({})).is_ok());
 
+    // A block arrives: the Lightning node must write its channel manager and cannot. ldk-node's
+    // background processing dies of it ("Failed to process events"); the gateway says so and
+    // stops the node to start it again (it used to keep the dead node, and abort on SIGTERM).
+    let lightning = || gw.call("getinfo", json!({}))["lightning"].clone();
+    assert_eq!((lightning()["state"].as_str(), lightning()["restarts"].as_u64()), (Some("running"), Some(0)));
+    chain.mine(1);
+    wait_for("the lightning node's failure counted", MINUTE, || {
+        fill(&dir.join("junk-block"));
+        lightning()["restarts"].as_u64() >= Some(1)
+    });
+    let failure = lightning()["last_failure"].as_str().unwrap_or_default().to_owned();
+    assert!(failure.starts_with("Failed to process events"), "{:#}", lightning());
+    eprintln!("lightning node failed on the full disk: {failure}");
+
     // Space is freed: the same requests go through again, and the payout settles.
     for entry in std::fs::read_dir(&dir).unwrap().flatten() {
         if entry.file_name().to_string_lossy().starts_with("junk") {
             std::fs::remove_file(entry.path()).unwrap();
         }
     }
+    // The node starts again from what it persisted, and answers as before.
+    wait_for("the lightning node running again", MINUTE, || lightning()["state"] == "running");
+    assert!(lightning()["restarts"].as_u64() >= Some(1), "{:#}", lightning());
     let again = write_attempt(&gw, &key, 1_000, &mut vec![]);
     assert_eq!(again.iter().map(|(_, s, _)| *s).collect::<Vec<_>>(), [200, 202, 201], "{again:?}");
     accepted.push(again[1].2["payment_id"].as_str().unwrap().to_owned());
@@ -478,7 +495,7 @@ fn a_full_disk_answers_storage_full_corrupts_nothing_and_clears_when_space_is_fr
     eprintln!("{} payouts accepted and settled", accepted.len());
     let v = gw.call("ledger.verify", json!({}));
     assert_eq!(v["ok"], true, "{v:#}");
-    gw.stop();
+    gw.stop(); // exits 0: the dead node's stop no longer aborts the process
     for db in ["sendero.sqlite", "wallet.sqlite"] {
         assert_eq!(integrity(&dir.join(db)), "ok", "{db}");
     }

@@ -221,6 +221,8 @@ fn a_node_waiting_for_bitcoind_starts_when_it_answers_and_the_initial_download_i
     assert_eq!(lightning["state"], "starting", "{lightning}");
     assert_eq!(lightning["waiting_for_bitcoind"], true, "{lightning}");
     assert_eq!(lightning["failed_starts"], 0, "{lightning}");
+    // Waiting for bitcoind is not a node that died: no restart counted.
+    assert_eq!((lightning["restarts"].as_u64(), lightning["last_failure"].is_null()), (Some(0), true), "{lightning}");
     assert!(lightning["next_attempt_in_s"].is_null() && lightning["last_error"].is_null(), "{lightning}");
     assert_eq!(gw.error_code("ln.info", json!({})), "lightning_unavailable");
 

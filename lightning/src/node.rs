@@ -3,15 +3,18 @@
 //! `channels.rs`, `payments.rs` and `destination.rs`.
 
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ldk_node::bitcoin::secp256k1::PublicKey;
 use ldk_node::bitcoin::Network;
 use ldk_node::lightning::ln::channelmanager::PaymentId;
 use ldk_node::lightning::ln::msgs::SocketAddress;
+use ldk_node::logger::{LogLevel, LogRecord, LogWriter};
 use ldk_node::{Builder, ChannelDetails, Event, Node};
 
 use crate::holdings::{Holdings, OnchainTx};
@@ -53,6 +56,48 @@ pub struct LightningNode {
     pub(crate) started_unix: u64,
     /// When each payment was last examined by [`LightningNode::recover_lost`].
     pub(crate) examined: Mutex<HashMap<PaymentId, Instant>>,
+    /// Set once ldk-node's background processing died (see [`LightningNode::failure`]).
+    failure: Arc<Mutex<Option<String>>>,
+    /// Stopped (or its stop tried) already.
+    stopped: AtomicBool,
+}
+
+/// ldk-node's log, forwarded to the `log` facade as `set_log_facade_logger` does, watched for the
+/// one line that says the node's background processing died.
+struct WatchedLog {
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+/// What ldk-node logs (at ERROR, from its `lib.rs`) just before its background processor task
+/// panics: a write it could not make (a full disk), after which the node neither persists its
+/// channel manager nor processes events.
+const BACKGROUND_FAILED: &str = "Failed to process events";
+
+impl LogWriter for WatchedLog {
+    fn log(&self, record: LogRecord<'_>) {
+        let level = match record.level {
+            LogLevel::Gossip | LogLevel::Trace => log::Level::Trace,
+            LogLevel::Debug => log::Level::Debug,
+            LogLevel::Info => log::Level::Info,
+            LogLevel::Warn => log::Level::Warn,
+            LogLevel::Error => log::Level::Error,
+        };
+        if level == log::Level::Error {
+            let line = record.args.to_string();
+            if line.starts_with(BACKGROUND_FAILED) {
+                *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(line);
+            }
+        }
+        log::logger().log(
+            &log::Record::builder()
+                .level(level)
+                .target(record.module_path)
+                .module_path(Some(record.module_path))
+                .line(Some(record.line))
+                .args(format_args!("{}", record.args))
+                .build(),
+        );
+    }
 }
 
 impl LightningNode {
@@ -61,13 +106,14 @@ impl LightningNode {
     pub fn start(config: LightningConfig) -> Result<LightningNode, LightningError> {
         let setup = |what: &str, e: &dyn std::fmt::Display| LightningError::Setup(format!("{what}: {e}"));
         std::fs::create_dir_all(&config.storage_dir).map_err(|e| setup("storage dir", &e))?;
+        let failure = Arc::new(Mutex::new(None));
         let mut builder = Builder::new();
         builder
             .set_network(config.network)
             .set_storage_dir_path(config.storage_dir.to_string_lossy().into_owned())
             .set_entropy_seed_bytes(config.seed)
             .set_chain_source_bitcoind_rpc(config.rpc_host, config.rpc_port, config.rpc_user, config.rpc_password)
-            .set_log_facade_logger();
+            .set_custom_logger(Arc::new(WatchedLog { failure: Arc::clone(&failure) }));
         let listen = config
             .listen
             .iter()
@@ -88,16 +134,36 @@ impl LightningNode {
             started: Instant::now(),
             started_unix,
             examined: Mutex::new(HashMap::new()),
+            failure,
+            stopped: AtomicBool::new(false),
         })
     }
 
-    /// Stops the node (idempotent).
+    /// Why ldk-node's background processing died, once it did: it then neither persists its
+    /// channel manager nor processes events, and only a stop and a new start (from what it
+    /// persisted, as after a crash) bring it back.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Stops the node (once; later calls do nothing). A node whose background processing died
+    /// panics in its stop (ldk-node: "Stopping event handling failed"); that is caught and logged
+    /// here, so the daemon still shuts down (or starts the node again) cleanly.
     pub fn stop(&self) {
-        if self.node.status().is_running {
-            if let Err(e) = self.node.stop() {
-                tracing::warn!(error = %e, "lightning node stop");
-            } else {
-                tracing::info!("lightning node stopped");
+        if self.stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match catch_unwind(AssertUnwindSafe(|| self.node.stop())) {
+            Ok(Ok(())) => tracing::info!("lightning node stopped"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "lightning node stop"),
+            Err(_) => {
+                tracing::error!(
+                    failure = self.failure().as_deref().unwrap_or("unknown"),
+                    "the lightning node's stop panicked: its background processing had died"
+                );
+                // Its state lock is poisoned now, and ldk-node's own `Drop` stops it again and
+                // would panic on it: the dead node (stopped as far as it got) is never dropped.
+                std::mem::forget(Arc::clone(&self.node));
             }
         }
     }
@@ -180,6 +246,9 @@ impl LightningNode {
 
 impl Drop for LightningNode {
     fn drop(&mut self) {
-        self.stop();
+        // Dropped while this thread unwinds from a panic: a second panic would abort the process.
+        if !std::thread::panicking() {
+            self.stop();
+        }
     }
 }

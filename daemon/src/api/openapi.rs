@@ -498,6 +498,9 @@ fn parameters() -> Value {
 fn health_schema() -> Value {
     let int = json!({"type": "integer", "minimum": 0});
     let opt_int = json!({"type": ["integer", "null"], "minimum": 0});
+    let restarts = json!({"type": "integer", "minimum": 0, "description": "Times the node was stopped and started again since the daemon started because its background processing died (ldk-node could not write its state: a full disk); each is logged at ERROR"});
+    let last_failure =
+        json!({"type": ["string", "null"], "description": "The error ldk-node's background processing last died with"});
     json!({"type": "object", "required": ["status", "alarms", "network", "bitcoind", "wallet", "lightning"], "properties": {
         "status": {"enum": ["ok", "degraded", "unavailable"]},
         "alarms": {"type": "array", "description": "Open alarms (`degraded` while there is one)", "items": {
@@ -513,12 +516,13 @@ fn health_schema() -> Value {
             "synced_height": int, "synced": {"type": "boolean", "description": "The wallet has applied every block bitcoind has"}}},
         "lightning": {"oneOf": [
             {"type": "object", "required": ["state"], "properties": {"state": {"enum": ["disabled"]}}},
-            {"type": "object", "required": ["state", "waiting_for_bitcoind", "failed_starts", "last_error", "next_attempt_in_s"], "properties": {
+            {"type": "object", "required": ["state", "waiting_for_bitcoind", "failed_starts", "last_error", "next_attempt_in_s", "restarts", "last_failure"], "properties": {
                 "state": {"enum": ["starting"]}, "waiting_for_bitcoind": {"type": "boolean"}, "failed_starts": int,
                 "last_error": {"type": ["string", "null"], "description": "Why the last start failed"},
-                "next_attempt_in_s": {"type": ["integer", "null"], "minimum": 0, "description": "Seconds to the next try after a failed start"}}},
-            {"type": "object", "required": ["state", "node_id", "listening_addresses", "best_block_height", "peers", "channels", "usable_channels", "outbound_msat", "inbound_msat"], "properties": {
-                "state": {"enum": ["running"]}, "node_id": {"type": "string"},
+                "next_attempt_in_s": {"type": ["integer", "null"], "minimum": 0, "description": "Seconds to the next try after a failed start"},
+                "restarts": restarts.clone(), "last_failure": last_failure.clone()}},
+            {"type": "object", "required": ["state", "node_id", "listening_addresses", "best_block_height", "peers", "channels", "usable_channels", "outbound_msat", "inbound_msat", "restarts", "last_failure"], "properties": {
+                "state": {"enum": ["running"]}, "node_id": {"type": "string"}, "restarts": restarts, "last_failure": last_failure,
                 "listening_addresses": {"type": "array", "items": {"type": "string"}}, "best_block_height": int,
                 "peers": int, "channels": int, "usable_channels": int,
                 "outbound_msat": {"type": "integer", "minimum": 0, "description": "What usable channels can send now"},

@@ -56,6 +56,11 @@ pub(crate) struct Starting {
     pub(crate) last_error: Option<String>,
     /// When the next start is tried, after a failed one.
     pub(crate) next_attempt: Option<std::time::Instant>,
+    /// Times the running node was stopped and started again because its background processing
+    /// died (see `runner::run`).
+    pub(crate) restarts: u32,
+    /// The error it died with, the last time.
+    pub(crate) last_failure: Option<String>,
 }
 
 impl LnRail {
@@ -86,15 +91,15 @@ impl LnRail {
     /// waits for bitcoind, its failed starts, the last one's error and the seconds to the next
     /// try; or `running` with node id, peers, channels and liquidity.
     pub fn summary(&self) -> serde_json::Value {
-        match self.node() {
+        let s = self.starting.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut v = match self.node() {
             Ok(n) => {
                 let mut v = serde_json::json!(n.info());
                 v["state"] = "running".into();
                 v
             }
-            Err(LnError::Disabled) => serde_json::json!({ "state": "disabled" }),
+            Err(LnError::Disabled) => return serde_json::json!({ "state": "disabled" }),
             Err(_) => {
-                let s = self.starting.read().unwrap_or_else(PoisonError::into_inner).clone();
                 let next = s.next_attempt.map(|at| at.saturating_duration_since(std::time::Instant::now()).as_secs());
                 serde_json::json!({
                     "state": "starting",
@@ -104,7 +109,9 @@ impl LnRail {
                     "next_attempt_in_s": next,
                 })
             }
-        }
+        };
+        (v["restarts"], v["last_failure"]) = (s.restarts.into(), s.last_failure.into());
+        v
     }
 }
 

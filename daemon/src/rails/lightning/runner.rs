@@ -38,34 +38,67 @@ pub struct Runner {
 
 /// Runs the node until `cancel`: start (once bitcoind answers), then events and pending actions.
 /// ldk-node takes bitcoind's credentials once, so when bitcoind's cookie changes (bitcoind
-/// restarted) the node is stopped and built again with the new one.
+/// restarted) the node is stopped and built again with the new one. When ldk-node's background
+/// processing dies (a write it could not make: a full disk) the node no longer persists nor
+/// processes events: it is stopped and started again from what it persisted, as after a crash,
+/// retrying with backoff while the start fails; `getinfo` and `/v1/health` count these restarts.
 pub async fn run(ctx: Runner, rpc: (String, BitcoindAuth), seed: [u8; 64], cancel: CancellationToken) {
     loop {
         let Some((node, creds)) = start_when_possible(&ctx, &rpc, seed, &cancel).await else { return };
         ctx.rail.publish(Some(Arc::clone(&node)));
-        let restart = serve_node(&ctx, &node, &rpc.1, &creds, &cancel).await;
+        let next = serve_node(&ctx, &node, &rpc.1, &creds, &cancel).await;
         ctx.rail.publish(None);
         let stopping = Arc::clone(&node);
         let _ = tokio::task::spawn_blocking(move || stopping.stop()).await;
-        if !restart {
-            return;
+        match next {
+            Next::Stop => return,
+            Next::NewCredentials => {
+                tracing::warn!("bitcoind's RPC cookie changed (bitcoind restarted): restarting the lightning node")
+            }
+            Next::Failed(failure) => {
+                // Not in a loop while the disk stays full: 1, 2, 4 … 30 s before each new start.
+                let mut restarts = 0;
+                ctx.rail.starting(|s| {
+                    (s.restarts, s.last_failure) = (s.restarts + 1, Some(failure));
+                    restarts = s.restarts;
+                });
+                let wait = Duration::from_secs(1 << restarts.min(5)).min(Duration::from_secs(30));
+                tracing::warn!(
+                    restarts,
+                    start_in_s = wait.as_secs(),
+                    "lightning node stopped after its background processing died"
+                );
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
         }
-        tracing::warn!("bitcoind's RPC cookie changed (bitcoind restarted): restarting the lightning node");
     }
 }
 
-/// Events and pending actions until `cancel` (returns false) or new bitcoind credentials (true).
+/// Why [`serve_node`] returned.
+enum Next {
+    /// The daemon stops.
+    Stop,
+    /// bitcoind's credentials changed.
+    NewCredentials,
+    /// ldk-node's background processing died, with this error line.
+    Failed(String),
+}
+
+/// Events and pending actions until `cancel`, new bitcoind credentials or the node's failure.
 async fn serve_node(
     ctx: &Runner,
     node: &Arc<LightningNode>,
     auth: &BitcoindAuth,
     creds: &(String, String),
     cancel: &CancellationToken,
-) -> bool {
+) -> Next {
     let tick = Duration::from_millis(ctx.config.bitcoind.poll_interval_ms.max(100));
     loop {
         tokio::select! {
-            _ = cancel.cancelled() => return false,
+            _ = cancel.cancelled() => return Next::Stop,
             event = node.next_event() => {
                 // Recording may wait on SQLite; keep it off the async threads.
                 let (store, n) = (Arc::clone(&ctx.store), Arc::clone(node));
@@ -77,10 +110,14 @@ async fn serve_node(
                 }
             }
             _ = tokio::time::sleep(tick) => {
+                if let Some(failure) = node.failure() {
+                    tracing::error!(%failure, "the lightning node's background processing died (it no longer persists its state nor processes events): restarting the node");
+                    return Next::Failed(failure);
+                }
                 let funding = (&*ctx.store, ctx.config.lightning.funding_fee_headroom_sat);
                 crate::rails::funding::process_pending(funding, node).await;
                 if read_credentials(auth).is_ok_and(|now| &now != creds) {
-                    return true;
+                    return Next::NewCredentials;
                 }
             }
         }
@@ -110,7 +147,14 @@ async fn start_when_possible(
                 tracing::info!(network = %ctx.network, "starting the lightning node");
                 match tokio::task::spawn_blocking(move || LightningNode::start(config)).await {
                     Ok(Ok(node)) => {
-                        ctx.rail.starting(|s| *s = Starting::default());
+                        // Restarts after a failure stay counted.
+                        ctx.rail.starting(|s| {
+                            *s = Starting {
+                                restarts: s.restarts,
+                                last_failure: s.last_failure.take(),
+                                ..Starting::default()
+                            }
+                        });
                         return Some((Arc::new(node), creds));
                     }
                     Ok(Err(e)) => e.to_string(),
