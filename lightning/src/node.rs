@@ -246,9 +246,12 @@ impl LightningNode {
 
 impl Drop for LightningNode {
     fn drop(&mut self) {
-        // Dropped while this thread unwinds from a panic: a second panic would abort the process.
         if !std::thread::panicking() {
             self.stop();
+        } else if self.failure().is_some() && !self.stopped.swap(true, Ordering::SeqCst) {
+            // Dropped while this thread unwinds from a panic: a dead node's stop (here, or in
+            // ldk-node's own `Drop`) would panic again and abort the process. It is kept instead.
+            std::mem::forget(Arc::clone(&self.node));
         }
     }
 }
