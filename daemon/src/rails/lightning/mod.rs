@@ -89,7 +89,8 @@ impl LnRail {
 
     /// The node's state for `getinfo` and `/v1/health`: `disabled`; `starting`, with whether it
     /// waits for bitcoind, its failed starts, the last one's error and the seconds to the next
-    /// try; or `running` with node id, peers, channels and liquidity.
+    /// try; or `running` with node id, peers, channels and liquidity. Both also count the node's
+    /// restarts after its background processing died, and the last such failure.
     pub fn summary(&self) -> serde_json::Value {
         let s = self.starting.read().unwrap_or_else(PoisonError::into_inner).clone();
         let mut v = match self.node() {
