@@ -161,11 +161,16 @@ impl LightningNode {
                     failure = self.failure().as_deref().unwrap_or("unknown"),
                     "the lightning node's stop panicked: its background processing had died"
                 );
-                // Its state lock is poisoned now, and ldk-node's own `Drop` stops it again and
-                // would panic on it: the dead node (stopped as far as it got) is never dropped.
-                std::mem::forget(Arc::clone(&self.node));
+                // Its state lock is poisoned now (stopped as far as it got).
+                self.keep_dead_node();
             }
         }
+    }
+
+    /// Never drops ldk-node's `Node`: its own `Drop` stops it again, which panics on a node
+    /// whose background processing died (during an unwind, that aborts the process).
+    fn keep_dead_node(&self) {
+        std::mem::forget(Arc::clone(&self.node));
     }
 
     /// The next event; it is delivered again until [`LightningNode::event_handled`] is called.
@@ -249,9 +254,8 @@ impl Drop for LightningNode {
         if !std::thread::panicking() {
             self.stop();
         } else if self.failure().is_some() && !self.stopped.swap(true, Ordering::SeqCst) {
-            // Dropped while this thread unwinds from a panic: a dead node's stop (here, or in
-            // ldk-node's own `Drop`) would panic again and abort the process. It is kept instead.
-            std::mem::forget(Arc::clone(&self.node));
+            // Dropped while this thread unwinds from a panic: a dead node's stop would panic again.
+            self.keep_dead_node();
         }
     }
 }
