@@ -368,15 +368,7 @@ impl Treasury {
             }
             Err(e) => return Err(e),
         }
-        // A replacement's originals are gone from bitcoind's mempool: evicted now, or the wallet
-        // could keep counting one of them — its change spendable — until the next mempool pass.
-        // (Seen in the same second as the original, the replacement would lose the tie.)
-        let replaced = crate::bump::replaced(&inner, tx);
-        let now = unix_now();
-        inner.wallet.apply_unconfirmed_txs([(tx.clone(), now)]);
-        if !replaced.is_empty() {
-            inner.wallet.apply_evicted_txs(replaced.into_iter().map(|t| (t, now)));
-        }
+        inner.published(tx, unix_now());
         inner.persist()?;
         tracing::info!(txid = %tx.compute_txid(), outputs = tx.output.len(), "payout broadcast");
         Ok(())
@@ -434,6 +426,21 @@ impl Treasury {
 }
 
 impl Inner {
+    /// Records `tx`, which bitcoind took at `now`, as seen in the mempool. A replacement's
+    /// originals are gone from bitcoind's mempool: they are evicted at `now` first, while the
+    /// wallet still counts them (BDK evicts only what it counts), or it could keep counting one
+    /// of them — its change spendable, the replacement not counted — until the next mempool pass:
+    /// seen in the same second as the replacement, an original wins the tie half the time, and a
+    /// mempool pass read before the broadcast and applied after it sees the original at `now`.
+    /// Evicted at `now`, an original seen no later stays evicted.
+    fn published(&mut self, tx: &Transaction, now: u64) {
+        let replaced = crate::bump::replaced(self, tx);
+        if !replaced.is_empty() {
+            self.wallet.apply_evicted_txs(replaced.into_iter().map(|t| (t, now)));
+        }
+        self.wallet.apply_unconfirmed_txs([(tx.clone(), now)]);
+    }
+
     fn record(&self, wtx: &bdk_wallet::WalletTx<'_>) -> TxRecord {
         let (sent, received) = self.wallet.sent_and_received(&wtx.tx_node.tx);
         let fee = self.wallet.calculate_fee(&wtx.tx_node.tx).ok().map(Amount::to_sat);
@@ -600,6 +607,74 @@ mod tests {
         ));
         let own = t.new_address().unwrap().to_string();
         assert_eq!(t.parse_address(&format!(" {own} ")).unwrap().to_string(), own);
+    }
+
+    /// 100,000 sat to the wallet in block 1, built here (the wallet checks no proof of work).
+    fn funded(t: &Treasury) {
+        use bdk_wallet::bitcoin::block::{Header, Version};
+        use bdk_wallet::bitcoin::hashes::Hash;
+        use bdk_wallet::bitcoin::{
+            absolute, transaction, CompactTarget, ScriptBuf, Sequence, TxIn, TxMerkleNode, TxOut,
+        };
+        use bdk_wallet::chain::BlockId;
+        let to = t.new_address().unwrap().script_pubkey();
+        let fund = Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint::new(Txid::from_byte_array([7; 32]), 0),
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::MAX,
+                witness: Default::default(),
+            }],
+            output: vec![TxOut { value: Amount::from_sat(100_000), script_pubkey: to }],
+        };
+        let mut inner = t.lock();
+        let genesis = inner.wallet.latest_checkpoint().block_id();
+        let header = Header {
+            version: Version::TWO,
+            prev_blockhash: genesis.hash,
+            merkle_root: TxMerkleNode::all_zeros(),
+            time: 1,
+            bits: CompactTarget::from_consensus(0x207f_ffff),
+            nonce: 0,
+        };
+        let block = Block { header, txdata: vec![fund] };
+        inner.wallet.apply_block_connected_to(&block, 1, BlockId { height: 0, hash: genesis.hash }).unwrap();
+    }
+
+    /// A mempool pass reads bitcoind's mempool (the original still in it), bitcoind takes the
+    /// replacement, the wallet records it, then the pass is applied — all in one second: the
+    /// wallet counts the replacement, not the original (which, seen in the same second as the
+    /// replacement, would win the tie when its txid is the larger, as it is here).
+    #[test]
+    fn a_replacement_stays_counted_over_a_mempool_pass_read_before_its_broadcast() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = treasury(dir.path());
+        funded(&t);
+        let payee = Payee { address: t.new_address().unwrap(), amount_sat: 40_000 };
+        let (original, _) = t.prepare(&[payee], Feerate::from_sat_per_vb(2), &[]).unwrap();
+        let first = original.compute_txid();
+        t.lock().published(&original, 98);
+        let step = Feerate::from_sat_per_kvb(100);
+        let replacement = (3..60)
+            .find_map(|vb| {
+                let (tx, _) = t.bump(&first.to_string(), Feerate::from_sat_per_vb(vb), step, &[]).unwrap();
+                let smaller = tx.compute_txid() < first;
+                if !smaller {
+                    t.lock().wallet.cancel_tx(&tx);
+                }
+                smaller.then_some(tx)
+            })
+            .expect("a replacement whose txid is the smaller");
+        let second = replacement.compute_txid();
+        t.lock().published(&replacement, 100);
+        assert!(t.pending(&second.to_string()).is_some());
+        t.apply_mempool(MempoolEvent { update: vec![(Arc::new(original), 100)], evicted: vec![] }).unwrap();
+        assert!(t.pending(&second.to_string()).is_some(), "the replacement is still counted");
+        assert!(t.pending(&first.to_string()).is_none(), "the original is not");
+        let txids: Vec<String> = t.transactions().into_iter().map(|r| r.txid).collect();
+        assert!(txids.contains(&second.to_string()) && !txids.contains(&first.to_string()), "{txids:?}");
     }
 
     #[test]
