@@ -415,7 +415,9 @@ pub fn cli_json(datadir: &Path, args: &[&str]) -> Value {
         .arg("--json")
         .output()
         .expect("run sendero-cli");
-    assert!(out.status.success(), "sendero-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    // With --json an error is printed on stdout: show both.
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "sendero-cli {args:?} ({}): {stdout}{stderr}", out.status);
     serde_json::from_slice(&out.stdout).expect("sendero-cli prints JSON")
 }
 
@@ -575,12 +577,18 @@ pub fn postpone_sending(gw: &Gateway, payment_id: &str, secs: u64) {
     assert_eq!(n, 1, "{payment_id} is stored as sending");
 }
 
-/// Waits (a minute at most) for the payment's transaction to be in the mempool; its txid.
+/// Waits (a minute at most) for the payment's transaction to be in the mempool and the payout
+/// recorded as sent (a moment after bitcoind took it: until then it is `sending`, and an
+/// operator's bump says it has no broadcast transaction yet); its txid.
 pub fn broadcast(gw: &Gateway, key: &str, chain: &Chain, id: &str) -> String {
     let mut txid = String::new();
     wait_for("the payout broadcast", Duration::from_secs(60), || {
         txid = payment(gw, key, id)["txid"].as_str().unwrap_or_default().to_owned();
         !txid.is_empty() && chain.mempool().contains(&txid)
+    });
+    wait_for("the payout recorded as sent", Duration::from_secs(60), || {
+        let events = gw.call("payment.get", json!({"payment_id": id}))["events"].clone();
+        events.as_array().is_some_and(|e| e.iter().any(|e| e["type"] == "payment.sent"))
     });
     txid
 }
