@@ -300,6 +300,15 @@ fn a_stuck_payout_is_not_replaced_while_a_payout_spending_its_change_waits_to_be
     });
     assert_eq!(chain.mempool(), vec![ta.clone()], "a is not replaced");
     assert_eq!(payment(&gw, &key, &a)["txid"], ta.as_str());
+    // An operator asking to lift b meanwhile is told it is not out yet; nothing moves.
+    match gw.try_call("payment.bump", json!({"payment_id": b, "sat_per_vb": 20})) {
+        Err(sendero::admin::ClientError::Rpc { code, message, .. }) => {
+            assert_eq!(code, "not_bumpable");
+            assert!(message.contains("being broadcast"), "{message}");
+        }
+        other => panic!("a payout still sending was bumped: {other:?}"),
+    }
+    assert_eq!(chain.mempool(), vec![ta.clone()]);
 
     // b leaves as signed; then a child lifts the package.
     let tb = broadcast(&gw, &key, &chain, &b);

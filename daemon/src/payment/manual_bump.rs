@@ -183,6 +183,9 @@ fn stuck(ctx: &Payments, target: Target<'_>) -> Result<Stuck, ManualBumpError> {
                 },
                 (Rail::Onchain, State::Sent) if p.rail_ref.is_some() => Ok(Stuck::Payout(p)),
                 (Rail::Onchain, State::Settled) => Err(not("its transaction is confirmed")),
+                (Rail::Onchain, State::Sending) if p.rail_ref.is_some() => {
+                    Err(not("its transaction is signed and being broadcast: ask again once the payout is sent"))
+                }
                 (Rail::Onchain, _) => Err(not("it has no broadcast transaction")),
                 _ => Err(not("it is not an on-chain payout")),
             }
