@@ -579,7 +579,7 @@ pub fn postpone_sending(gw: &Gateway, payment_id: &str, secs: u64) {
 
 /// Waits (a minute at most) for the payment's transaction to be in the mempool and the payout
 /// recorded as sent (a moment after bitcoind took it: until then it is `sending`, and an
-/// operator's bump says it has no broadcast transaction yet); its txid.
+/// operator's bump is told to ask again once it is sent); its txid.
 pub fn broadcast(gw: &Gateway, key: &str, chain: &Chain, id: &str) -> String {
     let mut txid = String::new();
     wait_for("the payout broadcast", Duration::from_secs(60), || {
