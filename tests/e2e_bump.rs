@@ -443,8 +443,8 @@ fn an_operator_bumps_a_stuck_payout_once_across_a_kill() {
         second = payment(&gw, &key, &id)["txid"].as_str().unwrap().to_owned();
         second != first && chain.mempool() == vec![second.clone()]
     });
-    let at = feerate(&chain, &chain.tx(&second));
-    assert!(pays_asked(&chain, &chain.tx(&second), 12_000), "at the 12 sat/vB asked: {at}");
+    let sent = chain.tx(&second);
+    assert!(pays_asked(&chain, &sent, 12_000), "at the 12 sat/vB asked: {}", feerate(&chain, &sent));
     // The bump the kill cut short is on record as asked, with no outcome.
     let cut = audited(&gw, "bump");
     assert_eq!(cut.len(), 1, "{cut:?}");

@@ -426,13 +426,11 @@ impl Treasury {
 }
 
 impl Inner {
-    /// Records `tx`, which bitcoind took at `now`, as seen in the mempool. A replacement's
-    /// originals are gone from bitcoind's mempool: they are evicted at `now` first, while the
-    /// wallet still counts them (BDK evicts only what it counts), or it could keep counting one
-    /// of them — its change spendable, the replacement not counted — until the next mempool pass:
-    /// seen in the same second as the replacement, an original wins the tie half the time, and a
-    /// mempool pass read before the broadcast and applied after it sees the original at `now`.
-    /// Evicted at `now`, an original seen no later stays evicted.
+    /// Records `tx`, which bitcoind took at `now`, as seen in the mempool. The originals it
+    /// replaces are evicted at `now` first, while the wallet still counts them (BDK evicts only
+    /// what it counts): a mempool pass read before the broadcast and applied after it sees an
+    /// original at no later than `now`, and an original evicted at `now` stays evicted — else it
+    /// could win the same-second tie (larger txid) and be counted instead of the replacement.
     fn published(&mut self, tx: &Transaction, now: u64) {
         let replaced = crate::bump::replaced(self, tx);
         if !replaced.is_empty() {
@@ -613,20 +611,13 @@ mod tests {
     fn funded(t: &Treasury) {
         use bdk_wallet::bitcoin::block::{Header, Version};
         use bdk_wallet::bitcoin::hashes::Hash;
-        use bdk_wallet::bitcoin::{
-            absolute, transaction, CompactTarget, ScriptBuf, Sequence, TxIn, TxMerkleNode, TxOut,
-        };
+        use bdk_wallet::bitcoin::{absolute, transaction, CompactTarget, TxIn, TxMerkleNode, TxOut};
         use bdk_wallet::chain::BlockId;
         let to = t.new_address().unwrap().script_pubkey();
         let fund = Transaction {
             version: transaction::Version::TWO,
             lock_time: absolute::LockTime::ZERO,
-            input: vec![TxIn {
-                previous_output: OutPoint::new(Txid::from_byte_array([7; 32]), 0),
-                script_sig: ScriptBuf::new(),
-                sequence: Sequence::MAX,
-                witness: Default::default(),
-            }],
+            input: vec![TxIn { previous_output: OutPoint::new(Txid::from_byte_array([7; 32]), 0), ..TxIn::default() }],
             output: vec![TxOut { value: Amount::from_sat(100_000), script_pubkey: to }],
         };
         let mut inner = t.lock();
